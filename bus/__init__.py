@@ -1,0 +1,1 @@
+"""The message contract (schema, envelope, topic registry) and the MQTT client."""

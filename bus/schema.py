@@ -1,0 +1,151 @@
+"""Pydantic v2 models of every message on the ruledrive bus (schema version 1).
+
+Every message carries ``schema_version``, a time in ns, and the ids it answers. Units are in field
+names. Fields are never repurposed: a change bumps ``SCHEMA_VERSION``.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "VEHICLE_ID_PATTERN",
+    "DecisionLabel",
+    "DecisionMsg",
+    "ErrorReport",
+    "FrameHeader",
+    "LabelMsg",
+    "NodeState",
+    "NodeStatus",
+    "RuleSet",
+    "Timings",
+]
+
+SCHEMA_VERSION = 1
+VEHICLE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+MAX_RULES = 5
+MAX_RULE_CHARS = 200
+
+VehicleId = Annotated[str, Field(pattern=VEHICLE_ID_PATTERN, description="[A-Za-z0-9_-], 1-64")]
+StampNs = Annotated[int, Field(ge=0, description="UTC time in nanoseconds since the epoch")]
+Version = Literal[1]
+
+
+class DecisionLabel(StrEnum):
+    """The decisions the model and the oracle choose between (order = model output order)."""
+
+    PROCEED = "PROCEED"
+    SLOW_DOWN = "SLOW_DOWN"
+    STOP = "STOP"
+    YIELD = "YIELD"
+    CHANGE_LANE_LEFT = "CHANGE_LANE_LEFT"
+    CHANGE_LANE_RIGHT = "CHANGE_LANE_RIGHT"
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FrameHeader(_Msg):
+    """Metadata of one front-camera frame; the JPEG bytes travel raw beside it (bus.envelope)."""
+
+    schema_version: Version = SCHEMA_VERSION
+    vehicle_id: VehicleId
+    frame_id: int = Field(ge=0, description="monotonic per vehicle")
+    stamp_ns: StampNs = Field(description="capture time, UTC ns")
+    speed_kph: float = Field(ge=0.0, le=300.0, description="ego speed at capture")
+    encoding: Literal["jpeg"] = "jpeg"
+
+    @field_validator("speed_kph")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("speed_kph must be finite")
+        return v
+
+
+class RuleSet(_Msg):
+    """The traffic rules in force for one vehicle; published retained."""
+
+    schema_version: Version = SCHEMA_VERSION
+    vehicle_id: VehicleId
+    version: str = Field(min_length=1, max_length=64, description="rule-set version id")
+    issued_at_ns: StampNs
+    expires_at_ns: StampNs | None = Field(default=None, description="None = never expires")
+    rules: list[Annotated[str, Field(min_length=1, max_length=MAX_RULE_CHARS)]] = Field(
+        max_length=MAX_RULES
+    )
+
+
+class Timings(_Msg):
+    frame_age_ms: float = Field(description="capture stamp -> arrival at the node")
+    queue_ms: float = Field(ge=0.0, description="arrival -> start of processing")
+    decode_ms: float = Field(ge=0.0)
+    inference_ms: float = Field(ge=0.0, description="session.run for the batch")
+    total_ms: float = Field(ge=0.0, description="arrival -> publish, in the node")
+    batch_size: int = Field(ge=1)
+
+
+class DecisionMsg(_Msg):
+    """The node's answer to one frame."""
+
+    schema_version: Version = SCHEMA_VERSION
+    vehicle_id: VehicleId
+    frame_id: int = Field(ge=0)
+    frame_stamp_ns: StampNs
+    stamp_ns: StampNs = Field(description="publish time, UTC ns")
+    decision: DecisionLabel
+    probabilities: dict[DecisionLabel, float]
+    confidence: float = Field(ge=0.0, le=1.0)
+    valid: bool
+    reason: str | None = Field(default=None, description="why valid is false (fallback code)")
+    rules_version: str | None
+    model_version: str | None
+    node_id: str
+    timings: Timings
+
+
+class NodeState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class NodeStatus(_Msg):
+    """Retained status of a node; the broker publishes the offline form as its last will."""
+
+    schema_version: Version = SCHEMA_VERSION
+    node_id: str
+    state: NodeState
+    stamp_ns: StampNs
+    uptime_s: float = Field(default=0.0, ge=0.0)
+    provider: str | None = None
+    model_version: str | None = None
+    counters: dict[str, int] = Field(default_factory=dict)
+
+
+class ErrorReport(_Msg):
+    """One rejected input, reported on the node's errors topic."""
+
+    schema_version: Version = SCHEMA_VERSION
+    node_id: str
+    stamp_ns: StampNs
+    topic: str
+    code: str
+    detail: str
+
+
+class LabelMsg(_Msg):
+    """Ground truth for a frame: the oracle's answer (simulator) or what the driver did."""
+
+    schema_version: Version = SCHEMA_VERSION
+    vehicle_id: VehicleId
+    frame_id: int = Field(ge=0)
+    stamp_ns: StampNs
+    decision: DecisionLabel
+    reason: str | None = None
+    source: Literal["oracle", "driver"] = "oracle"

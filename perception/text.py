@@ -1,0 +1,103 @@
+"""Rule-text tokenizer: the one text path used by training and the node.
+
+A rule set is a list of 0..max_rules rule strings. Each rule becomes a row of ``max_tokens``
+token ids (0 = padding, 1 = unknown word); the model pools over rows, so rule order does not
+matter. The vocabulary is built from training rule texts and travels inside the ONNX metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from perception.spec import MODEL_SPEC
+from ruledrive.errors import ConfigError, MessageError
+
+__all__ = ["PAD_ID", "UNK_ID", "RuleTokenizer", "tokenize"]
+
+PAD_ID = 0
+UNK_ID = 1
+_TOKEN_RE = re.compile(r"[a-z]+|\d+")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words and digit runs; punctuation and units' slashes are dropped.
+
+    "School zone: 30 km/h" -> ["school", "zone", "30", "km", "h"].
+    """
+    return _TOKEN_RE.findall(text.lower())
+
+
+class RuleTokenizer:
+    """Word-level vocabulary with fixed-shape encoding of rule sets."""
+
+    def __init__(
+        self,
+        vocab: Sequence[str],
+        max_rules: int = MODEL_SPEC.max_rules,
+        max_tokens: int = MODEL_SPEC.max_tokens,
+    ) -> None:
+        if len(vocab) < 2 or vocab[PAD_ID] != "<pad>" or vocab[UNK_ID] != "<unk>":
+            raise ConfigError("tokenizer vocabulary must start with '<pad>', '<unk>'")
+        if len(set(vocab)) != len(vocab):
+            raise ConfigError("tokenizer vocabulary has duplicate entries")
+        self.vocab = list(vocab)
+        self.index = {w: i for i, w in enumerate(self.vocab)}
+        self.max_rules = max_rules
+        self.max_tokens = max_tokens
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str], min_count: int = 1) -> RuleTokenizer:
+        """Build a vocabulary from rule texts (deterministic: by count, then alphabetically)."""
+        counts = Counter(tok for t in texts for tok in tokenize(t))
+        words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+        return cls(["<pad>", "<unk>", *words])
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def encode_rule(self, text: str) -> np.ndarray:
+        ids = [self.index.get(tok, UNK_ID) for tok in tokenize(text)][: self.max_tokens]
+        row = np.zeros(self.max_tokens, dtype=np.int32)
+        row[: len(ids)] = ids
+        return row
+
+    def encode_rules(self, rules: Sequence[str]) -> np.ndarray:
+        """Encode a rule set to int32 (max_rules, max_tokens). Too many rules is an error."""
+        if len(rules) > self.max_rules:
+            raise MessageError(
+                "too_many_rules", f"{len(rules)} rules, the model takes at most {self.max_rules}"
+            )
+        out = np.zeros((self.max_rules, self.max_tokens), dtype=np.int32)
+        for i, text in enumerate(rules):
+            out[i] = self.encode_rule(text)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"vocab": self.vocab, "max_rules": self.max_rules, "max_tokens": self.max_tokens},
+            separators=(",", ":"),
+        )
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    @classmethod
+    def from_json(cls, text: str) -> RuleTokenizer:
+        try:
+            obj = json.loads(text)
+            return cls(obj["vocab"], int(obj["max_rules"]), int(obj["max_tokens"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"tokenizer JSON is invalid: {exc}") from exc
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RuleTokenizer) and self.to_json() == other.to_json()
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())

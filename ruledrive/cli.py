@@ -1,0 +1,60 @@
+"""The ``ruledrive`` console command.
+
+Each package owns its subcommands in its own ``cli.py`` (``register(subparsers)`` and optionally
+``register_bench(bench_subparsers)``); handlers import heavy modules (TensorFlow, onnxruntime)
+lazily so ``ruledrive serve`` never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from ruledrive import __version__
+from ruledrive.errors import ConfigError, RuledriveError
+
+__all__ = ["build_parser", "main"]
+
+COMMAND_MODULES = ("simulator.cli", "training.cli", "policy.cli", "ruledrive.demo")
+
+log = logging.getLogger("ruledrive")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ruledrive", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ruledrive {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    bench = sub.add_parser("bench", help="benchmarks; results go to docs/benchmarks.md")
+    bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(sub)
+        if hasattr(module, "register_bench"):
+            module.register_bench(bench_sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        rc = args.func(args)
+    except ConfigError as exc:
+        print(f"ruledrive: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except RuledriveError as exc:
+        print(f"ruledrive: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
