@@ -55,7 +55,9 @@ class RuleTokenizer:
     def from_texts(cls, texts: Iterable[str], min_count: int = 1) -> RuleTokenizer:
         """Build a vocabulary from rule texts (deterministic: by count, then alphabetically)."""
         counts = Counter(tok for t in texts for tok in tokenize(t))
-        words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+        words = sorted(
+            (w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w)
+        )
         return cls(["<pad>", "<unk>", *words])
 
     @property

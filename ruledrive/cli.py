@@ -18,7 +18,13 @@ from ruledrive.errors import ConfigError, RuledriveError
 
 __all__ = ["build_parser", "main"]
 
-COMMAND_MODULES = ("simulator.cli", "training.cli", "policy.cli", "ruledrive.demo")
+COMMAND_MODULES = (
+    "simulator.cli",
+    "simulator.replay_cli",
+    "training.cli",
+    "policy.cli",
+    "ruledrive.demo",
+)
 
 log = logging.getLogger("ruledrive")
 

@@ -1,9 +1,135 @@
-"""Subcommands of this package (filled in by its owner)."""
+"""``ruledrive train | evaluate | export | ablate``: TensorFlow is imported only when they run."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+from ruledrive.errors import ConfigError
+
+__all__ = ["register"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # noqa: ARG001
-    return None
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the fused decision model on MCAP recordings")
+    p.add_argument(
+        "--data", nargs="+", required=True, metavar="PATH", help="recordings or directories"
+    )
+    p.add_argument("--out", required=True, type=Path, help="checkpoint directory to write")
+    p.add_argument("--config", type=Path, help="YAML/JSON TrainConfig; flags override it")
+    p.add_argument("--variant", choices=["fused", "image_only", "text_only"])
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, dest="learning_rate")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-samples", type=int)
+    p.add_argument("--model-version")
+    p.add_argument("--export", type=Path, help="ONNX path (default OUT/model.onnx)")
+    p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
+    p.add_argument(
+        "--eval", nargs="+", metavar="PATH", help="test recordings to evaluate afterwards"
+    )
+    p.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint directory or an .onnx model")
+    e.add_argument("model", type=Path)
+    e.add_argument("--data", nargs="+", required=True, metavar="PATH")
+    e.add_argument("--out", type=Path, help="write report.json and confusion PNGs here")
+    e.add_argument("--min-accuracy", type=float, help="exit 3 if any split's accuracy is lower")
+    e.set_defaults(func=_evaluate)
+
+    x = sub.add_parser("export", help="export a checkpoint to ONNX (with a parity check)")
+    x.add_argument("checkpoint", type=Path)
+    x.add_argument("--out", required=True, type=Path)
+    x.add_argument(
+        "--data", nargs="+", metavar="PATH", help="parity inputs (default: checkpoint's parity.npz)"
+    )
+    x.set_defaults(func=_export)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    keys = (
+        "variant",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "seed",
+        "max_samples",
+        "model_version",
+    )
+    return {k: getattr(args, k) for k in keys}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.config import load_config
+    from training.train import train
+
+    cfg = load_config(args.config, _overrides(args))
+    export_to = None if args.no_export else (args.export or args.out / "model.onnx")
+    info = train(cfg, args.data, args.out, export_to=export_to)
+    if args.eval:
+        if export_to is None:
+            raise ConfigError("--eval needs the ONNX export (drop --no-export)")
+        info["evaluation"] = _run_eval(export_to, args.eval, args.out / "eval")
+        (args.out / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+    print(json.dumps({k: info[k] for k in ("model_version", "train_seconds", "metrics")}, indent=2))
+    return 0
+
+
+def _run_eval(model: Path, data: list[str], out: Path | None) -> dict:
+    from training.data import load_samples
+    from training.evaluate import evaluate_samples, load_predictor
+
+    report = evaluate_samples(load_predictor(model), load_samples(data), out)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"evaluation of {model}")
+    for col in ("split", "n", "accuracy", "macro-F1", "counterfactual both-right"):
+        table.add_column(col)
+    for split, rep in report["splits"].items():
+        cf = rep.get("counterfactual_consistency", {}).get("both_right")
+        table.add_row(
+            split,
+            str(rep["n"]),
+            f"{rep['accuracy']:.4f}",
+            f"{rep['macro_f1']:.4f}",
+            "" if cf is None else f"{cf:.4f}",
+        )
+    Console(stderr=True).print(table)
+    return report
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    if not args.model.exists():
+        raise ConfigError(f"{args.model}: no such model or checkpoint")
+    report = _run_eval(args.model, args.data, args.out)
+    print(
+        json.dumps(
+            {
+                s: {"n": r["n"], "accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
+                for s, r in report["splits"].items()
+            },
+            indent=2,
+        )
+    )
+    if args.min_accuracy is not None and any(
+        r["accuracy"] < args.min_accuracy for r in report["splits"].values()
+    ):
+        return 3
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from training.checkpoint import load_checkpoint
+    from training.export import export_onnx
+
+    ckpt = load_checkpoint(args.checkpoint)
+    parity = None
+    if args.data:
+        from training.data import encode_samples, load_samples
+
+        parity = encode_samples(load_samples(args.data, max_samples=1024), ckpt.tokenizer).inputs()
+    print(json.dumps(export_onnx(ckpt, args.out, parity), indent=2))
+    return 0

@@ -1,0 +1,75 @@
+"""A training checkpoint directory: what ``ruledrive export`` and ``evaluate`` need.
+
+::
+
+    OUT/
+      model.keras        Keras model (best validation epoch)
+      tokenizer.json     perception.RuleTokenizer vocabulary -- required for export
+      config.json        resolved TrainConfig
+      checkpoint.json    model_version, data fingerprint, label order, validation metrics
+      parity.npz         validation inputs used by the ONNX parity check
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from perception.text import RuleTokenizer
+from ruledrive.errors import ConfigError
+from training.config import TrainConfig
+
+__all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint_files"]
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    model: Any  # keras.Model
+    tokenizer: RuleTokenizer
+    config: TrainConfig
+    info: dict[str, Any]
+
+    def parity_inputs(self) -> dict[str, np.ndarray] | None:
+        f = self.path / "parity.npz"
+        if not f.exists():
+            return None
+        with np.load(f) as z:
+            return {k: z[k] for k in z.files}
+
+
+def save_checkpoint_files(
+    out: Path, tokenizer: RuleTokenizer, config: TrainConfig, info: dict[str, Any]
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tokenizer.json").write_text(tokenizer.to_json())
+    (out / "config.json").write_text(config.model_dump_json(indent=2))
+    (out / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a checkpoint directory; a missing part is a ConfigError naming it."""
+    p = Path(path)
+    if not p.is_dir():
+        raise ConfigError(
+            f"{p}: not a checkpoint directory (expected the output of ruledrive train)"
+        )
+    for name in ("model.keras", "tokenizer.json", "config.json", "checkpoint.json"):
+        if not (p / name).is_file():
+            raise ConfigError(f"{p}: checkpoint is missing {name}")
+    import keras
+
+    from training import model as _model  # noqa: F401  registers custom layers
+
+    tokenizer = RuleTokenizer.from_json((p / "tokenizer.json").read_text())
+    config = TrainConfig.model_validate_json((p / "config.json").read_text())
+    info = json.loads((p / "checkpoint.json").read_text())
+    try:
+        model = keras.models.load_model(p / "model.keras", compile=False)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{p / 'model.keras'}: cannot load Keras model: {exc}") from exc
+    return Checkpoint(p, model, tokenizer, config, info)

@@ -1,0 +1,59 @@
+"""Typed training configuration: defaults here, overridable from a YAML/JSON file and CLI flags.
+
+The resolved config is saved beside the checkpoint (config.json) and inside the ONNX metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ruledrive.errors import ConfigError
+
+__all__ = ["TrainConfig", "load_config"]
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    variant: Literal["fused", "image_only", "text_only"] = "fused"
+    seed: int = 1234
+    epochs: int = Field(default=12, ge=1, le=500)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    learning_rate: float = Field(default=2e-3, gt=0.0, le=1.0)
+    # Cosine decay to lr * min_lr_ratio over the whole run, after a short linear warm-up.
+    min_lr_ratio: float = Field(default=0.02, ge=0.0, le=1.0)
+    warmup_epochs: float = Field(default=0.5, ge=0.0)
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    val_fraction: float = Field(default=0.1, ge=0.0, lt=0.9)
+    min_token_count: int = Field(default=1, ge=1)
+    max_samples: int | None = Field(default=None, ge=1, description="cap on training samples")
+    threads: int = Field(default=0, ge=0, description="TF intra-op threads; 0 = all cores")
+    model_version: str | None = None
+
+
+def load_config(path: str | Path | None, overrides: dict[str, object]) -> TrainConfig:
+    """Config file (YAML or JSON) first, then non-None CLI overrides; unknown keys are errors."""
+    data: dict[str, object] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text()
+            loaded = yaml.safe_load(text) if p.suffix in (".yaml", ".yml") else json.loads(text)
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {p}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {p} must be a mapping of keys to values")
+        data.update(loaded)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        msgs = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"invalid training config{f' {path}' if path else ''}: {msgs}") from exc

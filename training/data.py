@@ -1,0 +1,126 @@
+"""Training data: MCAP recordings -> in-memory arrays -> tf.data pipelines.
+
+Recordings come from ``ruledrive generate`` or from the bus recorder (when they carry labels); both
+are read by ``simulator.recording.read_samples``. Frames go through ``perception.preprocess_jpeg``
+and rule sets through ``perception.RuleTokenizer`` -- the same function objects the node uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from simulator.recording import Sample, read_samples
+
+from bus.schema import DecisionLabel
+from perception.image import preprocess_jpeg
+from perception.text import RuleTokenizer
+from ruledrive.errors import DataError
+
+__all__ = [
+    "LABELS",
+    "ArrayDataset",
+    "build_tokenizer",
+    "encode_samples",
+    "fingerprint",
+    "load_samples",
+]
+
+LABELS: tuple[DecisionLabel, ...] = tuple(DecisionLabel)
+_LABEL_INDEX = {lab: i for i, lab in enumerate(LABELS)}
+
+
+@dataclass
+class ArrayDataset:
+    """Model-ready arrays plus the samples they came from (same order)."""
+
+    images: np.ndarray  # [N,H,W,3] uint8
+    tokens: np.ndarray  # [N,R,T] int32
+    speeds: np.ndarray  # [N,1] float32
+    labels: np.ndarray  # [N] int32, index into LABELS
+    samples: list[Sample]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def inputs(self) -> dict[str, np.ndarray]:
+        return {"image": self.images, "rule_tokens": self.tokens, "speed_kph": self.speeds}
+
+    def subset(self, idx: np.ndarray) -> ArrayDataset:
+        return ArrayDataset(
+            self.images[idx],
+            self.tokens[idx],
+            self.speeds[idx],
+            self.labels[idx],
+            [self.samples[i] for i in idx],
+        )
+
+    def to_tf(self, batch_size: int, shuffle: bool, seed: int):  # type: ignore[no-untyped-def]
+        import tensorflow as tf
+
+        ds = tf.data.Dataset.from_tensor_slices((self.inputs(), self.labels))
+        if shuffle:
+            ds = ds.shuffle(len(self), seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_samples(paths: Sequence[str | Path], max_samples: int | None = None) -> list[Sample]:
+    """Every labelled sample of the recordings (directories are searched for *.mcap)."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(p.glob("*.mcap"))
+            if not found:
+                raise DataError(f"{p}: directory holds no .mcap recordings")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise DataError(f"{p}: no such recording or directory")
+    samples: list[Sample] = []
+    for f in files:
+        got = list(read_samples([f], require_labels=True))
+        if not got:
+            raise DataError(f"{f}: recording has no labelled frames (record a label topic)")
+        samples.extend(got)
+        if max_samples is not None and len(samples) >= max_samples:
+            return samples[:max_samples]
+    return samples
+
+
+def build_tokenizer(samples: Sequence[Sample], min_count: int = 1) -> RuleTokenizer:
+    return RuleTokenizer.from_texts((r for s in samples for r in s.rules), min_count=min_count)
+
+
+def encode_samples(samples: Sequence[Sample], tokenizer: RuleTokenizer) -> ArrayDataset:
+    """Decode and encode samples with the shared preprocessing (threads: cv2 releases the GIL)."""
+    if not samples:
+        raise DataError("empty data set: no samples to encode")
+    unlabelled = [s for s in samples if s.label is None]
+    if unlabelled:
+        s = unlabelled[0]
+        raise DataError(
+            f"{len(unlabelled)} samples have no label (first: {s.vehicle_id}/{s.frame_id})"
+        )
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        images = np.stack(list(pool.map(preprocess_jpeg, (s.jpeg for s in samples), chunksize=64)))
+    tokens = np.stack([tokenizer.encode_rules(s.rules) for s in samples])
+    speeds = np.array([[s.speed_kph] for s in samples], dtype=np.float32)
+    labels = np.array([_LABEL_INDEX[DecisionLabel(s.label)] for s in samples], dtype=np.int32)
+    return ArrayDataset(images, tokens, speeds, labels, list(samples))
+
+
+def fingerprint(samples: Sequence[Sample]) -> str:
+    """Content hash of a data set (frames, rules, speeds, labels), order-independent."""
+    rows = sorted(
+        hashlib.sha256(
+            s.jpeg + repr((s.rules, round(s.speed_kph, 3), str(s.label))).encode()
+        ).hexdigest()
+        for s in samples
+    )
+    return hashlib.sha256("".join(rows).encode()).hexdigest()[:16]

@@ -1,0 +1,141 @@
+"""Export a checkpoint to ONNX with tf2onnx, check parity with onnxruntime, write atomically.
+
+The parity check runs the ONNX graph and the Keras model on the same >= 512 inputs; if the
+probabilities differ by more than 1e-4 or any argmax differs, the export fails and no file that
+looks like a model is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from perception.modelmeta import build_metadata, parse_metadata
+from perception.spec import MODEL_SPEC
+from ruledrive.errors import TrainingError
+from training.checkpoint import Checkpoint
+
+__all__ = ["MIN_PARITY_SAMPLES", "PARITY_ATOL", "export_onnx", "parity_check"]
+
+log = logging.getLogger(__name__)
+
+PARITY_ATOL = 1e-4
+MIN_PARITY_SAMPLES = 512
+OPSET = 17
+
+
+def _convert(model: Any) -> Any:
+    """Keras 3 model -> onnx.ModelProto via tf2onnx.from_function (from_keras breaks on Keras 3)."""
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = [
+        tf.TensorSpec(
+            (None, MODEL_SPEC.image_height, MODEL_SPEC.image_width, 3),
+            tf.uint8,
+            name=MODEL_SPEC.image_input,
+        ),
+        tf.TensorSpec(
+            (None, MODEL_SPEC.max_rules, MODEL_SPEC.max_tokens),
+            tf.int32,
+            name=MODEL_SPEC.rules_input,
+        ),
+        tf.TensorSpec((None, 1), tf.float32, name=MODEL_SPEC.speed_input),
+    ]
+
+    @tf.function(input_signature=spec)
+    def serve(image, rule_tokens, speed_kph):  # type: ignore[no-untyped-def]
+        inputs = {
+            MODEL_SPEC.image_input: image,
+            MODEL_SPEC.rules_input: rule_tokens,
+            MODEL_SPEC.speed_input: speed_kph,
+        }
+        return {MODEL_SPEC.output: model(inputs, training=False)}
+
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
+    # Name the dynamic batch dimension instead of tf2onnx's "unk__N".
+    for value in [*proto.graph.input, *proto.graph.output]:
+        dim0 = value.type.tensor_type.shape.dim[0]
+        dim0.dim_param = "batch"
+    return proto
+
+
+def parity_check(
+    onnx_bytes: bytes, keras_model: Any, inputs: dict[str, np.ndarray]
+) -> dict[str, float]:
+    """Compare onnxruntime and Keras probabilities; raise TrainingError beyond tolerance."""
+    import onnxruntime as ort
+
+    n = len(inputs[MODEL_SPEC.speed_input])
+    if n < MIN_PARITY_SAMPLES:
+        raise TrainingError(f"parity check needs >= {MIN_PARITY_SAMPLES} samples, got {n}")
+    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    p_onnx = np.concatenate(
+        [
+            sess.run([MODEL_SPEC.output], {k: v[i : i + 256] for k, v in inputs.items()})[0]
+            for i in range(0, n, 256)
+        ]
+    )
+    p_keras = keras_model.predict(inputs, batch_size=256, verbose=0)
+    max_abs = float(np.abs(p_onnx - p_keras).max())
+    argmax_same = float((p_onnx.argmax(1) == p_keras.argmax(1)).mean())
+    result = {"samples": float(n), "max_abs_diff": max_abs, "argmax_agreement": argmax_same}
+    if max_abs > PARITY_ATOL or argmax_same < 1.0:
+        raise TrainingError(
+            f"ONNX parity failed: {result} (tolerance {PARITY_ATOL}, argmax identical)"
+        )
+    return result
+
+
+def export_onnx(
+    ckpt: Checkpoint, out: str | Path, parity_inputs: dict[str, np.ndarray] | None = None
+) -> dict[str, Any]:
+    """Convert, attach metadata, parity-check and atomically write ``out``. Returns a summary."""
+    import onnx
+
+    out = Path(out)
+    inputs = parity_inputs if parity_inputs is not None else ckpt.parity_inputs()
+    if inputs is None:
+        raise TrainingError(
+            f"{ckpt.path}: no parity.npz in the checkpoint; pass --data with test recordings"
+        )
+    try:
+        proto = _convert(ckpt.model)
+    except Exception as exc:  # tf2onnx raises many types; one clear error for the caller
+        raise TrainingError(f"tf2onnx conversion failed: {exc}") from exc
+    parity = parity_check(proto.SerializeToString(), ckpt.model, inputs)
+    metrics = {**ckpt.info.get("metrics", {}), "onnx_parity": parity}
+    meta = build_metadata(
+        ckpt.tokenizer,
+        model_version=ckpt.info["model_version"],
+        training_config=ckpt.config.model_dump(),
+        metrics=metrics,
+        data_fingerprint=ckpt.info.get("data_fingerprint", ""),
+    )
+    onnx.helper.set_model_props(proto, meta)
+    proto.producer_name = "ruledrive"
+    data = proto.SerializeToString()
+    parse_metadata(meta, source=str(out))  # what the node will check, checked now
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    log.info("exported %s (%d bytes), parity %s", out, len(data), parity)
+    return {
+        "path": str(out),
+        "bytes": len(data),
+        "parity": parity,
+        "model_version": ckpt.info["model_version"],
+    }

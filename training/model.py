@@ -1,0 +1,145 @@
+"""Named model builders: image encoder, rule-text encoder, fused decision classifier.
+
+Inputs are the names in perception.spec.MODEL_SPEC, which the ONNX graph keeps. Pixel
+normalisation and speed scaling happen inside the graph, so the node feeds raw uint8 frames and
+km/h. The text encoder reads each rule separately and pools over rules, so rule order cannot
+change the decision.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from perception.spec import MODEL_SPEC, ModelSpec
+
+__all__ = [
+    "create_fused_model",
+    "create_image_encoder",
+    "create_image_only_model",
+    "create_text_encoder",
+    "create_text_only_model",
+]
+
+SPEED_SCALE_KPH = 100.0
+
+
+def _inputs(spec: ModelSpec) -> tuple[keras.KerasTensor, keras.KerasTensor, keras.KerasTensor]:
+    image = keras.Input(
+        (spec.image_height, spec.image_width, 3), dtype="uint8", name=spec.image_input
+    )
+    rules = keras.Input((spec.max_rules, spec.max_tokens), dtype="int32", name=spec.rules_input)
+    speed = keras.Input((1,), dtype="float32", name=spec.speed_input)
+    return image, rules, speed
+
+
+def create_image_encoder(
+    spec: ModelSpec = MODEL_SPEC, width: int = 32, out_dim: int = 128
+) -> keras.Model:
+    """uint8 [N,96,160,3] -> [N,out_dim]. Flattens a coarse map, since *where* things are matters
+    (ego lane position, which adjacent lane is occupied)."""
+    image = keras.Input((spec.image_height, spec.image_width, 3), dtype="uint8", name="image")
+    x = layers.Rescaling(1.0 / 255.0)(ops.cast(image, "float32"))  # [N,96,160,3]
+    x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(x)  # [N,48,80,w]
+    x = layers.Conv2D(width, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)  # [N,24,40,w]
+    x = layers.Conv2D(2 * width, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)  # [N,12,20,2w]
+    x = layers.Conv2D(2 * width, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)  # [N,6,10,2w]
+    x = layers.Conv2D(3 * width, 3, padding="same", activation="relu")(x)
+    x = layers.Conv2D(16, 1, activation="relu")(x)  # [N,6,10,16]
+    x = layers.Flatten()(x)  # [N,960]
+    x = layers.Dense(out_dim, activation="relu")(x)
+    return keras.Model(image, x, name="image_encoder")
+
+
+@keras.saving.register_keras_serializable(package="ruledrive")
+class _TokenPositions(layers.Layer):
+    """Adds a learned position embedding along the token axis of [N,R,T,D]."""
+
+    def __init__(self, max_tokens: int, dim: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.max_tokens, self.dim = max_tokens, dim
+        self.pos = layers.Embedding(max_tokens, dim)
+
+    def call(self, x):  # type: ignore[no-untyped-def]
+        return x + self.pos(ops.arange(self.max_tokens))
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "max_tokens": self.max_tokens, "dim": self.dim}
+
+
+def create_text_encoder(
+    vocab_size: int, spec: ModelSpec = MODEL_SPEC, dim: int = 64, out_dim: int = 128
+) -> keras.Model:
+    """int32 [N,R,T] token ids -> [N,out_dim]: a one-block transformer per rule, then a
+    permutation-invariant (masked max + mean) pool over rules."""
+    tokens = keras.Input((spec.max_rules, spec.max_tokens), dtype="int32", name="rule_tokens")
+    tok_mask = ops.cast(ops.not_equal(tokens, 0), "float32")  # [N,R,T]
+    x = layers.Embedding(vocab_size, dim)(tokens)  # [N,R,T,D]
+    x = _TokenPositions(spec.max_tokens, dim)(x)
+    # [N,R,T,T]: every query token may attend to the real (non-padding) tokens of its own rule.
+    attn_mask = ops.cast(tok_mask[:, :, None, :] * ops.ones_like(tok_mask)[:, :, :, None], "bool")
+    h = layers.MultiHeadAttention(num_heads=4, key_dim=dim // 4, attention_axes=(2,))(
+        x, x, attention_mask=attn_mask
+    )
+    x = layers.LayerNormalization()(x + h)
+    x = layers.LayerNormalization()(
+        x + layers.Dense(dim)(layers.Dense(2 * dim, activation="relu")(x))
+    )
+    m = tok_mask[..., None]  # [N,R,T,1]
+    n_tok = ops.maximum(ops.sum(m, axis=2), 1.0)  # [N,R,1]
+    mean_t = ops.sum(x * m, axis=2) / n_tok  # [N,R,D]
+    max_t = ops.max(x * m - (1.0 - m) * 1e4, axis=2)  # [N,R,D]
+    r = layers.Dense(out_dim, activation="relu")(ops.concatenate([mean_t, max_t], axis=-1))
+    rule_mask = ops.cast(ops.max(tok_mask, axis=2), "float32")[..., None]  # [N,R,1]
+    r = r * rule_mask  # empty rule slots contribute nothing (r >= 0, so max is safe)
+    n_rules = ops.maximum(ops.sum(rule_mask, axis=1), 1.0)  # [N,1]
+    pooled = ops.concatenate([ops.max(r, axis=1), ops.sum(r, axis=1) / n_rules], axis=-1)
+    out = layers.Dense(out_dim, activation="relu")(pooled)  # [N,out_dim]
+    return keras.Model(tokens, out, name="text_encoder")
+
+
+def _head(features: keras.KerasTensor, n_labels: int, spec: ModelSpec) -> keras.KerasTensor:
+    x = layers.Dense(256, activation="relu")(features)
+    x = layers.Dropout(0.1)(x)
+    x = layers.Dense(128, activation="relu")(x)
+    return layers.Dense(n_labels, activation="softmax", name=spec.output)(x)
+
+
+def _speed_features(speed: keras.KerasTensor) -> keras.KerasTensor:
+    return layers.Rescaling(1.0 / SPEED_SCALE_KPH)(speed)  # [N,1]
+
+
+def create_fused_model(vocab_size: int, n_labels: int, spec: ModelSpec = MODEL_SPEC) -> keras.Model:
+    """The decision classifier: image + rule text + ego speed -> softmax over decisions."""
+    image, rules, speed = _inputs(spec)
+    img = create_image_encoder(spec)(image)
+    txt = create_text_encoder(vocab_size, spec)(rules)
+    feats = layers.Concatenate()([img, txt, _speed_features(speed), img * txt])
+    return keras.Model([image, rules, speed], _head(feats, n_labels, spec), name="ruledrive_fused")
+
+
+def create_image_only_model(
+    vocab_size: int, n_labels: int, spec: ModelSpec = MODEL_SPEC
+) -> keras.Model:
+    """Ablation: same image encoder and head, sees the frame and speed but not the rules."""
+    image, rules, speed = _inputs(spec)
+    feats = layers.Concatenate()([create_image_encoder(spec)(image), _speed_features(speed)])
+    return keras.Model(
+        [image, rules, speed], _head(feats, n_labels, spec), name="ruledrive_image_only"
+    )
+
+
+def create_text_only_model(
+    vocab_size: int, n_labels: int, spec: ModelSpec = MODEL_SPEC
+) -> keras.Model:
+    """Ablation: same text encoder and head, sees the rules and speed but not the frame."""
+    image, rules, speed = _inputs(spec)
+    feats = layers.Concatenate()(
+        [create_text_encoder(vocab_size, spec)(rules), _speed_features(speed)]
+    )
+    return keras.Model(
+        [image, rules, speed], _head(feats, n_labels, spec), name="ruledrive_text_only"
+    )

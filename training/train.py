@@ -1,0 +1,199 @@
+"""Train the decision classifier: recordings in, checkpoint + curves + ONNX out.
+
+Reads top to bottom: config -> data -> tokenizer -> model -> fit -> evaluate -> export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ruledrive.errors import DataError
+from training.checkpoint import load_checkpoint, save_checkpoint_files
+from training.config import TrainConfig
+from training.data import (
+    LABELS,
+    ArrayDataset,
+    build_tokenizer,
+    encode_samples,
+    fingerprint,
+    load_samples,
+)
+
+__all__ = ["train"]
+
+log = logging.getLogger(__name__)
+
+BUILDERS = {
+    "fused": "create_fused_model",
+    "image_only": "create_image_only_model",
+    "text_only": "create_text_only_model",
+}
+TRAIN_SPLITS = {"train", "val", "recorded"}
+
+
+def _split_by_vehicle(
+    n_val_frac: float, data: ArrayDataset, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validation = whole drives (vehicle ids), so near-duplicate frames don't leak across."""
+    key = np.array([zlib.crc32(f"{seed}:{s.vehicle_id}".encode()) % 10_000 for s in data.samples])
+    is_val = key < int(n_val_frac * 10_000)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def _model_version(cfg: TrainConfig, data_fp: str) -> str:
+    if cfg.model_version:
+        return cfg.model_version
+    cfg_hash = hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:6]
+    return f"{cfg.variant}-{data_fp[:8]}-{cfg_hash}"
+
+
+def _plot_curves(history: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, ax in (("loss", a), ("accuracy", b)):
+        for prefix in ("", "val_"):
+            if prefix + key in history:
+                ax.plot(
+                    range(1, len(history[prefix + key]) + 1),
+                    history[prefix + key],
+                    label=prefix + key or key,
+                )
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train(
+    cfg: TrainConfig,
+    data_paths: Sequence[str | Path],
+    out_dir: str | Path,
+    export_to: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train one model variant; returns the checkpoint info (metrics, version, paths)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+
+    # -- data ---------------------------------------------------------------------------------
+    samples = [s for s in load_samples(data_paths, cfg.max_samples) if s.split in TRAIN_SPLITS]
+    if not samples:
+        raise DataError(
+            f"no training samples (splits {sorted(TRAIN_SPLITS)}) in {list(map(str, data_paths))}"
+        )
+    tokenizer = build_tokenizer(samples, cfg.min_token_count)
+    data = encode_samples(samples, tokenizer)
+    train_idx, val_idx = _split_by_vehicle(cfg.val_fraction, data, cfg.seed)
+    if len(train_idx) == 0:
+        raise DataError("validation split took every sample; lower val_fraction")
+    train_ds, val_ds = data.subset(train_idx), data.subset(val_idx)
+    data_fp = fingerprint(samples)
+    log.info(
+        "data: %d train, %d val, vocab %d, fingerprint %s (%.1fs)",
+        len(train_ds),
+        len(val_ds),
+        tokenizer.vocab_size,
+        data_fp,
+        time.monotonic() - t0,
+    )
+
+    # -- model --------------------------------------------------------------------------------
+    if cfg.threads:
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(cfg.threads))
+    import keras
+
+    from training import model as builders
+
+    keras.utils.set_random_seed(cfg.seed)
+    model = getattr(builders, BUILDERS[cfg.variant])(tokenizer.vocab_size, len(LABELS))
+    steps = cfg.epochs * int(np.ceil(len(train_ds) / cfg.batch_size))
+    warmup = int(cfg.warmup_epochs * np.ceil(len(train_ds) / cfg.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=cfg.learning_rate * 0.1 if warmup else cfg.learning_rate,
+        decay_steps=max(steps - warmup, 1),
+        alpha=cfg.min_lr_ratio,
+        warmup_target=cfg.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=["accuracy"],
+    )
+
+    # -- fit ----------------------------------------------------------------------------------
+    save_checkpoint_files(
+        out,
+        tokenizer,
+        cfg,
+        {
+            "model_version": _model_version(cfg, data_fp),
+            "data_fingerprint": data_fp,
+            "variant": cfg.variant,
+        },
+    )
+    monitor = "val_accuracy" if len(val_ds) else "accuracy"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(out / "model.keras", monitor=monitor, save_best_only=True),
+        keras.callbacks.CSVLogger(str(out / "history.csv")),
+    ]
+    hist = model.fit(
+        train_ds.to_tf(cfg.batch_size, shuffle=True, seed=cfg.seed),
+        validation_data=val_ds.to_tf(256, shuffle=False, seed=0) if len(val_ds) else None,
+        epochs=cfg.epochs,
+        callbacks=callbacks,
+        verbose=1 if sys.stderr.isatty() else 2,
+    )
+    train_s = time.monotonic() - t0
+    _plot_curves(hist.history, out / "curves.png")
+
+    # -- evaluate + checkpoint info -----------------------------------------------------------
+    best = keras.models.load_model(out / "model.keras", compile=False)
+    eval_set = val_ds if len(val_ds) else train_ds
+    probs = best.predict(eval_set.inputs(), batch_size=256, verbose=0)
+    val_acc = float((probs.argmax(1) == eval_set.labels).mean())
+    parity_idx = np.arange(min(len(eval_set), 1024))
+    if len(parity_idx) < 512:  # small runs: pad the parity set from training data
+        parity_idx = np.arange(min(len(data), 1024))
+        parity_src = data
+    else:
+        parity_src = eval_set
+    np.savez_compressed(out / "parity.npz", **parity_src.subset(parity_idx).inputs())
+    info = {
+        "model_version": _model_version(cfg, data_fp),
+        "data_fingerprint": data_fp,
+        "variant": cfg.variant,
+        "labels": [str(x) for x in LABELS],
+        "n_train": len(train_ds),
+        "n_val": len(val_ds),
+        "vocab_size": tokenizer.vocab_size,
+        "train_seconds": round(train_s, 1),
+        "params": int(best.count_params()),
+        "metrics": {"val_accuracy": round(val_acc, 4)},
+    }
+    (out / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+    log.info("trained %s in %.0fs: val accuracy %.4f", info["model_version"], train_s, val_acc)
+
+    # -- export -------------------------------------------------------------------------------
+    if export_to is not None:
+        from training.export import export_onnx
+
+        info["export"] = export_onnx(load_checkpoint(out), export_to)
+    return info
