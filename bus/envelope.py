@@ -17,6 +17,7 @@ import struct
 from pydantic import ValidationError
 
 from bus.schema import FrameHeader
+from bus.validation import error_code, short_detail
 from ruledrive.errors import MessageError
 
 __all__ = ["MAGIC", "MAX_HEADER_BYTES", "pack_frame", "unpack_frame"]
@@ -44,10 +45,5 @@ def unpack_frame(payload: bytes) -> tuple[FrameHeader, bytes]:
     try:
         header = FrameHeader.model_validate_json(head)
     except ValidationError as exc:
-        raise MessageError("bad_header", _short(exc)) from exc
+        raise MessageError(error_code(exc, "bad_header"), short_detail(exc)) from exc
     return header, payload[_PREFIX.size + n :]
-
-
-def _short(exc: ValidationError) -> str:
-    errs = exc.errors(include_url=False)
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in errs[:5])

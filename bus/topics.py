@@ -84,16 +84,29 @@ ERRORS = Topic(
 
 TOPICS: tuple[Topic, ...] = (CAMERA, RULES, DECISION, LABEL, STATUS, ERRORS)
 
-_ID = VEHICLE_ID_PATTERN.strip("^$")
+_ID = re.compile(VEHICLE_ID_PATTERN)
+
+
+def _regex(prefix: str, entry: Topic) -> re.Pattern[str]:
+    # Placeholders match any one level here; the id format is checked after, so a topic with the
+    # right shape but a bad id is reported as bad_vehicle_id rather than unknown_topic.
+    body = re.sub(r"\\{([a-z_]+)\\}", r"(?P<\1>[^/]+)", re.escape(entry.pattern))
+    return re.compile("^" + re.escape(prefix) + "/" + body + "$")
 
 
 def match_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[Topic, dict[str, str]]:
-    """Find the registry entry of a concrete topic; raise MessageError('unknown_topic') if none."""
+    """Find the registry entry of a concrete topic and its ids.
+
+    Raise MessageError ``unknown_topic`` if no pattern fits, ``bad_vehicle_id`` if one fits but
+    an id does not match VEHICLE_ID_PATTERN (node ids follow the same format).
+    """
     for entry in TOPICS:
-        regex = "^" + re.escape(prefix) + "/" + re.sub(
-            r"\\{([a-z_]+)\\}", lambda m: f"(?P<{m.group(1)}>{_ID})", re.escape(entry.pattern)
-        ) + "$"
-        m = re.match(regex, topic)
+        m = _regex(prefix, entry).match(topic)
         if m:
-            return entry, m.groupdict()
-    raise MessageError("unknown_topic", f"topic {topic!r} is not in the ruledrive contract")
+            ids = m.groupdict()
+            for key, value in ids.items():
+                if not _ID.match(value):
+                    detail = f"{key} {value[:80]!r} in topic is invalid"
+                    raise MessageError("bad_vehicle_id", detail)
+            return entry, ids
+    raise MessageError("unknown_topic", f"topic {topic[:200]!r} is not in the ruledrive contract")

@@ -1,9 +1,73 @@
-"""Subcommands of this package (filled in by its owner)."""
+"""``ruledrive serve`` (the inference node) and ``ruledrive bench node``.
+
+Every NodeSettings field is a flag (``--max-batch-size``) and an env var
+(``RULEDRIVE_MAX_BATCH_SIZE``); flags win. The MQTT password is env-only (RULEDRIVE_MQTT_PASSWORD)
+so it never shows in ``ps``. onnxruntime is imported only when a command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from policy.settings import NodeSettings
+
+__all__ = ["register", "register_bench", "settings_from_args"]
+
+_ENV_ONLY = {"mqtt_password"}
+_ALIASES = {"model_path": ["--model"]}
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # noqa: ARG001
-    return None
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("node settings (flag > RULEDRIVE_* env > default)")
+    for name, field in NodeSettings.model_fields.items():
+        if name in _ENV_ONLY:
+            continue
+        flags = [*_ALIASES.get(name, []), "--" + name.replace("_", "-")]
+        default = field.default
+        help_ = f"{field.description or ''} [env RULEDRIVE_{name.upper()}; default {default}]"
+        group.add_argument(*flags, dest=f"set_{name}", default=None, metavar=name.upper(),
+                           help=help_.strip())
+
+
+def settings_from_args(args: argparse.Namespace) -> NodeSettings:
+    from policy.settings import load_settings  # noqa: PLC0415
+
+    given = {k[4:]: v for k, v in vars(args).items() if k.startswith("set_")}
+    return load_settings(given)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from policy.node import main  # noqa: PLC0415
+
+    return main(settings_from_args(args))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the inference node (MQTT in, decisions out)")
+    _add_settings_flags(p)
+    p.set_defaults(func=_serve)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from policy.bench import run_bench  # noqa: PLC0415
+
+    return run_bench(args)
+
+
+def register_bench(bench_sub: argparse._SubParsersAction) -> None:
+    p = bench_sub.add_parser("node", help="node latency/throughput through a real Mosquitto")
+    p.add_argument("--model", type=Path, default=Path("models/ruledrive-default.onnx"))
+    p.add_argument("--mqtt-url", default=None,
+                   help="use this broker (default: start a private mosquitto on loopback with "
+                   "the recommended set_tcp_nodelay true)")
+    p.add_argument("--seconds", type=float, default=8.0, help="per latency/saturation phase")
+    p.add_argument("--vehicles", type=int, default=8, help="vehicles in the saturation phase")
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate in the latency phase")
+    p.add_argument("--max-batch-size", type=int, default=8)
+    p.add_argument("--max-wait-us", type=int, default=2000)
+    p.add_argument("--keras", type=Path, default=None, metavar="CHECKPOINT",
+                   help="also time the Keras model on the same frames (needs TensorFlow)")
+    p.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
+    p.add_argument("--no-write", action="store_true", help="print only, do not edit the doc")
+    p.set_defaults(func=_bench)

@@ -1,9 +1,183 @@
-"""Subcommands of this package (filled in by its owner)."""
+"""``ruledrive demo``: broker + node + simulated drives + replay + scoreboard, then a clean stop.
+
+1. a broker: the one at RULEDRIVE_MQTT_URL (default mqtt://127.0.0.1:1883) if it answers, else a
+   private Mosquitto on a free loopback port (if the binary is installed);
+2. the node (policy.node) in a thread of this process with ``models/ruledrive-default.onnx``;
+3. a drive set from the simulator (``ruledrive generate``), a few hundred frames;
+4. ``ruledrive replay`` of it on several vehicles at once; the scoreboard is printed and the
+   report + figures are written to ``out/demo``.
+
+The demo uses its own topic prefix (``ruledrive/demo``) so it never disturbs a real deployment on
+the same broker.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ruledrive.errors import BusError, DataError, ModelError
+
+__all__ = ["find_broker", "private_mosquitto", "register", "run_demo"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = Path("models/ruledrive-default.onnx")
+INSTALL_HINT = "install it with `sudo apt-get install mosquitto` (Debian/Ubuntu), or set " \
+    "RULEDRIVE_MQTT_URL to a running broker"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # noqa: ARG001
-    return None
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="end-to-end demo: broker, node, simulated drives, scoreboard")
+    p.add_argument("--model", type=Path, default=Path(os.environ.get(
+        "RULEDRIVE_MODEL_PATH", DEFAULT_MODEL)), help="ONNX model (default %(default)s)")
+    p.add_argument("--mqtt-url", default=os.environ.get("RULEDRIVE_MQTT_URL",
+                                                        "mqtt://127.0.0.1:1883"))
+    p.add_argument("--prefix", default="ruledrive/demo", help="topic prefix (default %(default)s)")
+    p.add_argument("--frames", type=int, default=320, help="frames to simulate (default 320)")
+    p.add_argument("--vehicles", type=int, default=6, help="vehicles in parallel (default 6)")
+    p.add_argument("--rate", type=float, default=2.0,
+                   help="replay speed, 1 = real time (default 2)")
+    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--out", type=Path, default=Path("out/demo"))
+    p.add_argument("--recording", type=Path,
+                   help="replay this MCAP instead of generating a drive set")
+    p.set_defaults(func=_demo)
+
+
+def _answers(url: str, timeout: float = 1.0) -> bool:
+    from bus.mqtt import parse_mqtt_url  # noqa: PLC0415
+
+    host, port, _ = parse_mqtt_url(url)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+
+
+@contextmanager
+def private_mosquitto() -> Iterator[str]:
+    """A Mosquitto on a free loopback port for the duration of the block; yields its URL."""
+    binary = mosquitto_binary()
+    if binary is None:
+        raise BusError(f"no MQTT broker answers and mosquitto is not installed: {INSTALL_HINT}")
+    with tempfile.TemporaryDirectory(prefix="ruledrive-mosquitto-") as tmp:
+        port = _free_port()
+        conf = Path(tmp) / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                        "persistence false\nlog_dest none\n")
+        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        url = f"mqtt://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 5
+            while not _answers(url, 0.2):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise BusError(f"private mosquitto on port {port} did not start")
+                time.sleep(0.05)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+@contextmanager
+def find_broker(url: str) -> Iterator[str]:
+    """The configured broker if it answers, else a private one (see private_mosquitto)."""
+    if _answers(url):
+        print(f"demo: using the broker at {url}")
+        yield url
+        return
+    print(f"demo: no broker answers at {url}; starting a private mosquitto")
+    with private_mosquitto() as private:
+        print(f"demo: private broker at {private}")
+        yield private
+
+
+def _generate(path: Path, frames: int, seed: int) -> None:
+    """A drive set from the simulator, through its own CLI entry (one code path)."""
+    from ruledrive.cli import main as cli_main  # noqa: PLC0415
+
+    rc = cli_main(["generate", "--frames", str(frames), "--seed", str(seed),
+                   "--out", str(path)])
+    if rc != 0 or not path.exists():
+        raise DataError(f"`ruledrive generate` failed (exit {rc})")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from bus.mqtt import MqttBus  # noqa: PLC0415
+    from policy.node import Node  # noqa: PLC0415
+    from policy.settings import load_settings  # noqa: PLC0415
+    from simulator.replay import Replayer, load_drives, plan_lanes  # noqa: PLC0415
+    from simulator.replay_cli import print_report, write_outputs  # noqa: PLC0415
+
+    t_start = time.perf_counter()
+    if not args.model.is_file():
+        raise ModelError(f"model {args.model} not found: train and export one "
+                         "(`ruledrive train ...`, see README) or pass --model")
+    with find_broker(args.mqtt_url) as url, tempfile.TemporaryDirectory() as tmp:
+        recording = args.recording
+        if recording is None:
+            recording = Path(tmp) / "demo.mcap"
+            t0 = time.perf_counter()
+            _generate(recording, args.frames, args.seed)
+            print(f"demo: simulated {args.frames} frames in {time.perf_counter() - t0:.1f} s")
+        settings = load_settings({"model_path": args.model, "mqtt_url": url,
+                                  "topic_prefix": args.prefix, "node_id": f"demo-{os.getpid()}",
+                                  "reload_poll_s": 0})
+        node = Node(settings, MqttBus(url, client_id=settings.node_id))
+        node.start()
+        serving = threading.Thread(target=node.run, name="node", daemon=True)
+        serving.start()
+        print(f"demo: node {settings.node_id} up on {node.decider.model.provider} "
+              f"(model {node.decider.model.version})")
+        bus = MqttBus(url, client_id=f"demo-replay-{os.getpid()}")
+        try:
+            lanes = plan_lanes(load_drives([recording]), args.vehicles)
+            replayer = Replayer(bus, lanes, args.rate, prefix=args.prefix, timeout_s=10)
+            replayer.attach()
+            bus.connect()
+            replayer.wait_for_node(10)
+            print(f"demo: replaying {replayer.frames_planned} frames on {len(lanes)} vehicles "
+                  f"at {args.rate:g}x real time")
+            report = replayer.run()
+        finally:
+            bus.close()
+            node.stop()
+            serving.join(15)
+        report.recordings = [str(recording)]
+        write_outputs(report, replayer.board, args.out)
+    print_report(report, args.out)
+    print(f"demo: done in {time.perf_counter() - t_start:.1f} s; everything stopped")
+    return 0 if not report.check(max_missing=0.05) else 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    return run_demo(args)

@@ -1,0 +1,48 @@
+"""The bus interface shared by the MQTT client and the in-memory bus.
+
+A node, publisher or test written against :class:`Bus` runs unchanged on either. Handlers are
+called on the bus's delivery thread (paho's network thread for MQTT): they must only validate and
+enqueue, never run inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Bus", "ConnectHook", "Handler", "Will"]
+
+Handler = Callable[[str, bytes], None]  # (topic, payload)
+ConnectHook = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Will:
+    """Last will: published by the broker when the client vanishes without a clean disconnect."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@runtime_checkable
+class Bus(Protocol):
+    def connect(self, will: Will | None = None) -> None:
+        """Connect (and keep reconnecting); raises BusError if the first connect fails."""
+
+    def close(self) -> None:
+        """Disconnect cleanly (the will is not published)."""
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        """Publish; raises BusError if the message cannot be queued."""
+
+    def subscribe(self, pattern: str, handler: Handler, qos: int = 0) -> None:
+        """Deliver messages matching an MQTT filter (``+``/``#``), retained ones first."""
+
+    def add_connect_hook(self, hook: ConnectHook) -> None:
+        """Call ``hook`` after every (re)connect, after subscriptions are restored."""
+
+    @property
+    def connected(self) -> bool: ...

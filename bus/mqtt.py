@@ -1,0 +1,162 @@
+"""The MQTT bus: paho-mqtt 2, MQTT 5, automatic reconnect, resubscribe on connect.
+
+The broker is one URL: ``mqtt://host:1883`` or ``mqtts://host:8883`` (TLS, optional CA file).
+paho's network thread (``loop_start``) reconnects with backoff by itself; ``on_connect`` restores
+the subscriptions and runs the connect hooks (the node republishes its online status there).
+``on_message`` only dispatches to handlers, which must only validate and enqueue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.client import topic_matches_sub
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bus.base import ConnectHook, Handler, Will
+from ruledrive.errors import BusError, ConfigError
+
+__all__ = ["MqttBus", "parse_mqtt_url"]
+
+log = logging.getLogger(__name__)
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
+    """``mqtt[s]://host[:port]`` -> (host, port, tls); raise ConfigError if it is not one."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(f"MQTT URL {url!r} must look like mqtt://host:1883 or mqtts://host:8883")
+    if parts.path not in ("", "/") or parts.query:
+        raise ConfigError(f"MQTT URL {url!r} must not have a path or query")
+    tls = parts.scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError as exc:
+        raise ConfigError(f"MQTT URL {url!r}: {exc}") from exc
+    return parts.hostname, port, tls
+
+
+class MqttBus:
+    def __init__(
+        self,
+        url: str = "mqtt://127.0.0.1:1883",
+        client_id: str = "",
+        username: str | None = None,
+        password: str | None = None,
+        tls_ca: str | None = None,
+        keepalive_s: int = 10,
+        connect_timeout_s: float = 10.0,
+        reconnect_max_s: int = 8,
+        max_queued: int = 1000,
+    ) -> None:
+        self.host, self.port, tls = parse_mqtt_url(url)
+        self.url = url
+        self._keepalive = keepalive_s
+        self._timeout = connect_timeout_s
+        self._subs: list[tuple[str, Handler, int]] = []
+        self._hooks: list[ConnectHook] = []
+        self._lock = threading.Lock()
+        self._up = threading.Event()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
+        self._client.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_s)
+        self._client.max_queued_messages_set(max_queued)
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        if tls:
+            try:
+                self._client.tls_set(ca_certs=tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            except (OSError, ValueError, ssl.SSLError) as exc:
+                raise ConfigError(f"TLS setup failed (CA {tls_ca!r}): {exc}") from exc
+        self._client.on_socket_open = self._on_socket_open
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    @property
+    def connected(self) -> bool:
+        return self._up.is_set()
+
+    def connect(self, will: Will | None = None) -> None:
+        if will is not None:
+            self._client.will_set(will.topic, will.payload, will.qos, will.retain)
+        try:
+            self._client.connect_async(self.host, self.port, keepalive=self._keepalive)
+        except (OSError, ValueError) as exc:
+            raise BusError(f"cannot connect to {self.url}: {exc}") from exc
+        self._client.loop_start()
+        if not self._up.wait(self._timeout):
+            self._client.loop_stop()
+            raise BusError(f"no connection to the broker at {self.url} within {self._timeout} s")
+
+    def close(self) -> None:
+        self._up.clear()  # a clean close is not a lost connection: no warning
+        try:
+            self._client.disconnect()
+        finally:
+            self._client.loop_stop()
+            self._up.clear()
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        try:
+            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        except ValueError as exc:
+            raise BusError(f"publish to {topic!r}: {exc}") from exc
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise BusError(f"publish to {topic!r}: {mqtt.error_string(info.rc)}")
+
+    def subscribe(self, pattern: str, handler: Handler, qos: int = 0) -> None:
+        with self._lock:
+            self._subs.append((pattern, handler, qos))
+        if self.connected:
+            rc, _ = self._client.subscribe(pattern, qos)
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                raise BusError(f"subscribe {pattern!r}: {mqtt.error_string(rc)}")
+
+    def add_connect_hook(self, hook: ConnectHook) -> None:
+        self._hooks.append(hook)
+
+    # paho callbacks (network thread) ---------------------------------------------------------
+
+    def _on_socket_open(self, client, userdata, sock) -> None:  # noqa: ANN001
+        # Frames and decisions are small and latency-bound: Nagle + delayed ACK would add up to
+        # 40 ms per message. (The broker side needs mosquitto's ``set_tcp_nodelay true``.)
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        if reason_code.is_failure:
+            log.warning("broker %s refused the connection: %s", self.url, reason_code)
+            return
+        with self._lock:
+            filters = sorted({(pat, qos) for pat, _, qos in self._subs})
+        if filters:
+            client.subscribe(filters)
+        log.info("connected to %s (%d subscriptions)", self.url, len(filters))
+        self._up.set()
+        for hook in list(self._hooks):
+            try:
+                hook()
+            except Exception:  # a hook must not kill paho's network thread
+                log.exception("connect hook failed")
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        if self._up.is_set():
+            log.warning("lost the broker at %s (%s); reconnecting", self.url, reason_code)
+        self._up.clear()
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # noqa: ANN001
+        with self._lock:
+            handlers = [h for pat, h, _ in self._subs if topic_matches_sub(pat, message.topic)]
+        for handler in handlers:
+            try:
+                handler(message.topic, message.payload)
+            except Exception:
+                log.exception("handler for %s failed", message.topic)

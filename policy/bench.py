@@ -1,0 +1,362 @@
+"""``ruledrive bench node``: the node through a real Mosquitto on loopback.
+
+Phases, all in one run so medians and ratios are side by side:
+
+1. latency: one vehicle at ``--fps``: publish -> decision received (p50/p99), node overhead
+   (everything but session.run) beside inference time;
+2. saturation: ``--vehicles`` vehicles, each with one frame in flight (closed loop, like
+   perf_analyzer's concurrency), decisions/s with and without micro-batching, alternated;
+3. onnxruntime session.run on the same frames, and the Keras model if ``--keras CHECKPOINT``
+   (TensorFlow is imported only then).
+
+The node runs as a ``ruledrive serve`` subprocess, so client and node do not share a GIL.
+Results and the exact command replace the "## Node" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bus.envelope import pack_frame
+from bus.memory import Recorder
+from bus.mqtt import MqttBus
+from bus.schema import DecisionMsg, FrameHeader, RuleSet
+from bus.topics import CAMERA, DECISION, RULES, STATUS
+from perception.image import preprocess_jpeg
+from policy.model import PolicyModel
+from ruledrive.errors import ConfigError, ModelError
+
+__all__ = ["run_bench", "synthetic_frames"]
+
+RULE_TEXTS = ["School zone: 30 km/h", "Stop at the red light", "Yield to pedestrians"]
+
+
+def synthetic_frames(n: int = 30, w: int = 320, h: int = 192, seed: int = 0) -> list[bytes]:
+    """Road-like JPEGs (sky, road, lane marks, a few boxes) of a typical camera size."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        img = np.zeros((h, w, 3), np.uint8)
+        img[: h // 2] = (200, 170, 120)
+        img[h // 2 :] = (70, 70, 70)
+        cv2.line(img, (w // 2, h // 2), (w // 2 - 40 + i, h), (255, 255, 255), 3)
+        for _ in range(3):
+            x, y = int(rng.integers(0, w - 30)), int(rng.integers(h // 3, h - 30))
+            color = tuple(int(c) for c in rng.integers(0, 255, 3))
+            cv2.rectangle(img, (x, y), (x + 25, y + 25), color, -1)
+        img = cv2.add(img, rng.integers(0, 12, img.shape, dtype=np.uint8))
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        assert ok
+        out.append(buf.tobytes())
+    return out
+
+
+class _NodeProc:
+    def __init__(self, args: argparse.Namespace, prefix: str, node_id: str, batch: int) -> None:
+        cmd = [sys.executable, "-m", "ruledrive.cli", "serve", "--mqtt-url", args.mqtt_url,
+               "--model", str(args.model), "--topic-prefix", prefix, "--node-id", node_id,
+               "--max-batch-size", str(batch), "--max-wait-us", str(args.max_wait_us),
+               "--max-frame-age-ms", "2000", "--reload-poll-s", "0", "--heartbeat-s", "1"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class _Client:
+    def __init__(self, url: str, prefix: str, node_id: str) -> None:
+        self.prefix = prefix
+        self.bus = MqttBus(url, client_id=f"bench-{uuid.uuid4().hex[:8]}")
+        self.sent: dict[tuple[str, int], int] = {}
+        self.rows: list[tuple[float, DecisionMsg]] = []
+        self.on_decision = None
+        self.status = Recorder()
+        self._lock = threading.Lock()
+        self.bus.subscribe(DECISION.subscription(prefix), self._decision, 1)
+        self.bus.subscribe(STATUS.topic(prefix, node_id=node_id), self.status, 1)
+        self.bus.connect()
+
+    def _decision(self, topic: str, payload: bytes) -> None:
+        now = time.perf_counter_ns()
+        d = DecisionMsg.model_validate_json(payload)
+        with self._lock:
+            t0 = self.sent.pop((d.vehicle_id, d.frame_id), None)
+            if t0 is not None:
+                self.rows.append(((now - t0) / 1e6, d))
+        if self.on_decision is not None:
+            self.on_decision(d)
+
+    def rules(self, vids: list[str]) -> None:
+        for v in vids:
+            r = RuleSet(vehicle_id=v, version="bench-1", issued_at_ns=time.time_ns(),
+                        rules=RULE_TEXTS)
+            self.bus.publish(RULES.topic(self.prefix, vehicle_id=v), r.model_dump_json().encode(),
+                             1, retain=True)
+
+    def frame(self, vid: str, fid: int, jpeg: bytes) -> None:
+        h = FrameHeader(vehicle_id=vid, frame_id=fid, stamp_ns=time.time_ns(), speed_kph=40.0)
+        payload = pack_frame(h, jpeg)
+        with self._lock:
+            self.sent[(vid, fid)] = time.perf_counter_ns()
+        self.bus.publish(CAMERA.topic(self.prefix, vehicle_id=vid), payload, 0)
+
+    def clear_rules(self, vids: list[str]) -> None:
+        for v in vids:
+            self.bus.publish(RULES.topic(self.prefix, vehicle_id=v), b"", 1, retain=True)
+
+
+def _start(args: argparse.Namespace, batch: int, vids: list[str]) -> tuple[_NodeProc, _Client]:
+    prefix, node_id = f"bench/{uuid.uuid4().hex[:10]}", f"bench-{batch}"
+    client = _Client(args.mqtt_url, prefix, node_id)
+    client.rules(vids)
+    node = _NodeProc(args, prefix, node_id, batch)
+    if not client.status.wait_for(lambda m: any(b'"online"' in p for _, p in m), 60):
+        node.stop()
+        err = node.proc.stderr.read().decode() if node.proc.stderr else ""
+        raise ModelError(f"the node did not come online: {err[-2000:]}")
+    return node, client
+
+
+def _latency(args: argparse.Namespace, frames: list[bytes]) -> dict[str, float]:
+    node, c = _start(args, args.max_batch_size, ["bench-car"])
+    try:
+        for i in range(30):  # warm the path
+            c.frame("bench-car", i, frames[i % len(frames)])
+            time.sleep(0.01)
+        time.sleep(0.3)
+        c.rows.clear()
+        n = int(args.seconds * args.fps)
+        t_next = time.perf_counter()
+        for i in range(n):
+            c.frame("bench-car", 1000 + i, frames[i % len(frames)])
+            t_next += 1 / args.fps
+            time.sleep(max(0.0, t_next - time.perf_counter()))
+        time.sleep(0.5)
+    finally:
+        node.stop()
+        c.clear_rules(["bench-car"])
+        c.bus.close()
+    e2e = np.array([r[0] for r in c.rows])
+    inf = np.array([r[1].timings.inference_ms for r in c.rows])
+    node_total = np.array([r[1].timings.total_ms for r in c.rows])
+    decode = np.array([r[1].timings.decode_ms for r in c.rows])
+    overhead = e2e - inf
+    return {
+        "sent": n, "answered": len(c.rows), "p50_ms": float(np.percentile(e2e, 50)),
+        "p99_ms": float(np.percentile(e2e, 99)), "inference_ms": float(np.median(inf)),
+        "decode_ms": float(np.median(decode)), "node_total_ms": float(np.median(node_total)),
+        "overhead_ms": float(np.median(overhead)),
+        "overhead_share": float(np.median(overhead) / np.median(e2e)),
+    }
+
+
+def _saturate(args: argparse.Namespace, batch: int, frames: list[bytes], seconds: float) -> dict:
+    vids = [f"bench-v{i}" for i in range(args.vehicles)]
+    node, c = _start(args, batch, vids)
+    counter = {"n": 0}
+    fid = {v: 0 for v in vids}
+    stop = threading.Event()
+
+    def again(d: DecisionMsg) -> None:  # closed loop: one frame in flight per vehicle
+        counter["n"] += 1
+        if not stop.is_set():
+            fid[d.vehicle_id] += 1
+            c.frame(d.vehicle_id, fid[d.vehicle_id], frames[fid[d.vehicle_id] % len(frames)])
+
+    try:
+        c.on_decision = again
+        for v in vids:
+            c.frame(v, 0, frames[0])
+        time.sleep(1.0)  # warm-up
+        n0, t0 = counter["n"], time.perf_counter()
+        time.sleep(seconds)
+        n1, t1 = counter["n"], time.perf_counter()
+        stop.set()
+        batches = [r[1].timings.batch_size for r in c.rows[-200:]]
+    finally:
+        node.stop()
+        c.clear_rules(vids)
+        c.bus.close()
+    return {"rate": (n1 - n0) / (t1 - t0), "batch": float(np.mean(batches)) if batches else 0.0}
+
+
+def _session_times(model: PolicyModel, frames: list[bytes], keras_path: Path | None) -> dict:
+    tok = model.meta.tokenizer.encode_rules(RULE_TEXTS)
+    out: dict[str, float] = {}
+    for n in (1, 8):
+        images = np.stack([preprocess_jpeg(frames[i % len(frames)]) for i in range(n)])
+        tokens, speeds = np.stack([tok] * n), np.full((n, 1), 40.0, np.float32)
+        times = []
+        for _ in range(60):
+            t0 = time.perf_counter()
+            probs = model.run(images, tokens, speeds)
+            times.append((time.perf_counter() - t0) * 1e3)
+        out[f"ort_b{n}_ms"] = float(np.median(times[10:]))
+        if keras_path is not None:
+            kt, kprobs = _keras_times(keras_path, images, tokens, speeds)
+            out[f"keras_b{n}_ms"] = kt
+            out[f"max_abs_diff_b{n}"] = float(np.max(np.abs(kprobs - probs)))
+    return out
+
+
+def _keras_times(path: Path, images: np.ndarray, tokens: np.ndarray, speeds: np.ndarray):  # noqa: ANN202
+    import keras  # noqa: PLC0415 - TensorFlow only for this optional comparison
+
+    global _KERAS
+    if _KERAS is None or _KERAS[0] != path:
+        _KERAS = (path, keras.models.load_model(path, compile=False))
+    m = _KERAS[1]
+    feeds = {"image": images, "rule_tokens": tokens, "speed_kph": speeds}
+    times = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        probs = np.asarray(m(feeds, training=False))
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times[5:])), probs
+
+
+_KERAS = None
+
+
+BROKER_CONFIG = "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n" \
+    "set_tcp_nodelay true\n"
+
+
+def _spawn_broker(tmp: Path) -> tuple[subprocess.Popen, str]:
+    """A private mosquitto with the recommended config (set_tcp_nodelay) on a free port."""
+    import shutil  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(exe).exists():
+        raise ConfigError("mosquitto not found; install it or pass --mqtt-url")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(BROKER_CONFIG.format(port=port))
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"mqtt://127.0.0.1:{port}"
+        time.sleep(0.05)
+    proc.kill()
+    raise ConfigError("private mosquitto did not start")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    if not args.model.is_file():
+        raise ConfigError(f"model {args.model} not found; pass --model PATH")
+    model = PolicyModel.load(args.model)
+    if args.mqtt_url is None:
+        import tempfile  # noqa: PLC0415
+
+        with tempfile.TemporaryDirectory() as tmp:
+            broker, args.mqtt_url = _spawn_broker(Path(tmp))
+            args.broker_note = "private mosquitto (set_tcp_nodelay true)"
+            try:
+                return _run(args, model)
+            finally:
+                broker.terminate()
+                broker.wait(10)
+    args.broker_note = "existing broker"
+    return _run(args, model)
+
+
+def _run(args: argparse.Namespace, model: PolicyModel) -> int:
+    frames = synthetic_frames()
+    lat = _latency(args, frames)
+    sat: dict[str, list[float]] = {"batched": [], "single": [], "batch_mean": []}
+    for _ in range(2):  # alternate so drift hits both equally
+        b = _saturate(args, args.max_batch_size, frames, args.seconds / 2)
+        s = _saturate(args, 1, frames, args.seconds / 2)
+        sat["batched"].append(b["rate"])
+        sat["batch_mean"].append(b["batch"])
+        sat["single"].append(s["rate"])
+    sess = _session_times(model, frames, args.keras)
+    text = _report(args, model, lat, sat, sess)
+    print(text)
+    if not args.no_write:
+        _write_section(args.output, text)
+        print(f"updated {args.output} (## Node)")
+    return 0
+
+
+def _report(args, model, lat, sat, sess) -> str:  # noqa: ANN001
+    cmd = "ruledrive bench node " + shlex.join(sys.argv[sys.argv.index("node") + 1 :]) \
+        if "node" in sys.argv else "ruledrive bench node"
+    batched, single = float(np.median(sat["batched"])), float(np.median(sat["single"]))
+
+    def ok(cond: bool) -> str:
+        return "met" if cond else "**missed**"
+
+    lines = [
+        "## Node", "",
+        f"Command: `{cmd.strip()}`  ",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"machine: {platform.machine()}, "
+        f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}; "
+        f"broker: {args.broker_note} {args.mqtt_url}; "
+        f"model `{args.model}` version `{model.version}` on "
+        f"{model.provider}."
+        + (" **Test-double model (tests/policy/fakemodel.py): inference time is not the trained"
+           " model's; rerun with models/ruledrive-default.onnx.**"
+           if model.meta.training_config.get("kind") == "test-double" else ""), "",
+        f"Latency, 1 vehicle at {args.fps:g} fps for {args.seconds:g} s "
+        f"({lat['answered']}/{lat['sent']} answered), publish -> decision received:", "",
+        "| metric | value | target |", "|---|---|---|",
+        f"| p50 | {lat['p50_ms']:.2f} ms | |",
+        f"| p99 | {lat['p99_ms']:.2f} ms | <= 15 ms: {ok(lat['p99_ms'] <= 15)} |",
+        f"| session.run (median) | {lat['inference_ms']:.2f} ms | |",
+        f"| JPEG decode + resize (median) | {lat['decode_ms']:.2f} ms | |",
+        f"| in node, arrival -> decision (median) | {lat['node_total_ms']:.2f} ms | |",
+        f"| overhead = e2e - session.run (median) | {lat['overhead_ms']:.2f} ms "
+        f"({100 * lat['overhead_share']:.0f} % of e2e) | <= 25 %: "
+        f"{ok(lat['overhead_share'] <= 0.25)} |", "",
+        f"Saturation, {args.vehicles} vehicles, one frame in flight each, "
+        f"{args.seconds / 2:g} s x 2 alternated rounds (median):", "",
+        "| mode | decisions/s | target |", "|---|---|---|",
+        f"| micro-batching (max {args.max_batch_size}, {args.max_wait_us} us; mean batch "
+        f"{np.mean(sat['batch_mean']):.1f}) | {batched:.0f} | >= 200: {ok(batched >= 200)} |",
+        f"| no batching (max 1) | {single:.0f} | |",
+        f"| ratio | {batched / max(single, 1e-9):.2f}x | |", "",
+        "session.run on the same preprocessed frames (median of 50):", "",
+        "| batch | onnxruntime | Keras | ratio | max abs prob diff |", "|---|---|---|---|---|",
+    ]
+    for n in (1, 8):
+        k = sess.get(f"keras_b{n}_ms")
+        ks = "not run (pass --keras CHECKPOINT)" if k is None else f"{k:.2f} ms"
+        ratio = "" if k is None else f"{k / sess[f'ort_b{n}_ms']:.1f}x"
+        diff = "" if k is None else f"{sess[f'max_abs_diff_b{n}']:.2e}"
+        lines.append(f"| {n} | {sess[f'ort_b{n}_ms']:.2f} ms | {ks} | {ratio} | {diff} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_section(path: Path, section: str) -> None:
+    text = path.read_text() if path.is_file() else "# Benchmarks\n"
+    pattern = re.compile(r"^## Node\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _m: section + "\n", text, count=1)
+    else:
+        text = text.rstrip() + "\n\n" + section
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.rstrip() + "\n")

@@ -1,0 +1,181 @@
+"""The bus-free decision logic: frame + latest rule set -> DecisionMsg (single or batched).
+
+Tests and replay call :meth:`Decider.step` / :meth:`Decider.decide_batch` directly; the node
+(policy.node) only feeds it batches and publishes what it returns. Every fallback of the safety
+table (policy.fallback) is decided here, so the table lives in one place.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bus.schema import DecisionLabel, DecisionMsg, FrameHeader, RuleSet, Timings
+from perception.image import preprocess_jpeg
+from policy.fallback import FALLBACK_DECISION, Reason
+from policy.model import PolicyModel
+from ruledrive.errors import ImageDecodeError, MessageError, ModelError
+
+__all__ = ["Decider", "FrameJob"]
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    """One frame to decide, with the rule set in force when it is processed."""
+
+    header: FrameHeader
+    jpeg: bytes
+    rules: RuleSet | None
+    arrival_ns: int = field(default_factory=time.time_ns)  # wall clock, for the frame age
+    arrival_mono_ns: int = field(default_factory=time.perf_counter_ns)  # for queue / total
+
+
+class Decider:
+    """Holds the model and the per-(vehicle, rules version) token cache."""
+
+    def __init__(
+        self,
+        model: PolicyModel,
+        node_id: str,
+        confidence_threshold: float = 0.5,
+        max_frame_age_ms: float = math.inf,
+        cache_size: int = 1024,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.model = model
+        self.node_id = node_id
+        self.confidence_threshold = confidence_threshold
+        self.max_frame_age_ms = max_frame_age_ms
+        self.clock = clock
+        self._cache: OrderedDict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]] = (
+            OrderedDict()
+        )
+        self._cache_size = cache_size
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    def set_model(self, model: PolicyModel) -> None:
+        """Swap the model (hot reload); the token cache belongs to the old tokenizer."""
+        self.model = model
+        self._cache.clear()
+
+    def step(self, header: FrameHeader, jpeg: bytes, rules: RuleSet | None) -> DecisionMsg:
+        return self.decide_batch([FrameJob(header, jpeg, rules)])[0]
+
+    def tokens(self, rules: RuleSet) -> np.ndarray:
+        """int32 [max_rules, max_tokens] for a rule set, cached per (vehicle, version)."""
+        key = (rules.vehicle_id, rules.version)
+        texts = tuple(rules.rules)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == texts:  # same version with new texts is re-encoded
+            self._cache.move_to_end(key)
+            self.cache_hits += 1
+            return hit[1]
+        self.cache_misses += 1
+        tokens = self.model.meta.tokenizer.encode_rules(texts)
+        self._cache[key] = (texts, tokens)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return tokens
+
+    def decide_batch(self, jobs: Sequence[FrameJob]) -> list[DecisionMsg]:
+        """Decide every job, in order; frames that pass the checks share one session.run."""
+        start = time.perf_counter_ns()
+        now = self.clock()
+        out: list[DecisionMsg | None] = [None] * len(jobs)
+        ready: list[tuple[int, np.ndarray, np.ndarray, float]] = []
+        for i, job in enumerate(jobs):
+            reason, decode_ms = None, 0.0
+            rules = job.rules
+            if (now - job.header.stamp_ns) / 1e6 > self.max_frame_age_ms:
+                reason = Reason.STALE_FRAME
+            elif rules is None:
+                reason = Reason.NO_RULES
+            elif rules.expires_at_ns is not None and rules.expires_at_ns <= now:
+                reason = Reason.RULES_EXPIRED
+            else:
+                t0 = time.perf_counter_ns()
+                try:
+                    image = preprocess_jpeg(job.jpeg)
+                except ImageDecodeError:
+                    reason = Reason.BAD_IMAGE
+                decode_ms = (time.perf_counter_ns() - t0) / 1e6
+                if reason is None:
+                    try:
+                        ready.append((i, image, self.tokens(rules), decode_ms))
+                    except MessageError:
+                        reason = Reason.BAD_RULES
+            if reason is not None:
+                out[i] = self._msg(job, start, 0.0, decode_ms, len(jobs), reason)
+        if ready:
+            self._infer(jobs, ready, start, out)
+        return [m for m in out if m is not None]
+
+    def _infer(self, jobs, ready, start, out) -> None:  # noqa: ANN001
+        images = np.stack([r[1] for r in ready])
+        tokens = np.stack([r[2] for r in ready])
+        speeds = np.array([[jobs[r[0]].header.speed_kph] for r in ready], dtype=np.float32)
+        t0 = time.perf_counter_ns()
+        try:
+            probs = self.model.run(images, tokens, speeds)
+        except ModelError:
+            probs = None
+        infer_ms = (time.perf_counter_ns() - t0) / 1e6
+        n = len(ready)
+        for row, (i, _, _, decode_ms) in enumerate(ready):
+            p = None if probs is None else probs[row]
+            if p is None or not np.all(np.isfinite(p)):
+                out[i] = self._msg(jobs[i], start, infer_ms, decode_ms, n, Reason.MODEL_ERROR)
+                continue
+            top = int(np.argmax(p))
+            reason = Reason.LOW_CONFIDENCE if p[top] < self.confidence_threshold else None
+            out[i] = self._msg(jobs[i], start, infer_ms, decode_ms, n, reason, p, top)
+
+    def _msg(
+        self,
+        job: FrameJob,
+        start_ns: int,
+        infer_ms: float,
+        decode_ms: float,
+        batch: int,
+        reason: Reason | None,
+        probs: np.ndarray | None = None,
+        top: int = 0,
+    ) -> DecisionMsg:
+        labels = self.model.labels
+        if probs is None:
+            probabilities: dict[DecisionLabel, float] = {}
+            confidence = 0.0
+        else:
+            probabilities = {lab: float(p) for lab, p in zip(labels, probs, strict=True)}
+            confidence = min(1.0, max(0.0, float(probs[top])))
+        decision = labels[top] if reason is None else FALLBACK_DECISION[reason]
+        end = time.perf_counter_ns()
+        timings = Timings(
+            frame_age_ms=(job.arrival_ns - job.header.stamp_ns) / 1e6,
+            queue_ms=max(0.0, (start_ns - job.arrival_mono_ns) / 1e6),
+            decode_ms=decode_ms,
+            inference_ms=infer_ms,
+            total_ms=max(0.0, (end - job.arrival_mono_ns) / 1e6),
+            batch_size=max(1, batch),
+        )
+        return DecisionMsg(
+            vehicle_id=job.header.vehicle_id,
+            frame_id=job.header.frame_id,
+            frame_stamp_ns=job.header.stamp_ns,
+            stamp_ns=self.clock(),
+            decision=decision,
+            probabilities=probabilities,
+            confidence=confidence,
+            valid=reason is None,
+            reason=None if reason is None else str(reason),
+            rules_version=None if job.rules is None else job.rules.version,
+            model_version=self.model.version,
+            node_id=self.node_id,
+            timings=timings,
+        )

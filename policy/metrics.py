@@ -1,0 +1,85 @@
+"""Prometheus metrics of the node, plus plain counters for the status heartbeat.
+
+Each node has its own CollectorRegistry, so several nodes (tests) can live in one process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter as Tally
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from bus.schema import DecisionMsg
+
+__all__ = ["NodeMetrics"]
+
+_MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 200, 500, 1000)
+
+
+class NodeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.decisions = Counter("ruledrive_decisions", "Decisions", ["decision"], registry=r)
+        self.fallbacks = Counter("ruledrive_fallbacks", "Fallbacks", ["reason"], registry=r)
+        self.drops = Counter("ruledrive_frames_dropped", "Frames dropped", ["cause"], registry=r)
+        self.rejects = Counter("ruledrive_rejects", "Rejected messages", ["code"], registry=r)
+        self.publish_errors = Counter("ruledrive_publish_errors", "Failed publishes", registry=r)
+        self.reloads = Counter("ruledrive_model_reloads", "Model reloads", ["result"], registry=r)
+        self.batch_size = Histogram(
+            "ruledrive_batch_size", "Frames per session.run", registry=r,
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64),
+        )
+        self.total_ms = Histogram("ruledrive_node_total_ms", "Arrival -> decision", buckets=_MS,
+                                  registry=r)
+        self.inference_ms = Histogram("ruledrive_inference_ms", "session.run per batch",
+                                      buckets=_MS, registry=r)
+        self.decode_ms = Histogram("ruledrive_decode_ms", "JPEG decode + resize", buckets=_MS,
+                                   registry=r)
+        self.queue_ms = Histogram("ruledrive_queue_ms", "Arrival -> processing", buckets=_MS,
+                                  registry=r)
+        self.frame_age_ms = Histogram("ruledrive_frame_age_ms", "Capture -> arrival",
+                                      buckets=_MS, registry=r)
+        self.vehicles = Gauge("ruledrive_vehicles_with_rules", "Vehicles with a rule set",
+                              registry=r)
+        self._tally: Tally[str] = Tally()
+        self._lock = threading.Lock()
+
+    def count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._tally[key] += n
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self._tally.items()))
+
+    def reject(self, code: str) -> None:
+        self.rejects.labels(code).inc()
+        self.count("rejected")
+        self.count(f"rejected.{code}")
+
+    def drop(self, cause: str) -> None:
+        self.drops.labels(cause).inc()
+        self.count(f"dropped.{cause}")
+
+    def batch(self, size: int, inference_ms: float) -> None:
+        self.batch_size.observe(size)
+        self.inference_ms.observe(inference_ms)
+        self.count("batches")
+
+    def decided(self, msg: DecisionMsg) -> None:
+        self.decisions.labels(str(msg.decision)).inc()
+        self.count("decisions")
+        t = msg.timings
+        self.total_ms.observe(t.total_ms)
+        self.queue_ms.observe(t.queue_ms)
+        self.frame_age_ms.observe(max(0.0, t.frame_age_ms))
+        if t.decode_ms:
+            self.decode_ms.observe(t.decode_ms)
+        if msg.reason is not None:
+            self.fallbacks.labels(msg.reason).inc()
+            self.count(f"fallback.{msg.reason}")
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, addr="0.0.0.0", registry=self.registry)

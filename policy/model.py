@@ -1,0 +1,153 @@
+"""The ONNX model as the node runs it: one session, checked against the contract, warmed up.
+
+The session is created once per model file. Execution providers are asked for only when
+onnxruntime lists them *and* the session actually comes up on them; the provider in use is logged
+once per load and shown in the node status. A model whose metadata, input or output names, dtypes
+or shapes differ from ``perception.spec.MODEL_SPEC`` is refused with a ModelError.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from bus.schema import DecisionLabel
+from perception.modelmeta import ModelMeta, parse_metadata
+from perception.spec import MODEL_SPEC
+from ruledrive.errors import ConfigError, ModelError
+
+__all__ = ["EXPECTED_INPUTS", "EXPECTED_OUTPUT", "PolicyModel", "choose_providers"]
+
+log = logging.getLogger(__name__)
+
+_S = MODEL_SPEC
+# name -> (onnx type, shape after the dynamic batch dimension)
+EXPECTED_INPUTS = {
+    _S.image_input: ("tensor(uint8)", (_S.image_height, _S.image_width, 3)),
+    _S.rules_input: ("tensor(int32)", (_S.max_rules, _S.max_tokens)),
+    _S.speed_input: ("tensor(float)", (1,)),
+}
+EXPECTED_OUTPUT = (_S.output, "tensor(float)", (len(DecisionLabel),))
+
+_TRT, _CUDA, _CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
+_WANTED = {"auto": (_TRT, _CUDA, _CPU), "tensorrt": (_TRT, _CUDA, _CPU), "cuda": (_CUDA, _CPU)}
+
+
+def choose_providers(requested: str, available: list[str] | None = None) -> list[str]:
+    """Providers to ask for, best first, limited to those this onnxruntime build has.
+
+    ``auto`` never asks for a provider that is not listed (no error spam on CPU machines);
+    an explicit ``tensorrt``/``cuda`` that is not listed is a ConfigError.
+    """
+    available = list(ort.get_available_providers()) if available is None else available
+    if requested == "cpu":
+        return [_CPU]
+    wanted = _WANTED.get(requested)
+    if wanted is None:
+        raise ConfigError(f"unknown providers setting {requested!r}")
+    chosen = [p for p in wanted if p in available or p == _CPU]
+    if requested != "auto" and chosen[0] != wanted[0]:
+        raise ConfigError(
+            f"providers={requested} but this onnxruntime has only {', '.join(available)}"
+        )
+    return chosen
+
+
+@dataclass
+class PolicyModel:
+    """A loaded, validated, warmed-up model. ``run`` is the only call on the serving path."""
+
+    path: Path
+    session: ort.InferenceSession
+    meta: ModelMeta
+    provider: str
+    mtime_ns: int
+    load_s: float
+
+    @property
+    def version(self) -> str:
+        return self.meta.model_version
+
+    @property
+    def labels(self) -> tuple[DecisionLabel, ...]:
+        return self.meta.labels
+
+    @classmethod
+    def load(cls, path: str | Path, providers: str = "auto", warmup_batch: int = 8) -> PolicyModel:
+        path = Path(path)
+        t0 = time.perf_counter()
+        if not path.is_file():
+            raise ModelError(f"model file {path} not found (train one, or pass --model PATH)")
+        mtime_ns = path.stat().st_mtime_ns
+        wanted = choose_providers(providers)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # errors only; provider fallback is reported by us, once
+        try:
+            session = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
+        except Exception as exc:  # onnxruntime raises its own pybind exception types
+            raise ModelError(f"{path}: onnxruntime cannot load it: {exc}") from exc
+        in_use = session.get_providers()[0]
+        if in_use != wanted[0]:
+            log.warning("%s did not come up on %s; running on %s", path, wanted[0], in_use)
+        meta = parse_metadata(session.get_modelmeta().custom_metadata_map, source=str(path))
+        _check_io(session, path)
+        model = cls(path, session, meta, in_use, mtime_ns, 0.0)
+        model.warmup(warmup_batch)
+        model.load_s = time.perf_counter() - t0
+        log.info(
+            "model %s version %s on %s (loaded + warmed up in %.0f ms)",
+            path, meta.model_version, in_use, model.load_s * 1e3,
+        )
+        return model
+
+    def run(self, images: np.ndarray, tokens: np.ndarray, speeds: np.ndarray) -> np.ndarray:
+        """uint8 [N,H,W,3], int32 [N,R,T], float32 [N,1] -> float32 [N, labels]."""
+        feeds = {_S.image_input: images, _S.rules_input: tokens, _S.speed_input: speeds}
+        try:
+            (probs,) = self.session.run([_S.output], feeds)
+        except Exception as exc:
+            raise ModelError(f"inference failed: {exc}") from exc
+        probs = np.asarray(probs, dtype=np.float32)
+        if probs.shape != (images.shape[0], len(self.labels)):
+            raise ModelError(f"model returned shape {probs.shape}")
+        return probs
+
+    def warmup(self, batch: int) -> None:
+        for n in sorted({1, max(1, batch)}):
+            self.run(
+                np.zeros((n, _S.image_height, _S.image_width, 3), np.uint8),
+                np.zeros((n, _S.max_rules, _S.max_tokens), np.int32),
+                np.zeros((n, 1), np.float32),
+            )
+
+
+def _check_io(session: ort.InferenceSession, path: Path) -> None:
+    got = {i.name: i for i in session.get_inputs()}
+    if set(got) != set(EXPECTED_INPUTS):
+        want = sorted(EXPECTED_INPUTS)
+        raise ModelError(f"{path}: inputs {sorted(got)}, the contract wants {want}")
+    for name, (typ, shape) in EXPECTED_INPUTS.items():
+        _check_arg(path, "input", name, got[name].type, got[name].shape, typ, shape)
+    outs = {o.name: o for o in session.get_outputs()}
+    name, typ, shape = EXPECTED_OUTPUT
+    if name not in outs:
+        raise ModelError(f"{path}: no output named {name!r} (has {sorted(outs)})")
+    _check_arg(path, "output", name, outs[name].type, outs[name].shape, typ, shape)
+
+
+def _check_arg(path: Path, kind: str, name: str, typ: str, shape: list, want_typ: str,
+               want_shape: tuple[int, ...]) -> None:
+    if typ != want_typ:
+        raise ModelError(f"{path}: {kind} {name!r} is {typ}, the contract wants {want_typ}")
+    if len(shape) != len(want_shape) + 1 or tuple(shape[1:]) != want_shape:
+        raise ModelError(
+            f"{path}: {kind} {name!r} has shape {shape}, the contract wants [N, "
+            + ", ".join(map(str, want_shape)) + "]"
+        )
+    if isinstance(shape[0], int) and shape[0] > 0:
+        raise ModelError(f"{path}: {kind} {name!r} has a fixed batch {shape[0]}; export it dynamic")

@@ -1,0 +1,324 @@
+"""The inference node (``ruledrive serve``): bus in, Decider, bus out.
+
+Threads: the bus's delivery thread runs :meth:`Node.on_message`, which only validates, stores
+rule sets and puts frames in a per-vehicle slot (conflation: the newest frame wins, the one it
+replaces is counted as dropped, so the queue never holds more than one frame per vehicle). The
+serving loop (:meth:`Node.run`) forms micro-batches across vehicles (up to ``max_batch_size``,
+waiting at most ``max_wait_us`` and never longer than needed for the vehicles seen in the last
+second), asks the Decider, publishes, and between batches sends the heartbeat and polls the
+model file for hot reload.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+from bus.base import Bus, Will
+from bus.codec import encode, parse_incoming
+from bus.schema import (
+    DecisionMsg,
+    ErrorReport,
+    FrameHeader,
+    NodeState,
+    NodeStatus,
+    RuleSet,
+    Timings,
+)
+from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS
+from policy.decider import Decider, FrameJob
+from policy.fallback import FALLBACK_DECISION, Reason
+from policy.metrics import NodeMetrics
+from policy.model import PolicyModel
+from policy.settings import NodeSettings, load_settings
+from ruledrive.errors import BusError, ConfigError, MessageError, ModelError
+
+__all__ = ["Node", "main"]
+
+log = logging.getLogger(__name__)
+
+_ACTIVE_WINDOW_NS = 1_000_000_000  # a vehicle is "active" if it sent a frame within 1 s
+
+
+@dataclass(frozen=True)
+class _Pending:
+    header: FrameHeader
+    jpeg: bytes
+    arrival_ns: int
+    arrival_mono_ns: int
+
+
+class Node:
+    def __init__(self, settings: NodeSettings, bus: Bus, model: PolicyModel | None = None) -> None:
+        self.settings = settings
+        self.bus = bus
+        model = model or PolicyModel.load(
+            settings.model_path, settings.providers, settings.max_batch_size
+        )
+        self.decider = Decider(
+            model,
+            settings.node_id,
+            settings.confidence_threshold,
+            settings.max_frame_age_ms,
+            settings.rules_cache_size,
+        )
+        self.metrics = NodeMetrics()
+        self.rules: dict[str, RuleSet] = {}
+        self._pending: dict[str, _Pending] = {}
+        self._seen: dict[str, int] = {}
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._failed_mtime: int | None = None
+        self._started = time.monotonic()
+        p, nid = settings.topic_prefix, settings.node_id
+        self.status_topic = STATUS.topic(p, node_id=nid)
+        self.errors_topic = ERRORS.topic(p, node_id=nid)
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Subscribe, connect (last will = retained offline status), start metrics."""
+        p = self.settings.topic_prefix
+        self.bus.add_connect_hook(lambda: self.publish_status(NodeState.ONLINE))
+        self.bus.subscribe(RULES.subscription(p), self.on_message, RULES.qos)
+        self.bus.subscribe(CAMERA.subscription(p), self.on_message, CAMERA.qos)
+        offline = encode(self._status(NodeState.OFFLINE))
+        self.bus.connect(Will(self.status_topic, offline, STATUS.qos, STATUS.retain))
+        if self.settings.metrics_port:
+            self.metrics.serve(self.settings.metrics_port)
+
+    def stop(self) -> None:
+        """Ask the loop to finish the frames in hand, publish offline and return (thread-safe)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def run(self) -> None:
+        """Serve until stop(); then answer what is pending, publish offline, disconnect."""
+        next_beat = time.monotonic() + self.settings.heartbeat_s
+        poll_s = self.settings.reload_poll_s or float("inf")  # 0 = SIGHUP only
+        next_poll = time.monotonic() + poll_s
+        try:
+            while not self._stop.is_set():
+                wait = min(next_beat, next_poll) - time.monotonic()
+                batch = self._collect(timeout=max(0.0, wait))
+                if batch:
+                    self.process(batch)
+                now = time.monotonic()
+                if now >= next_beat:
+                    self.publish_status(NodeState.ONLINE)
+                    next_beat = now + self.settings.heartbeat_s
+                if self._reload.is_set() or now >= next_poll:
+                    self.maybe_reload(force=self._reload.is_set())
+                    next_poll = now + poll_s
+            with self._cond:
+                rest, self._pending = list(self._pending.values()), {}
+            for i in range(0, len(rest), self.settings.max_batch_size):
+                self.process(rest[i : i + self.settings.max_batch_size])
+        finally:
+            self.publish_status(NodeState.OFFLINE)
+            self.bus.close()
+
+    # network thread ----------------------------------------------------------------------------
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """Validate and enqueue only; never inference here (it runs on the bus thread)."""
+        arrival_ns, arrival_mono = time.time_ns(), time.perf_counter_ns()
+        try:
+            msg = parse_incoming(
+                topic, payload, self.settings.topic_prefix, self.settings.max_payload_bytes
+            )
+        except MessageError as exc:
+            self.report(topic, exc.code, exc.detail)
+            return
+        if msg.topic is RULES:
+            self._store_rules(msg.ids["vehicle_id"], msg.message)
+        elif msg.topic is CAMERA:
+            header = msg.message
+            assert isinstance(header, FrameHeader)
+            vid = header.vehicle_id
+            with self._cond:
+                if vid in self._pending:
+                    self.metrics.drop("conflated")
+                self._pending[vid] = _Pending(header, msg.jpeg, arrival_ns, arrival_mono)
+                self._seen[vid] = arrival_mono
+                self.metrics.count("frames")
+                self._cond.notify_all()
+
+    def _store_rules(self, vid: str, rules: object) -> None:
+        if rules is None:  # retained message cleared
+            self.rules.pop(vid, None)
+        else:
+            assert isinstance(rules, RuleSet)
+            old = self.rules.get(vid)
+            if old is not None and rules.issued_at_ns < old.issued_at_ns:
+                self.metrics.count("rules.older_ignored")
+                return
+            self.rules[vid] = rules
+            self.metrics.count("rules")
+        self.metrics.vehicles.set(len(self.rules))
+
+    def report(self, topic: str, code: str, detail: str) -> None:
+        """Count a rejected input and publish an ErrorReport; never raises."""
+        self.metrics.reject(code)
+        log.debug("rejected %s: %s %s", topic, code, detail)
+        report = ErrorReport(
+            node_id=self.settings.node_id, stamp_ns=time.time_ns(), topic=topic[:500],
+            code=code, detail=detail[:1000],
+        )
+        self._publish(self.errors_topic, encode(report), ERRORS.qos, False)
+
+    # serving loop ------------------------------------------------------------------------------
+
+    def _collect(self, timeout: float) -> list[_Pending]:
+        s = self.settings
+        with self._cond:
+            if not self._cond.wait_for(
+                lambda: self._pending or self._stop.is_set() or self._reload.is_set(), timeout
+            ) or not self._pending:
+                return []
+            now = time.perf_counter_ns()
+            self._seen = {v: t for v, t in self._seen.items() if now - t < _ACTIVE_WINDOW_NS}
+            active = len(self._seen)
+            target = min(s.max_batch_size, max(1, active))
+            if len(self._pending) < target and s.max_wait_us > 0:
+                self._cond.wait_for(
+                    lambda: len(self._pending) >= target or self._stop.is_set(),
+                    s.max_wait_us / 1e6,
+                )
+            items = sorted(self._pending.values(), key=lambda p: p.arrival_mono_ns)
+            batch = items[: s.max_batch_size]
+            for item in batch:
+                del self._pending[item.header.vehicle_id]
+            return batch
+
+    def process(self, batch: list[_Pending]) -> list[DecisionMsg]:
+        """Decide a batch and publish every decision (also usable without the loop)."""
+        jobs = [
+            FrameJob(p.header, p.jpeg, self.rules.get(p.header.vehicle_id), p.arrival_ns,
+                     p.arrival_mono_ns)
+            for p in batch
+        ]
+        try:
+            decisions = self.decider.decide_batch(jobs)
+        except Exception:
+            log.exception("decider crashed; answering the batch with STOP and stopping")
+            for job in jobs:
+                self._publish_fallback(job, Reason.INTERNAL_ERROR)
+            raise
+        inferred = [d for d in decisions if d.timings.inference_ms > 0]
+        if inferred:
+            self.metrics.batch(inferred[0].timings.batch_size, inferred[0].timings.inference_ms)
+        for d in decisions:
+            self._publish_decision(d)
+            if d.reason == Reason.BAD_IMAGE:
+                self.report(CAMERA.topic(self.settings.topic_prefix, vehicle_id=d.vehicle_id),
+                            "bad_image", f"frame {d.frame_id}: JPEG cannot be decoded")
+            elif d.reason == Reason.STALE_FRAME:
+                self.metrics.drop("stale")
+        return decisions
+
+    def _publish_decision(self, d: DecisionMsg) -> None:
+        topic = DECISION.topic(self.settings.topic_prefix, vehicle_id=d.vehicle_id)
+        self.metrics.decided(d)
+        self._publish(topic, encode(d), DECISION.qos, DECISION.retain)
+
+    def _publish_fallback(self, job: FrameJob, reason: Reason) -> None:
+        d = DecisionMsg(
+            vehicle_id=job.header.vehicle_id, frame_id=job.header.frame_id,
+            frame_stamp_ns=job.header.stamp_ns, stamp_ns=time.time_ns(),
+            decision=FALLBACK_DECISION[reason], probabilities={}, confidence=0.0, valid=False,
+            reason=str(reason), rules_version=job.rules.version if job.rules else None,
+            model_version=self.decider.model.version, node_id=self.settings.node_id,
+            timings=Timings(frame_age_ms=0.0, queue_ms=0.0, decode_ms=0.0, inference_ms=0.0,
+                            total_ms=0.0, batch_size=1),
+        )
+        self._publish_decision(d)
+
+    def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        try:
+            self.bus.publish(topic, payload, qos, retain)
+        except BusError as exc:
+            self.metrics.publish_errors.inc()
+            self.metrics.count("publish_errors")
+            log.debug("publish failed: %s", exc)
+
+    # status and reload -------------------------------------------------------------------------
+
+    def _status(self, state: NodeState) -> NodeStatus:
+        model = self.decider.model
+        return NodeStatus(
+            node_id=self.settings.node_id, state=state, stamp_ns=time.time_ns(),
+            uptime_s=time.monotonic() - self._started, provider=model.provider,
+            model_version=model.version, counters=self.metrics.counters(),
+        )
+
+    def publish_status(self, state: NodeState) -> None:
+        self._publish(self.status_topic, encode(self._status(state)), STATUS.qos, STATUS.retain)
+
+    def maybe_reload(self, force: bool = False) -> bool:
+        """Load the model file again if forced (SIGHUP) or its mtime changed; keep the old one
+        if the new one fails. Returns True if a new model is in use."""
+        self._reload.clear()
+        path = self.settings.model_path
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            mtime = None
+        current = self.decider.model
+        if not force and (mtime in (current.mtime_ns, self._failed_mtime) or mtime is None):
+            return False
+        try:
+            model = PolicyModel.load(path, self.settings.providers, self.settings.max_batch_size)
+        except (ModelError, ConfigError) as exc:
+            self._failed_mtime = mtime
+            self.metrics.reloads.labels("failed").inc()
+            self.metrics.count("reloads.failed")
+            log.error("model reload failed, keeping %s: %s", current.version, exc)
+            self.report(str(path), "model_reload_failed", str(exc))
+            return False
+        self.decider.set_model(model)
+        self.metrics.reloads.labels("ok").inc()
+        self.metrics.count("reloads.ok")
+        log.warning("model reloaded: %s -> %s", current.version, model.version)
+        self.publish_status(NodeState.ONLINE)
+        return True
+
+
+def main(settings: NodeSettings | None = None, bus: Bus | None = None) -> int:
+    """Run a node until SIGTERM/SIGINT (SIGHUP reloads the model). Returns the exit code."""
+    settings = settings or load_settings()
+    if bus is None:
+        from bus.mqtt import MqttBus  # noqa: PLC0415 - tests pass their own bus
+
+        bus = MqttBus(
+            settings.mqtt_url, client_id=settings.node_id, username=settings.mqtt_username,
+            password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
+            tls_ca=str(settings.tls_ca) if settings.tls_ca else None,
+        )
+    node = Node(settings, bus)
+    restore = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig, fn in ((signal.SIGTERM, node.stop), (signal.SIGINT, node.stop),
+                        (signal.SIGHUP, node.request_reload)):
+            restore[sig] = signal.signal(sig, lambda *_a, fn=fn: fn())
+    try:
+        node.start()
+        log.warning(
+            "node %s serving %s on %s (model %s)", settings.node_id, settings.topic_prefix,
+            node.decider.model.provider, node.decider.model.version,
+        )
+        node.run()
+    finally:
+        for sig, old in restore.items():
+            signal.signal(sig, old)
+    return 0

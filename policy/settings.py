@@ -1,0 +1,94 @@
+"""The node's settings: env ``RULEDRIVE_*`` and CLI flags, validated once at start-up.
+
+CLI flags override the environment. Any invalid value stops start-up with a ConfigError naming
+the field (``ruledrive serve`` exits 2).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bus.mqtt import parse_mqtt_url
+from bus.schema import VEHICLE_ID_PATTERN
+from bus.topics import DEFAULT_PREFIX
+from ruledrive.errors import ConfigError
+
+__all__ = ["DEFAULT_MODEL_PATH", "PROVIDER_CHOICES", "NodeSettings", "load_settings"]
+
+DEFAULT_MODEL_PATH = Path("models/ruledrive-default.onnx")
+PROVIDER_CHOICES = ("auto", "tensorrt", "cuda", "cpu")
+
+
+class NodeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RULEDRIVE_", extra="forbid", frozen=True)
+
+    mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="mqtt://host:port or mqtts://")
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    tls_ca: Path | None = Field(None, description="CA file for mqtts:// (default: system CAs)")
+    node_id: str = Field("node-1", pattern=VEHICLE_ID_PATTERN)
+    topic_prefix: str = DEFAULT_PREFIX
+    model_path: Path = DEFAULT_MODEL_PATH
+    providers: str = Field("auto", description="auto | tensorrt | cuda | cpu")
+    max_batch_size: int = Field(8, ge=1, le=256)
+    max_wait_us: int = Field(2000, ge=0, le=1_000_000, description="micro-batch window")
+    max_frame_age_ms: float = Field(200.0, gt=0, description="older frames are skipped")
+    confidence_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    max_payload_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    metrics_port: int = Field(0, ge=0, le=65535, description="0 = no metrics endpoint")
+    heartbeat_s: float = Field(5.0, gt=0, le=3600)
+    reload_poll_s: float = Field(2.0, ge=0, description="model mtime poll; 0 = SIGHUP only")
+    rules_cache_size: int = Field(1024, ge=1)
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        try:
+            parse_mqtt_url(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return v
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", v):
+            raise ValueError("topic prefix must be '/'-separated levels without wildcards")
+        return v
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v not in PROVIDER_CHOICES:
+            raise ValueError(f"providers must be one of {', '.join(PROVIDER_CHOICES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _tls(self) -> NodeSettings:
+        if self.tls_ca is not None and not self.mqtt_url.startswith("mqtts://"):
+            raise ValueError("tls_ca is set but mqtt_url is not mqtts://")
+        if self.tls_ca is not None and not self.tls_ca.is_file():
+            raise ValueError(f"tls_ca {self.tls_ca} is not a file")
+        if self.mqtt_password is not None and self.mqtt_username is None:
+            raise ValueError("mqtt_password is set without mqtt_username")
+        return self
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> NodeSettings:
+    """Environment + explicit overrides (None values are ignored); ConfigError if invalid."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        return NodeSettings(**given)
+    except ValidationError as exc:
+        lines = [
+            f"  {'RULEDRIVE_' + str(e['loc'][0]).upper() if e['loc'] else 'settings'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        ]
+        raise ConfigError("invalid settings:\n" + "\n".join(lines)) from exc

@@ -1,0 +1,183 @@
+"""The bus recorder (``ruledrive record``): contract topics in, MCAP files out, for retraining.
+
+It subscribes to frames, rule sets, decisions and labels (bus.topics), validates each message with
+the same codec as the node (invalid ones are counted and skipped, never written), and writes them
+with ``simulator.recording.RecordingWriter`` so ``ruledrive train`` reads the files directly.
+
+* Threads: the bus thread only validates and enqueues; one writer thread writes.
+* Crash safety: the writer finishes an MCAP chunk at least every ``flush_s`` seconds, so a killed
+  recorder leaves a file readable up to its last chunk (the summary is written only on close).
+* Rotation: a new file after ``rotate_mb`` MB or ``rotate_s`` seconds (``FILE-0000.mcap``, ...).
+* A broker that goes away: the MQTT bus reconnects and resubscribes by itself; the file stays
+  open and valid meanwhile, and the gap is visible in the log times.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bus.base import Bus
+from bus.codec import Incoming, parse_incoming
+from bus.topics import CAMERA, DECISION, DEFAULT_PREFIX, LABEL, RULES, Topic
+from ruledrive.errors import MessageError
+
+__all__ = ["RECORDED_TOPICS", "BusRecorder", "run_recorder"]
+
+log = logging.getLogger(__name__)
+
+RECORDED_TOPICS: tuple[Topic, ...] = (CAMERA, RULES, DECISION, LABEL)
+
+WriterFactory = Callable[[Path], Any]
+
+
+def _default_writer(path: Path, chunk_kb: int = 256) -> Any:
+    from simulator.recording import RecordingWriter  # noqa: PLC0415
+
+    return RecordingWriter(path, chunk_size=chunk_kb * 1024, source="recorder")
+
+
+class BusRecorder:
+    """Feed ``on_message`` from any bus; ``run()`` writes until ``stop()``."""
+
+    def __init__(self, out: str | Path, prefix: str = DEFAULT_PREFIX, *,
+                 rotate_mb: float = 0.0, rotate_s: float = 0.0, flush_s: float = 1.0,
+                 writer_factory: WriterFactory | None = None, max_queue: int = 10_000) -> None:
+        self.out = Path(out)
+        self.prefix = prefix
+        self.rotate_bytes = int(rotate_mb * 1e6)
+        self.rotate_s = rotate_s
+        self.flush_s = flush_s
+        self.writer_factory = writer_factory or _default_writer
+        self.counts: Counter[str] = Counter()
+        self.files: list[Path] = []
+        self._q: queue.Queue[tuple[Incoming, int] | None] = queue.Queue(max_queue)
+        self._stop = threading.Event()
+        self._writer: Any = None
+        self._opened = 0.0
+        self._bytes = 0
+
+    def subscribe(self, bus: Bus) -> None:
+        for entry in RECORDED_TOPICS:
+            bus.subscribe(entry.subscription(self.prefix), self.on_message, entry.qos)
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """Bus thread: validate and enqueue only."""
+        t = time.time_ns()
+        try:
+            msg = parse_incoming(topic, payload, self.prefix)
+        except MessageError as exc:
+            self.counts[f"rejected.{exc.code}"] += 1
+            return
+        if msg.message is None:  # a cleared retained rule set: nothing to record
+            return
+        try:
+            self._q.put_nowait((msg, t))
+        except queue.Full:
+            self.counts["dropped.queue_full"] += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._q.put(None)
+
+    # writer thread ----------------------------------------------------------------------------
+
+    def _path(self, index: int) -> Path:
+        if not (self.rotate_bytes or self.rotate_s):
+            return self.out
+        return self.out.with_name(f"{self.out.stem}-{index:04d}{self.out.suffix or '.mcap'}")
+
+    def _open(self) -> None:
+        path = self._path(len(self.files))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = self.writer_factory(path)
+        self.files.append(path)
+        self._opened, self._bytes = time.monotonic(), 0
+        log.info("recording to %s", path)
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _write(self, msg: Incoming, t_ns: int) -> None:
+        if self._writer is None:
+            self._open()
+        elif (self.rotate_bytes and self._bytes >= self.rotate_bytes) or (
+            self.rotate_s and time.monotonic() - self._opened >= self.rotate_s
+        ):
+            self._close()
+            self._open()
+        self._writer.write(msg.topic, msg.message, msg.jpeg, log_time_ns=t_ns)
+        self._bytes += len(msg.jpeg) + 256
+        self.counts[msg.topic.name] += 1
+
+    def run(self) -> list[Path]:
+        """Write until stop(); finish the files cleanly. Returns the files written."""
+        last_flush = time.monotonic()
+        try:
+            while True:
+                try:
+                    item = self._q.get(timeout=self.flush_s)
+                except queue.Empty:
+                    item = ...
+                if item is None:
+                    break
+                if item is not ...:
+                    self._write(*item)  # type: ignore[misc]
+                if self._writer is not None and time.monotonic() - last_flush >= self.flush_s:
+                    self._writer.flush()  # finish the chunk: a kill loses at most flush_s
+                    last_flush = time.monotonic()
+            while True:  # what arrived before stop()
+                try:
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    self._write(*item)
+        finally:
+            self._close()
+        return self.files
+
+
+def run_recorder(out: str | Path, url: str = "mqtt://127.0.0.1:1883",
+                 prefix: str = DEFAULT_PREFIX, rotate_mb: float = 0.0, rotate_s: float = 0.0,
+                 duration_s: float = 0.0, chunk_kb: int = 256, client_id: str = "",
+                 bus: Bus | None = None) -> list[Path]:
+    """``ruledrive record``: record until SIGINT/SIGTERM or ``duration_s``."""
+    recorder = BusRecorder(out, prefix, rotate_mb=rotate_mb, rotate_s=rotate_s,
+                           writer_factory=lambda p: _default_writer(p, chunk_kb))
+    if bus is None:
+        from bus.mqtt import MqttBus  # noqa: PLC0415
+
+        bus = MqttBus(url, client_id=client_id)
+    recorder.subscribe(bus)
+    restore = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            restore[sig] = signal.signal(sig, lambda *_a: recorder.stop())
+    timer = None
+    if duration_s > 0:
+        timer = threading.Timer(duration_s, recorder.stop)
+        timer.daemon = True
+    try:
+        bus.connect()
+        log.warning("recording %s/# from %s to %s", prefix, url, out)
+        if timer is not None:
+            timer.start()
+        files = recorder.run()
+    finally:
+        if timer is not None:
+            timer.cancel()
+        bus.close()
+        for sig, old in restore.items():
+            signal.signal(sig, old)
+    log.warning("recorded %s into %s", dict(recorder.counts), [str(f) for f in files])
+    return files

@@ -1,0 +1,349 @@
+"""``ruledrive replay`` and ``ruledrive record``: flags, wiring (bus, optional in-process node)
+and presentation (rich table, progress bar, JSON, PNGs) around simulator.replay and
+simulator.recorder, which hold the logic.
+
+Exit codes: 0 ok; 1 a gate failed (accuracy, p99, missing decisions, golden mismatch, aborted);
+2 bad flags or settings (ConfigError, via ruledrive.cli).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from bus.topics import DEFAULT_PREFIX
+from ruledrive.errors import ConfigError, DataError
+
+__all__ = ["print_report", "register", "write_outputs"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "mqtt://127.0.0.1:1883"
+
+
+def _rate(text: str) -> float | None:
+    if text.lower() in ("max", "inf", "0"):
+        return None
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--rate {text!r}: a number > 0, or 'max'") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError("--rate must be > 0, or 'max'")
+    return value
+
+
+def _bus_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mqtt-url", default=os.environ.get("RULEDRIVE_MQTT_URL", DEFAULT_URL),
+                   help="broker (default $RULEDRIVE_MQTT_URL or %(default)s)")
+    p.add_argument("--prefix", default=os.environ.get("RULEDRIVE_TOPIC_PREFIX", DEFAULT_PREFIX),
+                   help="topic prefix (default $RULEDRIVE_TOPIC_PREFIX or %(default)s)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "replay", help="replay recordings through a node and score its decisions",
+        description="Publish recorded rule sets and frames at the recorded timing (scaled by "
+        "--rate) and score the node's decisions. Gate with --min-accuracy / --max-p99-ms.",
+    )
+    p.add_argument("recordings", nargs="+", metavar="RECORDING", help="MCAP files")
+    p.add_argument("--rate", type=_rate, default=1.0,
+                   help="1.0 = real time, 2 = twice as fast, 'max' = as fast as the node answers")
+    p.add_argument("--vehicles", type=int, default=None, metavar="N",
+                   help="replay on N vehicles in parallel (ids replay-000...); "
+                   "default: one per recorded vehicle, under its recorded id")
+    _bus_flags(p)
+    p.add_argument("--bus", choices=("mqtt", "memory"), default="mqtt",
+                   help="memory = in-process bus (needs --serve-model)")
+    p.add_argument("--serve-model", type=Path, metavar="ONNX",
+                   help="also run a node in this process with this model")
+    p.add_argument("--timeout-s", type=float, default=10.0,
+                   help="give up on a decision after this long; abort if none comes at all")
+    p.add_argument("--wait-node-s", type=float, default=10.0,
+                   help="wait this long for a node's online status before publishing")
+    p.add_argument("--out", type=Path, default=Path("out/replay"),
+                   help="report.json, decisions.jsonl and PNGs go here (default %(default)s)")
+    p.add_argument("--min-accuracy", type=float, help="exit 1 if accuracy is lower")
+    p.add_argument("--max-p99-ms", type=float, help="exit 1 if latency p99 is higher")
+    p.add_argument("--max-missing", type=float, default=0.0, metavar="FRACTION",
+                   help="exit 1 if more frames than this get no decision (default 0)")
+    p.add_argument("--limit", type=int, metavar="FRAMES", help="replay at most this many frames")
+    p.add_argument("--no-labels", action="store_true",
+                   help="do not publish the recorded labels on the label topic")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--reference", type=Path, metavar="JSON",
+                   help="compare decisions with this golden reference; exit 1 on a difference")
+    p.add_argument("--update-reference", type=Path, metavar="JSON",
+                   help="write the decisions as the new golden reference (on purpose only)")
+    p.set_defaults(func=_replay)
+
+    r = sub.add_parser(
+        "record", help="record the contract topics into MCAP (for `ruledrive train`)",
+        description="Subscribe to frames, rules, decisions and labels and write MCAP files that "
+        "`ruledrive train` reads. Stops on Ctrl-C / SIGTERM, or after --duration-s.",
+    )
+    r.add_argument("--out", type=Path, required=True, metavar="FILE.mcap",
+                   help="output file; with rotation FILE-0001.mcap, FILE-0002.mcap, ...")
+    _bus_flags(r)
+    r.add_argument("--rotate-mb", type=float, default=0.0, help="start a new file after N MB")
+    r.add_argument("--rotate-s", type=float, default=0.0, help="start a new file after N s")
+    r.add_argument("--duration-s", type=float, default=0.0, help="stop after N s (0 = never)")
+    r.add_argument("--chunk-kb", type=int, default=256,
+                   help="MCAP chunk size: a killed recorder loses at most the open chunk")
+    r.add_argument("--client-id", default="", help="MQTT client id (default: random)")
+    r.set_defaults(func=_record)
+
+
+# -- replay ------------------------------------------------------------------------------------
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from simulator.replay import (  # noqa: PLC0415
+        Replayer,
+        compare_reference,
+        load_drives,
+        load_reference,
+        plan_lanes,
+        write_reference,
+    )
+
+    if args.bus == "memory" and args.serve_model is None:
+        raise ConfigError("--bus memory needs --serve-model (nothing else is on that bus)")
+    if args.vehicles is not None and args.vehicles < 1:
+        raise ConfigError("--vehicles must be >= 1")
+    try:
+        drives, load_error = load_drives(args.recordings, limit=args.limit), None
+    except DataError as exc:  # still write a (empty) report that says why
+        drives, load_error = [], f"cannot read the recording: {exc}"
+    lanes = plan_lanes(drives, args.vehicles)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        bus = _make_bus(args, stack)
+        show = not args.no_progress and sys.stderr.isatty()
+        progress = stack.enter_context(_Progress(show, lanes))
+        replayer = Replayer(bus, lanes, args.rate, prefix=args.prefix, timeout_s=args.timeout_s,
+                            publish_labels=not args.no_labels, progress=progress)
+        replayer.attach()
+        if args.bus == "mqtt":
+            bus.connect()
+            stack.callback(bus.close)
+        if args.serve_model is not None:
+            stack.enter_context(_node(args, bus))
+        if replayer.frames_planned and not replayer.wait_for_node(args.wait_node_s):
+            log.warning("no node reported online on %s within %g s; replaying anyway",
+                        args.prefix, args.wait_node_s)
+        stop = threading.Event()
+        try:
+            report = replayer.run(stop)
+        except KeyboardInterrupt:
+            stop.set()
+            raise
+    report.recordings = [str(p) for p in args.recordings]
+    report.aborted = load_error or report.aborted
+    failures = report.check(args.min_accuracy, args.max_p99_ms, args.max_missing)
+    rows = replayer.board.matched()
+    if args.update_reference:
+        write_reference(args.update_reference, rows, args.recordings)
+        print(f"reference written: {args.update_reference} ({len(rows)} decisions)")
+    if args.reference:
+        diffs = compare_reference(load_reference(args.reference), rows)
+        failures += [f"golden: {d}" for d in diffs[:20]]
+        if len(diffs) > 20:
+            failures.append(f"golden: ... and {len(diffs) - 20} more differences")
+        report.failures = failures
+    write_outputs(report, replayer.board, args.out)
+    print_report(report, args.out)
+    if failures:
+        for f in failures:
+            print(f"ruledrive replay: FAIL {f}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _make_bus(args: argparse.Namespace, stack: ExitStack) -> Any:  # noqa: ARG001
+    if args.bus == "memory":
+        from bus.memory import MemoryBus  # noqa: PLC0415
+
+        bus = MemoryBus()
+        bus.connect()
+        return bus
+    from bus.mqtt import MqttBus  # noqa: PLC0415
+
+    return MqttBus(args.mqtt_url)
+
+
+class _node:  # noqa: N801 - a context manager used like a function
+    """Run a node in a thread of this process (golden replays, the demo, --bus memory)."""
+
+    def __init__(self, args: argparse.Namespace, shared_bus: Any) -> None:
+        from policy.node import Node  # noqa: PLC0415
+        from policy.settings import load_settings  # noqa: PLC0415
+
+        settings = load_settings({
+            "model_path": args.serve_model, "mqtt_url": args.mqtt_url,
+            "topic_prefix": args.prefix, "node_id": "replay-node", "reload_poll_s": 0,
+            # Decisions must not depend on how loaded this machine is: no stale-frame fallback.
+            "max_frame_age_ms": 60_000.0,
+        })
+        if args.bus == "memory":
+            bus = shared_bus
+        else:
+            from bus.mqtt import MqttBus  # noqa: PLC0415
+
+            bus = MqttBus(args.mqtt_url, client_id=f"replay-node-{os.getpid()}")
+        self.node = Node(settings, bus)
+        self.thread = threading.Thread(target=self.node.run, name="node", daemon=True)
+
+    def __enter__(self) -> _node:
+        self.node.start()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.node.stop()
+        self.thread.join(10)
+
+
+# -- record ------------------------------------------------------------------------------------
+
+
+def _record(args: argparse.Namespace) -> int:
+    from simulator.recorder import run_recorder  # noqa: PLC0415
+
+    files = run_recorder(
+        args.out, url=args.mqtt_url, prefix=args.prefix, rotate_mb=args.rotate_mb,
+        rotate_s=args.rotate_s, duration_s=args.duration_s, chunk_kb=args.chunk_kb,
+        client_id=args.client_id,
+    )
+    print(json.dumps({"files": [str(f) for f in files]}))
+    return 0
+
+
+# -- presentation ------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A rich progress bar fed by the replayer's callback (a no-op when not on a terminal)."""
+
+    def __init__(self, show: bool, lanes: list[Any]) -> None:
+        self.show = show
+        self.total = sum(sum(1 for *_, ref in lane.steps() if ref is not None) for lane in lanes)
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.show:
+            from rich.progress import Progress  # noqa: PLC0415
+
+            self._bar = Progress(transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("replay: decisions", total=self.total)
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def write_outputs(report: Any, board: Any, out: Path) -> None:
+    """report.json, decisions.jsonl, latency_hist.png, confusion.png under ``out``."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from training.metrics import plot_confusion  # noqa: PLC0415
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    with (out / "decisions.jsonl").open("w") as f:
+        for ref, msg, ms in board.matched():
+            row = {"source_vehicle_id": ref.source_vehicle_id,
+                   "source_frame_id": ref.source_frame_id, "label": ref.label,
+                   "latency_ms": round(ms, 3), "decision": msg.model_dump(mode="json")}
+            f.write(json.dumps(row) + "\n")
+        for ref in board.missing():
+            f.write(json.dumps({"source_vehicle_id": ref.source_vehicle_id,
+                                "source_frame_id": ref.source_frame_id, "label": ref.label,
+                                "missing": True, "vehicle_id": ref.vehicle_id,
+                                "frame_id": ref.frame_id}) + "\n")
+    lat = board.latencies_ms()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if lat:
+        ax.hist(lat, bins=min(60, max(10, len(lat) // 10)), color="tab:blue")
+        for q, style in ((50, "-"), (95, "--"), (99, ":")):
+            v = float(np.percentile(lat, q))
+            ax.axvline(v, color="k", linestyle=style, label=f"p{q} {v:.1f} ms")
+        ax.legend()
+    ax.set_xlabel("publish -> decision latency (ms)")
+    ax.set_ylabel("frames")
+    rate = "max" if report.target_rate is None else f"{report.target_rate:g}x"
+    ax.set_title(f"replay latency ({len(lat)} decisions, rate {rate}, {report.vehicles} vehicles)")
+    fig.tight_layout()
+    fig.savefig(out / "latency_hist.png", dpi=100)
+    plt.close(fig)
+    acc = "n/a" if report.accuracy is None else f"{report.accuracy:.3f}"
+    plot_confusion(np.array(report.confusion_matrix), report.labels, out / "confusion.png",
+                   f"replay decisions vs recorded labels (accuracy {acc})")
+
+
+def _fmt(v: float | None, spec: str = ".1f") -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def print_report(report: Any, out: Path | None = None) -> None:
+    """The scoreboard: a rich table of the figures, then the confusion matrix."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    console = Console(stderr=False, width=110)
+    t = Table(title="ruledrive replay", show_header=False)
+    t.add_column("metric", style="bold")
+    t.add_column("value", justify="right")
+    lat = report.latency_ms
+    rows = [
+        ("vehicles", str(report.vehicles)),
+        ("target rate", "max" if report.target_rate is None else f"{report.target_rate:g}x"),
+        ("frames published / planned", f"{report.frames_published} / {report.frames_planned}"),
+        ("decisions matched", str(report.decisions_matched)),
+        ("missing decisions", str(report.missing)),
+        ("fallback (valid=false)", f"{report.fallback} {report.fallback_reasons or ''}".strip()),
+        ("accuracy (all / valid only)",
+         f"{_fmt(report.accuracy, '.3f')} / {_fmt(report.accuracy_valid_only, '.3f')}"),
+        ("latency p50 / p95 / p99 ms",
+         f"{_fmt(lat['p50'])} / {_fmt(lat['p95'])} / {_fmt(lat['p99'])}"),
+        ("achieved rate", f"{report.achieved_fps:.1f} decisions/s in {report.elapsed_s:.1f} s"),
+        ("model", ", ".join(report.model_versions) or "n/a"),
+    ]
+    if report.unexpected or report.duplicates or report.late:
+        rows.append(("unexpected / duplicate / late",
+                     f"{report.unexpected} / {report.duplicates} / {report.late}"))
+    if report.aborted:
+        rows.append(("aborted", f"[red]{report.aborted}[/red]"))
+    for k, v in rows:
+        t.add_row(k, v)
+    console.print(t)
+    if report.labelled:
+        cm = Table(title="confusion (rows = recorded label, columns = decision)")
+        cm.add_column("")
+        short = [lab[:8] for lab in report.labels]
+        for name in short:
+            cm.add_column(name, justify="right")
+        for name, row in zip(short, report.confusion_matrix, strict=True):
+            cm.add_row(name, *(str(v) if v else "." for v in row))
+        console.print(cm)
+    if out is not None:
+        console.print(f"report: {out / 'report.json'}  figures: {out}/latency_hist.png, "
+                      f"{out}/confusion.png")

@@ -1,0 +1,59 @@
+"""``ruledrive demo`` end to end in a subprocess (private broker, fake model), and its broker
+discovery without a broker binary."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ruledrive import demo
+from ruledrive.errors import BusError
+from tests.conftest import MOSQUITTO, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_no_broker_and_no_binary_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo, "mosquitto_binary", lambda: None)
+    with pytest.raises(BusError, match="apt-get install mosquitto"), demo.find_broker(
+        f"mqtt://127.0.0.1:{free_port()}"
+    ):
+        pass
+
+
+@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto binary not installed")
+def test_private_broker_starts_and_stops() -> None:
+    with demo.private_mosquitto() as url:
+        assert demo._answers(url)
+    assert not demo._answers(url)
+
+
+@pytest.mark.slow
+@pytest.mark.broker
+@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto binary not installed")
+def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
+    from tests.policy.fakemodel import build_fake_model
+
+    model = ROOT / "models/ruledrive-default.onnx"
+    if not model.is_file():  # the demo logic does not depend on which model answers
+        model = build_fake_model(tmp_path / "fake.onnx")
+    env = {**os.environ, "RULEDRIVE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}",
+           "MPLBACKEND": "Agg"}
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "ruledrive.cli", "demo", "--model", str(model), "--frames", "120",
+         "--vehicles", "4", "--rate", "4", "--out", str(tmp_path / "out")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=150,
+    )
+    wall = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "private mosquitto" in proc.stdout
+    assert "ruledrive replay" in proc.stdout and "everything stopped" in proc.stdout
+    for name in ("report.json", "latency_hist.png", "confusion.png"):
+        assert (tmp_path / "out" / name).is_file()
+    assert wall < 120

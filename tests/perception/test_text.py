@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perception.text import PAD_ID, UNK_ID, RuleTokenizer, tokenize
+from ruledrive.errors import ConfigError, MessageError
+
+RULES = ["Speed limit 50 km/h", "No overtaking", "Left lane closed ahead, merge right"]
+
+
+def test_tokenize_keeps_numbers_and_drops_punctuation() -> None:
+    assert tokenize("School zone: 30 km/h on weekdays 7am-5pm") == [
+        "school", "zone", "30", "km", "h", "on", "weekdays", "7", "am", "5", "pm",
+    ]
+
+
+def test_round_trip_through_json_keeps_encoding() -> None:
+    tok = RuleTokenizer.from_texts(RULES)
+    back = RuleTokenizer.from_json(tok.to_json())
+    assert back == tok and back.sha256() == tok.sha256()
+    np.testing.assert_array_equal(back.encode_rules(RULES), tok.encode_rules(RULES))
+
+
+def test_encoding_shape_padding_and_unknown_words() -> None:
+    tok = RuleTokenizer.from_texts(RULES)
+    enc = tok.encode_rules(["No overtaking", "Horn prohibited"])
+    assert enc.shape == (tok.max_rules, tok.max_tokens) and enc.dtype == np.int32
+    assert list(enc[0][:2]) == [tok.index["no"], tok.index["overtaking"]]
+    assert enc[1][0] == UNK_ID and enc[1][1] == UNK_ID  # words never seen in training
+    assert (enc[2:] == PAD_ID).all()
+
+
+def test_rule_order_permutes_rows_only() -> None:
+    tok = RuleTokenizer.from_texts(RULES)
+    a, b = tok.encode_rules(RULES), tok.encode_rules(RULES[::-1])
+    assert sorted(map(tuple, a)) == sorted(map(tuple, b))
+
+
+def test_too_many_rules_is_a_message_error() -> None:
+    tok = RuleTokenizer.from_texts(RULES)
+    with pytest.raises(MessageError, match="too_many_rules"):
+        tok.encode_rules(["No overtaking"] * (tok.max_rules + 1))
+
+
+def test_long_rule_is_truncated_not_rejected() -> None:
+    tok = RuleTokenizer.from_texts(RULES)
+    assert tok.encode_rule(" ".join(["no"] * 100)).shape == (tok.max_tokens,)
+
+
+@pytest.mark.parametrize("bad", ['{"vocab": ["a"]}', "not json", '{"vocab": ["<pad>", "<unk>", "a", "a"], "max_rules": 5, "max_tokens": 20}'])
+def test_bad_tokenizer_json_is_a_config_error(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        RuleTokenizer.from_json(bad)

@@ -1,0 +1,116 @@
+"""TEST DOUBLE: a tiny ONNX model with exactly the production model's interface and metadata.
+
+probabilities = softmax(scale * (W @ [mean pixel / 255, non-pad tokens / 20, speed / 100] + b))
+
+so brighter images, more rule words and higher speeds give different decisions. ``scale=0`` gives
+uniform probabilities (low confidence). Keyword arguments break one part of the contract at a time
+for the refusal tests. Run ``python -m tests.policy.fakemodel OUT.onnx`` to write one.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from perception.modelmeta import build_metadata
+from perception.spec import MODEL_SPEC
+from perception.text import RuleTokenizer
+
+__all__ = ["RULE_TEXTS", "build_fake_model", "fake_tokenizer"]
+
+RULE_TEXTS = [
+    "School zone: 30 km/h",
+    "Stop at the red light",
+    "Yield to pedestrians at the crossing",
+    "Lane closed ahead, merge left",
+    "Road works: merge right",
+    "Speed limit 50 km/h",
+]
+
+# Rows: mean pixel, tokens, speed, bias -> 6 labels in DecisionLabel order.
+_W = np.array(
+    [
+        [4.0, -1.0, -3.0, 0.0, 0.5, 0.5],  # bright image -> PROCEED
+        [-1.0, 2.5, 1.0, 1.0, 0.0, 0.0],  # many rule words -> SLOW_DOWN / STOP
+        [-2.0, 3.0, 0.5, -0.5, 1.0, -1.0],  # fast -> SLOW_DOWN
+    ],
+    dtype=np.float32,
+)
+_B = np.array([0.0, 0.0, 1.5, 0.0, -1.0, -1.0], dtype=np.float32)
+
+
+def fake_tokenizer() -> RuleTokenizer:
+    return RuleTokenizer.from_texts(RULE_TEXTS)
+
+
+def build_fake_model(
+    path: str | Path,
+    *,
+    scale: float = 3.0,
+    version: str = "fake-1",
+    metadata: dict[str, str] | None = None,
+    drop_meta: tuple[str, ...] = (),
+    image_name: str = MODEL_SPEC.image_input,
+    image_shape: tuple[int | str, ...] = ("N", MODEL_SPEC.image_height, MODEL_SPEC.image_width, 3),
+    speed_type: int = TensorProto.FLOAT,
+    n_out: int = 6,
+) -> Path:
+    s = MODEL_SPEC
+    inputs = [
+        helper.make_tensor_value_info(image_name, TensorProto.UINT8, list(image_shape)),
+        helper.make_tensor_value_info(
+            s.rules_input, TensorProto.INT32, ["N", s.max_rules, s.max_tokens]
+        ),
+        helper.make_tensor_value_info(s.speed_input, speed_type, ["N", 1]),
+    ]
+    output = helper.make_tensor_value_info(s.output, TensorProto.FLOAT, ["N", n_out])
+    w = np.zeros((3, n_out), np.float32)
+    w[:, : min(6, n_out)] = _W[:, : min(6, n_out)]
+    b = np.zeros(n_out, np.float32)
+    b[: min(6, n_out)] = _B[: min(6, n_out)]
+    inits = [
+        numpy_helper.from_array(w * scale, "W"),
+        numpy_helper.from_array(b * scale, "B"),
+        numpy_helper.from_array(np.array([1, 2], np.int64), "tok_axes"),
+        numpy_helper.from_array(np.array([-1, 1], np.int64), "col"),
+        numpy_helper.from_array(np.array(0, np.int32), "zero"),
+        numpy_helper.from_array(np.array([1 / 255, 1 / 20, 1 / 100], np.float32), "norm"),
+    ]
+    nodes = [
+        helper.make_node("Cast", [image_name], ["img_f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["img_f"], ["img_m"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Reshape", ["img_m", "col"], ["f_img"]),
+        helper.make_node("Greater", [s.rules_input, "zero"], ["tok_b"]),
+        helper.make_node("Cast", ["tok_b"], ["tok_f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceSum", ["tok_f", "tok_axes"], ["tok_s"], keepdims=0),
+        helper.make_node("Reshape", ["tok_s", "col"], ["f_tok"]),
+        helper.make_node("Cast", [s.speed_input], ["f_speed"], to=TensorProto.FLOAT),
+        helper.make_node("Concat", ["f_img", "f_tok", "f_speed"], ["feat"], axis=1),
+        helper.make_node("Mul", ["feat", "norm"], ["feat_n"]),
+        helper.make_node("MatMul", ["feat_n", "W"], ["logits0"]),
+        helper.make_node("Add", ["logits0", "B"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], [s.output], axis=-1),
+    ]
+    graph = helper.make_graph(nodes, "ruledrive_fake", inputs, [output], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = build_metadata(
+        fake_tokenizer(), version, {"kind": "test-double"}, {"accuracy": 0.0}, "fake"
+    )
+    meta.update(metadata or {})
+    for key in drop_meta:
+        meta.pop(key, None)
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+if __name__ == "__main__":
+    print(build_fake_model(sys.argv[1] if len(sys.argv) > 1 else "/tmp/ruledrive-fake.onnx"))

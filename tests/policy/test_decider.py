@@ -1,0 +1,116 @@
+"""Unit tests of the bus-free Decider (no bus, no threads)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from bus.schema import DecisionLabel
+from policy.decider import Decider, FrameJob
+from policy.fallback import FALLBACK_DECISION, Reason
+from policy.model import PolicyModel
+from ruledrive.errors import ModelError
+from tests.policy.conftest import header, jpeg, rules
+from tests.policy.fakemodel import build_fake_model
+
+
+@pytest.fixture
+def decider(model: PolicyModel) -> Decider:
+    return Decider(model, "node-t", confidence_threshold=0.5, max_frame_age_ms=500)
+
+
+def test_valid_decision_has_every_field(decider: Decider) -> None:
+    d = decider.step(header(frame_id=7), jpeg(250), rules(version="v9"))
+    assert d.valid and d.reason is None
+    assert (d.vehicle_id, d.frame_id, d.rules_version) == ("car-1", 7, "v9")
+    assert d.model_version == "fake-1"
+    assert set(d.probabilities) == set(DecisionLabel)
+    assert sum(d.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert d.confidence == pytest.approx(max(d.probabilities.values()))
+    assert d.decision == max(d.probabilities, key=d.probabilities.__getitem__)
+    t = d.timings
+    assert t.batch_size == 1 and t.inference_ms > 0 and t.decode_ms > 0 and t.total_ms >= 0
+    assert d.node_id == "node-t" and d.schema_version == 1
+
+
+def test_different_inputs_give_different_decisions(decider: Decider) -> None:
+    bright = decider.step(header(speed=0), jpeg(250), rules(texts=("go",)))
+    dark = decider.step(header(speed=120), jpeg(5), rules(texts=("Stop at the red light",) * 5))
+    assert bright.decision != dark.decision
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: (header(), jpeg(), None), Reason.NO_RULES),
+        (lambda: (header(), jpeg(), rules(expires_at_ns=time.time_ns() - 1)), Reason.RULES_EXPIRED),
+        (lambda: (header(), b"\xff\xd8garbage", rules()), Reason.BAD_IMAGE),
+        (lambda: (header(), b"", rules()), Reason.BAD_IMAGE),
+        (lambda: (header(stamp_ns=time.time_ns() - 2 * 10**9), jpeg(), rules()),
+         Reason.STALE_FRAME),
+    ],
+)
+def test_fallbacks(decider: Decider, make, reason: Reason) -> None:  # noqa: ANN001
+    d = decider.step(*make())
+    assert not d.valid
+    assert d.reason == reason
+    assert d.decision == FALLBACK_DECISION[reason]
+    assert d.frame_id == 0
+
+
+def test_fallback_table_is_conservative() -> None:
+    assert {FALLBACK_DECISION[r] for r in Reason} <= {DecisionLabel.SLOW_DOWN, DecisionLabel.STOP}
+    assert FALLBACK_DECISION[Reason.BAD_IMAGE] is DecisionLabel.STOP
+    assert FALLBACK_DECISION[Reason.MODEL_ERROR] is DecisionLabel.STOP
+    assert FALLBACK_DECISION[Reason.LOW_CONFIDENCE] is DecisionLabel.SLOW_DOWN
+
+
+def test_low_confidence(tmp_path) -> None:  # noqa: ANN001
+    flat = PolicyModel.load(build_fake_model(tmp_path / "flat.onnx", scale=0.0))
+    d = Decider(flat, "n", confidence_threshold=0.5).step(header(), jpeg(), rules())
+    assert (d.valid, d.reason, d.decision) == (False, "low_confidence", DecisionLabel.SLOW_DOWN)
+    assert d.confidence == pytest.approx(1 / 6, abs=1e-4)
+    assert len(d.probabilities) == 6  # the model's answer is still reported
+
+
+def test_model_error_and_nan(decider: Decider, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*a: object) -> np.ndarray:
+        raise ModelError("boom")
+
+    monkeypatch.setattr(decider.model, "run", boom)
+    d = decider.step(header(), jpeg(), rules())
+    assert (d.reason, d.decision) == ("model_error", DecisionLabel.STOP)
+    monkeypatch.setattr(decider.model, "run", lambda i, t, s: np.full((len(i), 6), np.nan))
+    assert decider.step(header(), jpeg(), rules()).reason == "model_error"
+
+
+def test_batch_matches_single_and_keeps_order(decider: Decider) -> None:
+    jobs = [
+        FrameJob(header("a", 1, 10), jpeg(20), rules("a")),
+        FrameJob(header("b", 2, 90), jpeg(200), None),
+        FrameJob(header("c", 3, 50), jpeg(120), rules("c", texts=("School zone: 30 km/h",))),
+    ]
+    batch = decider.decide_batch(jobs)
+    assert [d.vehicle_id for d in batch] == ["a", "b", "c"]
+    assert batch[1].reason == "no_rules"
+    assert batch[0].timings.batch_size == batch[2].timings.batch_size == 2
+    for job, d in zip(jobs, batch, strict=True):
+        single = decider.step(job.header, job.jpeg, job.rules)
+        assert single.decision == d.decision
+        for k, p in d.probabilities.items():
+            assert single.probabilities[k] == pytest.approx(p, abs=1e-5)
+
+
+def test_rule_tokens_cached_per_vehicle_and_version(decider: Decider) -> None:
+    r = rules(version="v1")
+    for i in range(5):
+        decider.step(header(frame_id=i), jpeg(), r)
+    assert (decider.cache_misses, decider.cache_hits) == (1, 4)
+    decider.step(header(), jpeg(), rules(version="v2"))
+    assert decider.cache_misses == 2
+    # same version with different texts is not served from the cache
+    changed = decider.tokens(rules(version="v2", texts=("Speed limit 50 km/h",)))
+    assert decider.cache_misses == 3
+    assert not np.array_equal(changed, decider.tokens(rules(version="v1")))

@@ -1,0 +1,58 @@
+"""The model loader refuses anything that does not match the contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from onnx import TensorProto
+
+from perception.spec import META_KEYS
+from policy.model import PolicyModel, choose_providers
+from ruledrive.errors import ConfigError, ModelError
+from tests.policy.fakemodel import build_fake_model
+
+
+def test_loads_and_reads_metadata(model: PolicyModel) -> None:
+    assert model.version == "fake-1"
+    assert model.provider == "CPUExecutionProvider"
+    assert model.meta.tokenizer.vocab_size > 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"drop_meta": (META_KEYS["labels"],)}, "missing"),
+        ({"metadata": {META_KEYS["schema_version"]: "2"}}, "schema version"),
+        ({"metadata": {META_KEYS["labels"]: '["PROCEED"]'}}, "labels"),
+        ({"metadata": {META_KEYS["tokenizer_sha256"]: "0" * 64}}, "hash"),
+        ({"image_name": "pixels"}, "inputs"),
+        ({"image_shape": (1, 96, 160, 3)}, "fixed batch"),
+        ({"image_shape": ("N", 64, 64, 3)}, "shape"),
+        ({"speed_type": TensorProto.DOUBLE}, "tensor\\(double\\)"),
+        ({"n_out": 5}, "shape"),
+    ],
+)
+def test_refuses_mismatched_models(tmp_path: Path, kwargs: dict, match: str) -> None:
+    path = build_fake_model(tmp_path / "bad.onnx", **kwargs)
+    with pytest.raises(ModelError, match=match):
+        PolicyModel.load(path)
+
+
+def test_missing_and_garbage_files(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        PolicyModel.load(tmp_path / "nope.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="cannot load"):
+        PolicyModel.load(tmp_path / "junk.onnx")
+
+
+def test_provider_choice() -> None:
+    cpu = "CPUExecutionProvider"
+    assert choose_providers("auto", ["AzureExecutionProvider", cpu]) == [cpu]
+    cuda, trt = "CUDAExecutionProvider", "TensorrtExecutionProvider"
+    assert choose_providers("auto", [cuda, cpu]) == [cuda, cpu]
+    assert choose_providers("auto", [trt, cuda, cpu]) == [trt, cuda, cpu]
+    assert choose_providers("cpu", ["CUDAExecutionProvider", cpu]) == [cpu]
+    with pytest.raises(ConfigError, match="cuda"):
+        choose_providers("cuda", [cpu])

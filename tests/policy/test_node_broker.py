@@ -1,0 +1,180 @@
+"""The node against a real Mosquitto: end to end, staleness, reconnect, and `ruledrive serve`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bus.codec import encode
+from bus.envelope import pack_frame
+from bus.memory import Recorder
+from bus.mqtt import MqttBus
+from bus.schema import DecisionMsg, ErrorReport, NodeStatus
+from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS
+from policy.model import PolicyModel
+from policy.node import Node
+from policy.settings import load_settings
+from tests.policy.conftest import header, jpeg, rules
+
+pytestmark = pytest.mark.broker
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Client:
+    """A vehicle-side test client on its own MqttBus."""
+
+    def __init__(self, url: str, prefix: str, node_id: str) -> None:
+        self.prefix, self.bus = prefix, MqttBus(url)
+        self.decisions, self.errors, self.status = Recorder(), Recorder(), Recorder()
+        self.bus.subscribe(DECISION.subscription(prefix), self.decisions, 1)
+        self.bus.subscribe(ERRORS.subscription(prefix), self.errors, 1)
+        self.bus.subscribe(STATUS.topic(prefix, node_id=node_id), self.status, 1)
+        self.bus.connect()
+
+    def rules(self, vid: str = "car-1", **kw: object) -> None:
+        self.bus.publish(RULES.topic(self.prefix, vehicle_id=vid), encode(rules(vid, **kw)), 1,
+                         retain=True)
+
+    def frame(self, vid: str = "car-1", frame_id: int = 0, **kw: object) -> None:
+        self.bus.publish(CAMERA.topic(self.prefix, vehicle_id=vid),
+                         pack_frame(header(vid, frame_id, **kw), jpeg()), 0)
+
+    def got(self) -> list[DecisionMsg]:
+        return [DecisionMsg.model_validate_json(p) for _, p in self.decisions.messages]
+
+    def last_status(self) -> NodeStatus:
+        return NodeStatus.model_validate_json(self.status.messages[-1][1])
+
+    def close(self) -> None:
+        for vid in ("car-1", "car-2"):  # leave no retained rules behind on the shared broker
+            self.bus.publish(RULES.topic(self.prefix, vehicle_id=vid), b"", 1, retain=True)
+        self.bus.publish(STATUS.topic(self.prefix, node_id="node-b"), b"", 1, retain=True)
+        time.sleep(0.05)
+        self.bus.close()
+
+
+def start_node(url: str, prefix: str, model: PolicyModel) -> tuple[Node, threading.Thread]:
+    s = load_settings({"mqtt_url": url, "topic_prefix": prefix, "node_id": "node-b",
+                       "heartbeat_s": 0.5, "reload_poll_s": 0, "max_frame_age_ms": 500})
+    bus = MqttBus(url, client_id=f"node-b-{uuid.uuid4().hex[:6]}", reconnect_max_s=1)
+    node = Node(s, bus, model)
+    node.start()
+    t = threading.Thread(target=node.run, daemon=True)
+    t.start()
+    return node, t
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"test/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def shared(broker_url: str, prefix: str, model: PolicyModel) -> Iterator[tuple[Node, Client]]:
+    client = Client(broker_url, prefix, "node-b")
+    node, t = start_node(broker_url, prefix, model)
+    yield node, client
+    node.stop()
+    t.join(5)
+    client.close()
+
+
+def test_end_to_end_rules_frames_decisions(shared: tuple[Node, Client]) -> None:
+    node, c = shared
+    c.frame(frame_id=1)  # no rules yet
+    assert c.decisions.wait_count(1)
+    c.rules(version="r42")
+    deadline = time.monotonic() + 5
+    while "car-1" not in node.rules and time.monotonic() < deadline:
+        time.sleep(0.01)
+    c.frame(frame_id=2)
+    c.frame(frame_id=3, stamp_ns=time.time_ns() - 5 * 10**9)  # stale
+    c.bus.publish(CAMERA.topic(c.prefix, vehicle_id="car-1"), b"junk", 0)
+    assert c.decisions.wait_count(3) and c.errors.wait_count(1)
+    by_id = {d.frame_id: d for d in c.got()}
+    assert by_id[1].reason == "no_rules" and by_id[1].decision == "SLOW_DOWN"
+    d = by_id[2]
+    assert d.valid and d.rules_version == "r42" and d.model_version == "fake-1"
+    assert d.node_id == "node-b" and d.timings.batch_size == 1 and d.timings.total_ms > 0
+    assert len(d.probabilities) == 6
+    assert by_id[3].reason == "stale_frame"
+    assert ErrorReport.model_validate_json(c.errors.messages[0][1]).code == "bad_envelope"
+    assert c.status.wait_for(lambda m: len(m) >= 1)
+    assert c.last_status().state == "online"
+
+
+def test_reconnect_after_private_broker_restart(private_broker, model: PolicyModel,  # noqa: ANN001
+                                                prefix: str) -> None:
+    node, t = start_node(private_broker.url, prefix, model)
+    c = Client(private_broker.url, prefix, "node-b")
+    try:
+        c.rules()
+        time.sleep(0.1)
+        c.frame(frame_id=1)
+        assert c.decisions.wait_count(1)
+        private_broker.stop()
+        time.sleep(0.3)
+        private_broker.start()  # persistence off: the retained rules are gone
+        deadline = time.monotonic() + 10
+        while not (node.bus.connected and c.bus.connected) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert node.bus.connected
+        # online status republished on reconnect (the broker lost it)
+        assert c.status.wait_for(lambda m: any(b'"online"' in p for _, p in m[-3:]), 5)
+        c.rules(version="r2")
+        time.sleep(0.2)
+        c.frame(frame_id=2)
+        assert c.decisions.wait_count(2, timeout=5), "node did not resubscribe"
+        assert c.got()[-1].rules_version == "r2"
+    finally:
+        node.stop()
+        t.join(5)
+        c.bus.close()
+
+
+def test_serve_cli_sigterm_exits_0_and_publishes_offline(private_broker, fake_model_path: Path,  # noqa: ANN001
+                                                        prefix: str) -> None:
+    c = Client(private_broker.url, prefix, "cli-node")
+    env = {**os.environ, "RULEDRIVE_NODE_ID": "cli-node"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ruledrive.cli", "serve", "--mqtt-url", private_broker.url,
+         "--model", str(fake_model_path), "--topic-prefix", prefix, "--heartbeat-s", "0.5"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        assert c.status.wait_for(lambda m: any(b'"online"' in p for _, p in m), 20)
+        c.rules()
+        time.sleep(0.1)
+        c.frame(frame_id=9)
+        assert c.decisions.wait_count(1, 5)
+        assert "tensorflow" not in proc.args  # sanity; the import check is below
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+        assert proc.returncode == 0, out.decode()
+        assert c.status.wait_for(lambda m: b'"offline"' in m[-1][1], 5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        c.bus.close()
+
+
+def test_serve_bad_config_exits_2() -> None:
+    r = subprocess.run([sys.executable, "-m", "ruledrive.cli", "serve", "--max-batch-size", "0"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "RULEDRIVE_MAX_BATCH_SIZE" in r.stderr
+
+
+def test_serve_never_imports_tensorflow(fake_model_path: Path) -> None:
+    code = ("import sys, ruledrive.cli, policy.node, policy.bench; "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)

@@ -1,0 +1,289 @@
+"""The node's service loop on the in-memory bus: conflation, batching, rejects, status, reload."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bus.codec import encode
+from bus.envelope import pack_frame
+from bus.memory import MemoryBus, Recorder
+from bus.schema import DecisionMsg, ErrorReport, NodeStatus
+from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS
+from policy.model import PolicyModel
+from policy.node import Node
+from policy.settings import NodeSettings, load_settings
+from ruledrive.errors import ConfigError
+from tests.policy.conftest import header, jpeg, rules
+from tests.policy.fakemodel import build_fake_model
+
+P = "ruledrive/v1"
+
+
+def settings(**kw: object) -> NodeSettings:
+    base = {"node_id": "node-t", "heartbeat_s": 0.2, "reload_poll_s": 0, "max_wait_us": 1000}
+    return load_settings({**base, **kw})
+
+
+@pytest.fixture
+def bus() -> MemoryBus:
+    return MemoryBus()
+
+
+@pytest.fixture
+def node(bus: MemoryBus, model: PolicyModel) -> Node:
+    n = Node(settings(), bus, model)
+    n.start()
+    return n
+
+
+@pytest.fixture
+def running(node: Node) -> Iterator[Node]:
+    t = threading.Thread(target=node.run, daemon=True)
+    t.start()
+    yield node
+    node.stop()
+    t.join(5)
+    assert not t.is_alive()
+
+
+def decisions(rec: Recorder) -> list[DecisionMsg]:
+    return [DecisionMsg.model_validate_json(p) for _, p in rec.messages]
+
+
+def errors(bus: MemoryBus) -> list[ErrorReport]:
+    return [ErrorReport.model_validate_json(p) for t, p, _, _ in bus.published
+            if t == ERRORS.topic(P, node_id="node-t")]
+
+
+def send_frame(bus: MemoryBus, vid: str = "car-1", frame_id: int = 0, image: bytes | None = None,
+               **kw: object) -> None:
+    payload = pack_frame(header(vid, frame_id, **kw), jpeg() if image is None else image)
+    bus.publish(CAMERA.topic(P, vehicle_id=vid), payload)
+
+
+def send_rules(bus: MemoryBus, vid: str = "car-1", **kw: object) -> None:
+    bus.publish(RULES.topic(P, vehicle_id=vid), encode(rules(vid, **kw)), 1, retain=True)
+
+
+def test_end_to_end_and_status(bus: MemoryBus, running: Node) -> None:
+    rec = Recorder()
+    bus.subscribe(DECISION.subscription(P), rec)
+    send_frame(bus, frame_id=1)  # before any rules -> fallback, still answered
+    assert rec.wait_count(1)
+    send_rules(bus, version="r7")
+    send_frame(bus, frame_id=2)
+    assert rec.wait_count(2)
+    first, second = decisions(rec)
+    assert (first.frame_id, first.reason, first.valid) == (1, "no_rules", False)
+    assert (second.frame_id, second.valid, second.rules_version) == (2, True, "r7")
+    status = NodeStatus.model_validate_json(bus.retained(STATUS.topic(P, node_id="node-t")))
+    assert status.state == "online" and status.provider == "CPUExecutionProvider"
+    assert status.model_version == "fake-1"
+    time.sleep(0.3)  # one heartbeat with counters
+    status = NodeStatus.model_validate_json(bus.retained(STATUS.topic(P, node_id="node-t")))
+    assert status.counters["decisions"] == 2 and status.counters["fallback.no_rules"] == 1
+    assert status.uptime_s > 0
+
+
+def test_stop_publishes_offline_and_will_on_loss(bus: MemoryBus, model: PolicyModel) -> None:
+    node = Node(settings(), bus, model)
+    node.start()
+    t = threading.Thread(target=node.run)
+    t.start()
+    node.stop()
+    t.join(5)
+    topic = STATUS.topic(P, node_id="node-t")
+    assert NodeStatus.model_validate_json(bus.retained(topic)).state == "offline"
+    other = Node(settings(node_id="node-u"), bus, model)
+    other.start()
+    assert NodeStatus.model_validate_json(bus.retained(STATUS.topic(P, node_id="node-u"))).state \
+        == "online"
+    bus.lost()  # crash: the broker publishes the will
+    assert NodeStatus.model_validate_json(bus.retained(STATUS.topic(P, node_id="node-u"))).state \
+        == "offline"
+
+
+def test_conflation_keeps_newest_frame_per_vehicle(bus: MemoryBus, node: Node) -> None:
+    send_rules(bus)
+    for i in range(5):
+        send_frame(bus, "car-1", i)
+    send_frame(bus, "car-2", 0)
+    batch = node._collect(timeout=0.1)
+    assert sorted((p.header.vehicle_id, p.header.frame_id) for p in batch) == [
+        ("car-1", 4), ("car-2", 0)]
+    assert node.metrics.counters()["dropped.conflated"] == 4
+    out = node.process(batch)
+    assert [d.timings.batch_size for d in out if d.valid] == [1]  # car-2 has no rules
+    assert node._collect(timeout=0.01) == []
+
+
+def test_micro_batch_across_vehicles(bus: MemoryBus, model: PolicyModel) -> None:
+    node = Node(settings(max_batch_size=4), bus, model)
+    node.start()
+    for v in range(6):
+        send_rules(bus, f"v{v}")
+        send_frame(bus, f"v{v}")
+    first = node._collect(0.1)
+    assert len(first) == 4
+    out = node.process(first)
+    assert all(d.valid and d.timings.batch_size == 4 for d in out)
+    assert len(node._collect(0.1)) == 2
+
+
+def test_micro_batch_waits_for_active_vehicles(bus: MemoryBus, model: PolicyModel) -> None:
+    node = Node(settings(max_batch_size=8, max_wait_us=200_000), bus, model)
+    node.start()
+    send_frame(bus, "a")
+    assert len(node._collect(0.1)) == 1  # one active vehicle: no waiting
+    send_frame(bus, "b")
+    t0 = time.monotonic()
+    threading.Timer(0.05, lambda: send_frame(bus, "a")).start()
+    batch = node._collect(0.1)  # two active vehicles: waits (<= 200 ms) for the second
+    assert len(batch) == 2 and time.monotonic() - t0 < 0.19
+
+
+def test_stale_frames_skipped_and_answered(bus: MemoryBus, running: Node) -> None:
+    rec = Recorder()
+    bus.subscribe(DECISION.subscription(P), rec)
+    send_rules(bus)
+    send_frame(bus, stamp_ns=time.time_ns() - 10**10)
+    assert rec.wait_count(1)
+    assert decisions(rec)[0].reason == "stale_frame"
+    assert running.metrics.counters()["dropped.stale"] == 1
+
+
+def raw_frame(**fields: object) -> bytes:
+    head = header().model_dump(mode="json") | fields
+    body = json.dumps({k: v for k, v in head.items() if v is not None}).encode()
+    return b"RDF1" + struct.pack(">I", len(body)) + body + jpeg()
+
+
+BAD = [
+    (CAMERA.topic(P, vehicle_id="car-1"), b"garbage", "bad_envelope"),
+    (CAMERA.topic(P, vehicle_id="car-1"),
+     b"RDF1\x00\x00\x00\x05{bad}" + jpeg(), "bad_json"),
+    (CAMERA.topic(P, vehicle_id="car-1"),
+     pack_frame(header(), jpeg()).replace(b'"schema_version":1', b'"schema_version":9'),
+     "unsupported_schema_version"),
+    (CAMERA.topic(P, vehicle_id="car-1"), raw_frame(speed_kph=float("nan")), "bad_header"),
+    (CAMERA.topic(P, vehicle_id="car-1"), raw_frame(speed_kph="fast"), "bad_header"),
+    (CAMERA.topic(P, vehicle_id="car-1"), raw_frame(frame_id=None), "bad_header"),
+    (CAMERA.topic(P, vehicle_id="car-2"), pack_frame(header("car-1"), jpeg()), "id_mismatch"),
+    (CAMERA.topic(P, vehicle_id="car-1"), b"RDF1" + bytes(3 * 1024 * 1024), "payload_too_large"),
+    (f"{P}/vehicles/bad$id/rules", encode(rules()), "bad_vehicle_id"),
+    (RULES.topic(P, vehicle_id="car-1"), b"{not json", "bad_json"),
+    (RULES.topic(P, vehicle_id="car-1"), json.dumps({"vehicle_id": "car-1"}).encode(),
+     "bad_schema"),
+    (RULES.topic(P, vehicle_id="car-1"),
+     encode(rules()).replace(b'"issued_at_ns":', b'"issued_at_ns":"x",  "_":'), "bad_schema"),
+    (f"{P}/vehicles/car-1/camera/rear", b"x", "unknown_topic"),
+]
+
+
+@pytest.mark.parametrize(("topic", "payload", "code"), BAD, ids=[b[2] + str(i) for i, b in
+                                                                 enumerate(BAD)])
+def test_bad_input_rejected_reported_and_node_keeps_serving(
+    bus: MemoryBus, running: Node, topic: str, payload: bytes, code: str
+) -> None:
+    rec = Recorder()
+    bus.subscribe(DECISION.subscription(P), rec)
+    send_rules(bus)
+    running.on_message(topic, payload)  # also topics the node would not subscribe to
+    reports = errors(bus)
+    assert [r.code for r in reports] == [code], reports
+    assert reports[0].topic == topic
+    assert running.metrics.counters()[f"rejected.{code}"] == 1
+    send_frame(bus, frame_id=3)
+    assert rec.wait_count(1)
+    assert decisions(rec)[0].valid
+
+
+def test_corrupt_jpeg_gets_stop_and_report(bus: MemoryBus, running: Node) -> None:
+    rec = Recorder()
+    bus.subscribe(DECISION.subscription(P), rec)
+    send_rules(bus)
+    send_frame(bus, frame_id=5, image=b"\xff\xd8\xff\xe0corrupt")
+    send_frame(bus, "car-9", frame_id=6, image=b"")
+    assert rec.wait_count(2)
+    got = {d.frame_id: (d.decision, d.reason, d.valid) for d in decisions(rec)}
+    assert got[5] == ("STOP", "bad_image", False)
+    assert got[6][:2] == ("STOP", "no_rules") or got[6][:2] == ("STOP", "bad_image") \
+        or got[6][1] == "no_rules"
+    assert "bad_image" in [r.code for r in errors(bus)]
+
+
+def test_rules_retained_cleared_and_older_ignored(bus: MemoryBus, node: Node) -> None:
+    send_rules(bus, version="new")
+    old = rules(version="old").model_copy(update={"issued_at_ns": 1})
+    bus.publish(RULES.topic(P, vehicle_id="car-1"), encode(old), 1, retain=False)
+    assert node.rules["car-1"].version == "new"
+    bus.publish(RULES.topic(P, vehicle_id="car-1"), b"", 1, retain=True)
+    assert "car-1" not in node.rules
+    send_rules(bus, "car-3")  # a node that subscribes later gets retained rules
+    late = Node(settings(node_id="late"), bus, node.decider.model)
+    late.start()
+    assert set(late.rules) == {"car-3"}
+
+
+def test_hot_reload_keeps_old_model_on_failure(tmp_path: Path, bus: MemoryBus,
+                                               fake_model_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    shutil.copy(fake_model_path, path)
+    node = Node(settings(model_path=path, reload_poll_s=0.05), bus)
+    node.start()
+    t = threading.Thread(target=node.run)
+    t.start()
+    try:
+        assert node.decider.model.version == "fake-1"
+        build_fake_model(tmp_path / "m2.onnx", version="fake-2").replace(path)  # atomic swap
+        deadline = time.monotonic() + 5
+        while node.decider.model.version != "fake-2" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert node.decider.model.version == "fake-2"
+        status = NodeStatus.model_validate_json(bus.retained(STATUS.topic(P, node_id="node-t")))
+        assert status.model_version == "fake-2"
+        path.write_bytes(b"broken")
+        node.request_reload()  # what SIGHUP does
+        deadline = time.monotonic() + 5
+        while "reloads.failed" not in node.metrics.counters() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert node.decider.model.version == "fake-2"
+        assert "model_reload_failed" in [r.code for r in errors(bus)]
+    finally:
+        node.stop()
+        t.join(5)
+
+
+def test_settings_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RULEDRIVE_MAX_BATCH_SIZE", "3")
+    assert load_settings().max_batch_size == 3
+    assert load_settings({"max_batch_size": "5"}).max_batch_size == 5  # flags win
+    for bad in ({"mqtt_url": "http://x"}, {"max_batch_size": 0}, {"node_id": "a b"},
+                {"providers": "gpu"}, {"topic_prefix": "a/#"}, {"tls_ca": "/nope"},
+                {"confidence_threshold": 2}):
+        with pytest.raises(ConfigError, match="invalid settings"):
+            load_settings(bad)
+
+
+def test_metrics_endpoint(bus: MemoryBus, model: PolicyModel) -> None:
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    node = Node(settings(metrics_port=port), bus, model)
+    node.start()
+    send_rules(bus)
+    send_frame(bus)
+    node.process(node._collect(0.1))
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'ruledrive_decisions_total{decision=' in body
+    assert "ruledrive_inference_ms_bucket" in body and "ruledrive_batch_size_count 1.0" in body

@@ -1,0 +1,109 @@
+"""The recorder on a real broker: survives a broker restart, a SIGKILL leaves a readable file, and
+a recorded replay session trains a model (the offline retraining loop)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bus.mqtt import MqttBus
+from simulator.recorder import BusRecorder, _default_writer
+from simulator.replay import Replayer, plan_lanes
+from tests.simulator.replay_helpers import drive
+
+pytestmark = pytest.mark.broker
+ROOT = Path(__file__).resolve().parents[2]
+
+recording = pytest.importorskip("simulator.recording", reason="simulator.recording not there yet")
+
+
+def _publish_drives(url: str, drives, prefix: str = "ruledrive/v1") -> None:  # noqa: ANN001
+    """Replay without a node (publishing is all we need): frames, rules and labels go out."""
+    bus = MqttBus(url)
+    r = Replayer(bus, plan_lanes(drives), 4.0, prefix=prefix, timeout_s=0.2)
+    r.attach()
+    bus.connect()
+    try:
+        r.run()
+    finally:
+        bus.close()
+
+
+def _start(url: str, out: Path, **kw) -> tuple[BusRecorder, threading.Thread, MqttBus]:  # noqa: ANN003
+    bus = MqttBus(url, reconnect_max_s=1)
+    rec = BusRecorder(out, flush_s=0.2, writer_factory=_default_writer, **kw)
+    rec.subscribe(bus)
+    bus.connect()
+    t = threading.Thread(target=rec.run)
+    t.start()
+    return rec, t, bus
+
+
+def _frames(path: Path) -> int:
+    return sum(1 for _ in recording.read_samples([path], require_labels=False))
+
+
+def test_broker_restart_recorder_continues(private_broker, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "rec.mcap"
+    rec, t, bus = _start(private_broker.url, out)
+    _publish_drives(private_broker.url, [drive("car-a", 5)])
+    private_broker.stop()
+    time.sleep(0.5)
+    private_broker.start()
+    deadline = time.monotonic() + 10
+    while not bus.connected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert bus.connected, "recorder did not reconnect"
+    _publish_drives(private_broker.url, [drive("car-b", 4)])
+    time.sleep(0.3)
+    rec.stop()
+    t.join(10)
+    bus.close()
+    assert rec.counts["camera"] == 9
+    assert _frames(out) == 9
+
+
+def test_sigkill_leaves_a_readable_file(private_broker, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "killed.mcap"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ruledrive.cli", "record", "--out", str(out), "--mqtt-url",
+         private_broker.url, "--chunk-kb", "16"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not out.exists() and time.monotonic() < deadline:
+            _publish_drives(private_broker.url, [drive("car-a", 3)])
+        _publish_drives(private_broker.url, [drive("car-b", 10)])
+        time.sleep(1.5)  # > flush_s: the chunk in hand is finished
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    assert out.exists()
+    assert _frames(out) >= 10
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_recorded_replay_session_trains(private_broker, tmp_path: Path) -> None:  # noqa: ANN001
+    pytest.importorskip("tensorflow")
+    from training.config import TrainConfig
+    from training.train import train
+
+    out = tmp_path / "session.mcap"
+    rec, t, bus = _start(private_broker.url, out)
+    _publish_drives(private_broker.url, [drive(f"car-{i}", 8) for i in range(4)])
+    time.sleep(0.3)
+    rec.stop()
+    t.join(10)
+    bus.close()
+    info = train(TrainConfig(epochs=1, batch_size=8, val_fraction=0.0, threads=2),
+                 [out], tmp_path / "run")
+    assert info

@@ -1,0 +1,66 @@
+"""Golden replay: the shipped recording through a node on a real broker, compared with the
+reference decisions (ignored fields + tolerance, as openpilot's process replay does).
+
+Update the reference on purpose with ``make golden`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ruledrive.cli import main as cli_main
+from simulator.replay import IGNORED_FIELDS, PROB_TOLERANCE, load_reference
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "tests/golden/drive.mcap"
+REFERENCE = ROOT / "tests/golden/reference.json"
+MODEL = ROOT / "models/ruledrive-default.onnx"
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def _need_files() -> None:
+    if not MODEL.is_file():
+        pytest.skip(f"default model {MODEL.relative_to(ROOT)} absent: the reference depends on it")
+    if not GOLDEN.is_file() or not REFERENCE.is_file():
+        pytest.skip("golden recording/reference absent: `make golden-recording golden`")
+
+
+def test_golden_files_are_small_and_well_formed() -> None:
+    if not GOLDEN.is_file():
+        pytest.skip("golden recording absent")
+    assert GOLDEN.stat().st_size < 2_000_000
+    if REFERENCE.is_file():
+        doc = json.loads(REFERENCE.read_text())
+        assert doc["ignored_fields"] == list(IGNORED_FIELDS)
+        assert doc["decisions"] and all("timings" not in d for d in doc["decisions"])
+
+
+def _replay(url: str, out: Path, *extra: str) -> int:
+    return cli_main([
+        "replay", str(GOLDEN), "--rate", "max", "--mqtt-url", url,
+        "--prefix", f"golden/{out.name}", "--serve-model", str(MODEL), "--no-progress",
+        "--out", str(out), "--timeout-s", "20", *extra,
+    ])
+
+
+def test_golden_replay_matches_reference(private_broker, tmp_path: Path) -> None:  # noqa: ANN001
+    _need_files()
+    rc = _replay(private_broker.url, tmp_path / "run1", "--reference", str(REFERENCE))
+    report = json.loads((tmp_path / "run1/report.json").read_text())
+    assert rc == 0, report["failures"]
+    assert report["missing"] == 0
+    # Twice: identical decisions (same labels, flags, reasons; probabilities within 1e-3).
+    again = tmp_path / "again.json"
+    assert _replay(private_broker.url, tmp_path / "run2", "--update-reference", str(again)) == 0
+    first, second = load_reference(REFERENCE), load_reference(again)
+    assert first.keys() == second.keys()
+    for key, want in first.items():
+        have = second[key]
+        assert (have["decision"], have["valid"], have["reason"]) == (
+            want["decision"], want["valid"], want["reason"]), key
+        for label, p in want["probabilities"].items():
+            assert have["probabilities"][label] == pytest.approx(p, abs=PROB_TOLERANCE), key

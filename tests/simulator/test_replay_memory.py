@@ -1,0 +1,105 @@
+"""The replayer on the in-memory bus with a real Node (fake model, a TEST DOUBLE)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bus.memory import MemoryBus
+from bus.schema import DecisionLabel, RuleSet
+from bus.topics import LABEL, RULES
+from policy.node import Node
+from policy.settings import load_settings
+from simulator.replay import Replayer, plan_lanes
+from tests.policy.fakemodel import build_fake_model
+from tests.simulator.replay_helpers import drive
+
+
+@pytest.fixture(scope="module")
+def fake_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_fake_model(tmp_path_factory.mktemp("model") / "fake.onnx")
+
+
+@pytest.fixture
+def node_bus(fake_model: Path) -> Iterator[MemoryBus]:
+    bus = MemoryBus()
+    settings = load_settings({"model_path": fake_model, "node_id": "mem-node",
+                              "heartbeat_s": 60, "reload_poll_s": 0, "max_wait_us": 0})
+    node = Node(settings, bus)
+    node.start()
+    t = threading.Thread(target=node.run, daemon=True)
+    t.start()
+    yield bus
+    node.stop()
+    t.join(10)
+
+
+@pytest.mark.parametrize("rate", [None, 2.0])
+def test_replay_through_node_on_memory_bus(node_bus: MemoryBus, rate: float | None) -> None:
+    drives = [drive("car-a", 6, rule_change_at=3), drive("car-b", 4)]
+    r = Replayer(node_bus, plan_lanes(drives), rate, timeout_s=5)
+    r.attach()
+    assert r.wait_for_node(2)
+    t0 = time.perf_counter()
+    report = r.run()
+    assert report.frames_planned == report.frames_published == 10
+    assert report.decisions_matched == 10 and report.missing == 0, report
+    assert report.labelled == 10 and report.accuracy is not None
+    assert report.node_ids == ["mem-node"]
+    assert report.latency_ms["p99"] is not None
+    if rate is not None:  # 6 frames at 30 Hz, 2x real time: the last one 83 ms after the first
+        assert time.perf_counter() - t0 >= 0.08
+    published = [t for t, *_ in node_bus.published]
+    assert sum(t.endswith("/label") for t in published) == 10
+    for vid in ("car-a", "car-b"):  # retained rules are cleared after the replay
+        assert node_bus.retained(RULES.topic(vehicle_id=vid)) is None
+    versions = [RuleSet.model_validate_json(p).version for t, p, _, _ in node_bus.published
+                if t == RULES.topic(vehicle_id="car-a") and p]
+    assert versions == ["r1", "r2"]
+    assert LABEL.topic(vehicle_id="car-a") in published
+    assert report.check(min_accuracy=0.0) == []
+
+
+def test_replay_many_vehicles(node_bus: MemoryBus) -> None:
+    r = Replayer(node_bus, plan_lanes([drive("car-a", 3)], vehicles=4), None, timeout_s=5,
+                 publish_labels=False)
+    r.attach()
+    report = r.run()
+    assert report.vehicles == 4 and report.decisions_matched == 12
+    assert not any(t.endswith("/label") for t, *_ in node_bus.published)
+
+
+def test_expired_rules_are_expired_in_replay(node_bus: MemoryBus) -> None:
+    r = Replayer(node_bus, plan_lanes([drive("car-x", 5, expires_after=2)]), None, timeout_s=5)
+    r.attach()
+    r.run()
+    reasons = [m.reason for _, m, _ in r.board.matched()]
+    assert reasons[:2] != ["rules_expired"] * 2
+    assert reasons[3:] == ["rules_expired", "rules_expired"]
+
+
+def test_node_down_aborts_with_partial_report() -> None:
+    bus = MemoryBus()
+    bus.connect()
+    r = Replayer(bus, plan_lanes([drive("car-a", 3), drive("car-b", 3)]), None, timeout_s=0.5)
+    r.attach()
+    assert not r.wait_for_node(0.1)
+    t0 = time.perf_counter()
+    report = r.run()
+    assert time.perf_counter() - t0 < 3
+    assert report.aborted and "no decision" in report.aborted
+    assert report.decisions_matched == 0 and report.missing == report.frames_published == 2
+    assert report.check()[0].startswith("aborted")
+
+
+def test_labels_used_for_accuracy(node_bus: MemoryBus) -> None:
+    all_stop = drive("car-s", 4, labels=(DecisionLabel.STOP,))
+    r = Replayer(node_bus, plan_lanes([all_stop]), None, timeout_s=5)
+    r.attach()
+    report = r.run()
+    stop = list(DecisionLabel).index(DecisionLabel.STOP)
+    assert sum(report.confusion_matrix[stop]) == 4

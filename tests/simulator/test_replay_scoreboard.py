@@ -1,0 +1,111 @@
+"""Bus-free tests of the replay's matching, scoring and lane planning."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bus.schema import DecisionLabel, DecisionMsg, Timings
+from simulator.replay import FrameRef, Scoreboard, plan_lanes
+from tests.simulator.replay_helpers import drive
+
+P, S = DecisionLabel.PROCEED, DecisionLabel.STOP
+
+
+def decision(vid: str, fid: int, label: DecisionLabel, valid: bool = True,
+             reason: str | None = None) -> DecisionMsg:
+    probs = {lab: (0.9 if lab == label else 0.02) for lab in DecisionLabel}
+    return DecisionMsg(
+        vehicle_id=vid, frame_id=fid, frame_stamp_ns=1, stamp_ns=time.time_ns(), decision=label,
+        probabilities=probs, confidence=0.9, valid=valid, reason=reason, rules_version="r1",
+        model_version="m1", node_id="n1",
+        timings=Timings(frame_age_ms=1, queue_ms=0, decode_ms=1, inference_ms=1, total_ms=2,
+                        batch_size=1),
+    )
+
+
+def ref(fid: int, label: DecisionLabel | None, vid: str = "car") -> FrameRef:
+    return FrameRef(vid, fid, "rec", 100 + fid, label)
+
+
+def test_matching_accuracy_confusion_and_fallbacks() -> None:
+    b = Scoreboard()
+    for i, lab in enumerate([P, P, S, S, None]):
+        b.published(ref(i, lab), i * 1_000_000)
+    assert b.decided(decision("car", 0, P), 11_000_000) is not None  # 11 ms after publish
+    assert b.decided(decision("car", 1, S), 12_000_000) is not None  # wrong
+    assert b.decided(decision("car", 2, S, valid=False, reason="low_confidence"), 13_000_000)
+    assert b.decided(decision("car", 4, P), 24_000_000)  # unlabelled: no accuracy effect
+    assert b.decided(decision("car", 2, S), 30_000_000) is None  # duplicate
+    assert b.decided(decision("car", 9, S), 30_000_000) is None  # never published
+    assert b.decided(decision("other", 0, S), 30_000_000) is None
+    r = b.report(elapsed_s=2.0, frames_planned=5, target_rate=None, vehicles=1)
+    assert (r.frames_published, r.decisions_matched, r.missing) == (5, 4, 1)
+    assert (r.duplicates, r.unexpected) == (1, 2)
+    assert r.labelled == 3 and r.accuracy == pytest.approx(2 / 3)
+    assert r.accuracy_valid_only == pytest.approx(1 / 2)
+    assert r.fallback == 1 and r.fallback_reasons == {"low_confidence": 1}
+    cm = r.confusion_matrix
+    pi, si = list(DecisionLabel).index(P), list(DecisionLabel).index(S)
+    assert cm[pi][pi] == 1 and cm[pi][si] == 1 and cm[si][si] == 1
+    assert r.latency_ms["p50"] == pytest.approx(11.0)  # 11, 11, 11, 20 ms
+    assert r.latency_ms["max"] == pytest.approx(20.0)
+    assert r.achieved_fps == pytest.approx(2.0)
+    assert [m.frame_id for m in b.missing()] == [3]
+    assert r.model_versions == ["m1"] and r.node_ids == ["n1"]
+    assert "frames got no decision" in r.check()[0]
+    assert r.to_dict()["labels"][0] == "PROCEED"
+
+
+def test_gates() -> None:
+    b = Scoreboard()
+    b.published(ref(0, P), 0)
+    b.decided(decision("car", 0, P), 50_000_000)
+    r = b.report(1.0, 1, 1.0, 1)
+    assert r.check(min_accuracy=0.9, max_p99_ms=100) == []
+    fails = r.check(min_accuracy=1.01, max_p99_ms=10)
+    assert any("accuracy" in f for f in fails) and any("p99" in f for f in fails)
+    assert r.failures == fails
+
+
+def test_empty_and_aborted_reports_fail_the_gate() -> None:
+    r = Scoreboard().report(0.0, 0, None, 0)
+    assert r.accuracy is None and r.latency_ms["p99"] is None
+    assert "the recording has no frames" in r.check()
+    b = Scoreboard()
+    b.published(ref(0, P), 0)
+    r = b.report(1.0, 3, None, 1, aborted="no decision for 2 s")
+    fails = r.check(min_accuracy=0.5)
+    assert fails[0].startswith("aborted") and r.missing == 1
+    assert any("accuracy n/a" in f for f in fails)
+
+
+def test_late_decision_is_matched_and_counted() -> None:
+    b = Scoreboard()
+    b.published(ref(0, P), 0)
+    b.give_up("car", 0)
+    assert b.decided(decision("car", 0, P), 1) is not None
+    assert b.report(1.0, 1, None, 1).late == 1
+
+
+def test_lanes_keep_ids_or_spread_drives() -> None:
+    drives = [drive("a", 3), drive("b", 2), drive("c", 4)]
+    lanes = plan_lanes(drives)
+    assert [lane.vehicle_id for lane in lanes] == ["a", "b", "c"]
+    refs = [r for _, _, r in lanes[0].steps() if r is not None]
+    assert [(r.vehicle_id, r.frame_id, r.source_frame_id) for r in refs] == [
+        ("a", 0, 100), ("a", 1, 101), ("a", 2, 102)]
+    two = plan_lanes(drives, vehicles=2)
+    assert [[d.vehicle_id for d in lane.drives] for lane in two] == [["a", "c"], ["b"]]
+    steps = two[0].steps()
+    frames = [r for _, _, r in steps if r is not None]
+    assert [r.frame_id for r in frames] == list(range(7))  # renumbered across drives
+    assert {r.source_vehicle_id for r in frames} == {"a", "c"}
+    offsets = [t for t, _, _ in steps]
+    assert offsets == sorted(offsets)
+    five = plan_lanes(drives, vehicles=5)  # more lanes than drives: drives are reused
+    assert len(five) == 5 and [lane.drives[0].vehicle_id for lane in five] == list("abcab")
+    assert plan_lanes([], vehicles=3) == []
+    with pytest.raises(ValueError):
+        plan_lanes(drives, vehicles=0)
