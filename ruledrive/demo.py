@@ -33,25 +33,34 @@ __all__ = ["find_broker", "private_mosquitto", "register", "run_demo"]
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path("models/ruledrive-default.onnx")
-INSTALL_HINT = "install it with `sudo apt-get install mosquitto` (Debian/Ubuntu), or set " \
+INSTALL_HINT = (
+    "install it with `sudo apt-get install mosquitto` (Debian/Ubuntu), or set "
     "RULEDRIVE_MQTT_URL to a running broker"
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="end-to-end demo: broker, node, simulated drives, scoreboard")
-    p.add_argument("--model", type=Path, default=Path(os.environ.get(
-        "RULEDRIVE_MODEL_PATH", DEFAULT_MODEL)), help="ONNX model (default %(default)s)")
-    p.add_argument("--mqtt-url", default=os.environ.get("RULEDRIVE_MQTT_URL",
-                                                        "mqtt://127.0.0.1:1883"))
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=Path(os.environ.get("RULEDRIVE_MODEL_PATH", DEFAULT_MODEL)),
+        help="ONNX model (default %(default)s)",
+    )
+    p.add_argument(
+        "--mqtt-url", default=os.environ.get("RULEDRIVE_MQTT_URL", "mqtt://127.0.0.1:1883")
+    )
     p.add_argument("--prefix", default="ruledrive/demo", help="topic prefix (default %(default)s)")
     p.add_argument("--frames", type=int, default=320, help="frames to simulate (default 320)")
     p.add_argument("--vehicles", type=int, default=6, help="vehicles in parallel (default 6)")
-    p.add_argument("--rate", type=float, default=2.0,
-                   help="replay speed, 1 = real time (default 2)")
+    p.add_argument(
+        "--rate", type=float, default=1.0, help="replay speed, 1 = real time (default 1)"
+    )
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--out", type=Path, default=Path("out/demo"))
-    p.add_argument("--recording", type=Path,
-                   help="replay this MCAP instead of generating a drive set")
+    p.add_argument(
+        "--recording", type=Path, help="replay this MCAP instead of generating a drive set"
+    )
     p.set_defaults(func=_demo)
 
 
@@ -87,10 +96,14 @@ def private_mosquitto() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="ruledrive-mosquitto-") as tmp:
         port = _free_port()
         conf = Path(tmp) / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-                        "persistence false\nlog_dest none\n")
-        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        # set_tcp_nodelay: without it Nagle + delayed ACKs add ~40 ms to every decision.
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+            "persistence false\nlog_dest none\nset_tcp_nodelay true\n"
+        )
+        proc = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         url = f"mqtt://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 5
@@ -121,14 +134,28 @@ def find_broker(url: str) -> Iterator[str]:
         yield private
 
 
-def _generate(path: Path, frames: int, seed: int) -> None:
+def _generate(out_dir: Path, frames: int, seed: int) -> Path:
     """A drive set from the simulator, through its own CLI entry (one code path)."""
     from ruledrive.cli import main as cli_main  # noqa: PLC0415
 
-    rc = cli_main(["generate", "--frames", str(frames), "--seed", str(seed),
-                   "--out", str(path)])
+    rc = cli_main(
+        [
+            "generate",
+            "--out",
+            str(out_dir),
+            "--scenes",
+            str(frames),
+            "--seed",
+            str(seed),
+            "--split",
+            "test",
+            "--no-progress",
+        ]
+    )
+    path = out_dir / "test.mcap"
     if rc != 0 or not path.exists():
         raise DataError(f"`ruledrive generate` failed (exit {rc})")
+    return path
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -140,33 +167,44 @@ def run_demo(args: argparse.Namespace) -> int:
 
     t_start = time.perf_counter()
     if not args.model.is_file():
-        raise ModelError(f"model {args.model} not found: train and export one "
-                         "(`ruledrive train ...`, see README) or pass --model")
+        raise ModelError(
+            f"model {args.model} not found: train and export one "
+            "(`ruledrive train ...`, see README) or pass --model"
+        )
     with find_broker(args.mqtt_url) as url, tempfile.TemporaryDirectory() as tmp:
         recording = args.recording
         if recording is None:
-            recording = Path(tmp) / "demo.mcap"
             t0 = time.perf_counter()
-            _generate(recording, args.frames, args.seed)
+            recording = _generate(Path(tmp), args.frames, args.seed)
             print(f"demo: simulated {args.frames} frames in {time.perf_counter() - t0:.1f} s")
-        settings = load_settings({"model_path": args.model, "mqtt_url": url,
-                                  "topic_prefix": args.prefix, "node_id": f"demo-{os.getpid()}",
-                                  "reload_poll_s": 0})
+        settings = load_settings(
+            {
+                "model_path": args.model,
+                "mqtt_url": url,
+                "topic_prefix": args.prefix,
+                "node_id": f"demo-{os.getpid()}",
+                "reload_poll_s": 0,
+            }
+        )
         node = Node(settings, MqttBus(url, client_id=settings.node_id))
         node.start()
         serving = threading.Thread(target=node.run, name="node", daemon=True)
         serving.start()
-        print(f"demo: node {settings.node_id} up on {node.decider.model.provider} "
-              f"(model {node.decider.model.version})")
+        print(
+            f"demo: node {settings.node_id} up on {node.decider.model.provider} "
+            f"(model {node.decider.model.version})"
+        )
         bus = MqttBus(url, client_id=f"demo-replay-{os.getpid()}")
         try:
             lanes = plan_lanes(load_drives([recording]), args.vehicles)
-            replayer = Replayer(bus, lanes, args.rate, prefix=args.prefix, timeout_s=10)
+            replayer = Replayer(bus, lanes, args.rate, prefix=args.prefix, timeout_s=5)
             replayer.attach()
             bus.connect()
             replayer.wait_for_node(10)
-            print(f"demo: replaying {replayer.frames_planned} frames on {len(lanes)} vehicles "
-                  f"at {args.rate:g}x real time")
+            print(
+                f"demo: replaying {replayer.frames_planned} frames on {len(lanes)} vehicles "
+                f"at {args.rate:g}x real time"
+            )
             report = replayer.run()
         finally:
             bus.close()

@@ -39,6 +39,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--min-accuracy", type=float, help="exit 3 if any split's accuracy is lower")
     e.set_defaults(func=_evaluate)
 
+    d = sub.add_parser("train-default", help="rebuild models/ruledrive-default.onnx + model card")
+    d.add_argument("--out", type=Path, default=Path("models"))
+    d.add_argument("--work", type=Path, default=Path("runs/default"), help="data + checkpoints")
+    d.add_argument("--scenes", type=int, default=20000, help="training scenes")
+    d.add_argument("--epochs", type=int)
+    d.add_argument("--seed", type=int)
+    d.add_argument("--no-ablations", action="store_true", help="skip image-only / text-only runs")
+    d.add_argument("--docs", type=Path, default=Path("docs"))
+    d.set_defaults(func=_train_default)
+
     x = sub.add_parser("export", help="export a checkpoint to ONNX (with a parity check)")
     x.add_argument("checkpoint", type=Path)
     x.add_argument("--out", required=True, type=Path)
@@ -119,6 +129,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     ):
         return 3
     return 0
+
+
+def _train_default(args: argparse.Namespace) -> int:
+    from training.config import load_config
+    from training.recipe import build_default
+
+    if args.scenes < 600:
+        raise ConfigError("--scenes must be >= 600 (the parity check needs 512 samples)")
+    cfg = load_config(None, {"epochs": args.epochs, "seed": args.seed})
+    results = build_default(args.out, args.work, args.scenes, cfg, not args.no_ablations, args.docs)
+    print((args.out / "MODEL_CARD.md").read_text())
+    return 0 if results else 1
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -159,6 +159,7 @@ def train(
         validation_data=val_ds.to_tf(256, shuffle=False, seed=0) if len(val_ds) else None,
         epochs=cfg.epochs,
         callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles
         verbose=1 if sys.stderr.isatty() else 2,
     )
     train_s = time.monotonic() - t0

@@ -1,0 +1,159 @@
+"""Tiny end-to-end training: generate -> train -> export (parity) -> metadata -> evaluate.
+
+CI-sized (a few hundred scenes, one epoch): it checks the pipeline, not the accuracy; the shipped
+default model's accuracy is in models/MODEL_CARD.md and docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from perception.modelmeta import parse_metadata
+from perception.spec import MODEL_SPEC
+from ruledrive.cli import main as cli
+from ruledrive.errors import ConfigError, DataError, TrainingError
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    for split, n, seed in (("train", 640, 11), ("test", 160, 12), ("counterfactual", 80, 13)):
+        assert cli(["generate", "--out", str(root / split), "--scenes", str(n), "--seed", str(seed),
+                    "--split", split]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.config import TrainConfig
+    from training.train import train
+
+    out = tmp_path_factory.mktemp("ckpt")
+    cfg = TrainConfig(epochs=1, batch_size=64, seed=7)
+    train(cfg, [data / "train"], out, export_to=out / "model.onnx")
+    return out
+
+
+def test_checkpoint_has_everything_export_needs(trained: Path) -> None:
+    for name in ("model.keras", "tokenizer.json", "config.json", "checkpoint.json", "parity.npz",
+                 "curves.png", "history.csv", "model.onnx"):
+        assert (trained / name).is_file(), name
+
+
+def test_onnx_has_named_dynamic_inputs_and_readable_metadata(trained: Path) -> None:
+    sess = ort.InferenceSession(str(trained / "model.onnx"), providers=["CPUExecutionProvider"])
+    ins = {i.name: i for i in sess.get_inputs()}
+    assert set(ins) == {MODEL_SPEC.image_input, MODEL_SPEC.rules_input, MODEL_SPEC.speed_input}
+    assert ins["image"].type == "tensor(uint8)" and ins["image"].shape[1:] == [96, 160, 3]
+    assert all(isinstance(i.shape[0], str) for i in ins.values())  # dynamic batch
+    assert [o.name for o in sess.get_outputs()] == [MODEL_SPEC.output]
+    meta = parse_metadata(sess.get_modelmeta().custom_metadata_map)
+    info = json.loads((trained / "checkpoint.json").read_text())
+    assert meta.model_version == info["model_version"]
+    assert meta.training_config["epochs"] == 1
+    parity = meta.metrics["onnx_parity"]
+    assert parity["samples"] >= 512 and parity["max_abs_diff"] <= 1e-4
+    assert parity["argmax_agreement"] == 1.0
+    probs = sess.run(None, {
+        "image": np.zeros((3, 96, 160, 3), np.uint8),
+        "rule_tokens": np.zeros((3, 5, 20), np.int32),
+        "speed_kph": np.zeros((3, 1), np.float32),
+    })[0]
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_evaluate_onnx_and_keras_agree_and_write_reports(
+    trained: Path, data: Path, tmp_path: Path
+) -> None:
+    from training.data import load_samples
+    from training.evaluate import evaluate_samples, load_predictor
+
+    samples = load_samples([data / "test", data / "counterfactual"])
+    rep_onnx = evaluate_samples(load_predictor(trained / "model.onnx"), samples, tmp_path)
+    rep_keras = evaluate_samples(load_predictor(trained), samples, None)
+    assert set(rep_onnx["splits"]) == {"test", "counterfactual"}
+    for split in rep_onnx["splits"]:
+        assert rep_onnx["splits"][split]["accuracy"] == rep_keras["splits"][split]["accuracy"]
+    cf = rep_onnx["splits"]["counterfactual"]["counterfactual_consistency"]
+    assert cf["pairs"] > 0 and 0.0 <= cf["both_right"] <= 1.0
+    assert (tmp_path / "confusion_test.png").stat().st_size > 0
+    assert json.loads((tmp_path / "report.json").read_text())["splits"]["test"]["n"] == 160
+
+
+def test_rule_order_does_not_change_probabilities(trained: Path, data: Path) -> None:
+    from training.checkpoint import load_checkpoint
+    from training.data import encode_samples, load_samples
+
+    ckpt = load_checkpoint(trained)
+    ds = encode_samples(load_samples([data / "test"])[:64], ckpt.tokenizer)
+    x = ds.inputs()
+    rng = np.random.default_rng(0)
+    shuffled = dict(x, rule_tokens=np.stack([t[rng.permutation(len(t))] for t in x["rule_tokens"]]))
+    a = ckpt.model.predict(x, verbose=0)
+    b = ckpt.model.predict(shuffled, verbose=0)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_failed_parity_leaves_no_model_file(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training import export
+    from training.checkpoint import load_checkpoint
+
+    def broken(*args: object, **kwargs: object) -> dict:
+        raise TrainingError("ONNX parity failed: injected")
+
+    monkeypatch.setattr(export, "parity_check", broken)
+    out = tmp_path / "m.onnx"
+    with pytest.raises(TrainingError):
+        export.export_onnx(load_checkpoint(trained), out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_of_checkpoint_without_tokenizer_is_refused(trained: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "ckpt"
+    shutil.copytree(trained, broken)
+    (broken / "tokenizer.json").unlink()
+    assert cli(["export", str(broken), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_parity_needs_enough_samples(trained: Path) -> None:
+    from training.checkpoint import load_checkpoint
+    from training.export import parity_check
+
+    ckpt = load_checkpoint(trained)
+    small = {k: v[:10] for k, v in ckpt.parity_inputs().items()}
+    with pytest.raises(TrainingError, match="512"):
+        parity_check(b"", ckpt.model, small)
+
+
+def test_bad_data_inputs_are_clear(tmp_path: Path) -> None:
+    from training.config import TrainConfig
+    from training.train import train
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no .mcap"):
+        train(TrainConfig(epochs=1), [empty], tmp_path / "out")
+    with pytest.raises(DataError, match="no such recording"):
+        train(TrainConfig(epochs=1), [tmp_path / "missing.mcap"], tmp_path / "out")
+
+
+def test_unknown_config_key_is_a_config_error(tmp_path: Path) -> None:
+    from training.config import load_config
+
+    f = tmp_path / "c.yaml"
+    f.write_text("epochs: 3\nlearnig_rate: 0.1\n")
+    with pytest.raises(ConfigError, match="learnig_rate"):
+        load_config(f, {})
+    assert load_config(None, {"epochs": 2}).epochs == 2
