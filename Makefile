@@ -55,7 +55,8 @@ golden: install broker
 
 # Regenerate the golden recording itself (rarely: it changes every reference decision).
 golden-recording: install
-	$(BIN)/ruledrive generate --scenes 60 --seed 7 --out $(GOLDEN)
+	$(BIN)/ruledrive generate --scenes 60 --seed 7 --split test --no-progress --out out/golden-gen
+	cp out/golden-gen/test.mcap $(GOLDEN)
 
 compose-check: install
 	$(BIN)/python -m pytest -q tests/deploy

@@ -29,6 +29,7 @@ cat >"$CONF_DIR/mosquitto.conf" <<CONF
 listener $PORT 127.0.0.1
 allow_anonymous true
 persistence false
+set_tcp_nodelay true
 pid_file $CONF_DIR/mosquitto.pid
 log_dest file $CONF_DIR/mosquitto.log
 CONF

@@ -30,7 +30,10 @@ log = logging.getLogger("ruledrive")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ruledrive", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="ruledrive",
+        description="Camera frame + traffic-rule text -> driving decision, served over MQTT.",
+    )
     parser.add_argument("--version", action="version", version=f"ruledrive {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

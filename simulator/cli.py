@@ -1,9 +1,137 @@
-"""Subcommands of this package (filled in by its owner)."""
+"""``ruledrive generate``, ``ruledrive scenes show`` and ``ruledrive bench generate``."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+from ruledrive.errors import DataError
+
+__all__ = ["register", "register_bench"]
+
+BENCH_DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+BENCH_SECTION = "## Scene generation"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # noqa: ARG001
-    return None
+def register(sub: argparse._SubParsersAction) -> None:
+    from simulator.plan import SPLITS
+
+    gen = sub.add_parser("generate", help="generate a split of the scene world as MCAP")
+    gen.add_argument("--out", required=True, help="output directory (DIR/<split>.mcap + .json)")
+    gen.add_argument("--scenes", type=int, required=True, help="number of frames")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--split", choices=SPLITS, default="train")
+    gen.add_argument("--workers", type=int, default=2, help="render processes (default 2)")
+    gen.add_argument("--no-progress", action="store_true")
+    gen.set_defaults(func=_generate)
+
+    scenes = sub.add_parser("scenes", help="inspect recordings")
+    ssub = scenes.add_subparsers(dest="scenes_cmd", metavar="CMD", required=True)
+    show = ssub.add_parser("show", help="print a summary; optionally write a contact sheet")
+    show.add_argument("file", help="an MCAP recording")
+    show.add_argument("--sheet", help="write a contact-sheet PNG here")
+    show.add_argument("--n", type=int, default=16, help="frames on the sheet")
+    show.set_defaults(func=_show)
+
+
+def register_bench(bench_sub: argparse._SubParsersAction) -> None:
+    b = bench_sub.add_parser("generate", help="time scene generation; appends to benchmarks.md")
+    b.add_argument("--scenes", type=int, default=20000)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--workers", type=int, default=2)
+    b.add_argument("--doc", default=str(BENCH_DOC), help="benchmark log to append to")
+    b.set_defaults(func=_bench)
+
+
+def _check_scenes(n: int) -> None:
+    if n <= 0:
+        raise DataError(f"--scenes must be a positive number of frames, got {n}")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from simulator.generate import generate
+
+    _check_scenes(args.scenes)
+    summary = generate(args.out, args.split, args.scenes, args.seed, args.workers,
+                       progress=not args.no_progress)
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    t = Table(title=f"split {summary['split']} (seed {summary['seed']})")
+    t.add_column("decision")
+    t.add_column("frames", justify="right")
+    t.add_column("share", justify="right")
+    total = max(sum(summary["class_balance"].values()), 1)
+    for k, v in summary["class_balance"].items():
+        t.add_row(k, str(v), f"{100 * v / total:.1f}%")
+    console.print(t)
+    f = summary["fusion"]
+    console.print(
+        f"scenes whose decision another rule set changes: {100 * f['scenes_rule_dependent']:.1f}%"
+        f"\nrule sets whose decision another scene changes: "
+        f"{100 * f['rules_scene_dependent']:.1f}%"
+        f"\n{summary['frames']} frames ({summary['unique_frames']} unique), "
+        f"{summary['drives']} drives in {summary['elapsed_s']} s "
+        f"({summary['frames_per_s']} frames/s) -> {summary['recording']}"
+    )
+
+
+def _show(args: argparse.Namespace) -> int:
+    from simulator.recording import read_samples
+    from simulator.sheet import contact_sheet, pick_diverse, summarise
+
+    samples = list(read_samples(args.file))
+    print(json.dumps(summarise(samples), indent=2))
+    if args.sheet:
+        out = contact_sheet(pick_diverse(samples, args.n), args.sheet)
+        print(f"contact sheet: {out}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from simulator.generate import generate
+
+    _check_scenes(args.scenes)
+    with tempfile.TemporaryDirectory() as tmp:
+        s = generate(tmp, "train", args.scenes, args.seed, args.workers, progress=True,
+                     fusion_samples=2000)
+    cmd = "ruledrive bench generate " + " ".join(shlex.quote(a) for a in sys.argv[3:])
+    line = (f"| {dt.date.today().isoformat()} | `{cmd.strip()}` | {s['frames']} | "
+            f"{args.workers} | {s['elapsed_s']} | {s['frames_per_s']} | "
+            f"{platform.machine()}, {os.cpu_count()} CPUs |\n")
+    _append_bench(Path(args.doc), line)
+    print(f"{s['frames']} frames in {s['elapsed_s']} s = {s['frames_per_s']} frames/s "
+          f"(budget: 20000 in < 120 s) -> {args.doc}")
+    return 0
+
+
+def _append_bench(doc: Path, line: str) -> None:
+    """Add a row to this package's section only; other sections belong to others."""
+    header = (f"{BENCH_SECTION}\n\n`ruledrive bench generate`: plan + render + write MCAP of the "
+              f"train split (JPEG 640x360), wall clock.\n\n"
+              f"| date | command | frames | workers | seconds | frames/s | machine |\n"
+              f"|---|---|---|---|---|---|---|\n")
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    if BENCH_SECTION not in text:
+        text = text.rstrip("\n") + "\n\n" + header + line
+    else:
+        start = text.index(BENCH_SECTION)
+        nxt = text.find("\n## ", start + len(BENCH_SECTION))
+        end = len(text) if nxt < 0 else nxt + 1
+        section = text[start:end].rstrip("\n") + "\n" + line
+        text = text[:start] + section + ("\n" + text[end:] if nxt >= 0 else "")
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)

@@ -61,9 +61,8 @@ def applicable_limit(scene: Scene, rules: Iterable[Rule]) -> tuple[int, str] | N
     """The lowest speed limit that applies here, with the rule kind that set it."""
     best: tuple[int, str] | None = None
     for r in rules:
-        if r.kind == "speed_limit" or (
-            r.kind == "school_zone" and scene.school_zone_sign and _active(r.hours, scene.time_of_day)
-        ):
+        school = r.kind == "school_zone" and scene.school_zone_sign
+        if r.kind == "speed_limit" or (school and _active(r.hours, scene.time_of_day)):
             assert r.limit is not None
             if best is None or r.limit < best[0]:
                 best = (r.limit, r.kind)

@@ -108,7 +108,10 @@ def _frame(plan: SplitPlan, rng: random.Random, bal: _Balancer, ri: int, n_lanes
             raise DataError("sampler could not find any scene for a rule set")
     decision, reason = decide(s, rules)
     bal.counts[decision] += 1
-    plan.scenes.append(s)
+    # Each scene's pixel noise gets its own seed from the split's SeedSequence.
+    child = np.random.SeedSequence(entropy=[plan.seed, SPLITS.index(plan.split)],
+                                   spawn_key=(len(plan.scenes),))
+    plan.scenes.append(s.replace(noise_seed=int(child.generate_state(1)[0] >> 1)))
     return PlannedFrame(len(plan.scenes) - 1, ri, decision, reason)
 
 
@@ -133,6 +136,8 @@ def plan_split(split: str, n_frames: int, seed: int) -> SplitPlan:
         n_lanes = rng.choice((2, 3))
         tod = rng.choice(TIMES_OF_DAY)
         length = min(rng.randint(20, 50), n_frames - done)
+        if split == "counterfactual":  # whole pairs only
+            length = max(2, length - length % 2)
         if split == "counterfactual":
             _counterfactual_drive(plan, rng, bal, drive, n_lanes, tod, length)
         else:
@@ -153,11 +158,11 @@ def plan_split(split: str, n_frames: int, seed: int) -> SplitPlan:
 def _counterfactual_drive(plan: SplitPlan, rng: random.Random, bal: _Balancer, drive: Drive,
                           n_lanes: int, tod: str, length: int) -> None:
     n = 0
-    while n < length:
+    while length - n >= 2:
         ri = _new_rules(plan, rng, n_lanes, False)
         first = _frame(plan, rng, bal, ri, n_lanes, tod, set())
         scene = plan.scenes[first.scene_index]
-        if length - n >= 2 and rng.random() < 0.5:
+        if rng.random() < 0.5:
             # Same frame, other rules: search the catalogue for a rule set that changes it.
             for _ in range(200):
                 alt = sample_rule_set(rng, n_lanes)
@@ -173,15 +178,13 @@ def _counterfactual_drive(plan: SplitPlan, rng: random.Random, bal: _Balancer, d
             else:  # a rule-invariant scene (e.g. pedestrian on the road): drop it
                 bal.counts[first.decision] -= 1
             continue
-        if length - n >= 2:
-            # Same rules, another scene decided differently.
-            skip = {first.decision}
-            second = _frame(plan, rng, bal, ri, n_lanes, tod, skip)
-            if second.decision != first.decision:
-                drive.events += [("rules", ri), ("frame", first), ("frame", second)]
-                n += 2
-                continue
-            bal.counts[second.decision] -= 1
+        # Same rules, another scene decided differently.
+        second = _frame(plan, rng, bal, ri, n_lanes, tod, {first.decision})
+        if second.decision != first.decision:
+            drive.events += [("rules", ri), ("frame", first), ("frame", second)]
+            n += 2
+            continue
+        bal.counts[second.decision] -= 1
         bal.counts[first.decision] -= 1
 
 

@@ -38,10 +38,37 @@ RECORDED_TOPICS: tuple[Topic, ...] = (CAMERA, RULES, DECISION, LABEL)
 WriterFactory = Callable[[Path], Any]
 
 
-def _default_writer(path: Path, chunk_kb: int = 256) -> Any:
-    from simulator.recording import RecordingWriter  # noqa: PLC0415
+class _McapSink:
+    """simulator.recording.RecordingWriter behind the recorder's write/flush/close."""
 
-    return RecordingWriter(path, chunk_size=chunk_kb * 1024, source="recorder")
+    def __init__(self, path: Path, chunk_kb: int) -> None:
+        from simulator.recording import RecordingWriter  # noqa: PLC0415
+
+        # split "recorded": `ruledrive train` takes these as training data.
+        self.w = RecordingWriter(path, metadata={"split": "recorded", "source": "recorder"},
+                                 chunk_size=chunk_kb * 1024)
+
+    def write(self, topic: Topic, message: Any, jpeg: bytes, log_time_ns: int) -> None:
+        if topic is CAMERA:
+            self.w.write_frame(message, jpeg)
+        elif topic is RULES:
+            self.w.write_rules(message, log_time_ns)
+        elif topic is LABEL:
+            self.w.write_label(message, log_time_ns)
+        elif topic is DECISION:
+            self.w.write_decision(message, log_time_ns)
+
+    def flush(self) -> None:
+        # RecordingWriter has no public flush yet: finish the open chunk on its mcap Writer.
+        flush = getattr(self.w, "flush", None) or self.w._w.flush  # noqa: SLF001
+        flush()
+
+    def close(self) -> None:
+        self.w.close()
+
+
+def _default_writer(path: Path, chunk_kb: int = 256) -> Any:
+    return _McapSink(path, chunk_kb)
 
 
 class BusRecorder:

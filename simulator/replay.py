@@ -146,8 +146,14 @@ def plan_lanes(drives: Sequence[Drive], vehicles: int | None = None) -> list[Lan
     """Lanes for the drives: one per drive under its recorded id (``vehicles=None``), or exactly
     ``vehicles`` lanes named ``replay-000``..., drive i on lane i mod N (cycled if N > drives)."""
     drives = [d for d in drives if d.events]
-    if vehicles is None:
-        return [Lane(d.vehicle_id, [d]) for d in drives]
+    if vehicles is None:  # the same id in two recordings gets a suffix: lanes must not share
+        seen: Counter[str] = Counter()
+        lanes_ = []
+        for d in drives:
+            seen[d.vehicle_id] += 1
+            n = seen[d.vehicle_id]
+            lanes_.append(Lane(d.vehicle_id if n == 1 else f"{d.vehicle_id[:58]}-{n}", [d]))
+        return lanes_
     if vehicles < 1:
         raise ValueError("vehicles must be >= 1")
     lanes = [Lane(f"replay-{k:03d}", []) for k in range(vehicles)]
@@ -436,13 +442,13 @@ class Replayer:
         header = ev.header.model_copy(
             update={"vehicle_id": vid, "frame_id": ref.frame_id, "stamp_ns": time.time_ns()}
         )
-        if self.publish_labels and ev.label is not None:
-            label = LabelMsg(vehicle_id=vid, frame_id=ref.frame_id, stamp_ns=header.stamp_ns,
-                             decision=ev.label, source="oracle")
-            self.bus.publish(LABEL.topic(self.prefix, vehicle_id=vid), encode(label), LABEL.qos)
         self.board.published(ref, time.perf_counter_ns())
         self.bus.publish(CAMERA.topic(self.prefix, vehicle_id=vid), pack_frame(header, ev.jpeg),
                          CAMERA.qos, CAMERA.retain)
+        if self.publish_labels and ev.label is not None:  # after its frame (the recorder joins)
+            label = LabelMsg(vehicle_id=vid, frame_id=ref.frame_id, stamp_ns=header.stamp_ns,
+                             decision=ev.label, source="oracle")
+            self.bus.publish(LABEL.topic(self.prefix, vehicle_id=vid), encode(label), LABEL.qos)
 
     # the loop ---------------------------------------------------------------------------------
 
@@ -607,36 +613,36 @@ def compare_reference(reference: dict[tuple[str, int], dict[str, Any]],
 
 
 def load_drives(paths: Sequence[str | Path], limit: int | None = None) -> list[Drive]:
-    """The drives of MCAP recordings (simulator.recording), one per recorded vehicle, with each
-    frame's recorded label. ``limit`` caps the number of frames. Raises RecordingError."""
-    from simulator.recording import read_events  # noqa: PLC0415
+    """The drives of MCAP recordings (simulator.recording), one per recorded vehicle and file,
+    each frame with its recorded label. ``limit`` caps the frames. Raises RecordingError."""
+    from simulator.recording import CameraFrame, read_events  # noqa: PLC0415
 
-    drives: dict[tuple[str, str], Drive] = {}
-    labels: dict[tuple[str, str, int], DecisionLabel] = {}
+    out: list[Drive] = []
     frames = 0
     for path in paths:
-        for ev in read_events([path]):
+        rules: dict[str, list[DriveRules]] = {}
+        headers: dict[tuple[str, int], FrameHeader] = {}
+        jpegs: dict[tuple[str, int], bytes] = {}
+        labels: dict[tuple[str, int], DecisionLabel] = {}
+        for ev in read_events(path):
             msg = ev.message
-            if isinstance(msg, LabelMsg):
-                labels[(str(path), msg.vehicle_id, msg.frame_id)] = msg.decision
+            if isinstance(msg, CameraFrame):
+                jpegs[(msg.vehicle_id, msg.frame_id)] = msg.jpeg
+            elif isinstance(msg, FrameHeader):
+                headers[(msg.vehicle_id, msg.frame_id)] = msg
+            elif isinstance(msg, RuleSet):
+                rules.setdefault(msg.vehicle_id, []).append(DriveRules(msg.issued_at_ns, msg))
+            elif isinstance(msg, LabelMsg):
+                labels[(msg.vehicle_id, msg.frame_id)] = msg.decision
+        drives: dict[str, Drive] = {}
+        for key, header in headers.items():  # recording order
+            if key not in jpegs or (limit is not None and frames >= limit):
                 continue
-            if not isinstance(msg, FrameHeader | RuleSet):
-                continue  # decisions, status: not replayed
-            key = (str(path), msg.vehicle_id)
-            d = drives.setdefault(key, Drive(msg.vehicle_id, [], str(path)))
-            if isinstance(msg, RuleSet):
-                d.events.append(DriveRules(msg.issued_at_ns, msg))
-            elif limit is None or frames < limit:
-                d.events.append(DriveFrame(msg.stamp_ns, msg, ev.jpeg, getattr(ev, "label", None)))
-                frames += 1
-    out = []
-    for (path, _), d in drives.items():
-        d.events = [
-            DriveFrame(e.t_ns, e.header, e.jpeg,
-                       e.label or labels.get((path, e.header.vehicle_id, e.header.frame_id)))
-            if isinstance(e, DriveFrame) else e
-            for e in sorted(d.events, key=lambda e: (e.t_ns, isinstance(e, DriveFrame)))
-        ]
-        if d.n_frames:
+            d = drives.setdefault(key[0], Drive(key[0], list(rules.get(key[0], [])), str(path)))
+            d.events.append(DriveFrame(header.stamp_ns, header, jpegs[key], labels.get(key)))
+            frames += 1
+        for d in drives.values():
+            # Rules before the frame issued at the same time; stable for equal stamps.
+            d.events.sort(key=lambda e: (e.t_ns, isinstance(e, DriveFrame)))
             out.append(d)
     return out

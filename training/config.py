@@ -29,6 +29,12 @@ class TrainConfig(BaseModel):
     min_lr_ratio: float = Field(default=0.02, ge=0.0, le=1.0)
     warmup_epochs: float = Field(default=0.5, ge=0.0)
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    # Training-only augmentation: each rule word is replaced by <unk> with this probability
+    # (digits, lane sides and negations are kept: masking them would change the label), so
+    # the text encoder copes with words it has never seen (held-out phrasings).
+    token_dropout: float = Field(default=0.15, ge=0.0, lt=1.0)
+    # Recording splits used for training; evaluation splits are excluded unless named here.
+    train_splits: list[str] = Field(default_factory=lambda: ["train", "val", "recorded"])
     val_fraction: float = Field(default=0.1, ge=0.0, lt=0.9)
     min_token_count: int = Field(default=1, ge=1)
     max_samples: int | None = Field(default=None, ge=1, description="cap on training samples")

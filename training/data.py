@@ -14,15 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from simulator.recording import Sample, read_samples
 
 from bus.schema import DecisionLabel
 from perception.image import preprocess_jpeg
-from perception.text import RuleTokenizer
+from perception.text import UNK_ID, RuleTokenizer
 from ruledrive.errors import DataError
+from simulator.recording import Sample, read_samples
 
 __all__ = [
+    "KEEP_WORDS",
     "LABELS",
+    "maskable_ids",
     "ArrayDataset",
     "build_tokenizer",
     "encode_samples",
@@ -59,13 +61,48 @@ class ArrayDataset:
             [self.samples[i] for i in idx],
         )
 
-    def to_tf(self, batch_size: int, shuffle: bool, seed: int):  # type: ignore[no-untyped-def]
+    def to_tf(  # type: ignore[no-untyped-def]
+        self,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        token_dropout: float = 0.0,
+        tokenizer: RuleTokenizer | None = None,
+    ):
         import tensorflow as tf
 
         ds = tf.data.Dataset.from_tensor_slices((self.inputs(), self.labels))
         if shuffle:
             ds = ds.shuffle(len(self), seed=seed, reshuffle_each_iteration=True)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        ds = ds.batch(batch_size)
+        if token_dropout > 0.0:
+            if tokenizer is None:
+                raise ValueError("token dropout needs the tokenizer")
+            maskable = tf.constant(maskable_ids(tokenizer))
+            gen = tf.random.Generator.from_seed(seed)
+
+            def drop(x, y):  # type: ignore[no-untyped-def]
+                t = x["rule_tokens"]
+                hit = gen.uniform(tf.shape(t)) < token_dropout
+                t = tf.where(hit & tf.gather(maskable, t), tf.constant(UNK_ID, t.dtype), t)
+                return {**x, "rule_tokens": t}, y
+
+            ds = ds.map(drop, num_parallel_calls=1)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# Words whose loss would change what a rule means: never masked by token dropout.
+KEEP_WORDS = frozenset({"left", "right", "centre", "no", "not"})
+
+
+def maskable_ids(tokenizer: RuleTokenizer) -> np.ndarray:
+    """bool [vocab]: which token ids token dropout may replace by <unk>."""
+    return np.array(
+        [
+            i > UNK_ID and not w.isdigit() and w not in KEEP_WORDS
+            for i, w in enumerate(tokenizer.vocab)
+        ]
+    )
 
 
 def load_samples(paths: Sequence[str | Path], max_samples: int | None = None) -> list[Sample]:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from simulator.recording import Sample, counterfactual_pairs
 
 from perception.text import RuleTokenizer
+from simulator.recording import Sample, counterfactual_pairs
 from training.data import LABELS, encode_samples
 from training.metrics import classification_report, counterfactual_consistency, plot_confusion
 

@@ -109,15 +109,21 @@ def _head(features: keras.KerasTensor, n_labels: int, spec: ModelSpec) -> keras.
 
 
 def _speed_features(speed: keras.KerasTensor) -> keras.KerasTensor:
-    return layers.Rescaling(1.0 / SPEED_SCALE_KPH)(speed)  # [N,1]
+    """km/h -> [N,33]: the scaled speed plus learned ramps, so limits become easy thresholds."""
+    s = layers.Rescaling(1.0 / SPEED_SCALE_KPH)(speed)  # [N,1]
+    return layers.Concatenate()([s, layers.Dense(32, activation="relu")(s)])
 
 
 def create_fused_model(vocab_size: int, n_labels: int, spec: ModelSpec = MODEL_SPEC) -> keras.Model:
     """The decision classifier: image + rule text + ego speed -> softmax over decisions."""
     image, rules, speed = _inputs(spec)
-    img = create_image_encoder(spec)(image)
-    txt = create_text_encoder(vocab_size, spec)(rules)
-    feats = layers.Concatenate()([img, txt, _speed_features(speed), img * txt])
+    img = create_image_encoder(spec)(image)  # [N,128]
+    txt = create_text_encoder(vocab_size, spec)(rules)  # [N,128]
+    spd = _speed_features(speed)  # [N,33]
+    # Multiplicative terms let the head form conjunctions (what the rule says x what the frame
+    # shows; the limit in the text x the speed) that plain concatenation learns slowly.
+    txt_spd = layers.Dense(64)(txt) * layers.Dense(64)(spd)
+    feats = layers.Concatenate()([img, txt, spd, img * txt, txt_spd])
     return keras.Model([image, rules, speed], _head(feats, n_labels, spec), name="ruledrive_fused")
 
 

@@ -39,7 +39,6 @@ BUILDERS = {
     "image_only": "create_image_only_model",
     "text_only": "create_text_only_model",
 }
-TRAIN_SPLITS = {"train", "val", "recorded"}
 
 
 def _split_by_vehicle(
@@ -93,10 +92,10 @@ def train(
     t0 = time.monotonic()
 
     # -- data ---------------------------------------------------------------------------------
-    samples = [s for s in load_samples(data_paths, cfg.max_samples) if s.split in TRAIN_SPLITS]
+    samples = [s for s in load_samples(data_paths, cfg.max_samples) if s.split in cfg.train_splits]
     if not samples:
         raise DataError(
-            f"no training samples (splits {sorted(TRAIN_SPLITS)}) in {list(map(str, data_paths))}"
+            f"no training samples (splits {cfg.train_splits}) in {list(map(str, data_paths))}"
         )
     tokenizer = build_tokenizer(samples, cfg.min_token_count)
     data = encode_samples(samples, tokenizer)
@@ -155,7 +154,13 @@ def train(
         keras.callbacks.CSVLogger(str(out / "history.csv")),
     ]
     hist = model.fit(
-        train_ds.to_tf(cfg.batch_size, shuffle=True, seed=cfg.seed),
+        train_ds.to_tf(
+            cfg.batch_size,
+            shuffle=True,
+            seed=cfg.seed,
+            token_dropout=cfg.token_dropout,
+            tokenizer=tokenizer,
+        ),
         validation_data=val_ds.to_tf(256, shuffle=False, seed=0) if len(val_ds) else None,
         epochs=cfg.epochs,
         callbacks=callbacks,

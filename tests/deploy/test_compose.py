@@ -84,6 +84,7 @@ def test_broker_port_matches_config_and_node_url(compose: dict) -> None:
     listeners = re.findall(r"^listener\s+(\d+)", conf, re.M)
     assert listeners == ["1883"]
     assert re.search(r"^allow_anonymous\s+true", conf, re.M)
+    assert re.search(r"^set_tcp_nodelay\s+true", conf, re.M), "Nagle adds ~40 ms per decision"
     published = {p.split(":")[-1] for p in compose["services"]["mosquitto"]["ports"]}
     assert published == {"1883"}
     for name in NODE_SERVICES:

@@ -56,7 +56,10 @@ def test_golden_replay_matches_reference(private_broker, tmp_path: Path) -> None
     # Twice: identical decisions (same labels, flags, reasons; probabilities within 1e-3).
     again = tmp_path / "again.json"
     assert _replay(private_broker.url, tmp_path / "run2", "--update-reference", str(again)) == 0
-    first, second = load_reference(REFERENCE), load_reference(again)
+    _assert_same(load_reference(REFERENCE), load_reference(again))
+
+
+def _assert_same(first: dict, second: dict) -> None:
     assert first.keys() == second.keys()
     for key, want in first.items():
         have = second[key]
@@ -64,3 +67,26 @@ def test_golden_replay_matches_reference(private_broker, tmp_path: Path) -> None
             want["decision"], want["valid"], want["reason"]), key
         for label, p in want["probabilities"].items():
             assert have["probabilities"][label] == pytest.approx(p, abs=PROB_TOLERANCE), key
+
+
+def test_golden_plumbing_with_fake_model(private_broker, tmp_path: Path) -> None:  # noqa: ANN001
+    """Without the default model: the recording loads, every frame is labelled and answered, and
+    two replays write identical references (fake model, a TEST DOUBLE)."""
+    from simulator.replay import load_drives
+    from tests.policy.fakemodel import build_fake_model
+
+    if not GOLDEN.is_file():
+        pytest.skip("golden recording absent")
+    drives = load_drives([GOLDEN])
+    frames = [e for d in drives for e in d.events if hasattr(e, "jpeg")]
+    assert len(frames) == 60 and all(f.label is not None for f in frames)
+    model = build_fake_model(tmp_path / "fake.onnx")
+    refs = []
+    for i in range(2):
+        ref = tmp_path / f"ref{i}.json"
+        rc = cli_main(["replay", str(GOLDEN), "--rate", "max", "--mqtt-url", private_broker.url,
+                       "--prefix", f"plumbing/{i}", "--serve-model", str(model), "--no-progress",
+                       "--out", str(tmp_path / f"out{i}"), "--update-reference", str(ref)])
+        assert rc == 0
+        refs.append(load_reference(ref))
+    _assert_same(*refs)

@@ -109,3 +109,8 @@ def test_lanes_keep_ids_or_spread_drives() -> None:
     assert plan_lanes([], vehicles=3) == []
     with pytest.raises(ValueError):
         plan_lanes(drives, vehicles=0)
+
+
+def test_same_vehicle_in_two_recordings_gets_two_lanes() -> None:
+    lanes = plan_lanes([drive("a", 2), drive("a", 3)])
+    assert [lane.vehicle_id for lane in lanes] == ["a", "a-2"]

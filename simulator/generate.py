@@ -1,0 +1,153 @@
+"""Generate a split: plan (symbolic) -> render (pool of workers) -> MCAP + JSON summary.
+
+Planning runs in the parent with one seeded RNG (cheap: microseconds per scene); rendering is a
+pure function of each scene (its ``noise_seed`` comes from the split's numpy SeedSequence), so a
+``multiprocessing`` pool with order-preserving ``imap`` gives byte-identical output for a seed
+whatever the worker count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing as mp
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from bus.schema import FrameHeader, LabelMsg, RuleSet
+from ruledrive.errors import DataError
+from simulator.plan import PlannedFrame, SplitPlan, fusion_figures, plan_split
+from simulator.recording import RecordingWriter
+from simulator.render import render_jpeg
+from simulator.scene import Scene
+
+__all__ = ["FRAME_PERIOD_NS", "GENERATOR_VERSION", "generate", "render_plan", "write_plan"]
+
+FRAME_PERIOD_NS = 100_000_000  # 10 Hz
+GENERATOR_VERSION = "1"
+# Drives start on consecutive weekdays from Monday 2024-03-04 at an hour matching their light.
+_EPOCH = dt.datetime(2024, 3, 4, tzinfo=dt.UTC)
+_START_HOUR = {"day": (7, 16), "dusk": (17, 19), "night": (21, 23)}
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # the pool is the parallelism; OpenCV threads would oversubscribe
+
+
+def _render(scene: Scene) -> bytes:
+    return render_jpeg(scene)
+
+
+def render_plan(plan: SplitPlan, workers: int = 2) -> Iterator[tuple[int, bytes]]:
+    """(scene_index, jpeg) for every scene the frames use, in first-use order."""
+    order: list[int] = []
+    seen: set[int] = set()
+    for f in plan.frames():
+        if f.scene_index not in seen:
+            seen.add(f.scene_index)
+            order.append(f.scene_index)
+    scenes = (plan.scenes[i] for i in order)
+    if workers <= 1:
+        yield from zip(order, map(_render, scenes), strict=True)
+        return
+    # "spawn", not "fork": forking a parent whose OpenCV thread pool is running can deadlock.
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker) as pool:
+        yield from zip(order, pool.imap(_render, scenes, chunksize=32), strict=True)
+
+
+def _drive_start_ns(index: int, tod: str, minute: int) -> int:
+    weekday = index % 5 + 7 * (index // 5)  # skip weekends
+    lo, hi = _START_HOUR[tod]
+    start = _EPOCH + dt.timedelta(days=weekday, hours=lo + index % (hi - lo + 1), minutes=minute)
+    return int(start.timestamp()) * 1_000_000_000
+
+
+def write_plan(plan: SplitPlan, path: Path, jpegs: Iterator[tuple[int, bytes]],
+               config: dict[str, Any], progress: Callable[[int], None] | None = None) -> int:
+    """Write the plan's drives to one MCAP; returns the number of frames written."""
+    meta = {"split": plan.split, "seed": str(plan.seed), "generator": GENERATOR_VERSION,
+            "config": json.dumps(config, sort_keys=True)}
+    cache: dict[int, bytes] = {}
+    n = 0
+    with RecordingWriter(path, metadata=meta) as w:
+        for di, drive in enumerate(plan.drives):
+            frames = [e for k, e in drive.events if k == "frame"]
+            first = plan.scenes[frames[0].scene_index]  # type: ignore[union-attr]
+            t = _drive_start_ns(di, first.time_of_day, di % 60)
+            vid = drive.drive_id
+            fid = 0
+            for kind, ev in drive.events:
+                if kind == "rules":
+                    assert isinstance(ev, int)
+                    rs = RuleSet(vehicle_id=vid, version=f"{vid}-r{ev}", issued_at_ns=t - 1000,
+                                 rules=[r.text for r in plan.rule_sets[ev]])
+                    w.write_rules(rs)
+                    continue
+                assert isinstance(ev, PlannedFrame)
+                while ev.scene_index not in cache:
+                    idx, data = next(jpegs)
+                    cache[idx] = data
+                scene = plan.scenes[ev.scene_index]
+                w.write_frame(FrameHeader(vehicle_id=vid, frame_id=fid, stamp_ns=t,
+                                          speed_kph=scene.speed_kph), cache[ev.scene_index])
+                w.write_label(LabelMsg(vehicle_id=vid, frame_id=fid, stamp_ns=t,
+                                       decision=ev.decision, reason=ev.reason))
+                w.write_scene(vid, fid, t, scene.to_dict())
+                # Only the counterfactual split reuses a scene, and only in the next frame.
+                for old in [k for k in cache if k != ev.scene_index]:
+                    del cache[old]
+                fid += 1
+                n += 1
+                t += FRAME_PERIOD_NS
+                if progress:
+                    progress(1)
+    return n
+
+
+def generate(out_dir: str | Path, split: str, n_scenes: int, seed: int, workers: int = 2,
+             progress: bool = True, fusion_samples: int = 4000) -> dict[str, Any]:
+    """Write ``out_dir/<split>.mcap`` and ``out_dir/<split>.json``; return the summary."""
+    if workers < 1:
+        raise DataError(f"--workers must be >= 1, got {workers}")
+    t0 = time.perf_counter()
+    plan = plan_split(split, n_scenes, seed)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"--out {out}: cannot create directory: {exc}") from exc
+    config = {"split": split, "scenes": n_scenes, "seed": seed, "frame_rate_hz": 10}
+    path = out / f"{split}.mcap"
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_scenes, desc=f"generate {split}", unit="frame")
+    try:
+        n = write_plan(plan, path, render_plan(plan, workers), config,
+                       bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+    frames = plan.frames()
+    summary = {
+        "split": split,
+        "seed": seed,
+        "frames": n,
+        "unique_frames": len({f.scene_index for f in frames}),
+        "drives": len(plan.drives),
+        "rule_sets": len({f.rules_index for f in frames}),
+        "class_balance": plan.class_counts(),
+        "fusion": fusion_figures(plan, max_samples=fusion_samples, seed=seed),
+        "elapsed_s": round(elapsed, 2),
+        "frames_per_s": round(n / elapsed, 1),
+        "recording": path.name,
+    }
+    (out / f"{split}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,44 @@
+"""`ruledrive generate`, `scenes show` and `bench generate` end to end (small sizes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ruledrive.cli import main
+
+
+def test_generate_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["generate", "--out", str(tmp_path), "--scenes", "60", "--seed", "3",
+               "--split", "heldout-phrasing", "--no-progress"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "another rule set changes" in out and "YIELD" in out
+    summary = json.loads((tmp_path / "heldout-phrasing.json").read_text())
+    assert summary["frames"] == 60 and summary["seed"] == 3
+    sheet = tmp_path / "sheet.png"
+    assert main(["scenes", "show", str(tmp_path / "heldout-phrasing.mcap"), "--sheet",
+                 str(sheet), "--n", "4"]) == 0
+    assert sheet.stat().st_size > 10_000
+    assert '"samples": 60' in capsys.readouterr().out
+
+
+def test_bad_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "--out", str(tmp_path), "--scenes", "0"]) == 1
+    assert "--scenes" in capsys.readouterr().err
+    bad = tmp_path / "x.mcap"
+    bad.write_bytes(b"garbage")
+    assert main(["scenes", "show", str(bad)]) == 1
+    assert "x.mcap" in capsys.readouterr().err
+
+
+def test_bench_appends_only_its_section(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\n## Inference\n\nkeep me\n")
+    for _ in range(2):
+        assert main(["bench", "generate", "--scenes", "40", "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert "keep me" in text and text.count("## Scene generation") == 1
+    assert text.count("| 40 |") == 2

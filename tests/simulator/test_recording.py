@@ -1,0 +1,110 @@
+"""MCAP writer/reader: round trip of hand-written records and every bad-input case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mcap.writer import Writer
+
+from bus.schema import DecisionLabel, DecisionMsg, FrameHeader, LabelMsg, RuleSet, Timings
+from perception.image import preprocess_jpeg
+from ruledrive.errors import RecordingError
+from simulator.recording import RecordingWriter, read_events, read_samples
+from simulator.render import render_jpeg
+from simulator.scene import Scene
+
+JPEG = render_jpeg(Scene())
+
+
+def _write(path: Path, label: bool = True, n: int = 3) -> None:
+    with RecordingWriter(path, metadata={"split": "test", "seed": "1"}) as w:
+        w.write_rules(RuleSet(vehicle_id="car-1", version="v1", issued_at_ns=5,
+                              rules=["No overtaking"]))
+        for i in range(n):
+            t = 10 + i * 100
+            w.write_frame(FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=t,
+                                      speed_kph=30.0 + i), JPEG)
+            if label:
+                w.write_label(LabelMsg(vehicle_id="car-1", frame_id=i, stamp_ns=t,
+                                       decision=DecisionLabel.STOP, reason="light:red"))
+            w.write_decision(DecisionMsg(
+                vehicle_id="car-1", frame_id=i, frame_stamp_ns=t, stamp_ns=t + 5,
+                decision=DecisionLabel.STOP, probabilities={DecisionLabel.STOP: 1.0},
+                confidence=1.0, valid=True, rules_version="v1", model_version="m",
+                node_id="n", timings=Timings(frame_age_ms=1, queue_ms=0, decode_ms=0,
+                                             inference_ms=0, total_ms=1, batch_size=1)))
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "r.mcap"
+    _write(path)
+    samples = list(read_samples(path, require_labels=True))
+    assert [s.frame_id for s in samples] == [0, 1, 2]
+    s = samples[1]
+    assert (s.vehicle_id, s.stamp_ns, s.speed_kph, s.rules, s.rules_version, s.split) == (
+        "car-1", 110, 31.0, ("No overtaking",), "v1", "test")
+    assert s.label == DecisionLabel.STOP and s.reason == "light:red" and s.jpeg == JPEG
+    assert preprocess_jpeg(s.jpeg).shape == (96, 160, 3)
+    events = list(read_events(path))
+    assert [e.channel for e in events[:4]] == ["/rules", "/camera/front", "/ego", "/label"]
+    assert [e.log_time_ns for e in events] == sorted(e.log_time_ns for e in events)
+    assert any(e.channel == "/decision" for e in events)
+
+
+def test_missing_labels(tmp_path: Path) -> None:
+    path = tmp_path / "r.mcap"
+    _write(path, label=False)
+    assert all(s.label is None for s in read_samples(path))
+    with pytest.raises(RecordingError, match=r"r\.mcap: frame car-1/0 has no label"):
+        list(read_samples(path, require_labels=True))
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9, 0.99])
+def test_truncated(tmp_path: Path, cut: float) -> None:
+    path = tmp_path / "r.mcap"
+    _write(path, n=20)
+    data = path.read_bytes()
+    bad = tmp_path / "cut.mcap"
+    bad.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(RecordingError, match="cut.mcap"):
+        list(read_samples(bad))
+
+
+def test_corrupt_and_missing(tmp_path: Path) -> None:
+    path = tmp_path / "r.mcap"
+    _write(path, n=20)
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 64] = bytes(64)
+    bad = tmp_path / "bad.mcap"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(RecordingError, match="bad.mcap"):
+        list(read_samples(bad))
+    junk = tmp_path / "junk.mcap"
+    junk.write_bytes(b"not an mcap file at all")
+    with pytest.raises(RecordingError, match="junk.mcap"):
+        list(read_samples(junk))
+    with pytest.raises(RecordingError, match="no such recording"):
+        list(read_samples(tmp_path / "absent.mcap"))
+
+
+def test_unknown_channel_schema(tmp_path: Path) -> None:
+    path = tmp_path / "odd.mcap"
+    with open(path, "wb") as fh:
+        w = Writer(fh)
+        w.start()
+        sid = w.register_schema("my.Lidar", "jsonschema", b"{}")
+        cid = w.register_channel("/lidar", "json", sid)
+        w.add_message(cid, log_time=1, data=b"{}", publish_time=1)
+        w.finish()
+    with pytest.raises(RecordingError, match="odd.mcap: channel '/lidar' with schema 'my.Lidar'"):
+        list(read_samples(path))
+
+
+def test_bad_json_record_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "j.mcap"
+    with RecordingWriter(path) as w:
+        w._write("/ego", b'{"vehicle_id": "x"}', 7)
+    with pytest.raises(RecordingError, match=r"j\.mcap: /ego record at log time 7"):
+        list(read_events(path))
