@@ -276,7 +276,8 @@ def render(scene: Scene) -> np.ndarray:
                             cam.pt(xa + 0.8, za + 3.5)], np.int32)
             cv2.fillConvexPoly(img, tip, mark, cv2.LINE_AA)
 
-    # Objects far to near, so nearer ones occlude.
+    # Objects far to near, so nearer ones occlude; pedestrians last (key -1) so a car alongside
+    # never hides the one feature a yield/stop decision rests on.
     emissive: list = []
     objs: list[tuple[float, object]] = []
     kerb_r, kerb_l = xr + 1.0, xl - 1.0
@@ -292,11 +293,11 @@ def render(scene: Scene) -> np.ndarray:
             shirt = SHIRTS[(scene.noise_seed // 3 + k) % len(SHIRTS)]
             if scene.pedestrians == "on_road":
                 xp = -1.2 + k * 1.2
-                objs.append((zc, lambda xp=xp, s=shirt: _pedestrian(img, cam, xp, zc, s)))
+                objs.append((-1.0, lambda xp=xp, s=shirt: _pedestrian(img, cam, xp, zc, s)))
             else:  # on the kerb nearest the camera's view, beyond the road edge
                 xk = kerb_l - 0.3 - 0.7 * k if abs(xl) < abs(xr) else kerb_r + 0.3 + 0.7 * k
                 zk = max(zc, F * (abs(xk) + 0.6) / 290)
-                objs.append((zk, lambda xk=xk, zk=zk, s=shirt: _pedestrian(img, cam, xk, zk, s)))
+                objs.append((-1.0, lambda xk=xk, zk=zk, s=shirt: _pedestrian(img, cam, xk, zk, s)))
     if scene.lead_vehicle_m is not None:
         zl = scene.lead_vehicle_m
         col = CAR_COLOURS[scene.lead_colour % len(CAR_COLOURS)]
@@ -338,8 +339,8 @@ def render(scene: Scene) -> np.ndarray:
             _glow(img, c, max(r, 6), _bgr(255, 120, 0), 1.0)
         else:
             cv2.circle(img, c, r, _bgr(255, 40, 30) if night else _bgr(190, 20, 20), -1)
-            if night:
-                _glow(img, c, max(r, 4), _bgr(255, 20, 10), 0.6)
+            if night:  # a far car at night is mostly its tail lights: keep them visible
+                _glow(img, c, max(r, 6), _bgr(255, 20, 10), 0.9)
     return _nuisance(img, scene)
 
 
