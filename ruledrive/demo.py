@@ -162,7 +162,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from bus.mqtt import MqttBus  # noqa: PLC0415
     from policy.node import Node  # noqa: PLC0415
     from policy.settings import load_settings  # noqa: PLC0415
-    from simulator.replay import Replayer, load_drives, plan_lanes  # noqa: PLC0415
+    from simulator.drives import load_drives, plan_lanes  # noqa: PLC0415
+    from simulator.replay import Replayer  # noqa: PLC0415
     from simulator.replay_cli import print_report, write_outputs  # noqa: PLC0415
 
     t_start = time.perf_counter()

@@ -59,9 +59,7 @@ class _McapSink:
             self.w.write_decision(message, log_time_ns)
 
     def flush(self) -> None:
-        # RecordingWriter has no public flush yet: finish the open chunk on its mcap Writer.
-        flush = getattr(self.w, "flush", None) or self.w._w.flush  # noqa: SLF001
-        flush()
+        self.w.flush()
 
     def close(self) -> None:
         self.w.close()

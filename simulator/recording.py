@@ -15,18 +15,25 @@ JSON channels use message encoding ``json`` and a ``jsonschema`` schema from the
 Files are chunked with CRCs, so a truncated or corrupt file is detected; every library error is
 re-raised as :class:`~ruledrive.errors.RecordingError` naming the file (and record). A sample is
 yielded only when its image and header are both present and decode: never half-decoded.
+
+A writer killed before ``close()`` leaves no summary or footer; what it ``flush()``-ed is intact.
+Readers raise ``RecordingError("... truncated ...")`` on such a file after yielding what came
+before the cut; with ``allow_truncated=True`` they stop there and log a WARNING naming the file
+and what was recovered. "Truncated" means the reader ran out of bytes (at a record boundary or
+inside a record); a CRC or decode failure with bytes still to read is corruption: it raises.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
-from mcap.exceptions import McapError
+from mcap.exceptions import EndOfFile, McapError
 from mcap.records import Channel, Footer, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
@@ -60,6 +67,8 @@ CHANNELS = {CAMERA_CH: "foxglove.CompressedImage", EGO_CH: "ruledrive.FrameHeade
             RULES_CH: "ruledrive.RuleSet", LABEL_CH: "ruledrive.LabelMsg",
             DECISION_CH: "ruledrive.DecisionMsg", SCENE_CH: "ruledrive.Scene"}
 METADATA_NAME = "ruledrive"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,16 @@ class RecordingWriter:
         obj = {"vehicle_id": vehicle_id, "frame_id": frame_id, "scene": scene}
         self._write(SCENE_CH, json.dumps(obj, sort_keys=True).encode(), stamp_ns)
 
+    def flush(self) -> None:
+        """Finish the open chunk and push it to the OS: a process killed after this leaves a file
+        readable (with ``allow_truncated``) up to here. Costs compression ratio if called often."""
+        if self._closed:
+            return
+        try:
+            self._w.flush()
+        except OSError as exc:
+            raise RecordingError(f"{self.path}: cannot write recording: {exc}") from exc
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -178,23 +197,61 @@ def _compression() -> CompressionType:
     return CompressionType.LZ4
 
 
-def _records(path: Path) -> Iterator[Any]:
-    """MCAP records in file order; truncation / corruption -> RecordingError naming the file."""
+class _EofWatch:
+    """A file whose reads note when they came back short: the file ended where the reader was."""
+
+    def __init__(self, fh: Any) -> None:
+        self._fh = fh
+        self.hit_eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._fh.read(n)
+        if n is None or n < 0 or len(data) < n:
+            self.hit_eof = True
+        return data
+
+
+@dataclass
+class _Cut:
+    """How one read of a file ended: ``reason`` is set when a truncation was allowed."""
+
+    allowed: bool = False
+    reason: str | None = None
+
+
+def _records(path: Path, cut: _Cut | None = None) -> Iterator[Any]:
+    """MCAP records in file order; truncation / corruption -> RecordingError naming the file.
+
+    With ``cut.allowed`` a truncated file just ends (``cut.reason`` says why) after its last
+    complete record; records inside a chunk come only once the whole chunk passed its CRC.
+    """
+    cut = cut or _Cut()
+    watch: _EofWatch | None = None
     try:
         with open(path, "rb") as fh:
+            watch = _EofWatch(fh)
             seen_footer = False
-            for rec in StreamReader(fh, validate_crcs=True).records:
+            for rec in StreamReader(watch, validate_crcs=True).records:
                 seen_footer = seen_footer or isinstance(rec, Footer)
                 yield rec
     except FileNotFoundError as exc:
         raise RecordingError(f"{path}: no such recording") from exc
-    except (McapError, ValueError, EOFError, OSError, KeyError, IndexError) as exc:
-        raise RecordingError(f"{path}: corrupt or truncated MCAP ({type(exc).__name__}: "
-                             f"{exc})") from exc
-    except Exception as exc:  # the mcap package raises bare struct/lz4 errors on garbage
+    except Exception as exc:  # the mcap package also raises bare struct/lz4 errors on garbage
+        if watch is not None and watch.hit_eof:
+            # Out of bytes: a cut at a record boundary (EndOfFile) or inside a record (short
+            # read -> struct / lz4 / CRC error). Either way the writer never finished the file.
+            what = "no footer" if isinstance(exc, EndOfFile) else f"{type(exc).__name__}: {exc}"
+            cut.reason = f"truncated MCAP ({what})"
+            if cut.allowed:
+                return
+            raise RecordingError(f"{path}: {cut.reason}") from exc
+        if isinstance(exc, McapError | ValueError | EOFError | OSError | KeyError | IndexError):
+            raise RecordingError(f"{path}: corrupt MCAP ({type(exc).__name__}: {exc})") from exc
         raise RecordingError(f"{path}: unreadable MCAP ({type(exc).__name__}: {exc})") from exc
-    if not seen_footer:
-        raise RecordingError(f"{path}: truncated MCAP (no footer)")
+    if not seen_footer:  # pragma: no cover - the stream reader stops only at the footer
+        cut.reason = "truncated MCAP (no footer)"
+        if not cut.allowed:
+            raise RecordingError(f"{path}: {cut.reason}")
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -205,11 +262,21 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return {}
 
 
-def read_events(path: str | Path) -> Iterator[Event]:
-    """The raw timeline in log-time order (file order): rule sets, frames, labels, decisions."""
-    for rec in _metadata_and_events(Path(path)):
+def read_events(path: str | Path, allow_truncated: bool = False) -> Iterator[Event]:
+    """The raw timeline in log-time order (file order): rule sets, frames, labels, decisions.
+
+    A truncated file raises RecordingError after its complete records, unless ``allow_truncated``:
+    then it ends there with a WARNING naming the file and the number of events recovered.
+    """
+    path = Path(path)
+    cut = _Cut(allowed=allow_truncated)
+    n = 0
+    for rec in _metadata_and_events(path, cut):
         if isinstance(rec, Event):
+            n += 1
             yield rec
+    if cut.reason:
+        log.warning("%s: %s; recovered %d events", path, cut.reason, n)
 
 
 def _check_channel(path: Path, ch: Channel, schemas: dict[int, Schema]) -> None:
@@ -253,20 +320,28 @@ class _Partial:
     rules: RuleSet | None = None
 
 
-def read_samples(paths: str | Path | Iterable[str | Path],
-                 require_labels: bool = False) -> Iterator[Sample]:
+def read_samples(paths: str | Path | Iterable[str | Path], require_labels: bool = False,
+                 allow_truncated: bool = False) -> Iterator[Sample]:
     """Samples of one or more recordings, in recording order.
 
     A frame joins its image (/camera/front), header (/ego), the latest rule set of its vehicle
     and its label. With ``require_labels`` a frame without a label is a RecordingError.
+
+    A truncated file (a killed writer) raises RecordingError after the samples before the cut,
+    unless ``allow_truncated``: then it yields every complete sample and logs a WARNING naming
+    the file and the count. Frames still open at the cut are yielded only if complete (image and
+    header, and a label under ``require_labels``); the others are dropped, never half-decoded.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     for p in paths:
-        yield from _samples_of(Path(p), require_labels)
+        yield from _samples_of(Path(p), require_labels, allow_truncated)
 
 
-def _samples_of(path: Path, require_labels: bool) -> Iterator[Sample]:
+def _samples_of(path: Path, require_labels: bool, allow_truncated: bool = False) \
+        -> Iterator[Sample]:
+    cut = _Cut(allowed=allow_truncated)
+    n_yielded = 0
     split = ""
     rules: dict[str, RuleSet] = {}
     pending: dict[tuple[str, int], _Partial] = {}
@@ -300,7 +375,7 @@ def _samples_of(path: Path, require_labels: bool) -> Iterator[Sample]:
         return pending[key]
 
     yield_queue: list[Sample] = []
-    for rec in _metadata_and_events(path):
+    for rec in _metadata_and_events(path, cut):
         if isinstance(rec, Metadata):
             if rec.name == METADATA_NAME:
                 split = rec.metadata.get("split", "")
@@ -323,17 +398,32 @@ def _samples_of(path: Path, require_labels: bool) -> Iterator[Sample]:
             key = (str(msg.get("vehicle_id")), int(msg.get("frame_id", -1)))
             if key in pending:
                 pending[key].scene = msg.get("scene")
+        n_yielded += len(yield_queue)
         yield from yield_queue
         yield_queue.clear()
+    if cut.reason is None:
+        for key in list(pending):
+            yield flush(key)
+        return
+    # Cut short: the frames still open may have lost their image, header or label to the cut.
+    dropped = 0
     for key in list(pending):
+        part = pending[key]
+        if part.image is None or part.header is None or (require_labels and part.label is None):
+            del pending[key]
+            dropped += 1
+            continue
+        n_yielded += 1
         yield flush(key)
+    log.warning("%s: %s; recovered %d samples (%d incomplete frames at the cut dropped)",
+                path, cut.reason, n_yielded, dropped)
 
 
-def _metadata_and_events(path: Path) -> Iterator[Any]:
+def _metadata_and_events(path: Path, cut: _Cut | None = None) -> Iterator[Any]:
     """read_events, interleaved with the Metadata records where they occur."""
     schemas: dict[int, Schema] = {}
     channels: dict[int, Channel] = {}
-    for rec in _records(path):
+    for rec in _records(path, cut):
         if isinstance(rec, Metadata):
             yield rec
         elif isinstance(rec, Schema):

@@ -1,12 +1,15 @@
 """Replay recorded drives through a node over the bus, and score the decisions that come back.
 
-Two halves, so tests and tools can use either alone:
+The publishing loop lives here; the bus-free parts have their own modules, so tests and tools can
+use either half alone (their public names are re-exported here too):
 
-* :class:`Scoreboard` -- bus-free: fed ``published(ref, t)`` and ``decided(msg, t)`` events, it
-  matches decisions to frames by (vehicle id, frame id) and builds the :class:`ReplayReport`
-  (accuracy against the recorded labels, confusion matrix, fallbacks, missing decisions,
-  latency percentiles publish -> decision, achieved rate).
-* :class:`Replayer` -- publishes lanes of drives on any :class:`bus.base.Bus` (MQTT or the
+* :mod:`simulator.drives` -- recorded drives and lanes (:func:`load_drives`, :func:`plan_lanes`).
+* :mod:`simulator.scoreboard` -- :class:`Scoreboard`, fed ``published(ref, t)`` and
+  ``decided(msg, t)`` events, matches decisions to frames by (vehicle id, frame id) and builds the
+  :class:`ReplayReport` (accuracy against the recorded labels, confusion matrix, fallbacks,
+  missing decisions, latency percentiles publish -> decision, achieved rate, the gates).
+* :mod:`simulator.golden` -- the golden reference (write / load / compare).
+* :class:`Replayer` (here) -- publishes lanes of drives on any :class:`bus.base.Bus` (MQTT or the
   in-memory bus): rule sets retained at their recorded times, frames (``bus.envelope``) at the
   recorded timing divided by ``rate``, or as fast as the node answers (``rate=None``: one frame in
   flight per vehicle, because the node conflates a vehicle's frames and would drop the older).
@@ -19,34 +22,36 @@ comparisons.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from bus.base import Bus
 from bus.codec import encode
 from bus.envelope import pack_frame
-from bus.schema import (
-    DecisionLabel,
-    DecisionMsg,
-    FrameHeader,
-    LabelMsg,
-    NodeState,
-    NodeStatus,
-    RuleSet,
-)
+from bus.schema import DecisionMsg, LabelMsg, NodeState, NodeStatus
 from bus.topics import CAMERA, DECISION, DEFAULT_PREFIX, LABEL, RULES, STATUS
-from training.metrics import classification_report
+from simulator.drives import (
+    Drive,
+    DriveFrame,
+    DriveRules,
+    FrameRef,
+    Lane,
+    load_drives,
+    plan_lanes,
+)
+from simulator.golden import (
+    IGNORED_FIELDS,
+    PROB_TOLERANCE,
+    compare_reference,
+    decision_record,
+    load_reference,
+    write_reference,
+)
+from simulator.scoreboard import ReplayReport, Scoreboard
 
+# Re-exported: replay's public names stay importable from here.
 __all__ = [
     "Drive",
     "DriveFrame",
@@ -68,287 +73,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LABELS: tuple[DecisionLabel, ...] = tuple(DecisionLabel)
-_INDEX = {lab: i for i, lab in enumerate(LABELS)}
-
-
-# -- drives and lanes --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DriveFrame:
-    t_ns: int  # recorded capture time
-    header: FrameHeader
-    jpeg: bytes
-    label: DecisionLabel | None
-
-
-@dataclass(frozen=True)
-class DriveRules:
-    t_ns: int  # recorded issue time
-    rules: RuleSet
-
-
-@dataclass
-class Drive:
-    """One recorded vehicle's events in recorded-time order."""
-
-    vehicle_id: str
-    events: list[DriveFrame | DriveRules]
-    source: str = ""
-
-    @property
-    def n_frames(self) -> int:
-        return sum(isinstance(e, DriveFrame) for e in self.events)
-
-
-@dataclass(frozen=True)
-class FrameRef:
-    """A published frame: its ids on the bus and the recorded ids it stands for."""
-
-    vehicle_id: str
-    frame_id: int
-    source_vehicle_id: str
-    source_frame_id: int
-    label: DecisionLabel | None
-
-
-@dataclass
-class Lane:
-    """One replayed vehicle: drives played back to back under ``vehicle_id``."""
-
-    vehicle_id: str
-    drives: list[Drive]
-
-    def steps(self) -> list[tuple[int, DriveFrame | DriveRules, FrameRef | None]]:
-        """(offset from the lane start in ns, event, frame ref) with frame ids renumbered."""
-        out: list[tuple[int, DriveFrame | DriveRules, FrameRef | None]] = []
-        base, next_id = 0, 0
-        for drive in self.drives:
-            if not drive.events:
-                continue
-            t0 = drive.events[0].t_ns
-            last = 0
-            for ev in drive.events:
-                offset = base + max(0, ev.t_ns - t0)
-                last = max(last, offset)
-                ref = None
-                if isinstance(ev, DriveFrame):
-                    ref = FrameRef(self.vehicle_id, next_id, drive.vehicle_id,
-                                   ev.header.frame_id, ev.label)
-                    next_id += 1
-                out.append((offset, ev, ref))
-            base = last + 33_000_000  # one frame period between drives
-        return out
-
-
-def plan_lanes(drives: Sequence[Drive], vehicles: int | None = None) -> list[Lane]:
-    """Lanes for the drives: one per drive under its recorded id (``vehicles=None``), or exactly
-    ``vehicles`` lanes named ``replay-000``..., drive i on lane i mod N (cycled if N > drives)."""
-    drives = [d for d in drives if d.events]
-    if vehicles is None:  # the same id in two recordings gets a suffix: lanes must not share
-        seen: Counter[str] = Counter()
-        lanes_ = []
-        for d in drives:
-            seen[d.vehicle_id] += 1
-            n = seen[d.vehicle_id]
-            lanes_.append(Lane(d.vehicle_id if n == 1 else f"{d.vehicle_id[:58]}-{n}", [d]))
-        return lanes_
-    if vehicles < 1:
-        raise ValueError("vehicles must be >= 1")
-    lanes = [Lane(f"replay-{k:03d}", []) for k in range(vehicles)]
-    for i in range(max(len(drives), vehicles) if drives else 0):
-        lanes[i % vehicles].drives.append(drives[i % len(drives)])
-    return [lane for lane in lanes if lane.drives]
-
-
-# -- scoring (bus-free) ------------------------------------------------------------------------
-
-
-def _pct(values: Sequence[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
-
-
-@dataclass
-class ReplayReport:
-    """Everything a replay measured; ``to_dict()`` is the JSON report."""
-
-    frames_published: int
-    frames_planned: int
-    decisions_matched: int
-    missing: int
-    unexpected: int
-    duplicates: int
-    late: int
-    fallback: int
-    fallback_reasons: dict[str, int]
-    labelled: int
-    accuracy: float | None
-    accuracy_valid_only: float | None
-    confusion_matrix: list[list[int]]
-    classification: dict[str, Any] | None
-    latency_ms: dict[str, float | None]
-    elapsed_s: float
-    achieved_fps: float
-    target_rate: float | None
-    vehicles: int
-    model_versions: list[str]
-    node_ids: list[str]
-    aborted: str | None = None
-    recordings: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def labels(self) -> list[str]:
-        return [str(lab) for lab in LABELS]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["labels"] = self.labels
-        return d
-
-    def check(self, min_accuracy: float | None = None, max_p99_ms: float | None = None,
-              max_missing: float = 0.0) -> list[str]:
-        """The gate: reasons this replay fails (also stored in ``failures``)."""
-        out: list[str] = []
-        if self.aborted:
-            out.append(f"aborted: {self.aborted}")
-        if self.frames_planned == 0:
-            out.append("the recording has no frames")
-        if self.frames_published and self.missing > max_missing * self.frames_published:
-            out.append(f"{self.missing} of {self.frames_published} frames got no decision")
-        if min_accuracy is not None and (self.accuracy is None or self.accuracy < min_accuracy):
-            acc = "n/a" if self.accuracy is None else f"{self.accuracy:.3f}"
-            out.append(f"accuracy {acc} < --min-accuracy {min_accuracy}")
-        p99 = self.latency_ms.get("p99")
-        if max_p99_ms is not None and (p99 is None or p99 > max_p99_ms):
-            got = "n/a" if p99 is None else f"{p99:.1f}"
-            out.append(f"latency p99 {got} ms > --max-p99-ms {max_p99_ms}")
-        self.failures = out
-        return out
-
-
-class Scoreboard:
-    """Matches decisions to published frames by (vehicle id, frame id). Thread-safe: decisions
-    arrive on the bus thread while frames are published on another."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sent: dict[tuple[str, int], tuple[FrameRef, int]] = {}
-        self._got: dict[tuple[str, int], tuple[DecisionMsg, float]] = {}
-        self._order: list[tuple[str, int]] = []
-        self.unexpected = 0
-        self.duplicates = 0
-        self.late = 0
-        self.last_decision_ns: int | None = None
-        self.model_versions: Counter[str] = Counter()
-        self.node_ids: Counter[str] = Counter()
-        self.given_up: set[tuple[str, int]] = set()
-
-    def published(self, ref: FrameRef, t_ns: int) -> None:
-        """A frame went out at monotonic time ``t_ns`` (time.perf_counter_ns)."""
-        key = (ref.vehicle_id, ref.frame_id)
-        with self._lock:
-            self._sent[key] = (ref, t_ns)
-            self._order.append(key)
-
-    def decided(self, msg: DecisionMsg, t_ns: int) -> FrameRef | None:
-        """A decision arrived at monotonic ``t_ns``; returns the frame it answers, or None."""
-        key = (msg.vehicle_id, msg.frame_id)
-        with self._lock:
-            sent = self._sent.get(key)
-            if sent is None:
-                self.unexpected += 1
-                return None
-            if key in self._got:
-                self.duplicates += 1
-                return None
-            if key in self.given_up:
-                self.late += 1
-            self._got[key] = (msg, (t_ns - sent[1]) / 1e6)
-            self.last_decision_ns = t_ns
-            if msg.model_version:
-                self.model_versions[msg.model_version] += 1
-            self.node_ids[msg.node_id] += 1
-            return sent[0]
-
-    def is_decided(self, vehicle_id: str, frame_id: int) -> bool:
-        with self._lock:
-            return (vehicle_id, frame_id) in self._got
-
-    def give_up(self, vehicle_id: str, frame_id: int) -> None:
-        with self._lock:
-            self.given_up.add((vehicle_id, frame_id))
-
-    @property
-    def n_published(self) -> int:
-        return len(self._sent)
-
-    @property
-    def n_decided(self) -> int:
-        return len(self._got)
-
-    def outstanding(self) -> int:
-        with self._lock:
-            return len(self._sent) - len(self._got)
-
-    def matched(self) -> list[tuple[FrameRef, DecisionMsg, float]]:
-        """(frame, decision, latency ms) in publish order, for reports and golden files."""
-        with self._lock:
-            return [(self._sent[k][0], *self._got[k]) for k in self._order if k in self._got]
-
-    def missing(self) -> list[FrameRef]:
-        with self._lock:
-            return [self._sent[k][0] for k in self._order if k not in self._got]
-
-    def report(self, elapsed_s: float, frames_planned: int, target_rate: float | None,
-               vehicles: int, aborted: str | None = None) -> ReplayReport:
-        rows = self.matched()
-        lat = [ms for _, _, ms in rows]
-        fallbacks = Counter(str(m.reason or "unknown") for _, m, _ in rows if not m.valid)
-        labelled = [(ref.label, m) for ref, m, _ in rows if ref.label is not None]
-        y_true = np.array([_INDEX[DecisionLabel(lab)] for lab, _ in labelled], dtype=np.int64)
-        y_pred = np.array([_INDEX[m.decision] for _, m in labelled], dtype=np.int64)
-        cls = classification_report(y_true, y_pred, [str(x) for x in LABELS]) if labelled else None
-        valid = [(lab, m) for lab, m in labelled if m.valid]
-        return ReplayReport(
-            frames_published=self.n_published,
-            frames_planned=frames_planned,
-            decisions_matched=len(rows),
-            missing=self.n_published - len(rows),
-            unexpected=self.unexpected,
-            duplicates=self.duplicates,
-            late=self.late,
-            fallback=sum(fallbacks.values()),
-            fallback_reasons=dict(sorted(fallbacks.items())),
-            labelled=len(labelled),
-            accuracy=cls["accuracy"] if cls else None,
-            accuracy_valid_only=(
-                sum(m.decision == lab for lab, m in valid) / len(valid) if valid else None
-            ),
-            confusion_matrix=(
-                cls["confusion_matrix"] if cls else [[0] * len(LABELS) for _ in LABELS]
-            ),
-            classification=cls,
-            latency_ms={
-                "p50": _pct(lat, 50), "p95": _pct(lat, 95), "p99": _pct(lat, 99),
-                "mean": float(np.mean(lat)) if lat else None,
-                "max": float(np.max(lat)) if lat else None,
-            },
-            elapsed_s=elapsed_s,
-            achieved_fps=len(rows) / elapsed_s if elapsed_s > 0 else 0.0,
-            target_rate=target_rate,
-            vehicles=vehicles,
-            model_versions=sorted(self.model_versions),
-            node_ids=sorted(self.node_ids),
-            aborted=aborted,
-        )
-
-    def latencies_ms(self) -> list[float]:
-        return [ms for _, _, ms in self.matched()]
-
-
-# -- publishing (any Bus) ----------------------------------------------------------------------
 
 Progress = Callable[[int, int], None]  # (frames decided, frames planned)
 
@@ -539,110 +263,3 @@ class Replayer:
                     return None
                 self._cond.wait(0.1)
         return None
-
-
-# -- golden reference (openpilot process_replay style) -----------------------------------------
-
-# Fields that depend on when and where the replay ran, never on what the node decided. The frame
-# ids are replaced by the recorded ones so a reference survives --vehicles and renumbering.
-IGNORED_FIELDS = ("stamp_ns", "frame_stamp_ns", "timings", "node_id", "vehicle_id", "frame_id")
-PROB_TOLERANCE = 1e-3  # absolute, on probabilities and confidence (batching changes the ulps)
-
-
-def decision_record(ref: FrameRef, msg: DecisionMsg) -> dict[str, Any]:
-    """A decision as the reference stores it: recorded ids + every non-ignored field."""
-    body = msg.model_dump(mode="json", exclude=set(IGNORED_FIELDS))
-    return {"vehicle_id": ref.source_vehicle_id, "frame_id": ref.source_frame_id, **body}
-
-
-def write_reference(path: str | Path, rows: Sequence[tuple[FrameRef, DecisionMsg, float]],
-                    recordings: Sequence[str | Path]) -> None:
-    records = {(r["vehicle_id"], r["frame_id"]): r for r in
-               (decision_record(ref, msg) for ref, msg, _ in rows)}
-    doc = {
-        "about": "golden decisions of `ruledrive replay`; update on purpose with `make golden`",
-        "recordings": [Path(p).name for p in recordings],
-        "ignored_fields": list(IGNORED_FIELDS),
-        "prob_tolerance": PROB_TOLERANCE,
-        "decisions": [records[k] for k in sorted(records)],
-    }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-
-
-def load_reference(path: str | Path) -> dict[tuple[str, int], dict[str, Any]]:
-    doc = json.loads(Path(path).read_text())
-    return {(r["vehicle_id"], r["frame_id"]): r for r in doc["decisions"]}
-
-
-def _differs(a: Any, b: Any, tol: float) -> bool:
-    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
-        return not math.isclose(a, b, rel_tol=0.0, abs_tol=tol)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() != b.keys() or any(_differs(a[k], b[k], tol) for k in a)
-    return a != b
-
-
-def compare_reference(reference: dict[tuple[str, int], dict[str, Any]],
-                      rows: Sequence[tuple[FrameRef, DecisionMsg, float]],
-                      tol: float = PROB_TOLERANCE) -> list[str]:
-    """Differences between a replay's decisions and the reference ([] = identical)."""
-    got: dict[tuple[str, int], dict[str, Any]] = {}
-    for ref, msg, _ in rows:
-        got.setdefault((ref.source_vehicle_id, ref.source_frame_id), decision_record(ref, msg))
-    diffs: list[str] = []
-    versions = ({r.get("model_version") for r in reference.values()},
-                {r.get("model_version") for r in got.values()})
-    if got and versions[0] != versions[1]:
-        diffs.append(f"model version {sorted(map(str, versions[1]))} but the reference has "
-                     f"{sorted(map(str, versions[0]))} (run `make golden` if the change is meant)")
-    for key in sorted(reference.keys() - got.keys()):
-        diffs.append(f"{key[0]}/{key[1]}: no decision in this replay")
-    for key in sorted(got.keys() - reference.keys()):
-        diffs.append(f"{key[0]}/{key[1]}: not in the reference")
-    for key in sorted(reference.keys() & got.keys()):
-        want, have = reference[key], got[key]
-        for name in sorted(want.keys() | have.keys()):
-            if name != "model_version" and _differs(want.get(name), have.get(name), tol):
-                diffs.append(f"{key[0]}/{key[1]}: {name} {have.get(name)!r} != reference "
-                             f"{want.get(name)!r}")
-    return diffs
-
-
-# -- recordings -> drives ----------------------------------------------------------------------
-
-
-def load_drives(paths: Sequence[str | Path], limit: int | None = None) -> list[Drive]:
-    """The drives of MCAP recordings (simulator.recording), one per recorded vehicle and file,
-    each frame with its recorded label. ``limit`` caps the frames. Raises RecordingError."""
-    from simulator.recording import CameraFrame, read_events  # noqa: PLC0415
-
-    out: list[Drive] = []
-    frames = 0
-    for path in paths:
-        rules: dict[str, list[DriveRules]] = {}
-        headers: dict[tuple[str, int], FrameHeader] = {}
-        jpegs: dict[tuple[str, int], bytes] = {}
-        labels: dict[tuple[str, int], DecisionLabel] = {}
-        for ev in read_events(path):
-            msg = ev.message
-            if isinstance(msg, CameraFrame):
-                jpegs[(msg.vehicle_id, msg.frame_id)] = msg.jpeg
-            elif isinstance(msg, FrameHeader):
-                headers[(msg.vehicle_id, msg.frame_id)] = msg
-            elif isinstance(msg, RuleSet):
-                rules.setdefault(msg.vehicle_id, []).append(DriveRules(msg.issued_at_ns, msg))
-            elif isinstance(msg, LabelMsg):
-                labels[(msg.vehicle_id, msg.frame_id)] = msg.decision
-        drives: dict[str, Drive] = {}
-        for key, header in headers.items():  # recording order
-            if key not in jpegs or (limit is not None and frames >= limit):
-                continue
-            d = drives.setdefault(key[0], Drive(key[0], list(rules.get(key[0], [])), str(path)))
-            d.events.append(DriveFrame(header.stamp_ns, header, jpegs[key], labels.get(key)))
-            frames += 1
-        for d in drives.values():
-            # Rules before the frame issued at the same time; stable for equal stamps.
-            d.events.sort(key=lambda e: (e.t_ns, isinstance(e, DriveFrame)))
-            out.append(d)
-    return out

@@ -105,14 +105,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from simulator.replay import (  # noqa: PLC0415
-        Replayer,
-        compare_reference,
-        load_drives,
-        load_reference,
-        plan_lanes,
-        write_reference,
-    )
+    from simulator.drives import load_drives, plan_lanes  # noqa: PLC0415
+    from simulator.golden import compare_reference, load_reference, write_reference  # noqa: PLC0415
+    from simulator.replay import Replayer  # noqa: PLC0415
 
     if args.bus == "memory" and args.serve_model is None:
         raise ConfigError("--bus memory needs --serve-model (nothing else is on that bus)")

@@ -30,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--eval", nargs="+", metavar="PATH", help="test recordings to evaluate afterwards"
     )
+    p.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="use the complete samples of recordings cut short (killed recorder); warn",
+    )
     p.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint directory or an .onnx model")
@@ -77,7 +82,9 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, _overrides(args))
     export_to = None if args.no_export else (args.export or args.out / "model.onnx")
-    info = train(cfg, args.data, args.out, export_to=export_to)
+    info = train(
+        cfg, args.data, args.out, export_to=export_to, allow_truncated=args.allow_truncated
+    )
     if args.eval:
         if export_to is None:
             raise ConfigError("--eval needs the ONNX export (drop --no-export)")

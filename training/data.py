@@ -105,8 +105,14 @@ def maskable_ids(tokenizer: RuleTokenizer) -> np.ndarray:
     )
 
 
-def load_samples(paths: Sequence[str | Path], max_samples: int | None = None) -> list[Sample]:
-    """Every labelled sample of the recordings (directories are searched for *.mcap)."""
+def load_samples(
+    paths: Sequence[str | Path], max_samples: int | None = None, allow_truncated: bool = False
+) -> list[Sample]:
+    """Every labelled sample of the recordings (directories are searched for *.mcap).
+
+    ``allow_truncated``: take the complete samples of a file cut short (a killed recorder) with a
+    warning instead of rejecting it.
+    """
     files: list[Path] = []
     for raw in paths:
         p = Path(raw)
@@ -121,7 +127,7 @@ def load_samples(paths: Sequence[str | Path], max_samples: int | None = None) ->
             raise DataError(f"{p}: no such recording or directory")
     samples: list[Sample] = []
     for f in files:
-        got = list(read_samples([f], require_labels=True))
+        got = list(read_samples([f], require_labels=True, allow_truncated=allow_truncated))
         if not got:
             raise DataError(f"{f}: recording has no labelled frames (record a label topic)")
         samples.extend(got)

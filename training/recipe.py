@@ -20,7 +20,17 @@ from training.config import TrainConfig
 
 __all__ = ["TARGETS", "build_default"]
 
-SEEDS = {"train": 101, "test": 202, "heldout-phrasing": 303, "counterfactual": 404}
+# Data set -> (generator split, seed). Training also sees counterfactual pairs (a seed of its
+# own), so it learns from frames whose decision only the text changes; the evaluation pairs are
+# fresh (seed 404).
+DATASETS = {
+    "train": ("train", 101),
+    "train-counterfactual": ("counterfactual", 505),
+    "test": ("test", 202),
+    "heldout-phrasing": ("heldout-phrasing", 303),
+    "counterfactual": ("counterfactual", 404),
+}
+TRAIN_SETS = ("train", "train-counterfactual")
 EVAL_SPLITS = ("test", "heldout-phrasing", "counterfactual")
 TARGETS = {
     "fused_test_accuracy": 0.97,
@@ -36,23 +46,21 @@ def _data(work: Path, scenes: int) -> dict[str, Path]:
 
     sizes = {
         "train": scenes,
+        "train-counterfactual": max(scenes * 3 // 10, 500),
         "test": max(scenes // 10, 500),
         "heldout-phrasing": max(scenes // 20, 500),
         "counterfactual": max(scenes // 20, 500),
     }
     dirs = {}
-    for split, n in sizes.items():
-        d = work / "data" / split
+    for name, n in sizes.items():
+        split, seed = DATASETS[name]
+        d = work / "data" / name
         summary = d / f"{split}.json"
-        fresh = (
-            summary.exists()
-            and json.loads(summary.read_text()).get("frames") == n
-            and json.loads(summary.read_text()).get("seed") == SEEDS[split]
-        )
-        if not fresh:
+        old = json.loads(summary.read_text()) if summary.exists() else {}
+        if old.get("frames") != n or old.get("seed") != seed:
             shutil.rmtree(d, ignore_errors=True)
-            generate(d, split, n, SEEDS[split], progress=sys.stderr.isatty())
-        dirs[split] = d
+            generate(d, split, n, seed, progress=sys.stderr.isatty())
+        dirs[name] = d
     return dirs
 
 
@@ -75,10 +83,15 @@ def build_default(
     results: dict[str, Any] = {}
     variants = ("fused", "image_only", "text_only") if ablations else ("fused",)
     for variant in variants:
-        vcfg = cfg.model_copy(update={"variant": variant})
+        vcfg = cfg.model_copy(
+            update={"variant": variant, "train_splits": ["train", "counterfactual"]}
+        )
         ckpt = work / f"ckpt-{variant}"
         info = train(
-            vcfg, [dirs["train"]], ckpt, export_to=onnx_path if variant == "fused" else None
+            vcfg,
+            [dirs[d] for d in TRAIN_SETS],
+            ckpt,
+            export_to=onnx_path if variant == "fused" else None,
         )
         model = onnx_path if variant == "fused" else ckpt
         evals = _eval(model, dirs, docs / "img" / "default-model" if variant == "fused" else None)

@@ -85,6 +85,7 @@ def train(
     data_paths: Sequence[str | Path],
     out_dir: str | Path,
     export_to: str | Path | None = None,
+    allow_truncated: bool = False,
 ) -> dict[str, Any]:
     """Train one model variant; returns the checkpoint info (metrics, version, paths)."""
     out = Path(out_dir)
@@ -92,7 +93,11 @@ def train(
     t0 = time.monotonic()
 
     # -- data ---------------------------------------------------------------------------------
-    samples = [s for s in load_samples(data_paths, cfg.max_samples) if s.split in cfg.train_splits]
+    samples = [
+        s
+        for s in load_samples(data_paths, cfg.max_samples, allow_truncated)
+        if s.split in cfg.train_splits
+    ]
     if not samples:
         raise DataError(
             f"no training samples (splits {cfg.train_splits}) in {list(map(str, data_paths))}"

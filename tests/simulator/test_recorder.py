@@ -15,8 +15,9 @@ import pytest
 
 from bus.mqtt import MqttBus
 from ruledrive.errors import RecordingError
+from simulator.drives import plan_lanes
 from simulator.recorder import BusRecorder, _default_writer
-from simulator.replay import Replayer, plan_lanes
+from simulator.replay import Replayer
 from tests.simulator.replay_helpers import drive
 
 pytestmark = pytest.mark.broker
@@ -71,6 +72,21 @@ def test_broker_restart_recorder_continues(private_broker, tmp_path: Path) -> No
     assert _frames(out) == 9
 
 
+def _on_disk(path: Path, vehicle_id: str) -> int:
+    """Labelled frames of one vehicle that a reader gets from the file as it is right now."""
+    if not path.exists():
+        return 0
+    samples = recording.read_samples([path], allow_truncated=True)
+    return sum(1 for s in samples if s.vehicle_id == vehicle_id and s.label is not None)
+
+
+def _wait_until(cond, timeout_s: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        time.sleep(0.1)
+
+
 def test_sigkill_leaves_a_readable_file(private_broker, tmp_path: Path) -> None:  # noqa: ANN001
     out = tmp_path / "killed.mcap"
     proc = subprocess.Popen(
@@ -79,15 +95,19 @@ def test_sigkill_leaves_a_readable_file(private_broker, tmp_path: Path) -> None:
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not out.exists() and time.monotonic() < deadline:
+        # The recorder is subscribed once something it heard reaches the file (it starts slowly
+        # on a loaded box, and a frame published before it subscribed is not recorded).
+        def heard_car_a() -> bool:
             _publish_drives(private_broker.url, [drive("car-a", 3)])
+            return _on_disk(out, "car-a") > 0
+
+        _wait_until(heard_car_a, 60, "the recorder to write car-a")
         _publish_drives(private_broker.url, [drive("car-b", 10)])
-        time.sleep(1.5)  # > flush_s: the chunk in hand is finished
+        # Kill only once the periodic flush has put all of car-b on disk, however long that takes.
+        _wait_until(lambda: _on_disk(out, "car-b") == 10, 60, "car-b flushed to the file")
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-    assert out.exists()
     # No summary after a kill: the reader yields every finished chunk, then says "truncated".
     got = []
     with pytest.raises(RecordingError, match="truncated"):
@@ -95,6 +115,10 @@ def test_sigkill_leaves_a_readable_file(private_broker, tmp_path: Path) -> None:
             got.append(sample)
     assert len(got) >= 9  # the reader keeps the newest frame pending when the error comes
     assert {s.vehicle_id for s in got} >= {"car-b"} and all(s.label for s in got)
+    # ... and `ruledrive train --allow-truncated` takes every complete sample instead.
+    kept = list(recording.read_samples([out], allow_truncated=True))
+    assert kept[: len(got)] == got and all(s.label for s in kept)
+    assert [s.frame_id for s in kept if s.vehicle_id == "car-b"] == list(range(10))
 
 
 @pytest.mark.slow

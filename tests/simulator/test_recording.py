@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,93 @@ def test_bad_json_record_is_named(tmp_path: Path) -> None:
         w._write("/ego", b'{"vehicle_id": "x"}', 7)
     with pytest.raises(RecordingError, match=r"j\.mcap: /ego record at log time 7"):
         list(read_events(path))
+
+
+def _labelled_frame(w: RecordingWriter, i: int) -> None:
+    t = 10 + i * 100
+    w.write_frame(FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=t, speed_kph=30.0), JPEG)
+    w.write_label(LabelMsg(vehicle_id="car-1", frame_id=i, stamp_ns=t,
+                           decision=DecisionLabel.STOP, reason="clear"))
+
+
+def _killed(tmp_path: Path, flushed: int, after: int) -> Path:
+    """A writer "SIGKILLed" after ``flushed`` frames were flushed and ``after`` more written: the
+    bytes on disk at that moment, copied before close() could write the summary."""
+    path = tmp_path / "live.mcap"
+    w = RecordingWriter(path, metadata={"split": "recorded"}, chunk_size=1 << 20)
+    w.write_rules(RuleSet(vehicle_id="car-1", version="v1", issued_at_ns=5, rules=["Go"]))
+    for i in range(flushed):
+        _labelled_frame(w, i)
+    w.flush()
+    for i in range(flushed, flushed + after):  # still in the open chunk: lost by the kill
+        _labelled_frame(w, i)
+    killed = tmp_path / "killed.mcap"
+    killed.write_bytes(path.read_bytes())
+    w.close()
+    return killed
+
+
+def test_flush_then_kill_default_raises(tmp_path: Path) -> None:
+    killed = _killed(tmp_path, flushed=5, after=3)
+    got = []
+    with pytest.raises(RecordingError, match=r"killed\.mcap: truncated MCAP"):
+        got.extend(read_samples(killed, require_labels=True))
+    assert [s.frame_id for s in got] == [0, 1, 2, 3]  # the newest frame was still pending
+    with pytest.raises(RecordingError, match="truncated"):
+        list(read_events(killed))
+
+
+def test_flush_then_kill_allow_truncated_recovers_exactly_the_flushed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    killed = _killed(tmp_path, flushed=5, after=3)
+    with caplog.at_level("WARNING", logger="simulator.recording"):
+        got = list(read_samples(killed, require_labels=True, allow_truncated=True))
+    assert [s.frame_id for s in got] == [0, 1, 2, 3, 4]
+    assert all(s.label == DecisionLabel.STOP and s.jpeg == JPEG and s.rules == ("Go",)
+               and s.split == "recorded" for s in got)
+    assert any("killed.mcap" in r.getMessage() and "recovered 5 samples" in r.getMessage()
+               for r in caplog.records if r.levelname == "WARNING")
+    events = list(read_events(killed, allow_truncated=True))
+    assert [e.channel for e in events].count("/camera/front") == 5
+    assert len(events) == 1 + 5 * 3  # rules, then camera + ego + label per flushed frame
+    assert any("recovered 16 events" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.5, 0.7, 0.9, 0.99])
+def test_allow_truncated_never_yields_a_half_sample(tmp_path: Path, cut: float) -> None:
+    """A cut anywhere (inside a chunk too) yields a prefix of the complete samples, no error."""
+    path = tmp_path / "r.mcap"
+    with RecordingWriter(path, chunk_size=4096) as w:
+        for i in range(40):
+            _labelled_frame(w, i)
+    full = list(read_samples(path, require_labels=True))
+    bad = tmp_path / "cut.mcap"
+    bad.write_bytes(path.read_bytes()[: int(path.stat().st_size * cut)])
+    with pytest.raises(RecordingError, match="cut.mcap: truncated"):
+        list(read_samples(bad))
+    got = [replace(s, source="")
+           for s in read_samples(bad, require_labels=True, allow_truncated=True)]
+    assert got == [replace(s, source="") for s in full[: len(got)]]
+    assert len(got) < len(full) or cut == 0.99
+
+
+def test_allow_truncated_still_rejects_corruption(tmp_path: Path) -> None:
+    path = tmp_path / "r.mcap"
+    _write(path, n=20)
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 64] = bytes(64)
+    bad = tmp_path / "bad.mcap"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(RecordingError, match="bad.mcap"):
+        list(read_samples(bad, allow_truncated=True))
+
+
+def test_flush_after_close_is_harmless(tmp_path: Path) -> None:
+    path = tmp_path / "r.mcap"
+    with RecordingWriter(path) as w:
+        _labelled_frame(w, 0)
+        w.flush()
+        w.flush()  # nothing new: no empty chunk
+    w.flush()
+    assert [s.frame_id for s in read_samples(path, require_labels=True)] == [0]

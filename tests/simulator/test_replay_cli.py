@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import simulator.replay as replay
+import simulator.drives as drives_mod
 from ruledrive.cli import main as cli_main
 from tests.policy.fakemodel import build_fake_model
 from tests.simulator.replay_helpers import drive
@@ -23,7 +23,7 @@ def fake_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def synthetic(monkeypatch: pytest.MonkeyPatch) -> None:
     drives = [drive("car-a", 6, rule_change_at=2), drive("car-b", 5)]
-    monkeypatch.setattr(replay, "load_drives", lambda paths, limit=None: drives[: limit or 2])
+    monkeypatch.setattr(drives_mod, "load_drives", lambda paths, limit=None: drives[: limit or 2])
 
 
 def run(tmp_path: Path, model: Path, *extra: str) -> tuple[int, dict]:
@@ -73,7 +73,7 @@ def test_memory_bus_needs_a_node(tmp_path: Path) -> None:
 
 def test_no_frames_writes_report_and_fails(tmp_path: Path, fake_model: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(replay, "load_drives", lambda paths, limit=None: [])
+    monkeypatch.setattr(drives_mod, "load_drives", lambda paths, limit=None: [])
     rc, rep = run(tmp_path, fake_model)
     assert rc == 1 and "the recording has no frames" in rep["failures"]
 
@@ -93,6 +93,6 @@ def test_unreadable_recording_writes_report_and_fails(tmp_path: Path, fake_model
     def bad(paths, limit=None):  # noqa: ANN001, ANN202, ARG001
         raise RecordingError("x.mcap: unknown channel 'foo'")
 
-    monkeypatch.setattr(replay, "load_drives", bad)
+    monkeypatch.setattr(drives_mod, "load_drives", bad)
     rc, rep = run(tmp_path, fake_model)
     assert rc == 1 and "unknown channel" in rep["aborted"]

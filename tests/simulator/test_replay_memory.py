@@ -14,7 +14,8 @@ from bus.schema import DecisionLabel, RuleSet
 from bus.topics import LABEL, RULES
 from policy.node import Node
 from policy.settings import load_settings
-from simulator.replay import Replayer, plan_lanes
+from simulator.drives import plan_lanes
+from simulator.replay import Replayer
 from tests.policy.fakemodel import build_fake_model
 from tests.simulator.replay_helpers import drive
 

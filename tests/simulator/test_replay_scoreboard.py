@@ -7,7 +7,8 @@ import time
 import pytest
 
 from bus.schema import DecisionLabel, DecisionMsg, Timings
-from simulator.replay import FrameRef, Scoreboard, plan_lanes
+from simulator.drives import FrameRef, plan_lanes
+from simulator.scoreboard import Scoreboard
 from tests.simulator.replay_helpers import drive
 
 P, S = DecisionLabel.PROCEED, DecisionLabel.STOP

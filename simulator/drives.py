@@ -1,0 +1,149 @@
+"""Recorded drives and replay lanes: what ``ruledrive replay`` plays, read from MCAP recordings.
+
+A :class:`Drive` is one recorded vehicle's rule sets and frames in recorded-time order; a
+:class:`Lane` plays one or more drives back to back under one vehicle id with fresh frame ids, and
+every frame keeps a :class:`FrameRef` to its recorded (vehicle id, frame id) for labels and golden
+comparisons. Bus-free.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bus.schema import DecisionLabel, FrameHeader, LabelMsg, RuleSet
+
+__all__ = [
+    "Drive",
+    "DriveFrame",
+    "DriveRules",
+    "FrameRef",
+    "Lane",
+    "load_drives",
+    "plan_lanes",
+]
+
+
+@dataclass(frozen=True)
+class DriveFrame:
+    t_ns: int  # recorded capture time
+    header: FrameHeader
+    jpeg: bytes
+    label: DecisionLabel | None
+
+
+@dataclass(frozen=True)
+class DriveRules:
+    t_ns: int  # recorded issue time
+    rules: RuleSet
+
+
+@dataclass
+class Drive:
+    """One recorded vehicle's events in recorded-time order."""
+
+    vehicle_id: str
+    events: list[DriveFrame | DriveRules]
+    source: str = ""
+
+    @property
+    def n_frames(self) -> int:
+        return sum(isinstance(e, DriveFrame) for e in self.events)
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """A published frame: its ids on the bus and the recorded ids it stands for."""
+
+    vehicle_id: str
+    frame_id: int
+    source_vehicle_id: str
+    source_frame_id: int
+    label: DecisionLabel | None
+
+
+@dataclass
+class Lane:
+    """One replayed vehicle: drives played back to back under ``vehicle_id``."""
+
+    vehicle_id: str
+    drives: list[Drive]
+
+    def steps(self) -> list[tuple[int, DriveFrame | DriveRules, FrameRef | None]]:
+        """(offset from the lane start in ns, event, frame ref) with frame ids renumbered."""
+        out: list[tuple[int, DriveFrame | DriveRules, FrameRef | None]] = []
+        base, next_id = 0, 0
+        for drive in self.drives:
+            if not drive.events:
+                continue
+            t0 = drive.events[0].t_ns
+            last = 0
+            for ev in drive.events:
+                offset = base + max(0, ev.t_ns - t0)
+                last = max(last, offset)
+                ref = None
+                if isinstance(ev, DriveFrame):
+                    ref = FrameRef(self.vehicle_id, next_id, drive.vehicle_id,
+                                   ev.header.frame_id, ev.label)
+                    next_id += 1
+                out.append((offset, ev, ref))
+            base = last + 33_000_000  # one frame period between drives
+        return out
+
+
+def plan_lanes(drives: Sequence[Drive], vehicles: int | None = None) -> list[Lane]:
+    """Lanes for the drives: one per drive under its recorded id (``vehicles=None``), or exactly
+    ``vehicles`` lanes named ``replay-000``..., drive i on lane i mod N (cycled if N > drives)."""
+    drives = [d for d in drives if d.events]
+    if vehicles is None:  # the same id in two recordings gets a suffix: lanes must not share
+        seen: Counter[str] = Counter()
+        lanes_ = []
+        for d in drives:
+            seen[d.vehicle_id] += 1
+            n = seen[d.vehicle_id]
+            lanes_.append(Lane(d.vehicle_id if n == 1 else f"{d.vehicle_id[:58]}-{n}", [d]))
+        return lanes_
+    if vehicles < 1:
+        raise ValueError("vehicles must be >= 1")
+    lanes = [Lane(f"replay-{k:03d}", []) for k in range(vehicles)]
+    for i in range(max(len(drives), vehicles) if drives else 0):
+        lanes[i % vehicles].drives.append(drives[i % len(drives)])
+    return [lane for lane in lanes if lane.drives]
+
+
+def load_drives(paths: Sequence[str | Path], limit: int | None = None) -> list[Drive]:
+    """The drives of MCAP recordings (simulator.recording), one per recorded vehicle and file,
+    each frame with its recorded label. ``limit`` caps the frames. Raises RecordingError."""
+    from simulator.recording import CameraFrame, read_events  # noqa: PLC0415
+
+    out: list[Drive] = []
+    frames = 0
+    for path in paths:
+        rules: dict[str, list[DriveRules]] = {}
+        headers: dict[tuple[str, int], FrameHeader] = {}
+        jpegs: dict[tuple[str, int], bytes] = {}
+        labels: dict[tuple[str, int], DecisionLabel] = {}
+        for ev in read_events(path):
+            msg = ev.message
+            if isinstance(msg, CameraFrame):
+                jpegs[(msg.vehicle_id, msg.frame_id)] = msg.jpeg
+            elif isinstance(msg, FrameHeader):
+                headers[(msg.vehicle_id, msg.frame_id)] = msg
+            elif isinstance(msg, RuleSet):
+                rules.setdefault(msg.vehicle_id, []).append(DriveRules(msg.issued_at_ns, msg))
+            elif isinstance(msg, LabelMsg):
+                labels[(msg.vehicle_id, msg.frame_id)] = msg.decision
+        drives: dict[str, Drive] = {}
+        for key, header in headers.items():  # recording order
+            if key not in jpegs or (limit is not None and frames >= limit):
+                continue
+            d = drives.setdefault(key[0], Drive(key[0], list(rules.get(key[0], [])), str(path)))
+            d.events.append(DriveFrame(header.stamp_ns, header, jpegs[key], labels.get(key)))
+            frames += 1
+        for d in drives.values():
+            # Rules before the frame issued at the same time; stable for equal stamps.
+            d.events.sort(key=lambda e: (e.t_ns, isinstance(e, DriveFrame)))
+            out.append(d)
+    return out
