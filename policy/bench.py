@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shlex
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from bus.schema import DecisionMsg, FrameHeader, RuleSet
 from bus.topics import CAMERA, DECISION, RULES, STATUS
 from perception.image import preprocess_jpeg
 from policy.model import PolicyModel
+from ruledrive.benchdoc import write_section
 from ruledrive.errors import ConfigError, ModelError
 
 __all__ = ["run_bench", "synthetic_frames"]
@@ -66,10 +66,30 @@ def synthetic_frames(n: int = 30, w: int = 320, h: int = 192, seed: int = 0) -> 
 
 class _NodeProc:
     def __init__(self, args: argparse.Namespace, prefix: str, node_id: str, batch: int) -> None:
-        cmd = [sys.executable, "-m", "ruledrive.cli", "serve", "--mqtt-url", args.mqtt_url,
-               "--model", str(args.model), "--topic-prefix", prefix, "--node-id", node_id,
-               "--max-batch-size", str(batch), "--max-wait-us", str(args.max_wait_us),
-               "--max-frame-age-ms", "2000", "--reload-poll-s", "0", "--heartbeat-s", "1"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ruledrive.cli",
+            "serve",
+            "--mqtt-url",
+            args.mqtt_url,
+            "--model",
+            str(args.model),
+            "--topic-prefix",
+            prefix,
+            "--node-id",
+            node_id,
+            "--max-batch-size",
+            str(batch),
+            "--max-wait-us",
+            str(args.max_wait_us),
+            "--max-frame-age-ms",
+            "2000",
+            "--reload-poll-s",
+            "0",
+            "--heartbeat-s",
+            "1",
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def stop(self) -> None:
@@ -105,10 +125,12 @@ class _Client:
 
     def rules(self, vids: list[str]) -> None:
         for v in vids:
-            r = RuleSet(vehicle_id=v, version="bench-1", issued_at_ns=time.time_ns(),
-                        rules=RULE_TEXTS)
-            self.bus.publish(RULES.topic(self.prefix, vehicle_id=v), r.model_dump_json().encode(),
-                             1, retain=True)
+            r = RuleSet(
+                vehicle_id=v, version="bench-1", issued_at_ns=time.time_ns(), rules=RULE_TEXTS
+            )
+            self.bus.publish(
+                RULES.topic(self.prefix, vehicle_id=v), r.model_dump_json().encode(), 1, retain=True
+            )
 
     def frame(self, vid: str, fid: int, jpeg: bytes) -> None:
         h = FrameHeader(vehicle_id=vid, frame_id=fid, stamp_ns=time.time_ns(), speed_kph=40.0)
@@ -159,9 +181,13 @@ def _latency(args: argparse.Namespace, frames: list[bytes]) -> dict[str, float]:
     decode = np.array([r[1].timings.decode_ms for r in c.rows])
     overhead = e2e - inf
     return {
-        "sent": n, "answered": len(c.rows), "p50_ms": float(np.percentile(e2e, 50)),
-        "p99_ms": float(np.percentile(e2e, 99)), "inference_ms": float(np.median(inf)),
-        "decode_ms": float(np.median(decode)), "node_total_ms": float(np.median(node_total)),
+        "sent": n,
+        "answered": len(c.rows),
+        "p50_ms": float(np.percentile(e2e, 50)),
+        "p99_ms": float(np.percentile(e2e, 99)),
+        "inference_ms": float(np.median(inf)),
+        "decode_ms": float(np.median(decode)),
+        "node_total_ms": float(np.median(node_total)),
         "overhead_ms": float(np.median(overhead)),
         "overhead_share": float(np.median(overhead) / np.median(e2e)),
     }
@@ -235,8 +261,9 @@ def _keras_times(path: Path, images: np.ndarray, tokens: np.ndarray, speeds: np.
 _KERAS = None
 
 
-BROKER_CONFIG = "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n" \
-    "set_tcp_nodelay true\n"
+BROKER_CONFIG = (
+    "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"
+)
 
 
 def _spawn_broker(tmp: Path) -> tuple[subprocess.Popen, str]:
@@ -252,8 +279,9 @@ def _spawn_broker(tmp: Path) -> tuple[subprocess.Popen, str]:
         port = s.getsockname()[1]
     conf = tmp / "mosquitto.conf"
     conf.write_text(BROKER_CONFIG.format(port=port))
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     for _ in range(100):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -296,21 +324,25 @@ def _run(args: argparse.Namespace, model: PolicyModel) -> int:
     text = _report(args, model, lat, sat, sess)
     print(text)
     if not args.no_write:
-        _write_section(args.output, text)
+        write_section(args.output, "Node", text.removeprefix("## Node").strip())
         print(f"updated {args.output} (## Node)")
     return 0
 
 
 def _report(args, model, lat, sat, sess) -> str:  # noqa: ANN001
-    cmd = "ruledrive bench node " + shlex.join(sys.argv[sys.argv.index("node") + 1 :]) \
-        if "node" in sys.argv else "ruledrive bench node"
+    cmd = (
+        "ruledrive bench node " + shlex.join(sys.argv[sys.argv.index("node") + 1 :])
+        if "node" in sys.argv
+        else "ruledrive bench node"
+    )
     batched, single = float(np.median(sat["batched"])), float(np.median(sat["single"]))
 
     def ok(cond: bool) -> str:
         return "met" if cond else "**missed**"
 
     lines = [
-        "## Node", "",
+        "## Node",
+        "",
         f"Command: `{cmd.strip()}`  ",
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"machine: {platform.machine()}, "
@@ -318,12 +350,18 @@ def _report(args, model, lat, sat, sess) -> str:  # noqa: ANN001
         f"broker: {args.broker_note} {args.mqtt_url}; "
         f"model `{args.model}` version `{model.version}` on "
         f"{model.provider}."
-        + (" **Test-double model (tests/policy/fakemodel.py): inference time is not the trained"
-           " model's; rerun with models/ruledrive-default.onnx.**"
-           if model.meta.training_config.get("kind") == "test-double" else ""), "",
+        + (
+            " **Test-double model (tests/policy/fakemodel.py): inference time is not the trained"
+            " model's; rerun with models/ruledrive-default.onnx.**"
+            if model.meta.training_config.get("kind") == "test-double"
+            else ""
+        ),
+        "",
         f"Latency, 1 vehicle at {args.fps:g} fps for {args.seconds:g} s "
-        f"({lat['answered']}/{lat['sent']} answered), publish -> decision received:", "",
-        "| metric | value | target |", "|---|---|---|",
+        f"({lat['answered']}/{lat['sent']} answered), publish -> decision received:",
+        "",
+        "| metric | value | target |",
+        "|---|---|---|",
         f"| p50 | {lat['p50_ms']:.2f} ms | |",
         f"| p99 | {lat['p99_ms']:.2f} ms | <= 15 ms: {ok(lat['p99_ms'] <= 15)} |",
         f"| session.run (median) | {lat['inference_ms']:.2f} ms | |",
@@ -331,16 +369,22 @@ def _report(args, model, lat, sat, sess) -> str:  # noqa: ANN001
         f"| in node, arrival -> decision (median) | {lat['node_total_ms']:.2f} ms | |",
         f"| overhead = e2e - session.run (median) | {lat['overhead_ms']:.2f} ms "
         f"({100 * lat['overhead_share']:.0f} % of e2e) | <= 25 %: "
-        f"{ok(lat['overhead_share'] <= 0.25)} |", "",
+        f"{ok(lat['overhead_share'] <= 0.25)} |",
+        "",
         f"Saturation, {args.vehicles} vehicles, one frame in flight each, "
-        f"{args.seconds / 2:g} s x 2 alternated rounds (median):", "",
-        "| mode | decisions/s | target |", "|---|---|---|",
+        f"{args.seconds / 2:g} s x 2 alternated rounds (median):",
+        "",
+        "| mode | decisions/s | target |",
+        "|---|---|---|",
         f"| micro-batching (max {args.max_batch_size}, {args.max_wait_us} us; mean batch "
         f"{np.mean(sat['batch_mean']):.1f}) | {batched:.0f} | >= 200: {ok(batched >= 200)} |",
         f"| no batching (max 1) | {single:.0f} | |",
-        f"| ratio | {batched / max(single, 1e-9):.2f}x | |", "",
-        "session.run on the same preprocessed frames (median of 50):", "",
-        "| batch | onnxruntime | Keras | ratio | max abs prob diff |", "|---|---|---|---|---|",
+        f"| ratio | {batched / max(single, 1e-9):.2f}x | |",
+        "",
+        "session.run on the same preprocessed frames (median of 50):",
+        "",
+        "| batch | onnxruntime | Keras | ratio | max abs prob diff |",
+        "|---|---|---|---|---|",
     ]
     for n in (1, 8):
         k = sess.get(f"keras_b{n}_ms")
@@ -349,14 +393,3 @@ def _report(args, model, lat, sat, sess) -> str:  # noqa: ANN001
         diff = "" if k is None else f"{sess[f'max_abs_diff_b{n}']:.2e}"
         lines.append(f"| {n} | {sess[f'ort_b{n}_ms']:.2f} ms | {ks} | {ratio} | {diff} |")
     return "\n".join(lines) + "\n"
-
-
-def _write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Node\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section + "\n", text, count=1)
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text.rstrip() + "\n")

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ruledrive.benchdoc import append_row
 from ruledrive.errors import DataError
 
 __all__ = ["register", "register_bench"]
@@ -112,26 +113,11 @@ def _bench(args: argparse.Namespace) -> int:
     line = (f"| {dt.date.today().isoformat()} | `{cmd.strip()}` | {s['frames']} | "
             f"{args.workers} | {s['elapsed_s']} | {s['frames_per_s']} | "
             f"{platform.machine()}, {os.cpu_count()} CPUs |\n")
-    _append_bench(Path(args.doc), line)
+    intro = ("`ruledrive bench generate`: plan + render + write MCAP of the train split "
+             "(JPEG 640x360), wall clock.\n\n"
+             "| date | command | frames | workers | seconds | frames/s | machine |\n"
+             "|---|---|---|---|---|---|---|")
+    append_row(Path(args.doc), BENCH_SECTION.removeprefix("## "), intro, line)
     print(f"{s['frames']} frames in {s['elapsed_s']} s = {s['frames_per_s']} frames/s "
           f"(budget: 20000 in < 120 s) -> {args.doc}")
     return 0
-
-
-def _append_bench(doc: Path, line: str) -> None:
-    """Add a row to this package's section only; other sections belong to others."""
-    header = (f"{BENCH_SECTION}\n\n`ruledrive bench generate`: plan + render + write MCAP of the "
-              f"train split (JPEG 640x360), wall clock.\n\n"
-              f"| date | command | frames | workers | seconds | frames/s | machine |\n"
-              f"|---|---|---|---|---|---|---|\n")
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if BENCH_SECTION not in text:
-        text = text.rstrip("\n") + "\n\n" + header + line
-    else:
-        start = text.index(BENCH_SECTION)
-        nxt = text.find("\n## ", start + len(BENCH_SECTION))
-        end = len(text) if nxt < 0 else nxt + 1
-        section = text[start:end].rstrip("\n") + "\n" + line
-        text = text[:start] + section + ("\n" + text[end:] if nxt >= 0 else "")
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
