@@ -128,6 +128,7 @@ def export_onnx(
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model is read by other users/containers
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
