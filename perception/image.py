@@ -40,6 +40,10 @@ PREPROCESSING = {
 
 def decode_jpeg(data: bytes) -> np.ndarray:
     """Decode JPEG bytes to an RGB uint8 array (H, W, 3); raise ImageDecodeError if unusable."""
+    return cv2.cvtColor(_decode_bgr(data), cv2.COLOR_BGR2RGB)
+
+
+def _decode_bgr(data: bytes) -> np.ndarray:
     if not data:
         raise ImageDecodeError("empty image payload")
     if len(data) > MAX_JPEG_BYTES:
@@ -53,7 +57,7 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     h, w = bgr.shape[:2]
     if h > MAX_SIDE_PX or w > MAX_SIDE_PX:
         raise ImageDecodeError(f"image {w}x{h} exceeds {MAX_SIDE_PX}px per side")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return bgr
 
 
 def prepare_frame(rgb: np.ndarray) -> np.ndarray:
@@ -67,5 +71,9 @@ def prepare_frame(rgb: np.ndarray) -> np.ndarray:
 
 
 def preprocess_jpeg(data: bytes) -> np.ndarray:
-    """JPEG bytes -> model input (H, W, 3) uint8. The one path used by training and the node."""
-    return prepare_frame(decode_jpeg(data))
+    """JPEG bytes -> model input (H, W, 3) uint8. The one path used by training and the node.
+
+    Resizes before the BGR->RGB swap: the swap commutes with a per-channel resize, so the
+    result is identical to ``prepare_frame(decode_jpeg(data))`` at a fraction of the cost.
+    """
+    return cv2.cvtColor(prepare_frame(_decode_bgr(data)), cv2.COLOR_BGR2RGB)

@@ -51,3 +51,12 @@ def test_truncated_jpeg_is_rejected_or_decodes_fully() -> None:
 def test_prepare_frame_rejects_wrong_dtype() -> None:
     with pytest.raises(ImageDecodeError):
         prepare_frame(np.zeros((10, 10, 3), np.float32))
+
+
+def test_fast_path_equals_decode_then_prepare() -> None:
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    data = buf.tobytes()
+    np.testing.assert_array_equal(preprocess_jpeg(data), prepare_frame(decode_jpeg(data)))
