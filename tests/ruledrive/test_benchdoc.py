@@ -23,3 +23,9 @@ def test_append_row_keeps_history_and_creates_header_once(tmp_path: Path) -> Non
     append_row(doc, "Gen", intro, "| 2 |")
     text = doc.read_text()
     assert text.count("| a |") == 1 and "| 1 |\n| 2 |" in text and "## Other" in text
+
+
+def test_missing_doc_is_created_with_a_title(tmp_path: Path) -> None:
+    doc = tmp_path / "none.md"
+    write_section(doc, "Node", "x")
+    assert doc.read_text().startswith("# Benchmarks\n\n## Node\n\nx")
