@@ -74,7 +74,7 @@ def sample_rule_set(rng: random.Random, n_lanes: int, held_out: bool = False) ->
     if not held_out and rng.random() < 0.07:
         return ()
     rules: list[Rule] = []
-    if rng.random() < 0.55:
+    if rng.random() < 0.3:
         rules.append(_rule(rng, "speed_limit", "", held_out, limit=rng.choice(SPEED_LIMITS)))
     if rng.random() < 0.3:
         rules.append(_rule(rng, "school_zone", "", held_out, limit=rng.choice(SCHOOL_LIMITS),
@@ -92,7 +92,7 @@ def sample_rule_set(rng: random.Random, n_lanes: int, held_out: bool = False) ->
     if rng.random() < 0.35:
         rules.append(_rule(rng, "turn_on_red", "permitted" if rng.random() < 0.65
                            else "prohibited", held_out))
-    if rng.random() < 0.25:
+    if rng.random() < 0.3:
         rules.append(_rule(rng, "bus_lane", "", held_out, hours=rng.choice(tuple(HOURS))))
     for _ in range(rng.choice((0, 0, 1, 1, 2))):
         rules.append(_distractor(rng, held_out))
@@ -148,20 +148,24 @@ def _lead(rng: random.Random, near: bool) -> float:
     return round(rng.uniform(8, 35) if near else rng.uniform(45, 80), 1)
 
 
+# Causes per decision, as weights by repetition. Causes only the picture can settle (pedestrian
+# on the road, obstacle, plain red) are kept rarer than causes whose decision the text can flip
+# (red in the right-turn lane, close amber, lead vehicle, lane closures, bus lanes, speed), so
+# an image-only model cannot come near a fused one (see docs/world.md, "Sampling").
 CAUSES: dict[DecisionLabel, tuple[str, ...]] = {
-    D.STOP: ("pedestrian", "obstacle_blocked", "red", "red_rightmost", "amber_far", "amber_close",
-             "amber_close"),
+    D.STOP: ("pedestrian", "obstacle_blocked", "red", "red_rightmost", "red_rightmost",
+             "amber_far", "amber_close", "amber_close", "amber_close"),
     D.YIELD: ("red_rightmost", "waiting", "waiting"),
-    D.CHANGE_LANE_LEFT: ("obstacle", "lane_closed", "bus_lane", "lead", "lead"),
-    D.CHANGE_LANE_RIGHT: ("obstacle", "lane_closed", "lane_closed"),
+    D.CHANGE_LANE_LEFT: ("obstacle", "lane_closed", "lane_closed", "bus_lane", "bus_lane", "lead",
+                         "lead", "lead"),
+    D.CHANGE_LANE_RIGHT: ("obstacle", "lane_closed", "lane_closed", "lane_closed"),
     D.SLOW_DOWN: ("lead", "lead", "speed", "speed", "speed", "lane_closed", "bus_lane"),
     D.PROCEED: ("clear", "amber_close", "waiting", "lead_far", "school", "clear"),
 }
 
 
-def _propose(rng: random.Random, target: DecisionLabel, rules: tuple[Rule, ...], n_lanes: int,
-             time_of_day: str) -> Scene:
-    cause = rng.choice(CAUSES[target])
+def _propose(rng: random.Random, cause: str, target: DecisionLabel, rules: tuple[Rule, ...],
+             n_lanes: int, time_of_day: str) -> Scene:
     f: dict[str, object] = {
         "n_lanes": n_lanes,
         "ego_lane": rng.randrange(n_lanes),
@@ -235,11 +239,33 @@ def _propose(rng: random.Random, target: DecisionLabel, rules: tuple[Rule, ...],
     return Scene(**f)  # type: ignore[arg-type]
 
 
+TRIES_PER_CAUSE = 8
+# Causes whose decision no rule in the catalogue can change.
+IMAGE_ONLY_CAUSES = frozenset({"pedestrian", "obstacle", "obstacle_blocked", "red", "amber_far"})
+IMAGE_ONLY_CAUSE_P = 0.5
+
+
 def sample_scene(rng: random.Random, target: DecisionLabel, rules: tuple[Rule, ...],
                  n_lanes: int, time_of_day: str, max_tries: int = 40) -> Scene | None:
-    """A scene decided as ``target`` under ``rules``, or None if none was found in the cap."""
-    for _ in range(max_tries):
-        s = _propose(rng, target, rules, n_lanes, time_of_day)
-        if decide(s, rules)[0] == target:
-            return s
+    """A scene decided as ``target`` under ``rules``, or None if none was found in the cap.
+
+    A cause is drawn once (by its weight) and given several proposals before the next cause is
+    drawn from those left. Redrawing the cause on every rejection would favour the causes that
+    succeed whatever the rules say (obstacles, pedestrians on the road): the picture alone would
+    then decide most frames, which is exactly what the world must not allow.
+    """
+    causes = list(CAUSES[target])
+    if rng.random() >= IMAGE_ONLY_CAUSE_P:
+        # Half the time, only causes the text can flip are tried; if none fits this rule set,
+        # the planner moves on to another decision rather than falling back on the picture.
+        causes = [c for c in causes if c not in IMAGE_ONLY_CAUSES] or causes
+    tries = 0
+    while causes and tries < max_tries:
+        cause = rng.choice(causes)
+        for _ in range(TRIES_PER_CAUSE):
+            tries += 1
+            s = _propose(rng, cause, target, rules, n_lanes, time_of_day)
+            if decide(s, rules)[0] == target:
+                return s
+        causes = [c for c in causes if c != cause]
     return None

@@ -32,7 +32,7 @@ class TrainConfig(BaseModel):
     # Training-only augmentation: each rule word is replaced by <unk> with this probability
     # (digits, lane sides and negations are kept: masking them would change the label), so
     # the text encoder copes with words it has never seen (held-out phrasings).
-    token_dropout: float = Field(default=0.15, ge=0.0, lt=1.0)
+    token_dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
     # Recording splits used for training; evaluation splits are excluded unless named here.
     train_splits: list[str] = Field(default_factory=lambda: ["train", "val", "recorded"])
     val_fraction: float = Field(default=0.1, ge=0.0, lt=0.9)

@@ -86,6 +86,8 @@ def build_default(
         vcfg = cfg.model_copy(
             update={"variant": variant, "train_splits": ["train", "counterfactual"]}
         )
+        if variant == "fused":
+            fused_cfg = vcfg
         ckpt = work / f"ckpt-{variant}"
         info = train(
             vcfg,
@@ -98,7 +100,7 @@ def build_default(
         results[variant] = {"info": info, "eval": evals}
         if variant == "fused":
             shutil.copy(ckpt / "curves.png", docs / "img" / "default-model" / "curves.png")
-    card = render_card(results, cfg, command, onnx_path)
+    card = render_card(results, fused_cfg, command, onnx_path)
     (out_dir / "MODEL_CARD.md").write_text(card)
     write_section(docs / "benchmarks.md", "Training (default model)", _bench_body(results, command))
     return results
