@@ -14,23 +14,29 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import snowballstemmer
 
 from perception.spec import MODEL_SPEC
 from ruledrive.errors import ConfigError, MessageError
 
-__all__ = ["PAD_ID", "UNK_ID", "RuleTokenizer", "tokenize"]
+__all__ = ["NORMALISER", "PAD_ID", "UNK_ID", "RuleTokenizer", "tokenize"]
 
 PAD_ID = 0
 UNK_ID = 1
 _TOKEN_RE = re.compile(r"[a-z]+|\d+")
+# Words are reduced to their Snowball (Porter 2) stems, so a rewording that changes only a
+# word's form ("turning ... allowed after stopping" vs "turn ... allow after stop") reads the
+# same. The id travels in the tokenizer JSON; a model built with another normaliser is refused.
+NORMALISER = "snowball-english"
+_STEMMER = snowballstemmer.stemmer("english")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case words and digit runs; punctuation and units' slashes are dropped.
+    """Lower-case word stems and digit runs; punctuation and units' slashes are dropped.
 
-    "School zone: 30 km/h" -> ["school", "zone", "30", "km", "h"].
+    "School zones: 30 km/h" -> ["school", "zone", "30", "km", "h"].
     """
-    return _TOKEN_RE.findall(text.lower())
+    return [w if w.isdigit() else _STEMMER.stemWord(w) for w in _TOKEN_RE.findall(text.lower())]
 
 
 class RuleTokenizer:
@@ -83,7 +89,12 @@ class RuleTokenizer:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"vocab": self.vocab, "max_rules": self.max_rules, "max_tokens": self.max_tokens},
+            {
+                "vocab": self.vocab,
+                "max_rules": self.max_rules,
+                "max_tokens": self.max_tokens,
+                "normaliser": NORMALISER,
+            },
             separators=(",", ":"),
         )
 
@@ -94,9 +105,15 @@ class RuleTokenizer:
     def from_json(cls, text: str) -> RuleTokenizer:
         try:
             obj = json.loads(text)
-            return cls(obj["vocab"], int(obj["max_rules"]), int(obj["max_tokens"]))
-        except (ValueError, KeyError, TypeError) as exc:
+            normaliser = obj.get("normaliser")
+            tok = cls(obj["vocab"], int(obj["max_rules"]), int(obj["max_tokens"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"tokenizer JSON is invalid: {exc}") from exc
+        if normaliser != NORMALISER:
+            raise ConfigError(
+                f"tokenizer built with normaliser {normaliser!r}; this build uses {NORMALISER!r}"
+            )
+        return tok
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RuleTokenizer) and self.to_json() == other.to_json()

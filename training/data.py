@@ -17,7 +17,7 @@ import numpy as np
 
 from bus.schema import DecisionLabel
 from perception.image import preprocess_jpeg
-from perception.text import UNK_ID, RuleTokenizer
+from perception.text import UNK_ID, RuleTokenizer, tokenize
 from ruledrive.errors import DataError
 from simulator.recording import Sample, read_samples
 
@@ -92,7 +92,7 @@ class ArrayDataset:
 
 
 # Words whose loss would change what a rule means: never masked by token dropout.
-KEEP_WORDS = frozenset({"left", "right", "centre", "no", "not"})
+KEEP_WORDS = frozenset(tokenize("left right centre no not"))
 
 
 def maskable_ids(tokenizer: RuleTokenizer) -> np.ndarray:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -11,8 +13,21 @@ RULES = ["Speed limit 50 km/h", "No overtaking", "Left lane closed ahead, merge 
 
 def test_tokenize_keeps_numbers_and_drops_punctuation() -> None:
     assert tokenize("School zone: 30 km/h on weekdays 7am-5pm") == [
-        "school", "zone", "30", "km", "h", "on", "weekdays", "7", "am", "5", "pm",
+        "school", "zone", "30", "km", "h", "on", "weekday", "7", "am", "5", "pm",
     ]
+
+
+def test_word_forms_share_a_token() -> None:
+    a = tokenize("Turning right at a red light is allowed after stopping")
+    b = tokenize("Right turn on red allowed after a full stop")
+    assert {"turn", "allow", "stop"} <= set(a) & set(b)
+
+
+def test_tokenizer_built_with_another_normaliser_is_refused() -> None:
+    obj = json.loads(RuleTokenizer.from_texts(RULES).to_json())
+    obj["normaliser"] = "none"
+    with pytest.raises(ConfigError, match="normaliser"):
+        RuleTokenizer.from_json(json.dumps(obj))
 
 
 def test_round_trip_through_json_keeps_encoding() -> None:
@@ -26,7 +41,7 @@ def test_encoding_shape_padding_and_unknown_words() -> None:
     tok = RuleTokenizer.from_texts(RULES)
     enc = tok.encode_rules(["No overtaking", "Horn prohibited"])
     assert enc.shape == (tok.max_rules, tok.max_tokens) and enc.dtype == np.int32
-    assert list(enc[0][:2]) == [tok.index["no"], tok.index["overtaking"]]
+    assert list(enc[0][:2]) == [tok.index["no"], tok.index["overtak"]]
     assert enc[1][0] == UNK_ID and enc[1][1] == UNK_ID  # words never seen in training
     assert (enc[2:] == PAD_ID).all()
 
