@@ -243,11 +243,13 @@ def _session_times(model: PolicyModel, frames: list[bytes], keras_path: Path | N
 
 
 def _keras_times(path: Path, images: np.ndarray, tokens: np.ndarray, speeds: np.ndarray):  # noqa: ANN202
-    import keras  # noqa: PLC0415 - TensorFlow only for this optional comparison
+    # TensorFlow only for this optional comparison; a checkpoint directory (ruledrive train's
+    # output) is loaded the way training loads it, so its custom layers are registered.
+    from training.checkpoint import load_checkpoint  # noqa: PLC0415
 
     global _KERAS
     if _KERAS is None or _KERAS[0] != path:
-        _KERAS = (path, keras.models.load_model(path, compile=False))
+        _KERAS = (path, load_checkpoint(path).model)
     m = _KERAS[1]
     feeds = {"image": images, "rule_tokens": tokens, "speed_kph": speeds}
     times = []

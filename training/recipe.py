@@ -77,7 +77,10 @@ def build_default(
 ) -> dict[str, Any]:
     from training.train import train
 
-    command = "ruledrive train-default " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    argv = sys.argv[1:]
+    command = (
+        "ruledrive " + " ".join(shlex.quote(a) for a in argv) if argv else "ruledrive train-default"
+    )
     dirs = _data(work, scenes)
     onnx_path = out_dir / "ruledrive-default.onnx"
     results: dict[str, Any] = {}
@@ -209,11 +212,14 @@ Front-camera frame (uint8 RGB, resized to 160x96 by `perception.preprocess_jpeg`
 traffic-rule sentences (tokenized by `perception.RuleTokenizer`, vocabulary inside the ONNX
 metadata) + ego speed (km/h) -> softmax over {", ".join(info["labels"])}.
 Architecture (training/model.py): compact CNN image encoder; per-rule one-block transformer text
-encoder, pooled over rules (order-invariant); fusion head on [image, text, speed, image*text].
+encoder, pooled over rules (order-invariant); fusion head on [image, text, speed ramps,
+image*text, text*speed].
 Cross-entropy, Adam with warm-up + cosine decay.
 
 ## Targets (fresh test data, seeds not used in training)
 {_table(_targets(results))}
+
+Why the missed targets are missed and what would close them: docs/training.md, "Results".
 
 ## Per split (fused, ONNX)
 | split | n | accuracy | macro-F1 |
