@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bus.broker import private_mosquitto
 from bus.envelope import pack_frame
 from bus.memory import Recorder
 from bus.mqtt import MqttBus
@@ -263,51 +264,15 @@ def _keras_times(path: Path, images: np.ndarray, tokens: np.ndarray, speeds: np.
 _KERAS = None
 
 
-BROKER_CONFIG = (
-    "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n"
-)
-
-
-def _spawn_broker(tmp: Path) -> tuple[subprocess.Popen, str]:
-    """A private mosquitto with the recommended config (set_tcp_nodelay) on a free port."""
-    import shutil  # noqa: PLC0415
-    import socket  # noqa: PLC0415
-
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(exe).exists():
-        raise ConfigError("mosquitto not found; install it or pass --mqtt-url")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    conf = tmp / "mosquitto.conf"
-    conf.write_text(BROKER_CONFIG.format(port=port))
-    proc = subprocess.Popen(
-        [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"mqtt://127.0.0.1:{port}"
-        time.sleep(0.05)
-    proc.kill()
-    raise ConfigError("private mosquitto did not start")
-
-
 def run_bench(args: argparse.Namespace) -> int:
     if not args.model.is_file():
         raise ConfigError(f"model {args.model} not found; pass --model PATH")
     model = PolicyModel.load(args.model)
     if args.mqtt_url is None:
-        import tempfile  # noqa: PLC0415
 
-        with tempfile.TemporaryDirectory() as tmp:
-            broker, args.mqtt_url = _spawn_broker(Path(tmp))
+        with private_mosquitto() as args.mqtt_url:
             args.broker_note = "private mosquitto (set_tcp_nodelay true)"
-            try:
-                return _run(args, model)
-            finally:
-                broker.terminate()
-                broker.wait(10)
+            return _run(args, model)
     args.broker_note = "existing broker"
     return _run(args, model)
 

@@ -16,9 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
-import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -26,17 +23,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ruledrive.errors import BusError, DataError, ModelError
+from bus.broker import broker_answers, private_mosquitto
+from ruledrive.errors import DataError, ModelError
 
-__all__ = ["find_broker", "private_mosquitto", "register", "run_demo"]
+__all__ = ["find_broker", "register", "run_demo"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path("models/ruledrive-default.onnx")
-INSTALL_HINT = (
-    "install it with `sudo apt-get install mosquitto` (Debian/Ubuntu), or set "
-    "RULEDRIVE_MQTT_URL to a running broker"
-)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,67 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_demo)
 
 
-def _answers(url: str, timeout: float = 1.0) -> bool:
-    from bus.mqtt import parse_mqtt_url  # noqa: PLC0415
-
-    host, port, _ = parse_mqtt_url(url)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def mosquitto_binary() -> str | None:
-    return shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
-
-
-@contextmanager
-def private_mosquitto() -> Iterator[str]:
-    """A Mosquitto on a free loopback port for the duration of the block; yields its URL."""
-    binary = mosquitto_binary()
-    if binary is None:
-        raise BusError(f"no MQTT broker answers and mosquitto is not installed: {INSTALL_HINT}")
-    with tempfile.TemporaryDirectory(prefix="ruledrive-mosquitto-") as tmp:
-        port = _free_port()
-        conf = Path(tmp) / "mosquitto.conf"
-        # set_tcp_nodelay: without it Nagle + delayed ACKs add ~40 ms to every decision.
-        conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-            "persistence false\nlog_dest none\nset_tcp_nodelay true\n"
-        )
-        proc = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        url = f"mqtt://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 5
-            while not _answers(url, 0.2):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise BusError(f"private mosquitto on port {port} did not start")
-                time.sleep(0.05)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-
 @contextmanager
 def find_broker(url: str) -> Iterator[str]:
     """The configured broker if it answers, else a private one (see private_mosquitto)."""
-    if _answers(url):
+    if broker_answers(url):
         print(f"demo: using the broker at {url}")
         yield url
         return

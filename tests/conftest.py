@@ -7,13 +7,14 @@ loopback port with a temp config; the shared broker is never touched.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from bus.broker import broker_answers, free_port
 
 MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
@@ -22,17 +23,7 @@ SHARED_HOST, SHARED_PORT = "127.0.0.1", 1883
 
 
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return broker_answers(f"mqtt://{host}:{port}", timeout)
 
 
 @pytest.fixture

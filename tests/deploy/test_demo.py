@@ -1,5 +1,6 @@
-"""``ruledrive demo`` end to end in a subprocess (private broker, fake model), and its broker
-discovery without a broker binary."""
+"""``ruledrive demo`` end to end in a subprocess (private broker, fake model).
+
+Broker discovery and the private broker are tested in tests/bus/test_broker.py."""
 
 from __future__ import annotations
 
@@ -11,26 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ruledrive import demo
-from ruledrive.errors import BusError
 from tests.conftest import MOSQUITTO, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_no_broker_and_no_binary_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(demo, "mosquitto_binary", lambda: None)
-    with pytest.raises(BusError, match="apt-get install mosquitto"), demo.find_broker(
-        f"mqtt://127.0.0.1:{free_port()}"
-    ):
-        pass
-
-
-@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto binary not installed")
-def test_private_broker_starts_and_stops() -> None:
-    with demo.private_mosquitto() as url:
-        assert demo._answers(url)
-    assert not demo._answers(url)
 
 
 @pytest.mark.slow

@@ -1,0 +1,23 @@
+"""Local broker helpers used by the demo and the node benchmark."""
+
+from __future__ import annotations
+
+import pytest
+
+from bus import broker
+from ruledrive.demo import find_broker
+from ruledrive.errors import BusError
+
+
+def test_no_broker_and_no_binary_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(broker, "mosquitto_binary", lambda: None)
+    url = f"mqtt://127.0.0.1:{broker.free_port()}"
+    with pytest.raises(BusError, match="apt-get install mosquitto"), find_broker(url):
+        pass
+
+
+@pytest.mark.skipif(broker.mosquitto_binary() is None, reason="mosquitto binary not installed")
+def test_private_broker_starts_and_stops() -> None:
+    with broker.private_mosquitto() as url:
+        assert broker.broker_answers(url)
+    assert not broker.broker_answers(url)
