@@ -72,7 +72,8 @@ def test_truncated(tmp_path: Path, cut: float) -> None:
         list(read_samples(bad))
 
 
-def test_corrupt_and_missing(tmp_path: Path) -> None:
+def _corrupted(tmp_path: Path) -> Path:
+    """A 20-frame recording with 64 zero bytes written over its middle."""
     path = tmp_path / "r.mcap"
     _write(path, n=20)
     data = bytearray(path.read_bytes())
@@ -80,6 +81,11 @@ def test_corrupt_and_missing(tmp_path: Path) -> None:
     data[mid:mid + 64] = bytes(64)
     bad = tmp_path / "bad.mcap"
     bad.write_bytes(bytes(data))
+    return bad
+
+
+def test_corrupt_and_missing(tmp_path: Path) -> None:
+    bad = _corrupted(tmp_path)
     with pytest.raises(RecordingError, match="bad.mcap"):
         list(read_samples(bad))
     junk = tmp_path / "junk.mcap"
@@ -180,13 +186,7 @@ def test_allow_truncated_never_yields_a_half_sample(tmp_path: Path, cut: float) 
 
 
 def test_allow_truncated_still_rejects_corruption(tmp_path: Path) -> None:
-    path = tmp_path / "r.mcap"
-    _write(path, n=20)
-    data = bytearray(path.read_bytes())
-    mid = len(data) // 2
-    data[mid:mid + 64] = bytes(64)
-    bad = tmp_path / "bad.mcap"
-    bad.write_bytes(bytes(data))
+    bad = _corrupted(tmp_path)
     with pytest.raises(RecordingError, match="bad.mcap"):
         list(read_samples(bad, allow_truncated=True))
 
