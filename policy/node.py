@@ -15,6 +15,8 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from bus.base import Bus, Will
@@ -36,7 +38,7 @@ from policy.model import PolicyModel
 from policy.settings import NodeSettings, load_settings
 from ruledrive.errors import BusError, ConfigError, MessageError, ModelError
 
-__all__ = ["Node", "main"]
+__all__ = ["Node", "main", "serve_in_thread"]
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +294,24 @@ class Node:
         log.warning("model reloaded: %s -> %s", current.version, model.version)
         self.publish_status(NodeState.ONLINE)
         return True
+
+
+@contextmanager
+def serve_in_thread(node: Node, join_s: float = 15.0) -> Iterator[Node]:
+    """Start ``node`` and serve it on a background thread for the block; then stop and join.
+
+    For processes that host a node beside other work (the demo, ``replay --serve-model``, tests).
+    """
+    node.start()
+    thread = threading.Thread(target=node.run, name="node", daemon=True)
+    thread.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+        thread.join(join_s)
+        if thread.is_alive():
+            log.warning("node thread still running %.0f s after stop()", join_s)
 
 
 def main(settings: NodeSettings | None = None, bus: Bus | None = None) -> int:

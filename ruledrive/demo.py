@@ -17,7 +17,6 @@ import argparse
 import logging
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,7 +96,7 @@ def _generate(out_dir: Path, frames: int, seed: int) -> Path:
 
 def run_demo(args: argparse.Namespace) -> int:
     from bus.mqtt import MqttBus  # noqa: PLC0415
-    from policy.node import Node  # noqa: PLC0415
+    from policy.node import Node, serve_in_thread  # noqa: PLC0415
     from policy.settings import load_settings  # noqa: PLC0415
     from simulator.drives import load_drives, plan_lanes  # noqa: PLC0415
     from simulator.replay import Replayer  # noqa: PLC0415
@@ -125,29 +124,25 @@ def run_demo(args: argparse.Namespace) -> int:
             }
         )
         node = Node(settings, MqttBus(url, client_id=settings.node_id))
-        node.start()
-        serving = threading.Thread(target=node.run, name="node", daemon=True)
-        serving.start()
-        print(
-            f"demo: node {settings.node_id} up on {node.decider.model.provider} "
-            f"(model {node.decider.model.version})"
-        )
-        bus = MqttBus(url, client_id=f"demo-replay-{os.getpid()}")
-        try:
-            lanes = plan_lanes(load_drives([recording]), args.vehicles)
-            replayer = Replayer(bus, lanes, args.rate, prefix=args.prefix, timeout_s=5)
-            replayer.attach()
-            bus.connect()
-            replayer.wait_for_node(10)
+        with serve_in_thread(node):
             print(
-                f"demo: replaying {replayer.frames_planned} frames on {len(lanes)} vehicles "
-                f"at {args.rate:g}x real time"
+                f"demo: node {settings.node_id} up on {node.decider.model.provider} "
+                f"(model {node.decider.model.version})"
             )
-            report = replayer.run()
-        finally:
-            bus.close()
-            node.stop()
-            serving.join(15)
+            bus = MqttBus(url, client_id=f"demo-replay-{os.getpid()}")
+            try:
+                lanes = plan_lanes(load_drives([recording]), args.vehicles)
+                replayer = Replayer(bus, lanes, args.rate, prefix=args.prefix, timeout_s=5)
+                replayer.attach()
+                bus.connect()
+                replayer.wait_for_node(10)
+                print(
+                    f"demo: replaying {replayer.frames_planned} frames on {len(lanes)} vehicles "
+                    f"at {args.rate:g}x real time"
+                )
+                report = replayer.run()
+            finally:
+                bus.close()
         report.recordings = [str(recording)]
         write_outputs(report, replayer.board, args.out)
     print_report(report, args.out)

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import threading
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -174,36 +174,24 @@ def _make_bus(args: argparse.Namespace, stack: ExitStack) -> Any:  # noqa: ARG00
     return MqttBus(args.mqtt_url)
 
 
-class _node:  # noqa: N801 - a context manager used like a function
-    """Run a node in a thread of this process (golden replays, the demo, --bus memory)."""
+def _node(args: argparse.Namespace, shared_bus: Any) -> AbstractContextManager[Any]:
+    """A node served in a thread of this process (golden replays, --bus memory)."""
+    from policy.node import Node, serve_in_thread  # noqa: PLC0415
+    from policy.settings import load_settings  # noqa: PLC0415
 
-    def __init__(self, args: argparse.Namespace, shared_bus: Any) -> None:
-        from policy.node import Node  # noqa: PLC0415
-        from policy.settings import load_settings  # noqa: PLC0415
+    settings = load_settings({
+        "model_path": args.serve_model, "mqtt_url": args.mqtt_url,
+        "topic_prefix": args.prefix, "node_id": "replay-node", "reload_poll_s": 0,
+        # Decisions must not depend on how loaded this machine is: no stale-frame fallback.
+        "max_frame_age_ms": 60_000.0,
+    })
+    if args.bus == "memory":
+        bus = shared_bus
+    else:
+        from bus.mqtt import MqttBus  # noqa: PLC0415
 
-        settings = load_settings({
-            "model_path": args.serve_model, "mqtt_url": args.mqtt_url,
-            "topic_prefix": args.prefix, "node_id": "replay-node", "reload_poll_s": 0,
-            # Decisions must not depend on how loaded this machine is: no stale-frame fallback.
-            "max_frame_age_ms": 60_000.0,
-        })
-        if args.bus == "memory":
-            bus = shared_bus
-        else:
-            from bus.mqtt import MqttBus  # noqa: PLC0415
-
-            bus = MqttBus(args.mqtt_url, client_id=f"replay-node-{os.getpid()}")
-        self.node = Node(settings, bus)
-        self.thread = threading.Thread(target=self.node.run, name="node", daemon=True)
-
-    def __enter__(self) -> _node:
-        self.node.start()
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.node.stop()
-        self.thread.join(10)
+        bus = MqttBus(args.mqtt_url, client_id=f"replay-node-{os.getpid()}")
+    return serve_in_thread(Node(settings, bus), join_s=10)
 
 
 # -- record ------------------------------------------------------------------------------------

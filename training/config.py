@@ -28,7 +28,6 @@ class TrainConfig(BaseModel):
     # Cosine decay to lr * min_lr_ratio over the whole run, after a short linear warm-up.
     min_lr_ratio: float = Field(default=0.02, ge=0.0, le=1.0)
     warmup_epochs: float = Field(default=0.5, ge=0.0)
-    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     # Training-only augmentation: each rule word is replaced by <unk> with this probability
     # (digits, lane sides and negations are kept: masking them would change the label), so
     # the text encoder copes with words it has never seen (held-out phrasings).

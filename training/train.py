@@ -109,6 +109,7 @@ def train(
         raise DataError("validation split took every sample; lower val_fraction")
     train_ds, val_ds = data.subset(train_idx), data.subset(val_idx)
     data_fp = fingerprint(samples)
+    version = _model_version(cfg, data_fp)
     log.info(
         "data: %d train, %d val, vocab %d, fingerprint %s (%.1fs)",
         len(train_ds),
@@ -147,11 +148,7 @@ def train(
         out,
         tokenizer,
         cfg,
-        {
-            "model_version": _model_version(cfg, data_fp),
-            "data_fingerprint": data_fp,
-            "variant": cfg.variant,
-        },
+        {"model_version": version, "data_fingerprint": data_fp, "variant": cfg.variant},
     )
     monitor = "val_accuracy" if len(val_ds) else "accuracy"
     callbacks = [
@@ -180,15 +177,13 @@ def train(
     eval_set = val_ds if len(val_ds) else train_ds
     probs = best.predict(eval_set.inputs(), batch_size=256, verbose=0)
     val_acc = float((probs.argmax(1) == eval_set.labels).mean())
-    parity_idx = np.arange(min(len(eval_set), 1024))
-    if len(parity_idx) < 512:  # small runs: pad the parity set from training data
-        parity_idx = np.arange(min(len(data), 1024))
-        parity_src = data
-    else:
-        parity_src = eval_set
+    # Parity inputs for the export: validation frames, or all frames when a small run has fewer
+    # validation frames than the check needs.
+    parity_src = eval_set if len(eval_set) >= 512 else data
+    parity_idx = np.arange(min(len(parity_src), 1024))
     np.savez_compressed(out / "parity.npz", **parity_src.subset(parity_idx).inputs())
     info = {
-        "model_version": _model_version(cfg, data_fp),
+        "model_version": version,
         "data_fingerprint": data_fp,
         "variant": cfg.variant,
         "labels": [str(x) for x in LABELS],

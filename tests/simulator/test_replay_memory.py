@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from bus.memory import MemoryBus
 from bus.schema import DecisionLabel, RuleSet
 from bus.topics import LABEL, RULES
-from policy.node import Node
+from policy.node import Node, serve_in_thread
 from policy.settings import load_settings
 from simulator.drives import plan_lanes
 from simulator.replay import Replayer
@@ -30,13 +29,8 @@ def node_bus(fake_model: Path) -> Iterator[MemoryBus]:
     bus = MemoryBus()
     settings = load_settings({"model_path": fake_model, "node_id": "mem-node",
                               "heartbeat_s": 60, "reload_poll_s": 0, "max_wait_us": 0})
-    node = Node(settings, bus)
-    node.start()
-    t = threading.Thread(target=node.run, daemon=True)
-    t.start()
-    yield bus
-    node.stop()
-    t.join(10)
+    with serve_in_thread(Node(settings, bus), join_s=10):
+        yield bus
 
 
 @pytest.mark.parametrize("rate", [None, 2.0])

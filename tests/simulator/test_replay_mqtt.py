@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 
 from bus.mqtt import MqttBus
 from bus.topics import CAMERA, DEFAULT_PREFIX
-from policy.node import Node
+from policy.node import Node, serve_in_thread
 from policy.settings import load_settings
 from simulator.drives import plan_lanes
 from simulator.golden import compare_reference, load_reference, write_reference
@@ -31,13 +30,9 @@ def fake_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def node(private_broker, fake_model: Path) -> Iterator[Node]:  # noqa: ANN001
     settings = load_settings({"model_path": fake_model, "mqtt_url": private_broker.url,
                               "node_id": "mqtt-node", "reload_poll_s": 0})
-    node = Node(settings, MqttBus(private_broker.url, client_id="mqtt-node"))
-    node.start()
-    t = threading.Thread(target=node.run, daemon=True)
-    t.start()
-    yield node
-    node.stop()
-    t.join(10)
+    with serve_in_thread(Node(settings, MqttBus(private_broker.url, client_id="mqtt-node")),
+                         join_s=10) as node:
+        yield node
 
 
 @pytest.fixture
