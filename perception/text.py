@@ -58,13 +58,21 @@ class RuleTokenizer:
         self.max_tokens = max_tokens
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str], min_count: int = 1) -> RuleTokenizer:
-        """Build a vocabulary from rule texts (deterministic: by count, then alphabetically)."""
+    def from_texts(
+        cls, texts: Iterable[str], min_count: int = 1, base: Sequence[str] = ()
+    ) -> RuleTokenizer:
+        """Build a vocabulary from rule texts (deterministic: by count, then alphabetically).
+
+        ``base``: tokens that come first whatever the texts hold (the stems of a pretrained
+        word-vector table, so words never seen in training still get their own id).
+        """
         counts = Counter(tok for t in texts for tok in tokenize(t))
+        known = set(base)
         words = sorted(
-            (w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w)
+            (w for w, c in counts.items() if c >= min_count and w not in known),
+            key=lambda w: (-counts[w], w),
         )
-        return cls(["<pad>", "<unk>", *words])
+        return cls(["<pad>", "<unk>", *base, *words])
 
     @property
     def vocab_size(self) -> int:

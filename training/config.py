@@ -32,6 +32,10 @@ class TrainConfig(BaseModel):
     # (digits, lane sides and negations are kept: masking them would change the label), so
     # the text encoder copes with words it has never seen (held-out phrasings).
     token_dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+    # "pretrained": token embeddings start from the frozen word-vector table of
+    # training/wordvectors.py (words unseen in training still mean something); "none": every
+    # token embedding is learned from the training phrasings alone.
+    text_prior: Literal["pretrained", "none"] = "pretrained"
     # Recording splits used for training; evaluation splits are excluded unless named here.
     train_splits: list[str] = Field(default_factory=lambda: ["train", "val", "recorded"])
     val_fraction: float = Field(default=0.1, ge=0.0, lt=0.9)

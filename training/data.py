@@ -20,6 +20,7 @@ from perception.image import preprocess_jpeg
 from perception.text import UNK_ID, RuleTokenizer, tokenize
 from ruledrive.errors import DataError
 from simulator.recording import Sample, read_samples
+from training.wordvectors import WordVectors
 
 __all__ = [
     "KEEP_WORDS",
@@ -136,8 +137,15 @@ def load_samples(
     return samples
 
 
-def build_tokenizer(samples: Sequence[Sample], min_count: int = 1) -> RuleTokenizer:
-    return RuleTokenizer.from_texts((r for s in samples for r in s.rules), min_count=min_count)
+def build_tokenizer(
+    samples: Sequence[Sample], min_count: int = 1, table: WordVectors | None = None
+) -> RuleTokenizer:
+    """The training rules' vocabulary; with ``table``, its stems come first (see wordvectors)."""
+    return RuleTokenizer.from_texts(
+        (r for s in samples for r in s.rules),
+        min_count=min_count,
+        base=table.stems if table is not None else (),
+    )
 
 
 def encode_samples(samples: Sequence[Sample], tokenizer: RuleTokenizer) -> ArrayDataset:

@@ -12,6 +12,7 @@ import keras
 from keras import layers, ops
 
 from perception.spec import MODEL_SPEC, ModelSpec
+from training.wordvectors import TextPrior
 
 __all__ = [
     "create_fused_model",
@@ -55,6 +56,56 @@ def create_image_encoder(
 
 
 @keras.saving.register_keras_serializable(package="ruledrive")
+class _PriorEmbedding(layers.Layer):
+    """int32 [N,R,T] token ids -> [N,R,T,dim]: a frozen pretrained word vector, linearly
+    projected, plus a learned vector per "slot".
+
+    The frozen part is what lets the model read a word it never saw in training ("shut") by its
+    closeness to one it did ("closed"); a learned embedding of such a word would stay at its
+    random initial value. Tokens the prior cannot know (digits, whose meaning here is a speed
+    limit, ``<unk>``, words outside the table) get their own learned slot; every word of the
+    table shares slot 0. The weights are set by :meth:`set_prior` (see
+    ``training.wordvectors.TextPrior``) and travel in the checkpoint and the ONNX graph.
+    """
+
+    def __init__(
+        self, vocab_size: int, prior_dim: int, n_slots: int, dim: int, **kwargs: object
+    ) -> None:
+        super().__init__(**kwargs)
+        self.vocab_size, self.prior_dim, self.n_slots, self.dim = (
+            vocab_size,
+            prior_dim,
+            n_slots,
+            dim,
+        )
+        self.prior = self.add_weight(
+            shape=(vocab_size, prior_dim), initializer="zeros", trainable=False, name="prior"
+        )
+        self.slot = self.add_weight(
+            shape=(vocab_size,), dtype="int32", initializer="zeros", trainable=False, name="slot"
+        )
+        self.learned = layers.Embedding(n_slots, dim)
+        self.project = layers.Dense(dim, use_bias=False)
+
+    def set_prior(self, vectors, slots) -> None:  # type: ignore[no-untyped-def]
+        self.prior.assign(vectors)
+        self.slot.assign(slots)
+
+    def call(self, tokens):  # type: ignore[no-untyped-def]
+        prior = self.project(ops.take(self.prior, tokens, axis=0))
+        return prior + self.learned(ops.take(self.slot, tokens, axis=0))
+
+    def get_config(self) -> dict[str, object]:
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "prior_dim": self.prior_dim,
+            "n_slots": self.n_slots,
+            "dim": self.dim,
+        }
+
+
+@keras.saving.register_keras_serializable(package="ruledrive")
 class _TokenPositions(layers.Layer):
     """Adds a learned position embedding along the token axis of [N,R,T,D]."""
 
@@ -71,13 +122,15 @@ class _TokenPositions(layers.Layer):
 
 
 def create_text_encoder(
-    vocab_size: int, spec: ModelSpec = MODEL_SPEC, dim: int = 64, out_dim: int = 128
+    prior: TextPrior, spec: ModelSpec = MODEL_SPEC, dim: int = 64, out_dim: int = 128
 ) -> keras.Model:
-    """int32 [N,R,T] token ids -> [N,out_dim]: a one-block transformer per rule, then a
-    permutation-invariant (masked max + mean) pool over rules."""
+    """int32 [N,R,T] token ids -> [N,out_dim]: pretrained-prior token embeddings, a one-block
+    transformer per rule, then a permutation-invariant (masked max + mean) pool over rules."""
     tokens = keras.Input((spec.max_rules, spec.max_tokens), dtype="int32", name="rule_tokens")
     tok_mask = ops.cast(ops.not_equal(tokens, 0), "float32")  # [N,R,T]
-    x = layers.Embedding(vocab_size, dim)(tokens)  # [N,R,T,D]
+    embed = _PriorEmbedding(prior.vocab_size, prior.dim, prior.n_slots, dim)
+    embed.set_prior(prior.vectors, prior.slots)
+    x = embed(tokens)  # [N,R,T,D]
     x = _TokenPositions(spec.max_tokens, dim)(x)
     # [N,R,T,T]: every query token may attend to the real (non-padding) tokens of its own rule.
     attn_mask = ops.cast(tok_mask[:, :, None, :] * ops.ones_like(tok_mask)[:, :, :, None], "bool")
@@ -114,11 +167,13 @@ def _speed_features(speed: keras.KerasTensor) -> keras.KerasTensor:
     return layers.Concatenate()([s, layers.Dense(32, activation="relu")(s)])
 
 
-def create_fused_model(vocab_size: int, n_labels: int, spec: ModelSpec = MODEL_SPEC) -> keras.Model:
+def create_fused_model(
+    prior: TextPrior, n_labels: int, spec: ModelSpec = MODEL_SPEC
+) -> keras.Model:
     """The decision classifier: image + rule text + ego speed -> softmax over decisions."""
     image, rules, speed = _inputs(spec)
     img = create_image_encoder(spec)(image)  # [N,128]
-    txt = create_text_encoder(vocab_size, spec)(rules)  # [N,128]
+    txt = create_text_encoder(prior, spec)(rules)  # [N,128]
     spd = _speed_features(speed)  # [N,33]
     # Multiplicative terms let the head form conjunctions (what the rule says x what the frame
     # shows; the limit in the text x the speed) that plain concatenation learns slowly.
@@ -128,7 +183,7 @@ def create_fused_model(vocab_size: int, n_labels: int, spec: ModelSpec = MODEL_S
 
 
 def create_image_only_model(
-    vocab_size: int, n_labels: int, spec: ModelSpec = MODEL_SPEC
+    prior: TextPrior, n_labels: int, spec: ModelSpec = MODEL_SPEC
 ) -> keras.Model:
     """Ablation: same image encoder and head, sees the frame and speed but not the rules."""
     image, rules, speed = _inputs(spec)
@@ -139,13 +194,11 @@ def create_image_only_model(
 
 
 def create_text_only_model(
-    vocab_size: int, n_labels: int, spec: ModelSpec = MODEL_SPEC
+    prior: TextPrior, n_labels: int, spec: ModelSpec = MODEL_SPEC
 ) -> keras.Model:
     """Ablation: same text encoder and head, sees the rules and speed but not the frame."""
     image, rules, speed = _inputs(spec)
-    feats = layers.Concatenate()(
-        [create_text_encoder(vocab_size, spec)(rules), _speed_features(speed)]
-    )
+    feats = layers.Concatenate()([create_text_encoder(prior, spec)(rules), _speed_features(speed)])
     return keras.Model(
         [image, rules, speed], _head(feats, n_labels, spec), name="ruledrive_text_only"
     )

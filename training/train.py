@@ -29,6 +29,7 @@ from training.data import (
     fingerprint,
     load_samples,
 )
+from training.wordvectors import load_table, text_prior
 
 __all__ = ["train"]
 
@@ -102,7 +103,9 @@ def train(
         raise DataError(
             f"no training samples (splits {cfg.train_splits}) in {list(map(str, data_paths))}"
         )
-    tokenizer = build_tokenizer(samples, cfg.min_token_count)
+    table = load_table() if cfg.text_prior == "pretrained" else None
+    tokenizer = build_tokenizer(samples, cfg.min_token_count, table)
+    prior = text_prior(tokenizer, table)
     data = encode_samples(samples, tokenizer)
     train_idx, val_idx = _split_by_vehicle(cfg.val_fraction, data, cfg.seed)
     if len(train_idx) == 0:
@@ -127,7 +130,7 @@ def train(
     from training import model as builders
 
     keras.utils.set_random_seed(cfg.seed)
-    model = getattr(builders, BUILDERS[cfg.variant])(tokenizer.vocab_size, len(LABELS))
+    model = getattr(builders, BUILDERS[cfg.variant])(prior, len(LABELS))
     steps = cfg.epochs * int(np.ceil(len(train_ds) / cfg.batch_size))
     warmup = int(cfg.warmup_epochs * np.ceil(len(train_ds) / cfg.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -190,6 +193,7 @@ def train(
         "n_train": len(train_ds),
         "n_val": len(val_ds),
         "vocab_size": tokenizer.vocab_size,
+        "text_prior": prior.description,
         "train_seconds": round(train_s, 1),
         "params": int(best.count_params()),
         "metrics": {"val_accuracy": round(val_acc, 4)},
