@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from ruledrive.errors import ConfigError
 
 __all__ = ["register"]
@@ -61,6 +63,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--data", nargs="+", metavar="PATH", help="parity inputs (default: checkpoint's parity.npz)"
     )
     x.set_defaults(func=_export)
+
+    w = sub.add_parser("wordvectors", help="the pretrained word vectors the text encoder uses")
+    wsub = w.add_subparsers(dest="wordvectors_command", required=True, metavar="COMMAND")
+    b = wsub.add_parser("build", help="rebuild the table from all-MiniLM-L6-v2's files, offline")
+    b.add_argument(
+        "--model-dir",
+        required=True,
+        type=Path,
+        help="directory holding the model's tokenizer.json and model.safetensors",
+    )
+    b.add_argument("--dim", type=int, default=64, help="PCA dimensions kept (default 64)")
+    b.add_argument("--out", type=Path, help="table to write (default: the packaged table)")
+    b.set_defaults(func=_wordvectors_build)
+    n = wsub.add_parser("neighbours", help="the table's nearest words to each WORD")
+    n.add_argument("words", nargs="+", metavar="WORD")
+    n.add_argument("-k", type=int, default=8, help="neighbours per word (default 8)")
+    n.add_argument("--table", type=Path, help="table to read (default: the packaged table)")
+    n.set_defaults(func=_wordvectors_neighbours)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -161,4 +181,33 @@ def _export(args: argparse.Namespace) -> int:
 
         parity = encode_samples(load_samples(args.data, max_samples=1024), ckpt.tokenizer).inputs()
     print(json.dumps(export_onnx(ckpt, args.out, parity), indent=2))
+    return 0
+
+
+def _wordvectors_build(args: argparse.Namespace) -> int:
+    from training.wordvectors import DEFAULT_TABLE, build_table, catalogue_words, load_table
+
+    if not 2 <= args.dim <= 384:
+        raise ConfigError(f"--dim must be between 2 and 384, got {args.dim}")
+    out = args.out or DEFAULT_TABLE
+    arrays = build_table(args.model_dir, args.dim, catalogue_words())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with tmp.open("wb") as f:
+        np.savez_compressed(f, **arrays)
+    tmp.replace(out)
+    table = load_table(out)
+    print(f"{out}: {len(table.stems)} stems x {table.dim}, sha256 {table.sha256[:16]}")
+    return 0
+
+
+def _wordvectors_neighbours(args: argparse.Namespace) -> int:
+    from training.wordvectors import DEFAULT_TABLE, load_table
+
+    if args.k < 1:
+        raise ConfigError(f"-k must be at least 1, got {args.k}")
+    table = load_table(args.table or DEFAULT_TABLE)
+    for word in args.words:
+        near = ", ".join(f"{s} {c:.2f}" for s, c in table.neighbours(word, args.k))
+        print(f"{word}: {near}")
     return 0

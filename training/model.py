@@ -128,7 +128,7 @@ def create_text_encoder(
     transformer per rule, then a permutation-invariant (masked max + mean) pool over rules."""
     tokens = keras.Input((spec.max_rules, spec.max_tokens), dtype="int32", name="rule_tokens")
     tok_mask = ops.cast(ops.not_equal(tokens, 0), "float32")  # [N,R,T]
-    embed = _PriorEmbedding(prior.vocab_size, prior.dim, prior.n_slots, dim)
+    embed = _PriorEmbedding(prior.vocab_size, prior.dim, prior.n_slots, dim, name="prior_embedding")
     embed.set_prior(prior.vectors, prior.slots)
     x = embed(tokens)  # [N,R,T,D]
     x = _TokenPositions(spec.max_tokens, dim)(x)

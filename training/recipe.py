@@ -212,7 +212,8 @@ Front-camera frame (uint8 RGB, resized to 160x96 by `perception.preprocess_jpeg`
 traffic-rule sentences (tokenized by `perception.RuleTokenizer`, vocabulary inside the ONNX
 metadata) + ego speed (km/h) -> softmax over {", ".join(info["labels"])}.
 Architecture (training/model.py): compact CNN image encoder; per-rule one-block transformer text
-encoder, pooled over rules (order-invariant); fusion head on [image, text, speed ramps,
+encoder on frozen pretrained word vectors (training/wordvectors.py), pooled over rules
+(order-invariant); fusion head on [image, text, speed ramps,
 image*text, text*speed].
 Cross-entropy, Adam with warm-up + cosine decay.
 
@@ -240,6 +241,6 @@ Training data: {info["n_train"]} train / {info["n_val"]} validation frames (data
 
 ## Limits
 - Trained only on the generated world (docs/world.md): it has never seen a real camera.
-- Rule text outside the catalogue's vocabulary maps to `<unk>`; held-out phrasings test
-  rewording, not new rule kinds.
+- Words outside the pretrained word-vector table (about 15,000 English stems) map to `<unk>`;
+  held-out phrasings test rewording, not new rule kinds.
 """

@@ -60,6 +60,16 @@ class WordVectors:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
+    def neighbours(self, word: str, k: int = 8) -> list[tuple[str, float]]:
+        """The ``k`` stems nearest to ``word``'s stem (cosine), the word itself excluded."""
+        stems = tokenize(word)
+        if len(stems) != 1 or stems[0] not in self.stems:
+            raise DataError(f"{word!r} is not one word of the table (tokens {stems})")
+        i = self.stems.index(stems[0])
+        sims = self.vectors @ self.vectors[i]
+        order = [j for j in np.argsort(-sims, kind="stable") if j != i][:k]
+        return [(self.stems[j], float(sims[j])) for j in order]
+
 
 @dataclass(frozen=True)
 class TextPrior:

@@ -69,6 +69,27 @@ def test_onnx_has_named_dynamic_inputs_and_readable_metadata(trained: Path) -> N
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_pretrained_word_vectors_stay_frozen_and_reach_the_onnx_vocabulary(
+    trained: Path,
+) -> None:
+    """The prior is what lets unseen words mean something: training must not move it, and the
+    node's tokenizer (from the ONNX metadata) must give such words their own id."""
+    from training.checkpoint import load_checkpoint
+    from training.wordvectors import load_table, text_prior
+
+    ckpt = load_checkpoint(trained)
+    expected = text_prior(ckpt.tokenizer, load_table())
+    layer = ckpt.model.get_layer("text_encoder").get_layer("prior_embedding")
+    assert not layer.prior.trainable and not layer.slot.trainable
+    np.testing.assert_array_equal(layer.prior.numpy(), expected.vectors)
+    np.testing.assert_array_equal(layer.slot.numpy(), expected.slots)
+    assert "MiniLM" in ckpt.info["text_prior"]
+    sess = ort.InferenceSession(str(trained / "model.onnx"), providers=["CPUExecutionProvider"])
+    meta = parse_metadata(sess.get_modelmeta().custom_metadata_map)
+    assert meta.tokenizer == ckpt.tokenizer
+    assert meta.tokenizer.encode_rule("Lane 2 is blocked ahead, move left")[3] != 1  # not <unk>
+
+
 def test_evaluate_onnx_and_keras_agree_and_write_reports(
     trained: Path, data: Path, tmp_path: Path
 ) -> None:
