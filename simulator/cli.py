@@ -91,7 +91,7 @@ def _print_summary(summary: dict) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from simulator.recording import read_samples
+    from simulator.recording_reader import read_samples
     from simulator.sheet import contact_sheet, pick_diverse, summarise
 
     samples = list(read_samples(args.file))

@@ -21,7 +21,7 @@ import cv2
 from bus.schema import FrameHeader, LabelMsg, RuleSet
 from ruledrive.errors import DataError
 from simulator.plan import PlannedFrame, SplitPlan, fusion_figures, plan_split
-from simulator.recording import RecordingWriter
+from simulator.recording_writer import RecordingWriter
 from simulator.render import render_jpeg
 from simulator.scene import Scene
 

@@ -2,7 +2,7 @@
 
 It subscribes to frames, rule sets, decisions and labels (bus.topics), validates each message with
 the same codec as the node (invalid ones are counted and skipped, never written), and writes them
-with ``simulator.recording.RecordingWriter`` so ``ruledrive train`` reads the files directly.
+with ``simulator.recording_writer.RecordingWriter`` so ``ruledrive train`` reads the files directly.
 
 * Threads: the bus thread only validates and enqueues; one writer thread writes.
 * Crash safety: the writer finishes an MCAP chunk at least every ``flush_s`` seconds, so a killed
@@ -39,10 +39,10 @@ WriterFactory = Callable[[Path], Any]
 
 
 class _McapSink:
-    """simulator.recording.RecordingWriter behind the recorder's write/flush/close."""
+    """simulator.recording_writer.RecordingWriter behind the recorder's write/flush/close."""
 
     def __init__(self, path: Path, chunk_kb: int) -> None:
-        from simulator.recording import RecordingWriter  # noqa: PLC0415
+        from simulator.recording_writer import RecordingWriter  # noqa: PLC0415
 
         # split "recorded": `ruledrive train` takes these as training data.
         self.w = RecordingWriter(path, metadata={"split": "recorded", "source": "recorder"},

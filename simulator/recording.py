@@ -1,5 +1,7 @@
-"""MCAP recordings of drives: one writer and one reader, shared by the simulator, training, the
-bus recorder and replay.
+"""MCAP recordings of drives: the format and the types shared by the simulator, training, the
+bus recorder and replay. ``simulator.recording_writer`` writes it, ``simulator.recording_reader``
+reads it.
+
 
 Channels mirror the bus topics (``bus.topics``)::
 
@@ -12,53 +14,39 @@ Channels mirror the bus topics (``bus.topics``)::
     /scene         json  symbolic scene (debugging)   {"vehicle_id", "frame_id", "scene"}
 
 JSON channels use message encoding ``json`` and a ``jsonschema`` schema from the pydantic model.
-Files are chunked with CRCs, so a truncated or corrupt file is detected; every library error is
-re-raised as :class:`~ruledrive.errors.RecordingError` naming the file (and record). A sample is
-yielded only when its image and header are both present and decode: never half-decoded.
 
-A writer killed before ``close()`` leaves no summary or footer; what it ``flush()``-ed is intact.
-Readers raise ``RecordingError("... truncated ...")`` on such a file after yielding what came
-before the cut; with ``allow_truncated=True`` they stop there and log a WARNING naming the file
-and what was recovered. "Truncated" means the reader ran out of bytes (at a record boundary or
-inside a record); a CRC or decode failure with bytes still to read is corruption: it raises.
+Files are chunked with CRCs, so a truncated or corrupt file is detected (see the reader).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
-from mcap.exceptions import EndOfFile, McapError
-from mcap.records import Channel, Footer, Message, Metadata, Schema
-from mcap.stream_reader import StreamReader
-from mcap.writer import CompressionType, Writer
-from mcap_protobuf.schema import register_schema
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from bus.schema import DecisionLabel, DecisionMsg, FrameHeader, LabelMsg, RuleSet
-from ruledrive.errors import RecordingError
 
 __all__ = [
+    "CAMERA_CH",
     "CHANNELS",
+    "DECISION_CH",
+    "EGO_CH",
+    "JSON_MODELS",
+    "LABEL_CH",
     "METADATA_NAME",
+    "RULES_CH",
+    "SCENE_CH",
     "CameraFrame",
     "Event",
-    "RecordingWriter",
     "Sample",
     "counterfactual_pairs",
-    "read_events",
-    "read_metadata",
-    "read_samples",
 ]
 
 CAMERA_CH, EGO_CH, RULES_CH, LABEL_CH, DECISION_CH, SCENE_CH = (
     "/camera/front", "/ego", "/rules", "/label", "/decision", "/scene")
-_JSON_MODELS: dict[str, type[BaseModel] | None] = {
+JSON_MODELS: dict[str, type[BaseModel] | None] = {
     EGO_CH: FrameHeader, RULES_CH: RuleSet, LABEL_CH: LabelMsg, DECISION_CH: DecisionMsg,
     SCENE_CH: None,
 }
@@ -67,8 +55,6 @@ CHANNELS = {CAMERA_CH: "foxglove.CompressedImage", EGO_CH: "ruledrive.FrameHeade
             RULES_CH: "ruledrive.RuleSet", LABEL_CH: "ruledrive.LabelMsg",
             DECISION_CH: "ruledrive.DecisionMsg", SCENE_CH: "ruledrive.Scene"}
 METADATA_NAME = "ruledrive"
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,339 +90,6 @@ class Sample:
     split: str
     source: str = ""
     scene: dict[str, Any] | None = None
-
-
-class RecordingWriter:
-    """Write one MCAP recording; use as a context manager (``finish`` writes the index)."""
-
-    def __init__(self, path: str | Path, metadata: dict[str, str] | None = None,
-                 chunk_size: int = 1 << 20) -> None:
-        self.path = Path(path)
-        try:
-            self._fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        except OSError as exc:
-            raise RecordingError(f"{self.path}: cannot create recording: {exc}") from exc
-        self._w = Writer(self._fh, chunk_size=chunk_size, compression=_compression())
-        self._w.start(profile="", library="ruledrive")
-        if metadata is not None:
-            # Metadata first, so a streaming reader knows the split before any sample.
-            self._w.add_metadata(METADATA_NAME, {k: str(v) for k, v in metadata.items()})
-        self._channels: dict[str, int] = {}
-        self._closed = False
-
-    def _channel(self, topic: str) -> int:
-        if topic not in self._channels:
-            if topic == CAMERA_CH:
-                sid = register_schema(self._w, CompressedImage)
-                enc = "protobuf"
-            else:
-                model = _JSON_MODELS[topic]
-                schema = model.model_json_schema() if model else {"type": "object"}
-                sid = self._w.register_schema(CHANNELS[topic], "jsonschema",
-                                              json.dumps(schema).encode())
-                enc = "json"
-            self._channels[topic] = self._w.register_channel(topic, enc, sid)
-        return self._channels[topic]
-
-    def _write(self, topic: str, data: bytes, log_time_ns: int) -> None:
-        self._w.add_message(self._channel(topic), log_time=log_time_ns, data=data,
-                            publish_time=log_time_ns)
-
-    def write_rules(self, rules: RuleSet, log_time_ns: int | None = None) -> None:
-        self._write(RULES_CH, rules.model_dump_json().encode(),
-                    rules.issued_at_ns if log_time_ns is None else log_time_ns)
-
-    def write_frame(self, header: FrameHeader, jpeg: bytes) -> None:
-        img = CompressedImage(format="jpeg", data=jpeg,
-                              frame_id=f"{header.vehicle_id}/{header.frame_id}")
-        img.timestamp.FromNanoseconds(header.stamp_ns)
-        self._write(CAMERA_CH, img.SerializeToString(), header.stamp_ns)
-        self._write(EGO_CH, header.model_dump_json().encode(), header.stamp_ns)
-
-    def write_label(self, label: LabelMsg, log_time_ns: int | None = None) -> None:
-        self._write(LABEL_CH, label.model_dump_json().encode(),
-                    label.stamp_ns if log_time_ns is None else log_time_ns)
-
-    def write_decision(self, decision: DecisionMsg, log_time_ns: int | None = None) -> None:
-        self._write(DECISION_CH, decision.model_dump_json().encode(),
-                    decision.stamp_ns if log_time_ns is None else log_time_ns)
-
-    def write_scene(self, vehicle_id: str, frame_id: int, stamp_ns: int,
-                    scene: dict[str, Any]) -> None:
-        obj = {"vehicle_id": vehicle_id, "frame_id": frame_id, "scene": scene}
-        self._write(SCENE_CH, json.dumps(obj, sort_keys=True).encode(), stamp_ns)
-
-    def flush(self) -> None:
-        """Finish the open chunk and push it to the OS: a process killed after this leaves a file
-        readable (with ``allow_truncated``) up to here. Costs compression ratio if called often."""
-        if self._closed:
-            return
-        try:
-            self._w.flush()
-        except OSError as exc:
-            raise RecordingError(f"{self.path}: cannot write recording: {exc}") from exc
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._w.finish()
-            self._fh.close()
-
-    def __enter__(self) -> RecordingWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _compression() -> CompressionType:
-    try:
-        import lz4  # noqa: F401
-    except ImportError:  # pragma: no cover - lz4 ships with mcap's usual installs
-        return CompressionType.NONE
-    return CompressionType.LZ4
-
-
-class _EofWatch:
-    """A file whose reads note when they came back short: the file ended where the reader was."""
-
-    def __init__(self, fh: Any) -> None:
-        self._fh = fh
-        self.hit_eof = False
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._fh.read(n)
-        if n is None or n < 0 or len(data) < n:
-            self.hit_eof = True
-        return data
-
-
-@dataclass
-class _Cut:
-    """How one read of a file ended: ``reason`` is set when a truncation was allowed."""
-
-    allowed: bool = False
-    reason: str | None = None
-
-
-def _records(path: Path, cut: _Cut | None = None) -> Iterator[Any]:
-    """MCAP records in file order; truncation / corruption -> RecordingError naming the file.
-
-    With ``cut.allowed`` a truncated file just ends (``cut.reason`` says why) after its last
-    complete record; records inside a chunk come only once the whole chunk passed its CRC.
-    """
-    cut = cut or _Cut()
-    watch: _EofWatch | None = None
-    try:
-        with open(path, "rb") as fh:
-            watch = _EofWatch(fh)
-            seen_footer = False
-            for rec in StreamReader(watch, validate_crcs=True).records:
-                seen_footer = seen_footer or isinstance(rec, Footer)
-                yield rec
-    except FileNotFoundError as exc:
-        raise RecordingError(f"{path}: no such recording") from exc
-    except Exception as exc:  # the mcap package also raises bare struct/lz4 errors on garbage
-        if watch is not None and watch.hit_eof:
-            # Out of bytes: a cut at a record boundary (EndOfFile) or inside a record (short
-            # read -> struct / lz4 / CRC error). Either way the writer never finished the file.
-            what = "no footer" if isinstance(exc, EndOfFile) else f"{type(exc).__name__}: {exc}"
-            cut.reason = f"truncated MCAP ({what})"
-            if cut.allowed:
-                return
-            raise RecordingError(f"{path}: {cut.reason}") from exc
-        if isinstance(exc, McapError | ValueError | EOFError | OSError | KeyError | IndexError):
-            raise RecordingError(f"{path}: corrupt MCAP ({type(exc).__name__}: {exc})") from exc
-        raise RecordingError(f"{path}: unreadable MCAP ({type(exc).__name__}: {exc})") from exc
-    if not seen_footer:  # pragma: no cover - the stream reader stops only at the footer
-        cut.reason = "truncated MCAP (no footer)"
-        if not cut.allowed:
-            raise RecordingError(f"{path}: {cut.reason}")
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The ``ruledrive`` metadata record (split, seed, generator config), or {}."""
-    for rec in _records(Path(path)):
-        if isinstance(rec, Metadata) and rec.name == METADATA_NAME:
-            return dict(rec.metadata)
-    return {}
-
-
-def read_events(path: str | Path, allow_truncated: bool = False) -> Iterator[Event]:
-    """The raw timeline in log-time order (file order): rule sets, frames, labels, decisions.
-
-    A truncated file raises RecordingError after its complete records, unless ``allow_truncated``:
-    then it ends there with a WARNING naming the file and the number of events recovered.
-    """
-    path = Path(path)
-    cut = _Cut(allowed=allow_truncated)
-    n = 0
-    for rec in _metadata_and_events(path, cut):
-        if isinstance(rec, Event):
-            n += 1
-            yield rec
-    if cut.reason:
-        log.warning("%s: %s; recovered %d events", path, cut.reason, n)
-
-
-def _check_channel(path: Path, ch: Channel, schemas: dict[int, Schema]) -> None:
-    want = CHANNELS.get(ch.topic)
-    schema = schemas.get(ch.schema_id)
-    got = schema.name if schema else None
-    if want is None or got != want:
-        raise RecordingError(f"{path}: channel {ch.topic!r} with schema {got!r} is not a "
-                             f"ruledrive channel (expected one of {sorted(CHANNELS)})")
-
-
-def _decode(path: Path, topic: str, rec: Message) -> Any:
-    where = f"{path}: {topic} record at log time {rec.log_time}"
-    try:
-        if topic == CAMERA_CH:
-            img = CompressedImage.FromString(rec.data)
-            vid, _, fid = img.frame_id.rpartition("/")
-            if img.format != "jpeg" or not vid or not fid.isdigit() or not img.data:
-                raise RecordingError(f"{where}: bad camera frame (format {img.format!r}, "
-                                     f"frame_id {img.frame_id!r}, {len(img.data)} bytes)")
-            return CameraFrame(vid, int(fid), img.timestamp.ToNanoseconds(), bytes(img.data))
-        model = _JSON_MODELS[topic]
-        if model is None:
-            obj = json.loads(rec.data)
-            if not isinstance(obj, dict):
-                raise RecordingError(f"{where}: scene record is not an object")
-            return obj
-        return model.model_validate_json(rec.data)
-    except RecordingError:
-        raise
-    except (ValidationError, ValueError, Exception) as exc:  # protobuf DecodeError included
-        raise RecordingError(f"{where}: cannot decode ({type(exc).__name__}: {exc})") from exc
-
-
-@dataclass
-class _Partial:
-    image: CameraFrame | None = None
-    header: FrameHeader | None = None
-    label: LabelMsg | None = None
-    scene: dict[str, Any] | None = None
-    rules: RuleSet | None = None
-
-
-def read_samples(paths: str | Path | Iterable[str | Path], require_labels: bool = False,
-                 allow_truncated: bool = False) -> Iterator[Sample]:
-    """Samples of one or more recordings, in recording order.
-
-    A frame joins its image (/camera/front), header (/ego), the latest rule set of its vehicle
-    and its label. With ``require_labels`` a frame without a label is a RecordingError.
-
-    A truncated file (a killed writer) raises RecordingError after the samples before the cut,
-    unless ``allow_truncated``: then it yields every complete sample and logs a WARNING naming
-    the file and the count. Frames still open at the cut are yielded only if complete (image and
-    header, and a label under ``require_labels``); the others are dropped, never half-decoded.
-    """
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    for p in paths:
-        yield from _samples_of(Path(p), require_labels, allow_truncated)
-
-
-def _samples_of(path: Path, require_labels: bool, allow_truncated: bool = False) \
-        -> Iterator[Sample]:
-    cut = _Cut(allowed=allow_truncated)
-    n_yielded = 0
-    split = ""
-    rules: dict[str, RuleSet] = {}
-    pending: dict[tuple[str, int], _Partial] = {}
-    current: dict[str, tuple[str, int]] = {}
-
-    def flush(key: tuple[str, int]) -> Sample:
-        part = pending.pop(key)
-        where = f"{path}: frame {key[0]}/{key[1]}"
-        if part.image is None or part.header is None:
-            raise RecordingError(f"{where} has no {'image' if part.image is None else 'header'}")
-        if require_labels and part.label is None:
-            raise RecordingError(f"{where} has no label")
-        rs = part.rules
-        return Sample(
-            vehicle_id=key[0], frame_id=key[1], stamp_ns=part.header.stamp_ns,
-            speed_kph=part.header.speed_kph, jpeg=part.image.jpeg,
-            rules=tuple(rs.rules) if rs else (), rules_version=rs.version if rs else None,
-            label=part.label.decision if part.label else None,
-            reason=part.label.reason if part.label else None,
-            split=split, source=str(path), scene=part.scene,
-        )
-
-    def partial(vid: str, fid: int) -> _Partial | None:
-        key = (vid, fid)
-        if key not in pending:
-            old = current.get(vid)
-            if old is not None and old in pending:
-                yield_queue.append(flush(old))
-            pending[key] = _Partial(rules=rules.get(vid))
-            current[vid] = key
-        return pending[key]
-
-    yield_queue: list[Sample] = []
-    for rec in _metadata_and_events(path, cut):
-        if isinstance(rec, Metadata):
-            if rec.name == METADATA_NAME:
-                split = rec.metadata.get("split", "")
-            continue
-        msg = rec.message
-        if rec.channel == RULES_CH:
-            rules[msg.vehicle_id] = msg
-        elif rec.channel == CAMERA_CH:
-            part = partial(msg.vehicle_id, msg.frame_id)
-            assert part is not None
-            part.image = msg
-        elif rec.channel == EGO_CH:
-            part = partial(msg.vehicle_id, msg.frame_id)
-            assert part is not None
-            part.header = msg
-        elif rec.channel == LABEL_CH:
-            if (msg.vehicle_id, msg.frame_id) in pending:
-                pending[(msg.vehicle_id, msg.frame_id)].label = msg
-        elif rec.channel == SCENE_CH:
-            key = (str(msg.get("vehicle_id")), int(msg.get("frame_id", -1)))
-            if key in pending:
-                pending[key].scene = msg.get("scene")
-        n_yielded += len(yield_queue)
-        yield from yield_queue
-        yield_queue.clear()
-    if cut.reason is None:
-        for key in list(pending):
-            yield flush(key)
-        return
-    # Cut short: the frames still open may have lost their image, header or label to the cut.
-    dropped = 0
-    for key in list(pending):
-        part = pending[key]
-        if part.image is None or part.header is None or (require_labels and part.label is None):
-            del pending[key]
-            dropped += 1
-            continue
-        n_yielded += 1
-        yield flush(key)
-    log.warning("%s: %s; recovered %d samples (%d incomplete frames at the cut dropped)",
-                path, cut.reason, n_yielded, dropped)
-
-
-def _metadata_and_events(path: Path, cut: _Cut | None = None) -> Iterator[Any]:
-    """read_events, interleaved with the Metadata records where they occur."""
-    schemas: dict[int, Schema] = {}
-    channels: dict[int, Channel] = {}
-    for rec in _records(path, cut):
-        if isinstance(rec, Metadata):
-            yield rec
-        elif isinstance(rec, Schema):
-            schemas[rec.id] = rec
-        elif isinstance(rec, Channel):
-            _check_channel(path, rec, schemas)
-            channels[rec.id] = rec
-        elif isinstance(rec, Message):
-            ch = channels.get(rec.channel_id)
-            if ch is None:
-                raise RecordingError(f"{path}: message at {rec.log_time} on unknown channel id "
-                                     f"{rec.channel_id}")
-            yield Event(ch.topic, rec.log_time, _decode(path, ch.topic, rec))
 
 
 def counterfactual_pairs(samples: Iterable[Sample], kind: str | None = None) \

@@ -1,8 +1,9 @@
 """Training data: MCAP recordings -> in-memory arrays -> tf.data pipelines.
 
-Recordings come from ``ruledrive generate`` or from the bus recorder (when they carry labels); both
-are read by ``simulator.recording.read_samples``. Frames go through ``perception.preprocess_jpeg``
-and rule sets through ``perception.RuleTokenizer`` -- the same function objects the node uses.
+Recordings come from ``ruledrive generate`` or from the bus recorder (when they carry labels);
+both are read by ``simulator.recording_reader.read_samples``. Frames go through
+``perception.preprocess_jpeg`` and rule sets through ``perception.RuleTokenizer`` -- the same
+function objects the node uses.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from bus.schema import DecisionLabel
 from perception.image import preprocess_jpeg
 from perception.text import UNK_ID, RuleTokenizer, tokenize
 from ruledrive.errors import DataError
-from simulator.recording import Sample, read_samples
+from simulator.recording import Sample
+from simulator.recording_reader import read_samples
 from training.wordvectors import WordVectors
 
 __all__ = [

@@ -15,6 +15,7 @@ import pytest
 
 from bus.mqtt import MqttBus
 from ruledrive.errors import RecordingError
+from simulator import recording_reader as recording
 from simulator.drives import plan_lanes
 from simulator.recorder import BusRecorder, _default_writer
 from simulator.replay import Replayer
@@ -22,8 +23,6 @@ from tests.simulator.replay_helpers import drive
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]
-
-recording = pytest.importorskip("simulator.recording", reason="simulator.recording not there yet")
 
 
 def _publish_drives(url: str, drives, prefix: str = "ruledrive/v1") -> None:  # noqa: ANN001

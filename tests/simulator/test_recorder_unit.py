@@ -14,7 +14,7 @@ from tests.simulator.replay_helpers import drive
 
 
 class ListWriter:
-    """TEST DOUBLE of simulator.recording.RecordingWriter: keeps what it is given."""
+    """TEST DOUBLE of simulator.recording_writer.RecordingWriter: keeps what it is given."""
 
     opened: list[ListWriter] = []
 

@@ -10,7 +10,7 @@ import pytest
 
 from bus.schema import DecisionLabel, FrameHeader, LabelMsg, RuleSet
 from ruledrive.errors import DataError, RecordingError
-from simulator.recording import RecordingWriter
+from simulator.recording_writer import RecordingWriter
 from training.data import load_samples
 
 T0 = 1_700_000_000_000_000_000

@@ -1,0 +1,123 @@
+"""Write MCAP recordings in the format of ``simulator.recording`` (the simulator's generator and
+the bus recorder both use this writer, so ``ruledrive train`` reads either).
+
+A writer killed before ``close()`` leaves no summary or footer; what it ``flush()``-ed is intact
+and readable with ``allow_truncated`` (``simulator.recording_reader``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
+from mcap.writer import CompressionType, Writer
+from mcap_protobuf.schema import register_schema
+
+from bus.schema import DecisionMsg, FrameHeader, LabelMsg, RuleSet
+from ruledrive.errors import RecordingError
+from simulator.recording import (
+    CAMERA_CH,
+    CHANNELS,
+    DECISION_CH,
+    EGO_CH,
+    JSON_MODELS,
+    LABEL_CH,
+    METADATA_NAME,
+    RULES_CH,
+    SCENE_CH,
+)
+
+__all__ = ["RecordingWriter"]
+
+
+class RecordingWriter:
+    """Write one MCAP recording; use as a context manager (``finish`` writes the index)."""
+
+    def __init__(self, path: str | Path, metadata: dict[str, str] | None = None,
+                 chunk_size: int = 1 << 20) -> None:
+        self.path = Path(path)
+        try:
+            self._fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise RecordingError(f"{self.path}: cannot create recording: {exc}") from exc
+        self._w = Writer(self._fh, chunk_size=chunk_size, compression=_compression())
+        self._w.start(profile="", library="ruledrive")
+        if metadata is not None:
+            # Metadata first, so a streaming reader knows the split before any sample.
+            self._w.add_metadata(METADATA_NAME, {k: str(v) for k, v in metadata.items()})
+        self._channels: dict[str, int] = {}
+        self._closed = False
+
+    def _channel(self, topic: str) -> int:
+        if topic not in self._channels:
+            if topic == CAMERA_CH:
+                sid = register_schema(self._w, CompressedImage)
+                enc = "protobuf"
+            else:
+                model = JSON_MODELS[topic]
+                schema = model.model_json_schema() if model else {"type": "object"}
+                sid = self._w.register_schema(CHANNELS[topic], "jsonschema",
+                                              json.dumps(schema).encode())
+                enc = "json"
+            self._channels[topic] = self._w.register_channel(topic, enc, sid)
+        return self._channels[topic]
+
+    def _write(self, topic: str, data: bytes, log_time_ns: int) -> None:
+        self._w.add_message(self._channel(topic), log_time=log_time_ns, data=data,
+                            publish_time=log_time_ns)
+
+    def write_rules(self, rules: RuleSet, log_time_ns: int | None = None) -> None:
+        self._write(RULES_CH, rules.model_dump_json().encode(),
+                    rules.issued_at_ns if log_time_ns is None else log_time_ns)
+
+    def write_frame(self, header: FrameHeader, jpeg: bytes) -> None:
+        img = CompressedImage(format="jpeg", data=jpeg,
+                              frame_id=f"{header.vehicle_id}/{header.frame_id}")
+        img.timestamp.FromNanoseconds(header.stamp_ns)
+        self._write(CAMERA_CH, img.SerializeToString(), header.stamp_ns)
+        self._write(EGO_CH, header.model_dump_json().encode(), header.stamp_ns)
+
+    def write_label(self, label: LabelMsg, log_time_ns: int | None = None) -> None:
+        self._write(LABEL_CH, label.model_dump_json().encode(),
+                    label.stamp_ns if log_time_ns is None else log_time_ns)
+
+    def write_decision(self, decision: DecisionMsg, log_time_ns: int | None = None) -> None:
+        self._write(DECISION_CH, decision.model_dump_json().encode(),
+                    decision.stamp_ns if log_time_ns is None else log_time_ns)
+
+    def write_scene(self, vehicle_id: str, frame_id: int, stamp_ns: int,
+                    scene: dict[str, Any]) -> None:
+        obj = {"vehicle_id": vehicle_id, "frame_id": frame_id, "scene": scene}
+        self._write(SCENE_CH, json.dumps(obj, sort_keys=True).encode(), stamp_ns)
+
+    def flush(self) -> None:
+        """Finish the open chunk and push it to the OS: a process killed after this leaves a file
+        readable (with ``allow_truncated``) up to here. Costs compression ratio if called often."""
+        if self._closed:
+            return
+        try:
+            self._w.flush()
+        except OSError as exc:
+            raise RecordingError(f"{self.path}: cannot write recording: {exc}") from exc
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._w.finish()
+            self._fh.close()
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _compression() -> CompressionType:
+    try:
+        import lz4  # noqa: F401
+    except ImportError:  # pragma: no cover - lz4 ships with mcap's usual installs
+        return CompressionType.NONE
+    return CompressionType.LZ4
