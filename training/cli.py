@@ -54,6 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--seed", type=int)
     d.add_argument("--no-ablations", action="store_true", help="skip image-only / text-only runs")
     d.add_argument("--docs", type=Path, default=Path("docs"))
+    d.add_argument(
+        "--reuse-checkpoints",
+        action="store_true",
+        help="keep a variant's finished checkpoint in --work when its config and data match "
+        "(same code only): reruns only what is missing",
+    )
     d.set_defaults(func=_train_default)
 
     x = sub.add_parser("export", help="export a checkpoint to ONNX (with a parity check)")
@@ -165,7 +171,15 @@ def _train_default(args: argparse.Namespace) -> int:
     if args.scenes < 600:
         raise ConfigError("--scenes must be >= 600 (the parity check needs 512 samples)")
     cfg = load_config(None, {"epochs": args.epochs, "seed": args.seed})
-    results = build_default(args.out, args.work, args.scenes, cfg, not args.no_ablations, args.docs)
+    results = build_default(
+        args.out,
+        args.work,
+        args.scenes,
+        cfg,
+        not args.no_ablations,
+        args.docs,
+        reuse=args.reuse_checkpoints,
+    )
     print((args.out / "MODEL_CARD.md").read_text())
     return 0 if results else 1
 

@@ -32,6 +32,10 @@ class TrainConfig(BaseModel):
     # (digits, lane sides and negations are kept: masking them would change the label), so
     # the text encoder copes with words it has never seen (held-out phrasings).
     token_dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+    # Training-only augmentation: each rule's tokens move right by 0..position_shift places
+    # (padding in front), so what the model learns about a word does not hang on its absolute
+    # position ("The left lane is ..." vs "Left lane ...").
+    position_shift: int = Field(default=2, ge=0, le=8)
     # "pretrained": token embeddings start from the frozen word-vector table of
     # training/wordvectors.py (words unseen in training still mean something); "none": every
     # token embedding is learned from the training phrasings alone.

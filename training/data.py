@@ -71,6 +71,7 @@ class ArrayDataset:
         seed: int,
         token_dropout: float = 0.0,
         tokenizer: RuleTokenizer | None = None,
+        position_shift: int = 0,
     ):
         import tensorflow as tf
 
@@ -78,6 +79,21 @@ class ArrayDataset:
         if shuffle:
             ds = ds.shuffle(len(self), seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size)
+        if position_shift > 0:
+            shift_gen = tf.random.Generator.from_seed(seed + 1)
+
+            def shift(x, y):  # type: ignore[no-untyped-def]
+                t = x["rule_tokens"]  # [B,R,T], each row's tokens first, padding after
+                n_pos = tf.shape(t)[-1]
+                room = n_pos - tf.reduce_sum(tf.cast(t != 0, tf.int32), axis=-1, keepdims=True)
+                k = tf.minimum(
+                    shift_gen.uniform(tf.shape(room), 0, position_shift + 1, tf.int32), room
+                )  # [B,R,1]
+                src = tf.range(n_pos) - k  # [B,R,T]: position j takes token j - k
+                moved = tf.gather(t, tf.maximum(src, 0), batch_dims=2)
+                return {**x, "rule_tokens": tf.where(src >= 0, moved, tf.zeros_like(t))}, y
+
+            ds = ds.map(shift, num_parallel_calls=1)
         if token_dropout > 0.0:
             if tokenizer is None:
                 raise ValueError("token dropout needs the tokenizer")

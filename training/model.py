@@ -9,6 +9,7 @@ change the decision.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from perception.spec import MODEL_SPEC, ModelSpec
@@ -23,6 +24,8 @@ __all__ = [
 ]
 
 SPEED_SCALE_KPH = 100.0
+RAMPS = 32
+RAMP_TOP_KPH = 130.0
 
 
 def _inputs(spec: ModelSpec) -> tuple[keras.KerasTensor, keras.KerasTensor, keras.KerasTensor]:
@@ -162,9 +165,17 @@ def _head(features: keras.KerasTensor, n_labels: int, spec: ModelSpec) -> keras.
 
 
 def _speed_features(speed: keras.KerasTensor) -> keras.KerasTensor:
-    """km/h -> [N,33]: the scaled speed plus learned ramps, so limits become easy thresholds."""
+    """km/h -> [N,1+RAMPS]: the scaled speed plus ramps relu(speed - t), so a limit is an easy
+    threshold. The ramps start with their kinks spread evenly over 0..RAMP_TOP_KPH (every ~4
+    km/h, finer than the world's +-3 km/h margin around a limit) and stay trainable; left at
+    Keras' zero-bias default every kink would start at 0 km/h, and the head would have to
+    learn each threshold from scratch."""
     s = layers.Rescaling(1.0 / SPEED_SCALE_KPH)(speed)  # [N,1]
-    return layers.Concatenate()([s, layers.Dense(32, activation="relu")(s)])
+    ramps = layers.Dense(RAMPS, activation="relu")
+    out = ramps(s)  # [N,RAMPS]
+    kinks = np.linspace(0.0, RAMP_TOP_KPH / SPEED_SCALE_KPH, RAMPS, dtype="float32")
+    ramps.set_weights([np.ones((1, RAMPS), "float32"), -kinks])
+    return layers.Concatenate()([s, out])
 
 
 def create_fused_model(

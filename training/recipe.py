@@ -73,7 +73,13 @@ def _eval(model: Path, dirs: dict[str, Path], out: Path | None) -> dict[str, Any
 
 
 def build_default(
-    out_dir: Path, work: Path, scenes: int, cfg: TrainConfig, ablations: bool, docs: Path
+    out_dir: Path,
+    work: Path,
+    scenes: int,
+    cfg: TrainConfig,
+    ablations: bool,
+    docs: Path,
+    reuse: bool = False,
 ) -> dict[str, Any]:
     from training.train import train
 
@@ -97,6 +103,7 @@ def build_default(
             [dirs[d] for d in TRAIN_SETS],
             ckpt,
             export_to=onnx_path if variant == "fused" else None,
+            reuse=reuse,
         )
         model = onnx_path if variant == "fused" else ckpt
         evals = _eval(model, dirs, docs / "img" / "default-model" if variant == "fused" else None)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from perception.text import RuleTokenizer
 from ruledrive.errors import DataError
 from training.checkpoint import load_checkpoint, save_checkpoint_files
 from training.config import TrainConfig
@@ -29,7 +30,7 @@ from training.data import (
     fingerprint,
     load_samples,
 )
-from training.wordvectors import load_table, text_prior
+from training.wordvectors import TextPrior, load_table, text_prior
 
 __all__ = ["train"]
 
@@ -81,47 +82,19 @@ def _plot_curves(history: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
-def train(
+def _fit(
     cfg: TrainConfig,
-    data_paths: Sequence[str | Path],
-    out_dir: str | Path,
-    export_to: str | Path | None = None,
-    allow_truncated: bool = False,
+    out: Path,
+    t0: float,
+    tokenizer: RuleTokenizer,
+    prior: TextPrior,
+    data: ArrayDataset,
+    train_ds: ArrayDataset,
+    val_ds: ArrayDataset,
+    version: str,
+    data_fp: str,
 ) -> dict[str, Any]:
-    """Train one model variant; returns the checkpoint info (metrics, version, paths)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
-
-    # -- data ---------------------------------------------------------------------------------
-    samples = [
-        s
-        for s in load_samples(data_paths, cfg.max_samples, allow_truncated)
-        if s.split in cfg.train_splits
-    ]
-    if not samples:
-        raise DataError(
-            f"no training samples (splits {cfg.train_splits}) in {list(map(str, data_paths))}"
-        )
-    table = load_table() if cfg.text_prior == "pretrained" else None
-    tokenizer = build_tokenizer(samples, cfg.min_token_count, table)
-    prior = text_prior(tokenizer, table)
-    data = encode_samples(samples, tokenizer)
-    train_idx, val_idx = _split_by_vehicle(cfg.val_fraction, data, cfg.seed)
-    if len(train_idx) == 0:
-        raise DataError("validation split took every sample; lower val_fraction")
-    train_ds, val_ds = data.subset(train_idx), data.subset(val_idx)
-    data_fp = fingerprint(samples)
-    version = _model_version(cfg, data_fp)
-    log.info(
-        "data: %d train, %d val, vocab %d, fingerprint %s (%.1fs)",
-        len(train_ds),
-        len(val_ds),
-        tokenizer.vocab_size,
-        data_fp,
-        time.monotonic() - t0,
-    )
-
+    """Build, fit and save the model; returns the checkpoint info."""
     # -- model --------------------------------------------------------------------------------
     if cfg.threads:
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(cfg.threads))
@@ -165,6 +138,7 @@ def train(
             seed=cfg.seed,
             token_dropout=cfg.token_dropout,
             tokenizer=tokenizer,
+            position_shift=cfg.position_shift,
         ),
         validation_data=val_ds.to_tf(256, shuffle=False, seed=0) if len(val_ds) else None,
         epochs=cfg.epochs,
@@ -200,6 +174,77 @@ def train(
     }
     (out / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
     log.info("trained %s in %.0fs: val accuracy %.4f", info["model_version"], train_s, val_acc)
+
+    return info
+
+
+def _finished_checkpoint(out: Path, version: str) -> dict[str, Any] | None:
+    """The info of a checkpoint whose training finished for this model version, else None."""
+    try:
+        info = json.loads((out / "checkpoint.json").read_text())
+    except (OSError, ValueError):
+        return None
+    done = isinstance(info, dict) and "train_seconds" in info and (out / "model.keras").is_file()
+    return info if done and info.get("model_version") == version else None
+
+
+def train(
+    cfg: TrainConfig,
+    data_paths: Sequence[str | Path],
+    out_dir: str | Path,
+    export_to: str | Path | None = None,
+    allow_truncated: bool = False,
+    reuse: bool = False,
+) -> dict[str, Any]:
+    """Train one model variant; returns the checkpoint info (metrics, version, paths).
+
+    ``reuse``: when ``out_dir`` already holds a finished checkpoint of the same model version
+    (same config and data fingerprint), keep it instead of training again. The version does not
+    cover the code: reuse only across runs of the same code.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+
+    # -- data ---------------------------------------------------------------------------------
+    samples = [
+        s
+        for s in load_samples(data_paths, cfg.max_samples, allow_truncated)
+        if s.split in cfg.train_splits
+    ]
+    if not samples:
+        raise DataError(
+            f"no training samples (splits {cfg.train_splits}) in {list(map(str, data_paths))}"
+        )
+    table = load_table() if cfg.text_prior == "pretrained" else None
+    tokenizer = build_tokenizer(samples, cfg.min_token_count, table)
+    prior = text_prior(tokenizer, table)
+    data = encode_samples(samples, tokenizer)
+    train_idx, val_idx = _split_by_vehicle(cfg.val_fraction, data, cfg.seed)
+    if len(train_idx) == 0:
+        raise DataError("validation split took every sample; lower val_fraction")
+    train_ds, val_ds = data.subset(train_idx), data.subset(val_idx)
+    data_fp = fingerprint(samples)
+    version = _model_version(cfg, data_fp)
+    log.info(
+        "data: %d train, %d val, vocab %d, fingerprint %s (%.1fs)",
+        len(train_ds),
+        len(val_ds),
+        tokenizer.vocab_size,
+        data_fp,
+        time.monotonic() - t0,
+    )
+
+    info = _finished_checkpoint(out, version) if reuse else None
+    if info is not None:
+        log.info(
+            "reusing %s: it already holds model %s (trained in %.0fs)",
+            out,
+            version,
+            info["train_seconds"],
+        )
+    else:
+        info = _fit(cfg, out, t0, tokenizer, prior, data, train_ds, val_ds, version, data_fp)
 
     # -- export -------------------------------------------------------------------------------
     if export_to is not None:

@@ -90,6 +90,23 @@ def test_pretrained_word_vectors_stay_frozen_and_reach_the_onnx_vocabulary(
     assert meta.tokenizer.encode_rule("Lane 2 is blocked ahead, move left")[3] != 1  # not <unk>
 
 
+def test_reuse_keeps_a_finished_checkpoint_of_the_same_model_only(
+    trained: Path, data: Path
+) -> None:
+    from training.config import TrainConfig
+    from training.train import train
+
+    before = (trained / "model.keras").stat().st_mtime_ns
+    info = train(TrainConfig(epochs=1, batch_size=64, seed=7), [data / "train"], trained,
+                 reuse=True)
+    assert (trained / "model.keras").stat().st_mtime_ns == before
+    assert info == json.loads((trained / "checkpoint.json").read_text())
+    from training.train import _finished_checkpoint
+
+    assert _finished_checkpoint(trained, info["model_version"]) is not None
+    assert _finished_checkpoint(trained, "fused-other-version") is None  # config/data changed
+
+
 def test_evaluate_onnx_and_keras_agree_and_write_reports(
     trained: Path, data: Path, tmp_path: Path
 ) -> None:
