@@ -193,9 +193,29 @@ def _per_class(evals: dict[str, Any]) -> str:
     )
 
 
+def _provenance(results: dict[str, Any]) -> str:
+    """Which variants' checkpoints an earlier run trained (``--reuse-checkpoints``)."""
+    reused = [v for v, r in results.items() if r["info"].get("reused_checkpoint")]
+    if not reused:
+        return "Every variant was trained by this command."
+    return (
+        f"Reused from an earlier run of this recipe with the same config and data (their "
+        f"training times are from that run): {', '.join(reused)}."
+    )
+
+
+def _missed_note(rows: list[tuple[str, str, str, bool]]) -> str:
+    if all(ok for *_, ok in rows):
+        return "Every target is met."
+    return "Why the missed targets are missed and what would close them: docs/training.md."
+
+
 def _bench_body(results: dict[str, Any], command: str) -> str:
     table = _table(_targets(results))
-    return f"Command: `{command}`\n\n{table}\n\nSee models/MODEL_CARD.md for details."
+    return (
+        f"Command: `{command}`\n\n{_provenance(results)}\n\n{table}\n\n"
+        "See models/MODEL_CARD.md for details."
+    )
 
 
 def render_card(results: dict[str, Any], cfg: TrainConfig, command: str, onnx_path: Path) -> str:
@@ -214,6 +234,8 @@ Made by (fixed seeds; data is generated, nothing is downloaded):
 
     {command}
 
+{_provenance(results)}
+
 ## What it does
 Front-camera frame (uint8 RGB, resized to 160x96 by `perception.preprocess_jpeg`) + up to 5
 traffic-rule sentences (tokenized by `perception.RuleTokenizer`, vocabulary inside the ONNX
@@ -227,7 +249,7 @@ Cross-entropy, Adam with warm-up + cosine decay.
 ## Targets (fresh test data, seeds not used in training)
 {_table(_targets(results))}
 
-Why the missed targets are missed and what would close them: docs/training.md, "Results".
+{_missed_note(_targets(results))}
 
 ## Per split (fused, ONNX)
 | split | n | accuracy | macro-F1 |

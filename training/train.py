@@ -237,6 +237,7 @@ def train(
 
     info = _finished_checkpoint(out, version) if reuse else None
     if info is not None:
+        info["reused_checkpoint"] = True  # for the caller; checkpoint.json stays as trained
         log.info(
             "reusing %s: it already holds model %s (trained in %.0fs)",
             out,

@@ -100,6 +100,7 @@ def test_reuse_keeps_a_finished_checkpoint_of_the_same_model_only(
     info = train(TrainConfig(epochs=1, batch_size=64, seed=7), [data / "train"], trained,
                  reuse=True)
     assert (trained / "model.keras").stat().st_mtime_ns == before
+    assert info.pop("reused_checkpoint") is True
     assert info == json.loads((trained / "checkpoint.json").read_text())
     from training.train import _finished_checkpoint
 
