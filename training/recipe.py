@@ -272,4 +272,7 @@ Training data: {info["n_train"]} train / {info["n_val"]} validation frames (data
 - Trained only on the generated world (docs/world.md): it has never seen a real camera.
 - Words outside the pretrained word-vector table (about 15,000 English stems) map to `<unk>`;
   held-out phrasings test rewording, not new rule kinds.
+- The figures are one training run with one seed. Held-out phrasing and counterfactual
+  consistency move by a point or more from seed to seed; docs/training.md ("Results") has
+  another seed's figures.
 """
