@@ -19,11 +19,13 @@ import snowballstemmer
 from perception.spec import MODEL_SPEC
 from ruledrive.errors import ConfigError, MessageError
 
-__all__ = ["NORMALISER", "PAD_ID", "UNK_ID", "RuleTokenizer", "tokenize"]
+__all__ = ["NORMALISER", "PAD_ID", "UNK_ID", "WORD_RE", "RuleTokenizer", "tokenize"]
 
 PAD_ID = 0
 UNK_ID = 1
-_TOKEN_RE = re.compile(r"[a-z]+|\d+")
+# What a word is: lower-case letter runs and digit runs (the table in training/wordvectors.py
+# is built over the same words).
+WORD_RE = re.compile(r"[a-z]+|\d+")
 # Words are reduced to their Snowball (Porter 2) stems, so a rewording that changes only a
 # word's form ("turning ... allowed after stopping" vs "turn ... allow after stop") reads the
 # same. The id travels in the tokenizer JSON; a model built with another normaliser is refused.
@@ -36,7 +38,7 @@ def tokenize(text: str) -> list[str]:
 
     "School zones: 30 km/h" -> ["school", "zone", "30", "km", "h"].
     """
-    return [w if w.isdigit() else _STEMMER.stemWord(w) for w in _TOKEN_RE.findall(text.lower())]
+    return [w if w.isdigit() else _STEMMER.stemWord(w) for w in WORD_RE.findall(text.lower())]
 
 
 class RuleTokenizer:

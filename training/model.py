@@ -75,12 +75,10 @@ class _PriorEmbedding(layers.Layer):
         self, vocab_size: int, prior_dim: int, n_slots: int, dim: int, **kwargs: object
     ) -> None:
         super().__init__(**kwargs)
-        self.vocab_size, self.prior_dim, self.n_slots, self.dim = (
-            vocab_size,
-            prior_dim,
-            n_slots,
-            dim,
-        )
+        self.vocab_size = vocab_size
+        self.prior_dim = prior_dim
+        self.n_slots = n_slots
+        self.dim = dim
         self.prior = self.add_weight(
             shape=(vocab_size, prior_dim), initializer="zeros", trainable=False, name="prior"
         )

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perception.text import PAD_ID, RuleTokenizer, tokenize
+from perception.text import PAD_ID, WORD_RE, RuleTokenizer, tokenize
 from ruledrive.errors import ConfigError, DataError
 
 __all__ = [
@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 DEFAULT_TABLE = Path(__file__).parent / "data" / "wordvectors.npz"
-_WORD_RE = re.compile(r"[a-z]+|\d+")
 _EMBEDDING_KEY = "embeddings.word_embeddings.weight"
 
 
@@ -122,7 +121,7 @@ def catalogue_words(include_held_out: bool = False) -> list[str]:
 
     texts = [p.text for ps in TEMPLATES.values() for p in ps if include_held_out or not p.held_out]
     texts += [h for h, _ in HOURS.values()] + list(LANE_NAMES) + list(SIDES)
-    words = {w for t in texts for w in _WORD_RE.findall(re.sub(r"\{\w+\}", " ", t.lower()))}
+    words = {w for t in texts for w in WORD_RE.findall(re.sub(r"\{\w+\}", " ", t.lower()))}
     return sorted(words)
 
 
@@ -146,7 +145,7 @@ def build_table(model_dir: Path, dim: int = 64, extra_words: list[str] | None = 
     wordpiece = Tokenizer.from_file(str(tok_path))
     wordpiece.no_padding()
     wordpiece.no_truncation()
-    words = {w for w in wordpiece.get_vocab() if _WORD_RE.fullmatch(w)}
+    words = {w for w in wordpiece.get_vocab() if WORD_RE.fullmatch(w)}
     words |= set(extra_words or [])
 
     groups: dict[str, list[np.ndarray]] = {}
