@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "INT64_MAX",
     "SCHEMA_VERSION",
     "VEHICLE_ID_PATTERN",
     "DecisionLabel",
@@ -31,8 +32,15 @@ VEHICLE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MAX_RULES = 5
 MAX_RULE_CHARS = 200
 
+# Every integer on the bus fits a signed 64-bit integer, so a consumer in any language can hold it
+# and arithmetic on it (ages, differences) never overflows a float conversion.
+INT64_MAX = 2**63 - 1
+
 VehicleId = Annotated[str, Field(pattern=VEHICLE_ID_PATTERN, description="[A-Za-z0-9_-], 1-64")]
-StampNs = Annotated[int, Field(ge=0, description="UTC time in nanoseconds since the epoch")]
+StampNs = Annotated[
+    int, Field(ge=0, le=INT64_MAX, description="UTC time in nanoseconds since the epoch")
+]
+FrameId = Annotated[int, Field(ge=0, le=INT64_MAX, description="monotonic per vehicle")]
 Version = Literal[1]
 
 
@@ -56,7 +64,7 @@ class FrameHeader(_Msg):
 
     schema_version: Version = SCHEMA_VERSION
     vehicle_id: VehicleId
-    frame_id: int = Field(ge=0, description="monotonic per vehicle")
+    frame_id: FrameId
     stamp_ns: StampNs = Field(description="capture time, UTC ns")
     speed_kph: float = Field(ge=0.0, le=300.0, description="ego speed at capture")
     encoding: Literal["jpeg"] = "jpeg"
@@ -96,7 +104,7 @@ class DecisionMsg(_Msg):
 
     schema_version: Version = SCHEMA_VERSION
     vehicle_id: VehicleId
-    frame_id: int = Field(ge=0)
+    frame_id: FrameId
     frame_stamp_ns: StampNs
     stamp_ns: StampNs = Field(description="publish time, UTC ns")
     decision: DecisionLabel
@@ -144,7 +152,7 @@ class LabelMsg(_Msg):
 
     schema_version: Version = SCHEMA_VERSION
     vehicle_id: VehicleId
-    frame_id: int = Field(ge=0)
+    frame_id: FrameId
     stamp_ns: StampNs
     decision: DecisionLabel
     reason: str | None = None

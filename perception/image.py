@@ -15,9 +15,11 @@ from ruledrive.errors import ImageDecodeError
 
 __all__ = [
     "MAX_JPEG_BYTES",
+    "MAX_PIXELS",
     "MAX_SIDE_PX",
     "PREPROCESSING",
     "decode_jpeg",
+    "jpeg_size",
     "prepare_frame",
     "preprocess_jpeg",
 ]
@@ -25,6 +27,9 @@ __all__ = [
 # A front camera frame is well under this; anything larger is refused before decoding.
 MAX_JPEG_BYTES = 4 * 1024 * 1024
 MAX_SIDE_PX = 4096
+# Checked on the JPEG header *before* decoding: a 761-byte file can declare 60000x60000 pixels
+# and make the decoder allocate gigabytes (a decompression bomb).
+MAX_PIXELS = 4096 * 2304
 _JPEG_MAGIC = b"\xff\xd8"
 
 # Recorded in the ONNX metadata so a reader can check it matches this module.
@@ -50,14 +55,63 @@ def _decode_bgr(data: bytes) -> np.ndarray:
         raise ImageDecodeError(f"image is {len(data)} bytes, limit {MAX_JPEG_BYTES}")
     if not data.startswith(_JPEG_MAGIC):
         raise ImageDecodeError("not a JPEG (missing SOI marker)")
+    w, h = jpeg_size(data)
+    if w > MAX_SIDE_PX or h > MAX_SIDE_PX or w * h > MAX_PIXELS:
+        raise ImageDecodeError(
+            f"JPEG declares {w}x{h}, limit {MAX_SIDE_PX}px per side and {MAX_PIXELS} pixels",
+            code="image_too_large",
+        )
     buf = np.frombuffer(data, dtype=np.uint8)
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    try:
+        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV raises for what its own limits refuse
+        raise ImageDecodeError(f"JPEG could not be decoded: {str(exc)[:200]}") from exc
     if bgr is None or bgr.ndim != 3 or bgr.shape[0] == 0 or bgr.shape[1] == 0:
         raise ImageDecodeError("JPEG could not be decoded")
-    h, w = bgr.shape[:2]
-    if h > MAX_SIDE_PX or w > MAX_SIDE_PX:
-        raise ImageDecodeError(f"image {w}x{h} exceeds {MAX_SIDE_PX}px per side")
+    if bgr.shape[0] * bgr.shape[1] > MAX_PIXELS:  # a second frame header bigger than the first
+        raise ImageDecodeError(f"decoded image {bgr.shape[1]}x{bgr.shape[0]} is too large",
+                               code="image_too_large")
     return bgr
+
+
+# Start-of-frame markers carry the image size; C4 (DHT), C8 (JPG) and CC (DAC) share the range
+# but are not frames.
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}  # RSTn, TEM: no length field
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) declared by a JPEG's start-of-frame header, read without decoding.
+
+    Walks the marker segments up to the first SOF; raise ImageDecodeError if there is none or a
+    segment runs past the end (a truncated or non-JPEG payload).
+    """
+    n, i = len(data), 2
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            raise ImageDecodeError(f"JPEG could not be decoded: marker expected at byte {i}")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if marker in _STANDALONE:
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # EOI / start of scan before any frame header
+            break
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if length < 2 or i + 2 + length > n:
+            break
+        if marker in _SOF:
+            if length < 7:
+                break
+            h = int.from_bytes(data[i + 5 : i + 7], "big")
+            w = int.from_bytes(data[i + 7 : i + 9], "big")
+            if w == 0 or h == 0:
+                raise ImageDecodeError(f"JPEG declares an empty {w}x{h} image")
+            return w, h
+        i += 2 + length
+    raise ImageDecodeError("JPEG could not be decoded: no frame header (truncated or corrupt)")
 
 
 def prepare_frame(rgb: np.ndarray) -> np.ndarray:

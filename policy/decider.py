@@ -7,6 +7,7 @@ table (policy.fallback) is decided here, so the table lives in one place.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -22,6 +23,8 @@ from policy.model import PolicyModel
 from ruledrive.errors import ImageDecodeError, MessageError, ModelError
 
 __all__ = ["Decider", "FrameJob"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,11 +49,14 @@ class Decider:
         max_frame_age_ms: float = math.inf,
         cache_size: int = 1024,
         clock: Callable[[], int] = time.time_ns,
+        *,
+        max_clock_skew_ms: float = math.inf,
     ) -> None:
         self.model = model
         self.node_id = node_id
         self.confidence_threshold = confidence_threshold
         self.max_frame_age_ms = max_frame_age_ms
+        self.max_clock_skew_ms = max_clock_skew_ms
         self.clock = clock
         self._cache: OrderedDict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]] = (
             OrderedDict()
@@ -84,37 +90,56 @@ class Decider:
         return tokens
 
     def decide_batch(self, jobs: Sequence[FrameJob]) -> list[DecisionMsg]:
-        """Decide every job, in order; frames that pass the checks share one session.run."""
+        """Decide every job, in order; frames that pass the checks share one session.run.
+
+        Checks follow policy.fallback.FALLBACKS. An unexpected error on one frame answers that
+        frame with ``internal_error`` (logged) and the others are still decided.
+        """
         start = time.perf_counter_ns()
         now = self.clock()
         out: list[DecisionMsg | None] = [None] * len(jobs)
         ready: list[tuple[int, np.ndarray, np.ndarray, float]] = []
         for i, job in enumerate(jobs):
-            reason, decode_ms = None, 0.0
-            rules = job.rules
-            if (now - job.header.stamp_ns) / 1e6 > self.max_frame_age_ms:
-                reason = Reason.STALE_FRAME
-            elif rules is None:
-                reason = Reason.NO_RULES
-            elif rules.expires_at_ns is not None and rules.expires_at_ns <= now:
-                reason = Reason.RULES_EXPIRED
+            t0 = time.perf_counter_ns()
+            try:
+                reason, image, tokens = self._check(job, now)
+            except Exception:
+                log.exception("deciding frame %s of %s failed", job.header.frame_id,
+                              job.header.vehicle_id)
+                reason, image, tokens = Reason.INTERNAL_ERROR, None, None
+            decode_ms = (time.perf_counter_ns() - t0) / 1e6
+            if reason is None and image is not None and tokens is not None:
+                ready.append((i, image, tokens, decode_ms))
             else:
-                t0 = time.perf_counter_ns()
-                try:
-                    image = preprocess_jpeg(job.jpeg)
-                except ImageDecodeError:
-                    reason = Reason.BAD_IMAGE
-                decode_ms = (time.perf_counter_ns() - t0) / 1e6
-                if reason is None:
-                    try:
-                        ready.append((i, image, self.tokens(rules), decode_ms))
-                    except MessageError:
-                        reason = Reason.BAD_RULES
-            if reason is not None:
-                out[i] = self._msg(job, start, 0.0, decode_ms, len(jobs), reason)
+                out[i] = self._msg(job, start, 0.0, decode_ms, len(jobs),
+                                   reason or Reason.INTERNAL_ERROR)
         if ready:
             self._infer(jobs, ready, start, out)
         return [m for m in out if m is not None]
+
+    def _check(
+        self, job: FrameJob, now: int
+    ) -> tuple[Reason | None, np.ndarray | None, np.ndarray | None]:
+        """The pre-inference checks, in FALLBACKS order: (reason, image, tokens)."""
+        try:
+            image = preprocess_jpeg(job.jpeg)
+        except ImageDecodeError as exc:
+            return Reason(exc.code), None, None
+        age_ms = (now - job.header.stamp_ns) / 1e6
+        if -age_ms > self.max_clock_skew_ms:
+            return Reason.BAD_TIMESTAMP, None, None
+        if age_ms > self.max_frame_age_ms:
+            return Reason.STALE_FRAME, None, None
+        rules = job.rules
+        if rules is None:
+            return Reason.NO_RULES, None, None
+        if rules.expires_at_ns is not None and rules.expires_at_ns <= now:
+            return Reason.RULES_EXPIRED, None, None
+        try:
+            tokens = self.tokens(rules)
+        except MessageError:
+            return Reason.BAD_RULES, None, None
+        return None, image, tokens
 
     def _infer(self, jobs, ready, start, out) -> None:  # noqa: ANN001
         images = np.stack([r[1] for r in ready])
@@ -124,6 +149,7 @@ class Decider:
         try:
             probs = self.model.run(images, tokens, speeds)
         except ModelError:
+            log.exception("inference failed on a batch of %d", len(ready))
             probs = None
         infer_ms = (time.perf_counter_ns() - t0) / 1e6
         n = len(ready)
@@ -135,6 +161,10 @@ class Decider:
             top = int(np.argmax(p))
             reason = Reason.LOW_CONFIDENCE if p[top] < self.confidence_threshold else None
             out[i] = self._msg(jobs[i], start, infer_ms, decode_ms, n, reason, p, top)
+
+    def fallback(self, job: FrameJob, reason: Reason) -> DecisionMsg:
+        """The fallback answer to one frame (``valid=false``, FALLBACK_DECISION[reason])."""
+        return self._msg(job, time.perf_counter_ns(), 0.0, 0.0, 1, reason)
 
     def _msg(
         self,

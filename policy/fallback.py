@@ -1,52 +1,70 @@
 """The safety fallback table: what the node answers when it cannot trust the model's answer.
 
-Every fallback decision has ``valid=false`` and ``reason`` set to one of these codes.
-
-=================  ===========  ========================================================
-reason             decision     when
-=================  ===========  ========================================================
-no_rules           SLOW_DOWN    no rule set received yet for the vehicle
-rules_expired      SLOW_DOWN    the rule set's expires_at_ns has passed
-bad_rules          SLOW_DOWN    the rule set cannot be encoded for this model
-low_confidence     SLOW_DOWN    top class probability below confidence_threshold
-stale_frame        SLOW_DOWN    frame older than max_frame_age_ms when its turn came
-bad_image          STOP         header parsed but the JPEG is empty/corrupt/too large
-model_error        STOP         inference failed or returned non-finite probabilities
-internal_error     STOP         unexpected node error (logged; the node then stops)
-=================  ===========  ========================================================
+Every fallback decision has ``valid=false`` and ``reason`` set to one of these codes. The node
+checks a frame in the order of :data:`FALLBACKS` and the first reason that applies is the one
+reported, so a frame whose picture cannot be read is always STOP, whatever else is wrong with it.
+docs/contract.md's fallback table is generated from :data:`FALLBACKS` (tests check it is current).
 
 SLOW_DOWN where the picture is fine but the context is missing or weak; STOP where the node could
-not look at the road at all.
+not look at the road at all, or could not run the model on it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 from bus.schema import DecisionLabel
 
-__all__ = ["FALLBACK_DECISION", "Reason"]
+__all__ = ["FALLBACKS", "FALLBACK_DECISION", "Fallback", "Reason", "fallback_table_markdown"]
 
 
 class Reason(StrEnum):
+    BAD_IMAGE = "bad_image"
+    IMAGE_TOO_LARGE = "image_too_large"
+    BAD_TIMESTAMP = "bad_timestamp"
+    STALE_FRAME = "stale_frame"
     NO_RULES = "no_rules"
     RULES_EXPIRED = "rules_expired"
     BAD_RULES = "bad_rules"
-    LOW_CONFIDENCE = "low_confidence"
-    STALE_FRAME = "stale_frame"
-    BAD_IMAGE = "bad_image"
     MODEL_ERROR = "model_error"
     INTERNAL_ERROR = "internal_error"
+    LOW_CONFIDENCE = "low_confidence"
+
+
+@dataclass(frozen=True)
+class Fallback:
+    reason: Reason
+    decision: DecisionLabel
+    when: str
 
 
 _S, _X = DecisionLabel.SLOW_DOWN, DecisionLabel.STOP
-FALLBACK_DECISION: dict[Reason, DecisionLabel] = {
-    Reason.NO_RULES: _S,
-    Reason.RULES_EXPIRED: _S,
-    Reason.BAD_RULES: _S,
-    Reason.LOW_CONFIDENCE: _S,
-    Reason.STALE_FRAME: _S,
-    Reason.BAD_IMAGE: _X,
-    Reason.MODEL_ERROR: _X,
-    Reason.INTERNAL_ERROR: _X,
-}
+
+# In the order the node checks them; the first that applies wins.
+FALLBACKS: tuple[Fallback, ...] = (
+    Fallback(Reason.BAD_IMAGE, _X, "the frame's JPEG is empty, not a JPEG, truncated or corrupt"),
+    Fallback(Reason.IMAGE_TOO_LARGE, _X,
+             "the JPEG header declares more pixels than the node decodes (not decoded)"),
+    Fallback(Reason.BAD_TIMESTAMP, _S,
+             "the frame is stamped further in the future than max_clock_skew_ms"),
+    Fallback(Reason.STALE_FRAME, _S, "the frame is older than max_frame_age_ms when its turn came"),
+    Fallback(Reason.NO_RULES, _S, "no rule set received yet for the vehicle"),
+    Fallback(Reason.RULES_EXPIRED, _S, "the rule set's expires_at_ns has passed"),
+    Fallback(Reason.BAD_RULES, _S, "the rule set cannot be encoded for this model"),
+    Fallback(Reason.MODEL_ERROR, _X, "inference failed or returned non-finite probabilities"),
+    Fallback(Reason.INTERNAL_ERROR, _X,
+             "an unexpected error while deciding this frame (logged; the node keeps serving)"),
+    Fallback(Reason.LOW_CONFIDENCE, _S, "the top probability is below confidence_threshold"),
+)
+
+FALLBACK_DECISION: dict[Reason, DecisionLabel] = {f.reason: f.decision for f in FALLBACKS}
+
+
+def fallback_table_markdown() -> str:
+    """The table docs/contract.md shows, made from :data:`FALLBACKS`."""
+    rows = ["| order | reason | decision | when |", "|---|---|---|---|"]
+    rows += [
+        f"| {i} | `{f.reason}` | {f.decision} | {f.when} |" for i, f in enumerate(FALLBACKS, 1)
+    ]
+    return "\n".join(rows)

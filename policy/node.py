@@ -28,11 +28,10 @@ from bus.schema import (
     NodeState,
     NodeStatus,
     RuleSet,
-    Timings,
 )
 from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS
 from policy.decider import Decider, FrameJob
-from policy.fallback import FALLBACK_DECISION, Reason
+from policy.fallback import Reason
 from policy.metrics import NodeMetrics
 from policy.model import PolicyModel
 from policy.settings import NodeSettings, load_settings
@@ -43,6 +42,12 @@ __all__ = ["Node", "main", "serve_in_thread"]
 log = logging.getLogger(__name__)
 
 _ACTIVE_WINDOW_NS = 1_000_000_000  # a vehicle is "active" if it sent a frame within 1 s
+# Fallbacks caused by what a sender put in the frame: answered *and* reported on the errors topic.
+_REPORTED = {
+    Reason.BAD_IMAGE: "JPEG cannot be decoded",
+    Reason.IMAGE_TOO_LARGE: "JPEG declares too many pixels; not decoded",
+    Reason.BAD_TIMESTAMP: "stamped in the future beyond the clock-skew limit",
+}
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Node:
             settings.confidence_threshold,
             settings.max_frame_age_ms,
             settings.rules_cache_size,
+            max_clock_skew_ms=settings.max_clock_skew_ms,
         )
         self.metrics = NodeMetrics()
         self.rules: dict[str, RuleSet] = {}
@@ -142,7 +148,16 @@ class Node:
         except MessageError as exc:
             self.report(topic, exc.code, exc.detail)
             return
+        except Exception as exc:  # a parser bug must not kill the bus thread
+            log.exception("unexpected error parsing a message on %.200s", topic)
+            self.report(topic, "internal_error", f"{type(exc).__name__} while parsing")
+            return
         if msg.topic is RULES:
+            if isinstance(msg.message, RuleSet) and self._from_future(msg.message, arrival_ns):
+                self.report(topic, "rules_from_future",
+                            f"issued_at_ns is more than {self.settings.max_clock_skew_ms:g} ms "
+                            "ahead of the node's clock; refused")
+                return
             self._store_rules(msg.ids["vehicle_id"], msg.message)
         elif msg.topic is CAMERA:
             header = msg.message
@@ -155,6 +170,11 @@ class Node:
                 self._seen[vid] = arrival_mono
                 self.metrics.count("frames")
                 self._cond.notify_all()
+
+    def _from_future(self, rules: RuleSet, now_ns: int) -> bool:
+        # Accepted, a rule set issued years ahead would pin the vehicle: every genuine update
+        # after it would look older and be ignored.
+        return (rules.issued_at_ns - now_ns) / 1e6 > self.settings.max_clock_skew_ms
 
     def _store_rules(self, vid: str, rules: object) -> None:
         if rules is None:  # retained message cleared
@@ -212,19 +232,18 @@ class Node:
         ]
         try:
             decisions = self.decider.decide_batch(jobs)
-        except Exception:
-            log.exception("decider crashed; answering the batch with STOP and stopping")
-            for job in jobs:
-                self._publish_fallback(job, Reason.INTERNAL_ERROR)
-            raise
+        except Exception:  # a bug, not an input: answer the batch, keep serving the others
+            log.exception("decider failed on a batch of %d; answering it with internal_error",
+                          len(jobs))
+            decisions = [self.decider.fallback(job, Reason.INTERNAL_ERROR) for job in jobs]
         inferred = [d for d in decisions if d.timings.inference_ms > 0]
         if inferred:
             self.metrics.batch(inferred[0].timings.batch_size, inferred[0].timings.inference_ms)
         for d in decisions:
             self._publish_decision(d)
-            if d.reason == Reason.BAD_IMAGE:
+            if d.reason in _REPORTED:
                 self.report(CAMERA.topic(self.settings.topic_prefix, vehicle_id=d.vehicle_id),
-                            "bad_image", f"frame {d.frame_id}: JPEG cannot be decoded")
+                            str(d.reason), f"frame {d.frame_id}: {_REPORTED[Reason(d.reason)]}")
             elif d.reason == Reason.STALE_FRAME:
                 self.metrics.drop("stale")
         return decisions
@@ -233,18 +252,6 @@ class Node:
         topic = DECISION.topic(self.settings.topic_prefix, vehicle_id=d.vehicle_id)
         self.metrics.decided(d)
         self._publish(topic, encode(d), DECISION.qos, DECISION.retain)
-
-    def _publish_fallback(self, job: FrameJob, reason: Reason) -> None:
-        d = DecisionMsg(
-            vehicle_id=job.header.vehicle_id, frame_id=job.header.frame_id,
-            frame_stamp_ns=job.header.stamp_ns, stamp_ns=time.time_ns(),
-            decision=FALLBACK_DECISION[reason], probabilities={}, confidence=0.0, valid=False,
-            reason=str(reason), rules_version=job.rules.version if job.rules else None,
-            model_version=self.decider.model.version, node_id=self.settings.node_id,
-            timings=Timings(frame_age_ms=0.0, queue_ms=0.0, decode_ms=0.0, inference_ms=0.0,
-                            total_ms=0.0, batch_size=1),
-        )
-        self._publish_decision(d)
 
     def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         try:

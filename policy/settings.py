@@ -39,6 +39,10 @@ class NodeSettings(BaseSettings):
     max_batch_size: int = Field(8, ge=1, le=256)
     max_wait_us: int = Field(2000, ge=0, le=1_000_000, description="micro-batch window")
     max_frame_age_ms: float = Field(200.0, gt=0, description="older frames are skipped")
+    max_clock_skew_ms: float = Field(
+        500.0, ge=0, le=3_600_000,
+        description="frames and rule sets stamped further ahead of the node's clock are refused",
+    )
     confidence_threshold: float = Field(0.5, ge=0.0, le=1.0)
     max_payload_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     metrics_port: int = Field(0, ge=0, le=65535, description="0 = no metrics endpoint")

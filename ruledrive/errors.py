@@ -7,7 +7,8 @@
     ├── DataError            bad recording, bad data set, bad rule or scene parameter
     │   └── RecordingError   corrupt / truncated MCAP, unknown channel schema, missing labels
     ├── MessageError         one bad bus message: rejected, counted, reported; never fatal
-    │   └── ImageDecodeError undecodable / oversized / empty JPEG
+    │   └── ImageDecodeError undecodable / empty JPEG (bad_image), or one declaring too many
+    │                        pixels (image_too_large)
     ├── ModelError           model missing, unloadable, or not matching the contract
     ├── BusError             broker unreachable, publish failed (wraps paho errors)
     └── TrainingError        training / export / parity failures
@@ -59,8 +60,8 @@ class MessageError(RuledriveError):
 class ImageDecodeError(MessageError):
     """A frame's image bytes cannot be decoded into a usable picture."""
 
-    def __init__(self, detail: str) -> None:
-        super().__init__("bad_image", detail)
+    def __init__(self, detail: str, code: str = "bad_image") -> None:
+        super().__init__(code, detail)
 
 
 class ModelError(RuledriveError):

@@ -1,10 +1,20 @@
 from __future__ import annotations
 
+import struct
+
 import cv2
 import numpy as np
 import pytest
 
-from perception.image import MAX_JPEG_BYTES, decode_jpeg, prepare_frame, preprocess_jpeg
+from perception.image import (
+    MAX_JPEG_BYTES,
+    MAX_PIXELS,
+    MAX_SIDE_PX,
+    decode_jpeg,
+    jpeg_size,
+    prepare_frame,
+    preprocess_jpeg,
+)
 from perception.spec import MODEL_SPEC
 from ruledrive.errors import ImageDecodeError
 
@@ -39,13 +49,15 @@ def test_bad_images_are_rejected_with_a_reason(data: bytes, msg: str) -> None:
         decode_jpeg(data)
 
 
-def test_truncated_jpeg_is_rejected_or_decodes_fully() -> None:
+def test_truncated_jpeg_is_refused() -> None:
     data = _jpeg()
-    try:
-        img = decode_jpeg(data[: len(data) // 3])
-    except ImageDecodeError:
-        return
-    assert img.shape == (360, 640, 3)  # libjpeg may pad a truncated scan; never half a frame
+    sof = data.index(b"\xff\xc0")
+    # Cut inside the scan: OpenCV refuses a frame with missing rows (never half a picture).
+    with pytest.raises(ImageDecodeError, match="could not be decoded"):
+        decode_jpeg(data[: len(data) // 2])
+    # Cut before the frame header: nothing to decode.
+    with pytest.raises(ImageDecodeError, match="no frame header"):
+        decode_jpeg(data[: sof + 4])
 
 
 def test_prepare_frame_rejects_wrong_dtype() -> None:
@@ -60,3 +72,51 @@ def test_fast_path_equals_decode_then_prepare() -> None:
     assert ok
     data = buf.tobytes()
     np.testing.assert_array_equal(preprocess_jpeg(data), prepare_frame(decode_jpeg(data)))
+
+
+def _declaring(width: int, height: int, progressive: bool = False) -> bytes:
+    img = np.full((48, 64, 3), 90, np.uint8)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)])
+    assert ok
+    data = bytearray(buf.tobytes())
+    sof = data.index(b"\xff\xc2" if progressive else b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_size_is_read_from_the_header(progressive: bool) -> None:
+    assert jpeg_size(_declaring(64, 48, progressive)) == (64, 48)
+    assert jpeg_size(_declaring(640, 360, progressive)) == (640, 360)
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(60000, 60000), (30000, 30000), (MAX_SIDE_PX + 1, 8), (8, MAX_SIDE_PX + 1),
+     (MAX_SIDE_PX, MAX_PIXELS // MAX_SIDE_PX + 1)],
+)
+def test_images_declaring_too_many_pixels_are_refused_before_decoding(
+    width: int, height: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_decode(*_a: object) -> None:
+        raise AssertionError("a bomb reached the decoder")
+
+    monkeypatch.setattr(cv2, "imdecode", no_decode)
+    with pytest.raises(ImageDecodeError) as err:
+        preprocess_jpeg(_declaring(width, height))
+    assert err.value.code == "image_too_large"
+
+
+def test_largest_allowed_size_still_decodes() -> None:
+    img = np.zeros((MAX_PIXELS // MAX_SIDE_PX, MAX_SIDE_PX, 3), np.uint8)
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    assert preprocess_jpeg(buf.tobytes()).shape == (96, 160, 3)
+
+
+@pytest.mark.parametrize("data", [b"\xff\xd8\xff\xd9", b"\xff\xd8\xff\xc0\x00\x11",
+                                  _declaring(0, 48)])
+def test_headers_without_a_usable_frame_are_bad_images(data: bytes) -> None:
+    with pytest.raises(ImageDecodeError) as err:
+        preprocess_jpeg(data)
+    assert err.value.code == "bad_image"

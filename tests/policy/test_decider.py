@@ -114,3 +114,32 @@ def test_rule_tokens_cached_per_vehicle_and_version(decider: Decider) -> None:
     changed = decider.tokens(rules(version="v2", texts=("Speed limit 50 km/h",)))
     assert decider.cache_misses == 3
     assert not np.array_equal(changed, decider.tokens(rules(version="v1")))
+
+
+def test_contract_fallback_table_is_generated_from_the_code() -> None:
+    from pathlib import Path
+
+    from policy.fallback import fallback_table_markdown
+
+    doc = Path(__file__).parents[2] / "docs" / "contract.md"
+    assert fallback_table_markdown() in doc.read_text(), "regenerate the table in docs/contract.md"
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        # An unreadable picture is STOP whatever else is wrong with the frame.
+        (lambda: (header(stamp_ns=time.time_ns() - 10**10), b"", None), Reason.BAD_IMAGE),
+        (lambda: (header(stamp_ns=time.time_ns() + 10**12), b"\xff\xd8x", rules()),
+         Reason.BAD_IMAGE),
+        # Then time: a frame from the future is not trusted even with no rules.
+        (lambda: (header(stamp_ns=time.time_ns() + 10**12), jpeg(), None), Reason.BAD_TIMESTAMP),
+        (lambda: (header(stamp_ns=time.time_ns() - 10**10), jpeg(), None), Reason.STALE_FRAME),
+        (lambda: (header(stamp_ns=time.time_ns() - 10**10), jpeg(),
+                  rules(expires_at_ns=1)), Reason.STALE_FRAME),
+        (lambda: (header(), jpeg(), rules(expires_at_ns=1)), Reason.RULES_EXPIRED),
+    ],
+)
+def test_fallback_order(model: PolicyModel, make, reason: Reason) -> None:  # noqa: ANN001
+    d = Decider(model, "n", max_frame_age_ms=500, max_clock_skew_ms=500).step(*make())
+    assert (d.reason, d.decision, d.valid) == (reason, FALLBACK_DECISION[reason], False)
