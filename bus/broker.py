@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bus.mqtt import parse_mqtt_url
-from ruledrive.errors import BusError
+from core.errors import BusError
 
 __all__ = ["INSTALL_HINT", "broker_answers", "free_port", "mosquitto_binary", "private_mosquitto"]
 

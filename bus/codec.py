@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from bus.envelope import unpack_frame
 from bus.topics import DEFAULT_PREFIX, Topic, match_topic
 from bus.validation import error_code, short_detail
-from ruledrive.errors import MessageError
+from core.errors import MessageError
 
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "Incoming", "encode", "parse_incoming", "parse_payload"]
 

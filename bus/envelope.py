@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from bus.schema import FrameHeader
 from bus.validation import error_code, short_detail
-from ruledrive.errors import MessageError
+from core.errors import MessageError
 
 __all__ = ["MAGIC", "MAX_HEADER_BYTES", "pack_frame", "unpack_frame"]
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from paho.mqtt.client import topic_matches_sub
 
 from bus.base import ConnectHook, Handler, Will
-from ruledrive.errors import BusError
+from core.errors import BusError
 
 __all__ = ["MemoryBus", "Recorder"]
 

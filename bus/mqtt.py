@@ -20,7 +20,7 @@ from paho.mqtt.client import topic_matches_sub
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bus.base import ConnectHook, Handler, Will
-from ruledrive.errors import BusError, ConfigError
+from core.errors import BusError, ConfigError
 
 __all__ = ["MqttBus", "parse_mqtt_url"]
 

@@ -20,7 +20,7 @@ from bus.schema import (
     NodeStatus,
     RuleSet,
 )
-from ruledrive.errors import MessageError
+from core.errors import MessageError
 
 __all__ = [
     "CAMERA",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.errors import ImageDecodeError
 from perception.spec import MODEL_SPEC
-from ruledrive.errors import ImageDecodeError
 
 __all__ = [
     "MAX_JPEG_BYTES",

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bus.schema import SCHEMA_VERSION, DecisionLabel
+from core.errors import ModelError
 from perception.image import PREPROCESSING
 from perception.spec import META_KEYS, MODEL_SPEC
 from perception.text import RuleTokenizer
-from ruledrive.errors import ModelError
 
 __all__ = ["ModelMeta", "build_metadata", "parse_metadata"]
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import snowballstemmer
 
+from core.errors import ConfigError, MessageError
 from perception.spec import MODEL_SPEC
-from ruledrive.errors import ConfigError, MessageError
 
 __all__ = ["NORMALISER", "PAD_ID", "UNK_ID", "WORD_RE", "RuleTokenizer", "tokenize"]
 

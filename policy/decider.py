@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bus.schema import DecisionLabel, DecisionMsg, FrameHeader, RuleSet, Timings
+from core.errors import ImageDecodeError, MessageError, ModelError
 from perception.image import preprocess_jpeg
 from policy.fallback import FALLBACK_DECISION, Reason
 from policy.model import PolicyModel
-from ruledrive.errors import ImageDecodeError, MessageError, ModelError
 
 __all__ = ["Decider", "FrameJob"]
 

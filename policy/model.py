@@ -17,9 +17,9 @@ import numpy as np
 import onnxruntime as ort
 
 from bus.schema import DecisionLabel
+from core.errors import ConfigError, ModelError
 from perception.modelmeta import ModelMeta, parse_metadata
 from perception.spec import MODEL_SPEC
-from ruledrive.errors import ConfigError, ModelError
 
 __all__ = ["EXPECTED_INPUTS", "EXPECTED_OUTPUT", "PolicyModel", "choose_providers"]
 

@@ -30,12 +30,12 @@ from bus.schema import (
     RuleSet,
 )
 from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS
+from core.errors import BusError, ConfigError, MessageError, ModelError
 from policy.decider import Decider, FrameJob
 from policy.fallback import Reason
 from policy.metrics import NodeMetrics
 from policy.model import PolicyModel
 from policy.settings import NodeSettings, load_settings
-from ruledrive.errors import BusError, ConfigError, MessageError, ModelError
 
 __all__ = ["Node", "main", "serve_in_thread"]
 

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bus.mqtt import parse_mqtt_url
 from bus.schema import VEHICLE_ID_PATTERN
 from bus.topics import DEFAULT_PREFIX
-from ruledrive.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["DEFAULT_MODEL_PATH", "PROVIDER_CHOICES", "NodeSettings", "load_settings"]
 

@@ -13,16 +13,16 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from core.errors import ConfigError, RuledriveError
 from ruledrive import __version__
-from ruledrive.errors import ConfigError, RuledriveError
 
 __all__ = ["build_parser", "main"]
 
 COMMAND_MODULES = (
-    "simulator.cli",
-    "simulator.replay_cli",
-    "training.cli",
-    "policy.cli",
+    "ruledrive.world_cli",
+    "ruledrive.replay_cli",
+    "ruledrive.training_cli",
+    "ruledrive.serve_cli",
     "ruledrive.demo",
 )
 

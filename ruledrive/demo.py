@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bus.broker import broker_answers, private_mosquitto
-from ruledrive.errors import DataError, ModelError
+from core.errors import DataError, ModelError
 
 __all__ = ["find_broker", "register", "run_demo"]
 
@@ -98,9 +98,9 @@ def run_demo(args: argparse.Namespace) -> int:
     from bus.mqtt import MqttBus  # noqa: PLC0415
     from policy.node import Node, serve_in_thread  # noqa: PLC0415
     from policy.settings import load_settings  # noqa: PLC0415
-    from simulator.drives import load_drives, plan_lanes  # noqa: PLC0415
-    from simulator.replay import Replayer  # noqa: PLC0415
-    from simulator.replay_cli import print_report, write_outputs  # noqa: PLC0415
+    from replay.drives import load_drives, plan_lanes  # noqa: PLC0415
+    from replay.player import Replayer  # noqa: PLC0415
+    from ruledrive.replay_cli import print_report, write_outputs  # noqa: PLC0415
 
     t_start = time.perf_counter()
     if not args.model.is_file():

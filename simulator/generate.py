@@ -18,10 +18,10 @@ from typing import Any
 
 import cv2
 
+from bus.recording_writer import RecordingWriter
 from bus.schema import FrameHeader, LabelMsg, RuleSet
-from ruledrive.errors import DataError
+from core.errors import DataError
 from simulator.plan import PlannedFrame, SplitPlan, fusion_figures, plan_split
-from simulator.recording_writer import RecordingWriter
 from simulator.render import render_jpeg
 from simulator.scene import Scene
 

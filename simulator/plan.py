@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bus.schema import DecisionLabel
-from ruledrive.errors import DataError
+from core.errors import DataError
 from simulator.oracle import decide
 from simulator.rules import Rule
 from simulator.sampler import sample_rule_set, sample_scene

@@ -15,9 +15,11 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from ruledrive.errors import DataError
+from core.errors import DataError
+from perception.text import WORD_RE
 
 __all__ = [
+    "catalogue_words",
     "HOURS",
     "KINDS",
     "SCHOOL_LIMITS",
@@ -281,3 +283,11 @@ def parse_rule(text: str) -> Rule:
 
 def parse_rules(texts: tuple[str, ...] | list[str]) -> tuple[Rule, ...]:
     return tuple(parse_rule(t) for t in texts)
+
+
+def catalogue_words(include_held_out: bool = False) -> list[str]:
+    """Surface words of the catalogue's rule phrasings and of the values they are filled with."""
+    texts = [p.text for ps in TEMPLATES.values() for p in ps if include_held_out or not p.held_out]
+    texts += [h for h, _ in HOURS.values()] + list(LANE_NAMES) + list(SIDES)
+    words = {w for t in texts for w in WORD_RE.findall(re.sub(r"\{\w+\}", " ", t.lower()))}
+    return sorted(words)

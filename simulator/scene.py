@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ruledrive.errors import DataError
+from core.errors import DataError
 
 __all__ = [
     "CLOSE_STOP_LINE_M",

@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bus.recording import Sample
+from core.errors import DataError
 from perception.image import decode_jpeg
-from ruledrive.errors import DataError
-from simulator.recording import Sample
 
 __all__ = ["contact_sheet", "pick_diverse", "summarise"]
 

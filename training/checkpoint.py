@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ConfigError
 from perception.text import RuleTokenizer
-from ruledrive.errors import ConfigError
 from training.config import TrainConfig
 
 __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint_files"]

@@ -12,7 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ruledrive.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["TrainConfig", "load_config"]
 

@@ -1,7 +1,7 @@
 """Training data: MCAP recordings -> in-memory arrays -> tf.data pipelines.
 
 Recordings come from ``ruledrive generate`` or from the bus recorder (when they carry labels);
-both are read by ``simulator.recording_reader.read_samples``. Frames go through
+both are read by ``bus.recording_reader.read_samples``. Frames go through
 ``perception.preprocess_jpeg`` and rule sets through ``perception.RuleTokenizer`` -- the same
 function objects the node uses.
 """
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bus.recording import Sample
+from bus.recording_reader import read_samples
 from bus.schema import DecisionLabel
+from core.errors import DataError
 from perception.image import preprocess_jpeg
 from perception.text import UNK_ID, RuleTokenizer, tokenize
-from ruledrive.errors import DataError
-from simulator.recording import Sample
-from simulator.recording_reader import read_samples
 from training.wordvectors import WordVectors
 
 __all__ = [

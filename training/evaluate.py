@@ -15,10 +15,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from bus.recording import Sample, counterfactual_pairs
+from core.metrics import classification_report, counterfactual_consistency, plot_confusion
 from perception.text import RuleTokenizer
-from simulator.recording import Sample, counterfactual_pairs
 from training.data import LABELS, encode_samples
-from training.metrics import classification_report, counterfactual_consistency, plot_confusion
 
 __all__ = ["OnnxPredictor", "Predictor", "evaluate_samples", "load_predictor"]
 

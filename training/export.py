@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import TrainingError
 from perception.modelmeta import build_metadata, parse_metadata
 from perception.spec import MODEL_SPEC
-from ruledrive.errors import TrainingError
 from training.checkpoint import Checkpoint
 
 __all__ = ["MIN_PARITY_SAMPLES", "PARITY_ATOL", "export_onnx", "parity_check"]

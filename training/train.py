@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import DataError
 from perception.text import RuleTokenizer
-from ruledrive.errors import DataError
 from training.checkpoint import load_checkpoint, save_checkpoint_files
 from training.config import TrainConfig
 from training.data import (

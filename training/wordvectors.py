@@ -23,21 +23,19 @@ graph and the vocabulary in its metadata. Build inputs: a directory holding the 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from core.errors import ConfigError, DataError
 from perception.text import PAD_ID, WORD_RE, RuleTokenizer, tokenize
-from ruledrive.errors import ConfigError, DataError
 
 __all__ = [
     "DEFAULT_TABLE",
     "TextPrior",
     "WordVectors",
     "build_table",
-    "catalogue_words",
     "load_table",
     "text_prior",
 ]
@@ -113,16 +111,6 @@ def text_prior(tokenizer: RuleTokenizer, table: WordVectors | None) -> TextPrior
         if i != PAD_ID and (w.isdigit() or w not in row):
             slots[i], n_slots = n_slots, n_slots + 1
     return TextPrior(vectors, slots, n_slots, f"{table.source}; table sha256 {table.sha256[:16]}")
-
-
-def catalogue_words(include_held_out: bool = False) -> list[str]:
-    """Surface words of the simulator's rule phrasings and of the values they are filled with."""
-    from simulator.rules import HOURS, LANE_NAMES, SIDES, TEMPLATES
-
-    texts = [p.text for ps in TEMPLATES.values() for p in ps if include_held_out or not p.held_out]
-    texts += [h for h, _ in HOURS.values()] + list(LANE_NAMES) + list(SIDES)
-    words = {w for t in texts for w in WORD_RE.findall(re.sub(r"\{\w+\}", " ", t.lower()))}
-    return sorted(words)
 
 
 def build_table(model_dir: Path, dim: int = 64, extra_words: list[str] | None = None) -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bus import broker
+from core.errors import BusError
 from ruledrive.demo import find_broker
-from ruledrive.errors import BusError
 
 
 def test_no_broker_and_no_binary_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from bus.memory import MemoryBus, Recorder
 from bus.mqtt import MqttBus, parse_mqtt_url
-from ruledrive.errors import BusError, ConfigError
+from core.errors import BusError, ConfigError
 
 
 def test_url_parsing() -> None:

@@ -11,7 +11,7 @@ from bus.codec import parse_incoming
 from bus.envelope import pack_frame, unpack_frame
 from bus.schema import FrameHeader, RuleSet
 from bus.topics import CAMERA, DECISION, RULES, STATUS, TOPICS, match_topic
-from ruledrive.errors import MessageError
+from core.errors import MessageError
 
 P = "ruledrive/v1"
 

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from core.errors import ImageDecodeError
 from perception.image import (
     MAX_JPEG_BYTES,
     MAX_PIXELS,
@@ -16,7 +17,6 @@ from perception.image import (
     preprocess_jpeg,
 )
 from perception.spec import MODEL_SPEC
-from ruledrive.errors import ImageDecodeError
 
 
 def _jpeg(h: int = 360, w: int = 640) -> bytes:

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from core.errors import ConfigError, MessageError
 from perception.text import PAD_ID, UNK_ID, RuleTokenizer, tokenize
-from ruledrive.errors import ConfigError, MessageError
 
 RULES = ["Speed limit 50 km/h", "No overtaking", "Left lane closed ahead, merge right"]
 

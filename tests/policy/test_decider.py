@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from bus.schema import DecisionLabel
+from core.errors import ModelError
 from policy.decider import Decider, FrameJob
 from policy.fallback import FALLBACK_DECISION, Reason
 from policy.model import PolicyModel
-from ruledrive.errors import ModelError
 from tests.policy.conftest import header, jpeg, rules
 from tests.policy.fakemodel import build_fake_model
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from onnx import TensorProto
 
+from core.errors import ConfigError, ModelError
 from perception.spec import META_KEYS
 from policy.model import PolicyModel, choose_providers
-from ruledrive.errors import ConfigError, ModelError
 from tests.policy.fakemodel import build_fake_model
 
 

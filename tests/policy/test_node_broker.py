@@ -175,6 +175,6 @@ def test_serve_bad_config_exits_2() -> None:
 
 
 def test_serve_never_imports_tensorflow(fake_model_path: Path) -> None:
-    code = ("import sys, ruledrive.cli, policy.node, policy.bench; "
+    code = ("import sys, ruledrive.cli, policy.node, ruledrive.bench_node; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)

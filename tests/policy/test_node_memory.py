@@ -17,10 +17,10 @@ from bus.envelope import pack_frame
 from bus.memory import MemoryBus, Recorder
 from bus.schema import DecisionMsg, ErrorReport, NodeStatus
 from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS
+from core.errors import ConfigError
 from policy.model import PolicyModel
 from policy.node import Node
 from policy.settings import NodeSettings, load_settings
-from ruledrive.errors import ConfigError
 from tests.policy.conftest import header, jpeg, rules
 from tests.policy.fakemodel import build_fake_model
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bus.schema import DecisionLabel as D
-from ruledrive.errors import DataError
+from core.errors import DataError
 from simulator.oracle import decide, decide_texts
 from simulator.rules import KINDS, TEMPLATES, Rule, make_rule, parse_rule
 from simulator.scene import Scene

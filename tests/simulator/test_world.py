@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bus.recording import counterfactual_pairs
+from bus.recording_reader import read_metadata, read_samples
+from core.errors import DataError
 from perception.image import preprocess_jpeg
-from ruledrive.errors import DataError
 from simulator.generate import generate
 from simulator.oracle import decide
 from simulator.plan import fusion_figures, plan_split
-from simulator.recording import counterfactual_pairs
-from simulator.recording_reader import read_metadata, read_samples
 from simulator.render import HEIGHT, WIDTH, render, render_jpeg
 from simulator.rules import parse_rules
 from simulator.scene import scene_from_dict

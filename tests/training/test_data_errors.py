@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from bus.recording_writer import RecordingWriter
 from bus.schema import DecisionLabel, FrameHeader, LabelMsg, RuleSet
-from ruledrive.errors import DataError, RecordingError
-from simulator.recording_writer import RecordingWriter
+from core.errors import DataError, RecordingError
 from training.data import load_samples
 
 T0 = 1_700_000_000_000_000_000

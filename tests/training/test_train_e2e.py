@@ -13,10 +13,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from core.errors import ConfigError, DataError, TrainingError
 from perception.modelmeta import parse_metadata
 from perception.spec import MODEL_SPEC
 from ruledrive.cli import main as cli
-from ruledrive.errors import ConfigError, DataError, TrainingError
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import DataError
 from perception.text import PAD_ID, UNK_ID, RuleTokenizer, tokenize
 from ruledrive.cli import main as cli
-from ruledrive.errors import DataError
+from simulator.rules import catalogue_words
 from training.wordvectors import (
     DEFAULT_TABLE,
     build_table,
-    catalogue_words,
     load_table,
     text_prior,
 )

@@ -12,8 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.errors import DataError
 from ruledrive.benchdoc import append_row
-from ruledrive.errors import DataError
 
 __all__ = ["register", "register_bench"]
 
@@ -91,7 +91,7 @@ def _print_summary(summary: dict) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from simulator.recording_reader import read_samples
+    from bus.recording_reader import read_samples
     from simulator.sheet import contact_sheet, pick_diverse, summarise
 
     samples = list(read_samples(args.file))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ruledrive.recipe import render_card
 from training.config import TrainConfig
-from training.recipe import render_card
 
 
 def _split(acc: float, cf: float | None = None) -> dict[str, Any]:

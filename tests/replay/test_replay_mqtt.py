@@ -12,11 +12,11 @@ from bus.mqtt import MqttBus
 from bus.topics import CAMERA, DEFAULT_PREFIX
 from policy.node import Node, serve_in_thread
 from policy.settings import load_settings
-from simulator.drives import plan_lanes
-from simulator.golden import compare_reference, load_reference, write_reference
-from simulator.replay import Replayer
+from replay.drives import plan_lanes
+from replay.golden import compare_reference, load_reference, write_reference
+from replay.player import Replayer
 from tests.policy.fakemodel import build_fake_model
-from tests.simulator.replay_helpers import drive
+from tests.replay.replay_helpers import drive
 
 pytestmark = pytest.mark.broker
 

@@ -114,10 +114,10 @@ def plan_lanes(drives: Sequence[Drive], vehicles: int | None = None) -> list[Lan
 
 
 def load_drives(paths: Sequence[str | Path], limit: int | None = None) -> list[Drive]:
-    """The drives of MCAP recordings (simulator.recording), one per recorded vehicle and file,
+    """The drives of MCAP recordings (bus.recording), one per recorded vehicle and file,
     each frame with its recorded label. ``limit`` caps the frames. Raises RecordingError."""
-    from simulator.recording import CameraFrame  # noqa: PLC0415
-    from simulator.recording_reader import read_events  # noqa: PLC0415
+    from bus.recording import CameraFrame  # noqa: PLC0415
+    from bus.recording_reader import read_events  # noqa: PLC0415
 
     out: list[Drive] = []
     frames = 0

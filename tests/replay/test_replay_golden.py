@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from replay.golden import IGNORED_FIELDS, PROB_TOLERANCE, load_reference
 from ruledrive.cli import main as cli_main
-from simulator.golden import IGNORED_FIELDS, PROB_TOLERANCE, load_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests/golden/drive.mcap"
@@ -72,7 +72,7 @@ def _assert_same(first: dict, second: dict) -> None:
 def test_golden_plumbing_with_fake_model(private_broker, tmp_path: Path) -> None:  # noqa: ANN001
     """Without the default model: the recording loads, every frame is labelled and answered, and
     two replays write identical references (fake model, a TEST DOUBLE)."""
-    from simulator.drives import load_drives
+    from replay.drives import load_drives
     from tests.policy.fakemodel import build_fake_model
 
     if not GOLDEN.is_file():

@@ -1,6 +1,6 @@
 """``ruledrive replay`` and ``ruledrive record``: flags, wiring (bus, optional in-process node)
-and presentation (rich table, progress bar, JSON, PNGs) around simulator.replay and
-simulator.recorder, which hold the logic.
+and presentation (rich table, progress bar, JSON, PNGs) around replay.player and
+replay.recorder, which hold the logic.
 
 Exit codes: 0 ok; 1 a gate failed (accuracy, p99, missing decisions, golden mismatch, aborted);
 2 bad flags or settings (ConfigError, via ruledrive.cli).
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.topics import DEFAULT_PREFIX
-from ruledrive.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 
 __all__ = ["print_report", "register", "write_outputs"]
 
@@ -105,9 +105,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from simulator.drives import load_drives, plan_lanes  # noqa: PLC0415
-    from simulator.golden import compare_reference, load_reference, write_reference  # noqa: PLC0415
-    from simulator.replay import Replayer  # noqa: PLC0415
+    from replay.drives import load_drives, plan_lanes  # noqa: PLC0415
+    from replay.golden import compare_reference, load_reference, write_reference  # noqa: PLC0415
+    from replay.player import Replayer  # noqa: PLC0415
 
     if args.bus == "memory" and args.serve_model is None:
         raise ConfigError("--bus memory needs --serve-model (nothing else is on that bus)")
@@ -198,7 +198,7 @@ def _node(args: argparse.Namespace, shared_bus: Any) -> AbstractContextManager[A
 
 
 def _record(args: argparse.Namespace) -> int:
-    from simulator.recorder import run_recorder  # noqa: PLC0415
+    from replay.recorder import run_recorder  # noqa: PLC0415
 
     files = run_recorder(
         args.out, url=args.mqtt_url, prefix=args.prefix, rotate_mb=args.rotate_mb,
@@ -247,7 +247,7 @@ def write_outputs(report: Any, board: Any, out: Path) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    from training.metrics import plot_confusion  # noqa: PLC0415
+    from core.metrics import plot_confusion  # noqa: PLC0415
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1) + "\n")

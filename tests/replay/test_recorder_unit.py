@@ -9,12 +9,12 @@ from bus.codec import encode
 from bus.memory import MemoryBus
 from bus.schema import DecisionLabel, LabelMsg
 from bus.topics import CAMERA, LABEL, RULES, STATUS
-from simulator.recorder import BusRecorder
-from tests.simulator.replay_helpers import drive
+from replay.recorder import BusRecorder
+from tests.replay.replay_helpers import drive
 
 
 class ListWriter:
-    """TEST DOUBLE of simulator.recording_writer.RecordingWriter: keeps what it is given."""
+    """TEST DOUBLE of bus.recording_writer.RecordingWriter: keeps what it is given."""
 
     opened: list[ListWriter] = []
 

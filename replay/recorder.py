@@ -2,7 +2,7 @@
 
 It subscribes to frames, rule sets, decisions and labels (bus.topics), validates each message with
 the same codec as the node (invalid ones are counted and skipped, never written), and writes them
-with ``simulator.recording_writer.RecordingWriter`` so ``ruledrive train`` reads the files directly.
+with ``bus.recording_writer.RecordingWriter`` so ``ruledrive train`` reads the files directly.
 
 * Threads: the bus thread only validates and enqueues; one writer thread writes.
 * Crash safety: the writer finishes an MCAP chunk at least every ``flush_s`` seconds, so a killed
@@ -27,7 +27,7 @@ from typing import Any
 from bus.base import Bus
 from bus.codec import Incoming, parse_incoming
 from bus.topics import CAMERA, DECISION, DEFAULT_PREFIX, LABEL, RULES, Topic
-from ruledrive.errors import MessageError
+from core.errors import MessageError
 
 __all__ = ["RECORDED_TOPICS", "BusRecorder", "run_recorder"]
 
@@ -39,10 +39,10 @@ WriterFactory = Callable[[Path], Any]
 
 
 class _McapSink:
-    """simulator.recording_writer.RecordingWriter behind the recorder's write/flush/close."""
+    """bus.recording_writer.RecordingWriter behind the recorder's write/flush/close."""
 
     def __init__(self, path: Path, chunk_kb: int) -> None:
-        from simulator.recording_writer import RecordingWriter  # noqa: PLC0415
+        from bus.recording_writer import RecordingWriter  # noqa: PLC0415
 
         # split "recorded": `ruledrive train` takes these as training data.
         self.w = RecordingWriter(path, metadata={"split": "recorded", "source": "recorder"},

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import simulator.drives as drives_mod
+import replay.drives as drives_mod
 from ruledrive.cli import main as cli_main
 from tests.policy.fakemodel import build_fake_model
-from tests.simulator.replay_helpers import drive
+from tests.replay.replay_helpers import drive
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_node_down_on_broker(tmp_path: Path, private_broker) -> None:  # noqa: A
 
 def test_unreadable_recording_writes_report_and_fails(tmp_path: Path, fake_model: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from ruledrive.errors import RecordingError
+    from core.errors import RecordingError
 
     def bad(paths, limit=None):  # noqa: ANN001, ANN202, ARG001
         raise RecordingError("x.mcap: unknown channel 'foo'")

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from bus import recording_reader as recording
 from bus.mqtt import MqttBus
-from ruledrive.errors import RecordingError
-from simulator import recording_reader as recording
-from simulator.drives import plan_lanes
-from simulator.recorder import BusRecorder, _default_writer
-from simulator.replay import Replayer
-from tests.simulator.replay_helpers import drive
+from core.errors import RecordingError
+from replay.drives import plan_lanes
+from replay.player import Replayer
+from replay.recorder import BusRecorder, _default_writer
+from tests.replay.replay_helpers import drive
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]

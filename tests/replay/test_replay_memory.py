@@ -13,10 +13,10 @@ from bus.schema import DecisionLabel, RuleSet
 from bus.topics import LABEL, RULES
 from policy.node import Node, serve_in_thread
 from policy.settings import load_settings
-from simulator.drives import plan_lanes
-from simulator.replay import Replayer
+from replay.drives import plan_lanes
+from replay.player import Replayer
 from tests.policy.fakemodel import build_fake_model
-from tests.simulator.replay_helpers import drive
+from tests.replay.replay_helpers import drive
 
 
 @pytest.fixture(scope="module")

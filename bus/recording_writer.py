@@ -1,8 +1,8 @@
-"""Write MCAP recordings in the format of ``simulator.recording`` (the simulator's generator and
+"""Write MCAP recordings in the format of ``bus.recording`` (the simulator's generator and
 the bus recorder both use this writer, so ``ruledrive train`` reads either).
 
 A writer killed before ``close()`` leaves no summary or footer; what it ``flush()``-ed is intact
-and readable with ``allow_truncated`` (``simulator.recording_reader``).
+and readable with ``allow_truncated`` (``bus.recording_reader``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
 from mcap.writer import CompressionType, Writer
 from mcap_protobuf.schema import register_schema
 
-from bus.schema import DecisionMsg, FrameHeader, LabelMsg, RuleSet
-from ruledrive.errors import RecordingError
-from simulator.recording import (
+from bus.recording import (
     CAMERA_CH,
     CHANNELS,
     DECISION_CH,
@@ -28,6 +26,8 @@ from simulator.recording import (
     RULES_CH,
     SCENE_CH,
 )
+from bus.schema import DecisionMsg, FrameHeader, LabelMsg, RuleSet
+from core.errors import RecordingError
 
 __all__ = ["RecordingWriter"]
 

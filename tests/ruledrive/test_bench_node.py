@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from perception.image import preprocess_jpeg
-from policy.bench import synthetic_frames
+from ruledrive.bench_node import synthetic_frames
 
 
 def test_synthetic_frames_decode() -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from mcap.writer import Writer
 
+from bus.recording_reader import read_events, read_samples
+from bus.recording_writer import RecordingWriter
 from bus.schema import DecisionLabel, DecisionMsg, FrameHeader, LabelMsg, RuleSet, Timings
+from core.errors import RecordingError
 from perception.image import preprocess_jpeg
-from ruledrive.errors import RecordingError
-from simulator.recording_reader import read_events, read_samples
-from simulator.recording_writer import RecordingWriter
 from simulator.render import render_jpeg
 from simulator.scene import Scene
 
@@ -155,7 +155,7 @@ def test_flush_then_kill_default_raises(tmp_path: Path) -> None:
 def test_flush_then_kill_allow_truncated_recovers_exactly_the_flushed(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     killed = _killed(tmp_path, flushed=5, after=3)
-    with caplog.at_level("WARNING", logger="simulator.recording_reader"):
+    with caplog.at_level("WARNING", logger="bus.recording_reader"):
         got = list(read_samples(killed, require_labels=True, allow_truncated=True))
     assert [s.frame_id for s in got] == [0, 1, 2, 3, 4]
     assert all(s.label == DecisionLabel.STOP and s.jpeg == JPEG and s.rules == ("Go",)

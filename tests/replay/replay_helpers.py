@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from bus.schema import DecisionLabel, FrameHeader, RuleSet
-from simulator.drives import Drive, DriveFrame, DriveRules
+from replay.drives import Drive, DriveFrame, DriveRules
 
 T0 = 1_700_000_000_000_000_000
 PERIOD = 33_333_333

@@ -35,10 +35,10 @@ from bus.memory import Recorder
 from bus.mqtt import MqttBus
 from bus.schema import DecisionMsg, FrameHeader, RuleSet
 from bus.topics import CAMERA, DECISION, RULES, STATUS
+from core.errors import ConfigError, ModelError
 from perception.image import preprocess_jpeg
 from policy.model import PolicyModel
 from ruledrive.benchdoc import write_section
-from ruledrive.errors import ConfigError, ModelError
 
 __all__ = ["run_bench", "synthetic_frames"]
 

@@ -7,9 +7,9 @@ import time
 import pytest
 
 from bus.schema import DecisionLabel, DecisionMsg, Timings
-from simulator.drives import FrameRef, plan_lanes
-from simulator.scoreboard import Scoreboard
-from tests.simulator.replay_helpers import drive
+from replay.drives import FrameRef, plan_lanes
+from replay.scoreboard import Scoreboard
+from tests.replay.replay_helpers import drive
 
 P, S = DecisionLabel.PROCEED, DecisionLabel.STOP
 

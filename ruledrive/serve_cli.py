@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from policy.bench import run_bench  # noqa: PLC0415
+    from ruledrive.bench_node import run_bench  # noqa: PLC0415
 
     return run_bench(args)
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from bus.schema import DecisionLabel, DecisionMsg
-from simulator.drives import FrameRef
-from training.metrics import classification_report
+from core.metrics import classification_report
+from replay.drives import FrameRef
 
 __all__ = ["LABELS", "ReplayReport", "Scoreboard"]
 

@@ -1,7 +1,7 @@
-"""Read MCAP recordings (``simulator.recording``): the metadata, the raw event timeline, and
+"""Read MCAP recordings (``bus.recording``): the metadata, the raw event timeline, and
 the joined samples training and replay use.
 
-Every library error is re-raised as :class:`~ruledrive.errors.RecordingError` naming the file
+Every library error is re-raised as :class:`~core.errors.RecordingError` naming the file
 (and record). A sample is yielded only when its image and header are both present and decode:
 never half-decoded.
 
@@ -27,9 +27,7 @@ from mcap.records import Channel, Footer, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
 from pydantic import ValidationError
 
-from bus.schema import FrameHeader, LabelMsg, RuleSet
-from ruledrive.errors import RecordingError
-from simulator.recording import (
+from bus.recording import (
     CAMERA_CH,
     CHANNELS,
     EGO_CH,
@@ -42,6 +40,8 @@ from simulator.recording import (
     Event,
     Sample,
 )
+from bus.schema import FrameHeader, LabelMsg, RuleSet
+from core.errors import RecordingError
 
 __all__ = ["read_events", "read_metadata", "read_samples"]
 

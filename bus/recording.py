@@ -1,5 +1,5 @@
 """MCAP recordings of drives: the format and the types shared by the simulator, training, the
-bus recorder and replay. ``simulator.recording_writer`` writes it, ``simulator.recording_reader``
+bus recorder and replay. ``bus.recording_writer`` writes it, ``bus.recording_reader``
 reads it.
 
 

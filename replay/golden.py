@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.schema import DecisionMsg
-from simulator.drives import FrameRef
+from replay.drives import FrameRef
 
 __all__ = [
     "IGNORED_FIELDS",

@@ -3,12 +3,12 @@
 The publishing loop lives here; the bus-free parts have their own modules, so tests and tools can
 use either half alone (their public names are re-exported here too):
 
-* :mod:`simulator.drives` -- recorded drives and lanes (:func:`load_drives`, :func:`plan_lanes`).
-* :mod:`simulator.scoreboard` -- :class:`Scoreboard`, fed ``published(ref, t)`` and
+* :mod:`replay.drives` -- recorded drives and lanes (:func:`load_drives`, :func:`plan_lanes`).
+* :mod:`replay.scoreboard` -- :class:`Scoreboard`, fed ``published(ref, t)`` and
   ``decided(msg, t)`` events, matches decisions to frames by (vehicle id, frame id) and builds the
   :class:`ReplayReport` (accuracy against the recorded labels, confusion matrix, fallbacks,
   missing decisions, latency percentiles publish -> decision, achieved rate, the gates).
-* :mod:`simulator.golden` -- the golden reference (write / load / compare).
+* :mod:`replay.golden` -- the golden reference (write / load / compare).
 * :class:`Replayer` (here) -- publishes lanes of drives on any :class:`bus.base.Bus` (MQTT or the
   in-memory bus): rule sets retained at their recorded times, frames (``bus.envelope``) at the
   recorded timing divided by ``rate``, or as fast as the node answers (``rate=None``: one frame in
@@ -32,7 +32,7 @@ from bus.codec import encode
 from bus.envelope import pack_frame
 from bus.schema import DecisionMsg, LabelMsg, NodeState, NodeStatus
 from bus.topics import CAMERA, DECISION, DEFAULT_PREFIX, LABEL, RULES, STATUS
-from simulator.drives import (
+from replay.drives import (
     Drive,
     DriveFrame,
     DriveRules,
@@ -41,7 +41,7 @@ from simulator.drives import (
     load_drives,
     plan_lanes,
 )
-from simulator.golden import (
+from replay.golden import (
     IGNORED_FIELDS,
     PROB_TOLERANCE,
     compare_reference,
@@ -49,7 +49,7 @@ from simulator.golden import (
     load_reference,
     write_reference,
 )
-from simulator.scoreboard import ReplayReport, Scoreboard
+from replay.scoreboard import ReplayReport, Scoreboard
 
 # Re-exported: replay's public names stay importable from here.
 __all__ = [

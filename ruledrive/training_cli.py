@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ruledrive.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -165,8 +165,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _train_default(args: argparse.Namespace) -> int:
+    from ruledrive.recipe import build_default
     from training.config import load_config
-    from training.recipe import build_default
 
     if args.scenes < 600:
         raise ConfigError("--scenes must be >= 600 (the parity check needs 512 samples)")
@@ -199,7 +199,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _wordvectors_build(args: argparse.Namespace) -> int:
-    from training.wordvectors import DEFAULT_TABLE, build_table, catalogue_words, load_table
+    from simulator.rules import catalogue_words
+    from training.wordvectors import DEFAULT_TABLE, build_table, load_table
 
     if not 2 <= args.dim <= 384:
         raise ConfigError(f"--dim must be between 2 and 384, got {args.dim}")
