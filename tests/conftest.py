@@ -16,6 +16,13 @@ import pytest
 
 from bus.broker import broker_answers, free_port
 
+# The marker checks are hooks: importing them here registers them for the whole suite.
+from tests.markers import (  # noqa: F401
+    pytest_collection_modifyitems,
+    pytest_runtest_call,
+    skip_or_fail,
+)
+
 MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
 )
@@ -28,9 +35,9 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
 
 @pytest.fixture
 def broker_url() -> str:
-    """The shared broker; skip cleanly if nothing listens on 127.0.0.1:1883."""
+    """The shared broker; skip if nothing listens on 127.0.0.1:1883 (fail in CI)."""
     if not port_open(SHARED_HOST, SHARED_PORT):
-        pytest.skip(f"no MQTT broker listening on {SHARED_HOST}:{SHARED_PORT}")
+        skip_or_fail(f"no MQTT broker listening on {SHARED_HOST}:{SHARED_PORT}")
     return f"mqtt://{SHARED_HOST}:{SHARED_PORT}"
 
 
@@ -72,9 +79,9 @@ class PrivateBroker:
 
 @pytest.fixture
 def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
-    """A started private broker, stopped at teardown; skip if mosquitto is not installed."""
+    """A started private broker, stopped at teardown; skip if mosquitto is missing (fail in CI)."""
     if MOSQUITTO is None:
-        pytest.skip("mosquitto binary not found (apt-get install mosquitto)")
+        skip_or_fail("mosquitto binary not found (apt-get install mosquitto)")
     broker = PrivateBroker(tmp_path)
     broker.start()
     try:

@@ -7,6 +7,7 @@ import pytest
 from bus import broker
 from core.errors import BusError
 from ruledrive.demo import find_broker
+from tests.markers import skip_or_fail
 
 
 def test_no_broker_and_no_binary_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -16,8 +17,10 @@ def test_no_broker_and_no_binary_says_how_to_install(monkeypatch: pytest.MonkeyP
         pass
 
 
-@pytest.mark.skipif(broker.mosquitto_binary() is None, reason="mosquitto binary not installed")
+@pytest.mark.broker
 def test_private_broker_starts_and_stops() -> None:
+    if broker.mosquitto_binary() is None:
+        skip_or_fail("mosquitto binary not installed")
     with broker.private_mosquitto() as url:
         assert broker.broker_answers(url)
     assert not broker.broker_answers(url)

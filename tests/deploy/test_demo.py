@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MOSQUITTO, free_port
+from tests.markers import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
 @pytest.mark.broker
-@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto binary not installed")
 def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
+    if MOSQUITTO is None:
+        skip_or_fail("mosquitto binary not installed")
     from tests.policy.fakemodel import build_fake_model
 
     model = ROOT / "models/ruledrive-default.onnx"

@@ -34,7 +34,7 @@ _image = st.one_of(st.just(GOOD_JPEG), st.binary(max_size=64),
                    st.builds(lambda n: GOOD_JPEG[:n], st.integers(0, len(GOOD_JPEG))))
 _rules = st.builds(
     RuleSet, vehicle_id=st.sampled_from(VIDS), version=st.text("abc123", min_size=1, max_size=4),
-    issued_at_ns=st.integers(0, 2**62), expires_at_ns=st.none() | st.integers(0, 2**63),
+    issued_at_ns=st.integers(0, 2**62), expires_at_ns=st.none() | st.integers(0, 2**63 - 1),
     rules=st.lists(st.text(max_size=40).filter(str.strip), max_size=5),
 )
 _garbage = st.tuples(

@@ -13,25 +13,24 @@ import pytest
 
 from replay.golden import IGNORED_FIELDS, PROB_TOLERANCE, load_reference
 from ruledrive.cli import main as cli_main
+from tests.markers import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests/golden/drive.mcap"
 REFERENCE = ROOT / "tests/golden/reference.json"
 MODEL = ROOT / "models/ruledrive-default.onnx"
 
-pytestmark = [pytest.mark.broker, pytest.mark.slow]
-
 
 def _need_files() -> None:
     if not MODEL.is_file():
-        pytest.skip(f"default model {MODEL.relative_to(ROOT)} absent: the reference depends on it")
+        skip_or_fail(f"default model {MODEL.relative_to(ROOT)} absent: the reference depends on it")
     if not GOLDEN.is_file() or not REFERENCE.is_file():
-        pytest.skip("golden recording/reference absent: `make golden-recording golden`")
+        skip_or_fail("golden recording/reference absent: `make golden-recording golden`")
 
 
 def test_golden_files_are_small_and_well_formed() -> None:
     if not GOLDEN.is_file():
-        pytest.skip("golden recording absent")
+        skip_or_fail("golden recording absent")
     assert GOLDEN.stat().st_size < 2_000_000
     if REFERENCE.is_file():
         doc = json.loads(REFERENCE.read_text())
@@ -47,6 +46,7 @@ def _replay(url: str, out: Path, *extra: str) -> int:
     ])
 
 
+@pytest.mark.broker
 def test_golden_replay_matches_reference(private_broker, tmp_path: Path) -> None:  # noqa: ANN001
     _need_files()
     rc = _replay(private_broker.url, tmp_path / "run1", "--reference", str(REFERENCE))
@@ -69,6 +69,7 @@ def _assert_same(first: dict, second: dict) -> None:
             assert have["probabilities"][label] == pytest.approx(p, abs=PROB_TOLERANCE), key
 
 
+@pytest.mark.broker
 def test_golden_plumbing_with_fake_model(private_broker, tmp_path: Path) -> None:  # noqa: ANN001
     """Without the default model: the recording loads, every frame is labelled and answered, and
     two replays write identical references (fake model, a TEST DOUBLE)."""
@@ -76,7 +77,7 @@ def test_golden_plumbing_with_fake_model(private_broker, tmp_path: Path) -> None
     from tests.policy.fakemodel import build_fake_model
 
     if not GOLDEN.is_file():
-        pytest.skip("golden recording absent")
+        skip_or_fail("golden recording absent")
     drives = load_drives([GOLDEN])
     frames = [e for d in drives for e in d.events if hasattr(e, "jpeg")]
     assert len(frames) == 60 and all(f.label is not None for f in frames)
