@@ -157,6 +157,6 @@ class MqttBus:
             handlers = [h for pat, h, _ in self._subs if topic_matches_sub(pat, message.topic)]
         for handler in handlers:
             try:
-                handler(message.topic, message.payload)
+                handler(message.topic, bytes(message.payload))
             except Exception:
                 log.exception("handler for %s failed", message.topic)

@@ -27,7 +27,7 @@ __all__ = [
     "Timings",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # also the Literal of Version below: a bump changes both
 VEHICLE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MAX_RULES = 5
 MAX_RULE_CHARS = 200
@@ -62,7 +62,7 @@ class _Msg(BaseModel):
 class FrameHeader(_Msg):
     """Metadata of one front-camera frame; the JPEG bytes travel raw beside it (bus.envelope)."""
 
-    schema_version: Version = SCHEMA_VERSION
+    schema_version: Version = 1
     vehicle_id: VehicleId
     frame_id: FrameId
     stamp_ns: StampNs = Field(description="capture time, UTC ns")
@@ -80,7 +80,7 @@ class FrameHeader(_Msg):
 class RuleSet(_Msg):
     """The traffic rules in force for one vehicle; published retained."""
 
-    schema_version: Version = SCHEMA_VERSION
+    schema_version: Version = 1
     vehicle_id: VehicleId
     version: str = Field(min_length=1, max_length=64, description="rule-set version id")
     issued_at_ns: StampNs
@@ -102,7 +102,7 @@ class Timings(_Msg):
 class DecisionMsg(_Msg):
     """The node's answer to one frame."""
 
-    schema_version: Version = SCHEMA_VERSION
+    schema_version: Version = 1
     vehicle_id: VehicleId
     frame_id: FrameId
     frame_stamp_ns: StampNs
@@ -126,7 +126,7 @@ class NodeState(StrEnum):
 class NodeStatus(_Msg):
     """Retained status of a node; the broker publishes the offline form as its last will."""
 
-    schema_version: Version = SCHEMA_VERSION
+    schema_version: Version = 1
     node_id: str
     state: NodeState
     stamp_ns: StampNs
@@ -139,7 +139,7 @@ class NodeStatus(_Msg):
 class ErrorReport(_Msg):
     """One rejected input, reported on the node's errors topic."""
 
-    schema_version: Version = SCHEMA_VERSION
+    schema_version: Version = 1
     node_id: str
     stamp_ns: StampNs
     topic: str
@@ -150,7 +150,7 @@ class ErrorReport(_Msg):
 class LabelMsg(_Msg):
     """Ground truth for a frame: the oracle's answer (simulator) or what the driver did."""
 
-    schema_version: Version = SCHEMA_VERSION
+    schema_version: Version = 1
     vehicle_id: VehicleId
     frame_id: FrameId
     stamp_ns: StampNs

@@ -207,11 +207,11 @@ class Replayer:
             now = time.perf_counter_ns()
             if self._stalled(t0):
                 return f"no decision for {self.timeout_s:g} s (is the node running?)"
-            for vid, (ref, sent) in list(waiting.items()):
-                if self.board.is_decided(ref.vehicle_id, ref.frame_id):
+            for vid, (sent_ref, sent) in list(waiting.items()):
+                if self.board.is_decided(sent_ref.vehicle_id, sent_ref.frame_id):
                     del waiting[vid]
                 elif now - sent > self.timeout_s * 1e9:
-                    self.board.give_up(ref.vehicle_id, ref.frame_id)
+                    self.board.give_up(sent_ref.vehicle_id, sent_ref.frame_id)
                     del waiting[vid]
             left = [vid for vid in steps if cursor[vid] < len(steps[vid])]
             if not left:

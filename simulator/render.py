@@ -112,7 +112,7 @@ def _glow(img: np.ndarray, centre: tuple[int, int], radius: int, col: Colour,
         return
     patch = np.zeros((y1 - y0, x1 - x0, 3), np.uint8)
     cv2.circle(patch, (x - x0, y - y0), int(radius * 1.5), col, -1, cv2.LINE_AA)
-    patch = cv2.GaussianBlur(patch, (0, 0), radius * 0.8)
+    patch = np.asarray(cv2.GaussianBlur(patch, (0, 0), radius * 0.8), np.uint8)
     roi = img[y0:y1, x0:x1]
     cv2.addWeighted(roi, 1.0, patch, strength, 0, dst=roi)
 

@@ -174,7 +174,7 @@ def _propose(rng: random.Random, cause: str, target: DecisionLabel, rules: tuple
         "school_zone_sign": rng.random() < 0.15,
         "lane_closed_sign": rng.random() < 0.05,
     }
-    limits = [r.limit for r in rules if r.kind == "speed_limit"]
+    limits = [r.limit for r in rules if r.kind == "speed_limit" and r.limit is not None]
     if limits and rng.random() < 0.5:
         f["speed_sign"] = min(limits)
     elif rng.random() < 0.15:

@@ -158,7 +158,8 @@ def _fit(
     # validation frames than the check needs.
     parity_src = eval_set if len(eval_set) >= 512 else data
     parity_idx = np.arange(min(len(parity_src), 1024))
-    np.savez_compressed(out / "parity.npz", **parity_src.subset(parity_idx).inputs())
+    parity_inputs: dict[str, Any] = dict(parity_src.subset(parity_idx).inputs())
+    np.savez_compressed(out / "parity.npz", **parity_inputs)
     info = {
         "model_version": version,
         "data_fingerprint": data_fp,
