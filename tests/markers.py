@@ -31,13 +31,16 @@ def skip_or_fail(reason: str) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        if fixtures & BROKER_FIXTURES and item.get_closest_marker("broker") is None:
-            raise pytest.UsageError(
-                f"{item.nodeid} uses {sorted(fixtures & BROKER_FIXTURES)} but is not marked "
-                "`broker`"
-            )
+    wrong = [
+        item.nodeid for item in items
+        if set(getattr(item, "fixturenames", ())) & BROKER_FIXTURES
+        and item.get_closest_marker("broker") is None
+    ]
+    if wrong:
+        raise pytest.UsageError(
+            "these tests use a broker fixture but are not marked `broker`:\n  "
+            + "\n  ".join(wrong)
+        )
 
 
 @pytest.hookimpl(wrapper=True)

@@ -78,6 +78,7 @@ def test_no_frames_writes_report_and_fails(tmp_path: Path, fake_model: Path,
     assert rc == 1 and "the recording has no frames" in rep["failures"]
 
 
+@pytest.mark.broker
 def test_node_down_on_broker(tmp_path: Path, private_broker) -> None:  # noqa: ANN001
     rc = cli_main(["replay", "x.mcap", "--mqtt-url", private_broker.url, "--rate", "max",
                    "--no-progress", "--out", str(tmp_path), "--timeout-s", "1",
