@@ -14,7 +14,7 @@ help:
 	@echo "make demo      set up (.venv, mosquitto) and run the end-to-end demo"
 	@echo "make test      set up and run the whole test suite (what CI runs)"
 	@echo "make test-fast tests without the slow/TensorFlow ones"
-	@echo "make lint      ruff"
+	@echo "make lint      ruff (check, format), import-linter, mypy"
 	@echo "make golden    re-record the golden reference decisions (on purpose only)"
 	@echo "make ci        run .ci/run"
 
@@ -45,6 +45,10 @@ test-fast: install broker
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff check --select RUF100 .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # The golden reference depends on the default model: regenerate it when the model changes on
 # purpose, review the diff of tests/golden/reference.json, and commit both.
