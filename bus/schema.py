@@ -137,14 +137,19 @@ class NodeStatus(_Msg):
 
 
 class ErrorReport(_Msg):
-    """One rejected input, reported on the node's errors topic."""
+    """Rejected input, reported on the node's errors topic: the first of a (code, vehicle) in an
+    interval at once, the rest of that interval as one report with ``count``."""
 
     schema_version: Version = 1
     node_id: str
     stamp_ns: StampNs
-    topic: str
+    topic: str = Field(description="topic of the (latest) rejected input")
     code: str
-    detail: str
+    detail: str = Field(description="what was wrong with the (latest) rejected input")
+    count: int = Field(default=1, ge=1, le=INT64_MAX,
+                       description="rejections this report stands for (rate-limited reports)")
+    window_ms: float = Field(default=0.0, ge=0.0,
+                             description="the interval the count covers; 0 = this one input")
 
 
 class LabelMsg(_Msg):

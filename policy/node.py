@@ -23,7 +23,6 @@ from bus.base import Bus, Will
 from bus.codec import encode, parse_incoming
 from bus.schema import (
     DecisionMsg,
-    ErrorReport,
     FrameHeader,
     NodeState,
     NodeStatus,
@@ -35,6 +34,7 @@ from policy.decider import Decider, FrameJob
 from policy.fallback import Reason
 from policy.metrics import NodeMetrics
 from policy.model import PolicyModel
+from policy.reports import ReportLimiter
 from policy.settings import NodeSettings, load_settings
 
 __all__ = ["Node", "main", "serve_in_thread"]
@@ -42,6 +42,7 @@ __all__ = ["Node", "main", "serve_in_thread"]
 log = logging.getLogger(__name__)
 
 _ACTIVE_WINDOW_NS = 1_000_000_000  # a vehicle is "active" if it sent a frame within 1 s
+_HOUSEKEEPING_S = 0.25  # aggregated reports and vehicle expiry are looked at this often
 # Fallbacks caused by what a sender put in the frame: answered *and* reported on the errors topic.
 _REPORTED = {
     Reason.BAD_IMAGE: "JPEG cannot be decoded",
@@ -56,6 +57,9 @@ class _Pending:
     jpeg: bytes
     arrival_ns: int
     arrival_mono_ns: int
+    # Its vehicle's place in line: the arrival of the first frame it has waiting. A newer frame
+    # replacing a waiting one keeps that place, so a busy vehicle cannot starve a steady one.
+    queued_mono_ns: int
 
 
 class Node:
@@ -77,6 +81,9 @@ class Node:
         self.rules: dict[str, RuleSet] = {}
         self._pending: dict[str, _Pending] = {}
         self._seen: dict[str, int] = {}
+        self._last_heard: dict[str, float] = {}  # vehicle -> monotonic s of its last message
+        self._pending_bytes = 0
+        self.reports = ReportLimiter(settings.node_id, settings.error_report_interval_s)
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -117,11 +124,13 @@ class Node:
         next_poll = time.monotonic() + poll_s
         try:
             while not self._stop.is_set():
-                wait = min(next_beat, next_poll) - time.monotonic()
+                wait = min(next_beat, next_poll, time.monotonic() + _HOUSEKEEPING_S)
+                wait -= time.monotonic()
                 batch = self._collect(timeout=max(0.0, wait))
                 if batch:
                     self.process(batch)
                 now = time.monotonic()
+                self.housekeeping(now)
                 if now >= next_beat:
                     self.publish_status(NodeState.ONLINE)
                     next_beat = now + self.settings.heartbeat_s
@@ -130,6 +139,7 @@ class Node:
                     next_poll = now + poll_s
             with self._cond:
                 rest, self._pending = list(self._pending.values()), {}
+                self._pending_bytes = 0
             for i in range(0, len(rest), self.settings.max_batch_size):
                 self.process(rest[i : i + self.settings.max_batch_size])
         finally:
@@ -164,12 +174,25 @@ class Node:
             assert isinstance(header, FrameHeader)
             vid = header.vehicle_id
             with self._cond:
-                if vid in self._pending:
-                    self.metrics.drop("conflated")
-                self._pending[vid] = _Pending(header, msg.jpeg, arrival_ns, arrival_mono)
-                self._seen[vid] = arrival_mono
+                old = self._pending.get(vid)
+                limit = self.settings.max_pending_bytes
+                overloaded = old is None and self._pending_bytes + len(msg.jpeg) > limit
+                if not overloaded:
+                    if old is not None:
+                        self.metrics.drop("conflated")
+                        self._pending_bytes -= len(old.jpeg)
+                    queued = arrival_mono if old is None else old.queued_mono_ns
+                    self._pending[vid] = _Pending(header, msg.jpeg, arrival_ns, arrival_mono,
+                                                  queued)
+                    self._pending_bytes += len(msg.jpeg)
+                    self._seen[vid] = arrival_mono
+                    self._last_heard[vid] = time.monotonic()
                 self.metrics.count("frames")
                 self._cond.notify_all()
+            if overloaded:  # reported outside the lock: publishing may block
+                self.report(topic, "node_overloaded",
+                            f"{self._pending_bytes} bytes of frames waiting, limit "
+                            f"{self.settings.max_pending_bytes}; frame {header.frame_id} dropped")
 
     def _from_future(self, rules: RuleSet, now_ns: int) -> bool:
         # Accepted, a rule set issued years ahead would pin the vehicle: every genuine update
@@ -182,22 +205,44 @@ class Node:
         else:
             assert isinstance(rules, RuleSet)
             old = self.rules.get(vid)
+            if old is None and len(self.rules) >= self.settings.max_vehicles:
+                self.report(RULES.topic(self.settings.topic_prefix, vehicle_id=vid),
+                            "too_many_vehicles",
+                            f"{len(self.rules)} vehicles hold rule sets, limit "
+                            f"{self.settings.max_vehicles}; refused")
+                return
             if old is not None and rules.issued_at_ns < old.issued_at_ns:
                 self.metrics.count("rules.older_ignored")
                 return
             self.rules[vid] = rules
+            self._last_heard[vid] = time.monotonic()
             self.metrics.count("rules")
         self.metrics.vehicles.set(len(self.rules))
 
     def report(self, topic: str, code: str, detail: str) -> None:
-        """Count a rejected input and publish an ErrorReport; never raises."""
+        """Count a rejected input and report it, rate-limited per (code, topic); never raises."""
         self.metrics.reject(code)
         log.debug("rejected %s: %s %s", topic, code, detail)
-        report = ErrorReport(
-            node_id=self.settings.node_id, stamp_ns=time.time_ns(), topic=topic[:500],
-            code=code, detail=detail[:1000],
-        )
-        self._publish(self.errors_topic, encode(report), ERRORS.qos, False)
+        report = self.reports.offer(topic[:200], topic, code, detail)
+        if report is not None:
+            self._publish(self.errors_topic, encode(report), ERRORS.qos, False)
+        else:
+            self.metrics.count("reports.aggregated")
+
+    def housekeeping(self, now: float) -> None:
+        """Publish the aggregated reports whose interval ended; forget silent vehicles."""
+        for report in self.reports.flush():
+            self._publish(self.errors_topic, encode(report), ERRORS.qos, False)
+        ttl = self.settings.vehicle_ttl_s
+        with self._cond:
+            silent = [v for v, t in self._last_heard.items()
+                      if now - t > ttl and v not in self._pending]
+            for vid in silent:
+                del self._last_heard[vid]
+                self.rules.pop(vid, None)
+        if silent:
+            self.metrics.count("vehicles.forgotten", len(silent))
+            self.metrics.vehicles.set(len(self.rules))
 
     # serving loop ------------------------------------------------------------------------------
 
@@ -217,10 +262,11 @@ class Node:
                     lambda: len(self._pending) >= target or self._stop.is_set(),
                     s.max_wait_us / 1e6,
                 )
-            items = sorted(self._pending.values(), key=lambda p: p.arrival_mono_ns)
+            items = sorted(self._pending.values(), key=lambda p: p.queued_mono_ns)
             batch = items[: s.max_batch_size]
             for item in batch:
                 del self._pending[item.header.vehicle_id]
+                self._pending_bytes -= len(item.jpeg)
             return batch
 
     def process(self, batch: list[_Pending]) -> list[DecisionMsg]:

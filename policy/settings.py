@@ -49,6 +49,18 @@ class NodeSettings(BaseSettings):
     heartbeat_s: float = Field(5.0, gt=0, le=3600)
     reload_poll_s: float = Field(2.0, ge=0, description="model mtime poll; 0 = SIGHUP only")
     rules_cache_size: int = Field(1024, ge=1)
+    error_report_interval_s: float = Field(
+        1.0, ge=0, le=3600,
+        description="at most one error report per code and topic per interval, with a count",
+    )
+    max_vehicles: int = Field(10_000, ge=1, description="vehicles whose rule sets are held")
+    vehicle_ttl_s: float = Field(
+        600.0, gt=0, description="a vehicle silent this long is forgotten (rules, state)"
+    )
+    max_pending_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024,
+        description="frames waiting in total; a new vehicle's frame beyond it is refused",
+    )
 
     @field_validator("mqtt_url")
     @classmethod

@@ -64,8 +64,10 @@ def fuzz_model(fake_model_path) -> PolicyModel:  # noqa: ANN001
 def test_node_survives_any_message_sequence(fuzz_model: PolicyModel, events: list,
                                             batch: int) -> None:
     bus = MemoryBus()
+    # Interval 0: every rejection is reported (rate limiting is tested in test_overload.py).
     node = Node(load_settings({"node_id": "fz", "max_batch_size": batch,
-                               "max_frame_age_ms": 10**12}), bus, fuzz_model)
+                               "error_report_interval_s": 0, "max_frame_age_ms": 10**12}),
+                bus, fuzz_model)
     node.start()
     decided, reports = Recorder(), Recorder()
     bus.subscribe(DECISION.subscription(P), decided)
