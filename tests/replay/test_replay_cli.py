@@ -43,14 +43,21 @@ def test_outputs_and_table(tmp_path: Path, fake_model: Path,
         assert (tmp_path / name).stat().st_size > 0
     out = capsys.readouterr().out
     assert "ruledrive replay" in out and "latency p50 / p95 / p99" in out
+    # The confusion table keeps full label names (CHANGE_L... would not tell LEFT from RIGHT).
+    assert "CHANGE_LANE_LEFT" in out and "CHANGE_LANE_RIGHT" in out
 
 
 def test_gates_exit_nonzero(tmp_path: Path, fake_model: Path,
                             capsys: pytest.CaptureFixture[str]) -> None:
-    rc, rep = run(tmp_path, fake_model, "--min-accuracy", "1.01", "--max-p99-ms", "0.0001")
+    rc, rep = run(tmp_path, fake_model, "--min-accuracy", "1", "--max-p99-ms", "0.0001")
+    assert rep["accuracy"] < 1  # the fake model is wrong on some frames
     assert rc == 1
     err = capsys.readouterr().err
-    assert "--min-accuracy" in err and "--max-p99-ms" in err
+    # Each failure names its gate, the threshold and the measured value.
+    acc = f"{rep['accuracy']:.3f}"
+    assert f"FAIL --min-accuracy gate: accuracy {acc} < 1 (" in err
+    p99 = f"{rep['latency_ms']['p99']:.1f}"
+    assert f"FAIL --max-p99-ms gate: latency p99 {p99} ms > 0.0001 ms" in err
     assert len(rep["failures"]) == 2
 
 

@@ -26,8 +26,8 @@ def test_generate_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_bad_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["generate", "--out", str(tmp_path), "--scenes", "0"]) == 1
-    assert "--scenes" in capsys.readouterr().err
+    assert main(["generate", "--out", str(tmp_path), "--scenes", "0"]) == 2
+    assert "argument --scenes: must be a whole number >= 1, got 0" in capsys.readouterr().err
     bad = tmp_path / "x.mcap"
     bad.write_bytes(b"garbage")
     assert main(["scenes", "show", str(bad)]) == 1
