@@ -11,6 +11,7 @@ from collections import Counter as Tally
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from bus.schema import DecisionMsg
+from core.errors import ConfigError
 
 __all__ = ["NodeMetrics"]
 
@@ -82,4 +83,8 @@ class NodeMetrics:
             self.count(f"fallback.{msg.reason}")
 
     def serve(self, port: int) -> None:
-        start_http_server(port, addr="0.0.0.0", registry=self.registry)
+        """Serve /metrics on ``port``; a port in use or not allowed stops start-up."""
+        try:
+            start_http_server(port, addr="0.0.0.0", registry=self.registry)
+        except OSError as exc:
+            raise ConfigError(f"metrics port {port}: {exc.strerror or exc}") from exc

@@ -113,9 +113,12 @@ def plan_lanes(drives: Sequence[Drive], vehicles: int | None = None) -> list[Lan
     return [lane for lane in lanes if lane.drives]
 
 
-def load_drives(paths: Sequence[str | Path], limit: int | None = None) -> list[Drive]:
+def load_drives(paths: Sequence[str | Path], limit: int | None = None,
+                allow_truncated: bool = False) -> list[Drive]:
     """The drives of MCAP recordings (bus.recording), one per recorded vehicle and file,
-    each frame with its recorded label. ``limit`` caps the frames. Raises RecordingError."""
+    each frame with its recorded label. ``limit`` caps the frames. Raises RecordingError, also on
+    a truncated file unless ``allow_truncated`` (then its complete part is used, with a warning).
+    """
     from bus.recording import CameraFrame  # noqa: PLC0415
     from bus.recording_reader import read_events  # noqa: PLC0415
 
@@ -126,7 +129,7 @@ def load_drives(paths: Sequence[str | Path], limit: int | None = None) -> list[D
         headers: dict[tuple[str, int], FrameHeader] = {}
         jpegs: dict[tuple[str, int], bytes] = {}
         labels: dict[tuple[str, int], DecisionLabel] = {}
-        for ev in read_events(path):
+        for ev in read_events(path, allow_truncated=allow_truncated):
             msg = ev.message
             if isinstance(msg, CameraFrame):
                 jpegs[(msg.vehicle_id, msg.frame_id)] = msg.jpeg

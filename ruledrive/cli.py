@@ -13,10 +13,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from core.errors import ConfigError, RuledriveError
+from core.errors import ConfigError, RecordingError, RuledriveError
 from ruledrive import __version__
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "truncation_hint"]
 
 COMMAND_MODULES = (
     "ruledrive.world_cli",
@@ -47,6 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def truncation_hint(exc: Exception) -> str:
+    """The error's message, plus what to do when it is a truncated recording (for commands that
+    take ``--allow-truncated``: train, evaluate, scenes show, replay)."""
+    msg = str(exc)
+    if isinstance(exc, RecordingError) and "truncated" in msg:
+        msg += (" (cut short, e.g. a killed recorder; pass --allow-truncated to use its "
+                "complete part)")
+    return msg
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -61,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ruledrive: configuration error: {exc}", file=sys.stderr)
         return 2
     except RuledriveError as exc:
-        print(f"ruledrive: error: {exc}", file=sys.stderr)
+        msg = truncation_hint(exc) if hasattr(args, "allow_truncated") else str(exc)
+        print(f"ruledrive: error: {msg}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

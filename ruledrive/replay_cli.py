@@ -71,6 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="exit 1 if more frames than this get no decision (default 0)")
     p.add_argument("--limit", type=positive_int, metavar="FRAMES",
                    help="replay at most this many frames")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="use the complete part of recordings cut short (killed recorder); warn")
     p.add_argument("--no-labels", action="store_true",
                    help="do not publish the recorded labels on the label topic")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -107,13 +109,16 @@ def _replay(args: argparse.Namespace) -> int:
     from replay.drives import load_drives, plan_lanes  # noqa: PLC0415
     from replay.golden import compare_reference, load_reference, write_reference  # noqa: PLC0415
     from replay.player import Replayer  # noqa: PLC0415
+    from ruledrive.cli import truncation_hint  # noqa: PLC0415
 
     if args.bus == "memory" and args.serve_model is None:
         raise ConfigError("--bus memory needs --serve-model (nothing else is on that bus)")
     try:
-        drives, load_error = load_drives(args.recordings, limit=args.limit), None
+        drives = load_drives(args.recordings, limit=args.limit,
+                             allow_truncated=args.allow_truncated)
+        load_error = None
     except DataError as exc:  # still write a (empty) report that says why
-        drives, load_error = [], f"cannot read the recording: {exc}"
+        drives, load_error = [], f"cannot read the recording: {truncation_hint(exc)}"
     lanes = plan_lanes(drives, args.vehicles)
     args.out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
@@ -203,6 +208,11 @@ def _node(args: argparse.Namespace, shared_bus: Any) -> AbstractContextManager[A
 def _record(args: argparse.Namespace) -> int:
     from replay.recorder import run_recorder  # noqa: PLC0415
 
+    # Before connecting: a bad --out is found now, not on the first message in the writer thread.
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {args.out}: cannot create its directory: {exc}") from exc
     files = run_recorder(
         args.out, url=args.mqtt_url, prefix=args.prefix, rotate_mb=args.rotate_mb,
         rotate_s=args.rotate_s, duration_s=args.duration_s, chunk_kb=args.chunk_kb,

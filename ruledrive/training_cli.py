@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ConfigError
+from core.errors import ConfigError, ModelError, RuledriveError
 from ruledrive.argtypes import (
     fraction,
     non_negative_int,
@@ -50,6 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--data", nargs="+", required=True, metavar="PATH")
     e.add_argument("--out", type=Path, help="write report.json and confusion PNGs here")
     e.add_argument("--min-accuracy", type=fraction, help="exit 3 if any split's accuracy is lower")
+    e.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="use the complete part of recordings cut short (killed recorder); warn",
+    )
     e.set_defaults(func=_evaluate)
 
     d = sub.add_parser("train-default", help="rebuild models/ruledrive-default.onnx + model card")
@@ -120,17 +125,41 @@ def _train(args: argparse.Namespace) -> int:
     if args.eval:
         if export_to is None:
             raise ConfigError("--eval needs the ONNX export (drop --no-export)")
-        info["evaluation"] = _run_eval(export_to, args.eval, args.out / "eval")
+        info["evaluation"] = _run_eval(
+            export_to, args.eval, args.out / "eval", args.allow_truncated
+        )
         (args.out / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
     print(json.dumps({k: info[k] for k in ("model_version", "train_seconds", "metrics")}, indent=2))
     return 0
 
 
-def _run_eval(model: Path, data: list[str], out: Path | None) -> dict:
-    from training.data import load_samples
-    from training.evaluate import evaluate_samples, load_predictor
+def _load_predictor(model: Path) -> object:
+    """The model to evaluate; anything that is not one is a one-line error, not a traceback."""
+    from training.evaluate import load_predictor
 
-    report = evaluate_samples(load_predictor(model), load_samples(data), out)
+    if not model.exists():
+        raise ConfigError(f"{model}: no such model or checkpoint")
+    if model.is_file() and model.suffix != ".onnx":
+        raise ConfigError(
+            f"{model}: not an ONNX model (*.onnx) or a checkpoint directory (ruledrive train --out)"
+        )
+    try:
+        return load_predictor(model)
+    except RuledriveError:
+        raise
+    except Exception as exc:  # onnxruntime raises its own (InvalidProtobuf, Fail, ...)
+        raise ModelError(
+            f"{model}: cannot load it as an ONNX model ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _run_eval(model: Path, data: list[str], out: Path | None, allow_truncated: bool) -> dict:
+    from training.data import load_samples
+    from training.evaluate import evaluate_samples
+
+    predictor = _load_predictor(model)
+    samples = load_samples(data, allow_truncated=allow_truncated)
+    report = evaluate_samples(predictor, samples, out)
     from rich.console import Console
     from rich.table import Table
 
@@ -151,9 +180,7 @@ def _run_eval(model: Path, data: list[str], out: Path | None) -> dict:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    if not args.model.exists():
-        raise ConfigError(f"{args.model}: no such model or checkpoint")
-    report = _run_eval(args.model, args.data, args.out)
+    report = _run_eval(args.model, args.data, args.out, args.allow_truncated)
     print(
         json.dumps(
             {

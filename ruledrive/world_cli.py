@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("file", help="an MCAP recording")
     show.add_argument("--sheet", help="write a contact-sheet PNG here")
     show.add_argument("--n", type=positive_int, default=16, help="frames on the sheet")
+    show.add_argument("--allow-truncated", action="store_true",
+                      help="use the complete part of recordings cut short (killed recorder); warn")
     show.set_defaults(func=_show)
 
 
@@ -88,7 +90,7 @@ def _show(args: argparse.Namespace) -> int:
     from bus.recording_reader import read_samples
     from simulator.sheet import contact_sheet, pick_diverse, summarise
 
-    samples = list(read_samples(args.file))
+    samples = list(read_samples(args.file, allow_truncated=args.allow_truncated))
     print(json.dumps(summarise(samples), indent=2))
     if args.sheet:
         out = contact_sheet(pick_diverse(samples, args.n), args.sheet)

@@ -23,7 +23,8 @@ def fake_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def synthetic(monkeypatch: pytest.MonkeyPatch) -> None:
     drives = [drive("car-a", 6, rule_change_at=2), drive("car-b", 5)]
-    monkeypatch.setattr(drives_mod, "load_drives", lambda paths, limit=None: drives[: limit or 2])
+    monkeypatch.setattr(drives_mod, "load_drives",
+                        lambda paths, limit=None, **_: drives[: limit or 2])
 
 
 def run(tmp_path: Path, model: Path, *extra: str) -> tuple[int, dict]:
@@ -80,7 +81,7 @@ def test_memory_bus_needs_a_node(tmp_path: Path) -> None:
 
 def test_no_frames_writes_report_and_fails(tmp_path: Path, fake_model: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(drives_mod, "load_drives", lambda paths, limit=None: [])
+    monkeypatch.setattr(drives_mod, "load_drives", lambda paths, limit=None, **_: [])
     rc, rep = run(tmp_path, fake_model)
     assert rc == 1 and "the recording has no frames" in rep["failures"]
 
