@@ -98,7 +98,7 @@ def test_unreadable_recording_writes_report_and_fails(tmp_path: Path, fake_model
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from core.errors import RecordingError
 
-    def bad(paths, limit=None):  # noqa: ANN001, ANN202, ARG001
+    def bad(paths, limit=None, **_):  # noqa: ANN001, ANN003, ANN202, ARG001
         raise RecordingError("x.mcap: unknown channel 'foo'")
 
     monkeypatch.setattr(drives_mod, "load_drives", bad)

@@ -119,7 +119,7 @@ def test_record_into_an_impossible_directory_is_one_line(
     assert line.startswith("ruledrive: configuration error: --out ") and "cannot create" in line
 
 
-# -- truncated recordings: say --allow-truncated, and take it ---------------------------------------
+# -- truncated recordings: say --allow-truncated, and take it ------------------------------------
 
 
 def test_scenes_show_truncated_names_the_flag(
