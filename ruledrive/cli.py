@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "ruledrive.demo",
 )
 
+SERVICES = ("serve", "record")  # long-running commands: INFO is their default log level
+
 log = logging.getLogger("ruledrive")
 
 
@@ -63,8 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # usage error (message already printed), --help, --version
         return exc.code if isinstance(exc.code, int) else 2
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Services log their normal start-up ("node ... serving") at INFO, and a user running one
+    # must see it; one-shot commands only show warnings unless -v.
+    base = logging.INFO if args.command in SERVICES else logging.WARNING
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(max(logging.DEBUG, base - 10 * args.verbose))
     try:
         rc = args.func(args)
     except ConfigError as exc:

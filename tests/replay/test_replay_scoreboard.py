@@ -115,3 +115,21 @@ def test_lanes_keep_ids_or_spread_drives() -> None:
 def test_same_vehicle_in_two_recordings_gets_two_lanes() -> None:
     lanes = plan_lanes([drive("a", 2), drive("a", 3)])
     assert [lane.vehicle_id for lane in lanes] == ["a", "a-2"]
+
+
+def test_missing_gate_says_conflated_or_lost() -> None:
+    b = Scoreboard()
+    for i in range(4):
+        b.published(ref(i, P), 0)
+    b.decided(decision("car", 0, P), 1)
+    timed = b.report(1.0, 4, 1.0, 1).check(max_missing=0.5)
+    assert timed == [
+        "--max-missing gate: 3 of 4 frames got no decision (75.0 % > 50 % allowed); the node "
+        "keeps only the newest frame of each vehicle and drops older ones on purpose when it "
+        "falls behind (conflation: its status counter dropped.conflated); frames beyond that "
+        "were lost (node down, or slower than --timeout-s); --rate max replays without "
+        "conflation"
+    ]
+    (flat_out,) = b.report(1.0, 4, None, 1).check()
+    assert "3 of 4 frames got no decision (75.0 % > 0 % allowed)" in flat_out
+    assert "conflated none of them: they were lost" in flat_out
