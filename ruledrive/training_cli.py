@@ -1,4 +1,6 @@
-"""``ruledrive train | evaluate | export | ablate``: TensorFlow is imported only when they run."""
+"""``ruledrive train | evaluate | train-default | export | wordvectors``: TensorFlow is imported
+only when they run (image-only / text-only ablations are ``train --variant`` and part of
+``train-default``)."""
 
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ import time
 import pytest
 
 from bus.schema import DecisionLabel, DecisionMsg, Timings
-from replay.drives import FrameRef, plan_lanes
+from replay.drives import Drive, FrameRef, plan_lanes
 from replay.scoreboard import Scoreboard
-from tests.replay.replay_helpers import drive
+from tests.replay.replay_helpers import PERIOD, drive
 
 P, S = DecisionLabel.PROCEED, DecisionLabel.STOP
 
@@ -133,3 +133,18 @@ def test_missing_gate_says_conflated_or_lost() -> None:
     (flat_out,) = b.report(1.0, 4, None, 1).check()
     assert "3 of 4 frames got no decision (75.0 % > 0 % allowed)" in flat_out
     assert "conflated none of them: they were lost" in flat_out
+
+
+def test_next_drive_starts_one_frame_period_after_the_last_frame() -> None:
+    import dataclasses
+
+    def at_10_hz(d: Drive) -> Drive:  # the helper's 30 Hz drive, slowed to the simulator's 10 Hz
+        t0 = d.events[0].t_ns
+        return Drive(d.vehicle_id, [dataclasses.replace(e, t_ns=t0 + 3 * (e.t_ns - t0))
+                                    for e in d.events])
+
+    (lane,) = plan_lanes([at_10_hz(drive("a", 3)), at_10_hz(drive("b", 2))], vehicles=1)
+    steps = lane.steps()
+    last_a = max(t for t, _, ref in steps if ref is not None and ref.source_vehicle_id == "a")
+    first_b = min(t for t, _, _ in steps[4:])  # drive b's rule set, issued at its start
+    assert first_b - last_a == 3 * PERIOD  # one frame period of these drives (~100 ms)
