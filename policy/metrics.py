@@ -1,16 +1,16 @@
-"""Prometheus metrics of the node, plus plain counters for the status heartbeat.
+"""Prometheus metrics of the node; the status heartbeat's counters are read from them.
 
-Each node has its own CollectorRegistry, so several nodes (tests) can live in one process.
+Each node has its own CollectorRegistry, so several nodes (tests) can live in one process. The
+registry is the only tally: :meth:`NodeMetrics.counters` reads it back into the flat
+``{"decisions": n, "dropped.conflated": n, ...}`` form of ``NodeStatus.counters``.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import Counter as Tally
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from bus.schema import DecisionMsg
+from core.errors import ConfigError
 
 __all__ = ["NodeMetrics"]
 
@@ -43,34 +43,45 @@ class NodeMetrics:
                                       buckets=_MS, registry=r)
         self.vehicles = Gauge("ruledrive_vehicles_with_rules", "Vehicles with a rule set",
                               registry=r)
-        self._tally: Tally[str] = Tally()
-        self._lock = threading.Lock()
+        self.events = Counter("ruledrive_node_events", "Frames and rule sets taken in",
+                              ["event"], registry=r)
 
     def count(self, key: str, n: int = 1) -> None:
-        with self._lock:
-            self._tally[key] += n
+        """Count an event without a metric of its own (``frames``, ``rules``, ...).
+
+        ``publish_errors`` and ``reloads.*`` have their own counters, which the node increments
+        directly; counting them here as well would count them twice, so those keys are ignored.
+        """
+        if key == "publish_errors" or key.startswith("reloads."):
+            return
+        self.events.labels(key).inc(n)
 
     def counters(self) -> dict[str, int]:
-        with self._lock:
-            return dict(sorted(self._tally.items()))
+        """The heartbeat's counters, read from the registry; keys with a zero count are left out."""
+        out: dict[str, float] = {
+            "decisions": sum(_totals(self.decisions).values()),
+            "rejected": sum(_totals(self.rejects).values()),
+            "batches": _totals(self.batch_size, "_count").get("", 0.0),
+            "publish_errors": _totals(self.publish_errors).get("", 0.0),
+        }
+        for prefix, metric in (("fallback", self.fallbacks), ("dropped", self.drops),
+                               ("rejected", self.rejects), ("reloads", self.reloads)):
+            out.update({f"{prefix}.{k}": v for k, v in _totals(metric).items()})
+        out.update(_totals(self.events))
+        return {k: int(v) for k, v in sorted(out.items()) if v}
 
     def reject(self, code: str) -> None:
         self.rejects.labels(code).inc()
-        self.count("rejected")
-        self.count(f"rejected.{code}")
 
     def drop(self, cause: str) -> None:
         self.drops.labels(cause).inc()
-        self.count(f"dropped.{cause}")
 
     def batch(self, size: int, inference_ms: float) -> None:
         self.batch_size.observe(size)
         self.inference_ms.observe(inference_ms)
-        self.count("batches")
 
     def decided(self, msg: DecisionMsg) -> None:
         self.decisions.labels(str(msg.decision)).inc()
-        self.count("decisions")
         t = msg.timings
         self.total_ms.observe(t.total_ms)
         self.queue_ms.observe(t.queue_ms)
@@ -79,7 +90,20 @@ class NodeMetrics:
             self.decode_ms.observe(t.decode_ms)
         if msg.reason is not None:
             self.fallbacks.labels(msg.reason).inc()
-            self.count(f"fallback.{msg.reason}")
 
     def serve(self, port: int) -> None:
-        start_http_server(port, addr="0.0.0.0", registry=self.registry)
+        """Serve /metrics on ``port``; a port in use or not allowed stops start-up."""
+        try:
+            start_http_server(port, addr="0.0.0.0", registry=self.registry)
+        except OSError as exc:
+            raise ConfigError(f"metrics port {port}: {exc.strerror or exc}") from exc
+
+
+def _totals(metric: Counter | Histogram, suffix: str = "_total") -> dict[str, float]:
+    """A metric's samples ending in ``suffix``, by the value of its (only) label ("" if none)."""
+    return {
+        next(iter(sample.labels.values()), ""): sample.value
+        for family in metric.collect()
+        for sample in family.samples
+        if sample.name.endswith(suffix)
+    }

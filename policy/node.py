@@ -344,7 +344,7 @@ class Node:
         self.decider.set_model(model)
         self.metrics.reloads.labels("ok").inc()
         self.metrics.count("reloads.ok")
-        log.warning("model reloaded: %s -> %s", current.version, model.version)
+        log.info("model reloaded: %s -> %s", current.version, model.version)
         self.publish_status(NodeState.ONLINE)
         return True
 
@@ -386,7 +386,7 @@ def main(settings: NodeSettings | None = None, bus: Bus | None = None) -> int:
             restore[sig] = signal.signal(sig, lambda *_a, fn=fn: fn())
     try:
         node.start()
-        log.warning(
+        log.info(
             "node %s serving %s on %s (model %s)", settings.node_id, settings.topic_prefix,
             node.decider.model.provider, node.decider.model.version,
         )

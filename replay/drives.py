@@ -8,6 +8,7 @@ comparisons. Bus-free.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ __all__ = [
     "load_drives",
     "plan_lanes",
 ]
+
+
+DEFAULT_FRAME_PERIOD_NS = 100_000_000  # 10 Hz, the simulator's frame rate
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,13 @@ class Drive:
     @property
     def n_frames(self) -> int:
         return sum(isinstance(e, DriveFrame) for e in self.events)
+
+    def frame_period_ns(self) -> int:
+        """The drive's typical time between frames (median); 100 ms (10 Hz, the simulator's
+        rate) when it has fewer than two frames."""
+        stamps = [e.t_ns for e in self.events if isinstance(e, DriveFrame)]
+        gaps = sorted(b - a for a, b in itertools.pairwise(stamps) if b > a)
+        return gaps[len(gaps) // 2] if gaps else DEFAULT_FRAME_PERIOD_NS
 
 
 @dataclass(frozen=True)
@@ -89,7 +100,7 @@ class Lane:
                                    ev.header.frame_id, ev.label)
                     next_id += 1
                 out.append((offset, ev, ref))
-            base = last + 33_000_000  # one frame period between drives
+            base = last + drive.frame_period_ns()  # the next drive starts one frame later
         return out
 
 
@@ -113,9 +124,12 @@ def plan_lanes(drives: Sequence[Drive], vehicles: int | None = None) -> list[Lan
     return [lane for lane in lanes if lane.drives]
 
 
-def load_drives(paths: Sequence[str | Path], limit: int | None = None) -> list[Drive]:
+def load_drives(paths: Sequence[str | Path], limit: int | None = None,
+                allow_truncated: bool = False) -> list[Drive]:
     """The drives of MCAP recordings (bus.recording), one per recorded vehicle and file,
-    each frame with its recorded label. ``limit`` caps the frames. Raises RecordingError."""
+    each frame with its recorded label. ``limit`` caps the frames. Raises RecordingError, also on
+    a truncated file unless ``allow_truncated`` (then its complete part is used, with a warning).
+    """
     from bus.recording import CameraFrame  # noqa: PLC0415
     from bus.recording_reader import read_events  # noqa: PLC0415
 
@@ -126,7 +140,7 @@ def load_drives(paths: Sequence[str | Path], limit: int | None = None) -> list[D
         headers: dict[tuple[str, int], FrameHeader] = {}
         jpegs: dict[tuple[str, int], bytes] = {}
         labels: dict[tuple[str, int], DecisionLabel] = {}
-        for ev in read_events(path):
+        for ev in read_events(path, allow_truncated=allow_truncated):
             msg = ev.message
             if isinstance(msg, CameraFrame):
                 jpegs[(msg.vehicle_id, msg.frame_id)] = msg.jpeg

@@ -194,7 +194,7 @@ def run_recorder(out: str | Path, url: str = "mqtt://127.0.0.1:1883",
         timer.daemon = True
     try:
         bus.connect()
-        log.warning("recording %s/# from %s to %s", prefix, url, out)
+        log.info("recording %s/# from %s to %s", prefix, url, out)
         if timer is not None:
             timer.start()
         files = recorder.run()
@@ -204,5 +204,5 @@ def run_recorder(out: str | Path, url: str = "mqtt://127.0.0.1:1883",
         bus.close()
         for sig, old in restore.items():
             signal.signal(sig, old)
-    log.warning("recorded %s into %s", dict(recorder.counts), [str(f) for f in files])
+    log.info("recorded %s into %s", dict(recorder.counts), [str(f) for f in files])
     return files

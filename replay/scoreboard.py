@@ -70,23 +70,39 @@ class ReplayReport:
 
     def check(self, min_accuracy: float | None = None, max_p99_ms: float | None = None,
               max_missing: float = 0.0) -> list[str]:
-        """The gate: reasons this replay fails (also stored in ``failures``)."""
+        """The gate: reasons this replay fails (also stored in ``failures``), each naming the
+        gate, its threshold and the measured value."""
         out: list[str] = []
         if self.aborted:
             out.append(f"aborted: {self.aborted}")
         if self.frames_planned == 0:
             out.append("the recording has no frames")
         if self.frames_published and self.missing > max_missing * self.frames_published:
-            out.append(f"{self.missing} of {self.frames_published} frames got no decision")
+            out.append(self._missing_reason(max_missing))
         if min_accuracy is not None and (self.accuracy is None or self.accuracy < min_accuracy):
-            acc = "n/a" if self.accuracy is None else f"{self.accuracy:.3f}"
-            out.append(f"accuracy {acc} < --min-accuracy {min_accuracy}")
+            acc = "n/a (no labelled decision)" if self.accuracy is None else f"{self.accuracy:.3f}"
+            out.append(f"--min-accuracy gate: accuracy {acc} < {min_accuracy:g} "
+                       f"({self.labelled} labelled decisions)")
         p99 = self.latency_ms.get("p99")
         if max_p99_ms is not None and (p99 is None or p99 > max_p99_ms):
-            got = "n/a" if p99 is None else f"{p99:.1f}"
-            out.append(f"latency p99 {got} ms > --max-p99-ms {max_p99_ms}")
+            got = "n/a (no decision)" if p99 is None else f"{p99:.1f} ms"
+            out.append(f"--max-p99-ms gate: latency p99 {got} > {max_p99_ms:g} ms")
         self.failures = out
         return out
+
+    def _missing_reason(self, max_missing: float) -> str:
+        share = self.missing / self.frames_published
+        why = (
+            "at --rate max one frame per vehicle is in flight, so the node conflated none of "
+            "them: they were lost (node down, restarted, or slower than --timeout-s)"
+            if self.target_rate is None else
+            "the node keeps only the newest frame of each vehicle and drops older ones on "
+            "purpose when it falls behind (conflation: its status counter dropped.conflated); "
+            "frames beyond that were lost (node down, or slower than --timeout-s); "
+            "--rate max replays without conflation"
+        )
+        return (f"--max-missing gate: {self.missing} of {self.frames_published} frames got no "
+                f"decision ({100 * share:.1f} % > {100 * max_missing:g} % allowed); {why}")
 
 
 class Scoreboard:

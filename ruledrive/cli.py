@@ -13,10 +13,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from core.errors import ConfigError, RuledriveError
+from core.errors import ConfigError, RecordingError, RuledriveError
 from ruledrive import __version__
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "truncation_hint"]
 
 COMMAND_MODULES = (
     "ruledrive.world_cli",
@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "ruledrive.serve_cli",
     "ruledrive.demo",
 )
+
+SERVICES = ("serve", "record")  # long-running commands: INFO is their default log level
 
 log = logging.getLogger("ruledrive")
 
@@ -47,18 +49,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def truncation_hint(exc: Exception) -> str:
+    """The error's message, plus what to do when it is a truncated recording (for commands that
+    take ``--allow-truncated``: train, evaluate, scenes show, replay)."""
+    msg = str(exc)
+    if isinstance(exc, RecordingError) and "truncated" in msg:
+        msg += (" (cut short, e.g. a killed recorder; pass --allow-truncated to use its "
+                "complete part)")
+    return msg
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage error (message already printed), --help, --version
+        return exc.code if isinstance(exc.code, int) else 2
+    # Services log their normal start-up ("node ... serving") at INFO, and a user running one
+    # must see it; one-shot commands only show warnings unless -v.
+    base = logging.INFO if args.command in SERVICES else logging.WARNING
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(max(logging.DEBUG, base - 10 * args.verbose))
     try:
         rc = args.func(args)
     except ConfigError as exc:
         print(f"ruledrive: configuration error: {exc}", file=sys.stderr)
         return 2
     except RuledriveError as exc:
-        print(f"ruledrive: error: {exc}", file=sys.stderr)
+        msg = truncation_hint(exc) if hasattr(args, "allow_truncated") else str(exc)
+        print(f"ruledrive: error: {msg}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

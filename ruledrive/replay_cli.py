@@ -20,24 +20,19 @@ from typing import Any
 
 from bus.topics import DEFAULT_PREFIX
 from core.errors import ConfigError, DataError
+from ruledrive.argtypes import (
+    fraction,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    rate,
+)
 
 __all__ = ["print_report", "register", "write_outputs"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "mqtt://127.0.0.1:1883"
-
-
-def _rate(text: str) -> float | None:
-    if text.lower() in ("max", "inf", "0"):
-        return None
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--rate {text!r}: a number > 0, or 'max'") from exc
-    if value <= 0:
-        raise argparse.ArgumentTypeError("--rate must be > 0, or 'max'")
-    return value
 
 
 def _bus_flags(p: argparse.ArgumentParser) -> None:
@@ -54,9 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rate) and score the node's decisions. Gate with --min-accuracy / --max-p99-ms.",
     )
     p.add_argument("recordings", nargs="+", metavar="RECORDING", help="MCAP files")
-    p.add_argument("--rate", type=_rate, default=1.0,
+    p.add_argument("--rate", type=rate, default=1.0,
                    help="1.0 = real time, 2 = twice as fast, 'max' = as fast as the node answers")
-    p.add_argument("--vehicles", type=int, default=None, metavar="N",
+    p.add_argument("--vehicles", type=positive_int, default=None, metavar="N",
                    help="replay on N vehicles in parallel (ids replay-000...); "
                    "default: one per recorded vehicle, under its recorded id")
     _bus_flags(p)
@@ -64,17 +59,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="memory = in-process bus (needs --serve-model)")
     p.add_argument("--serve-model", type=Path, metavar="ONNX",
                    help="also run a node in this process with this model")
-    p.add_argument("--timeout-s", type=float, default=10.0,
+    p.add_argument("--timeout-s", type=positive_float, default=10.0,
                    help="give up on a decision after this long; abort if none comes at all")
-    p.add_argument("--wait-node-s", type=float, default=10.0,
+    p.add_argument("--wait-node-s", type=non_negative_float, default=10.0,
                    help="wait this long for a node's online status before publishing")
     p.add_argument("--out", type=Path, default=Path("out/replay"),
                    help="report.json, decisions.jsonl and PNGs go here (default %(default)s)")
-    p.add_argument("--min-accuracy", type=float, help="exit 1 if accuracy is lower")
-    p.add_argument("--max-p99-ms", type=float, help="exit 1 if latency p99 is higher")
-    p.add_argument("--max-missing", type=float, default=0.0, metavar="FRACTION",
+    p.add_argument("--min-accuracy", type=fraction, help="exit 1 if accuracy is lower")
+    p.add_argument("--max-p99-ms", type=positive_float, help="exit 1 if latency p99 is higher")
+    p.add_argument("--max-missing", type=fraction, default=0.0, metavar="FRACTION",
                    help="exit 1 if more frames than this get no decision (default 0)")
-    p.add_argument("--limit", type=int, metavar="FRAMES", help="replay at most this many frames")
+    p.add_argument("--limit", type=positive_int, metavar="FRAMES",
+                   help="replay at most this many frames")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="use the complete part of recordings cut short (killed recorder); warn")
     p.add_argument("--no-labels", action="store_true",
                    help="do not publish the recorded labels on the label topic")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -92,10 +90,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", type=Path, required=True, metavar="FILE.mcap",
                    help="output file; with rotation FILE-0001.mcap, FILE-0002.mcap, ...")
     _bus_flags(r)
-    r.add_argument("--rotate-mb", type=float, default=0.0, help="start a new file after N MB")
-    r.add_argument("--rotate-s", type=float, default=0.0, help="start a new file after N s")
-    r.add_argument("--duration-s", type=float, default=0.0, help="stop after N s (0 = never)")
-    r.add_argument("--chunk-kb", type=int, default=256,
+    r.add_argument("--rotate-mb", type=non_negative_float, default=0.0,
+                   help="start a new file after N MB")
+    r.add_argument("--rotate-s", type=non_negative_float, default=0.0,
+                   help="start a new file after N s")
+    r.add_argument("--duration-s", type=non_negative_float, default=0.0,
+                   help="stop after N s (0 = never)")
+    r.add_argument("--chunk-kb", type=positive_int, default=256,
                    help="MCAP chunk size: a killed recorder loses at most the open chunk")
     r.add_argument("--client-id", default="", help="MQTT client id (default: random)")
     r.set_defaults(func=_record)
@@ -108,15 +109,16 @@ def _replay(args: argparse.Namespace) -> int:
     from replay.drives import load_drives, plan_lanes  # noqa: PLC0415
     from replay.golden import compare_reference, load_reference, write_reference  # noqa: PLC0415
     from replay.player import Replayer  # noqa: PLC0415
+    from ruledrive.cli import truncation_hint  # noqa: PLC0415
 
     if args.bus == "memory" and args.serve_model is None:
         raise ConfigError("--bus memory needs --serve-model (nothing else is on that bus)")
-    if args.vehicles is not None and args.vehicles < 1:
-        raise ConfigError("--vehicles must be >= 1")
     try:
-        drives, load_error = load_drives(args.recordings, limit=args.limit), None
+        drives = load_drives(args.recordings, limit=args.limit,
+                             allow_truncated=args.allow_truncated)
+        load_error = None
     except DataError as exc:  # still write a (empty) report that says why
-        drives, load_error = [], f"cannot read the recording: {exc}"
+        drives, load_error = [], f"cannot read the recording: {truncation_hint(exc)}"
     lanes = plan_lanes(drives, args.vehicles)
     args.out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
@@ -129,8 +131,9 @@ def _replay(args: argparse.Namespace) -> int:
         if args.bus == "mqtt":
             bus.connect()
             stack.callback(bus.close)
+        node = None
         if args.serve_model is not None:
-            stack.enter_context(_node(args, bus))
+            node = stack.enter_context(_node(args, bus))
         if replayer.frames_planned and not replayer.wait_for_node(args.wait_node_s):
             log.warning("no node reported online on %s within %g s; replaying anyway",
                         args.prefix, args.wait_node_s)
@@ -143,6 +146,11 @@ def _replay(args: argparse.Namespace) -> int:
     report.recordings = [str(p) for p in args.recordings]
     report.aborted = load_error or report.aborted
     failures = report.check(args.min_accuracy, args.max_p99_ms, args.max_missing)
+    if node is not None:  # a node of this run only: its conflation count is this replay's
+        conflated = node.metrics.counters().get("dropped.conflated", 0)
+        failures = [f"{f}; the node conflated {conflated} of them on purpose"
+                    if f.startswith("--max-missing") else f for f in failures]
+        report.failures = failures
     rows = replayer.board.matched()
     if args.update_reference:
         write_reference(args.update_reference, rows, args.recordings)
@@ -200,6 +208,11 @@ def _node(args: argparse.Namespace, shared_bus: Any) -> AbstractContextManager[A
 def _record(args: argparse.Namespace) -> int:
     from replay.recorder import run_recorder  # noqa: PLC0415
 
+    # Before connecting: a bad --out is found now, not on the first message in the writer thread.
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {args.out}: cannot create its directory: {exc}") from exc
     files = run_recorder(
         args.out, url=args.mqtt_url, prefix=args.prefix, rotate_mb=args.rotate_mb,
         rotate_s=args.rotate_s, duration_s=args.duration_s, chunk_kb=args.chunk_kb,
@@ -320,11 +333,10 @@ def print_report(report: Any, out: Path | None = None) -> None:
     console.print(t)
     if report.labelled:
         cm = Table(title="confusion (rows = recorded label, columns = decision)")
-        cm.add_column("")
-        short = [lab[:8] for lab in report.labels]
-        for name in short:
-            cm.add_column(name, justify="right")
-        for name, row in zip(short, report.confusion_matrix, strict=True):
+        cm.add_column("", no_wrap=True)
+        for name in report.labels:  # full names: CHANGE_LANE_LEFT and _RIGHT differ at the end
+            cm.add_column(name, justify="right", no_wrap=True)
+        for name, row in zip(report.labels, report.confusion_matrix, strict=True):
             cm.add_row(name, *(str(v) if v else "." for v in row))
         console.print(cm)
     if out is not None:

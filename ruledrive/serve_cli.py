@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from policy.settings import NodeSettings
+from ruledrive.argtypes import non_negative_int, positive_float, positive_int
 
 __all__ = ["register", "register_bench", "settings_from_args"]
 
@@ -61,11 +62,14 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mqtt-url", default=None,
                    help="use this broker (default: start a private mosquitto on loopback with "
                    "the recommended set_tcp_nodelay true)")
-    p.add_argument("--seconds", type=float, default=8.0, help="per latency/saturation phase")
-    p.add_argument("--vehicles", type=int, default=8, help="vehicles in the saturation phase")
-    p.add_argument("--fps", type=float, default=30.0, help="frame rate in the latency phase")
-    p.add_argument("--max-batch-size", type=int, default=8)
-    p.add_argument("--max-wait-us", type=int, default=2000)
+    p.add_argument("--seconds", type=positive_float, default=8.0,
+                   help="per latency/saturation phase")
+    p.add_argument("--vehicles", type=positive_int, default=8,
+                   help="vehicles in the saturation phase")
+    p.add_argument("--fps", type=positive_float, default=30.0,
+                   help="frame rate in the latency phase")
+    p.add_argument("--max-batch-size", type=positive_int, default=8)
+    p.add_argument("--max-wait-us", type=non_negative_int, default=2000)
     p.add_argument("--keras", type=Path, default=None, metavar="CHECKPOINT",
                    help="also time the Keras model on the same frames (needs TensorFlow)")
     p.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))

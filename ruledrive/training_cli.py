@@ -1,4 +1,6 @@
-"""``ruledrive train | evaluate | export | ablate``: TensorFlow is imported only when they run."""
+"""``ruledrive train | evaluate | train-default | export | wordvectors``: TensorFlow is imported
+only when they run (image-only / text-only ablations are ``train --variant`` and part of
+``train-default``)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ConfigError
+from core.errors import ConfigError, ModelError, RuledriveError
+from ruledrive.argtypes import (
+    fraction,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 __all__ = ["register"]
 
@@ -21,11 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="checkpoint directory to write")
     p.add_argument("--config", type=Path, help="YAML/JSON TrainConfig; flags override it")
     p.add_argument("--variant", choices=["fused", "image_only", "text_only"])
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, dest="learning_rate")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--max-samples", type=int)
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--lr", type=positive_float, dest="learning_rate")
+    p.add_argument("--seed", type=non_negative_int)
+    p.add_argument("--max-samples", type=positive_int)
     p.add_argument("--model-version")
     p.add_argument("--export", type=Path, help="ONNX path (default OUT/model.onnx)")
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
@@ -43,15 +51,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("model", type=Path)
     e.add_argument("--data", nargs="+", required=True, metavar="PATH")
     e.add_argument("--out", type=Path, help="write report.json and confusion PNGs here")
-    e.add_argument("--min-accuracy", type=float, help="exit 3 if any split's accuracy is lower")
+    e.add_argument("--min-accuracy", type=fraction, help="exit 3 if any split's accuracy is lower")
+    e.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="use the complete part of recordings cut short (killed recorder); warn",
+    )
     e.set_defaults(func=_evaluate)
 
     d = sub.add_parser("train-default", help="rebuild models/ruledrive-default.onnx + model card")
     d.add_argument("--out", type=Path, default=Path("models"))
     d.add_argument("--work", type=Path, default=Path("runs/default"), help="data + checkpoints")
-    d.add_argument("--scenes", type=int, default=20000, help="training scenes")
-    d.add_argument("--epochs", type=int)
-    d.add_argument("--seed", type=int)
+    d.add_argument("--scenes", type=positive_int, default=20000, help="training scenes")
+    d.add_argument("--epochs", type=positive_int)
+    d.add_argument("--seed", type=non_negative_int)
     d.add_argument("--no-ablations", action="store_true", help="skip image-only / text-only runs")
     d.add_argument("--docs", type=Path, default=Path("docs"))
     d.add_argument(
@@ -79,12 +92,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="directory holding the model's tokenizer.json and model.safetensors",
     )
-    b.add_argument("--dim", type=int, default=64, help="PCA dimensions kept (default 64)")
+    b.add_argument("--dim", type=positive_int, default=64, help="PCA dimensions kept (default 64)")
     b.add_argument("--out", type=Path, help="table to write (default: the packaged table)")
     b.set_defaults(func=_wordvectors_build)
     n = wsub.add_parser("neighbours", help="the table's nearest words to each WORD")
     n.add_argument("words", nargs="+", metavar="WORD")
-    n.add_argument("-k", type=int, default=8, help="neighbours per word (default 8)")
+    n.add_argument("-k", type=positive_int, default=8, help="neighbours per word (default 8)")
     n.add_argument("--table", type=Path, help="table to read (default: the packaged table)")
     n.set_defaults(func=_wordvectors_neighbours)
 
@@ -114,17 +127,41 @@ def _train(args: argparse.Namespace) -> int:
     if args.eval:
         if export_to is None:
             raise ConfigError("--eval needs the ONNX export (drop --no-export)")
-        info["evaluation"] = _run_eval(export_to, args.eval, args.out / "eval")
+        info["evaluation"] = _run_eval(
+            export_to, args.eval, args.out / "eval", args.allow_truncated
+        )
         (args.out / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
     print(json.dumps({k: info[k] for k in ("model_version", "train_seconds", "metrics")}, indent=2))
     return 0
 
 
-def _run_eval(model: Path, data: list[str], out: Path | None) -> dict:
-    from training.data import load_samples
-    from training.evaluate import evaluate_samples, load_predictor
+def _load_predictor(model: Path) -> object:
+    """The model to evaluate; anything that is not one is a one-line error, not a traceback."""
+    from training.evaluate import load_predictor
 
-    report = evaluate_samples(load_predictor(model), load_samples(data), out)
+    if not model.exists():
+        raise ConfigError(f"{model}: no such model or checkpoint")
+    if model.is_file() and model.suffix != ".onnx":
+        raise ConfigError(
+            f"{model}: not an ONNX model (*.onnx) or a checkpoint directory (ruledrive train --out)"
+        )
+    try:
+        return load_predictor(model)
+    except RuledriveError:
+        raise
+    except Exception as exc:  # onnxruntime raises its own (InvalidProtobuf, Fail, ...)
+        raise ModelError(
+            f"{model}: cannot load it as an ONNX model ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _run_eval(model: Path, data: list[str], out: Path | None, allow_truncated: bool) -> dict:
+    from training.data import load_samples
+    from training.evaluate import evaluate_samples
+
+    predictor = _load_predictor(model)
+    samples = load_samples(data, allow_truncated=allow_truncated)
+    report = evaluate_samples(predictor, samples, out)
     from rich.console import Console
     from rich.table import Table
 
@@ -145,9 +182,7 @@ def _run_eval(model: Path, data: list[str], out: Path | None) -> dict:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    if not args.model.exists():
-        raise ConfigError(f"{args.model}: no such model or checkpoint")
-    report = _run_eval(args.model, args.data, args.out)
+    report = _run_eval(args.model, args.data, args.out, args.allow_truncated)
     print(
         json.dumps(
             {
@@ -219,8 +254,6 @@ def _wordvectors_build(args: argparse.Namespace) -> int:
 def _wordvectors_neighbours(args: argparse.Namespace) -> int:
     from training.wordvectors import DEFAULT_TABLE, load_table
 
-    if args.k < 1:
-        raise ConfigError(f"-k must be at least 1, got {args.k}")
     table = load_table(args.table or DEFAULT_TABLE)
     for word in args.words:
         near = ", ".join(f"{s} {c:.2f}" for s, c in table.neighbours(word, args.k))

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from core.errors import DataError
+from ruledrive.argtypes import non_negative_int, positive_int
 from ruledrive.benchdoc import append_row
 
 __all__ = ["register", "register_bench"]
@@ -26,10 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     gen = sub.add_parser("generate", help="generate a split of the scene world as MCAP")
     gen.add_argument("--out", required=True, help="output directory (DIR/<split>.mcap + .json)")
-    gen.add_argument("--scenes", type=int, required=True, help="number of frames")
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--scenes", type=positive_int, required=True, help="number of frames")
+    gen.add_argument("--seed", type=non_negative_int, default=0)
     gen.add_argument("--split", choices=SPLITS, default="train")
-    gen.add_argument("--workers", type=int, default=2, help="render processes (default 2)")
+    gen.add_argument("--workers", type=positive_int, default=2, help="render processes (default 2)")
     gen.add_argument("--no-progress", action="store_true")
     gen.set_defaults(func=_generate)
 
@@ -38,28 +38,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = ssub.add_parser("show", help="print a summary; optionally write a contact sheet")
     show.add_argument("file", help="an MCAP recording")
     show.add_argument("--sheet", help="write a contact-sheet PNG here")
-    show.add_argument("--n", type=int, default=16, help="frames on the sheet")
+    show.add_argument("--n", type=positive_int, default=16, help="frames on the sheet")
+    show.add_argument("--allow-truncated", action="store_true",
+                      help="use the complete part of recordings cut short (killed recorder); warn")
     show.set_defaults(func=_show)
 
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     b = bench_sub.add_parser("generate", help="time scene generation; appends to benchmarks.md")
-    b.add_argument("--scenes", type=int, default=20000)
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--workers", type=int, default=2)
+    b.add_argument("--scenes", type=positive_int, default=20000)
+    b.add_argument("--seed", type=non_negative_int, default=0)
+    b.add_argument("--workers", type=positive_int, default=2)
     b.add_argument("--doc", default=str(BENCH_DOC), help="benchmark log to append to")
     b.set_defaults(func=_bench)
-
-
-def _check_scenes(n: int) -> None:
-    if n <= 0:
-        raise DataError(f"--scenes must be a positive number of frames, got {n}")
 
 
 def _generate(args: argparse.Namespace) -> int:
     from simulator.generate import generate
 
-    _check_scenes(args.scenes)
     summary = generate(args.out, args.split, args.scenes, args.seed, args.workers,
                        progress=not args.no_progress)
     _print_summary(summary)
@@ -94,7 +90,7 @@ def _show(args: argparse.Namespace) -> int:
     from bus.recording_reader import read_samples
     from simulator.sheet import contact_sheet, pick_diverse, summarise
 
-    samples = list(read_samples(args.file))
+    samples = list(read_samples(args.file, allow_truncated=args.allow_truncated))
     print(json.dumps(summarise(samples), indent=2))
     if args.sheet:
         out = contact_sheet(pick_diverse(samples, args.n), args.sheet)
@@ -105,7 +101,6 @@ def _show(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from simulator.generate import generate
 
-    _check_scenes(args.scenes)
     with tempfile.TemporaryDirectory() as tmp:
         s = generate(tmp, "train", args.scenes, args.seed, args.workers, progress=True,
                      fusion_samples=2000)

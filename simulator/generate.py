@@ -124,16 +124,19 @@ def generate(out_dir: str | Path, split: str, n_scenes: int, seed: int, workers:
     config = {"split": split, "scenes": n_scenes, "seed": seed, "frame_rate_hz": 10}
     path = out / f"{split}.mcap"
     bar = None
-    if progress:
-        from tqdm import tqdm
+    if progress:  # rich, the one progress library of the project; on stderr like the logs
+        from rich.console import Console
+        from rich.progress import Progress
 
-        bar = tqdm(total=n_scenes, desc=f"generate {split}", unit="frame")
+        bar = Progress(console=Console(stderr=True), transient=True)
+        task = bar.add_task(f"generate {split}", total=n_scenes)
+        bar.start()
     try:
         n = write_plan(plan, path, render_plan(plan, workers), config,
-                       bar.update if bar else None)
+                       (lambda k: bar.advance(task, k)) if bar else None)
     finally:
         if bar:
-            bar.close()
+            bar.stop()
     elapsed = time.perf_counter() - t0
     frames = plan.frames()
     summary = {

@@ -23,7 +23,8 @@ def fake_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def synthetic(monkeypatch: pytest.MonkeyPatch) -> None:
     drives = [drive("car-a", 6, rule_change_at=2), drive("car-b", 5)]
-    monkeypatch.setattr(drives_mod, "load_drives", lambda paths, limit=None: drives[: limit or 2])
+    monkeypatch.setattr(drives_mod, "load_drives",
+                        lambda paths, limit=None, **_: drives[: limit or 2])
 
 
 def run(tmp_path: Path, model: Path, *extra: str) -> tuple[int, dict]:
@@ -43,14 +44,21 @@ def test_outputs_and_table(tmp_path: Path, fake_model: Path,
         assert (tmp_path / name).stat().st_size > 0
     out = capsys.readouterr().out
     assert "ruledrive replay" in out and "latency p50 / p95 / p99" in out
+    # The confusion table keeps full label names (CHANGE_L... would not tell LEFT from RIGHT).
+    assert "CHANGE_LANE_LEFT" in out and "CHANGE_LANE_RIGHT" in out
 
 
 def test_gates_exit_nonzero(tmp_path: Path, fake_model: Path,
                             capsys: pytest.CaptureFixture[str]) -> None:
-    rc, rep = run(tmp_path, fake_model, "--min-accuracy", "1.01", "--max-p99-ms", "0.0001")
+    rc, rep = run(tmp_path, fake_model, "--min-accuracy", "1", "--max-p99-ms", "0.0001")
+    assert rep["accuracy"] < 1  # the fake model is wrong on some frames
     assert rc == 1
     err = capsys.readouterr().err
-    assert "--min-accuracy" in err and "--max-p99-ms" in err
+    # Each failure names its gate, the threshold and the measured value.
+    acc = f"{rep['accuracy']:.3f}"
+    assert f"FAIL --min-accuracy gate: accuracy {acc} < 1 (" in err
+    p99 = f"{rep['latency_ms']['p99']:.1f}"
+    assert f"FAIL --max-p99-ms gate: latency p99 {p99} ms > 0.0001 ms" in err
     assert len(rep["failures"]) == 2
 
 
@@ -73,7 +81,7 @@ def test_memory_bus_needs_a_node(tmp_path: Path) -> None:
 
 def test_no_frames_writes_report_and_fails(tmp_path: Path, fake_model: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(drives_mod, "load_drives", lambda paths, limit=None: [])
+    monkeypatch.setattr(drives_mod, "load_drives", lambda paths, limit=None, **_: [])
     rc, rep = run(tmp_path, fake_model)
     assert rc == 1 and "the recording has no frames" in rep["failures"]
 
@@ -91,7 +99,7 @@ def test_unreadable_recording_writes_report_and_fails(tmp_path: Path, fake_model
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from core.errors import RecordingError
 
-    def bad(paths, limit=None):  # noqa: ANN001, ANN202, ARG001
+    def bad(paths, limit=None, **_):  # noqa: ANN001, ANN003, ANN202, ARG001
         raise RecordingError("x.mcap: unknown channel 'foo'")
 
     monkeypatch.setattr(drives_mod, "load_drives", bad)

@@ -7,9 +7,9 @@ import time
 import pytest
 
 from bus.schema import DecisionLabel, DecisionMsg, Timings
-from replay.drives import FrameRef, plan_lanes
+from replay.drives import Drive, FrameRef, plan_lanes
 from replay.scoreboard import Scoreboard
-from tests.replay.replay_helpers import drive
+from tests.replay.replay_helpers import PERIOD, drive
 
 P, S = DecisionLabel.PROCEED, DecisionLabel.STOP
 
@@ -115,3 +115,36 @@ def test_lanes_keep_ids_or_spread_drives() -> None:
 def test_same_vehicle_in_two_recordings_gets_two_lanes() -> None:
     lanes = plan_lanes([drive("a", 2), drive("a", 3)])
     assert [lane.vehicle_id for lane in lanes] == ["a", "a-2"]
+
+
+def test_missing_gate_says_conflated_or_lost() -> None:
+    b = Scoreboard()
+    for i in range(4):
+        b.published(ref(i, P), 0)
+    b.decided(decision("car", 0, P), 1)
+    timed = b.report(1.0, 4, 1.0, 1).check(max_missing=0.5)
+    assert timed == [
+        "--max-missing gate: 3 of 4 frames got no decision (75.0 % > 50 % allowed); the node "
+        "keeps only the newest frame of each vehicle and drops older ones on purpose when it "
+        "falls behind (conflation: its status counter dropped.conflated); frames beyond that "
+        "were lost (node down, or slower than --timeout-s); --rate max replays without "
+        "conflation"
+    ]
+    (flat_out,) = b.report(1.0, 4, None, 1).check()
+    assert "3 of 4 frames got no decision (75.0 % > 0 % allowed)" in flat_out
+    assert "conflated none of them: they were lost" in flat_out
+
+
+def test_next_drive_starts_one_frame_period_after_the_last_frame() -> None:
+    import dataclasses
+
+    def at_10_hz(d: Drive) -> Drive:  # the helper's 30 Hz drive, slowed to the simulator's 10 Hz
+        t0 = d.events[0].t_ns
+        return Drive(d.vehicle_id, [dataclasses.replace(e, t_ns=t0 + 3 * (e.t_ns - t0))
+                                    for e in d.events])
+
+    (lane,) = plan_lanes([at_10_hz(drive("a", 3)), at_10_hz(drive("b", 2))], vehicles=1)
+    steps = lane.steps()
+    last_a = max(t for t, _, ref in steps if ref is not None and ref.source_vehicle_id == "a")
+    first_b = min(t for t, _, _ in steps[4:])  # drive b's rule set, issued at its start
+    assert first_b - last_a == 3 * PERIOD  # one frame period of these drives (~100 ms)

@@ -26,8 +26,8 @@ def test_generate_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_bad_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["generate", "--out", str(tmp_path), "--scenes", "0"]) == 1
-    assert "--scenes" in capsys.readouterr().err
+    assert main(["generate", "--out", str(tmp_path), "--scenes", "0"]) == 2
+    assert "argument --scenes: must be a whole number >= 1, got 0" in capsys.readouterr().err
     bad = tmp_path / "x.mcap"
     bad.write_bytes(b"garbage")
     assert main(["scenes", "show", str(bad)]) == 1
@@ -42,3 +42,16 @@ def test_bench_appends_only_its_section(tmp_path: Path) -> None:
     text = doc.read_text()
     assert "keep me" in text and text.count("## Scene generation") == 1
     assert text.count("| 40 |") == 2
+
+
+def test_progress_bar_uses_rich_not_tqdm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from simulator.generate import generate
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # tqdm is no dependency: importing it fails
+    summary = generate(tmp_path, "test", 12, seed=1, workers=1, progress=True,
+                       fusion_samples=50)
+    assert summary["frames"] == 12
+    assert capsys.readouterr().out == ""  # the bar goes to stderr, beside the logs

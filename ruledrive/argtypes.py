@@ -1,0 +1,89 @@
+"""argparse ``type=`` functions that refuse out-of-range numbers at parse time.
+
+argparse turns the :class:`argparse.ArgumentTypeError` they raise into a one-line usage error
+naming the flag (``ruledrive replay: error: argument --rate: ...``) and exit status 2, before any
+command runs. NaN and infinities are refused everywhere: no flag means anything by them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+__all__ = [
+    "fraction",
+    "non_negative_float",
+    "non_negative_int",
+    "positive_float",
+    "positive_int",
+    "rate",
+]
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (counts: scenes, vehicles, workers, frames)."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number >= 0 (seeds, microseconds)."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A number > 0 (timeouts, durations that must pass, frame rates, thresholds in ms)."""
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A number >= 0 (where 0 means off/never, e.g. ``--rotate-mb 0``)."""
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number within 0..1 (accuracies, shares)."""
+    value = _float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
+    return value
+
+
+def rate(text: str) -> float | None:
+    """A replay speed: a number > 0 (1 = real time), or ``max`` (returned as None)."""
+    if text.strip().lower() == "max":
+        return None
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"must be a number > 0 (1 = real time) or 'max', got {text}"
+        ) from exc
