@@ -49,11 +49,8 @@ class NodeMetrics:
     def count(self, key: str, n: int = 1) -> None:
         """Count an event without a metric of its own (``frames``, ``rules``, ...).
 
-        ``publish_errors`` and ``reloads.*`` have their own counters, which the node increments
-        directly; counting them here as well would count them twice, so those keys are ignored.
+        ``publish_errors`` and ``reloads.*`` have their own counters: increment those instead.
         """
-        if key == "publish_errors" or key.startswith("reloads."):
-            return
         self.events.labels(key).inc(n)
 
     def counters(self) -> dict[str, int]:
@@ -91,10 +88,10 @@ class NodeMetrics:
         if msg.reason is not None:
             self.fallbacks.labels(msg.reason).inc()
 
-    def serve(self, port: int) -> None:
-        """Serve /metrics on ``port``; a port in use or not allowed stops start-up."""
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Serve /metrics on ``host:port``; a port in use or not allowed stops start-up."""
         try:
-            start_http_server(port, addr="0.0.0.0", registry=self.registry)
+            start_http_server(port, addr=host, registry=self.registry)
         except OSError as exc:
             raise ConfigError(f"metrics port {port}: {exc.strerror or exc}") from exc
 

@@ -102,9 +102,9 @@ class Node:
         self.bus.subscribe(RULES.subscription(p), self.on_message, RULES.qos)
         self.bus.subscribe(CAMERA.subscription(p), self.on_message, CAMERA.qos)
         offline = encode(self._status(NodeState.OFFLINE))
+        if self.settings.metrics_port:  # before connecting: a busy port stops start-up cleanly
+            self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
         self.bus.connect(Will(self.status_topic, offline, STATUS.qos, STATUS.retain))
-        if self.settings.metrics_port:
-            self.metrics.serve(self.settings.metrics_port)
 
     def stop(self) -> None:
         """Ask the loop to finish the frames in hand, publish offline and return (thread-safe)."""
@@ -304,7 +304,6 @@ class Node:
             self.bus.publish(topic, payload, qos, retain)
         except BusError as exc:
             self.metrics.publish_errors.inc()
-            self.metrics.count("publish_errors")
             log.debug("publish failed: %s", exc)
 
     # status and reload -------------------------------------------------------------------------
@@ -337,13 +336,11 @@ class Node:
         except (ModelError, ConfigError) as exc:
             self._failed_mtime = mtime
             self.metrics.reloads.labels("failed").inc()
-            self.metrics.count("reloads.failed")
             log.error("model reload failed, keeping %s: %s", current.version, exc)
             self.report(str(path), "model_reload_failed", str(exc))
             return False
         self.decider.set_model(model)
         self.metrics.reloads.labels("ok").inc()
-        self.metrics.count("reloads.ok")
         log.info("model reloaded: %s -> %s", current.version, model.version)
         self.publish_status(NodeState.ONLINE)
         return True

@@ -46,6 +46,9 @@ class NodeSettings(BaseSettings):
     confidence_threshold: float = Field(0.5, ge=0.0, le=1.0)
     max_payload_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     metrics_port: int = Field(0, ge=0, le=65535, description="0 = no metrics endpoint")
+    metrics_host: str = Field(
+        "127.0.0.1", min_length=1, description="address the metrics endpoint listens on"
+    )
     heartbeat_s: float = Field(5.0, gt=0, le=3600)
     reload_poll_s: float = Field(2.0, ge=0, description="model mtime poll; 0 = SIGHUP only")
     rules_cache_size: int = Field(1024, ge=1)

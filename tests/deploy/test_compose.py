@@ -95,8 +95,12 @@ def test_broker_port_matches_config_and_node_url(compose: dict) -> None:
 def test_ports_are_valid_and_metrics_port_matches(compose: dict) -> None:
     for name, svc in compose["services"].items():
         for port in svc.get("ports", []):
-            host, _, container = str(port).rpartition(":")
+            parts = str(port).split(":")
+            *address, host, container = parts
             assert 0 < int(container) < 65536 and 0 < int(host) < 65536, (name, port)
+            if (svc.get("environment") or {}).get("RULEDRIVE_METRICS_PORT") == container:
+                # metrics are published on the host's loopback only
+                assert address == ["127.0.0.1"], (name, port)
         metrics = (svc.get("environment") or {}).get("RULEDRIVE_METRICS_PORT")
         if metrics and metrics != "0":
             containers = {str(p).rpartition(":")[2] for p in svc.get("ports", [])}
