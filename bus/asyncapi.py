@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 from bus.envelope import MAGIC, MAX_HEADER_BYTES
 from bus.schema import SCHEMA_VERSION, VEHICLE_ID_PATTERN
 from bus.topics import CAMERA, DECISION, DEFAULT_PREFIX, ERRORS, RULES, STATUS, TOPICS, Topic
+from core.defaults import DEFAULT_MQTT_URL
 
 __all__ = ["DEFAULT_PATH", "build_document", "render"]
 
@@ -71,7 +72,7 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
         "defaultContentType": "application/json",
         "servers": {
             "local": {
-                "host": "127.0.0.1:1883",
+                "host": DEFAULT_MQTT_URL.partition("://")[2],
                 "protocol": "mqtt",
                 "protocolVersion": "5",
                 "description": "mqtt:// or mqtts:// (TLS); configured by RULEDRIVE_MQTT_URL",

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from bus.topics import DEFAULT_PREFIX
+from core.defaults import DEFAULT_MQTT_URL
 from core.errors import ConfigError, DataError
 
 __all__ = ["print_report", "register", "write_outputs"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "mqtt://127.0.0.1:1883"
+DEFAULT_URL = DEFAULT_MQTT_URL
 
 
 def _rate(text: str) -> float | None:

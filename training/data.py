@@ -26,7 +26,6 @@ from training.wordvectors import WordVectors
 
 __all__ = [
     "KEEP_WORDS",
-    "LABELS",
     "maskable_ids",
     "ArrayDataset",
     "build_tokenizer",
@@ -35,8 +34,7 @@ __all__ = [
     "load_samples",
 ]
 
-LABELS: tuple[DecisionLabel, ...] = tuple(DecisionLabel)
-_LABEL_INDEX = {lab: i for i, lab in enumerate(LABELS)}
+_LABEL_INDEX = {lab: i for i, lab in enumerate(DecisionLabel)}
 
 
 @dataclass
@@ -46,7 +44,7 @@ class ArrayDataset:
     images: np.ndarray  # [N,H,W,3] uint8
     tokens: np.ndarray  # [N,R,T] int32
     speeds: np.ndarray  # [N,1] float32
-    labels: np.ndarray  # [N] int32, index into LABELS
+    labels: np.ndarray  # [N] int32, index into DecisionLabel (definition order)
     samples: list[Sample]
 
     def __len__(self) -> int:

@@ -16,9 +16,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from bus.recording import Sample, counterfactual_pairs
+from bus.schema import DecisionLabel
 from core.metrics import classification_report, counterfactual_consistency, plot_confusion
 from perception.text import RuleTokenizer
-from training.data import LABELS, encode_samples
+from training.data import encode_samples
 
 __all__ = ["OnnxPredictor", "Predictor", "evaluate_samples", "load_predictor"]
 
@@ -77,7 +78,7 @@ def evaluate_samples(
     probs = predictor.predict(data.inputs())
     pred = probs.argmax(axis=1)
     correct = pred == data.labels
-    names = [str(x) for x in LABELS]
+    names = [str(x) for x in DecisionLabel]
     by_split: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         by_split[s.split].append(i)
