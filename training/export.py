@@ -34,27 +34,11 @@ def _convert(model: Any) -> Any:
     import tensorflow as tf
     import tf2onnx
 
-    spec = [
-        tf.TensorSpec(
-            (None, MODEL_SPEC.image_height, MODEL_SPEC.image_width, 3),
-            tf.uint8,
-            name=MODEL_SPEC.image_input,
-        ),
-        tf.TensorSpec(
-            (None, MODEL_SPEC.max_rules, MODEL_SPEC.max_tokens),
-            tf.int32,
-            name=MODEL_SPEC.rules_input,
-        ),
-        tf.TensorSpec((None, 1), tf.float32, name=MODEL_SPEC.speed_input),
-    ]
+    spec = [tf.TensorSpec((None, *i.shape), i.dtype, name=i.name) for i in MODEL_SPEC.inputs]
 
     @tf.function(input_signature=spec)
     def serve(image, rule_tokens, speed_kph):  # type: ignore[no-untyped-def]
-        inputs = {
-            MODEL_SPEC.image_input: image,
-            MODEL_SPEC.rules_input: rule_tokens,
-            MODEL_SPEC.speed_input: speed_kph,
-        }
+        inputs = MODEL_SPEC.feeds(image, rule_tokens, speed_kph)
         return {MODEL_SPEC.output: model(inputs, training=False)}
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
