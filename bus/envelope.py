@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from bus.schema import FrameHeader
 from bus.validation import error_code, short_detail
 from core.errors import MessageError
+from core.rejects import RejectCode
 
 __all__ = ["MAGIC", "MAX_HEADER_BYTES", "pack_frame", "unpack_frame"]
 
@@ -35,15 +36,15 @@ def pack_frame(header: FrameHeader, jpeg: bytes) -> bytes:
 def unpack_frame(payload: bytes) -> tuple[FrameHeader, bytes]:
     """Split and validate an envelope; raise MessageError with a stable code if it is bad."""
     if len(payload) < _PREFIX.size:
-        raise MessageError("bad_envelope", f"payload of {len(payload)} bytes is too short")
+        raise MessageError(RejectCode.BAD_ENVELOPE, f"payload of {len(payload)} bytes is too short")
     magic, n = _PREFIX.unpack_from(payload)
     if magic != MAGIC:
-        raise MessageError("bad_envelope", f"magic {magic!r} is not {MAGIC!r}")
+        raise MessageError(RejectCode.BAD_ENVELOPE, f"magic {magic!r} is not {MAGIC!r}")
     if n > MAX_HEADER_BYTES or _PREFIX.size + n > len(payload):
-        raise MessageError("bad_envelope", f"header length {n} does not fit the payload")
+        raise MessageError(RejectCode.BAD_ENVELOPE, f"header length {n} does not fit the payload")
     head = payload[_PREFIX.size : _PREFIX.size + n]
     try:
         header = FrameHeader.model_validate_json(head)
     except ValidationError as exc:
-        raise MessageError(error_code(exc, "bad_header"), short_detail(exc)) from exc
+        raise MessageError(error_code(exc, RejectCode.BAD_HEADER), short_detail(exc)) from exc
     return header, payload[_PREFIX.size + n :]

@@ -21,6 +21,7 @@ from bus.schema import (
     RuleSet,
 )
 from core.errors import MessageError
+from core.rejects import RejectCode
 
 __all__ = [
     "CAMERA",
@@ -107,6 +108,7 @@ def match_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[Topic, dict[s
             for key, value in ids.items():
                 if not _ID.match(value):
                     detail = f"{key} {value[:80]!r} in topic is invalid"
-                    raise MessageError("bad_vehicle_id", detail)
+                    raise MessageError(RejectCode.BAD_VEHICLE_ID, detail)
             return entry, ids
-    raise MessageError("unknown_topic", f"topic {topic[:200]!r} is not in the ruledrive contract")
+    raise MessageError(RejectCode.UNKNOWN_TOPIC,
+                       f"topic {topic[:200]!r} is not in the ruledrive contract")

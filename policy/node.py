@@ -31,6 +31,7 @@ from bus.schema import (
 )
 from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS
 from core.errors import BusError, ConfigError, MessageError, ModelError
+from core.rejects import RejectCode
 from policy.decider import Decider, FrameJob
 from policy.fallback import Reason
 from policy.metrics import NodeMetrics
@@ -150,11 +151,11 @@ class Node:
             return
         except Exception as exc:  # a parser bug must not kill the bus thread
             log.exception("unexpected error parsing a message on %.200s", topic)
-            self.report(topic, "internal_error", f"{type(exc).__name__} while parsing")
+            self.report(topic, RejectCode.INTERNAL_ERROR, f"{type(exc).__name__} while parsing")
             return
         if msg.topic is RULES:
             if isinstance(msg.message, RuleSet) and self._from_future(msg.message, arrival_ns):
-                self.report(topic, "rules_from_future",
+                self.report(topic, RejectCode.RULES_FROM_FUTURE,
                             f"issued_at_ns is more than {self.settings.max_clock_skew_ms:g} ms "
                             "ahead of the node's clock; refused")
                 return
@@ -189,7 +190,7 @@ class Node:
             self.metrics.count("rules")
         self.metrics.vehicles.set(len(self.rules))
 
-    def report(self, topic: str, code: str, detail: str) -> None:
+    def report(self, topic: str, code: RejectCode, detail: str) -> None:
         """Count a rejected input and publish an ErrorReport; never raises."""
         self.metrics.reject(code)
         log.debug("rejected %s: %s %s", topic, code, detail)
@@ -242,8 +243,9 @@ class Node:
         for d in decisions:
             self._publish_decision(d)
             if d.reason in _REPORTED:
+                what = _REPORTED[Reason(d.reason)]
                 self.report(CAMERA.topic(self.settings.topic_prefix, vehicle_id=d.vehicle_id),
-                            str(d.reason), f"frame {d.frame_id}: {_REPORTED[Reason(d.reason)]}")
+                            RejectCode(d.reason), f"frame {d.frame_id}: {what}")
             elif d.reason == Reason.STALE_FRAME:
                 self.metrics.drop("stale")
         return decisions
@@ -293,7 +295,7 @@ class Node:
             self.metrics.reloads.labels("failed").inc()
             self.metrics.count("reloads.failed")
             log.error("model reload failed, keeping %s: %s", current.version, exc)
-            self.report(str(path), "model_reload_failed", str(exc))
+            self.report(str(path), RejectCode.MODEL_RELOAD_FAILED, str(exc))
             return False
         self.decider.set_model(model)
         self.metrics.reloads.labels("ok").inc()
