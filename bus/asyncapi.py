@@ -1,7 +1,8 @@
 """Generate docs/asyncapi.yaml (AsyncAPI 3.0) from the topic registry and the pydantic models.
 
 ``python -m bus.asyncapi`` rewrites the file; ``python -m bus.asyncapi --check`` exits 1 if it is
-stale (tests/bus/test_asyncapi.py does the same check). Never edit the YAML by hand.
+stale (``tests/bus/test_contract.py::test_asyncapi_is_generated_from_the_models`` does the same
+check). Never edit the YAML by hand.
 """
 
 from __future__ import annotations

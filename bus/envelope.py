@@ -7,7 +7,8 @@ Layout (all integers big-endian)::
     offset 8   N bytes   UTF-8 JSON of bus.schema.FrameHeader
     offset 8+N rest      JPEG bytes
 
-The same bytes are the MQTT payload and the MCAP message on the frame channel.
+This is the MQTT payload only. A recording does not store it: ``bus.recording_writer`` writes the
+JPEG as a foxglove ``CompressedImage`` on ``/camera/front`` and the header as JSON on ``/ego``.
 """
 
 from __future__ import annotations

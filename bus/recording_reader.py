@@ -31,7 +31,6 @@ from bus.recording import (
     CAMERA_CH,
     CHANNELS,
     EGO_CH,
-    JSON_MODELS,
     LABEL_CH,
     METADATA_NAME,
     RULES_CH,
@@ -134,7 +133,7 @@ def _check_channel(path: Path, ch: Channel, schemas: dict[int, Schema]) -> None:
     want = CHANNELS.get(ch.topic)
     schema = schemas.get(ch.schema_id)
     got = schema.name if schema else None
-    if want is None or got != want:
+    if want is None or got != want.schema_name:
         raise RecordingError(f"{path}: channel {ch.topic!r} with schema {got!r} is not a "
                              f"ruledrive channel (expected one of {sorted(CHANNELS)})")
 
@@ -142,14 +141,15 @@ def _check_channel(path: Path, ch: Channel, schemas: dict[int, Schema]) -> None:
 def _decode(path: Path, topic: str, rec: Message) -> Any:
     where = f"{path}: {topic} record at log time {rec.log_time}"
     try:
-        if topic == CAMERA_CH:
+        channel = CHANNELS[topic]
+        if channel.encoding == "protobuf":
             img = CompressedImage.FromString(rec.data)
             vid, _, fid = img.frame_id.rpartition("/")
             if img.format != "jpeg" or not vid or not fid.isdigit() or not img.data:
                 raise RecordingError(f"{where}: bad camera frame (format {img.format!r}, "
                                      f"frame_id {img.frame_id!r}, {len(img.data)} bytes)")
             return CameraFrame(vid, int(fid), img.timestamp.ToNanoseconds(), bytes(img.data))
-        model = JSON_MODELS[topic]
+        model = channel.model
         if model is None:
             obj = json.loads(rec.data)
             if not isinstance(obj, dict):
@@ -225,30 +225,39 @@ def _samples_of(path: Path, require_labels: bool, allow_truncated: bool = False)
             current[vid] = key
         return pending[key]
 
+    def on_rules(msg: RuleSet) -> None:
+        rules[msg.vehicle_id] = msg
+
+    def on_image(msg: CameraFrame) -> None:
+        part = partial(msg.vehicle_id, msg.frame_id)
+        assert part is not None
+        part.image = msg
+
+    def on_header(msg: FrameHeader) -> None:
+        part = partial(msg.vehicle_id, msg.frame_id)
+        assert part is not None
+        part.header = msg
+
+    def on_label(msg: LabelMsg) -> None:
+        if (msg.vehicle_id, msg.frame_id) in pending:
+            pending[(msg.vehicle_id, msg.frame_id)].label = msg
+
+    def on_scene(msg: dict[str, Any]) -> None:
+        key = (str(msg.get("vehicle_id")), int(msg.get("frame_id", -1)))
+        if key in pending:
+            pending[key].scene = msg.get("scene")
+
+    handlers: dict[str, Any] = {RULES_CH: on_rules, CAMERA_CH: on_image, EGO_CH: on_header,
+                                LABEL_CH: on_label, SCENE_CH: on_scene}
     yield_queue: list[Sample] = []
     for rec in _metadata_and_events(path, cut):
         if isinstance(rec, Metadata):
             if rec.name == METADATA_NAME:
                 split = rec.metadata.get("split", "")
             continue
-        msg = rec.message
-        if rec.channel == RULES_CH:
-            rules[msg.vehicle_id] = msg
-        elif rec.channel == CAMERA_CH:
-            part = partial(msg.vehicle_id, msg.frame_id)
-            assert part is not None
-            part.image = msg
-        elif rec.channel == EGO_CH:
-            part = partial(msg.vehicle_id, msg.frame_id)
-            assert part is not None
-            part.header = msg
-        elif rec.channel == LABEL_CH:
-            if (msg.vehicle_id, msg.frame_id) in pending:
-                pending[(msg.vehicle_id, msg.frame_id)].label = msg
-        elif rec.channel == SCENE_CH:
-            key = (str(msg.get("vehicle_id")), int(msg.get("frame_id", -1)))
-            if key in pending:
-                pending[key].scene = msg.get("scene")
+        handler = handlers.get(rec.channel)  # decisions, status, errors: not part of a sample
+        if handler is not None:
+            handler(rec.message)
         n_yielded += len(yield_queue)
         yield from yield_queue
         yield_queue.clear()

@@ -15,12 +15,12 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from bus.base import Bus, Will
-from bus.codec import encode, parse_incoming
+from bus.codec import Incoming, encode, parse_incoming
 from bus.schema import (
     DecisionMsg,
     ErrorReport,
@@ -29,7 +29,7 @@ from bus.schema import (
     NodeStatus,
     RuleSet,
 )
-from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS
+from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS, Topic
 from core.errors import BusError, ConfigError, MessageError, ModelError
 from core.rejects import RejectCode
 from policy.decider import Decider, FrameJob
@@ -76,6 +76,9 @@ class Node:
         )
         self.metrics = NodeMetrics()
         self.rules: dict[str, RuleSet] = {}
+        # The topics the node consumes, each with its handler (bus thread: validate, enqueue).
+        self._handlers: dict[Topic, Callable[[str, Incoming, int, int], None]] = {
+            RULES: self._on_rules, CAMERA: self._on_frame}
         self._pending: dict[str, _Pending] = {}
         self._seen: dict[str, int] = {}
         self._cond = threading.Condition()
@@ -93,8 +96,8 @@ class Node:
         """Subscribe, connect (last will = retained offline status), start metrics."""
         p = self.settings.topic_prefix
         self.bus.add_connect_hook(lambda: self.publish_status(NodeState.ONLINE))
-        self.bus.subscribe(RULES.subscription(p), self.on_message, RULES.qos)
-        self.bus.subscribe(CAMERA.subscription(p), self.on_message, CAMERA.qos)
+        for entry in self._handlers:
+            self.bus.subscribe(entry.subscription(p), self.on_message, entry.qos)
         offline = encode(self._status(NodeState.OFFLINE))
         self.bus.connect(Will(self.status_topic, offline, STATUS.qos, STATUS.retain))
         if self.settings.metrics_port:
@@ -153,24 +156,29 @@ class Node:
             log.exception("unexpected error parsing a message on %.200s", topic)
             self.report(topic, RejectCode.INTERNAL_ERROR, f"{type(exc).__name__} while parsing")
             return
-        if msg.topic is RULES:
-            if isinstance(msg.message, RuleSet) and self._from_future(msg.message, arrival_ns):
-                self.report(topic, RejectCode.RULES_FROM_FUTURE,
-                            f"issued_at_ns is more than {self.settings.max_clock_skew_ms:g} ms "
-                            "ahead of the node's clock; refused")
-                return
-            self._store_rules(msg.ids["vehicle_id"], msg.message)
-        elif msg.topic is CAMERA:
-            header = msg.message
-            assert isinstance(header, FrameHeader)
-            vid = header.vehicle_id
-            with self._cond:
-                if vid in self._pending:
-                    self.metrics.drop("conflated")
-                self._pending[vid] = _Pending(header, msg.jpeg, arrival_ns, arrival_mono)
-                self._seen[vid] = arrival_mono
-                self.metrics.count("frames")
-                self._cond.notify_all()
+        handler = self._handlers.get(msg.topic)
+        if handler is not None:  # the node subscribes to nothing else
+            handler(topic, msg, arrival_ns, arrival_mono)
+
+    def _on_rules(self, topic: str, msg: Incoming, arrival_ns: int, _mono: int) -> None:
+        if isinstance(msg.message, RuleSet) and self._from_future(msg.message, arrival_ns):
+            self.report(topic, RejectCode.RULES_FROM_FUTURE,
+                        f"issued_at_ns is more than {self.settings.max_clock_skew_ms:g} ms "
+                        "ahead of the node's clock; refused")
+            return
+        self._store_rules(msg.ids["vehicle_id"], msg.message)
+
+    def _on_frame(self, _topic: str, msg: Incoming, arrival_ns: int, arrival_mono: int) -> None:
+        header = msg.message
+        assert isinstance(header, FrameHeader)
+        vid = header.vehicle_id
+        with self._cond:
+            if vid in self._pending:
+                self.metrics.drop("conflated")
+            self._pending[vid] = _Pending(header, msg.jpeg, arrival_ns, arrival_mono)
+            self._seen[vid] = arrival_mono
+            self.metrics.count("frames")
+            self._cond.notify_all()
 
     def _from_future(self, rules: RuleSet, now_ns: int) -> bool:
         # Accepted, a rule set issued years ahead would pin the vehicle: every genuine update

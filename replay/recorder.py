@@ -50,14 +50,7 @@ class _McapSink:
                                  chunk_size=chunk_kb * 1024)
 
     def write(self, topic: Topic, message: Any, jpeg: bytes, log_time_ns: int) -> None:
-        if topic is CAMERA:
-            self.w.write_frame(message, jpeg)
-        elif topic is RULES:
-            self.w.write_rules(message, log_time_ns)
-        elif topic is LABEL:
-            self.w.write_label(message, log_time_ns)
-        elif topic is DECISION:
-            self.w.write_decision(message, log_time_ns)
+        self.w.write(topic, message, jpeg, log_time_ns)  # frames keep their capture time
 
     def flush(self) -> None:
         self.w.flush()
