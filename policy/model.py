@@ -19,6 +19,7 @@ import onnxruntime as ort
 from bus.schema import DecisionLabel
 from core.errors import ConfigError, ModelError
 from perception.modelmeta import ModelMeta, parse_metadata
+from perception.onnxrun import run_batched
 from perception.spec import MODEL_SPEC
 
 __all__ = ["EXPECTED_INPUTS", "EXPECTED_OUTPUT", "PolicyModel", "choose_providers"]
@@ -104,11 +105,10 @@ class PolicyModel:
     def run(self, images: np.ndarray, tokens: np.ndarray, speeds: np.ndarray) -> np.ndarray:
         """uint8 [N,H,W,3], int32 [N,R,T], float32 [N,1] -> float32 [N, labels]."""
         feeds = _S.feeds(images, tokens, speeds)
-        try:
-            (probs,) = self.session.run([_S.output], feeds)
+        try:  # one session.run: the node's micro-batch is the batch
+            probs = run_batched(self.session, feeds, batch_size=len(images))
         except Exception as exc:
             raise ModelError(f"inference failed: {exc}") from exc
-        probs = np.asarray(probs, dtype=np.float32)
         if probs.shape != (images.shape[0], len(self.labels)):
             raise ModelError(f"model returned shape {probs.shape}")
         return probs

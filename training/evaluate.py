@@ -43,7 +43,10 @@ class KerasPredictor:
 
 
 class OnnxPredictor:
-    """Runs an exported model the way the node does: tokenizer and labels from its metadata."""
+    """Runs an exported model the way the node does: tokenizer and labels from its metadata.
+
+    ``predict`` returns probabilities in DecisionLabel order whatever the model's label order:
+    columns are matched by label name from the metadata, never by position."""
 
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
@@ -56,13 +59,9 @@ class OnnxPredictor:
         self.meta = meta
 
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        n = len(next(iter(inputs.values())))
-        return np.concatenate(
-            [
-                self.session.run(None, {k: v[i : i + 256] for k, v in inputs.items()})[0]
-                for i in range(0, n, 256)
-            ]
-        )
+        from perception.onnxrun import run_batched, to_label_order
+
+        return to_label_order(run_batched(self.session, inputs), self.labels)
 
 
 def load_predictor(path: str | Path) -> Predictor:

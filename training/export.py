@@ -17,6 +17,7 @@ import numpy as np
 
 from core.errors import TrainingError
 from perception.modelmeta import build_metadata, parse_metadata
+from perception.onnxrun import run_batched
 from perception.spec import MODEL_SPEC
 from training.checkpoint import Checkpoint
 
@@ -59,12 +60,7 @@ def parity_check(
     if n < MIN_PARITY_SAMPLES:
         raise TrainingError(f"parity check needs >= {MIN_PARITY_SAMPLES} samples, got {n}")
     sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    p_onnx = np.concatenate(
-        [
-            sess.run([MODEL_SPEC.output], {k: v[i : i + 256] for k, v in inputs.items()})[0]
-            for i in range(0, n, 256)
-        ]
-    )
+    p_onnx = run_batched(sess, inputs)
     p_keras = keras_model.predict(inputs, batch_size=256, verbose=0)
     max_abs = float(np.abs(p_onnx - p_keras).max())
     argmax_same = float((p_onnx.argmax(1) == p_keras.argmax(1)).mean())

@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from bus.schema import DecisionLabel
 from perception.modelmeta import build_metadata
 from perception.spec import MODEL_SPEC, InputSpec
 from perception.text import RuleTokenizer
@@ -71,9 +72,11 @@ def build_fake_model(
     image_shape: tuple[int | str, ...] | None = None,
     speed_type: int | None = None,
     n_out: int = 6,
+    label_order: tuple[DecisionLabel, ...] = tuple(DecisionLabel),
 ) -> Path:
     """The inputs come from MODEL_SPEC.inputs; ``image_name``, ``image_shape`` and
-    ``speed_type`` override one of them to break the contract."""
+    ``speed_type`` override one of them to break the contract. ``label_order`` permutes the
+    output columns and the metadata's label list together (the same model, labels reordered)."""
     s = MODEL_SPEC
     image_name = image_name or s.image.name
     inputs = [
@@ -83,9 +86,10 @@ def build_fake_model(
     ]
     output = helper.make_tensor_value_info(s.output, TensorProto.FLOAT, ["N", n_out])
     w = np.zeros((3, n_out), np.float32)
-    w[:, : min(6, n_out)] = _W[:, : min(6, n_out)]
+    perm = [list(DecisionLabel).index(label) for label in label_order]
+    w[:, : min(6, n_out)] = _W[:, perm][:, : min(6, n_out)]
     b = np.zeros(n_out, np.float32)
-    b[: min(6, n_out)] = _B[: min(6, n_out)]
+    b[: min(6, n_out)] = _B[perm][: min(6, n_out)]
     inits = [
         numpy_helper.from_array(w * scale, "W"),
         numpy_helper.from_array(b * scale, "B"),
@@ -113,7 +117,8 @@ def build_fake_model(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     meta = build_metadata(
-        fake_tokenizer(), version, {"kind": "test-double"}, {"accuracy": 0.0}, "fake"
+        fake_tokenizer(), version, {"kind": "test-double"}, {"accuracy": 0.0}, "fake",
+        labels=label_order,
     )
     meta.update(metadata or {})
     for key in drop_meta:
