@@ -1,7 +1,8 @@
 """Generate docs/asyncapi.yaml (AsyncAPI 3.0) from the topic registry and the pydantic models.
 
 ``python -m bus.asyncapi`` rewrites the file; ``python -m bus.asyncapi --check`` exits 1 if it is
-stale (tests/bus/test_asyncapi.py does the same check). Never edit the YAML by hand.
+stale (``tests/bus/test_contract.py::test_asyncapi_is_generated_from_the_models`` does the same
+check). Never edit the YAML by hand.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic.json_schema import models_json_schema
 from bus.envelope import MAGIC, MAX_HEADER_BYTES
 from bus.schema import SCHEMA_VERSION, VEHICLE_ID_PATTERN
 from bus.topics import CAMERA, DECISION, DEFAULT_PREFIX, ERRORS, RULES, STATUS, TOPICS, Topic
+from core.defaults import DEFAULT_MQTT_URL
 
 __all__ = ["DEFAULT_PATH", "build_document", "render"]
 
@@ -71,7 +73,7 @@ def build_document(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
         "defaultContentType": "application/json",
         "servers": {
             "local": {
-                "host": "127.0.0.1:1883",
+                "host": DEFAULT_MQTT_URL.partition("://")[2],
                 "protocol": "mqtt",
                 "protocolVersion": "5",
                 "description": "mqtt:// or mqtts:// (TLS); configured by RULEDRIVE_MQTT_URL",

@@ -1,8 +1,9 @@
 """Local Mosquitto helpers: is a broker there, and a private one for a block of code.
 
-Used by ``ruledrive demo``, ``ruledrive bench node`` and the tests; the private broker has the
-recommended settings (``set_tcp_nodelay true``: with Nagle's algorithm and delayed ACKs every
-decision took ~40 ms longer on loopback).
+Used by ``ruledrive demo``, ``ruledrive bench node`` and the tests. Every broker started here
+(and the one ``deploy/local-broker.sh`` starts) takes its settings from
+``bus/mosquitto-local.conf``, which has the recommended ``set_tcp_nodelay true`` (with Nagle's
+algorithm and delayed ACKs every decision took ~40 ms longer on loopback).
 """
 
 from __future__ import annotations
@@ -19,12 +20,22 @@ from pathlib import Path
 from bus.mqtt import parse_mqtt_url
 from core.errors import BusError
 
-__all__ = ["INSTALL_HINT", "broker_answers", "free_port", "mosquitto_binary", "private_mosquitto"]
+__all__ = [
+    "INSTALL_HINT",
+    "LOCAL_CONFIG",
+    "MosquittoProcess",
+    "broker_answers",
+    "free_port",
+    "local_config",
+    "mosquitto_binary",
+    "private_mosquitto",
+]
 
 INSTALL_HINT = (
     "install it with `sudo apt-get install mosquitto` (Debian/Ubuntu), or set "
     "RULEDRIVE_MQTT_URL to a running broker"
 )
+LOCAL_CONFIG = Path(__file__).with_name("mosquitto-local.conf")
 
 
 def broker_answers(url: str, timeout: float = 1.0) -> bool:
@@ -49,35 +60,58 @@ def mosquitto_binary() -> str | None:
     )
 
 
+def local_config(port: int, extra: str = "") -> str:
+    """A loopback-only Mosquitto config on ``port``: bus/mosquitto-local.conf, quiet logs,
+    then ``extra`` lines."""
+    return (f"listener {port} 127.0.0.1\n{LOCAL_CONFIG.read_text()}log_dest none\n"
+            + (extra if not extra or extra.endswith("\n") else extra + "\n"))
+
+
+class MosquittoProcess:
+    """A mosquitto process on a free loopback port; ``stop()`` and ``start()`` keep the port."""
+
+    def __init__(self, workdir: Path, extra_config: str = "") -> None:
+        binary = mosquitto_binary()
+        if binary is None:
+            raise BusError(f"no MQTT broker answers and mosquitto is not installed: "
+                           f"{INSTALL_HINT}")
+        self.binary = binary
+        self.port = free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.config = workdir / f"mosquitto-{self.port}.conf"
+        self.config.write_text(local_config(self.port, extra_config))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 5.0) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.config)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout_s
+        while not broker_answers(self.url, 0.2):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise BusError(f"private mosquitto on port {self.port} did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
 @contextmanager
 def private_mosquitto() -> Iterator[str]:
     """A Mosquitto on a free loopback port for the duration of the block; yields its URL."""
-    binary = mosquitto_binary()
-    if binary is None:
-        raise BusError(f"no MQTT broker answers and mosquitto is not installed: {INSTALL_HINT}")
     with tempfile.TemporaryDirectory(prefix="ruledrive-mosquitto-") as tmp:
-        port = free_port()
-        conf = Path(tmp) / "mosquitto.conf"
-        # set_tcp_nodelay: without it Nagle + delayed ACKs add ~40 ms to every decision.
-        conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-            "persistence false\nlog_dest none\nset_tcp_nodelay true\n"
-        )
-        proc = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        url = f"mqtt://127.0.0.1:{port}"
+        broker = MosquittoProcess(Path(tmp))
+        broker.start()
         try:
-            deadline = time.monotonic() + 5
-            while not broker_answers(url, 0.2):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise BusError(f"private mosquitto on port {port} did not start")
-                time.sleep(0.05)
-            yield url
+            yield broker.url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            broker.stop()

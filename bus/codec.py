@@ -15,6 +15,7 @@ from bus.envelope import unpack_frame
 from bus.topics import DEFAULT_PREFIX, Topic, match_topic
 from bus.validation import error_code, short_detail
 from core.errors import MessageError
+from core.rejects import RejectCode
 
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "Incoming", "encode", "parse_incoming", "parse_payload"]
 
@@ -56,19 +57,20 @@ def parse_incoming(
     """Check size and topic, validate the payload, and check topic ids against payload ids."""
     if len(payload) > max_payload_bytes:
         raise MessageError(
-            "payload_too_large", f"{len(payload)} bytes, limit {max_payload_bytes}"
+            RejectCode.PAYLOAD_TOO_LARGE, f"{len(payload)} bytes, limit {max_payload_bytes}"
         )
     entry, ids = match_topic(topic, prefix)
     if not payload and entry.retain:
         return Incoming(entry, ids, None)
     if not payload:
-        raise MessageError("empty_payload", "payload is empty")
+        raise MessageError(RejectCode.EMPTY_PAYLOAD, "payload is empty")
     # A frame whose header parses but whose JPEG is empty/corrupt is NOT rejected here: it gets a
     # STOP fallback decision from the decider (a valid header is always answered).
     message, jpeg = parse_payload(entry, bytes(payload))
     for key, value in ids.items():
         if getattr(message, key, value) != value:
             raise MessageError(
-                "id_mismatch", f"{key} {getattr(message, key)!r} in payload, {value!r} in topic"
+                RejectCode.ID_MISMATCH,
+                f"{key} {getattr(message, key)!r} in payload, {value!r} in topic",
             )
     return Incoming(entry, ids, message, jpeg)

@@ -20,6 +20,7 @@ from paho.mqtt.client import topic_matches_sub
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bus.base import ConnectHook, Handler, Will
+from core.defaults import DEFAULT_MQTT_URL
 from core.errors import BusError, ConfigError
 
 __all__ = ["MqttBus", "parse_mqtt_url"]
@@ -45,7 +46,7 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
 class MqttBus:
     def __init__(
         self,
-        url: str = "mqtt://127.0.0.1:1883",
+        url: str = DEFAULT_MQTT_URL,
         client_id: str = "",
         username: str | None = None,
         password: str | None = None,

@@ -3,17 +3,24 @@ bus recorder and replay. ``bus.recording_writer`` writes it, ``bus.recording_rea
 reads it.
 
 
-Channels mirror the bus topics (``bus.topics``)::
+Every bus topic has its channel, named in the topic registry (``bus.topics.Topic.channel``);
+:data:`CHANNELS` is built from it, plus two channels that are not bus topics::
 
-    /camera/front  protobuf foxglove.CompressedImage  frame_id = "{vehicle_id}/{frame_id}"
-    /ego           json  bus.schema.FrameHeader       (vehicle, frame id, capture stamp, speed)
+    /camera/front  protobuf foxglove.CompressedImage  the camera topic's JPEG,
+                                                      frame_id = "{vehicle_id}/{frame_id}"
+    /ego           json  bus.schema.FrameHeader       the camera topic's header (vehicle, frame
+                                                      id, capture stamp, speed)
     /rules         json  bus.schema.RuleSet           retained: in force for that vehicle's later
                                                       frames until replaced
     /label         json  bus.schema.LabelMsg          oracle / driver ground truth
     /decision      json  bus.schema.DecisionMsg       written by the bus recorder only
+    /status        json  bus.schema.NodeStatus        node status (not recorded by default)
+    /errors        json  bus.schema.ErrorReport       reject reports (not recorded by default)
     /scene         json  symbolic scene (debugging)   {"vehicle_id", "frame_id", "scene"}
 
-JSON channels use message encoding ``json`` and a ``jsonschema`` schema from the pydantic model.
+JSON channels use message encoding ``json`` and a ``jsonschema`` schema from the pydantic model;
+the schema name is ``ruledrive.<model>``. Channel names are part of the file format: renaming one
+makes old recordings unreadable.
 
 Files are chunked with CRCs, so a truncated or corrupt file is detected (see the reader).
 """
@@ -26,34 +33,46 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bus.schema import DecisionLabel, DecisionMsg, FrameHeader, LabelMsg, RuleSet
+from bus.schema import DecisionLabel, FrameHeader
+from bus.topics import CAMERA, DECISION, LABEL, RULES, TOPICS
 
 __all__ = [
     "CAMERA_CH",
     "CHANNELS",
     "DECISION_CH",
     "EGO_CH",
-    "JSON_MODELS",
     "LABEL_CH",
     "METADATA_NAME",
     "RULES_CH",
     "SCENE_CH",
     "CameraFrame",
+    "Channel",
     "Event",
     "Sample",
     "counterfactual_pairs",
 ]
 
-CAMERA_CH, EGO_CH, RULES_CH, LABEL_CH, DECISION_CH, SCENE_CH = (
-    "/camera/front", "/ego", "/rules", "/label", "/decision", "/scene")
-JSON_MODELS: dict[str, type[BaseModel] | None] = {
-    EGO_CH: FrameHeader, RULES_CH: RuleSet, LABEL_CH: LabelMsg, DECISION_CH: DecisionMsg,
-    SCENE_CH: None,
+
+@dataclass(frozen=True)
+class Channel:
+    """One MCAP channel of the format: name, schema a reader accepts, message encoding."""
+
+    name: str
+    schema_name: str
+    encoding: str  # "protobuf" (camera image) or "json"
+    model: type[BaseModel] | None  # JSON payload model; None = protobuf, or a free JSON object
+
+
+EGO_CH, SCENE_CH = "/ego", "/scene"
+CHANNELS: dict[str, Channel] = {
+    t.channel: Channel(t.channel, t.channel_schema, t.channel_encoding,
+                       t.model if t.channel_encoding == "json" else None)
+    for t in TOPICS
 }
-# channel -> schema name a reader accepts
-CHANNELS = {CAMERA_CH: "foxglove.CompressedImage", EGO_CH: "ruledrive.FrameHeader",
-            RULES_CH: "ruledrive.RuleSet", LABEL_CH: "ruledrive.LabelMsg",
-            DECISION_CH: "ruledrive.DecisionMsg", SCENE_CH: "ruledrive.Scene"}
+CHANNELS[EGO_CH] = Channel(EGO_CH, "ruledrive.FrameHeader", "json", FrameHeader)
+CHANNELS[SCENE_CH] = Channel(SCENE_CH, "ruledrive.Scene", "json", None)
+CAMERA_CH, RULES_CH, LABEL_CH, DECISION_CH = (
+    CAMERA.channel, RULES.channel, LABEL.channel, DECISION.channel)
 METADATA_NAME = "ruledrive"
 
 

@@ -31,7 +31,6 @@ from bus.recording import (
     CAMERA_CH,
     CHANNELS,
     EGO_CH,
-    JSON_MODELS,
     LABEL_CH,
     METADATA_NAME,
     RULES_CH,
@@ -43,7 +42,7 @@ from bus.recording import (
 from bus.schema import FrameHeader, LabelMsg, RuleSet
 from core.errors import RecordingError
 
-__all__ = ["read_events", "read_metadata", "read_samples"]
+__all__ = ["RecordedFrame", "read_events", "read_frames", "read_metadata", "read_samples"]
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +133,7 @@ def _check_channel(path: Path, ch: Channel, schemas: dict[int, Schema]) -> None:
     want = CHANNELS.get(ch.topic)
     schema = schemas.get(ch.schema_id)
     got = schema.name if schema else None
-    if want is None or got != want:
+    if want is None or got != want.schema_name:
         raise RecordingError(f"{path}: channel {ch.topic!r} with schema {got!r} is not a "
                              f"ruledrive channel (expected one of {sorted(CHANNELS)})")
 
@@ -142,14 +141,15 @@ def _check_channel(path: Path, ch: Channel, schemas: dict[int, Schema]) -> None:
 def _decode(path: Path, topic: str, rec: Message) -> Any:
     where = f"{path}: {topic} record at log time {rec.log_time}"
     try:
-        if topic == CAMERA_CH:
+        channel = CHANNELS[topic]
+        if channel.encoding == "protobuf":
             img = CompressedImage.FromString(rec.data)
             vid, _, fid = img.frame_id.rpartition("/")
             if img.format != "jpeg" or not vid or not fid.isdigit() or not img.data:
                 raise RecordingError(f"{where}: bad camera frame (format {img.format!r}, "
                                      f"frame_id {img.frame_id!r}, {len(img.data)} bytes)")
             return CameraFrame(vid, int(fid), img.timestamp.ToNanoseconds(), bytes(img.data))
-        model = JSON_MODELS[topic]
+        model = channel.model
         if model is None:
             obj = json.loads(rec.data)
             if not isinstance(obj, dict):
@@ -186,34 +186,61 @@ def read_samples(paths: str | Path | Iterable[str | Path], require_labels: bool 
     if isinstance(paths, (str, Path)):
         paths = [paths]
     for p in paths:
-        yield from _samples_of(Path(p), require_labels, allow_truncated)
+        path = Path(p)
+        split = ""
+        for item in _joined(path, require_labels, allow_truncated):
+            if isinstance(item, Metadata):
+                split = item.metadata.get("split", "") if item.name == METADATA_NAME else split
+            elif isinstance(item, RecordedFrame):
+                h, rs, lab = item.header, item.rules, item.label
+                yield Sample(
+                    vehicle_id=h.vehicle_id, frame_id=h.frame_id, stamp_ns=h.stamp_ns,
+                    speed_kph=h.speed_kph, jpeg=item.jpeg,
+                    rules=tuple(rs.rules) if rs else (), rules_version=rs.version if rs else None,
+                    label=lab.decision if lab else None, reason=lab.reason if lab else None,
+                    split=split, source=str(path), scene=item.scene,
+                )
 
 
-def _samples_of(path: Path, require_labels: bool, allow_truncated: bool = False) \
-        -> Iterator[Sample]:
+@dataclass(frozen=True)
+class RecordedFrame:
+    """One recorded frame joined with its label, scene and the rule set in force at capture."""
+
+    header: FrameHeader
+    jpeg: bytes
+    label: LabelMsg | None
+    rules: RuleSet | None
+    scene: dict[str, Any] | None
+
+
+def read_frames(path: str | Path, allow_truncated: bool = False) \
+        -> Iterator[RuleSet | RecordedFrame]:
+    """A recording's rule sets and joined frames in recording order (the join read_samples
+    uses; replay builds its drives from it). Frames without a label have ``label=None``."""
+    for item in _joined(Path(path), False, allow_truncated):
+        if not isinstance(item, Metadata):
+            yield item
+
+
+def _joined(path: Path, require_labels: bool, allow_truncated: bool = False) \
+        -> Iterator[Metadata | RuleSet | RecordedFrame]:
+    """The one join of frames to images, headers, labels, scenes and rule sets: Metadata and
+    RuleSet records as they come, each frame once it is complete (the vehicle's next frame
+    started, or the file ended)."""
     cut = _Cut(allowed=allow_truncated)
     n_yielded = 0
-    split = ""
     rules: dict[str, RuleSet] = {}
     pending: dict[tuple[str, int], _Partial] = {}
     current: dict[str, tuple[str, int]] = {}
 
-    def flush(key: tuple[str, int]) -> Sample:
+    def flush(key: tuple[str, int]) -> RecordedFrame:
         part = pending.pop(key)
         where = f"{path}: frame {key[0]}/{key[1]}"
         if part.image is None or part.header is None:
             raise RecordingError(f"{where} has no {'image' if part.image is None else 'header'}")
         if require_labels and part.label is None:
             raise RecordingError(f"{where} has no label")
-        rs = part.rules
-        return Sample(
-            vehicle_id=key[0], frame_id=key[1], stamp_ns=part.header.stamp_ns,
-            speed_kph=part.header.speed_kph, jpeg=part.image.jpeg,
-            rules=tuple(rs.rules) if rs else (), rules_version=rs.version if rs else None,
-            label=part.label.decision if part.label else None,
-            reason=part.label.reason if part.label else None,
-            split=split, source=str(path), scene=part.scene,
-        )
+        return RecordedFrame(part.header, part.image.jpeg, part.label, part.rules, part.scene)
 
     def partial(vid: str, fid: int) -> _Partial | None:
         key = (vid, fid)
@@ -225,31 +252,40 @@ def _samples_of(path: Path, require_labels: bool, allow_truncated: bool = False)
             current[vid] = key
         return pending[key]
 
-    yield_queue: list[Sample] = []
+    def on_rules(msg: RuleSet) -> None:
+        rules[msg.vehicle_id] = msg
+        yield_queue.append(msg)
+
+    def on_image(msg: CameraFrame) -> None:
+        part = partial(msg.vehicle_id, msg.frame_id)
+        assert part is not None
+        part.image = msg
+
+    def on_header(msg: FrameHeader) -> None:
+        part = partial(msg.vehicle_id, msg.frame_id)
+        assert part is not None
+        part.header = msg
+
+    def on_label(msg: LabelMsg) -> None:
+        if (msg.vehicle_id, msg.frame_id) in pending:
+            pending[(msg.vehicle_id, msg.frame_id)].label = msg
+
+    def on_scene(msg: dict[str, Any]) -> None:
+        key = (str(msg.get("vehicle_id")), int(msg.get("frame_id", -1)))
+        if key in pending:
+            pending[key].scene = msg.get("scene")
+
+    handlers: dict[str, Any] = {RULES_CH: on_rules, CAMERA_CH: on_image, EGO_CH: on_header,
+                                LABEL_CH: on_label, SCENE_CH: on_scene}
+    yield_queue: list[RuleSet | RecordedFrame] = []
     for rec in _metadata_and_events(path, cut):
         if isinstance(rec, Metadata):
-            if rec.name == METADATA_NAME:
-                split = rec.metadata.get("split", "")
+            yield rec
             continue
-        msg = rec.message
-        if rec.channel == RULES_CH:
-            rules[msg.vehicle_id] = msg
-        elif rec.channel == CAMERA_CH:
-            part = partial(msg.vehicle_id, msg.frame_id)
-            assert part is not None
-            part.image = msg
-        elif rec.channel == EGO_CH:
-            part = partial(msg.vehicle_id, msg.frame_id)
-            assert part is not None
-            part.header = msg
-        elif rec.channel == LABEL_CH:
-            if (msg.vehicle_id, msg.frame_id) in pending:
-                pending[(msg.vehicle_id, msg.frame_id)].label = msg
-        elif rec.channel == SCENE_CH:
-            key = (str(msg.get("vehicle_id")), int(msg.get("frame_id", -1)))
-            if key in pending:
-                pending[key].scene = msg.get("scene")
-        n_yielded += len(yield_queue)
+        handler = handlers.get(rec.channel)  # decisions, status, errors: not part of a sample
+        if handler is not None:
+            handler(rec.message)
+        n_yielded += sum(isinstance(x, RecordedFrame) for x in yield_queue)
         yield from yield_queue
         yield_queue.clear()
     if cut.reason is None:

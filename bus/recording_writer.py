@@ -14,19 +14,11 @@ from typing import Any
 from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
 from mcap.writer import CompressionType, Writer
 from mcap_protobuf.schema import register_schema
+from pydantic import BaseModel
 
-from bus.recording import (
-    CAMERA_CH,
-    CHANNELS,
-    DECISION_CH,
-    EGO_CH,
-    JSON_MODELS,
-    LABEL_CH,
-    METADATA_NAME,
-    RULES_CH,
-    SCENE_CH,
-)
+from bus.recording import CAMERA_CH, CHANNELS, EGO_CH, METADATA_NAME, SCENE_CH
 from bus.schema import DecisionMsg, FrameHeader, LabelMsg, RuleSet
+from bus.topics import CAMERA, DECISION, LABEL, RULES, Topic
 from core.errors import RecordingError
 
 __all__ = ["RecordingWriter"]
@@ -50,27 +42,40 @@ class RecordingWriter:
         self._channels: dict[str, int] = {}
         self._closed = False
 
-    def _channel(self, topic: str) -> int:
-        if topic not in self._channels:
-            if topic == CAMERA_CH:
+    def _channel(self, name: str) -> int:
+        if name not in self._channels:
+            ch = CHANNELS[name]
+            if ch.encoding == "protobuf":
                 sid = register_schema(self._w, CompressedImage)
-                enc = "protobuf"
             else:
-                model = JSON_MODELS[topic]
-                schema = model.model_json_schema() if model else {"type": "object"}
-                sid = self._w.register_schema(CHANNELS[topic], "jsonschema",
+                schema = ch.model.model_json_schema() if ch.model else {"type": "object"}
+                sid = self._w.register_schema(ch.schema_name, "jsonschema",
                                               json.dumps(schema).encode())
-                enc = "json"
-            self._channels[topic] = self._w.register_channel(topic, enc, sid)
-        return self._channels[topic]
+            self._channels[name] = self._w.register_channel(name, ch.encoding, sid)
+        return self._channels[name]
 
-    def _write(self, topic: str, data: bytes, log_time_ns: int) -> None:
-        self._w.add_message(self._channel(topic), log_time=log_time_ns, data=data,
+    def _write(self, channel: str, data: bytes, log_time_ns: int) -> None:
+        self._w.add_message(self._channel(channel), log_time=log_time_ns, data=data,
                             publish_time=log_time_ns)
 
+    def write(self, topic: Topic, message: BaseModel, jpeg: bytes = b"",
+              log_time_ns: int | None = None) -> None:
+        """Record one bus message on its topic's channel (``bus.topics.Topic.channel``).
+
+        A frame (the camera topic) becomes two records, image and header, at its capture time;
+        other messages are logged at ``log_time_ns``, by default their own time (``issued_at_ns``
+        for rule sets, else ``stamp_ns``).
+        """
+        if topic is CAMERA:
+            assert isinstance(message, FrameHeader)
+            self.write_frame(message, jpeg)
+            return
+        if log_time_ns is None:
+            log_time_ns = message.issued_at_ns if topic is RULES else message.stamp_ns  # type: ignore[attr-defined]
+        self._write(topic.channel, message.model_dump_json().encode(), log_time_ns)
+
     def write_rules(self, rules: RuleSet, log_time_ns: int | None = None) -> None:
-        self._write(RULES_CH, rules.model_dump_json().encode(),
-                    rules.issued_at_ns if log_time_ns is None else log_time_ns)
+        self.write(RULES, rules, log_time_ns=log_time_ns)
 
     def write_frame(self, header: FrameHeader, jpeg: bytes) -> None:
         img = CompressedImage(format="jpeg", data=jpeg,
@@ -80,12 +85,10 @@ class RecordingWriter:
         self._write(EGO_CH, header.model_dump_json().encode(), header.stamp_ns)
 
     def write_label(self, label: LabelMsg, log_time_ns: int | None = None) -> None:
-        self._write(LABEL_CH, label.model_dump_json().encode(),
-                    label.stamp_ns if log_time_ns is None else log_time_ns)
+        self.write(LABEL, label, log_time_ns=log_time_ns)
 
     def write_decision(self, decision: DecisionMsg, log_time_ns: int | None = None) -> None:
-        self._write(DECISION_CH, decision.model_dump_json().encode(),
-                    decision.stamp_ns if log_time_ns is None else log_time_ns)
+        self.write(DECISION, decision, log_time_ns=log_time_ns)
 
     def write_scene(self, vehicle_id: str, frame_id: int, stamp_ns: int,
                     scene: dict[str, Any]) -> None:

@@ -1,7 +1,9 @@
 """The one topic registry: every topic pattern with its payload model, QoS, retain flag and rate.
 
 Publisher, node, simulator, recorder, docs and tests import this; nothing else spells a topic.
-Patterns are relative to a configurable prefix (default ``ruledrive/v1``).
+Patterns are relative to a configurable prefix (default ``ruledrive/v1``). Each entry also names
+the MCAP channel its messages are recorded on (``bus.recording`` builds its channel table from
+this registry).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from bus.schema import (
     RuleSet,
 )
 from core.errors import MessageError
+from core.rejects import RejectCode
 
 __all__ = [
     "CAMERA",
+    "CAMERA_CHANNEL_SCHEMA",
     "DECISION",
     "DEFAULT_PREFIX",
     "ERRORS",
@@ -36,18 +40,29 @@ __all__ = [
 ]
 
 DEFAULT_PREFIX = "ruledrive/v1"
+# A recorded frame is a foxglove CompressedImage (viewable in Foxglove); its header goes to /ego.
+CAMERA_CHANNEL_SCHEMA = "foxglove.CompressedImage"
 
 
 @dataclass(frozen=True)
 class Topic:
-    name: str  # short name, also the MCAP channel suffix
+    name: str  # short name (logs, counters); not the MCAP channel, see ``channel``
     pattern: str  # relative to the prefix; {vehicle_id} or {node_id} placeholders
     model: type[BaseModel]
-    encoding: str  # "envelope" (bus.envelope binary) or "json"
+    encoding: str  # bus payload: "envelope" (bus.envelope binary) or "json"
     qos: int
     retain: bool
     rate_hz: float | None  # expected rate per vehicle/node; None = on change
     description: str
+    channel: str  # MCAP channel name in recordings (never renamed: old files must stay readable)
+    channel_encoding: str = "json"  # MCAP message encoding: "json" or "protobuf"
+
+    @property
+    def channel_schema(self) -> str:
+        """The MCAP schema name of the channel: a foxglove image for frames, else the model."""
+        if self.channel_encoding == "protobuf":
+            return CAMERA_CHANNEL_SCHEMA
+        return f"ruledrive.{self.model.__name__}"
 
     def topic(self, prefix: str = DEFAULT_PREFIX, **ids: str) -> str:
         return f"{prefix}/{self.pattern.format(**ids)}"
@@ -60,26 +75,32 @@ class Topic:
 CAMERA = Topic(
     "camera", "vehicles/{vehicle_id}/camera/front", FrameHeader, "envelope", 0, False, 30.0,
     "Front-camera frame: binary envelope (JSON FrameHeader + raw JPEG).",
+    "/camera/front", "protobuf",
 )
 RULES = Topic(
     "rules", "vehicles/{vehicle_id}/rules", RuleSet, "json", 1, True, None,
     "Traffic rules in force for the vehicle; retained so a restarted node gets them.",
+    "/rules",
 )
 DECISION = Topic(
     "decision", "vehicles/{vehicle_id}/decision", DecisionMsg, "json", 1, False, 30.0,
     "The node's decision for one frame.",
+    "/decision",
 )
 LABEL = Topic(
     "label", "vehicles/{vehicle_id}/label", LabelMsg, "json", 1, False, None,
     "Ground truth for a frame (oracle in simulation, the driver's action in a vehicle).",
+    "/label",
 )
 STATUS = Topic(
     "status", "nodes/{node_id}/status", NodeStatus, "json", 1, True, 0.2,
     "Retained node status: online heartbeat, or offline (last will).",
+    "/status",
 )
 ERRORS = Topic(
     "errors", "nodes/{node_id}/errors", ErrorReport, "json", 1, False, None,
     "One report per rejected input: topic, reason code, detail.",
+    "/errors",
 )
 
 TOPICS: tuple[Topic, ...] = (CAMERA, RULES, DECISION, LABEL, STATUS, ERRORS)
@@ -107,6 +128,7 @@ def match_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[Topic, dict[s
             for key, value in ids.items():
                 if not _ID.match(value):
                     detail = f"{key} {value[:80]!r} in topic is invalid"
-                    raise MessageError("bad_vehicle_id", detail)
+                    raise MessageError(RejectCode.BAD_VEHICLE_ID, detail)
             return entry, ids
-    raise MessageError("unknown_topic", f"topic {topic[:200]!r} is not in the ruledrive contract")
+    raise MessageError(RejectCode.UNKNOWN_TOPIC,
+                       f"topic {topic[:200]!r} is not in the ruledrive contract")

@@ -19,6 +19,8 @@ A crash that is none of these is logged and re-raised, never swallowed.
 
 from __future__ import annotations
 
+from core.rejects import RejectCode
+
 __all__ = [
     "BusError",
     "ConfigError",
@@ -49,9 +51,9 @@ class RecordingError(DataError):
 
 
 class MessageError(RuledriveError):
-    """One bus message is invalid. ``code`` is a stable machine-readable reason."""
+    """One bus message is invalid. ``code`` is a stable machine-readable reason (core.rejects)."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: RejectCode, detail: str) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
@@ -60,7 +62,7 @@ class MessageError(RuledriveError):
 class ImageDecodeError(MessageError):
     """A frame's image bytes cannot be decoded into a usable picture."""
 
-    def __init__(self, detail: str, code: str = "bad_image") -> None:
+    def __init__(self, detail: str, code: RejectCode = RejectCode.BAD_IMAGE) -> None:
         super().__init__(code, detail)
 
 

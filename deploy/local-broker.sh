@@ -23,16 +23,17 @@ if [ -z "$MOSQ" ]; then
   MOSQ="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
 fi
 
+# The settings every local broker shares (bus/broker.py reads the same file): listener first,
+# then the shared settings, then where this one keeps its pid and log.
+SHARED_CONF="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/bus/mosquitto-local.conf"
 CONF_DIR="${TMPDIR:-/tmp}/ruledrive-broker-$PORT"
 mkdir -p "$CONF_DIR"
-cat >"$CONF_DIR/mosquitto.conf" <<CONF
-listener $PORT 127.0.0.1
-allow_anonymous true
-persistence false
-set_tcp_nodelay true
-pid_file $CONF_DIR/mosquitto.pid
-log_dest file $CONF_DIR/mosquitto.log
-CONF
+{
+  echo "listener $PORT 127.0.0.1"
+  cat "$SHARED_CONF"
+  echo "pid_file $CONF_DIR/mosquitto.pid"
+  echo "log_dest file $CONF_DIR/mosquitto.log"
+} >"$CONF_DIR/mosquitto.conf"
 # Debian's package runs as user mosquitto when started as root; it only needs the pid/log dir.
 chmod 0777 "$CONF_DIR"
 "$MOSQ" -d -c "$CONF_DIR/mosquitto.conf"

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from core.errors import ImageDecodeError
+from core.rejects import RejectCode
 from perception.spec import MODEL_SPEC
 
 __all__ = [
@@ -59,7 +60,7 @@ def _decode_bgr(data: bytes) -> np.ndarray:
     if w > MAX_SIDE_PX or h > MAX_SIDE_PX or w * h > MAX_PIXELS:
         raise ImageDecodeError(
             f"JPEG declares {w}x{h}, limit {MAX_SIDE_PX}px per side and {MAX_PIXELS} pixels",
-            code="image_too_large",
+            code=RejectCode.IMAGE_TOO_LARGE,
         )
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
@@ -70,7 +71,7 @@ def _decode_bgr(data: bytes) -> np.ndarray:
         raise ImageDecodeError("JPEG could not be decoded")
     if bgr.shape[0] * bgr.shape[1] > MAX_PIXELS:  # a second frame header bigger than the first
         raise ImageDecodeError(f"decoded image {bgr.shape[1]}x{bgr.shape[0]} is too large",
-                               code="image_too_large")
+                               code=RejectCode.IMAGE_TOO_LARGE)
     return bgr
 
 

@@ -1,14 +1,35 @@
 """The model's input/output contract: names, shapes, dtypes and metadata keys.
 
-Training builds the Keras model from this, the exporter names the ONNX graph's inputs after it,
-and the node refuses a model whose metadata does not match it.
+Training builds the Keras inputs from ``MODEL_SPEC.inputs``, the exporter names the ONNX graph's
+inputs after them, the node checks a model's inputs against them and feeds them by name
+(``MODEL_SPEC.feeds``), and it refuses a model whose metadata does not match this spec.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["META_KEYS", "MODEL_SPEC", "ModelSpec"]
+import numpy as np
+
+__all__ = ["META_KEYS", "MODEL_SPEC", "InputSpec", "ModelSpec"]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: its name in Keras and ONNX, numpy dtype and shape after the batch."""
+
+    name: str
+    dtype: str  # numpy dtype name: "uint8", "int32", "float32"
+    shape: tuple[int, ...]  # without the dynamic batch dimension
+
+    @property
+    def onnx_type(self) -> str:
+        """The type string onnxruntime reports for this input, e.g. ``tensor(uint8)``."""
+        return "tensor(float)" if self.dtype == "float32" else f"tensor({self.dtype})"
+
+    def zeros(self, n: int) -> np.ndarray:
+        """A batch of ``n`` zero inputs (warm-up, tests)."""
+        return np.zeros((n, *self.shape), self.dtype)
 
 
 @dataclass(frozen=True)
@@ -17,13 +38,37 @@ class ModelSpec:
     image_width: int = 160
     max_rules: int = 5
     max_tokens: int = 20
-    # ONNX input / output names (kept by tf2onnx from the Keras Input names).
+    # ONNX input / output names (kept by tf2onnx from the Keras Input names). These fields are
+    # what the metadata stores (to_dict); ``inputs`` adds dtypes and shapes.
     image_input: str = "image"  # uint8 [N, H, W, 3] RGB
     rules_input: str = "rule_tokens"  # int32 [N, max_rules, max_tokens], 0 = padding
     speed_input: str = "speed_kph"  # float32 [N, 1]
     output: str = "probabilities"  # float32 [N, n_labels], softmax
 
+    @property
+    def image(self) -> InputSpec:
+        return InputSpec(self.image_input, "uint8", (self.image_height, self.image_width, 3))
+
+    @property
+    def rules(self) -> InputSpec:
+        return InputSpec(self.rules_input, "int32", (self.max_rules, self.max_tokens))
+
+    @property
+    def speed(self) -> InputSpec:
+        return InputSpec(self.speed_input, "float32", (1,))
+
+    @property
+    def inputs(self) -> tuple[InputSpec, InputSpec, InputSpec]:
+        """The model's inputs in call order: image, rule tokens, speed."""
+        return (self.image, self.rules, self.speed)
+
+    def feeds(self, images: np.ndarray, tokens: np.ndarray, speeds: np.ndarray) \
+            -> dict[str, np.ndarray]:
+        """The input dict of one batch, keyed by input name (Keras ``predict``, ONNX ``run``)."""
+        return dict(zip((i.name for i in self.inputs), (images, tokens, speeds), strict=True))
+
     def to_dict(self) -> dict[str, object]:
+        """What the ONNX metadata stores (unchanged since the first exported models)."""
         return asdict(self)
 
 

@@ -19,6 +19,7 @@ import onnxruntime as ort
 from bus.schema import DecisionLabel
 from core.errors import ConfigError, ModelError
 from perception.modelmeta import ModelMeta, parse_metadata
+from perception.onnxrun import run_batched
 from perception.spec import MODEL_SPEC
 
 __all__ = ["EXPECTED_INPUTS", "EXPECTED_OUTPUT", "PolicyModel", "choose_providers"]
@@ -27,11 +28,7 @@ log = logging.getLogger(__name__)
 
 _S = MODEL_SPEC
 # name -> (onnx type, shape after the dynamic batch dimension)
-EXPECTED_INPUTS = {
-    _S.image_input: ("tensor(uint8)", (_S.image_height, _S.image_width, 3)),
-    _S.rules_input: ("tensor(int32)", (_S.max_rules, _S.max_tokens)),
-    _S.speed_input: ("tensor(float)", (1,)),
-}
+EXPECTED_INPUTS = {i.name: (i.onnx_type, i.shape) for i in _S.inputs}
 EXPECTED_OUTPUT = (_S.output, "tensor(float)", (len(DecisionLabel),))
 
 _TRT, _CUDA, _CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -107,23 +104,18 @@ class PolicyModel:
 
     def run(self, images: np.ndarray, tokens: np.ndarray, speeds: np.ndarray) -> np.ndarray:
         """uint8 [N,H,W,3], int32 [N,R,T], float32 [N,1] -> float32 [N, labels]."""
-        feeds = {_S.image_input: images, _S.rules_input: tokens, _S.speed_input: speeds}
-        try:
-            (probs,) = self.session.run([_S.output], feeds)
+        feeds = _S.feeds(images, tokens, speeds)
+        try:  # one session.run: the node's micro-batch is the batch
+            probs = run_batched(self.session, feeds, batch_size=len(images))
         except Exception as exc:
             raise ModelError(f"inference failed: {exc}") from exc
-        probs = np.asarray(probs, dtype=np.float32)
         if probs.shape != (images.shape[0], len(self.labels)):
             raise ModelError(f"model returned shape {probs.shape}")
         return probs
 
     def warmup(self, batch: int) -> None:
         for n in sorted({1, max(1, batch)}):
-            self.run(
-                np.zeros((n, _S.image_height, _S.image_width, 3), np.uint8),
-                np.zeros((n, _S.max_rules, _S.max_tokens), np.int32),
-                np.zeros((n, 1), np.float32),
-            )
+            self.run(*(i.zeros(n) for i in _S.inputs))
 
 
 def _check_io(session: ort.InferenceSession, path: Path) -> None:

@@ -15,12 +15,12 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from bus.base import Bus, Will
-from bus.codec import encode, parse_incoming
+from bus.codec import Incoming, encode, parse_incoming
 from bus.schema import (
     DecisionMsg,
     FrameHeader,
@@ -28,8 +28,9 @@ from bus.schema import (
     NodeStatus,
     RuleSet,
 )
-from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS
+from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS, Topic
 from core.errors import BusError, ConfigError, MessageError, ModelError
+from core.rejects import RejectCode
 from policy.decider import Decider, FrameJob
 from policy.fallback import Reason
 from policy.metrics import NodeMetrics
@@ -79,6 +80,9 @@ class Node:
         )
         self.metrics = NodeMetrics()
         self.rules: dict[str, RuleSet] = {}
+        # The topics the node consumes, each with its handler (bus thread: validate, enqueue).
+        self._handlers: dict[Topic, Callable[[str, Incoming, int, int], None]] = {
+            RULES: self._on_rules, CAMERA: self._on_frame}
         self._pending: dict[str, _Pending] = {}
         self._seen: dict[str, int] = {}
         self._last_heard: dict[str, float] = {}  # vehicle -> monotonic s of its last message
@@ -99,8 +103,8 @@ class Node:
         """Subscribe, connect (last will = retained offline status), start metrics."""
         p = self.settings.topic_prefix
         self.bus.add_connect_hook(lambda: self.publish_status(NodeState.ONLINE))
-        self.bus.subscribe(RULES.subscription(p), self.on_message, RULES.qos)
-        self.bus.subscribe(CAMERA.subscription(p), self.on_message, CAMERA.qos)
+        for entry in self._handlers:
+            self.bus.subscribe(entry.subscription(p), self.on_message, entry.qos)
         offline = encode(self._status(NodeState.OFFLINE))
         if self.settings.metrics_port:  # before connecting: a busy port stops start-up cleanly
             self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
@@ -160,39 +164,43 @@ class Node:
             return
         except Exception as exc:  # a parser bug must not kill the bus thread
             log.exception("unexpected error parsing a message on %.200s", topic)
-            self.report(topic, "internal_error", f"{type(exc).__name__} while parsing")
+            self.report(topic, RejectCode.INTERNAL_ERROR, f"{type(exc).__name__} while parsing")
             return
-        if msg.topic is RULES:
-            if isinstance(msg.message, RuleSet) and self._from_future(msg.message, arrival_ns):
-                self.report(topic, "rules_from_future",
-                            f"issued_at_ns is more than {self.settings.max_clock_skew_ms:g} ms "
-                            "ahead of the node's clock; refused")
-                return
-            self._store_rules(msg.ids["vehicle_id"], msg.message)
-        elif msg.topic is CAMERA:
-            header = msg.message
-            assert isinstance(header, FrameHeader)
-            vid = header.vehicle_id
-            with self._cond:
-                old = self._pending.get(vid)
-                limit = self.settings.max_pending_bytes
-                overloaded = old is None and self._pending_bytes + len(msg.jpeg) > limit
-                if not overloaded:
-                    if old is not None:
-                        self.metrics.drop("conflated")
-                        self._pending_bytes -= len(old.jpeg)
-                    queued = arrival_mono if old is None else old.queued_mono_ns
-                    self._pending[vid] = _Pending(header, msg.jpeg, arrival_ns, arrival_mono,
-                                                  queued)
-                    self._pending_bytes += len(msg.jpeg)
-                    self._seen[vid] = arrival_mono
-                    self._last_heard[vid] = time.monotonic()
-                self.metrics.count("frames")
-                self._cond.notify_all()
-            if overloaded:  # reported outside the lock: publishing may block
-                self.report(topic, "node_overloaded",
-                            f"{self._pending_bytes} bytes of frames waiting, limit "
-                            f"{self.settings.max_pending_bytes}; frame {header.frame_id} dropped")
+        handler = self._handlers.get(msg.topic)
+        if handler is not None:  # the node subscribes to nothing else
+            handler(topic, msg, arrival_ns, arrival_mono)
+
+    def _on_rules(self, topic: str, msg: Incoming, arrival_ns: int, _mono: int) -> None:
+        if isinstance(msg.message, RuleSet) and self._from_future(msg.message, arrival_ns):
+            self.report(topic, RejectCode.RULES_FROM_FUTURE,
+                        f"issued_at_ns is more than {self.settings.max_clock_skew_ms:g} ms "
+                        "ahead of the node's clock; refused")
+            return
+        self._store_rules(msg.ids["vehicle_id"], msg.message)
+
+    def _on_frame(self, topic: str, msg: Incoming, arrival_ns: int, arrival_mono: int) -> None:
+        header = msg.message
+        assert isinstance(header, FrameHeader)
+        vid = header.vehicle_id
+        with self._cond:
+            old = self._pending.get(vid)
+            limit = self.settings.max_pending_bytes
+            overloaded = old is None and self._pending_bytes + len(msg.jpeg) > limit
+            if not overloaded:
+                if old is not None:
+                    self.metrics.drop("conflated")
+                    self._pending_bytes -= len(old.jpeg)
+                queued = arrival_mono if old is None else old.queued_mono_ns
+                self._pending[vid] = _Pending(header, msg.jpeg, arrival_ns, arrival_mono, queued)
+                self._pending_bytes += len(msg.jpeg)
+                self._seen[vid] = arrival_mono
+                self._last_heard[vid] = time.monotonic()
+            self.metrics.count("frames")
+            self._cond.notify_all()
+        if overloaded:  # reported outside the lock: publishing may block
+            self.report(topic, RejectCode.NODE_OVERLOADED,
+                        f"{self._pending_bytes} bytes of frames waiting, limit {limit}; "
+                        f"frame {header.frame_id} dropped")
 
     def _from_future(self, rules: RuleSet, now_ns: int) -> bool:
         # Accepted, a rule set issued years ahead would pin the vehicle: every genuine update
@@ -207,7 +215,7 @@ class Node:
             old = self.rules.get(vid)
             if old is None and len(self.rules) >= self.settings.max_vehicles:
                 self.report(RULES.topic(self.settings.topic_prefix, vehicle_id=vid),
-                            "too_many_vehicles",
+                            RejectCode.TOO_MANY_VEHICLES,
                             f"{len(self.rules)} vehicles hold rule sets, limit "
                             f"{self.settings.max_vehicles}; refused")
                 return
@@ -219,7 +227,7 @@ class Node:
             self.metrics.count("rules")
         self.metrics.vehicles.set(len(self.rules))
 
-    def report(self, topic: str, code: str, detail: str) -> None:
+    def report(self, topic: str, code: RejectCode, detail: str) -> None:
         """Count a rejected input and report it, rate-limited per (code, topic); never raises."""
         self.metrics.reject(code)
         log.debug("rejected %s: %s %s", topic, code, detail)
@@ -288,8 +296,9 @@ class Node:
         for d in decisions:
             self._publish_decision(d)
             if d.reason in _REPORTED:
+                what = _REPORTED[Reason(d.reason)]
                 self.report(CAMERA.topic(self.settings.topic_prefix, vehicle_id=d.vehicle_id),
-                            str(d.reason), f"frame {d.frame_id}: {_REPORTED[Reason(d.reason)]}")
+                            RejectCode(d.reason), f"frame {d.frame_id}: {what}")
             elif d.reason == Reason.STALE_FRAME:
                 self.metrics.drop("stale")
         return decisions
@@ -337,7 +346,7 @@ class Node:
             self._failed_mtime = mtime
             self.metrics.reloads.labels("failed").inc()
             log.error("model reload failed, keeping %s: %s", current.version, exc)
-            self.report(str(path), "model_reload_failed", str(exc))
+            self.report(str(path), RejectCode.MODEL_RELOAD_FAILED, str(exc))
             return False
         self.decider.set_model(model)
         self.metrics.reloads.labels("ok").inc()

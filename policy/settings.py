@@ -17,18 +17,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bus.mqtt import parse_mqtt_url
 from bus.schema import VEHICLE_ID_PATTERN
 from bus.topics import DEFAULT_PREFIX
+from core.defaults import DEFAULT_MODEL_PATH, DEFAULT_MQTT_URL
 from core.errors import ConfigError
 
 __all__ = ["DEFAULT_MODEL_PATH", "PROVIDER_CHOICES", "NodeSettings", "load_settings"]
 
-DEFAULT_MODEL_PATH = Path("models/ruledrive-default.onnx")
 PROVIDER_CHOICES = ("auto", "tensorrt", "cuda", "cpu")
 
 
 class NodeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RULEDRIVE_", extra="forbid", frozen=True)
 
-    mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="mqtt://host:port or mqtts://")
+    mqtt_url: str = Field(DEFAULT_MQTT_URL, description="mqtt://host:port or mqtts://")
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     tls_ca: Path | None = Field(None, description="CA file for mqtts:// (default: system CAs)")

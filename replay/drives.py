@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bus.schema import DecisionLabel, FrameHeader, LabelMsg, RuleSet
+from bus.schema import DecisionLabel, FrameHeader, RuleSet
 
 __all__ = [
     "Drive",
@@ -129,33 +129,29 @@ def load_drives(paths: Sequence[str | Path], limit: int | None = None,
     """The drives of MCAP recordings (bus.recording), one per recorded vehicle and file,
     each frame with its recorded label. ``limit`` caps the frames. Raises RecordingError, also on
     a truncated file unless ``allow_truncated`` (then its complete part is used, with a warning).
-    """
-    from bus.recording import CameraFrame  # noqa: PLC0415
-    from bus.recording_reader import read_events  # noqa: PLC0415
+
+    Frames are joined to their images and labels by ``bus.recording_reader.read_frames``, the
+    same join training reads samples with."""
+    from bus.recording_reader import read_frames  # noqa: PLC0415
 
     out: list[Drive] = []
     frames = 0
     for path in paths:
         rules: dict[str, list[DriveRules]] = {}
-        headers: dict[tuple[str, int], FrameHeader] = {}
-        jpegs: dict[tuple[str, int], bytes] = {}
-        labels: dict[tuple[str, int], DecisionLabel] = {}
-        for ev in read_events(path, allow_truncated=allow_truncated):
-            msg = ev.message
-            if isinstance(msg, CameraFrame):
-                jpegs[(msg.vehicle_id, msg.frame_id)] = msg.jpeg
-            elif isinstance(msg, FrameHeader):
-                headers[(msg.vehicle_id, msg.frame_id)] = msg
-            elif isinstance(msg, RuleSet):
-                rules.setdefault(msg.vehicle_id, []).append(DriveRules(msg.issued_at_ns, msg))
-            elif isinstance(msg, LabelMsg):
-                labels[(msg.vehicle_id, msg.frame_id)] = msg.decision
+        recorded: list[DriveFrame] = []
+        for item in read_frames(path, allow_truncated=allow_truncated):
+            if isinstance(item, RuleSet):
+                rules.setdefault(item.vehicle_id, []).append(DriveRules(item.issued_at_ns, item))
+            else:
+                label = item.label.decision if item.label else None
+                recorded.append(DriveFrame(item.header.stamp_ns, item.header, item.jpeg, label))
         drives: dict[str, Drive] = {}
-        for key, header in headers.items():  # recording order
-            if key not in jpegs or (limit is not None and frames >= limit):
-                continue
-            d = drives.setdefault(key[0], Drive(key[0], list(rules.get(key[0], [])), str(path)))
-            d.events.append(DriveFrame(header.stamp_ns, header, jpegs[key], labels.get(key)))
+        for frame in sorted(recorded, key=lambda f: f.t_ns):  # frames are flushed per vehicle
+            if limit is not None and frames >= limit:
+                break
+            vid = frame.header.vehicle_id
+            d = drives.setdefault(vid, Drive(vid, list(rules.get(vid, [])), str(path)))
+            d.events.append(frame)
             frames += 1
         for d in drives.values():
             # Rules before the frame issued at the same time; stable for equal stamps.

@@ -27,6 +27,7 @@ from typing import Any
 from bus.base import Bus
 from bus.codec import Incoming, parse_incoming
 from bus.topics import CAMERA, DECISION, DEFAULT_PREFIX, LABEL, RULES, Topic
+from core.defaults import DEFAULT_MQTT_URL
 from core.errors import MessageError
 
 __all__ = ["RECORDED_TOPICS", "BusRecorder", "run_recorder"]
@@ -49,14 +50,7 @@ class _McapSink:
                                  chunk_size=chunk_kb * 1024)
 
     def write(self, topic: Topic, message: Any, jpeg: bytes, log_time_ns: int) -> None:
-        if topic is CAMERA:
-            self.w.write_frame(message, jpeg)
-        elif topic is RULES:
-            self.w.write_rules(message, log_time_ns)
-        elif topic is LABEL:
-            self.w.write_label(message, log_time_ns)
-        elif topic is DECISION:
-            self.w.write_decision(message, log_time_ns)
+        self.w.write(topic, message, jpeg, log_time_ns)  # frames keep their capture time
 
     def flush(self) -> None:
         self.w.flush()
@@ -172,7 +166,7 @@ class BusRecorder:
         return self.files
 
 
-def run_recorder(out: str | Path, url: str = "mqtt://127.0.0.1:1883",
+def run_recorder(out: str | Path, url: str = DEFAULT_MQTT_URL,
                  prefix: str = DEFAULT_PREFIX, rotate_mb: float = 0.0, rotate_s: float = 0.0,
                  duration_s: float = 0.0, chunk_kb: int = 256, client_id: str = "",
                  bus: Bus | None = None) -> list[Path]:

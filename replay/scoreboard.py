@@ -20,10 +20,9 @@ from bus.schema import DecisionLabel, DecisionMsg
 from core.metrics import classification_report
 from replay.drives import FrameRef
 
-__all__ = ["LABELS", "ReplayReport", "Scoreboard"]
+__all__ = ["ReplayReport", "Scoreboard"]
 
-LABELS: tuple[DecisionLabel, ...] = tuple(DecisionLabel)
-_INDEX = {lab: i for i, lab in enumerate(LABELS)}
+_INDEX = {lab: i for i, lab in enumerate(DecisionLabel)}
 
 
 def _pct(values: Sequence[float], q: float) -> float | None:
@@ -61,7 +60,7 @@ class ReplayReport:
 
     @property
     def labels(self) -> list[str]:
-        return [str(lab) for lab in LABELS]
+        return [str(lab) for lab in DecisionLabel]
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -186,7 +185,8 @@ class Scoreboard:
         labelled = [(ref.label, m) for ref, m, _ in rows if ref.label is not None]
         y_true = np.array([_INDEX[DecisionLabel(lab)] for lab, _ in labelled], dtype=np.int64)
         y_pred = np.array([_INDEX[m.decision] for _, m in labelled], dtype=np.int64)
-        cls = classification_report(y_true, y_pred, [str(x) for x in LABELS]) if labelled else None
+        names = [str(x) for x in DecisionLabel]
+        cls = classification_report(y_true, y_pred, names) if labelled else None
         valid = [(lab, m) for lab, m in labelled if m.valid]
         return ReplayReport(
             frames_published=self.n_published,
@@ -204,7 +204,7 @@ class Scoreboard:
                 sum(m.decision == lab for lab, m in valid) / len(valid) if valid else None
             ),
             confusion_matrix=(
-                cls["confusion_matrix"] if cls else [[0] * len(LABELS) for _ in LABELS]
+                cls["confusion_matrix"] if cls else [[0] * len(names) for _ in names]
             ),
             classification=cls,
             latency_ms={

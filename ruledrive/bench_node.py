@@ -37,6 +37,7 @@ from bus.schema import DecisionMsg, FrameHeader, RuleSet
 from bus.topics import CAMERA, DECISION, RULES, STATUS
 from core.errors import ConfigError, ModelError
 from perception.image import preprocess_jpeg
+from perception.spec import MODEL_SPEC
 from policy.model import PolicyModel
 from ruledrive.benchdoc import write_section
 
@@ -252,7 +253,7 @@ def _keras_times(path: Path, images: np.ndarray, tokens: np.ndarray, speeds: np.
     if _KERAS is None or _KERAS[0] != path:
         _KERAS = (path, load_checkpoint(path).model)
     m = _KERAS[1]
-    feeds = {"image": images, "rule_tokens": tokens, "speed_kph": speeds}
+    feeds = MODEL_SPEC.feeds(images, tokens, speeds)
     times = []
     for _ in range(30):
         t0 = time.perf_counter()

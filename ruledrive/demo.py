@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.broker import broker_answers, private_mosquitto
+from core.defaults import DEFAULT_MODEL_PATH, DEFAULT_MQTT_URL
 from core.errors import DataError, ModelError
 from ruledrive.argtypes import fraction, non_negative_int, positive_int, rate
 
@@ -32,7 +33,7 @@ __all__ = ["find_broker", "gate", "register", "run_demo"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = Path("models/ruledrive-default.onnx")
+DEFAULT_MODEL = DEFAULT_MODEL_PATH
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ONNX model (default %(default)s)",
     )
     p.add_argument(
-        "--mqtt-url", default=os.environ.get("RULEDRIVE_MQTT_URL", "mqtt://127.0.0.1:1883")
+        "--mqtt-url", default=os.environ.get("RULEDRIVE_MQTT_URL", DEFAULT_MQTT_URL)
     )
     p.add_argument("--prefix", default="ruledrive/demo", help="topic prefix (default %(default)s)")
     p.add_argument("--frames", type=positive_int, default=320,

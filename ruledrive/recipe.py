@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.defaults import DEFAULT_MODEL_PATH
 from ruledrive.benchdoc import write_section
 from training.config import TrainConfig
 
@@ -88,7 +89,7 @@ def build_default(
         "ruledrive " + " ".join(shlex.quote(a) for a in argv) if argv else "ruledrive train-default"
     )
     dirs = _data(work, scenes)
-    onnx_path = out_dir / "ruledrive-default.onnx"
+    onnx_path = out_dir / DEFAULT_MODEL_PATH.name
     results: dict[str, Any] = {}
     variants = ("fused", "image_only", "text_only") if ablations else ("fused",)
     for variant in variants:

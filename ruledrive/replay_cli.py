@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.topics import DEFAULT_PREFIX
+from core.defaults import DEFAULT_MQTT_URL
 from core.errors import ConfigError, DataError
 from ruledrive.argtypes import (
     fraction,
@@ -32,7 +33,7 @@ __all__ = ["print_report", "register", "write_outputs"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "mqtt://127.0.0.1:1883"
+DEFAULT_URL = DEFAULT_MQTT_URL
 
 
 def _bus_flags(p: argparse.ArgumentParser) -> None:

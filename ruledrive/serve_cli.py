@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.defaults import DEFAULT_MODEL_PATH
 from policy.settings import NodeSettings
 from ruledrive.argtypes import non_negative_int, positive_float, positive_int
 
@@ -58,7 +59,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p = bench_sub.add_parser("node", help="node latency/throughput through a real Mosquitto")
-    p.add_argument("--model", type=Path, default=Path("models/ruledrive-default.onnx"))
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     p.add_argument("--mqtt-url", default=None,
                    help="use this broker (default: start a private mosquitto on loopback with "
                    "the recommended set_tcp_nodelay true)")

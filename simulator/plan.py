@@ -42,7 +42,6 @@ __all__ = [
 ]
 
 SPLITS = ("train", "val", "test", "heldout-phrasing", "counterfactual")
-LABELS = tuple(DecisionLabel)
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ class SplitPlan:
 
     def class_counts(self) -> dict[str, int]:
         c = Counter(f.decision for f in self.frames())
-        return {str(lbl): c.get(lbl, 0) for lbl in LABELS}
+        return {str(lbl): c.get(lbl, 0) for lbl in DecisionLabel}
 
 
 def split_seed(seed: int, split: str) -> np.random.SeedSequence:
@@ -88,7 +87,7 @@ class _Balancer:
 
     def order(self) -> list[DecisionLabel]:
         """Targets, most under-represented first (random among ties)."""
-        keyed = [(self.counts[lbl], self.rng.random(), lbl) for lbl in LABELS]
+        keyed = [(self.counts[lbl], self.rng.random(), lbl) for lbl in DecisionLabel]
         return [lbl for _, _, lbl in sorted(keyed)]
 
 

@@ -21,12 +21,12 @@ from bus.recording_reader import read_samples
 from bus.schema import DecisionLabel
 from core.errors import DataError
 from perception.image import preprocess_jpeg
+from perception.spec import MODEL_SPEC
 from perception.text import UNK_ID, RuleTokenizer, tokenize
 from training.wordvectors import WordVectors
 
 __all__ = [
     "KEEP_WORDS",
-    "LABELS",
     "maskable_ids",
     "ArrayDataset",
     "build_tokenizer",
@@ -35,8 +35,8 @@ __all__ = [
     "load_samples",
 ]
 
-LABELS: tuple[DecisionLabel, ...] = tuple(DecisionLabel)
-_LABEL_INDEX = {lab: i for i, lab in enumerate(LABELS)}
+_TOKENS = MODEL_SPEC.rules_input
+_LABEL_INDEX = {lab: i for i, lab in enumerate(DecisionLabel)}
 
 
 @dataclass
@@ -46,14 +46,14 @@ class ArrayDataset:
     images: np.ndarray  # [N,H,W,3] uint8
     tokens: np.ndarray  # [N,R,T] int32
     speeds: np.ndarray  # [N,1] float32
-    labels: np.ndarray  # [N] int32, index into LABELS
+    labels: np.ndarray  # [N] int32, index into DecisionLabel (definition order)
     samples: list[Sample]
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def inputs(self) -> dict[str, np.ndarray]:
-        return {"image": self.images, "rule_tokens": self.tokens, "speed_kph": self.speeds}
+        return MODEL_SPEC.feeds(self.images, self.tokens, self.speeds)
 
     def subset(self, idx: np.ndarray) -> ArrayDataset:
         return ArrayDataset(
@@ -83,7 +83,7 @@ class ArrayDataset:
             shift_gen = tf.random.Generator.from_seed(seed + 1)
 
             def shift(x, y):  # type: ignore[no-untyped-def]
-                t = x["rule_tokens"]  # [B,R,T], each row's tokens first, padding after
+                t = x[_TOKENS]  # [B,R,T], each row's tokens first, padding after
                 n_pos = tf.shape(t)[-1]
                 room = n_pos - tf.reduce_sum(tf.cast(t != 0, tf.int32), axis=-1, keepdims=True)
                 k = tf.minimum(
@@ -91,7 +91,7 @@ class ArrayDataset:
                 )  # [B,R,1]
                 src = tf.range(n_pos) - k  # [B,R,T]: position j takes token j - k
                 moved = tf.gather(t, tf.maximum(src, 0), batch_dims=2)
-                return {**x, "rule_tokens": tf.where(src >= 0, moved, tf.zeros_like(t))}, y
+                return {**x, _TOKENS: tf.where(src >= 0, moved, tf.zeros_like(t))}, y
 
             ds = ds.map(shift, num_parallel_calls=1)
         if token_dropout > 0.0:
@@ -101,10 +101,10 @@ class ArrayDataset:
             gen = tf.random.Generator.from_seed(seed)
 
             def drop(x, y):  # type: ignore[no-untyped-def]
-                t = x["rule_tokens"]
+                t = x[_TOKENS]
                 hit = gen.uniform(tf.shape(t)) < token_dropout
                 t = tf.where(hit & tf.gather(maskable, t), tf.constant(UNK_ID, t.dtype), t)
-                return {**x, "rule_tokens": t}, y
+                return {**x, _TOKENS: t}, y
 
             ds = ds.map(drop, num_parallel_calls=1)
         return ds.prefetch(tf.data.AUTOTUNE)

@@ -16,9 +16,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from bus.recording import Sample, counterfactual_pairs
+from bus.schema import DecisionLabel
 from core.metrics import classification_report, counterfactual_consistency, plot_confusion
 from perception.text import RuleTokenizer
-from training.data import LABELS, encode_samples
+from training.data import encode_samples
 
 __all__ = ["OnnxPredictor", "Predictor", "evaluate_samples", "load_predictor"]
 
@@ -42,7 +43,10 @@ class KerasPredictor:
 
 
 class OnnxPredictor:
-    """Runs an exported model the way the node does: tokenizer and labels from its metadata."""
+    """Runs an exported model the way the node does: tokenizer and labels from its metadata.
+
+    ``predict`` returns probabilities in DecisionLabel order whatever the model's label order:
+    columns are matched by label name from the metadata, never by position."""
 
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
@@ -55,13 +59,9 @@ class OnnxPredictor:
         self.meta = meta
 
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        n = len(next(iter(inputs.values())))
-        return np.concatenate(
-            [
-                self.session.run(None, {k: v[i : i + 256] for k, v in inputs.items()})[0]
-                for i in range(0, n, 256)
-            ]
-        )
+        from perception.onnxrun import run_batched, to_label_order
+
+        return to_label_order(run_batched(self.session, inputs), self.labels)
 
 
 def load_predictor(path: str | Path) -> Predictor:
@@ -77,7 +77,7 @@ def evaluate_samples(
     probs = predictor.predict(data.inputs())
     pred = probs.argmax(axis=1)
     correct = pred == data.labels
-    names = [str(x) for x in LABELS]
+    names = [str(x) for x in DecisionLabel]
     by_split: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         by_split[s.split].append(i)

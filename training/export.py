@@ -17,6 +17,7 @@ import numpy as np
 
 from core.errors import TrainingError
 from perception.modelmeta import build_metadata, parse_metadata
+from perception.onnxrun import run_batched
 from perception.spec import MODEL_SPEC
 from training.checkpoint import Checkpoint
 
@@ -34,27 +35,11 @@ def _convert(model: Any) -> Any:
     import tensorflow as tf
     import tf2onnx
 
-    spec = [
-        tf.TensorSpec(
-            (None, MODEL_SPEC.image_height, MODEL_SPEC.image_width, 3),
-            tf.uint8,
-            name=MODEL_SPEC.image_input,
-        ),
-        tf.TensorSpec(
-            (None, MODEL_SPEC.max_rules, MODEL_SPEC.max_tokens),
-            tf.int32,
-            name=MODEL_SPEC.rules_input,
-        ),
-        tf.TensorSpec((None, 1), tf.float32, name=MODEL_SPEC.speed_input),
-    ]
+    spec = [tf.TensorSpec((None, *i.shape), i.dtype, name=i.name) for i in MODEL_SPEC.inputs]
 
     @tf.function(input_signature=spec)
     def serve(image, rule_tokens, speed_kph):  # type: ignore[no-untyped-def]
-        inputs = {
-            MODEL_SPEC.image_input: image,
-            MODEL_SPEC.rules_input: rule_tokens,
-            MODEL_SPEC.speed_input: speed_kph,
-        }
+        inputs = MODEL_SPEC.feeds(image, rule_tokens, speed_kph)
         return {MODEL_SPEC.output: model(inputs, training=False)}
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
@@ -75,12 +60,7 @@ def parity_check(
     if n < MIN_PARITY_SAMPLES:
         raise TrainingError(f"parity check needs >= {MIN_PARITY_SAMPLES} samples, got {n}")
     sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    p_onnx = np.concatenate(
-        [
-            sess.run([MODEL_SPEC.output], {k: v[i : i + 256] for k, v in inputs.items()})[0]
-            for i in range(0, n, 256)
-        ]
-    )
+    p_onnx = run_batched(sess, inputs)
     p_keras = keras_model.predict(inputs, batch_size=256, verbose=0)
     max_abs = float(np.abs(p_onnx - p_keras).max())
     argmax_same = float((p_onnx.argmax(1) == p_keras.argmax(1)).mean())

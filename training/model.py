@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from perception.spec import MODEL_SPEC, ModelSpec
+from perception.spec import MODEL_SPEC, InputSpec, ModelSpec
 from training.wordvectors import TextPrior
 
 __all__ = [
@@ -29,12 +29,12 @@ RAMP_TOP_KPH = 130.0
 
 
 def _inputs(spec: ModelSpec) -> tuple[keras.KerasTensor, keras.KerasTensor, keras.KerasTensor]:
-    image = keras.Input(
-        (spec.image_height, spec.image_width, 3), dtype="uint8", name=spec.image_input
-    )
-    rules = keras.Input((spec.max_rules, spec.max_tokens), dtype="int32", name=spec.rules_input)
-    speed = keras.Input((1,), dtype="float32", name=spec.speed_input)
+    image, rules, speed = (_input(i) for i in spec.inputs)
     return image, rules, speed
+
+
+def _input(spec: InputSpec) -> keras.KerasTensor:
+    return keras.Input(spec.shape, dtype=spec.dtype, name=spec.name)
 
 
 def create_image_encoder(
@@ -42,7 +42,7 @@ def create_image_encoder(
 ) -> keras.Model:
     """uint8 [N,96,160,3] -> [N,out_dim]. Flattens a coarse map, since *where* things are matters
     (ego lane position, which adjacent lane is occupied)."""
-    image = keras.Input((spec.image_height, spec.image_width, 3), dtype="uint8", name="image")
+    image = _input(spec.image)
     x = layers.Rescaling(1.0 / 255.0)(ops.cast(image, "float32"))  # [N,96,160,3]
     x = layers.Conv2D(width, 3, strides=2, padding="same", activation="relu")(x)  # [N,48,80,w]
     x = layers.Conv2D(width, 3, padding="same", activation="relu")(x)
@@ -127,7 +127,7 @@ def create_text_encoder(
 ) -> keras.Model:
     """int32 [N,R,T] token ids -> [N,out_dim]: pretrained-prior token embeddings, a one-block
     transformer per rule, then a permutation-invariant (masked max + mean) pool over rules."""
-    tokens = keras.Input((spec.max_rules, spec.max_tokens), dtype="int32", name="rule_tokens")
+    tokens = _input(spec.rules)
     tok_mask = ops.cast(ops.not_equal(tokens, 0), "float32")  # [N,R,T]
     embed = _PriorEmbedding(prior.vocab_size, prior.dim, prior.n_slots, dim, name="prior_embedding")
     embed.set_prior(prior.vectors, prior.slots)

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from bus.schema import DecisionLabel
 from core.errors import DataError
 from perception.text import RuleTokenizer
 from training.checkpoint import load_checkpoint, save_checkpoint_files
 from training.config import TrainConfig
 from training.data import (
-    LABELS,
     ArrayDataset,
     build_tokenizer,
     encode_samples,
@@ -103,7 +103,7 @@ def _fit(
     from training import model as builders
 
     keras.utils.set_random_seed(cfg.seed)
-    model = getattr(builders, BUILDERS[cfg.variant])(prior, len(LABELS))
+    model = getattr(builders, BUILDERS[cfg.variant])(prior, len(DecisionLabel))
     steps = cfg.epochs * int(np.ceil(len(train_ds) / cfg.batch_size))
     warmup = int(cfg.warmup_epochs * np.ceil(len(train_ds) / cfg.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -164,7 +164,7 @@ def _fit(
         "model_version": version,
         "data_fingerprint": data_fp,
         "variant": cfg.variant,
-        "labels": [str(x) for x in LABELS],
+        "labels": [str(x) for x in DecisionLabel],
         "n_train": len(train_ds),
         "n_val": len(val_ds),
         "vocab_size": tokenizer.vocab_size,

@@ -24,3 +24,19 @@ def test_private_broker_starts_and_stops() -> None:
     with broker.private_mosquitto() as url:
         assert broker.broker_answers(url)
     assert not broker.broker_answers(url)
+
+
+def test_local_brokers_share_one_config(tmp_path) -> None:  # noqa: ANN001
+    # bus/broker.py and deploy/local-broker.sh both start from bus/mosquitto-local.conf; neither
+    # spells a setting of its own that the other would lack.
+    from pathlib import Path
+
+    settings = [ln for ln in broker.LOCAL_CONFIG.read_text().splitlines()
+                if ln.strip() and not ln.startswith("#")]
+    assert "set_tcp_nodelay true" in settings
+    conf = broker.local_config(1234, "max_keepalive 30").splitlines()
+    assert conf[0] == "listener 1234 127.0.0.1" and conf[-1] == "max_keepalive 30"
+    assert all(s in conf for s in settings)
+    script = (Path(__file__).parents[2] / "deploy" / "local-broker.sh").read_text()
+    assert "bus/mosquitto-local.conf" in script
+    assert not any(s in script for s in settings), "local-broker.sh repeats a shared setting"

@@ -93,3 +93,35 @@ def test_fuzz_structured_payloads(fields: dict, rules: dict) -> None:
                                 "unsupported_schema_version", "bad_vehicle_id", "id_mismatch"}
         else:
             assert msg.message.vehicle_id == "car-1"
+
+
+def test_contract_reject_table_is_generated_from_the_code() -> None:
+    from pathlib import Path
+
+    from core.rejects import reject_table_markdown
+
+    text = (Path(__file__).parents[2] / "docs" / "contract.md").read_text()
+    start = "<!-- generated: core.rejects.RejectCode -->\n"
+    assert start in text, "docs/contract.md lost the generated reject table's markers"
+    block = text.split(start, 1)[1].split("\n<!-- end generated -->", 1)[0]
+    assert block == reject_table_markdown(), (
+        "regenerate the reject table in docs/contract.md from core.rejects:\n"
+        + reject_table_markdown()
+    )
+
+
+def test_every_reject_code_has_a_meaning_and_no_literal_is_left() -> None:
+    import re
+    from pathlib import Path
+
+    from core.rejects import REJECT_MEANINGS, RejectCode
+
+    assert set(REJECT_MEANINGS) == set(RejectCode)
+    root = Path(__file__).parents[2]
+    quoted = re.compile(r"[\"'](" + "|".join(c.value for c in RejectCode) + r")[\"']")
+    for pkg in ("bus", "policy", "perception", "replay", "core"):
+        for path in (root / pkg).glob("*.py"):
+            if path.name in ("rejects.py", "fallback.py"):  # fallback.Reason shares names
+                continue
+            hits = quoted.findall(path.read_text())
+            assert not hits, f"{path}: reject code literal(s) {hits}; use core.rejects.RejectCode"

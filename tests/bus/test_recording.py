@@ -200,3 +200,61 @@ def test_flush_after_close_is_harmless(tmp_path: Path) -> None:
         w.flush()  # nothing new: no empty chunk
     w.flush()
     assert [s.frame_id for s in read_samples(path, require_labels=True)] == [0]
+
+
+def _one_message_per_topic() -> dict[str, object]:
+    from bus.schema import ErrorReport, NodeState, NodeStatus
+
+    return {
+        "camera": FrameHeader(vehicle_id="car-1", frame_id=7, stamp_ns=100, speed_kph=12.5),
+        "rules": RuleSet(vehicle_id="car-1", version="v1", issued_at_ns=50, rules=["Stop"]),
+        "decision": DecisionMsg(
+            vehicle_id="car-1", frame_id=7, frame_stamp_ns=100, stamp_ns=105,
+            decision=DecisionLabel.STOP, probabilities={DecisionLabel.STOP: 1.0},
+            confidence=1.0, valid=True, rules_version="v1", model_version="m", node_id="n",
+            timings=Timings(frame_age_ms=1, queue_ms=0, decode_ms=0, inference_ms=0,
+                            total_ms=1, batch_size=1)),
+        "label": LabelMsg(vehicle_id="car-1", frame_id=7, stamp_ns=101,
+                          decision=DecisionLabel.STOP, reason="light:red"),
+        "status": NodeStatus(node_id="n", state=NodeState.ONLINE, stamp_ns=102,
+                             counters={"frames": 1}),
+        "errors": ErrorReport(node_id="n", stamp_ns=103, topic="t", code="bad_json",
+                              detail="x"),
+    }
+
+
+def test_every_topic_has_a_channel_and_round_trips(tmp_path: Path) -> None:
+    from bus.recording import CHANNELS, CameraFrame
+    from bus.topics import CAMERA, TOPICS
+
+    messages = _one_message_per_topic()
+    assert {t.name for t in TOPICS} == set(messages), "add the new topic to this test"
+    assert len({t.channel for t in TOPICS}) == len(TOPICS)
+    path = tmp_path / "all.mcap"
+    with RecordingWriter(path) as w:
+        for topic in TOPICS:
+            assert CHANNELS[topic.channel].schema_name == topic.channel_schema
+            w.write(topic, messages[topic.name], JPEG if topic is CAMERA else b"")
+    got: dict[str, list[object]] = {}
+    for ev in read_events(path):
+        got.setdefault(ev.channel, []).append(ev.message)
+    for topic in TOPICS:
+        (msg,) = got.pop(topic.channel)
+        if topic is CAMERA:
+            assert msg == CameraFrame("car-1", 7, 100, JPEG)
+            assert got.pop("/ego") == [messages["camera"]]
+        else:
+            assert msg == messages[topic.name]
+    assert not got
+
+
+def test_channel_names_in_files_never_change() -> None:
+    # Renaming a channel makes every existing recording unreadable (tests/golden/drive.mcap).
+    from bus.recording import CHANNELS
+
+    assert {name: ch.schema_name for name, ch in CHANNELS.items()} == {
+        "/camera/front": "foxglove.CompressedImage", "/ego": "ruledrive.FrameHeader",
+        "/rules": "ruledrive.RuleSet", "/label": "ruledrive.LabelMsg",
+        "/decision": "ruledrive.DecisionMsg", "/status": "ruledrive.NodeStatus",
+        "/errors": "ruledrive.ErrorReport", "/scene": "ruledrive.Scene",
+    }

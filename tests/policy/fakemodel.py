@@ -16,8 +16,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from bus.schema import DecisionLabel
 from perception.modelmeta import build_metadata
-from perception.spec import MODEL_SPEC
+from perception.spec import MODEL_SPEC, InputSpec
 from perception.text import RuleTokenizer
 
 __all__ = ["RULE_TEXTS", "build_fake_model", "fake_tokenizer"]
@@ -43,6 +44,19 @@ _W = np.array(
 _B = np.array([0.0, 0.0, 1.5, 0.0, -1.0, -1.0], dtype=np.float32)
 
 
+_ELEM_TYPES = {"uint8": TensorProto.UINT8, "int32": TensorProto.INT32,
+               "float32": TensorProto.FLOAT}
+
+
+def _value_info(spec: InputSpec, name: str | None = None, elem_type: int | None = None,
+                shape: tuple[int | str, ...] | None = None) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(
+        name or spec.name,
+        _ELEM_TYPES[spec.dtype] if elem_type is None else elem_type,
+        list(shape) if shape is not None else ["N", *spec.shape],
+    )
+
+
 def fake_tokenizer() -> RuleTokenizer:
     return RuleTokenizer.from_texts(RULE_TEXTS)
 
@@ -54,24 +68,28 @@ def build_fake_model(
     version: str = "fake-1",
     metadata: dict[str, str] | None = None,
     drop_meta: tuple[str, ...] = (),
-    image_name: str = MODEL_SPEC.image_input,
-    image_shape: tuple[int | str, ...] = ("N", MODEL_SPEC.image_height, MODEL_SPEC.image_width, 3),
-    speed_type: int = TensorProto.FLOAT,
+    image_name: str | None = None,
+    image_shape: tuple[int | str, ...] | None = None,
+    speed_type: int | None = None,
     n_out: int = 6,
+    label_order: tuple[DecisionLabel, ...] = tuple(DecisionLabel),
 ) -> Path:
+    """The inputs come from MODEL_SPEC.inputs; ``image_name``, ``image_shape`` and
+    ``speed_type`` override one of them to break the contract. ``label_order`` permutes the
+    output columns and the metadata's label list together (the same model, labels reordered)."""
     s = MODEL_SPEC
+    image_name = image_name or s.image.name
     inputs = [
-        helper.make_tensor_value_info(image_name, TensorProto.UINT8, list(image_shape)),
-        helper.make_tensor_value_info(
-            s.rules_input, TensorProto.INT32, ["N", s.max_rules, s.max_tokens]
-        ),
-        helper.make_tensor_value_info(s.speed_input, speed_type, ["N", 1]),
+        _value_info(s.image, name=image_name, shape=image_shape),
+        _value_info(s.rules),
+        _value_info(s.speed, elem_type=speed_type),
     ]
     output = helper.make_tensor_value_info(s.output, TensorProto.FLOAT, ["N", n_out])
     w = np.zeros((3, n_out), np.float32)
-    w[:, : min(6, n_out)] = _W[:, : min(6, n_out)]
+    perm = [list(DecisionLabel).index(label) for label in label_order]
+    w[:, : min(6, n_out)] = _W[:, perm][:, : min(6, n_out)]
     b = np.zeros(n_out, np.float32)
-    b[: min(6, n_out)] = _B[: min(6, n_out)]
+    b[: min(6, n_out)] = _B[perm][: min(6, n_out)]
     inits = [
         numpy_helper.from_array(w * scale, "W"),
         numpy_helper.from_array(b * scale, "B"),
@@ -84,11 +102,11 @@ def build_fake_model(
         helper.make_node("Cast", [image_name], ["img_f"], to=TensorProto.FLOAT),
         helper.make_node("ReduceMean", ["img_f"], ["img_m"], axes=[1, 2, 3], keepdims=1),
         helper.make_node("Reshape", ["img_m", "col"], ["f_img"]),
-        helper.make_node("Greater", [s.rules_input, "zero"], ["tok_b"]),
+        helper.make_node("Greater", [s.rules.name, "zero"], ["tok_b"]),
         helper.make_node("Cast", ["tok_b"], ["tok_f"], to=TensorProto.FLOAT),
         helper.make_node("ReduceSum", ["tok_f", "tok_axes"], ["tok_s"], keepdims=0),
         helper.make_node("Reshape", ["tok_s", "col"], ["f_tok"]),
-        helper.make_node("Cast", [s.speed_input], ["f_speed"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", [s.speed.name], ["f_speed"], to=TensorProto.FLOAT),
         helper.make_node("Concat", ["f_img", "f_tok", "f_speed"], ["feat"], axis=1),
         helper.make_node("Mul", ["feat", "norm"], ["feat_n"]),
         helper.make_node("MatMul", ["feat_n", "W"], ["logits0"]),
@@ -99,7 +117,8 @@ def build_fake_model(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     meta = build_metadata(
-        fake_tokenizer(), version, {"kind": "test-double"}, {"accuracy": 0.0}, "fake"
+        fake_tokenizer(), version, {"kind": "test-double"}, {"accuracy": 0.0}, "fake",
+        labels=label_order,
     )
     meta.update(metadata or {})
     for key in drop_meta:

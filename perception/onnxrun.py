@@ -1,0 +1,42 @@
+"""Batched ONNX inference, written once: the node, the exporter's parity check and evaluation.
+
+Lives in perception (not policy or training) because both sides import it; it needs only
+onnxruntime's session interface (``session.run``), never TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from bus.schema import DecisionLabel
+from perception.spec import MODEL_SPEC
+
+__all__ = ["DEFAULT_BATCH", "run_batched", "to_label_order"]
+
+DEFAULT_BATCH = 256
+
+
+def run_batched(session: Any, inputs: Mapping[str, np.ndarray], batch_size: int = DEFAULT_BATCH,
+                output: str = MODEL_SPEC.output) -> np.ndarray:
+    """``output`` of ``session`` for every row of ``inputs`` (dict by input name), run in slices
+    of at most ``batch_size`` rows and concatenated: float32 [N, ...]."""
+    n = len(next(iter(inputs.values())))
+    step = max(1, batch_size)
+    parts = [
+        np.asarray(session.run([output], {k: v[i : i + step] for k, v in inputs.items()})[0])
+        for i in range(0, n, step)
+    ]
+    if not parts:
+        return np.zeros((0, len(DecisionLabel)), np.float32)
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def to_label_order(probs: np.ndarray, labels: Sequence[DecisionLabel],
+                   order: Sequence[DecisionLabel] = tuple(DecisionLabel)) -> np.ndarray:
+    """Columns of ``probs`` (in the model's ``labels`` order, from its metadata) rearranged by
+    label name into ``order`` (default: DecisionLabel definition order)."""
+    index = {label: i for i, label in enumerate(labels)}
+    return probs[:, [index[label] for label in order]]

@@ -1,0 +1,43 @@
+"""Evaluation maps an ONNX model's outputs by label name from its metadata, not by position."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bus.recording import Sample
+from bus.schema import DecisionLabel
+from simulator.render import render_jpeg
+from simulator.scene import Scene
+from tests.policy.fakemodel import RULE_TEXTS, build_fake_model
+from training.evaluate import OnnxPredictor, evaluate_samples
+
+
+def _samples() -> list[Sample]:
+    out = []
+    labels = list(DecisionLabel)
+    for i in range(24):
+        scene = Scene() if i % 2 else Scene(light="red", stop_line_m=20.0)
+        out.append(Sample(
+            vehicle_id="car-1", frame_id=i, stamp_ns=i, speed_kph=float(10 * (i % 7)),
+            jpeg=render_jpeg(scene), rules=tuple(RULE_TEXTS[: i % 4]), rules_version="v1",
+            label=labels[i % 3], reason=None, split="test"))
+    return out
+
+
+def test_label_order_in_the_metadata_does_not_change_the_result(tmp_path: Path) -> None:
+    samples = _samples()
+    reordered = tuple(reversed(DecisionLabel))
+    plain = OnnxPredictor(build_fake_model(tmp_path / "plain.onnx"))
+    permuted = OnnxPredictor(build_fake_model(tmp_path / "perm.onnx", label_order=reordered))
+    assert permuted.labels == reordered
+    rep_plain = evaluate_samples(plain, samples)["splits"]["test"]
+    rep_perm = evaluate_samples(permuted, samples)["splits"]["test"]
+    assert rep_plain == rep_perm
+    # Not a vacuous comparison: the fake model gets some frames right and some wrong.
+    assert 0.0 < rep_plain["accuracy"] < 1.0
+    from training.data import encode_samples
+
+    inputs = encode_samples(samples, plain.tokenizer).inputs()
+    np.testing.assert_allclose(plain.predict(inputs), permuted.predict(inputs), atol=1e-6)
