@@ -45,7 +45,6 @@ test-fast: install broker
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff check --select RUF100 .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy

@@ -110,8 +110,13 @@ def _message(t: Topic) -> dict[str, Any]:
             "payload": {"type": "string", "format": "binary", "description": _ENVELOPE},
             "x-envelope-header": ref,
         }
-    return {"name": t.name, "title": t.model.__name__, "contentType": "application/json",
-            "summary": (t.model.__doc__ or "").strip().splitlines()[0], "payload": ref}
+    return {
+        "name": t.name,
+        "title": t.model.__name__,
+        "contentType": "application/json",
+        "summary": (t.model.__doc__ or "").strip().splitlines()[0],
+        "payload": ref,
+    }
 
 
 def render(prefix: str = DEFAULT_PREFIX) -> str:

@@ -63,8 +63,9 @@ def mosquitto_binary() -> str | None:
 def local_config(port: int, extra: str = "") -> str:
     """A loopback-only Mosquitto config on ``port``: bus/mosquitto-local.conf, quiet logs,
     then ``extra`` lines."""
-    return (f"listener {port} 127.0.0.1\n{LOCAL_CONFIG.read_text()}log_dest none\n"
-            + (extra if not extra or extra.endswith("\n") else extra + "\n"))
+    return f"listener {port} 127.0.0.1\n{LOCAL_CONFIG.read_text()}log_dest none\n" + (
+        extra if not extra or extra.endswith("\n") else extra + "\n"
+    )
 
 
 class MosquittoProcess:
@@ -73,8 +74,7 @@ class MosquittoProcess:
     def __init__(self, workdir: Path, extra_config: str = "") -> None:
         binary = mosquitto_binary()
         if binary is None:
-            raise BusError(f"no MQTT broker answers and mosquitto is not installed: "
-                           f"{INSTALL_HINT}")
+            raise BusError(f"no MQTT broker answers and mosquitto is not installed: {INSTALL_HINT}")
         self.binary = binary
         self.port = free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
@@ -85,7 +85,8 @@ class MosquittoProcess:
     def start(self, timeout_s: float = 5.0) -> None:
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(self.config)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout_s
         while not broker_answers(self.url, 0.2):

@@ -68,7 +68,7 @@ class MemoryBus:
         for handler in handlers:
             handler(topic, payload)
 
-    def subscribe(self, pattern: str, handler: Handler, qos: int = 0) -> None:  # noqa: ARG002
+    def subscribe(self, pattern: str, handler: Handler, qos: int = 0) -> None:
         with self._lock:
             self._subs.append((pattern, handler))
             retained = [(t, p) for t, p in self._retained.items() if topic_matches_sub(pattern, t)]

@@ -126,13 +126,13 @@ class MqttBus:
 
     # paho callbacks (network thread) ---------------------------------------------------------
 
-    def _on_socket_open(self, client, userdata, sock) -> None:  # noqa: ANN001
+    def _on_socket_open(self, client, userdata, sock) -> None:
         # Frames and decisions are small and latency-bound: Nagle + delayed ACK would add up to
         # 40 ms per message. (The broker side needs mosquitto's ``set_tcp_nodelay true``.)
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.warning("broker %s refused the connection: %s", self.url, reason_code)
             return
@@ -148,12 +148,12 @@ class MqttBus:
             except Exception:  # a hook must not kill paho's network thread
                 log.exception("connect hook failed")
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._up.is_set():
             log.warning("lost the broker at %s (%s); reconnecting", self.url, reason_code)
         self._up.clear()
 
-    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         with self._lock:
             handlers = [h for pat, h, _ in self._subs if topic_matches_sub(pat, message.topic)]
         for handler in handlers:

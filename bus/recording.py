@@ -65,14 +65,22 @@ class Channel:
 
 EGO_CH, SCENE_CH = "/ego", "/scene"
 CHANNELS: dict[str, Channel] = {
-    t.channel: Channel(t.channel, t.channel_schema, t.channel_encoding,
-                       t.model if t.channel_encoding == "json" else None)
+    t.channel: Channel(
+        t.channel,
+        t.channel_schema,
+        t.channel_encoding,
+        t.model if t.channel_encoding == "json" else None,
+    )
     for t in TOPICS
 }
 CHANNELS[EGO_CH] = Channel(EGO_CH, "ruledrive.FrameHeader", "json", FrameHeader)
 CHANNELS[SCENE_CH] = Channel(SCENE_CH, "ruledrive.Scene", "json", None)
 CAMERA_CH, RULES_CH, LABEL_CH, DECISION_CH = (
-    CAMERA.channel, RULES.channel, LABEL.channel, DECISION.channel)
+    CAMERA.channel,
+    RULES.channel,
+    LABEL.channel,
+    DECISION.channel,
+)
 METADATA_NAME = "ruledrive"
 
 
@@ -111,8 +119,9 @@ class Sample:
     scene: dict[str, Any] | None = None
 
 
-def counterfactual_pairs(samples: Iterable[Sample], kind: str | None = None) \
-        -> list[tuple[Sample, Sample]]:
+def counterfactual_pairs(
+    samples: Iterable[Sample], kind: str | None = None
+) -> list[tuple[Sample, Sample]]:
     """Pairs of samples decided differently that share one input.
 
     ``kind="frame"``: identical JPEG bytes, different rule sets. ``kind="rules"``: the same rule
@@ -129,10 +138,16 @@ def counterfactual_pairs(samples: Iterable[Sample], kind: str | None = None) \
     out: list[tuple[Sample, Sample]] = []
     if kind in (None, "frame"):
         for group in by_frame.values():
-            out += [(a, b) for a, b in zip(group, group[1:], strict=False)
-                    if a.label != b.label and a.rules != b.rules]
+            out += [
+                (a, b)
+                for a, b in zip(group, group[1:], strict=False)
+                if a.label != b.label and a.rules != b.rules
+            ]
     if kind in (None, "rules"):
         for group in by_rules.values():
-            out += [(a, b) for a, b in zip(group, group[1:], strict=False)
-                    if a.label != b.label and a.jpeg != b.jpeg]
+            out += [
+                (a, b)
+                for a, b in zip(group, group[1:], strict=False)
+                if a.label != b.label and a.jpeg != b.jpeg
+            ]
     return out

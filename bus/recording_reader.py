@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
 from mcap.exceptions import EndOfFile, McapError
@@ -54,8 +54,8 @@ class _EofWatch:
         self._fh = fh
         self.hit_eof = False
 
-    def read(self, n: int = -1) -> bytes:
-        data = self._fh.read(n)
+    def read(self, n: int | None = -1) -> bytes:
+        data: bytes = self._fh.read(n)
         if n is None or n < 0 or len(data) < n:
             self.hit_eof = True
         return data
@@ -81,7 +81,7 @@ def _records(path: Path, cut: _Cut | None = None) -> Iterator[Any]:
         with open(path, "rb") as fh:
             watch = _EofWatch(fh)
             seen_footer = False
-            for rec in StreamReader(watch, validate_crcs=True).records:
+            for rec in StreamReader(cast(IO[bytes], watch), validate_crcs=True).records:
                 seen_footer = seen_footer or isinstance(rec, Footer)
                 yield rec
     except FileNotFoundError as exc:
@@ -134,8 +134,10 @@ def _check_channel(path: Path, ch: Channel, schemas: dict[int, Schema]) -> None:
     schema = schemas.get(ch.schema_id)
     got = schema.name if schema else None
     if want is None or got != want.schema_name:
-        raise RecordingError(f"{path}: channel {ch.topic!r} with schema {got!r} is not a "
-                             f"ruledrive channel (expected one of {sorted(CHANNELS)})")
+        raise RecordingError(
+            f"{path}: channel {ch.topic!r} with schema {got!r} is not a "
+            f"ruledrive channel (expected one of {sorted(CHANNELS)})"
+        )
 
 
 def _decode(path: Path, topic: str, rec: Message) -> Any:
@@ -146,8 +148,10 @@ def _decode(path: Path, topic: str, rec: Message) -> Any:
             img = CompressedImage.FromString(rec.data)
             vid, _, fid = img.frame_id.rpartition("/")
             if img.format != "jpeg" or not vid or not fid.isdigit() or not img.data:
-                raise RecordingError(f"{where}: bad camera frame (format {img.format!r}, "
-                                     f"frame_id {img.frame_id!r}, {len(img.data)} bytes)")
+                raise RecordingError(
+                    f"{where}: bad camera frame (format {img.format!r}, "
+                    f"frame_id {img.frame_id!r}, {len(img.data)} bytes)"
+                )
             return CameraFrame(vid, int(fid), img.timestamp.ToNanoseconds(), bytes(img.data))
         model = channel.model
         if model is None:
@@ -171,8 +175,11 @@ class _Partial:
     rules: RuleSet | None = None
 
 
-def read_samples(paths: str | Path | Iterable[str | Path], require_labels: bool = False,
-                 allow_truncated: bool = False) -> Iterator[Sample]:
+def read_samples(
+    paths: str | Path | Iterable[str | Path],
+    require_labels: bool = False,
+    allow_truncated: bool = False,
+) -> Iterator[Sample]:
     """Samples of one or more recordings, in recording order.
 
     A frame joins its image (/camera/front), header (/ego), the latest rule set of its vehicle
@@ -194,11 +201,18 @@ def read_samples(paths: str | Path | Iterable[str | Path], require_labels: bool 
             elif isinstance(item, RecordedFrame):
                 h, rs, lab = item.header, item.rules, item.label
                 yield Sample(
-                    vehicle_id=h.vehicle_id, frame_id=h.frame_id, stamp_ns=h.stamp_ns,
-                    speed_kph=h.speed_kph, jpeg=item.jpeg,
-                    rules=tuple(rs.rules) if rs else (), rules_version=rs.version if rs else None,
-                    label=lab.decision if lab else None, reason=lab.reason if lab else None,
-                    split=split, source=str(path), scene=item.scene,
+                    vehicle_id=h.vehicle_id,
+                    frame_id=h.frame_id,
+                    stamp_ns=h.stamp_ns,
+                    speed_kph=h.speed_kph,
+                    jpeg=item.jpeg,
+                    rules=tuple(rs.rules) if rs else (),
+                    rules_version=rs.version if rs else None,
+                    label=lab.decision if lab else None,
+                    reason=lab.reason if lab else None,
+                    split=split,
+                    source=str(path),
+                    scene=item.scene,
                 )
 
 
@@ -213,8 +227,9 @@ class RecordedFrame:
     scene: dict[str, Any] | None
 
 
-def read_frames(path: str | Path, allow_truncated: bool = False) \
-        -> Iterator[RuleSet | RecordedFrame]:
+def read_frames(
+    path: str | Path, allow_truncated: bool = False
+) -> Iterator[RuleSet | RecordedFrame]:
     """A recording's rule sets and joined frames in recording order (the join read_samples
     uses; replay builds its drives from it). Frames without a label have ``label=None``."""
     for item in _joined(Path(path), False, allow_truncated):
@@ -222,8 +237,9 @@ def read_frames(path: str | Path, allow_truncated: bool = False) \
             yield item
 
 
-def _joined(path: Path, require_labels: bool, allow_truncated: bool = False) \
-        -> Iterator[Metadata | RuleSet | RecordedFrame]:
+def _joined(
+    path: Path, require_labels: bool, allow_truncated: bool = False
+) -> Iterator[Metadata | RuleSet | RecordedFrame]:
     """The one join of frames to images, headers, labels, scenes and rule sets: Metadata and
     RuleSet records as they come, each frame once it is complete (the vehicle's next frame
     started, or the file ended)."""
@@ -275,8 +291,13 @@ def _joined(path: Path, require_labels: bool, allow_truncated: bool = False) \
         if key in pending:
             pending[key].scene = msg.get("scene")
 
-    handlers: dict[str, Any] = {RULES_CH: on_rules, CAMERA_CH: on_image, EGO_CH: on_header,
-                                LABEL_CH: on_label, SCENE_CH: on_scene}
+    handlers: dict[str, Any] = {
+        RULES_CH: on_rules,
+        CAMERA_CH: on_image,
+        EGO_CH: on_header,
+        LABEL_CH: on_label,
+        SCENE_CH: on_scene,
+    }
     yield_queue: list[RuleSet | RecordedFrame] = []
     for rec in _metadata_and_events(path, cut):
         if isinstance(rec, Metadata):
@@ -302,8 +323,13 @@ def _joined(path: Path, require_labels: bool, allow_truncated: bool = False) \
             continue
         n_yielded += 1
         yield flush(key)
-    log.warning("%s: %s; recovered %d samples (%d incomplete frames at the cut dropped)",
-                path, cut.reason, n_yielded, dropped)
+    log.warning(
+        "%s: %s; recovered %d samples (%d incomplete frames at the cut dropped)",
+        path,
+        cut.reason,
+        n_yielded,
+        dropped,
+    )
 
 
 def _metadata_and_events(path: Path, cut: _Cut | None = None) -> Iterator[Any]:
@@ -321,6 +347,7 @@ def _metadata_and_events(path: Path, cut: _Cut | None = None) -> Iterator[Any]:
         elif isinstance(rec, Message):
             ch = channels.get(rec.channel_id)
             if ch is None:
-                raise RecordingError(f"{path}: message at {rec.log_time} on unknown channel id "
-                                     f"{rec.channel_id}")
+                raise RecordingError(
+                    f"{path}: message at {rec.log_time} on unknown channel id {rec.channel_id}"
+                )
             yield Event(ch.topic, rec.log_time, _decode(path, ch.topic, rec))

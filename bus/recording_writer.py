@@ -27,8 +27,9 @@ __all__ = ["RecordingWriter"]
 class RecordingWriter:
     """Write one MCAP recording; use as a context manager (``finish`` writes the index)."""
 
-    def __init__(self, path: str | Path, metadata: dict[str, str] | None = None,
-                 chunk_size: int = 1 << 20) -> None:
+    def __init__(
+        self, path: str | Path, metadata: dict[str, str] | None = None, chunk_size: int = 1 << 20
+    ) -> None:
         self.path = Path(path)
         try:
             self._fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
@@ -49,17 +50,20 @@ class RecordingWriter:
                 sid = register_schema(self._w, CompressedImage)
             else:
                 schema = ch.model.model_json_schema() if ch.model else {"type": "object"}
-                sid = self._w.register_schema(ch.schema_name, "jsonschema",
-                                              json.dumps(schema).encode())
+                sid = self._w.register_schema(
+                    ch.schema_name, "jsonschema", json.dumps(schema).encode()
+                )
             self._channels[name] = self._w.register_channel(name, ch.encoding, sid)
         return self._channels[name]
 
     def _write(self, channel: str, data: bytes, log_time_ns: int) -> None:
-        self._w.add_message(self._channel(channel), log_time=log_time_ns, data=data,
-                            publish_time=log_time_ns)
+        self._w.add_message(
+            self._channel(channel), log_time=log_time_ns, data=data, publish_time=log_time_ns
+        )
 
-    def write(self, topic: Topic, message: BaseModel, jpeg: bytes = b"",
-              log_time_ns: int | None = None) -> None:
+    def write(
+        self, topic: Topic, message: BaseModel, jpeg: bytes = b"", log_time_ns: int | None = None
+    ) -> None:
         """Record one bus message on its topic's channel (``bus.topics.Topic.channel``).
 
         A frame (the camera topic) becomes two records, image and header, at its capture time;
@@ -78,8 +82,9 @@ class RecordingWriter:
         self.write(RULES, rules, log_time_ns=log_time_ns)
 
     def write_frame(self, header: FrameHeader, jpeg: bytes) -> None:
-        img = CompressedImage(format="jpeg", data=jpeg,
-                              frame_id=f"{header.vehicle_id}/{header.frame_id}")
+        img = CompressedImage(
+            format="jpeg", data=jpeg, frame_id=f"{header.vehicle_id}/{header.frame_id}"
+        )
         img.timestamp.FromNanoseconds(header.stamp_ns)
         self._write(CAMERA_CH, img.SerializeToString(), header.stamp_ns)
         self._write(EGO_CH, header.model_dump_json().encode(), header.stamp_ns)
@@ -90,8 +95,9 @@ class RecordingWriter:
     def write_decision(self, decision: DecisionMsg, log_time_ns: int | None = None) -> None:
         self.write(DECISION, decision, log_time_ns=log_time_ns)
 
-    def write_scene(self, vehicle_id: str, frame_id: int, stamp_ns: int,
-                    scene: dict[str, Any]) -> None:
+    def write_scene(
+        self, vehicle_id: str, frame_id: int, stamp_ns: int, scene: dict[str, Any]
+    ) -> None:
         obj = {"vehicle_id": vehicle_id, "frame_id": frame_id, "scene": scene}
         self._write(SCENE_CH, json.dumps(obj, sort_keys=True).encode(), stamp_ns)
 
@@ -120,7 +126,7 @@ class RecordingWriter:
 
 def _compression() -> CompressionType:
     try:
-        import lz4  # noqa: F401
+        import lz4  # noqa: F401 - only whether it is installed
     except ImportError:  # pragma: no cover - lz4 ships with mcap's usual installs
         return CompressionType.NONE
     return CompressionType.LZ4

@@ -146,10 +146,15 @@ class ErrorReport(_Msg):
     topic: str = Field(description="topic of the (latest) rejected input")
     code: str
     detail: str = Field(description="what was wrong with the (latest) rejected input")
-    count: int = Field(default=1, ge=1, le=INT64_MAX,
-                       description="rejections this report stands for (rate-limited reports)")
-    window_ms: float = Field(default=0.0, ge=0.0,
-                             description="the interval the count covers; 0 = this one input")
+    count: int = Field(
+        default=1,
+        ge=1,
+        le=INT64_MAX,
+        description="rejections this report stands for (rate-limited reports)",
+    )
+    window_ms: float = Field(
+        default=0.0, ge=0.0, description="the interval the count covers; 0 = this one input"
+    )
 
 
 class LabelMsg(_Msg):

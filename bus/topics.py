@@ -73,32 +73,69 @@ class Topic:
 
 
 CAMERA = Topic(
-    "camera", "vehicles/{vehicle_id}/camera/front", FrameHeader, "envelope", 0, False, 30.0,
+    "camera",
+    "vehicles/{vehicle_id}/camera/front",
+    FrameHeader,
+    "envelope",
+    0,
+    False,
+    30.0,
     "Front-camera frame: binary envelope (JSON FrameHeader + raw JPEG).",
-    "/camera/front", "protobuf",
+    "/camera/front",
+    "protobuf",
 )
 RULES = Topic(
-    "rules", "vehicles/{vehicle_id}/rules", RuleSet, "json", 1, True, None,
+    "rules",
+    "vehicles/{vehicle_id}/rules",
+    RuleSet,
+    "json",
+    1,
+    True,
+    None,
     "Traffic rules in force for the vehicle; retained so a restarted node gets them.",
     "/rules",
 )
 DECISION = Topic(
-    "decision", "vehicles/{vehicle_id}/decision", DecisionMsg, "json", 1, False, 30.0,
+    "decision",
+    "vehicles/{vehicle_id}/decision",
+    DecisionMsg,
+    "json",
+    1,
+    False,
+    30.0,
     "The node's decision for one frame.",
     "/decision",
 )
 LABEL = Topic(
-    "label", "vehicles/{vehicle_id}/label", LabelMsg, "json", 1, False, None,
+    "label",
+    "vehicles/{vehicle_id}/label",
+    LabelMsg,
+    "json",
+    1,
+    False,
+    None,
     "Ground truth for a frame (oracle in simulation, the driver's action in a vehicle).",
     "/label",
 )
 STATUS = Topic(
-    "status", "nodes/{node_id}/status", NodeStatus, "json", 1, True, 0.2,
+    "status",
+    "nodes/{node_id}/status",
+    NodeStatus,
+    "json",
+    1,
+    True,
+    0.2,
     "Retained node status: online heartbeat, or offline (last will).",
     "/status",
 )
 ERRORS = Topic(
-    "errors", "nodes/{node_id}/errors", ErrorReport, "json", 1, False, None,
+    "errors",
+    "nodes/{node_id}/errors",
+    ErrorReport,
+    "json",
+    1,
+    False,
+    None,
     "One report per rejected input: topic, reason code, detail.",
     "/errors",
 )
@@ -130,5 +167,6 @@ def match_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[Topic, dict[s
                     detail = f"{key} {value[:80]!r} in topic is invalid"
                     raise MessageError(RejectCode.BAD_VEHICLE_ID, detail)
             return entry, ids
-    raise MessageError(RejectCode.UNKNOWN_TOPIC,
-                       f"topic {topic[:200]!r} is not in the ruledrive contract")
+    raise MessageError(
+        RejectCode.UNKNOWN_TOPIC, f"topic {topic[:200]!r} is not in the ruledrive contract"
+    )

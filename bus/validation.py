@@ -9,8 +9,7 @@ from core.rejects import RejectCode
 __all__ = ["error_code", "short_detail"]
 
 
-def error_code(exc: ValidationError, default: RejectCode = RejectCode.BAD_SCHEMA) \
-        -> RejectCode:
+def error_code(exc: ValidationError, default: RejectCode = RejectCode.BAD_SCHEMA) -> RejectCode:
     """Stable reason code for a failed validation (reported in ErrorReport.code)."""
     errs = exc.errors(include_url=False)
     if any(e["type"] == "json_invalid" or e["type"] == "json_type" for e in errs):

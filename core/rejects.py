@@ -31,6 +31,7 @@ class RejectCode(StrEnum):
     MODEL_RELOAD_FAILED = "model_reload_failed"
     NODE_OVERLOADED = "node_overloaded"
     TOO_MANY_VEHICLES = "too_many_vehicles"
+    TOO_MANY_RULES = "too_many_rules"
 
     @property
     def meaning(self) -> str:
@@ -40,37 +41,55 @@ class RejectCode(StrEnum):
 REJECT_MEANINGS: dict[RejectCode, str] = {
     RejectCode.PAYLOAD_TOO_LARGE: "payload above `max_payload_bytes`",
     RejectCode.UNKNOWN_TOPIC: "topic not in the contract",
-    RejectCode.BAD_VEHICLE_ID:
-        "vehicle/node id in the topic or payload does not match the id pattern",
+    RejectCode.BAD_VEHICLE_ID: (
+        "vehicle/node id in the topic or payload does not match the id pattern"
+    ),
     RejectCode.ID_MISMATCH: "`vehicle_id` in the payload differs from the topic",
     RejectCode.EMPTY_PAYLOAD: "empty payload on a non-retained topic",
-    RejectCode.BAD_ENVELOPE:
-        "frame payload is not an `RDF1` envelope or its header length is wrong",
+    RejectCode.BAD_ENVELOPE: (
+        "frame payload is not an `RDF1` envelope or its header length is wrong"
+    ),
     RejectCode.BAD_JSON: "not valid JSON",
     RejectCode.UNSUPPORTED_SCHEMA_VERSION: "`schema_version` is not 1",
-    RejectCode.BAD_HEADER: "frame header fields wrong (types, missing, NaN/negative speed, "
-                           "integers beyond int64, unknown fields)",
+    RejectCode.BAD_HEADER: (
+        "frame header fields wrong (types, missing, NaN/negative speed, integers beyond "
+        "int64, unknown fields)"
+    ),
     RejectCode.BAD_SCHEMA: "rule set fields wrong",
-    RejectCode.BAD_IMAGE: "the frame's JPEG cannot be decoded; the frame was answered with the "
-                          "STOP fallback, reported for visibility",
-    RejectCode.IMAGE_TOO_LARGE: "the frame's JPEG declares too many pixels; answered with the "
-                                "STOP fallback, reported for visibility",
-    RejectCode.BAD_TIMESTAMP: "the frame is stamped in the future; answered with the SLOW_DOWN "
-                              "fallback, reported for visibility",
-    RejectCode.RULES_FROM_FUTURE:
+    RejectCode.BAD_IMAGE: (
+        "the frame's JPEG cannot be decoded; the frame was answered with the STOP fallback, "
+        "reported for visibility"
+    ),
+    RejectCode.IMAGE_TOO_LARGE: (
+        "the frame's JPEG declares too many pixels; answered with the STOP fallback, reported"
+        " for visibility"
+    ),
+    RejectCode.BAD_TIMESTAMP: (
+        "the frame is stamped in the future; answered with the SLOW_DOWN fallback, reported "
+        "for visibility"
+    ),
+    RejectCode.RULES_FROM_FUTURE: (
         "a rule set's `issued_at_ns` is ahead of the node's clock by more than "
         "`max_clock_skew_ms`; refused (it would pin the vehicle: every later genuine update "
-        "would look older)",
-    RejectCode.INTERNAL_ERROR:
-        "an unexpected error while parsing the message (logged); the node keeps serving",
-    RejectCode.MODEL_RELOAD_FAILED:
-        "a new model file was refused; the node keeps the old one (`topic` = the model path)",
-    RejectCode.NODE_OVERLOADED:
-        "a new vehicle's frame arrived while `max_pending_bytes` of frames were already waiting; "
-        "dropped (a waiting vehicle's newer frame still replaces its old one)",
-    RejectCode.TOO_MANY_VEHICLES:
-        "a rule set for a vehicle the node does not know while `max_vehicles` vehicles hold rule "
-        "sets; refused (silent vehicles are forgotten after `vehicle_ttl_s`)",
+        "would look older)"
+    ),
+    RejectCode.INTERNAL_ERROR: (
+        "an unexpected error while parsing the message (logged); the node keeps serving"
+    ),
+    RejectCode.MODEL_RELOAD_FAILED: (
+        "a new model file was refused; the node keeps the old one (`topic` = the model path)"
+    ),
+    RejectCode.NODE_OVERLOADED: (
+        "a new vehicle's frame arrived while `max_pending_bytes` of frames were already "
+        "waiting; dropped (a waiting vehicle's newer frame still replaces its old one)"
+    ),
+    RejectCode.TOO_MANY_RULES: (
+        "a rule set has more rules than the model takes (answered with the bad_rules fallback)"
+    ),
+    RejectCode.TOO_MANY_VEHICLES: (
+        "a rule set for a vehicle the node does not know while `max_vehicles` vehicles hold "
+        "rule sets; refused (silent vehicles are forgotten after `vehicle_ttl_s`)"
+    ),
 }
 
 

@@ -70,8 +70,10 @@ def _decode_bgr(data: bytes) -> np.ndarray:
     if bgr is None or bgr.ndim != 3 or bgr.shape[0] == 0 or bgr.shape[1] == 0:
         raise ImageDecodeError("JPEG could not be decoded")
     if bgr.shape[0] * bgr.shape[1] > MAX_PIXELS:  # a second frame header bigger than the first
-        raise ImageDecodeError(f"decoded image {bgr.shape[1]}x{bgr.shape[0]} is too large",
-                               code=RejectCode.IMAGE_TOO_LARGE)
+        raise ImageDecodeError(
+            f"decoded image {bgr.shape[1]}x{bgr.shape[0]} is too large",
+            code=RejectCode.IMAGE_TOO_LARGE,
+        )
     return bgr
 
 

@@ -19,8 +19,12 @@ __all__ = ["DEFAULT_BATCH", "run_batched", "to_label_order"]
 DEFAULT_BATCH = 256
 
 
-def run_batched(session: Any, inputs: Mapping[str, np.ndarray], batch_size: int = DEFAULT_BATCH,
-                output: str = MODEL_SPEC.output) -> np.ndarray:
+def run_batched(
+    session: Any,
+    inputs: Mapping[str, np.ndarray],
+    batch_size: int = DEFAULT_BATCH,
+    output: str = MODEL_SPEC.output,
+) -> np.ndarray:
     """``output`` of ``session`` for every row of ``inputs`` (dict by input name), run in slices
     of at most ``batch_size`` rows and concatenated: float32 [N, ...]."""
     n = len(next(iter(inputs.values())))
@@ -34,8 +38,11 @@ def run_batched(session: Any, inputs: Mapping[str, np.ndarray], batch_size: int 
     return np.concatenate(parts).astype(np.float32, copy=False)
 
 
-def to_label_order(probs: np.ndarray, labels: Sequence[DecisionLabel],
-                   order: Sequence[DecisionLabel] = tuple(DecisionLabel)) -> np.ndarray:
+def to_label_order(
+    probs: np.ndarray,
+    labels: Sequence[DecisionLabel],
+    order: Sequence[DecisionLabel] = tuple(DecisionLabel),
+) -> np.ndarray:
     """Columns of ``probs`` (in the model's ``labels`` order, from its metadata) rearranged by
     label name into ``order`` (default: DecisionLabel definition order)."""
     index = {label: i for i, label in enumerate(labels)}

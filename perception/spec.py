@@ -62,8 +62,9 @@ class ModelSpec:
         """The model's inputs in call order: image, rule tokens, speed."""
         return (self.image, self.rules, self.speed)
 
-    def feeds(self, images: np.ndarray, tokens: np.ndarray, speeds: np.ndarray) \
-            -> dict[str, np.ndarray]:
+    def feeds(
+        self, images: np.ndarray, tokens: np.ndarray, speeds: np.ndarray
+    ) -> dict[str, np.ndarray]:
         """The input dict of one batch, keyed by input name (Keras ``predict``, ONNX ``run``)."""
         return dict(zip((i.name for i in self.inputs), (images, tokens, speeds), strict=True))
 

@@ -17,6 +17,7 @@ import numpy as np
 import snowballstemmer
 
 from core.errors import ConfigError, MessageError
+from core.rejects import RejectCode
 from perception.spec import MODEL_SPEC
 
 __all__ = ["NORMALISER", "PAD_ID", "UNK_ID", "WORD_RE", "RuleTokenizer", "tokenize"]
@@ -90,7 +91,8 @@ class RuleTokenizer:
         """Encode a rule set to int32 (max_rules, max_tokens). Too many rules is an error."""
         if len(rules) > self.max_rules:
             raise MessageError(
-                "too_many_rules", f"{len(rules)} rules, the model takes at most {self.max_rules}"
+                RejectCode.TOO_MANY_RULES,
+                f"{len(rules)} rules, the model takes at most {self.max_rules}",
             )
         out = np.zeros((self.max_rules, self.max_tokens), dtype=np.int32)
         for i, text in enumerate(rules):

@@ -104,15 +104,17 @@ class Decider:
             try:
                 reason, image, tokens = self._check(job, now)
             except Exception:
-                log.exception("deciding frame %s of %s failed", job.header.frame_id,
-                              job.header.vehicle_id)
+                log.exception(
+                    "deciding frame %s of %s failed", job.header.frame_id, job.header.vehicle_id
+                )
                 reason, image, tokens = Reason.INTERNAL_ERROR, None, None
             decode_ms = (time.perf_counter_ns() - t0) / 1e6
             if reason is None and image is not None and tokens is not None:
                 ready.append((i, image, tokens, decode_ms))
             else:
-                out[i] = self._msg(job, start, 0.0, decode_ms, len(jobs),
-                                   reason or Reason.INTERNAL_ERROR)
+                out[i] = self._msg(
+                    job, start, 0.0, decode_ms, len(jobs), reason or Reason.INTERNAL_ERROR
+                )
         if ready:
             self._infer(jobs, ready, start, out)
         return [m for m in out if m is not None]
@@ -141,7 +143,7 @@ class Decider:
             return Reason.BAD_RULES, None, None
         return None, image, tokens
 
-    def _infer(self, jobs, ready, start, out) -> None:  # noqa: ANN001
+    def _infer(self, jobs, ready, start, out) -> None:
         images = np.stack([r[1] for r in ready])
         tokens = np.stack([r[2] for r in ready])
         speeds = np.array([[jobs[r[0]].header.speed_kph] for r in ready], dtype=np.float32)

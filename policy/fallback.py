@@ -44,17 +44,26 @@ _S, _X = DecisionLabel.SLOW_DOWN, DecisionLabel.STOP
 # In the order the node checks them; the first that applies wins.
 FALLBACKS: tuple[Fallback, ...] = (
     Fallback(Reason.BAD_IMAGE, _X, "the frame's JPEG is empty, not a JPEG, truncated or corrupt"),
-    Fallback(Reason.IMAGE_TOO_LARGE, _X,
-             "the JPEG header declares more pixels than the node decodes (not decoded)"),
-    Fallback(Reason.BAD_TIMESTAMP, _S,
-             "the frame is stamped further in the future than max_clock_skew_ms"),
+    Fallback(
+        Reason.IMAGE_TOO_LARGE,
+        _X,
+        "the JPEG header declares more pixels than the node decodes (not decoded)",
+    ),
+    Fallback(
+        Reason.BAD_TIMESTAMP,
+        _S,
+        "the frame is stamped further in the future than max_clock_skew_ms",
+    ),
     Fallback(Reason.STALE_FRAME, _S, "the frame is older than max_frame_age_ms when its turn came"),
     Fallback(Reason.NO_RULES, _S, "no rule set received yet for the vehicle"),
     Fallback(Reason.RULES_EXPIRED, _S, "the rule set's expires_at_ns has passed"),
     Fallback(Reason.BAD_RULES, _S, "the rule set cannot be encoded for this model"),
     Fallback(Reason.MODEL_ERROR, _X, "inference failed or returned non-finite probabilities"),
-    Fallback(Reason.INTERNAL_ERROR, _X,
-             "an unexpected error while deciding this frame (logged; the node keeps serving)"),
+    Fallback(
+        Reason.INTERNAL_ERROR,
+        _X,
+        "an unexpected error while deciding this frame (logged; the node keeps serving)",
+    ),
     Fallback(Reason.LOW_CONFIDENCE, _S, "the top probability is below confidence_threshold"),
 )
 

@@ -28,23 +28,32 @@ class NodeMetrics:
         self.publish_errors = Counter("ruledrive_publish_errors", "Failed publishes", registry=r)
         self.reloads = Counter("ruledrive_model_reloads", "Model reloads", ["result"], registry=r)
         self.batch_size = Histogram(
-            "ruledrive_batch_size", "Frames per session.run", registry=r,
+            "ruledrive_batch_size",
+            "Frames per session.run",
+            registry=r,
             buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64),
         )
-        self.total_ms = Histogram("ruledrive_node_total_ms", "Arrival -> decision", buckets=_MS,
-                                  registry=r)
-        self.inference_ms = Histogram("ruledrive_inference_ms", "session.run per batch",
-                                      buckets=_MS, registry=r)
-        self.decode_ms = Histogram("ruledrive_decode_ms", "JPEG decode + resize", buckets=_MS,
-                                   registry=r)
-        self.queue_ms = Histogram("ruledrive_queue_ms", "Arrival -> processing", buckets=_MS,
-                                  registry=r)
-        self.frame_age_ms = Histogram("ruledrive_frame_age_ms", "Capture -> arrival",
-                                      buckets=_MS, registry=r)
-        self.vehicles = Gauge("ruledrive_vehicles_with_rules", "Vehicles with a rule set",
-                              registry=r)
-        self.events = Counter("ruledrive_node_events", "Frames and rule sets taken in",
-                              ["event"], registry=r)
+        self.total_ms = Histogram(
+            "ruledrive_node_total_ms", "Arrival -> decision", buckets=_MS, registry=r
+        )
+        self.inference_ms = Histogram(
+            "ruledrive_inference_ms", "session.run per batch", buckets=_MS, registry=r
+        )
+        self.decode_ms = Histogram(
+            "ruledrive_decode_ms", "JPEG decode + resize", buckets=_MS, registry=r
+        )
+        self.queue_ms = Histogram(
+            "ruledrive_queue_ms", "Arrival -> processing", buckets=_MS, registry=r
+        )
+        self.frame_age_ms = Histogram(
+            "ruledrive_frame_age_ms", "Capture -> arrival", buckets=_MS, registry=r
+        )
+        self.vehicles = Gauge(
+            "ruledrive_vehicles_with_rules", "Vehicles with a rule set", registry=r
+        )
+        self.events = Counter(
+            "ruledrive_node_events", "Frames and rule sets taken in", ["event"], registry=r
+        )
 
     def count(self, key: str, n: int = 1) -> None:
         """Count an event without a metric of its own (``frames``, ``rules``, ...).
@@ -61,8 +70,12 @@ class NodeMetrics:
             "batches": _totals(self.batch_size, "_count").get("", 0.0),
             "publish_errors": _totals(self.publish_errors).get("", 0.0),
         }
-        for prefix, metric in (("fallback", self.fallbacks), ("dropped", self.drops),
-                               ("rejected", self.rejects), ("reloads", self.reloads)):
+        for prefix, metric in (
+            ("fallback", self.fallbacks),
+            ("dropped", self.drops),
+            ("rejected", self.rejects),
+            ("reloads", self.reloads),
+        ):
             out.update({f"{prefix}.{k}": v for k, v in _totals(metric).items()})
         out.update(_totals(self.events))
         return {k: int(v) for k, v in sorted(out.items()) if v}

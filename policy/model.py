@@ -98,7 +98,10 @@ class PolicyModel:
         model.load_s = time.perf_counter() - t0
         log.info(
             "model %s version %s on %s (loaded + warmed up in %.0f ms)",
-            path, meta.model_version, in_use, model.load_s * 1e3,
+            path,
+            meta.model_version,
+            in_use,
+            model.load_s * 1e3,
         )
         return model
 
@@ -132,14 +135,22 @@ def _check_io(session: ort.InferenceSession, path: Path) -> None:
     _check_arg(path, "output", name, outs[name].type, outs[name].shape, typ, shape)
 
 
-def _check_arg(path: Path, kind: str, name: str, typ: str, shape: list, want_typ: str,
-               want_shape: tuple[int, ...]) -> None:
+def _check_arg(
+    path: Path,
+    kind: str,
+    name: str,
+    typ: str,
+    shape: list,
+    want_typ: str,
+    want_shape: tuple[int, ...],
+) -> None:
     if typ != want_typ:
         raise ModelError(f"{path}: {kind} {name!r} is {typ}, the contract wants {want_typ}")
     if len(shape) != len(want_shape) + 1 or tuple(shape[1:]) != want_shape:
         raise ModelError(
             f"{path}: {kind} {name!r} has shape {shape}, the contract wants [N, "
-            + ", ".join(map(str, want_shape)) + "]"
+            + ", ".join(map(str, want_shape))
+            + "]"
         )
     if isinstance(shape[0], int) and shape[0] > 0:
         raise ModelError(f"{path}: {kind} {name!r} has a fixed batch {shape[0]}; export it dynamic")

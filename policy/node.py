@@ -82,7 +82,9 @@ class Node:
         self.rules: dict[str, RuleSet] = {}
         # The topics the node consumes, each with its handler (bus thread: validate, enqueue).
         self._handlers: dict[Topic, Callable[[str, Incoming, int, int], None]] = {
-            RULES: self._on_rules, CAMERA: self._on_frame}
+            RULES: self._on_rules,
+            CAMERA: self._on_frame,
+        }
         self._pending: dict[str, _Pending] = {}
         self._seen: dict[str, int] = {}
         self._last_heard: dict[str, float] = {}  # vehicle -> monotonic s of its last message
@@ -172,9 +174,12 @@ class Node:
 
     def _on_rules(self, topic: str, msg: Incoming, arrival_ns: int, _mono: int) -> None:
         if isinstance(msg.message, RuleSet) and self._from_future(msg.message, arrival_ns):
-            self.report(topic, RejectCode.RULES_FROM_FUTURE,
-                        f"issued_at_ns is more than {self.settings.max_clock_skew_ms:g} ms "
-                        "ahead of the node's clock; refused")
+            self.report(
+                topic,
+                RejectCode.RULES_FROM_FUTURE,
+                f"issued_at_ns is more than {self.settings.max_clock_skew_ms:g} ms "
+                "ahead of the node's clock; refused",
+            )
             return
         self._store_rules(msg.ids["vehicle_id"], msg.message)
 
@@ -198,9 +203,12 @@ class Node:
             self.metrics.count("frames")
             self._cond.notify_all()
         if overloaded:  # reported outside the lock: publishing may block
-            self.report(topic, RejectCode.NODE_OVERLOADED,
-                        f"{self._pending_bytes} bytes of frames waiting, limit {limit}; "
-                        f"frame {header.frame_id} dropped")
+            self.report(
+                topic,
+                RejectCode.NODE_OVERLOADED,
+                f"{self._pending_bytes} bytes of frames waiting, limit {limit}; "
+                f"frame {header.frame_id} dropped",
+            )
 
     def _from_future(self, rules: RuleSet, now_ns: int) -> bool:
         # Accepted, a rule set issued years ahead would pin the vehicle: every genuine update
@@ -214,10 +222,12 @@ class Node:
             assert isinstance(rules, RuleSet)
             old = self.rules.get(vid)
             if old is None and len(self.rules) >= self.settings.max_vehicles:
-                self.report(RULES.topic(self.settings.topic_prefix, vehicle_id=vid),
-                            RejectCode.TOO_MANY_VEHICLES,
-                            f"{len(self.rules)} vehicles hold rule sets, limit "
-                            f"{self.settings.max_vehicles}; refused")
+                self.report(
+                    RULES.topic(self.settings.topic_prefix, vehicle_id=vid),
+                    RejectCode.TOO_MANY_VEHICLES,
+                    f"{len(self.rules)} vehicles hold rule sets, limit "
+                    f"{self.settings.max_vehicles}; refused",
+                )
                 return
             if old is not None and rules.issued_at_ns < old.issued_at_ns:
                 self.metrics.count("rules.older_ignored")
@@ -243,8 +253,9 @@ class Node:
             self._publish(self.errors_topic, encode(report), ERRORS.qos, False)
         ttl = self.settings.vehicle_ttl_s
         with self._cond:
-            silent = [v for v, t in self._last_heard.items()
-                      if now - t > ttl and v not in self._pending]
+            silent = [
+                v for v, t in self._last_heard.items() if now - t > ttl and v not in self._pending
+            ]
             for vid in silent:
                 del self._last_heard[vid]
                 self.rules.pop(vid, None)
@@ -257,9 +268,12 @@ class Node:
     def _collect(self, timeout: float) -> list[_Pending]:
         s = self.settings
         with self._cond:
-            if not self._cond.wait_for(
-                lambda: self._pending or self._stop.is_set() or self._reload.is_set(), timeout
-            ) or not self._pending:
+            if (
+                not self._cond.wait_for(
+                    lambda: self._pending or self._stop.is_set() or self._reload.is_set(), timeout
+                )
+                or not self._pending
+            ):
                 return []
             now = time.perf_counter_ns()
             self._seen = {v: t for v, t in self._seen.items() if now - t < _ACTIVE_WINDOW_NS}
@@ -280,15 +294,21 @@ class Node:
     def process(self, batch: list[_Pending]) -> list[DecisionMsg]:
         """Decide a batch and publish every decision (also usable without the loop)."""
         jobs = [
-            FrameJob(p.header, p.jpeg, self.rules.get(p.header.vehicle_id), p.arrival_ns,
-                     p.arrival_mono_ns)
+            FrameJob(
+                p.header,
+                p.jpeg,
+                self.rules.get(p.header.vehicle_id),
+                p.arrival_ns,
+                p.arrival_mono_ns,
+            )
             for p in batch
         ]
         try:
             decisions = self.decider.decide_batch(jobs)
         except Exception:  # a bug, not an input: answer the batch, keep serving the others
-            log.exception("decider failed on a batch of %d; answering it with internal_error",
-                          len(jobs))
+            log.exception(
+                "decider failed on a batch of %d; answering it with internal_error", len(jobs)
+            )
             decisions = [self.decider.fallback(job, Reason.INTERNAL_ERROR) for job in jobs]
         inferred = [d for d in decisions if d.timings.inference_ms > 0]
         if inferred:
@@ -297,8 +317,11 @@ class Node:
             self._publish_decision(d)
             if d.reason in _REPORTED:
                 what = _REPORTED[Reason(d.reason)]
-                self.report(CAMERA.topic(self.settings.topic_prefix, vehicle_id=d.vehicle_id),
-                            RejectCode(d.reason), f"frame {d.frame_id}: {what}")
+                self.report(
+                    CAMERA.topic(self.settings.topic_prefix, vehicle_id=d.vehicle_id),
+                    RejectCode(d.reason),
+                    f"frame {d.frame_id}: {what}",
+                )
             elif d.reason == Reason.STALE_FRAME:
                 self.metrics.drop("stale")
         return decisions
@@ -320,9 +343,13 @@ class Node:
     def _status(self, state: NodeState) -> NodeStatus:
         model = self.decider.model
         return NodeStatus(
-            node_id=self.settings.node_id, state=state, stamp_ns=time.time_ns(),
-            uptime_s=time.monotonic() - self._started, provider=model.provider,
-            model_version=model.version, counters=self.metrics.counters(),
+            node_id=self.settings.node_id,
+            state=state,
+            stamp_ns=time.time_ns(),
+            uptime_s=time.monotonic() - self._started,
+            provider=model.provider,
+            model_version=model.version,
+            counters=self.metrics.counters(),
         )
 
     def publish_status(self, state: NodeState) -> None:
@@ -377,24 +404,32 @@ def main(settings: NodeSettings | None = None, bus: Bus | None = None) -> int:
     """Run a node until SIGTERM/SIGINT (SIGHUP reloads the model). Returns the exit code."""
     settings = settings or load_settings()
     if bus is None:
-        from bus.mqtt import MqttBus  # noqa: PLC0415 - tests pass their own bus
+        from bus.mqtt import MqttBus
 
         bus = MqttBus(
-            settings.mqtt_url, client_id=settings.node_id, username=settings.mqtt_username,
+            settings.mqtt_url,
+            client_id=settings.node_id,
+            username=settings.mqtt_username,
             password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
             tls_ca=str(settings.tls_ca) if settings.tls_ca else None,
         )
     node = Node(settings, bus)
     restore = {}
     if threading.current_thread() is threading.main_thread():
-        for sig, fn in ((signal.SIGTERM, node.stop), (signal.SIGINT, node.stop),
-                        (signal.SIGHUP, node.request_reload)):
+        for sig, fn in (
+            (signal.SIGTERM, node.stop),
+            (signal.SIGINT, node.stop),
+            (signal.SIGHUP, node.request_reload),
+        ):
             restore[sig] = signal.signal(sig, lambda *_a, fn=fn: fn())
     try:
         node.start()
         log.info(
-            "node %s serving %s on %s (model %s)", settings.node_id, settings.topic_prefix,
-            node.decider.model.provider, node.decider.model.version,
+            "node %s serving %s on %s (model %s)",
+            settings.node_id,
+            settings.topic_prefix,
+            node.decider.model.provider,
+            node.decider.model.version,
         )
         node.run()
     finally:

@@ -30,8 +30,13 @@ class _Window:
 class ReportLimiter:
     """Decides which rejections become reports; thread-safe."""
 
-    def __init__(self, node_id: str, interval_s: float = 1.0, max_keys: int = 1024,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        interval_s: float = 1.0,
+        max_keys: int = 1024,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.node_id = node_id
         self.interval_ns = int(interval_s * 1e9)
         self.max_keys = max_keys
@@ -71,6 +76,12 @@ class ReportLimiter:
         return len(self._windows)
 
     def _report(self, now: int, topic: str, code: str, detail: str, count: int) -> ErrorReport:
-        return ErrorReport(node_id=self.node_id, stamp_ns=now, topic=topic[:500], code=code,
-                           detail=detail[:1000], count=count,
-                           window_ms=0.0 if count == 1 else self.interval_ns / 1e6)
+        return ErrorReport(
+            node_id=self.node_id,
+            stamp_ns=now,
+            topic=topic[:500],
+            code=code,
+            detail=detail[:1000],
+            count=count,
+            window_ms=0.0 if count == 1 else self.interval_ns / 1e6,
+        )

@@ -40,7 +40,9 @@ class NodeSettings(BaseSettings):
     max_wait_us: int = Field(2000, ge=0, le=1_000_000, description="micro-batch window")
     max_frame_age_ms: float = Field(200.0, gt=0, description="older frames are skipped")
     max_clock_skew_ms: float = Field(
-        500.0, ge=0, le=3_600_000,
+        500.0,
+        ge=0,
+        le=3_600_000,
         description="frames and rule sets stamped further ahead of the node's clock are refused",
     )
     confidence_threshold: float = Field(0.5, ge=0.0, le=1.0)
@@ -53,7 +55,9 @@ class NodeSettings(BaseSettings):
     reload_poll_s: float = Field(2.0, ge=0, description="model mtime poll; 0 = SIGHUP only")
     rules_cache_size: int = Field(1024, ge=1)
     error_report_interval_s: float = Field(
-        1.0, ge=0, le=3600,
+        1.0,
+        ge=0,
+        le=3600,
         description="at most one error report per code and topic per interval, with a count",
     )
     max_vehicles: int = Field(10_000, ge=1, description="vehicles whose rule sets are held")
@@ -61,7 +65,8 @@ class NodeSettings(BaseSettings):
         600.0, gt=0, description="a vehicle silent this long is forgotten (rules, state)"
     )
     max_pending_bytes: int = Field(
-        64 * 1024 * 1024, ge=1024,
+        64 * 1024 * 1024,
+        ge=1024,
         description="frames waiting in total; a new vehicle's frame beyond it is refused",
     )
 

@@ -96,8 +96,9 @@ class Lane:
                 last = max(last, offset)
                 ref = None
                 if isinstance(ev, DriveFrame):
-                    ref = FrameRef(self.vehicle_id, next_id, drive.vehicle_id,
-                                   ev.header.frame_id, ev.label)
+                    ref = FrameRef(
+                        self.vehicle_id, next_id, drive.vehicle_id, ev.header.frame_id, ev.label
+                    )
                     next_id += 1
                 out.append((offset, ev, ref))
             base = last + drive.frame_period_ns()  # the next drive starts one frame later
@@ -124,15 +125,16 @@ def plan_lanes(drives: Sequence[Drive], vehicles: int | None = None) -> list[Lan
     return [lane for lane in lanes if lane.drives]
 
 
-def load_drives(paths: Sequence[str | Path], limit: int | None = None,
-                allow_truncated: bool = False) -> list[Drive]:
+def load_drives(
+    paths: Sequence[str | Path], limit: int | None = None, allow_truncated: bool = False
+) -> list[Drive]:
     """The drives of MCAP recordings (bus.recording), one per recorded vehicle and file,
     each frame with its recorded label. ``limit`` caps the frames. Raises RecordingError, also on
     a truncated file unless ``allow_truncated`` (then its complete part is used, with a warning).
 
     Frames are joined to their images and labels by ``bus.recording_reader.read_frames``, the
     same join training reads samples with."""
-    from bus.recording_reader import read_frames  # noqa: PLC0415
+    from bus.recording_reader import read_frames
 
     out: list[Drive] = []
     frames = 0

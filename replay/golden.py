@@ -36,10 +36,15 @@ def decision_record(ref: FrameRef, msg: DecisionMsg) -> dict[str, Any]:
     return {"vehicle_id": ref.source_vehicle_id, "frame_id": ref.source_frame_id, **body}
 
 
-def write_reference(path: str | Path, rows: Sequence[tuple[FrameRef, DecisionMsg, float]],
-                    recordings: Sequence[str | Path]) -> None:
-    records = {(r["vehicle_id"], r["frame_id"]): r for r in
-               (decision_record(ref, msg) for ref, msg, _ in rows)}
+def write_reference(
+    path: str | Path,
+    rows: Sequence[tuple[FrameRef, DecisionMsg, float]],
+    recordings: Sequence[str | Path],
+) -> None:
+    records = {
+        (r["vehicle_id"], r["frame_id"]): r
+        for r in (decision_record(ref, msg) for ref, msg, _ in rows)
+    }
     doc = {
         "about": "golden decisions of `ruledrive replay`; update on purpose with `make golden`",
         "recordings": [Path(p).name for p in recordings],
@@ -64,19 +69,25 @@ def _differs(a: Any, b: Any, tol: float) -> bool:
     return a != b
 
 
-def compare_reference(reference: dict[tuple[str, int], dict[str, Any]],
-                      rows: Sequence[tuple[FrameRef, DecisionMsg, float]],
-                      tol: float = PROB_TOLERANCE) -> list[str]:
+def compare_reference(
+    reference: dict[tuple[str, int], dict[str, Any]],
+    rows: Sequence[tuple[FrameRef, DecisionMsg, float]],
+    tol: float = PROB_TOLERANCE,
+) -> list[str]:
     """Differences between a replay's decisions and the reference ([] = identical)."""
     got: dict[tuple[str, int], dict[str, Any]] = {}
     for ref, msg, _ in rows:
         got.setdefault((ref.source_vehicle_id, ref.source_frame_id), decision_record(ref, msg))
     diffs: list[str] = []
-    versions = ({r.get("model_version") for r in reference.values()},
-                {r.get("model_version") for r in got.values()})
+    versions = (
+        {r.get("model_version") for r in reference.values()},
+        {r.get("model_version") for r in got.values()},
+    )
     if got and versions[0] != versions[1]:
-        diffs.append(f"model version {sorted(map(str, versions[1]))} but the reference has "
-                     f"{sorted(map(str, versions[0]))} (run `make golden` if the change is meant)")
+        diffs.append(
+            f"model version {sorted(map(str, versions[1]))} but the reference has "
+            f"{sorted(map(str, versions[0]))} (run `make golden` if the change is meant)"
+        )
     for key in sorted(reference.keys() - got.keys()):
         diffs.append(f"{key[0]}/{key[1]}: no decision in this replay")
     for key in sorted(got.keys() - reference.keys()):
@@ -85,6 +96,7 @@ def compare_reference(reference: dict[tuple[str, int], dict[str, Any]],
         want, have = reference[key], got[key]
         for name in sorted(want.keys() | have.keys()):
             if name != "model_version" and _differs(want.get(name), have.get(name), tol):
-                diffs.append(f"{key[0]}/{key[1]}: {name} {have.get(name)!r} != reference "
-                             f"{want.get(name)!r}")
+                diffs.append(
+                    f"{key[0]}/{key[1]}: {name} {have.get(name)!r} != reference {want.get(name)!r}"
+                )
     return diffs

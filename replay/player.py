@@ -86,9 +86,17 @@ class Replayer:
     (node down) and the report says so.
     """
 
-    def __init__(self, bus: Bus, lanes: Sequence[Lane], rate: float | None = 1.0, *,
-                 prefix: str = DEFAULT_PREFIX, timeout_s: float = 10.0,
-                 publish_labels: bool = True, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        lanes: Sequence[Lane],
+        rate: float | None = 1.0,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout_s: float = 10.0,
+        publish_labels: bool = True,
+        progress: Progress | None = None,
+    ) -> None:
         if rate is not None and rate <= 0:
             raise ValueError("rate must be > 0 (or None for as fast as possible)")
         self.bus, self.lanes, self.rate, self.prefix = bus, list(lanes), rate, prefix
@@ -119,7 +127,7 @@ class Replayer:
             if self.progress:
                 self.progress(self.board.n_decided, self.frames_planned)
 
-    def _on_status(self, topic: str, payload: bytes) -> None:  # noqa: ARG002
+    def _on_status(self, topic: str, payload: bytes) -> None:
         try:
             status = NodeStatus.model_validate_json(payload) if payload else None
         except ValueError:
@@ -150,12 +158,14 @@ class Replayer:
             expires = now
         elif r.expires_at_ns is not None and self.rate is not None:
             expires = now + int((r.expires_at_ns - r.issued_at_ns) / self.rate)
-        msg = r.model_copy(update={"vehicle_id": vid, "issued_at_ns": now,
-                                   "expires_at_ns": expires})
+        msg = r.model_copy(
+            update={"vehicle_id": vid, "issued_at_ns": now, "expires_at_ns": expires}
+        )
         self.bus.publish(RULES.topic(self.prefix, vehicle_id=vid), encode(msg), RULES.qos, True)
 
-    def _publish_frame(self, vid: str, ev: DriveFrame, ref: FrameRef,
-                       current: DriveRules | None) -> None:
+    def _publish_frame(
+        self, vid: str, ev: DriveFrame, ref: FrameRef, current: DriveRules | None
+    ) -> None:
         if current is not None and current.rules.expires_at_ns is not None:
             key = (vid, current.rules.version)
             if ev.t_ns >= current.rules.expires_at_ns and key not in self._expired:
@@ -167,11 +177,20 @@ class Replayer:
             update={"vehicle_id": vid, "frame_id": ref.frame_id, "stamp_ns": time.time_ns()}
         )
         self.board.published(ref, time.perf_counter_ns())
-        self.bus.publish(CAMERA.topic(self.prefix, vehicle_id=vid), pack_frame(header, ev.jpeg),
-                         CAMERA.qos, CAMERA.retain)
+        self.bus.publish(
+            CAMERA.topic(self.prefix, vehicle_id=vid),
+            pack_frame(header, ev.jpeg),
+            CAMERA.qos,
+            CAMERA.retain,
+        )
         if self.publish_labels and ev.label is not None:  # after its frame (the recorder joins)
-            label = LabelMsg(vehicle_id=vid, frame_id=ref.frame_id, stamp_ns=header.stamp_ns,
-                             decision=ev.label, source="oracle")
+            label = LabelMsg(
+                vehicle_id=vid,
+                frame_id=ref.frame_id,
+                stamp_ns=header.stamp_ns,
+                decision=ev.label,
+                source="oracle",
+            )
             self.bus.publish(LABEL.topic(self.prefix, vehicle_id=vid), encode(label), LABEL.qos)
 
     # the loop ---------------------------------------------------------------------------------
@@ -187,12 +206,13 @@ class Replayer:
             for vid in self._steps:  # leave no retained rule sets behind on a shared broker
                 try:
                     self.bus.publish(RULES.topic(self.prefix, vehicle_id=vid), b"", RULES.qos, True)
-                except Exception as exc:  # noqa: BLE001 - cleanup must not mask the result
+                except Exception as exc:
                     log.warning("could not clear retained rules of %s: %s", vid, exc)
         if stop.is_set() and aborted is None:
             aborted = "interrupted"
-        return self.board.report(time.perf_counter() - start, self.frames_planned, self.rate,
-                                 len(self.lanes), aborted)
+        return self.board.report(
+            time.perf_counter() - start, self.frames_planned, self.rate, len(self.lanes), aborted
+        )
 
     def _stalled(self, since_ns: int) -> bool:
         last = max(self.board.last_decision_ns or since_ns, since_ns)
@@ -225,9 +245,12 @@ class Replayer:
             if not ready:
                 with self._cond:  # the predicate closes the race with a decision just in
                     self._cond.wait_for(
-                        lambda: stop.is_set() or any(
-                            self.board.is_decided(r.vehicle_id, r.frame_id)
-                            for r, _ in waiting.values()
+                        lambda: (
+                            stop.is_set()
+                            or any(
+                                self.board.is_decided(r.vehicle_id, r.frame_id)
+                                for r, _ in waiting.values()
+                            )
                         ),
                         max(0.0, min(sleep_s, self.timeout_s)),
                     )

@@ -43,11 +43,12 @@ class _McapSink:
     """bus.recording_writer.RecordingWriter behind the recorder's write/flush/close."""
 
     def __init__(self, path: Path, chunk_kb: int) -> None:
-        from bus.recording_writer import RecordingWriter  # noqa: PLC0415
+        from bus.recording_writer import RecordingWriter
 
         # split "recorded": `ruledrive train` takes these as training data.
-        self.w = RecordingWriter(path, metadata={"split": "recorded", "source": "recorder"},
-                                 chunk_size=chunk_kb * 1024)
+        self.w = RecordingWriter(
+            path, metadata={"split": "recorded", "source": "recorder"}, chunk_size=chunk_kb * 1024
+        )
 
     def write(self, topic: Topic, message: Any, jpeg: bytes, log_time_ns: int) -> None:
         self.w.write(topic, message, jpeg, log_time_ns)  # frames keep their capture time
@@ -66,9 +67,17 @@ def _default_writer(path: Path, chunk_kb: int = 256) -> Any:
 class BusRecorder:
     """Feed ``on_message`` from any bus; ``run()`` writes until ``stop()``."""
 
-    def __init__(self, out: str | Path, prefix: str = DEFAULT_PREFIX, *,
-                 rotate_mb: float = 0.0, rotate_s: float = 0.0, flush_s: float = 1.0,
-                 writer_factory: WriterFactory | None = None, max_queue: int = 10_000) -> None:
+    def __init__(
+        self,
+        out: str | Path,
+        prefix: str = DEFAULT_PREFIX,
+        *,
+        rotate_mb: float = 0.0,
+        rotate_s: float = 0.0,
+        flush_s: float = 1.0,
+        writer_factory: WriterFactory | None = None,
+        max_queue: int = 10_000,
+    ) -> None:
         self.out = Path(out)
         self.prefix = prefix
         self.rotate_bytes = int(rotate_mb * 1e6)
@@ -146,11 +155,11 @@ class BusRecorder:
                 try:
                     item = self._q.get(timeout=self.flush_s)
                 except queue.Empty:
-                    item = ...
-                if item is None:
-                    break
-                if item is not ...:
-                    self._write(*item)  # type: ignore[misc]
+                    pass  # nothing new: still flush on time below
+                else:
+                    if item is None:
+                        break
+                    self._write(*item)
                 if self._writer is not None and time.monotonic() - last_flush >= self.flush_s:
                     self._writer.flush()  # finish the chunk: a kill loses at most flush_s
                     last_flush = time.monotonic()
@@ -166,15 +175,27 @@ class BusRecorder:
         return self.files
 
 
-def run_recorder(out: str | Path, url: str = DEFAULT_MQTT_URL,
-                 prefix: str = DEFAULT_PREFIX, rotate_mb: float = 0.0, rotate_s: float = 0.0,
-                 duration_s: float = 0.0, chunk_kb: int = 256, client_id: str = "",
-                 bus: Bus | None = None) -> list[Path]:
+def run_recorder(
+    out: str | Path,
+    url: str = DEFAULT_MQTT_URL,
+    prefix: str = DEFAULT_PREFIX,
+    rotate_mb: float = 0.0,
+    rotate_s: float = 0.0,
+    duration_s: float = 0.0,
+    chunk_kb: int = 256,
+    client_id: str = "",
+    bus: Bus | None = None,
+) -> list[Path]:
     """``ruledrive record``: record until SIGINT/SIGTERM or ``duration_s``."""
-    recorder = BusRecorder(out, prefix, rotate_mb=rotate_mb, rotate_s=rotate_s,
-                           writer_factory=lambda p: _default_writer(p, chunk_kb))
+    recorder = BusRecorder(
+        out,
+        prefix,
+        rotate_mb=rotate_mb,
+        rotate_s=rotate_s,
+        writer_factory=lambda p: _default_writer(p, chunk_kb),
+    )
     if bus is None:
-        from bus.mqtt import MqttBus  # noqa: PLC0415
+        from bus.mqtt import MqttBus
 
         bus = MqttBus(url, client_id=client_id)
     recorder.subscribe(bus)

@@ -67,8 +67,12 @@ class ReplayReport:
         d["labels"] = self.labels
         return d
 
-    def check(self, min_accuracy: float | None = None, max_p99_ms: float | None = None,
-              max_missing: float = 0.0) -> list[str]:
+    def check(
+        self,
+        min_accuracy: float | None = None,
+        max_p99_ms: float | None = None,
+        max_missing: float = 0.0,
+    ) -> list[str]:
         """The gate: reasons this replay fails (also stored in ``failures``), each naming the
         gate, its threshold and the measured value."""
         out: list[str] = []
@@ -80,8 +84,10 @@ class ReplayReport:
             out.append(self._missing_reason(max_missing))
         if min_accuracy is not None and (self.accuracy is None or self.accuracy < min_accuracy):
             acc = "n/a (no labelled decision)" if self.accuracy is None else f"{self.accuracy:.3f}"
-            out.append(f"--min-accuracy gate: accuracy {acc} < {min_accuracy:g} "
-                       f"({self.labelled} labelled decisions)")
+            out.append(
+                f"--min-accuracy gate: accuracy {acc} < {min_accuracy:g} "
+                f"({self.labelled} labelled decisions)"
+            )
         p99 = self.latency_ms.get("p99")
         if max_p99_ms is not None and (p99 is None or p99 > max_p99_ms):
             got = "n/a (no decision)" if p99 is None else f"{p99:.1f} ms"
@@ -94,14 +100,16 @@ class ReplayReport:
         why = (
             "at --rate max one frame per vehicle is in flight, so the node conflated none of "
             "them: they were lost (node down, restarted, or slower than --timeout-s)"
-            if self.target_rate is None else
-            "the node keeps only the newest frame of each vehicle and drops older ones on "
+            if self.target_rate is None
+            else "the node keeps only the newest frame of each vehicle and drops older ones on "
             "purpose when it falls behind (conflation: its status counter dropped.conflated); "
             "frames beyond that were lost (node down, or slower than --timeout-s); "
             "--rate max replays without conflation"
         )
-        return (f"--max-missing gate: {self.missing} of {self.frames_published} frames got no "
-                f"decision ({100 * share:.1f} % > {100 * max_missing:g} % allowed); {why}")
+        return (
+            f"--max-missing gate: {self.missing} of {self.frames_published} frames got no "
+            f"decision ({100 * share:.1f} % > {100 * max_missing:g} % allowed); {why}"
+        )
 
 
 class Scoreboard:
@@ -177,8 +185,14 @@ class Scoreboard:
         with self._lock:
             return [self._sent[k][0] for k in self._order if k not in self._got]
 
-    def report(self, elapsed_s: float, frames_planned: int, target_rate: float | None,
-               vehicles: int, aborted: str | None = None) -> ReplayReport:
+    def report(
+        self,
+        elapsed_s: float,
+        frames_planned: int,
+        target_rate: float | None,
+        vehicles: int,
+        aborted: str | None = None,
+    ) -> ReplayReport:
         rows = self.matched()
         lat = [ms for _, _, ms in rows]
         fallbacks = Counter(str(m.reason or "unknown") for _, m, _ in rows if not m.valid)
@@ -208,7 +222,9 @@ class Scoreboard:
             ),
             classification=cls,
             latency_ms={
-                "p50": _pct(lat, 50), "p95": _pct(lat, 95), "p99": _pct(lat, 99),
+                "p50": _pct(lat, 50),
+                "p95": _pct(lat, 95),
+                "p99": _pct(lat, 99),
                 "mean": float(np.mean(lat)) if lat else None,
                 "max": float(np.max(lat)) if lat else None,
             },

@@ -24,7 +24,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -59,7 +61,7 @@ def synthetic_frames(n: int = 30, w: int = 320, h: int = 192, seed: int = 0) -> 
             x, y = int(rng.integers(0, w - 30)), int(rng.integers(h // 3, h - 30))
             color = tuple(int(c) for c in rng.integers(0, 255, 3))
             cv2.rectangle(img, (x, y), (x + 25, y + 25), color, -1)
-        img = cv2.add(img, rng.integers(0, 12, img.shape, dtype=np.uint8))
+        img = np.asarray(cv2.add(img, rng.integers(0, 12, img.shape, dtype=np.uint8)), np.uint8)
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
         assert ok
         out.append(buf.tobytes())
@@ -108,7 +110,7 @@ class _Client:
         self.bus = MqttBus(url, client_id=f"bench-{uuid.uuid4().hex[:8]}")
         self.sent: dict[tuple[str, int], int] = {}
         self.rows: list[tuple[float, DecisionMsg]] = []
-        self.on_decision = None
+        self.on_decision: Callable[[DecisionMsg], None] | None = None
         self.status = Recorder()
         self._lock = threading.Lock()
         self.bus.subscribe(DECISION.subscription(prefix), self._decision, 1)
@@ -244,10 +246,10 @@ def _session_times(model: PolicyModel, frames: list[bytes], keras_path: Path | N
     return out
 
 
-def _keras_times(path: Path, images: np.ndarray, tokens: np.ndarray, speeds: np.ndarray):  # noqa: ANN202
+def _keras_times(path: Path, images: np.ndarray, tokens: np.ndarray, speeds: np.ndarray):
     # TensorFlow only for this optional comparison; a checkpoint directory (ruledrive train's
     # output) is loaded the way training loads it, so its custom layers are registered.
-    from training.checkpoint import load_checkpoint  # noqa: PLC0415
+    from training.checkpoint import load_checkpoint
 
     global _KERAS
     if _KERAS is None or _KERAS[0] != path:
@@ -262,7 +264,7 @@ def _keras_times(path: Path, images: np.ndarray, tokens: np.ndarray, speeds: np.
     return float(np.median(times[5:])), probs
 
 
-_KERAS = None
+_KERAS: tuple[Path, Any] | None = None
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -270,7 +272,6 @@ def run_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"model {args.model} not found; pass --model PATH")
     model = PolicyModel.load(args.model)
     if args.mqtt_url is None:
-
         with private_mosquitto() as args.mqtt_url:
             args.broker_note = "private mosquitto (set_tcp_nodelay true)"
             return _run(args, model)
@@ -297,7 +298,7 @@ def _run(args: argparse.Namespace, model: PolicyModel) -> int:
     return 0
 
 
-def _report(args, model, lat, sat, sess) -> str:  # noqa: ANN001
+def _report(args, model, lat, sat, sess) -> str:
     cmd = (
         "ruledrive bench node " + shlex.join(sys.argv[sys.argv.index("node") + 1 :])
         if "node" in sys.argv

@@ -54,8 +54,9 @@ def truncation_hint(exc: Exception) -> str:
     take ``--allow-truncated``: train, evaluate, scenes show, replay)."""
     msg = str(exc)
     if isinstance(exc, RecordingError) and "truncated" in msg:
-        msg += (" (cut short, e.g. a killed recorder; pass --allow-truncated to use its "
-                "complete part)")
+        msg += (
+            " (cut short, e.g. a killed recorder; pass --allow-truncated to use its complete part)"
+        )
     return msg
 
 

@@ -44,20 +44,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=Path(os.environ.get("RULEDRIVE_MODEL_PATH", DEFAULT_MODEL)),
         help="ONNX model (default %(default)s)",
     )
-    p.add_argument(
-        "--mqtt-url", default=os.environ.get("RULEDRIVE_MQTT_URL", DEFAULT_MQTT_URL)
-    )
+    p.add_argument("--mqtt-url", default=os.environ.get("RULEDRIVE_MQTT_URL", DEFAULT_MQTT_URL))
     p.add_argument("--prefix", default="ruledrive/demo", help="topic prefix (default %(default)s)")
-    p.add_argument("--frames", type=positive_int, default=320,
-                   help="frames to simulate (default 320)")
-    p.add_argument("--vehicles", type=positive_int, default=6,
-                   help="vehicles in parallel (default 6)")
     p.add_argument(
-        "--rate", type=rate, default=1.0,
+        "--frames", type=positive_int, default=320, help="frames to simulate (default 320)"
+    )
+    p.add_argument(
+        "--vehicles", type=positive_int, default=6, help="vehicles in parallel (default 6)"
+    )
+    p.add_argument(
+        "--rate",
+        type=rate,
+        default=1.0,
         help="replay speed, 1 = real time, 'max' = as fast as the node answers (default 1)",
     )
     p.add_argument(
-        "--max-missing", type=fraction, default=0.05, metavar="FRACTION",
+        "--max-missing",
+        type=fraction,
+        default=0.05,
+        metavar="FRACTION",
         help="fail if more frames than this get no decision (default %(default)s)",
     )
     p.add_argument("--seed", type=non_negative_int, default=2024)
@@ -83,7 +88,7 @@ def find_broker(url: str) -> Iterator[str]:
 
 def _generate(out_dir: Path, frames: int, seed: int) -> Path:
     """A drive set from the simulator, through its own CLI entry (one code path)."""
-    from ruledrive.cli import main as cli_main  # noqa: PLC0415
+    from ruledrive.cli import main as cli_main
 
     rc = cli_main(
         [
@@ -106,12 +111,12 @@ def _generate(out_dir: Path, frames: int, seed: int) -> Path:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from bus.mqtt import MqttBus  # noqa: PLC0415
-    from policy.node import Node, serve_in_thread  # noqa: PLC0415
-    from policy.settings import load_settings  # noqa: PLC0415
-    from replay.drives import load_drives, plan_lanes  # noqa: PLC0415
-    from replay.player import Replayer  # noqa: PLC0415
-    from ruledrive.replay_cli import print_report, write_outputs  # noqa: PLC0415
+    from bus.mqtt import MqttBus
+    from policy.node import Node, serve_in_thread
+    from policy.settings import load_settings
+    from replay.drives import load_drives, plan_lanes
+    from replay.player import Replayer
+    from ruledrive.replay_cli import print_report, write_outputs
 
     t_start = time.perf_counter()
     if not args.model.is_file():

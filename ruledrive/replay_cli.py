@@ -37,68 +37,137 @@ DEFAULT_URL = DEFAULT_MQTT_URL
 
 
 def _bus_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mqtt-url", default=os.environ.get("RULEDRIVE_MQTT_URL", DEFAULT_URL),
-                   help="broker (default $RULEDRIVE_MQTT_URL or %(default)s)")
-    p.add_argument("--prefix", default=os.environ.get("RULEDRIVE_TOPIC_PREFIX", DEFAULT_PREFIX),
-                   help="topic prefix (default $RULEDRIVE_TOPIC_PREFIX or %(default)s)")
+    p.add_argument(
+        "--mqtt-url",
+        default=os.environ.get("RULEDRIVE_MQTT_URL", DEFAULT_URL),
+        help="broker (default $RULEDRIVE_MQTT_URL or %(default)s)",
+    )
+    p.add_argument(
+        "--prefix",
+        default=os.environ.get("RULEDRIVE_TOPIC_PREFIX", DEFAULT_PREFIX),
+        help="topic prefix (default $RULEDRIVE_TOPIC_PREFIX or %(default)s)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "replay", help="replay recordings through a node and score its decisions",
+        "replay",
+        help="replay recordings through a node and score its decisions",
         description="Publish recorded rule sets and frames at the recorded timing (scaled by "
         "--rate) and score the node's decisions. Gate with --min-accuracy / --max-p99-ms.",
     )
     p.add_argument("recordings", nargs="+", metavar="RECORDING", help="MCAP files")
-    p.add_argument("--rate", type=rate, default=1.0,
-                   help="1.0 = real time, 2 = twice as fast, 'max' = as fast as the node answers")
-    p.add_argument("--vehicles", type=positive_int, default=None, metavar="N",
-                   help="replay on N vehicles in parallel (ids replay-000...); "
-                   "default: one per recorded vehicle, under its recorded id")
+    p.add_argument(
+        "--rate",
+        type=rate,
+        default=1.0,
+        help="1.0 = real time, 2 = twice as fast, 'max' = as fast as the node answers",
+    )
+    p.add_argument(
+        "--vehicles",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="replay on N vehicles in parallel (ids replay-000...); "
+        "default: one per recorded vehicle, under its recorded id",
+    )
     _bus_flags(p)
-    p.add_argument("--bus", choices=("mqtt", "memory"), default="mqtt",
-                   help="memory = in-process bus (needs --serve-model)")
-    p.add_argument("--serve-model", type=Path, metavar="ONNX",
-                   help="also run a node in this process with this model")
-    p.add_argument("--timeout-s", type=positive_float, default=10.0,
-                   help="give up on a decision after this long; abort if none comes at all")
-    p.add_argument("--wait-node-s", type=non_negative_float, default=10.0,
-                   help="wait this long for a node's online status before publishing")
-    p.add_argument("--out", type=Path, default=Path("out/replay"),
-                   help="report.json, decisions.jsonl and PNGs go here (default %(default)s)")
+    p.add_argument(
+        "--bus",
+        choices=("mqtt", "memory"),
+        default="mqtt",
+        help="memory = in-process bus (needs --serve-model)",
+    )
+    p.add_argument(
+        "--serve-model",
+        type=Path,
+        metavar="ONNX",
+        help="also run a node in this process with this model",
+    )
+    p.add_argument(
+        "--timeout-s",
+        type=positive_float,
+        default=10.0,
+        help="give up on a decision after this long; abort if none comes at all",
+    )
+    p.add_argument(
+        "--wait-node-s",
+        type=non_negative_float,
+        default=10.0,
+        help="wait this long for a node's online status before publishing",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out/replay"),
+        help="report.json, decisions.jsonl and PNGs go here (default %(default)s)",
+    )
     p.add_argument("--min-accuracy", type=fraction, help="exit 1 if accuracy is lower")
     p.add_argument("--max-p99-ms", type=positive_float, help="exit 1 if latency p99 is higher")
-    p.add_argument("--max-missing", type=fraction, default=0.0, metavar="FRACTION",
-                   help="exit 1 if more frames than this get no decision (default 0)")
-    p.add_argument("--limit", type=positive_int, metavar="FRAMES",
-                   help="replay at most this many frames")
-    p.add_argument("--allow-truncated", action="store_true",
-                   help="use the complete part of recordings cut short (killed recorder); warn")
-    p.add_argument("--no-labels", action="store_true",
-                   help="do not publish the recorded labels on the label topic")
+    p.add_argument(
+        "--max-missing",
+        type=fraction,
+        default=0.0,
+        metavar="FRACTION",
+        help="exit 1 if more frames than this get no decision (default 0)",
+    )
+    p.add_argument(
+        "--limit", type=positive_int, metavar="FRAMES", help="replay at most this many frames"
+    )
+    p.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="use the complete part of recordings cut short (killed recorder); warn",
+    )
+    p.add_argument(
+        "--no-labels",
+        action="store_true",
+        help="do not publish the recorded labels on the label topic",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--reference", type=Path, metavar="JSON",
-                   help="compare decisions with this golden reference; exit 1 on a difference")
-    p.add_argument("--update-reference", type=Path, metavar="JSON",
-                   help="write the decisions as the new golden reference (on purpose only)")
+    p.add_argument(
+        "--reference",
+        type=Path,
+        metavar="JSON",
+        help="compare decisions with this golden reference; exit 1 on a difference",
+    )
+    p.add_argument(
+        "--update-reference",
+        type=Path,
+        metavar="JSON",
+        help="write the decisions as the new golden reference (on purpose only)",
+    )
     p.set_defaults(func=_replay)
 
     r = sub.add_parser(
-        "record", help="record the contract topics into MCAP (for `ruledrive train`)",
+        "record",
+        help="record the contract topics into MCAP (for `ruledrive train`)",
         description="Subscribe to frames, rules, decisions and labels and write MCAP files that "
         "`ruledrive train` reads. Stops on Ctrl-C / SIGTERM, or after --duration-s.",
     )
-    r.add_argument("--out", type=Path, required=True, metavar="FILE.mcap",
-                   help="output file; with rotation FILE-0001.mcap, FILE-0002.mcap, ...")
+    r.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE.mcap",
+        help="output file; with rotation FILE-0001.mcap, FILE-0002.mcap, ...",
+    )
     _bus_flags(r)
-    r.add_argument("--rotate-mb", type=non_negative_float, default=0.0,
-                   help="start a new file after N MB")
-    r.add_argument("--rotate-s", type=non_negative_float, default=0.0,
-                   help="start a new file after N s")
-    r.add_argument("--duration-s", type=non_negative_float, default=0.0,
-                   help="stop after N s (0 = never)")
-    r.add_argument("--chunk-kb", type=positive_int, default=256,
-                   help="MCAP chunk size: a killed recorder loses at most the open chunk")
+    r.add_argument(
+        "--rotate-mb", type=non_negative_float, default=0.0, help="start a new file after N MB"
+    )
+    r.add_argument(
+        "--rotate-s", type=non_negative_float, default=0.0, help="start a new file after N s"
+    )
+    r.add_argument(
+        "--duration-s", type=non_negative_float, default=0.0, help="stop after N s (0 = never)"
+    )
+    r.add_argument(
+        "--chunk-kb",
+        type=positive_int,
+        default=256,
+        help="MCAP chunk size: a killed recorder loses at most the open chunk",
+    )
     r.add_argument("--client-id", default="", help="MQTT client id (default: random)")
     r.set_defaults(func=_record)
 
@@ -107,16 +176,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from replay.drives import load_drives, plan_lanes  # noqa: PLC0415
-    from replay.golden import compare_reference, load_reference, write_reference  # noqa: PLC0415
-    from replay.player import Replayer  # noqa: PLC0415
-    from ruledrive.cli import truncation_hint  # noqa: PLC0415
+    from replay.drives import load_drives, plan_lanes
+    from replay.golden import compare_reference, load_reference, write_reference
+    from replay.player import Replayer
+    from ruledrive.cli import truncation_hint
 
     if args.bus == "memory" and args.serve_model is None:
         raise ConfigError("--bus memory needs --serve-model (nothing else is on that bus)")
     try:
-        drives = load_drives(args.recordings, limit=args.limit,
-                             allow_truncated=args.allow_truncated)
+        drives = load_drives(
+            args.recordings, limit=args.limit, allow_truncated=args.allow_truncated
+        )
         load_error = None
     except DataError as exc:  # still write a (empty) report that says why
         drives, load_error = [], f"cannot read the recording: {truncation_hint(exc)}"
@@ -126,8 +196,15 @@ def _replay(args: argparse.Namespace) -> int:
         bus = _make_bus(args, stack)
         show = not args.no_progress and sys.stderr.isatty()
         progress = stack.enter_context(_Progress(show, lanes))
-        replayer = Replayer(bus, lanes, args.rate, prefix=args.prefix, timeout_s=args.timeout_s,
-                            publish_labels=not args.no_labels, progress=progress)
+        replayer = Replayer(
+            bus,
+            lanes,
+            args.rate,
+            prefix=args.prefix,
+            timeout_s=args.timeout_s,
+            publish_labels=not args.no_labels,
+            progress=progress,
+        )
         replayer.attach()
         if args.bus == "mqtt":
             bus.connect()
@@ -136,8 +213,11 @@ def _replay(args: argparse.Namespace) -> int:
         if args.serve_model is not None:
             node = stack.enter_context(_node(args, bus))
         if replayer.frames_planned and not replayer.wait_for_node(args.wait_node_s):
-            log.warning("no node reported online on %s within %g s; replaying anyway",
-                        args.prefix, args.wait_node_s)
+            log.warning(
+                "no node reported online on %s within %g s; replaying anyway",
+                args.prefix,
+                args.wait_node_s,
+            )
         stop = threading.Event()
         try:
             report = replayer.run(stop)
@@ -149,8 +229,12 @@ def _replay(args: argparse.Namespace) -> int:
     failures = report.check(args.min_accuracy, args.max_p99_ms, args.max_missing)
     if node is not None:  # a node of this run only: its conflation count is this replay's
         conflated = node.metrics.counters().get("dropped.conflated", 0)
-        failures = [f"{f}; the node conflated {conflated} of them on purpose"
-                    if f.startswith("--max-missing") else f for f in failures]
+        failures = [
+            f"{f}; the node conflated {conflated} of them on purpose"
+            if f.startswith("--max-missing")
+            else f
+            for f in failures
+        ]
         report.failures = failures
     rows = replayer.board.matched()
     if args.update_reference:
@@ -171,33 +255,38 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _make_bus(args: argparse.Namespace, stack: ExitStack) -> Any:  # noqa: ARG001
+def _make_bus(args: argparse.Namespace, stack: ExitStack) -> Any:
     if args.bus == "memory":
-        from bus.memory import MemoryBus  # noqa: PLC0415
+        from bus.memory import MemoryBus
 
         bus = MemoryBus()
         bus.connect()
         return bus
-    from bus.mqtt import MqttBus  # noqa: PLC0415
+    from bus.mqtt import MqttBus
 
     return MqttBus(args.mqtt_url)
 
 
 def _node(args: argparse.Namespace, shared_bus: Any) -> AbstractContextManager[Any]:
     """A node served in a thread of this process (golden replays, --bus memory)."""
-    from policy.node import Node, serve_in_thread  # noqa: PLC0415
-    from policy.settings import load_settings  # noqa: PLC0415
+    from policy.node import Node, serve_in_thread
+    from policy.settings import load_settings
 
-    settings = load_settings({
-        "model_path": args.serve_model, "mqtt_url": args.mqtt_url,
-        "topic_prefix": args.prefix, "node_id": "replay-node", "reload_poll_s": 0,
-        # Decisions must not depend on how loaded this machine is: no stale-frame fallback.
-        "max_frame_age_ms": 60_000.0,
-    })
+    settings = load_settings(
+        {
+            "model_path": args.serve_model,
+            "mqtt_url": args.mqtt_url,
+            "topic_prefix": args.prefix,
+            "node_id": "replay-node",
+            "reload_poll_s": 0,
+            # Decisions must not depend on how loaded this machine is: no stale-frame fallback.
+            "max_frame_age_ms": 60_000.0,
+        }
+    )
     if args.bus == "memory":
         bus = shared_bus
     else:
-        from bus.mqtt import MqttBus  # noqa: PLC0415
+        from bus.mqtt import MqttBus
 
         bus = MqttBus(args.mqtt_url, client_id=f"replay-node-{os.getpid()}")
     return serve_in_thread(Node(settings, bus), join_s=10)
@@ -207,7 +296,7 @@ def _node(args: argparse.Namespace, shared_bus: Any) -> AbstractContextManager[A
 
 
 def _record(args: argparse.Namespace) -> int:
-    from replay.recorder import run_recorder  # noqa: PLC0415
+    from replay.recorder import run_recorder
 
     # Before connecting: a bad --out is found now, not on the first message in the writer thread.
     try:
@@ -215,8 +304,13 @@ def _record(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"--out {args.out}: cannot create its directory: {exc}") from exc
     files = run_recorder(
-        args.out, url=args.mqtt_url, prefix=args.prefix, rotate_mb=args.rotate_mb,
-        rotate_s=args.rotate_s, duration_s=args.duration_s, chunk_kb=args.chunk_kb,
+        args.out,
+        url=args.mqtt_url,
+        prefix=args.prefix,
+        rotate_mb=args.rotate_mb,
+        rotate_s=args.rotate_s,
+        duration_s=args.duration_s,
+        chunk_kb=args.chunk_kb,
         client_id=args.client_id,
     )
     print(json.dumps({"files": [str(f) for f in files]}))
@@ -237,7 +331,7 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.show:
-            from rich.progress import Progress  # noqa: PLC0415
+            from rich.progress import Progress
 
             self._bar = Progress(transient=True)
             self._bar.start()
@@ -255,27 +349,40 @@ class _Progress:
 
 def write_outputs(report: Any, board: Any, out: Path) -> None:
     """report.json, decisions.jsonl, latency_hist.png, confusion.png under ``out``."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import matplotlib.pyplot as plt
+    import numpy as np
 
-    from core.metrics import plot_confusion  # noqa: PLC0415
+    from core.metrics import plot_confusion
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1) + "\n")
     with (out / "decisions.jsonl").open("w") as f:
         for ref, msg, ms in board.matched():
-            row = {"source_vehicle_id": ref.source_vehicle_id,
-                   "source_frame_id": ref.source_frame_id, "label": ref.label,
-                   "latency_ms": round(ms, 3), "decision": msg.model_dump(mode="json")}
+            row = {
+                "source_vehicle_id": ref.source_vehicle_id,
+                "source_frame_id": ref.source_frame_id,
+                "label": ref.label,
+                "latency_ms": round(ms, 3),
+                "decision": msg.model_dump(mode="json"),
+            }
             f.write(json.dumps(row) + "\n")
         for ref in board.missing():
-            f.write(json.dumps({"source_vehicle_id": ref.source_vehicle_id,
-                                "source_frame_id": ref.source_frame_id, "label": ref.label,
-                                "missing": True, "vehicle_id": ref.vehicle_id,
-                                "frame_id": ref.frame_id}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "source_vehicle_id": ref.source_vehicle_id,
+                        "source_frame_id": ref.source_frame_id,
+                        "label": ref.label,
+                        "missing": True,
+                        "vehicle_id": ref.vehicle_id,
+                        "frame_id": ref.frame_id,
+                    }
+                )
+                + "\n"
+            )
     lat = board.latencies_ms()
     fig, ax = plt.subplots(figsize=(7, 4))
     if lat:
@@ -292,8 +399,12 @@ def write_outputs(report: Any, board: Any, out: Path) -> None:
     fig.savefig(out / "latency_hist.png", dpi=100)
     plt.close(fig)
     acc = "n/a" if report.accuracy is None else f"{report.accuracy:.3f}"
-    plot_confusion(np.array(report.confusion_matrix), report.labels, out / "confusion.png",
-                   f"replay decisions vs recorded labels (accuracy {acc})")
+    plot_confusion(
+        np.array(report.confusion_matrix),
+        report.labels,
+        out / "confusion.png",
+        f"replay decisions vs recorded labels (accuracy {acc})",
+    )
 
 
 def _fmt(v: float | None, spec: str = ".1f") -> str:
@@ -302,8 +413,8 @@ def _fmt(v: float | None, spec: str = ".1f") -> str:
 
 def print_report(report: Any, out: Path | None = None) -> None:
     """The scoreboard: a rich table of the figures, then the confusion matrix."""
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+    from rich.console import Console
+    from rich.table import Table
 
     console = Console(stderr=False, width=110)
     t = Table(title="ruledrive replay", show_header=False)
@@ -317,16 +428,24 @@ def print_report(report: Any, out: Path | None = None) -> None:
         ("decisions matched", str(report.decisions_matched)),
         ("missing decisions", str(report.missing)),
         ("fallback (valid=false)", f"{report.fallback} {report.fallback_reasons or ''}".strip()),
-        ("accuracy (all / valid only)",
-         f"{_fmt(report.accuracy, '.3f')} / {_fmt(report.accuracy_valid_only, '.3f')}"),
-        ("latency p50 / p95 / p99 ms",
-         f"{_fmt(lat['p50'])} / {_fmt(lat['p95'])} / {_fmt(lat['p99'])}"),
+        (
+            "accuracy (all / valid only)",
+            f"{_fmt(report.accuracy, '.3f')} / {_fmt(report.accuracy_valid_only, '.3f')}",
+        ),
+        (
+            "latency p50 / p95 / p99 ms",
+            f"{_fmt(lat['p50'])} / {_fmt(lat['p95'])} / {_fmt(lat['p99'])}",
+        ),
         ("achieved rate", f"{report.achieved_fps:.1f} decisions/s in {report.elapsed_s:.1f} s"),
         ("model", ", ".join(report.model_versions) or "n/a"),
     ]
     if report.unexpected or report.duplicates or report.late:
-        rows.append(("unexpected / duplicate / late",
-                     f"{report.unexpected} / {report.duplicates} / {report.late}"))
+        rows.append(
+            (
+                "unexpected / duplicate / late",
+                f"{report.unexpected} / {report.duplicates} / {report.late}",
+            )
+        )
     if report.aborted:
         rows.append(("aborted", f"[red]{report.aborted}[/red]"))
     for k, v in rows:
@@ -341,5 +460,6 @@ def print_report(report: Any, out: Path | None = None) -> None:
             cm.add_row(name, *(str(v) if v else "." for v in row))
         console.print(cm)
     if out is not None:
-        console.print(f"report: {out / 'report.json'}  figures: {out}/latency_hist.png, "
-                      f"{out}/confusion.png")
+        console.print(
+            f"report: {out / 'report.json'}  figures: {out}/latency_hist.png, {out}/confusion.png"
+        )

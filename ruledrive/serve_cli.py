@@ -28,19 +28,20 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         flags = [*_ALIASES.get(name, []), "--" + name.replace("_", "-")]
         default = field.default
         help_ = f"{field.description or ''} [env RULEDRIVE_{name.upper()}; default {default}]"
-        group.add_argument(*flags, dest=f"set_{name}", default=None, metavar=name.upper(),
-                           help=help_.strip())
+        group.add_argument(
+            *flags, dest=f"set_{name}", default=None, metavar=name.upper(), help=help_.strip()
+        )
 
 
 def settings_from_args(args: argparse.Namespace) -> NodeSettings:
-    from policy.settings import load_settings  # noqa: PLC0415
+    from policy.settings import load_settings
 
     given = {k[4:]: v for k, v in vars(args).items() if k.startswith("set_")}
     return load_settings(given)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from policy.node import main  # noqa: PLC0415
+    from policy.node import main
 
     return main(settings_from_args(args))
 
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from ruledrive.bench_node import run_bench  # noqa: PLC0415
+    from ruledrive.bench_node import run_bench
 
     return run_bench(args)
 
@@ -60,19 +61,30 @@ def _bench(args: argparse.Namespace) -> int:
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p = bench_sub.add_parser("node", help="node latency/throughput through a real Mosquitto")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
-    p.add_argument("--mqtt-url", default=None,
-                   help="use this broker (default: start a private mosquitto on loopback with "
-                   "the recommended set_tcp_nodelay true)")
-    p.add_argument("--seconds", type=positive_float, default=8.0,
-                   help="per latency/saturation phase")
-    p.add_argument("--vehicles", type=positive_int, default=8,
-                   help="vehicles in the saturation phase")
-    p.add_argument("--fps", type=positive_float, default=30.0,
-                   help="frame rate in the latency phase")
+    p.add_argument(
+        "--mqtt-url",
+        default=None,
+        help="use this broker (default: start a private mosquitto on loopback with "
+        "the recommended set_tcp_nodelay true)",
+    )
+    p.add_argument(
+        "--seconds", type=positive_float, default=8.0, help="per latency/saturation phase"
+    )
+    p.add_argument(
+        "--vehicles", type=positive_int, default=8, help="vehicles in the saturation phase"
+    )
+    p.add_argument(
+        "--fps", type=positive_float, default=30.0, help="frame rate in the latency phase"
+    )
     p.add_argument("--max-batch-size", type=positive_int, default=8)
     p.add_argument("--max-wait-us", type=non_negative_int, default=2000)
-    p.add_argument("--keras", type=Path, default=None, metavar="CHECKPOINT",
-                   help="also time the Keras model on the same frames (needs TensorFlow)")
+    p.add_argument(
+        "--keras",
+        type=Path,
+        default=None,
+        metavar="CHECKPOINT",
+        help="also time the Keras model on the same frames (needs TensorFlow)",
+    )
     p.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
     p.add_argument("--no-write", action="store_true", help="print only, do not edit the doc")
     p.set_defaults(func=_bench)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from ruledrive.argtypes import (
     positive_float,
     positive_int,
 )
+
+if TYPE_CHECKING:
+    from training.evaluate import Predictor
 
 __all__ = ["register"]
 
@@ -135,7 +139,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_predictor(model: Path) -> object:
+def _load_predictor(model: Path) -> Predictor:
     """The model to evaluate; anything that is not one is a one-line error, not a traceback."""
     from training.evaluate import load_predictor
 

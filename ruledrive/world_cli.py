@@ -39,8 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("file", help="an MCAP recording")
     show.add_argument("--sheet", help="write a contact-sheet PNG here")
     show.add_argument("--n", type=positive_int, default=16, help="frames on the sheet")
-    show.add_argument("--allow-truncated", action="store_true",
-                      help="use the complete part of recordings cut short (killed recorder); warn")
+    show.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="use the complete part of recordings cut short (killed recorder); warn",
+    )
     show.set_defaults(func=_show)
 
 
@@ -56,8 +59,9 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
 def _generate(args: argparse.Namespace) -> int:
     from simulator.generate import generate
 
-    summary = generate(args.out, args.split, args.scenes, args.seed, args.workers,
-                       progress=not args.no_progress)
+    summary = generate(
+        args.out, args.split, args.scenes, args.seed, args.workers, progress=not args.no_progress
+    )
     _print_summary(summary)
     return 0
 
@@ -102,17 +106,24 @@ def _bench(args: argparse.Namespace) -> int:
     from simulator.generate import generate
 
     with tempfile.TemporaryDirectory() as tmp:
-        s = generate(tmp, "train", args.scenes, args.seed, args.workers, progress=True,
-                     fusion_samples=2000)
+        s = generate(
+            tmp, "train", args.scenes, args.seed, args.workers, progress=True, fusion_samples=2000
+        )
     cmd = "ruledrive bench generate " + " ".join(shlex.quote(a) for a in sys.argv[3:])
-    line = (f"| {dt.date.today().isoformat()} | `{cmd.strip()}` | {s['frames']} | "
-            f"{args.workers} | {s['elapsed_s']} | {s['frames_per_s']} | "
-            f"{platform.machine()}, {os.cpu_count()} CPUs |\n")
-    intro = ("`ruledrive bench generate`: plan + render + write MCAP of the train split "
-             "(JPEG 640x360), wall clock.\n\n"
-             "| date | command | frames | workers | seconds | frames/s | machine |\n"
-             "|---|---|---|---|---|---|---|")
+    line = (
+        f"| {dt.date.today().isoformat()} | `{cmd.strip()}` | {s['frames']} | "
+        f"{args.workers} | {s['elapsed_s']} | {s['frames_per_s']} | "
+        f"{platform.machine()}, {os.cpu_count()} CPUs |\n"
+    )
+    intro = (
+        "`ruledrive bench generate`: plan + render + write MCAP of the train split "
+        "(JPEG 640x360), wall clock.\n\n"
+        "| date | command | frames | workers | seconds | frames/s | machine |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     append_row(Path(args.doc), BENCH_SECTION.removeprefix("## "), intro, line)
-    print(f"{s['frames']} frames in {s['elapsed_s']} s = {s['frames_per_s']} frames/s "
-          f"(budget: 20000 in < 120 s) -> {args.doc}")
+    print(
+        f"{s['frames']} frames in {s['elapsed_s']} s = {s['frames_per_s']} frames/s "
+        f"(budget: 20000 in < 120 s) -> {args.doc}"
+    )
     return 0

@@ -67,11 +67,20 @@ def _drive_start_ns(index: int, tod: str, minute: int) -> int:
     return int(start.timestamp()) * 1_000_000_000
 
 
-def write_plan(plan: SplitPlan, path: Path, jpegs: Iterator[tuple[int, bytes]],
-               config: dict[str, Any], progress: Callable[[int], None] | None = None) -> int:
+def write_plan(
+    plan: SplitPlan,
+    path: Path,
+    jpegs: Iterator[tuple[int, bytes]],
+    config: dict[str, Any],
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """Write the plan's drives to one MCAP; returns the number of frames written."""
-    meta = {"split": plan.split, "seed": str(plan.seed), "generator": GENERATOR_VERSION,
-            "config": json.dumps(config, sort_keys=True)}
+    meta = {
+        "split": plan.split,
+        "seed": str(plan.seed),
+        "generator": GENERATOR_VERSION,
+        "config": json.dumps(config, sort_keys=True),
+    }
     cache: dict[int, bytes] = {}
     n = 0
     with RecordingWriter(path, metadata=meta) as w:
@@ -84,8 +93,12 @@ def write_plan(plan: SplitPlan, path: Path, jpegs: Iterator[tuple[int, bytes]],
             for kind, ev in drive.events:
                 if kind == "rules":
                     assert isinstance(ev, int)
-                    rs = RuleSet(vehicle_id=vid, version=f"{vid}-r{ev}", issued_at_ns=t - 1000,
-                                 rules=[r.text for r in plan.rule_sets[ev]])
+                    rs = RuleSet(
+                        vehicle_id=vid,
+                        version=f"{vid}-r{ev}",
+                        issued_at_ns=t - 1000,
+                        rules=[r.text for r in plan.rule_sets[ev]],
+                    )
                     w.write_rules(rs)
                     continue
                 assert isinstance(ev, PlannedFrame)
@@ -93,10 +106,21 @@ def write_plan(plan: SplitPlan, path: Path, jpegs: Iterator[tuple[int, bytes]],
                     idx, data = next(jpegs)
                     cache[idx] = data
                 scene = plan.scenes[ev.scene_index]
-                w.write_frame(FrameHeader(vehicle_id=vid, frame_id=fid, stamp_ns=t,
-                                          speed_kph=scene.speed_kph), cache[ev.scene_index])
-                w.write_label(LabelMsg(vehicle_id=vid, frame_id=fid, stamp_ns=t,
-                                       decision=ev.decision, reason=ev.reason))
+                w.write_frame(
+                    FrameHeader(
+                        vehicle_id=vid, frame_id=fid, stamp_ns=t, speed_kph=scene.speed_kph
+                    ),
+                    cache[ev.scene_index],
+                )
+                w.write_label(
+                    LabelMsg(
+                        vehicle_id=vid,
+                        frame_id=fid,
+                        stamp_ns=t,
+                        decision=ev.decision,
+                        reason=ev.reason,
+                    )
+                )
                 w.write_scene(vid, fid, t, scene.to_dict())
                 # Only the counterfactual split reuses a scene, and only in the next frame.
                 for old in [k for k in cache if k != ev.scene_index]:
@@ -109,8 +133,15 @@ def write_plan(plan: SplitPlan, path: Path, jpegs: Iterator[tuple[int, bytes]],
     return n
 
 
-def generate(out_dir: str | Path, split: str, n_scenes: int, seed: int, workers: int = 2,
-             progress: bool = True, fusion_samples: int = 4000) -> dict[str, Any]:
+def generate(
+    out_dir: str | Path,
+    split: str,
+    n_scenes: int,
+    seed: int,
+    workers: int = 2,
+    progress: bool = True,
+    fusion_samples: int = 4000,
+) -> dict[str, Any]:
     """Write ``out_dir/<split>.mcap`` and ``out_dir/<split>.json``; return the summary."""
     if workers < 1:
         raise DataError(f"--workers must be >= 1, got {workers}")
@@ -132,8 +163,13 @@ def generate(out_dir: str | Path, split: str, n_scenes: int, seed: int, workers:
         task = bar.add_task(f"generate {split}", total=n_scenes)
         bar.start()
     try:
-        n = write_plan(plan, path, render_plan(plan, workers), config,
-                       (lambda k: bar.advance(task, k)) if bar else None)
+        n = write_plan(
+            plan,
+            path,
+            render_plan(plan, workers),
+            config,
+            (lambda k: bar.advance(task, k)) if bar else None,
+        )
     finally:
         if bar:
             bar.stop()

@@ -95,8 +95,11 @@ def decide(scene: Scene, rules: Iterable[Rule]) -> tuple[DecisionLabel, str]:
 
     # 3: signals.
     if scene.light == "red":
-        if ("turn_on_red", "permitted") in kinds and ("turn_on_red", "prohibited") not in kinds \
-                and scene.rightmost:
+        if (
+            ("turn_on_red", "permitted") in kinds
+            and ("turn_on_red", "prohibited") not in kinds
+            and scene.rightmost
+        ):
             return D.YIELD, "rule:turn_on_red"
         return D.STOP, "light:red"
     if scene.light == "amber":

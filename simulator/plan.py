@@ -91,8 +91,15 @@ class _Balancer:
         return [lbl for _, _, lbl in sorted(keyed)]
 
 
-def _frame(plan: SplitPlan, rng: random.Random, bal: _Balancer, ri: int, n_lanes: int,
-           tod: str, skip: set[DecisionLabel]) -> PlannedFrame:
+def _frame(
+    plan: SplitPlan,
+    rng: random.Random,
+    bal: _Balancer,
+    ri: int,
+    n_lanes: int,
+    tod: str,
+    skip: set[DecisionLabel],
+) -> PlannedFrame:
     rules = plan.rule_sets[ri]
     for target in bal.order():
         if target in skip:
@@ -108,8 +115,9 @@ def _frame(plan: SplitPlan, rng: random.Random, bal: _Balancer, ri: int, n_lanes
     decision, reason = decide(s, rules)
     bal.counts[decision] += 1
     # Each scene's pixel noise gets its own seed from the split's SeedSequence.
-    child = np.random.SeedSequence(entropy=[plan.seed, SPLITS.index(plan.split)],
-                                   spawn_key=(len(plan.scenes),))
+    child = np.random.SeedSequence(
+        entropy=[plan.seed, SPLITS.index(plan.split)], spawn_key=(len(plan.scenes),)
+    )
     plan.scenes.append(s.replace(noise_seed=int(child.generate_state(1)[0] >> 1)))
     return PlannedFrame(len(plan.scenes) - 1, ri, decision, reason)
 
@@ -154,8 +162,15 @@ def plan_split(split: str, n_frames: int, seed: int) -> SplitPlan:
     return plan
 
 
-def _counterfactual_drive(plan: SplitPlan, rng: random.Random, bal: _Balancer, drive: Drive,
-                          n_lanes: int, tod: str, length: int) -> None:
+def _counterfactual_drive(
+    plan: SplitPlan,
+    rng: random.Random,
+    bal: _Balancer,
+    drive: Drive,
+    n_lanes: int,
+    tod: str,
+    length: int,
+) -> None:
     n = 0
     while length - n >= 2:
         ri = _new_rules(plan, rng, n_lanes, False)
@@ -169,8 +184,12 @@ def _counterfactual_drive(plan: SplitPlan, rng: random.Random, bal: _Balancer, d
                 if d2 != first.decision:
                     plan.rule_sets.append(alt)
                     ri2 = len(plan.rule_sets) - 1
-                    drive.events += [("rules", ri), ("frame", first), ("rules", ri2),
-                                     ("frame", PlannedFrame(first.scene_index, ri2, d2, r2))]
+                    drive.events += [
+                        ("rules", ri),
+                        ("frame", first),
+                        ("rules", ri2),
+                        ("frame", PlannedFrame(first.scene_index, ri2, d2, r2)),
+                    ]
                     bal.counts[d2] += 1
                     n += 2
                     break
@@ -187,8 +206,9 @@ def _counterfactual_drive(plan: SplitPlan, rng: random.Random, bal: _Balancer, d
         bal.counts[first.decision] -= 1
 
 
-def fusion_figures(plan: SplitPlan, n_alt: int = 24, max_samples: int = 4000,
-                   seed: int = 0) -> dict[str, float]:
+def fusion_figures(
+    plan: SplitPlan, n_alt: int = 24, max_samples: int = 4000, seed: int = 0
+) -> dict[str, float]:
     """How much the decision needs both inputs, measured on the plan's frames.
 
     ``scenes_rule_dependent``: share of frames whose decision some other catalogue rule set
@@ -207,8 +227,7 @@ def fusion_figures(plan: SplitPlan, n_alt: int = 24, max_samples: int = 4000,
     for f in frames:
         s = scenes[f.scene_index]
         rules = plan.rule_sets[f.rules_index]
-        if any(decide(s, sample_rule_set(rng, s.n_lanes))[0] != f.decision
-               for _ in range(n_alt)):
+        if any(decide(s, sample_rule_set(rng, s.n_lanes))[0] != f.decision for _ in range(n_alt)):
             scene_dep += 1
         pool = by_lanes[s.n_lanes]
         if any(decide(rng.choice(pool), rules)[0] != f.decision for _ in range(n_alt)):

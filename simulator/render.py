@@ -40,16 +40,38 @@ def _bgr(r: int, g: int, b: int) -> Colour:
     return (b, g, r)
 
 
-CAR_COLOURS = [_bgr(*c) for c in ((40, 90, 200), (200, 200, 205), (30, 30, 35), (150, 30, 30),
-                                  (40, 130, 60), (230, 200, 40), (110, 60, 140), (90, 90, 95))]
+CAR_COLOURS = [
+    _bgr(*c)
+    for c in (
+        (40, 90, 200),
+        (200, 200, 205),
+        (30, 30, 35),
+        (150, 30, 30),
+        (40, 130, 60),
+        (230, 200, 40),
+        (110, 60, 140),
+        (90, 90, 95),
+    )
+]
 SHIRTS = [_bgr(*c) for c in ((255, 0, 200), (0, 230, 255), (255, 240, 0), (120, 255, 0))]
 PALETTE = {  # sky top, sky horizon, verge, road, sidewalk, marking
-    "day": ((70, 130, 205), (175, 210, 240), (80, 125, 60), (100, 100, 106), (170, 168, 160),
-            (245, 245, 245)),
-    "dusk": ((55, 45, 110), (245, 140, 80), (55, 75, 45), (80, 76, 84), (130, 122, 125),
-             (225, 220, 215)),
-    "night": ((5, 8, 22), (25, 28, 52), (28, 40, 28), (70, 70, 76), (95, 95, 95),
-              (230, 230, 230)),
+    "day": (
+        (70, 130, 205),
+        (175, 210, 240),
+        (80, 125, 60),
+        (100, 100, 106),
+        (170, 168, 160),
+        (245, 245, 245),
+    ),
+    "dusk": (
+        (55, 45, 110),
+        (245, 140, 80),
+        (55, 75, 45),
+        (80, 76, 84),
+        (130, 122, 125),
+        (225, 220, 215),
+    ),
+    "night": ((5, 8, 22), (25, 28, 52), (28, 40, 28), (70, 70, 76), (95, 95, 95), (230, 230, 230)),
 }
 
 
@@ -67,8 +89,16 @@ class _Cam:
         return int(round(self.u(x, z))), int(round(self.v(z, height)))
 
 
-def _ground_quad(img: np.ndarray, cam: _Cam, x0: float, x1: float, z0: float, z1: float,
-                 col: Colour, min_px: int = 0) -> None:
+def _ground_quad(
+    img: np.ndarray,
+    cam: _Cam,
+    x0: float,
+    x1: float,
+    z0: float,
+    z1: float,
+    col: Colour,
+    min_px: int = 0,
+) -> None:
     """A rectangle on the road surface; ``min_px`` keeps thin far markings visible."""
     pts = np.array([cam.pt(x0, z0), cam.pt(x1, z0), cam.pt(x1, z1), cam.pt(x0, z1)], np.int32)
     if min_px and pts[0, 1] - pts[2, 1] < min_px:
@@ -102,8 +132,9 @@ def _light_gain(tod: str, h: int) -> np.ndarray:
     return np.repeat((np.clip(g, 0, 1) * 255).astype(np.uint8)[:, :, None], 3, axis=2)
 
 
-def _glow(img: np.ndarray, centre: tuple[int, int], radius: int, col: Colour,
-          strength: float = 1.0) -> None:
+def _glow(
+    img: np.ndarray, centre: tuple[int, int], radius: int, col: Colour, strength: float = 1.0
+) -> None:
     """Additive blurred halo: lit lamps stay visible at 160x96 and at night."""
     r = int(radius * 2.6)
     x, y = centre
@@ -117,23 +148,41 @@ def _glow(img: np.ndarray, centre: tuple[int, int], radius: int, col: Colour,
     cv2.addWeighted(roi, 1.0, patch, strength, 0, dst=roi)
 
 
-def _car(img: np.ndarray, cam: _Cam, x: float, z: float, col: Colour,
-         emissive: list, stopped: bool = False) -> None:
+def _car(
+    img: np.ndarray,
+    cam: _Cam,
+    x: float,
+    z: float,
+    col: Colour,
+    emissive: list,
+    stopped: bool = False,
+) -> None:
     scale = max(1.0, 14.0 / (F * 1.8 / z))  # at least 14 px wide
     w, hgt = F * 1.8 / z * scale, F * 1.5 / z * scale
     cu, bottom = cam.u(x, z), cam.v(z)
     x0, x1, y0, y1 = int(cu - w / 2), int(cu + w / 2), int(bottom - hgt), int(bottom)
     dark = tuple(int(c * 0.55) for c in col)
     cv2.rectangle(img, (x0, y0 + int(hgt * 0.35)), (x1, y1 - int(hgt * 0.08)), col, -1)
-    cv2.rectangle(img, (x0 + int(w * 0.12), y0), (x1 - int(w * 0.12), y0 + int(hgt * 0.38)),
-                  dark, -1)
-    cv2.rectangle(img, (x0 + int(w * 0.18), y0 + int(hgt * 0.06)),
-                  (x1 - int(w * 0.18), y0 + int(hgt * 0.33)), _bgr(40, 50, 60), -1)
+    cv2.rectangle(
+        img, (x0 + int(w * 0.12), y0), (x1 - int(w * 0.12), y0 + int(hgt * 0.38)), dark, -1
+    )
+    cv2.rectangle(
+        img,
+        (x0 + int(w * 0.18), y0 + int(hgt * 0.06)),
+        (x1 - int(w * 0.18), y0 + int(hgt * 0.33)),
+        _bgr(40, 50, 60),
+        -1,
+    )
     tw = (int(w * 0.1), int(hgt * 0.08))
     cv2.rectangle(img, (x0 + tw[0], y1 - tw[1]), (x0 + 3 * tw[0], y1), (15, 15, 15), -1)
     cv2.rectangle(img, (x1 - 3 * tw[0], y1 - tw[1]), (x1 - tw[0], y1), (15, 15, 15), -1)
-    cv2.rectangle(img, (int(cu - w * 0.12), int(y1 - hgt * 0.3)),
-                  (int(cu + w * 0.12), int(y1 - hgt * 0.2)), _bgr(235, 235, 235), -1)
+    cv2.rectangle(
+        img,
+        (int(cu - w * 0.12), int(y1 - hgt * 0.3)),
+        (int(cu + w * 0.12), int(y1 - hgt * 0.2)),
+        _bgr(235, 235, 235),
+        -1,
+    )
     ly = int(y1 - hgt * 0.42)
     lr = max(2, int(w * 0.07))
     for lx in (int(x0 + w * 0.12), int(x1 - w * 0.12)):
@@ -146,14 +195,30 @@ def _pedestrian(img: np.ndarray, cam: _Cam, x: float, z: float, shirt: Colour) -
     cu, foot = cam.u(x, z), cam.v(z)
     head = int(hgt * 0.13)
     trousers = _bgr(30, 40, 140)
-    cv2.rectangle(img, (int(cu - w * 0.4), int(foot - hgt * 0.45)), (int(cu - w * 0.05),
-                  int(foot)), trousers, -1)
-    cv2.rectangle(img, (int(cu + w * 0.05), int(foot - hgt * 0.45)), (int(cu + w * 0.4),
-                  int(foot)), trousers, -1)
-    cv2.rectangle(img, (int(cu - w / 2), int(foot - hgt * 0.8)), (int(cu + w / 2),
-                  int(foot - hgt * 0.42)), shirt, -1)
-    cv2.circle(img, (int(cu), int(foot - hgt * 0.8 - head)), head, _bgr(240, 190, 150), -1,
-               cv2.LINE_AA)
+    cv2.rectangle(
+        img,
+        (int(cu - w * 0.4), int(foot - hgt * 0.45)),
+        (int(cu - w * 0.05), int(foot)),
+        trousers,
+        -1,
+    )
+    cv2.rectangle(
+        img,
+        (int(cu + w * 0.05), int(foot - hgt * 0.45)),
+        (int(cu + w * 0.4), int(foot)),
+        trousers,
+        -1,
+    )
+    cv2.rectangle(
+        img,
+        (int(cu - w / 2), int(foot - hgt * 0.8)),
+        (int(cu + w / 2), int(foot - hgt * 0.42)),
+        shirt,
+        -1,
+    )
+    cv2.circle(
+        img, (int(cu), int(foot - hgt * 0.8 - head)), head, _bgr(240, 190, 150), -1, cv2.LINE_AA
+    )
 
 
 def _cone(img: np.ndarray, cam: _Cam, x: float, z: float) -> None:
@@ -162,8 +227,13 @@ def _cone(img: np.ndarray, cam: _Cam, x: float, z: float) -> None:
     pts = np.array([(cu - hgt * 0.4, base), (cu + hgt * 0.4, base), (cu, base - hgt)], np.int32)
     cv2.fillConvexPoly(img, pts, _bgr(255, 110, 0), cv2.LINE_AA)
     band = base - hgt * 0.55
-    cv2.line(img, (int(cu - hgt * 0.2), int(band)), (int(cu + hgt * 0.2), int(band)),
-             (255, 255, 255), max(1, int(hgt * 0.12)))
+    cv2.line(
+        img,
+        (int(cu - hgt * 0.2), int(band)),
+        (int(cu + hgt * 0.2), int(band)),
+        (255, 255, 255),
+        max(1, int(hgt * 0.12)),
+    )
 
 
 def _signs(img: np.ndarray, cam: _Cam, scene: Scene, x_kerb: float, rnd: random.Random) -> None:
@@ -188,41 +258,87 @@ def _signs(img: np.ndarray, cam: _Cam, scene: Scene, x_kerb: float, rnd: random.
             txt = str(scene.speed_sign)
             fs = s / 70
             (tw, th), _ = cv2.getTextSize(txt, cv2.FONT_HERSHEY_SIMPLEX, fs, 2)
-            cv2.putText(img, txt, (c[0] - tw // 2, c[1] + th // 2), cv2.FONT_HERSHEY_SIMPLEX,
-                        fs, (0, 0, 0), 2, cv2.LINE_AA)
+            cv2.putText(
+                img,
+                txt,
+                (c[0] - tw // 2, c[1] + th // 2),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                fs,
+                (0, 0, 0),
+                2,
+                cv2.LINE_AA,
+            )
         elif kind == "school":
             r = s / 2
-            pts = np.array([(c[0], c[1] - r), (c[0] + r, c[1] - r * 0.2), (c[0] + r, c[1] + r),
-                            (c[0] - r, c[1] + r), (c[0] - r, c[1] - r * 0.2)], np.int32)
+            pts = np.array(
+                [
+                    (c[0], c[1] - r),
+                    (c[0] + r, c[1] - r * 0.2),
+                    (c[0] + r, c[1] + r),
+                    (c[0] - r, c[1] + r),
+                    (c[0] - r, c[1] - r * 0.2),
+                ],
+                np.int32,
+            )
             cv2.fillConvexPoly(img, pts, _bgr(190, 240, 20), cv2.LINE_AA)
             cv2.polylines(img, [pts], True, (0, 0, 0), 2, cv2.LINE_AA)
             for dx in (-0.35, 0.3):
-                cv2.circle(img, (int(c[0] + dx * r), int(c[1])), max(2, int(r * 0.15)),
-                           (0, 0, 0), -1)
-                cv2.line(img, (int(c[0] + dx * r), int(c[1])), (int(c[0] + dx * r),
-                         int(c[1] + r * 0.8)), (0, 0, 0), max(2, int(r * 0.15)))
+                cv2.circle(
+                    img, (int(c[0] + dx * r), int(c[1])), max(2, int(r * 0.15)), (0, 0, 0), -1
+                )
+                cv2.line(
+                    img,
+                    (int(c[0] + dx * r), int(c[1])),
+                    (int(c[0] + dx * r), int(c[1] + r * 0.8)),
+                    (0, 0, 0),
+                    max(2, int(r * 0.15)),
+                )
         else:
-            cv2.rectangle(img, (int(c[0] - s / 2), int(c[1] - s / 2)),
-                          (int(c[0] + s / 2), int(c[1] + s / 2)), _bgr(255, 130, 0), -1)
+            cv2.rectangle(
+                img,
+                (int(c[0] - s / 2), int(c[1] - s / 2)),
+                (int(c[0] + s / 2), int(c[1] + s / 2)),
+                _bgr(255, 130, 0),
+                -1,
+            )
             for k in range(3):
                 yy = int(c[1] - s / 3 + k * s / 3)
-                cv2.line(img, (int(c[0] - s / 3), yy), (int(c[0] + s / 3), yy),
-                         (255, 255, 255) if k != 1 else (0, 0, 0), max(2, int(s / 12)))
+                cv2.line(
+                    img,
+                    (int(c[0] - s / 3), yy),
+                    (int(c[0] + s / 3), yy),
+                    (255, 255, 255) if k != 1 else (0, 0, 0),
+                    max(2, int(s / 12)),
+                )
 
 
-def _traffic_light(img: np.ndarray, cam: _Cam, scene: Scene, x_kerb: float, emissive: list) \
-        -> None:
+def _traffic_light(img: np.ndarray, cam: _Cam, scene: Scene, x_kerb: float, emissive: list) -> None:
     z = float(scene.stop_line_m or 20.0)
     r = int(np.clip(F * 0.16 / z * 2.2, 10, 20))
     cu = float(np.clip(cam.u(1.2, z), 3 * r, WIDTH - 3 * r))
     top = max(6.0, cam.v(z, 6.2))
     pole_u = cam.u(x_kerb, z)
-    cv2.line(img, (int(pole_u), int(cam.v(z))), (int(pole_u), int(top + r)), (60, 60, 60),
-             max(2, int(F * 0.15 / z)))
-    cv2.line(img, (int(pole_u), int(top + r)), (int(cu), int(top + r)), (60, 60, 60),
-             max(2, int(F * 0.1 / z)))
-    cv2.rectangle(img, (int(cu - 1.4 * r), int(top)), (int(cu + 1.4 * r), int(top + 7.6 * r)),
-                  (20, 20, 20), -1)
+    cv2.line(
+        img,
+        (int(pole_u), int(cam.v(z))),
+        (int(pole_u), int(top + r)),
+        (60, 60, 60),
+        max(2, int(F * 0.15 / z)),
+    )
+    cv2.line(
+        img,
+        (int(pole_u), int(top + r)),
+        (int(cu), int(top + r)),
+        (60, 60, 60),
+        max(2, int(F * 0.1 / z)),
+    )
+    cv2.rectangle(
+        img,
+        (int(cu - 1.4 * r), int(top)),
+        (int(cu + 1.4 * r), int(top + 7.6 * r)),
+        (20, 20, 20),
+        -1,
+    )
     lamps = (("red", _bgr(255, 30, 20)), ("amber", _bgr(255, 170, 0)), ("green", _bgr(0, 235, 90)))
     for i, (name, col) in enumerate(lamps):
         c = (int(cu), int(top + 1.3 * r + i * 2.5 * r))
@@ -266,14 +382,19 @@ def render(scene: Scene) -> np.ndarray:
             _ground_quad(img, cam, x, min(x + 0.5, xr - 0.3), zc, zc + 3.0, mark)
             x += 1.0
     if scene.light != "none" and scene.stop_line_m is not None:
-        _ground_quad(img, cam, xl, xr, scene.stop_line_m - 0.6, scene.stop_line_m, mark,
-                     min_px=5)
+        _ground_quad(img, cam, xl, xr, scene.stop_line_m - 0.6, scene.stop_line_m, mark, min_px=5)
         xa = xr - LANE_W / 2  # right-turn arrows in the rightmost lane
         for za in {6.0, max(scene.stop_line_m - 6.0, 6.0)}:
             _ground_quad(img, cam, xa - 0.12, xa + 0.12, za, za + 3.0, mark)
             _ground_quad(img, cam, xa - 0.12, xa + 0.9, za + 2.6, za + 3.0, mark)
-            tip = np.array([cam.pt(xa + 0.8, za + 2.1), cam.pt(xa + 1.3, za + 2.8),
-                            cam.pt(xa + 0.8, za + 3.5)], np.int32)
+            tip = np.array(
+                [
+                    cam.pt(xa + 0.8, za + 2.1),
+                    cam.pt(xa + 1.3, za + 2.8),
+                    cam.pt(xa + 0.8, za + 3.5),
+                ],
+                np.int32,
+            )
             cv2.fillConvexPoly(img, tip, mark, cv2.LINE_AA)
 
     # Objects far to near, so nearer ones occlude; pedestrians last (key -1) so a car alongside
@@ -284,8 +405,12 @@ def render(scene: Scene) -> np.ndarray:
     if scene.speed_sign or scene.school_zone_sign or scene.lane_closed_sign:
         objs.append((30.0, lambda: _signs(img, cam, scene, kerb_r, rnd)))
     if scene.light != "none":
-        objs.append((float(scene.stop_line_m or 0) + 0.1,
-                     lambda: _traffic_light(img, cam, scene, kerb_r, emissive)))
+        objs.append(
+            (
+                float(scene.stop_line_m or 0) + 0.1,
+                lambda: _traffic_light(img, cam, scene, kerb_r, emissive),
+            )
+        )
     if scene.pedestrians != "none" and scene.crosswalk_m is not None:
         zc = scene.crosswalk_m + 1.5
         n = 1 + scene.noise_seed % 3
@@ -314,15 +439,20 @@ def render(scene: Scene) -> np.ndarray:
         tri = max(F * 0.5 / (zo - 3), 14.0)
         tu, tv = cam.u(0.0, zo - 3), cam.v(zo - 3)
         pts = np.array([(tu - tri / 2, tv), (tu + tri / 2, tv), (tu, tv - tri)], np.int32)
-        objs.append((zo - 3, lambda: cv2.polylines(img, [pts], True, _bgr(230, 0, 0),
-                                                   max(2, int(tri / 6)), cv2.LINE_AA)))
+        objs.append(
+            (
+                zo - 3,
+                lambda: cv2.polylines(
+                    img, [pts], True, _bgr(230, 0, 0), max(2, int(tri / 6)), cv2.LINE_AA
+                ),
+            )
+        )
     for side, present, colour_i in (("l", scene.left_vehicle, 0), ("r", scene.right_vehicle, 1)):
         if present:
             xs = -LANE_W if side == "l" else LANE_W
             zs = 7.5 + (scene.scenery % 5)
             col = CAR_COLOURS[scene.side_colours[colour_i] % len(CAR_COLOURS)]
-            objs.append((zs, lambda xs=xs, zs=zs, col=col: _car(img, cam, xs, zs, col,
-                                                                emissive)))
+            objs.append((zs, lambda xs=xs, zs=zs, col=col: _car(img, cam, xs, zs, col, emissive)))
     for _, draw in sorted(objs, key=lambda o: -o[0]):
         draw()  # type: ignore[operator]
 
@@ -365,7 +495,7 @@ def _nuisance(img: np.ndarray, scene: Scene) -> np.ndarray:
         img = cv2.GaussianBlur(img, (0, 0), scene.blur)
     if scene.noise > 0:
         ox, oy = rng.randrange(64), rng.randrange(64)
-        noise = _noise_bank()[oy:oy + HEIGHT, ox:ox + WIDTH]
+        noise = _noise_bank()[oy : oy + HEIGHT, ox : ox + WIDTH]
         img = cv2.add(img.astype(np.float32), noise * scene.noise, dtype=cv2.CV_32F)
         img = np.clip(img, 0, 255).astype(np.uint8)
     return img

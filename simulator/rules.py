@@ -194,8 +194,9 @@ class Rule:
         return out[0].upper() + out[1:]
 
     def with_phrasing(self, phrasing: int) -> Rule:
-        return Rule(self.kind, self.variant, self.limit, self.hours, self.lane, self.merge,
-                    phrasing)
+        return Rule(
+            self.kind, self.variant, self.limit, self.hours, self.lane, self.merge, phrasing
+        )
 
 
 def make_rule(kind: str, variant: str = "", **params: object) -> Rule:
@@ -212,8 +213,11 @@ def phrasings(kind: str, variant: str = "", held_out: bool | None = None) -> lis
     """Indices of the phrasings of (kind, variant); ``held_out`` filters (None = all)."""
     if (kind, variant) not in TEMPLATES:
         raise DataError(f"unknown rule kind {kind!r} / variant {variant!r}")
-    return [i for i, p in enumerate(TEMPLATES[(kind, variant)])
-            if held_out is None or p.held_out == held_out]
+    return [
+        i
+        for i, p in enumerate(TEMPLATES[(kind, variant)])
+        if held_out is None or p.held_out == held_out
+    ]
 
 
 def _validate(r: Rule) -> None:
@@ -226,8 +230,10 @@ def _validate(r: Rule) -> None:
     needs = {name for name in ("limit", "hours", "lane", "merge") if "{" + name + "}" in tpl}
     for name in ("limit", "hours", "lane", "merge"):
         if (getattr(r, name) is not None) != (name in needs):
-            raise DataError(f"rule {r.kind!r} phrasing {r.phrasing}: {name} "
-                            f"{'missing' if name in needs else 'not used'}")
+            raise DataError(
+                f"rule {r.kind!r} phrasing {r.phrasing}: {name} "
+                f"{'missing' if name in needs else 'not used'}"
+            )
     if r.limit is not None and not 5 <= r.limit <= 130:
         raise DataError(f"rule {r.kind!r}: limit {r.limit} km/h outside 5..130")
     if r.hours is not None and r.hours not in HOURS:

@@ -47,8 +47,9 @@ def _rule(rng: random.Random, kind: str, variant: str, held_out: bool, **params:
 
 def _lane_closed(rng: random.Random, n_lanes: int, held_out: bool) -> Rule:
     if rng.random() < 0.5:
-        lane = rng.choice(("left", "right", "centre") if n_lanes == 3 or rng.random() < 0.1
-                          else ("left", "right"))
+        lane = rng.choice(
+            ("left", "right", "centre") if n_lanes == 3 or rng.random() < 0.1 else ("left", "right")
+        )
         merge = {"left": "right", "right": "left"}.get(lane) or rng.choice(("left", "right"))
         return _rule(rng, "lane_closed", "named", held_out, lane=lane, merge=merge)
     # 10 %: a lane that does not exist on this road (the rule then does not apply).
@@ -65,8 +66,9 @@ def _lane_closed(rng: random.Random, n_lanes: int, held_out: bool) -> Rule:
 def _distractor(rng: random.Random, held_out: bool) -> Rule:
     i = rng.choice(phrasings("distractor", "", held_out))
     needs_limit = "{limit}" in TEMPLATES[("distractor", "")][i].text
-    return Rule("distractor", "", limit=rng.choice(DISTRACTOR_LIMITS) if needs_limit else None,
-                phrasing=i)
+    return Rule(
+        "distractor", "", limit=rng.choice(DISTRACTOR_LIMITS) if needs_limit else None, phrasing=i
+    )
 
 
 def sample_rule_set(rng: random.Random, n_lanes: int, held_out: bool = False) -> tuple[Rule, ...]:
@@ -77,21 +79,36 @@ def sample_rule_set(rng: random.Random, n_lanes: int, held_out: bool = False) ->
     if rng.random() < 0.3:
         rules.append(_rule(rng, "speed_limit", "", held_out, limit=rng.choice(SPEED_LIMITS)))
     if rng.random() < 0.3:
-        rules.append(_rule(rng, "school_zone", "", held_out, limit=rng.choice(SCHOOL_LIMITS),
-                           hours=rng.choice(("day", "always"))))
+        rules.append(
+            _rule(
+                rng,
+                "school_zone",
+                "",
+                held_out,
+                limit=rng.choice(SCHOOL_LIMITS),
+                hours=rng.choice(("day", "always")),
+            )
+        )
     if rng.random() < 0.45:
-        rules.append(_rule(rng, "overtaking", "prohibited" if rng.random() < 0.7 else "permitted",
-                           held_out))
+        rules.append(
+            _rule(rng, "overtaking", "prohibited" if rng.random() < 0.7 else "permitted", held_out)
+        )
     if rng.random() < 0.3:
         rules.append(_lane_closed(rng, n_lanes, held_out))
     if rng.random() < 0.35:
-        rules.append(_rule(rng, "amber", "always_stop" if rng.random() < 0.6
-                           else "proceed_if_close", held_out))
+        rules.append(
+            _rule(
+                rng, "amber", "always_stop" if rng.random() < 0.6 else "proceed_if_close", held_out
+            )
+        )
     if rng.random() < 0.35:
         rules.append(_rule(rng, "yield_pedestrians", "", held_out))
     if rng.random() < 0.35:
-        rules.append(_rule(rng, "turn_on_red", "permitted" if rng.random() < 0.65
-                           else "prohibited", held_out))
+        rules.append(
+            _rule(
+                rng, "turn_on_red", "permitted" if rng.random() < 0.65 else "prohibited", held_out
+            )
+        )
     if rng.random() < 0.3:
         rules.append(_rule(rng, "bus_lane", "", held_out, hours=rng.choice(tuple(HOURS))))
     for _ in range(rng.choice((0, 0, 1, 1, 2))):
@@ -153,19 +170,42 @@ def _lead(rng: random.Random, near: bool) -> float:
 # (red in the right-turn lane, close amber, lead vehicle, lane closures, bus lanes, speed), so
 # an image-only model cannot come near a fused one (see docs/world.md, "Sampling").
 CAUSES: dict[DecisionLabel, tuple[str, ...]] = {
-    D.STOP: ("pedestrian", "obstacle_blocked", "red", "red_rightmost", "red_rightmost",
-             "amber_far", "amber_close", "amber_close", "amber_close"),
+    D.STOP: (
+        "pedestrian",
+        "obstacle_blocked",
+        "red",
+        "red_rightmost",
+        "red_rightmost",
+        "amber_far",
+        "amber_close",
+        "amber_close",
+        "amber_close",
+    ),
     D.YIELD: ("red_rightmost", "waiting", "waiting"),
-    D.CHANGE_LANE_LEFT: ("obstacle", "lane_closed", "lane_closed", "bus_lane", "bus_lane", "lead",
-                         "lead", "lead"),
+    D.CHANGE_LANE_LEFT: (
+        "obstacle",
+        "lane_closed",
+        "lane_closed",
+        "bus_lane",
+        "bus_lane",
+        "lead",
+        "lead",
+        "lead",
+    ),
     D.CHANGE_LANE_RIGHT: ("obstacle", "lane_closed", "lane_closed", "lane_closed"),
     D.SLOW_DOWN: ("lead", "lead", "speed", "speed", "speed", "lane_closed", "bus_lane"),
     D.PROCEED: ("clear", "amber_close", "waiting", "lead_far", "school", "clear"),
 }
 
 
-def _propose(rng: random.Random, cause: str, target: DecisionLabel, rules: tuple[Rule, ...],
-             n_lanes: int, time_of_day: str) -> Scene:
+def _propose(
+    rng: random.Random,
+    cause: str,
+    target: DecisionLabel,
+    rules: tuple[Rule, ...],
+    n_lanes: int,
+    time_of_day: str,
+) -> Scene:
     f: dict[str, object] = {
         "n_lanes": n_lanes,
         "ego_lane": rng.randrange(n_lanes),
@@ -204,8 +244,11 @@ def _propose(rng: random.Random, cause: str, target: DecisionLabel, rules: tuple
     elif cause == "waiting":
         f["pedestrians"] = "waiting"
     elif cause == "lane_closed":
-        closed = [r for r in rules if r.kind == "lane_closed"
-                  and closed_lane_index(r, n_lanes) is not None]
+        closed = [
+            r
+            for r in rules
+            if r.kind == "lane_closed" and closed_lane_index(r, n_lanes) is not None
+        ]
         if closed:
             r = rng.choice(closed)
             f["ego_lane"] = closed_lane_index(r, n_lanes)
@@ -245,8 +288,14 @@ IMAGE_ONLY_CAUSES = frozenset({"pedestrian", "obstacle", "obstacle_blocked", "re
 IMAGE_ONLY_CAUSE_P = 0.5
 
 
-def sample_scene(rng: random.Random, target: DecisionLabel, rules: tuple[Rule, ...],
-                 n_lanes: int, time_of_day: str, max_tries: int = 40) -> Scene | None:
+def sample_scene(
+    rng: random.Random,
+    target: DecisionLabel,
+    rules: tuple[Rule, ...],
+    n_lanes: int,
+    time_of_day: str,
+    max_tries: int = 40,
+) -> Scene | None:
     """A scene decided as ``target`` under ``rules``, or None if none was found in the cap.
 
     A cause is drawn once (by its weight) and given several proposals before the next cause is

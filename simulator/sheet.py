@@ -59,14 +59,22 @@ def contact_sheet(samples: Sequence[Sample], out: str | Path, cols: int = 4) -> 
         r, c = divmod(i, cols)
         x, y = c * TILE_W, r * (TILE_H + TEXT_H)
         rgb = cv2.resize(decode_jpeg(s.jpeg), (TILE_W, TILE_H), interpolation=cv2.INTER_AREA)
-        sheet[y:y + TILE_H, x:x + TILE_W] = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        sheet[y : y + TILE_H, x : x + TILE_W] = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         lines = [f"{s.label} ({s.reason})  {s.speed_kph:.0f} km/h"]
         for rule in s.rules or ("(no rules)",):
             lines += textwrap.wrap(rule, 52)
         for k, line in enumerate(lines[:7]):
             colour = (0, 0, 160) if k == 0 else (40, 40, 40)
-            cv2.putText(sheet, line, (x + 4, y + TILE_H + 13 + 12 * k),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.36, colour, 1, cv2.LINE_AA)
+            cv2.putText(
+                sheet,
+                line,
+                (x + 4, y + TILE_H + 13 + 12 * k),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.36,
+                colour,
+                1,
+                cv2.LINE_AA,
+            )
         cv2.rectangle(sheet, (x, y), (x + TILE_W - 1, y + TILE_H + TEXT_H - 1), (200, 200, 200))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

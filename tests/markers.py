@@ -32,14 +32,14 @@ def skip_or_fail(reason: str) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     wrong = [
-        item.nodeid for item in items
+        item.nodeid
+        for item in items
         if set(getattr(item, "fixturenames", ())) & BROKER_FIXTURES
         and item.get_closest_marker("broker") is None
     ]
     if wrong:
         raise pytest.UsageError(
-            "these tests use a broker fixture but are not marked `broker`:\n  "
-            + "\n  ".join(wrong)
+            "these tests use a broker fixture but are not marked `broker`:\n  " + "\n  ".join(wrong)
         )
 
 

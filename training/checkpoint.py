@@ -63,7 +63,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             raise ConfigError(f"{p}: checkpoint is missing {name}")
     import keras
 
-    from training import model as _model  # noqa: F401  registers custom layers
+    from training import model as _model  # noqa: F401 - registers custom layers
 
     tokenizer = RuleTokenizer.from_json((p / "tokenizer.json").read_text())
     config = TrainConfig.model_validate_json((p / "config.json").read_text())

@@ -39,6 +39,12 @@ _TOKENS = MODEL_SPEC.rules_input
 _LABEL_INDEX = {lab: i for i, lab in enumerate(DecisionLabel)}
 
 
+def _label(sample: Sample) -> DecisionLabel:
+    if sample.label is None:  # load_samples(require_labels=True) keeps these out
+        raise DataError(f"frame {sample.vehicle_id}/{sample.frame_id} has no label")
+    return DecisionLabel(sample.label)
+
+
 @dataclass
 class ArrayDataset:
     """Model-ready arrays plus the samples they came from (same order)."""
@@ -180,7 +186,7 @@ def encode_samples(samples: Sequence[Sample], tokenizer: RuleTokenizer) -> Array
         images = np.stack(list(pool.map(preprocess_jpeg, (s.jpeg for s in samples), chunksize=64)))
     tokens = np.stack([tokenizer.encode_rules(s.rules) for s in samples])
     speeds = np.array([[s.speed_kph] for s in samples], dtype=np.float32)
-    labels = np.array([_LABEL_INDEX[DecisionLabel(s.label)] for s in samples], dtype=np.int32)
+    labels = np.array([_LABEL_INDEX[_label(s)] for s in samples], dtype=np.int32)
     return ArrayDataset(images, tokens, speeds, labels, list(samples))
 
 

@@ -26,13 +26,16 @@ def test_private_broker_starts_and_stops() -> None:
     assert not broker.broker_answers(url)
 
 
-def test_local_brokers_share_one_config(tmp_path) -> None:  # noqa: ANN001
+def test_local_brokers_share_one_config(tmp_path) -> None:
     # bus/broker.py and deploy/local-broker.sh both start from bus/mosquitto-local.conf; neither
     # spells a setting of its own that the other would lack.
     from pathlib import Path
 
-    settings = [ln for ln in broker.LOCAL_CONFIG.read_text().splitlines()
-                if ln.strip() and not ln.startswith("#")]
+    settings = [
+        ln
+        for ln in broker.LOCAL_CONFIG.read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     assert "set_tcp_nodelay true" in settings
     conf = broker.local_config(1234, "max_keepalive 30").splitlines()
     assert conf[0] == "listener 1234 127.0.0.1" and conf[-1] == "max_keepalive 30"

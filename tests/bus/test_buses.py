@@ -66,7 +66,7 @@ def test_mqtt_bus_shared_broker(broker_url: str) -> None:
 
 
 @pytest.mark.broker
-def test_mqtt_bus_reconnects_and_resubscribes(private_broker) -> None:  # noqa: ANN001
+def test_mqtt_bus_reconnects_and_resubscribes(private_broker) -> None:
     bus, pub = MqttBus(private_broker.url, reconnect_max_s=1), MqttBus(private_broker.url)
     hooks: list[float] = []
     bus.add_connect_hook(lambda: hooks.append(time.monotonic()))

@@ -56,8 +56,9 @@ _topics = st.one_of(
 )
 _json_values = st.recursive(
     st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 
@@ -72,25 +73,52 @@ def test_fuzz_parse_raw_bytes(topic: str, payload: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(fields=st.dictionaries(
-    st.sampled_from(["schema_version", "vehicle_id", "frame_id", "stamp_ns", "speed_kph",
-                     "encoding", "extra"]), _json_values, max_size=7),
-    rules=st.dictionaries(st.sampled_from(["schema_version", "vehicle_id", "version",
-                                           "issued_at_ns", "expires_at_ns", "rules"]),
-                          _json_values, max_size=6))
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(
+            [
+                "schema_version",
+                "vehicle_id",
+                "frame_id",
+                "stamp_ns",
+                "speed_kph",
+                "encoding",
+                "extra",
+            ]
+        ),
+        _json_values,
+        max_size=7,
+    ),
+    rules=st.dictionaries(
+        st.sampled_from(
+            ["schema_version", "vehicle_id", "version", "issued_at_ns", "expires_at_ns", "rules"]
+        ),
+        _json_values,
+        max_size=6,
+    ),
+)
 def test_fuzz_structured_payloads(fields: dict, rules: dict) -> None:
     import json
     import struct
 
     head = json.dumps(fields).encode()
     frame = b"RDF1" + struct.pack(">I", len(head)) + head + b"\xff\xd8"
-    for topic, payload in ((CAMERA.topic(P, vehicle_id="car-1"), frame),
-                           (RULES.topic(P, vehicle_id="car-1"), json.dumps(rules).encode())):
+    for topic, payload in (
+        (CAMERA.topic(P, vehicle_id="car-1"), frame),
+        (RULES.topic(P, vehicle_id="car-1"), json.dumps(rules).encode()),
+    ):
         try:
             msg = parse_incoming(topic, payload, P)
         except MessageError as exc:
-            assert exc.code in {"bad_header", "bad_json", "bad_schema", "bad_envelope",
-                                "unsupported_schema_version", "bad_vehicle_id", "id_mismatch"}
+            assert exc.code in {
+                "bad_header",
+                "bad_json",
+                "bad_schema",
+                "bad_envelope",
+                "unsupported_schema_version",
+                "bad_vehicle_id",
+                "id_mismatch",
+            }
         else:
             assert msg.message.vehicle_id == "car-1"
 
@@ -105,8 +133,7 @@ def test_contract_reject_table_is_generated_from_the_code() -> None:
     assert start in text, "docs/contract.md lost the generated reject table's markers"
     block = text.split(start, 1)[1].split("\n<!-- end generated -->", 1)[0]
     assert block == reject_table_markdown(), (
-        "regenerate the reject table in docs/contract.md from core.rejects:\n"
-        + reject_table_markdown()
+        "regenerate the reject table: python -m ruledrive.docgen\n" + reject_table_markdown()
     )
 
 

@@ -21,21 +21,47 @@ JPEG = render_jpeg(Scene())
 
 def _write(path: Path, label: bool = True, n: int = 3) -> None:
     with RecordingWriter(path, metadata={"split": "test", "seed": "1"}) as w:
-        w.write_rules(RuleSet(vehicle_id="car-1", version="v1", issued_at_ns=5,
-                              rules=["No overtaking"]))
+        w.write_rules(
+            RuleSet(vehicle_id="car-1", version="v1", issued_at_ns=5, rules=["No overtaking"])
+        )
         for i in range(n):
             t = 10 + i * 100
-            w.write_frame(FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=t,
-                                      speed_kph=30.0 + i), JPEG)
+            w.write_frame(
+                FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=t, speed_kph=30.0 + i), JPEG
+            )
             if label:
-                w.write_label(LabelMsg(vehicle_id="car-1", frame_id=i, stamp_ns=t,
-                                       decision=DecisionLabel.STOP, reason="light:red"))
-            w.write_decision(DecisionMsg(
-                vehicle_id="car-1", frame_id=i, frame_stamp_ns=t, stamp_ns=t + 5,
-                decision=DecisionLabel.STOP, probabilities={DecisionLabel.STOP: 1.0},
-                confidence=1.0, valid=True, rules_version="v1", model_version="m",
-                node_id="n", timings=Timings(frame_age_ms=1, queue_ms=0, decode_ms=0,
-                                             inference_ms=0, total_ms=1, batch_size=1)))
+                w.write_label(
+                    LabelMsg(
+                        vehicle_id="car-1",
+                        frame_id=i,
+                        stamp_ns=t,
+                        decision=DecisionLabel.STOP,
+                        reason="light:red",
+                    )
+                )
+            w.write_decision(
+                DecisionMsg(
+                    vehicle_id="car-1",
+                    frame_id=i,
+                    frame_stamp_ns=t,
+                    stamp_ns=t + 5,
+                    decision=DecisionLabel.STOP,
+                    probabilities={DecisionLabel.STOP: 1.0},
+                    confidence=1.0,
+                    valid=True,
+                    rules_version="v1",
+                    model_version="m",
+                    node_id="n",
+                    timings=Timings(
+                        frame_age_ms=1,
+                        queue_ms=0,
+                        decode_ms=0,
+                        inference_ms=0,
+                        total_ms=1,
+                        batch_size=1,
+                    ),
+                )
+            )
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -45,7 +71,13 @@ def test_round_trip(tmp_path: Path) -> None:
     assert [s.frame_id for s in samples] == [0, 1, 2]
     s = samples[1]
     assert (s.vehicle_id, s.stamp_ns, s.speed_kph, s.rules, s.rules_version, s.split) == (
-        "car-1", 110, 31.0, ("No overtaking",), "v1", "test")
+        "car-1",
+        110,
+        31.0,
+        ("No overtaking",),
+        "v1",
+        "test",
+    )
     assert s.label == DecisionLabel.STOP and s.reason == "light:red" and s.jpeg == JPEG
     assert preprocess_jpeg(s.jpeg).shape == (96, 160, 3)
     events = list(read_events(path))
@@ -79,7 +111,7 @@ def _corrupted(tmp_path: Path) -> Path:
     _write(path, n=20)
     data = bytearray(path.read_bytes())
     mid = len(data) // 2
-    data[mid:mid + 64] = bytes(64)
+    data[mid : mid + 64] = bytes(64)
     bad = tmp_path / "bad.mcap"
     bad.write_bytes(bytes(data))
     return bad
@@ -121,8 +153,11 @@ def test_bad_json_record_is_named(tmp_path: Path) -> None:
 def _labelled_frame(w: RecordingWriter, i: int) -> None:
     t = 10 + i * 100
     w.write_frame(FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=t, speed_kph=30.0), JPEG)
-    w.write_label(LabelMsg(vehicle_id="car-1", frame_id=i, stamp_ns=t,
-                           decision=DecisionLabel.STOP, reason="clear"))
+    w.write_label(
+        LabelMsg(
+            vehicle_id="car-1", frame_id=i, stamp_ns=t, decision=DecisionLabel.STOP, reason="clear"
+        )
+    )
 
 
 def _killed(tmp_path: Path, flushed: int, after: int) -> Path:
@@ -153,15 +188,24 @@ def test_flush_then_kill_default_raises(tmp_path: Path) -> None:
 
 
 def test_flush_then_kill_allow_truncated_recovers_exactly_the_flushed(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     killed = _killed(tmp_path, flushed=5, after=3)
     with caplog.at_level("WARNING", logger="bus.recording_reader"):
         got = list(read_samples(killed, require_labels=True, allow_truncated=True))
     assert [s.frame_id for s in got] == [0, 1, 2, 3, 4]
-    assert all(s.label == DecisionLabel.STOP and s.jpeg == JPEG and s.rules == ("Go",)
-               and s.split == "recorded" for s in got)
-    assert any("killed.mcap" in r.getMessage() and "recovered 5 samples" in r.getMessage()
-               for r in caplog.records if r.levelname == "WARNING")
+    assert all(
+        s.label == DecisionLabel.STOP
+        and s.jpeg == JPEG
+        and s.rules == ("Go",)
+        and s.split == "recorded"
+        for s in got
+    )
+    assert any(
+        "killed.mcap" in r.getMessage() and "recovered 5 samples" in r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING"
+    )
     events = list(read_events(killed, allow_truncated=True))
     assert [e.channel for e in events].count("/camera/front") == 5
     assert len(events) == 1 + 5 * 3  # rules, then camera + ego + label per flushed frame
@@ -180,8 +224,9 @@ def test_allow_truncated_never_yields_a_half_sample(tmp_path: Path, cut: float) 
     bad.write_bytes(path.read_bytes()[: int(path.stat().st_size * cut)])
     with pytest.raises(RecordingError, match="cut.mcap: truncated"):
         list(read_samples(bad))
-    got = [replace(s, source="")
-           for s in read_samples(bad, require_labels=True, allow_truncated=True)]
+    got = [
+        replace(s, source="") for s in read_samples(bad, require_labels=True, allow_truncated=True)
+    ]
     assert got == [replace(s, source="") for s in full[: len(got)]]
     assert len(got) < len(full) or cut == 0.99
 
@@ -209,17 +254,32 @@ def _one_message_per_topic() -> dict[str, object]:
         "camera": FrameHeader(vehicle_id="car-1", frame_id=7, stamp_ns=100, speed_kph=12.5),
         "rules": RuleSet(vehicle_id="car-1", version="v1", issued_at_ns=50, rules=["Stop"]),
         "decision": DecisionMsg(
-            vehicle_id="car-1", frame_id=7, frame_stamp_ns=100, stamp_ns=105,
-            decision=DecisionLabel.STOP, probabilities={DecisionLabel.STOP: 1.0},
-            confidence=1.0, valid=True, rules_version="v1", model_version="m", node_id="n",
-            timings=Timings(frame_age_ms=1, queue_ms=0, decode_ms=0, inference_ms=0,
-                            total_ms=1, batch_size=1)),
-        "label": LabelMsg(vehicle_id="car-1", frame_id=7, stamp_ns=101,
-                          decision=DecisionLabel.STOP, reason="light:red"),
-        "status": NodeStatus(node_id="n", state=NodeState.ONLINE, stamp_ns=102,
-                             counters={"frames": 1}),
-        "errors": ErrorReport(node_id="n", stamp_ns=103, topic="t", code="bad_json",
-                              detail="x"),
+            vehicle_id="car-1",
+            frame_id=7,
+            frame_stamp_ns=100,
+            stamp_ns=105,
+            decision=DecisionLabel.STOP,
+            probabilities={DecisionLabel.STOP: 1.0},
+            confidence=1.0,
+            valid=True,
+            rules_version="v1",
+            model_version="m",
+            node_id="n",
+            timings=Timings(
+                frame_age_ms=1, queue_ms=0, decode_ms=0, inference_ms=0, total_ms=1, batch_size=1
+            ),
+        ),
+        "label": LabelMsg(
+            vehicle_id="car-1",
+            frame_id=7,
+            stamp_ns=101,
+            decision=DecisionLabel.STOP,
+            reason="light:red",
+        ),
+        "status": NodeStatus(
+            node_id="n", state=NodeState.ONLINE, stamp_ns=102, counters={"frames": 1}
+        ),
+        "errors": ErrorReport(node_id="n", stamp_ns=103, topic="t", code="bad_json", detail="x"),
     }
 
 
@@ -253,8 +313,12 @@ def test_channel_names_in_files_never_change() -> None:
     from bus.recording import CHANNELS
 
     assert {name: ch.schema_name for name, ch in CHANNELS.items()} == {
-        "/camera/front": "foxglove.CompressedImage", "/ego": "ruledrive.FrameHeader",
-        "/rules": "ruledrive.RuleSet", "/label": "ruledrive.LabelMsg",
-        "/decision": "ruledrive.DecisionMsg", "/status": "ruledrive.NodeStatus",
-        "/errors": "ruledrive.ErrorReport", "/scene": "ruledrive.Scene",
+        "/camera/front": "foxglove.CompressedImage",
+        "/ego": "ruledrive.FrameHeader",
+        "/rules": "ruledrive.RuleSet",
+        "/label": "ruledrive.LabelMsg",
+        "/decision": "ruledrive.DecisionMsg",
+        "/status": "ruledrive.NodeStatus",
+        "/errors": "ruledrive.ErrorReport",
+        "/scene": "ruledrive.Scene",
     }

@@ -167,9 +167,7 @@ def test_dockerfile_installs_no_tensorflow(compose: dict) -> None:
     assert any(re.search(r"pip install \.(\s|$)", c) for c in installs), "pip install . missing"
     for cmd in installs:
         assert not re.search(r"tensorflow|keras|tf2onnx|\[.*train.*\]", cmd, re.I), cmd
-    args = dict(
-        a.split("=", 1) for i, a in _instructions(path) if i == "ARG" and "=" in a
-    )
+    args = dict(a.split("=", 1) for i, a in _instructions(path) if i == "ARG" and "=" in a)
     assert args["ORT_PACKAGE"] == "onnxruntime-gpu"
 
 

@@ -28,13 +28,34 @@ def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
     model = ROOT / "models/ruledrive-default.onnx"
     if not model.is_file():  # the demo logic does not depend on which model answers
         model = build_fake_model(tmp_path / "fake.onnx")
-    env = {**os.environ, "RULEDRIVE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}",
-           "MPLBACKEND": "Agg"}
+    env = {
+        **os.environ,
+        "RULEDRIVE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}",
+        "MPLBACKEND": "Agg",
+    }
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "ruledrive.cli", "demo", "--model", str(model), "--frames", "120",
-         "--vehicles", "4", "--rate", "4", "--out", str(tmp_path / "out")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=150,
+        [
+            sys.executable,
+            "-m",
+            "ruledrive.cli",
+            "demo",
+            "--model",
+            str(model),
+            "--frames",
+            "120",
+            "--vehicles",
+            "4",
+            "--rate",
+            "4",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
     )
     wall = time.monotonic() - t0
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -92,8 +92,13 @@ def test_size_is_read_from_the_header(progressive: bool) -> None:
 
 @pytest.mark.parametrize(
     ("width", "height"),
-    [(60000, 60000), (30000, 30000), (MAX_SIDE_PX + 1, 8), (8, MAX_SIDE_PX + 1),
-     (MAX_SIDE_PX, MAX_PIXELS // MAX_SIDE_PX + 1)],
+    [
+        (60000, 60000),
+        (30000, 30000),
+        (MAX_SIDE_PX + 1, 8),
+        (8, MAX_SIDE_PX + 1),
+        (MAX_SIDE_PX, MAX_PIXELS // MAX_SIDE_PX + 1),
+    ],
 )
 def test_images_declaring_too_many_pixels_are_refused_before_decoding(
     width: int, height: int, monkeypatch: pytest.MonkeyPatch
@@ -114,8 +119,9 @@ def test_largest_allowed_size_still_decodes() -> None:
     assert preprocess_jpeg(buf.tobytes()).shape == (96, 160, 3)
 
 
-@pytest.mark.parametrize("data", [b"\xff\xd8\xff\xd9", b"\xff\xd8\xff\xc0\x00\x11",
-                                  _declaring(0, 48)])
+@pytest.mark.parametrize(
+    "data", [b"\xff\xd8\xff\xd9", b"\xff\xd8\xff\xc0\x00\x11", _declaring(0, 48)]
+)
 def test_headers_without_a_usable_frame_are_bad_images(data: bytes) -> None:
     with pytest.raises(ImageDecodeError) as err:
         preprocess_jpeg(data)

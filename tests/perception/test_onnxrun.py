@@ -14,8 +14,9 @@ from tests.policy.fakemodel import build_fake_model
 
 
 def test_slices_give_the_same_probabilities_as_one_run(tmp_path: Path) -> None:
-    sess = ort.InferenceSession(str(build_fake_model(tmp_path / "m.onnx")),
-                                providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        str(build_fake_model(tmp_path / "m.onnx")), providers=["CPUExecutionProvider"]
+    )
     rng = np.random.default_rng(0)
     n = 13
     feeds = MODEL_SPEC.feeds(

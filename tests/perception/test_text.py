@@ -13,7 +13,17 @@ RULES = ["Speed limit 50 km/h", "No overtaking", "Left lane closed ahead, merge 
 
 def test_tokenize_keeps_numbers_and_drops_punctuation() -> None:
     assert tokenize("School zone: 30 km/h on weekdays 7am-5pm") == [
-        "school", "zone", "30", "km", "h", "on", "weekday", "7", "am", "5", "pm",
+        "school",
+        "zone",
+        "30",
+        "km",
+        "h",
+        "on",
+        "weekday",
+        "7",
+        "am",
+        "5",
+        "pm",
     ]
 
 

@@ -32,14 +32,27 @@ def jpeg(value: int = 128, w: int = 320, h: int = 192) -> bytes:
     return buf.tobytes()
 
 
-def header(vid: str = "car-1", frame_id: int = 0, speed: float = 30.0,
-           stamp_ns: int | None = None) -> FrameHeader:
-    return FrameHeader(vehicle_id=vid, frame_id=frame_id, speed_kph=speed,
-                       stamp_ns=time.time_ns() if stamp_ns is None else stamp_ns)
+def header(
+    vid: str = "car-1", frame_id: int = 0, speed: float = 30.0, stamp_ns: int | None = None
+) -> FrameHeader:
+    return FrameHeader(
+        vehicle_id=vid,
+        frame_id=frame_id,
+        speed_kph=speed,
+        stamp_ns=time.time_ns() if stamp_ns is None else stamp_ns,
+    )
 
 
-def rules(vid: str = "car-1", version: str = "r1",
-          texts: tuple[str, ...] = ("Stop at the red light",),
-          expires_at_ns: int | None = None) -> RuleSet:
-    return RuleSet(vehicle_id=vid, version=version, issued_at_ns=time.time_ns(),
-                   expires_at_ns=expires_at_ns, rules=list(texts))
+def rules(
+    vid: str = "car-1",
+    version: str = "r1",
+    texts: tuple[str, ...] = ("Stop at the red light",),
+    expires_at_ns: int | None = None,
+) -> RuleSet:
+    return RuleSet(
+        vehicle_id=vid,
+        version=version,
+        issued_at_ns=time.time_ns(),
+        expires_at_ns=expires_at_ns,
+        rules=list(texts),
+    )

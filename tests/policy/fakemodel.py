@@ -44,12 +44,15 @@ _W = np.array(
 _B = np.array([0.0, 0.0, 1.5, 0.0, -1.0, -1.0], dtype=np.float32)
 
 
-_ELEM_TYPES = {"uint8": TensorProto.UINT8, "int32": TensorProto.INT32,
-               "float32": TensorProto.FLOAT}
+_ELEM_TYPES = {"uint8": TensorProto.UINT8, "int32": TensorProto.INT32, "float32": TensorProto.FLOAT}
 
 
-def _value_info(spec: InputSpec, name: str | None = None, elem_type: int | None = None,
-                shape: tuple[int | str, ...] | None = None) -> onnx.ValueInfoProto:
+def _value_info(
+    spec: InputSpec,
+    name: str | None = None,
+    elem_type: int | None = None,
+    shape: tuple[int | str, ...] | None = None,
+) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(
         name or spec.name,
         _ELEM_TYPES[spec.dtype] if elem_type is None else elem_type,
@@ -117,7 +120,11 @@ def build_fake_model(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     meta = build_metadata(
-        fake_tokenizer(), version, {"kind": "test-double"}, {"accuracy": 0.0}, "fake",
+        fake_tokenizer(),
+        version,
+        {"kind": "test-double"},
+        {"accuracy": 0.0},
+        "fake",
         labels=label_order,
     )
     meta.update(metadata or {})

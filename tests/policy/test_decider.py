@@ -48,11 +48,13 @@ def test_different_inputs_give_different_decisions(decider: Decider) -> None:
         (lambda: (header(), jpeg(), rules(expires_at_ns=time.time_ns() - 1)), Reason.RULES_EXPIRED),
         (lambda: (header(), b"\xff\xd8garbage", rules()), Reason.BAD_IMAGE),
         (lambda: (header(), b"", rules()), Reason.BAD_IMAGE),
-        (lambda: (header(stamp_ns=time.time_ns() - 2 * 10**9), jpeg(), rules()),
-         Reason.STALE_FRAME),
+        (
+            lambda: (header(stamp_ns=time.time_ns() - 2 * 10**9), jpeg(), rules()),
+            Reason.STALE_FRAME,
+        ),
     ],
 )
-def test_fallbacks(decider: Decider, make, reason: Reason) -> None:  # noqa: ANN001
+def test_fallbacks(decider: Decider, make, reason: Reason) -> None:
     d = decider.step(*make())
     assert not d.valid
     assert d.reason == reason
@@ -67,7 +69,7 @@ def test_fallback_table_is_conservative() -> None:
     assert FALLBACK_DECISION[Reason.LOW_CONFIDENCE] is DecisionLabel.SLOW_DOWN
 
 
-def test_low_confidence(tmp_path) -> None:  # noqa: ANN001
+def test_low_confidence(tmp_path) -> None:
     flat = PolicyModel.load(build_fake_model(tmp_path / "flat.onnx", scale=0.0))
     d = Decider(flat, "n", confidence_threshold=0.5).step(header(), jpeg(), rules())
     assert (d.valid, d.reason, d.decision) == (False, "low_confidence", DecisionLabel.SLOW_DOWN)
@@ -122,7 +124,9 @@ def test_contract_fallback_table_is_generated_from_the_code() -> None:
     from policy.fallback import fallback_table_markdown
 
     doc = Path(__file__).parents[2] / "docs" / "contract.md"
-    assert fallback_table_markdown() in doc.read_text(), "regenerate the table in docs/contract.md"
+    assert fallback_table_markdown() in doc.read_text(), (
+        "regenerate the table: python -m ruledrive.docgen"
+    )
 
 
 @pytest.mark.parametrize(
@@ -130,16 +134,20 @@ def test_contract_fallback_table_is_generated_from_the_code() -> None:
     [
         # An unreadable picture is STOP whatever else is wrong with the frame.
         (lambda: (header(stamp_ns=time.time_ns() - 10**10), b"", None), Reason.BAD_IMAGE),
-        (lambda: (header(stamp_ns=time.time_ns() + 10**12), b"\xff\xd8x", rules()),
-         Reason.BAD_IMAGE),
+        (
+            lambda: (header(stamp_ns=time.time_ns() + 10**12), b"\xff\xd8x", rules()),
+            Reason.BAD_IMAGE,
+        ),
         # Then time: a frame from the future is not trusted even with no rules.
         (lambda: (header(stamp_ns=time.time_ns() + 10**12), jpeg(), None), Reason.BAD_TIMESTAMP),
         (lambda: (header(stamp_ns=time.time_ns() - 10**10), jpeg(), None), Reason.STALE_FRAME),
-        (lambda: (header(stamp_ns=time.time_ns() - 10**10), jpeg(),
-                  rules(expires_at_ns=1)), Reason.STALE_FRAME),
+        (
+            lambda: (header(stamp_ns=time.time_ns() - 10**10), jpeg(), rules(expires_at_ns=1)),
+            Reason.STALE_FRAME,
+        ),
         (lambda: (header(), jpeg(), rules(expires_at_ns=1)), Reason.RULES_EXPIRED),
     ],
 )
-def test_fallback_order(model: PolicyModel, make, reason: Reason) -> None:  # noqa: ANN001
+def test_fallback_order(model: PolicyModel, make, reason: Reason) -> None:
     d = Decider(model, "n", max_frame_age_ms=500, max_clock_skew_ms=500).step(*make())
     assert (d.reason, d.decision, d.valid) == (reason, FALLBACK_DECISION[reason], False)

@@ -26,25 +26,45 @@ VIDS = ["car-1", "car-2", "car-3"]
 GOOD_JPEG = jpeg(90)
 
 _header = st.builds(
-    FrameHeader, vehicle_id=st.sampled_from(VIDS), frame_id=st.integers(0, 10**6),
-    stamp_ns=st.integers(0, 2**62), speed_kph=st.floats(0, 300),
+    FrameHeader,
+    vehicle_id=st.sampled_from(VIDS),
+    frame_id=st.integers(0, 10**6),
+    stamp_ns=st.integers(0, 2**62),
+    speed_kph=st.floats(0, 300),
 )
-_image = st.one_of(st.just(GOOD_JPEG), st.binary(max_size=64),
-                   st.builds(lambda b: b"\xff\xd8" + b, st.binary(max_size=64)),
-                   st.builds(lambda n: GOOD_JPEG[:n], st.integers(0, len(GOOD_JPEG))))
+_image = st.one_of(
+    st.just(GOOD_JPEG),
+    st.binary(max_size=64),
+    st.builds(lambda b: b"\xff\xd8" + b, st.binary(max_size=64)),
+    st.builds(lambda n: GOOD_JPEG[:n], st.integers(0, len(GOOD_JPEG))),
+)
 _rules = st.builds(
-    RuleSet, vehicle_id=st.sampled_from(VIDS), version=st.text("abc123", min_size=1, max_size=4),
-    issued_at_ns=st.integers(0, 2**62), expires_at_ns=st.none() | st.integers(0, 2**63 - 1),
+    RuleSet,
+    vehicle_id=st.sampled_from(VIDS),
+    version=st.text("abc123", min_size=1, max_size=4),
+    issued_at_ns=st.integers(0, 2**62),
+    expires_at_ns=st.none() | st.integers(0, 2**63 - 1),
     rules=st.lists(st.text(max_size=40).filter(str.strip), max_size=5),
 )
 _garbage = st.tuples(
-    st.sampled_from([CAMERA.topic(P, vehicle_id="car-1"), RULES.topic(P, vehicle_id="car-2"),
-                     f"{P}/vehicles/x y/rules", f"{P}/nope"]),
-    st.one_of(st.binary(max_size=100),
-              st.builds(lambda d: b"RDF1" + struct.pack(">I", len(d)) + d,
-                        st.builds(lambda o: json.dumps(o).encode(),
-                                  st.dictionaries(st.text(max_size=8), st.integers() | st.text(),
-                                                  max_size=4)))),
+    st.sampled_from(
+        [
+            CAMERA.topic(P, vehicle_id="car-1"),
+            RULES.topic(P, vehicle_id="car-2"),
+            f"{P}/vehicles/x y/rules",
+            f"{P}/nope",
+        ]
+    ),
+    st.one_of(
+        st.binary(max_size=100),
+        st.builds(
+            lambda d: b"RDF1" + struct.pack(">I", len(d)) + d,
+            st.builds(
+                lambda o: json.dumps(o).encode(),
+                st.dictionaries(st.text(max_size=8), st.integers() | st.text(), max_size=4),
+            ),
+        ),
+    ),
 )
 _event = st.one_of(
     st.tuples(st.just("frame"), _header, _image),
@@ -54,20 +74,31 @@ _event = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def fuzz_model(fake_model_path) -> PolicyModel:  # noqa: ANN001
+def fuzz_model(fake_model_path) -> PolicyModel:
     return PolicyModel.load(fake_model_path)
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(events=st.lists(_event, max_size=25), batch=st.integers(1, 4))
-def test_node_survives_any_message_sequence(fuzz_model: PolicyModel, events: list,
-                                            batch: int) -> None:
+def test_node_survives_any_message_sequence(
+    fuzz_model: PolicyModel, events: list, batch: int
+) -> None:
     bus = MemoryBus()
     # Interval 0: every rejection is reported (rate limiting is tested in test_overload.py).
-    node = Node(load_settings({"node_id": "fz", "max_batch_size": batch,
-                               "error_report_interval_s": 0, "max_frame_age_ms": 10**12}),
-                bus, fuzz_model)
+    node = Node(
+        load_settings(
+            {
+                "node_id": "fz",
+                "max_batch_size": batch,
+                "error_report_interval_s": 0,
+                "max_frame_age_ms": 10**12,
+            }
+        ),
+        bus,
+        fuzz_model,
+    )
     node.start()
     decided, reports = Recorder(), Recorder()
     bus.subscribe(DECISION.subscription(P), decided)

@@ -17,8 +17,13 @@ def test_status_counters_are_read_from_the_registry() -> None:
     m.count("frames", 5)
     m.count("rules.older_ignored")
     assert m.counters() == {
-        "batches": 1, "dropped.conflated": 3, "frames": 5, "rejected": 3,
-        "rejected.bad_image": 2, "rejected.too_many_rules": 1, "rules.older_ignored": 1,
+        "batches": 1,
+        "dropped.conflated": 3,
+        "frames": 5,
+        "rejected": 3,
+        "rejected.bad_image": 2,
+        "rejected.too_many_rules": 1,
+        "rules.older_ignored": 1,
     }
     get = m.registry.get_sample_value
     assert get("ruledrive_frames_dropped_total", {"cause": "conflated"}) == 3

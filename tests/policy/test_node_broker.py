@@ -41,12 +41,16 @@ class Client:
         self.bus.connect()
 
     def rules(self, vid: str = "car-1", **kw: object) -> None:
-        self.bus.publish(RULES.topic(self.prefix, vehicle_id=vid), encode(rules(vid, **kw)), 1,
-                         retain=True)
+        self.bus.publish(
+            RULES.topic(self.prefix, vehicle_id=vid), encode(rules(vid, **kw)), 1, retain=True
+        )
 
     def frame(self, vid: str = "car-1", frame_id: int = 0, **kw: object) -> None:
-        self.bus.publish(CAMERA.topic(self.prefix, vehicle_id=vid),
-                         pack_frame(header(vid, frame_id, **kw), jpeg()), 0)
+        self.bus.publish(
+            CAMERA.topic(self.prefix, vehicle_id=vid),
+            pack_frame(header(vid, frame_id, **kw), jpeg()),
+            0,
+        )
 
     def got(self) -> list[DecisionMsg]:
         return [DecisionMsg.model_validate_json(p) for _, p in self.decisions.messages]
@@ -63,8 +67,16 @@ class Client:
 
 
 def start_node(url: str, prefix: str, model: PolicyModel) -> tuple[Node, threading.Thread]:
-    s = load_settings({"mqtt_url": url, "topic_prefix": prefix, "node_id": "node-b",
-                       "heartbeat_s": 0.5, "reload_poll_s": 0, "max_frame_age_ms": 500})
+    s = load_settings(
+        {
+            "mqtt_url": url,
+            "topic_prefix": prefix,
+            "node_id": "node-b",
+            "heartbeat_s": 0.5,
+            "reload_poll_s": 0,
+            "max_frame_age_ms": 500,
+        }
+    )
     bus = MqttBus(url, client_id=f"node-b-{uuid.uuid4().hex[:6]}", reconnect_max_s=1)
     node = Node(s, bus, model)
     node.start()
@@ -112,8 +124,9 @@ def test_end_to_end_rules_frames_decisions(shared: tuple[Node, Client]) -> None:
     assert c.last_status().state == "online"
 
 
-def test_reconnect_after_private_broker_restart(private_broker, model: PolicyModel,  # noqa: ANN001
-                                                prefix: str) -> None:
+def test_reconnect_after_private_broker_restart(
+    private_broker, model: PolicyModel, prefix: str
+) -> None:
     node, t = start_node(private_broker.url, prefix, model)
     c = Client(private_broker.url, prefix, "node-b")
     try:
@@ -141,18 +154,36 @@ def test_reconnect_after_private_broker_restart(private_broker, model: PolicyMod
         c.bus.close()
 
 
-def test_serve_cli_sigterm_exits_0_and_publishes_offline(private_broker, fake_model_path: Path,  # noqa: ANN001
-                                                        prefix: str) -> None:
+def test_serve_cli_sigterm_exits_0_and_publishes_offline(
+    private_broker, fake_model_path: Path, prefix: str
+) -> None:
     c = Client(private_broker.url, prefix, "cli-node")
     env = {**os.environ, "RULEDRIVE_NODE_ID": "cli-node"}
     # The node's process reports at exit whether TensorFlow was ever imported while it served.
-    probe = ("import atexit, sys; atexit.register(lambda: print('TENSORFLOW', "
-             "'tensorflow' in sys.modules)); from ruledrive.cli import main; "
-             "sys.exit(main(sys.argv[1:]))")
+    probe = (
+        "import atexit, sys; atexit.register(lambda: print('TENSORFLOW', "
+        "'tensorflow' in sys.modules)); from ruledrive.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-c", probe, "serve", "--mqtt-url", private_broker.url,
-         "--model", str(fake_model_path), "--topic-prefix", prefix, "--heartbeat-s", "0.5"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-c",
+            probe,
+            "serve",
+            "--mqtt-url",
+            private_broker.url,
+            "--model",
+            str(fake_model_path),
+            "--topic-prefix",
+            prefix,
+            "--heartbeat-s",
+            "0.5",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         assert c.status.wait_for(lambda m: any(b'"online"' in p for _, p in m), 20)
@@ -173,12 +204,19 @@ def test_serve_cli_sigterm_exits_0_and_publishes_offline(private_broker, fake_mo
 
 
 def test_serve_bad_config_exits_2() -> None:
-    r = subprocess.run([sys.executable, "-m", "ruledrive.cli", "serve", "--max-batch-size", "0"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "ruledrive.cli", "serve", "--max-batch-size", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 2 and "RULEDRIVE_MAX_BATCH_SIZE" in r.stderr
 
 
 def test_serve_never_imports_tensorflow(fake_model_path: Path) -> None:
-    code = ("import sys, ruledrive.cli, policy.node, ruledrive.bench_node; "
-            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    code = (
+        "import sys, ruledrive.cli, policy.node, ruledrive.bench_node; "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)

@@ -59,12 +59,16 @@ def decisions(rec: Recorder) -> list[DecisionMsg]:
 
 
 def errors(bus: MemoryBus) -> list[ErrorReport]:
-    return [ErrorReport.model_validate_json(p) for t, p, _, _ in bus.published
-            if t == ERRORS.topic(P, node_id="node-t")]
+    return [
+        ErrorReport.model_validate_json(p)
+        for t, p, _, _ in bus.published
+        if t == ERRORS.topic(P, node_id="node-t")
+    ]
 
 
-def send_frame(bus: MemoryBus, vid: str = "car-1", frame_id: int = 0, image: bytes | None = None,
-               **kw: object) -> None:
+def send_frame(
+    bus: MemoryBus, vid: str = "car-1", frame_id: int = 0, image: bytes | None = None, **kw: object
+) -> None:
     payload = pack_frame(header(vid, frame_id, **kw), jpeg() if image is None else image)
     bus.publish(CAMERA.topic(P, vehicle_id=vid), payload)
 
@@ -104,11 +108,15 @@ def test_stop_publishes_offline_and_will_on_loss(bus: MemoryBus, model: PolicyMo
     assert NodeStatus.model_validate_json(bus.retained(topic)).state == "offline"
     other = Node(settings(node_id="node-u"), bus, model)
     other.start()
-    assert NodeStatus.model_validate_json(bus.retained(STATUS.topic(P, node_id="node-u"))).state \
+    assert (
+        NodeStatus.model_validate_json(bus.retained(STATUS.topic(P, node_id="node-u"))).state
         == "online"
+    )
     bus.lost()  # crash: the broker publishes the will
-    assert NodeStatus.model_validate_json(bus.retained(STATUS.topic(P, node_id="node-u"))).state \
+    assert (
+        NodeStatus.model_validate_json(bus.retained(STATUS.topic(P, node_id="node-u"))).state
         == "offline"
+    )
 
 
 def test_conflation_keeps_newest_frame_per_vehicle(bus: MemoryBus, node: Node) -> None:
@@ -118,7 +126,9 @@ def test_conflation_keeps_newest_frame_per_vehicle(bus: MemoryBus, node: Node) -
     send_frame(bus, "car-2", 0)
     batch = node._collect(timeout=0.1)
     assert sorted((p.header.vehicle_id, p.header.frame_id) for p in batch) == [
-        ("car-1", 4), ("car-2", 0)]
+        ("car-1", 4),
+        ("car-2", 0),
+    ]
     assert node.metrics.counters()["dropped.conflated"] == 4
     out = node.process(batch)
     assert [d.timings.batch_size for d in out if d.valid] == [1]  # car-2 has no rules
@@ -174,11 +184,12 @@ HUGE = b"9" * 401  # a 401-digit integer
 
 BAD = [
     (CAMERA.topic(P, vehicle_id="car-1"), b"garbage", "bad_envelope"),
-    (CAMERA.topic(P, vehicle_id="car-1"),
-     b"RDF1\x00\x00\x00\x05{bad}" + jpeg(), "bad_json"),
-    (CAMERA.topic(P, vehicle_id="car-1"),
-     pack_frame(header(), jpeg()).replace(b'"schema_version":1', b'"schema_version":9'),
-     "unsupported_schema_version"),
+    (CAMERA.topic(P, vehicle_id="car-1"), b"RDF1\x00\x00\x00\x05{bad}" + jpeg(), "bad_json"),
+    (
+        CAMERA.topic(P, vehicle_id="car-1"),
+        pack_frame(header(), jpeg()).replace(b'"schema_version":1', b'"schema_version":9'),
+        "unsupported_schema_version",
+    ),
     (CAMERA.topic(P, vehicle_id="car-1"), raw_frame(speed_kph=float("nan")), "bad_header"),
     (CAMERA.topic(P, vehicle_id="car-1"), raw_frame(speed_kph="fast"), "bad_header"),
     (CAMERA.topic(P, vehicle_id="car-1"), raw_frame(frame_id=None), "bad_header"),
@@ -186,28 +197,41 @@ BAD = [
     (CAMERA.topic(P, vehicle_id="car-1"), b"RDF1" + bytes(3 * 1024 * 1024), "payload_too_large"),
     (f"{P}/vehicles/bad$id/rules", encode(rules()), "bad_vehicle_id"),
     (RULES.topic(P, vehicle_id="car-1"), b"{not json", "bad_json"),
-    (RULES.topic(P, vehicle_id="car-1"), json.dumps({"vehicle_id": "car-1"}).encode(),
-     "bad_schema"),
-    (RULES.topic(P, vehicle_id="car-1"),
-     encode(rules()).replace(b'"issued_at_ns":', b'"issued_at_ns":"x",  "_":'), "bad_schema"),
+    (
+        RULES.topic(P, vehicle_id="car-1"),
+        json.dumps({"vehicle_id": "car-1"}).encode(),
+        "bad_schema",
+    ),
+    (
+        RULES.topic(P, vehicle_id="car-1"),
+        encode(rules()).replace(b'"issued_at_ns":', b'"issued_at_ns":"x",  "_":'),
+        "bad_schema",
+    ),
     (f"{P}/vehicles/car-1/camera/rear", b"x", "unknown_topic"),
     # Integers beyond int64 once ended the node (OverflowError converting the frame age).
-    (CAMERA.topic(P, vehicle_id="car-1"),
-     envelope(b'{"vehicle_id":"car-1","frame_id":0,"speed_kph":3,"stamp_ns":' + HUGE + b"}"),
-     "bad_header"),
+    (
+        CAMERA.topic(P, vehicle_id="car-1"),
+        envelope(b'{"vehicle_id":"car-1","frame_id":0,"speed_kph":3,"stamp_ns":' + HUGE + b"}"),
+        "bad_header",
+    ),
     (CAMERA.topic(P, vehicle_id="car-1"), raw_frame(frame_id=2**63), "bad_header"),
     (CAMERA.topic(P, vehicle_id="car-1"), raw_frame(stamp_ns=-1), "bad_header"),
-    (RULES.topic(P, vehicle_id="car-1"),
-     encode(rules()).replace(b'"issued_at_ns":', b'"issued_at_ns":' + HUGE + b', "_x":'),
-     "bad_schema"),
-    (RULES.topic(P, vehicle_id="car-1"),
-     encode(rules().model_copy(update={"issued_at_ns": time.time_ns() + 3600 * 10**9})),
-     "rules_from_future"),
+    (
+        RULES.topic(P, vehicle_id="car-1"),
+        encode(rules()).replace(b'"issued_at_ns":', b'"issued_at_ns":' + HUGE + b', "_x":'),
+        "bad_schema",
+    ),
+    (
+        RULES.topic(P, vehicle_id="car-1"),
+        encode(rules().model_copy(update={"issued_at_ns": time.time_ns() + 3600 * 10**9})),
+        "rules_from_future",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("topic", "payload", "code"), BAD, ids=[b[2] + str(i) for i, b in
-                                                                 enumerate(BAD)])
+@pytest.mark.parametrize(
+    ("topic", "payload", "code"), BAD, ids=[b[2] + str(i) for i, b in enumerate(BAD)]
+)
 def test_bad_input_rejected_reported_and_node_keeps_serving(
     bus: MemoryBus, running: Node, topic: str, payload: bytes, code: str
 ) -> None:
@@ -283,7 +307,7 @@ def test_a_failing_frame_is_answered_and_the_others_still_decided(
     send_rules(bus)
     check = running.decider._check
 
-    def flaky(job, now):  # noqa: ANN001, ANN202
+    def flaky(job, now):
         if job.header.frame_id == 13:
             raise RuntimeError("a bug on one frame")
         return check(job, now)
@@ -306,7 +330,7 @@ def test_a_failing_batch_is_answered_and_the_node_keeps_serving(
     decide = running.decider.decide_batch
     calls = []
 
-    def broken_once(jobs):  # noqa: ANN001, ANN202
+    def broken_once(jobs):
         calls.append(len(jobs))
         if len(calls) == 1:
             raise RuntimeError("a bug in the batch path")
@@ -335,8 +359,9 @@ def test_rules_retained_cleared_and_older_ignored(bus: MemoryBus, node: Node) ->
     assert set(late.rules) == {"car-3"}
 
 
-def test_hot_reload_keeps_old_model_on_failure(tmp_path: Path, bus: MemoryBus,
-                                               fake_model_path: Path) -> None:
+def test_hot_reload_keeps_old_model_on_failure(
+    tmp_path: Path, bus: MemoryBus, fake_model_path: Path
+) -> None:
     path = tmp_path / "m.onnx"
     shutil.copy(fake_model_path, path)
     node = Node(settings(model_path=path, reload_poll_s=0.05), bus)
@@ -368,9 +393,15 @@ def test_settings_validation(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RULEDRIVE_MAX_BATCH_SIZE", "3")
     assert load_settings().max_batch_size == 3
     assert load_settings({"max_batch_size": "5"}).max_batch_size == 5  # flags win
-    for bad in ({"mqtt_url": "http://x"}, {"max_batch_size": 0}, {"node_id": "a b"},
-                {"providers": "gpu"}, {"topic_prefix": "a/#"}, {"tls_ca": "/nope"},
-                {"confidence_threshold": 2}):
+    for bad in (
+        {"mqtt_url": "http://x"},
+        {"max_batch_size": 0},
+        {"node_id": "a b"},
+        {"providers": "gpu"},
+        {"topic_prefix": "a/#"},
+        {"tls_ca": "/nope"},
+        {"confidence_threshold": 2},
+    ):
         with pytest.raises(ConfigError, match="invalid settings"):
             load_settings(bad)
 
@@ -387,5 +418,5 @@ def test_metrics_endpoint(bus: MemoryBus, model: PolicyModel) -> None:
     send_frame(bus)
     node.process(node._collect(0.1))
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    assert 'ruledrive_decisions_total{decision=' in body
+    assert "ruledrive_decisions_total{decision=" in body
     assert "ruledrive_inference_ms_bucket" in body and "ruledrive_batch_size_count 1.0" in body

@@ -58,16 +58,24 @@ def bus() -> MemoryBus:
 
 
 def _node(bus: MemoryBus, model: PolicyModel, **kw: object) -> Node:
-    base = {"node_id": "node-o", "heartbeat_s": 60, "reload_poll_s": 0, "max_wait_us": 0,
-            "max_batch_size": 1}
+    base = {
+        "node_id": "node-o",
+        "heartbeat_s": 60,
+        "reload_poll_s": 0,
+        "max_wait_us": 0,
+        "max_batch_size": 1,
+    }
     node = Node(load_settings({**base, **kw}), bus, model)
     node.start()
     return node
 
 
 def _reports(bus: MemoryBus) -> list[ErrorReport]:
-    return [ErrorReport.model_validate_json(p) for t, p, _, _ in bus.published
-            if t == ERRORS.topic(P, node_id="node-o")]
+    return [
+        ErrorReport.model_validate_json(p)
+        for t, p, _, _ in bus.published
+        if t == ERRORS.topic(P, node_id="node-o")
+    ]
 
 
 def test_a_flood_of_bad_messages_gives_one_report_per_interval(

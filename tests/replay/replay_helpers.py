@@ -19,18 +19,37 @@ def jpeg(value: int) -> bytes:
     return buf.tobytes()
 
 
-def drive(vid: str, n: int = 5, labels: tuple[DecisionLabel, ...] = tuple(DecisionLabel),
-          rule_change_at: int | None = None, expires_after: int | None = None) -> Drive:
+def drive(
+    vid: str,
+    n: int = 5,
+    labels: tuple[DecisionLabel, ...] = tuple(DecisionLabel),
+    rule_change_at: int | None = None,
+    expires_after: int | None = None,
+) -> Drive:
     """n frames of one vehicle with a rule set at the start (and optionally a change)."""
-    rules = RuleSet(vehicle_id=vid, version="r1", issued_at_ns=T0, rules=["Stop at the red light"],
-                    expires_at_ns=None if expires_after is None else T0 + expires_after * PERIOD)
+    rules = RuleSet(
+        vehicle_id=vid,
+        version="r1",
+        issued_at_ns=T0,
+        rules=["Stop at the red light"],
+        expires_at_ns=None if expires_after is None else T0 + expires_after * PERIOD,
+    )
     events: list[DriveFrame | DriveRules] = [DriveRules(T0, rules)]
     for i in range(n):
         t = T0 + i * PERIOD + 1
         if rule_change_at == i:
-            events.append(DriveRules(t - 1, rules.model_copy(
-                update={"version": "r2", "rules": ["Speed limit 50 km/h"], "issued_at_ns": t - 1}
-            )))
+            events.append(
+                DriveRules(
+                    t - 1,
+                    rules.model_copy(
+                        update={
+                            "version": "r2",
+                            "rules": ["Speed limit 50 km/h"],
+                            "issued_at_ns": t - 1,
+                        }
+                    ),
+                )
+            )
         header = FrameHeader(vehicle_id=vid, frame_id=100 + i, stamp_ns=t, speed_kph=10.0 * i)
         events.append(DriveFrame(t, header, jpeg(40 * (i % 6)), labels[i % len(labels)]))
     return Drive(vid, events, "synthetic")

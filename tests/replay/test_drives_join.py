@@ -16,8 +16,12 @@ GOLDEN = Path(__file__).parents[1] / "golden" / "drive.mcap"
 
 
 def _frames(path: Path) -> list[tuple[str, int, DecisionLabel | None, bytes]]:
-    return [(e.header.vehicle_id, e.header.frame_id, e.label, e.jpeg)
-            for d in load_drives([path]) for e in d.events if isinstance(e, DriveFrame)]
+    return [
+        (e.header.vehicle_id, e.header.frame_id, e.label, e.jpeg)
+        for d in load_drives([path])
+        for e in d.events
+        if isinstance(e, DriveFrame)
+    ]
 
 
 def _samples(path: Path) -> list[tuple[str, int, DecisionLabel | None, bytes]]:
@@ -33,13 +37,16 @@ def test_a_late_label_is_dropped_by_both(tmp_path: Path) -> None:
     with RecordingWriter(path) as w:
         w.write_rules(RuleSet(vehicle_id="car-1", version="v1", issued_at_ns=1, rules=["Stop"]))
         for i in range(2):
-            w.write_frame(FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=10 + i,
-                                      speed_kph=5.0), JPEG)
+            w.write_frame(
+                FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=10 + i, speed_kph=5.0), JPEG
+            )
         # Frame 0's label after frame 1 started: not joined (one rule for replay and training).
-        w.write_label(LabelMsg(vehicle_id="car-1", frame_id=0, stamp_ns=12,
-                               decision=DecisionLabel.STOP))
-        w.write_label(LabelMsg(vehicle_id="car-1", frame_id=1, stamp_ns=13,
-                               decision=DecisionLabel.YIELD))
+        w.write_label(
+            LabelMsg(vehicle_id="car-1", frame_id=0, stamp_ns=12, decision=DecisionLabel.STOP)
+        )
+        w.write_label(
+            LabelMsg(vehicle_id="car-1", frame_id=1, stamp_ns=13, decision=DecisionLabel.YIELD)
+        )
     expected = [("car-1", 0, None, JPEG), ("car-1", 1, DecisionLabel.YIELD, JPEG)]
     assert _frames(path) == _samples(path) == expected
     (drive,) = load_drives([path])

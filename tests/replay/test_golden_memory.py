@@ -38,9 +38,23 @@ def _files() -> None:
 
 
 def test_golden_replay_on_memory_bus_matches_reference(tmp_path: Path) -> None:
-    rc = cli_main(["replay", str(GOLDEN), "--rate", "max", "--bus", "memory", "--serve-model",
-                   str(MODEL), "--no-progress", "--out", str(tmp_path), "--reference",
-                   str(REFERENCE)])
+    rc = cli_main(
+        [
+            "replay",
+            str(GOLDEN),
+            "--rate",
+            "max",
+            "--bus",
+            "memory",
+            "--serve-model",
+            str(MODEL),
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+            "--reference",
+            str(REFERENCE),
+        ]
+    )
     report = json.loads((tmp_path / "report.json").read_text())
     assert rc == 0, report["failures"]
     assert report["missing"] == 0 and report["frames_published"] == 60
@@ -63,17 +77,23 @@ def _with_faults(drive: Drive) -> tuple[Drive, dict[int, Reason]]:
     expected: dict[int, Reason] = {f.header.frame_id: Reason.NO_RULES for f in frames[:3]}
     events.remove(first)
     events.insert(events.index(frames[3]), dataclasses.replace(first, t_ns=frames[3].t_ns - 1))
-    broken = {frames[4].header.frame_id: (b"\xff\xd8\xff\xe0 not a picture", Reason.BAD_IMAGE),
-              frames[5].header.frame_id: (_bomb(frames[5].jpeg), Reason.IMAGE_TOO_LARGE)}
+    broken = {
+        frames[4].header.frame_id: (b"\xff\xd8\xff\xe0 not a picture", Reason.BAD_IMAGE),
+        frames[5].header.frame_id: (_bomb(frames[5].jpeg), Reason.IMAGE_TOO_LARGE),
+    }
     for fid, (jpeg, reason) in broken.items():
-        i = next(i for i, e in enumerate(events)
-                 if isinstance(e, DriveFrame) and e.header.frame_id == fid)
+        i = next(
+            i
+            for i, e in enumerate(events)
+            if isinstance(e, DriveFrame) and e.header.frame_id == fid
+        )
         events[i] = dataclasses.replace(events[i], jpeg=jpeg)
         expected[fid] = reason
     after = [f for f in frames if f.t_ns > second.t_ns]
     expires = after[1].t_ns + 1  # the third frame after the change finds it expired
     events[events.index(second)] = dataclasses.replace(
-        second, rules=second.rules.model_copy(update={"expires_at_ns": expires}))
+        second, rules=second.rules.model_copy(update={"expires_at_ns": expires})
+    )
     for f in after[2:]:
         if all(r.t_ns <= second.t_ns for r in rule_sets[2:] if r.t_ns < f.t_ns):
             expected[f.header.frame_id] = Reason.RULES_EXPIRED
@@ -84,8 +104,16 @@ def test_golden_replay_with_faults_gives_the_fallbacks_and_nothing_else_changes(
     drives = load_drives([GOLDEN])
     faulty, expected = _with_faults(drives[0])
     bus = MemoryBus()
-    settings = load_settings({"model_path": MODEL, "node_id": "golden-faults", "heartbeat_s": 60,
-                              "reload_poll_s": 0, "max_wait_us": 0, "max_frame_age_ms": 10_000})
+    settings = load_settings(
+        {
+            "model_path": MODEL,
+            "node_id": "golden-faults",
+            "heartbeat_s": 60,
+            "reload_poll_s": 0,
+            "max_wait_us": 0,
+            "max_frame_age_ms": 10_000,
+        }
+    )
     with serve_in_thread(Node(settings, bus), join_s=10):
         replayer = Replayer(bus, plan_lanes([faulty, *drives[1:]]), None, timeout_s=10)
         replayer.attach()
@@ -105,6 +133,7 @@ def test_golden_replay_with_faults_gives_the_fallbacks_and_nothing_else_changes(
         want = (FALLBACK_DECISION[reason].value, False, reason.value)
         assert (have["decision"], have["valid"], have["reason"]) == want, fid
     untouched = {k: v for k, v in reference.items() if k not in faulted}
-    kept = [row for row in rows
-            if (row[0].source_vehicle_id, row[0].source_frame_id) not in faulted]
+    kept = [
+        row for row in rows if (row[0].source_vehicle_id, row[0].source_frame_id) not in faulted
+    ]
     assert compare_reference(untouched, kept) == []

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _publish_drives(url: str, drives, prefix: str = "ruledrive/v1") -> None:  # noqa: ANN001
+def _publish_drives(url: str, drives, prefix: str = "ruledrive/v1") -> None:
     """Replay without a node (publishing is all we need): frames, rules and labels go out."""
     bus = MqttBus(url)
     r = Replayer(bus, plan_lanes(drives), 4.0, prefix=prefix, timeout_s=0.2)
@@ -37,7 +37,7 @@ def _publish_drives(url: str, drives, prefix: str = "ruledrive/v1") -> None:  # 
         bus.close()
 
 
-def _start(url: str, out: Path, **kw) -> tuple[BusRecorder, threading.Thread, MqttBus]:  # noqa: ANN003
+def _start(url: str, out: Path, **kw) -> tuple[BusRecorder, threading.Thread, MqttBus]:
     bus = MqttBus(url, reconnect_max_s=1)
     rec = BusRecorder(out, flush_s=0.2, writer_factory=_default_writer, **kw)
     rec.subscribe(bus)
@@ -51,7 +51,7 @@ def _frames(path: Path) -> int:
     return sum(1 for _ in recording.read_samples([path], require_labels=False))
 
 
-def test_broker_restart_recorder_continues(private_broker, tmp_path: Path) -> None:  # noqa: ANN001
+def test_broker_restart_recorder_continues(private_broker, tmp_path: Path) -> None:
     out = tmp_path / "rec.mcap"
     rec, t, bus = _start(private_broker.url, out)
     _publish_drives(private_broker.url, [drive("car-a", 5)])
@@ -79,19 +79,31 @@ def _on_disk(path: Path, vehicle_id: str) -> int:
     return sum(1 for s in samples if s.vehicle_id == vehicle_id and s.label is not None)
 
 
-def _wait_until(cond, timeout_s: float, what: str) -> None:  # noqa: ANN001
+def _wait_until(cond, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
         assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
         time.sleep(0.1)
 
 
-def test_sigkill_leaves_a_readable_file(private_broker, tmp_path: Path) -> None:  # noqa: ANN001
+def test_sigkill_leaves_a_readable_file(private_broker, tmp_path: Path) -> None:
     out = tmp_path / "killed.mcap"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ruledrive.cli", "record", "--out", str(out), "--mqtt-url",
-         private_broker.url, "--chunk-kb", "16"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "ruledrive.cli",
+            "record",
+            "--out",
+            str(out),
+            "--mqtt-url",
+            private_broker.url,
+            "--chunk-kb",
+            "16",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         # The recorder is subscribed once something it heard reaches the file (it starts slowly
@@ -122,7 +134,7 @@ def test_sigkill_leaves_a_readable_file(private_broker, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.tf
-def test_recorded_replay_session_trains(private_broker, tmp_path: Path) -> None:  # noqa: ANN001
+def test_recorded_replay_session_trains(private_broker, tmp_path: Path) -> None:
     pytest.importorskip("tensorflow")
     from training.config import TrainConfig
     from training.train import train
@@ -134,7 +146,8 @@ def test_recorded_replay_session_trains(private_broker, tmp_path: Path) -> None:
     rec.stop()
     t.join(10)
     bus.close()
-    info = train(TrainConfig(epochs=1, batch_size=8, val_fraction=0.0, threads=2),
-                 [out], tmp_path / "run")
+    info = train(
+        TrainConfig(epochs=1, batch_size=8, val_fraction=0.0, threads=2), [out], tmp_path / "run"
+    )
     assert info["n_train"] == 32  # every replayed frame came back as a labelled sample
     assert (tmp_path / "run/checkpoint.json").is_file()

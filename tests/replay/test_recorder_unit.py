@@ -22,7 +22,7 @@ class ListWriter:
         self.path, self.items, self.flushes, self.closed = path, [], 0, False
         ListWriter.opened.append(self)
 
-    def write(self, topic, message, jpeg, log_time_ns):  # noqa: ANN001, ANN201
+    def write(self, topic, message, jpeg, log_time_ns):
         self.items.append((topic.name, message, jpeg, log_time_ns))
 
     def flush(self) -> None:
@@ -41,8 +41,12 @@ def _feed(bus: MemoryBus, n: int) -> None:
             bus.publish(RULES.topic(vehicle_id="car-a"), encode(ev.rules), 1, True)
         else:
             bus.publish(CAMERA.topic(vehicle_id="car-a"), pack_frame(ev.header, ev.jpeg))
-            label = LabelMsg(vehicle_id="car-a", frame_id=ev.header.frame_id, stamp_ns=1,
-                             decision=DecisionLabel.STOP)
+            label = LabelMsg(
+                vehicle_id="car-a",
+                frame_id=ev.header.frame_id,
+                stamp_ns=1,
+                decision=DecisionLabel.STOP,
+            )
             bus.publish(LABEL.topic(vehicle_id="car-a"), encode(label), 1)
 
 

@@ -23,18 +23,34 @@ def fake_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def synthetic(monkeypatch: pytest.MonkeyPatch) -> None:
     drives = [drive("car-a", 6, rule_change_at=2), drive("car-b", 5)]
-    monkeypatch.setattr(drives_mod, "load_drives",
-                        lambda paths, limit=None, **_: drives[: limit or 2])
+    monkeypatch.setattr(
+        drives_mod, "load_drives", lambda paths, limit=None, **_: drives[: limit or 2]
+    )
 
 
 def run(tmp_path: Path, model: Path, *extra: str) -> tuple[int, dict]:
-    rc = cli_main(["replay", "x.mcap", "--bus", "memory", "--serve-model", str(model),
-                   "--rate", "max", "--no-progress", "--out", str(tmp_path), *extra])
+    rc = cli_main(
+        [
+            "replay",
+            "x.mcap",
+            "--bus",
+            "memory",
+            "--serve-model",
+            str(model),
+            "--rate",
+            "max",
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+            *extra,
+        ]
+    )
     return rc, json.loads((tmp_path / "report.json").read_text())
 
 
-def test_outputs_and_table(tmp_path: Path, fake_model: Path,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_outputs_and_table(
+    tmp_path: Path, fake_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rc, rep = run(tmp_path, fake_model, "--vehicles", "3")
     assert rc == 0, rep["failures"]
     assert rep["decisions_matched"] == rep["frames_published"] == 6 + 5 + 6
@@ -48,8 +64,9 @@ def test_outputs_and_table(tmp_path: Path, fake_model: Path,
     assert "CHANGE_LANE_LEFT" in out and "CHANGE_LANE_RIGHT" in out
 
 
-def test_gates_exit_nonzero(tmp_path: Path, fake_model: Path,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_gates_exit_nonzero(
+    tmp_path: Path, fake_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rc, rep = run(tmp_path, fake_model, "--min-accuracy", "1", "--max-p99-ms", "0.0001")
     assert rep["accuracy"] < 1  # the fake model is wrong on some frames
     assert rc == 1
@@ -68,8 +85,9 @@ def test_reference_update_and_compare(tmp_path: Path, fake_model: Path) -> None:
     doc = json.loads(ref.read_text())
     assert len(doc["decisions"]) == 11 and "timings" not in doc["decisions"][0]
     assert run(tmp_path / "b", fake_model, "--reference", str(ref), "--vehicles", "2")[0] == 0
-    doc["decisions"][0]["decision"] = "CHANGE_LANE_LEFT" if doc["decisions"][0][
-        "decision"] != "CHANGE_LANE_LEFT" else "PROCEED"
+    doc["decisions"][0]["decision"] = (
+        "CHANGE_LANE_LEFT" if doc["decisions"][0]["decision"] != "CHANGE_LANE_LEFT" else "PROCEED"
+    )
     ref.write_text(json.dumps(doc))
     rc, rep = run(tmp_path / "c", fake_model, "--reference", str(ref))
     assert rc == 1 and any("golden:" in f and "decision" in f for f in rep["failures"])
@@ -79,27 +97,43 @@ def test_memory_bus_needs_a_node(tmp_path: Path) -> None:
     assert cli_main(["replay", "x.mcap", "--bus", "memory", "--out", str(tmp_path)]) == 2
 
 
-def test_no_frames_writes_report_and_fails(tmp_path: Path, fake_model: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_frames_writes_report_and_fails(
+    tmp_path: Path, fake_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(drives_mod, "load_drives", lambda paths, limit=None, **_: [])
     rc, rep = run(tmp_path, fake_model)
     assert rc == 1 and "the recording has no frames" in rep["failures"]
 
 
 @pytest.mark.broker
-def test_node_down_on_broker(tmp_path: Path, private_broker) -> None:  # noqa: ANN001
-    rc = cli_main(["replay", "x.mcap", "--mqtt-url", private_broker.url, "--rate", "max",
-                   "--no-progress", "--out", str(tmp_path), "--timeout-s", "1",
-                   "--wait-node-s", "0.2"])
+def test_node_down_on_broker(tmp_path: Path, private_broker) -> None:
+    rc = cli_main(
+        [
+            "replay",
+            "x.mcap",
+            "--mqtt-url",
+            private_broker.url,
+            "--rate",
+            "max",
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+            "--timeout-s",
+            "1",
+            "--wait-node-s",
+            "0.2",
+        ]
+    )
     rep = json.loads((tmp_path / "report.json").read_text())
     assert rc == 1 and rep["aborted"] and rep["decisions_matched"] == 0
 
 
-def test_unreadable_recording_writes_report_and_fails(tmp_path: Path, fake_model: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_recording_writes_report_and_fails(
+    tmp_path: Path, fake_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from core.errors import RecordingError
 
-    def bad(paths, limit=None, **_):  # noqa: ANN001, ANN003, ANN202, ARG001
+    def bad(paths, limit=None, **_):
         raise RecordingError("x.mcap: unknown channel 'foo'")
 
     monkeypatch.setattr(drives_mod, "load_drives", bad)

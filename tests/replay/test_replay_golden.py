@@ -39,15 +39,30 @@ def test_golden_files_are_small_and_well_formed() -> None:
 
 
 def _replay(url: str, out: Path, *extra: str) -> int:
-    return cli_main([
-        "replay", str(GOLDEN), "--rate", "max", "--mqtt-url", url,
-        "--prefix", f"golden/{out.name}", "--serve-model", str(MODEL), "--no-progress",
-        "--out", str(out), "--timeout-s", "20", *extra,
-    ])
+    return cli_main(
+        [
+            "replay",
+            str(GOLDEN),
+            "--rate",
+            "max",
+            "--mqtt-url",
+            url,
+            "--prefix",
+            f"golden/{out.name}",
+            "--serve-model",
+            str(MODEL),
+            "--no-progress",
+            "--out",
+            str(out),
+            "--timeout-s",
+            "20",
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.broker
-def test_golden_replay_matches_reference(private_broker, tmp_path: Path) -> None:  # noqa: ANN001
+def test_golden_replay_matches_reference(private_broker, tmp_path: Path) -> None:
     _need_files()
     rc = _replay(private_broker.url, tmp_path / "run1", "--reference", str(REFERENCE))
     report = json.loads((tmp_path / "run1/report.json").read_text())
@@ -64,13 +79,16 @@ def _assert_same(first: dict, second: dict) -> None:
     for key, want in first.items():
         have = second[key]
         assert (have["decision"], have["valid"], have["reason"]) == (
-            want["decision"], want["valid"], want["reason"]), key
+            want["decision"],
+            want["valid"],
+            want["reason"],
+        ), key
         for label, p in want["probabilities"].items():
             assert have["probabilities"][label] == pytest.approx(p, abs=PROB_TOLERANCE), key
 
 
 @pytest.mark.broker
-def test_golden_plumbing_with_fake_model(private_broker, tmp_path: Path) -> None:  # noqa: ANN001
+def test_golden_plumbing_with_fake_model(private_broker, tmp_path: Path) -> None:
     """Without the default model: the recording loads, every frame is labelled and answered, and
     two replays write identical references (fake model, a TEST DOUBLE)."""
     from replay.drives import load_drives
@@ -85,9 +103,25 @@ def test_golden_plumbing_with_fake_model(private_broker, tmp_path: Path) -> None
     refs = []
     for i in range(2):
         ref = tmp_path / f"ref{i}.json"
-        rc = cli_main(["replay", str(GOLDEN), "--rate", "max", "--mqtt-url", private_broker.url,
-                       "--prefix", f"plumbing/{i}", "--serve-model", str(model), "--no-progress",
-                       "--out", str(tmp_path / f"out{i}"), "--update-reference", str(ref)])
+        rc = cli_main(
+            [
+                "replay",
+                str(GOLDEN),
+                "--rate",
+                "max",
+                "--mqtt-url",
+                private_broker.url,
+                "--prefix",
+                f"plumbing/{i}",
+                "--serve-model",
+                str(model),
+                "--no-progress",
+                "--out",
+                str(tmp_path / f"out{i}"),
+                "--update-reference",
+                str(ref),
+            ]
+        )
         assert rc == 0
         refs.append(load_reference(ref))
     _assert_same(*refs)

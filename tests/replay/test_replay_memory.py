@@ -27,8 +27,15 @@ def fake_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def node_bus(fake_model: Path) -> Iterator[MemoryBus]:
     bus = MemoryBus()
-    settings = load_settings({"model_path": fake_model, "node_id": "mem-node",
-                              "heartbeat_s": 60, "reload_poll_s": 0, "max_wait_us": 0})
+    settings = load_settings(
+        {
+            "model_path": fake_model,
+            "node_id": "mem-node",
+            "heartbeat_s": 60,
+            "reload_poll_s": 0,
+            "max_wait_us": 0,
+        }
+    )
     with serve_in_thread(Node(settings, bus), join_s=10):
         yield bus
 
@@ -52,16 +59,24 @@ def test_replay_through_node_on_memory_bus(node_bus: MemoryBus, rate: float | No
     assert sum(t.endswith("/label") for t in published) == 10
     for vid in ("car-a", "car-b"):  # retained rules are cleared after the replay
         assert node_bus.retained(RULES.topic(vehicle_id=vid)) is None
-    versions = [RuleSet.model_validate_json(p).version for t, p, _, _ in node_bus.published
-                if t == RULES.topic(vehicle_id="car-a") and p]
+    versions = [
+        RuleSet.model_validate_json(p).version
+        for t, p, _, _ in node_bus.published
+        if t == RULES.topic(vehicle_id="car-a") and p
+    ]
     assert versions == ["r1", "r2"]
     assert LABEL.topic(vehicle_id="car-a") in published
     assert report.check(min_accuracy=0.0) == []
 
 
 def test_replay_many_vehicles(node_bus: MemoryBus) -> None:
-    r = Replayer(node_bus, plan_lanes([drive("car-a", 3)], vehicles=4), None, timeout_s=5,
-                 publish_labels=False)
+    r = Replayer(
+        node_bus,
+        plan_lanes([drive("car-a", 3)], vehicles=4),
+        None,
+        timeout_s=5,
+        publish_labels=False,
+    )
     r.attach()
     report = r.run()
     assert report.vehicles == 4 and report.decisions_matched == 12

@@ -27,21 +27,29 @@ def fake_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def node(private_broker, fake_model: Path) -> Iterator[Node]:  # noqa: ANN001
-    settings = load_settings({"model_path": fake_model, "mqtt_url": private_broker.url,
-                              "node_id": "mqtt-node", "reload_poll_s": 0})
-    with serve_in_thread(Node(settings, MqttBus(private_broker.url, client_id="mqtt-node")),
-                         join_s=10) as node:
+def node(private_broker, fake_model: Path) -> Iterator[Node]:
+    settings = load_settings(
+        {
+            "model_path": fake_model,
+            "mqtt_url": private_broker.url,
+            "node_id": "mqtt-node",
+            "reload_poll_s": 0,
+        }
+    )
+    with serve_in_thread(
+        Node(settings, MqttBus(private_broker.url, client_id="mqtt-node")), join_s=10
+    ) as node:
         yield node
 
 
 @pytest.fixture
-def node_url(node: Node, private_broker) -> str:  # noqa: ANN001
+def node_url(node: Node, private_broker) -> str:
     return private_broker.url
 
 
-def _replay(url: str, drives, rate, vehicles=None, timeout_s=5.0, wait_s=30.0,  # noqa: ANN001, ANN202
-            require_node=True, spy=None):  # noqa: ANN001
+def _replay(
+    url: str, drives, rate, vehicles=None, timeout_s=5.0, wait_s=30.0, require_node=True, spy=None
+):
     bus = MqttBus(url)
     r = Replayer(bus, plan_lanes(drives, vehicles), rate, timeout_s=timeout_s)
     if spy is not None:
@@ -79,11 +87,12 @@ def test_real_time_rate(node: Node, node_url: str) -> None:
     sent: dict[str, list[int]] = {vid: [] for vid in lanes}
     camera = {CAMERA.topic(DEFAULT_PREFIX, vehicle_id=vid): vid for vid in lanes}
 
-    def spy(publish):  # noqa: ANN001, ANN202
+    def spy(publish):
         def wrapped(topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
             if topic in camera:
                 sent[camera[topic]].append(time.perf_counter_ns())
             publish(topic, payload, qos, retain)
+
         return wrapped
 
     start = time.perf_counter_ns()
@@ -92,8 +101,11 @@ def test_real_time_rate(node: Node, node_url: str) -> None:
         offsets = [off for off, _, ref in lane.steps() if ref is not None]
         assert len(sent[vid]) == len(offsets) == 8
         assert sent[vid] == sorted(sent[vid])
-        early = [i for i, (t, off) in enumerate(zip(sent[vid], offsets, strict=True))
-                 if t - start < off / rate]
+        early = [
+            i
+            for i, (t, off) in enumerate(zip(sent[vid], offsets, strict=True))
+            if t - start < off / rate
+        ]
         assert early == [], f"{vid}: frames {early} went out before their time"
         assert r.board.is_decided(vid, 7), f"{vid}: its newest frame is never conflated"
     assert rep.decisions_matched + rep.missing == rep.frames_published == 16
@@ -102,9 +114,10 @@ def test_real_time_rate(node: Node, node_url: str) -> None:
     assert rep.target_rate == 0.5 and rep.achieved_fps > 0
 
 
-def test_node_down_gives_bounded_abort(private_broker) -> None:  # noqa: ANN001
+def test_node_down_gives_bounded_abort(private_broker) -> None:
     t0 = time.perf_counter()
-    _, rep = _replay(private_broker.url, [drive("car-a", 5)], None, timeout_s=1.0, wait_s=0.5,
-                     require_node=False)
+    _, rep = _replay(
+        private_broker.url, [drive("car-a", 5)], None, timeout_s=1.0, wait_s=0.5, require_node=False
+    )
     assert time.perf_counter() - t0 < 10
     assert rep.aborted and rep.decisions_matched == 0

@@ -14,15 +14,26 @@ from tests.replay.replay_helpers import PERIOD, drive
 P, S = DecisionLabel.PROCEED, DecisionLabel.STOP
 
 
-def decision(vid: str, fid: int, label: DecisionLabel, valid: bool = True,
-             reason: str | None = None) -> DecisionMsg:
+def decision(
+    vid: str, fid: int, label: DecisionLabel, valid: bool = True, reason: str | None = None
+) -> DecisionMsg:
     probs = {lab: (0.9 if lab == label else 0.02) for lab in DecisionLabel}
     return DecisionMsg(
-        vehicle_id=vid, frame_id=fid, frame_stamp_ns=1, stamp_ns=time.time_ns(), decision=label,
-        probabilities=probs, confidence=0.9, valid=valid, reason=reason, rules_version="r1",
-        model_version="m1", node_id="n1",
-        timings=Timings(frame_age_ms=1, queue_ms=0, decode_ms=1, inference_ms=1, total_ms=2,
-                        batch_size=1),
+        vehicle_id=vid,
+        frame_id=fid,
+        frame_stamp_ns=1,
+        stamp_ns=time.time_ns(),
+        decision=label,
+        probabilities=probs,
+        confidence=0.9,
+        valid=valid,
+        reason=reason,
+        rules_version="r1",
+        model_version="m1",
+        node_id="n1",
+        timings=Timings(
+            frame_age_ms=1, queue_ms=0, decode_ms=1, inference_ms=1, total_ms=2, batch_size=1
+        ),
     )
 
 
@@ -96,7 +107,10 @@ def test_lanes_keep_ids_or_spread_drives() -> None:
     assert [lane.vehicle_id for lane in lanes] == ["a", "b", "c"]
     refs = [r for _, _, r in lanes[0].steps() if r is not None]
     assert [(r.vehicle_id, r.frame_id, r.source_frame_id) for r in refs] == [
-        ("a", 0, 100), ("a", 1, 101), ("a", 2, 102)]
+        ("a", 0, 100),
+        ("a", 1, 101),
+        ("a", 2, 102),
+    ]
     two = plan_lanes(drives, vehicles=2)
     assert [[d.vehicle_id for d in lane.drives] for lane in two] == [["a", "c"], ["b"]]
     steps = two[0].steps()
@@ -140,8 +154,9 @@ def test_next_drive_starts_one_frame_period_after_the_last_frame() -> None:
 
     def at_10_hz(d: Drive) -> Drive:  # the helper's 30 Hz drive, slowed to the simulator's 10 Hz
         t0 = d.events[0].t_ns
-        return Drive(d.vehicle_id, [dataclasses.replace(e, t_ns=t0 + 3 * (e.t_ns - t0))
-                                    for e in d.events])
+        return Drive(
+            d.vehicle_id, [dataclasses.replace(e, t_ns=t0 + 3 * (e.t_ns - t0)) for e in d.events]
+        )
 
     (lane,) = plan_lanes([at_10_hz(drive("a", 3)), at_10_hz(drive("b", 2))], vehicles=1)
     steps = lane.steps()

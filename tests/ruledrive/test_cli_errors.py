@@ -80,14 +80,25 @@ def test_metrics_port_in_use_is_a_config_error(busy_port: int) -> None:
 
 
 def test_serve_with_busy_metrics_port_exits_2(
-    fake_model: Path, busy_port: int, monkeypatch: pytest.MonkeyPatch,
+    fake_model: Path,
+    busy_port: int,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     import bus.mqtt
 
-    monkeypatch.setattr(bus.mqtt, "MqttBus", lambda *a, **k: MemoryBus())  # noqa: ARG005
-    rc = main(["serve", "--model", str(fake_model), "--metrics-port", str(busy_port),
-               "--reload-poll-s", "0"])
+    monkeypatch.setattr(bus.mqtt, "MqttBus", lambda *a, **k: MemoryBus())
+    rc = main(
+        [
+            "serve",
+            "--model",
+            str(fake_model),
+            "--metrics-port",
+            str(busy_port),
+            "--reload-poll-s",
+            "0",
+        ]
+    )
     assert rc == 2
     line = one_line(capsys.readouterr().err)
     assert line.startswith(f"ruledrive: configuration error: metrics port {busy_port}")
@@ -97,11 +108,23 @@ def test_serve_with_busy_metrics_port_exits_2(
 
 
 @pytest.mark.broker
-def test_record_creates_the_output_directory(tmp_path: Path, broker_url: str,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_record_creates_the_output_directory(
+    tmp_path: Path, broker_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "new" / "dir" / "x.mcap"
-    rc = main(["record", "--out", str(out), "--mqtt-url", broker_url,
-               "--prefix", f"test/record-{tmp_path.name}", "--duration-s", "0.2"])
+    rc = main(
+        [
+            "record",
+            "--out",
+            str(out),
+            "--mqtt-url",
+            broker_url,
+            "--prefix",
+            f"test/record-{tmp_path.name}",
+            "--duration-s",
+            "0.2",
+        ]
+    )
     assert rc == 0
     assert out.parent.is_dir()  # made before the first message, so a bad --out shows at once
     assert json.loads(capsys.readouterr().out) == {"files": []}
@@ -112,8 +135,17 @@ def test_record_into_an_impossible_directory_is_one_line(
     tmp_path: Path, broker_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "file").write_text("a file, not a directory")
-    rc = main(["record", "--out", str(tmp_path / "file" / "sub" / "x.mcap"),
-               "--mqtt-url", broker_url, "--duration-s", "0.2"])
+    rc = main(
+        [
+            "record",
+            "--out",
+            str(tmp_path / "file" / "sub" / "x.mcap"),
+            "--mqtt-url",
+            broker_url,
+            "--duration-s",
+            "0.2",
+        ]
+    )
     assert rc == 2
     line = one_line(capsys.readouterr().err)
     assert line.startswith("ruledrive: configuration error: --out ") and "cannot create" in line
@@ -137,15 +169,23 @@ def test_evaluate_truncated_names_the_flag(
 ) -> None:
     assert main(["evaluate", str(fake_model), "--data", str(truncated)]) == 1
     assert "pass --allow-truncated" in one_line(capsys.readouterr().err)
-    assert main(["evaluate", str(fake_model), "--data", str(truncated),
-                 "--allow-truncated"]) == 0
+    assert main(["evaluate", str(fake_model), "--data", str(truncated), "--allow-truncated"]) == 0
 
 
 def test_replay_truncated_names_the_flag(
     truncated: Path, fake_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["replay", str(truncated), "--bus", "memory", "--serve-model", str(fake_model),
-            "--rate", "max", "--no-progress"]
+    argv = [
+        "replay",
+        str(truncated),
+        "--bus",
+        "memory",
+        "--serve-model",
+        str(fake_model),
+        "--rate",
+        "max",
+        "--no-progress",
+    ]
     assert main([*argv, "--out", str(tmp_path / "a")]) == 1
     err = capsys.readouterr().err
     assert "truncated" in err and "pass --allow-truncated" in err and "Traceback" not in err

@@ -28,8 +28,9 @@ def fake_node_main(*_a: object, **_k: object) -> int:
     return 0
 
 
-def test_serve_shows_its_start_line_by_default(monkeypatch: pytest.MonkeyPatch,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_serve_shows_its_start_line_by_default(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(policy.node, "main", fake_node_main)
     assert main(["serve"]) == 0
     assert [r.getMessage() for r in caplog.records] == ["node n serving p on cpu (model m)"]
@@ -50,6 +51,8 @@ def test_demo_says_which_gate_failed(capsys: pytest.CaptureFixture[str]) -> None
     report = board.report(1.0, 10, 1.0, 1)
     assert gate(report, 0.05) == 1
     err = capsys.readouterr().err
-    assert ("ruledrive demo: FAIL --max-missing gate: 10 of 10 frames got no decision "
-            "(100.0 % > 5 % allowed)") in err
+    assert (
+        "ruledrive demo: FAIL --max-missing gate: 10 of 10 frames got no decision "
+        "(100.0 % > 5 % allowed)"
+    ) in err
     assert gate(report, 1.0) == 0

@@ -24,8 +24,11 @@ REFUSED = [
     (["record", "--out", "x.mcap", "--rotate-mb", "-5"], "--rotate-mb", ">= 0, got -5"),
     (["record", "--out", "x.mcap", "--rotate-s", "-5"], "--rotate-s", ">= 0, got -5"),
     (["record", "--out", "x.mcap", "--chunk-kb", "0"], "--chunk-kb", ">= 1, got 0"),
-    (["evaluate", "m.onnx", "--data", "d", "--min-accuracy", "1.5"], "--min-accuracy",
-     "within 0..1, got 1.5"),
+    (
+        ["evaluate", "m.onnx", "--data", "d", "--min-accuracy", "1.5"],
+        "--min-accuracy",
+        "within 0..1, got 1.5",
+    ),
     (["train", "--data", "d", "--out", "o", "--epochs", "0"], "--epochs", ">= 1, got 0"),
     (["train", "--data", "d", "--out", "o", "--lr=-0.001"], "--lr", "> 0, got -0.001"),
     (["train", "--data", "d", "--out", "o", "--batch-size", "0"], "--batch-size", ">= 1"),

@@ -11,16 +11,40 @@ from ruledrive.cli import main
 
 
 def test_generate_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["generate", "--out", str(tmp_path), "--scenes", "60", "--seed", "3",
-               "--split", "heldout-phrasing", "--no-progress"])
+    rc = main(
+        [
+            "generate",
+            "--out",
+            str(tmp_path),
+            "--scenes",
+            "60",
+            "--seed",
+            "3",
+            "--split",
+            "heldout-phrasing",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "another rule set changes" in out and "YIELD" in out
     summary = json.loads((tmp_path / "heldout-phrasing.json").read_text())
     assert summary["frames"] == 60 and summary["seed"] == 3
     sheet = tmp_path / "sheet.png"
-    assert main(["scenes", "show", str(tmp_path / "heldout-phrasing.mcap"), "--sheet",
-                 str(sheet), "--n", "4"]) == 0
+    assert (
+        main(
+            [
+                "scenes",
+                "show",
+                str(tmp_path / "heldout-phrasing.mcap"),
+                "--sheet",
+                str(sheet),
+                "--n",
+                "4",
+            ]
+        )
+        == 0
+    )
     assert sheet.stat().st_size > 10_000
     assert '"samples": 60' in capsys.readouterr().out
 
@@ -44,14 +68,14 @@ def test_bench_appends_only_its_section(tmp_path: Path) -> None:
     assert text.count("| 40 |") == 2
 
 
-def test_progress_bar_uses_rich_not_tqdm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_bar_uses_rich_not_tqdm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import sys
 
     from simulator.generate import generate
 
     monkeypatch.setitem(sys.modules, "tqdm", None)  # tqdm is no dependency: importing it fails
-    summary = generate(tmp_path, "test", 12, seed=1, workers=1, progress=True,
-                       fusion_samples=50)
+    summary = generate(tmp_path, "test", 12, seed=1, workers=1, progress=True, fusion_samples=50)
     assert summary["frames"] == 12
     assert capsys.readouterr().out == ""  # the bar goes to stderr, beside the logs

@@ -30,21 +30,29 @@ def test_default_proceeds() -> None:
 
 
 def test_pedestrian_on_road_beats_everything() -> None:
-    s = BASE.replace(crosswalk=True, crosswalk_m=12.0, pedestrians="on_road", light="red",
-                     stop_line_m=9.0, obstacle="cones")
+    s = BASE.replace(
+        crosswalk=True,
+        crosswalk_m=12.0,
+        pedestrians="on_road",
+        light="red",
+        stop_line_m=9.0,
+        obstacle="cones",
+    )
     assert decide(s, [TOR, YIELD]) == (D.STOP, "hazard:pedestrian_on_road")
 
 
-@pytest.mark.parametrize(("lane", "left", "right", "want"), [
-    (1, False, False, D.CHANGE_LANE_LEFT),
-    (1, True, False, D.CHANGE_LANE_RIGHT),
-    (0, False, False, D.CHANGE_LANE_RIGHT),
-    (1, True, True, D.STOP),
-    (2, True, False, D.STOP),
-])
+@pytest.mark.parametrize(
+    ("lane", "left", "right", "want"),
+    [
+        (1, False, False, D.CHANGE_LANE_LEFT),
+        (1, True, False, D.CHANGE_LANE_RIGHT),
+        (0, False, False, D.CHANGE_LANE_RIGHT),
+        (1, True, True, D.STOP),
+        (2, True, False, D.STOP),
+    ],
+)
 def test_obstacle(lane: int, left: bool, right: bool, want: D) -> None:
-    s = BASE.replace(ego_lane=lane, obstacle="stopped_car", left_vehicle=left,
-                     right_vehicle=right)
+    s = BASE.replace(ego_lane=lane, obstacle="stopped_car", left_vehicle=left, right_vehicle=right)
     # Avoiding an obstacle is not overtaking: a no-overtaking rule does not matter.
     assert decide(s, [NO_OVERTAKE]) == (want, "hazard:obstacle")
 
@@ -82,13 +90,16 @@ def test_waiting_pedestrians_need_the_yield_rule() -> None:
     assert decide(s.replace(light="red", stop_line_m=12.0), [YIELD]) == (D.STOP, "light:red")
 
 
-@pytest.mark.parametrize(("rule", "n", "ego", "want"), [
-    (R("lane_closed", "named", lane="left", merge="right"), 2, 0, D.CHANGE_LANE_RIGHT),
-    (R("lane_closed", "named", lane="right", merge="left"), 3, 2, D.CHANGE_LANE_LEFT),
-    (R("lane_closed", "named", lane="centre", merge="right"), 3, 1, D.CHANGE_LANE_RIGHT),
-    (R("lane_closed", "numbered", lane="1", merge="right"), 3, 0, D.CHANGE_LANE_RIGHT),
-    (R("lane_closed", "numbered", lane="2", merge="left"), 2, 1, D.CHANGE_LANE_LEFT),
-])
+@pytest.mark.parametrize(
+    ("rule", "n", "ego", "want"),
+    [
+        (R("lane_closed", "named", lane="left", merge="right"), 2, 0, D.CHANGE_LANE_RIGHT),
+        (R("lane_closed", "named", lane="right", merge="left"), 3, 2, D.CHANGE_LANE_LEFT),
+        (R("lane_closed", "named", lane="centre", merge="right"), 3, 1, D.CHANGE_LANE_RIGHT),
+        (R("lane_closed", "numbered", lane="1", merge="right"), 3, 0, D.CHANGE_LANE_RIGHT),
+        (R("lane_closed", "numbered", lane="2", merge="left"), 2, 1, D.CHANGE_LANE_LEFT),
+    ],
+)
 def test_lane_closed(rule: Rule, n: int, ego: int, want: D) -> None:
     s = Scene(n_lanes=n, ego_lane=ego, speed_kph=30.0)
     assert decide(s, [rule]) == (want, "rule:lane_closed")
@@ -105,10 +116,16 @@ def test_lane_closed_elsewhere_or_missing_lane_does_not_apply() -> None:
     assert decide(Scene(n_lanes=2, ego_lane=1), [centre])[0] == D.PROCEED
 
 
-@pytest.mark.parametrize(("hours", "tod", "active"), [
-    ("day", "day", True), ("day", "dusk", False), ("extended", "dusk", True),
-    ("extended", "night", False), ("always", "night", True),
-])
+@pytest.mark.parametrize(
+    ("hours", "tod", "active"),
+    [
+        ("day", "day", True),
+        ("day", "dusk", False),
+        ("extended", "dusk", True),
+        ("extended", "night", False),
+        ("always", "night", True),
+    ],
+)
 def test_bus_lane(hours: str, tod: str, active: bool) -> None:
     rule = R("bus_lane", hours=hours)
     s = Scene(n_lanes=2, ego_lane=1, time_of_day=tod, speed_kph=30.0)
@@ -134,7 +151,9 @@ def test_speed_limit_lowest_applies() -> None:
     s = BASE.replace(speed_kph=75.0)
     assert decide(s, [R("speed_limit", limit=80)])[0] == D.PROCEED
     assert decide(s, [R("speed_limit", limit=80), R("speed_limit", limit=60)]) == (
-        D.SLOW_DOWN, "rule:speed_limit")
+        D.SLOW_DOWN,
+        "rule:speed_limit",
+    )
 
 
 def test_school_zone_needs_sign_and_hours() -> None:
@@ -173,8 +192,17 @@ def test_every_phrasing_round_trips_through_text() -> None:
                 kw["merge"] = "right"
             rule = Rule(kind, variant, phrasing=i, **kw)  # type: ignore[arg-type]
             assert parse_rule(rule.text) == rule, rule.text
-    assert set(KINDS) >= {"speed_limit", "school_zone", "overtaking", "lane_closed", "amber",
-                          "yield_pedestrians", "turn_on_red", "bus_lane", "distractor"}
+    assert set(KINDS) >= {
+        "speed_limit",
+        "school_zone",
+        "overtaking",
+        "lane_closed",
+        "amber",
+        "yield_pedestrians",
+        "turn_on_red",
+        "bus_lane",
+        "distractor",
+    }
 
 
 def test_decide_texts_matches_decide() -> None:
@@ -191,11 +219,19 @@ def test_unknown_rule_kind_and_text() -> None:
         make_rule("speed_limit")
 
 
-@pytest.mark.parametrize("bad", [
-    {"n_lanes": -1}, {"n_lanes": 4}, {"ego_lane": 3}, {"light": "blue"},
-    {"light": "red"}, {"pedestrians": "waiting"}, {"speed_kph": -5.0},
-    {"ego_lane": 0, "left_vehicle": True},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"n_lanes": -1},
+        {"n_lanes": 4},
+        {"ego_lane": 3},
+        {"light": "blue"},
+        {"light": "red"},
+        {"pedestrians": "waiting"},
+        {"speed_kph": -5.0},
+        {"ego_lane": 0, "left_vehicle": True},
+    ],
+)
 def test_impossible_scene(bad: dict) -> None:
     with pytest.raises(DataError, match="impossible scene"):
         Scene(**bad)

@@ -30,7 +30,9 @@ def test_fusion_figures_and_balance_on_2000_scenes() -> None:
     assert min(counts.values()) >= 0.8 * 2000 / 6, counts
     for f in plan.frames():  # labels are the oracle's
         assert decide(plan.scenes[f.scene_index], plan.rule_sets[f.rules_index]) == (
-            f.decision, f.reason)
+            f.decision,
+            f.reason,
+        )
 
 
 def test_speed_margin_around_limits() -> None:
@@ -78,8 +80,9 @@ def test_lit_lamp_is_visible_at_model_size() -> None:
 def test_generate_is_byte_identical_for_a_seed(tmp_path: Path) -> None:
     a = generate(tmp_path / "a", "val", 120, seed=9, progress=False, workers=2)
     generate(tmp_path / "b", "val", 120, seed=9, progress=False, workers=1)
-    digest = [hashlib.sha256((tmp_path / d / "val.mcap").read_bytes()).hexdigest()
-              for d in ("a", "b")]
+    digest = [
+        hashlib.sha256((tmp_path / d / "val.mcap").read_bytes()).hexdigest() for d in ("a", "b")
+    ]
     assert digest[0] == digest[1]
     assert a["frames"] == 120 and sum(a["class_balance"].values()) == 120
     other = generate(tmp_path / "c", "val", 120, seed=10, progress=False)

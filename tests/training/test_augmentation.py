@@ -48,8 +48,9 @@ def test_position_shift_moves_rules_right_without_losing_or_reordering_tokens() 
     ds, _ = _dataset()
     out = _batches(ds, position_shift=2)
     shifts = []
-    for before, after in zip(ds.tokens.reshape(-1, ds.tokens.shape[-1]),
-                             out.reshape(-1, out.shape[-1]), strict=True):
+    for before, after in zip(
+        ds.tokens.reshape(-1, ds.tokens.shape[-1]), out.reshape(-1, out.shape[-1]), strict=True
+    ):
         words = before[before != 0]
         np.testing.assert_array_equal(after[after != 0], words)  # same tokens, same order
         if len(words):

@@ -26,11 +26,19 @@ def _write(path: Path, rules: RuleSet, labelled: bool = True) -> Path:
     with RecordingWriter(path) as w:
         w.write_rules(rules, T0)
         for i in range(3):
-            w.write_frame(FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=T0 + i,
-                                      speed_kph=40.0), _jpeg())
+            w.write_frame(
+                FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=T0 + i, speed_kph=40.0),
+                _jpeg(),
+            )
             if labelled:
-                w.write_label(LabelMsg(vehicle_id="car-1", frame_id=i, stamp_ns=T0 + i,
-                                       decision=DecisionLabel.PROCEED))
+                w.write_label(
+                    LabelMsg(
+                        vehicle_id="car-1",
+                        frame_id=i,
+                        stamp_ns=T0 + i,
+                        decision=DecisionLabel.PROCEED,
+                    )
+                )
     return path
 
 

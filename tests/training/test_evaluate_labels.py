@@ -19,10 +19,20 @@ def _samples() -> list[Sample]:
     labels = list(DecisionLabel)
     for i in range(24):
         scene = Scene() if i % 2 else Scene(light="red", stop_line_m=20.0)
-        out.append(Sample(
-            vehicle_id="car-1", frame_id=i, stamp_ns=i, speed_kph=float(10 * (i % 7)),
-            jpeg=render_jpeg(scene), rules=tuple(RULE_TEXTS[: i % 4]), rules_version="v1",
-            label=labels[i % 3], reason=None, split="test"))
+        out.append(
+            Sample(
+                vehicle_id="car-1",
+                frame_id=i,
+                stamp_ns=i,
+                speed_kph=float(10 * (i % 7)),
+                jpeg=render_jpeg(scene),
+                rules=tuple(RULE_TEXTS[: i % 4]),
+                rules_version="v1",
+                label=labels[i % 3],
+                reason=None,
+                split="test",
+            )
+        )
     return out
 
 

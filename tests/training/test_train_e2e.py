@@ -25,8 +25,22 @@ pytestmark = [pytest.mark.tf, pytest.mark.slow]
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data")
     for split, n, seed in (("train", 640, 11), ("test", 160, 12), ("counterfactual", 80, 13)):
-        assert cli(["generate", "--out", str(root / split), "--scenes", str(n), "--seed", str(seed),
-                    "--split", split]) == 0
+        assert (
+            cli(
+                [
+                    "generate",
+                    "--out",
+                    str(root / split),
+                    "--scenes",
+                    str(n),
+                    "--seed",
+                    str(seed),
+                    "--split",
+                    split,
+                ]
+            )
+            == 0
+        )
     return root
 
 
@@ -42,8 +56,16 @@ def trained(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_checkpoint_has_everything_export_needs(trained: Path) -> None:
-    for name in ("model.keras", "tokenizer.json", "config.json", "checkpoint.json", "parity.npz",
-                 "curves.png", "history.csv", "model.onnx"):
+    for name in (
+        "model.keras",
+        "tokenizer.json",
+        "config.json",
+        "checkpoint.json",
+        "parity.npz",
+        "curves.png",
+        "history.csv",
+        "model.onnx",
+    ):
         assert (trained / name).is_file(), name
 
 
@@ -61,11 +83,14 @@ def test_onnx_has_named_dynamic_inputs_and_readable_metadata(trained: Path) -> N
     parity = meta.metrics["onnx_parity"]
     assert parity["samples"] >= 512 and parity["max_abs_diff"] <= 1e-4
     assert parity["argmax_agreement"] == 1.0
-    probs = sess.run(None, {
-        "image": np.zeros((3, 96, 160, 3), np.uint8),
-        "rule_tokens": np.zeros((3, 5, 20), np.int32),
-        "speed_kph": np.zeros((3, 1), np.float32),
-    })[0]
+    probs = sess.run(
+        None,
+        {
+            "image": np.zeros((3, 96, 160, 3), np.uint8),
+            "rule_tokens": np.zeros((3, 5, 20), np.int32),
+            "speed_kph": np.zeros((3, 1), np.float32),
+        },
+    )[0]
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
@@ -97,8 +122,9 @@ def test_reuse_keeps_a_finished_checkpoint_of_the_same_model_only(
     from training.train import train
 
     before = (trained / "model.keras").stat().st_mtime_ns
-    info = train(TrainConfig(epochs=1, batch_size=64, seed=7), [data / "train"], trained,
-                 reuse=True)
+    info = train(
+        TrainConfig(epochs=1, batch_size=64, seed=7), [data / "train"], trained, reuse=True
+    )
     assert (trained / "model.keras").stat().st_mtime_ns == before
     assert info.pop("reused_checkpoint") is True
     assert info == json.loads((trained / "checkpoint.json").read_text())
