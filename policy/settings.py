@@ -29,14 +29,18 @@ class NodeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RULEDRIVE_", extra="forbid", frozen=True)
 
     mqtt_url: str = Field(DEFAULT_MQTT_URL, description="mqtt://host:port or mqtts://")
-    mqtt_username: str | None = None
-    mqtt_password: SecretStr | None = None
+    mqtt_username: str | None = Field(None, description="broker user name")
+    mqtt_password: SecretStr | None = Field(None, description="broker password (env only)")
     tls_ca: Path | None = Field(None, description="CA file for mqtts:// (default: system CAs)")
-    node_id: str = Field("node-1", pattern=VEHICLE_ID_PATTERN)
-    topic_prefix: str = DEFAULT_PREFIX
-    model_path: Path = DEFAULT_MODEL_PATH
-    providers: str = Field("auto", description="auto | tensorrt | cuda | cpu")
-    max_batch_size: int = Field(8, ge=1, le=256)
+    node_id: str = Field(
+        "node-1", pattern=VEHICLE_ID_PATTERN, description="status/errors topics; MQTT client id"
+    )
+    topic_prefix: str = Field(DEFAULT_PREFIX, description="prefix of every topic")
+    model_path: Path = Field(
+        DEFAULT_MODEL_PATH, description="ONNX model; hot-reloaded when the file changes"
+    )
+    providers: str = Field("auto", description="auto, tensorrt, cuda or cpu")
+    max_batch_size: int = Field(8, ge=1, le=256, description="frames per session.run")
     max_wait_us: int = Field(2000, ge=0, le=1_000_000, description="micro-batch window")
     max_frame_age_ms: float = Field(200.0, gt=0, description="older frames are skipped")
     max_clock_skew_ms: float = Field(
@@ -45,15 +49,19 @@ class NodeSettings(BaseSettings):
         le=3_600_000,
         description="frames and rule sets stamped further ahead of the node's clock are refused",
     )
-    confidence_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    max_payload_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    confidence_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="below it: the low_confidence fallback"
+    )
+    max_payload_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="larger messages are refused"
+    )
     metrics_port: int = Field(0, ge=0, le=65535, description="0 = no metrics endpoint")
     metrics_host: str = Field(
         "127.0.0.1", min_length=1, description="address the metrics endpoint listens on"
     )
-    heartbeat_s: float = Field(5.0, gt=0, le=3600)
+    heartbeat_s: float = Field(5.0, gt=0, le=3600, description="retained online status period")
     reload_poll_s: float = Field(2.0, ge=0, description="model mtime poll; 0 = SIGHUP only")
-    rules_cache_size: int = Field(1024, ge=1)
+    rules_cache_size: int = Field(1024, ge=1, description="encoded rule sets kept")
     error_report_interval_s: float = Field(
         1.0,
         ge=0,

@@ -16,13 +16,29 @@ from pathlib import Path
 from bus.asyncapi import main as asyncapi_main
 from core.rejects import reject_table_markdown
 from policy.fallback import fallback_table_markdown
+from policy.settings import NodeSettings
+from ruledrive.serve_cli import setting_flags
 
 __all__ = ["BLOCKS", "CONTRACT", "main", "render_blocks"]
 
 CONTRACT = Path(__file__).resolve().parent.parent / "docs" / "contract.md"
+
+
+def settings_table_markdown() -> str:
+    """Every node setting: its environment variable, flag, default and meaning."""
+    rows = ["| env var | flag | default | meaning |", "|---|---|---|---|"]
+    for name, field in NodeSettings.model_fields.items():
+        flags = " / ".join(f"`{f}`" for f in setting_flags(name)) or "env only"
+        default = "none" if field.default is None else f"`{field.default}`"
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `RULEDRIVE_{name.upper()}` | {flags} | {default} | {meaning} |")
+    return "\n".join(rows)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "policy.fallback.FALLBACKS": fallback_table_markdown,
     "core.rejects.RejectCode": reject_table_markdown,
+    "policy.settings.NodeSettings": settings_table_markdown,
 }
 _BLOCK = re.compile(
     r"(<!-- generated: (?P<name>[\w.]+) -->\n)(?P<body>.*?)(\n<!-- end generated -->)", re.DOTALL

@@ -14,18 +14,25 @@ from core.defaults import DEFAULT_MODEL_PATH
 from policy.settings import NodeSettings
 from ruledrive.argtypes import non_negative_int, positive_float, positive_int
 
-__all__ = ["register", "register_bench", "settings_from_args"]
+__all__ = ["register", "setting_flags", "register_bench", "settings_from_args"]
 
 _ENV_ONLY = {"mqtt_password"}
 _ALIASES = {"model_path": ["--model"]}
 
 
+def setting_flags(name: str) -> list[str]:
+    """The ``serve`` flags of a NodeSettings field ([] = environment only)."""
+    if name in _ENV_ONLY:
+        return []
+    return [*_ALIASES.get(name, []), "--" + name.replace("_", "-")]
+
+
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("node settings (flag > RULEDRIVE_* env > default)")
     for name, field in NodeSettings.model_fields.items():
-        if name in _ENV_ONLY:
+        flags = setting_flags(name)
+        if not flags:
             continue
-        flags = [*_ALIASES.get(name, []), "--" + name.replace("_", "-")]
         default = field.default
         help_ = f"{field.description or ''} [env RULEDRIVE_{name.upper()}; default {default}]"
         group.add_argument(
