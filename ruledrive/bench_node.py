@@ -43,7 +43,7 @@ from perception.spec import MODEL_SPEC
 from policy.model import PolicyModel
 from ruledrive.benchdoc import write_section
 
-__all__ = ["run_bench", "synthetic_frames"]
+__all__ = ["RULE_TEXTS", "run_bench", "synthetic_frames"]
 
 RULE_TEXTS = ["School zone: 30 km/h", "Stop at the red light", "Yield to pedestrians"]
 

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "ruledrive.training_cli",
     "ruledrive.serve_cli",
     "ruledrive.demo",
+    "ruledrive.bench_reliability",
 )
 
 SERVICES = ("serve", "record")  # long-running commands: INFO is their default log level
@@ -43,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH", required=True)
     for name in COMMAND_MODULES:
         module = importlib.import_module(name)
-        module.register(sub)
+        if hasattr(module, "register"):
+            module.register(sub)
         if hasattr(module, "register_bench"):
             module.register_bench(bench_sub)
     return parser

@@ -43,13 +43,24 @@ def test_limiter_reports_the_first_then_one_aggregate_per_interval() -> None:
 
 def test_limiter_memory_is_bounded_whatever_the_sources() -> None:
     clock = Clock()
-    lim = ReportLimiter("n", interval_s=1.0, max_keys=16, clock=clock)
+    lim = ReportLimiter("n", interval_s=1.0, max_keys=16, clock=clock, max_immediate=10**6)
     published = [lim.offer(f"t/{i}", f"t/{i}", "bad_json", "x") for i in range(10_000)]
     assert len(lim) <= 17  # 16 sources + the shared '*' entry of the code
     assert sum(r is not None for r in published) == 17
     clock.ns += 10**9
     (agg,) = lim.flush()
     assert agg.count == 10_000 - 17
+
+
+def test_an_attacker_varying_the_source_gets_a_bounded_number_of_reports() -> None:
+    clock = Clock()
+    lim = ReportLimiter("n", interval_s=1.0, clock=clock, max_immediate=20)
+    for second in range(3):
+        now_reports = [lim.offer(f"t/{second}/{i}", "t", "bad_json", "x") for i in range(5000)]
+        assert sum(r is not None for r in now_reports) == 21  # 20 sources + the shared entry
+        clock.ns += 10**9
+        (agg,) = lim.flush()
+        assert agg.count == 5000 - 21
 
 
 @pytest.fixture
