@@ -8,7 +8,7 @@ reports the attack produced. Scenarios (one run, side by side):
 * ``idle``: the steady vehicle alone (the baseline for memory and latency);
 * ``flood``: hostile messages at ``--flood-rate`` per second (garbage envelopes, bad JSON,
   decompression bombs, huge integers, rule sets from the future, unknown vehicles' frames);
-* ``churn``: ``--churn-vehicles`` vehicles sending frames round-robin at the flood rate;
+* ``churn``: ``--churn-vehicles`` vehicles sending frames round-robin at ``--churn-rate``;
 * ``broker restart``: the broker is stopped for ~1 s and started again on the same port; the
   figure is the time from the broker answering again to the steady vehicle's next decision;
 * ``slow consumer``: a client subscribed to every decision that never reads its socket.
@@ -317,7 +317,7 @@ def run_reliability(args: argparse.Namespace) -> int:
                         steady,
                         proc,
                         args.seconds,
-                        lambda stop: _pump(attacker, churn, args.flood_rate, args.seconds, stop),
+                        lambda stop: _pump(attacker, churn, args.churn_rate, args.seconds, stop),
                     )
                 )
                 outcomes.append(_slow_consumer(broker.port, prefix, steady, proc, args.seconds))
