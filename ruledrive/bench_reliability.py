@@ -206,7 +206,7 @@ def _churn(prefix: str, jpeg: bytes, vehicles: int) -> Iterator[tuple[str, bytes
 
 
 @contextmanager
-def _node(url: str, prefix: str, model: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _node(url: str, prefix: str, model: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     cmd = [
         sys.executable,
         "-m",
@@ -225,7 +225,9 @@ def _node(url: str, prefix: str, model: Path) -> Iterator[subprocess.Popen[bytes
         "--heartbeat-s",
         "1",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The node's log goes to a file: a pipe nobody reads would block the node once it fills.
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
     try:
         yield proc
     finally:
@@ -296,9 +298,10 @@ def run_reliability(args: argparse.Namespace) -> int:
         client.connect()
         attacker.connect()
         try:
-            with _node(broker.url, prefix, args.model) as proc:
+            log = Path(tmp) / "node.log"
+            with _node(broker.url, prefix, args.model, log) as proc:
                 if not online.wait(60):
-                    raise ModelError("the node did not come online")
+                    raise ModelError(f"the node did not come online: {log.read_text()[-1500:]}")
                 rules = RuleSet(
                     vehicle_id=STEADY,
                     version="r1",
