@@ -184,16 +184,14 @@ def choose_vocabulary(full: E5Model, english: Iterable[str]) -> list[int]:
             raise DataError(f"English piece {piece!r} is not in the full vocabulary")
         keep.add(index[piece])
     hanzi = _gb2312_hanzi()
+    cjk = hanzi | _CJK_PUNCT
     for i, piece in enumerate(full.pieces):
         body = piece.replace(_SPACE, "")
         if len(body) == 1:
-            ch = body
-            cat = unicodedata.category(ch)[0]
-            if ch.isascii() or _is_ideograph(ch) or cat in "PSN":
+            if body.isascii() or _is_ideograph(body) or unicodedata.category(body)[0] in "PSN":
                 keep.add(i)
-        elif body and all(c in hanzi or c in _CJK_PUNCT or 32 <= ord(c) < 127 for c in body):
-            if any(c in hanzi or c in _CJK_PUNCT for c in body):
-                keep.add(i)
+        elif any(c in cjk for c in body) and all(c in cjk or 32 <= ord(c) < 127 for c in body):
+            keep.add(i)
     return sorted(keep)
 
 
