@@ -13,7 +13,6 @@ import os
 import platform
 import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -103,12 +102,16 @@ def run_bench(args: argparse.Namespace) -> int:
         shown = "1" if threads == 1 else f"default ({cores} cores)"
         table.append(f"| {name} | {tokens:.0f} | {shown} | {ms:.1f} |")
     size_mb = sum(f.stat().st_size for f in Path(args.encoder).iterdir()) / 1e6
-    cmd = "ruledrive bench encoder " + shlex.join(sys.argv[3:] if len(sys.argv) > 3 else [])
+    cmd = shlex.join(
+        ["ruledrive", "bench", "encoder", "--encoder", str(args.encoder)]
+        + ["--repeats", str(args.repeats)]
+    )
     body = "\n".join(
         [
-            f"Command: `{cmd.strip()}`. Machine: {platform.machine()}, {cores} cores, "
+            f"Command: `{cmd}`. Machine: {platform.machine()}, {cores} cores, "
             f"Python {platform.python_version()}, onnxruntime {ort.__version__}, "
-            f"CPUExecutionProvider. Encoder: `{args.encoder}` ({size_mb:.1f} MB, "
+            f"CPUExecutionProvider, load average {os.getloadavg()[0]:.1f} at the end (a shared "
+            f"machine: medians, not minima). Encoder: `{args.encoder}` ({size_mb:.1f} MB, "
             f"version {cached.version}).",
             "",
             "One rule per session run (cache off), medians over "

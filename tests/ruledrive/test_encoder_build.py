@@ -242,6 +242,6 @@ def test_bench_writes_its_section(tmp_path: Path) -> None:
     assert main([*args, "--doc", str(doc)]) == 0
     text = doc.read_text()
     assert "## Node\n\nkept" in text and "## Rule-text encoder" in text
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "ms" not in line]
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "ms per" not in ln]
     assert len(rows) == 8  # 4 rule sets x (1 thread, default threads)
     assert json.loads((tmp_path / "enc" / MANIFEST).read_text())["vocab_size"] > 0
