@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "ruledrive.world_cli",
     "ruledrive.replay_cli",
     "ruledrive.training_cli",
+    "ruledrive.encoder_cli",
     "ruledrive.serve_cli",
     "ruledrive.demo",
     "ruledrive.bench_reliability",

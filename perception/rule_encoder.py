@@ -1,0 +1,277 @@
+"""The pretrained multilingual rule-text encoder, as the node and training run it.
+
+``models/text-encoder/`` holds multilingual-e5-small (4-bit, vocabulary pruned to English +
+Chinese) as ``model.onnx``, its ``tokenizer.json`` and a ``manifest.json`` with the files' sha256
+(built by ``ruledrive encoder build``). :meth:`RuleEncoder.load` refuses a directory whose files
+do not match their manifest, then creates one onnxruntime session.
+
+A rule is encoded as ``"query: " + text`` (the e5 convention for symmetric similarity), with the
+``tokenizers`` package (no PyTorch), to:
+
+- :meth:`RuleEncoder.encode`: float32 [n, D], the mean of the token states over real tokens,
+  L2-normalised (computed in the graph);
+- :meth:`RuleEncoder.token_states`: the last hidden states float32 [n, L, D] + mask [n, L], for
+  a downstream model that must read numbers or negation precisely.
+
+Each text runs alone (no padding), so a text's encoding never depends on what it is encoded
+with; results are kept in an LRU cache per text, so a rule set is encoded once, not per frame.
+Any string encodes: empty, emoji, control characters, mixed scripts; lone surrogates are replaced
+by ``?``; text longer than ``max_tokens`` (512 with the prefix and the two special tokens, more
+than any 200-character rule needs) is truncated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import onnxruntime as ort
+
+from core.errors import ConfigError, DataError, ModelError
+
+__all__ = [
+    "DEFAULT_ENCODER_DIR",
+    "MANIFEST",
+    "MANIFEST_FORMAT",
+    "MODEL_FILE",
+    "TOKENIZER_FILE",
+    "CacheInfo",
+    "RuleEncoder",
+    "TokenStates",
+    "encoder_providers",
+    "read_manifest",
+]
+
+DEFAULT_ENCODER_DIR = Path("models/text-encoder")
+"""The committed encoder, relative to the repository root."""
+MANIFEST, MODEL_FILE, TOKENIZER_FILE = "manifest.json", "model.onnx", "tokenizer.json"
+MANIFEST_FORMAT = "ruledrive-text-encoder/1"
+_CPU, _CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
+_OUTPUTS = ("sentence_embedding", "token_states")
+
+
+def encoder_providers(requested: str, available: list[str] | None = None) -> list[str]:
+    """Providers for ``cpu`` | ``auto`` (CUDA when this onnxruntime has it) | ``cuda`` (a
+    ConfigError when it has not). TensorRT is not offered: the graph's 4-bit MatMulNBits is an
+    onnxruntime contrib op."""
+    available = list(ort.get_available_providers()) if available is None else available
+    if requested == "cpu":
+        return [_CPU]
+    if requested not in ("auto", "cuda"):
+        raise ConfigError(f"unknown encoder providers setting {requested!r} (cpu, auto, cuda)")
+    if _CUDA in available:
+        return [_CUDA, _CPU]
+    if requested == "cuda":
+        raise ConfigError(f"providers=cuda but this onnxruntime has only {', '.join(available)}")
+    return [_CPU]
+
+
+@dataclass(frozen=True)
+class TokenStates:
+    """Token-level output for n texts, padded to the longest (L tokens)."""
+
+    ids: np.ndarray  # int64 [n, L] token ids (pad id where mask is 0)
+    mask: np.ndarray  # int64 [n, L] 1 for real tokens (<s>, "query:", the text, </s>)
+    states: np.ndarray  # float32 [n, L, D] last hidden states, zeros where mask is 0
+
+
+class CacheInfo(NamedTuple):
+    hits: int
+    misses: int
+    size: int
+    maxsize: int
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    vector: np.ndarray  # float32 [D]
+    ids: np.ndarray  # int64 [L]
+    states: np.ndarray  # float32 [L, D]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """The manifest of an encoder directory, after checking every file's size and sha256."""
+    path = directory / MANIFEST
+    if not directory.is_dir():
+        raise ModelError(f"text encoder {directory}: no such directory (ruledrive encoder build)")
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ModelError(f"text encoder {directory}: no {MANIFEST}") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"text encoder {path}: unreadable manifest ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise ModelError(f"text encoder {path}: not a {MANIFEST_FORMAT} manifest")
+    try:
+        for name in (MODEL_FILE, TOKENIZER_FILE):
+            want = manifest["files"][name]
+            f = directory / name
+            if not f.is_file():
+                raise ModelError(f"text encoder {directory}: {name} is missing")
+            if f.stat().st_size != want["bytes"] or _sha256(f) != want["sha256"]:
+                raise ModelError(
+                    f"text encoder {f}: size or sha256 differs from {MANIFEST} "
+                    "(changed or corrupt; rebuild with `ruledrive encoder build`)"
+                )
+        for key, kind in (("dim", int), ("vocab_size", int), ("max_tokens", int), ("prefix", str)):
+            if not isinstance(manifest[key], kind):
+                raise ModelError(f"text encoder {path}: {key} is not {kind.__name__}")
+    except (KeyError, TypeError) as exc:
+        raise ModelError(f"text encoder {path}: manifest lacks {exc}") from exc
+    return manifest
+
+
+class RuleEncoder:
+    """One onnxruntime session + tokenizer + per-text LRU cache. Thread-safe."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        tokenizer: Any,
+        manifest: dict[str, Any],
+        cache_size: int = 256,
+    ) -> None:
+        if cache_size < 0:
+            raise ConfigError("encoder cache_size must be >= 0")
+        self.session = session
+        self.tokenizer = tokenizer
+        self.manifest = manifest
+        self.dim: int = manifest["dim"]
+        self.prefix: str = manifest["prefix"]
+        self.max_tokens: int = manifest["max_tokens"]
+        self.version: str = manifest["files"][MODEL_FILE]["sha256"][:12]
+        self.provider: str = session.get_providers()[0]
+        self._cache: OrderedDict[str, _Encoded] = OrderedDict()
+        self._maxsize = cache_size
+        self._hits = self._misses = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls,
+        directory: Path = DEFAULT_ENCODER_DIR,
+        providers: str = "cpu",
+        threads: int | None = None,
+        cache_size: int = 256,
+    ) -> RuleEncoder:
+        """Check ``directory`` against its manifest and open it; ``threads`` sets onnxruntime's
+        intra-op threads (None: its default, one per core)."""
+        from tokenizers import Tokenizer
+
+        directory = Path(directory)
+        manifest = read_manifest(directory)
+        if threads is not None and threads < 1:
+            raise ConfigError("encoder threads must be >= 1")
+        chosen = encoder_providers(providers)
+        try:
+            tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+        except Exception as exc:  # the Rust library raises its own Exception type
+            raise ModelError(f"text encoder {directory}: unreadable {TOKENIZER_FILE}") from exc
+        if tokenizer.get_vocab_size() != manifest["vocab_size"]:
+            raise ModelError(f"text encoder {directory}: tokenizer size differs from manifest")
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=manifest["max_tokens"])
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # ORT's own fusion notes are not the user's business
+        if threads is not None:
+            opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        try:
+            session = ort.InferenceSession(str(directory / MODEL_FILE), opts, providers=chosen)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(
+                f"text encoder {directory}: onnxruntime cannot load it ({exc})"
+            ) from exc
+        names = [o.name for o in session.get_outputs()]
+        width = session.get_outputs()[0].shape[-1]
+        if tuple(names) != _OUTPUTS or width != manifest["dim"]:
+            raise ModelError(f"text encoder {directory}: outputs {names} do not match manifest")
+        meta = session.get_modelmeta().custom_metadata_map
+        if json.loads(meta.get("ruledrive.encoder.prefix", "null")) != manifest["prefix"]:
+            raise ModelError(f"text encoder {directory}: model metadata differs from manifest")
+        encoder = cls(session, tokenizer, manifest, cache_size)
+        encoder._run("")  # warm-up before serving
+        return encoder
+
+    def token_ids(self, text: str) -> list[int]:
+        """Token ids of ``prefix + text`` with the special tokens, truncated to max_tokens."""
+        ids: list[int] = self.tokenizer.encode(self.prefix + _clean(text)).ids
+        return ids
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length sentence vectors, float32 [n, D] (cached per text)."""
+        rows = [self._get(t).vector for t in _texts(texts)]
+        return np.stack(rows) if rows else np.zeros((0, self.dim), np.float32)
+
+    def token_states(self, texts: Sequence[str]) -> TokenStates:
+        """Token-level states and mask of each text, padded to the longest (cached per text)."""
+        items = [self._get(t) for t in _texts(texts)]
+        n, length = len(items), max((len(e.ids) for e in items), default=0)
+        ids = np.full((n, length), self.manifest.get("pad_id", 1), np.int64)
+        mask = np.zeros((n, length), np.int64)
+        states = np.zeros((n, length, self.dim), np.float32)
+        for i, e in enumerate(items):
+            ids[i, : len(e.ids)], mask[i, : len(e.ids)], states[i, : len(e.ids)] = (
+                e.ids,
+                1,
+                e.states,
+            )
+        return TokenStates(ids=ids, mask=mask, states=states)
+
+    def cache_info(self) -> CacheInfo:
+        with self._lock:
+            return CacheInfo(self._hits, self._misses, len(self._cache), self._maxsize)
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._hits = self._misses = 0
+
+    def _get(self, text: str) -> _Encoded:
+        with self._lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                self._hits += 1
+                return hit
+            self._misses += 1
+        encoded = self._run(text)
+        with self._lock:
+            if self._maxsize:
+                self._cache[text] = encoded
+                while len(self._cache) > self._maxsize:
+                    self._cache.popitem(last=False)
+        return encoded
+
+    def _run(self, text: str) -> _Encoded:
+        ids = np.asarray([self.token_ids(text)], np.int64)
+        vec, states = self.session.run(
+            list(_OUTPUTS), {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        )
+        return _Encoded(vector=vec[0], ids=ids[0], states=states[0])
+
+
+def _texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise DataError("rule texts must be a sequence of strings")
+    return list(texts)
+
+
+def _clean(text: str) -> str:
+    # The Rust tokenizer cannot take lone surrogates (e.g. from a bad JSON escape).
+    return text.encode("utf-8", "replace").decode("utf-8")

@@ -1,0 +1,233 @@
+"""The committed pretrained text encoder (models/text-encoder) through perception.rule_encoder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.errors import ConfigError, DataError, ModelError
+from perception.rule_encoder import (
+    MANIFEST,
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    RuleEncoder,
+    encoder_providers,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+ENCODER = ROOT / "models/text-encoder"
+DIM = 384
+
+# The same rule in English and Chinese, written for this test (not the docs' pairs).
+PAIRS = [
+    ("Do not pass other vehicles", "不得超越其他车辆"),
+    ("Maximum speed 50 km/h", "最高时速50公里"),
+    ("The right lane is closed", "右侧车道已关闭"),
+    ("Vehicles must halt on a yellow signal", "黄灯亮时车辆必须停车"),
+    ("Give way to people on the zebra crossing", "在斑马线上给行人让路"),
+    ("Bus lane, buses only", "公交车专用车道"),
+    ("School zone, drive slowly", "学校区域，减速慢行"),
+    ("Trucks over 7.5 tonnes must keep to the right lane", "7.5吨以上货车必须靠右侧车道行驶"),
+]
+
+ODD = [
+    "",
+    " ",
+    "😀🚗🚦",
+    "\x00\x07\x1b[31m\t\n\r",
+    "Right turn on red 禁止 after 22:00 Uhr — ok?",
+    "學校區域限速每小時30公里",
+    "추월 금지",
+    "bad escape \ud800 here",
+    "x" * 200,
+    ("学校区域上学日七点到十七点限速每小时30公里，" * 10)[:200],
+    ("No overtaking. " * 20)[:200],
+]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> RuleEncoder:
+    return RuleEncoder.load(ENCODER)
+
+
+def test_committed_encoder_fits_the_size_budget() -> None:
+    total = sum(f.stat().st_size for f in ENCODER.iterdir())
+    assert total <= 30_000_000
+    manifest = json.loads((ENCODER / MANIFEST).read_text())
+    assert manifest["prefix"] == "query: " and manifest["pooling"] == "mean"
+    assert manifest["licence"] == "MIT"
+
+
+def test_encode_shape_unit_length_and_deterministic(encoder: RuleEncoder) -> None:
+    texts = [en for en, _ in PAIRS[:3]]
+    first = encoder.encode(texts)
+    assert first.shape == (3, DIM) and first.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+    fresh = RuleEncoder.load(ENCODER, cache_size=0)
+    assert np.array_equal(fresh.encode(texts), first)
+    # a text's vector does not depend on what it is encoded with
+    assert np.array_equal(fresh.encode([texts[1], "禁止超车"])[0], first[1])
+    assert encoder.encode([]).shape == (0, DIM)
+
+
+def test_same_rule_in_chinese_and_english_is_closer_than_unrelated_rules(
+    encoder: RuleEncoder,
+) -> None:
+    en = encoder.encode([e for e, _ in PAIRS])
+    zh = encoder.encode([z for _, z in PAIRS])
+    sims = zh @ en.T  # [zh i, en j]
+    n = len(PAIRS)
+    matched = np.diag(sims)
+    unmatched = sims[~np.eye(n, dtype=bool)].reshape(n, n - 1)
+    # measured: matched 0.854, unmatched 0.791 (margin 0.063); per rule 0.032..0.136
+    assert matched.mean() - unmatched.mean() > 0.04
+    assert np.all(matched > unmatched.mean(axis=1))
+    # measured top-1: en->zh 8/8, zh->en 7/8
+    assert (sims.argmax(axis=0) == np.arange(n)).sum() >= 7
+    assert (sims.argmax(axis=1) == np.arange(n)).sum() >= 6
+
+
+def test_token_states_agree_with_the_pooled_vector(encoder: RuleEncoder) -> None:
+    texts = ["No overtaking", "最高时速50公里，学校区域"]
+    out = encoder.token_states(texts)
+    lengths = [len(encoder.token_ids(t)) for t in texts]
+    assert out.states.shape == (2, max(lengths), DIM) and out.states.dtype == np.float32
+    assert out.mask.sum(axis=1).tolist() == lengths
+    assert out.ids[0, : lengths[0]].tolist() == encoder.token_ids(texts[0])
+    for i, n in enumerate(lengths):
+        mean = out.states[i, :n].mean(axis=0)
+        np.testing.assert_allclose(
+            mean / np.linalg.norm(mean), encoder.encode([texts[i]])[0], atol=1e-5
+        )
+        assert not out.states[i, n:].any()
+
+
+@pytest.mark.parametrize("text", ODD, ids=range(len(ODD)))
+def test_odd_text_encodes(encoder: RuleEncoder, text: str) -> None:
+    vec = encoder.encode([text])
+    assert vec.shape == (1, DIM) and np.isfinite(vec).all()
+    assert abs(float(np.linalg.norm(vec)) - 1.0) < 1e-4
+
+
+def test_long_text_is_truncated_to_max_tokens(encoder: RuleEncoder) -> None:
+    assert encoder.max_tokens == 512
+    ids = encoder.token_ids("no overtaking " * 400)
+    assert len(ids) == encoder.max_tokens and ids[-1] == 2  # </s> kept
+    # no rule the contract allows (200 characters) comes near the limit
+    worst = max(len(encoder.token_ids(t)) for t in ODD)
+    assert worst < encoder.max_tokens // 2
+
+
+def test_vocabulary_reads_the_rule_catalogue_and_chinese_without_unknowns(
+    encoder: RuleEncoder,
+) -> None:
+    from simulator.rules import TEMPLATES
+
+    unk = encoder.manifest["unk_id"]
+    texts = [p.text for ps in TEMPLATES.values() for p in ps]
+    texts += [z for _, z in PAIRS] + ["學校區域限速", "紅燈禁止右轉", "Überholen verboten"]
+    missing = [t for t in texts if unk in encoder.token_ids(t)]
+    assert not missing
+    assert unk in encoder.token_ids("추월 금지")  # Korean was pruned: documented
+
+
+def test_non_strings_are_refused(encoder: RuleEncoder) -> None:
+    with pytest.raises(DataError):
+        encoder.encode("a single string, not a list")  # type: ignore[arg-type]
+    with pytest.raises(DataError):
+        encoder.encode(["ok", None])  # type: ignore[list-item]
+
+
+def test_cache_hits_skip_the_session() -> None:
+    enc = RuleEncoder.load(ENCODER, cache_size=2)
+    calls = []
+    real = enc.session
+
+    class Counting:
+        def run(self, *args: object, **kwargs: object) -> object:
+            calls.append(1)
+            return real.run(*args, **kwargs)
+
+    enc.session = Counting()  # type: ignore[assignment]
+    first = enc.encode(["No overtaking", "禁止超车"])
+    again = enc.encode(["禁止超车", "No overtaking"])
+    assert len(calls) == 2 and enc.cache_info()[:3] == (2, 2, 2)
+    assert np.array_equal(again[::-1], first)
+    enc.token_states(["No overtaking"])  # shares the cache
+    assert len(calls) == 2
+    enc.encode(["Keep right"])  # evicts the least recently used ("禁止超车")
+    enc.encode(["No overtaking"])
+    assert len(calls) == 3
+    enc.encode(["禁止超车"])
+    assert len(calls) == 4
+
+
+def _copy(tmp_path: Path) -> Path:
+    out = tmp_path / "enc"
+    shutil.copytree(ENCODER, out)
+    return out
+
+
+def test_missing_directory_and_manifest_are_model_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no such directory"):
+        RuleEncoder.load(tmp_path / "nope")
+    with pytest.raises(ModelError, match="no manifest.json"):
+        RuleEncoder.load(tmp_path)
+
+
+@pytest.mark.parametrize("victim", [MODEL_FILE, TOKENIZER_FILE])
+def test_changed_file_is_refused(tmp_path: Path, victim: str) -> None:
+    d = _copy(tmp_path)
+    data = bytearray((d / victim).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (d / victim).write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        RuleEncoder.load(d)
+    (d / victim).unlink()
+    with pytest.raises(ModelError, match="missing"):
+        RuleEncoder.load(d)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda m: m.update(format="other/9"), "not a ruledrive-text-encoder"),
+        (lambda m: m.pop("files"), "lacks"),
+        (lambda m: m.update(prefix="passage: "), "metadata differs"),
+        (lambda m: m.update(vocab_size=250002), "tokenizer size"),
+    ],
+    ids=["format", "files", "prefix", "vocab"],
+)
+def test_manifest_mismatch_is_refused(tmp_path: Path, edit: object, match: str) -> None:
+    d = _copy(tmp_path)
+    manifest = json.loads((d / MANIFEST).read_text())
+    edit(manifest)  # type: ignore[operator]
+    (d / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match=match):
+        RuleEncoder.load(d)
+    (d / MANIFEST).write_text("{not json")
+    with pytest.raises(ModelError, match="unreadable"):
+        RuleEncoder.load(d)
+
+
+def test_providers() -> None:
+    cpu, cuda = "CPUExecutionProvider", "CUDAExecutionProvider"
+    assert encoder_providers("cpu", [cuda, cpu]) == [cpu]
+    assert encoder_providers("auto", [cuda, cpu]) == [cuda, cpu]
+    assert encoder_providers("auto", [cpu]) == [cpu]
+    with pytest.raises(ConfigError, match="only"):
+        encoder_providers("cuda", [cpu])
+    with pytest.raises(ConfigError, match="unknown"):
+        encoder_providers("tpu", [cpu])
+    with pytest.raises(ConfigError):
+        RuleEncoder.load(ENCODER, threads=0)
+
+
+def test_rules_are_read_with_the_query_prefix(encoder: RuleEncoder) -> None:
+    ids = encoder.token_ids("No overtaking")
+    assert encoder.tokenizer.decode(ids) == "query: No overtaking"
+    assert ids[0] == 0 and ids[-1] == 2  # <s> ... </s>
