@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "ruledrive.replay_cli",
     "ruledrive.training_cli",
     "ruledrive.serve_cli",
+    "ruledrive.rules_cli",
     "ruledrive.demo",
 )
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bus.asyncapi import main as asyncapi_main
+from bus.signing import signing_example_markdown
 from core.rejects import reject_table_markdown
 from policy.fallback import fallback_table_markdown
 
@@ -23,6 +24,7 @@ CONTRACT = Path(__file__).resolve().parent.parent / "docs" / "contract.md"
 BLOCKS: dict[str, Callable[[], str]] = {
     "policy.fallback.FALLBACKS": fallback_table_markdown,
     "core.rejects.RejectCode": reject_table_markdown,
+    "bus.signing.example": signing_example_markdown,
 }
 _BLOCK = re.compile(
     r"(<!-- generated: (?P<name>[\w.]+) -->\n)(?P<body>.*?)(\n<!-- end generated -->)", re.DOTALL
