@@ -68,6 +68,7 @@ class Node:
     def __init__(self, settings: NodeSettings, bus: Bus, model: PolicyModel | None = None) -> None:
         self.settings = settings
         self.bus = bus
+        self.gate = RuleGate(settings)  # reads trusted keys and rule-set marks: ConfigError
         model = model or PolicyModel.load(
             settings.model_path, settings.providers, settings.max_batch_size
         )
@@ -80,7 +81,6 @@ class Node:
             max_clock_skew_ms=settings.max_clock_skew_ms,
         )
         self.metrics = NodeMetrics()
-        self.gate = RuleGate(settings)  # reads trusted keys and rule-set marks: ConfigError
         self.rules: dict[str, RuleSet] = {}
         # The topics the node consumes, each with its handler (bus thread: validate, enqueue).
         self._handlers: dict[Topic, Callable[[str, Incoming, int, int], None]] = {
