@@ -198,7 +198,7 @@ def signing_example_markdown() -> str:
         vehicle_id="car-1",
         version="2026-11-29.3",
         issued_at_ns=1795980000000000001,
-        rules=["School zone: 30 km/h", "Überholverbot \"A\"/\"B\""],
+        rules=["School zone: 30 km/h", 'Überholverbot "A"/"B"'],
     )
     signed = sign(example, private)
     return "\n".join(

@@ -163,9 +163,7 @@ class RuleMarks:
             os.close(fd)
             os.unlink(probe)
         except OSError as exc:
-            raise ConfigError(
-                f"state_dir: cannot use {directory}: {exc.strerror or exc}"
-            ) from exc
+            raise ConfigError(f"state_dir: cannot use {directory}: {exc.strerror or exc}") from exc
         marks = [self._read(p) for p in files]
         marks.sort(key=lambda m: m.issued_at_ns)
         if len(marks) > self.max_vehicles:
@@ -196,4 +194,3 @@ class RuleMarks:
         if mark.vehicle_id != path.stem:
             raise ConfigError(f"state_dir: {path} holds the mark of {mark.vehicle_id!r}; {hint}")
         return mark
-

@@ -72,20 +72,21 @@ def test_canonical_bytes_follow_the_documented_rules() -> None:
 def test_key_order_and_whitespace_of_the_sent_json_do_not_matter(key: Ed25519PrivateKey) -> None:
     signed = sign(_rules(), key)
     loose = (
-        '{ "rules": ["Stop at the red light"], "key_id": "%s", "version": "v1",\n'
-        '  "signature_b64": "%s", "vehicle_id": "car-1", "issued_at_ns": 1795980000000000001 }'
-        % (signed.key_id, signed.signature_b64)
+        f'{{ "rules": ["Stop at the red light"], "key_id": "{signed.key_id}", "version": "v1",\n'
+        f'  "signature_b64": "{signed.signature_b64}", "vehicle_id": "car-1",'
+        '  "issued_at_ns": 1795980000000000001 }'
     )
     parsed = parse_incoming(RULES.topic(vehicle_id="car-1"), loose.encode()).message
     assert isinstance(parsed, RuleSet)
     assert canonical_bytes(parsed) == canonical_bytes(signed)
 
 
-def test_signed_rule_set_verifies_and_every_change_breaks_it(key: Ed25519PrivateKey, trusted) -> None:
+def test_signed_rule_set_verifies_and_every_change_breaks_it(
+    key: Ed25519PrivateKey, trusted
+) -> None:
     signed = sign(_rules(), key)
-    assert signed.key_id == hashlib.sha256(
-        key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    ).hexdigest()[:16]
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert signed.key_id == hashlib.sha256(raw).hexdigest()[:16]
     assert len(signed.signature_b64 or "") == 88
     assert unverified_reason(signed, trusted) is None
     for change in (

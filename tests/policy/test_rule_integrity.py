@@ -115,9 +115,7 @@ def test_a_replayed_old_retained_rule_set_is_refused_after_a_restart_with_state_
     assert node_on(bus, model).rules["car-1"].version == "r1"
 
 
-def test_a_state_dir_that_cannot_be_used_stops_start_up(
-    model: PolicyModel, tmp_path: Path
-) -> None:
+def test_a_state_dir_that_cannot_be_used_stops_start_up(model: PolicyModel, tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(ConfigError, match="state_dir"):
         node_on(MemoryBus(), model, state_dir=tmp_path / "f")

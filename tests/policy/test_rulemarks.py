@@ -1,4 +1,4 @@
-"""Per-vehicle rule-set marks: the monotonic rule, persistence across instances, bounds, bad state."""
+"""Per-vehicle rule-set marks: the monotonic rule, persistence, bounds, unreadable state."""
 
 from __future__ import annotations
 
