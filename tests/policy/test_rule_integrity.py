@@ -3,6 +3,7 @@ restart with ``state_dir``; with trusted keys only rule sets signed by one of th
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -113,6 +114,17 @@ def test_a_replayed_old_retained_rule_set_is_refused_after_a_restart_with_state_
     bus = connected_bus()
     publish(bus, at(now - 10**9, "r1"))
     assert node_on(bus, model).rules["car-1"].version == "r1"
+
+
+def test_a_mark_that_cannot_be_saved_still_takes_the_rules_and_is_counted(
+    model: PolicyModel, tmp_path: Path
+) -> None:
+    bus = MemoryBus()
+    node = node_on(bus, model, state_dir=tmp_path / "state")
+    shutil.rmtree(tmp_path / "state")  # the disk went away under the node
+    publish(bus, at(time.time_ns(), "r1"))
+    assert node.rules["car-1"].version == "r1"
+    assert node.metrics.counters().get("rules.mark_not_saved") == 1
 
 
 def test_a_state_dir_that_cannot_be_used_stops_start_up(model: PolicyModel, tmp_path: Path) -> None:
