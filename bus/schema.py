@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "INT64_MAX",
+    "KEY_ID_PATTERN",
     "SCHEMA_VERSION",
     "VEHICLE_ID_PATTERN",
     "DecisionLabel",
@@ -31,6 +32,7 @@ SCHEMA_VERSION = 1  # also the Literal of Version below: a bump changes both
 VEHICLE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MAX_RULES = 5
 MAX_RULE_CHARS = 200
+KEY_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 # Every integer on the bus fits a signed 64-bit integer, so a consumer in any language can hold it
 # and arithmetic on it (ages, differences) never overflows a float conversion.
@@ -78,7 +80,8 @@ class FrameHeader(_Msg):
 
 
 class RuleSet(_Msg):
-    """The traffic rules in force for one vehicle; published retained."""
+    """The traffic rules in force for one vehicle; published retained by the rule authority,
+    optionally signed (bus/signing.py)."""
 
     schema_version: Version = 1
     vehicle_id: VehicleId
@@ -87,6 +90,19 @@ class RuleSet(_Msg):
     expires_at_ns: StampNs | None = Field(default=None, description="None = never expires")
     rules: list[Annotated[str, Field(min_length=1, max_length=MAX_RULE_CHARS)]] = Field(
         max_length=MAX_RULES
+    )
+    # Added later and optional, so unsigned rule sets stay valid (bus/signing.py): how a node
+    # with trusted keys tells the rule authority's rule sets from anyone else's.
+    signature_b64: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Ed25519 signature of the canonical bytes, base64 (None = unsigned)",
+    )
+    key_id: str | None = Field(
+        default=None,
+        pattern=KEY_ID_PATTERN,
+        description="the signing key: first 16 hex digits of SHA-256 of the raw public key",
     )
 
 

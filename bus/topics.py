@@ -92,7 +92,10 @@ RULES = Topic(
     1,
     True,
     None,
-    "Traffic rules in force for the vehicle; retained so a restarted node gets them.",
+    (
+        "Traffic rules in force for the vehicle, published by the rule authority; retained so"
+        " a restarted node gets them. Optionally signed (Ed25519, docs/contract.md)."
+    ),
     "/rules",
 )
 DECISION = Topic(

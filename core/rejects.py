@@ -27,6 +27,8 @@ class RejectCode(StrEnum):
     IMAGE_TOO_LARGE = "image_too_large"
     BAD_TIMESTAMP = "bad_timestamp"
     RULES_FROM_FUTURE = "rules_from_future"
+    RULES_REPLAYED = "rules_replayed"
+    RULES_UNVERIFIED = "rules_unverified"
     INTERNAL_ERROR = "internal_error"
     MODEL_RELOAD_FAILED = "model_reload_failed"
     NODE_OVERLOADED = "node_overloaded"
@@ -72,6 +74,15 @@ REJECT_MEANINGS: dict[RejectCode, str] = {
         "a rule set's `issued_at_ns` is ahead of the node's clock by more than "
         "`max_clock_skew_ms`; refused (it would pin the vehicle: every later genuine update "
         "would look older)"
+    ),
+    RejectCode.RULES_REPLAYED: (
+        "a rule set is not newer than the newest one the node accepted for the vehicle (an older "
+        "`issued_at_ns`, or the same one with other content); refused, as a replay of an old "
+        "retained rule set would be (kept across restarts with `state_dir`)"
+    ),
+    RejectCode.RULES_UNVERIFIED: (
+        "trusted keys are configured and a rule set is unsigned, badly signed or signed by an "
+        "unknown key, or is a clear (which cannot be signed); refused"
     ),
     RejectCode.INTERNAL_ERROR: (
         "an unexpected error while parsing the message (logged); the node keeps serving"

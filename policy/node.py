@@ -36,6 +36,7 @@ from policy.fallback import Reason
 from policy.metrics import NodeMetrics
 from policy.model import PolicyModel
 from policy.reports import ReportLimiter
+from policy.rulegate import RuleGate
 from policy.settings import NodeSettings, load_settings
 
 __all__ = ["Node", "main", "serve_in_thread"]
@@ -67,6 +68,7 @@ class Node:
     def __init__(self, settings: NodeSettings, bus: Bus, model: PolicyModel | None = None) -> None:
         self.settings = settings
         self.bus = bus
+        self.gate = RuleGate(settings)  # reads trusted keys and rule-set marks: ConfigError
         model = model or PolicyModel.load(
             settings.model_path, settings.providers, settings.max_batch_size
         )
@@ -173,15 +175,13 @@ class Node:
             handler(topic, msg, arrival_ns, arrival_mono)
 
     def _on_rules(self, topic: str, msg: Incoming, arrival_ns: int, _mono: int) -> None:
-        if isinstance(msg.message, RuleSet) and self._from_future(msg.message, arrival_ns):
-            self.report(
-                topic,
-                RejectCode.RULES_FROM_FUTURE,
-                f"issued_at_ns is more than {self.settings.max_clock_skew_ms:g} ms "
-                "ahead of the node's clock; refused",
-            )
+        rules = msg.message
+        assert rules is None or isinstance(rules, RuleSet)
+        refusal = self.gate.check(msg.ids["vehicle_id"], rules, arrival_ns)
+        if refusal is not None:  # signature, issue time, order: policy.rulegate
+            self.report(topic, refusal.code, refusal.detail)
             return
-        self._store_rules(msg.ids["vehicle_id"], msg.message)
+        self._store_rules(msg.ids["vehicle_id"], rules)
 
     def _on_frame(self, topic: str, msg: Incoming, arrival_ns: int, arrival_mono: int) -> None:
         header = msg.message
@@ -210,18 +210,11 @@ class Node:
                 f"frame {header.frame_id} dropped",
             )
 
-    def _from_future(self, rules: RuleSet, now_ns: int) -> bool:
-        # Accepted, a rule set issued years ahead would pin the vehicle: every genuine update
-        # after it would look older and be ignored.
-        return (rules.issued_at_ns - now_ns) / 1e6 > self.settings.max_clock_skew_ms
-
-    def _store_rules(self, vid: str, rules: object) -> None:
+    def _store_rules(self, vid: str, rules: RuleSet | None) -> None:
         if rules is None:  # retained message cleared
             self.rules.pop(vid, None)
         else:
-            assert isinstance(rules, RuleSet)
-            old = self.rules.get(vid)
-            if old is None and len(self.rules) >= self.settings.max_vehicles:
+            if vid not in self.rules and len(self.rules) >= self.settings.max_vehicles:
                 self.report(
                     RULES.topic(self.settings.topic_prefix, vehicle_id=vid),
                     RejectCode.TOO_MANY_VEHICLES,
@@ -229,12 +222,11 @@ class Node:
                     f"{self.settings.max_vehicles}; refused",
                 )
                 return
-            if old is not None and rules.issued_at_ns < old.issued_at_ns:
-                self.metrics.count("rules.older_ignored")
-                return
             self.rules[vid] = rules
             self._last_heard[vid] = time.monotonic()
             self.metrics.count("rules")
+            if not self.gate.accepted(vid, rules, self.rules):  # older ones are refused now
+                self.metrics.count("rules.mark_not_saved")
         self.metrics.vehicles.set(len(self.rules))
 
     def report(self, topic: str, code: RejectCode, detail: str) -> None:

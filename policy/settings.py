@@ -72,11 +72,33 @@ class NodeSettings(BaseSettings):
     vehicle_ttl_s: float = Field(
         600.0, gt=0, description="a vehicle silent this long is forgotten (rules, state)"
     )
+    state_dir: Path | None = Field(
+        None,
+        description="keeps the newest rule set accepted per vehicle across restarts, so an old "
+        "retained one replayed is refused; none = in memory only",
+    )
+    trusted_keys: Path | None = Field(
+        None,
+        description="Ed25519 public key (PEM) or a directory of *.pem/*.pub: only rule sets "
+        "signed by one are taken; none = any rule set is taken (not secure)",
+    )
     max_pending_bytes: int = Field(
         64 * 1024 * 1024,
         ge=1024,
         description="frames waiting in total; a new vehicle's frame beyond it is refused",
     )
+
+    @field_validator("state_dir", "trusted_keys", mode="before")
+    @classmethod
+    def _empty_path(cls, v: object) -> object:
+        return None if v == "" else v  # RULEDRIVE_STATE_DIR= means "not set", not "."
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _keys_exist(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.exists():
+            raise ValueError(f"{v}: no such file or directory")
+        return v
 
     @field_validator("mqtt_url")
     @classmethod

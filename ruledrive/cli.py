@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "ruledrive.training_cli",
     "ruledrive.encoder_cli",
     "ruledrive.serve_cli",
+    "ruledrive.rules_cli",
     "ruledrive.demo",
     "ruledrive.bench_reliability",
 )

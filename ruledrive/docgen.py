@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bus.asyncapi import main as asyncapi_main
+from bus.signing import signing_example_markdown
 from core.rejects import reject_table_markdown
 from policy.fallback import fallback_table_markdown
 from policy.settings import NodeSettings
@@ -39,9 +40,13 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "policy.fallback.FALLBACKS": fallback_table_markdown,
     "core.rejects.RejectCode": reject_table_markdown,
     "policy.settings.NodeSettings": settings_table_markdown,
+    "bus.signing.example": signing_example_markdown,
 }
+# An empty block ("<!-- generated: X -->" then "<!-- end generated -->" on the next line) matches
+# too: requiring a newline before the end marker once made an empty block run on to the next
+# block's end and swallow the sections between them.
 _BLOCK = re.compile(
-    r"(<!-- generated: (?P<name>[\w.]+) -->\n)(?P<body>.*?)(\n<!-- end generated -->)", re.DOTALL
+    r"(<!-- generated: (?P<name>[\w.]+) -->\n)(?P<body>.*?)\n?(<!-- end generated -->)", re.DOTALL
 )
 
 
@@ -52,7 +57,9 @@ def render_blocks(text: str) -> str:
         name = m.group("name")
         if name not in BLOCKS:
             raise KeyError(f"no generator for the block {name!r}")
-        return m.group(1) + BLOCKS[name]() + m.group(4)
+        if "<!-- generated:" in m.group("body"):
+            raise ValueError(f"the block {name!r} has no end marker before the next block")
+        return m.group(1) + BLOCKS[name]() + "\n" + m.group(4)
 
     return _BLOCK.sub(fill, text)
 

@@ -91,10 +91,19 @@ def test_fuzz_parse_raw_bytes(topic: str, payload: bytes) -> None:
     ),
     rules=st.dictionaries(
         st.sampled_from(
-            ["schema_version", "vehicle_id", "version", "issued_at_ns", "expires_at_ns", "rules"]
+            [
+                "schema_version",
+                "vehicle_id",
+                "version",
+                "issued_at_ns",
+                "expires_at_ns",
+                "rules",
+                "signature_b64",
+                "key_id",
+            ]
         ),
         _json_values,
-        max_size=6,
+        max_size=8,
     ),
 )
 def test_fuzz_structured_payloads(fields: dict, rules: dict) -> None:

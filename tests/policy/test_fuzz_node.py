@@ -105,6 +105,7 @@ def test_node_survives_any_message_sequence(
     bus.subscribe(ERRORS.subscription(P), reports)
     sent_frames: list[tuple[str, int]] = []
     expected_reports: list[str] = []  # topics, in order, of inputs that must be reported
+    accepted: dict[str, RuleSet] = {}  # the newest rule set taken per vehicle (a clear keeps it)
     for ev in events:
         if ev[0] == "frame":
             _, h, img = ev
@@ -119,8 +120,16 @@ def test_node_survives_any_message_sequence(
         elif ev[0] == "rules":
             topic = RULES.topic(P, vehicle_id=ev[1].vehicle_id)
             bus.publish(topic, encode(ev[1]), 1, True)
-            if ev[1].issued_at_ns > time.time_ns() + 10**9:  # beyond the 500 ms clock skew
+            r, newest = ev[1], accepted.get(ev[1].vehicle_id)
+            future = r.issued_at_ns > time.time_ns() + 10**9  # beyond the 500 ms clock skew
+            replayed = newest is not None and (  # not newer than the one accepted
+                r.issued_at_ns < newest.issued_at_ns
+                or (r.issued_at_ns == newest.issued_at_ns and r != newest)
+            )
+            if future or replayed:
                 expected_reports.append(topic)
+            else:
+                accepted[r.vehicle_id] = r
         else:
             topic, payload = ev[1]
             node.on_message(topic, payload)

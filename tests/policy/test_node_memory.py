@@ -346,11 +346,12 @@ def test_a_failing_batch_is_answered_and_the_node_keeps_serving(
     assert got[2][1:] == (None, True)
 
 
-def test_rules_retained_cleared_and_older_ignored(bus: MemoryBus, node: Node) -> None:
+def test_rules_retained_cleared_and_older_refused(bus: MemoryBus, node: Node) -> None:
     send_rules(bus, version="new")
     old = rules(version="old").model_copy(update={"issued_at_ns": 1})
     bus.publish(RULES.topic(P, vehicle_id="car-1"), encode(old), 1, retain=False)
     assert node.rules["car-1"].version == "new"
+    assert [e.code for e in errors(bus)] == ["rules_replayed"]  # reported, not only counted
     bus.publish(RULES.topic(P, vehicle_id="car-1"), b"", 1, retain=True)
     assert "car-1" not in node.rules
     send_rules(bus, "car-3")  # a node that subscribes later gets retained rules

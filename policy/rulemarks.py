@@ -1,0 +1,196 @@
+"""Per vehicle, the newest rule set a node has accepted (its high-water mark), kept across restarts.
+
+Rule sets are retained on the broker, so whoever can publish there can put back an old one; a node
+that restarts would take it. The node keeps, per vehicle, the ``issued_at_ns``, ``version`` and a
+digest of the newest rule set it accepted, and refuses older ones (``rules_replayed``). With a
+state directory the marks are written there and loaded at start, so they survive a restart;
+without one they live in memory only and a restarted node starts with none.
+
+On disk: ``STATE_DIR/rule-marks/VEHICLE_ID.json`` (vehicle ids are file-name safe by the contract's
+pattern), each written to a temporary file, flushed to disk and renamed over the old one, so a
+crash leaves the old mark or the new one, never half of one. At most ``max_vehicles`` marks are
+held: a new vehicle beyond that evicts the mark least recently set of a vehicle whose rules the
+node no longer holds (forgotten after ``vehicle_ttl_s``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Container
+from contextlib import suppress
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bus.schema import INT64_MAX, VEHICLE_ID_PATTERN, RuleSet
+from bus.signing import canonical_bytes
+from core.errors import ConfigError
+
+__all__ = ["MARKS_SUBDIR", "Mark", "RuleMarks", "digest"]
+
+log = logging.getLogger(__name__)
+
+MARKS_SUBDIR = "rule-marks"
+_MAX_MARK_FILE_BYTES = 4096
+
+
+class Mark(BaseModel):
+    """The newest rule set accepted for a vehicle (also the on-disk form)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vehicle_id: str = Field(pattern=VEHICLE_ID_PATTERN)
+    issued_at_ns: int = Field(ge=0, le=INT64_MAX)
+    version: str = Field(max_length=64)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="of the canonical bytes")
+
+
+def digest(rules: RuleSet) -> str:
+    """What tells two rule sets with one ``issued_at_ns`` apart (signatures not included)."""
+    return hashlib.sha256(canonical_bytes(rules)).hexdigest()
+
+
+class RuleMarks:
+    """Bounded high-water marks per vehicle, persisted under ``state_dir`` when one is given.
+
+    Only the bus thread calls it (the node's rule-set handler), so it takes no lock.
+    """
+
+    def __init__(self, state_dir: Path | None, max_vehicles: int) -> None:
+        self.max_vehicles = max_vehicles
+        self.write_failures = 0
+        # Insertion order = order in which marks were last set: the first is evicted first.
+        self._marks: dict[str, Mark] = {}
+        self._dir = state_dir / MARKS_SUBDIR if state_dir is not None else None
+        if self._dir is not None:
+            self._load(self._dir)
+
+    @property
+    def persistent(self) -> bool:
+        return self._dir is not None
+
+    def __len__(self) -> int:
+        return len(self._marks)
+
+    def get(self, vid: str) -> Mark | None:
+        return self._marks.get(vid)
+
+    def replay_reason(self, vid: str, rules: RuleSet) -> str | None:
+        """Why ``rules`` cannot be newer than what was accepted for ``vid``, or None.
+
+        The same rule set again (a retained one redelivered on reconnect or restart) is fine;
+        an older ``issued_at_ns``, or the same one with other content, is refused: an equal
+        time with other content cannot be told apart from a replay.
+        """
+        mark = self._marks.get(vid)
+        if mark is None or rules.issued_at_ns > mark.issued_at_ns:
+            return None
+        held = f"{mark.issued_at_ns} (version {mark.version!r})"
+        if rules.issued_at_ns < mark.issued_at_ns:
+            return (
+                f"issued_at_ns {rules.issued_at_ns} (version {rules.version!r}) is older than "
+                f"{held}, already accepted; refused"
+            )
+        if digest(rules) != mark.sha256:
+            return (
+                f"issued_at_ns {rules.issued_at_ns} equals that of {held}, already accepted, "
+                "but the content differs; refused (issue every rule set at a new time)"
+            )
+        return None
+
+    def record(self, vid: str, rules: RuleSet, held: Container[str] = ()) -> bool:
+        """Set ``vid``'s mark to ``rules`` (accepted); evict one if full. False if the mark could
+        not be written to disk (it is still held in memory; the error is logged)."""
+        mark = Mark(
+            vehicle_id=vid,
+            issued_at_ns=rules.issued_at_ns,
+            version=rules.version,
+            sha256=digest(rules),
+        )
+        old = self._marks.pop(vid, None)
+        if old == mark:  # the same rule set again: no write, keep its place
+            self._marks[vid] = mark
+            return True
+        if old is None and len(self._marks) >= self.max_vehicles:
+            self._evict(held)
+        self._marks[vid] = mark
+        if self._dir is None:
+            return True
+        try:
+            self._write(mark)
+        except OSError as exc:
+            self.write_failures += 1
+            log.error("could not save the rule-set mark of %s in %s: %s", vid, self._dir, exc)
+            return False
+        return True
+
+    # internals ---------------------------------------------------------------------------------
+
+    def _evict(self, held: Container[str]) -> None:
+        victim = next((v for v in self._marks if v not in held), None)
+        if victim is None:  # every mark belongs to a held vehicle: the node refuses new ones first
+            victim = next(iter(self._marks))
+        del self._marks[victim]
+        if self._dir is not None:
+            with suppress(OSError):
+                (self._dir / f"{victim}.json").unlink()
+
+    def _write(self, mark: Mark) -> None:
+        assert self._dir is not None
+        fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=f".{mark.vehicle_id}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(mark.model_dump_json().encode())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._dir / f"{mark.vehicle_id}.json")
+        except OSError:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def _load(self, directory: Path) -> None:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            for tmp in directory.glob(".*.tmp"):  # left by a crash between write and rename
+                tmp.unlink()
+            files = [p for p in directory.iterdir() if p.suffix == ".json"]
+            # Fails here, at start, rather than at the first rule set.
+            fd, probe = tempfile.mkstemp(dir=directory, prefix=".probe.", suffix=".tmp")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise ConfigError(f"state_dir: cannot use {directory}: {exc.strerror or exc}") from exc
+        marks = [self._read(p) for p in files]
+        marks.sort(key=lambda m: m.issued_at_ns)
+        if len(marks) > self.max_vehicles:
+            log.warning(
+                "%d rule-set marks in %s, max_vehicles %d: the %d oldest are not loaded",
+                len(marks),
+                directory,
+                self.max_vehicles,
+                len(marks) - self.max_vehicles,
+            )
+            marks = marks[len(marks) - self.max_vehicles :]
+        self._marks = {m.vehicle_id: m for m in marks}
+        log.info("loaded %d rule-set marks from %s", len(self._marks), directory)
+
+    @staticmethod
+    def _read(path: Path) -> Mark:
+        # A mark that cannot be read stops start-up: skipping it would let that vehicle's old
+        # rule sets back in.
+        hint = "fix or delete it (deleting forgets that vehicle's newest rule set)"
+        try:
+            if path.stat().st_size > _MAX_MARK_FILE_BYTES:
+                raise ConfigError(f"state_dir: {path} is too large for a mark; {hint}")
+            mark = Mark.model_validate_json(path.read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"state_dir: cannot read {path}: {exc.strerror or exc}") from exc
+        except ValidationError as exc:
+            raise ConfigError(f"state_dir: {path} is not a rule-set mark; {hint}") from exc
+        if mark.vehicle_id != path.stem:
+            raise ConfigError(f"state_dir: {path} holds the mark of {mark.vehicle_id!r}; {hint}")
+        return mark

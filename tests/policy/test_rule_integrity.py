@@ -1,0 +1,186 @@
+"""Rule-set integrity in the node (in-memory bus): issue times only go forward, also across a
+restart with ``state_dir``; with trusted keys only rule sets signed by one of them are taken."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bus.codec import encode
+from bus.memory import MemoryBus
+from bus.schema import ErrorReport, RuleSet
+from bus.signing import public_pem, sign
+from bus.topics import ERRORS, RULES
+from core.errors import ConfigError
+from policy.model import PolicyModel
+from policy.node import Node
+from policy.settings import load_settings
+from ruledrive.cli import main as cli_main
+from tests.policy.conftest import rules
+
+P = "ruledrive/v1"
+TOPIC = RULES.topic(P, vehicle_id="car-1")
+
+
+def node_on(bus: MemoryBus, model: PolicyModel, **kw: object) -> Node:
+    # Interval 0: every refusal is its own report, so the tests can count them.
+    base = {"node_id": "node-t", "reload_poll_s": 0, "error_report_interval_s": 0}
+    node = Node(load_settings({**base, **kw}), bus, model)
+    node.start()
+    return node
+
+
+def connected_bus() -> MemoryBus:
+    bus = MemoryBus()
+    bus.connect()  # to publish retained messages before the node starts
+    return bus
+
+
+def publish(bus: MemoryBus, rs: RuleSet | None, vid: str = "car-1") -> None:
+    bus.publish(RULES.topic(P, vehicle_id=vid), b"" if rs is None else encode(rs), 1, True)
+
+
+def codes(bus: MemoryBus) -> list[str]:
+    return [
+        ErrorReport.model_validate_json(p).code
+        for t, p, _, _ in bus.published
+        if t == ERRORS.topic(P, node_id="node-t")
+    ]
+
+
+def at(t_ns: int, version: str, texts: tuple[str, ...] = ("Stop at the red light",)) -> RuleSet:
+    return rules(version=version, texts=texts).model_copy(update={"issued_at_ns": t_ns})
+
+
+@pytest.fixture(scope="module")
+def authority() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def keys(tmp_path: Path, authority: Ed25519PrivateKey) -> Path:
+    path = tmp_path / "keys"
+    path.mkdir()
+    (path / "authority.pub").write_bytes(public_pem(authority.public_key()))
+    return path
+
+
+# issue times only go forward ------------------------------------------------------------------
+
+
+def test_older_and_same_time_other_content_are_refused_and_reported(model: PolicyModel) -> None:
+    bus = MemoryBus()
+    node = node_on(bus, model)
+    now = time.time_ns()
+    publish(bus, at(now, "r2"))
+    publish(bus, at(now, "r2"))  # the same one again (a redelivery): taken, not reported
+    publish(bus, at(now - 10**9, "r1"))  # older
+    publish(bus, at(now, "r2-forged", ("Proceed through the red light",)))  # same time
+    assert node.rules["car-1"].version == "r2"
+    assert codes(bus) == ["rules_replayed", "rules_replayed"]
+    publish(bus, None)  # a clear does not lower the mark
+    assert "car-1" not in node.rules
+    publish(bus, at(now - 10**9, "r1"))
+    assert "car-1" not in node.rules and codes(bus)[-1] == "rules_replayed"
+    publish(bus, at(now + 1, "r3"))
+    assert node.rules["car-1"].version == "r3" and len(codes(bus)) == 3
+
+
+def test_a_replayed_old_retained_rule_set_is_refused_after_a_restart_with_state_dir(
+    model: PolicyModel, tmp_path: Path
+) -> None:
+    now = time.time_ns()
+    bus = MemoryBus()
+    first = node_on(bus, model, state_dir=tmp_path)
+    publish(bus, at(now, "r2"))
+    assert first.rules["car-1"].version == "r2"
+    # While the node is down someone re-publishes the old rule set retained; the restarted
+    # node gets it from the broker first thing.
+    bus = connected_bus()
+    publish(bus, at(now - 10**9, "r1"))
+    restarted = node_on(bus, model, state_dir=tmp_path)
+    assert "car-1" not in restarted.rules
+    assert codes(bus) == ["rules_replayed"]
+    # The genuine rule set, retained, is taken again after a restart (no report).
+    bus = connected_bus()
+    publish(bus, at(now, "r2"))
+    again = node_on(bus, model, state_dir=tmp_path)
+    assert again.rules["car-1"].version == "r2" and codes(bus) == []
+    # Without a state directory the restarted node has no memory and takes the replay.
+    bus = connected_bus()
+    publish(bus, at(now - 10**9, "r1"))
+    assert node_on(bus, model).rules["car-1"].version == "r1"
+
+
+def test_a_mark_that_cannot_be_saved_still_takes_the_rules_and_is_counted(
+    model: PolicyModel, tmp_path: Path
+) -> None:
+    bus = MemoryBus()
+    node = node_on(bus, model, state_dir=tmp_path / "state")
+    shutil.rmtree(tmp_path / "state")  # the disk went away under the node
+    publish(bus, at(time.time_ns(), "r1"))
+    assert node.rules["car-1"].version == "r1"
+    assert node.metrics.counters().get("rules.mark_not_saved") == 1
+
+
+def test_a_state_dir_that_cannot_be_used_stops_start_up(model: PolicyModel, tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match="state_dir"):
+        node_on(MemoryBus(), model, state_dir=tmp_path / "f")
+
+
+# signed rule sets -----------------------------------------------------------------------------
+
+
+def test_with_trusted_keys_only_rule_sets_signed_by_one_are_taken(
+    model: PolicyModel, keys: Path, authority: Ed25519PrivateKey
+) -> None:
+    bus = MemoryBus()
+    node = node_on(bus, model, trusted_keys=keys)
+    now = time.time_ns()
+    publish(bus, sign(at(now, "r1"), authority))
+    assert node.rules["car-1"].version == "r1" and codes(bus) == []
+    good = sign(at(now + 1, "r2"), authority)
+    for bad in (
+        at(now + 1, "unsigned"),
+        good.model_copy(update={"rules": ["Proceed through the red light"]}),  # tampered
+        sign(at(now + 1, "r2"), Ed25519PrivateKey.generate()),  # an unknown key
+    ):
+        publish(bus, bad)
+    publish(bus, None)  # a clear cannot be signed
+    assert node.rules["car-1"].version == "r1"
+    assert codes(bus) == ["rules_unverified"] * 4
+    publish(bus, good)
+    assert node.rules["car-1"].version == "r2"
+    # A genuine but old signed rule set is a replay: the signature does not make it new.
+    publish(bus, sign(at(now - 10**9, "r0"), authority))
+    assert node.rules["car-1"].version == "r2" and codes(bus)[-1] == "rules_replayed"
+
+
+def test_without_trusted_keys_unsigned_and_signed_are_taken(
+    model: PolicyModel, authority: Ed25519PrivateKey
+) -> None:
+    bus = MemoryBus()
+    node = node_on(bus, model)
+    now = time.time_ns()
+    publish(bus, at(now, "plain"))
+    assert node.rules["car-1"].version == "plain"
+    publish(bus, sign(at(now + 1, "signed"), Ed25519PrivateKey.generate()))
+    assert node.rules["car-1"].version == "signed" and codes(bus) == []
+
+
+def test_bad_trusted_keys_stop_serve_with_one_line(
+    tmp_path: Path, fake_model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "k.pem").write_text("not a key")
+    model = str(fake_model_path)
+    for value, says in ((tmp_path / "nope", "no such file"), (tmp_path, "not a PEM public key")):
+        # Refused before connecting: the broker URL points nowhere.
+        argv = ["serve", "--trusted-keys", str(value), "--model", model, "--mqtt-url"]
+        assert cli_main([*argv, "mqtt://127.0.0.1:9"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and says in err, err
