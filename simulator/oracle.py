@@ -93,7 +93,12 @@ def closed_lane_index(rule: Rule, n_lanes: int) -> int | None:
         return 1 if n_lanes == 3 else None
     if lane is not None and lane.isdigit() and 1 <= int(lane) <= n_lanes:
         return int(lane) - 1
-    if lane is not None and lane[:1] == "r" and lane[1:].isdigit() and 1 <= int(lane[1:]) <= n_lanes:
+    if (
+        lane is not None
+        and lane[:1] == "r"
+        and lane[1:].isdigit()
+        and 1 <= int(lane[1:]) <= n_lanes
+    ):
         return n_lanes - int(lane[1:])  # counted from the right
     return None
 

@@ -153,9 +153,7 @@ def _draw_rules(
     return understood_rules(texts), texts
 
 
-def _add_rules(
-    plan: SplitPlan, rules: tuple[Rule, ...], texts: tuple[RuleText, ...] | None
-) -> int:
+def _add_rules(plan: SplitPlan, rules: tuple[Rule, ...], texts: tuple[RuleText, ...] | None) -> int:
     plan.rule_sets.append(rules)
     if texts is not None:
         plan.rule_texts.append(texts)

@@ -7,13 +7,18 @@ only by the held-out split; see docs/world.md, "Rule language".
 
 from __future__ import annotations
 
-from simulator.language.render import Construction, Ctx, Lexicon, concepts
+from functools import partial
+
+from simulator.language.render import Ctx, Lexicon, concepts, constructions
 
 __all__ = ["LEXICON", "number_words"]
 
-_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen \
-fifteen sixteen seventeen eighteen nineteen".split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+# fmt: off
+_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+         "nineteen"]
+# fmt: on
+_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _ORD = {1: "first", 2: "second", 3: "third"}
 SPANS = {"day": (7, 17), "extended": (7, 20)}  # simulator.rules.HOURS, as clock hours
 
@@ -50,7 +55,11 @@ C = concepts(
         "here": {"here": "| on this road| here| on this stretch"},
         # --- actions and things ---
         "overtake": {
-            "overtake": {"n": "overtaking", "v": "overtake|overtake other vehicles", "zone": "overtaking"},
+            "overtake": {
+                "n": "overtaking",
+                "v": "overtake|overtake other vehicles",
+                "zone": "overtaking",
+            },
             "pass": {"n": "passing", "v": "pass|pass other vehicles", "zone": "passing"},
             "go_past": {"n": "going past other vehicles", "v": "go past other vehicles"},
         },
@@ -76,7 +85,12 @@ C = concepts(
             "crossing": "pedestrian crossings|crossings",
             "zebra": "zebra crossings",
         },
-        "closed": {"closed": "closed", "shut": "shut", "blocked": "blocked", "out_of_use": "out of use"},
+        "closed": {
+            "closed": "closed",
+            "shut": "shut",
+            "blocked": "blocked",
+            "out_of_use": "out of use",
+        },
         "merge": {
             "merge": "merge {side}|merge to the {side}",
             "move": "move {side}|move to the {side}",
@@ -123,8 +137,16 @@ C = concepts(
         },
         "days": {"none": "", "school_days": "on school days", "weekdays": "on weekdays|Mon-Fri"},
         "lane_named": {
-            "name": {"left": "left lane", "centre": "centre lane|center lane", "right": "right lane"},
-            "position": {"left": "leftmost lane", "centre": "middle lane", "right": "rightmost lane"},
+            "name": {
+                "left": "left lane",
+                "centre": "centre lane|center lane",
+                "right": "right lane",
+            },
+            "position": {
+                "left": "leftmost lane",
+                "centre": "middle lane",
+                "right": "rightmost lane",
+            },
             "hand": {"left": "left-hand lane", "right": "right-hand lane"},
         },
         "lane_num": {
@@ -134,10 +156,17 @@ C = concepts(
         },
         "lane_right": {"ordinal": "{ord} lane from the right|{ord} lane counting from the right"},
         # --- who a rule binds ---
-        "subj_all": {"vehicles": "vehicles|all vehicles", "drivers": "drivers|motorists", "you": "you"},
+        "subj_all": {
+            "vehicles": "vehicles|all vehicles",
+            "drivers": "drivers|motorists",
+            "you": "you",
+        },
         "scope_all": {"all": "all vehicles|all motor vehicles"},
         "scope_cars": {"cars": "cars|passenger cars"},
-        "scope_trucks": {"trucks": "trucks over 7.5 t|trucks above 7.5 tonnes", "lorries": "lorries over 7.5 t"},
+        "scope_trucks": {
+            "trucks": "trucks over 7.5 t|trucks above 7.5 tonnes",
+            "lorries": "lorries over 7.5 t",
+        },
         "scope_buses": {"buses": "buses"},
         "scope_coaches": {"coaches": "coaches|touring coaches"},
         "scope_cyclists": {"cyclists": "cyclists|bicycles"},
@@ -145,40 +174,22 @@ C = concepts(
     }
 )
 
-HELD = frozenset(
-    {
-        "prohib.forbidden",
-        "mustnot.shall_not",
-        "permit.authorised",
-        "overtake.go_past",
-        "stop.standstill",
-        "amber.orange",
-        "proceed.go_ahead",
-        "yield.stop_for",
-        "ped.walkers",
-        "cross.zebra",
-        "closed.out_of_use",
-        "merge.keep",
-        "speed.top",
-        "rlane.kerb",
-        "bus.transit",
-        "unit.spelled",
-        "time.from_until",
-        "always.round",
-        "lane_named.hand",
-        "lane_num.number_no",
-        "scope_trucks.lorries",
-    }
-)
+# fmt: off
+HELD = frozenset({
+    "prohib.forbidden", "mustnot.shall_not", "permit.authorised", "overtake.go_past",
+    "stop.standstill", "amber.orange", "proceed.go_ahead", "yield.stop_for", "ped.walkers",
+    "cross.zebra", "closed.out_of_use", "merge.keep", "speed.top", "rlane.kerb", "bus.transit",
+    "unit.spelled", "time.from_until", "always.round", "lane_named.hand", "lane_num.number_no",
+    "scope_trucks.lorries",
+})
+# fmt: on
 
 
 def _limit(ctx: Ctx, pos: str) -> str:
     n = ctx.rule.limit if pos != "dist" else 15
     assert n is not None
-    num = number_words(n) if ctx.member("num") == "words" else str(n)
+    num = _num(ctx, n)
     unit = ctx.word("dist_unit") if pos == "dist" else ctx.word("unit")
-    if pos == "bare":
-        return num
     return f"{num} {unit}" if unit else num
 
 
@@ -189,8 +200,7 @@ def _hours(ctx: Ctx, pos: str) -> str:
         when = ctx.word("always")
     else:
         a, b = SPANS[hours or "day"]
-        member = ctx.member("time")
-        form = ctx.rng.choice(ctx.lex.concepts["time"][member][""])
+        form = ctx.rng.choice(ctx.lex.concepts["time"][ctx.member("time")][""])
         when = form.format(a=a, b=b - 12, A=f"{a:02d}", B=f"{b:02d}", a24=a, b24=b)
     return f"{days} {when}".strip()
 
@@ -211,10 +221,6 @@ def _lane(ctx: Ctx, pos: str) -> str:
     return text
 
 
-def _subj(ctx: Ctx, pos: str) -> str:
-    return ctx.word("subj_all" if ctx.rule.scope == "all" else f"scope_{ctx.rule.scope}")
-
-
 PARAMS = {
     "limit": _limit,
     "dist": lambda ctx, pos: _limit(ctx, "dist"),
@@ -223,17 +229,13 @@ PARAMS = {
     "side": lambda ctx, pos: ctx.rule.merge or "left",
     "ord": lambda ctx, pos: _ORD[int((ctx.rule.lane or "1").lstrip("r"))],
     "k": lambda ctx, pos: _num(ctx, int((ctx.rule.lane or "1").lstrip("r"))),
-    "subj": _subj,
+    "subj": lambda ctx, pos: ctx.word(
+        "subj_all" if ctx.rule.scope == "all" else f"scope_{ctx.rule.scope}"
+    ),
     "scope": lambda ctx, pos: ctx.word(f"scope_{ctx.rule.scope}"),
 }
 
-
-def _c(
-    kind: str, variant: str | None, *items: tuple[str, str], held: tuple[str, ...] = ()
-) -> list[Construction]:
-    """Constructions ``(id, template)``; ids in ``held`` are held out."""
-    return [Construction(f"en.{cid}", kind, variant, tpl, cid in held) for cid, tpl in items]
-
+_c = partial(constructions, "en")
 
 CONSTRUCTIONS = (
     *_c(
@@ -315,7 +317,10 @@ CONSTRUCTIONS = (
         ("c.proceed", "{proceed:v} on {amber:adj} if within {dist} of the stop line"),
         ("c.on", "On {amber:adj}, {proceed:v} if within {dist} of the stop line"),
         ("c.colon", "{amber:adj}: {proceed:v} when closer than {dist} to the stop line"),
-        ("c.may", "{subj} {may} {proceed:v} on {amber:adj} when less than {dist} from the stop line"),
+        (
+            "c.may",
+            "{subj} {may} {proceed:v} on {amber:adj} when less than {dist} from the stop line",
+        ),
         ("c.if_first", "If the stop line is within {dist} on {amber:adj}, {proceed:v}"),
         ("c.unless", "On {amber:adj}, {stop:v} unless within {dist} of the stop line"),
         held=("c.if_first", "c.unless"),

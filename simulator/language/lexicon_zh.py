@@ -7,7 +7,9 @@ position (最右侧车道), number (第2车道) or counted from either side (右
 
 from __future__ import annotations
 
-from simulator.language.render import Construction, Ctx, Lexicon, concepts
+from functools import partial
+
+from simulator.language.render import Ctx, Lexicon, concepts, constructions
 
 __all__ = ["LEXICON", "zh_number"]
 
@@ -52,7 +54,12 @@ C = concepts(
         "yield": {"lirang": "礼让", "rangxing": "停车让行", "birang": "避让"},
         "ped": {"xingren": "行人", "guojie": "过街行人", "buxing": "步行者"},
         "cross": {"renxing": "人行横道", "guojiedao": "过街通道", "banma": "斑马线"},
-        "closed": {"fengbi": "封闭", "guanbi": "关闭", "jinxing": "禁止通行", "shigong": "施工封闭"},
+        "closed": {
+            "fengbi": "封闭",
+            "guanbi": "关闭",
+            "jinxing": "禁止通行",
+            "shigong": "施工封闭",
+        },
         "merge": {
             "bingdao": "向{side}并道|请向{side}并道",
             "biandao": "向{side}变道|请向{side}变道",
@@ -105,31 +112,15 @@ C = concepts(
     }
 )
 
-HELD = frozenset(
-    {
-        "prohib.buxu",
-        "permit.ke",
-        "overtake.chaoguo",
-        "stop.zhiting",
-        "amber.huangsedeng",
-        "proceed.jixu",
-        "yield.birang",
-        "ped.buxing",
-        "cross.guojiedao",
-        "closed.shigong",
-        "merge.kao",
-        "speed.shangxian",
-        "rlane.zuiwai",
-        "bus.xianxing",
-        "unit.qianmi",
-        "dist_unit.gongchi",
-        "time.ampm",
-        "always.24h",
-        "lane_named.bian",
-        "lane_num.hao",
-        "scope_trucks.dahuoche",
-    }
-)
+# fmt: off
+HELD = frozenset({
+    "prohib.buxu", "permit.ke", "overtake.chaoguo", "stop.zhiting", "amber.huangsedeng",
+    "proceed.jixu", "yield.birang", "ped.buxing", "cross.guojiedao", "closed.shigong",
+    "merge.kao", "speed.shangxian", "rlane.zuiwai", "bus.xianxing", "unit.qianmi",
+    "dist_unit.gongchi", "time.ampm", "always.24h", "lane_named.bian", "lane_num.hao",
+    "scope_trucks.dahuoche",
+})
+# fmt: on
 
 
 def _num(ctx: Ctx, n: int) -> str:
@@ -197,11 +188,7 @@ PARAMS = {
 }
 
 
-def _c(
-    kind: str, variant: str | None, *items: tuple[str, str], held: tuple[str, ...] = ()
-) -> list[Construction]:
-    return [Construction(f"zh.{cid}", kind, variant, tpl, cid in held) for cid, tpl in items]
-
+_c = partial(constructions, "zh")
 
 CONSTRUCTIONS = (
     *_c(

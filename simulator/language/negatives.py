@@ -124,8 +124,12 @@ _FIXED: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
 }
 
-_SYLLABLES = "bla kor ven tiz mup dra sel fon gri wab zut pel nox quen rif das".split()
-_EMOJI = "🚗 🚙 🚌 🚚 🚲 🏍️ 💨 🚫 ⛔ 🚦 🟡 🔴 ✋ 🚸 👣 ➡️ ⬅️ ↩️ 🛑 ⏰ 🅿️ 🚧".split()
+# fmt: off
+_SYLLABLES = ["bla", "kor", "ven", "tiz", "mup", "dra", "sel", "fon", "gri", "wab", "zut", "pel",
+              "nox", "quen", "rif", "das"]
+_EMOJI = ["🚗", "🚙", "🚌", "🚚", "🚲", "🏍️", "💨", "🚫", "⛔", "🚦", "🟡", "🔴", "✋", "🚸", "👣",
+          "➡️", "⬅️", "↩️", "🛑", "⏰", "🅿️", "🚧"]
+# fmt: on
 # Unicode blocks for random-script strings: Greek, Arabic, Devanagari, Thai, Hangul syllables.
 _BLOCKS = ((0x3B1, 0x3C9), (0x628, 0x64A), (0x915, 0x939), (0xE01, 0xE2E), (0xAC00, 0xAC00 + 400))
 

@@ -31,6 +31,7 @@ __all__ = [
     "Lexicon",
     "Rendered",
     "concepts",
+    "constructions",
     "render_with",
 ]
 
@@ -95,7 +96,9 @@ class Lexicon:
         return out
 
 
-def concepts(spec: Mapping[str, Mapping[str, str | Mapping[str, str]]]) -> dict[str, dict[str, Forms]]:
+def concepts(
+    spec: Mapping[str, Mapping[str, str | Mapping[str, str]]],
+) -> dict[str, dict[str, Forms]]:
     """Compact lexicon notation: ``{"closed": {"shut": "shut|shut off"}}`` for one part of
     speech, ``{"overtake": {"pass": {"n": "passing", "v": "pass other vehicles"}}}`` for several.
     ``|`` separates free variants within a member; an empty variant is allowed ("" = omitted)."""
@@ -106,6 +109,14 @@ def concepts(spec: Mapping[str, Mapping[str, str | Mapping[str, str]]]) -> dict[
             by_pos = {"": forms} if isinstance(forms, str) else dict(forms)
             out[concept][member] = {pos: tuple(f.split("|")) for pos, f in by_pos.items()}
     return out
+
+
+def constructions(
+    lang: str, kind: str, variant: str | None, *items: tuple[str, str], held: tuple[str, ...] = ()
+) -> list[Construction]:
+    """Constructions of one (kind, variant) from ``(id, template)`` pairs; ids get the language
+    prefix (``"o.no"`` -> ``"en.o.no"``), and those in ``held`` are held out."""
+    return [Construction(f"{lang}.{cid}", kind, variant, tpl, cid in held) for cid, tpl in items]
 
 
 class Ctx:
@@ -209,6 +220,4 @@ def render_with(
         is_held = any(f in lex.held_out for f in families)
         if is_held == held:
             return Rendered(_tidy(text, lex.capitalise), c.id, families, is_held)
-    raise DataError(
-        f"{lex.lang}: no held-out family renders rule {rule.kind!r} / {rule.variant!r}"
-    )
+    raise DataError(f"{lex.lang}: no held-out family renders rule {rule.kind!r} / {rule.variant!r}")

@@ -158,7 +158,9 @@ def sample_language_rule_set(
         text, lang, family = sample_negative(rng, negatives)
         if len(out) >= 5:  # keep within MAX_RULES
             out.pop(rng.randrange(len(out)))
-        out.insert(rng.randrange(len(out) + 1), RuleText(text, lang, family, (family,), False, None))
+        out.insert(
+            rng.randrange(len(out) + 1), RuleText(text, lang, family, (family,), False, None)
+        )
     return tuple(out)
 
 
