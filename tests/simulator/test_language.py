@@ -205,8 +205,8 @@ def _hours_of(lang: str, text: str, limit: int | None) -> tuple[int, int] | None
 def test_time_windows_read_back(lang: str) -> None:
     rng = random.Random(2)
     want = {"day": (7, 17), "extended": (7, 20), "always": None}
-    always_words = ("all times", "all day", "24 hours", "around the clock", "24/7")
-    always_words += ("全天", "全时段", "24小时")
+    always_words = ["all times", "all day", "24 hours", "around the clock", "24/7"]
+    always_words += ["全天", "全时段", "24小时"]
     for held in (False, True):
         for hours, span in want.items():
             rules = [Rule("bus_lane", hours=hours)]
