@@ -22,6 +22,7 @@ BENCH_SECTION = "## Scene generation"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from simulator.language import RULE_LANGUAGES
     from simulator.plan import SPLITS
 
     gen = sub.add_parser("generate", help="generate a split of the scene world as MCAP")
@@ -30,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--seed", type=non_negative_int, default=0)
     gen.add_argument("--split", choices=SPLITS, default="train")
     gen.add_argument("--workers", type=positive_int, default=2, help="render processes (default 2)")
+    gen.add_argument(
+        "--rule-language",
+        choices=RULE_LANGUAGES,
+        default="catalogue",
+        help="catalogue: the template world the shipped model is trained on (default); "
+        "bilingual: the rule language (English, Chinese, mixed; scopes; unreadable rules)",
+    )
     gen.add_argument("--no-progress", action="store_true")
     gen.set_defaults(func=_generate)
 
@@ -60,7 +68,13 @@ def _generate(args: argparse.Namespace) -> int:
     from simulator.generate import generate
 
     summary = generate(
-        args.out, args.split, args.scenes, args.seed, args.workers, progress=not args.no_progress
+        args.out,
+        args.split,
+        args.scenes,
+        args.seed,
+        args.workers,
+        progress=not args.no_progress,
+        rule_language=args.rule_language,
     )
     _print_summary(summary)
     return 0
@@ -88,6 +102,8 @@ def _print_summary(summary: dict) -> None:
         f"{summary['drives']} drives in {summary['elapsed_s']} s "
         f"({summary['frames_per_s']} frames/s) -> {summary['recording']}"
     )
+    if "rule_language" in summary:
+        console.print(f"rule language: {json.dumps(summary['rule_language'])}")
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -4,6 +4,11 @@ Planning runs in the parent with one seeded RNG (cheap: microseconds per scene);
 pure function of each scene (its ``noise_seed`` comes from the split's numpy SeedSequence), so a
 ``multiprocessing`` pool with order-preserving ``imap`` gives byte-identical output for a seed
 whatever the worker count.
+
+With ``rule_language="bilingual"`` the rules come from the rule language and every frame's
+scene record carries ``rule_meta`` (:func:`simulator.language.rule_records`: per rule its
+meaning, language, families, class and whether the frame is targeted by it). The default
+"catalogue" writes byte-identical files to those before the option existed.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import datetime as dt
 import json
 import multiprocessing as mp
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,11 +27,19 @@ import cv2
 from bus.recording_writer import RecordingWriter
 from bus.schema import FrameHeader, LabelMsg, RuleSet
 from core.errors import DataError
+from simulator.language import rule_records
 from simulator.plan import PlannedFrame, SplitPlan, fusion_figures, plan_split
 from simulator.render import render_jpeg
-from simulator.scene import Scene
+from simulator.scene import RULE_META_KEY, Scene
 
-__all__ = ["FRAME_PERIOD_NS", "GENERATOR_VERSION", "generate", "render_plan", "write_plan"]
+__all__ = [
+    "FRAME_PERIOD_NS",
+    "GENERATOR_VERSION",
+    "generate",
+    "language_summary",
+    "render_plan",
+    "write_plan",
+]
 
 FRAME_PERIOD_NS = 100_000_000  # 10 Hz
 GENERATOR_VERSION = "1"
@@ -97,7 +111,7 @@ def write_plan(
                         vehicle_id=vid,
                         version=f"{vid}-r{ev}",
                         issued_at_ns=t - 1000,
-                        rules=[r.text for r in plan.rule_sets[ev]],
+                        rules=plan.texts(ev),
                     )
                     w.write_rules(rs)
                     continue
@@ -121,7 +135,11 @@ def write_plan(
                         reason=ev.reason,
                     )
                 )
-                w.write_scene(vid, fid, t, scene.to_dict())
+                record = scene.to_dict()
+                if plan.language != "catalogue":
+                    texts = plan.rule_texts[ev.rules_index]
+                    record[RULE_META_KEY] = rule_records(texts, scene)
+                w.write_scene(vid, fid, t, record)
                 # Only the counterfactual split reuses a scene, and only in the next frame.
                 for old in [k for k in cache if k != ev.scene_index]:
                     del cache[old]
@@ -133,6 +151,24 @@ def write_plan(
     return n
 
 
+def language_summary(plan: SplitPlan) -> dict[str, Any]:
+    """Counts over the rule sets the frames use: rules per language, mixed-language sets,
+    not-understood rules, rules for other vehicles, rules with a held-out family."""
+    used = sorted({f.rules_index for f in plan.frames()})
+    texts = [t for i in used for t in plan.rule_texts[i]]
+    langs = Counter(t.lang for t in texts)
+    return {
+        "rules": len(texts),
+        "rules_per_language": dict(sorted(langs.items())),
+        "mixed_rule_sets": sum(
+            1 for i in used if {"en", "zh"} <= {t.lang for t in plan.rule_texts[i] if t.understood}
+        ),
+        "not_understood": sum(1 for t in texts if not t.understood),
+        "not_binding_scope": sum(1 for t in texts if t.rule is not None and not t.rule.binds_car),
+        "held_out_rules": sum(1 for t in texts if t.held_out),
+    }
+
+
 def generate(
     out_dir: str | Path,
     split: str,
@@ -141,18 +177,24 @@ def generate(
     workers: int = 2,
     progress: bool = True,
     fusion_samples: int = 4000,
+    rule_language: str = "catalogue",
 ) -> dict[str, Any]:
-    """Write ``out_dir/<split>.mcap`` and ``out_dir/<split>.json``; return the summary."""
+    """Write ``out_dir/<split>.mcap`` and ``out_dir/<split>.json``; return the summary.
+
+    ``rule_language`` "catalogue" (default: today's world, byte for byte) or "bilingual".
+    """
     if workers < 1:
         raise DataError(f"--workers must be >= 1, got {workers}")
     t0 = time.perf_counter()
-    plan = plan_split(split, n_scenes, seed)
+    plan = plan_split(split, n_scenes, seed, rule_language)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"--out {out}: cannot create directory: {exc}") from exc
-    config = {"split": split, "scenes": n_scenes, "seed": seed, "frame_rate_hz": 10}
+    config: dict[str, Any] = {"split": split, "scenes": n_scenes, "seed": seed, "frame_rate_hz": 10}
+    if rule_language != "catalogue":  # the catalogue's metadata stays as it always was
+        config["rule_language"] = rule_language
     path = out / f"{split}.mcap"
     bar = None
     if progress:  # rich, the one progress library of the project; on stderr like the logs
@@ -188,5 +230,7 @@ def generate(
         "frames_per_s": round(n / elapsed, 1),
         "recording": path.name,
     }
+    if rule_language != "catalogue":
+        summary["rule_language"] = language_summary(plan)
     (out / f"{split}.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -24,19 +24,62 @@ Priorities (the first that applies wins)::
 
 Several rules of one kind: the most restrictive applies (lowest limit, "no overtaking" wins,
 "always stop on amber" wins). Without a yield rule, waiting pedestrians do not bind (local rule).
+A rule whose scope excludes cars ("Coaches: maximum 40 km/h") does not bind the ego car and is
+ignored, like a distractor.
+
+:func:`targeted_rules` says, per rule, whether the frame's decision depends on reading that rule
+right; :func:`rule_class` is the label a rule-understanding head learns for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 
 from bus.schema import DecisionLabel
 from simulator.rules import HOURS, Rule, parse_rule
 from simulator.scene import CLOSE_STOP_LINE_M, LEAD_BINDING_M, Scene
 
-__all__ = ["applicable_limit", "closed_lane_index", "decide", "decide_texts"]
+__all__ = [
+    "NOT_BINDING",
+    "NOT_UNDERSTOOD",
+    "RULE_CLASSES",
+    "applicable_limit",
+    "closed_lane_index",
+    "decide",
+    "decide_texts",
+    "misreadings",
+    "rule_class",
+    "targeted_rules",
+]
 
 D = DecisionLabel
+NOT_BINDING, NOT_UNDERSTOOD = "not_binding", "not_understood"
+# Kinds whose variants mean opposite things; the class of such a rule is "kind:variant".
+# lane_closed's variants (named / numbered) are two ways to name a lane, one meaning.
+_OPPOSITES = {
+    ("overtaking", "prohibited"): "permitted",
+    ("overtaking", "permitted"): "prohibited",
+    ("amber", "always_stop"): "proceed_if_close",
+    ("amber", "proceed_if_close"): "always_stop",
+    ("turn_on_red", "permitted"): "prohibited",
+    ("turn_on_red", "prohibited"): "permitted",
+}
+RULE_CLASSES = (
+    "speed_limit",
+    "school_zone",
+    "overtaking:prohibited",
+    "overtaking:permitted",
+    "lane_closed",
+    "amber:always_stop",
+    "amber:proceed_if_close",
+    "yield_pedestrians",
+    "turn_on_red:permitted",
+    "turn_on_red:prohibited",
+    "bus_lane",
+    NOT_BINDING,
+    NOT_UNDERSTOOD,
+)
 
 
 def closed_lane_index(rule: Rule, n_lanes: int) -> int | None:
@@ -50,6 +93,13 @@ def closed_lane_index(rule: Rule, n_lanes: int) -> int | None:
         return 1 if n_lanes == 3 else None
     if lane is not None and lane.isdigit() and 1 <= int(lane) <= n_lanes:
         return int(lane) - 1
+    if (
+        lane is not None
+        and lane[:1] == "r"
+        and lane[1:].isdigit()
+        and 1 <= int(lane[1:]) <= n_lanes
+    ):
+        return n_lanes - int(lane[1:])  # counted from the right
     return None
 
 
@@ -80,7 +130,7 @@ def _lane_change(scene: Scene, side: str, reason: str) -> tuple[DecisionLabel, s
 
 def decide(scene: Scene, rules: Iterable[Rule]) -> tuple[DecisionLabel, str]:
     """The correct decision and a reason code (see the module docstring for the priorities)."""
-    rules = tuple(rules)
+    rules = tuple(r for r in rules if r.binds_car)
     kinds = {(r.kind, r.variant) for r in rules}
 
     # 1-2: hazards, whatever the rules say.
@@ -137,6 +187,60 @@ def decide(scene: Scene, rules: Iterable[Rule]) -> tuple[DecisionLabel, str]:
         return D.SLOW_DOWN, f"rule:{limit[1]}"
 
     return D.PROCEED, "default"
+
+
+def rule_class(rule: Rule | None) -> str:
+    """The rule-understanding label of a rule: one of :data:`RULE_CLASSES`.
+
+    ``None`` stands for a rule that cannot be read (unsupported language, gibberish, off-topic);
+    a distractor or a rule whose scope excludes cars is :data:`NOT_BINDING`.
+    """
+    if rule is None:
+        return NOT_UNDERSTOOD
+    if rule.kind == "distractor" or not rule.binds_car:
+        return NOT_BINDING
+    if (rule.kind, rule.variant) in _OPPOSITES:
+        return f"{rule.kind}:{rule.variant}"
+    return rule.kind
+
+
+def misreadings(rule: Rule) -> list[Rule | None]:
+    """The ways a reader can get ``rule`` wrong: miss it (None), flip an opposing variant
+    (prohibited <-> permitted, always stop <-> proceed if close), or apply a rule for other
+    vehicles to the car (scope widened to all). A distractor has no symbolic misreading."""
+    if rule.kind == "distractor":
+        return []
+    out: list[Rule | None] = [None]
+    flip = _OPPOSITES.get((rule.kind, rule.variant))
+    if flip is not None:
+        out.append(dataclasses.replace(rule, variant=flip))
+    if not rule.binds_car:
+        out.append(dataclasses.replace(rule, scope="all"))
+    return out
+
+
+def targeted_rules(scene: Scene, rules: Sequence[Rule | None]) -> list[bool]:
+    """Per rule: is this frame TARGETED by it, i.e. does the oracle's decision change when that
+    one rule is read wrongly (any of :func:`misreadings`) and the others right?
+
+    ``None`` entries (rules not understood) are absent for the oracle and never targeted; they
+    keep their place so the answer lines up with the rule set as sent.
+    """
+    present = [r for r in rules if r is not None]
+    want = decide(scene, present)[0]
+    out = []
+    for i, rule in enumerate(rules):
+        if rule is None:
+            out.append(False)
+            continue
+        others = [r for j, r in enumerate(rules) if j != i and r is not None]
+        out.append(
+            any(
+                decide(scene, others + ([] if m is None else [m]))[0] != want
+                for m in misreadings(rule)
+            )
+        )
+    return out
 
 
 def decide_texts(scene: Scene, texts: Iterable[str]) -> tuple[DecisionLabel, str]:

@@ -14,6 +14,13 @@ The ``counterfactual`` split is made of pairs:
 
 The ``heldout-phrasing`` split writes every rule with a held-out phrasing; the other splits never
 use one.
+
+``language="bilingual"`` writes the rules with the rule language (:mod:`simulator.language`)
+instead of the catalogue: English, Chinese and mixed rule sets, rules for other vehicles, and
+rules nobody can read (training pool for train/val, test pool for the other splits). There the
+``heldout-phrasing`` split uses held-out *families*. ``SplitPlan.rule_texts`` then holds the rule
+set as sent, ``rule_sets`` the understood rules the oracle decides with. The default
+``"catalogue"`` plans exactly what it always did.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import numpy as np
 
 from bus.schema import DecisionLabel
 from core.errors import DataError
+from simulator.language import RULE_LANGUAGES, RuleText, sample_language_rule_set, understood_rules
 from simulator.oracle import decide
 from simulator.rules import Rule
 from simulator.sampler import sample_rule_set, sample_scene
@@ -42,6 +50,8 @@ __all__ = [
 ]
 
 SPLITS = ("train", "val", "test", "heldout-phrasing", "counterfactual")
+# Which not-understood rules a split of the bilingual world draws (training vs test negatives).
+NEGATIVE_POOL = {"train": "train", "val": "train"}  # every other split: "test"
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,15 @@ class SplitPlan:
     scenes: list[Scene] = field(default_factory=list)
     rule_sets: list[tuple[Rule, ...]] = field(default_factory=list)
     drives: list[Drive] = field(default_factory=list)
+    language: str = "catalogue"
+    # bilingual only: rule_texts[i] is rule set i as sent (rule_sets[i] its understood rules)
+    rule_texts: list[tuple[RuleText, ...]] = field(default_factory=list)
+
+    def texts(self, rules_index: int) -> list[str]:
+        """The rule strings of rule set ``rules_index`` as they go on the bus."""
+        if self.language == "catalogue":
+            return [r.text for r in self.rule_sets[rules_index]]
+        return [t.text for t in self.rule_texts[rules_index]]
 
     def frames(self) -> list[PlannedFrame]:
         return [e for d in self.drives for k, e in d.events if k == "frame"]  # type: ignore[misc]
@@ -122,19 +141,40 @@ def _frame(
     return PlannedFrame(len(plan.scenes) - 1, ri, decision, reason)
 
 
-def _new_rules(plan: SplitPlan, rng: random.Random, n_lanes: int, held_out: bool) -> int:
-    plan.rule_sets.append(sample_rule_set(rng, n_lanes, held_out))
+def _draw_rules(
+    plan: SplitPlan, rng: random.Random, n_lanes: int, held_out: bool
+) -> tuple[tuple[Rule, ...], tuple[RuleText, ...] | None]:
+    """A rule set for this plan's world: (understood rules, texts as sent or None)."""
+    if plan.language == "catalogue":
+        return sample_rule_set(rng, n_lanes, held_out), None
+    texts = sample_language_rule_set(
+        rng, n_lanes, held_out, negatives=NEGATIVE_POOL.get(plan.split, "test")
+    )
+    return understood_rules(texts), texts
+
+
+def _add_rules(plan: SplitPlan, rules: tuple[Rule, ...], texts: tuple[RuleText, ...] | None) -> int:
+    plan.rule_sets.append(rules)
+    if texts is not None:
+        plan.rule_texts.append(texts)
     return len(plan.rule_sets) - 1
 
 
-def plan_split(split: str, n_frames: int, seed: int) -> SplitPlan:
-    """Plan ``n_frames`` frames of ``split`` deterministically from ``seed``."""
+def _new_rules(plan: SplitPlan, rng: random.Random, n_lanes: int, held_out: bool) -> int:
+    return _add_rules(plan, *_draw_rules(plan, rng, n_lanes, held_out))
+
+
+def plan_split(split: str, n_frames: int, seed: int, language: str = "catalogue") -> SplitPlan:
+    """Plan ``n_frames`` frames of ``split`` deterministically from ``seed``; ``language`` is
+    "catalogue" (the default world) or "bilingual" (the rule language)."""
     if split not in SPLITS:
         raise DataError(f"--split {split!r} is not one of {', '.join(SPLITS)}")
     if n_frames <= 0:
         raise DataError(f"--scenes must be positive, got {n_frames}")
+    if language not in RULE_LANGUAGES:
+        raise DataError(f"--rule-language {language!r} is not one of {', '.join(RULE_LANGUAGES)}")
     rng = random.Random(int(split_seed(seed, split).generate_state(1)[0]))
-    plan = SplitPlan(split, seed)
+    plan = SplitPlan(split, seed, language=language)
     bal = _Balancer(rng)
     held_out = split == "heldout-phrasing"
     done = 0
@@ -179,11 +219,10 @@ def _counterfactual_drive(
         if rng.random() < 0.5:
             # Same frame, other rules: search the catalogue for a rule set that changes it.
             for _ in range(200):
-                alt = sample_rule_set(rng, n_lanes)
+                alt, alt_texts = _draw_rules(plan, rng, n_lanes, False)
                 d2, r2 = decide(scene, alt)
                 if d2 != first.decision:
-                    plan.rule_sets.append(alt)
-                    ri2 = len(plan.rule_sets) - 1
+                    ri2 = _add_rules(plan, alt, alt_texts)
                     drive.events += [
                         ("rules", ri),
                         ("frame", first),

@@ -11,6 +11,7 @@ as tokens), so "Speed limit 50 km/h" -> ["speed", "limit", "50", "km", "h"].
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -20,9 +21,14 @@ from perception.text import WORD_RE
 
 __all__ = [
     "catalogue_words",
+    "CAR_SCOPES",
     "HOURS",
     "KINDS",
+    "LANE_NAMES",
+    "LANE_NUMBERS",
     "SCHOOL_LIMITS",
+    "SCOPES",
+    "SIDES",
     "SPEED_LIMITS",
     "TEMPLATES",
     "Phrasing",
@@ -43,7 +49,14 @@ HOURS = {
     "always": ("at all times", ("day", "dusk", "night")),
 }
 LANE_NAMES = ("left", "centre", "right")
+# Numbered lanes: "1".."3" counted from the left (the catalogue's only form), "r1".."r3" counted
+# from the right (rule language only: "the second lane from the right" is "r2" on any road).
+LANE_NUMBERS = ("1", "2", "3", "r1", "r2", "r3")  # catalogue: the first three
 SIDES = ("left", "right")
+# Which vehicles a rule binds. The ego vehicle is a car: only CAR_SCOPES bind it. The catalogue
+# only writes "all"; scoped rules come from the rule language (simulator.language).
+SCOPES = ("all", "cars", "trucks", "buses", "coaches", "cyclists", "motorcycles")
+CAR_SCOPES = frozenset({"all", "cars"})
 
 
 @dataclass(frozen=True)
@@ -167,8 +180,10 @@ KINDS = tuple(dict.fromkeys(k for k, _ in TEMPLATES))
 class Rule:
     """One rule: its meaning (kind, variant, parameters) and which phrasing renders it.
 
-    ``lane`` is "left"/"centre"/"right" (variant "named") or "1".."3" counted from the left
-    (variant "numbered"); ``merge`` is "left"/"right"; ``hours`` is a key of :data:`HOURS`.
+    ``lane`` is "left"/"centre"/"right" (variant "named") or "1".."3" counted from the left,
+    "r1".."r3" counted from the right (variant "numbered"); ``merge`` is "left"/"right";
+    ``hours`` is a key of :data:`HOURS`; ``scope`` (one of :data:`SCOPES`) says which vehicles
+    the rule binds: a rule whose scope excludes cars does not bind the ego car.
     """
 
     kind: str
@@ -178,9 +193,20 @@ class Rule:
     lane: str | None = None
     merge: str | None = None
     phrasing: int = 0
+    scope: str = "all"
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    @property
+    def binds_car(self) -> bool:
+        """Whether the rule binds the ego vehicle (a car): its scope includes cars."""
+        return self.scope in CAR_SCOPES
+
+    @property
+    def in_catalogue(self) -> bool:
+        """Whether a catalogue phrasing can say this rule (no scope, no lane from the right)."""
+        return self.scope == "all" and self.lane not in LANE_NUMBERS[3:]
 
     @property
     def held_out(self) -> bool:
@@ -188,15 +214,19 @@ class Rule:
 
     @property
     def text(self) -> str:
+        """The catalogue sentence; DataError for a rule only the rule language can say."""
+        if not self.in_catalogue:
+            raise DataError(
+                f"rule {self.kind!r} (scope {self.scope!r}, lane {self.lane!r}) has no catalogue "
+                "phrasing; render it with simulator.language"
+            )
         tpl = TEMPLATES[(self.kind, self.variant)][self.phrasing].text
         hours = HOURS[self.hours][0] if self.hours else ""
         out = tpl.format(limit=self.limit, hours=hours, lane=self.lane, merge=self.merge)
         return out[0].upper() + out[1:]
 
     def with_phrasing(self, phrasing: int) -> Rule:
-        return Rule(
-            self.kind, self.variant, self.limit, self.hours, self.lane, self.merge, phrasing
-        )
+        return dataclasses.replace(self, phrasing=phrasing)
 
 
 def make_rule(kind: str, variant: str = "", **params: object) -> Rule:
@@ -241,9 +271,11 @@ def _validate(r: Rule) -> None:
     if r.merge is not None and r.merge not in SIDES:
         raise DataError(f"rule {r.kind!r}: merge side {r.merge!r} not left/right")
     if r.lane is not None:
-        ok = LANE_NAMES if r.variant == "named" else ("1", "2", "3")
+        ok = LANE_NAMES if r.variant == "named" else LANE_NUMBERS
         if r.lane not in ok:
             raise DataError(f"rule {r.kind!r}: lane {r.lane!r} not in {ok}")
+    if r.scope not in SCOPES:
+        raise DataError(f"rule {r.kind!r}: scope {r.scope!r} not in {SCOPES}")
 
 
 _FIELD_RE = {

@@ -142,9 +142,12 @@ def _limits(rules: tuple[Rule, ...]) -> list[int]:
 def _speed(rng: random.Random, rules: tuple[Rule, ...], mode: str) -> float:
     """A speed clear of every limit in the text; ``mode`` 'over' / 'under' the lowest limit."""
     limits = _limits(rules)
+    # "Over" means over a limit that binds the car; margins keep clear of every limit named,
+    # including those for other vehicles (a coach limit the car may exceed).
+    lowest = min(_limits(tuple(r for r in rules if r.binds_car)) or limits or [0])
     for _ in range(50):
         if limits and mode in ("over", "under") and rng.random() < 0.85:
-            lim = min(limits) if mode == "over" or rng.random() < 0.7 else rng.choice(limits)
+            lim = lowest if mode == "over" or rng.random() < 0.7 else rng.choice(limits)
             off = rng.uniform(SPEED_MARGIN_KPH + 1, 30)
             v = lim + off if mode == "over" else lim - off
         else:
@@ -214,7 +217,9 @@ def _propose(
         "school_zone_sign": rng.random() < 0.15,
         "lane_closed_sign": rng.random() < 0.05,
     }
-    limits = [r.limit for r in rules if r.kind == "speed_limit" and r.limit is not None]
+    limits = [
+        r.limit for r in rules if r.kind == "speed_limit" and r.limit is not None and r.binds_car
+    ]
     if limits and rng.random() < 0.5:
         f["speed_sign"] = min(limits)
     elif rng.random() < 0.15:

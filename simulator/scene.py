@@ -27,6 +27,7 @@ __all__ = [
     "LIGHTS",
     "OBSTACLES",
     "PEDESTRIANS",
+    "RULE_META_KEY",
     "TIMES_OF_DAY",
     "Scene",
     "scene_from_dict",
@@ -36,6 +37,10 @@ LIGHTS = ("none", "red", "amber", "green")
 PEDESTRIANS = ("none", "waiting", "on_road")
 OBSTACLES = ("none", "cones", "stopped_car")
 TIMES_OF_DAY = ("day", "dusk", "night")
+
+# Key of the per-rule metadata that the bilingual world adds to a frame's scene record
+# (simulator.language.rule_records); not a Scene field, so scene_from_dict sets it aside.
+RULE_META_KEY = "rule_meta"
 
 CLOSE_STOP_LINE_M = 15.0  # amber: "close" means the stop line is at most this far
 LEAD_BINDING_M = 40.0  # a lead vehicle nearer than this makes ego overtake or slow down
@@ -99,12 +104,14 @@ class Scene:
 
 
 def scene_from_dict(d: dict[str, Any]) -> Scene:
-    """Inverse of :meth:`Scene.to_dict`; unknown or bad fields raise DataError."""
+    """Inverse of :meth:`Scene.to_dict`; unknown or bad fields raise DataError. A scene record's
+    ``rule_meta`` (:data:`RULE_META_KEY`) is not part of the scene and is ignored."""
     names = {f.name for f in dataclasses.fields(Scene)}
-    unknown = set(d) - names
+    unknown = set(d) - names - {RULE_META_KEY}
     if unknown:
         raise DataError(f"scene has unknown fields: {', '.join(sorted(unknown))}")
     d = dict(d)
+    d.pop(RULE_META_KEY, None)
     if "side_colours" in d:
         d["side_colours"] = tuple(d["side_colours"])
     try:

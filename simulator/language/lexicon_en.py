@@ -1,0 +1,398 @@
+"""English: synonym families, constructions, scope wrappers and parameter formats.
+
+Family ids are ``en.<concept>.<member>`` for words and formats, and the construction ids below
+(``en.o.no_zone``). Held-out families (:data:`HELD`, constructions with ``held_out=True``) are used
+only by the held-out split; see docs/world.md, "Rule language".
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from simulator.language.render import Ctx, Lexicon, concepts, constructions
+
+__all__ = ["LEXICON", "number_words"]
+
+# fmt: off
+_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+         "nineteen"]
+# fmt: on
+_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_ORD = {1: "first", 2: "second", 3: "third"}
+SPANS = {"day": (7, 17), "extended": (7, 20)}  # simulator.rules.HOURS, as clock hours
+
+
+def number_words(n: int) -> str:
+    """0..199 in words: 50 -> "fifty", 110 -> "one hundred and ten"."""
+    if n >= 100:
+        rest = n - 100
+        return "one hundred" + (f" and {number_words(rest)}" if rest else "")
+    if n < 20:
+        return _ONES[n]
+    tens, ones = divmod(n, 10)
+    return _TENS[tens] + (f"-{_ONES[ones]}" if ones else "")
+
+
+C = concepts(
+    {
+        # --- modality and negation ---
+        "prohib": {
+            "prohibited": "prohibited",
+            "forbidden": "forbidden",
+            "not_permitted": "not permitted",
+            "banned": "banned",
+            "not_allowed": "not allowed",
+        },
+        "mustnot": {
+            "must_not": "must not",
+            "may_not": "may not",
+            "not_allowed_to": "are not allowed to|are not permitted to",
+            "shall_not": "shall not",
+        },
+        "permit": {"permitted": "permitted", "allowed": "allowed", "authorised": "authorised"},
+        "may": {"may": "may", "can": "can", "allowed_to": "are allowed to|are permitted to"},
+        "here": {"here": "| on this road| here| on this stretch"},
+        # --- actions and things ---
+        "overtake": {
+            "overtake": {
+                "n": "overtaking",
+                "v": "overtake|overtake other vehicles",
+                "zone": "overtaking",
+            },
+            "pass": {"n": "passing", "v": "pass|pass other vehicles", "zone": "passing"},
+            "go_past": {"n": "going past other vehicles", "v": "go past other vehicles"},
+        },
+        "stop": {
+            "stop": {"v": "stop|come to a stop", "ing": "stopping"},
+            "halt": {"v": "halt|come to a halt", "ing": "halting"},
+            "standstill": {"v": "come to a standstill", "ing": "coming to a standstill"},
+        },
+        "amber": {
+            "amber": {"adj": "amber", "light": "an amber light|an amber signal"},
+            "yellow": {"adj": "yellow", "light": "a yellow light|a yellow signal"},
+            "orange": {"adj": "orange", "light": "an orange light"},
+        },
+        "proceed": {
+            "proceed": {"v": "proceed", "ing": "proceeding"},
+            "continue": {"v": "continue|carry on", "ing": "continuing"},
+            "go_ahead": {"v": "go ahead|keep going", "ing": "going ahead"},
+        },
+        "yield": {"yield": "yield to", "give_way": "give way to", "stop_for": "stop for"},
+        "ped": {"pedestrians": "pedestrians", "people": "people on foot", "walkers": "walkers"},
+        "cross": {
+            "crosswalk": "crosswalks|a crosswalk",
+            "crossing": "pedestrian crossings|crossings",
+            "zebra": "zebra crossings",
+        },
+        "closed": {
+            "closed": "closed",
+            "shut": "shut",
+            "blocked": "blocked",
+            "out_of_use": "out of use",
+        },
+        "merge": {
+            "merge": "merge {side}|merge to the {side}",
+            "move": "move {side}|move to the {side}",
+            "change": "change lanes to the {side}|switch to the {side} lane",
+            "keep": "keep {side}",
+        },
+        "speed": {"limit": "speed limit", "maximum": "maximum speed|max speed", "top": "top speed"},
+        "red": {"red": {"n": "red", "light": "a red light|a red signal"}},
+        "turn": {
+            "right_turn": {
+                "v": "turn right",
+                "n": "right turn|right turns",
+                "no": "right turn|turn",
+                "ing": "turning right",
+            }
+        },
+        "after": {"after": "| after a full stop| after stopping"},
+        "rlane": {
+            "right": "right lane|right-hand lane",
+            "rightmost": "rightmost lane|far-right lane",
+            "kerb": "kerbside lane",
+        },
+        "bus": {"bus_lane": "bus lane", "bus_only": "bus-only lane", "transit": "transit lane"},
+        # --- formats ---
+        "num": {"digits": "d", "words": "w"},
+        "unit": {
+            "kmh": "km/h",
+            "kph": "kph|kmh",
+            "none": "",
+            "spelled": "kilometres per hour|kilometers per hour",
+        },
+        "dist_unit": {"m": "m", "metres": "metres|meters"},
+        "time": {
+            "ampm": "{a}am to {b}pm|{a} am - {b} pm|{a}am-{b}pm",
+            "clock": "{A}:00-{B}:00|{A}:00–{B}:00|{A}:00 to {B}:00",
+            "hrange": "{a24}-{b24} h|{a24}-{b24}h",
+            "between": "between {a}am and {b}pm|between {A}:00 and {B}:00",
+            "from_until": "from {a} a.m. until {b} p.m.",
+        },
+        "always": {
+            "all_times": "at all times",
+            "all_day": "all day|24 hours a day",
+            "round": "around the clock|24/7",
+        },
+        "days": {"none": "", "school_days": "on school days", "weekdays": "on weekdays|Mon-Fri"},
+        "lane_named": {
+            "name": {
+                "left": "left lane",
+                "centre": "centre lane|center lane",
+                "right": "right lane",
+            },
+            "position": {
+                "left": "leftmost lane",
+                "centre": "middle lane",
+                "right": "rightmost lane",
+            },
+            "hand": {"left": "left-hand lane", "right": "right-hand lane"},
+        },
+        "lane_num": {
+            "number": "lane {k}",
+            "ordinal": "{ord} lane from the left|{ord} lane counting from the left",
+            "number_no": "lane no. {k}",
+        },
+        "lane_right": {"ordinal": "{ord} lane from the right|{ord} lane counting from the right"},
+        # --- who a rule binds ---
+        "subj_all": {
+            "vehicles": "vehicles|all vehicles",
+            "drivers": "drivers|motorists",
+            "you": "you",
+        },
+        "scope_all": {"all": "all vehicles|all motor vehicles"},
+        "scope_cars": {"cars": "cars|passenger cars"},
+        "scope_trucks": {
+            "trucks": "trucks over 7.5 t|trucks above 7.5 tonnes",
+            "lorries": "lorries over 7.5 t",
+        },
+        "scope_buses": {"buses": "buses"},
+        "scope_coaches": {"coaches": "coaches|touring coaches"},
+        "scope_cyclists": {"cyclists": "cyclists|bicycles"},
+        "scope_motorcycles": {"motorcycles": "motorcycles|motorcyclists"},
+    }
+)
+
+# fmt: off
+HELD = frozenset({
+    "prohib.forbidden", "mustnot.shall_not", "permit.authorised", "overtake.go_past",
+    "stop.standstill", "amber.orange", "proceed.go_ahead", "yield.stop_for", "ped.walkers",
+    "cross.zebra", "closed.out_of_use", "merge.keep", "speed.top", "rlane.kerb", "bus.transit",
+    "unit.spelled", "time.from_until", "always.round", "lane_named.hand", "lane_num.number_no",
+    "scope_trucks.lorries",
+})
+# fmt: on
+
+
+def _limit(ctx: Ctx, pos: str) -> str:
+    n = ctx.rule.limit if pos != "dist" else 15
+    assert n is not None
+    num = _num(ctx, n)
+    unit = ctx.word("dist_unit") if pos == "dist" else ctx.word("unit")
+    return f"{num} {unit}" if unit else num
+
+
+def _hours(ctx: Ctx, pos: str) -> str:
+    hours = ctx.rule.hours
+    days = ctx.word("days")
+    if hours == "always":
+        when = ctx.word("always")
+    else:
+        a, b = SPANS[hours or "day"]
+        form = ctx.rng.choice(ctx.lex.concepts["time"][ctx.member("time")][""])
+        when = form.format(a=a, b=b - 12, A=f"{a:02d}", B=f"{b:02d}", a24=a, b24=b)
+    return f"{days} {when}".strip()
+
+
+def _num(ctx: Ctx, n: int) -> str:
+    return number_words(n) if ctx.member("num") == "words" else str(n)
+
+
+def _lane(ctx: Ctx, pos: str) -> str:
+    lane = ctx.rule.lane or "left"
+    if ctx.rule.variant == "named":
+        m = ctx.member("lane_named", lane)
+        text = ctx.rng.choice(ctx.lex.concepts["lane_named"][m][lane])
+    else:
+        text = ctx.word("lane_right" if lane.startswith("r") else "lane_num")
+    if pos == "def" and not text.startswith("lane"):
+        return "the " + text
+    return text
+
+
+PARAMS = {
+    "limit": _limit,
+    "dist": lambda ctx, pos: _limit(ctx, "dist"),
+    "hours": _hours,
+    "lane": _lane,
+    "side": lambda ctx, pos: ctx.rule.merge or "left",
+    "ord": lambda ctx, pos: _ORD[int((ctx.rule.lane or "1").lstrip("r"))],
+    "k": lambda ctx, pos: _num(ctx, int((ctx.rule.lane or "1").lstrip("r"))),
+    "subj": lambda ctx, pos: ctx.word(
+        "subj_all" if ctx.rule.scope == "all" else f"scope_{ctx.rule.scope}"
+    ),
+    "scope": lambda ctx, pos: ctx.word(f"scope_{ctx.rule.scope}"),
+}
+
+_c = partial(constructions, "en")
+
+CONSTRUCTIONS = (
+    *_c(
+        "speed_limit",
+        "",
+        ("s.sign", "{speed} {limit}"),
+        ("s.colon", "{speed}: {limit}"),
+        ("s.max", "Max {limit}"),
+        ("s.exceed", "Do not exceed {limit}{here}"),
+        ("s.subj", "{subj} {mustnot} drive faster than {limit}"),
+        ("s.is", "The {speed} is {limit}{here}"),
+        ("s.post", "{limit} {speed}"),
+        ("s.no_faster", "No faster than {limit}"),
+        held=("s.post", "s.no_faster"),
+    ),
+    *_c(
+        "school_zone",
+        "",
+        ("z.colon", "School zone: {limit} {hours}"),
+        ("z.max", "School zone, max {limit} {hours}"),
+        ("z.hours_first", "{hours}: {limit} in the school zone"),
+        ("z.near", "Near schools {subj} {mustnot} exceed {limit} {hours}"),
+        ("z.reduce", "Reduce speed to {limit} in school zones {hours}"),
+        ("z.sign", "Where the school zone sign is shown, {speed} {limit} {hours}"),
+        held=("z.sign",),
+    ),
+    *_c(
+        "overtaking",
+        "prohibited",
+        ("o.no", "No {overtake:n}"),
+        ("o.no_zone", "No {overtake:zone} zone"),
+        ("o.terse", "{overtake:n} {prohib}"),
+        ("o.is", "{overtake:n} is {prohib}{here}"),
+        ("o.do_not", "Do not {overtake:v}{here}"),
+        ("o.subj", "{subj} {mustnot} {overtake:v}{here}"),
+        ("o.no_longer", "{overtake:n} is no longer {permit}"),
+        ("o.never", "Never {overtake:v}{here}"),
+        held=("o.never",),
+    ),
+    *_c(
+        "overtaking",
+        "permitted",
+        ("p.terse", "{overtake:n} {permit}"),
+        ("p.is", "{overtake:n} is {permit}{here}"),
+        ("p.may", "{subj} {may} {overtake:v}{here}"),
+        ("p.end", "End of no {overtake:zone} zone"),
+        ("p.no_longer", "{overtake:n} is no longer {prohib}"),
+        ("p.when_safe", "{overtake:n} is {permit} when safe"),
+        ("p.free", "{subj} are free to {overtake:v}"),
+        held=("p.free",),
+    ),
+    *_c(
+        "lane_closed",
+        None,
+        ("l.sign", "{lane} {closed}, {merge}"),
+        ("l.ahead", "{lane:def} is {closed} ahead, {merge}"),
+        ("l.works", "Roadworks: {lane} {closed}, {merge}"),
+        ("l.merge_first", "{merge}: {lane:def} is {closed}"),
+        ("l.closure", "{lane} closure ahead, {merge}"),
+        ("l.because", "{merge} because {lane:def} is {closed}"),
+        held=("l.because",),
+    ),
+    *_c(
+        "amber",
+        "always_stop",
+        ("a.always", "Always {stop:v} on {amber:adj}"),
+        ("a.on", "{stop:v} on {amber:adj}"),
+        ("a.means", "{amber:adj} means {stop:v}"),
+        ("a.subj", "{subj} must {stop:v} when the light is {amber:adj}"),
+        ("a.no_proceed", "Do not {proceed:v} on {amber:adj}"),
+        ("a.prohib", "{proceed:ing} on {amber:adj} is {prohib}"),
+        ("a.requires", "{amber:light} requires {stop:ing}"),
+        ("a.even", "{stop:v} on {amber:adj} even when close to the stop line"),
+        held=("a.requires", "a.even"),
+    ),
+    *_c(
+        "amber",
+        "proceed_if_close",
+        ("c.proceed", "{proceed:v} on {amber:adj} if within {dist} of the stop line"),
+        ("c.on", "On {amber:adj}, {proceed:v} if within {dist} of the stop line"),
+        ("c.colon", "{amber:adj}: {proceed:v} when closer than {dist} to the stop line"),
+        (
+            "c.may",
+            "{subj} {may} {proceed:v} on {amber:adj} when less than {dist} from the stop line",
+        ),
+        ("c.if_first", "If the stop line is within {dist} on {amber:adj}, {proceed:v}"),
+        ("c.unless", "On {amber:adj}, {stop:v} unless within {dist} of the stop line"),
+        held=("c.if_first", "c.unless"),
+    ),
+    *_c(
+        "yield_pedestrians",
+        "",
+        ("y.at", "{yield} {ped} waiting at {cross}"),
+        ("y.waiting", "{yield} {ped} waiting to cross"),
+        ("y.let", "Let waiting {ped} cross first"),
+        ("y.subj", "{subj} must {yield} {ped} waiting at {cross}"),
+        ("y.front", "At {cross}, {yield} waiting {ped}"),
+        ("y.priority", "{ped} waiting at {cross} have priority"),
+        held=("y.priority",),
+    ),
+    *_c(
+        "turn_on_red",
+        "permitted",
+        ("t.sign", "{turn:n} on {red:n} {permit}{after}"),
+        ("t.may", "{subj} {may} {turn:v} on {red:light}{after}"),
+        ("t.right_on_red", "Right on {red:n} {permit}{after}"),
+        ("t.is", "{turn:ing} at {red:light} is {permit}{after}"),
+        ("t.no_longer", "{turn:ing} on {red:n} is no longer {prohib}"),
+        held=("t.no_longer",),
+    ),
+    *_c(
+        "turn_on_red",
+        "prohibited",
+        ("u.no", "No {turn:no} on {red:n}"),
+        ("u.is", "{turn:ing} on {red:n} is {prohib}"),
+        ("u.terse", "{turn:n} on {red:n} {prohib}"),
+        ("u.subj", "{subj} {mustnot} {turn:v} on {red:light}"),
+        ("u.no_longer", "{turn:ing} on {red:n} is no longer {permit}"),
+        ("u.wait", "Do not {turn:v} while the light is {red:n}"),
+        held=("u.wait",),
+    ),
+    *_c(
+        "bus_lane",
+        "",
+        ("b.is", "The {rlane} is a {bus} {hours}"),
+        ("b.in", "{bus} in the {rlane} {hours}"),
+        ("b.only", "Buses only in the {rlane} {hours}"),
+        ("b.reserved", "The {rlane} is reserved for buses {hours}"),
+        ("b.hours_first", "{hours}: {rlane} for buses only"),
+        ("b.no_cars", "{hours}, cars must not use the {rlane}"),
+        held=("b.no_cars",),
+    ),
+    *_c(
+        "distractor",
+        "",
+        ("d.parking", "No parking on weekdays 8am to 6pm"),
+        ("d.parking2", "Parking {prohib} outside the shops"),
+        ("d.horn", "Horn use {prohib} near the hospital"),
+        ("d.tunnel", "Use dipped headlights in the tunnel"),
+        ("d.bridge", "No stopping on the bridge"),
+        ("d.cycle", "Bicycles use the cycle lane"),
+        ("d.uturn", "No U-turns at the junction"),
+        ("d.loading", "Loading bay in use 6am to 10am"),
+        ("d.litter", "Do not throw litter from vehicles"),
+        ("d.chains", "Snow chains required in winter"),
+        held=("d.litter", "d.chains"),
+    ),
+)
+
+# Variant "any": also names "all vehicles" explicitly; None: only for rules binding some vehicles.
+WRAPPERS = _c("scope", "any", ("w.colon", "{scope}: {body}")) + _c(
+    "scope",
+    None,
+    ("w.for", "{body} for {scope}"),
+    ("w.only", "{body} ({scope} only)"),
+    ("w.applies", "{body}. Applies to {scope}"),
+    held=("w.applies",),
+)
+
+LEXICON = Lexicon("en", C, tuple(CONSTRUCTIONS), tuple(WRAPPERS), HELD, PARAMS)

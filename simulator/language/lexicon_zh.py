@@ -1,0 +1,332 @@
+"""Chinese (简体): synonym families, constructions, scope wrappers and parameter formats.
+
+Family ids are ``zh.<concept>.<member>`` and the construction ids below (``zh.o.prohib``).
+Numbers are written as digits or Chinese numerals (五十, 一百二十); lanes by name (左侧车道),
+position (最右侧车道), number (第2车道) or counted from either side (右起第二条车道).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from simulator.language.render import Ctx, Lexicon, concepts, constructions
+
+__all__ = ["LEXICON", "zh_number"]
+
+_DIGITS = "零一二三四五六七八九"
+SPANS = {"day": (7, 17), "extended": (7, 20)}
+
+
+def zh_number(n: int) -> str:
+    """0..199 in Chinese numerals: 15 -> 十五, 50 -> 五十, 105 -> 一百零五, 120 -> 一百二十."""
+    if n >= 100:
+        rest = n - 100
+        if rest == 0:
+            return "一百"
+        if rest < 10:
+            return "一百零" + _DIGITS[rest]
+        return "一百" + ("一" if rest < 20 else "") + zh_number(rest)  # 110 = 一百一十
+    if n < 10:
+        return _DIGITS[n]
+    tens, ones = divmod(n, 10)
+    return ("" if tens == 1 else _DIGITS[tens]) + "十" + (_DIGITS[ones] if ones else "")
+
+
+C = concepts(
+    {
+        "prohib": {
+            "jinzhi": "禁止",
+            "bude": "不得",
+            "yanjin": "严禁",
+            "buzhun": "不准",
+            "buxu": "不许",
+        },
+        "permit": {"yunxu": "允许", "keyi": "可以", "zhunxu": "准许", "ke": "可"},
+        "here": {"here": "|本路段|此路段"},
+        "overtake": {
+            "chaoche": "超车",
+            "chaoyue": "超越前车|超越其他车辆",
+            "chaoguo": "超过前方车辆",
+        },
+        "stop": {"tingche": "停车", "tingxia": "停下|停车等候", "zhiting": "停止前进"},
+        "amber": {"huangdeng": "黄灯", "huangse": "黄色信号灯|黄色信号", "huangsedeng": "黄色灯光"},
+        "proceed": {"tongxing": "通行|继续通行", "tongguo": "通过|驶过停止线", "jixu": "继续行驶"},
+        "yield": {"lirang": "礼让", "rangxing": "停车让行", "birang": "避让"},
+        "ped": {"xingren": "行人", "guojie": "过街行人", "buxing": "步行者"},
+        "cross": {"renxing": "人行横道", "guojiedao": "过街通道", "banma": "斑马线"},
+        "closed": {
+            "fengbi": "封闭",
+            "guanbi": "关闭",
+            "jinxing": "禁止通行",
+            "shigong": "施工封闭",
+        },
+        "merge": {
+            "bingdao": "向{side}并道|请向{side}并道",
+            "biandao": "向{side}变道|请向{side}变道",
+            "bingxian": "向{side}并线",
+            "kao": "靠{side}行驶",
+        },
+        "speed": {"xiansu": "限速|最高限速", "shisu": "最高时速|最高车速", "shangxian": "车速上限"},
+        "turn": {"youzhuan": "右转|向右转弯"},
+        "rlane": {"youce": "右侧车道|右车道", "zuiyou": "最右侧车道", "zuiwai": "最右边的车道"},
+        "bus": {"zhuanyong": "公交专用道", "chedao": "公交车专用车道", "xianxing": "公交车道"},
+        "num": {"digits": "d", "hanzi": "h"},
+        "unit": {
+            "gongli": "公里/小时|公里每小时",
+            "kmh": "km/h",
+            "none": "",
+            "meixiaoshi": "每小时",
+            "qianmi": "千米/小时",
+        },
+        "dist_unit": {"mi": "米", "m": "m", "gongchi": "公尺"},
+        "time": {
+            "hanzi": "{az}点到{bz}点|{az}时至{bz}时",
+            "clock": "{a}:00-{b}:00|{A}:00至{b}:00|{a}:00\u2014{b}:00",
+            "shi": "{a}时至{b}时|{a}点至{b}点",
+            "ampm": "早上{az}点到{pm}{bhz}点|上午{a}时至{pm}{bh}时",
+        },
+        "always": {"quantian": "全天", "quantianhou": "全天候|全时段", "24h": "24小时"},
+        "days": {"none": "", "shangxue": "上学日", "gongzuo": "工作日|周一至周五"},
+        "lane_named": {
+            "name": {"left": "左侧车道|左车道", "centre": "中间车道", "right": "右侧车道|右车道"},
+            "position": {"left": "最左侧车道", "centre": "正中间的车道", "right": "最右侧车道"},
+            "bian": {"left": "最左边的车道", "right": "最右边的车道"},
+        },
+        "lane_num": {
+            "di": "第{k}车道|第{k}条车道",
+            "zuoqi": "左起第{kz}条车道|从左数第{kz}条车道",
+            "hao": "{k}号车道",
+        },
+        "lane_right": {"youqi": "右起第{kz}条车道|从右数第{kz}条车道"},
+        "subj_all": {"none": "", "cheliang": "车辆|所有车辆", "jidongche": "机动车|各类机动车"},
+        "scope_all": {"all": "所有车辆|各类车辆"},
+        "scope_cars": {"cars": "小型汽车|小客车|轿车"},
+        "scope_trucks": {
+            "huoche": "7.5吨以上货车|总重7.5吨以上的货车",
+            "dahuoche": "大型货车（7.5吨以上）",
+        },
+        "scope_buses": {"buses": "公交车|公共汽车"},
+        "scope_coaches": {"coaches": "大客车|旅游客车|长途客车"},
+        "scope_cyclists": {"cyclists": "自行车|非机动车"},
+        "scope_motorcycles": {"motorcycles": "摩托车"},
+    }
+)
+
+# fmt: off
+HELD = frozenset({
+    "prohib.buxu", "permit.ke", "overtake.chaoguo", "stop.zhiting", "amber.huangsedeng",
+    "proceed.jixu", "yield.birang", "ped.buxing", "cross.guojiedao", "closed.shigong",
+    "merge.kao", "speed.shangxian", "rlane.zuiwai", "bus.xianxing", "unit.qianmi",
+    "dist_unit.gongchi", "time.ampm", "always.24h", "lane_named.bian", "lane_num.hao",
+    "scope_trucks.dahuoche",
+})
+# fmt: on
+
+
+def _num(ctx: Ctx, n: int) -> str:
+    return zh_number(n) if ctx.member("num") == "hanzi" else str(n)
+
+
+def _limit(ctx: Ctx, pos: str) -> str:
+    n = 15 if pos == "dist" else ctx.rule.limit
+    assert n is not None
+    num = _num(ctx, n)
+    if pos == "dist":
+        unit = ctx.word("dist_unit")
+        return num + ("米" if unit == "m" and not num.isdigit() else unit)  # never 十五m
+    if pos == "bare":
+        return num
+    unit = ctx.member("unit")
+    if unit == "meixiaoshi":
+        return f"每小时{num}公里"
+    return num + ctx.word("unit")
+
+
+def _hours(ctx: Ctx, pos: str) -> str:
+    days = ctx.word("days")
+    if ctx.rule.hours == "always":
+        return days + ctx.word("always")
+    a, b = SPANS[ctx.rule.hours or "day"]
+    form = ctx.rng.choice(ctx.lex.concepts["time"][ctx.member("time")][""])
+    when = form.format(
+        a=a,
+        b=b,
+        A=f"{a:02d}",
+        az=zh_number(a),
+        bz=zh_number(b),
+        bh=b - 12,
+        bhz=zh_number(b - 12),
+        pm="下午" if b <= 18 else "晚上",
+    )
+    return days + when
+
+
+def _lane(ctx: Ctx, pos: str) -> str:
+    lane = ctx.rule.lane or "left"
+    if ctx.rule.variant == "named":
+        m = ctx.member("lane_named", lane)
+        return ctx.rng.choice(ctx.lex.concepts["lane_named"][m][lane])
+    return ctx.word("lane_right" if lane.startswith("r") else "lane_num")
+
+
+def _lane_k(ctx: Ctx) -> int:
+    return int((ctx.rule.lane or "1").lstrip("r"))
+
+
+PARAMS = {
+    "limit": _limit,
+    "dist": lambda ctx, pos: _limit(ctx, "dist"),
+    "hours": _hours,
+    "lane": _lane,
+    "k": lambda ctx, pos: _num(ctx, _lane_k(ctx)),
+    "kz": lambda ctx, pos: zh_number(_lane_k(ctx)),
+    "side": lambda ctx, pos: "左" if ctx.rule.merge == "left" else "右",
+    "subj": lambda ctx, pos: ctx.word(
+        "subj_all" if ctx.rule.scope == "all" else f"scope_{ctx.rule.scope}"
+    ),
+    "scope": lambda ctx, pos: ctx.word(f"scope_{ctx.rule.scope}"),
+}
+
+
+_c = partial(constructions, "zh")
+
+CONSTRUCTIONS = (
+    *_c(
+        "speed_limit",
+        "",
+        ("s.xiansu", "{here}限速{limit}"),
+        ("s.speed", "{speed}{limit}"),
+        ("s.colon", "{speed}：{limit}"),
+        ("s.subj", "{subj}车速{prohib}超过{limit}"),
+        ("s.shisu", "{here}时速{prohib}超过{limit:bare}公里"),
+        ("s.yingdang", "行驶速度不应高于{limit}"),
+        held=("s.yingdang",),
+    ),
+    *_c(
+        "school_zone",
+        "",
+        ("z.quyu", "学校区域{hours}限速{limit}"),
+        ("z.paren", "学校路段限速{limit}（{hours}）"),
+        ("z.hours_first", "{hours}学校区域内车速{prohib}超过{limit}"),
+        ("z.colon", "学校区域：{hours}{speed}{limit}"),
+        ("z.xiaoyuan", "校园周边{hours}最高时速{limit}"),
+        held=("z.xiaoyuan",),
+    ),
+    *_c(
+        "overtaking",
+        "prohibited",
+        ("o.prohib", "{here}{prohib}{overtake}"),
+        ("o.subj", "{subj}{prohib}{overtake}"),
+        ("o.no_longer", "{here}不再允许{overtake}"),
+        ("o.colon", "{overtake}：{prohib}"),
+        ("o.shi", "{here}{overtake}是不允许的"),
+        held=("o.shi",),
+    ),
+    *_c(
+        "overtaking",
+        "permitted",
+        ("p.permit", "{here}{permit}{overtake}"),
+        ("p.subj", "{subj}{permit}{overtake}"),
+        ("p.jiechu", "解除禁止{overtake}"),
+        ("p.no_longer", "{here}不再禁止{overtake}"),
+        ("p.buxian", "{here}{overtake}不受限制"),
+        held=("p.buxian",),
+    ),
+    *_c(
+        "lane_closed",
+        None,
+        ("l.comma", "{lane}{closed}，{merge}"),
+        ("l.ahead", "前方{lane}{closed}，{merge}"),
+        ("l.works", "施工：{lane}{closed}，{merge}"),
+        ("l.merge_first", "{merge}：{lane}{closed}"),
+        ("l.yin", "因{lane}{closed}，车辆须{merge}"),
+        held=("l.yin",),
+    ),
+    *_c(
+        "amber",
+        "always_stop",
+        ("a.must", "{amber}亮时必须{stop}"),
+        ("a.terse", "{amber}{stop}"),
+        ("a.yilv", "遇{amber}一律{stop}"),
+        ("a.prohib", "{amber}亮起时{prohib}{proceed}"),
+        ("a.subj", "{subj}遇{amber}须{stop}"),
+        ("a.jibiao", "{amber}即表示须{stop}"),
+        held=("a.jibiao",),
+    ),
+    *_c(
+        "amber",
+        "proceed_if_close",
+        ("c.ke", "{amber}亮时距停止线{dist}以内可{proceed}"),
+        ("c.buzu", "遇{amber}，距停止线不足{dist}时可以{proceed}"),
+        ("c.colon", "{amber}：距停止线{dist}以内{permit}{proceed}"),
+        ("c.subj", "{subj}遇{amber}时如距停止线{dist}以内可以{proceed}"),
+        ("c.fouze", "距停止线{dist}以内遇{amber}可{proceed}，否则须{stop}"),
+        held=("c.fouze",),
+    ),
+    *_c(
+        "yield_pedestrians",
+        "",
+        ("y.terse", "{yield}{ped}"),
+        ("y.cross", "在{cross}前{yield}等候的{ped}"),
+        ("y.subj", "{subj}遇{ped}在{cross}等候时应{yield}"),
+        ("y.first", "{cross}前请让等候的{ped}先行"),
+        ("y.youxian", "{cross}处等候的{ped}优先"),
+        held=("y.youxian",),
+    ),
+    *_c(
+        "turn_on_red",
+        "permitted",
+        ("t.permit", "红灯时{permit}{turn}"),
+        ("t.terse", "红灯{permit}{turn}"),
+        ("t.after", "红灯亮时停车后{permit}{turn}"),
+        ("t.subj", "{subj}遇红灯停车后{permit}{turn}"),
+        ("t.bujin", "红灯不禁止{turn}"),
+        held=("t.bujin",),
+    ),
+    *_c(
+        "turn_on_red",
+        "prohibited",
+        ("u.terse", "红灯{prohib}{turn}"),
+        ("u.shi", "红灯时{prohib}{turn}"),
+        ("u.subj", "红灯亮时{subj}{prohib}{turn}"),
+        ("u.no_longer", "红灯时不再允许{turn}"),
+        ("u.green", "{turn}须等绿灯"),
+        held=("u.green",),
+    ),
+    *_c(
+        "bus_lane",
+        "",
+        ("b.wei", "{rlane}为{bus}（{hours}）"),
+        ("b.only", "{hours}{rlane}仅限公交车通行"),
+        ("b.colon", "{rlane}：{bus}，{hours}"),
+        ("b.hours_first", "{hours}{rlane}为{bus}"),
+        ("b.no_cars", "{hours}小型汽车{prohib}驶入{rlane}"),
+        held=("b.no_cars",),
+    ),
+    *_c(
+        "distractor",
+        "",
+        ("d.parking", "{prohib}停车"),
+        ("d.parking_hours", "工作日8时至18时禁止停车"),
+        ("d.horn", "医院附近{prohib}鸣笛"),
+        ("d.tunnel", "隧道内请开启近光灯"),
+        ("d.bridge", "桥上禁止停车"),
+        ("d.uturn", "路口{prohib}掉头"),
+        ("d.cycle", "自行车请走非机动车道"),
+        ("d.loading", "装卸区6点至10点使用中"),
+        ("d.litter", "禁止向车外抛洒物品"),
+        ("d.chains", "冬季须安装防滑链"),
+        held=("d.litter", "d.chains"),
+    ),
+)
+
+WRAPPERS = _c("scope", "any", ("w.colon", "{scope}：{body}")) + _c(
+    "scope",
+    None,
+    ("w.prefix", "{scope}{body}"),
+    ("w.only", "{body}（仅限{scope}）"),
+    ("w.shiyong", "{body}，适用于{scope}"),
+    held=("w.shiyong",),
+)
+
+LEXICON = Lexicon("zh", C, tuple(CONSTRUCTIONS), tuple(WRAPPERS), HELD, PARAMS, capitalise=False)
