@@ -303,7 +303,7 @@ def _record(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out {args.out}: cannot create its directory: {exc}") from exc
-    files = run_recorder(
+    summary = run_recorder(
         args.out,
         url=args.mqtt_url,
         prefix=args.prefix,
@@ -313,7 +313,7 @@ def _record(args: argparse.Namespace) -> int:
         chunk_kb=args.chunk_kb,
         client_id=args.client_id,
     )
-    print(json.dumps({"files": [str(f) for f in files]}))
+    print(json.dumps(summary))  # files, counts, reconnects and gaps (broker away)
     return 0
 
 
@@ -369,14 +369,15 @@ def write_outputs(report: Any, board: Any, out: Path) -> None:
                 "decision": msg.model_dump(mode="json"),
             }
             f.write(json.dumps(row) + "\n")
-        for ref in board.missing():
+        unanswered = [(ref, "missing") for ref in board.missing()]
+        for ref, why in unanswered + [(ref, "lost") for ref in board.lost()]:
             f.write(
                 json.dumps(
                     {
                         "source_vehicle_id": ref.source_vehicle_id,
                         "source_frame_id": ref.source_frame_id,
                         "label": ref.label,
-                        "missing": True,
+                        why: True,
                         "vehicle_id": ref.vehicle_id,
                         "frame_id": ref.frame_id,
                     }
@@ -411,6 +412,25 @@ def _fmt(v: float | None, spec: str = ".1f") -> str:
     return "n/a" if v is None else format(v, spec)
 
 
+def _outage_rows(report: Any) -> list[tuple[str, str]]:
+    """What broker outages cost (nothing when there was none)."""
+    if not (report.outages or report.lost or report.rules_not_cleared):
+        return []
+    down = sum(o["down_s"] for o in report.outages)
+    unanswered = sum(o["frames_unanswered"] for o in report.outages)
+    rows = [
+        ("broker outages", f"{len(report.outages)} ({down:.1f} s)"),
+        ("lost (publish failed while away)", f"[red]{report.lost}[/red] frames"),
+        ("unanswered around the outages", f"{unanswered} of the missing"),
+    ]
+    if report.rules_lost or report.labels_lost:
+        rows.append(("rule sets / labels lost", f"{report.rules_lost} / {report.labels_lost}"))
+    if report.rules_not_cleared:
+        vids = ", ".join(report.rules_not_cleared)
+        rows.append(("retained rules NOT cleared", f"[red]{vids}[/red]"))
+    return rows
+
+
 def print_report(report: Any, out: Path | None = None) -> None:
     """The scoreboard: a rich table of the figures, then the confusion matrix."""
     from rich.console import Console
@@ -426,7 +446,7 @@ def print_report(report: Any, out: Path | None = None) -> None:
         ("target rate", "max" if report.target_rate is None else f"{report.target_rate:g}x"),
         ("frames published / planned", f"{report.frames_published} / {report.frames_planned}"),
         ("decisions matched", str(report.decisions_matched)),
-        ("missing decisions", str(report.missing)),
+        ("missing decisions (sent, no answer)", str(report.missing)),
         ("fallback (valid=false)", f"{report.fallback} {report.fallback_reasons or ''}".strip()),
         (
             "accuracy (all / valid only)",
@@ -446,6 +466,7 @@ def print_report(report: Any, out: Path | None = None) -> None:
                 f"{report.unexpected} / {report.duplicates} / {report.late}",
             )
         )
+    rows += _outage_rows(report)
     if report.aborted:
         rows.append(("aborted", f"[red]{report.aborted}[/red]"))
     for k, v in rows:
