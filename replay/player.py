@@ -279,6 +279,10 @@ class Replayer:
         return left
 
     def _stalled(self, since_ns: int) -> bool:
+        """No decision for timeout_s while frames are out; a broker's return restarts the clock
+        (the node gets a fresh chance then, and frames lost in the outage are given up first)."""
+        back = [o.back_ns for o in self.board.outages if o.back_ns is not None]
+        since_ns = max([since_ns, *back])
         last = max(self.board.last_decision_ns or since_ns, since_ns)
         return self.board.outstanding() > 0 and time.perf_counter_ns() - last > self.timeout_s * 1e9
 

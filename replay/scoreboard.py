@@ -143,11 +143,12 @@ class ReplayReport:
         )
         if self.lost or self.outages:
             unanswered = sum(o["frames_unanswered"] for o in self.outages)
-            why = (
+            head = (
                 f"{self.lost} were lost to {len(self.outages)} broker outage(s) (publish "
-                f"failed while disconnected) and {unanswered} sent around them went "
-                f"unanswered; of the rest: {why}"
+                f"failed while disconnected) and {unanswered} sent around them went unanswered"
             )
+            rest = self.missing - unanswered
+            why = f"{head}; the other {rest}: {why}" if rest > 0 else head
         return (
             f"--max-missing gate: {self.no_decision} of {self.frames_published} frames got no "
             f"decision ({100 * share:.1f} % > {100 * max_missing:g} % allowed); {why}"
