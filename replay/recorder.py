@@ -103,6 +103,7 @@ class BusRecorder:
         self._opened = 0.0
         self._bytes = 0
         self.gaps: list[Gap] = []
+        self.reconnects = 0
         self._lost_at = 0.0  # monotonic, for the gap's length
 
     def subscribe(self, bus: Bus) -> None:
@@ -120,7 +121,7 @@ class BusRecorder:
     def _on_back(self) -> None:
         if self.gaps and self.gaps[-1].down_s is None:
             self.gaps[-1].down_s = round(time.monotonic() - self._lost_at, 3)
-            self.counts["reconnects"] += 1
+            self.reconnects += 1
             log.warning("recorder back after %.2f s (gap %d)", self.gaps[-1].down_s, len(self.gaps))
 
     def summary(self) -> dict[str, Any]:
@@ -128,7 +129,7 @@ class BusRecorder:
         return {
             "files": [str(f) for f in self.files],
             "counts": dict(sorted(self.counts.items())),
-            "reconnects": self.counts.get("reconnects", 0),
+            "reconnects": self.reconnects,
             "gaps": [asdict(g) for g in self.gaps],
             "gap_s": round(sum(g.down_s or 0.0 for g in self.gaps), 3),
         }
