@@ -335,7 +335,10 @@ class Replayer:
                         max(0.0, min(sleep_s, self.timeout_s)),
                     )
                 continue
+            refused = False
             for vid in ready:
+                if refused:
+                    break
                 # Rules due with a frame go out before it; at most one frame per lane per pass.
                 while cursor[vid] < len(steps[vid]):
                     offset, ev, ref = steps[vid][cursor[vid]]
@@ -350,7 +353,13 @@ class Replayer:
                     sent = self._publish_frame(vid, ev, ref, current[vid])
                     if self.rate is None and sent:
                         waiting[vid] = (ref, time.perf_counter_ns())
+                    refused = self.rate is None and not sent
                     break
+            if refused:
+                # paho refuses publishes a moment before its disconnect callback runs: wait for
+                # it rather than burn through the lanes' frames, each lost at once.
+                with self._cond:
+                    self._cond.wait_for(lambda: stop.is_set() or self.board.down is not None, 0.5)
         return None
 
     def _wait_out(self, outage: Outage, stop: threading.Event) -> str | None:

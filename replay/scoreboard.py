@@ -272,13 +272,17 @@ class Scoreboard:
             return [self._failed[k][0] for k in self._order if k in self._failed]
 
     def outage_report(self, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
-        """Per outage: when (s from start), how long, frames lost and frames unanswered."""
+        """Per outage: when (s from start), how long, frames lost (refused since the previous
+        outage ended) and frames unanswered (sent in its dark window)."""
         with self._lock:
             unanswered = [t for k, (_, t) in self._sent.items() if k not in self._got]
             failed = [t for _, t in self._failed.values()]
-            out = []
+            out, prev_back = [], start_ns - 1
             for o in self.outages:
                 back = o.back_ns if o.back_ns is not None else end_ns
+                # A publish refused since the previous outage ended is this one's (the bus may
+                # refuse a moment before it reports the loss).
+                lost, prev_back = sum(prev_back < t <= back for t in failed), back
                 out.append(
                     {
                         "down_at_s": round((o.down_ns - start_ns) / 1e9, 3),
@@ -286,7 +290,7 @@ class Scoreboard:
                             None if o.back_ns is None else round((o.back_ns - start_ns) / 1e9, 3)
                         ),
                         "down_s": round((back - o.down_ns) / 1e9, 3),
-                        "frames_lost": sum(o.down_ns <= t <= back for t in failed),
+                        "frames_lost": lost,
                         "frames_unanswered": sum(o.covers(t, start_ns, end_ns) for t in unanswered),
                     }
                 )

@@ -116,16 +116,23 @@ def test_labels_used_for_accuracy(node_bus: MemoryBus) -> None:
     assert sum(report.confusion_matrix[stop]) == 4
 
 
-def _drop_at(bus: MemoryBus, nth_frame: int, back_after_s: float | None) -> None:
+def _drop_at(
+    bus: MemoryBus, nth_frame: int, back_after_s: float | None, hook_late_s: float = 0.0
+) -> None:
     """The connection is lost just before the nth camera frame is published (that publish then
-    fails), and comes back ``back_after_s`` later (None: never)."""
+    fails), and comes back ``back_after_s`` later (None: never). ``hook_late_s``: publishes fail
+    that long before the disconnect hooks run (as with paho)."""
     publish, frames = bus.publish, [0]
 
     def wrapped(topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
         if topic.endswith("/camera/front"):
             frames[0] += 1
             if frames[0] == nth_frame:
-                bus.lost()
+                if hook_late_s:
+                    bus._connected = False
+                    threading.Timer(hook_late_s, bus.lost).start()
+                else:
+                    bus.lost()
                 if back_after_s is not None:
                     threading.Timer(back_after_s, bus.connect).start()
         publish(topic, payload, qos, retain)
@@ -158,6 +165,19 @@ def test_broker_outage_is_counted_and_the_replay_goes_on(
     assert report.rules_not_cleared == []
     assert node_bus.retained(RULES.topic(vehicle_id="car-a")) is None
     assert any(f.startswith("--max-missing") for f in report.check())
+
+
+def test_refused_publish_before_the_disconnect_hook_loses_one_frame(node_bus: MemoryBus) -> None:
+    # At --rate max a refused frame is not in flight: without waiting for the hook the replay
+    # would lose every remaining frame in the moment before the bus says it is disconnected.
+    r = Replayer(node_bus, plan_lanes([drive("car-a", 30)]), None, timeout_s=3)
+    r.attach()
+    assert r.wait_for_node(2)
+    _drop_at(node_bus, 6, back_after_s=0.3, hook_late_s=0.1)
+    report = r.run()
+    assert report.aborted is None and len(report.outages) == 1
+    assert report.lost == 1 and report.decisions_matched == 29
+    assert report.outages[0]["frames_lost"] == 1  # refused before the hook: still this outage's
 
 
 def test_broker_that_never_returns_gives_a_partial_report(node_bus: MemoryBus) -> None:
