@@ -159,7 +159,7 @@ def test_reconnect_after_private_broker_restart(
 def test_decisions_resume_within_a_second_of_the_broker_return(
     private_broker, model: PolicyModel, prefix: str
 ) -> None:
-    """Broker down 1.5 s, back on the same port: time from its port answering to the first
+    """Broker killed, down 1.5 s, back on the same port: time from its port answering to the first
     decision a vehicle gets. Both clients use the default reconnect settings. The old back-off
     (1 s, doubling) retried at 1 s and 3 s after the loss: ~1.4 s here, and up to 8 s later."""
     node, t = start_node(private_broker.url, prefix, model)
@@ -185,7 +185,7 @@ def test_decisions_resume_within_a_second_of_the_broker_return(
         while not got and time.monotonic() < deadline:
             time.sleep(0.01)
         assert got, "no decision before the restart"
-        private_broker.stop()
+        private_broker.kill()  # SIGKILL: a crash, not a clean shutdown
         time.sleep(1.5)
         private_broker.start()  # returns once the port answers
         ready = time.monotonic()

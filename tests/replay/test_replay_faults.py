@@ -41,9 +41,7 @@ def _kill_after_decisions(broker, url: str, n: int, down_s: float) -> tuple[thre
         try:
             if not seen.wait_count(n, timeout=20):
                 return
-            assert broker.proc is not None
-            broker.proc.kill()
-            broker.proc.wait(5)
+            broker.kill()
             when["killed"] = time.monotonic()
             time.sleep(down_s)
             broker.start()
