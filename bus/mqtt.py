@@ -9,8 +9,9 @@ Reconnect and sessions (docs/contract.md, "Reconnect"):
 
 * paho's own back-off, kept short: first retry ``reconnect_min_s`` (0.1 s) after the loss,
   doubling up to ``reconnect_max_s`` (0.5 s). A client therefore notices a returned broker at
-  most ~0.5 s late (measured: decisions resume 0.1-0.6 s after the broker is back), at the cost
-  of two refused TCP connects a second while it is away.
+  most ~0.5 s late (measured on loopback: connected again 0.08-0.39 s after the broker answered,
+  for outages of 0.2-5 s; the old 1 s doubling to 8 s took up to 8 s), at the cost of two
+  refused TCP connects a second while it is away.
 * Clean sessions (clean start, session expiry 0): the broker keeps nothing for us between
   connections. Frames are QoS 0 and conflated, so a queue of old frames would only be answered
   stale; rule sets are retained and come back with the resubscription in ``on_connect``; and the
