@@ -11,10 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Bus", "ConnectHook", "Handler", "Will"]
+__all__ = ["Bus", "ConnectHook", "DisconnectHook", "Handler", "Will"]
 
 Handler = Callable[[str, bytes], None]  # (topic, payload)
 ConnectHook = Callable[[], None]
+DisconnectHook = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,18 @@ class Bus(Protocol):
         """Disconnect cleanly (the will is not published)."""
 
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
-        """Publish; raises BusError if the message cannot be queued."""
+        """Publish; raises BusError if the message cannot be queued (it is lost: e.g. QoS 0
+        while disconnected; the MQTT bus holds QoS 1/2 messages until it is back)."""
 
     def subscribe(self, pattern: str, handler: Handler, qos: int = 0) -> None:
         """Deliver messages matching an MQTT filter (``+``/``#``), retained ones first."""
 
     def add_connect_hook(self, hook: ConnectHook) -> None:
         """Call ``hook`` after every (re)connect, after subscriptions are restored."""
+
+    def add_disconnect_hook(self, hook: DisconnectHook) -> None:
+        """Call ``hook`` when the connection is lost (not after ``close()``); the bus keeps
+        reconnecting and calls the connect hooks when it is back."""
 
     @property
     def connected(self) -> bool: ...

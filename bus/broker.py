@@ -69,7 +69,8 @@ def local_config(port: int, extra: str = "") -> str:
 
 
 class MosquittoProcess:
-    """A mosquitto process on a free loopback port; ``stop()`` and ``start()`` keep the port."""
+    """A mosquitto process on a free loopback port; ``stop()``/``kill()`` and ``start()`` keep
+    the port."""
 
     def __init__(self, workdir: Path, extra_config: str = "") -> None:
         binary = mosquitto_binary()
@@ -94,6 +95,13 @@ class MosquittoProcess:
                 self.stop()
                 raise BusError(f"private mosquitto on port {self.port} did not start")
             time.sleep(0.02)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no clean shutdown, no wills sent; ``start()`` brings it back."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

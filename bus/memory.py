@@ -1,7 +1,9 @@
 """An in-memory bus with the MQTT bus's interface: wildcard filters and retained messages.
 
 Delivery is synchronous on the publisher's thread, so a test that publishes then checks sees the
-effect at once. ``lost()`` / ``restore()`` simulate a broken connection (the will is published).
+effect at once. ``lost()`` then ``connect()`` simulate a broken connection and its return (the
+will is published, the disconnect and then the connect hooks run); while lost, every publish
+raises BusError, whatever its QoS.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable
 
 from paho.mqtt.client import topic_matches_sub
 
-from bus.base import ConnectHook, Handler, Will
+from bus.base import ConnectHook, DisconnectHook, Handler, Will
 from core.errors import BusError
 
 __all__ = ["MemoryBus", "Recorder"]
@@ -25,6 +27,7 @@ class MemoryBus:
         self._subs: list[tuple[str, Handler]] = []
         self._retained: dict[str, bytes] = {}
         self._hooks: list[ConnectHook] = []
+        self._lost_hooks: list[DisconnectHook] = []
         self._will: Will | None = None
         self._connected = False
         self.published: list[tuple[str, bytes, int, bool]] = []
@@ -48,6 +51,8 @@ class MemoryBus:
         will, self._will, self._connected = self._will, None, False
         if will is not None:
             self._deliver(will.topic, will.payload, will.retain)
+        for hook in list(self._lost_hooks):
+            hook()
 
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
         if not self._connected:
@@ -77,6 +82,9 @@ class MemoryBus:
 
     def add_connect_hook(self, hook: ConnectHook) -> None:
         self._hooks.append(hook)
+
+    def add_disconnect_hook(self, hook: DisconnectHook) -> None:
+        self._lost_hooks.append(hook)
 
     def retained(self, topic: str) -> bytes | None:
         with self._lock:

@@ -14,6 +14,14 @@ use either half alone (their public names are re-exported here too):
   recorded timing divided by ``rate``, or as fast as the node answers (``rate=None``: one frame in
   flight per vehicle, because the node conflates a vehicle's frames and would drop the older).
 
+Broker outages (``bus.publish`` raising BusError while disconnected): the failed frame is counted
+*lost*, never raised out of the replay. At a given rate the schedule goes on, as a vehicle's camera
+would, and every frame due while the broker is away is lost; at ``rate=None`` publishing waits for
+the broker, then for a node to say it is online again (each bounded by ``timeout_s``). Away longer
+than ``timeout_s``: the replay gives up with a partial report. Either way the retained rule sets
+are cleared once the broker is back (waiting at most ``timeout_s``), or the report lists the
+vehicles whose rules could not be cleared.
+
 Frames and rule sets are restamped on publish (the node judges staleness and expiry against its
 own clock); a lane plays one or more recorded drives under one vehicle id with fresh frame ids,
 and every frame keeps a reference to its recorded (vehicle id, frame id) for labels and golden
@@ -32,6 +40,7 @@ from bus.codec import encode
 from bus.envelope import pack_frame
 from bus.schema import DecisionMsg, LabelMsg, NodeState, NodeStatus
 from bus.topics import CAMERA, DECISION, DEFAULT_PREFIX, LABEL, RULES, STATUS
+from core.errors import BusError
 from replay.drives import (
     Drive,
     DriveFrame,
@@ -49,7 +58,7 @@ from replay.golden import (
     load_reference,
     write_reference,
 )
-from replay.scoreboard import ReplayReport, Scoreboard
+from replay.scoreboard import Outage, ReplayReport, Scoreboard
 
 # Re-exported: replay's public names stay importable from here.
 __all__ = [
@@ -109,6 +118,9 @@ class Replayer:
         self._steps = {lane.vehicle_id: lane.steps() for lane in self.lanes}
         self.frames_planned = sum(ref is not None for s in self._steps.values() for *_, ref in s)
         self._expired: set[tuple[str, str]] = set()
+        self._lost_wall_ns = 0  # wall clock of the last lost connection (node status stamps)
+        self._waited_out: Outage | None = None
+        self.rules_not_cleared: list[str] = []
 
     # bus side ---------------------------------------------------------------------------------
 
@@ -137,16 +149,34 @@ class Replayer:
                 self.statuses[status.node_id] = status
                 self._cond.notify_all()
 
+    def _on_lost(self) -> None:
+        self._lost_wall_ns = time.time_ns()
+        self.board.disconnected(time.perf_counter_ns())
+        with self._cond:
+            self._cond.notify_all()
+
+    def _on_connect(self) -> None:
+        self.board.reconnected(time.perf_counter_ns())
+        with self._cond:
+            self._cond.notify_all()
+
     def attach(self) -> None:
-        """Subscribe to decisions and node status (call before bus.connect for MQTT)."""
+        """Subscribe to decisions and node status, follow the connection (call before
+        bus.connect for MQTT)."""
         self.bus.subscribe(DECISION.subscription(self.prefix), self._on_decision, DECISION.qos)
         self.bus.subscribe(STATUS.subscription(self.prefix), self._on_status, STATUS.qos)
+        self.bus.add_connect_hook(self._on_connect)
+        self.bus.add_disconnect_hook(self._on_lost)
 
-    def wait_for_node(self, timeout_s: float) -> bool:
-        """Wait until some node says it is online (its subscriptions are then in place)."""
+    def wait_for_node(self, timeout_s: float, since_ns: int = 0) -> bool:
+        """Wait until some node says it is online (its subscriptions are then in place), in a
+        status stamped at or after ``since_ns`` (wall clock; after an outage: a fresh one)."""
         with self._cond:
             return self._cond.wait_for(
-                lambda: any(s.state == NodeState.ONLINE for s in self.statuses.values()),
+                lambda: any(
+                    s.state == NodeState.ONLINE and s.stamp_ns >= since_ns
+                    for s in self.statuses.values()
+                ),
                 timeout_s,
             )
 
@@ -161,11 +191,16 @@ class Replayer:
         msg = r.model_copy(
             update={"vehicle_id": vid, "issued_at_ns": now, "expires_at_ns": expires}
         )
-        self.bus.publish(RULES.topic(self.prefix, vehicle_id=vid), encode(msg), RULES.qos, True)
+        try:
+            self.bus.publish(RULES.topic(self.prefix, vehicle_id=vid), encode(msg), RULES.qos, True)
+        except BusError as exc:  # the node keeps the rules it had: counted, the replay goes on
+            self.board.rules_lost += 1
+            log.warning("rule set %s of %s lost: %s", r.version, vid, exc)
 
     def _publish_frame(
         self, vid: str, ev: DriveFrame, ref: FrameRef, current: DriveRules | None
-    ) -> None:
+    ) -> bool:
+        """Publish one frame (and its label); False if the bus refused it (counted lost)."""
         if current is not None and current.rules.expires_at_ns is not None:
             key = (vid, current.rules.version)
             if ev.t_ns >= current.rules.expires_at_ns and key not in self._expired:
@@ -176,13 +211,18 @@ class Replayer:
         header = ev.header.model_copy(
             update={"vehicle_id": vid, "frame_id": ref.frame_id, "stamp_ns": time.time_ns()}
         )
-        self.board.published(ref, time.perf_counter_ns())
-        self.bus.publish(
-            CAMERA.topic(self.prefix, vehicle_id=vid),
-            pack_frame(header, ev.jpeg),
-            CAMERA.qos,
-            CAMERA.retain,
-        )
+        self.board.published(ref, time.perf_counter_ns())  # first: the answer may come at once
+        try:
+            self.bus.publish(
+                CAMERA.topic(self.prefix, vehicle_id=vid),
+                pack_frame(header, ev.jpeg),
+                CAMERA.qos,
+                CAMERA.retain,
+            )
+        except BusError as exc:
+            self.board.publish_failed(ref.vehicle_id, ref.frame_id, time.perf_counter_ns())
+            log.debug("frame %d of %s lost: %s", ref.frame_id, vid, exc)
+            return False
         if self.publish_labels and ev.label is not None:  # after its frame (the recorder joins)
             label = LabelMsg(
                 vehicle_id=vid,
@@ -191,30 +231,58 @@ class Replayer:
                 decision=ev.label,
                 source="oracle",
             )
-            self.bus.publish(LABEL.topic(self.prefix, vehicle_id=vid), encode(label), LABEL.qos)
+            try:
+                self.bus.publish(LABEL.topic(self.prefix, vehicle_id=vid), encode(label), LABEL.qos)
+            except BusError:
+                self.board.labels_lost += 1
+        return True
 
     # the loop ---------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event | None = None) -> ReplayReport:
         """Publish every lane, wait for the answers (bounded), clear the retained rules."""
         stop = stop or threading.Event()
-        start = time.perf_counter()
+        start = time.perf_counter_ns()
         aborted = None
         try:
             aborted = self._play(stop) or self._drain(stop)
         finally:
-            for vid in self._steps:  # leave no retained rule sets behind on a shared broker
-                try:
-                    self.bus.publish(RULES.topic(self.prefix, vehicle_id=vid), b"", RULES.qos, True)
-                except Exception as exc:
-                    log.warning("could not clear retained rules of %s: %s", vid, exc)
+            self.rules_not_cleared = self._clear_rules()
         if stop.is_set() and aborted is None:
             aborted = "interrupted"
-        return self.board.report(
-            time.perf_counter() - start, self.frames_planned, self.rate, len(self.lanes), aborted
+        report = self.board.report(
+            (time.perf_counter_ns() - start) / 1e9,
+            self.frames_planned,
+            self.rate,
+            len(self.lanes),
+            aborted,
+            start_ns=start,
         )
+        report.rules_not_cleared = self.rules_not_cleared
+        return report
+
+    def _clear_rules(self) -> list[str]:
+        """Leave no retained rule sets behind on a shared broker: wait for it (at most
+        timeout_s) if it is away. Returns the vehicles whose rules could not be cleared."""
+        deadline = time.monotonic() + self.timeout_s
+        while not self.bus.connected and time.monotonic() < deadline:
+            time.sleep(0.02)
+        left = []
+        for vid in self._steps:
+            try:
+                if not self.bus.connected:  # a held QoS 1 clear would die with close()
+                    raise BusError("not connected to the broker")
+                self.bus.publish(RULES.topic(self.prefix, vehicle_id=vid), b"", RULES.qos, True)
+            except BusError as exc:
+                log.warning("could not clear the retained rules of %s: %s", vid, exc)
+                left.append(vid)
+        return left
 
     def _stalled(self, since_ns: int) -> bool:
+        """No decision for timeout_s while frames are out; a broker's return restarts the clock
+        (the node gets a fresh chance then, and frames lost in the outage are given up first)."""
+        back = [o.back_ns for o in self.board.outages if o.back_ns is not None]
+        since_ns = max([since_ns, *back])
         last = max(self.board.last_decision_ns or since_ns, since_ns)
         return self.board.outstanding() > 0 and time.perf_counter_ns() - last > self.timeout_s * 1e9
 
@@ -225,6 +293,18 @@ class Replayer:
         t0 = time.perf_counter_ns()
         while not stop.is_set():
             now = time.perf_counter_ns()
+            down = self.board.down
+            if down is not None and (
+                now - down.down_ns > self.timeout_s * 1e9 or self._stalled(t0)
+            ):  # a stall while the broker is away is the broker's
+                return f"broker unreachable for {(now - down.down_ns) / 1e9:.1f} s"
+            outage = self.board.outages[-1] if self.board.outages else None
+            if self.rate is None and outage is not None and outage is not self._waited_out:
+                # No schedule to keep: hold the frames until the broker and a node are back.
+                gave_up = self._wait_out(outage, stop)
+                if gave_up:
+                    return gave_up
+                continue
             if self._stalled(t0):
                 return f"no decision for {self.timeout_s:g} s (is the node running?)"
             for vid, (sent_ref, sent) in list(waiting.items()):
@@ -255,7 +335,10 @@ class Replayer:
                         max(0.0, min(sleep_s, self.timeout_s)),
                     )
                 continue
+            refused = False
             for vid in ready:
+                if refused:
+                    break
                 # Rules due with a frame go out before it; at most one frame per lane per pass.
                 while cursor[vid] < len(steps[vid]):
                     offset, ev, ref = steps[vid][cursor[vid]]
@@ -267,10 +350,34 @@ class Replayer:
                         self._publish_rules(vid, ev)
                         continue
                     assert ref is not None
-                    self._publish_frame(vid, ev, ref, current[vid])
-                    if self.rate is None:
+                    sent = self._publish_frame(vid, ev, ref, current[vid])
+                    if self.rate is None and sent:
                         waiting[vid] = (ref, time.perf_counter_ns())
+                    refused = self.rate is None and not sent
                     break
+            if refused:
+                # paho refuses publishes a moment before its disconnect callback runs: wait for
+                # it rather than burn through the lanes' frames, each lost at once.
+                with self._cond:
+                    self._cond.wait_for(lambda: stop.is_set() or self.board.down is not None, 0.5)
+        return None
+
+    def _wait_out(self, outage: Outage, stop: threading.Event) -> str | None:
+        """rate=None after a lost connection: wait for the broker (until timeout_s after the
+        loss), then for a node's fresh online status (at most timeout_s; frames sent before the
+        node has resubscribed would reach no one). Returns why the replay gives up, or None."""
+        left_s = self.timeout_s - (time.perf_counter_ns() - outage.down_ns) / 1e9
+        with self._cond:
+            back = self._cond.wait_for(
+                lambda: stop.is_set() or outage.back_ns is not None, max(0.0, left_s)
+            )
+        if stop.is_set():
+            return None
+        if not back:
+            return f"broker unreachable for {(time.perf_counter_ns() - outage.down_ns) / 1e9:.1f} s"
+        self._waited_out = outage
+        if not self.wait_for_node(self.timeout_s, since_ns=self._lost_wall_ns):
+            log.warning("no node online again %g s after the broker came back", self.timeout_s)
         return None
 
     def _drain(self, stop: threading.Event) -> str | None:

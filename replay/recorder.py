@@ -9,7 +9,9 @@ with ``bus.recording_writer.RecordingWriter`` so ``ruledrive train`` reads the f
   recorder leaves a file readable up to its last chunk (the summary is written only on close).
 * Rotation: a new file after ``rotate_mb`` MB or ``rotate_s`` seconds (``FILE-0000.mcap``, ...).
 * A broker that goes away: the MQTT bus reconnects and resubscribes by itself; the file stays
-  open and valid meanwhile, and the gap is visible in the log times.
+  open and valid meanwhile. What was published while the recorder was away is unknowable, so the
+  recorder counts what it can: reconnects and each gap (UTC start, seconds), in
+  :meth:`BusRecorder.summary` (``ruledrive record`` prints it with the files at the end).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +33,21 @@ from bus.topics import CAMERA, DECISION, DEFAULT_PREFIX, LABEL, RULES, Topic
 from core.defaults import DEFAULT_MQTT_URL
 from core.errors import MessageError
 
-__all__ = ["RECORDED_TOPICS", "BusRecorder", "run_recorder"]
+__all__ = ["RECORDED_TOPICS", "BusRecorder", "Gap", "run_recorder"]
 
 log = logging.getLogger(__name__)
 
 RECORDED_TOPICS: tuple[Topic, ...] = (CAMERA, RULES, DECISION, LABEL)
 
 WriterFactory = Callable[[Path], Any]
+
+
+@dataclass
+class Gap:
+    """A time the recorder was not connected: nothing published then was recorded."""
+
+    from_ns: int  # wall clock (time.time_ns) when the connection was lost
+    down_s: float | None = None  # None: still away when the recording stopped
 
 
 class _McapSink:
@@ -91,10 +102,37 @@ class BusRecorder:
         self._writer: Any = None
         self._opened = 0.0
         self._bytes = 0
+        self.gaps: list[Gap] = []
+        self.reconnects = 0
+        self._lost_at = 0.0  # monotonic, for the gap's length
 
     def subscribe(self, bus: Bus) -> None:
+        """Subscribe to the recorded topics and follow the connection (gaps, reconnects)."""
         for entry in RECORDED_TOPICS:
             bus.subscribe(entry.subscription(self.prefix), self.on_message, entry.qos)
+        bus.add_disconnect_hook(self._on_lost)
+        bus.add_connect_hook(self._on_back)
+
+    def _on_lost(self) -> None:
+        self._lost_at = time.monotonic()
+        self.gaps.append(Gap(time.time_ns()))
+        log.warning("recorder lost the broker: messages published now are not recorded")
+
+    def _on_back(self) -> None:
+        if self.gaps and self.gaps[-1].down_s is None:
+            self.gaps[-1].down_s = round(time.monotonic() - self._lost_at, 3)
+            self.reconnects += 1
+            log.warning("recorder back after %.2f s (gap %d)", self.gaps[-1].down_s, len(self.gaps))
+
+    def summary(self) -> dict[str, Any]:
+        """Files, message counts, reconnects and gaps (what a consumer must know is missing)."""
+        return {
+            "files": [str(f) for f in self.files],
+            "counts": dict(sorted(self.counts.items())),
+            "reconnects": self.reconnects,
+            "gaps": [asdict(g) for g in self.gaps],
+            "gap_s": round(sum(g.down_s or 0.0 for g in self.gaps), 3),
+        }
 
     def on_message(self, topic: str, payload: bytes) -> None:
         """Bus thread: validate and enqueue only."""
@@ -185,8 +223,9 @@ def run_recorder(
     chunk_kb: int = 256,
     client_id: str = "",
     bus: Bus | None = None,
-) -> list[Path]:
-    """``ruledrive record``: record until SIGINT/SIGTERM or ``duration_s``."""
+) -> dict[str, Any]:
+    """``ruledrive record``: record until SIGINT/SIGTERM or ``duration_s``; returns
+    :meth:`BusRecorder.summary` (files, counts, reconnects, gaps)."""
     recorder = BusRecorder(
         out,
         prefix,
@@ -219,5 +258,6 @@ def run_recorder(
         bus.close()
         for sig, old in restore.items():
             signal.signal(sig, old)
-    log.info("recorded %s into %s", dict(recorder.counts), [str(f) for f in files])
-    return files
+    summary = recorder.summary()
+    log.info("recorded %s into %s", summary["counts"], [str(f) for f in files])
+    return summary

@@ -4,11 +4,18 @@
 to frames by (vehicle id, frame id) and builds the :class:`ReplayReport` (accuracy against the
 recorded labels, confusion matrix, fallbacks, missing decisions, latency percentiles publish ->
 decision, achieved rate); :meth:`ReplayReport.check` is the pass/fail gate.
+
+Broker outages: ``publish_failed(ref)`` turns a published frame into a *lost* one (the bus refused
+it: disconnected), and ``disconnected(t)`` / ``reconnected(t)`` mark outages. Every frame the
+replay tried to send is counted once: ``frames_published = decisions_matched + missing + lost``.
+An outage's *unanswered* frames are the missing ones sent while the node could not be heard: from
+the last decision before the connection was lost to the first decision after it came back.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,13 +27,29 @@ from bus.schema import DecisionLabel, DecisionMsg
 from core.metrics import classification_report
 from replay.drives import FrameRef
 
-__all__ = ["ReplayReport", "Scoreboard"]
+__all__ = ["Outage", "ReplayReport", "Scoreboard"]
 
 _INDEX = {lab: i for i, lab in enumerate(DecisionLabel)}
 
 
 def _pct(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
+
+
+@dataclass
+class Outage:
+    """One lost connection, in monotonic ns (time.perf_counter_ns)."""
+
+    down_ns: int
+    dark_from_ns: int | None  # the last decision before it (None: none yet)
+    back_ns: int | None = None
+    first_decision_ns: int | None = None  # the first decision after it came back
+
+    def covers(self, t_ns: int, start_ns: int, end_ns: int) -> bool:
+        """Whether a frame sent at t_ns went out while the node could not be heard."""
+        lo = self.dark_from_ns if self.dark_from_ns is not None else start_ns
+        hi = self.first_decision_ns if self.first_decision_ns is not None else end_ns
+        return lo <= t_ns <= hi
 
 
 @dataclass
@@ -57,6 +80,18 @@ class ReplayReport:
     aborted: str | None = None
     recordings: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    # Broker outages: frames whose publish failed (never reached the broker), rule sets and
+    # labels likewise, and per outage (times in s from the replay's start) what it cost.
+    lost: int = 0
+    rules_lost: int = 0
+    labels_lost: int = 0
+    outages: list[dict[str, Any]] = field(default_factory=list)
+    rules_not_cleared: list[str] = field(default_factory=list)
+
+    @property
+    def no_decision(self) -> int:
+        """Frames without a decision: sent but unanswered (missing) plus never sent (lost)."""
+        return self.missing + self.lost
 
     @property
     def labels(self) -> list[str]:
@@ -80,7 +115,7 @@ class ReplayReport:
             out.append(f"aborted: {self.aborted}")
         if self.frames_planned == 0:
             out.append("the recording has no frames")
-        if self.frames_published and self.missing > max_missing * self.frames_published:
+        if self.frames_published and self.no_decision > max_missing * self.frames_published:
             out.append(self._missing_reason(max_missing))
         if min_accuracy is not None and (self.accuracy is None or self.accuracy < min_accuracy):
             acc = "n/a (no labelled decision)" if self.accuracy is None else f"{self.accuracy:.3f}"
@@ -96,7 +131,7 @@ class ReplayReport:
         return out
 
     def _missing_reason(self, max_missing: float) -> str:
-        share = self.missing / self.frames_published
+        share = self.no_decision / self.frames_published
         why = (
             "at --rate max one frame per vehicle is in flight, so the node conflated none of "
             "them: they were lost (node down, restarted, or slower than --timeout-s)"
@@ -106,8 +141,16 @@ class ReplayReport:
             "frames beyond that were lost (node down, or slower than --timeout-s); "
             "--rate max replays without conflation"
         )
+        if self.lost or self.outages:
+            unanswered = sum(o["frames_unanswered"] for o in self.outages)
+            head = (
+                f"{self.lost} were lost to {len(self.outages)} broker outage(s) (publish "
+                f"failed while disconnected) and {unanswered} sent around them went unanswered"
+            )
+            rest = self.missing - unanswered
+            why = f"{head}; the other {rest}: {why}" if rest > 0 else head
         return (
-            f"--max-missing gate: {self.missing} of {self.frames_published} frames got no "
+            f"--max-missing gate: {self.no_decision} of {self.frames_published} frames got no "
             f"decision ({100 * share:.1f} % > {100 * max_missing:g} % allowed); {why}"
         )
 
@@ -119,6 +162,7 @@ class Scoreboard:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sent: dict[tuple[str, int], tuple[FrameRef, int]] = {}
+        self._failed: dict[tuple[str, int], tuple[FrameRef, int]] = {}
         self._got: dict[tuple[str, int], tuple[DecisionMsg, float]] = {}
         self._order: list[tuple[str, int]] = []
         self.unexpected = 0
@@ -128,6 +172,9 @@ class Scoreboard:
         self.model_versions: Counter[str] = Counter()
         self.node_ids: Counter[str] = Counter()
         self.given_up: set[tuple[str, int]] = set()
+        self.outages: list[Outage] = []
+        self.rules_lost = 0
+        self.labels_lost = 0
 
     def published(self, ref: FrameRef, t_ns: int) -> None:
         """A frame went out at monotonic time ``t_ns`` (time.perf_counter_ns)."""
@@ -135,6 +182,33 @@ class Scoreboard:
         with self._lock:
             self._sent[key] = (ref, t_ns)
             self._order.append(key)
+
+    def publish_failed(self, vehicle_id: str, frame_id: int, t_ns: int) -> None:
+        """The frame announced by ``published`` never left: the bus refused it at ``t_ns``."""
+        key = (vehicle_id, frame_id)
+        with self._lock:
+            sent = None if key in self._got else self._sent.pop(key, None)
+            if sent is not None:
+                self._failed[key] = (sent[0], t_ns)
+
+    def disconnected(self, t_ns: int) -> None:
+        """The bus lost the broker at monotonic ``t_ns``."""
+        with self._lock:
+            if self.outages and self.outages[-1].back_ns is None:
+                return  # already down
+            self.outages.append(Outage(t_ns, self.last_decision_ns))
+
+    def reconnected(self, t_ns: int) -> None:
+        with self._lock:
+            if self.outages and self.outages[-1].back_ns is None:
+                self.outages[-1].back_ns = t_ns
+
+    @property
+    def down(self) -> Outage | None:
+        """The outage going on now, if any."""
+        with self._lock:
+            o = self.outages[-1] if self.outages else None
+            return o if o is not None and o.back_ns is None else None
 
     def decided(self, msg: DecisionMsg, t_ns: int) -> FrameRef | None:
         """A decision arrived at monotonic ``t_ns``; returns the frame it answers, or None."""
@@ -151,6 +225,11 @@ class Scoreboard:
                 self.late += 1
             self._got[key] = (msg, (t_ns - sent[1]) / 1e6)
             self.last_decision_ns = t_ns
+            for o in reversed(self.outages):
+                if o.first_decision_ns is not None:
+                    break
+                if o.back_ns is not None and t_ns >= o.back_ns:
+                    o.first_decision_ns = t_ns
             if msg.model_version:
                 self.model_versions[msg.model_version] += 1
             self.node_ids[msg.node_id] += 1
@@ -166,7 +245,8 @@ class Scoreboard:
 
     @property
     def n_published(self) -> int:
-        return len(self._sent)
+        """Frames the replay tried to send, lost ones included."""
+        return len(self._sent) + len(self._failed)
 
     @property
     def n_decided(self) -> int:
@@ -182,8 +262,39 @@ class Scoreboard:
             return [(self._sent[k][0], *self._got[k]) for k in self._order if k in self._got]
 
     def missing(self) -> list[FrameRef]:
+        """Frames sent that got no decision, in publish order."""
         with self._lock:
-            return [self._sent[k][0] for k in self._order if k not in self._got]
+            return [self._sent[k][0] for k in self._order if k in self._sent and k not in self._got]
+
+    def lost(self) -> list[FrameRef]:
+        """Frames whose publish failed, in publish order."""
+        with self._lock:
+            return [self._failed[k][0] for k in self._order if k in self._failed]
+
+    def outage_report(self, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
+        """Per outage: when (s from start), how long, frames lost (refused since the previous
+        outage ended) and frames unanswered (sent in its dark window)."""
+        with self._lock:
+            unanswered = [t for k, (_, t) in self._sent.items() if k not in self._got]
+            failed = [t for _, t in self._failed.values()]
+            out, prev_back = [], start_ns - 1
+            for o in self.outages:
+                back = o.back_ns if o.back_ns is not None else end_ns
+                # A publish refused since the previous outage ended is this one's (the bus may
+                # refuse a moment before it reports the loss).
+                lost, prev_back = sum(prev_back < t <= back for t in failed), back
+                out.append(
+                    {
+                        "down_at_s": round((o.down_ns - start_ns) / 1e9, 3),
+                        "back_at_s": (
+                            None if o.back_ns is None else round((o.back_ns - start_ns) / 1e9, 3)
+                        ),
+                        "down_s": round((back - o.down_ns) / 1e9, 3),
+                        "frames_lost": lost,
+                        "frames_unanswered": sum(o.covers(t, start_ns, end_ns) for t in unanswered),
+                    }
+                )
+            return out
 
     def report(
         self,
@@ -192,8 +303,13 @@ class Scoreboard:
         target_rate: float | None,
         vehicles: int,
         aborted: str | None = None,
+        start_ns: int | None = None,
     ) -> ReplayReport:
+        """``start_ns``: the replay's start (monotonic ns), for the outage times."""
         rows = self.matched()
+        end_ns = time.perf_counter_ns()
+        if start_ns is None:
+            start_ns = end_ns - int(elapsed_s * 1e9)
         lat = [ms for _, _, ms in rows]
         fallbacks = Counter(str(m.reason or "unknown") for _, m, _ in rows if not m.valid)
         labelled = [(ref.label, m) for ref, m, _ in rows if ref.label is not None]
@@ -206,7 +322,7 @@ class Scoreboard:
             frames_published=self.n_published,
             frames_planned=frames_planned,
             decisions_matched=len(rows),
-            missing=self.n_published - len(rows),
+            missing=len(self._sent) - len(rows),
             unexpected=self.unexpected,
             duplicates=self.duplicates,
             late=self.late,
@@ -235,6 +351,10 @@ class Scoreboard:
             model_versions=sorted(self.model_versions),
             node_ids=sorted(self.node_ids),
             aborted=aborted,
+            lost=len(self._failed),
+            rules_lost=self.rules_lost,
+            labels_lost=self.labels_lost,
+            outages=self.outage_report(start_ns, end_ns),
         )
 
     def latencies_ms(self) -> list[float]:

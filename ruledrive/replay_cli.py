@@ -1,6 +1,6 @@
-"""``ruledrive replay`` and ``ruledrive record``: flags, wiring (bus, optional in-process node)
-and presentation (rich table, progress bar, JSON, PNGs) around replay.player and
-replay.recorder, which hold the logic.
+"""``ruledrive replay`` and ``ruledrive record``: flags and wiring (bus, optional in-process node)
+around replay.player and replay.recorder, which hold the logic; ruledrive.replay_report shows and
+writes the replay's results (table, progress bar, JSON, PNGs).
 
 Exit codes: 0 ok; 1 a gate failed (accuracy, p99, missing decisions, golden mismatch, aborted);
 2 bad flags or settings (ConfigError, via ruledrive.cli).
@@ -28,8 +28,9 @@ from ruledrive.argtypes import (
     positive_int,
     rate,
 )
+from ruledrive.replay_report import Progress, print_report, write_outputs
 
-__all__ = ["print_report", "register", "write_outputs"]
+__all__ = ["print_report", "register", "write_outputs"]  # the last two: ruledrive.replay_report
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ def _replay(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         bus = _make_bus(args, stack)
         show = not args.no_progress and sys.stderr.isatty()
-        progress = stack.enter_context(_Progress(show, lanes))
+        progress = stack.enter_context(Progress(show, lanes))
         replayer = Replayer(
             bus,
             lanes,
@@ -303,7 +304,7 @@ def _record(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out {args.out}: cannot create its directory: {exc}") from exc
-    files = run_recorder(
+    summary = run_recorder(
         args.out,
         url=args.mqtt_url,
         prefix=args.prefix,
@@ -313,153 +314,5 @@ def _record(args: argparse.Namespace) -> int:
         chunk_kb=args.chunk_kb,
         client_id=args.client_id,
     )
-    print(json.dumps({"files": [str(f) for f in files]}))
+    print(json.dumps(summary))  # files, counts, reconnects and gaps (broker away)
     return 0
-
-
-# -- presentation ------------------------------------------------------------------------------
-
-
-class _Progress:
-    """A rich progress bar fed by the replayer's callback (a no-op when not on a terminal)."""
-
-    def __init__(self, show: bool, lanes: list[Any]) -> None:
-        self.show = show
-        self.total = sum(sum(1 for *_, ref in lane.steps() if ref is not None) for lane in lanes)
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.show:
-            from rich.progress import Progress
-
-            self._bar = Progress(transient=True)
-            self._bar.start()
-            self._task = self._bar.add_task("replay: decisions", total=self.total)
-        return self
-
-    def __call__(self, done: int, total: int) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
-def write_outputs(report: Any, board: Any, out: Path) -> None:
-    """report.json, decisions.jsonl, latency_hist.png, confusion.png under ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from core.metrics import plot_confusion
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1) + "\n")
-    with (out / "decisions.jsonl").open("w") as f:
-        for ref, msg, ms in board.matched():
-            row = {
-                "source_vehicle_id": ref.source_vehicle_id,
-                "source_frame_id": ref.source_frame_id,
-                "label": ref.label,
-                "latency_ms": round(ms, 3),
-                "decision": msg.model_dump(mode="json"),
-            }
-            f.write(json.dumps(row) + "\n")
-        for ref in board.missing():
-            f.write(
-                json.dumps(
-                    {
-                        "source_vehicle_id": ref.source_vehicle_id,
-                        "source_frame_id": ref.source_frame_id,
-                        "label": ref.label,
-                        "missing": True,
-                        "vehicle_id": ref.vehicle_id,
-                        "frame_id": ref.frame_id,
-                    }
-                )
-                + "\n"
-            )
-    lat = board.latencies_ms()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if lat:
-        ax.hist(lat, bins=min(60, max(10, len(lat) // 10)), color="tab:blue")
-        for q, style in ((50, "-"), (95, "--"), (99, ":")):
-            v = float(np.percentile(lat, q))
-            ax.axvline(v, color="k", linestyle=style, label=f"p{q} {v:.1f} ms")
-        ax.legend()
-    ax.set_xlabel("publish -> decision latency (ms)")
-    ax.set_ylabel("frames")
-    rate = "max" if report.target_rate is None else f"{report.target_rate:g}x"
-    ax.set_title(f"replay latency ({len(lat)} decisions, rate {rate}, {report.vehicles} vehicles)")
-    fig.tight_layout()
-    fig.savefig(out / "latency_hist.png", dpi=100)
-    plt.close(fig)
-    acc = "n/a" if report.accuracy is None else f"{report.accuracy:.3f}"
-    plot_confusion(
-        np.array(report.confusion_matrix),
-        report.labels,
-        out / "confusion.png",
-        f"replay decisions vs recorded labels (accuracy {acc})",
-    )
-
-
-def _fmt(v: float | None, spec: str = ".1f") -> str:
-    return "n/a" if v is None else format(v, spec)
-
-
-def print_report(report: Any, out: Path | None = None) -> None:
-    """The scoreboard: a rich table of the figures, then the confusion matrix."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(stderr=False, width=110)
-    t = Table(title="ruledrive replay", show_header=False)
-    t.add_column("metric", style="bold")
-    t.add_column("value", justify="right")
-    lat = report.latency_ms
-    rows = [
-        ("vehicles", str(report.vehicles)),
-        ("target rate", "max" if report.target_rate is None else f"{report.target_rate:g}x"),
-        ("frames published / planned", f"{report.frames_published} / {report.frames_planned}"),
-        ("decisions matched", str(report.decisions_matched)),
-        ("missing decisions", str(report.missing)),
-        ("fallback (valid=false)", f"{report.fallback} {report.fallback_reasons or ''}".strip()),
-        (
-            "accuracy (all / valid only)",
-            f"{_fmt(report.accuracy, '.3f')} / {_fmt(report.accuracy_valid_only, '.3f')}",
-        ),
-        (
-            "latency p50 / p95 / p99 ms",
-            f"{_fmt(lat['p50'])} / {_fmt(lat['p95'])} / {_fmt(lat['p99'])}",
-        ),
-        ("achieved rate", f"{report.achieved_fps:.1f} decisions/s in {report.elapsed_s:.1f} s"),
-        ("model", ", ".join(report.model_versions) or "n/a"),
-    ]
-    if report.unexpected or report.duplicates or report.late:
-        rows.append(
-            (
-                "unexpected / duplicate / late",
-                f"{report.unexpected} / {report.duplicates} / {report.late}",
-            )
-        )
-    if report.aborted:
-        rows.append(("aborted", f"[red]{report.aborted}[/red]"))
-    for k, v in rows:
-        t.add_row(k, v)
-    console.print(t)
-    if report.labelled:
-        cm = Table(title="confusion (rows = recorded label, columns = decision)")
-        cm.add_column("", no_wrap=True)
-        for name in report.labels:  # full names: CHANGE_LANE_LEFT and _RIGHT differ at the end
-            cm.add_column(name, justify="right", no_wrap=True)
-        for name, row in zip(report.labels, report.confusion_matrix, strict=True):
-            cm.add_row(name, *(str(v) if v else "." for v in row))
-        console.print(cm)
-    if out is not None:
-        console.print(
-            f"report: {out / 'report.json'}  figures: {out}/latency_hist.png, {out}/confusion.png"
-        )

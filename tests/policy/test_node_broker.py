@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from bus.memory import Recorder
 from bus.mqtt import MqttBus
 from bus.schema import DecisionMsg, ErrorReport, NodeStatus
 from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS
+from core.errors import BusError
 from policy.model import PolicyModel
 from policy.node import Node
 from policy.settings import load_settings
@@ -77,7 +79,7 @@ def start_node(url: str, prefix: str, model: PolicyModel) -> tuple[Node, threadi
             "max_frame_age_ms": 500,
         }
     )
-    bus = MqttBus(url, client_id=f"node-b-{uuid.uuid4().hex[:6]}", reconnect_max_s=1)
+    bus = MqttBus(url, client_id=f"node-b-{uuid.uuid4().hex[:6]}")  # default reconnect
     node = Node(s, bus, model)
     node.start()
     t = threading.Thread(target=node.run, daemon=True)
@@ -152,6 +154,53 @@ def test_reconnect_after_private_broker_restart(
         node.stop()
         t.join(5)
         c.bus.close()
+
+
+def test_decisions_resume_within_a_second_of_the_broker_return(
+    private_broker, model: PolicyModel, prefix: str
+) -> None:
+    """Broker killed, down 1.5 s, back on the same port: time from its port answering to the first
+    decision a vehicle gets. Both clients use the default reconnect settings. The old back-off
+    (1 s, doubling) retried at 1 s and 3 s after the loss: ~1.4 s here, and up to 8 s later."""
+    node, t = start_node(private_broker.url, prefix, model)
+    vehicle, got = MqttBus(private_broker.url), []
+    vehicle.subscribe(DECISION.subscription(prefix), lambda _t, _p: got.append(time.monotonic()), 1)
+    vehicle.connect()
+    stop = threading.Event()
+
+    def frames() -> None:  # a 50 Hz camera that keeps going through the outage
+        fid = 0
+        while not stop.wait(0.02):
+            fid += 1
+            with contextlib.suppress(BusError):  # QoS 0 while disconnected: lost, as on a car
+                vehicle.publish(
+                    CAMERA.topic(prefix, vehicle_id="car-1"),
+                    pack_frame(header("car-1", fid), jpeg()),
+                )
+
+    camera = threading.Thread(target=frames, daemon=True)
+    camera.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert got, "no decision before the restart"
+        private_broker.kill()  # SIGKILL: a crash, not a clean shutdown
+        time.sleep(1.5)
+        private_broker.start()  # returns once the port answers
+        ready = time.monotonic()
+        deadline = ready + 10
+        while not (got and got[-1] > ready) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        resumed = next((g for g in got if g > ready), None)
+        assert resumed is not None, "decisions did not resume within 10 s"
+        assert resumed - ready <= 1.0, f"decisions resumed {resumed - ready:.2f} s after the broker"
+    finally:
+        stop.set()
+        camera.join(2)
+        node.stop()
+        t.join(5)
+        vehicle.close()
 
 
 def test_serve_cli_sigterm_exits_0_and_publishes_offline(

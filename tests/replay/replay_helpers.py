@@ -50,6 +50,8 @@ def drive(
                     ),
                 )
             )
-        header = FrameHeader(vehicle_id=vid, frame_id=100 + i, stamp_ns=t, speed_kph=10.0 * i)
+        header = FrameHeader(
+            vehicle_id=vid, frame_id=100 + i, stamp_ns=t, speed_kph=10.0 * (i % 30)
+        )  # <= 300 km/h
         events.append(DriveFrame(t, header, jpeg(40 * (i % 6)), labels[i % len(labels)]))
     return Drive(vid, events, "synthetic")

@@ -38,7 +38,7 @@ def _publish_drives(url: str, drives, prefix: str = "ruledrive/v1") -> None:
 
 
 def _start(url: str, out: Path, **kw) -> tuple[BusRecorder, threading.Thread, MqttBus]:
-    bus = MqttBus(url, reconnect_max_s=1)
+    bus = MqttBus(url)
     rec = BusRecorder(out, flush_s=0.2, writer_factory=_default_writer, **kw)
     rec.subscribe(bus)
     bus.connect()
@@ -69,6 +69,10 @@ def test_broker_restart_recorder_continues(private_broker, tmp_path: Path) -> No
     bus.close()
     assert rec.counts["camera"] == 9
     assert _frames(out) == 9
+    summary = rec.summary()  # what it could not hear is unknowable; that it was away is not
+    assert summary["reconnects"] == 1 and len(summary["gaps"]) == 1
+    assert 0.5 <= summary["gaps"][0]["down_s"] < 5 and summary["gap_s"] >= 0.5
+    assert summary["files"] == [str(out)]
 
 
 def _on_disk(path: Path, vehicle_id: str) -> int:

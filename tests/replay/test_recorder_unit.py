@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from bus.codec import encode
@@ -84,3 +85,24 @@ def test_rotation_by_size(tmp_path: Path) -> None:
     assert len(files) > 1 and files[0].name == "run-0000.mcap"
     assert all(w.closed for w in ListWriter.opened)
     assert sum(len(w.items) for w in ListWriter.opened) == 1 + 12 + 12
+
+
+def test_gaps_and_reconnects_are_counted(tmp_path: Path) -> None:
+    ListWriter.opened.clear()
+    bus = MemoryBus()
+    rec = BusRecorder(tmp_path / "g.mcap", writer_factory=ListWriter)
+    rec.subscribe(bus)
+    bus.connect()  # the first connect is no reconnect
+    _feed(bus, 2)
+    bus.lost()
+    time.sleep(0.1)
+    bus.connect()
+    _feed(bus, 2)
+    bus.lost()  # still away when it stops
+    rec.stop()
+    rec.run()
+    s = rec.summary()
+    assert s["reconnects"] == 1 and len(s["gaps"]) == 2
+    assert 0.1 <= s["gaps"][0]["down_s"] < 1 and s["gaps"][1]["down_s"] is None
+    assert s["gap_s"] == s["gaps"][0]["down_s"] and s["counts"]["camera"] == 4
+    assert s["gaps"][0]["from_ns"] < s["gaps"][1]["from_ns"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,3 +114,83 @@ def test_labels_used_for_accuracy(node_bus: MemoryBus) -> None:
     report = r.run()
     stop = list(DecisionLabel).index(DecisionLabel.STOP)
     assert sum(report.confusion_matrix[stop]) == 4
+
+
+def _drop_at(
+    bus: MemoryBus, nth_frame: int, back_after_s: float | None, hook_late_s: float = 0.0
+) -> None:
+    """The connection is lost just before the nth camera frame is published (that publish then
+    fails), and comes back ``back_after_s`` later (None: never). ``hook_late_s``: publishes fail
+    that long before the disconnect hooks run (as with paho)."""
+    publish, frames = bus.publish, [0]
+
+    def wrapped(topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        if topic.endswith("/camera/front"):
+            frames[0] += 1
+            if frames[0] == nth_frame:
+                if hook_late_s:
+                    bus._connected = False
+                    threading.Timer(hook_late_s, bus.lost).start()
+                else:
+                    bus.lost()
+                if back_after_s is not None:
+                    threading.Timer(back_after_s, bus.connect).start()
+        publish(topic, payload, qos, retain)
+
+    bus.publish = wrapped  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("rate", [None, 2.0])
+def test_broker_outage_is_counted_and_the_replay_goes_on(
+    node_bus: MemoryBus, rate: float | None
+) -> None:
+    r = Replayer(node_bus, plan_lanes([drive("car-a", 30)]), rate, timeout_s=3)
+    r.attach()
+    assert r.wait_for_node(2)
+    _drop_at(node_bus, 6, back_after_s=0.25)
+    report = r.run()
+    assert report.aborted is None, report.aborted
+    assert report.frames_published == report.frames_planned == 30
+    assert report.frames_published == report.decisions_matched + report.missing + report.lost
+    [outage] = report.outages
+    assert outage["back_at_s"] is not None and 0.2 <= outage["down_s"] < 2
+    assert outage["frames_lost"] == report.lost
+    # at 60 frames/s the node may conflate a frame anywhere: not all missing ones are the outage's
+    assert outage["frames_unanswered"] <= report.missing
+    if rate is None:  # publishing waited for the broker: only the frame in hand was lost
+        assert report.lost == 1 and report.missing == 0 and report.decisions_matched == 29
+    else:  # the schedule went on (60 frames/s): the frames due in the 0.25 s gap were lost
+        assert 5 <= report.lost <= 20, report.lost
+        assert r.board.is_decided("car-a", 29), "no decision after the broker came back"
+    assert report.rules_not_cleared == []
+    assert node_bus.retained(RULES.topic(vehicle_id="car-a")) is None
+    assert any(f.startswith("--max-missing") for f in report.check())
+
+
+def test_refused_publish_before_the_disconnect_hook_loses_one_frame(node_bus: MemoryBus) -> None:
+    # At --rate max a refused frame is not in flight: without waiting for the hook the replay
+    # would lose every remaining frame in the moment before the bus says it is disconnected.
+    r = Replayer(node_bus, plan_lanes([drive("car-a", 30)]), None, timeout_s=3)
+    r.attach()
+    assert r.wait_for_node(2)
+    _drop_at(node_bus, 6, back_after_s=0.3, hook_late_s=0.1)
+    report = r.run()
+    assert report.aborted is None and len(report.outages) == 1
+    assert report.lost == 1 and report.decisions_matched == 29
+    assert report.outages[0]["frames_lost"] == 1  # refused before the hook: still this outage's
+
+
+def test_broker_that_never_returns_gives_a_partial_report(node_bus: MemoryBus) -> None:
+    # 30 frames in real time take 1 s: the broker is away longer than timeout_s before the end.
+    r = Replayer(node_bus, plan_lanes([drive("car-a", 30)]), 1.0, timeout_s=0.5)
+    r.attach()
+    assert r.wait_for_node(2)
+    _drop_at(node_bus, 3, back_after_s=None)
+    t0 = time.perf_counter()
+    report = r.run()
+    assert time.perf_counter() - t0 < 3  # gave up, and waited for the broker to clear rules
+    assert report.aborted and report.aborted.startswith("broker unreachable for 0.")
+    assert report.frames_published == report.decisions_matched + report.missing + report.lost
+    assert report.lost >= 1 and report.outages[0]["back_at_s"] is None
+    assert report.frames_published < 30  # the frames after it gave up were never tried
+    assert report.rules_not_cleared == ["car-a"]

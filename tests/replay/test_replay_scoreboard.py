@@ -163,3 +163,44 @@ def test_next_drive_starts_one_frame_period_after_the_last_frame() -> None:
     last_a = max(t for t, _, ref in steps if ref is not None and ref.source_vehicle_id == "a")
     first_b = min(t for t, _, _ in steps[4:])  # drive b's rule set, issued at its start
     assert first_b - last_a == 3 * PERIOD  # one frame period of these drives (~100 ms)
+
+
+def test_outage_accounting_adds_up() -> None:
+    """Frames 0-1 answered, the broker goes at 25 ms (frame 2 sent just before, unanswered), frames
+    3-4 fail to publish, it is back at 60 ms, frame 5 goes out before the node is back (no
+    answer), the node answers frame 6 at 90 ms; frame 7, later, is missing for other reasons."""
+    ms = 1_000_000
+    b = Scoreboard()
+    for i, t in ((0, 0), (1, 10)):
+        b.published(ref(i, P), t * ms)
+        b.decided(decision("car", i, P), (t + 5) * ms)
+    b.published(ref(2, P), 20 * ms)
+    b.disconnected(25 * ms)
+    assert b.down is not None
+    for i, t in ((3, 30), (4, 40)):
+        b.published(ref(i, P), t * ms)
+        b.publish_failed("car", i, t * ms + 1)
+    b.reconnected(60 * ms)
+    assert b.down is None
+    b.published(ref(5, P), 65 * ms)
+    b.published(ref(6, P), 80 * ms)
+    b.decided(decision("car", 6, P), 90 * ms)
+    b.published(ref(7, P), 100 * ms)
+    b.publish_failed("car", 6, 100 * ms)  # already answered: it did leave, stays matched
+    r = b.report(0.2, 8, 1.0, 1, start_ns=0)
+    assert (r.frames_published, r.decisions_matched, r.missing, r.lost) == (8, 3, 3, 2)
+    assert r.frames_published == r.decisions_matched + r.missing + r.lost
+    assert r.outages == [
+        {
+            "down_at_s": 0.025,
+            "back_at_s": 0.06,
+            "down_s": 0.035,
+            "frames_lost": 2,
+            "frames_unanswered": 2,  # frames 2 and 5; not 7
+        }
+    ]
+    assert [x.frame_id for x in b.lost()] == [3, 4]
+    assert [x.frame_id for x in b.missing()] == [2, 5, 7]
+    (gate,) = r.check()
+    assert gate.startswith("--max-missing gate: 5 of 8 frames got no decision")
+    assert "2 were lost to 1 broker outage(s)" in gate and "2 sent around them" in gate
