@@ -1,6 +1,10 @@
 """The MQTT bus: paho-mqtt 2, MQTT 5, automatic reconnect, resubscribe on connect.
 
 The broker is one URL: ``mqtt://host:1883`` or ``mqtts://host:8883`` (TLS, optional CA file).
+With a username the client id IS the username: the secure broker (deploy/mosquitto.conf) sets
+``use_username_as_clientid``, so an identity holds one connection and nobody can take a node's
+client id without its password. A broker that refuses the login, or a TLS handshake that fails,
+makes ``connect()`` raise a BusError that says which, at once (not after the connect timeout).
 paho's network thread (``loop_start``) reconnects with backoff by itself; ``on_connect`` restores
 the subscriptions and runs the connect hooks (the node republishes its online status there).
 ``on_message`` only dispatches to handlers, which must only validate and enqueue.
@@ -43,6 +47,18 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
     return parts.hostname, port, tls
 
 
+# CONNACK reasons that no retry fixes: the login itself is refused (MQTT 5 codes).
+_LOGIN_REFUSED = {0x85, 0x86, 0x87, 0x8A, 0x8C}
+
+
+def _tls_context(tls_ca: str | None) -> ssl.SSLContext:
+    """Verify the broker's certificate and host name against ``tls_ca`` (or the system CAs)."""
+    try:
+        return ssl.create_default_context(cafile=tls_ca)
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        raise ConfigError(f"TLS setup failed (CA file {tls_ca!r}): {exc}") from exc
+
+
 class MqttBus:
     def __init__(
         self,
@@ -57,7 +73,19 @@ class MqttBus:
         max_queued: int = 1000,
     ) -> None:
         self.host, self.port, tls = parse_mqtt_url(url)
+        if tls_ca is not None and not tls:
+            raise ConfigError(f"a TLS CA file is set but {url!r} is not mqtts://")
+        if password is not None and username is None:
+            raise ConfigError("an MQTT password is set without a username")
+        if username is not None:
+            if client_id and client_id != username:
+                log.debug("client id %r replaced by the username %r", client_id, username)
+            client_id = username
         self.url = url
+        self.client_id = client_id
+        self._tls: ssl.SSLContext | None = _tls_context(tls_ca) if tls else None
+        self._refused: str | None = None
+        self._settled = threading.Event()
         self._keepalive = keepalive_s
         self._timeout = connect_timeout_s
         self._subs: list[tuple[str, Handler, int]] = []
@@ -71,11 +99,8 @@ class MqttBus:
         self._client.max_queued_messages_set(max_queued)
         if username is not None:
             self._client.username_pw_set(username, password)
-        if tls:
-            try:
-                self._client.tls_set(ca_certs=tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-            except (OSError, ValueError, ssl.SSLError) as exc:
-                raise ConfigError(f"TLS setup failed (CA {tls_ca!r}): {exc}") from exc
+        if self._tls is not None:
+            self._client.tls_set_context(self._tls)
         self._client.on_socket_open = self._on_socket_open
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -92,10 +117,39 @@ class MqttBus:
             self._client.connect_async(self.host, self.port, keepalive=self._keepalive)
         except (OSError, ValueError) as exc:
             raise BusError(f"cannot connect to {self.url}: {exc}") from exc
+        self._refused = None
+        self._settled.clear()
         self._client.loop_start()
-        if not self._up.wait(self._timeout):
-            self._client.loop_stop()
-            raise BusError(f"no connection to the broker at {self.url} within {self._timeout} s")
+        self._settled.wait(self._timeout)
+        if self._up.is_set():
+            return
+        self._client.loop_stop()
+        if self._refused is not None:
+            raise BusError(
+                f"the broker at {self.url} refused the login of {self.client_id or 'anonymous'!r}"
+                f": {self._refused} (check RULEDRIVE_MQTT_USERNAME / RULEDRIVE_MQTT_PASSWORD)"
+            )
+        why = self._tls_problem()
+        raise BusError(
+            f"no connection to the broker at {self.url} within {self._timeout} s"
+            + (f": TLS handshake failed: {why}" if why else "")
+        )
+
+    def _tls_problem(self) -> str | None:
+        """After a failed connect over TLS: the handshake's own error, to say what is wrong
+        (unknown CA, host name not in the certificate) instead of only timing out."""
+        if self._tls is None:
+            return None
+        try:
+            with (
+                socket.create_connection((self.host, self.port), timeout=2) as raw,
+                self._tls.wrap_socket(raw, server_hostname=self.host),
+            ):
+                return None
+        except ssl.SSLError as exc:
+            return str(exc)
+        except OSError:
+            return None  # nothing listens: the plain "no connection" says it
 
     def close(self) -> None:
         self._up.clear()  # a clean close is not a lost connection: no warning
@@ -135,6 +189,9 @@ class MqttBus:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.warning("broker %s refused the connection: %s", self.url, reason_code)
+            if reason_code.value in _LOGIN_REFUSED and not self._up.is_set():
+                self._refused = str(reason_code)
+                self._settled.set()
             return
         with self._lock:
             filters = sorted({(pat, qos) for pat, _, qos in self._subs})
@@ -142,6 +199,7 @@ class MqttBus:
             client.subscribe(filters)
         log.info("connected to %s (%d subscriptions)", self.url, len(filters))
         self._up.set()
+        self._settled.set()
         for hook in list(self._hooks):
             try:
                 hook()

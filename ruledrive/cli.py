@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "ruledrive.training_cli",
     "ruledrive.serve_cli",
     "ruledrive.demo",
+    "ruledrive.credentials_cli",
 )
 
 SERVICES = ("serve", "record")  # long-running commands: INFO is their default log level
