@@ -3,8 +3,8 @@
 The broker is one URL: ``mqtt://host:1883`` or ``mqtts://host:8883`` (TLS, optional CA file).
 With a username the client id IS the username: the secure broker (deploy/mosquitto.conf) sets
 ``use_username_as_clientid``, so an identity holds one connection and nobody can take a node's
-client id without its password. A broker that refuses the login, or a TLS handshake that fails,
-makes ``connect()`` raise a BusError that says which, at once (not after the connect timeout).
+client id without its password. A broker that refuses the login, or a certificate that does not
+verify, makes ``connect()`` raise a BusError that says which, at once (not after the timeout).
 paho's network thread (``loop_start``) reconnects with backoff by itself; ``on_connect`` restores
 the subscriptions and runs the connect hooks (the node republishes its online status there).
 ``on_message`` only dispatches to handlers, which must only validate and enqueue.
@@ -117,27 +117,33 @@ class MqttBus:
             self._client.connect_async(self.host, self.port, keepalive=self._keepalive)
         except (OSError, ValueError) as exc:
             raise BusError(f"cannot connect to {self.url}: {exc}") from exc
+        # A certificate that will never verify (unknown CA, host name not in it) is said now;
+        # paho would retry the handshake until the timeout (and leak a socket each time).
+        why = self._tls_problem()
+        if why:
+            raise BusError(f"cannot connect to {self.url}: TLS handshake failed: {why}")
         self._refused = None
         self._settled.clear()
         self._client.loop_start()
         self._settled.wait(self._timeout)
         if self._up.is_set():
             return
+        self._client.disconnect()  # no retry in paho's thread: this connect() has failed
         self._client.loop_stop()
+        sock = self._client.socket()  # a refused login leaves paho's socket open
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
         if self._refused is not None:
             raise BusError(
                 f"the broker at {self.url} refused the login of {self.client_id or 'anonymous'!r}"
                 f": {self._refused} (check RULEDRIVE_MQTT_USERNAME / RULEDRIVE_MQTT_PASSWORD)"
             )
-        why = self._tls_problem()
-        raise BusError(
-            f"no connection to the broker at {self.url} within {self._timeout} s"
-            + (f": TLS handshake failed: {why}" if why else "")
-        )
+        raise BusError(f"no connection to the broker at {self.url} within {self._timeout} s")
 
     def _tls_problem(self) -> str | None:
-        """After a failed connect over TLS: the handshake's own error, to say what is wrong
-        (unknown CA, host name not in the certificate) instead of only timing out."""
+        """Over TLS: the handshake's own error (unknown CA, host name not in the certificate),
+        or None if it succeeds or nothing answers yet (paho keeps trying that)."""
         if self._tls is None:
             return None
         try:

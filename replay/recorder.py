@@ -204,9 +204,7 @@ def run_recorder(
     if bus is None:
         from bus.mqtt import MqttBus
 
-        bus = MqttBus(
-            url, client_id=client_id, username=username, password=password, tls_ca=tls_ca
-        )
+        bus = MqttBus(url, client_id=client_id, username=username, password=password, tls_ca=tls_ca)
     recorder.subscribe(bus)
     restore = {}
     if threading.current_thread() is threading.main_thread():

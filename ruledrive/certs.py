@@ -38,7 +38,7 @@ def make_ca(
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """A new self-signed CA: (private key, certificate)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     name = _name(common_name)
     cert = (
         x509.CertificateBuilder()
@@ -97,7 +97,7 @@ def issue_server_cert(
     """The broker's key and certificate, signed by the CA, valid for ``hosts``."""
     sans = subject_alt_names(hosts)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     cert = (
         x509.CertificateBuilder()

@@ -134,7 +134,9 @@ def build_users(
         )
         for n in nodes
     ]
-    users.append(User(RULE_AUTHORITY, "rule-authority", (("readwrite", RULES.subscription(prefix)),)))
+    users.append(
+        User(RULE_AUTHORITY, "rule-authority", (("readwrite", RULES.subscription(prefix)),))
+    )
     users.append(User(RECORDER, "recorder", (("read", f"{prefix}/#"),)))
     replay: list[tuple[str, str]] = [("read", STATUS.subscription(prefix))]
     for k in range(replay_vehicles):

@@ -155,7 +155,9 @@ def init_credentials(
     write_secret(out / "broker/health.password", passwords[HEALTH])
     for u in users:
         if u.name != HEALTH:
-            write_secret(out / f"env/{u.name}.env", env_text(u.name, passwords[u.name], url, out / "ca.crt"))
+            write_secret(
+                out / f"env/{u.name}.env", env_text(u.name, passwords[u.name], url, out / "ca.crt")
+            )
     summary: dict[str, object] = {
         "prefix": prefix,
         "hosts": hosts,

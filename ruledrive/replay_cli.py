@@ -20,7 +20,6 @@ from typing import Any
 
 from bus.topics import DEFAULT_PREFIX
 from core.errors import ConfigError, DataError
-from ruledrive.mqtt_login import add_broker_flags, login_from_args
 from ruledrive.argtypes import (
     fraction,
     non_negative_float,
@@ -28,10 +27,12 @@ from ruledrive.argtypes import (
     positive_int,
     rate,
 )
+from ruledrive.mqtt_login import add_broker_flags, login_from_args
 
 __all__ = ["print_report", "register", "write_outputs"]
 
 log = logging.getLogger(__name__)
+
 
 def _bus_flags(p: argparse.ArgumentParser) -> None:
     add_broker_flags(p)  # --mqtt-url, --mqtt-username, --tls-ca; password env-only
