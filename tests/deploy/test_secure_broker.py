@@ -124,7 +124,9 @@ def test_node_answers_over_tls_with_its_login(dep: Deployment) -> None:
     assert dep.node_bus.client_id == "node-1"
 
 
-def test_anonymous_and_wrong_password_cannot_connect(broker: MosquittoProcess, secrets: Path) -> None:
+def test_anonymous_and_wrong_password_cannot_connect(
+    broker: MosquittoProcess, secrets: Path
+) -> None:
     with pytest.raises(BusError, match="refused the login of 'anonymous'.*[Nn]ot authori"):
         login_bus(broker.url, secrets, None).connect()
     bad = MqttBus(broker.url, username="car-1", password="guess", tls_ca=str(secrets / "ca.crt"))
