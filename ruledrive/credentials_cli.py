@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from bus.topics import DEFAULT_PREFIX
 from core.errors import ConfigError
@@ -104,7 +106,7 @@ def init_credentials(
     days: int = 397,
     ca_days: int = 1825,
     force: bool = False,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Write the credentials into ``out``; returns the summary ``users.json`` holds."""
     from bus.mqtt import parse_mqtt_url
     from ruledrive.certs import cert_pem, issue_server_cert, key_pem, make_ca
@@ -158,7 +160,7 @@ def init_credentials(
             write_secret(
                 out / f"env/{u.name}.env", env_text(u.name, passwords[u.name], url, out / "ca.crt")
             )
-    summary: dict[str, object] = {
+    summary: dict[str, Any] = {
         "prefix": prefix,
         "hosts": hosts,
         "url": url,
@@ -183,15 +185,13 @@ def _init(args: argparse.Namespace) -> int:
         ca_days=args.ca_days,
         force=args.force,
     )
-    users = summary["users"]
-    assert isinstance(users, dict)
     print(f"credentials written to {args.dir} (no secret printed; files 0600):")
     print(f"  CA for clients:  {args.dir / 'ca.crt'}   (keep {args.dir / 'ca.key'} offline)")
     print(f"  broker files:    {args.dir / 'broker'}/   (deploy/mosquitto.conf, docker compose)")
-    for name, role in users.items():
+    for name, role in summary["users"].items():
         if role != "health":
             print(f"  {role:<15} {name:<16} {args.dir / 'env' / (name + '.env')}")
-    print(f"  host names in the broker certificate: {', '.join(summary['hosts'])}")  # type: ignore[arg-type]
+    print(f"  host names in the broker certificate: {', '.join(summary['hosts'])}")
     return 0
 
 
@@ -201,8 +201,6 @@ def _password(args: argparse.Namespace) -> int:
         lines = env.read_text().splitlines()
     except OSError as exc:
         raise ConfigError(f"no credentials for {args.user!r} in {args.dir}: {exc}") from exc
-    import shlex
-
     for line in lines:
         key, _, value = line.partition("=")
         if key == "RULEDRIVE_MQTT_PASSWORD":
