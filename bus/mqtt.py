@@ -142,8 +142,8 @@ class MqttBus:
         raise BusError(f"no connection to the broker at {self.url} within {self._timeout} s")
 
     def _tls_problem(self) -> str | None:
-        """Over TLS: the handshake's own error (unknown CA, host name not in the certificate),
-        or None if it succeeds or nothing answers yet (paho keeps trying that)."""
+        """Over TLS: why the broker's certificate does not verify (unknown CA, host name not in
+        it, expired), or None (verified, or nothing to say yet)."""
         if self._tls is None:
             return None
         try:
@@ -152,10 +152,10 @@ class MqttBus:
                 self._tls.wrap_socket(raw, server_hostname=self.host),
             ):
                 return None
-        except ssl.SSLError as exc:
+        except ssl.SSLCertVerificationError as exc:
             return str(exc)
-        except OSError:
-            return None  # nothing listens: the plain "no connection" says it
+        except OSError:  # nothing listens yet, or a transient TLS error: paho keeps trying
+            return None
 
     def close(self) -> None:
         self._up.clear()  # a clean close is not a lost connection: no warning

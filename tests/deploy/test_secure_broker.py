@@ -259,3 +259,11 @@ def test_password_file_hashed_without_mosquitto_passwd(tmp_path: Path, secrets: 
         bus.close()
         with pytest.raises(BusError, match="refused"):
             login_bus(b.url, copy, "car-2").connect()  # not in this password file
+
+
+def test_a_host_name_missing_from_the_certificate_is_said(tmp_path: Path) -> None:
+    secrets = make_credentials(tmp_path / "s", "--hosts", "mosquitto")  # not 127.0.0.1
+    with secure_broker(tmp_path, secrets) as b:
+        bus = login_bus(b.url, secrets, "car-1")
+        with pytest.raises(BusError, match="TLS handshake failed.*mismatch.*127.0.0.1"):
+            bus.connect()
