@@ -8,6 +8,7 @@ algorithm and delayed ACKs every decision took ~40 ms longer on loopback).
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -70,17 +71,41 @@ def local_config(port: int, extra: str = "") -> str:
 
 class MosquittoProcess:
     """A mosquitto process on a free loopback port; ``stop()``/``kill()`` and ``start()`` keep
-    the port."""
+    the port.
 
-    def __init__(self, workdir: Path, extra_config: str = "") -> None:
+    ``config`` replaces the local config with a whole one (e.g. deploy/mosquitto.conf with its
+    file paths adapted): its first ``listener`` line is moved to the free port on loopback, and
+    ``scheme`` (``mqtts`` for a TLS listener) makes ``url``."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        extra_config: str = "",
+        *,
+        config: str | None = None,
+        scheme: str = "mqtt",
+    ) -> None:
         binary = mosquitto_binary()
         if binary is None:
             raise BusError(f"no MQTT broker answers and mosquitto is not installed: {INSTALL_HINT}")
         self.binary = binary
         self.port = free_port()
-        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.config = workdir / f"mosquitto-{self.port}.conf"
-        self.config.write_text(local_config(self.port, extra_config))
+        if config is None:
+            text = local_config(self.port, extra_config)
+        else:
+            text, n = re.subn(
+                r"^listener\s+\d+.*$",
+                f"listener {self.port} 127.0.0.1",
+                config,
+                count=1,
+                flags=re.M,
+            )
+            if n != 1:
+                raise BusError("the broker config has no listener line")
+            text += "\n" + extra_config
+        self.config.write_text(text)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 5.0) -> None:

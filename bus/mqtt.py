@@ -1,8 +1,12 @@
 """The MQTT bus: paho-mqtt 2, MQTT 5, automatic reconnect, resubscribe on connect.
 
 The broker is one URL: ``mqtt://host:1883`` or ``mqtts://host:8883`` (TLS, optional CA file).
-paho's network thread (``loop_start``) reconnects by itself; ``on_connect`` restores the
-subscriptions and runs the connect hooks (the node republishes its online status there).
+With a username the client id IS the username: the secure broker (deploy/mosquitto.conf) sets
+``use_username_as_clientid``, so an identity holds one connection and nobody can take a node's
+client id without its password. A broker that refuses the login, or a certificate that does not
+verify, makes ``connect()`` raise a BusError that says which, at once (not after the timeout).
+paho's network thread (``loop_start``) reconnects with backoff by itself; ``on_connect`` restores
+the subscriptions and runs the connect hooks (the node republishes its online status there).
 ``on_message`` only dispatches to handlers, which must only validate and enqueue.
 
 Reconnect and sessions (docs/contract.md, "Reconnect"):
@@ -60,6 +64,18 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
     return parts.hostname, port, tls
 
 
+# CONNACK reasons that no retry fixes: the login itself is refused (MQTT 5 codes).
+_LOGIN_REFUSED = {0x85, 0x86, 0x87, 0x8A, 0x8C}
+
+
+def _tls_context(tls_ca: str | None) -> ssl.SSLContext:
+    """Verify the broker's certificate and host name against ``tls_ca`` (or the system CAs)."""
+    try:
+        return ssl.create_default_context(cafile=tls_ca)
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        raise ConfigError(f"TLS setup failed (CA file {tls_ca!r}): {exc}") from exc
+
+
 class MqttBus:
     def __init__(
         self,
@@ -75,7 +91,19 @@ class MqttBus:
         max_queued: int = 1000,
     ) -> None:
         self.host, self.port, tls = parse_mqtt_url(url)
+        if tls_ca is not None and not tls:
+            raise ConfigError(f"a TLS CA file is set but {url!r} is not mqtts://")
+        if password is not None and username is None:
+            raise ConfigError("an MQTT password is set without a username")
+        if username is not None:
+            if client_id and client_id != username:
+                log.debug("client id %r replaced by the username %r", client_id, username)
+            client_id = username
         self.url = url
+        self.client_id = client_id
+        self._tls: ssl.SSLContext | None = _tls_context(tls_ca) if tls else None
+        self._refused: str | None = None
+        self._settled = threading.Event()
         self._keepalive = keepalive_s
         self._timeout = connect_timeout_s
         self._subs: list[tuple[str, Handler, int]] = []
@@ -95,11 +123,8 @@ class MqttBus:
         self._client.max_queued_messages_set(max_queued)
         if username is not None:
             self._client.username_pw_set(username, password)
-        if tls:
-            try:
-                self._client.tls_set(ca_certs=tls_ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-            except (OSError, ValueError, ssl.SSLError) as exc:
-                raise ConfigError(f"TLS setup failed (CA {tls_ca!r}): {exc}") from exc
+        if self._tls is not None:
+            self._client.tls_set_context(self._tls)
         self._client.on_socket_open = self._on_socket_open
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -120,10 +145,45 @@ class MqttBus:
             )
         except (OSError, ValueError) as exc:
             raise BusError(f"cannot connect to {self.url}: {exc}") from exc
+        # A certificate that will never verify (unknown CA, host name not in it) is said now;
+        # paho would retry the handshake until the timeout (and leak a socket each time).
+        why = self._tls_problem()
+        if why:
+            raise BusError(f"cannot connect to {self.url}: TLS handshake failed: {why}")
+        self._refused = None
+        self._settled.clear()
         self._client.loop_start()
-        if not self._up.wait(self._timeout):
-            self._client.loop_stop()
-            raise BusError(f"no connection to the broker at {self.url} within {self._timeout} s")
+        self._settled.wait(self._timeout)
+        if self._up.is_set():
+            return
+        self._client.disconnect()  # no retry in paho's thread: this connect() has failed
+        self._client.loop_stop()
+        sock = self._client.socket()  # a refused login leaves paho's socket open
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+        if self._refused is not None:
+            raise BusError(
+                f"the broker at {self.url} refused the login of {self.client_id or 'anonymous'!r}"
+                f": {self._refused} (check RULEDRIVE_MQTT_USERNAME / RULEDRIVE_MQTT_PASSWORD)"
+            )
+        raise BusError(f"no connection to the broker at {self.url} within {self._timeout} s")
+
+    def _tls_problem(self) -> str | None:
+        """Over TLS: why the broker's certificate does not verify (unknown CA, host name not in
+        it, expired), or None (verified, or nothing to say yet)."""
+        if self._tls is None:
+            return None
+        try:
+            with (
+                socket.create_connection((self.host, self.port), timeout=2) as raw,
+                self._tls.wrap_socket(raw, server_hostname=self.host),
+            ):
+                return None
+        except ssl.SSLCertVerificationError as exc:
+            return str(exc)
+        except OSError:  # nothing listens yet, or a transient TLS error: paho keeps trying
+            return None
 
     def close(self) -> None:
         self._up.clear()  # a clean close is not a lost connection: no warning
@@ -171,6 +231,9 @@ class MqttBus:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.warning("broker %s refused the connection: %s", self.url, reason_code)
+            if reason_code.value in _LOGIN_REFUSED and not self._up.is_set():
+                self._refused = str(reason_code)
+                self._settled.set()
             return
         with self._lock:
             filters = sorted({(pat, qos) for pat, _, qos in self._subs})
@@ -178,6 +241,7 @@ class MqttBus:
             client.subscribe(filters)
         log.info("connected to %s (%d subscriptions)", self.url, len(filters))
         self._up.set()
+        self._settled.set()
         for hook in list(self._hooks):
             try:
                 hook()

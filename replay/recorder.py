@@ -223,9 +223,16 @@ def run_recorder(
     chunk_kb: int = 256,
     client_id: str = "",
     bus: Bus | None = None,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    tls_ca: str | None = None,
 ) -> dict[str, Any]:
     """``ruledrive record``: record until SIGINT/SIGTERM or ``duration_s``; returns
-    :meth:`BusRecorder.summary` (files, counts, reconnects, gaps)."""
+    :meth:`BusRecorder.summary` (files, counts, reconnects, gaps).
+
+    ``username``/``password``/``tls_ca`` log in to a secure broker (the recorder user may read
+    everything under the prefix); with a username the client id is the username."""
     recorder = BusRecorder(
         out,
         prefix,
@@ -236,7 +243,7 @@ def run_recorder(
     if bus is None:
         from bus.mqtt import MqttBus
 
-        bus = MqttBus(url, client_id=client_id)
+        bus = MqttBus(url, client_id=client_id, username=username, password=password, tls_ca=tls_ca)
     recorder.subscribe(bus)
     restore = {}
     if threading.current_thread() is threading.main_thread():

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "ruledrive.rules_cli",
     "ruledrive.demo",
     "ruledrive.bench_reliability",
+    "ruledrive.credentials_cli",
 )
 
 SERVICES = ("serve", "record")  # long-running commands: INFO is their default log level

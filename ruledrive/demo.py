@@ -8,7 +8,10 @@
    report + figures are written to ``out/demo``.
 
 The demo uses its own topic prefix (``ruledrive/demo``) so it never disturbs a real deployment on
-the same broker.
+the same broker. On the secure broker it logs in like every command (``--mqtt-username``,
+``RULEDRIVE_MQTT_PASSWORD``, ``--tls-ca``; see ruledrive.mqtt_login) as the ``demo`` user of
+``ruledrive credentials init --demo``, whose rights stop at that prefix. The node and the replayer
+share one connection: one login holds one connection (the client id is the username).
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from bus.broker import broker_answers, private_mosquitto
-from core.defaults import DEFAULT_MODEL_PATH, DEFAULT_MQTT_URL
-from core.errors import DataError, ModelError
+from core.defaults import DEFAULT_MODEL_PATH
+from core.errors import ConfigError, DataError, ModelError
 from ruledrive.argtypes import fraction, non_negative_int, positive_int, rate
+from ruledrive.mqtt_login import MqttLogin, add_broker_flags, login_from_args
 
 __all__ = ["find_broker", "gate", "register", "run_demo"]
 
@@ -44,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=Path(os.environ.get("RULEDRIVE_MODEL_PATH", DEFAULT_MODEL)),
         help="ONNX model (default %(default)s)",
     )
-    p.add_argument("--mqtt-url", default=os.environ.get("RULEDRIVE_MQTT_URL", DEFAULT_MQTT_URL))
+    add_broker_flags(p)
     p.add_argument("--prefix", default="ruledrive/demo", help="topic prefix (default %(default)s)")
     p.add_argument(
         "--frames", type=positive_int, default=320, help="frames to simulate (default 320)"
@@ -74,12 +78,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 @contextmanager
-def find_broker(url: str) -> Iterator[str]:
-    """The configured broker if it answers, else a private one (see private_mosquitto)."""
+def find_broker(url: str, login: MqttLogin | None = None) -> Iterator[str]:
+    """The configured broker if it answers, else a private one (see private_mosquitto).
+
+    A private broker is anonymous and plain: with TLS or a username asked for, a broker that
+    does not answer is an error rather than a silent downgrade."""
     if broker_answers(url):
         print(f"demo: using the broker at {url}")
         yield url
         return
+    if login is not None and (login.authenticated or url.startswith("mqtts://")):
+        raise ConfigError(
+            f"no broker answers at {url}; the demo starts a private broker only for a plain "
+            "mqtt:// URL without a username"
+        )
     print(f"demo: no broker answers at {url}; starting a private mosquitto")
     with private_mosquitto() as private:
         print(f"demo: private broker at {private}")
@@ -111,7 +123,8 @@ def _generate(out_dir: Path, frames: int, seed: int) -> Path:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from bus.mqtt import MqttBus
+    from dataclasses import replace
+
     from policy.node import Node, serve_in_thread
     from policy.settings import load_settings
     from replay.drives import load_drives, plan_lanes
@@ -124,7 +137,9 @@ def run_demo(args: argparse.Namespace) -> int:
             f"model {args.model} not found: train and export one "
             "(`ruledrive train ...`, see README) or pass --model"
         )
-    with find_broker(args.mqtt_url) as url, tempfile.TemporaryDirectory() as tmp:
+    login = login_from_args(args)
+    with find_broker(login.url, login) as url, tempfile.TemporaryDirectory() as tmp:
+        login = replace(login, url=url)
         recording = args.recording
         if recording is None:
             t0 = time.perf_counter()
@@ -134,31 +149,31 @@ def run_demo(args: argparse.Namespace) -> int:
             {
                 "model_path": args.model,
                 "mqtt_url": url,
+                "mqtt_username": login.username,
+                "tls_ca": login.tls_ca,
                 "topic_prefix": args.prefix,
                 "node_id": f"demo-{os.getpid()}",
                 "reload_poll_s": 0,
             }
         )
-        node = Node(settings, MqttBus(url, client_id=settings.node_id))
+        # One connection for the node and the replayer (see the module docstring); the node
+        # connects it with its offline will and closes it when it stops.
+        bus = login.bus(client_id=settings.node_id)
+        lanes = plan_lanes(load_drives([recording]), args.vehicles)
+        replayer = Replayer(bus, lanes, args.rate, prefix=args.prefix, timeout_s=5)
+        replayer.attach()
+        node = Node(settings, bus)
         with serve_in_thread(node):
             print(
                 f"demo: node {settings.node_id} up on {node.decider.model.provider} "
                 f"(model {node.decider.model.version})"
             )
-            bus = MqttBus(url, client_id=f"demo-replay-{os.getpid()}")
-            try:
-                lanes = plan_lanes(load_drives([recording]), args.vehicles)
-                replayer = Replayer(bus, lanes, args.rate, prefix=args.prefix, timeout_s=5)
-                replayer.attach()
-                bus.connect()
-                replayer.wait_for_node(10)
-                print(
-                    f"demo: replaying {replayer.frames_planned} frames on {len(lanes)} vehicles "
-                    f"at {'max' if args.rate is None else f'{args.rate:g}x real'} speed"
-                )
-                report = replayer.run()
-            finally:
-                bus.close()
+            replayer.wait_for_node(10)
+            print(
+                f"demo: replaying {replayer.frames_planned} frames on {len(lanes)} vehicles "
+                f"at {'max' if args.rate is None else f'{args.rate:g}x real'} speed"
+            )
+            report = replayer.run()
         report.recordings = [str(recording)]
         write_outputs(report, replayer.board, args.out)
     print_report(report, args.out)

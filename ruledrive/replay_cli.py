@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from bus.topics import DEFAULT_PREFIX
-from core.defaults import DEFAULT_MQTT_URL
 from core.errors import ConfigError, DataError
 from ruledrive.argtypes import (
     fraction,
@@ -28,21 +27,16 @@ from ruledrive.argtypes import (
     positive_int,
     rate,
 )
+from ruledrive.mqtt_login import add_broker_flags, login_from_args
 from ruledrive.replay_report import Progress, print_report, write_outputs
 
 __all__ = ["print_report", "register", "write_outputs"]  # the last two: ruledrive.replay_report
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = DEFAULT_MQTT_URL
-
 
 def _bus_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--mqtt-url",
-        default=os.environ.get("RULEDRIVE_MQTT_URL", DEFAULT_URL),
-        help="broker (default $RULEDRIVE_MQTT_URL or %(default)s)",
-    )
+    add_broker_flags(p)  # --mqtt-url, --mqtt-username, --tls-ca; password env-only
     p.add_argument(
         "--prefix",
         default=os.environ.get("RULEDRIVE_TOPIC_PREFIX", DEFAULT_PREFIX),
@@ -169,7 +163,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=256,
         help="MCAP chunk size: a killed recorder loses at most the open chunk",
     )
-    r.add_argument("--client-id", default="", help="MQTT client id (default: random)")
+    r.add_argument(
+        "--client-id",
+        default="",
+        help="MQTT client id without a username (default: random; with one: the username)",
+    )
     r.set_defaults(func=_record)
 
 
@@ -207,12 +205,15 @@ def _replay(args: argparse.Namespace) -> int:
             progress=progress,
         )
         replayer.attach()
-        if args.bus == "mqtt":
-            bus.connect()
-            stack.callback(bus.close)
         node = None
         if args.serve_model is not None:
+            # One connection for the node and the replayer: the node connects it (with its
+            # offline will) and closes it. A login holds one connection (the client id is the
+            # username), so two connections of one user would take each other's place.
             node = stack.enter_context(_node(args, bus))
+        elif args.bus == "mqtt":
+            bus.connect()
+            stack.callback(bus.close)
         if replayer.frames_planned and not replayer.wait_for_node(args.wait_node_s):
             log.warning(
                 "no node reported online on %s within %g s; replaying anyway",
@@ -263,13 +264,13 @@ def _make_bus(args: argparse.Namespace, stack: ExitStack) -> Any:
         bus = MemoryBus()
         bus.connect()
         return bus
-    from bus.mqtt import MqttBus
+    login = login_from_args(args)
+    return login.bus(client_id="" if login.authenticated else f"replay-{os.getpid()}")
 
-    return MqttBus(args.mqtt_url)
 
-
-def _node(args: argparse.Namespace, shared_bus: Any) -> AbstractContextManager[Any]:
-    """A node served in a thread of this process (golden replays, --bus memory)."""
+def _node(args: argparse.Namespace, bus: Any) -> AbstractContextManager[Any]:
+    """A node served in a thread of this process (golden replays, --bus memory), on the
+    replayer's bus."""
     from policy.node import Node, serve_in_thread
     from policy.settings import load_settings
 
@@ -277,6 +278,8 @@ def _node(args: argparse.Namespace, shared_bus: Any) -> AbstractContextManager[A
         {
             "model_path": args.serve_model,
             "mqtt_url": args.mqtt_url,
+            "mqtt_username": args.mqtt_username,  # the shared connection's (see _replay)
+            "tls_ca": args.tls_ca,
             "topic_prefix": args.prefix,
             "node_id": "replay-node",
             "reload_poll_s": 0,
@@ -284,12 +287,6 @@ def _node(args: argparse.Namespace, shared_bus: Any) -> AbstractContextManager[A
             "max_frame_age_ms": 60_000.0,
         }
     )
-    if args.bus == "memory":
-        bus = shared_bus
-    else:
-        from bus.mqtt import MqttBus
-
-        bus = MqttBus(args.mqtt_url, client_id=f"replay-node-{os.getpid()}")
     return serve_in_thread(Node(settings, bus), join_s=10)
 
 
@@ -304,9 +301,17 @@ def _record(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out {args.out}: cannot create its directory: {exc}") from exc
+    login = login_from_args(args)
+    if login.authenticated and args.client_id and args.client_id != login.username:
+        raise ConfigError(
+            f"--client-id {args.client_id}: with --mqtt-username the client id is the username"
+        )
     summary = run_recorder(
         args.out,
-        url=args.mqtt_url,
+        url=login.url,
+        username=login.username,
+        password=login.password,
+        tls_ca=login.tls_ca,
         prefix=args.prefix,
         rotate_mb=args.rotate_mb,
         rotate_s=args.rotate_s,
