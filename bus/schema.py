@@ -128,6 +128,11 @@ class DecisionMsg(_Msg):
     confidence: float = Field(ge=0.0, le=1.0)
     valid: bool
     reason: str | None = Field(default=None, description="why valid is false (fallback code)")
+    unread_rules: list[Annotated[int, Field(ge=0, lt=MAX_RULES)]] = Field(
+        default_factory=list,
+        max_length=MAX_RULES,
+        description="indices of the rules the model could not read (reason rules_not_understood)",
+    )
     rules_version: str | None
     model_version: str | None
     node_id: str

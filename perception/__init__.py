@@ -1,15 +1,13 @@
-"""Input preprocessing shared by training and serving: frames (image.py) and rule text (text.py)."""
+"""Input preprocessing shared by training and serving: frames (image.py) and rule text
+(rule_encoder.py: the frozen multilingual encoder's token states)."""
 
 from perception.image import decode_jpeg, prepare_frame, preprocess_jpeg
 from perception.spec import MODEL_SPEC, ModelSpec
-from perception.text import RuleTokenizer, tokenize
 
 __all__ = [
     "MODEL_SPEC",
     "ModelSpec",
-    "RuleTokenizer",
     "decode_jpeg",
     "prepare_frame",
     "preprocess_jpeg",
-    "tokenize",
 ]

@@ -2,7 +2,7 @@
 
 Training calls :func:`build_metadata` and stores the result in ``metadata_props``; the node calls
 :func:`parse_metadata` on ``session.get_modelmeta().custom_metadata_map`` and refuses a model that
-does not match this build's spec, labels or preprocessing.
+does not match this build's spec, labels, preprocessing or text encoder.
 """
 
 from __future__ import annotations
@@ -15,24 +15,49 @@ from bus.schema import SCHEMA_VERSION, DecisionLabel
 from core.errors import ModelError
 from perception.image import PREPROCESSING
 from perception.spec import META_KEYS, MODEL_SPEC
-from perception.text import RuleTokenizer
 
-__all__ = ["ModelMeta", "build_metadata", "parse_metadata"]
+__all__ = ["NOT_UNDERSTOOD", "ModelMeta", "Thresholds", "build_metadata", "parse_metadata"]
+
+NOT_UNDERSTOOD = "not_understood"  # the rule class that makes a rule set not understood
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds chosen from validation data by training (see docs/training.md)."""
+
+    confidence: float = 0.5  # below it: low_confidence
+    not_understood: float = 0.5  # a rule's not_understood probability at or above it: flagged
+    image_ood: float = 0.5  # image_ood at or above it: image_out_of_distribution
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "confidence": self.confidence,
+            "not_understood": self.not_understood,
+            "image_ood": self.image_ood,
+        }
 
 
 @dataclass(frozen=True)
 class ModelMeta:
     labels: tuple[DecisionLabel, ...]
-    tokenizer: RuleTokenizer
+    rule_classes: tuple[str, ...]
+    encoder: dict[str, str]
+    thresholds: Thresholds
     model_version: str
     schema_version: int
     training_config: dict[str, object] = field(default_factory=dict)
     metrics: dict[str, object] = field(default_factory=dict)
     data_fingerprint: str = ""
 
+    @property
+    def not_understood_index(self) -> int:
+        return self.rule_classes.index(NOT_UNDERSTOOD)
+
 
 def build_metadata(
-    tokenizer: RuleTokenizer,
+    encoder: Mapping[str, str],
+    rule_classes: tuple[str, ...],
+    thresholds: Thresholds,
     model_version: str,
     training_config: Mapping[str, object],
     metrics: Mapping[str, object],
@@ -42,8 +67,9 @@ def build_metadata(
     """Everything a reader needs to run the model exactly as training evaluated it."""
     return {
         META_KEYS["labels"]: json.dumps([str(x) for x in labels]),
-        META_KEYS["tokenizer"]: tokenizer.to_json(),
-        META_KEYS["tokenizer_sha256"]: tokenizer.sha256(),
+        META_KEYS["encoder"]: json.dumps(dict(encoder), sort_keys=True),
+        META_KEYS["rule_classes"]: json.dumps(list(rule_classes)),
+        META_KEYS["thresholds"]: json.dumps(thresholds.to_dict(), sort_keys=True),
         META_KEYS["spec"]: json.dumps(MODEL_SPEC.to_dict(), sort_keys=True),
         META_KEYS["preprocessing"]: json.dumps(PREPROCESSING, sort_keys=True),
         META_KEYS["schema_version"]: str(SCHEMA_VERSION),
@@ -58,30 +84,39 @@ def parse_metadata(meta: Mapping[str, str], source: str = "model") -> ModelMeta:
     """Validate ONNX custom metadata against this build; raise ModelError naming the problem."""
     missing = [k for k in META_KEYS.values() if k not in meta]
     if missing:
-        raise ModelError(f"{source}: metadata is missing {', '.join(sorted(missing))}")
+        raise ModelError(
+            f"{source}: metadata is missing {', '.join(sorted(missing))} (a model exported "
+            "before the multilingual text encoder: retrain or use a matching ruledrive)"
+        )
     try:
         labels = tuple(DecisionLabel(x) for x in json.loads(meta[META_KEYS["labels"]]))
+        rule_classes = tuple(str(x) for x in json.loads(meta[META_KEYS["rule_classes"]]))
+        encoder = {str(k): str(v) for k, v in json.loads(meta[META_KEYS["encoder"]]).items()}
+        thresholds = Thresholds(**json.loads(meta[META_KEYS["thresholds"]]))
         spec = json.loads(meta[META_KEYS["spec"]])
         prep = json.loads(meta[META_KEYS["preprocessing"]])
         schema_version = int(meta[META_KEYS["schema_version"]])
         config = json.loads(meta[META_KEYS["training_config"]])
         metrics = json.loads(meta[META_KEYS["metrics"]])
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
         raise ModelError(f"{source}: metadata cannot be parsed: {exc}") from exc
     if schema_version != SCHEMA_VERSION:
         raise ModelError(f"{source}: schema version {schema_version}, node speaks {SCHEMA_VERSION}")
     if set(labels) != set(DecisionLabel) or len(labels) != len(DecisionLabel):
         raise ModelError(f"{source}: labels {labels} do not match the contract's decisions")
+    if NOT_UNDERSTOOD not in rule_classes or len(set(rule_classes)) != len(rule_classes):
+        raise ModelError(f"{source}: rule classes {rule_classes} lack {NOT_UNDERSTOOD!r}")
     if spec != json.loads(json.dumps(MODEL_SPEC.to_dict())):
         raise ModelError(f"{source}: input spec {spec} differs from this build's {MODEL_SPEC}")
     if prep != json.loads(json.dumps(PREPROCESSING)):
         raise ModelError(f"{source}: preprocessing {prep} differs from this build's")
-    tokenizer = RuleTokenizer.from_json(meta[META_KEYS["tokenizer"]])
-    if tokenizer.sha256() != meta[META_KEYS["tokenizer_sha256"]]:
-        raise ModelError(f"{source}: tokenizer hash does not match its vocabulary")
+    if not {"model_sha256", "tokenizer_sha256", "prefix"} <= set(encoder):
+        raise ModelError(f"{source}: text encoder identity {encoder} is incomplete")
     return ModelMeta(
         labels=labels,
-        tokenizer=tokenizer,
+        rule_classes=rule_classes,
+        encoder=encoder,
+        thresholds=thresholds,
         model_version=meta[META_KEYS["model_version"]],
         schema_version=schema_version,
         training_config=config,

@@ -14,7 +14,7 @@ import numpy as np
 from bus.schema import DecisionLabel
 from perception.spec import MODEL_SPEC
 
-__all__ = ["DEFAULT_BATCH", "run_batched", "to_label_order"]
+__all__ = ["DEFAULT_BATCH", "run_all_outputs", "run_batched", "to_label_order"]
 
 DEFAULT_BATCH = 256
 
@@ -36,6 +36,26 @@ def run_batched(
     if not parts:
         return np.zeros((0, len(DecisionLabel)), np.float32)
     return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def run_all_outputs(
+    session: Any,
+    inputs: Mapping[str, np.ndarray],
+    batch_size: int = DEFAULT_BATCH,
+    outputs: Sequence[str] = MODEL_SPEC.outputs,
+) -> dict[str, np.ndarray]:
+    """Every one of ``outputs`` for every row of ``inputs``, run in slices of ``batch_size``:
+    {name: float32 [N, ...]}."""
+    n = len(next(iter(inputs.values())))
+    step = max(1, batch_size)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in outputs}
+    for i in range(0, n, step):
+        got = session.run(list(outputs), {k: v[i : i + step] for k, v in inputs.items()})
+        for name, value in zip(outputs, got, strict=True):
+            parts[name].append(np.asarray(value, np.float32))
+    return {
+        name: np.concatenate(p) if p else np.zeros((0,), np.float32) for name, p in parts.items()
+    }
 
 
 def to_label_order(

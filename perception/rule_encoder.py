@@ -34,7 +34,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import onnxruntime as ort
 
-from core.errors import ConfigError, DataError, ModelError
+from core.errors import ConfigError, DataError, MessageError, ModelError
+from core.rejects import RejectCode
+from perception.spec import MODEL_SPEC
 
 __all__ = [
     "DEFAULT_ENCODER_DIR",
@@ -232,6 +234,41 @@ class RuleEncoder:
                 e.states,
             )
         return TokenStates(ids=ids, mask=mask, states=states)
+
+    def identity(self) -> dict[str, str]:
+        """What a decision model trained on this encoder's outputs records and checks."""
+        files = self.manifest["files"]
+        return {
+            "model_sha256": files[MODEL_FILE]["sha256"],
+            "tokenizer_sha256": files[TOKENIZER_FILE]["sha256"],
+            "prefix": self.prefix,
+        }
+
+    def encode_rule_set(
+        self,
+        texts: Sequence[str],
+        max_rules: int = MODEL_SPEC.max_rules,
+        max_tokens: int = MODEL_SPEC.max_rule_tokens,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A rule set as the decision model reads it: float32 states [max_rules, max_tokens, dim]
+        and mask [max_rules, max_tokens] (1 = a token; rows past the rules and tokens past
+        ``max_tokens`` are zero). The one text path of training and the node.
+
+        More rules than ``max_rules`` is a MessageError (``too_many_rules``)."""
+        rules = _texts(texts)
+        if len(rules) > max_rules:
+            raise MessageError(
+                RejectCode.TOO_MANY_RULES,
+                f"{len(rules)} rules, the model takes at most {max_rules}",
+            )
+        states = np.zeros((max_rules, max_tokens, self.dim), np.float32)
+        mask = np.zeros((max_rules, max_tokens), np.float32)
+        for r, text in enumerate(rules):
+            e = self._get(text)
+            n = min(len(e.ids), max_tokens)
+            states[r, :n] = e.states[:n]
+            mask[r, :n] = 1.0
+        return states, mask
 
     def cache_info(self) -> CacheInfo:
         with self._lock:

@@ -37,13 +37,20 @@ class ModelSpec:
     image_height: int = 96
     image_width: int = 160
     max_rules: int = 5
-    max_tokens: int = 20
+    # Rule text arrives as the frozen multilingual encoder's token states (perception.rule_encoder):
+    # the first ``max_rule_tokens`` tokens of each rule (prefix and special tokens included), each
+    # ``rule_dim`` wide, zeros where there is no token.
+    max_rule_tokens: int = 40
+    rule_dim: int = 384
     # ONNX input / output names (kept by tf2onnx from the Keras Input names). These fields are
     # what the metadata stores (to_dict); ``inputs`` adds dtypes and shapes.
     image_input: str = "image"  # uint8 [N, H, W, 3] RGB
-    rules_input: str = "rule_tokens"  # int32 [N, max_rules, max_tokens], 0 = padding
+    rules_input: str = "rule_states"  # float32 [N, max_rules, max_rule_tokens, rule_dim]
+    rule_mask_input: str = "rule_mask"  # float32 [N, max_rules, max_rule_tokens], 1 = a token
     speed_input: str = "speed_kph"  # float32 [N, 1]
-    output: str = "probabilities"  # float32 [N, n_labels], softmax
+    output: str = "probabilities"  # float32 [N, n_labels], softmax over decisions
+    rule_output: str = "rule_classes"  # float32 [N, max_rules, n_rule_classes], softmax per rule
+    ood_output: str = "image_ood"  # float32 [N, 1]: probability the frame is not a road scene
 
     @property
     def image(self) -> InputSpec:
@@ -51,25 +58,36 @@ class ModelSpec:
 
     @property
     def rules(self) -> InputSpec:
-        return InputSpec(self.rules_input, "int32", (self.max_rules, self.max_tokens))
+        shape = (self.max_rules, self.max_rule_tokens, self.rule_dim)
+        return InputSpec(self.rules_input, "float32", shape)
+
+    @property
+    def rule_mask(self) -> InputSpec:
+        return InputSpec(self.rule_mask_input, "float32", (self.max_rules, self.max_rule_tokens))
 
     @property
     def speed(self) -> InputSpec:
         return InputSpec(self.speed_input, "float32", (1,))
 
     @property
-    def inputs(self) -> tuple[InputSpec, InputSpec, InputSpec]:
-        """The model's inputs in call order: image, rule tokens, speed."""
-        return (self.image, self.rules, self.speed)
+    def inputs(self) -> tuple[InputSpec, InputSpec, InputSpec, InputSpec]:
+        """The model's inputs in call order: image, rule states, rule mask, speed."""
+        return (self.image, self.rules, self.rule_mask, self.speed)
+
+    @property
+    def outputs(self) -> tuple[str, str, str]:
+        """The model's outputs: decision probabilities, per-rule classes, image OOD score."""
+        return (self.output, self.rule_output, self.ood_output)
 
     def feeds(
-        self, images: np.ndarray, tokens: np.ndarray, speeds: np.ndarray
+        self, images: np.ndarray, states: np.ndarray, masks: np.ndarray, speeds: np.ndarray
     ) -> dict[str, np.ndarray]:
         """The input dict of one batch, keyed by input name (Keras ``predict``, ONNX ``run``)."""
-        return dict(zip((i.name for i in self.inputs), (images, tokens, speeds), strict=True))
+        arrays = (images, states, masks, speeds)
+        return dict(zip((i.name for i in self.inputs), arrays, strict=True))
 
     def to_dict(self) -> dict[str, object]:
-        """What the ONNX metadata stores (unchanged since the first exported models)."""
+        """What the ONNX metadata stores; a model exported with another spec is refused."""
         return asdict(self)
 
 
@@ -78,8 +96,9 @@ MODEL_SPEC = ModelSpec()
 # Keys of the ONNX metadata_props that ruledrive writes and the node reads.
 META_KEYS = {
     "labels": "ruledrive.labels",
-    "tokenizer": "ruledrive.tokenizer",
-    "tokenizer_sha256": "ruledrive.tokenizer_sha256",
+    "encoder": "ruledrive.text_encoder",
+    "rule_classes": "ruledrive.rule_classes",
+    "thresholds": "ruledrive.thresholds",
     "spec": "ruledrive.model_spec",
     "preprocessing": "ruledrive.preprocessing",
     "schema_version": "ruledrive.schema_version",

@@ -20,7 +20,9 @@ from bus.schema import DecisionLabel, DecisionMsg, FrameHeader, RuleSet, Timings
 from core.errors import ImageDecodeError, MessageError, ModelError
 from perception.image import preprocess_jpeg
 from policy.fallback import FALLBACK_DECISION, Reason
-from policy.model import PolicyModel
+from policy.model import ModelOutputs, PolicyModel
+
+_Encoded = tuple[np.ndarray, np.ndarray]  # a rule set's encoder states [R,T,D] and mask [R,T]
 
 __all__ = ["Decider", "FrameJob"]
 
@@ -45,7 +47,7 @@ class Decider:
         self,
         model: PolicyModel,
         node_id: str,
-        confidence_threshold: float = 0.5,
+        confidence_threshold: float | None = None,
         max_frame_age_ms: float = math.inf,
         cache_size: int = 1024,
         clock: Callable[[], int] = time.time_ns,
@@ -58,23 +60,22 @@ class Decider:
         self.max_frame_age_ms = max_frame_age_ms
         self.max_clock_skew_ms = max_clock_skew_ms
         self.clock = clock
-        self._cache: OrderedDict[tuple[str, str], tuple[tuple[str, ...], np.ndarray]] = (
-            OrderedDict()
-        )
+        self._cache: OrderedDict[tuple[str, str], tuple[tuple[str, ...], _Encoded]] = OrderedDict()
         self._cache_size = cache_size
         self.cache_hits = 0
         self.cache_misses = 0
 
     def set_model(self, model: PolicyModel) -> None:
-        """Swap the model (hot reload); the token cache belongs to the old tokenizer."""
+        """Swap the model (hot reload); the rule cache belongs to the old model's encoder."""
         self.model = model
         self._cache.clear()
 
     def step(self, header: FrameHeader, jpeg: bytes, rules: RuleSet | None) -> DecisionMsg:
         return self.decide_batch([FrameJob(header, jpeg, rules)])[0]
 
-    def tokens(self, rules: RuleSet) -> np.ndarray:
-        """int32 [max_rules, max_tokens] for a rule set, cached per (vehicle, version)."""
+    def encoded_rules(self, rules: RuleSet) -> _Encoded:
+        """A rule set's encoder states [R,T,D] and mask [R,T], computed once per (vehicle,
+        version) and cached: the text encoder never runs per frame."""
         key = (rules.vehicle_id, rules.version)
         texts = tuple(rules.rules)
         hit = self._cache.get(key)
@@ -83,11 +84,11 @@ class Decider:
             self.cache_hits += 1
             return hit[1]
         self.cache_misses += 1
-        tokens = self.model.meta.tokenizer.encode_rules(texts)
-        self._cache[key] = (texts, tokens)
+        encoded = self.model.encode_rules(texts)
+        self._cache[key] = (texts, encoded)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        return tokens
+        return encoded
 
     def decide_batch(self, jobs: Sequence[FrameJob]) -> list[DecisionMsg]:
         """Decide every job, in order; frames that pass the checks share one session.run.
@@ -98,19 +99,19 @@ class Decider:
         start = time.perf_counter_ns()
         now = self.clock()
         out: list[DecisionMsg | None] = [None] * len(jobs)
-        ready: list[tuple[int, np.ndarray, np.ndarray, float]] = []
+        ready: list[tuple[int, np.ndarray, _Encoded, float]] = []
         for i, job in enumerate(jobs):
             t0 = time.perf_counter_ns()
             try:
-                reason, image, tokens = self._check(job, now)
+                reason, image, encoded = self._check(job, now)
             except Exception:
                 log.exception(
                     "deciding frame %s of %s failed", job.header.frame_id, job.header.vehicle_id
                 )
-                reason, image, tokens = Reason.INTERNAL_ERROR, None, None
+                reason, image, encoded = Reason.INTERNAL_ERROR, None, None
             decode_ms = (time.perf_counter_ns() - t0) / 1e6
-            if reason is None and image is not None and tokens is not None:
-                ready.append((i, image, tokens, decode_ms))
+            if reason is None and image is not None and encoded is not None:
+                ready.append((i, image, encoded, decode_ms))
             else:
                 out[i] = self._msg(
                     job, start, 0.0, decode_ms, len(jobs), reason or Reason.INTERNAL_ERROR
@@ -121,8 +122,8 @@ class Decider:
 
     def _check(
         self, job: FrameJob, now: int
-    ) -> tuple[Reason | None, np.ndarray | None, np.ndarray | None]:
-        """The pre-inference checks, in FALLBACKS order: (reason, image, tokens)."""
+    ) -> tuple[Reason | None, np.ndarray | None, _Encoded | None]:
+        """The pre-inference checks, in FALLBACKS order: (reason, image, encoded rules)."""
         try:
             image = preprocess_jpeg(job.jpeg)
         except ImageDecodeError as exc:
@@ -138,31 +139,53 @@ class Decider:
         if rules.expires_at_ns is not None and rules.expires_at_ns <= now:
             return Reason.RULES_EXPIRED, None, None
         try:
-            tokens = self.tokens(rules)
+            encoded = self.encoded_rules(rules)
         except MessageError:
             return Reason.BAD_RULES, None, None
-        return None, image, tokens
+        return None, image, encoded
 
-    def _infer(self, jobs, ready, start, out) -> None:
+    def _infer(self, jobs, ready, start, out) -> None:  # type: ignore[no-untyped-def]
         images = np.stack([r[1] for r in ready])
-        tokens = np.stack([r[2] for r in ready])
+        states = np.stack([r[2][0] for r in ready])
+        masks = np.stack([r[2][1] for r in ready])
         speeds = np.array([[jobs[r[0]].header.speed_kph] for r in ready], dtype=np.float32)
         t0 = time.perf_counter_ns()
         try:
-            probs = self.model.run(images, tokens, speeds)
+            got: ModelOutputs | None = self.model.run(images, states, masks, speeds)
         except ModelError:
             log.exception("inference failed on a batch of %d", len(ready))
-            probs = None
+            got = None
         infer_ms = (time.perf_counter_ns() - t0) / 1e6
         n = len(ready)
-        for row, (i, _, _, decode_ms) in enumerate(ready):
-            p = None if probs is None else probs[row]
-            if p is None or not np.all(np.isfinite(p)):
+        th = self.model.meta.thresholds
+        confidence = (
+            th.confidence if self.confidence_threshold is None else (self.confidence_threshold)
+        )
+        nu = self.model.meta.not_understood_index
+        for row, (i, _, (_, mask), decode_ms) in enumerate(ready):
+            p = None if got is None else got.probabilities[row]
+            finite = got is not None and all(
+                np.all(np.isfinite(a[row]))
+                for a in (got.probabilities, got.rule_classes, got.image_ood)
+            )
+            if p is None or got is None or not finite:
                 out[i] = self._msg(jobs[i], start, infer_ms, decode_ms, n, Reason.MODEL_ERROR)
                 continue
             top = int(np.argmax(p))
-            reason = Reason.LOW_CONFIDENCE if p[top] < self.confidence_threshold else None
-            out[i] = self._msg(jobs[i], start, infer_ms, decode_ms, n, reason, p, top)
+            present = mask.max(axis=1) > 0  # [R]: which rule slots hold a rule
+            unread = [
+                int(r)
+                for r in np.flatnonzero(present)
+                if got.rule_classes[row, r, nu] >= th.not_understood
+            ]
+            reason = None
+            if got.image_ood[row] >= th.image_ood:
+                reason = Reason.IMAGE_OUT_OF_DISTRIBUTION
+            elif unread:
+                reason = Reason.RULES_NOT_UNDERSTOOD
+            elif p[top] < confidence:
+                reason = Reason.LOW_CONFIDENCE
+            out[i] = self._msg(jobs[i], start, infer_ms, decode_ms, n, reason, p, top, unread)
 
     def fallback(self, job: FrameJob, reason: Reason) -> DecisionMsg:
         """The fallback answer to one frame (``valid=false``, FALLBACK_DECISION[reason])."""
@@ -178,6 +201,7 @@ class Decider:
         reason: Reason | None,
         probs: np.ndarray | None = None,
         top: int = 0,
+        unread: list[int] | None = None,
     ) -> DecisionMsg:
         labels = self.model.labels
         if probs is None:
@@ -206,6 +230,7 @@ class Decider:
             confidence=confidence,
             valid=reason is None,
             reason=None if reason is None else str(reason),
+            unread_rules=unread or [],
             rules_version=None if job.rules is None else job.rules.version,
             model_version=self.model.version,
             node_id=self.node_id,

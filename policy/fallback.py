@@ -29,6 +29,8 @@ class Reason(StrEnum):
     BAD_RULES = "bad_rules"
     MODEL_ERROR = "model_error"
     INTERNAL_ERROR = "internal_error"
+    IMAGE_OUT_OF_DISTRIBUTION = "image_out_of_distribution"
+    RULES_NOT_UNDERSTOOD = "rules_not_understood"
     LOW_CONFIDENCE = "low_confidence"
 
 
@@ -63,6 +65,17 @@ FALLBACKS: tuple[Fallback, ...] = (
         Reason.INTERNAL_ERROR,
         _X,
         "an unexpected error while deciding this frame (logged; the node keeps serving)",
+    ),
+    Fallback(
+        Reason.IMAGE_OUT_OF_DISTRIBUTION,
+        _X,
+        "the model's out-of-distribution score says the frame is not a front-camera road scene",
+    ),
+    Fallback(
+        Reason.RULES_NOT_UNDERSTOOD,
+        _S,
+        "the model cannot read a rule (another language, gibberish, not a traffic rule); "
+        "`unread_rules` names its index",
     ),
     Fallback(Reason.LOW_CONFIDENCE, _S, "the top probability is below confidence_threshold"),
 )

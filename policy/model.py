@@ -19,17 +19,17 @@ import onnxruntime as ort
 from bus.schema import DecisionLabel
 from core.errors import ConfigError, ModelError
 from perception.modelmeta import ModelMeta, parse_metadata
-from perception.onnxrun import run_batched
+from perception.onnxrun import run_all_outputs
+from perception.rule_encoder import DEFAULT_ENCODER_DIR, RuleEncoder
 from perception.spec import MODEL_SPEC
 
-__all__ = ["EXPECTED_INPUTS", "EXPECTED_OUTPUT", "PolicyModel", "choose_providers"]
+__all__ = ["EXPECTED_INPUTS", "ModelOutputs", "PolicyModel", "choose_providers"]
 
 log = logging.getLogger(__name__)
 
 _S = MODEL_SPEC
 # name -> (onnx type, shape after the dynamic batch dimension)
 EXPECTED_INPUTS = {i.name: (i.onnx_type, i.shape) for i in _S.inputs}
-EXPECTED_OUTPUT = (_S.output, "tensor(float)", (len(DecisionLabel),))
 
 _TRT, _CUDA, _CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 _WANTED = {"auto": (_TRT, _CUDA, _CPU), "tensorrt": (_TRT, _CUDA, _CPU), "cuda": (_CUDA, _CPU)}
@@ -55,13 +55,27 @@ def choose_providers(requested: str, available: list[str] | None = None) -> list
     return chosen
 
 
+@dataclass(frozen=True)
+class ModelOutputs:
+    """One batch's outputs: decision probabilities [N, labels], per-rule class probabilities
+    [N, R, classes], and the image out-of-distribution probability [N]."""
+
+    probabilities: np.ndarray
+    rule_classes: np.ndarray
+    image_ood: np.ndarray
+
+
 @dataclass
 class PolicyModel:
-    """A loaded, validated, warmed-up model. ``run`` is the only call on the serving path."""
+    """A loaded, validated, warmed-up model with the text encoder it was trained on.
+
+    ``encode_rules`` (once per rule-set version, cached by the Decider) and ``run`` (per batch)
+    are the only calls on the serving path."""
 
     path: Path
     session: ort.InferenceSession
     meta: ModelMeta
+    encoder: RuleEncoder
     provider: str
     mtime_ns: int
     load_s: float
@@ -75,7 +89,16 @@ class PolicyModel:
         return self.meta.labels
 
     @classmethod
-    def load(cls, path: str | Path, providers: str = "auto", warmup_batch: int = 8) -> PolicyModel:
+    def load(
+        cls,
+        path: str | Path,
+        providers: str = "auto",
+        warmup_batch: int = 8,
+        encoder_dir: str | Path = DEFAULT_ENCODER_DIR,
+        encoder: RuleEncoder | None = None,
+    ) -> PolicyModel:
+        """Load and check the model, and the text encoder its metadata names (``encoder``: one
+        already loaded, e.g. the previous model's on a hot reload)."""
         path = Path(path)
         t0 = time.perf_counter()
         if not path.is_file():
@@ -92,8 +115,15 @@ class PolicyModel:
         if in_use != wanted[0]:
             log.warning("%s did not come up on %s; running on %s", path, wanted[0], in_use)
         meta = parse_metadata(session.get_modelmeta().custom_metadata_map, source=str(path))
-        _check_io(session, path)
-        model = cls(path, session, meta, in_use, mtime_ns, 0.0)
+        _check_io(session, path, len(meta.rule_classes))
+        if encoder is None or encoder.identity() != meta.encoder:
+            encoder = RuleEncoder.load(Path(encoder_dir), "cpu", cache_size=4096)
+        if encoder.identity() != meta.encoder:
+            raise ModelError(
+                f"{path} was trained on text encoder {meta.encoder['model_sha256'][:12]}, "
+                f"{encoder_dir} holds {encoder.identity()['model_sha256'][:12]}"
+            )
+        model = cls(path, session, meta, encoder, in_use, mtime_ns, 0.0)
         model.warmup(warmup_batch)
         model.load_s = time.perf_counter() - t0
         log.info(
@@ -105,23 +135,31 @@ class PolicyModel:
         )
         return model
 
-    def run(self, images: np.ndarray, tokens: np.ndarray, speeds: np.ndarray) -> np.ndarray:
-        """uint8 [N,H,W,3], int32 [N,R,T], float32 [N,1] -> float32 [N, labels]."""
-        feeds = _S.feeds(images, tokens, speeds)
+    def encode_rules(self, texts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """A rule set's encoder states and mask (``perception.rule_encoder``, the training path)."""
+        return self.encoder.encode_rule_set(texts)
+
+    def run(
+        self, images: np.ndarray, states: np.ndarray, masks: np.ndarray, speeds: np.ndarray
+    ) -> ModelOutputs:
+        """uint8 [N,H,W,3], float32 [N,R,T,D], float32 [N,R,T], float32 [N,1] -> outputs."""
+        feeds = _S.feeds(images, states, masks, speeds)
         try:  # one session.run: the node's micro-batch is the batch
-            probs = run_batched(self.session, feeds, batch_size=len(images))
+            out = run_all_outputs(self.session, feeds, batch_size=len(images))
         except Exception as exc:
             raise ModelError(f"inference failed: {exc}") from exc
-        if probs.shape != (images.shape[0], len(self.labels)):
+        probs = out[_S.output]
+        n = images.shape[0]
+        if probs.shape != (n, len(self.labels)):
             raise ModelError(f"model returned shape {probs.shape}")
-        return probs
+        return ModelOutputs(probs, out[_S.rule_output], out[_S.ood_output].reshape(n))
 
     def warmup(self, batch: int) -> None:
         for n in sorted({1, max(1, batch)}):
             self.run(*(i.zeros(n) for i in _S.inputs))
 
 
-def _check_io(session: ort.InferenceSession, path: Path) -> None:
+def _check_io(session: ort.InferenceSession, path: Path, n_rule_classes: int) -> None:
     got = {i.name: i for i in session.get_inputs()}
     if set(got) != set(EXPECTED_INPUTS):
         want = sorted(EXPECTED_INPUTS)
@@ -129,10 +167,15 @@ def _check_io(session: ort.InferenceSession, path: Path) -> None:
     for name, (typ, shape) in EXPECTED_INPUTS.items():
         _check_arg(path, "input", name, got[name].type, got[name].shape, typ, shape)
     outs = {o.name: o for o in session.get_outputs()}
-    name, typ, shape = EXPECTED_OUTPUT
-    if name not in outs:
-        raise ModelError(f"{path}: no output named {name!r} (has {sorted(outs)})")
-    _check_arg(path, "output", name, outs[name].type, outs[name].shape, typ, shape)
+    expected = {
+        _S.output: (len(DecisionLabel),),
+        _S.rule_output: (_S.max_rules, n_rule_classes),
+        _S.ood_output: (1,),
+    }
+    for name, shape in expected.items():
+        if name not in outs:
+            raise ModelError(f"{path}: no output named {name!r} (has {sorted(outs)})")
+        _check_arg(path, "output", name, outs[name].type, outs[name].shape, "tensor(float)", shape)
 
 
 def _check_arg(

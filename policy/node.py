@@ -70,7 +70,7 @@ class Node:
         self.bus = bus
         self.gate = RuleGate(settings)  # reads trusted keys and rule-set marks: ConfigError
         model = model or PolicyModel.load(
-            settings.model_path, settings.providers, settings.max_batch_size
+            settings.model_path, settings.providers, settings.max_batch_size, settings.encoder_dir
         )
         self.decider = Decider(
             model,
@@ -360,7 +360,13 @@ class Node:
         if not force and (mtime in (current.mtime_ns, self._failed_mtime) or mtime is None):
             return False
         try:
-            model = PolicyModel.load(path, self.settings.providers, self.settings.max_batch_size)
+            model = PolicyModel.load(
+                path,
+                self.settings.providers,
+                self.settings.max_batch_size,
+                self.settings.encoder_dir,
+                encoder=current.encoder,
+            )
         except (ModelError, ConfigError) as exc:
             self._failed_mtime = mtime
             self.metrics.reloads.labels("failed").inc()

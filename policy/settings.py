@@ -19,6 +19,7 @@ from bus.schema import VEHICLE_ID_PATTERN
 from bus.topics import DEFAULT_PREFIX
 from core.defaults import DEFAULT_MODEL_PATH, DEFAULT_MQTT_URL
 from core.errors import ConfigError
+from perception.rule_encoder import DEFAULT_ENCODER_DIR
 
 __all__ = ["DEFAULT_MODEL_PATH", "PROVIDER_CHOICES", "NodeSettings", "load_settings"]
 
@@ -49,8 +50,12 @@ class NodeSettings(BaseSettings):
         le=3_600_000,
         description="frames and rule sets stamped further ahead of the node's clock are refused",
     )
-    confidence_threshold: float = Field(
-        0.5, ge=0.0, le=1.0, description="below it: the low_confidence fallback"
+    confidence_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="below it: the low_confidence fallback (default: the model's, chosen from "
+        "validation data)",
     )
     max_payload_bytes: int = Field(
         2 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="larger messages are refused"
@@ -62,6 +67,9 @@ class NodeSettings(BaseSettings):
     heartbeat_s: float = Field(5.0, gt=0, le=3600, description="retained online status period")
     reload_poll_s: float = Field(2.0, ge=0, description="model mtime poll; 0 = SIGHUP only")
     rules_cache_size: int = Field(1024, ge=1, description="encoded rule sets kept")
+    encoder_dir: Path = Field(
+        DEFAULT_ENCODER_DIR, description="the multilingual text encoder the model was trained on"
+    )
     error_report_interval_s: float = Field(
         1.0,
         ge=0,

@@ -228,25 +228,28 @@ def _saturate(args: argparse.Namespace, batch: int, frames: list[bytes], seconds
 
 
 def _session_times(model: PolicyModel, frames: list[bytes], keras_path: Path | None) -> dict:
-    tok = model.meta.tokenizer.encode_rules(RULE_TEXTS)
+    st, mk = model.encode_rules(tuple(RULE_TEXTS))
     out: dict[str, float] = {}
     for n in (1, 8):
         images = np.stack([preprocess_jpeg(frames[i % len(frames)]) for i in range(n)])
-        tokens, speeds = np.stack([tok] * n), np.full((n, 1), 40.0, np.float32)
+        states, masks = np.stack([st] * n), np.stack([mk] * n)
+        speeds = np.full((n, 1), 40.0, np.float32)
         times = []
         for _ in range(60):
             t0 = time.perf_counter()
-            probs = model.run(images, tokens, speeds)
+            probs = model.run(images, states, masks, speeds).probabilities
             times.append((time.perf_counter() - t0) * 1e3)
         out[f"ort_b{n}_ms"] = float(np.median(times[10:]))
         if keras_path is not None:
-            kt, kprobs = _keras_times(keras_path, images, tokens, speeds)
+            kt, kprobs = _keras_times(keras_path, images, states, masks, speeds)
             out[f"keras_b{n}_ms"] = kt
             out[f"max_abs_diff_b{n}"] = float(np.max(np.abs(kprobs - probs)))
     return out
 
 
-def _keras_times(path: Path, images: np.ndarray, tokens: np.ndarray, speeds: np.ndarray):
+def _keras_times(
+    path: Path, images: np.ndarray, states: np.ndarray, masks: np.ndarray, speeds: np.ndarray
+):
     # TensorFlow only for this optional comparison; a checkpoint directory (ruledrive train's
     # output) is loaded the way training loads it, so its custom layers are registered.
     from training.checkpoint import load_checkpoint
@@ -255,11 +258,11 @@ def _keras_times(path: Path, images: np.ndarray, tokens: np.ndarray, speeds: np.
     if _KERAS is None or _KERAS[0] != path:
         _KERAS = (path, load_checkpoint(path).model)
     m = _KERAS[1]
-    feeds = MODEL_SPEC.feeds(images, tokens, speeds)
+    feeds = MODEL_SPEC.feeds(images, states, masks, speeds)
     times = []
     for _ in range(30):
         t0 = time.perf_counter()
-        probs = np.asarray(m(feeds, training=False))
+        probs = np.asarray(m(feeds, training=False)[MODEL_SPEC.output])
         times.append((time.perf_counter() - t0) * 1e3)
     return float(np.median(times[5:])), probs
 

@@ -1,9 +1,11 @@
 """The recipe of the shipped default model: fixed seeds, generated data, fused model + ablations.
 
-``ruledrive train-default`` runs it end to end: generate train/test/held-out/counterfactual
-splits, train the fused model and the image-only and text-only ablations with the same budget,
-evaluate all three on the same fresh test data, export the fused one to ONNX (parity-checked),
-and write the model card and the "Training" section of docs/benchmarks.md.
+``ruledrive train-default`` runs it end to end: generate the bilingual world's train / test /
+held-out-family / counterfactual splits (``--rule-language bilingual``), train the fused model
+with three seeds and the image-only and text-only ablations with the same budget, evaluate all of
+them on the same fresh test data, export the first seed's fused model to ONNX (parity-checked),
+and write the model card and the "Training" section of docs/benchmarks.md. The targets must hold
+for the WORST seed.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from typing import Any
 
 from core.defaults import DEFAULT_MODEL_PATH
 from ruledrive.benchdoc import write_section
+from ruledrive.recipe_card import render_card, targets_table
 from training.config import TrainConfig
 
-__all__ = ["TARGETS", "build_default"]
+__all__ = ["DATASETS", "SEEDS", "build_default"]
 
 # Data set -> (generator split, seed). Training also sees counterfactual pairs (a seed of its
 # own), so it learns from frames whose decision only the text changes; the evaluation pairs are
-# fresh (seed 404).
+# fresh (seed 404). The held-out split uses only held-out wording families.
 DATASETS = {
     "train": ("train", 101),
     "train-counterfactual": ("counterfactual", 505),
@@ -33,24 +36,20 @@ DATASETS = {
 }
 TRAIN_SETS = ("train", "train-counterfactual")
 EVAL_SPLITS = ("test", "heldout-phrasing", "counterfactual")
-TARGETS = {
-    "fused_test_accuracy": 0.97,
-    "counterfactual_consistency": 0.95,
-    "heldout_phrasing_accuracy": 0.90,
-    "ablation_gap_points": 20.0,
-    "train_minutes": 20.0,
-}
+SEEDS = (1234, 1, 2)  # the first is the shipped model; the targets hold for the worst
 
 
 def _data(work: Path, scenes: int) -> dict[str, Path]:
     from simulator.generate import generate
 
+    # Evaluation splits are large: per rule kind and language, only the frames a rule targets
+    # count, and those are a few per cent of a split.
     sizes = {
         "train": scenes,
         "train-counterfactual": max(scenes * 3 // 10, 500),
-        "test": max(scenes // 10, 500),
-        "heldout-phrasing": max(scenes // 20, 500),
-        "counterfactual": max(scenes // 20, 500),
+        "test": max(scenes * 3 // 10, 500),
+        "heldout-phrasing": max(scenes // 5, 500),
+        "counterfactual": max(scenes // 10, 500),
     }
     dirs = {}
     for name, n in sizes.items():
@@ -60,17 +59,23 @@ def _data(work: Path, scenes: int) -> dict[str, Path]:
         old = json.loads(summary.read_text()) if summary.exists() else {}
         if old.get("frames") != n or old.get("seed") != seed:
             shutil.rmtree(d, ignore_errors=True)
-            generate(d, split, n, seed, progress=sys.stderr.isatty())
+            generate(d, split, n, seed, progress=sys.stderr.isatty(), rule_language="bilingual")
         dirs[name] = d
     return dirs
 
 
-def _eval(model: Path, dirs: dict[str, Path], out: Path | None) -> dict[str, Any]:
-    from training.data import load_samples
+def _eval(model: Path, dirs: dict[str, Path], out: Path | None, work: Path) -> dict[str, Any]:
+    from perception.rule_encoder import RuleEncoder
+    from training.data import RuleTable, load_samples
     from training.evaluate import evaluate_samples, load_predictor
 
     samples = load_samples([dirs[s] for s in EVAL_SPLITS])
-    return evaluate_samples(load_predictor(model), samples, out)["splits"]
+    predictor = load_predictor(model)
+    encoder = RuleEncoder.load(Path(predictor.encoder_dir), "cpu", cache_size=0)
+    table = RuleTable.build(
+        (r for s in samples for r in s.rules), encoder, work / "rule-table-eval.npz"
+    )
+    return evaluate_samples(predictor, samples, out, table)
 
 
 def build_default(
@@ -81,6 +86,7 @@ def build_default(
     ablations: bool,
     docs: Path,
     reuse: bool = False,
+    seeds: tuple[int, ...] = SEEDS,
 ) -> dict[str, Any]:
     from training.train import train
 
@@ -91,189 +97,36 @@ def build_default(
     dirs = _data(work, scenes)
     onnx_path = out_dir / DEFAULT_MODEL_PATH.name
     results: dict[str, Any] = {}
-    variants = ("fused", "image_only", "text_only") if ablations else ("fused",)
-    for variant in variants:
+    runs = [("fused", s) for s in seeds]
+    if ablations:
+        runs += [("image_only", seeds[0]), ("text_only", seeds[0])]
+    img_dir = docs / "img" / "default-model"
+    for variant, seed in runs:
+        shipped = variant == "fused" and seed == seeds[0]
         vcfg = cfg.model_copy(
-            update={"variant": variant, "train_splits": ["train", "counterfactual"]}
+            update={"variant": variant, "seed": seed, "train_splits": ["train", "counterfactual"]}
         )
-        if variant == "fused":
-            fused_cfg = vcfg
-        ckpt = work / f"ckpt-{variant}"
+        ckpt = work / f"ckpt-{variant}-s{seed}"
         info = train(
             vcfg,
             [dirs[d] for d in TRAIN_SETS],
             ckpt,
-            export_to=onnx_path if variant == "fused" else None,
+            export_to=onnx_path if shipped else None,
             reuse=reuse,
+            rule_cache=work / "rule-table.npz",
         )
-        model = onnx_path if variant == "fused" else ckpt
-        evals = _eval(model, dirs, docs / "img" / "default-model" if variant == "fused" else None)
-        results[variant] = {"info": info, "eval": evals}
-        if variant == "fused":
-            shutil.copy(ckpt / "curves.png", docs / "img" / "default-model" / "curves.png")
-    card = render_card(results, fused_cfg, command, onnx_path)
+        model = onnx_path if shipped else ckpt
+        key = variant if variant != "fused" else f"fused-s{seed}"
+        results[key] = {
+            "info": info,
+            "eval": _eval(model, dirs, img_dir if shipped else None, work),
+            "seed": seed,
+        }
+        if shipped:
+            shutil.copy(ckpt / "curves.png", img_dir / "curves.png")
+    results["fused"] = results[f"fused-s{seeds[0]}"]
+    card = render_card(results, cfg, command, onnx_path, seeds)
     (out_dir / "MODEL_CARD.md").write_text(card)
-    write_section(docs / "benchmarks.md", "Training (default model)", _bench_body(results, command))
+    body = f"Command: `{command}`\n\n{targets_table(results, seeds)}\n\nSee models/MODEL_CARD.md."
+    write_section(docs / "benchmarks.md", "Training (default model)", body)
     return results
-
-
-def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
-    fused = results["fused"]["eval"]
-    acc = fused["test"]["accuracy"]
-    rows = [
-        (
-            "fused accuracy, test split",
-            f"{acc:.2%}",
-            ">= 97 %",
-            acc >= TARGETS["fused_test_accuracy"],
-        ),
-    ]
-    cf = fused["counterfactual"]["counterfactual_consistency"]["both_right"] or 0.0
-    rows.append(
-        (
-            "counterfactual consistency",
-            f"{cf:.2%}",
-            ">= 95 %",
-            cf >= TARGETS["counterfactual_consistency"],
-        )
-    )
-    ho = fused["heldout-phrasing"]["accuracy"]
-    rows.append(
-        (
-            "held-out-phrasing accuracy",
-            f"{ho:.2%}",
-            ">= 90 %",
-            ho >= TARGETS["heldout_phrasing_accuracy"],
-        )
-    )
-    for v in ("image_only", "text_only"):
-        if v in results:
-            a = results[v]["eval"]["test"]["accuracy"]
-            gap = (acc - a) * 100
-            rows.append(
-                (
-                    f"{v} accuracy, test (gap to fused)",
-                    f"{a:.2%} ({gap:.1f} points)",
-                    ">= 20 points below fused",
-                    gap >= TARGETS["ablation_gap_points"],
-                )
-            )
-    mins = results["fused"]["info"]["train_seconds"] / 60
-    rows.append(
-        (
-            "fused training time, 2-core CPU",
-            f"{mins:.1f} min",
-            "<= 20 min",
-            mins <= TARGETS["train_minutes"],
-        )
-    )
-    parity = results["fused"]["info"]["export"]["parity"]
-    rows.append(
-        (
-            "ONNX parity (max abs prob diff, argmax agreement)",
-            f"{parity['max_abs_diff']:.1e}, {parity['argmax_agreement']:.0%}"
-            f" on {int(parity['samples'])}",
-            "<= 1e-4, 100 %",
-            True,
-        )
-    )
-    return rows
-
-
-def _table(rows: list[tuple[str, str, str, bool]]) -> str:
-    out = ["| metric | reached | target | |", "|---|---|---|---|"]
-    out += [f"| {m} | {r} | {t} | {'met' if ok else '**missed**'} |" for m, r, t, ok in rows]
-    return "\n".join(out)
-
-
-def _per_class(evals: dict[str, Any]) -> str:
-    rec = evals["test"]["per_class_recall"]
-    return "\n".join(
-        ["| decision | recall (test) |", "|---|---|"]
-        + [f"| {k} | {v:.2%} |" for k, v in rec.items()]
-    )
-
-
-def _provenance(results: dict[str, Any]) -> str:
-    """Which variants' checkpoints an earlier run trained (``--reuse-checkpoints``)."""
-    reused = [v for v, r in results.items() if r["info"].get("reused_checkpoint")]
-    if not reused:
-        return "Every variant was trained by this command."
-    return (
-        f"Reused from an earlier run of this recipe with the same config and data (their "
-        f"training times are from that run): {', '.join(reused)}."
-    )
-
-
-def _missed_note(rows: list[tuple[str, str, str, bool]]) -> str:
-    if all(ok for *_, ok in rows):
-        return "Every target is met."
-    return "Why the missed targets are missed and what would close them: docs/training.md."
-
-
-def _bench_body(results: dict[str, Any], command: str) -> str:
-    table = _table(_targets(results))
-    return (
-        f"Command: `{command}`\n\n{_provenance(results)}\n\n{table}\n\n"
-        "See models/MODEL_CARD.md for details."
-    )
-
-
-def render_card(results: dict[str, Any], cfg: TrainConfig, command: str, onnx_path: Path) -> str:
-    fused = results["fused"]
-    info, evals = fused["info"], fused["eval"]
-    size_mb = onnx_path.stat().st_size / 1e6
-    split_rows = "\n".join(
-        f"| {s} | {r['n']} | {r['accuracy']:.2%} | {r['macro_f1']:.3f} |" for s, r in evals.items()
-    )
-    return f"""# Model card: ruledrive default decision model
-
-`models/ruledrive-default.onnx`: version `{info["model_version"]}`, {size_mb:.2f} MB,
-{info["params"]:,} parameters.
-
-Made by (fixed seeds; data is generated, nothing is downloaded):
-
-    {command}
-
-{_provenance(results)}
-
-## What it does
-Front-camera frame (uint8 RGB, resized to 160x96 by `perception.preprocess_jpeg`) + up to 5
-traffic-rule sentences (tokenized by `perception.RuleTokenizer`, vocabulary inside the ONNX
-metadata) + ego speed (km/h) -> softmax over {", ".join(info["labels"])}.
-Architecture (training/model.py): compact CNN image encoder; per-rule one-block transformer text
-encoder on frozen pretrained word vectors (training/wordvectors.py), pooled over rules
-(order-invariant); fusion head on [image, text, speed ramps,
-image*text, text*speed].
-Cross-entropy, Adam with warm-up + cosine decay.
-
-## Targets (fresh test data, seeds not used in training)
-{_table(_targets(results))}
-
-{_missed_note(_targets(results))}
-
-## Per split (fused, ONNX)
-| split | n | accuracy | macro-F1 |
-|---|---|---|---|
-{split_rows}
-
-{_per_class(evals)}
-
-Confusion matrices: docs/img/default-model/confusion_*.png; training curves:
-docs/img/default-model/curves.png.
-
-## Training config
-```json
-{cfg.model_dump_json(indent=2)}
-```
-Training data: {info["n_train"]} train / {info["n_val"]} validation frames (data fingerprint
-`{info["data_fingerprint"]}`), {info["train_seconds"] / 60:.1f} min on this 2-core CPU.
-
-## Limits
-- Trained only on the generated world (docs/world.md): it has never seen a real camera.
-- Words outside the pretrained word-vector table (about 15,000 English stems) map to `<unk>`;
-  held-out phrasings test rewording, not new rule kinds.
-- The figures are one training run with one seed. Held-out phrasing and counterfactual
-  consistency move by a point or more from seed to seed; docs/training.md ("Results") has
-  another seed's figures.
-"""

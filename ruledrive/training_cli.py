@@ -1,4 +1,4 @@
-"""``ruledrive train | evaluate | train-default | export | wordvectors``: TensorFlow is imported
+"""``ruledrive train | evaluate | train-default | export``: TensorFlow is imported
 only when they run (image-only / text-only ablations are ``train --variant`` and part of
 ``train-default``)."""
 
@@ -8,8 +8,6 @@ import argparse
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from core.errors import ConfigError, ModelError, RuledriveError
 from ruledrive.argtypes import (
@@ -68,7 +66,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--work", type=Path, default=Path("runs/default"), help="data + checkpoints")
     d.add_argument("--scenes", type=positive_int, default=20000, help="training scenes")
     d.add_argument("--epochs", type=positive_int)
-    d.add_argument("--seed", type=non_negative_int)
+    d.add_argument(
+        "--seeds",
+        type=_seed_list,
+        default=(1234, 1, 2),
+        help="fused-model seeds, comma-separated; the first is shipped, the targets are judged "
+        "on the worst (default 1234,1,2)",
+    )
     d.add_argument("--no-ablations", action="store_true", help="skip image-only / text-only runs")
     d.add_argument("--docs", type=Path, default=Path("docs"))
     d.add_argument(
@@ -86,24 +90,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--data", nargs="+", metavar="PATH", help="parity inputs (default: checkpoint's parity.npz)"
     )
     x.set_defaults(func=_export)
-
-    w = sub.add_parser("wordvectors", help="the pretrained word vectors the text encoder uses")
-    wsub = w.add_subparsers(dest="wordvectors_command", required=True, metavar="COMMAND")
-    b = wsub.add_parser("build", help="rebuild the table from all-MiniLM-L6-v2's files, offline")
-    b.add_argument(
-        "--model-dir",
-        required=True,
-        type=Path,
-        help="directory holding the model's tokenizer.json and model.safetensors",
-    )
-    b.add_argument("--dim", type=positive_int, default=64, help="PCA dimensions kept (default 64)")
-    b.add_argument("--out", type=Path, help="table to write (default: the packaged table)")
-    b.set_defaults(func=_wordvectors_build)
-    n = wsub.add_parser("neighbours", help="the table's nearest words to each WORD")
-    n.add_argument("words", nargs="+", metavar="WORD")
-    n.add_argument("-k", type=positive_int, default=8, help="neighbours per word (default 8)")
-    n.add_argument("--table", type=Path, help="table to read (default: the packaged table)")
-    n.set_defaults(func=_wordvectors_neighbours)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -203,13 +189,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed_list(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds must be integers, e.g. 1234,1,2: {text!r}"
+        ) from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct non-negative integers: {text!r}")
+    return seeds
+
+
 def _train_default(args: argparse.Namespace) -> int:
     from ruledrive.recipe import build_default
     from training.config import load_config
 
     if args.scenes < 600:
         raise ConfigError("--scenes must be >= 600 (the parity check needs 512 samples)")
-    cfg = load_config(None, {"epochs": args.epochs, "seed": args.seed})
+    cfg = load_config(None, {"epochs": args.epochs})
     results = build_default(
         args.out,
         args.work,
@@ -218,6 +216,7 @@ def _train_default(args: argparse.Namespace) -> int:
         not args.no_ablations,
         args.docs,
         reuse=args.reuse_checkpoints,
+        seeds=args.seeds,
     )
     print((args.out / "MODEL_CARD.md").read_text())
     return 0 if results else 1
@@ -230,36 +229,12 @@ def _export(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     parity = None
     if args.data:
-        from training.data import encode_samples, load_samples
+        from perception.rule_encoder import RuleEncoder
+        from training.data import RuleTable, encode_samples, load_samples
 
-        parity = encode_samples(load_samples(args.data, max_samples=1024), ckpt.tokenizer).inputs()
+        samples = load_samples(args.data, max_samples=1024)
+        encoder = RuleEncoder.load(Path(ckpt.config.encoder_dir), "cpu", cache_size=0)
+        table = RuleTable.build((r for s in samples for r in s.rules), encoder)
+        parity = encode_samples(samples, table, ckpt.rule_classes).inputs()
     print(json.dumps(export_onnx(ckpt, args.out, parity), indent=2))
-    return 0
-
-
-def _wordvectors_build(args: argparse.Namespace) -> int:
-    from simulator.rules import catalogue_words
-    from training.wordvectors import DEFAULT_TABLE, build_table, load_table
-
-    if not 2 <= args.dim <= 384:
-        raise ConfigError(f"--dim must be between 2 and 384, got {args.dim}")
-    out = args.out or DEFAULT_TABLE
-    arrays = build_table(args.model_dir, args.dim, catalogue_words())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with tmp.open("wb") as f:
-        np.savez_compressed(f, **arrays)
-    tmp.replace(out)
-    table = load_table(out)
-    print(f"{out}: {len(table.stems)} stems x {table.dim}, sha256 {table.sha256[:16]}")
-    return 0
-
-
-def _wordvectors_neighbours(args: argparse.Namespace) -> int:
-    from training.wordvectors import DEFAULT_TABLE, load_table
-
-    table = load_table(args.table or DEFAULT_TABLE)
-    for word in args.words:
-        near = ", ".join(f"{s} {c:.2f}" for s, c in table.neighbours(word, args.k))
-        print(f"{word}: {near}")
     return 0

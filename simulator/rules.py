@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from functools import cache
 
 from core.errors import DataError
-from perception.text import WORD_RE
 
 __all__ = [
     "catalogue_words",
@@ -323,9 +322,12 @@ def parse_rules(texts: tuple[str, ...] | list[str]) -> tuple[Rule, ...]:
     return tuple(parse_rule(t) for t in texts)
 
 
+_WORD_RE = re.compile(r"[a-z]+|\d+")
+
+
 def catalogue_words(include_held_out: bool = False) -> list[str]:
     """Surface words of the catalogue's rule phrasings and of the values they are filled with."""
     texts = [p.text for ps in TEMPLATES.values() for p in ps if include_held_out or not p.held_out]
     texts += [h for h, _ in HOURS.values()] + list(LANE_NAMES) + list(SIDES)
-    words = {w for t in texts for w in WORD_RE.findall(re.sub(r"\{\w+\}", " ", t.lower()))}
+    words = {w for t in texts for w in _WORD_RE.findall(re.sub(r"\{\w+\}", " ", t.lower()))}
     return sorted(words)

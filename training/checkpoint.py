@@ -4,9 +4,9 @@
 
     OUT/
       model.keras        Keras model (best validation epoch)
-      tokenizer.json     perception.RuleTokenizer vocabulary -- required for export
       config.json        resolved TrainConfig
-      checkpoint.json    model_version, data fingerprint, label order, validation metrics
+      checkpoint.json    model_version, data fingerprint, label order, rule classes, the text
+                         encoder's identity, thresholds chosen on validation data, metrics
       parity.npz         validation inputs used by the ONNX parity check
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConfigError
-from perception.text import RuleTokenizer
+from perception.modelmeta import Thresholds
 from training.config import TrainConfig
 
 __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint_files"]
@@ -30,9 +30,20 @@ __all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint_files"]
 class Checkpoint:
     path: Path
     model: Any  # keras.Model
-    tokenizer: RuleTokenizer
     config: TrainConfig
     info: dict[str, Any]
+
+    @property
+    def rule_classes(self) -> tuple[str, ...]:
+        return tuple(self.info["rule_classes"])
+
+    @property
+    def encoder(self) -> dict[str, str]:
+        return dict(self.info["encoder"])
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(**self.info.get("thresholds", {}))
 
     def parity_inputs(self) -> dict[str, np.ndarray] | None:
         f = self.path / "parity.npz"
@@ -42,11 +53,8 @@ class Checkpoint:
             return {k: z[k] for k in z.files}
 
 
-def save_checkpoint_files(
-    out: Path, tokenizer: RuleTokenizer, config: TrainConfig, info: dict[str, Any]
-) -> None:
+def save_checkpoint_files(out: Path, config: TrainConfig, info: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tokenizer.json").write_text(tokenizer.to_json())
     (out / "config.json").write_text(config.model_dump_json(indent=2))
     (out / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
 
@@ -58,18 +66,19 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise ConfigError(
             f"{p}: not a checkpoint directory (expected the output of ruledrive train)"
         )
-    for name in ("model.keras", "tokenizer.json", "config.json", "checkpoint.json"):
+    for name in ("model.keras", "config.json", "checkpoint.json"):
         if not (p / name).is_file():
             raise ConfigError(f"{p}: checkpoint is missing {name}")
     import keras
 
     from training import model as _model  # noqa: F401 - registers custom layers
 
-    tokenizer = RuleTokenizer.from_json((p / "tokenizer.json").read_text())
     config = TrainConfig.model_validate_json((p / "config.json").read_text())
     info = json.loads((p / "checkpoint.json").read_text())
+    if "rule_classes" not in info or "encoder" not in info:
+        raise ConfigError(f"{p}: checkpoint predates the multilingual text encoder; retrain")
     try:
         model = keras.models.load_model(p / "model.keras", compile=False)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{p / 'model.keras'}: cannot load Keras model: {exc}") from exc
-    return Checkpoint(p, model, tokenizer, config, info)
+    return Checkpoint(p, model, config, info)

@@ -28,22 +28,17 @@ class TrainConfig(BaseModel):
     # Cosine decay to lr * min_lr_ratio over the whole run, after a short linear warm-up.
     min_lr_ratio: float = Field(default=0.02, ge=0.0, le=1.0)
     warmup_epochs: float = Field(default=0.5, ge=0.0)
-    # Training-only augmentation: each rule word is replaced by <unk> with this probability
-    # (digits, lane sides and negations are kept: masking them would change the label), so
-    # the text encoder copes with words it has never seen (held-out phrasings).
-    token_dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
-    # Training-only augmentation: each rule's tokens move right by 0..position_shift places
-    # (padding in front), so what the model learns about a word does not hang on its absolute
-    # position ("The left lane is ..." vs "Left lane ...").
-    position_shift: int = Field(default=2, ge=0, le=8)
-    # "pretrained": token embeddings start from the frozen word-vector table of
-    # training/wordvectors.py (words unseen in training still mean something); "none": every
-    # token embedding is learned from the training phrasings alone.
-    text_prior: Literal["pretrained", "none"] = "pretrained"
+    # The frozen multilingual text encoder whose token states the model reads.
+    encoder_dir: str = "models/text-encoder"
+    # Pictures that are not road scenes (training.ood), as a share of the training frames, so
+    # the image_ood head learns to say "not a road"; they carry no decision target.
+    negatives_fraction: float = Field(default=0.08, ge=0.0, le=1.0)
+    # Weights of the per-rule class loss and of the image OOD loss beside the decision loss.
+    rule_loss_weight: float = Field(default=0.5, ge=0.0)
+    ood_loss_weight: float = Field(default=0.3, ge=0.0)
     # Recording splits used for training; evaluation splits are excluded unless named here.
     train_splits: list[str] = Field(default_factory=lambda: ["train", "val", "recorded"])
     val_fraction: float = Field(default=0.1, ge=0.0, lt=0.9)
-    min_token_count: int = Field(default=1, ge=1)
     max_samples: int | None = Field(default=None, ge=1, description="cap on training samples")
     threads: int = Field(default=0, ge=0, description="TF intra-op threads; 0 = all cores")
     model_version: str | None = None

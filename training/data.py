@@ -1,18 +1,26 @@
-"""Training data: MCAP recordings -> in-memory arrays -> tf.data pipelines.
+"""Training data: MCAP recordings -> in-memory arrays -> Keras batches.
 
 Recordings come from ``ruledrive generate`` or from the bus recorder (when they carry labels);
 both are read by ``bus.recording_reader.read_samples``. Frames go through
-``perception.preprocess_jpeg`` and rule sets through ``perception.RuleTokenizer`` -- the same
-function objects the node uses.
+``perception.preprocess_jpeg`` and rule texts through ``RuleEncoder.encode_rule_set`` -- the
+same functions the node calls. The frozen encoder runs once per distinct rule text
+(:class:`RuleTable`, cached on disk), and batches gather its token states by index, so the
+encoder never runs per frame here either.
+
+Per sample the arrays hold three targets: the decision, each rule's class (what the rule is, or
+``not_binding`` / ``not_understood``; -1 = unknown, not trained on), and whether the picture is a
+road scene (negatives from training.ood have no decision target).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,22 +29,21 @@ from bus.recording_reader import read_samples
 from bus.schema import DecisionLabel
 from core.errors import DataError
 from perception.image import preprocess_jpeg
+from perception.rule_encoder import RuleEncoder
 from perception.spec import MODEL_SPEC
-from perception.text import UNK_ID, RuleTokenizer, tokenize
-from training.wordvectors import WordVectors
 
 __all__ = [
-    "KEEP_WORDS",
-    "maskable_ids",
     "ArrayDataset",
-    "build_tokenizer",
+    "RuleTable",
     "encode_samples",
     "fingerprint",
     "load_samples",
+    "rule_classes_of",
 ]
 
-_TOKENS = MODEL_SPEC.rules_input
+log = logging.getLogger(__name__)
 _LABEL_INDEX = {lab: i for i, lab in enumerate(DecisionLabel)}
+_S = MODEL_SPEC
 
 
 def _label(sample: Sample) -> DecisionLabel:
@@ -46,88 +53,142 @@ def _label(sample: Sample) -> DecisionLabel:
 
 
 @dataclass
+class RuleTable:
+    """Every distinct rule text once, with its encoder states (float16 to halve the memory)."""
+
+    texts: list[str]
+    states: np.ndarray  # float16 [U, T, D]
+    masks: np.ndarray  # uint8 [U, T]
+    index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.index = {t: i for i, t in enumerate(self.texts)}
+
+    @classmethod
+    def build(
+        cls, texts: Iterable[str], encoder: RuleEncoder, cache: Path | None = None
+    ) -> RuleTable:
+        """Encode each distinct text with ``encoder.encode_rule_set`` (the node's path). With
+        ``cache`` (an .npz), texts already encoded by the same encoder are read back."""
+        wanted = sorted(set(texts))
+        ident = encoder.identity()["model_sha256"]
+        known: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if cache is not None and cache.is_file():
+            with np.load(cache, allow_pickle=False) as z:
+                if str(z["encoder"]) == ident:
+                    # Each z[name] reads the whole array again: read each once.
+                    c_states, c_masks = z["states"], z["masks"]
+                    for i, t in enumerate(z["texts"].tolist()):
+                        known[t] = (c_states[i], c_masks[i])
+        t_max, dim = _S.max_rule_tokens, encoder.dim
+        states = np.zeros((len(wanted), t_max, dim), np.float16)
+        masks = np.zeros((len(wanted), t_max), np.uint8)
+        todo = [i for i, t in enumerate(wanted) if t not in known]
+        log.info("rule table: %d texts, %d to encode", len(wanted), len(todo))
+        for i, t in enumerate(wanted):
+            if t in known:
+                states[i], masks[i] = known[t]
+
+        def one(i: int) -> None:
+            s, m = encoder.encode_rule_set([wanted[i]])
+            states[i], masks[i] = s[0], m[0]
+
+        with ThreadPoolExecutor(max_workers=2) as pool:  # onnxruntime releases the GIL
+            list(pool.map(one, todo))
+        table = cls(wanted, states, masks)
+        if cache is not None and todo:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp.npz")
+            np.savez(
+                tmp, encoder=np.array(ident), texts=np.array(wanted), states=states, masks=masks
+            )
+            tmp.replace(cache)
+        return table
+
+    def gather(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """int [B, R] rule indices (-1 = no rule) -> float32 states [B,R,T,D], mask [B,R,T]."""
+        safe = np.maximum(idx, 0)
+        present = (idx >= 0)[..., None]
+        states = self.states[safe].astype(np.float32) * present[..., None]
+        masks = self.masks[safe].astype(np.float32) * present
+        return states, masks
+
+
+@dataclass
 class ArrayDataset:
     """Model-ready arrays plus the samples they came from (same order)."""
 
     images: np.ndarray  # [N,H,W,3] uint8
-    tokens: np.ndarray  # [N,R,T] int32
+    rule_idx: np.ndarray  # [N,R] int32 into the RuleTable, -1 = no rule
     speeds: np.ndarray  # [N,1] float32
     labels: np.ndarray  # [N] int32, index into DecisionLabel (definition order)
-    samples: list[Sample]
+    rule_cls: np.ndarray  # [N,R] int32 index into the rule classes, -1 = not trained on
+    ood: np.ndarray  # [N] float32, 1 = not a road scene (a negative)
+    table: RuleTable
+    samples: list[Sample | None]  # None for a negative picture
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def inputs(self) -> dict[str, np.ndarray]:
-        return MODEL_SPEC.feeds(self.images, self.tokens, self.speeds)
+    def inputs(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        idx = np.arange(len(self)) if idx is None else idx
+        states, masks = self.table.gather(self.rule_idx[idx])
+        return _S.feeds(self.images[idx], states, masks, self.speeds[idx])
+
+    def targets(self, idx: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(targets, sample weights) per output name: negatives carry no decision target, and
+        rules of unknown class no rule target."""
+        cls = self.rule_cls[idx]
+        y = {
+            _S.output: self.labels[idx],
+            _S.rule_output: np.maximum(cls, 0),
+            _S.ood_output: self.ood[idx][:, None],
+        }
+        w = {
+            _S.output: (1.0 - self.ood[idx]).astype(np.float32),
+            _S.rule_output: (cls >= 0).astype(np.float32),
+            _S.ood_output: np.ones(len(idx), np.float32),
+        }
+        return y, w
 
     def subset(self, idx: np.ndarray) -> ArrayDataset:
         return ArrayDataset(
             self.images[idx],
-            self.tokens[idx],
+            self.rule_idx[idx],
             self.speeds[idx],
             self.labels[idx],
+            self.rule_cls[idx],
+            self.ood[idx],
+            self.table,
             [self.samples[i] for i in idx],
         )
 
-    def to_tf(  # type: ignore[no-untyped-def]
-        self,
-        batch_size: int,
-        shuffle: bool,
-        seed: int,
-        token_dropout: float = 0.0,
-        tokenizer: RuleTokenizer | None = None,
-        position_shift: int = 0,
-    ):
-        import tensorflow as tf
+    def batches(self, batch_size: int, shuffle: bool, seed: int) -> Any:
+        """A keras.utils.PyDataset of (inputs, targets, weights) batches."""
+        import keras
 
-        ds = tf.data.Dataset.from_tensor_slices((self.inputs(), self.labels))
-        if shuffle:
-            ds = ds.shuffle(len(self), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size)
-        if position_shift > 0:
-            shift_gen = tf.random.Generator.from_seed(seed + 1)
+        data = self
 
-            def shift(x, y):  # type: ignore[no-untyped-def]
-                t = x[_TOKENS]  # [B,R,T], each row's tokens first, padding after
-                n_pos = tf.shape(t)[-1]
-                room = n_pos - tf.reduce_sum(tf.cast(t != 0, tf.int32), axis=-1, keepdims=True)
-                k = tf.minimum(
-                    shift_gen.uniform(tf.shape(room), 0, position_shift + 1, tf.int32), room
-                )  # [B,R,1]
-                src = tf.range(n_pos) - k  # [B,R,T]: position j takes token j - k
-                moved = tf.gather(t, tf.maximum(src, 0), batch_dims=2)
-                return {**x, _TOKENS: tf.where(src >= 0, moved, tf.zeros_like(t))}, y
+        class _Batches(keras.utils.PyDataset):  # type: ignore[misc]
+            def __init__(self) -> None:
+                super().__init__(workers=1, use_multiprocessing=False)
+                self.rng = np.random.default_rng(seed)
+                self.order = np.arange(len(data))
+                self.on_epoch_end()
 
-            ds = ds.map(shift, num_parallel_calls=1)
-        if token_dropout > 0.0:
-            if tokenizer is None:
-                raise ValueError("token dropout needs the tokenizer")
-            maskable = tf.constant(maskable_ids(tokenizer))
-            gen = tf.random.Generator.from_seed(seed)
+            def __len__(self) -> int:
+                return int(np.ceil(len(data) / batch_size))
 
-            def drop(x, y):  # type: ignore[no-untyped-def]
-                t = x[_TOKENS]
-                hit = gen.uniform(tf.shape(t)) < token_dropout
-                t = tf.where(hit & tf.gather(maskable, t), tf.constant(UNK_ID, t.dtype), t)
-                return {**x, _TOKENS: t}, y
+            def __getitem__(self, i: int) -> Any:
+                idx = np.sort(self.order[i * batch_size : (i + 1) * batch_size])
+                y, w = data.targets(idx)
+                return data.inputs(idx), y, w
 
-            ds = ds.map(drop, num_parallel_calls=1)
-        return ds.prefetch(tf.data.AUTOTUNE)
+            def on_epoch_end(self) -> None:
+                if shuffle:
+                    self.rng.shuffle(self.order)
 
-
-# Words whose loss would change what a rule means: never masked by token dropout.
-KEEP_WORDS = frozenset(tokenize("left right centre no not"))
-
-
-def maskable_ids(tokenizer: RuleTokenizer) -> np.ndarray:
-    """bool [vocab]: which token ids token dropout may replace by <unk>."""
-    return np.array(
-        [
-            i > UNK_ID and not w.isdigit() and w not in KEEP_WORDS
-            for i, w in enumerate(tokenizer.vocab)
-        ]
-    )
+        return _Batches()
 
 
 def load_samples(
@@ -161,20 +222,24 @@ def load_samples(
     return samples
 
 
-def build_tokenizer(
-    samples: Sequence[Sample], min_count: int = 1, table: WordVectors | None = None
-) -> RuleTokenizer:
-    """The training rules' vocabulary; with ``table``, its stems come first (see wordvectors)."""
-    return RuleTokenizer.from_texts(
-        (r for s in samples for r in s.rules),
-        min_count=min_count,
-        base=table.stems if table is not None else (),
-    )
+def rule_classes_of(sample: Sample) -> list[str | None]:
+    """Each rule's class from the frame's scene record (``rule_meta``), None where unknown
+    (recordings from the bus, or catalogue recordings made before the rule language)."""
+    meta = (sample.scene or {}).get("rule_meta") if sample.scene else None
+    if not isinstance(meta, list) or len(meta) != len(sample.rules):
+        return [None] * len(sample.rules)
+    return [m.get("class") if isinstance(m, dict) else None for m in meta]
 
 
-def encode_samples(samples: Sequence[Sample], tokenizer: RuleTokenizer) -> ArrayDataset:
-    """Decode and encode samples with the shared preprocessing (threads: cv2 releases the GIL)."""
-    if not samples:
+def encode_samples(
+    samples: Sequence[Sample],
+    table: RuleTable,
+    rule_classes: Sequence[str],
+    negatives: Sequence[bytes] = (),
+) -> ArrayDataset:
+    """Decode and encode samples with the shared preprocessing (threads: cv2 releases the GIL);
+    ``negatives`` are JPEGs that are not road scenes (training.ood), added with no rules."""
+    if not samples and not negatives:
         raise DataError("empty data set: no samples to encode")
     unlabelled = [s for s in samples if s.label is None]
     if unlabelled:
@@ -182,12 +247,37 @@ def encode_samples(samples: Sequence[Sample], tokenizer: RuleTokenizer) -> Array
         raise DataError(
             f"{len(unlabelled)} samples have no label (first: {s.vehicle_id}/{s.frame_id})"
         )
+    too_many = [s for s in samples if len(s.rules) > _S.max_rules]
+    if too_many:
+        raise DataError(f"{len(too_many)} samples have more than {_S.max_rules} rules")
+    jpegs = [s.jpeg for s in samples] + list(negatives)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        images = np.stack(list(pool.map(preprocess_jpeg, (s.jpeg for s in samples), chunksize=64)))
-    tokens = np.stack([tokenizer.encode_rules(s.rules) for s in samples])
-    speeds = np.array([[s.speed_kph] for s in samples], dtype=np.float32)
-    labels = np.array([_LABEL_INDEX[_label(s)] for s in samples], dtype=np.int32)
-    return ArrayDataset(images, tokens, speeds, labels, list(samples))
+        images = np.stack(list(pool.map(preprocess_jpeg, jpegs, chunksize=64)))
+    n, r = len(jpegs), _S.max_rules
+    rule_idx = np.full((n, r), -1, np.int32)
+    rule_cls = np.full((n, r), -1, np.int32)
+    cls_index = {c: i for i, c in enumerate(rule_classes)}
+    for i, s in enumerate(samples):
+        for j, (text, cls) in enumerate(zip(s.rules, rule_classes_of(s), strict=True)):
+            if text not in table.index:
+                raise DataError(f"rule text {text[:60]!r} is not in the rule table")
+            rule_idx[i, j] = table.index[text]
+            rule_cls[i, j] = cls_index.get(cls, -1) if cls is not None else -1
+    speeds = np.array([[s.speed_kph] for s in samples] + [[0.0]] * len(negatives), np.float32)
+    labels = np.array(
+        [_LABEL_INDEX[_label(s)] for s in samples] + [0] * len(negatives), dtype=np.int32
+    )
+    ood = np.array([0.0] * len(samples) + [1.0] * len(negatives), np.float32)
+    return ArrayDataset(
+        images,
+        rule_idx,
+        speeds,
+        labels,
+        rule_cls,
+        ood,
+        table,
+        [*samples, *([None] * len(negatives))],
+    )
 
 
 def fingerprint(samples: Sequence[Sample]) -> str:

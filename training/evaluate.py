@@ -1,8 +1,13 @@
-"""Evaluate a Keras checkpoint or an ONNX model on recordings, per split.
+"""Evaluate a Keras checkpoint or an ONNX model on recordings, per split, where it can fail.
 
-Per split: accuracy, macro-F1, per-class recall, confusion matrix (PNG). On the counterfactual
-split also counterfactual consistency: the share of pairs (same frame / different rules, or same
-rules / different frame) where both members are decided right.
+Per split: accuracy, macro-F1, per-class recall, confusion matrix (PNG), calibration (ECE, the
+confidence of the errors) and the share of frames the node would answer with ``valid=false``.
+Per rule kind and language, on the frames that rule TARGETS (the oracle's decision changes if it
+is read wrongly; ``rule_meta`` in the recording), split by held-out wording: averages over frames
+a rule does not affect hide exactly the failures that matter. Rule understanding: how often a
+rule nobody can read is flagged (``rules_not_understood``), and how often a readable rule set is.
+Pictures: how often a non-road picture of the *test* kinds (training.ood) is flagged, and how often
+a road frame is. On the counterfactual split also counterfactual consistency.
 """
 
 from __future__ import annotations
@@ -18,17 +23,26 @@ import numpy as np
 from bus.recording import Sample, counterfactual_pairs
 from bus.schema import DecisionLabel
 from core.metrics import classification_report, counterfactual_consistency, plot_confusion
-from perception.text import RuleTokenizer
-from training.data import encode_samples
+from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
+from perception.rule_encoder import RuleEncoder
+from perception.spec import MODEL_SPEC
+from training.data import ArrayDataset, RuleTable, encode_samples
+from training.ood import TEST_KINDS, negative_jpegs
+from training.thresholds import expected_calibration_error
 
 __all__ = ["OnnxPredictor", "Predictor", "evaluate_samples", "load_predictor"]
 
+_S = MODEL_SPEC
+N_NEGATIVES = 600
+
 
 class Predictor(Protocol):
-    tokenizer: RuleTokenizer
     name: str
+    rule_classes: tuple[str, ...]
+    encoder_dir: str
+    thresholds: Thresholds
 
-    def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray: ...
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
 class KerasPredictor:
@@ -36,32 +50,36 @@ class KerasPredictor:
         from training.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(path)
-        self.model, self.tokenizer, self.name = ckpt.model, ckpt.tokenizer, f"keras:{path}"
+        self.model, self.name = ckpt.model, f"keras:{path}"
+        self.rule_classes, self.thresholds = ckpt.rule_classes, ckpt.thresholds
+        self.encoder_dir = ckpt.config.encoder_dir
 
-    def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        return self.model.predict(inputs, batch_size=256, verbose=0)
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs: dict[str, np.ndarray] = self.model.predict(inputs, batch_size=256, verbose=0)
+        return outs
 
 
 class OnnxPredictor:
-    """Runs an exported model the way the node does: tokenizer and labels from its metadata.
+    """Runs an exported model the way the node does: labels, rule classes and thresholds from
+    its metadata; decision columns matched by label name, never by position."""
 
-    ``predict`` returns probabilities in DecisionLabel order whatever the model's label order:
-    columns are matched by label name from the metadata, never by position."""
-
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, encoder_dir: str = "models/text-encoder") -> None:
         import onnxruntime as ort
 
         from perception.modelmeta import parse_metadata
 
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         meta = parse_metadata(self.session.get_modelmeta().custom_metadata_map, source=str(path))
-        self.tokenizer, self.labels, self.name = meta.tokenizer, meta.labels, f"onnx:{path}"
-        self.meta = meta
+        self.labels, self.name, self.meta = meta.labels, f"onnx:{path}", meta
+        self.rule_classes, self.thresholds = meta.rule_classes, meta.thresholds
+        self.encoder_dir = encoder_dir
 
-    def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        from perception.onnxrun import run_batched, to_label_order
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from perception.onnxrun import run_all_outputs, to_label_order
 
-        return to_label_order(run_batched(self.session, inputs), self.labels)
+        outs = run_all_outputs(self.session, inputs)
+        outs[_S.output] = to_label_order(outs[_S.output], self.labels)
+        return outs
 
 
 def load_predictor(path: str | Path) -> Predictor:
@@ -70,22 +88,31 @@ def load_predictor(path: str | Path) -> Predictor:
 
 
 def evaluate_samples(
-    predictor: Predictor, samples: Sequence[Sample], out_dir: Path | None = None
+    predictor: Predictor,
+    samples: Sequence[Sample],
+    out_dir: Path | None = None,
+    table: RuleTable | None = None,
 ) -> dict[str, Any]:
-    """Metrics per split (and overall); writes confusion PNGs and report.json into out_dir."""
-    data = encode_samples(samples, predictor.tokenizer)
-    probs = predictor.predict(data.inputs())
-    pred = probs.argmax(axis=1)
-    correct = pred == data.labels
-    names = [str(x) for x in DecisionLabel]
+    """Metrics per split (and the picture check); writes confusion PNGs and report.json."""
+    if table is None:
+        encoder = RuleEncoder.load(Path(predictor.encoder_dir), "cpu", cache_size=0)
+        table = RuleTable.build((r for s in samples for r in s.rules), encoder)
+    data = encode_samples(samples, table, predictor.rule_classes)
+    outs = predictor.predict(data.inputs())
+    report: dict[str, Any] = {
+        "model": predictor.name,
+        "thresholds": predictor.thresholds.to_dict(),
+        "splits": {},
+    }
     by_split: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         by_split[s.split].append(i)
-    report: dict[str, Any] = {"model": predictor.name, "splits": {}}
+    names = [str(x) for x in DecisionLabel]
     for split, idx in sorted(by_split.items()):
         ix = np.array(idx)
-        rep = classification_report(data.labels[ix], pred[ix], names)
+        rep = _split_report(predictor, data, outs, ix, names)
         if split == "counterfactual":
+            correct = outs[_S.output].argmax(1) == data.labels
             rep["counterfactual_consistency"] = _consistency(samples, idx, correct)
         report["splits"][split] = rep
         if out_dir is not None:
@@ -95,10 +122,104 @@ def evaluate_samples(
                 out_dir / f"confusion_{split}.png",
                 f"{split} (n={len(ix)}, acc={rep['accuracy']:.3f})",
             )
+    report["pictures"] = _pictures(predictor, data, outs, samples)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def _flags(
+    predictor: Predictor, outs: dict[str, np.ndarray], data: ArrayDataset, ix: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per frame: which of the node's model-based fallbacks would fire."""
+    th = predictor.thresholds
+    nu = predictor.rule_classes.index(NOT_UNDERSTOOD)
+    present = data.rule_idx[ix] >= 0
+    unread = (outs[_S.rule_output][ix, :, nu] >= th.not_understood) & present
+    ood = outs[_S.ood_output].reshape(-1)[ix] >= th.image_ood
+    low = outs[_S.output][ix].max(1) < th.confidence
+    return {"unread": unread, "ood": ood, "low": low, "any": unread.any(1) | ood | low}
+
+
+def _split_report(
+    predictor: Predictor,
+    data: ArrayDataset,
+    outs: dict[str, np.ndarray],
+    ix: np.ndarray,
+    names: list[str],
+) -> dict[str, Any]:
+    probs = outs[_S.output][ix]
+    pred, labels = probs.argmax(1), data.labels[ix]
+    rep = classification_report(labels, pred, names)
+    right = pred == labels
+    flags = _flags(predictor, outs, data, ix)
+    rep["ece"] = round(expected_calibration_error(probs, labels), 4)
+    rep["mean_confidence_of_errors"] = (
+        round(float(probs.max(1)[~right].mean()), 4) if (~right).any() else None
+    )
+    rep["valid_false_share"] = round(float(flags["any"].mean()), 4)
+    rep["errors_caught_by_fallbacks"] = (
+        round(float(flags["any"][~right].mean()), 4) if (~right).any() else None
+    )
+    rep["targeted"] = _targeted(data, ix, right)
+    rep["rules_not_understood"] = _understanding(data, ix, flags["unread"], predictor)
+    return rep
+
+
+def _targeted(data: ArrayDataset, ix: np.ndarray, right: np.ndarray) -> dict[str, Any]:
+    """Accuracy per (rule class, language, wording) on the frames each rule targets."""
+    hits: dict[str, list[bool]] = defaultdict(list)
+    for k, i in enumerate(ix):
+        s = data.samples[i]
+        meta = (s.scene or {}).get("rule_meta") if s is not None else None
+        for m in meta if isinstance(meta, list) else []:
+            if isinstance(m, dict) and m.get("targeted") and m.get("understood", True):
+                wording = "held-out" if m.get("held_out") else "training"
+                hits[f"{m.get('class')}|{m.get('lang')}|{wording}"].append(bool(right[k]))
+    return {
+        key: {"frames": len(v), "accuracy": round(float(np.mean(v)), 4)}
+        for key, v in sorted(hits.items())
+    }
+
+
+def _understanding(
+    data: ArrayDataset, ix: np.ndarray, unread: np.ndarray, predictor: Predictor
+) -> dict[str, Any]:
+    nu = predictor.rule_classes.index(NOT_UNDERSTOOD)
+    cls = data.rule_cls[ix]
+    with_unreadable = (cls == nu).any(1)
+    readable_sets = ~with_unreadable & (data.rule_idx[ix] >= 0).any(1)
+    caught = np.asarray(unread)[cls == nu]
+    return {
+        "unreadable_rules": int((cls == nu).sum()),
+        "unreadable_rules_flagged": round(float(caught.mean()), 4) if caught.size else None,
+        "readable_sets": int(readable_sets.sum()),
+        "readable_sets_flagged": (
+            round(float(np.asarray(unread.any(1))[readable_sets].mean()), 4)
+            if readable_sets.any()
+            else None
+        ),
+    }
+
+
+def _pictures(
+    predictor: Predictor, data: ArrayDataset, outs: dict[str, np.ndarray], samples: Sequence[Sample]
+) -> dict[str, Any]:
+    """Non-road pictures of the test kinds (never seen in training) vs the road frames."""
+    th = predictor.thresholds.image_ood
+    road_flagged = float((outs[_S.ood_output].reshape(-1) >= th).mean())
+    negatives = negative_jpegs(N_NEGATIVES, TEST_KINDS, 7, [s.jpeg for s in samples[:200]])
+    neg = encode_samples([], data.table, predictor.rule_classes, [j for _, j in negatives])
+    scores = predictor.predict(neg.inputs())[_S.ood_output].reshape(-1)
+    kinds: dict[str, list[bool]] = defaultdict(list)
+    for (kind, _), score in zip(negatives, scores, strict=True):
+        kinds[kind].append(bool(score >= th))
+    return {
+        "road_frames_flagged": round(road_flagged, 4),
+        "negatives_flagged": round(float((scores >= th).mean()), 4),
+        "by_kind": {k: round(float(np.mean(v)), 4) for k, v in sorted(kinds.items())},
+    }
 
 
 def _consistency(samples: Sequence[Sample], idx: list[int], correct: np.ndarray) -> dict[str, Any]:

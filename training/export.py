@@ -1,7 +1,7 @@
 """Export a checkpoint to ONNX with tf2onnx, check parity with onnxruntime, write atomically.
 
-The parity check runs the ONNX graph and the Keras model on the same >= 512 inputs; if the
-probabilities differ by more than 1e-4 or any argmax differs, the export fails and no file that
+The parity check runs the ONNX graph and the Keras model on the same >= 512 inputs; if any
+output differs by more than 1e-4 or any decision argmax differs, the export fails and no file that
 looks like a model is left behind.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from core.errors import TrainingError
 from perception.modelmeta import build_metadata, parse_metadata
-from perception.onnxrun import run_batched
+from perception.onnxrun import run_all_outputs
 from perception.spec import MODEL_SPEC
 from training.checkpoint import Checkpoint
 
@@ -38,15 +38,19 @@ def _convert(model: Any) -> Any:
     spec = [tf.TensorSpec((None, *i.shape), i.dtype, name=i.name) for i in MODEL_SPEC.inputs]
 
     @tf.function(input_signature=spec)
-    def serve(image, rule_tokens, speed_kph):  # type: ignore[no-untyped-def]
-        inputs = MODEL_SPEC.feeds(image, rule_tokens, speed_kph)
-        return {MODEL_SPEC.output: model(inputs, training=False)}
+    def serve(image, rule_states, rule_mask, speed_kph):  # type: ignore[no-untyped-def]
+        inputs = MODEL_SPEC.feeds(image, rule_states, rule_mask, speed_kph)
+        outs = model(inputs, training=False)
+        return {name: outs[name] for name in MODEL_SPEC.outputs}
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
-    # Name the dynamic batch dimension instead of tf2onnx's "unk__N".
+    # Name the dynamic batch dimension instead of tf2onnx's "unk__N", and state the rule axis,
+    # which tf2onnx cannot infer through the per-rule layers.
     for value in [*proto.graph.input, *proto.graph.output]:
-        dim0 = value.type.tensor_type.shape.dim[0]
-        dim0.dim_param = "batch"
+        dims = value.type.tensor_type.shape.dim
+        dims[0].dim_param = "batch"
+        if value.name == MODEL_SPEC.rule_output:
+            dims[1].dim_value = MODEL_SPEC.max_rules
     return proto
 
 
@@ -60,9 +64,10 @@ def parity_check(
     if n < MIN_PARITY_SAMPLES:
         raise TrainingError(f"parity check needs >= {MIN_PARITY_SAMPLES} samples, got {n}")
     sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    p_onnx = run_batched(sess, inputs)
-    p_keras = keras_model.predict(inputs, batch_size=256, verbose=0)
-    max_abs = float(np.abs(p_onnx - p_keras).max())
+    o_onnx = run_all_outputs(sess, inputs)
+    o_keras = keras_model.predict(inputs, batch_size=256, verbose=0)
+    max_abs = max(float(np.abs(o_onnx[k] - o_keras[k]).max()) for k in MODEL_SPEC.outputs)
+    p_onnx, p_keras = o_onnx[MODEL_SPEC.output], o_keras[MODEL_SPEC.output]
     argmax_same = float((p_onnx.argmax(1) == p_keras.argmax(1)).mean())
     result = {"samples": float(n), "max_abs_diff": max_abs, "argmax_agreement": argmax_same}
     if max_abs > PARITY_ATOL or argmax_same < 1.0:
@@ -91,7 +96,9 @@ def export_onnx(
     parity = parity_check(proto.SerializeToString(), ckpt.model, inputs)
     metrics = {**ckpt.info.get("metrics", {}), "onnx_parity": parity}
     meta = build_metadata(
-        ckpt.tokenizer,
+        ckpt.encoder,
+        ckpt.rule_classes,
+        ckpt.thresholds,
         model_version=ckpt.info["model_version"],
         training_config=ckpt.config.model_dump(),
         metrics=metrics,

@@ -1,9 +1,10 @@
 """Named model builders: image encoder, rule-text encoder, fused decision classifier.
 
-Inputs are the names in perception.spec.MODEL_SPEC, which the ONNX graph keeps. Pixel
-normalisation and speed scaling happen inside the graph, so the node feeds raw uint8 frames and
-km/h. The text encoder reads each rule separately and pools over rules, so rule order cannot
-change the decision.
+Inputs and outputs are the names in perception.spec.MODEL_SPEC, which the ONNX graph keeps. Pixel
+normalisation and speed scaling happen inside the graph, so the node feeds raw uint8 frames,
+the frozen text encoder's token states and km/h. The text encoder reads each rule separately and
+pools over rules, so rule order cannot change the decision. Three outputs: the decision, each
+rule's class (for rules_not_understood) and the image out-of-distribution score.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import numpy as np
 from keras import layers, ops
 
 from perception.spec import MODEL_SPEC, InputSpec, ModelSpec
-from training.wordvectors import TextPrior
 
 __all__ = [
     "create_fused_model",
@@ -26,11 +26,6 @@ __all__ = [
 SPEED_SCALE_KPH = 100.0
 RAMPS = 32
 RAMP_TOP_KPH = 130.0
-
-
-def _inputs(spec: ModelSpec) -> tuple[keras.KerasTensor, keras.KerasTensor, keras.KerasTensor]:
-    image, rules, speed = (_input(i) for i in spec.inputs)
-    return image, rules, speed
 
 
 def _input(spec: InputSpec) -> keras.KerasTensor:
@@ -58,82 +53,19 @@ def create_image_encoder(
     return keras.Model(image, x, name="image_encoder")
 
 
-@keras.saving.register_keras_serializable(package="ruledrive")
-class _PriorEmbedding(layers.Layer):
-    """int32 [N,R,T] token ids -> [N,R,T,dim]: a frozen pretrained word vector, linearly
-    projected, plus a learned vector per "slot".
-
-    The frozen part is what lets the model read a word it never saw in training ("shut") by its
-    closeness to one it did ("closed"); a learned embedding of such a word would stay at its
-    random initial value. Tokens the prior cannot know (digits, whose meaning here is a speed
-    limit, ``<unk>``, words outside the table) get their own learned slot; every word of the
-    table shares slot 0. The weights are set by :meth:`set_prior` (see
-    ``training.wordvectors.TextPrior``) and travel in the checkpoint and the ONNX graph.
-    """
-
-    def __init__(
-        self, vocab_size: int, prior_dim: int, n_slots: int, dim: int, **kwargs: object
-    ) -> None:
-        super().__init__(**kwargs)
-        self.vocab_size = vocab_size
-        self.prior_dim = prior_dim
-        self.n_slots = n_slots
-        self.dim = dim
-        self.prior = self.add_weight(
-            shape=(vocab_size, prior_dim), initializer="zeros", trainable=False, name="prior"
-        )
-        self.slot = self.add_weight(
-            shape=(vocab_size,), dtype="int32", initializer="zeros", trainable=False, name="slot"
-        )
-        self.learned = layers.Embedding(n_slots, dim)
-        self.project = layers.Dense(dim, use_bias=False)
-
-    def set_prior(self, vectors, slots) -> None:  # type: ignore[no-untyped-def]
-        self.prior.assign(vectors)
-        self.slot.assign(slots)
-
-    def call(self, tokens):  # type: ignore[no-untyped-def]
-        prior = self.project(ops.take(self.prior, tokens, axis=0))
-        return prior + self.learned(ops.take(self.slot, tokens, axis=0))
-
-    def get_config(self) -> dict[str, object]:
-        return {
-            **super().get_config(),
-            "vocab_size": self.vocab_size,
-            "prior_dim": self.prior_dim,
-            "n_slots": self.n_slots,
-            "dim": self.dim,
-        }
-
-
-@keras.saving.register_keras_serializable(package="ruledrive")
-class _TokenPositions(layers.Layer):
-    """Adds a learned position embedding along the token axis of [N,R,T,D]."""
-
-    def __init__(self, max_tokens: int, dim: int, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self.max_tokens, self.dim = max_tokens, dim
-        self.pos = layers.Embedding(max_tokens, dim)
-
-    def call(self, x):  # type: ignore[no-untyped-def]
-        return x + self.pos(ops.arange(self.max_tokens))
-
-    def get_config(self) -> dict[str, object]:
-        return {**super().get_config(), "max_tokens": self.max_tokens, "dim": self.dim}
-
-
 def create_text_encoder(
-    prior: TextPrior, spec: ModelSpec = MODEL_SPEC, dim: int = 64, out_dim: int = 128
+    spec: ModelSpec = MODEL_SPEC, dim: int = 64, out_dim: int = 128
 ) -> keras.Model:
-    """int32 [N,R,T] token ids -> [N,out_dim]: pretrained-prior token embeddings, a one-block
-    transformer per rule, then a permutation-invariant (masked max + mean) pool over rules."""
-    tokens = _input(spec.rules)
-    tok_mask = ops.cast(ops.not_equal(tokens, 0), "float32")  # [N,R,T]
-    embed = _PriorEmbedding(prior.vocab_size, prior.dim, prior.n_slots, dim, name="prior_embedding")
-    embed.set_prior(prior.vectors, prior.slots)
-    x = embed(tokens)  # [N,R,T,D]
-    x = _TokenPositions(spec.max_tokens, dim)(x)
-    # [N,R,T,T]: every query token may attend to the real (non-padding) tokens of its own rule.
+    """Rule text -> (rule set features [N,out_dim], per-rule features [N,R,out_dim]).
+
+    Input: the frozen multilingual encoder's token states [N,R,T,384] and their mask [N,R,T]
+    (perception.rule_encoder, computed once per rule text). A projection and one transformer
+    block per rule re-read the tokens for what decides here (numbers, sides, negation), a masked
+    mean + max pools each rule, and a permutation-invariant pool over rules gives the rule set:
+    rule order cannot change the decision."""
+    states, tok_mask = _input(spec.rules), _input(spec.rule_mask)
+    x = layers.Dense(dim)(states)  # [N,R,T,D]
+    # [N,R,T,T]: every query token may attend to the real tokens of its own rule.
     attn_mask = ops.cast(tok_mask[:, :, None, :] * ops.ones_like(tok_mask)[:, :, :, None], "bool")
     h = layers.MultiHeadAttention(num_heads=4, key_dim=dim // 4, attention_axes=(2,))(
         x, x, attention_mask=attn_mask
@@ -152,7 +84,20 @@ def create_text_encoder(
     n_rules = ops.maximum(ops.sum(rule_mask, axis=1), 1.0)  # [N,1]
     pooled = ops.concatenate([ops.max(r, axis=1), ops.sum(r, axis=1) / n_rules], axis=-1)
     out = layers.Dense(out_dim, activation="relu")(pooled)  # [N,out_dim]
-    return keras.Model(tokens, out, name="text_encoder")
+    return keras.Model([states, tok_mask], [out, r], name="text_encoder")
+
+
+def _rule_head(per_rule: keras.KerasTensor, n_classes: int, spec: ModelSpec) -> keras.KerasTensor:
+    """[N,R,F] -> softmax over rule classes per rule (what each rule is, or not_binding /
+    not_understood): the node's rules_not_understood check reads it."""
+    x = layers.Dense(64, activation="relu")(per_rule)
+    return layers.Dense(n_classes, activation="softmax", name=spec.rule_output)(x)
+
+
+def _ood_head(image_features: keras.KerasTensor, spec: ModelSpec) -> keras.KerasTensor:
+    """[N,F] -> probability that the frame is not a front-camera road scene."""
+    x = layers.Dense(32, activation="relu")(image_features)
+    return layers.Dense(1, activation="sigmoid", name=spec.ood_output)(x)
 
 
 def _head(features: keras.KerasTensor, n_labels: int, spec: ModelSpec) -> keras.KerasTensor:
@@ -176,38 +121,69 @@ def _speed_features(speed: keras.KerasTensor) -> keras.KerasTensor:
     return layers.Concatenate()([s, out])
 
 
+def _outputs(spec: ModelSpec, *tensors: keras.KerasTensor) -> dict[str, keras.KerasTensor]:
+    """The three outputs by name (decision, rule classes, image OOD), as the ONNX graph names
+    them."""
+    return dict(zip(spec.outputs, tensors, strict=True))
+
+
+def _speed_and_inputs(spec: ModelSpec):  # type: ignore[no-untyped-def]
+    image, states, mask, speed = (_input(i) for i in spec.inputs)
+    return image, states, mask, speed
+
+
 def create_fused_model(
-    prior: TextPrior, n_labels: int, spec: ModelSpec = MODEL_SPEC
+    n_labels: int, n_rule_classes: int, spec: ModelSpec = MODEL_SPEC
 ) -> keras.Model:
-    """The decision classifier: image + rule text + ego speed -> softmax over decisions."""
-    image, rules, speed = _inputs(spec)
+    """The decision classifier: image + rule text + ego speed -> softmax over decisions, plus the
+    per-rule classes and the image out-of-distribution score."""
+    image, states, mask, speed = _speed_and_inputs(spec)
     img = create_image_encoder(spec)(image)  # [N,128]
-    txt = create_text_encoder(prior, spec)(rules)  # [N,128]
+    txt, per_rule = create_text_encoder(spec)([states, mask])  # [N,128], [N,R,128]
     spd = _speed_features(speed)  # [N,33]
     # Multiplicative terms let the head form conjunctions (what the rule says x what the frame
     # shows; the limit in the text x the speed) that plain concatenation learns slowly.
     txt_spd = layers.Dense(64)(txt) * layers.Dense(64)(spd)
     feats = layers.Concatenate()([img, txt, spd, img * txt, txt_spd])
-    return keras.Model([image, rules, speed], _head(feats, n_labels, spec), name="ruledrive_fused")
+    outputs = _outputs(
+        spec,
+        _head(feats, n_labels, spec),
+        _rule_head(per_rule, n_rule_classes, spec),
+        _ood_head(img, spec),
+    )
+    return keras.Model([image, states, mask, speed], outputs, name="ruledrive_fused")
 
 
 def create_image_only_model(
-    prior: TextPrior, n_labels: int, spec: ModelSpec = MODEL_SPEC
+    n_labels: int, n_rule_classes: int, spec: ModelSpec = MODEL_SPEC
 ) -> keras.Model:
-    """Ablation: same image encoder and head, sees the frame and speed but not the rules."""
-    image, rules, speed = _inputs(spec)
-    feats = layers.Concatenate()([create_image_encoder(spec)(image), _speed_features(speed)])
-    return keras.Model(
-        [image, rules, speed], _head(feats, n_labels, spec), name="ruledrive_image_only"
+    """Ablation: same image encoder and heads, sees the frame and speed but not the rules."""
+    image, states, mask, speed = _speed_and_inputs(spec)
+    img = create_image_encoder(spec)(image)
+    feats = layers.Concatenate()([img, _speed_features(speed)])
+    # The rule head sees nothing of the text: a constant per rule slot.
+    blank = layers.Dense(8)(ops.zeros_like(mask[..., :1]))  # [N,R,8]
+    outputs = _outputs(
+        spec,
+        _head(feats, n_labels, spec),
+        _rule_head(blank, n_rule_classes, spec),
+        _ood_head(img, spec),
     )
+    return keras.Model([image, states, mask, speed], outputs, name="ruledrive_image_only")
 
 
 def create_text_only_model(
-    prior: TextPrior, n_labels: int, spec: ModelSpec = MODEL_SPEC
+    n_labels: int, n_rule_classes: int, spec: ModelSpec = MODEL_SPEC
 ) -> keras.Model:
-    """Ablation: same text encoder and head, sees the rules and speed but not the frame."""
-    image, rules, speed = _inputs(spec)
-    feats = layers.Concatenate()([create_text_encoder(prior, spec)(rules), _speed_features(speed)])
-    return keras.Model(
-        [image, rules, speed], _head(feats, n_labels, spec), name="ruledrive_text_only"
+    """Ablation: same text encoder and heads, sees the rules and speed but not the frame."""
+    image, states, mask, speed = _speed_and_inputs(spec)
+    txt, per_rule = create_text_encoder(spec)([states, mask])
+    feats = layers.Concatenate()([txt, _speed_features(speed)])
+    blank_img = layers.Dense(8)(ops.zeros_like(speed))  # [N,8]: no picture
+    outputs = _outputs(
+        spec,
+        _head(feats, n_labels, spec),
+        _rule_head(per_rule, n_rule_classes, spec),
+        _ood_head(blank_img, spec),
     )
+    return keras.Model([image, states, mask, speed], outputs, name="ruledrive_text_only")

@@ -1,6 +1,7 @@
 """Train the decision classifier: recordings in, checkpoint + curves + ONNX out.
 
-Reads top to bottom: config -> data -> tokenizer -> model -> fit -> evaluate -> export.
+Reads top to bottom: config -> data (frames, the rule table of encoder states, negatives) ->
+model -> fit -> thresholds from validation data -> export.
 """
 
 from __future__ import annotations
@@ -20,17 +21,21 @@ import numpy as np
 
 from bus.schema import DecisionLabel
 from core.errors import DataError
-from perception.text import RuleTokenizer
+from perception.modelmeta import NOT_UNDERSTOOD
+from perception.rule_encoder import RuleEncoder
+from perception.spec import MODEL_SPEC
 from training.checkpoint import load_checkpoint, save_checkpoint_files
 from training.config import TrainConfig
 from training.data import (
     ArrayDataset,
-    build_tokenizer,
+    RuleTable,
     encode_samples,
     fingerprint,
     load_samples,
+    rule_classes_of,
 )
-from training.wordvectors import TextPrior, load_table, text_prior
+from training.ood import TRAIN_KINDS, negative_jpegs
+from training.thresholds import choose_thresholds
 
 __all__ = ["train"]
 
@@ -47,7 +52,12 @@ def _split_by_vehicle(
     n_val_frac: float, data: ArrayDataset, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validation = whole drives (vehicle ids), so near-duplicate frames don't leak across."""
-    key = np.array([zlib.crc32(f"{seed}:{s.vehicle_id}".encode()) % 10_000 for s in data.samples])
+    key = np.array(
+        [
+            zlib.crc32(f"{seed}:{s.vehicle_id if s is not None else i}".encode()) % 10_000
+            for i, s in enumerate(data.samples)
+        ]
+    )
     is_val = key < int(n_val_frac * 10_000)
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
@@ -86,11 +96,11 @@ def _fit(
     cfg: TrainConfig,
     out: Path,
     t0: float,
-    tokenizer: RuleTokenizer,
-    prior: TextPrior,
     data: ArrayDataset,
     train_ds: ArrayDataset,
     val_ds: ArrayDataset,
+    rule_classes: tuple[str, ...],
+    encoder: dict[str, str],
     version: str,
     data_fp: str,
 ) -> dict[str, Any]:
@@ -103,7 +113,7 @@ def _fit(
     from training import model as builders
 
     keras.utils.set_random_seed(cfg.seed)
-    model = getattr(builders, BUILDERS[cfg.variant])(prior, len(DecisionLabel))
+    model = getattr(builders, BUILDERS[cfg.variant])(len(DecisionLabel), len(rule_classes))
     steps = cfg.epochs * int(np.ceil(len(train_ds) / cfg.batch_size))
     warmup = int(cfg.warmup_epochs * np.ceil(len(train_ds) / cfg.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -113,62 +123,73 @@ def _fit(
         warmup_target=cfg.learning_rate if warmup else None,
         warmup_steps=warmup,
     )
+    s = MODEL_SPEC
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=["accuracy"],
+        loss={
+            s.output: keras.losses.SparseCategoricalCrossentropy(),
+            s.rule_output: keras.losses.SparseCategoricalCrossentropy(),
+            s.ood_output: keras.losses.BinaryCrossentropy(),
+        },
+        loss_weights={
+            s.output: 1.0,
+            s.rule_output: cfg.rule_loss_weight,
+            s.ood_output: cfg.ood_loss_weight,
+        },
+        weighted_metrics={s.output: ["accuracy"]},
     )
 
     # -- fit ----------------------------------------------------------------------------------
-    save_checkpoint_files(
-        out,
-        tokenizer,
-        cfg,
-        {"model_version": version, "data_fingerprint": data_fp, "variant": cfg.variant},
-    )
-    monitor = "val_accuracy" if len(val_ds) else "accuracy"
+    base_info = {
+        "model_version": version,
+        "data_fingerprint": data_fp,
+        "variant": cfg.variant,
+        "rule_classes": list(rule_classes),
+        "encoder": encoder,
+    }
+    save_checkpoint_files(out, cfg, base_info)
+    monitor = f"val_{s.output}_accuracy" if len(val_ds) else f"{s.output}_accuracy"
     callbacks = [
-        keras.callbacks.ModelCheckpoint(out / "model.keras", monitor=monitor, save_best_only=True),
+        keras.callbacks.ModelCheckpoint(
+            out / "model.keras", monitor=monitor, mode="max", save_best_only=True
+        ),
         keras.callbacks.CSVLogger(str(out / "history.csv")),
     ]
     hist = model.fit(
-        train_ds.to_tf(
-            cfg.batch_size,
-            shuffle=True,
-            seed=cfg.seed,
-            token_dropout=cfg.token_dropout,
-            tokenizer=tokenizer,
-            position_shift=cfg.position_shift,
-        ),
-        validation_data=val_ds.to_tf(256, shuffle=False, seed=0) if len(val_ds) else None,
+        train_ds.batches(cfg.batch_size, shuffle=True, seed=cfg.seed),
+        validation_data=val_ds.batches(256, shuffle=False, seed=0) if len(val_ds) else None,
         epochs=cfg.epochs,
         callbacks=callbacks,
-        shuffle=False,  # the tf.data pipeline shuffles
         verbose=1 if sys.stderr.isatty() else 2,
     )
     train_s = time.monotonic() - t0
-    _plot_curves(hist.history, out / "curves.png")
+    history = {k.replace(f"{s.output}_", ""): v for k, v in hist.history.items()}
+    _plot_curves(history, out / "curves.png")
 
-    # -- evaluate + checkpoint info -----------------------------------------------------------
+    # -- evaluate, thresholds + checkpoint info -----------------------------------------------
     best = keras.models.load_model(out / "model.keras", compile=False)
     eval_set = val_ds if len(val_ds) else train_ds
-    probs = best.predict(eval_set.inputs(), batch_size=256, verbose=0)
-    val_acc = float((probs.argmax(1) == eval_set.labels).mean())
+    outs = best.predict(eval_set.inputs(), batch_size=256, verbose=0)
+    roads = eval_set.ood == 0
+    hits = outs[s.output].argmax(1)[roads] == eval_set.labels[roads]
+    val_acc = float(hits.mean()) if hits.size else 0.0
+    thresholds = choose_thresholds(
+        outs, eval_set.labels, eval_set.rule_cls, eval_set.ood, rule_classes.index(NOT_UNDERSTOOD)
+    )
     # Parity inputs for the export: validation frames, or all frames when a small run has fewer
     # validation frames than the check needs.
     parity_src = eval_set if len(eval_set) >= 512 else data
     parity_idx = np.arange(min(len(parity_src), 1024))
-    parity_inputs: dict[str, Any] = dict(parity_src.subset(parity_idx).inputs())
+    parity_inputs: dict[str, Any] = dict(parity_src.inputs(parity_idx))
     np.savez_compressed(out / "parity.npz", **parity_inputs)
     info = {
-        "model_version": version,
-        "data_fingerprint": data_fp,
-        "variant": cfg.variant,
+        **base_info,
         "labels": [str(x) for x in DecisionLabel],
+        "thresholds": thresholds.to_dict(),
         "n_train": len(train_ds),
         "n_val": len(val_ds),
-        "vocab_size": tokenizer.vocab_size,
-        "text_prior": prior.description,
+        "n_rule_texts": len(data.table.texts),
+        "n_negatives": int(data.ood.sum()),
         "train_seconds": round(train_s, 1),
         "params": int(best.count_params()),
         "metrics": {"val_accuracy": round(val_acc, 4)},
@@ -196,6 +217,7 @@ def train(
     export_to: str | Path | None = None,
     allow_truncated: bool = False,
     reuse: bool = False,
+    rule_cache: Path | None = None,
 ) -> dict[str, Any]:
     """Train one model variant; returns the checkpoint info (metrics, version, paths).
 
@@ -217,10 +239,18 @@ def train(
         raise DataError(
             f"no training samples (splits {cfg.train_splits}) in {list(map(str, data_paths))}"
         )
-    table = load_table() if cfg.text_prior == "pretrained" else None
-    tokenizer = build_tokenizer(samples, cfg.min_token_count, table)
-    prior = text_prior(tokenizer, table)
-    data = encode_samples(samples, tokenizer)
+    encoder = RuleEncoder.load(Path(cfg.encoder_dir), "cpu", cache_size=0)
+    table = RuleTable.build(
+        (r for smp in samples for r in smp.rules), encoder, rule_cache or out / "rule-table.npz"
+    )
+    seen = {c for smp in samples for c in rule_classes_of(smp) if c is not None}
+    # not_binding and not_understood are always there, so the per-rule head has two classes
+    # even for recordings whose rules carry no class (the bus recorder's).
+    rule_classes = tuple(sorted(seen | {NOT_UNDERSTOOD, "not_binding"}))
+    n_neg = int(round(cfg.negatives_fraction * len(samples)))
+    roads = [x.jpeg for x in samples[:200]]
+    negatives = [jpeg for _, jpeg in negative_jpegs(n_neg, TRAIN_KINDS, cfg.seed, roads)]
+    data = encode_samples(samples, table, rule_classes, negatives)
     train_idx, val_idx = _split_by_vehicle(cfg.val_fraction, data, cfg.seed)
     if len(train_idx) == 0:
         raise DataError("validation split took every sample; lower val_fraction")
@@ -228,10 +258,11 @@ def train(
     data_fp = fingerprint(samples)
     version = _model_version(cfg, data_fp)
     log.info(
-        "data: %d train, %d val, vocab %d, fingerprint %s (%.1fs)",
+        "data: %d train, %d val (%d negatives), %d rule texts, fingerprint %s (%.1fs)",
         len(train_ds),
         len(val_ds),
-        tokenizer.vocab_size,
+        n_neg,
+        len(table.texts),
         data_fp,
         time.monotonic() - t0,
     )
@@ -246,7 +277,18 @@ def train(
             info["train_seconds"],
         )
     else:
-        info = _fit(cfg, out, t0, tokenizer, prior, data, train_ds, val_ds, version, data_fp)
+        info = _fit(
+            cfg,
+            out,
+            t0,
+            data,
+            train_ds,
+            val_ds,
+            rule_classes,
+            encoder.identity(),
+            version,
+            data_fp,
+        )
 
     # -- export -------------------------------------------------------------------------------
     if export_to is not None:

@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 
 from bus.schema import DecisionLabel
-from perception.onnxrun import run_batched, to_label_order
+from perception.onnxrun import run_all_outputs, run_batched, to_label_order
 from perception.spec import MODEL_SPEC
 from tests.policy.fakemodel import build_fake_model
 
@@ -21,12 +21,17 @@ def test_slices_give_the_same_probabilities_as_one_run(tmp_path: Path) -> None:
     n = 13
     feeds = MODEL_SPEC.feeds(
         rng.integers(0, 255, (n, *MODEL_SPEC.image.shape), dtype=np.uint8),
-        rng.integers(0, 9, (n, *MODEL_SPEC.rules.shape), dtype=np.int32),
+        rng.normal(0, 1, (n, *MODEL_SPEC.rules.shape)).astype(np.float32),
+        (rng.random((n, *MODEL_SPEC.rule_mask.shape)) < 0.5).astype(np.float32),
         rng.uniform(0, 120, (n, 1)).astype(np.float32),
     )
     whole = run_batched(sess, feeds, batch_size=n)
     assert whole.shape == (n, len(DecisionLabel)) and whole.dtype == np.float32
     np.testing.assert_allclose(run_batched(sess, feeds, batch_size=4), whole, atol=1e-6)
+    every = run_all_outputs(sess, feeds, batch_size=4)
+    assert set(every) == set(MODEL_SPEC.outputs)
+    np.testing.assert_allclose(every[MODEL_SPEC.output], whole, atol=1e-6)
+    assert every[MODEL_SPEC.rule_output].shape[:2] == (n, MODEL_SPEC.max_rules)
 
 
 def test_to_label_order_matches_by_name() -> None:

@@ -24,6 +24,11 @@ def test_shipped_model_inputs_match_the_spec_inputs() -> None:
 def test_feeds_and_zeros_follow_the_inputs() -> None:
     arrays = [i.zeros(2) for i in MODEL_SPEC.inputs]
     feeds = MODEL_SPEC.feeds(*arrays)
-    assert list(feeds) == [MODEL_SPEC.image_input, MODEL_SPEC.rules_input, MODEL_SPEC.speed_input]
+    assert list(feeds) == [
+        MODEL_SPEC.image_input,
+        MODEL_SPEC.rules_input,
+        MODEL_SPEC.rule_mask_input,
+        MODEL_SPEC.speed_input,
+    ]
     for spec, arr in zip(MODEL_SPEC.inputs, feeds.values(), strict=True):
         assert arr.shape == (2, *spec.shape) and arr.dtype == spec.dtype

@@ -11,7 +11,7 @@ from bus.schema import DecisionLabel
 from core.errors import ModelError
 from policy.decider import Decider, FrameJob
 from policy.fallback import FALLBACK_DECISION, Reason
-from policy.model import PolicyModel
+from policy.model import ModelOutputs, PolicyModel
 from tests.policy.conftest import header, jpeg, rules
 from tests.policy.fakemodel import build_fake_model
 
@@ -84,7 +84,12 @@ def test_model_error_and_nan(decider: Decider, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(decider.model, "run", boom)
     d = decider.step(header(), jpeg(), rules())
     assert (d.reason, d.decision) == ("model_error", DecisionLabel.STOP)
-    monkeypatch.setattr(decider.model, "run", lambda i, t, s: np.full((len(i), 6), np.nan))
+
+    def nan(images: np.ndarray, *_a: object) -> ModelOutputs:
+        n = len(images)
+        return ModelOutputs(np.full((n, 6), np.nan), np.zeros((n, 5, 4)), np.zeros(n))
+
+    monkeypatch.setattr(decider.model, "run", nan)
     assert decider.step(header(), jpeg(), rules()).reason == "model_error"
 
 
@@ -105,7 +110,7 @@ def test_batch_matches_single_and_keeps_order(decider: Decider) -> None:
             assert single.probabilities[k] == pytest.approx(p, abs=1e-5)
 
 
-def test_rule_tokens_cached_per_vehicle_and_version(decider: Decider) -> None:
+def test_rule_encoding_cached_per_vehicle_and_version(decider: Decider) -> None:
     r = rules(version="v1")
     for i in range(5):
         decider.step(header(frame_id=i), jpeg(), r)
@@ -113,9 +118,41 @@ def test_rule_tokens_cached_per_vehicle_and_version(decider: Decider) -> None:
     decider.step(header(), jpeg(), rules(version="v2"))
     assert decider.cache_misses == 2
     # same version with different texts is not served from the cache
-    changed = decider.tokens(rules(version="v2", texts=("Speed limit 50 km/h",)))
+    changed = decider.encoded_rules(rules(version="v2", texts=("Speed limit 50 km/h",)))
     assert decider.cache_misses == 3
-    assert not np.array_equal(changed, decider.tokens(rules(version="v1")))
+    assert not np.array_equal(changed[0], decider.encoded_rules(rules(version="v1"))[0])
+
+
+def test_the_encoder_runs_once_per_rule_set_version_not_per_frame(
+    decider: Decider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    encode = decider.model.encode_rules
+    monkeypatch.setattr(decider.model, "encode_rules", lambda t: calls.append(t) or encode(t))
+    r = rules(version="once", texts=("限速五十公里", "No overtaking"))
+    for i in range(20):
+        decider.step(header(frame_id=i), jpeg(), r)
+    assert calls == [("限速五十公里", "No overtaking")]
+
+
+def test_an_unreadable_rule_is_named_and_not_trusted(decider: Decider) -> None:
+    gibberish = "qx zvv " * 28  # more tokens than the test double reads
+    d = decider.step(header(), jpeg(), rules(texts=("Speed limit 50 km/h", gibberish)))
+    assert (d.valid, d.reason, d.decision) == (False, "rules_not_understood", "SLOW_DOWN")
+    assert d.unread_rules == [1]
+    assert len(d.probabilities) == 6  # the model ran; its answer is reported
+    ok = decider.step(header(), jpeg(), rules(texts=("Speed limit 50 km/h",)))
+    assert ok.unread_rules == [] and ok.reason != "rules_not_understood"
+
+
+def test_a_picture_that_is_not_a_road_is_stop(decider: Decider) -> None:
+    import cv2
+
+    ok, black = cv2.imencode(".jpg", np.zeros((192, 320, 3), np.uint8))
+    assert ok
+    d = decider.step(header(), black.tobytes(), rules())
+    assert (d.valid, d.reason, d.decision) == (False, "image_out_of_distribution", "STOP")
+    assert decider.step(header(), jpeg(128), rules()).reason != "image_out_of_distribution"
 
 
 def test_contract_fallback_table_is_generated_from_the_code() -> None:
@@ -151,3 +188,30 @@ def test_contract_fallback_table_is_generated_from_the_code() -> None:
 def test_fallback_order(model: PolicyModel, make, reason: Reason) -> None:
     d = Decider(model, "n", max_frame_age_ms=500, max_clock_skew_ms=500).step(*make())
     assert (d.reason, d.decision, d.valid) == (reason, FALLBACK_DECISION[reason], False)
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ("🚗💨🚦",),
+        ("\x00\x07\x1b[31m stop",),
+        ("x" * 200,),
+        ("限速 fifty 公里 km/h, überholen verboten",),
+        ("Trucks over 7.5 t: no overtaking", "No parking on weekdays 8am to 6pm"),
+    ],
+)
+def test_odd_rule_text_gets_a_defined_answer(decider: Decider, texts: tuple[str, ...]) -> None:
+    d = decider.step(header(), jpeg(), rules(texts=texts))
+    assert d.valid or d.reason in {"rules_not_understood", "low_confidence"}
+    assert d.decision in set(DecisionLabel)
+
+
+@pytest.mark.parametrize("text", ['""', '"\\ud800 lone surrogate"'])
+def test_empty_or_broken_rule_strings_are_refused_by_the_contract(text: str) -> None:
+    from bus.codec import parse_incoming
+    from core.errors import MessageError
+
+    payload = rules().model_dump_json().replace('"Stop at the red light"', text).encode()
+    with pytest.raises(MessageError) as err:
+        parse_incoming("ruledrive/v1/vehicles/car-1/rules", payload)
+    assert err.value.code in {"bad_schema", "bad_json"}

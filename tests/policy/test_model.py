@@ -16,7 +16,21 @@ from tests.policy.fakemodel import build_fake_model
 def test_loads_and_reads_metadata(model: PolicyModel) -> None:
     assert model.version == "fake-1"
     assert model.provider == "CPUExecutionProvider"
-    assert model.meta.tokenizer.vocab_size > 2
+    assert model.meta.rule_classes[-1] == "not_understood"
+    assert model.encoder.identity() == model.meta.encoder
+
+
+def test_a_model_trained_on_another_text_encoder_is_refused(tmp_path: Path) -> None:
+    import json
+
+    from tests.policy.fakemodel import encoder_id
+
+    other = {**encoder_id(), "model_sha256": "0" * 64}
+    path = build_fake_model(
+        tmp_path / "other.onnx", metadata={META_KEYS["encoder"]: json.dumps(other)}
+    )
+    with pytest.raises(ModelError, match="trained on text encoder 000000000000"):
+        PolicyModel.load(path)
 
 
 @pytest.mark.parametrize(
@@ -25,7 +39,9 @@ def test_loads_and_reads_metadata(model: PolicyModel) -> None:
         ({"drop_meta": (META_KEYS["labels"],)}, "missing"),
         ({"metadata": {META_KEYS["schema_version"]: "2"}}, "schema version"),
         ({"metadata": {META_KEYS["labels"]: '["PROCEED"]'}}, "labels"),
-        ({"metadata": {META_KEYS["tokenizer_sha256"]: "0" * 64}}, "hash"),
+        ({"metadata": {META_KEYS["rule_classes"]: '["speed_limit"]'}}, "not_understood"),
+        ({"metadata": {META_KEYS["thresholds"]: '{"nope": 1}'}}, "cannot be parsed"),
+        ({"drop_meta": (META_KEYS["encoder"],)}, "missing"),
         ({"image_name": "pixels"}, "inputs"),
         ({"image_shape": (1, 96, 160, 3)}, "fixed batch"),
         ({"image_shape": ("N", 64, 64, 3)}, "shape"),

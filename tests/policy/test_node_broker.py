@@ -126,6 +126,43 @@ def test_end_to_end_rules_frames_decisions(shared: tuple[Node, Client]) -> None:
     assert c.last_status().state == "online"
 
 
+def test_not_understood_rules_and_non_road_pictures_through_the_broker(
+    shared: tuple[Node, Client],
+) -> None:
+    """The two model-based fallbacks, end to end: a rule the model cannot read is named in
+    ``unread_rules``; a picture that is not a road is STOP. (Fake model: a rule of more than
+    UNREAD_TOKENS tokens is unreadable, an almost black frame is not a road.)"""
+    import cv2
+    import numpy as np
+
+    node, c = shared
+    c.rules(version="mixed", texts=("Speed limit 50 km/h", "blorp zint " * 12, "限速五十公里"))
+    deadline = time.monotonic() + 5
+    while node.rules.get("car-1") is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    c.frame(frame_id=10)
+    assert c.decisions.wait_count(1)
+    ok, black = cv2.imencode(".jpg", np.zeros((192, 320, 3), np.uint8))
+    assert ok
+    c.bus.publish(
+        CAMERA.topic(c.prefix, vehicle_id="car-1"), pack_frame(header("car-1", 11), black.tobytes())
+    )
+    assert c.decisions.wait_count(2)
+    by_id = {d.frame_id: d for d in c.got()}
+    unread = by_id[10]
+    assert (unread.valid, unread.reason, unread.decision) == (
+        False,
+        "rules_not_understood",
+        "SLOW_DOWN",
+    )
+    assert unread.unread_rules == [1] and unread.rules_version == "mixed"
+    assert (by_id[11].valid, by_id[11].reason, by_id[11].decision) == (
+        False,
+        "image_out_of_distribution",
+        "STOP",
+    )
+
+
 def test_reconnect_after_private_broker_restart(
     private_broker, model: PolicyModel, prefix: str
 ) -> None:

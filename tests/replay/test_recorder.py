@@ -153,5 +153,7 @@ def test_recorded_replay_session_trains(private_broker, tmp_path: Path) -> None:
     info = train(
         TrainConfig(epochs=1, batch_size=8, val_fraction=0.0, threads=2), [out], tmp_path / "run"
     )
-    assert info["n_train"] == 32  # every replayed frame came back as a labelled sample
+    # every replayed frame came back as a labelled sample (beside the generated non-road ones)
+    assert info["n_train"] - info["n_negatives"] == 32
+    assert info["thresholds"]["not_understood"] > 1.0  # no rule classes: the head never flags
     assert (tmp_path / "run/checkpoint.json").is_file()

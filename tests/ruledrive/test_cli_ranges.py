@@ -33,7 +33,6 @@ REFUSED = [
     (["train", "--data", "d", "--out", "o", "--lr=-0.001"], "--lr", "> 0, got -0.001"),
     (["train", "--data", "d", "--out", "o", "--batch-size", "0"], "--batch-size", ">= 1"),
     (["train-default", "--scenes", "-5"], "--scenes", ">= 1, got -5"),
-    (["wordvectors", "neighbours", "stop", "-k", "0"], "-k", ">= 1, got 0"),
     (["generate", "--out", "o", "--scenes", "10", "--seed", "-1"], "--seed", ">= 0, got -1"),
     (["generate", "--out", "o", "--scenes", "10", "--workers", "0"], "--workers", ">= 1, got 0"),
     (["generate", "--out", "o", "--scenes", "ten"], "--scenes", "'ten' is not a whole number"),

@@ -47,7 +47,14 @@ def test_label_order_in_the_metadata_does_not_change_the_result(tmp_path: Path) 
     assert rep_plain == rep_perm
     # Not a vacuous comparison: the fake model gets some frames right and some wrong.
     assert 0.0 < rep_plain["accuracy"] < 1.0
-    from training.data import encode_samples
+    from perception.rule_encoder import RuleEncoder
+    from perception.spec import MODEL_SPEC
+    from training.data import RuleTable, encode_samples
 
-    inputs = encode_samples(samples, plain.tokenizer).inputs()
-    np.testing.assert_allclose(plain.predict(inputs), permuted.predict(inputs), atol=1e-6)
+    table = RuleTable.build(RULE_TEXTS, RuleEncoder.load(Path("models/text-encoder")))
+    inputs = encode_samples(samples, table, plain.rule_classes).inputs()
+    np.testing.assert_allclose(
+        plain.predict(inputs)[MODEL_SPEC.output],
+        permuted.predict(inputs)[MODEL_SPEC.output],
+        atol=1e-6,
+    )

@@ -37,6 +37,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     str(seed),
                     "--split",
                     split,
+                    "--rule-language",
+                    "bilingual",
                 ]
             )
             == 0
@@ -58,7 +60,6 @@ def trained(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_checkpoint_has_everything_export_needs(trained: Path) -> None:
     for name in (
         "model.keras",
-        "tokenizer.json",
         "config.json",
         "checkpoint.json",
         "parity.npz",
@@ -72,10 +73,10 @@ def test_checkpoint_has_everything_export_needs(trained: Path) -> None:
 def test_onnx_has_named_dynamic_inputs_and_readable_metadata(trained: Path) -> None:
     sess = ort.InferenceSession(str(trained / "model.onnx"), providers=["CPUExecutionProvider"])
     ins = {i.name: i for i in sess.get_inputs()}
-    assert set(ins) == {MODEL_SPEC.image_input, MODEL_SPEC.rules_input, MODEL_SPEC.speed_input}
+    assert set(ins) == {i.name for i in MODEL_SPEC.inputs}
     assert ins["image"].type == "tensor(uint8)" and ins["image"].shape[1:] == [96, 160, 3]
     assert all(isinstance(i.shape[0], str) for i in ins.values())  # dynamic batch
-    assert [o.name for o in sess.get_outputs()] == [MODEL_SPEC.output]
+    assert sorted(o.name for o in sess.get_outputs()) == sorted(MODEL_SPEC.outputs)
     meta = parse_metadata(sess.get_modelmeta().custom_metadata_map)
     info = json.loads((trained / "checkpoint.json").read_text())
     assert meta.model_version == info["model_version"]
@@ -83,36 +84,36 @@ def test_onnx_has_named_dynamic_inputs_and_readable_metadata(trained: Path) -> N
     parity = meta.metrics["onnx_parity"]
     assert parity["samples"] >= 512 and parity["max_abs_diff"] <= 1e-4
     assert parity["argmax_agreement"] == 1.0
-    probs = sess.run(
-        None,
-        {
-            "image": np.zeros((3, 96, 160, 3), np.uint8),
-            "rule_tokens": np.zeros((3, 5, 20), np.int32),
-            "speed_kph": np.zeros((3, 1), np.float32),
-        },
-    )[0]
+    assert (
+        meta.rule_classes == tuple(info["rule_classes"]) and "not_understood" in meta.rule_classes
+    )
+    assert meta.encoder == info["encoder"]
+    probs, classes = sess.run(
+        [MODEL_SPEC.output, MODEL_SPEC.rule_output],
+        MODEL_SPEC.feeds(*(i.zeros(3) for i in MODEL_SPEC.inputs)),
+    )
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert classes.shape == (3, MODEL_SPEC.max_rules, len(meta.rule_classes))
 
 
-def test_pretrained_word_vectors_stay_frozen_and_reach_the_onnx_vocabulary(
-    trained: Path,
-) -> None:
-    """The prior is what lets unseen words mean something: training must not move it, and the
-    node's tokenizer (from the ONNX metadata) must give such words their own id."""
-    from training.checkpoint import load_checkpoint
-    from training.wordvectors import load_table, text_prior
+def test_the_node_loads_the_export_and_reads_both_languages(trained: Path) -> None:
+    """The exported model runs in the node's own decision path, with the committed encoder."""
+    import time
 
-    ckpt = load_checkpoint(trained)
-    expected = text_prior(ckpt.tokenizer, load_table())
-    layer = ckpt.model.get_layer("text_encoder").get_layer("prior_embedding")
-    assert not layer.prior.trainable and not layer.slot.trainable
-    np.testing.assert_array_equal(layer.prior.numpy(), expected.vectors)
-    np.testing.assert_array_equal(layer.slot.numpy(), expected.slots)
-    assert "MiniLM" in ckpt.info["text_prior"]
-    sess = ort.InferenceSession(str(trained / "model.onnx"), providers=["CPUExecutionProvider"])
-    meta = parse_metadata(sess.get_modelmeta().custom_metadata_map)
-    assert meta.tokenizer == ckpt.tokenizer
-    assert meta.tokenizer.encode_rule("Lane 2 is blocked ahead, move left")[3] != 1  # not <unk>
+    from bus.schema import FrameHeader, RuleSet
+    from policy.decider import Decider
+    from policy.model import PolicyModel
+    from simulator.render import render_jpeg
+    from simulator.scene import Scene
+
+    model = PolicyModel.load(trained / "model.onnx")
+    d = Decider(model, "n")
+    now = time.time_ns()
+    header = FrameHeader(vehicle_id="car-1", frame_id=1, stamp_ns=now, speed_kph=40.0)
+    for texts in (("Speed limit 30 km/h",), ("限速三十公里",), ()):
+        rules = RuleSet(vehicle_id="car-1", version=str(texts), issued_at_ns=now, rules=list(texts))
+        msg = d.step(header, render_jpeg(Scene()), rules)
+        assert msg.model_version == model.version and len(msg.probabilities) == 6
 
 
 def test_reuse_keeps_a_finished_checkpoint_of_the_same_model_only(
@@ -149,20 +150,30 @@ def test_evaluate_onnx_and_keras_agree_and_write_reports(
     cf = rep_onnx["splits"]["counterfactual"]["counterfactual_consistency"]
     assert cf["pairs"] > 0 and 0.0 <= cf["both_right"] <= 1.0
     assert (tmp_path / "confusion_test.png").stat().st_size > 0
-    assert json.loads((tmp_path / "report.json").read_text())["splits"]["test"]["n"] == 160
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["splits"]["test"]["n"] == 160
+    test = report["splits"]["test"]
+    assert test["targeted"] and all("|en|" in k or "|zh|" in k for k in test["targeted"])
+    assert 0.0 <= test["ece"] <= 1.0 and "rules_not_understood" in test
+    assert set(report["pictures"]["by_kind"]) >= {"checkerboard", "portrait", "sideways"}
 
 
 def test_rule_order_does_not_change_probabilities(trained: Path, data: Path) -> None:
+    from perception.rule_encoder import RuleEncoder
     from training.checkpoint import load_checkpoint
-    from training.data import encode_samples, load_samples
+    from training.data import RuleTable, encode_samples, load_samples
 
     ckpt = load_checkpoint(trained)
-    ds = encode_samples(load_samples([data / "test"])[:64], ckpt.tokenizer)
-    x = ds.inputs()
+    samples = load_samples([data / "test"])[:64]
+    table = RuleTable.build((r for s in samples for r in s.rules), RuleEncoder.load())
+    x = encode_samples(samples, table, ckpt.rule_classes).inputs()
     rng = np.random.default_rng(0)
-    shuffled = dict(x, rule_tokens=np.stack([t[rng.permutation(len(t))] for t in x["rule_tokens"]]))
-    a = ckpt.model.predict(x, verbose=0)
-    b = ckpt.model.predict(shuffled, verbose=0)
+    perm = [rng.permutation(MODEL_SPEC.max_rules) for _ in range(len(samples))]
+    shuffled = dict(x)
+    for name in (MODEL_SPEC.rules_input, MODEL_SPEC.rule_mask_input):
+        shuffled[name] = np.stack([t[p] for t, p in zip(x[name], perm, strict=True)])
+    a = ckpt.model.predict(x, verbose=0)[MODEL_SPEC.output]
+    b = ckpt.model.predict(shuffled, verbose=0)[MODEL_SPEC.output]
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
@@ -182,12 +193,12 @@ def test_failed_parity_leaves_no_model_file(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_export_of_checkpoint_without_tokenizer_is_refused(trained: Path, tmp_path: Path) -> None:
+def test_export_of_an_incomplete_checkpoint_is_refused(trained: Path, tmp_path: Path) -> None:
     import shutil
 
     broken = tmp_path / "ckpt"
     shutil.copytree(trained, broken)
-    (broken / "tokenizer.json").unlink()
+    (broken / "config.json").unlink()
     assert cli(["export", str(broken), "--out", str(tmp_path / "x.onnx")]) == 2
     assert not (tmp_path / "x.onnx").exists()
 
