@@ -43,7 +43,7 @@ from perception.spec import MODEL_SPEC
 from policy.model import PolicyModel
 from ruledrive.benchdoc import write_section
 
-__all__ = ["RULE_TEXTS", "run_bench", "synthetic_frames"]
+__all__ = ["RULE_TEXTS", "run_bench", "serve_command", "synthetic_frames"]
 
 RULE_TEXTS = ["School zone: 30 km/h", "Stop at the red light", "Yield to pedestrians"]
 
@@ -68,20 +68,36 @@ def synthetic_frames(n: int = 30, w: int = 320, h: int = 192, seed: int = 0) -> 
     return out
 
 
+def serve_command(url: str, model: Path, prefix: str, node_id: str, *flags: str) -> list[str]:
+    """The ``ruledrive serve`` command line of a benchmark's node process (the node runs in its
+    own process, so client and node do not share a GIL)."""
+    return [
+        sys.executable,
+        "-m",
+        "ruledrive.cli",
+        "serve",
+        "--mqtt-url",
+        url,
+        "--model",
+        str(model),
+        "--topic-prefix",
+        prefix,
+        "--node-id",
+        node_id,
+        "--reload-poll-s",
+        "0",
+        "--heartbeat-s",
+        "1",
+        *flags,
+    ]
+
+
 class _NodeProc:
     def __init__(self, args: argparse.Namespace, prefix: str, node_id: str, batch: int) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "ruledrive.cli",
-            "serve",
-            "--mqtt-url",
+        cmd = serve_command(
             args.mqtt_url,
-            "--model",
-            str(args.model),
-            "--topic-prefix",
+            args.model,
             prefix,
-            "--node-id",
             node_id,
             "--max-batch-size",
             str(batch),
@@ -89,11 +105,7 @@ class _NodeProc:
             str(args.max_wait_us),
             "--max-frame-age-ms",
             "2000",
-            "--reload-poll-s",
-            "0",
-            "--heartbeat-s",
-            "1",
-        ]
+        )
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def stop(self) -> None:

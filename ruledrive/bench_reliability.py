@@ -46,7 +46,7 @@ from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS
 from core.defaults import DEFAULT_MODEL_PATH
 from core.errors import BusError, ModelError
 from ruledrive.argtypes import positive_float, positive_int
-from ruledrive.bench_node import RULE_TEXTS, synthetic_frames
+from ruledrive.bench_node import RULE_TEXTS, serve_command, synthetic_frames
 from ruledrive.benchdoc import DEFAULT_DOC, write_section
 
 __all__ = ["register_bench", "run_reliability"]
@@ -207,24 +207,7 @@ def _churn(prefix: str, jpeg: bytes, vehicles: int) -> Iterator[tuple[str, bytes
 
 @contextmanager
 def _node(url: str, prefix: str, model: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "ruledrive.cli",
-        "serve",
-        "--mqtt-url",
-        url,
-        "--model",
-        str(model),
-        "--topic-prefix",
-        prefix,
-        "--node-id",
-        "rel-node",
-        "--reload-poll-s",
-        "0",
-        "--heartbeat-s",
-        "1",
-    ]
+    cmd = serve_command(url, model, prefix, "rel-node")
     # The node's log goes to a file: a pipe nobody reads would block the node once it fills.
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
