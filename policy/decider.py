@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,30 +66,53 @@ class Decider:
         self._cache_size = cache_size
         self.cache_hits = 0
         self.cache_misses = 0
+        # Rule sets are encoded as they arrive, on a worker thread, so a new rule set does not
+        # hold up the frames of other vehicles in the serving loop (prefetch).
+        self._lock = threading.Lock()
+        self._encoding: dict[tuple[str, str], tuple[tuple[str, ...], Future[_Encoded]]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rule-encoder")
 
     def set_model(self, model: PolicyModel) -> None:
         """Swap the model (hot reload); the rule cache belongs to the old model's encoder."""
         self.model = model
-        self._cache.clear()
+        with self._lock:
+            self._cache.clear()
+            self._encoding.clear()
 
     def step(self, header: FrameHeader, jpeg: bytes, rules: RuleSet | None) -> DecisionMsg:
         return self.decide_batch([FrameJob(header, jpeg, rules)])[0]
+
+    def prefetch(self, rules: RuleSet) -> None:
+        """Start encoding a rule set that just arrived (returns at once; thread-safe)."""
+        key, texts = (rules.vehicle_id, rules.version), tuple(rules.rules)
+        with self._lock:
+            hit = self._cache.get(key)
+            busy = self._encoding.get(key)
+            if (hit is not None and hit[0] == texts) or (busy is not None and busy[0] == texts):
+                return
+            self._encoding[key] = (texts, self._pool.submit(self.model.encode_rules, texts))
 
     def encoded_rules(self, rules: RuleSet) -> _Encoded:
         """A rule set's encoder states [R,T,D] and mask [R,T], computed once per (vehicle,
         version) and cached: the text encoder never runs per frame."""
         key = (rules.vehicle_id, rules.version)
         texts = tuple(rules.rules)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] == texts:  # same version with new texts is re-encoded
-            self._cache.move_to_end(key)
-            self.cache_hits += 1
-            return hit[1]
-        self.cache_misses += 1
-        encoded = self.model.encode_rules(texts)
-        self._cache[key] = (texts, encoded)
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == texts:  # same version, new texts: re-encoded
+                self._cache.move_to_end(key)
+                self.cache_hits += 1
+                return hit[1]
+            self.cache_misses += 1
+            busy = self._encoding.pop(key, None)
+        if busy is not None and busy[0] == texts:
+            encoded = busy[1].result()  # re-raises what the encoder raised
+        else:
+            encoded = self.model.encode_rules(texts)
+        with self._lock:
+            self._cache[key] = (texts, encoded)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return encoded
 
     def decide_batch(self, jobs: Sequence[FrameJob]) -> list[DecisionMsg]:

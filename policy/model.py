@@ -117,7 +117,8 @@ class PolicyModel:
         meta = parse_metadata(session.get_modelmeta().custom_metadata_map, source=str(path))
         _check_io(session, path, len(meta.rule_classes))
         if encoder is None or encoder.identity() != meta.encoder:
-            encoder = RuleEncoder.load(Path(encoder_dir), "cpu", cache_size=4096)
+            # One thread: the encoder runs beside the decision session (prefetch), not instead.
+            encoder = RuleEncoder.load(Path(encoder_dir), "cpu", threads=1, cache_size=4096)
         if encoder.identity() != meta.encoder:
             raise ModelError(
                 f"{path} was trained on text encoder {meta.encoder['model_sha256'][:12]}, "

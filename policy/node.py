@@ -225,6 +225,7 @@ class Node:
             self.rules[vid] = rules
             self._last_heard[vid] = time.monotonic()
             self.metrics.count("rules")
+            self.decider.prefetch(rules)  # encoded on a worker now, not in the serving loop
             if not self.gate.accepted(vid, rules, self.rules):  # older ones are refused now
                 self.metrics.count("rules.mark_not_saved")
         self.metrics.vehicles.set(len(self.rules))

@@ -48,6 +48,12 @@ def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
             "4",
             "--rate",
             "4",
+            # The first frames of each vehicle can be conflated (dropped on purpose, newest frame
+            # wins) while the node encodes the vehicles' first rule sets: the multilingual
+            # encoder takes 10-35 ms a rule, once per rule set, and all four arrive at once. The
+            # gate still catches a node that answers little.
+            "--max-missing",
+            "0.25",
             "--out",
             str(tmp_path / "out"),
         ],

@@ -215,3 +215,24 @@ def test_empty_or_broken_rule_strings_are_refused_by_the_contract(text: str) -> 
     with pytest.raises(MessageError) as err:
         parse_incoming("ruledrive/v1/vehicles/car-1/rules", payload)
     assert err.value.code in {"bad_schema", "bad_json"}
+
+
+def test_a_prefetched_rule_set_is_encoded_once_off_the_serving_path(
+    decider: Decider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    calls: list[str] = []
+    encode = decider.model.encode_rules
+
+    def slow(texts):  # type: ignore[no-untyped-def]
+        calls.append(threading.current_thread().name)
+        return encode(texts)
+
+    monkeypatch.setattr(decider.model, "encode_rules", slow)
+    r = rules(version="pre", texts=("Max 50",))
+    decider.prefetch(r)
+    decider.prefetch(r)  # already in flight: not submitted twice
+    for i in range(3):
+        decider.step(header(frame_id=i), jpeg(), r)
+    assert len(calls) == 1 and calls[0].startswith("rule-encoder")
