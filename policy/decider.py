@@ -184,18 +184,17 @@ class Decider:
         n = len(ready)
         th = self.model.meta.thresholds
         confidence = (
-            th.confidence if self.confidence_threshold is None else (self.confidence_threshold)
+            th.confidence if self.confidence_threshold is None else self.confidence_threshold
         )
         nu = self.model.meta.not_understood_index
         for row, (i, _, (_, mask), decode_ms) in enumerate(ready):
-            p = None if got is None else got.probabilities[row]
-            finite = got is not None and all(
+            if got is None or not all(
                 np.all(np.isfinite(a[row]))
                 for a in (got.probabilities, got.rule_classes, got.image_ood)
-            )
-            if p is None or got is None or not finite:
+            ):
                 out[i] = self._msg(jobs[i], start, infer_ms, decode_ms, n, Reason.MODEL_ERROR)
                 continue
+            p = got.probabilities[row]
             top = int(np.argmax(p))
             present = mask.max(axis=1) > 0  # [R]: which rule slots hold a rule
             unread = [

@@ -64,18 +64,24 @@ def _data(work: Path, scenes: int) -> dict[str, Path]:
     return dirs
 
 
-def _eval(model: Path, dirs: dict[str, Path], out: Path | None, work: Path) -> dict[str, Any]:
+def _eval_data(dirs: dict[str, Path], work: Path, cfg: TrainConfig) -> tuple[Any, Any]:
+    """The evaluation samples and their rule table, read and encoded once for every model."""
     from perception.rule_encoder import RuleEncoder
     from training.data import RuleTable, load_samples
-    from training.evaluate import evaluate_samples, load_predictor
 
     samples = load_samples([dirs[s] for s in EVAL_SPLITS])
-    predictor = load_predictor(model)
-    encoder = RuleEncoder.load(Path(predictor.encoder_dir), "cpu", cache_size=0)
+    encoder = RuleEncoder.load(Path(cfg.encoder_dir), "cpu", cache_size=0)
     table = RuleTable.build(
         (r for s in samples for r in s.rules), encoder, work / "rule-table-eval.npz"
     )
-    return evaluate_samples(predictor, samples, out, table)
+    return samples, table
+
+
+def _eval(model: Path, data: tuple[Any, Any], out: Path | None) -> dict[str, Any]:
+    from training.evaluate import evaluate_samples, load_predictor
+
+    samples, table = data
+    return evaluate_samples(load_predictor(model), samples, out, table)
 
 
 def build_default(
@@ -101,6 +107,7 @@ def build_default(
     if ablations:
         runs += [("image_only", seeds[0]), ("text_only", seeds[0])]
     img_dir = docs / "img" / "default-model"
+    eval_data = _eval_data(dirs, work, cfg)
     for variant, seed in runs:
         shipped = variant == "fused" and seed == seeds[0]
         vcfg = cfg.model_copy(
@@ -119,7 +126,7 @@ def build_default(
         key = variant if variant != "fused" else f"fused-s{seed}"
         results[key] = {
             "info": info,
-            "eval": _eval(model, dirs, img_dir if shipped else None, work),
+            "eval": _eval(model, eval_data, img_dir if shipped else None),
             "seed": seed,
         }
         if shipped:

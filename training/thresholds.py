@@ -39,6 +39,22 @@ def _flag_threshold(scores_negative: np.ndarray) -> float:
     return float(min(0.99, max(0.5, q + 1e-6)))
 
 
+def _confidence_threshold(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold in 0.3..0.9 where flagging gains most (0.3 with no road frame to judge)."""
+    best, best_gain = 0.3, -1
+    if len(probs) == 0:
+        return best
+    conf, right = probs.max(1), probs.argmax(1) == labels
+    for t in np.linspace(0.3, 0.9, 61):
+        flagged = conf < t
+        if flagged.mean() > MAX_LOW_CONFIDENCE:
+            break
+        gain = int((flagged & ~right).sum() - (flagged & right).sum())
+        if gain > best_gain:
+            best, best_gain = float(t), gain
+    return best
+
+
 def choose_thresholds(
     outs: Mapping[str, np.ndarray],
     labels: np.ndarray,
@@ -56,20 +72,8 @@ def choose_thresholds(
     understood = known & (rule_cls != not_understood_index) & roads[:, None]
     nu_scores = outs[s.rule_output][..., not_understood_index][understood]
     ood_scores = outs[s.ood_output].reshape(-1)[roads]
-    probs = outs[s.output][roads]
-    best, best_gain = 0.3, -1
-    if len(probs) == 0:  # no road frame to judge the confidence threshold by
-        probs = np.ones((1, 1), np.float32)
-    conf, right = probs.max(1), probs.argmax(1) == labels[roads][: len(probs)]
-    for t in np.linspace(0.3, 0.9, 61):
-        flagged = conf < t
-        if flagged.mean() > MAX_LOW_CONFIDENCE:
-            break
-        gain = int((flagged & ~right).sum() - (flagged & right).sum())
-        if gain > best_gain:
-            best, best_gain = float(t), gain
     return Thresholds(
-        confidence=round(best, 3),
+        confidence=round(_confidence_threshold(outs[s.output][roads], labels[roads]), 3),
         not_understood=never or round(_flag_threshold(nu_scores), 4),
         image_ood=round(_flag_threshold(ood_scores), 4),
     )

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from bus.schema import INT64_MAX, DecisionMsg
 from bus.topics import CAMERA, DECISION, RULES, STATUS
 from core.errors import MessageError
 from core.rejects import RejectCode
+from ruledrive.bench_node import serve_command
 from tests.policy.conftest import header, jpeg, rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,24 +97,9 @@ PROBES: dict[str, list[tuple[str, bytes]]] = {
 @pytest.mark.broker
 def test_no_probe_stops_or_stalls_the_node(private_broker, fake_model_path: Path) -> None:
     url = private_broker.url
-    env = {**os.environ, "RULEDRIVE_NODE_ID": "probe-node"}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ruledrive.cli",
-            "serve",
-            "--mqtt-url",
-            url,
-            "--model",
-            str(fake_model_path),
-            "--topic-prefix",
-            P,
-            "--max-frame-age-ms",
-            "5000",
-        ],
+        serve_command(url, fake_model_path, P, "probe-node", "--max-frame-age-ms", "5000"),
         cwd=ROOT,
-        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
