@@ -43,16 +43,29 @@ C = concepts(
             "not_permitted": "not permitted",
             "banned": "banned",
             "not_allowed": "not allowed",
+            "illegal": "illegal",
+            "disallowed": "disallowed",
         },
         "mustnot": {
             "must_not": "must not",
             "may_not": "may not",
             "not_allowed_to": "are not allowed to|are not permitted to",
             "shall_not": "shall not",
+            "cannot": "cannot|are not to",
         },
-        "permit": {"permitted": "permitted", "allowed": "allowed", "authorised": "authorised"},
-        "may": {"may": "may", "can": "can", "allowed_to": "are allowed to|are permitted to"},
-        "here": {"here": "| on this road| here| on this stretch"},
+        "permit": {
+            "permitted": "permitted",
+            "allowed": "allowed",
+            "authorised": "authorised",
+            "legal": "legal",
+        },
+        "may": {
+            "may": "may",
+            "can": "can",
+            "allowed_to": "are allowed to|are permitted to",
+            "legally": "may legally|can legally",
+        },
+        "here": {"here": "| on this road| here| on this stretch| on this section| from this point"},
         # --- actions and things ---
         "overtake": {
             "overtake": {
@@ -62,58 +75,112 @@ C = concepts(
             },
             "pass": {"n": "passing", "v": "pass|pass other vehicles", "zone": "passing"},
             "go_past": {"n": "going past other vehicles", "v": "go past other vehicles"},
+            "get_past": {
+                "n": "getting past slower vehicles",
+                "v": "get past slower vehicles|get past slower traffic",
+            },
         },
         "stop": {
             "stop": {"v": "stop|come to a stop", "ing": "stopping"},
             "halt": {"v": "halt|come to a halt", "ing": "halting"},
             "standstill": {"v": "come to a standstill", "ing": "coming to a standstill"},
+            "pull_up": {"v": "pull up|stop the vehicle", "ing": "pulling up"},
+            "bring": {
+                "v": "bring the vehicle to a stop",
+                "ing": "bringing the vehicle to a stop",
+            },
         },
         "amber": {
-            "amber": {"adj": "amber", "light": "an amber light|an amber signal"},
+            "amber": {
+                "adj": "amber",
+                "light": "an amber light|an amber signal|an amber traffic light",
+            },
             "yellow": {"adj": "yellow", "light": "a yellow light|a yellow signal"},
             "orange": {"adj": "orange", "light": "an orange light"},
+            "steady": {
+                "adj": "steady amber|steady yellow",
+                "light": "a steady amber light|a steady yellow light",
+            },
         },
         "proceed": {
             "proceed": {"v": "proceed", "ing": "proceeding"},
             "continue": {"v": "continue|carry on", "ing": "continuing"},
             "go_ahead": {"v": "go ahead|keep going", "ing": "going ahead"},
+            "drive_through": {"v": "drive through", "ing": "driving through"},
         },
-        "yield": {"yield": "yield to", "give_way": "give way to", "stop_for": "stop for"},
-        "ped": {"pedestrians": "pedestrians", "people": "people on foot", "walkers": "walkers"},
+        "yield": {
+            "yield": "yield to",
+            "give_way": "give way to",
+            "stop_for": "stop for",
+            "make_way": "make way for",
+        },
+        "ped": {
+            "pedestrians": "pedestrians",
+            "people": "people on foot",
+            "walkers": "walkers",
+            "on_foot": "road users on foot|persons on foot",
+        },
         "cross": {
             "crosswalk": "crosswalks|a crosswalk",
-            "crossing": "pedestrian crossings|crossings",
+            "crossing": "pedestrian crossings|crossings|a pedestrian crossing",
             "zebra": "zebra crossings",
+            "marked": "marked crossings|marked crosswalks",
         },
         "closed": {
-            "closed": "closed",
-            "shut": "shut",
+            "closed": "closed|closed to traffic",
+            "shut": "shut|shut off",
             "blocked": "blocked",
             "out_of_use": "out of use",
+            "coned": "coned off",
         },
         "merge": {
             "merge": "merge {side}|merge to the {side}",
             "move": "move {side}|move to the {side}",
             "change": "change lanes to the {side}|switch to the {side} lane",
             "keep": "keep {side}",
+            "move_over": "move over to the {side}|move across to the {side}",
         },
-        "speed": {"limit": "speed limit", "maximum": "maximum speed|max speed", "top": "top speed"},
-        "red": {"red": {"n": "red", "light": "a red light|a red signal"}},
+        "speed": {
+            "limit": "speed limit",
+            "maximum": "maximum speed|max speed|maximum permitted speed",
+            "top": "top speed",
+            "cap": "speed cap",
+            "bare": "limit",
+        },
+        "red": {
+            "red": {"n": "red", "light": "a red light|a red signal"},
+            "steady_red": {"n": "steady red", "light": "a steady red light"},
+        },
         "turn": {
             "right_turn": {
                 "v": "turn right",
                 "n": "right turn|right turns",
                 "no": "right turn|turn",
                 "ing": "turning right",
-            }
+            },
+            "make_right": {
+                "v": "make a right turn",
+                "n": "right-hand turn|right-hand turns",
+                "no": "right-hand turn",
+                "ing": "making a right turn|making right turns",
+            },
         },
-        "after": {"after": "| after a full stop| after stopping"},
+        "after": {
+            "after": "| after a full stop| after stopping",
+            "once": "| once stopped| after a complete stop",
+        },
         "rlane": {
             "right": "right lane|right-hand lane",
             "rightmost": "rightmost lane|far-right lane",
             "kerb": "kerbside lane",
+            "right_side": "lane on the right|lane furthest right",
         },
-        "bus": {"bus_lane": "bus lane", "bus_only": "bus-only lane", "transit": "transit lane"},
+        "bus": {
+            "bus_lane": "bus lane",
+            "bus_only": "bus-only lane",
+            "transit": "transit lane",
+            "dedicated": "dedicated bus lane|reserved bus lane",
+        },
         # --- formats ---
         "num": {"digits": "d", "words": "w"},
         "unit": {
@@ -121,6 +188,7 @@ C = concepts(
             "kph": "kph|kmh",
             "none": "",
             "spelled": "kilometres per hour|kilometers per hour",
+            "km_per": "km per hour|km/hr",
         },
         "dist_unit": {"m": "m", "metres": "metres|meters"},
         "time": {
@@ -129,13 +197,20 @@ C = concepts(
             "hrange": "{a24}-{b24} h|{a24}-{b24}h",
             "between": "between {a}am and {b}pm|between {A}:00 and {B}:00",
             "from_until": "from {a} a.m. until {b} p.m.",
+            "hrs": "{a24}-{b24} hrs|{A}:00-{B}:00 hrs",
         },
         "always": {
             "all_times": "at all times",
             "all_day": "all day|24 hours a day",
             "round": "around the clock|24/7",
+            "any_time": "at any time|day and night",
         },
-        "days": {"none": "", "school_days": "on school days", "weekdays": "on weekdays|Mon-Fri"},
+        "days": {
+            "none": "",
+            "school_days": "on school days",
+            "weekdays": "on weekdays|Mon-Fri",
+            "mon_fri": "Monday to Friday|Mon to Fri",
+        },
         "lane_named": {
             "name": {
                 "left": "left lane",
@@ -148,29 +223,43 @@ C = concepts(
                 "right": "rightmost lane",
             },
             "hand": {"left": "left-hand lane", "right": "right-hand lane"},
+            "far": {"left": "far-left lane", "right": "far-right lane"},
         },
         "lane_num": {
             "number": "lane {k}",
             "ordinal": "{ord} lane from the left|{ord} lane counting from the left",
             "number_no": "lane no. {k}",
+            "number_word": "lane number {k}",
+            "lhs": "{ord} lane from the left-hand side|{ord} lane from the left edge",
         },
-        "lane_right": {"ordinal": "{ord} lane from the right|{ord} lane counting from the right"},
+        "lane_right": {
+            "ordinal": "{ord} lane from the right|{ord} lane counting from the right",
+            "rhs": "{ord} lane from the right-hand side|{ord} lane from the right edge",
+        },
         # --- who a rule binds ---
         "subj_all": {
             "vehicles": "vehicles|all vehicles",
             "drivers": "drivers|motorists",
             "you": "you",
+            "road_users": "road users|all road users",
         },
-        "scope_all": {"all": "all vehicles|all motor vehicles"},
-        "scope_cars": {"cars": "cars|passenger cars"},
+        "scope_all": {"all": "all vehicles|all motor vehicles", "traffic": "all traffic"},
+        "scope_cars": {"cars": "cars|passenger cars|private cars"},
         "scope_trucks": {
             "trucks": "trucks over 7.5 t|trucks above 7.5 tonnes",
             "lorries": "lorries over 7.5 t",
+            "goods": "goods vehicles over 7.5 t|HGVs over 7.5 t",
         },
-        "scope_buses": {"buses": "buses"},
-        "scope_coaches": {"coaches": "coaches|touring coaches"},
-        "scope_cyclists": {"cyclists": "cyclists|bicycles"},
-        "scope_motorcycles": {"motorcycles": "motorcycles|motorcyclists"},
+        "scope_buses": {"buses": "buses", "public": "public buses|service buses"},
+        "scope_coaches": {"coaches": "coaches|touring coaches", "long": "long-distance coaches"},
+        "scope_cyclists": {
+            "cyclists": "cyclists|bicycles",
+            "riders": "bicycle riders|people riding bicycles",
+        },
+        "scope_motorcycles": {
+            "motorcycles": "motorcycles|motorcyclists",
+            "motorbikes": "motorbikes|motorbike riders",
+        },
     }
 )
 
@@ -249,6 +338,9 @@ CONSTRUCTIONS = (
         ("s.is", "The {speed} is {limit}{here}"),
         ("s.post", "{limit} {speed}"),
         ("s.no_faster", "No faster than {limit}"),
+        ("s.offence", "It is an offence to exceed {limit}{here}"),
+        ("s.over", "Speeds over {limit} are {prohib}"),
+        ("s.drive_at", "Drive at {limit} or less{here}"),
         held=("s.post", "s.no_faster"),
     ),
     *_c(
@@ -260,6 +352,9 @@ CONSTRUCTIONS = (
         ("z.near", "Near schools {subj} {mustnot} exceed {limit} {hours}"),
         ("z.reduce", "Reduce speed to {limit} in school zones {hours}"),
         ("z.sign", "Where the school zone sign is shown, {speed} {limit} {hours}"),
+        ("z.school", "School zone {hours}: {speed} {limit}"),
+        ("z.slow", "Slow to {limit} in the school zone {hours}"),
+        ("z.subj", "{subj} {mustnot} exceed {limit} in the school zone {hours}"),
         held=("z.sign",),
     ),
     *_c(
@@ -273,6 +368,10 @@ CONSTRUCTIONS = (
         ("o.subj", "{subj} {mustnot} {overtake:v}{here}"),
         ("o.no_longer", "{overtake:n} is no longer {permit}"),
         ("o.never", "Never {overtake:v}{here}"),
+        ("o.offence", "It is an offence to {overtake:v}{here}"),
+        ("o.colon", "{overtake:n}: {prohib}"),
+        ("o.colon_not", "{overtake:n}: not {permit}"),
+        ("o.attempt", "Do not attempt to {overtake:v}{here}"),
         held=("o.never",),
     ),
     *_c(
@@ -285,6 +384,9 @@ CONSTRUCTIONS = (
         ("p.no_longer", "{overtake:n} is no longer {prohib}"),
         ("p.when_safe", "{overtake:n} is {permit} when safe"),
         ("p.free", "{subj} are free to {overtake:v}"),
+        ("p.colon", "{overtake:n}: {permit}"),
+        ("p.lifted", "{overtake:zone} ban lifted"),
+        ("p.it_is", "It is {permit} to {overtake:v}{here}"),
         held=("p.free",),
     ),
     *_c(
@@ -296,6 +398,9 @@ CONSTRUCTIONS = (
         ("l.merge_first", "{merge}: {lane:def} is {closed}"),
         ("l.closure", "{lane} closure ahead, {merge}"),
         ("l.because", "{merge} because {lane:def} is {closed}"),
+        ("l.please", "{lane:def} is {closed}. Please {merge}"),
+        ("l.ahead_colon", "Ahead: {lane} {closed}, {merge}"),
+        ("l.must", "{subj} must {merge}: {lane:def} is {closed}"),
         held=("l.because",),
     ),
     *_c(
@@ -309,6 +414,10 @@ CONSTRUCTIONS = (
         ("a.prohib", "{proceed:ing} on {amber:adj} is {prohib}"),
         ("a.requires", "{amber:light} requires {stop:ing}"),
         ("a.even", "{stop:v} on {amber:adj} even when close to the stop line"),
+        ("a.when", "When the light turns {amber:adj}, {stop:v}"),
+        ("a.colon", "{amber:adj}: {stop:v}"),
+        ("a.not_permit", "{proceed:ing} on {amber:adj} is not {permit}"),
+        ("a.must_at", "You must {stop:v} at {amber:light}"),
         held=("a.requires", "a.even"),
     ),
     *_c(
@@ -323,6 +432,9 @@ CONSTRUCTIONS = (
         ),
         ("c.if_first", "If the stop line is within {dist} on {amber:adj}, {proceed:v}"),
         ("c.unless", "On {amber:adj}, {stop:v} unless within {dist} of the stop line"),
+        ("c.within", "Within {dist} of the stop line, {proceed:v} on {amber:adj}"),
+        ("c.you_may", "On {amber:adj} you {may} {proceed:v} if within {dist} of the stop line"),
+        ("c.less", "{amber:adj}: {proceed:v} if less than {dist} from the stop line"),
         held=("c.if_first", "c.unless"),
     ),
     *_c(
@@ -334,6 +446,9 @@ CONSTRUCTIONS = (
         ("y.subj", "{subj} must {yield} {ped} waiting at {cross}"),
         ("y.front", "At {cross}, {yield} waiting {ped}"),
         ("y.priority", "{ped} waiting at {cross} have priority"),
+        ("y.when", "When {ped} wait at {cross}, {yield} them"),
+        ("y.must_let", "{subj} must let waiting {ped} cross"),
+        ("y.always", "Always {yield} {ped} waiting to cross"),
         held=("y.priority",),
     ),
     *_c(
@@ -344,6 +459,9 @@ CONSTRUCTIONS = (
         ("t.right_on_red", "Right on {red:n} {permit}{after}"),
         ("t.is", "{turn:ing} at {red:light} is {permit}{after}"),
         ("t.no_longer", "{turn:ing} on {red:n} is no longer {prohib}"),
+        ("t.colon", "{turn:n} on {red:n}: {permit}{after}"),
+        ("t.after_first", "After stopping, {subj} {may} {turn:v} on {red:light}"),
+        ("t.it_is", "It is {permit} to {turn:v} on {red:n}{after}"),
         held=("t.no_longer",),
     ),
     *_c(
@@ -355,6 +473,9 @@ CONSTRUCTIONS = (
         ("u.subj", "{subj} {mustnot} {turn:v} on {red:light}"),
         ("u.no_longer", "{turn:ing} on {red:n} is no longer {permit}"),
         ("u.wait", "Do not {turn:v} while the light is {red:n}"),
+        ("u.colon", "{turn:n} on {red:n}: {prohib}"),
+        ("u.offence", "It is an offence to {turn:v} on {red:light}"),
+        ("u.not", "{turn:n} not {permit} on {red:n}"),
         held=("u.wait",),
     ),
     *_c(
@@ -366,6 +487,9 @@ CONSTRUCTIONS = (
         ("b.reserved", "The {rlane} is reserved for buses {hours}"),
         ("b.hours_first", "{hours}: {rlane} for buses only"),
         ("b.no_cars", "{hours}, cars must not use the {rlane}"),
+        ("b.colon", "{rlane}: {bus} {hours}"),
+        ("b.use", "Only buses may use the {rlane} {hours}"),
+        ("b.for_buses", "{hours}, the {rlane} is for buses only"),
         held=("b.no_cars",),
     ),
     *_c(
@@ -381,15 +505,19 @@ CONSTRUCTIONS = (
         ("d.loading", "Loading bay in use 6am to 10am"),
         ("d.litter", "Do not throw litter from vehicles"),
         ("d.chains", "Snow chains required in winter"),
+        ("d.seatbelt", "Seat belts must be worn"),
+        ("d.phone", "No hand-held phones while driving"),
+        ("d.towaway", "Tow-away zone"),
         held=("d.litter", "d.chains"),
     ),
 )
 
 # Variant "any": also names "all vehicles" explicitly; None: only for rules binding some vehicles.
-WRAPPERS = _c("scope", "any", ("w.colon", "{scope}: {body}")) + _c(
+WRAPPERS = _c("scope", "any", ("w.colon", "{scope}: {body}"), ("w.paren", "{body} ({scope})")) + _c(
     "scope",
     None,
     ("w.for", "{body} for {scope}"),
+    ("w.comma_only", "{body}, {scope} only"),
     ("w.only", "{body} ({scope} only)"),
     ("w.applies", "{body}. Applies to {scope}"),
     held=("w.applies",),

@@ -54,8 +54,15 @@ MEANINGS = _meanings()
 
 
 def _renders(lang: str, held: bool, n: int = 25) -> list[tuple[Rule, RuleText]]:
+    """``n`` renders per meaning; a (kind, variant) said by only one meaning (amber, distractor
+    ...) gets 8 n, so each of its ~10 constructions is drawn with near certainty."""
     rng = random.Random(f"{lang}-{held}")
-    return [(r, render_rule(r, lang, rng, held)) for r in MEANINGS for _ in range(n)]
+    per_kind = Counter((r.kind, r.variant) for r in MEANINGS)
+    return [
+        (r, render_rule(r, lang, rng, held))
+        for r in MEANINGS
+        for _ in range(n * (8 if per_kind[(r.kind, r.variant)] == 1 else 1))
+    ]
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -206,7 +213,7 @@ def test_time_windows_read_back(lang: str) -> None:
     rng = random.Random(2)
     want = {"day": (7, 17), "extended": (7, 20), "always": None}
     always_words = ["all times", "all day", "24 hours", "around the clock", "24/7"]
-    always_words += ["全天", "全时段", "24小时"]
+    always_words += ["any time", "day and night", "全天", "全时段", "24小时", "全日"]
     for held in (False, True):
         for hours, span in want.items():
             rules = [Rule("bus_lane", hours=hours)]
@@ -228,13 +235,15 @@ def _lane_of(lang: str, text: str, n_lanes: int) -> tuple[int, str]:
     if lang == "en":
         t = text.lower()
         side = re.search(
-            r"(?:merge|move|keep|change lanes|switch)(?: to)?(?: the)? (left|right)", t
+            r"(?:merge|move over|move across|move|keep|change lanes|switch)(?: to)?(?: the)? "
+            r"(left|right)",
+            t,
         )
         t = re.sub(r"switch to the (left|right) lane", "", t)
         if m := re.search(r"(first|second|third) lane (?:counting )?from the (left|right)", t):
             k = ORD[m.group(1)]
             lane = k if m.group(2) == "left" else n_lanes - k + 1
-        elif m := re.search(r"lane (?:no\. )?(\d|one|two|three)\b", t):
+        elif m := re.search(r"lane (?:no\. |number )?(\d|one|two|three)\b", t):
             lane = int(m.group(1)) if m.group(1).isdigit() else EN_NUM[m.group(1)]
         elif re.search(r"\b(left|leftmost|left-hand) lane", t):
             lane = 1
@@ -245,7 +254,7 @@ def _lane_of(lang: str, text: str, n_lanes: int) -> tuple[int, str]:
             lane = 2
     else:
         side = re.search(r"[向靠](左|右)", text)
-        if m := re.search(r"(左起|从左数|右起|从右数)第(.)条车道", text):
+        if m := re.search(r"(左起|从?左数|右起|从?右数)第(.)条车道", text):
             k = ORD[m.group(2)]
             lane = k if "左" in m.group(1) else n_lanes - k + 1
         elif m := re.search(r"第(\d|[一二三])条?车道|(\d|[一二三])号车道", text):
@@ -256,7 +265,7 @@ def _lane_of(lang: str, text: str, n_lanes: int) -> tuple[int, str]:
         elif re.search(r"最右|右侧车道|右车道", text):
             lane = n_lanes
         else:
-            assert re.search(r"中间|正中", text), text
+            assert re.search(r"中间|正中|中央", text), text
             lane = 2
     assert side, text
     s = side.group(1)
@@ -280,12 +289,12 @@ def test_lane_references_read_back(lang: str) -> None:
 
 def test_scoped_rules_name_their_vehicles() -> None:
     names = {
-        "cars": ("car", "小型汽车", "小客车", "轿车"),
+        "cars": ("car", "小型汽车", "小型车", "小型客车", "小客车", "轿车"),
         "trucks": ("7.5 t", "7.5吨"),
         "buses": ("bus", "公交车", "公共汽车"),
         "coaches": ("coach", "客车"),
         "cyclists": ("cyclist", "bicycle", "自行车", "非机动车"),
-        "motorcycles": ("motorcycl", "摩托车"),
+        "motorcycles": ("motorcycl", "motorbike", "摩托车"),
     }
     rng = random.Random(4)
     for rule in MEANINGS:
