@@ -51,6 +51,9 @@ class ModelSpec:
     output: str = "probabilities"  # float32 [N, n_labels], softmax over decisions
     rule_output: str = "rule_classes"  # float32 [N, max_rules, n_rule_classes], softmax per rule
     ood_output: str = "image_ood"  # float32 [N, 1]: probability the frame is not a road scene
+    # float32 [N, F]: the rule set as the decision sees it; a function of the rule inputs only,
+    # so the node computes it once per rule set (perception.onnxrun.split_model).
+    rule_set_output: str = "rule_set_features"
 
     @property
     def image(self) -> InputSpec:

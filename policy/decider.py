@@ -22,9 +22,9 @@ from bus.schema import DecisionLabel, DecisionMsg, FrameHeader, RuleSet, Timings
 from core.errors import ImageDecodeError, MessageError, ModelError
 from perception.image import preprocess_jpeg
 from policy.fallback import FALLBACK_DECISION, Reason
-from policy.model import ModelOutputs, PolicyModel
+from policy.model import EncodedRules, ModelOutputs, PolicyModel
 
-_Encoded = tuple[np.ndarray, np.ndarray]  # a rule set's encoder states [R,T,D] and mask [R,T]
+_Encoded = EncodedRules
 
 __all__ = ["Decider", "FrameJob"]
 
@@ -93,8 +93,9 @@ class Decider:
             self._encoding[key] = (texts, self._pool.submit(self.model.encode_rules, texts))
 
     def encoded_rules(self, rules: RuleSet) -> _Encoded:
-        """A rule set's encoder states [R,T,D] and mask [R,T], computed once per (vehicle,
-        version) and cached: the text encoder never runs per frame."""
+        """A rule set as the model reads it (policy.model.EncodedRules), computed once per
+        (vehicle, version) and cached: neither the text encoder nor the rule graph runs per
+        frame."""
         key = (rules.vehicle_id, rules.version)
         texts = tuple(rules.rules)
         with self._lock:
@@ -171,12 +172,12 @@ class Decider:
 
     def _infer(self, jobs, ready, start, out) -> None:  # type: ignore[no-untyped-def]
         images = np.stack([r[1] for r in ready])
-        states = np.stack([r[2][0] for r in ready])
-        masks = np.stack([r[2][1] for r in ready])
         speeds = np.array([[jobs[r[0]].header.speed_kph] for r in ready], dtype=np.float32)
         t0 = time.perf_counter_ns()
         try:
-            got: ModelOutputs | None = self.model.run(images, states, masks, speeds)
+            got: ModelOutputs | None = self.model.run_encoded(
+                images, [r[2] for r in ready], speeds
+            )
         except ModelError:
             log.exception("inference failed on a batch of %d", len(ready))
             got = None
@@ -187,7 +188,7 @@ class Decider:
             th.confidence if self.confidence_threshold is None else self.confidence_threshold
         )
         nu = self.model.meta.not_understood_index
-        for row, (i, _, (_, mask), decode_ms) in enumerate(ready):
+        for row, (i, _, encoded, decode_ms) in enumerate(ready):
             if got is None or not all(
                 np.all(np.isfinite(a[row]))
                 for a in (got.probabilities, got.rule_classes, got.image_ood)
@@ -196,7 +197,7 @@ class Decider:
                 continue
             p = got.probabilities[row]
             top = int(np.argmax(p))
-            present = mask.max(axis=1) > 0  # [R]: which rule slots hold a rule
+            present = encoded.mask.max(axis=1) > 0  # [R]: which rule slots hold a rule
             unread = [
                 int(r)
                 for r in np.flatnonzero(present)

@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -22,8 +23,9 @@ from perception.modelmeta import ModelMeta, parse_metadata
 from perception.onnxrun import run_all_outputs
 from perception.rule_encoder import DEFAULT_ENCODER_DIR, RuleEncoder
 from perception.spec import MODEL_SPEC
+from perception.splitgraph import split_model
 
-__all__ = ["EXPECTED_INPUTS", "ModelOutputs", "PolicyModel", "choose_providers"]
+__all__ = ["EXPECTED_INPUTS", "EncodedRules", "ModelOutputs", "PolicyModel", "choose_providers"]
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +67,25 @@ class ModelOutputs:
     image_ood: np.ndarray
 
 
+class EncodedRules(NamedTuple):
+    """A rule set as the model reads it, computed once per rule-set version: the encoder's
+    states [R,T,D] and mask [R,T]; for a split model also the rule set's features [F] and the
+    per-rule classes [R,C], so frames never run the rule graph."""
+
+    states: np.ndarray
+    mask: np.ndarray
+    features: np.ndarray | None = None
+    classes: np.ndarray | None = None
+
+
 @dataclass
 class PolicyModel:
     """A loaded, validated, warmed-up model with the text encoder it was trained on.
 
-    ``encode_rules`` (once per rule-set version, cached by the Decider) and ``run`` (per batch)
-    are the only calls on the serving path."""
+    ``encode_rules`` (once per rule-set version, cached by the Decider) and ``run_encoded`` (per
+    batch) are the only calls on the serving path. When the model exports its rule-set features
+    (perception.splitgraph), ``encode_rules`` also runs the rule graph and frames run only the
+    frame graph: the text branch costs nothing per frame."""
 
     path: Path
     session: ort.InferenceSession
@@ -79,6 +94,13 @@ class PolicyModel:
     provider: str
     mtime_ns: int
     load_s: float
+    rules_session: ort.InferenceSession | None = None
+    frame_session: ort.InferenceSession | None = None
+
+    @property
+    def split(self) -> bool:
+        """Whether frames run the frame graph only (rule graph once per rule set)."""
+        return self.frame_session is not None
 
     @property
     def version(self) -> str:
@@ -124,21 +146,70 @@ class PolicyModel:
                 f"{path} was trained on text encoder {meta.encoder['model_sha256'][:12]}, "
                 f"{encoder_dir} holds {encoder.identity()['model_sha256'][:12]}"
             )
-        model = cls(path, session, meta, encoder, in_use, mtime_ns, 0.0)
+        rules_session = frame_session = None
+        parts = split_model(path.read_bytes())
+        if parts is not None:
+            try:
+                rules_session = ort.InferenceSession(parts.rules, opts, providers=wanted)
+                frame_session = ort.InferenceSession(parts.frame, opts, providers=wanted)
+            except Exception as exc:
+                log.warning("%s: split graphs do not load (%s); running it whole", path, exc)
+                rules_session = frame_session = None
+        model = cls(
+            path, session, meta, encoder, in_use, mtime_ns, 0.0, rules_session, frame_session
+        )
         model.warmup(warmup_batch)
         model.load_s = time.perf_counter() - t0
         log.info(
-            "model %s version %s on %s (loaded + warmed up in %.0f ms)",
+            "model %s version %s on %s (%s; loaded + warmed up in %.0f ms)",
             path,
             meta.model_version,
             in_use,
+            "rule graph once per rule set" if model.split else "whole graph per frame",
             model.load_s * 1e3,
         )
         return model
 
-    def encode_rules(self, texts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """A rule set's encoder states and mask (``perception.rule_encoder``, the training path)."""
-        return self.encoder.encode_rule_set(texts)
+    def encode_rules(self, texts: tuple[str, ...]) -> EncodedRules:
+        """A rule set's encoder states and mask (``perception.rule_encoder``, the training path),
+        and for a split model its features and rule classes from the rule graph."""
+        states, mask = self.encoder.encode_rule_set(texts)
+        if self.rules_session is None:
+            return EncodedRules(states, mask)
+        try:
+            feats, classes = self.rules_session.run(
+                [_S.rule_set_output, _S.rule_output],
+                {_S.rules_input: states[None], _S.rule_mask_input: mask[None]},
+            )
+        except Exception as exc:
+            raise ModelError(f"rule graph failed: {exc}") from exc
+        return EncodedRules(states, mask, np.asarray(feats[0]), np.asarray(classes[0]))
+
+    def run_encoded(
+        self, images: np.ndarray, rules: list[EncodedRules], speeds: np.ndarray
+    ) -> ModelOutputs:
+        """uint8 [N,H,W,3], one EncodedRules per frame, float32 [N,1] -> outputs. A split model
+        runs only the frame graph; otherwise the whole graph with the stacked token states."""
+        if self.frame_session is None or any(r.features is None for r in rules):
+            states = np.stack([r.states for r in rules])
+            masks = np.stack([r.mask for r in rules])
+            return self.run(images, states, masks, speeds)
+        feeds = {
+            _S.image_input: images,
+            _S.speed_input: speeds,
+            _S.rule_set_output: np.stack([r.features for r in rules]),  # type: ignore[misc]
+        }
+        try:
+            probs, ood = self.frame_session.run([_S.output, _S.ood_output], feeds)
+        except Exception as exc:
+            raise ModelError(f"inference failed: {exc}") from exc
+        n = images.shape[0]
+        if probs.shape != (n, len(self.labels)):
+            raise ModelError(f"model returned shape {probs.shape}")
+        classes = np.stack([r.classes for r in rules])  # type: ignore[misc]
+        return ModelOutputs(
+            np.asarray(probs, np.float32), classes, np.asarray(ood, np.float32).reshape(n)
+        )
 
     def run(
         self, images: np.ndarray, states: np.ndarray, masks: np.ndarray, speeds: np.ndarray
@@ -156,8 +227,10 @@ class PolicyModel:
         return ModelOutputs(probs, out[_S.rule_output], out[_S.ood_output].reshape(n))
 
     def warmup(self, batch: int) -> None:
+        blank = self.encode_rules(())
         for n in sorted({1, max(1, batch)}):
             self.run(*(i.zeros(n) for i in _S.inputs))
+            self.run_encoded(_S.image.zeros(n), [blank] * n, _S.speed.zeros(n))
 
 
 def _check_io(session: ort.InferenceSession, path: Path, n_rule_classes: int) -> None:

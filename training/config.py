@@ -33,8 +33,10 @@ class TrainConfig(BaseModel):
     # Pictures that are not road scenes (training.ood), as a share of the training frames, so
     # the image_ood head learns to say "not a road"; they carry no decision target.
     negatives_fraction: float = Field(default=0.08, ge=0.0, le=1.0)
-    # Weights of the per-rule class loss and of the image OOD loss beside the decision loss.
+    # Weights of the per-rule class loss, of each per-rule parameter loss (training.ruleparams)
+    # and of the image OOD loss beside the decision loss.
     rule_loss_weight: float = Field(default=0.5, ge=0.0)
+    param_loss_weight: float = Field(default=0.3, ge=0.0)
     ood_loss_weight: float = Field(default=0.3, ge=0.0)
     # Recording splits used for training; evaluation splits are excluded unless named here.
     train_splits: list[str] = Field(default_factory=lambda: ["train", "val", "recorded"])

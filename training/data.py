@@ -7,9 +7,10 @@ same functions the node calls. The frozen encoder runs once per distinct rule te
 (:class:`RuleTable`, cached on disk), and batches gather its token states by index, so the
 encoder never runs per frame here either.
 
-Per sample the arrays hold three targets: the decision, each rule's class (what the rule is, or
-``not_binding`` / ``not_understood``; -1 = unknown, not trained on), and whether the picture is a
-road scene (negatives from training.ood have no decision target).
+Per sample the arrays hold the targets: the decision, each rule's class (what the rule is, or
+``not_binding`` / ``not_understood``; -1 = unknown, not trained on), each rule's parameters
+(training.ruleparams; -1 = unknown), and whether the picture is a road scene (negatives from
+training.ood have no decision target).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from core.errors import DataError
 from perception.image import preprocess_jpeg
 from perception.rule_encoder import RuleEncoder
 from perception.spec import MODEL_SPEC
+from training.ruleparams import RULE_PARAMS, param_labels
 
 __all__ = [
     "ArrayDataset",
@@ -126,6 +128,12 @@ class ArrayDataset:
     ood: np.ndarray  # [N] float32, 1 = not a road scene (a negative)
     table: RuleTable
     samples: list[Sample | None]  # None for a negative picture
+    # [N,R,P] int32: per rule, an index into each training.ruleparams vocabulary, -1 = unknown.
+    rule_par: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.int32))
+
+    def __post_init__(self) -> None:
+        if self.rule_par.shape[:2] != self.rule_idx.shape:
+            self.rule_par = np.full((*self.rule_idx.shape, len(RULE_PARAMS)), -1, np.int32)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -149,6 +157,10 @@ class ArrayDataset:
             _S.rule_output: (cls >= 0).astype(np.float32),
             _S.ood_output: np.ones(len(idx), np.float32),
         }
+        par = self.rule_par[idx]
+        for k, name in enumerate(RULE_PARAMS):
+            y[name] = np.maximum(par[..., k], 0)
+            w[name] = (par[..., k] >= 0).astype(np.float32)
         return y, w
 
     def subset(self, idx: np.ndarray) -> ArrayDataset:
@@ -161,6 +173,7 @@ class ArrayDataset:
             self.ood[idx],
             self.table,
             [self.samples[i] for i in idx],
+            self.rule_par[idx],
         )
 
     def batches(self, batch_size: int, shuffle: bool, seed: int) -> Any:
@@ -222,13 +235,18 @@ def load_samples(
     return samples
 
 
-def rule_classes_of(sample: Sample) -> list[str | None]:
-    """Each rule's class from the frame's scene record (``rule_meta``), None where unknown
+def _rule_meta(sample: Sample) -> list[Any]:
+    """The frame's per-rule scene records (``rule_meta``), None each where there are none
     (recordings from the bus, or catalogue recordings made before the rule language)."""
     meta = (sample.scene or {}).get("rule_meta") if sample.scene else None
     if not isinstance(meta, list) or len(meta) != len(sample.rules):
         return [None] * len(sample.rules)
-    return [m.get("class") if isinstance(m, dict) else None for m in meta]
+    return meta
+
+
+def rule_classes_of(sample: Sample) -> list[str | None]:
+    """Each rule's class from the frame's scene record, None where unknown."""
+    return [m.get("class") if isinstance(m, dict) else None for m in _rule_meta(sample)]
 
 
 def encode_samples(
@@ -256,6 +274,7 @@ def encode_samples(
     n, r = len(jpegs), _S.max_rules
     rule_idx = np.full((n, r), -1, np.int32)
     rule_cls = np.full((n, r), -1, np.int32)
+    rule_par = np.full((n, r, len(RULE_PARAMS)), -1, np.int32)
     cls_index = {c: i for i, c in enumerate(rule_classes)}
     for i, s in enumerate(samples):
         for j, (text, cls) in enumerate(zip(s.rules, rule_classes_of(s), strict=True)):
@@ -263,6 +282,8 @@ def encode_samples(
                 raise DataError(f"rule text {text[:60]!r} is not in the rule table")
             rule_idx[i, j] = table.index[text]
             rule_cls[i, j] = cls_index.get(cls, -1) if cls is not None else -1
+        for j, meta in enumerate(_rule_meta(s)):
+            rule_par[i, j] = param_labels(meta)
     speeds = np.array([[s.speed_kph] for s in samples] + [[0.0]] * len(negatives), np.float32)
     labels = np.array(
         [_LABEL_INDEX[_label(s)] for s in samples] + [0] * len(negatives), dtype=np.int32
@@ -277,6 +298,7 @@ def encode_samples(
         ood,
         table,
         [*samples, *([None] * len(negatives))],
+        rule_par,
     )
 
 

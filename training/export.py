@@ -21,7 +21,14 @@ from perception.onnxrun import run_all_outputs
 from perception.spec import MODEL_SPEC
 from training.checkpoint import Checkpoint
 
-__all__ = ["MIN_PARITY_SAMPLES", "PARITY_ATOL", "export_onnx", "parity_check"]
+__all__ = [
+    "MIN_PARITY_SAMPLES",
+    "PARITY_ATOL",
+    "export_onnx",
+    "parity_check",
+    "serving_model",
+    "serving_outputs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +37,36 @@ MIN_PARITY_SAMPLES = 512
 OPSET = 17
 
 
+def serving_outputs(model: Any) -> tuple[str, ...]:
+    """The outputs the exported graph has: the spec's three, plus the rule set's features when
+    the model has that layer (the fused and text-only models; the node then computes it once per
+    rule set instead of per frame)."""
+    names = {layer.name for layer in model.layers}
+    extra = (MODEL_SPEC.rule_set_output,) if MODEL_SPEC.rule_set_output in names else ()
+    return (*MODEL_SPEC.outputs, *extra)
+
+
+def serving_model(model: Any) -> Any:
+    """The trained model with only what serving needs: the spec's outputs and, where there is
+    one, the rule-set features layer as an output (training-only heads dropped)."""
+    import keras
+
+    outs = {name: model.get_layer(name).output for name in serving_outputs(model)}
+    return keras.Model(model.inputs, outs, name=f"{model.name}_serving")
+
+
 def _convert(model: Any) -> Any:
     """Keras 3 model -> onnx.ModelProto via tf2onnx.from_function (from_keras breaks on Keras 3)."""
     import tensorflow as tf
     import tf2onnx
 
     spec = [tf.TensorSpec((None, *i.shape), i.dtype, name=i.name) for i in MODEL_SPEC.inputs]
+    served = serving_model(model)
 
     @tf.function(input_signature=spec)
     def serve(image, rule_states, rule_mask, speed_kph):  # type: ignore[no-untyped-def]
         inputs = MODEL_SPEC.feeds(image, rule_states, rule_mask, speed_kph)
-        outs = model(inputs, training=False)
-        return {name: outs[name] for name in MODEL_SPEC.outputs}
+        return served(inputs, training=False)
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)
     # Name the dynamic batch dimension instead of tf2onnx's "unk__N", and state the rule axis,
@@ -64,9 +89,10 @@ def parity_check(
     if n < MIN_PARITY_SAMPLES:
         raise TrainingError(f"parity check needs >= {MIN_PARITY_SAMPLES} samples, got {n}")
     sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    o_onnx = run_all_outputs(sess, inputs)
-    o_keras = keras_model.predict(inputs, batch_size=256, verbose=0)
-    max_abs = max(float(np.abs(o_onnx[k] - o_keras[k]).max()) for k in MODEL_SPEC.outputs)
+    names = serving_outputs(keras_model)
+    o_onnx = run_all_outputs(sess, inputs, outputs=names)
+    o_keras = serving_model(keras_model).predict(inputs, batch_size=256, verbose=0)
+    max_abs = max(float(np.abs(o_onnx[k] - o_keras[k]).max()) for k in names)
     p_onnx, p_keras = o_onnx[MODEL_SPEC.output], o_keras[MODEL_SPEC.output]
     argmax_same = float((p_onnx.argmax(1) == p_keras.argmax(1)).mean())
     result = {"samples": float(n), "max_abs_diff": max_abs, "argmax_agreement": argmax_same}

@@ -2,9 +2,13 @@
 
 Inputs and outputs are the names in perception.spec.MODEL_SPEC, which the ONNX graph keeps. Pixel
 normalisation and speed scaling happen inside the graph, so the node feeds raw uint8 frames,
-the frozen text encoder's token states and km/h. The text encoder reads each rule separately and
-pools over rules, so rule order cannot change the decision. Three outputs: the decision, each
-rule's class (for rules_not_understood) and the image out-of-distribution score.
+the frozen text encoder's token states and km/h. The text encoder reads each rule separately;
+each rule is read into a symbolic form (class and parameters) and the decision sees only that
+form, pooled over rules, so rule order cannot change the decision. Outputs: the decision, each
+rule's class (for rules_not_understood), the image out-of-distribution score, and for training
+each rule's parameters (training.ruleparams). The layer named ``MODEL_SPEC.rule_set_output`` is
+the rule set as the decision sees it; the exporter adds it as an output
+(training.export.serving_model) and the node computes it once per rule set.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import numpy as np
 from keras import layers, ops
 
 from perception.spec import MODEL_SPEC, InputSpec, ModelSpec
+from training.ruleparams import RULE_PARAMS
 
 __all__ = [
     "create_fused_model",
@@ -56,13 +61,13 @@ def create_image_encoder(
 def create_text_encoder(
     spec: ModelSpec = MODEL_SPEC, dim: int = 64, out_dim: int = 128
 ) -> keras.Model:
-    """Rule text -> (rule set features [N,out_dim], per-rule features [N,R,out_dim]).
+    """Rule text -> per-rule features [N,R,out_dim] (zero for an empty rule slot).
 
     Input: the frozen multilingual encoder's token states [N,R,T,384] and their mask [N,R,T]
     (perception.rule_encoder, computed once per rule text). A projection and one transformer
-    block per rule re-read the tokens for what decides here (numbers, sides, negation), a masked
-    mean + max pools each rule, and a permutation-invariant pool over rules gives the rule set:
-    rule order cannot change the decision."""
+    block per rule re-read the tokens for what decides here (numbers, sides, negation); a masked
+    mean + max pools each rule, beside the encoder's own sentence vector (the masked mean of its
+    states, what the encoder was trained to make carry meaning, so synonyms land close)."""
     states, tok_mask = _input(spec.rules), _input(spec.rule_mask)
     x = layers.Dense(dim)(states)  # [N,R,T,D]
     # [N,R,T,T]: every query token may attend to the real tokens of its own rule.
@@ -78,13 +83,12 @@ def create_text_encoder(
     n_tok = ops.maximum(ops.sum(m, axis=2), 1.0)  # [N,R,1]
     mean_t = ops.sum(x * m, axis=2) / n_tok  # [N,R,D]
     max_t = ops.max(x * m - (1.0 - m) * 1e4, axis=2)  # [N,R,D]
-    r = layers.Dense(out_dim, activation="relu")(ops.concatenate([mean_t, max_t], axis=-1))
+    sentence = layers.Dense(dim, activation="relu")(ops.sum(states * m, axis=2) / n_tok)
+    r = layers.Dense(out_dim, activation="relu")(
+        ops.concatenate([mean_t, max_t, sentence], axis=-1)
+    )
     rule_mask = ops.cast(ops.max(tok_mask, axis=2), "float32")[..., None]  # [N,R,1]
-    r = r * rule_mask  # empty rule slots contribute nothing (r >= 0, so max is safe)
-    n_rules = ops.maximum(ops.sum(rule_mask, axis=1), 1.0)  # [N,1]
-    pooled = ops.concatenate([ops.max(r, axis=1), ops.sum(r, axis=1) / n_rules], axis=-1)
-    out = layers.Dense(out_dim, activation="relu")(pooled)  # [N,out_dim]
-    return keras.Model([states, tok_mask], [out, r], name="text_encoder")
+    return keras.Model([states, tok_mask], r * rule_mask, name="text_encoder")
 
 
 def _rule_head(per_rule: keras.KerasTensor, n_classes: int, spec: ModelSpec) -> keras.KerasTensor:
@@ -92,6 +96,35 @@ def _rule_head(per_rule: keras.KerasTensor, n_classes: int, spec: ModelSpec) -> 
     not_understood): the node's rules_not_understood check reads it."""
     x = layers.Dense(64, activation="relu")(per_rule)
     return layers.Dense(n_classes, activation="softmax", name=spec.rule_output)(x)
+
+
+def _read_rules(
+    per_rule: keras.KerasTensor,
+    tok_mask: keras.KerasTensor,
+    n_classes: int,
+    spec: ModelSpec,
+    out_dim: int = 128,
+) -> tuple[keras.KerasTensor, keras.KerasTensor, dict[str, keras.KerasTensor]]:
+    """Per-rule features -> (rule set features [N,out_dim], rule classes, parameter outputs).
+
+    Each rule is read into a symbolic form: its class and its parameters (training.ruleparams),
+    each a softmax trained on the generator's labels. The decision sees only that form, embedded
+    and pooled over rules (sum and max, so rule order cannot change it): how a rule is worded
+    reaches the decision only through what the reading made of it."""
+    cls = _rule_head(per_rule, n_classes, spec)  # [N,R,C]
+    params = {
+        name: layers.Dense(len(vocab), activation="softmax", name=name)(
+            layers.Dense(64, activation="relu")(per_rule)
+        )
+        for name, vocab in RULE_PARAMS.items()
+    }
+    form = ops.concatenate([cls, *params.values()], axis=-1)  # [N,R,C+P]
+    e = layers.Dense(64, activation="relu")(layers.Dense(64, activation="relu")(form))
+    rule_mask = ops.cast(ops.max(tok_mask, axis=2), "float32")[..., None]  # [N,R,1]
+    e = e * rule_mask  # empty rule slots contribute nothing (e >= 0, so max is safe)
+    pooled = ops.concatenate([ops.max(e, axis=1), ops.sum(e, axis=1)], axis=-1)
+    rule_set = layers.Dense(out_dim, activation="relu", name=spec.rule_set_output)(pooled)
+    return rule_set, cls, params
 
 
 def _ood_head(image_features: keras.KerasTensor, spec: ModelSpec) -> keras.KerasTensor:
@@ -139,18 +172,15 @@ def create_fused_model(
     per-rule classes and the image out-of-distribution score."""
     image, states, mask, speed = _speed_and_inputs(spec)
     img = create_image_encoder(spec)(image)  # [N,128]
-    txt, per_rule = create_text_encoder(spec)([states, mask])  # [N,128], [N,R,128]
+    per_rule = create_text_encoder(spec)([states, mask])  # [N,R,128]
+    txt, cls, params = _read_rules(per_rule, mask, n_rule_classes, spec)  # [N,128]
     spd = _speed_features(speed)  # [N,33]
     # Multiplicative terms let the head form conjunctions (what the rule says x what the frame
     # shows; the limit in the text x the speed) that plain concatenation learns slowly.
     txt_spd = layers.Dense(64)(txt) * layers.Dense(64)(spd)
     feats = layers.Concatenate()([img, txt, spd, img * txt, txt_spd])
-    outputs = _outputs(
-        spec,
-        _head(feats, n_labels, spec),
-        _rule_head(per_rule, n_rule_classes, spec),
-        _ood_head(img, spec),
-    )
+    outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(img, spec))
+    outputs.update(params)
     return keras.Model([image, states, mask, speed], outputs, name="ruledrive_fused")
 
 
@@ -161,14 +191,11 @@ def create_image_only_model(
     image, states, mask, speed = _speed_and_inputs(spec)
     img = create_image_encoder(spec)(image)
     feats = layers.Concatenate()([img, _speed_features(speed)])
-    # The rule head sees nothing of the text: a constant per rule slot.
+    # The rule heads see nothing of the text: a constant per rule slot.
     blank = layers.Dense(8)(ops.zeros_like(mask[..., :1]))  # [N,R,8]
-    outputs = _outputs(
-        spec,
-        _head(feats, n_labels, spec),
-        _rule_head(blank, n_rule_classes, spec),
-        _ood_head(img, spec),
-    )
+    _, cls, params = _read_rules(blank, mask, n_rule_classes, spec)
+    outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(img, spec))
+    outputs.update(params)
     return keras.Model([image, states, mask, speed], outputs, name="ruledrive_image_only")
 
 
@@ -177,13 +204,10 @@ def create_text_only_model(
 ) -> keras.Model:
     """Ablation: same text encoder and heads, sees the rules and speed but not the frame."""
     image, states, mask, speed = _speed_and_inputs(spec)
-    txt, per_rule = create_text_encoder(spec)([states, mask])
+    per_rule = create_text_encoder(spec)([states, mask])
+    txt, cls, params = _read_rules(per_rule, mask, n_rule_classes, spec)
     feats = layers.Concatenate()([txt, _speed_features(speed)])
     blank_img = layers.Dense(8)(ops.zeros_like(speed))  # [N,8]: no picture
-    outputs = _outputs(
-        spec,
-        _head(feats, n_labels, spec),
-        _rule_head(per_rule, n_rule_classes, spec),
-        _ood_head(blank_img, spec),
-    )
+    outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(blank_img, spec))
+    outputs.update(params)
     return keras.Model([image, states, mask, speed], outputs, name="ruledrive_text_only")

@@ -35,6 +35,7 @@ from training.data import (
     rule_classes_of,
 )
 from training.ood import TRAIN_KINDS, negative_jpegs
+from training.ruleparams import RULE_PARAMS
 from training.thresholds import choose_thresholds
 
 __all__ = ["train"]
@@ -130,11 +131,13 @@ def _fit(
             s.output: keras.losses.SparseCategoricalCrossentropy(),
             s.rule_output: keras.losses.SparseCategoricalCrossentropy(),
             s.ood_output: keras.losses.BinaryCrossentropy(),
+            **{p: keras.losses.SparseCategoricalCrossentropy() for p in RULE_PARAMS},
         },
         loss_weights={
             s.output: 1.0,
             s.rule_output: cfg.rule_loss_weight,
             s.ood_output: cfg.ood_loss_weight,
+            **{p: cfg.param_loss_weight for p in RULE_PARAMS},
         },
         weighted_metrics={s.output: ["accuracy"]},
     )

@@ -76,7 +76,10 @@ def test_onnx_has_named_dynamic_inputs_and_readable_metadata(trained: Path) -> N
     assert set(ins) == {i.name for i in MODEL_SPEC.inputs}
     assert ins["image"].type == "tensor(uint8)" and ins["image"].shape[1:] == [96, 160, 3]
     assert all(isinstance(i.shape[0], str) for i in ins.values())  # dynamic batch
-    assert sorted(o.name for o in sess.get_outputs()) == sorted(MODEL_SPEC.outputs)
+    # The fused model also exports the rule set's features, which the node caches per rule set.
+    assert sorted(o.name for o in sess.get_outputs()) == sorted(
+        (*MODEL_SPEC.outputs, MODEL_SPEC.rule_set_output)
+    )
     meta = parse_metadata(sess.get_modelmeta().custom_metadata_map)
     info = json.loads((trained / "checkpoint.json").read_text())
     assert meta.model_version == info["model_version"]
@@ -114,6 +117,38 @@ def test_the_node_loads_the_export_and_reads_both_languages(trained: Path) -> No
         rules = RuleSet(vehicle_id="car-1", version=str(texts), issued_at_ns=now, rules=list(texts))
         msg = d.step(header, render_jpeg(Scene()), rules)
         assert msg.model_version == model.version and len(msg.probabilities) == 6
+
+
+def test_the_node_runs_the_rule_graph_once_per_rule_set_with_the_same_outputs(
+    trained: Path, data: Path
+) -> None:
+    """The node splits the export into its rule graph (once per rule set) and frame graph (per
+    frame); on real frames and rules the split gives what the whole graph gives."""
+    from bus.recording_reader import read_samples
+    from perception.image import preprocess_jpeg
+    from policy.model import PolicyModel
+
+    model = PolicyModel.load(trained / "model.onnx")
+    assert model.split
+    samples = list(read_samples([data / "test" / "test.mcap"], require_labels=True))[:24]
+    encoded = [model.encode_rules(tuple(s.rules)) for s in samples]
+    images = np.stack([preprocess_jpeg(s.jpeg) for s in samples])
+    speeds = np.array([[s.speed_kph] for s in samples], np.float32)
+    split = model.run_encoded(images, encoded, speeds)
+    whole = model.run(
+        images, np.stack([e.states for e in encoded]), np.stack([e.mask for e in encoded]), speeds
+    )
+    for a, b in (
+        (split.probabilities, whole.probabilities),
+        (split.rule_classes, whole.rule_classes),
+        (split.image_ood, whole.image_ood),
+    ):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert {i.name for i in model.frame_session.get_inputs()} == {  # type: ignore[union-attr]
+        MODEL_SPEC.image_input,
+        MODEL_SPEC.speed_input,
+        MODEL_SPEC.rule_set_output,
+    }
 
 
 def test_reuse_keeps_a_finished_checkpoint_of_the_same_model_only(

@@ -1,0 +1,61 @@
+"""What each rule says, beyond its class: the parameters the per-rule heads learn to read.
+
+The decision model reads each rule into a small symbolic form (its class, plus the speed limit,
+the hours, the lane and the merge side it names) and decides from that form, not from the
+wording: a rule worded in a way training never saw is decided right as soon as it is *read*
+right, and the per-rule heads say how sure the reading is. The labels come from the generator's
+per-rule scene record (``rule_meta[i]["rule"]``); recordings without it train no parameter.
+
+Each parameter is a small vocabulary whose first entry, ``none``, means the rule names no such
+thing. A value outside the vocabulary (a limit the world never generates) is not trained on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["RULE_PARAMS", "param_labels"]
+
+_LANES = {
+    # What the text names, not which lane it is on this road: counted from the left ("L"), from
+    # the right ("R"), or the centre lane, which only a three-lane road has.
+    "left": "L1",
+    "1": "L1",
+    "2": "L2",
+    "3": "L3",
+    "right": "R1",
+    "r1": "R1",
+    "r2": "R2",
+    "r3": "R3",
+    "centre": "C",
+}
+
+# Output name -> vocabulary. The names are the training model's auxiliary outputs.
+RULE_PARAMS: dict[str, tuple[str, ...]] = {
+    "rule_limit": ("none", *(str(v) for v in range(20, 121, 10))),
+    "rule_hours": ("none", "day", "extended", "always"),
+    "rule_lane": ("none", *sorted(set(_LANES.values()))),
+    "rule_merge": ("none", "left", "right"),
+}
+_FIELDS = {"rule_limit": "limit", "rule_hours": "hours", "rule_lane": "lane", "rule_merge": "merge"}
+
+
+def _value(name: str, raw: Any) -> str | None:
+    if raw is None:
+        return "none"
+    if name == "rule_lane":
+        return _LANES.get(str(raw))
+    return str(raw)
+
+
+def param_labels(meta: Any) -> list[int]:
+    """One rule's scene record -> an index per :data:`RULE_PARAMS` entry (-1 = not trained on:
+    no record, a rule nobody can read, or a value outside the vocabulary)."""
+    rule = meta.get("rule") if isinstance(meta, dict) else None
+    if not isinstance(rule, dict):
+        return [-1] * len(RULE_PARAMS)
+    out = []
+    for name, vocab in RULE_PARAMS.items():
+        v = _value(name, rule.get(_FIELDS[name]))
+        out.append(vocab.index(v) if v in vocab else -1)
+    return out
