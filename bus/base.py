@@ -43,6 +43,11 @@ class Bus(Protocol):
     def subscribe(self, pattern: str, handler: Handler, qos: int = 0) -> None:
         """Deliver messages matching an MQTT filter (``+``/``#``), retained ones first."""
 
+    def unsubscribe(self, pattern: str, handler: Handler) -> None:
+        """Stop delivering ``pattern`` to ``handler``. Returns once no more of its messages can
+        come: what the broker sent before still reaches ``handler``, nothing after (the MQTT bus
+        waits, bounded, for the broker's acknowledgement)."""
+
     def add_connect_hook(self, hook: ConnectHook) -> None:
         """Call ``hook`` after every (re)connect, after subscriptions are restored."""
 

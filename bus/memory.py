@@ -3,7 +3,9 @@
 Delivery is synchronous on the publisher's thread, so a test that publishes then checks sees the
 effect at once. ``lost()`` then ``connect()`` simulate a broken connection and its return (the
 will is published, the disconnect and then the connect hooks run); while lost, every publish
-raises BusError, whatever its QoS.
+raises BusError, whatever its QoS. A shared subscription (``$share/GROUP/FILTER``) gets each
+matching message on one member of its group, round robin (Mosquitto's only strategy), and no
+retained message (brokers differ there: Mosquitto 2.0 sends them; nothing may rely on it).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from paho.mqtt.client import topic_matches_sub
 
 from bus.base import ConnectHook, DisconnectHook, Handler, Will
+from bus.topics import split_shared
 from core.errors import BusError
 
 __all__ = ["MemoryBus", "Recorder"]
@@ -25,6 +28,9 @@ class MemoryBus:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._subs: list[tuple[str, Handler]] = []
+        # share group -> [(filter, handler)], and how many messages each group has been handed
+        self._shared: dict[str, list[tuple[str, Handler]]] = {}
+        self._turn: dict[str, int] = {}
         self._retained: dict[str, bytes] = {}
         self._hooks: list[ConnectHook] = []
         self._lost_hooks: list[DisconnectHook] = []
@@ -70,15 +76,37 @@ class MemoryBus:
                 else:
                     self._retained.pop(topic, None)
             handlers = [h for pat, h in self._subs if topic_matches_sub(pat, topic)]
+            for group, members in self._shared.items():
+                matching = [h for pat, h in members if topic_matches_sub(pat, topic)]
+                if matching:
+                    turn = self._turn[group] = self._turn.get(group, -1) + 1
+                    handlers.append(matching[turn % len(matching)])
         for handler in handlers:
             handler(topic, payload)
 
     def subscribe(self, pattern: str, handler: Handler, qos: int = 0) -> None:
+        try:
+            group, topic_filter = split_shared(pattern)
+        except ValueError as exc:
+            raise BusError(f"subscribe {pattern!r}: {exc}") from exc
+        if group is not None:
+            with self._lock:
+                self._shared.setdefault(group, []).append((topic_filter, handler))
+            return
         with self._lock:
             self._subs.append((pattern, handler))
             retained = [(t, p) for t, p in self._retained.items() if topic_matches_sub(pattern, t)]
         for topic, payload in retained:
             handler(topic, payload)
+
+    def unsubscribe(self, pattern: str, handler: Handler) -> None:
+        group, topic_filter = split_shared(pattern)
+        with self._lock:
+            if group is None:
+                self._subs = [(p, h) for p, h in self._subs if (p, h) != (pattern, handler)]
+            else:
+                members = self._shared.get(group, [])
+                members[:] = [(p, h) for p, h in members if (p, h) != (topic_filter, handler)]
 
     def add_connect_hook(self, hook: ConnectHook) -> None:
         self._hooks.append(hook)

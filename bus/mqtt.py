@@ -25,6 +25,12 @@ Reconnect and sessions (docs/contract.md, "Reconnect"):
 * While disconnected, a QoS 0 publish fails (BusError: the message is lost); a QoS 1/2 publish is
   held by paho (at most ``max_queued``) and sent after the reconnect, so it does not raise.
   Disconnect hooks (:meth:`add_disconnect_hook`) say when the connection was lost.
+
+Shared subscriptions (MQTT 5 ``$share/GROUP/FILTER``, node replicas): the broker hands each
+matching message to one member of the group, on its real topic; handlers are matched against
+FILTER. Session expiry 0 also means a replica that goes away leaves its group as soon as the
+broker notices (at once for a closed socket, after 1.5 keep-alives for a silent one), and the
+broker hands its share to the others.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from paho.mqtt.client import topic_matches_sub
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bus.base import ConnectHook, DisconnectHook, Handler, Will
+from bus.topics import split_shared
 from core.defaults import DEFAULT_MQTT_URL
 from core.errors import BusError, ConfigError
 
@@ -106,7 +113,11 @@ class MqttBus:
         self._settled = threading.Event()
         self._keepalive = keepalive_s
         self._timeout = connect_timeout_s
-        self._subs: list[tuple[str, Handler, int]] = []
+        # (filter as subscribed, filter the delivered topics match, handler, qos)
+        self._subs: list[tuple[str, str, Handler, int]] = []
+        self._leaving: set[str] = set()  # being unsubscribed: still delivered, not resubscribed
+        self._unsubacked: set[int] = set()  # message ids of UNSUBACKs not yet waited for
+        self._acks = threading.Condition()
         self._hooks: list[ConnectHook] = []
         self._lost_hooks: list[DisconnectHook] = []
         self._lock = threading.Lock()
@@ -129,6 +140,7 @@ class MqttBus:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_unsubscribe = self._on_unsubscribe
 
     @property
     def connected(self) -> bool:
@@ -207,12 +219,44 @@ class MqttBus:
             raise BusError(f"publish to {topic!r}: {mqtt.error_string(info.rc)}")
 
     def subscribe(self, pattern: str, handler: Handler, qos: int = 0) -> None:
+        """``pattern`` may be a shared subscription, ``$share/GROUP/FILTER``."""
+        try:
+            _, match = split_shared(pattern)
+        except ValueError as exc:
+            raise BusError(f"subscribe {pattern!r}: {exc}") from exc
         with self._lock:
-            self._subs.append((pattern, handler, qos))
+            self._subs.append((pattern, match, handler, qos))
         if self.connected:
             rc, _ = self._client.subscribe(pattern, qos)
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 raise BusError(f"subscribe {pattern!r}: {mqtt.error_string(rc)}")
+
+    def unsubscribe(self, pattern: str, handler: Handler, timeout_s: float = 2.0) -> None:
+        """Stop delivering ``pattern`` to ``handler``. When it was the pattern's last handler,
+        unsubscribe at the broker and wait (at most ``timeout_s``) for the UNSUBACK: paho hands
+        over incoming packets in order, so every message the broker sent before it has reached
+        ``handler`` by then, and none comes after. For a shared subscription this is how a
+        member leaves its group without a message falling between it and the others."""
+        with self._lock:
+            mine = [s for s in self._subs if s[0] == pattern and s[2] == handler]
+            last = bool(mine) and all(s[2] == handler for s in self._subs if s[0] == pattern)
+            if last:
+                self._leaving.add(pattern)
+        try:
+            if last and self.connected:
+                try:
+                    rc, mid = self._client.unsubscribe(pattern)
+                except ValueError as exc:
+                    raise BusError(f"unsubscribe {pattern!r}: {exc}") from exc
+                if rc == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+                    with self._acks:
+                        if not self._acks.wait_for(lambda: mid in self._unsubacked, timeout_s):
+                            log.warning("no UNSUBACK for %s within %.1f s", pattern, timeout_s)
+                        self._unsubacked.discard(mid)
+        finally:
+            with self._lock:
+                self._subs = [s for s in self._subs if not (s[0] == pattern and s[2] == handler)]
+                self._leaving.discard(pattern)
 
     def add_connect_hook(self, hook: ConnectHook) -> None:
         self._hooks.append(hook)
@@ -236,7 +280,9 @@ class MqttBus:
                 self._settled.set()
             return
         with self._lock:
-            filters = sorted({(pat, qos) for pat, _, qos in self._subs})
+            filters = sorted(
+                {(pat, qos) for pat, _, _, qos in self._subs if pat not in self._leaving}
+            )
         if filters:
             client.subscribe(filters)
         log.info("connected to %s (%d subscriptions)", self.url, len(filters))
@@ -260,9 +306,14 @@ class MqttBus:
             except Exception:  # a hook must not kill paho's network thread
                 log.exception("disconnect hook failed")
 
+    def _on_unsubscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        with self._acks:
+            self._unsubacked.add(mid)
+            self._acks.notify_all()
+
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         with self._lock:
-            handlers = [h for pat, h, _ in self._subs if topic_matches_sub(pat, message.topic)]
+            handlers = [h for _, m, h, _ in self._subs if topic_matches_sub(m, message.topic)]
         for handler in handlers:
             try:
                 handler(message.topic, bytes(message.payload))

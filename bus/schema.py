@@ -155,6 +155,11 @@ class NodeStatus(_Msg):
     provider: str | None = None
     model_version: str | None = None
     counters: dict[str, int] = Field(default_factory=dict)
+    # Added later and optional (older status messages stay valid): replicas say which group
+    # shares their vehicles, so a replica that runs another model version is seen as one.
+    share_group: str | None = Field(
+        default=None, description="the shared-subscription group of its frames; None = not shared"
+    )
 
 
 class ErrorReport(_Msg):

@@ -33,13 +33,19 @@ __all__ = [
     "ERRORS",
     "LABEL",
     "RULES",
+    "SHARE_GROUP_PATTERN",
     "STATUS",
     "TOPICS",
     "Topic",
     "match_topic",
+    "shared_filter",
+    "split_shared",
 ]
 
 DEFAULT_PREFIX = "ruledrive/v1"
+# An MQTT 5 share name may hold no '/', '+' or '#'; ruledrive keeps it to the id alphabet.
+SHARE_GROUP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+_SHARE = "$share/"
 # A recorded frame is a foxglove CompressedImage (viewable in Foxglove); its header goes to /ego.
 CAMERA_CHANNEL_SCHEMA = "foxglove.CompressedImage"
 
@@ -67,9 +73,32 @@ class Topic:
     def topic(self, prefix: str = DEFAULT_PREFIX, **ids: str) -> str:
         return f"{prefix}/{self.pattern.format(**ids)}"
 
-    def subscription(self, prefix: str = DEFAULT_PREFIX) -> str:
-        """The MQTT filter for every vehicle / node: placeholders become '+'."""
-        return f"{prefix}/{re.sub(r'{[a-z_]+}', '+', self.pattern)}"
+    def subscription(self, prefix: str = DEFAULT_PREFIX, share_group: str | None = None) -> str:
+        """The MQTT filter for every vehicle / node: placeholders become '+'. With a
+        ``share_group``, the MQTT 5 shared subscription ``$share/GROUP/FILTER``: the broker hands
+        each message to one member of the group."""
+        plain = f"{prefix}/{re.sub(r'{[a-z_]+}', '+', self.pattern)}"
+        return plain if share_group is None else shared_filter(share_group, plain)
+
+
+def shared_filter(group: str, topic_filter: str) -> str:
+    """``$share/GROUP/FILTER``; ValueError for a share name MQTT does not allow."""
+    if not re.match(SHARE_GROUP_PATTERN, group):
+        raise ValueError(f"share group {group[:80]!r} must match {SHARE_GROUP_PATTERN}")
+    return f"{_SHARE}{group}/{topic_filter}"
+
+
+def split_shared(topic_filter: str) -> tuple[str | None, str]:
+    """``$share/GROUP/FILTER`` -> (GROUP, FILTER); any other filter -> (None, filter).
+
+    Messages arrive on their real topic, never with the ``$share/GROUP/`` prefix, so a client
+    matches them against FILTER (paho's ``topic_matches_sub`` knows nothing of shares)."""
+    if not topic_filter.startswith(_SHARE):
+        return None, topic_filter
+    group, sep, rest = topic_filter[len(_SHARE) :].partition("/")
+    if not group or not sep or not rest:
+        raise ValueError(f"shared subscription {topic_filter[:200]!r} is not $share/GROUP/FILTER")
+    return group, rest
 
 
 CAMERA = Topic(

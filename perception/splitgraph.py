@@ -63,9 +63,7 @@ def split_model(model_bytes: bytes) -> SplitModel | None:
         rules = ext.extract_model(
             [_S.rules_input, _S.rule_mask_input], [_S.rule_set_output, _S.rule_output]
         )
-        frame = ext.extract_model(
-            [_S.image_input, _S.speed_input, cut], [_S.output, _S.ood_output]
-        )
+        frame = ext.extract_model([_S.image_input, _S.speed_input, cut], [_S.output, _S.ood_output])
     except Exception as exc:  # onnx raises several types for a graph it cannot cut
         log.warning("cannot split the model at %s (%s); running it whole", cut, exc)
         return None

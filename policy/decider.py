@@ -175,9 +175,7 @@ class Decider:
         speeds = np.array([[jobs[r[0]].header.speed_kph] for r in ready], dtype=np.float32)
         t0 = time.perf_counter_ns()
         try:
-            got: ModelOutputs | None = self.model.run_encoded(
-                images, [r[2] for r in ready], speeds
-            )
+            got: ModelOutputs | None = self.model.run_encoded(images, [r[2] for r in ready], speeds)
         except ModelError:
             log.exception("inference failed on a batch of %d", len(ready))
             got = None

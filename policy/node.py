@@ -7,6 +7,12 @@ serving loop (:meth:`Node.run`) forms micro-batches across vehicles (up to ``max
 waiting at most ``max_wait_us`` and never longer than needed for the vehicles seen in the last
 second), asks the Decider, publishes, and between batches sends the heartbeat and polls the
 model file for hot reload.
+
+Replicas (``share_group``): several nodes take a vehicle's frames through one MQTT 5 shared
+subscription, so the broker hands each frame to one of them, while each subscribes to every rule
+set as usual. A frame is decided from itself and its vehicle's rules alone, so any replica gives
+the same answer; the order of decisions across replicas is the consumer's to restore
+(docs/contract.md, "Replicas").
 """
 
 from __future__ import annotations
@@ -105,14 +111,20 @@ class Node:
 
     def start(self) -> None:
         """Subscribe, connect (last will = retained offline status), start metrics."""
-        p = self.settings.topic_prefix
         self.bus.add_connect_hook(lambda: self.publish_status(NodeState.ONLINE))
         for entry in self._handlers:
-            self.bus.subscribe(entry.subscription(p), self.on_message, entry.qos)
+            self.bus.subscribe(self._subscription(entry), self.on_message, entry.qos)
         offline = encode(self._status(NodeState.OFFLINE))
         if self.settings.metrics_port:  # before connecting: a busy port stops start-up cleanly
             self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
         self.bus.connect(Will(self.status_topic, offline, STATUS.qos, STATUS.retain))
+
+    def _subscription(self, entry: Topic) -> str:
+        """Frames through the share group, when there is one; rule sets never: the broker may
+        hand a vehicle to any replica at any frame, so every replica needs every rule set, and a
+        shared subscription would give each new one to one replica only."""
+        group = self.settings.share_group if entry is CAMERA else None
+        return entry.subscription(self.settings.topic_prefix, share_group=group)
 
     def stop(self) -> None:
         """Ask the loop to finish the frames in hand, publish offline and return (thread-safe)."""
@@ -145,6 +157,7 @@ class Node:
                 if self._reload.is_set() or now >= next_poll:
                     self.maybe_reload(force=self._reload.is_set())
                     next_poll = now + poll_s
+            self._leave_share_group()
             with self._cond:
                 rest, self._pending = list(self._pending.values()), {}
                 self._pending_bytes = 0
@@ -153,6 +166,17 @@ class Node:
         finally:
             self.publish_status(NodeState.OFFLINE)
             self.bus.close()
+
+    def _leave_share_group(self) -> None:
+        """A stopping replica leaves its group before answering the frames it holds: the broker
+        hands the next frames to the others, and those it sent before the leave are answered
+        here, so none falls between the two."""
+        if self.settings.share_group is None:
+            return
+        try:
+            self.bus.unsubscribe(self._subscription(CAMERA), self.on_message)
+        except BusError as exc:
+            log.warning("could not leave share group %s: %s", self.settings.share_group, exc)
 
     # network thread ----------------------------------------------------------------------------
 
@@ -241,9 +265,13 @@ class Node:
             self.metrics.count("reports.aggregated")
 
     def housekeeping(self, now: float) -> None:
-        """Publish the aggregated reports whose interval ended; forget silent vehicles."""
+        """Publish the aggregated reports whose interval ended; forget silent vehicles, unless
+        this node is a replica: a vehicle whose frames the broker hands to another replica is
+        silent here, and its rule set must still be here the moment the vehicle moves over."""
         for report in self.reports.flush():
             self._publish(self.errors_topic, encode(report), ERRORS.qos, False)
+        if self.settings.share_group is not None:
+            return
         ttl = self.settings.vehicle_ttl_s
         with self._cond:
             silent = [
@@ -343,6 +371,7 @@ class Node:
             provider=model.provider,
             model_version=model.version,
             counters=self.metrics.counters(),
+            share_group=self.settings.share_group,
         )
 
     def publish_status(self, state: NodeState) -> None:
@@ -424,11 +453,12 @@ def main(settings: NodeSettings | None = None, bus: Bus | None = None) -> int:
     try:
         node.start()
         log.info(
-            "node %s serving %s on %s (model %s)",
+            "node %s serving %s on %s (model %s%s)",
             settings.node_id,
             settings.topic_prefix,
             node.decider.model.provider,
             node.decider.model.version,
+            f", frames shared in group {settings.share_group}" if settings.share_group else "",
         )
         node.run()
     finally:

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bus.mqtt import parse_mqtt_url
 from bus.schema import VEHICLE_ID_PATTERN
-from bus.topics import DEFAULT_PREFIX
+from bus.topics import DEFAULT_PREFIX, SHARE_GROUP_PATTERN
 from core.defaults import DEFAULT_MODEL_PATH, DEFAULT_MQTT_URL
 from core.errors import ConfigError
 from perception.rule_encoder import DEFAULT_ENCODER_DIR
@@ -37,6 +37,13 @@ class NodeSettings(BaseSettings):
         "node-1", pattern=VEHICLE_ID_PATTERN, description="status/errors topics; MQTT client id"
     )
     topic_prefix: str = Field(DEFAULT_PREFIX, description="prefix of every topic")
+    share_group: str | None = Field(
+        None,
+        pattern=SHARE_GROUP_PATTERN,
+        description="replicas: frames come through the MQTT 5 shared subscription "
+        "$share/SHARE_GROUP/..., each to one node of the group; every node still gets every rule "
+        "set; none = this node takes every frame",
+    )
     model_path: Path = Field(
         DEFAULT_MODEL_PATH, description="ONNX model; hot-reloaded when the file changes"
     )
@@ -78,7 +85,10 @@ class NodeSettings(BaseSettings):
     )
     max_vehicles: int = Field(10_000, ge=1, description="vehicles whose rule sets are held")
     vehicle_ttl_s: float = Field(
-        600.0, gt=0, description="a vehicle silent this long is forgotten (rules, state)"
+        600.0,
+        gt=0,
+        description="a vehicle silent this long is forgotten (rules, state); never with a "
+        "share group (its frames may be going to another replica)",
     )
     state_dir: Path | None = Field(
         None,
@@ -96,10 +106,12 @@ class NodeSettings(BaseSettings):
         description="frames waiting in total; a new vehicle's frame beyond it is refused",
     )
 
-    @field_validator("state_dir", "trusted_keys", mode="before")
+    @field_validator("state_dir", "trusted_keys", "share_group", mode="before")
     @classmethod
     def _empty_path(cls, v: object) -> object:
-        return None if v == "" else v  # RULEDRIVE_STATE_DIR= means "not set", not "."
+        # RULEDRIVE_STATE_DIR= means "not set", not "."; RULEDRIVE_SHARE_GROUP= (compose's
+        # empty default) means no group
+        return None if v == "" else v
 
     @field_validator("trusted_keys")
     @classmethod

@@ -3,8 +3,13 @@
 Every file the compose file or the Dockerfile names must exist (files under deploy/secrets/ in
 what `ruledrive credentials init` writes), every RULEDRIVE_* variable must be a NodeSettings field
 with a valid value, ports must agree with the broker configs, the default services must be the
-secure ones (TLS, logins, ACL) and the anonymous broker only behind the `dev` profile, the replay
-service's command must parse with our CLI, and the node image must not install TensorFlow.
+secure ones (TLS, logins, ACL) and the anonymous brokers only behind the `dev` and `emqx`
+profiles on the host's loopback, the replay services' commands must parse with our CLI, and the
+node image must not install TensorFlow. Replicas: every node that shares a broker with another is
+in the same share group, no two services that can run together share a login, and the `emqx`
+profile is a 2-node EMQX 5 cluster (static seeds that name both nodes, node names that resolve on
+the compose network, one cookie, a strategy that keeps a vehicle on one replica) with one node
+replica on each EMQX node.
 """
 
 from __future__ import annotations
@@ -22,8 +27,21 @@ from policy.settings import NodeSettings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-NODE_SERVICES = ("node", "node-cpu", "replay", "node-dev")
-SECURE_CLIENTS = ("node", "node-cpu", "replay")
+NODE_SERVICES = (
+    "node",
+    "node-2",
+    "node-cpu",
+    "replay",
+    "node-dev",
+    "node-emqx-1",
+    "node-emqx-2",
+    "replay-emqx",
+)
+SECURE_CLIENTS = ("node", "node-2", "node-cpu", "replay")
+REPLAY_SERVICES = ("replay", "replay-emqx")
+EMQX_NODES = ("emqx-1", "emqx-2")
+# Anonymous plaintext brokers, and the profile each may run under (never a default service).
+ANONYMOUS_PROFILES = {"mosquitto-dev": "dev", "emqx-1": "emqx", "emqx-2": "emqx"}
 SECRETS = "./deploy/secrets/"
 CONTAINER_SECRETS = "/mosquitto/secrets/"
 
@@ -199,21 +217,138 @@ def test_default_services_log_in_over_tls(compose: dict, generated: Path) -> Non
             assert users[user] == "replay", name
 
 
-def test_anonymous_broker_only_on_the_dev_profile(compose: dict) -> None:
+def test_anonymous_brokers_only_on_the_dev_and_emqx_profiles(compose: dict) -> None:
     conf = (ROOT / "deploy/mosquitto-dev.conf").read_text()
     d = dict(_directives(conf))
     assert d["allow_anonymous"] == "true" and d["listener"].startswith("1883")
     assert d["set_tcp_nodelay"] == "true"
-    for name, svc in compose["services"].items():
+    services = compose["services"]
+    emqx = {n for n, svc in services.items() if svc.get("image", "").startswith("emqx/")}
+    assert emqx == set(EMQX_NODES), "every EMQX broker here is anonymous: list it"
+    for name, svc in services.items():
         mounted = set(_mounts(svc).values())
         url = (svc.get("environment") or {}).get("RULEDRIVE_MQTT_URL", "")
-        if "./deploy/mosquitto-dev.conf" in mounted or url.startswith("mqtt://"):
-            assert svc.get("profiles") == ["dev"], f"{name} is anonymous but not dev-only"
+        broker = url.partition("://")[2].partition(":")[0]
+        anonymous = (
+            name in ANONYMOUS_PROFILES
+            or "./deploy/mosquitto-dev.conf" in mounted
+            or url.startswith("mqtt://")
+        )
+        if anonymous:
+            want = ANONYMOUS_PROFILES.get(name) or ANONYMOUS_PROFILES.get(broker)
+            assert want and svc.get("profiles") == [want], f"{name} is anonymous: {want} only"
             for port in svc.get("ports", []):
                 assert str(port).startswith("127.0.0.1:"), f"{name}: {port} beyond loopback"
-    assert compose["services"]["node-dev"]["environment"]["RULEDRIVE_MQTT_URL"] == (
-        "mqtt://mosquitto-dev:1883"
-    )
+    assert services["node-dev"]["environment"]["RULEDRIVE_MQTT_URL"] == "mqtt://mosquitto-dev:1883"
+
+
+def _node_services(compose: dict) -> dict[str, dict]:
+    """The services that run a node (they publish under a node id)."""
+    return {
+        n: svc
+        for n, svc in compose["services"].items()
+        if "RULEDRIVE_NODE_ID" in (svc.get("environment") or {})
+    }
+
+
+def _broker_of(svc: dict) -> str:
+    """The broker a service connects to; the nodes of one EMQX cluster count as one broker."""
+    host = svc["environment"]["RULEDRIVE_MQTT_URL"].partition("://")[2].partition(":")[0]
+    return "emqx" if host in EMQX_NODES else host
+
+
+def _interpolate(value: object, shell: dict[str, str]) -> str:
+    """A compose value as compose would make it from the shell's variables (``${NAME}``,
+    ``${NAME:-default}``)."""
+
+    def one(m: re.Match[str]) -> str:
+        given = shell.get(m.group(1), "")
+        return given if given or m.group(2) is None else m.group(2)
+
+    return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", one, str(value))
+
+
+SHARE = "RULEDRIVE_SHARE_GROUP"
+
+
+def test_replicas_on_one_broker_share_one_group(compose: dict) -> None:
+    """Two nodes on one broker outside a common share group would both answer every frame: the
+    nodes of one broker take their group from one expression. On the secure broker it comes from
+    the shell and is off by default (any login could join a group there: docs/contract.md)."""
+    by_broker: dict[str, list[str]] = {}
+    for name, svc in _node_services(compose).items():
+        by_broker.setdefault(_broker_of(svc), []).append(name)
+    assert len(by_broker["mosquitto"]) >= 2 and len(by_broker["emqx"]) == 2, by_broker
+    for broker, names in by_broker.items():
+        if len(names) < 2:
+            continue
+        raw = {compose["services"][n]["environment"].get(SHARE) for n in names}
+        assert len(raw) == 1 and None not in raw, f"{broker}: {names} in groups {raw}"
+        group = _interpolate(raw.pop(), {SHARE: "ruledrive-nodes"})
+        assert group, f"{broker}: replicas without a share group"
+    node = compose["services"]["node"]["environment"][SHARE]
+    assert _interpolate(node, {}) == "", "the default secure node must not join a share group"
+    assert _interpolate(node, {SHARE: "g"}) == "g"
+
+
+@pytest.mark.parametrize("key", ["RULEDRIVE_MQTT_USERNAME", "RULEDRIVE_NODE_ID"])
+def test_no_two_services_that_run_together_share_a_login_or_node_id(
+    compose: dict, key: str
+) -> None:
+    """One login (or client id = node id) holds one connection: a second one knocks the first
+    off. Services that share one must sit behind different profiles (node-2 and node-cpu)."""
+    holders: dict[str, list[str]] = {}
+    for name, svc in compose["services"].items():
+        value = (svc.get("environment") or {}).get(key)
+        if value:
+            holders.setdefault(value, []).append(name)
+    for value, names in holders.items():
+        profiles = [set(compose["services"][n].get("profiles", [])) for n in names]
+        for i, a in enumerate(profiles):
+            for b in profiles[i + 1 :]:
+                assert a and b and not a & b, f"{names} share {key}={value} and can run together"
+
+
+def test_emqx_profile_is_a_two_node_cluster_with_a_replica_on_each(compose: dict) -> None:
+    services = compose["services"]
+    names = {}
+    for name in EMQX_NODES:
+        svc = services[name]
+        assert svc["image"].startswith("emqx/emqx:5"), svc["image"]
+        assert svc["profiles"] == ["emqx"]
+        env = svc["environment"]
+        node_name = env["EMQX_NODE__NAME"]
+        short, _, host = node_name.partition("@")
+        assert short and "." in host, f"{name}: EMQX needs name@host with a dotted host"
+        assert host in svc["networks"]["default"]["aliases"], f"{name}: {host} does not resolve"
+        names[name] = node_name
+        assert env["EMQX_CLUSTER__DISCOVERY_STRATEGY"] == "static"
+        # A vehicle's frames stay on one replica: by the frame's topic (= the vehicle) or by the
+        # publishing connection; round_robin or random would scatter them.
+        assert env["EMQX_MQTT__SHARED_SUBSCRIPTION_STRATEGY"] in ("hash_topic", "sticky")
+        assert "CMD" in svc["healthcheck"]["test"] and "status" in svc["healthcheck"]["test"]
+    seeds = {
+        n: set(services[n]["environment"]["EMQX_CLUSTER__STATIC__SEEDS"].strip("[]").split(","))
+        for n in EMQX_NODES
+    }
+    for name in EMQX_NODES:
+        assert seeds[name] == set(names.values()), f"{name}: seeds {seeds[name]}"
+    cookies = {services[n]["environment"]["EMQX_NODE__COOKIE"] for n in EMQX_NODES}
+    assert len(cookies) == 1, "cluster nodes need one Erlang cookie"
+    strategies = {
+        services[n]["environment"]["EMQX_MQTT__SHARED_SUBSCRIPTION_STRATEGY"] for n in EMQX_NODES
+    }
+    assert len(strategies) == 1, "the cluster's nodes must pick members the same way"
+    replicas = {n: svc for n, svc in _node_services(compose).items() if _broker_of(svc) == "emqx"}
+    hosts = {}
+    for name, svc in replicas.items():
+        assert svc["profiles"] == ["emqx"], name
+        host = svc["environment"]["RULEDRIVE_MQTT_URL"].partition("://")[2].partition(":")[0]
+        assert svc["depends_on"][host]["condition"] == "service_healthy", name
+        hosts[name] = host
+    assert sorted(hosts.values()) == sorted(EMQX_NODES), f"one replica per EMQX node: {hosts}"
+    replay = services["replay-emqx"]
+    assert replay["profiles"] == ["emqx"] and set(replay["depends_on"]) == set(EMQX_NODES)
 
 
 def test_secrets_stay_out_of_git_and_the_image() -> None:
@@ -251,19 +386,24 @@ def test_environment_is_node_settings(
         # compose gives `environment` precedence over `env_file`
         env = {**_env_file(svc, generated), **svc["environment"]}
         assert set(env) <= fields, f"{name}: unknown settings {set(env) - fields}"
-        for key, value in env.items():
-            if key == "RULEDRIVE_TLS_CA":  # a container path: check the file it is mounted from
-                value = str(_container_file(svc, value, generated))
-            monkeypatch.setenv(key, str(value))
-        load_settings()  # raises ConfigError on any invalid value
-        for key in env:
-            monkeypatch.delenv(key)
+        for shell in ({}, {SHARE: "ruledrive-nodes"}):  # without and with the shell's group
+            for key, value in env.items():
+                value = _interpolate(value, shell)
+                if key == "RULEDRIVE_TLS_CA":  # a container path: check the file mounted there
+                    value = str(_container_file(svc, value, generated))
+                monkeypatch.setenv(key, value)
+            load_settings()  # raises ConfigError on any invalid value
+            for key in env:
+                monkeypatch.delenv(key)
 
 
 def test_gpu_reservation(compose: dict) -> None:
-    devices = compose["services"]["node"]["deploy"]["resources"]["reservations"]["devices"]
-    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
-    assert "deploy" not in compose["services"]["node-cpu"]
+    for name in ("node", "node-2"):
+        devices = compose["services"][name]["deploy"]["resources"]["reservations"]["devices"]
+        assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"], name
+    for name in ("node-cpu", "node-emqx-1", "node-emqx-2"):
+        assert "deploy" not in compose["services"][name], name
+        assert compose["services"][name]["environment"]["RULEDRIVE_PROVIDERS"] == "cpu", name
     assert compose["services"]["node-cpu"]["environment"]["RULEDRIVE_PROVIDERS"] == "cpu"
 
 
@@ -322,16 +462,17 @@ def test_dockerignore_keeps_venv_out() -> None:
     assert ".venv" in ignored and ".git" in ignored
 
 
-def test_replay_command_parses_with_our_cli(compose: dict) -> None:
+@pytest.mark.parametrize("service", REPLAY_SERVICES)
+def test_replay_command_parses_with_our_cli(compose: dict, service: str) -> None:
     from ruledrive.cli import build_parser
 
-    cmd = compose["services"]["replay"]["command"]
+    cmd = compose["services"][service]["command"]
     assert cmd[0] == "ruledrive"
     args = build_parser().parse_args(cmd[1:])
     assert args.command == "replay"
     for path in args.recordings:
         mounted = {
-            v.split(":")[1]: v.split(":")[0] for v in compose["services"]["replay"]["volumes"]
+            v.split(":")[1]: v.split(":")[0] for v in compose["services"][service]["volumes"]
         }
         container_dir = str(Path(path).parent)
         assert container_dir in mounted, f"{path} is not on a mounted volume"
