@@ -96,6 +96,11 @@ def prefix() -> str:
 def shared(broker_url: str, prefix: str, model: PolicyModel) -> Iterator[tuple[Node, Client]]:
     client = Client(broker_url, prefix, "node-b")
     node, t = start_node(broker_url, prefix, model)
+    # The node says online after subscribing on the same connection, so once its online status
+    # is here the broker holds its subscriptions and no first frame can miss it.
+    assert client.status.wait_for(
+        lambda m: any(p and NodeStatus.model_validate_json(p).state == "online" for _, p in m)
+    )
     yield node, client
     node.stop()
     t.join(5)
