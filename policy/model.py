@@ -118,9 +118,13 @@ class PolicyModel:
         warmup_batch: int = 8,
         encoder_dir: str | Path = DEFAULT_ENCODER_DIR,
         encoder: RuleEncoder | None = None,
+        threads: int = 0,
+        spinning: bool = False,
     ) -> PolicyModel:
         """Load and check the model, and the text encoder its metadata names (``encoder``: one
-        already loaded, e.g. the previous model's on a hot reload)."""
+        already loaded, e.g. the previous model's on a hot reload). ``threads``: onnxruntime
+        intra-op threads (0 = its default); ``spinning``: whether they spin-wait between runs
+        (off: the node's CPU follows its load instead of keeping cores busy)."""
         path = Path(path)
         t0 = time.perf_counter()
         if not path.is_file():
@@ -129,6 +133,9 @@ class PolicyModel:
         wanted = choose_providers(providers)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only; provider fallback is reported by us, once
+        opts.intra_op_num_threads = threads
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
         try:
             session = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own pybind exception types

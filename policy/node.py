@@ -76,7 +76,12 @@ class Node:
         self.bus = bus
         self.gate = RuleGate(settings)  # reads trusted keys and rule-set marks: ConfigError
         model = model or PolicyModel.load(
-            settings.model_path, settings.providers, settings.max_batch_size, settings.encoder_dir
+            settings.model_path,
+            settings.providers,
+            settings.max_batch_size,
+            settings.encoder_dir,
+            threads=settings.ort_threads,
+            spinning=settings.ort_spinning,
         )
         self.decider = Decider(
             model,
@@ -396,6 +401,8 @@ class Node:
                 self.settings.max_batch_size,
                 self.settings.encoder_dir,
                 encoder=current.encoder,
+                threads=self.settings.ort_threads,
+                spinning=self.settings.ort_spinning,
             )
         except (ModelError, ConfigError) as exc:
             self._failed_mtime = mtime

@@ -49,6 +49,14 @@ class NodeSettings(BaseSettings):
     )
     providers: str = Field("auto", description="auto, tensorrt, cuda or cpu")
     max_batch_size: int = Field(8, ge=1, le=256, description="frames per session.run")
+    ort_threads: int = Field(
+        0, ge=0, le=256, description="onnxruntime intra-op threads; 0 = its default (one per core)"
+    )
+    ort_spinning: bool = Field(
+        False,
+        description="let onnxruntime's threads spin-wait between runs: a little lower p99, but a "
+        "core busy at any load (on a vehicle computer idle CPU is power and heat)",
+    )
     max_wait_us: int = Field(2000, ge=0, le=1_000_000, description="micro-batch window")
     max_frame_age_ms: float = Field(200.0, gt=0, description="older frames are skipped")
     max_clock_skew_ms: float = Field(

@@ -72,3 +72,24 @@ def test_provider_choice() -> None:
     assert choose_providers("cpu", ["CUDAExecutionProvider", cpu]) == [cpu]
     with pytest.raises(ConfigError, match="cuda"):
         choose_providers("cuda", [cpu])
+
+
+@pytest.mark.parametrize(("threads", "spinning"), [(1, False), (2, True)])
+def test_onnxruntime_threads_and_spinning_are_what_the_settings_say(
+    model: PolicyModel, threads: int, spinning: bool
+) -> None:
+    """Spinning off by default: the node's CPU follows its load (issue 12)."""
+    loaded = PolicyModel.load(model.path, threads=threads, spinning=spinning)
+    opts = loaded.session.get_session_options()
+    assert opts.intra_op_num_threads == threads
+    want = "1" if spinning else "0"
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == want
+
+
+def test_spinning_is_off_unless_asked_and_settings_parse_it() -> None:
+    from policy.settings import load_settings
+
+    assert load_settings({}).ort_spinning is False
+    assert load_settings({"ort_spinning": "true", "ort_threads": "2"}).ort_threads == 2
+    with pytest.raises(ConfigError, match="RULEDRIVE_ORT_THREADS"):
+        load_settings({"ort_threads": "-1"})
