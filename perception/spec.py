@@ -8,6 +8,7 @@ inputs after them, the node checks a model's inputs against them and feeds them 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -52,8 +53,9 @@ class ModelSpec:
     rule_output: str = "rule_classes"  # float32 [N, max_rules, n_rule_classes], softmax per rule
     ood_output: str = "image_ood"  # float32 [N, 1]: probability the frame is not a road scene
     # float32 [N, F]: the rule set as the decision sees it; a function of the rule inputs only,
-    # so the node computes it once per rule set (perception.onnxrun.split_model).
-    rule_set_output: str = "rule_set_features"
+    # so the node computes it once per rule set (perception.splitgraph). An optional output:
+    # not part of the stored spec, so models exported before it still load (and run whole).
+    rule_set_output: ClassVar[str] = "rule_set_features"
 
     @property
     def image(self) -> InputSpec:
