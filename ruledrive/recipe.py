@@ -89,7 +89,7 @@ def build_default(
     work: Path,
     scenes: int,
     cfg: TrainConfig,
-    ablations: bool,
+    ablations: tuple[str, ...],
     docs: Path,
     reuse: bool = False,
     seeds: tuple[int, ...] = SEEDS,
@@ -104,8 +104,7 @@ def build_default(
     onnx_path = out_dir / DEFAULT_MODEL_PATH.name
     results: dict[str, Any] = {}
     runs = [("fused", s) for s in seeds]
-    if ablations:
-        runs += [("image_only", seeds[0]), ("text_only", seeds[0])]
+    runs += [(variant, seeds[0]) for variant in ablations]
     img_dir = docs / "img" / "default-model"
     eval_data = _eval_data(dirs, work, cfg)
     for variant, seed in runs:

@@ -228,6 +228,16 @@ def _seed_warning(seeds: tuple[int, ...]) -> str:
     )
 
 
+def _ablation_warning(results: dict[str, Any]) -> str:
+    missing = [v for v in ("image_only", "text_only") if v not in results]
+    if not missing:
+        return ""
+    return (
+        f"**Not trained for this card: {', '.join(missing)}; the gap to that ablation is not "
+        "shown.**\n\n"
+    )
+
+
 def render_card(
     results: dict[str, Any], cfg: TrainConfig, command: str, onnx_path: Path, seeds: tuple[int, ...]
 ) -> str:
@@ -251,12 +261,15 @@ Front-camera frame (uint8 RGB, 160x96 by `perception.preprocess_jpeg`) + up to 5
 sentences in English or Chinese (each encoded once by `RuleEncoder.encode_rule_set`: the
 encoder's token states, first {40} tokens) + ego speed -> three outputs: softmax over
 {", ".join(info["labels"])}; per rule, its class ({", ".join(info["rule_classes"])}); and the
-probability that the frame is not a road scene. The node turns the last two into the
+probability that the frame is not a road scene. Each rule is read into a symbolic form (its
+class, limit, hours, lane and merge side) and the decision sees only that form, so rule wording
+reaches the decision only through the reading; the node runs that reading once per rule set.
+The node turns the last two into the
 `rules_not_understood` and `image_out_of_distribution` fallbacks with thresholds chosen on
 validation data ({info["thresholds"]}).
 
 ## Targets (fresh test data; worst of seeds {", ".join(map(str, seeds))})
-{_seed_warning(seeds)}{targets_table(results, seeds)}
+{_seed_warning(seeds)}{_ablation_warning(results)}{targets_table(results, seeds)}
 
 ## Per rule kind, on the frames the rule targets
 Accuracy of the decision on frames whose oracle decision changes if that rule is read wrongly;

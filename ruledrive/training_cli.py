@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.errors import ConfigError, ModelError, RuledriveError
+from core.errors import ConfigError, ModelError, RuledriveError, TrainingError
 from ruledrive.argtypes import (
     fraction,
     non_negative_int,
@@ -24,7 +26,15 @@ __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the fused decision model on MCAP recordings")
+    p = sub.add_parser(
+        "train",
+        help="train the fused decision model on MCAP recordings",
+        description="Train the fused decision model. With several workers in TF_CONFIG it runs "
+        "under MultiWorkerMirroredStrategy (each worker reads its share of the recording files; "
+        "--batch-size is the global batch; only the chief, rank 0, writes --out and the ONNX "
+        "model), with several GPUs under MirroredStrategy (docs/training.md, 'Distributed "
+        "retraining').",
+    )
     p.add_argument(
         "--data", nargs="+", required=True, metavar="PATH", help="recordings or directories"
     )
@@ -36,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=positive_float, dest="learning_rate")
     p.add_argument("--seed", type=non_negative_int)
     p.add_argument("--max-samples", type=positive_int)
+    p.add_argument("--threads", type=non_negative_int, help="TF intra-op threads (0 = all cores)")
     p.add_argument("--model-version")
     p.add_argument("--export", type=Path, help="ONNX path (default OUT/model.onnx)")
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
@@ -74,6 +85,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "on the worst (default 1234,1,2)",
     )
     d.add_argument("--no-ablations", action="store_true", help="skip image-only / text-only runs")
+    d.add_argument(
+        "--ablations",
+        type=_ablation_list,
+        default=ABLATIONS,
+        help="which ablations to train and report, comma-separated (default: "
+        f"{','.join(ABLATIONS)}); the model card says which were left out",
+    )
     d.add_argument("--docs", type=Path, default=Path("docs"))
     d.add_argument(
         "--reuse-checkpoints",
@@ -100,6 +118,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "learning_rate",
         "seed",
         "max_samples",
+        "threads",
         "model_version",
     )
     return {k: getattr(args, k) for k in keys}
@@ -107,13 +126,26 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 def _train(args: argparse.Namespace) -> int:
     from training.config import load_config
+    from training.distributed import cluster_from_env
     from training.train import train
 
     cfg = load_config(args.config, _overrides(args))
     export_to = None if args.no_export else (args.export or args.out / "model.onnx")
-    info = train(
-        cfg, args.data, args.out, export_to=export_to, allow_truncated=args.allow_truncated
-    )
+    try:
+        info = train(
+            cfg, args.data, args.out, export_to=export_to, allow_truncated=args.allow_truncated
+        )
+    except TrainingError as exc:
+        if cluster_from_env().multi_worker:
+            # A lost worker leaves TensorFlow's runtime waiting for it at interpreter exit
+            # (seen: the process never ends); say why and leave without that wait.
+            print(f"ruledrive: error: {exc}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(1)
+        raise
+    if not info.get("chief", True):  # a worker that is not the chief wrote nothing to keep
+        print(json.dumps({k: info.get(k) for k in ("model_version", "worker", "metrics")}))
+        return 0
     if args.eval:
         if export_to is None:
             raise ConfigError("--eval needs the ONNX export (drop --no-export)")
@@ -189,6 +221,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+ABLATIONS = ("image_only", "text_only")
+
+
+def _ablation_list(text: str) -> tuple[str, ...]:
+    names = tuple(x.strip() for x in text.split(",") if x.strip())
+    bad = [n for n in names if n not in ABLATIONS]
+    if not names or bad or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"ablations must be distinct names from {', '.join(ABLATIONS)}: {text!r}"
+        )
+    return names
+
+
 def _seed_list(text: str) -> tuple[int, ...]:
     try:
         seeds = tuple(int(x) for x in text.split(","))
@@ -213,7 +258,7 @@ def _train_default(args: argparse.Namespace) -> int:
         args.work,
         args.scenes,
         cfg,
-        not args.no_ablations,
+        () if args.no_ablations else args.ablations,
         args.docs,
         reuse=args.reuse_checkpoints,
         seeds=args.seeds,

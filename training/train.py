@@ -2,15 +2,24 @@
 
 Reads top to bottom: config -> data (frames, the rule table of encoder states, negatives) ->
 model -> fit -> thresholds from validation data -> export.
+
+Under ``tf.distribute`` (training.distributed: several workers in TF_CONFIG, or several GPUs)
+each worker reads its share of the recording files, the workers agree on the rule classes and
+counts, the model is built inside the strategy's scope, and only the chief writes ``out``.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 import zlib
 from collections.abc import Sequence
@@ -33,6 +42,16 @@ from training.data import (
     fingerprint,
     load_samples,
     rule_classes_of,
+)
+from training.distributed import (
+    Cluster,
+    Job,
+    allgather_json,
+    cluster_from_env,
+    create_strategy,
+    files_digest,
+    list_recordings,
+    shard_files,
 )
 from training.ood import TRAIN_KINDS, negative_jpegs
 from training.ruleparams import RULE_PARAMS
@@ -104,8 +123,10 @@ def _fit(
     encoder: dict[str, str],
     version: str,
     data_fp: str,
+    job: Job | None = None,
 ) -> dict[str, Any]:
-    """Build, fit and save the model; returns the checkpoint info."""
+    """Build, fit and save the model; returns the checkpoint info. ``job``: train under its
+    tf.distribute strategy (None: the default strategy, one process)."""
     # -- model --------------------------------------------------------------------------------
     if cfg.threads:
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(cfg.threads))
@@ -114,9 +135,66 @@ def _fit(
     from training import model as builders
 
     keras.utils.set_random_seed(cfg.seed)
+    scope = job.scope() if job is not None else contextlib.nullcontext()
+    with scope:  # the model's and the optimizer's variables belong to the strategy
+        model = _build_and_compile(keras, builders, cfg, train_ds, rule_classes, job)
+    s = MODEL_SPEC
+
+    # -- fit ----------------------------------------------------------------------------------
+    base_info = {
+        "model_version": version,
+        "data_fingerprint": data_fp,
+        "variant": cfg.variant,
+        "rule_classes": list(rule_classes),
+        "encoder": encoder,
+    }
+    if job is not None:
+        base_info["distribution"] = job.describe(cfg.batch_size)
+    save_checkpoint_files(out, cfg, base_info)
+    has_val = job.plan(cfg.batch_size).val_steps > 0 if job is not None else len(val_ds) > 0
+    monitor = f"val_{s.output}_accuracy" if has_val else f"{s.output}_accuracy"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(
+            out / "model.keras", monitor=monitor, mode="max", save_best_only=True
+        ),
+        keras.callbacks.CSVLogger(str(out / "history.csv")),
+    ]
+    verbose = 1 if sys.stderr.isatty() else 2
+    if job is None:
+        hist = model.fit(
+            train_ds.batches(cfg.batch_size, shuffle=True, seed=cfg.seed),
+            validation_data=val_ds.batches(256, shuffle=False, seed=0) if len(val_ds) else None,
+            epochs=cfg.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    else:
+        hist = job.fit(
+            model, train_ds, val_ds, cfg.batch_size, cfg.epochs, cfg.seed, callbacks, verbose
+        )
+    train_s = time.monotonic() - t0
+    history = {k.replace(f"{s.output}_", ""): v for k, v in hist.history.items()}
+    _plot_curves(history, out / "curves.png")
+    return _finish(cfg, out, train_s, data, train_ds, val_ds, rule_classes, base_info)
+
+
+def _build_and_compile(
+    keras: Any,
+    builders: Any,
+    cfg: TrainConfig,
+    train_ds: ArrayDataset,
+    rule_classes: tuple[str, ...],
+    job: Job | None,
+) -> Any:
+    """The compiled model; its learning-rate schedule counts the steps every worker runs."""
     model = getattr(builders, BUILDERS[cfg.variant])(len(DecisionLabel), len(rule_classes))
-    steps = cfg.epochs * int(np.ceil(len(train_ds) / cfg.batch_size))
-    warmup = int(cfg.warmup_epochs * np.ceil(len(train_ds) / cfg.batch_size))
+    per_epoch = (
+        job.plan(cfg.batch_size).steps_per_epoch
+        if job is not None
+        else int(np.ceil(len(train_ds) / cfg.batch_size))
+    )
+    steps = cfg.epochs * per_epoch
+    warmup = int(cfg.warmup_epochs * per_epoch)
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=cfg.learning_rate * 0.1 if warmup else cfg.learning_rate,
         decay_steps=max(steps - warmup, 1),
@@ -141,34 +219,24 @@ def _fit(
         },
         weighted_metrics={s.output: ["accuracy"]},
     )
+    return model
 
-    # -- fit ----------------------------------------------------------------------------------
-    base_info = {
-        "model_version": version,
-        "data_fingerprint": data_fp,
-        "variant": cfg.variant,
-        "rule_classes": list(rule_classes),
-        "encoder": encoder,
-    }
-    save_checkpoint_files(out, cfg, base_info)
-    monitor = f"val_{s.output}_accuracy" if len(val_ds) else f"{s.output}_accuracy"
-    callbacks = [
-        keras.callbacks.ModelCheckpoint(
-            out / "model.keras", monitor=monitor, mode="max", save_best_only=True
-        ),
-        keras.callbacks.CSVLogger(str(out / "history.csv")),
-    ]
-    hist = model.fit(
-        train_ds.batches(cfg.batch_size, shuffle=True, seed=cfg.seed),
-        validation_data=val_ds.batches(256, shuffle=False, seed=0) if len(val_ds) else None,
-        epochs=cfg.epochs,
-        callbacks=callbacks,
-        verbose=1 if sys.stderr.isatty() else 2,
-    )
-    train_s = time.monotonic() - t0
-    history = {k.replace(f"{s.output}_", ""): v for k, v in hist.history.items()}
-    _plot_curves(history, out / "curves.png")
 
+def _finish(
+    cfg: TrainConfig,
+    out: Path,
+    train_s: float,
+    data: ArrayDataset,
+    train_ds: ArrayDataset,
+    val_ds: ArrayDataset,
+    rule_classes: tuple[str, ...],
+    base_info: dict[str, Any],
+) -> dict[str, Any]:
+    """Evaluate the best epoch on this process's validation frames, choose the thresholds,
+    write checkpoint.json and the parity inputs."""
+    import keras
+
+    s = MODEL_SPEC
     # -- evaluate, thresholds + checkpoint info -----------------------------------------------
     best = keras.models.load_model(out / "model.keras", compile=False)
     eval_set = val_ds if len(val_ds) else train_ds
@@ -229,13 +297,24 @@ def train(
     cover the code: reuse only across runs of the same code.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
+    cluster = cluster_from_env()
+    max_samples = cfg.max_samples
+    if cluster.multi_worker:  # this worker's share of the recording files; only the chief
+        all_files = list_recordings(data_paths, remote_ok=True)  # writes `out`
+        data_paths = shard_files(all_files, cluster)
+        max_samples = None if max_samples is None else math.ceil(max_samples / cluster.n_workers)
+        if not cluster.is_chief:
+            out = Path(tempfile.mkdtemp(prefix=f"ruledrive-worker{cluster.rank}-"))
+            atexit.register(shutil.rmtree, out, ignore_errors=True)  # also when it fails
+            log.info("worker %d is not the chief: it writes to %s (removed)", cluster.rank, out)
+            rule_cache = rule_cache and rule_cache.with_suffix(f".worker{cluster.rank}.npz")
+    out.mkdir(parents=True, exist_ok=True)
 
     # -- data ---------------------------------------------------------------------------------
     samples = [
         s
-        for s in load_samples(data_paths, cfg.max_samples, allow_truncated)
+        for s in load_samples(data_paths, max_samples, allow_truncated)
         if s.split in cfg.train_splits
     ]
     if not samples:
@@ -247,18 +326,35 @@ def train(
         (r for smp in samples for r in smp.rules), encoder, rule_cache or out / "rule-table.npz"
     )
     seen = {c for smp in samples for c in rule_classes_of(smp) if c is not None}
+    strategy = create_strategy(cluster, cfg.threads)  # None: the default strategy
+    if cluster.multi_worker:  # the per-rule head must have the same classes on every worker
+        facts = allgather_json(
+            strategy, cluster, {"files": files_digest(all_files), "classes": sorted(seen)}
+        )
+        if len({f["files"] for f in facts}) > 1:
+            raise DataError(
+                "the workers were given different recording lists (--data must name the same "
+                "files, in the same order, on every worker)"
+            )
+        seen = {c for f in facts for c in f["classes"]}
     # not_binding and not_understood are always there, so the per-rule head has two classes
     # even for recordings whose rules carry no class (the bus recorder's).
     rule_classes = tuple(sorted(seen | {NOT_UNDERSTOOD, "not_binding"}))
     n_neg = int(round(cfg.negatives_fraction * len(samples)))
     roads = [x.jpeg for x in samples[:200]]
-    negatives = [jpeg for _, jpeg in negative_jpegs(n_neg, TRAIN_KINDS, cfg.seed, roads)]
+    neg_seed = cfg.seed + cluster.rank  # other workers draw other pictures
+    negatives = [jpeg for _, jpeg in negative_jpegs(n_neg, TRAIN_KINDS, neg_seed, roads)]
     data = encode_samples(samples, table, rule_classes, negatives)
     train_idx, val_idx = _split_by_vehicle(cfg.val_fraction, data, cfg.seed)
     if len(train_idx) == 0:
         raise DataError("validation split took every sample; lower val_fraction")
     train_ds, val_ds = data.subset(train_idx), data.subset(val_idx)
     data_fp = fingerprint(samples)
+    job = None
+    if cluster.multi_worker:
+        job, data_fp = _agree_counts(strategy, cluster, data_fp, len(train_ds), len(val_ds))
+    elif strategy is not None:
+        job = Job(strategy, cluster, len(train_ds), (len(val_ds),))
     version = _model_version(cfg, data_fp)
     log.info(
         "data: %d train, %d val (%d negatives), %d rule texts, fingerprint %s (%.1fs)",
@@ -271,13 +367,16 @@ def train(
     )
 
     info = _finished_checkpoint(out, version) if reuse else None
+    if cluster.multi_worker:  # the chief's checkpoint decides for everyone
+        done = allgather_json(strategy, cluster, info is not None)[0]
+        info = (info or {"model_version": version}) if done else None
     if info is not None:
         info["reused_checkpoint"] = True  # for the caller; checkpoint.json stays as trained
         log.info(
             "reusing %s: it already holds model %s (trained in %.0fs)",
             out,
             version,
-            info["train_seconds"],
+            info.get("train_seconds", 0.0),
         )
     else:
         info = _fit(
@@ -291,7 +390,13 @@ def train(
             encoder.identity(),
             version,
             data_fp,
+            job,
         )
+    if cluster.multi_worker:  # the chief outlives every worker's last collective
+        allgather_json(strategy, cluster, "trained")
+    if not cluster.is_chief:  # its checkpoint was a copy of the chief's: drop it
+        shutil.rmtree(out, ignore_errors=True)
+        return {**info, "worker": cluster.rank, "chief": False}
 
     # -- export -------------------------------------------------------------------------------
     if export_to is not None:
@@ -299,3 +404,16 @@ def train(
 
         info["export"] = export_onnx(load_checkpoint(out), export_to)
     return info
+
+
+def _agree_counts(
+    strategy: Any, cluster: Cluster, data_fp: str, n_train: int, n_val: int
+) -> tuple[Job, str]:
+    """Every worker's frame counts (each runs the steps the whole data set needs) and one data
+    fingerprint for the job: the hash of the workers' fingerprints in rank order."""
+    facts = allgather_json(strategy, cluster, {"fp": data_fp, "train": n_train, "val": n_val})
+    job = Job(strategy, cluster, sum(f["train"] for f in facts), tuple(f["val"] for f in facts))
+    if len(facts) > 1:
+        joined = ",".join(f["fp"] for f in facts)
+        data_fp = hashlib.sha256(joined.encode()).hexdigest()[:16]
+    return job, data_fp

@@ -108,3 +108,23 @@ def test_bad_seed_lists_are_refused(capsys) -> None:  # type: ignore[no-untyped-
     for bad in ("1,1", "x", "-3"):
         assert cli_main(["train-default", "--seeds", bad]) == 2
     assert "seeds" in capsys.readouterr().err
+
+
+def test_an_ablation_left_out_is_called_out(tmp_path: Path) -> None:
+    res = _results(0.98)
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"x")
+    res["text_only"] = {"info": {}, "eval": {"splits": {"test": _split(0.40, {})}}}
+    full = render_card(res, TrainConfig(), "ruledrive train-default", onnx, SEEDS)
+    assert "Not trained for this card" not in full
+    res.pop("image_only")
+    card = render_card(res, TrainConfig(), "ruledrive train-default", onnx, SEEDS)
+    assert "Not trained for this card: image_only;" in card
+
+
+def test_bad_ablation_lists_are_refused(capsys) -> None:  # type: ignore[no-untyped-def]
+    from ruledrive.cli import main as cli_main
+
+    for bad in ("image_only,image_only", "audio_only", ""):
+        assert cli_main(["train-default", "--ablations", bad]) == 2
+    assert "ablations" in capsys.readouterr().err
