@@ -24,8 +24,6 @@ from perception.image import preprocess_jpeg
 from policy.fallback import FALLBACK_DECISION, Reason
 from policy.model import EncodedRules, ModelOutputs, PolicyModel
 
-_Encoded = EncodedRules
-
 __all__ = ["Decider", "FrameJob"]
 
 log = logging.getLogger(__name__)
@@ -62,14 +60,16 @@ class Decider:
         self.max_frame_age_ms = max_frame_age_ms
         self.max_clock_skew_ms = max_clock_skew_ms
         self.clock = clock
-        self._cache: OrderedDict[tuple[str, str], tuple[tuple[str, ...], _Encoded]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], tuple[tuple[str, ...], EncodedRules]] = (
+            OrderedDict()
+        )
         self._cache_size = cache_size
         self.cache_hits = 0
         self.cache_misses = 0
         # Rule sets are encoded as they arrive, on a worker thread, so a new rule set does not
         # hold up the frames of other vehicles in the serving loop (prefetch).
         self._lock = threading.Lock()
-        self._encoding: dict[tuple[str, str], tuple[tuple[str, ...], Future[_Encoded]]] = {}
+        self._encoding: dict[tuple[str, str], tuple[tuple[str, ...], Future[EncodedRules]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rule-encoder")
 
     def set_model(self, model: PolicyModel) -> None:
@@ -92,7 +92,7 @@ class Decider:
                 return
             self._encoding[key] = (texts, self._pool.submit(self.model.encode_rules, texts))
 
-    def encoded_rules(self, rules: RuleSet) -> _Encoded:
+    def encoded_rules(self, rules: RuleSet) -> EncodedRules:
         """A rule set as the model reads it (policy.model.EncodedRules), computed once per
         (vehicle, version) and cached: neither the text encoder nor the rule graph runs per
         frame."""
@@ -125,7 +125,7 @@ class Decider:
         start = time.perf_counter_ns()
         now = self.clock()
         out: list[DecisionMsg | None] = [None] * len(jobs)
-        ready: list[tuple[int, np.ndarray, _Encoded, float]] = []
+        ready: list[tuple[int, np.ndarray, EncodedRules, float]] = []
         for i, job in enumerate(jobs):
             t0 = time.perf_counter_ns()
             try:
@@ -148,7 +148,7 @@ class Decider:
 
     def _check(
         self, job: FrameJob, now: int
-    ) -> tuple[Reason | None, np.ndarray | None, _Encoded | None]:
+    ) -> tuple[Reason | None, np.ndarray | None, EncodedRules | None]:
         """The pre-inference checks, in FALLBACKS order: (reason, image, encoded rules)."""
         try:
             image = preprocess_jpeg(job.jpeg)

@@ -137,7 +137,8 @@ class PolicyModel:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
         try:
-            session = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
+            data = path.read_bytes()  # once: the session and the graph split both read it
+            session = ort.InferenceSession(data, sess_options=opts, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             raise ModelError(f"{path}: onnxruntime cannot load it: {exc}") from exc
         in_use = session.get_providers()[0]
@@ -154,7 +155,8 @@ class PolicyModel:
                 f"{encoder_dir} holds {encoder.identity()['model_sha256'][:12]}"
             )
         rules_session = frame_session = None
-        parts = split_model(path.read_bytes())
+        has_rule_set = _S.rule_set_output in {o.name for o in session.get_outputs()}
+        parts = split_model(data) if has_rule_set else None
         if parts is not None:
             try:
                 rules_session = ort.InferenceSession(parts.rules, opts, providers=wanted)

@@ -39,6 +39,7 @@ __all__ = [
     "RuleTable",
     "encode_samples",
     "fingerprint",
+    "list_recordings",
     "load_samples",
     "rule_classes_of",
 ]
@@ -204,14 +205,10 @@ class ArrayDataset:
         return _Batches()
 
 
-def load_samples(
-    paths: Sequence[str | Path], max_samples: int | None = None, allow_truncated: bool = False
-) -> list[Sample]:
-    """Every labelled sample of the recordings (directories are searched for *.mcap).
-
-    ``allow_truncated``: take the complete samples of a file cut short (a killed recorder) with a
-    warning instead of rejecting it.
-    """
+def list_recordings(paths: Sequence[str | Path], remote_ok: bool = False) -> list[Path]:
+    """The recordings ``paths`` name, in the order training reads them (each directory's
+    ``*.mcap`` sorted). With ``remote_ok`` a ``.mcap`` path that is not here is kept: it may be
+    on another worker's disk (the worker it is assigned to checks it)."""
     files: list[Path] = []
     for raw in paths:
         p = Path(raw)
@@ -220,12 +217,23 @@ def load_samples(
             if not found:
                 raise DataError(f"{p}: directory holds no .mcap recordings")
             files.extend(found)
-        elif p.is_file():
+        elif p.is_file() or (remote_ok and p.suffix == ".mcap"):
             files.append(p)
         else:
             raise DataError(f"{p}: no such recording or directory")
+    return files
+
+
+def load_samples(
+    paths: Sequence[str | Path], max_samples: int | None = None, allow_truncated: bool = False
+) -> list[Sample]:
+    """Every labelled sample of the recordings (directories are searched for *.mcap).
+
+    ``allow_truncated``: take the complete samples of a file cut short (a killed recorder) with a
+    warning instead of rejecting it.
+    """
     samples: list[Sample] = []
-    for f in files:
+    for f in list_recordings(paths):
         got = list(read_samples([f], require_labels=True, allow_truncated=allow_truncated))
         if not got:
             raise DataError(f"{f}: recording has no labelled frames (record a label topic)")

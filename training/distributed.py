@@ -44,7 +44,6 @@ __all__ = [
     "create_strategy",
     "distributed_batches",
     "files_digest",
-    "list_recordings",
     "local_strategy",
     "prepare_model",
     "shard_files",
@@ -123,25 +122,6 @@ def cluster_from_env(env: Mapping[str, str] | None = None) -> Cluster:
         raise bad(f"task.index {index!r} is not an index of cluster.{kind}")
     rank = index if kind == "chief" else len(groups["chief"]) + index
     return Cluster(len(everyone), rank)
-
-
-def list_recordings(paths: Sequence[str | Path], remote_ok: bool = False) -> list[Path]:
-    """The recordings ``--data`` names, in the order training reads them (each directory's
-    ``*.mcap`` sorted). With ``remote_ok`` a ``.mcap`` path that is not here is kept: it may be
-    on another worker's disk (the worker it is assigned to checks it)."""
-    files: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found = sorted(p.glob("*.mcap"))
-            if not found:
-                raise DataError(f"{p}: directory holds no .mcap recordings")
-            files.extend(found)
-        elif p.is_file() or (remote_ok and p.suffix == ".mcap"):
-            files.append(p)
-        else:
-            raise DataError(f"{p}: no such recording or directory")
-    return files
 
 
 def shard_files(files: Sequence[Path], cluster: Cluster) -> list[Path]:

@@ -40,6 +40,7 @@ from training.data import (
     RuleTable,
     encode_samples,
     fingerprint,
+    list_recordings,
     load_samples,
     rule_classes_of,
 )
@@ -50,7 +51,6 @@ from training.distributed import (
     cluster_from_env,
     create_strategy,
     files_digest,
-    list_recordings,
     shard_files,
 )
 from training.ood import TRAIN_KINDS, negative_jpegs

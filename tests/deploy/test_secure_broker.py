@@ -38,18 +38,6 @@ pytestmark = pytest.mark.broker
 P = DEFAULT_PREFIX
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> PolicyModel:
-    from tests.policy.fakemodel import build_fake_model
-
-    return PolicyModel.load(build_fake_model(tmp_path_factory.mktemp("m") / "fake.onnx"), "cpu")
-
-
-@pytest.fixture(scope="module")
-def secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_credentials(tmp_path_factory.mktemp("secrets") / "secrets")
-
-
 @pytest.fixture
 def broker(tmp_path: Path, secrets: Path) -> Iterator[MosquittoProcess]:
     with secure_broker(tmp_path, secrets) as b:

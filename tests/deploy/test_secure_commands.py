@@ -24,7 +24,7 @@ from bus.recording_reader import read_events
 from bus.schema import DecisionMsg
 from bus.topics import CAMERA, DECISION, DEFAULT_PREFIX, RULES
 from ruledrive.cli import main as cli_main
-from tests.deploy.secure_helpers import env_of, login_bus, make_credentials, secure_broker
+from tests.deploy.secure_helpers import env_of, login_bus, secure_broker
 from tests.policy.conftest import header, jpeg, rules
 
 pytestmark = pytest.mark.broker
@@ -38,11 +38,6 @@ def fake_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.policy.fakemodel import build_fake_model
 
     return build_fake_model(tmp_path_factory.mktemp("m") / "fake.onnx")
-
-
-@pytest.fixture(scope="module")
-def secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_credentials(tmp_path_factory.mktemp("secrets") / "secrets")
 
 
 @pytest.fixture

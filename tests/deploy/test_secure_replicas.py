@@ -24,24 +24,12 @@ from bus.topics import CAMERA, DECISION, DEFAULT_PREFIX, RULES
 from policy.model import PolicyModel
 from policy.node import Node
 from policy.settings import load_settings
-from tests.deploy.secure_helpers import VEHICLES, login_bus, make_credentials, secure_broker
+from tests.deploy.secure_helpers import VEHICLES, login_bus, secure_broker
 from tests.policy.conftest import header, jpeg, rules
 
 pytestmark = pytest.mark.broker
 P = DEFAULT_PREFIX
 GROUP = "ruledrive-nodes"  # as in docker-compose.yml
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> PolicyModel:
-    from tests.policy.fakemodel import build_fake_model
-
-    return PolicyModel.load(build_fake_model(tmp_path_factory.mktemp("m") / "fake.onnx"), "cpu")
-
-
-@pytest.fixture(scope="module")
-def secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_credentials(tmp_path_factory.mktemp("secrets") / "secrets")
 
 
 class Replicas:

@@ -36,6 +36,7 @@ from bus.recording_writer import RecordingWriter
 from bus.schema import DecisionLabel, FrameHeader, LabelMsg, RuleSet
 from core.errors import ConfigError, DataError
 from ruledrive.cli import main as cli
+from training.data import list_recordings
 from training.distributed import (
     Cluster,
     StepPlan,
@@ -43,7 +44,6 @@ from training.distributed import (
     _val_stream,
     _why,
     cluster_from_env,
-    list_recordings,
     shard_files,
 )
 
