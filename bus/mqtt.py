@@ -6,7 +6,9 @@ With a username the client id IS the username: the secure broker (deploy/mosquit
 client id without its password. A broker that refuses the login, or a certificate that does not
 verify, makes ``connect()`` raise a BusError that says which, at once (not after the timeout).
 paho's network thread (``loop_start``) reconnects with backoff by itself; ``on_connect`` restores
-the subscriptions and runs the connect hooks (the node republishes its online status there).
+the subscriptions, and once the broker acknowledges them (SUBACK) the bus is ``connected`` and runs
+the connect hooks (the node republishes its online status there): a message published before the
+SUBACK may not be delivered, so "connected" is said only when it would be.
 ``on_message`` only dispatches to handlers, which must only validate and enqueue.
 
 Reconnect and sessions (docs/contract.md, "Reconnect"):
@@ -117,6 +119,7 @@ class MqttBus:
         self._subs: list[tuple[str, str, Handler, int]] = []
         self._leaving: set[str] = set()  # being unsubscribed: still delivered, not resubscribed
         self._unsubacked: set[int] = set()  # message ids of UNSUBACKs not yet waited for
+        self._resub_mid: int | None = None  # the (re)subscription on connect, until its SUBACK
         self._acks = threading.Condition()
         self._hooks: list[ConnectHook] = []
         self._lost_hooks: list[DisconnectHook] = []
@@ -141,6 +144,7 @@ class MqttBus:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_unsubscribe = self._on_unsubscribe
+        self._client.on_subscribe = self._on_subscribe
 
     @property
     def connected(self) -> bool:
@@ -283,9 +287,24 @@ class MqttBus:
             filters = sorted(
                 {(pat, qos) for pat, _, _, qos in self._subs if pat not in self._leaving}
             )
-        if filters:
-            client.subscribe(filters)
         log.info("connected to %s (%d subscriptions)", self.url, len(filters))
+        if filters:
+            # Up only once the broker has the subscriptions (its SUBACK): a message published
+            # before that is not delivered, and "connected" must not promise that it is.
+            _, self._resub_mid = client.subscribe(filters)
+            return
+        self._now_up()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if mid != self._resub_mid:
+            return
+        self._resub_mid = None
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            log.warning("the broker at %s refused subscriptions: %s", self.url, ", ".join(refused))
+        self._now_up()
+
+    def _now_up(self) -> None:
         self._up.set()
         self._settled.set()
         for hook in list(self._hooks):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from bus.schema import SCHEMA_VERSION, DecisionLabel
 from core.errors import ModelError
-from perception.image import PREPROCESSING
+from perception.image import DEFAULT_DECODE, PREPROCESSING, PREPROCESSINGS
 from perception.spec import META_KEYS, MODEL_SPEC
 
 __all__ = ["NOT_UNDERSTOOD", "ModelMeta", "Thresholds", "build_metadata", "parse_metadata"]
@@ -48,6 +48,7 @@ class ModelMeta:
     training_config: dict[str, object] = field(default_factory=dict)
     metrics: dict[str, object] = field(default_factory=dict)
     data_fingerprint: str = ""
+    decode: str = DEFAULT_DECODE  # perception.image.PREPROCESSINGS: how its frames were decoded
 
     @property
     def not_understood_index(self) -> int:
@@ -108,8 +109,12 @@ def parse_metadata(meta: Mapping[str, str], source: str = "model") -> ModelMeta:
         raise ModelError(f"{source}: rule classes {rule_classes} lack {NOT_UNDERSTOOD!r}")
     if spec != json.loads(json.dumps(MODEL_SPEC.to_dict())):
         raise ModelError(f"{source}: input spec {spec} differs from this build's {MODEL_SPEC}")
-    if prep != json.loads(json.dumps(PREPROCESSING)):
-        raise ModelError(f"{source}: preprocessing {prep} differs from this build's")
+    decode = next(
+        (name for name, known in PREPROCESSINGS.items() if prep == json.loads(json.dumps(known))),
+        None,
+    )
+    if decode is None:
+        raise ModelError(f"{source}: preprocessing {prep} is none this build knows")
     if not {"model_sha256", "tokenizer_sha256", "prefix"} <= set(encoder):
         raise ModelError(f"{source}: text encoder identity {encoder} is incomplete")
     return ModelMeta(
@@ -122,4 +127,5 @@ def parse_metadata(meta: Mapping[str, str], source: str = "model") -> ModelMeta:
         training_config=config,
         metrics=metrics,
         data_fingerprint=meta[META_KEYS["data_fingerprint"]],
+        decode=decode,
     )

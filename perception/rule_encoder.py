@@ -13,6 +13,12 @@ A rule is encoded as ``"query: " + text`` (the e5 convention for symmetric simil
 - :meth:`RuleEncoder.token_states`: the last hidden states float32 [n, L, D] + mask [n, L], for
   a downstream model that must read numbers or negation precisely.
 
+The 4-bit weights are multiplied in float32 (``MatMulNBits`` accuracy level 1, set at load time):
+the build's level 4 quantises the activations to int8 with kernels that differ by CPU (AVX2,
+AVX512-VNNI), which moved token states by up to 0.018 and a replayed decision's probabilities
+by 7e-3 between two machines; in float32 every CPU gives the same encoding to rounding, at
+1.75x the time per rule (measured 11.3 against 6.4 ms per rule, one thread).
+
 Each text runs alone (no padding), so a text's encoding never depends on what it is encoded
 with; results are kept in an LRU cache per text, so a rule set is encoded once, not per frame.
 Any string encodes: empty, emoji, control characters, mixed scripts; lone surrogates are replaced
@@ -57,6 +63,7 @@ MANIFEST, MODEL_FILE, TOKENIZER_FILE = "manifest.json", "model.onnx", "tokenizer
 MANIFEST_FORMAT = "ruledrive-text-encoder/1"
 _CPU, _CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 _OUTPUTS = ("sentence_embedding", "token_states")
+FLOAT32_ACCURACY = 1  # MatMulNBits accuracy_level: float32 activations, CPU-independent
 
 
 def encoder_providers(requested: str, available: list[str] | None = None) -> list[str]:
@@ -138,6 +145,20 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
+def _float32_graph(path: Path) -> bytes:
+    """The encoder graph with its 4-bit matrix products computed in float32 (see the module
+    docstring: the same encoding on every CPU)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        if node.op_type == "MatMulNBits":
+            for attr in node.attribute:
+                if attr.name == "accuracy_level":
+                    attr.i = FLOAT32_ACCURACY
+    return model.SerializeToString()
+
+
 class RuleEncoder:
     """One onnxruntime session + tokenizer + per-text LRU cache. Thread-safe."""
 
@@ -157,6 +178,8 @@ class RuleEncoder:
         self.prefix: str = manifest["prefix"]
         self.max_tokens: int = manifest["max_tokens"]
         self.version: str = manifest["files"][MODEL_FILE]["sha256"][:12]
+        # What a cache of encodings is valid for: these weights, computed this way.
+        self.cache_key = f"{manifest['files'][MODEL_FILE]['sha256']}/level{FLOAT32_ACCURACY}"
         self.provider: str = session.get_providers()[0]
         self._cache: OrderedDict[str, _Encoded] = OrderedDict()
         self._maxsize = cache_size
@@ -194,7 +217,7 @@ class RuleEncoder:
             opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         try:
-            session = ort.InferenceSession(str(directory / MODEL_FILE), opts, providers=chosen)
+            session = ort.InferenceSession(_float32_graph(directory / MODEL_FILE), opts, chosen)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(
                 f"text encoder {directory}: onnxruntime cannot load it ({exc})"

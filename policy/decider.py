@@ -151,7 +151,7 @@ class Decider:
     ) -> tuple[Reason | None, np.ndarray | None, EncodedRules | None]:
         """The pre-inference checks, in FALLBACKS order: (reason, image, encoded rules)."""
         try:
-            image = preprocess_jpeg(job.jpeg)
+            image = preprocess_jpeg(job.jpeg, self.model.meta.decode)
         except ImageDecodeError as exc:
             return Reason(exc.code), None, None
         age_ms = (now - job.header.stamp_ns) / 1e6

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "ruledrive.rules_cli",
     "ruledrive.demo",
     "ruledrive.bench_reliability",
+    "ruledrive.bench_levers",
     "ruledrive.credentials_cli",
 )
 

@@ -84,6 +84,16 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         "--fps", type=positive_float, default=30.0, help="frame rate in the latency phase"
     )
     p.add_argument("--max-batch-size", type=positive_int, default=8)
+    p.add_argument(
+        "--frames",
+        choices=("golden", "synthetic"),
+        default="golden",
+        help="generated 640x360 frames of tests/golden/drive.mcap, or small synthetic ones",
+    )
+    p.add_argument(
+        "--replicas", type=positive_int, default=1, help="also saturate with 1..N node replicas"
+    )
+    p.add_argument("--rounds", type=positive_int, default=2, help="alternated runs per variant")
     p.add_argument("--max-wait-us", type=non_negative_int, default=2000)
     p.add_argument(
         "--keras",

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from bus.recording import Sample
 from bus.recording_reader import read_samples
 from bus.schema import DecisionLabel
 from core.errors import DataError
-from perception.image import preprocess_jpeg
+from perception.image import DEFAULT_DECODE, preprocess_jpeg
 from perception.rule_encoder import RuleEncoder
 from perception.spec import MODEL_SPEC
 from training.ruleparams import RULE_PARAMS, param_labels
@@ -74,7 +75,7 @@ class RuleTable:
         """Encode each distinct text with ``encoder.encode_rule_set`` (the node's path). With
         ``cache`` (an .npz), texts already encoded by the same encoder are read back."""
         wanted = sorted(set(texts))
-        ident = encoder.identity()["model_sha256"]
+        ident = encoder.cache_key
         known: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if cache is not None and cache.is_file():
             with np.load(cache, allow_pickle=False) as z:
@@ -262,9 +263,11 @@ def encode_samples(
     table: RuleTable,
     rule_classes: Sequence[str],
     negatives: Sequence[bytes] = (),
+    decode: str = DEFAULT_DECODE,
 ) -> ArrayDataset:
     """Decode and encode samples with the shared preprocessing (threads: cv2 releases the GIL);
-    ``negatives`` are JPEGs that are not road scenes (training.ood), added with no rules."""
+    ``negatives`` are JPEGs that are not road scenes (training.ood), added with no rules;
+    ``decode``: training's, or the evaluated model's (perception.image.PREPROCESSINGS)."""
     if not samples and not negatives:
         raise DataError("empty data set: no samples to encode")
     unlabelled = [s for s in samples if s.label is None]
@@ -278,7 +281,9 @@ def encode_samples(
         raise DataError(f"{len(too_many)} samples have more than {_S.max_rules} rules")
     jpegs = [s.jpeg for s in samples] + list(negatives)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        images = np.stack(list(pool.map(preprocess_jpeg, jpegs, chunksize=64)))
+        images = np.stack(
+            list(pool.map(partial(preprocess_jpeg, decode=decode), jpegs, chunksize=64))
+        )
     n, r = len(jpegs), _S.max_rules
     rule_idx = np.full((n, r), -1, np.int32)
     rule_cls = np.full((n, r), -1, np.int32)

@@ -23,6 +23,7 @@ import numpy as np
 from bus.recording import Sample, counterfactual_pairs
 from bus.schema import DecisionLabel
 from core.metrics import classification_report, counterfactual_consistency, plot_confusion
+from perception.image import DEFAULT_DECODE
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
 from perception.rule_encoder import RuleEncoder
 from perception.spec import MODEL_SPEC
@@ -41,6 +42,7 @@ class Predictor(Protocol):
     rule_classes: tuple[str, ...]
     encoder_dir: str
     thresholds: Thresholds
+    decode: str  # how its frames are decoded (perception.image.PREPROCESSINGS)
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
@@ -53,6 +55,7 @@ class KerasPredictor:
         self.model, self.name = ckpt.model, f"keras:{path}"
         self.rule_classes, self.thresholds = ckpt.rule_classes, ckpt.thresholds
         self.encoder_dir = ckpt.config.encoder_dir
+        self.decode = DEFAULT_DECODE  # a checkpoint is this build's training
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outs: dict[str, np.ndarray] = self.model.predict(inputs, batch_size=256, verbose=0)
@@ -73,6 +76,7 @@ class OnnxPredictor:
         self.labels, self.name, self.meta = meta.labels, f"onnx:{path}", meta
         self.rule_classes, self.thresholds = meta.rule_classes, meta.thresholds
         self.encoder_dir = encoder_dir
+        self.decode = meta.decode
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from perception.onnxrun import run_all_outputs, to_label_order
@@ -97,7 +101,7 @@ def evaluate_samples(
     if table is None:
         encoder = RuleEncoder.load(Path(predictor.encoder_dir), "cpu", cache_size=0)
         table = RuleTable.build((r for s in samples for r in s.rules), encoder)
-    data = encode_samples(samples, table, predictor.rule_classes)
+    data = encode_samples(samples, table, predictor.rule_classes, decode=predictor.decode)
     outs = predictor.predict(data.inputs())
     report: dict[str, Any] = {
         "model": predictor.name,
@@ -210,7 +214,9 @@ def _pictures(
     th = predictor.thresholds.image_ood
     road_flagged = float((outs[_S.ood_output].reshape(-1) >= th).mean())
     negatives = negative_jpegs(N_NEGATIVES, TEST_KINDS, 7, [s.jpeg for s in samples[:200]])
-    neg = encode_samples([], data.table, predictor.rule_classes, [j for _, j in negatives])
+    neg = encode_samples(
+        [], data.table, predictor.rule_classes, [j for _, j in negatives], predictor.decode
+    )
     scores = predictor.predict(neg.inputs())[_S.ood_output].reshape(-1)
     kinds: dict[str, list[bool]] = defaultdict(list)
     for (kind, _), score in zip(negatives, scores, strict=True):

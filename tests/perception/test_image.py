@@ -71,7 +71,46 @@ def test_fast_path_equals_decode_then_prepare() -> None:
     ok, buf = cv2.imencode(".jpg", img)
     assert ok
     data = buf.tobytes()
-    np.testing.assert_array_equal(preprocess_jpeg(data), prepare_frame(decode_jpeg(data)))
+    np.testing.assert_array_equal(
+        preprocess_jpeg(data, "full"), prepare_frame(decode_jpeg(data))
+    )
+
+
+@pytest.mark.parametrize(
+    ("size", "decoded"),
+    [
+        ((640, 360), (160, 90)),  # the camera: 1/4, keeps >= 90 % of 160x96
+        ((1920, 1080), (240, 135)),  # 1/8
+        ((320, 192), (160, 96)),  # 1/2
+        ((400, 200), (200, 100)),  # 1/2: 1/4 would keep only 100x50
+        ((160, 96), (160, 96)),  # the model's size: no reduction
+        ((64, 48), (64, 48)),  # smaller than the model: full decode, then up-scaled
+    ],
+)
+def test_reduced_decode_scales_only_as_far_as_the_model_needs(
+    size: tuple[int, int], decoded: tuple[int, int]
+) -> None:
+    from perception.image import _decode_bgr
+
+    w, h = size
+    img = np.zeros((h, w, 3), np.uint8)
+    cv2.rectangle(img, (w // 4, h // 4), (w // 2, h // 2), (30, 200, 90), -1)
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    data = buf.tobytes()
+    assert _decode_bgr(data, "reduced").shape[1::-1] == decoded
+    out = preprocess_jpeg(data)  # training's default is the reduced decode
+    assert out.shape == (96, 160, 3) and out.dtype == np.uint8
+    # the same picture as the full decode, to a pixel level or two
+    assert np.abs(out.astype(int) - preprocess_jpeg(data, "full")).mean() < 2.0
+
+
+def test_an_unknown_decode_is_an_error() -> None:
+    img = np.zeros((48, 64, 3), np.uint8)
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    with pytest.raises(ValueError, match="unknown decode"):
+        preprocess_jpeg(buf.tobytes(), "bilinear")
 
 
 def _declaring(width: int, height: int, progressive: bool = False) -> bytes:

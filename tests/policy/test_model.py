@@ -33,6 +33,27 @@ def test_a_model_trained_on_another_text_encoder_is_refused(tmp_path: Path) -> N
         PolicyModel.load(path)
 
 
+def test_the_model_says_how_its_frames_are_decoded(tmp_path: Path) -> None:
+    """A model trained on full-size decodes keeps them; a new one gets the reduced decode;
+    a preprocessing this build does not know is refused."""
+    import json
+
+    from perception.image import PREPROCESSINGS
+
+    old = build_fake_model(
+        tmp_path / "old.onnx",
+        metadata={META_KEYS["preprocessing"]: json.dumps(PREPROCESSINGS["full"])},
+    )
+    assert PolicyModel.load(old).meta.decode == "full"
+    assert PolicyModel.load(build_fake_model(tmp_path / "new.onnx")).meta.decode == "reduced"
+    odd = {**PREPROCESSINGS["full"], "resize": "nearest"}
+    bad = build_fake_model(
+        tmp_path / "odd.onnx", metadata={META_KEYS["preprocessing"]: json.dumps(odd)}
+    )
+    with pytest.raises(ModelError, match="preprocessing"):
+        PolicyModel.load(bad)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

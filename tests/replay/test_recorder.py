@@ -63,7 +63,9 @@ def test_broker_restart_recorder_continues(private_broker, tmp_path: Path) -> No
         time.sleep(0.1)
     assert bus.connected, "recorder did not reconnect"
     _publish_drives(private_broker.url, [drive("car-b", 4)])
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10  # delivery is not instant on a loaded machine
+    while rec.counts["camera"] < 9 and time.monotonic() < deadline:
+        time.sleep(0.05)
     rec.stop()
     t.join(10)
     bus.close()
@@ -146,7 +148,9 @@ def test_recorded_replay_session_trains(private_broker, tmp_path: Path) -> None:
     out = tmp_path / "session.mcap"
     rec, t, bus = _start(private_broker.url, out)
     _publish_drives(private_broker.url, [drive(f"car-{i}", 8) for i in range(4)])
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while rec.counts["camera"] < 32 and time.monotonic() < deadline:
+        time.sleep(0.05)
     rec.stop()
     t.join(10)
     bus.close()

@@ -2,11 +2,109 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import pytest
+
 from perception.image import preprocess_jpeg
 from ruledrive.bench_node import synthetic_frames
+from ruledrive.cli import main as cli_main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_synthetic_frames_decode() -> None:
     frames = synthetic_frames(3)
     assert len(set(frames)) == 3
     assert preprocess_jpeg(frames[0]).shape == (96, 160, 3)
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_bench_node_reports_spinning_cpu_and_replicas(private_broker, tmp_path: Path) -> None:
+    """A short run end to end (its figures mean nothing at this length): every frame of the
+    latency runs answered, node CPU measured for both spin settings, one row per replica count,
+    and the doc section written with the command."""
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n")
+    rc = cli_main(
+        [
+            "bench",
+            "node",
+            "--model",
+            str(ROOT / "models/ruledrive-default.onnx"),
+            "--mqtt-url",
+            private_broker.url,
+            "--seconds",
+            "1",
+            "--vehicles",
+            "2",
+            "--replicas",
+            "2",
+            "--rounds",
+            "1",
+            "--output",
+            str(doc),
+        ]
+    )
+    assert rc == 0
+    text = doc.read_text()
+    assert "640x360" in text and "spin-waiting on" in text
+    answered = re.search(r"medians \((\d+)/(\d+) answered\)", text)
+    assert answered and int(answered[1]) >= 0.9 * int(answered[2]) > 0
+    cpu = re.search(r"\| node CPU, % of a core \| (\d+) \| (\d+) \|", text)
+    assert cpu and int(cpu[1]) > 0 and int(cpu[2]) > 0
+    rows = re.findall(r"^\| ([12]) \| (\d+) \| [\d.]+ \|$", text, re.M)
+    assert [r[0] for r in rows] == ["1", "2"] and all(int(r[1]) > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_bench_levers_measures_each_lever_on_generated_frames(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n")
+    golden = str(ROOT / "tests/golden/drive.mcap")
+    rc = cli_main(
+        [
+            "bench",
+            "levers",
+            "--model",
+            str(ROOT / "models/ruledrive-default.onnx"),
+            "--recording",
+            golden,
+            "--eval-data",
+            golden,
+            "--calib-frames",
+            "8",
+            "--rounds",
+            "1",
+            "--repeats",
+            "3",
+            "--cpu-seconds",
+            "0.3",
+            "--output",
+            str(doc),
+        ]
+    )
+    assert rc == 0
+    text = doc.read_text()
+    assert "## Levers" in text and "60 generated 640x360 frames" in text
+    for lever in ("IMREAD_REDUCED_COLOR_4", "spinning on", "int8 Conv", "model_dump_json"):
+        assert lever in text
+    # every variant has an accuracy on labelled frames, and the model's decode is marked
+    own = re.search(
+        r"^\| (.*) \*\*\(this model's\)\*\* \|.* \| ([\d.]+) % \| ([\d.]+) % \|$", text, re.M
+    )
+    assert own and float(own[3]) == 100.0  # its own decode agrees with itself
+    assert re.search(r"^\| full \+ INTER_AREA.* \| [\d.]+ \| 1\.00x \| 0\.00 \|", text, re.M)
+    assert "not measured" not in text
+
+
+def test_bench_levers_needs_a_split_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.policy.fakemodel import build_fake_model
+
+    fake = build_fake_model(tmp_path / "f.onnx")
+    assert cli_main(["bench", "levers", "--model", str(fake), "--no-write"]) == 2
+    assert "split model" in capsys.readouterr().err

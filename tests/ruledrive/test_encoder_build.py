@@ -163,7 +163,7 @@ def test_build_is_reproducible_and_matches_a_numpy_forward_pass(tmp_path: Path) 
         full_ids = [PIECES.index(kept[i]) for i in new_ids]
         states_ref, vec_ref = _reference(synthetic_model(PIECES), full_ids)
         out = enc.token_states([text])
-        # MatMulNBits quantises activations to int8 (accuracy_level 4): close, not equal
+        # 4-bit weights: close to the float model, not equal
         cos = (out.states[0] * states_ref).sum(-1) / (
             np.linalg.norm(out.states[0], axis=-1) * np.linalg.norm(states_ref, axis=-1)
         )
@@ -245,3 +245,24 @@ def test_bench_writes_its_section(tmp_path: Path) -> None:
     rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "ms per" not in ln]
     assert len(rows) == 8  # 4 rule sets x (1 thread, default threads)
     assert json.loads((tmp_path / "enc" / MANIFEST).read_text())["vocab_size"] > 0
+
+
+def test_committed_encoder_runs_its_4bit_products_in_float32() -> None:
+    """The build writes accuracy level 4 (int8 activations, kernels that differ by CPU); the
+    loader must raise every product to float32, or a replay on another CPU decides otherwise."""
+    import onnx
+
+    from perception.rule_encoder import DEFAULT_ENCODER_DIR, FLOAT32_ACCURACY, _float32_graph
+
+    path = Path(__file__).resolve().parents[2] / DEFAULT_ENCODER_DIR / "model.onnx"
+    if not path.is_file():
+        pytest.skip("no committed encoder")
+    graph = onnx.load_from_string(_float32_graph(path)).graph
+    levels = [
+        a.i
+        for n in graph.node
+        if n.op_type == "MatMulNBits"
+        for a in n.attribute
+        if a.name == "accuracy_level"
+    ]
+    assert levels and set(levels) == {FLOAT32_ACCURACY}
