@@ -208,6 +208,11 @@ class MqttBus:
         finally:
             self._client.loop_stop()
             self._up.clear()
+            # paho leaves the socket of a (re)connect still in progress open after loop_stop
+            sock = self._client.socket()
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
 
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
         """Raise BusError if the message is lost: a QoS 0 publish while disconnected, paho's

@@ -58,7 +58,7 @@ from replay.golden import (
     load_reference,
     write_reference,
 )
-from replay.scoreboard import Outage, ReplayReport, Scoreboard
+from replay.scoreboard import Outage, ReplayReport, Scoreboard, pacing
 
 # Re-exported: replay's public names stay importable from here.
 __all__ = [
@@ -113,6 +113,7 @@ class Replayer:
         self.publish_labels = publish_labels
         self.progress = progress
         self.board = Scoreboard()
+        self.behind_ms: list[float] = []  # at a given rate: how late each frame went out
         self.statuses: dict[str, NodeStatus] = {}
         self._cond = threading.Condition()
         self._steps = {lane.vehicle_id: lane.steps() for lane in self.lanes}
@@ -243,6 +244,7 @@ class Replayer:
         """Publish every lane, wait for the answers (bounded), clear the retained rules."""
         stop = stop or threading.Event()
         start = time.perf_counter_ns()
+        cpu0 = time.process_time()
         aborted = None
         try:
             aborted = self._play(stop) or self._drain(stop)
@@ -259,6 +261,9 @@ class Replayer:
             start_ns=start,
         )
         report.rules_not_cleared = self.rules_not_cleared
+        report.pacing = pacing(
+            self.behind_ms, time.process_time() - cpu0, report.elapsed_s, self.rate
+        )
         return report
 
     def _clear_rules(self) -> list[str]:
@@ -350,6 +355,9 @@ class Replayer:
                         self._publish_rules(vid, ev)
                         continue
                     assert ref is not None
+                    if self.rate is not None:
+                        due_ns = t0 + offset / self.rate
+                        self.behind_ms.append((time.perf_counter_ns() - due_ns) / 1e6)
                     sent = self._publish_frame(vid, ev, ref, current[vid])
                     if self.rate is None and sent:
                         waiting[vid] = (ref, time.perf_counter_ns())

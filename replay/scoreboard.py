@@ -27,7 +27,7 @@ from bus.schema import DecisionLabel, DecisionMsg
 from core.metrics import classification_report
 from replay.drives import FrameRef
 
-__all__ = ["Outage", "ReplayReport", "Scoreboard"]
+__all__ = ["HOLD_P99_MS", "Outage", "ReplayReport", "Scoreboard", "pacing"]
 
 _INDEX = {lab: i for i, lab in enumerate(DecisionLabel)}
 
@@ -87,6 +87,8 @@ class ReplayReport:
     labels_lost: int = 0
     outages: list[dict[str, Any]] = field(default_factory=list)
     rules_not_cleared: list[str] = field(default_factory=list)
+    # At a given --rate: whether the replaying client kept its schedule (see :func:`pacing`).
+    pacing: dict[str, Any] = field(default_factory=dict)
 
     @property
     def no_decision(self) -> int:
@@ -123,6 +125,15 @@ class ReplayReport:
                 f"--min-accuracy gate: accuracy {acc} < {min_accuracy:g} "
                 f"({self.labelled} labelled decisions)"
             )
+        if self.pacing and not self.pacing["held"]:
+            out.append(
+                f"--rate {self.target_rate:g} not held: frames went out "
+                f"{self.pacing['behind_p99_ms']:.0f} ms behind schedule at p99 (limit "
+                f"{HOLD_P99_MS:g} ms; the replaying process used "
+                f"{self.pacing['client_cpu_pct']:.0f} % of a core), so latency and rate measure "
+                "the client, not the node: lower --rate or --vehicles, or spread the vehicles over "
+                "several replay processes"
+            )
         p99 = self.latency_ms.get("p99")
         if max_p99_ms is not None and (p99 is None or p99 > max_p99_ms):
             got = "n/a (no decision)" if p99 is None else f"{p99:.1f} ms"
@@ -153,6 +164,27 @@ class ReplayReport:
             f"--max-missing gate: {self.no_decision} of {self.frames_published} frames got no "
             f"decision ({100 * share:.1f} % > {100 * max_missing:g} % allowed); {why}"
         )
+
+
+HOLD_P99_MS = 100.0  # a replay holds its rate while 99 % of frames go out at most this late
+
+
+def pacing(
+    behind_ms: list[float], cpu_s: float, elapsed_s: float, rate: float | None
+) -> dict[str, Any]:
+    """Whether a replay at a given rate kept its schedule: how late frames went out (p50, p99,
+    max ms behind their due time) and the replaying process's own CPU (% of one core); {} at
+    --rate max (no schedule)."""
+    if rate is None or not behind_ms:
+        return {}
+    p99 = float(np.percentile(behind_ms, 99))
+    return {
+        "behind_p50_ms": round(float(np.percentile(behind_ms, 50)), 3),
+        "behind_p99_ms": round(p99, 3),
+        "behind_max_ms": round(float(np.max(behind_ms)), 3),
+        "client_cpu_pct": round(100 * cpu_s / elapsed_s, 1) if elapsed_s > 0 else 0.0,
+        "held": p99 <= HOLD_P99_MS,
+    }
 
 
 class Scoreboard:

@@ -148,6 +148,19 @@ def print_report(report: Any, out: Path | None = None) -> None:
             f"{_fmt(lat['p50'])} / {_fmt(lat['p95'])} / {_fmt(lat['p99'])}",
         ),
         ("achieved rate", f"{report.achieved_fps:.1f} decisions/s in {report.elapsed_s:.1f} s"),
+        *(
+            [
+                (
+                    "schedule kept (frames late p50 / p99 ms; client CPU)",
+                    ("yes" if report.pacing["held"] else "[red]NO[/red]")
+                    + f" ({report.pacing['behind_p50_ms']:.1f} / "
+                    f"{report.pacing['behind_p99_ms']:.1f}; "
+                    f"{report.pacing['client_cpu_pct']:.0f} %)",
+                )
+            ]
+            if report.pacing
+            else []
+        ),
         ("model", ", ".join(report.model_versions) or "n/a"),
     ]
     if report.unexpected or report.duplicates or report.late:
