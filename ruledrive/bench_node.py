@@ -25,6 +25,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -135,14 +136,24 @@ class _NodeProc:
             "2000",
             *extra,
         )
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # The node's log goes to a file, not a pipe: a pipe nobody reads fills up and blocks it.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the node; stop() closes it
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log)
 
-    def stop(self) -> None:
+    def stop(self) -> str:
+        """Stop the node; the tail of its log."""
+        if self.log.closed:
+            return ""
         self.proc.terminate()
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait(10)
+        self.log.seek(0)
+        tail = self.log.read()[-1000:].decode(errors="replace")
+        self.log.close()
+        return tail
 
 
 class _Client:
@@ -207,8 +218,7 @@ def _start(
     if not client.status.wait_for(all_online, 60):
         err = ""
         for node in nodes:
-            node.stop()
-            err += node.proc.stderr.read().decode()[-1000:] if node.proc.stderr else ""
+            err += node.stop()
         raise ModelError(f"the node did not come online: {err}")
     return nodes, client
 
