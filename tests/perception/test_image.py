@@ -71,9 +71,7 @@ def test_fast_path_equals_decode_then_prepare() -> None:
     ok, buf = cv2.imencode(".jpg", img)
     assert ok
     data = buf.tobytes()
-    np.testing.assert_array_equal(
-        preprocess_jpeg(data, "full"), prepare_frame(decode_jpeg(data))
-    )
+    np.testing.assert_array_equal(preprocess_jpeg(data, "full"), prepare_frame(decode_jpeg(data)))
 
 
 @pytest.mark.parametrize(
