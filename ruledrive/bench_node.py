@@ -269,10 +269,18 @@ def _latency(args: argparse.Namespace, frames: list[bytes], spinning: bool) -> d
 
 
 def _saturate(
-    args: argparse.Namespace, batch: int, frames: list[bytes], seconds: float, replicas: int = 1
+    args: argparse.Namespace,
+    batch: int,
+    frames: list[bytes],
+    seconds: float,
+    replicas: int = 1,
+    during: Callable[[int, float], Any] | None = None,
 ) -> dict:
+    """Closed-loop load; ``during(node_pid, seconds)`` runs over the measured window (a
+    profiler) and its result is returned under "during"."""
     vids = [f"bench-v{i}" for i in range(args.vehicles)]
     nodes, c = _start(args, batch, vids, replicas)
+    got = None
     counter = {"n": 0}
     fid = {v: 0 for v in vids}
     stop = threading.Event()
@@ -289,7 +297,9 @@ def _saturate(
             c.frame(v, 0, frames[0])
         time.sleep(1.0)  # warm-up
         n0, t0 = counter["n"], time.perf_counter()
-        time.sleep(seconds)
+        if during is not None:
+            got = during(nodes[0].proc.pid, seconds)
+        time.sleep(max(0.0, seconds - (time.perf_counter() - t0)))
         n1, t1 = counter["n"], time.perf_counter()
         stop.set()
         batches = [r[1].timings.batch_size for r in c.rows[-200:]]
@@ -303,6 +313,7 @@ def _saturate(
         "rate": (n1 - n0) / (t1 - t0),
         "batch": float(np.mean(batches)) if batches else 0.0,
         "p99_ms": p99,
+        "during": got,
     }
 
 

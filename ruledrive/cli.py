@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "ruledrive.demo",
     "ruledrive.bench_reliability",
     "ruledrive.bench_levers",
+    "ruledrive.bench_profile",
     "ruledrive.credentials_cli",
 )
 
