@@ -27,8 +27,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -49,13 +47,12 @@ from perception.spec import MODEL_SPEC
 from perception.splitgraph import split_model
 from policy.model import EncodedRules, PolicyModel
 from ruledrive.argtypes import positive_float, positive_int
-from ruledrive.bench_node import RULE_TEXTS
-from ruledrive.benchdoc import write_section
+from ruledrive.bench_node import RULE_TEXTS, golden_frames
+from ruledrive.benchdoc import add_doc_flags, bench_command, publish
 
 __all__ = ["register_bench", "run_levers"]
 
 GOLDEN = Path("tests/golden/drive.mcap")
-DEFAULT_DOC = Path("docs/benchmarks.md")
 _S = MODEL_SPEC
 _SIZE = (_S.image_width, _S.image_height)
 
@@ -197,23 +194,35 @@ def _paced_cpu(run: Callable[[], object], fps: float, seconds: float) -> float:
     return 100 * (time.process_time() - c0) / (time.perf_counter() - t0)
 
 
+def _time_sessions(
+    sessions: dict[str, ort.InferenceSession],
+    feeds: dict[int, dict],
+    args: argparse.Namespace,
+    cpu: bool,
+) -> dict[str, dict[str, float]]:
+    """Each session's session.run at batch 1 and 8 (and with ``cpu`` its CPU at ``--fps``),
+    in alternated rounds: {name: {"b1", "b8"[, "cpu"]: median}}."""
+    out: dict[str, dict[str, list[float]]] = {n: {} for n in sessions}
+    for _ in range(args.rounds):
+        for name, sess in sessions.items():
+            for b in (1, 8):
+                sess.run(None, feeds[b])  # warm
+                out[name].setdefault(f"b{b}", []).append(
+                    _median_ms(partial(sess.run, None, feeds[b]), args.repeats)
+                )
+            if cpu:
+                out[name].setdefault("cpu", []).append(
+                    _paced_cpu(partial(sess.run, None, feeds[1]), args.fps, args.cpu_seconds)
+                )
+    return {n: {k: float(np.median(v)) for k, v in d.items()} for n, d in out.items()}
+
+
 def _session_rows(graph: bytes, feeds: dict[int, dict], args: argparse.Namespace) -> dict:
     sessions = {
         name: ort.InferenceSession(graph, _options(*v), providers=["CPUExecutionProvider"])
         for name, v in SESSION_VARIANTS.items()
     }
-    out: dict[str, dict[str, list[float]]] = {n: {"b1": [], "b8": [], "cpu": []} for n in sessions}
-    for _ in range(args.rounds):
-        for name, sess in sessions.items():
-            for b in (1, 8):
-                sess.run(None, feeds[b])  # warm
-                out[name][f"b{b}"].append(
-                    _median_ms(partial(sess.run, None, feeds[b]), args.repeats)
-                )
-            out[name]["cpu"].append(
-                _paced_cpu(partial(sess.run, None, feeds[1]), args.fps, args.cpu_seconds)
-            )
-    return {n: {k: float(np.median(v)) for k, v in d.items()} for n, d in out.items()}
+    return _time_sessions(sessions, feeds, args, cpu=True)
 
 
 # 3. buffers, 4. serialisation ------------------------------------------------------------------
@@ -314,9 +323,7 @@ def run_levers(args: argparse.Namespace) -> int:
     parts = split_model(data)
     if parts is None:
         raise ConfigError(f"{args.model} has no rule-set output: the levers need a split model")
-    frames = [s.jpeg for s in recording_frames([args.recording], 10_000)]
-    if not frames:
-        raise ConfigError(f"{args.recording} holds no frames")
+    frames = golden_frames(args.recording)
     w, h = jpeg_size(frames[0])
     own = partial(preprocess_jpeg, decode=model.meta.decode)  # as the node decodes for it
     images = [own(f) for f in frames]
@@ -351,15 +358,8 @@ def run_levers(args: argparse.Namespace) -> int:
         int8 = _quantise_conv(parts.frame, calib, Path(tmp))
     float_sess = ort.InferenceSession(parts.frame, _options(0, False, "ORT_ENABLE_ALL", False))
     int8_sess = ort.InferenceSession(int8, _options(0, False, "ORT_ENABLE_ALL", False))
-    q: dict[str, list[float]] = {"float b1": [], "float b8": [], "int8 b1": [], "int8 b8": []}
-    for _ in range(args.rounds):
-        for name, sess in (("float", float_sess), ("int8", int8_sess)):
-            for b in (1, 8):
-                q[f"{name} b{b}"].append(
-                    _median_ms(partial(sess.run, None, feeds[b]), args.repeats)
-                )
-    res["int8"] = {k: float(np.median(v)) for k, v in q.items()}
-    res["int8"]["bytes"] = len(int8)
+    res["int8"] = _time_sessions({"float": float_sess, "int8": int8_sess}, feeds, args, cpu=False)
+    res["int8_bytes"] = len(int8)
     if labelled:
         evals = labelled
         res["eval_frames"] = len(evals)
@@ -374,20 +374,12 @@ def run_levers(args: argparse.Namespace) -> int:
         a, top = _accuracy(model, evals, ims, _frame_runner(int8_sess))
         acc["int8 Conv"] = {"accuracy": a, "agree": float((top == base_top).mean())}
         res["accuracy"] = acc
-    text = _report(args, model, res)
-    print(text)
-    if not args.no_write:
-        write_section(args.output, "Levers", text.removeprefix("## Levers").strip())
-        print(f"updated {args.output} (## Levers)")
+    publish(args, "Levers", _report(args, model, res))
     return 0
 
 
 def _report(args: argparse.Namespace, model: PolicyModel, r: dict[str, Any]) -> str:
-    cmd = (
-        "ruledrive bench levers " + shlex.join(sys.argv[sys.argv.index("levers") + 1 :])
-        if "levers" in sys.argv
-        else "ruledrive bench levers"
-    )
+    cmd = bench_command("levers")
     acc = r.get("accuracy", {})
 
     def acc_cells(name: str) -> str:
@@ -443,8 +435,9 @@ def _report(args: argparse.Namespace, model: PolicyModel, r: dict[str, Any]) -> 
         "",
         "| graph | b1 ms | b8 ms | accuracy | same top label as float |",
         "|---|---|---|---|---|",
-        f"| float | {q['float b1']:.2f} | {q['float b8']:.2f} | {acc_cells('own')} |",
-        f"| int8 Conv ({q['bytes'] / 1e6:.1f} MB) | {q['int8 b1']:.2f} | {q['int8 b8']:.2f} | "
+        f"| float | {q['float']['b1']:.2f} | {q['float']['b8']:.2f} | {acc_cells('own')} |",
+        f"| int8 Conv ({r['int8_bytes'] / 1e6:.1f} MB) | {q['int8']['b1']:.2f} | "
+        f"{q['int8']['b8']:.2f} | "
         f"{acc_cells('int8 Conv')} |",
         "",
         "| batch of 8 inputs | us |",
@@ -461,7 +454,9 @@ def _report(args: argparse.Namespace, model: PolicyModel, r: dict[str, Any]) -> 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p = bench_sub.add_parser("levers", help="per-frame levers side by side (decode, ort, int8)")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
-    p.add_argument("--recording", type=Path, default=GOLDEN, help="frames to time")
+    p.add_argument(
+        "--recording", type=Path, default=GOLDEN, help="recording file of frames to time"
+    )
     p.add_argument(
         "--eval-data", type=Path, nargs="*", default=[], help="labelled recordings for accuracy"
     )
@@ -474,6 +469,5 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=positive_int, default=30, help="runs per timing")
     p.add_argument("--fps", type=positive_float, default=30.0)
     p.add_argument("--cpu-seconds", type=positive_float, default=3.0)
-    p.add_argument("--output", type=Path, default=DEFAULT_DOC)
-    p.add_argument("--no-write", action="store_true", help="print only, do not edit the doc")
+    add_doc_flags(p)
     p.set_defaults(func=run_levers)

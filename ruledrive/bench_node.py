@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from core.errors import ConfigError, ModelError
 from perception.image import jpeg_size, preprocess_jpeg
 from perception.spec import MODEL_SPEC
 from policy.model import PolicyModel
-from ruledrive.benchdoc import write_section
+from ruledrive.benchdoc import bench_command, publish
 
 __all__ = ["RULE_TEXTS", "run_bench", "serve_command", "synthetic_frames"]
 
@@ -102,10 +101,11 @@ def golden_frames(path: Path = Path("tests/golden/drive.mcap")) -> list[bytes]:
     from bus.recording_reader import read_samples
 
     if not path.is_file():
-        raise ConfigError(
-            f"{path} not found: run from the repository root or pass --frames synthetic"
-        )
-    return [smp.jpeg for smp in read_samples([path], require_labels=False)]
+        raise ConfigError(f"{path} not found: run from the repository root, or name a recording")
+    frames = [smp.jpeg for smp in read_samples([path], require_labels=False)]
+    if not frames:
+        raise ConfigError(f"{path} holds no frames")
+    return frames
 
 
 def _cpu_s(pid: int) -> float:
@@ -398,11 +398,7 @@ def _run(args: argparse.Namespace, model: PolicyModel) -> int:
     sess = _session_times(model, frames, args.keras)
     w, h = jpeg_size(frames[0])
     args.frame_note = f"{len(frames)} {args.frames} {w}x{h} JPEGs of ~{len(frames[0]) // 1000} KB"
-    text = _report(args, model, lat, sat, sess, reps)
-    print(text)
-    if not args.no_write:
-        write_section(args.output, "Node", text.removeprefix("## Node").strip())
-        print(f"updated {args.output} (## Node)")
+    publish(args, "Node", _report(args, model, lat, sat, sess, reps))
     return 0
 
 
@@ -411,11 +407,7 @@ def _median_of(runs: list[dict[str, float]], key: str) -> float:
 
 
 def _report(args, model, lat, sat, sess, reps) -> str:  # type: ignore[no-untyped-def]
-    cmd = (
-        "ruledrive bench node " + shlex.join(sys.argv[sys.argv.index("node") + 1 :])
-        if "node" in sys.argv
-        else "ruledrive bench node"
-    )
+    cmd = bench_command("node")
     batched, single = float(np.median(sat["batched"])), float(np.median(sat["single"]))
 
     def ok(cond: bool) -> str:

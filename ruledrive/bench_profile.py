@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shlex
 import shutil
 import subprocess
 import sys
@@ -31,11 +30,9 @@ from bus.broker import private_mosquitto
 from core.errors import ConfigError
 from ruledrive.argtypes import positive_float, positive_int
 from ruledrive.bench_node import _saturate, golden_frames
-from ruledrive.benchdoc import write_section
+from ruledrive.benchdoc import add_doc_flags, bench_command, publish
 
 __all__ = ["CATEGORIES", "categorise", "register_bench", "run_profile", "summarise"]
-
-DEFAULT_DOC = Path("docs/benchmarks.md")
 
 # (category, substrings of "function (file:line)" at the top of a stack), first match wins
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -107,7 +104,6 @@ def run_profile(args: argparse.Namespace) -> int:
 
     def one_round() -> None:
         for m in args.model:
-            args.model_path = m
             sat = _run_one(args, m, frames, _sampler(exe, args.rate))
             results.append((m, sat, summarise(sat["during"])))
 
@@ -116,11 +112,7 @@ def run_profile(args: argparse.Namespace) -> int:
             one_round()
     else:
         one_round()
-    text = _report(args, results)
-    print(text)
-    if not args.no_write:
-        write_section(args.output, "Profile", text.removeprefix("## Profile").strip())
-        print(f"updated {args.output} (## Profile)")
+    publish(args, "Profile", _report(args, results))
     return 0
 
 
@@ -131,11 +123,7 @@ def _run_one(args: argparse.Namespace, model: Path, frames: list[bytes], during:
 
 
 def _report(args: argparse.Namespace, results: list) -> str:  # type: ignore[type-arg]
-    cmd = (
-        "ruledrive bench profile " + shlex.join(sys.argv[sys.argv.index("profile") + 1 :])
-        if "profile" in sys.argv
-        else "ruledrive bench profile"
-    )
+    cmd = bench_command("profile")
     cats = [name for name, _ in CATEGORIES] + ["other Python"]
     lines = [
         "## Profile",
@@ -175,6 +163,5 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rate", type=positive_int, default=200, help="py-spy samples per second")
     p.add_argument("--max-batch-size", type=positive_int, default=8)
     p.add_argument("--max-wait-us", type=positive_int, default=2000)
-    p.add_argument("--output", type=Path, default=DEFAULT_DOC)
-    p.add_argument("--no-write", action="store_true", help="print only, do not edit the doc")
+    add_doc_flags(p)
     p.set_defaults(func=run_profile)

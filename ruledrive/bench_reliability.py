@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import socket
 import statistics
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -47,7 +45,7 @@ from core.defaults import DEFAULT_MODEL_PATH
 from core.errors import BusError, ModelError
 from ruledrive.argtypes import positive_float, positive_int
 from ruledrive.bench_node import RULE_TEXTS, serve_command, synthetic_frames
-from ruledrive.benchdoc import DEFAULT_DOC, write_section
+from ruledrive.benchdoc import add_doc_flags, bench_command, publish
 
 __all__ = ["register_bench", "run_reliability"]
 
@@ -68,8 +66,7 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         help="frames/s of the churning vehicles together (below the node's capacity:"
         " under overload no scheduler can keep every vehicle's share)",
     )
-    p.add_argument("--output", type=Path, default=DEFAULT_DOC)
-    p.add_argument("--no-write", action="store_true", help="print only, do not edit the doc")
+    add_doc_flags(p)
     p.set_defaults(func=run_reliability)
 
 
@@ -312,11 +309,7 @@ def run_reliability(args: argparse.Namespace) -> int:
             for bus in (client, attacker):
                 bus.close()
             broker.stop()
-    text = _report(args, outcomes)
-    print(text)
-    if not args.no_write:
-        write_section(args.output, SECTION, text)
-        print(f"wrote section '{SECTION}' of {args.output}")
+    publish(args, SECTION, _report(args, outcomes))
     return 0
 
 
@@ -387,12 +380,7 @@ def _restart(broker: MosquittoProcess, steady: _Steady, proc: subprocess.Popen[b
 
 def _report(args: argparse.Namespace, outcomes: list[Outcome]) -> str:
     idle = next(o for o in outcomes if o.name == "idle")
-    cmd = (
-        "ruledrive bench reliability "
-        + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("reliability") + 1 :])
-        if "reliability" in sys.argv
-        else "ruledrive bench reliability"
-    )
+    cmd = bench_command("reliability")
     rows = [
         f"Command: `{cmd.strip()}` (model `{args.model}`, {args.seconds:g} s per scenario, "
         "private Mosquitto on loopback, the node as a `ruledrive serve` process, a steady vehicle "

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import re
+import shlex
+import sys
 from pathlib import Path
 
-__all__ = ["DEFAULT_DOC", "append_row", "write_section"]
+__all__ = [
+    "DEFAULT_DOC",
+    "add_doc_flags",
+    "append_row",
+    "bench_command",
+    "publish",
+    "write_section",
+]
 
 DEFAULT_DOC = Path("docs/benchmarks.md")
 
@@ -30,3 +40,26 @@ def append_row(path: Path, heading: str, intro: str, row: str) -> None:
     m = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
     body = m.group(1).strip() if m else intro.strip()
     write_section(path, heading, body + "\n" + row.strip())
+
+
+def add_doc_flags(parser: argparse.ArgumentParser) -> None:
+    """``--output`` (the doc, default docs/benchmarks.md) and ``--no-write`` of a benchmark."""
+    parser.add_argument("--output", type=Path, default=DEFAULT_DOC)
+    parser.add_argument("--no-write", action="store_true", help="print only, do not edit the doc")
+
+
+def bench_command(name: str) -> str:
+    """The ``ruledrive bench NAME ...`` command line this process runs, for the doc."""
+    argv = sys.argv
+    if name not in argv:
+        return f"ruledrive bench {name}"
+    return f"ruledrive bench {name} {shlex.join(argv[argv.index(name) + 1 :])}".strip()
+
+
+def publish(args: argparse.Namespace, heading: str, text: str) -> None:
+    """Print a benchmark's report and, unless ``--no-write``, make it section ``## heading`` of
+    ``--output``."""
+    print(text)
+    if not args.no_write:
+        write_section(args.output, heading, text.removeprefix(f"## {heading}").strip())
+        print(f"updated {args.output} (## {heading})")

@@ -13,6 +13,7 @@ from pathlib import Path
 from core.defaults import DEFAULT_MODEL_PATH
 from policy.settings import NodeSettings
 from ruledrive.argtypes import non_negative_int, positive_float, positive_int
+from ruledrive.benchdoc import add_doc_flags
 
 __all__ = ["register", "setting_flags", "register_bench", "settings_from_args"]
 
@@ -102,6 +103,5 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         metavar="CHECKPOINT",
         help="also time the Keras model on the same frames (needs TensorFlow)",
     )
-    p.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
-    p.add_argument("--no-write", action="store_true", help="print only, do not edit the doc")
+    add_doc_flags(p)
     p.set_defaults(func=_bench)

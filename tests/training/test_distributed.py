@@ -27,15 +27,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 
 from bus.broker import free_port
-from bus.recording_writer import RecordingWriter
-from bus.schema import DecisionLabel, FrameHeader, LabelMsg, RuleSet
 from core.errors import ConfigError, DataError
 from ruledrive.cli import main as cli
+from tests.training.recordings import write_recording
 from training.data import list_recordings
 from training.distributed import (
     Cluster,
@@ -47,7 +45,6 @@ from training.distributed import (
     shard_files,
 )
 
-T0 = 1_700_000_000_000_000_000
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -142,29 +139,6 @@ def test_fewer_files_than_workers_is_a_data_error(tmp_path: Path) -> None:
         shard_files([tmp_path / "only.mcap"], Cluster(2, 1))
 
 
-def _jpeg() -> bytes:
-    ok, buf = cv2.imencode(".jpg", np.zeros((96, 160, 3), np.uint8))
-    assert ok
-    return buf.tobytes()
-
-
-def _recording(path: Path) -> Path:
-    rules = RuleSet(vehicle_id="car-1", version="v1", issued_at_ns=T0, rules=["No overtaking"])
-    with RecordingWriter(path) as w:
-        w.write_rules(rules, T0)
-        for i in range(3):
-            w.write_frame(
-                FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=T0 + i, speed_kph=40.0),
-                _jpeg(),
-            )
-            w.write_label(
-                LabelMsg(
-                    vehicle_id="car-1", frame_id=i, stamp_ns=T0 + i, decision=DecisionLabel.PROCEED
-                )
-            )
-    return path
-
-
 @pytest.mark.parametrize(
     ("tf_config", "rc", "message"),
     [
@@ -183,7 +157,7 @@ def test_train_refuses_a_job_it_cannot_shard_before_starting_tensorflow(
     """No TensorFlow is imported (the test is not marked `tf`: tests/markers.py checks it), so
     a worker refuses at once instead of waiting for its peers."""
     monkeypatch.setenv("TF_CONFIG", tf_config)
-    data = _recording(tmp_path / "one.mcap")
+    data = write_recording(tmp_path / "one.mcap")
     out = tmp_path / "out"
     assert cli(["train", "--data", str(data), "--out", str(out), "--no-export"]) == rc
     assert message in capsys.readouterr().err
