@@ -82,15 +82,28 @@ class Decider:
     def step(self, header: FrameHeader, jpeg: bytes, rules: RuleSet | None) -> DecisionMsg:
         return self.decide_batch([FrameJob(header, jpeg, rules)])[0]
 
-    def prefetch(self, rules: RuleSet) -> None:
-        """Start encoding a rule set that just arrived (returns at once; thread-safe)."""
+    def prefetch(self, rules: RuleSet, on_done: Callable[[], None] | None = None) -> None:
+        """Start encoding a rule set that just arrived (returns at once; thread-safe).
+        ``on_done`` is called on the worker when the encoding ends (ok or not)."""
         key, texts = (rules.vehicle_id, rules.version), tuple(rules.rules)
         with self._lock:
             hit = self._cache.get(key)
             busy = self._encoding.get(key)
             if (hit is not None and hit[0] == texts) or (busy is not None and busy[0] == texts):
                 return
-            self._encoding[key] = (texts, self._pool.submit(self.model.encode_rules, texts))
+            future = self._pool.submit(self.model.encode_rules, texts)
+            self._encoding[key] = (texts, future)
+        if on_done is not None:
+            future.add_done_callback(lambda _: on_done())
+
+    def ready(self, rules: RuleSet | None) -> bool:
+        """False while this rule set is still being encoded on the worker: its vehicle's frames
+        wait (the newest one replacing the older), and other vehicles' frames go first."""
+        if rules is None:
+            return True
+        with self._lock:
+            busy = self._encoding.get((rules.vehicle_id, rules.version))
+        return busy is None or busy[1].done() or busy[0] != tuple(rules.rules)
 
     def encoded_rules(self, rules: RuleSet) -> EncodedRules:
         """A rule set as the model reads it (policy.model.EncodedRules), computed once per

@@ -254,7 +254,9 @@ class Node:
             self.rules[vid] = rules
             self._last_heard[vid] = time.monotonic()
             self.metrics.count("rules")
-            self.decider.prefetch(rules)  # encoded on a worker now, not in the serving loop
+            # Encoded on a worker now, not in the serving loop: the vehicle's frames wait for
+            # it (Node._ready), other vehicles' frames do not.
+            self.decider.prefetch(rules, self._encoded)
             if not self.gate.accepted(vid, rules, self.rules):  # older ones are refused now
                 self.metrics.count("rules.mark_not_saved")
         self.metrics.vehicles.set(len(self.rules))
@@ -296,7 +298,8 @@ class Node:
         with self._cond:
             if (
                 not self._cond.wait_for(
-                    lambda: self._pending or self._stop.is_set() or self._reload.is_set(), timeout
+                    lambda: self._any_ready() or self._stop.is_set() or self._reload.is_set(),
+                    timeout,
                 )
                 or not self._pending
             ):
@@ -310,12 +313,27 @@ class Node:
                     lambda: len(self._pending) >= target or self._stop.is_set(),
                     s.max_wait_us / 1e6,
                 )
-            items = sorted(self._pending.values(), key=lambda p: p.queued_mono_ns)
+            items = sorted(
+                (p for p in self._pending.values() if self._ready(p)),
+                key=lambda p: p.queued_mono_ns,
+            )
             batch = items[: s.max_batch_size]
             for item in batch:
                 del self._pending[item.header.vehicle_id]
                 self._pending_bytes -= len(item.jpeg)
             return batch
+
+    def _ready(self, p: _Pending) -> bool:
+        """A frame whose rule set is still being encoded waits; the others go first."""
+        return self.decider.ready(self.rules.get(p.header.vehicle_id))
+
+    def _any_ready(self) -> bool:
+        return any(self._ready(p) for p in self._pending.values())
+
+    def _encoded(self) -> None:
+        """A rule set's encoding ended (worker thread): the frames waiting on it may go."""
+        with self._cond:
+            self._cond.notify_all()
 
     def process(self, batch: list[_Pending]) -> list[DecisionMsg]:
         """Decide a batch and publish every decision (also usable without the loop)."""

@@ -11,6 +11,7 @@ import pytest
 
 from bus.schema import FrameHeader, RuleSet
 from policy.model import PolicyModel
+from policy.node import Node
 from tests.policy.fakemodel import build_fake_model
 
 
@@ -56,3 +57,13 @@ def rules(
         expires_at_ns=expires_at_ns,
         rules=list(texts),
     )
+
+
+def rules_encoded(node: Node, timeout_s: float = 10) -> bool:
+    """Wait until the rule sets the node holds are encoded (their frames wait until then)."""
+    end = time.monotonic() + timeout_s
+    while not all(node.decider.ready(r) for r in list(node.rules.values())):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.005)
+    return True

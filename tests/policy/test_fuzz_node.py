@@ -19,7 +19,7 @@ from bus.topics import CAMERA, DECISION, ERRORS, RULES
 from policy.model import PolicyModel
 from policy.node import Node
 from policy.settings import load_settings
-from tests.policy.conftest import jpeg
+from tests.policy.conftest import jpeg, rules_encoded
 
 P = "ruledrive/v1"
 VIDS = ["car-1", "car-2", "car-3"]
@@ -113,6 +113,7 @@ def test_node_survives_any_message_sequence(
             bus.publish(topic, pack_frame(h, img))
             sent_frames.append((h.vehicle_id, h.frame_id))
             # process now, so no conflation: every frame must be answered
+            assert rules_encoded(node)
             while items := node._collect(0):
                 for d in node.process(items):
                     if d.reason in ("bad_image", "image_too_large", "bad_timestamp"):

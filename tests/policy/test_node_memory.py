@@ -21,7 +21,7 @@ from core.errors import ConfigError
 from policy.model import PolicyModel
 from policy.node import Node
 from policy.settings import NodeSettings, load_settings
-from tests.policy.conftest import header, jpeg, rules
+from tests.policy.conftest import header, jpeg, rules, rules_encoded
 from tests.policy.fakemodel import build_fake_model
 
 P = "ruledrive/v1"
@@ -121,6 +121,7 @@ def test_stop_publishes_offline_and_will_on_loss(bus: MemoryBus, model: PolicyMo
 
 def test_conflation_keeps_newest_frame_per_vehicle(bus: MemoryBus, node: Node) -> None:
     send_rules(bus)
+    assert rules_encoded(node)
     for i in range(5):
         send_frame(bus, "car-1", i)
     send_frame(bus, "car-2", 0)
@@ -135,11 +136,44 @@ def test_conflation_keeps_newest_frame_per_vehicle(bus: MemoryBus, node: Node) -
     assert node._collect(timeout=0.01) == []
 
 
+def test_a_rule_set_being_encoded_holds_up_only_its_own_vehicle(
+    bus: MemoryBus, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    encode_rules = node.decider.model.encode_rules
+
+    def gated(texts):  # type: ignore[no-untyped-def]
+        if texts == ("Slow rule",):
+            assert release.wait(10)
+        return encode_rules(texts)
+
+    monkeypatch.setattr(node.decider.model, "encode_rules", gated)
+    send_rules(bus, "car-fast")
+    assert rules_encoded(node)
+    send_rules(bus, "car-slow", texts=("Slow rule",))
+    send_frame(bus, "car-slow", 0)
+    send_frame(bus, "car-fast", 0)
+    batch = node._collect(timeout=0.5)  # car-slow's rule set is still being encoded
+    assert [p.header.vehicle_id for p in batch] == ["car-fast"]
+    assert all(d.valid for d in node.process(batch))
+    send_frame(bus, "car-slow", 1)  # the newer frame replaces the waiting one
+    assert node._collect(timeout=0.05) == []
+    t0 = time.monotonic()
+    threading.Timer(0.05, release.set).start()
+    batch = node._collect(timeout=5)  # woken by the end of the encoding, not by the timeout
+    assert [(p.header.vehicle_id, p.header.frame_id) for p in batch] == [("car-slow", 1)]
+    assert time.monotonic() - t0 < 2
+    assert [d.frame_id for d in node.process(batch)] == [1]
+    assert node.metrics.counters()["dropped.conflated"] == 1
+
+
 def test_micro_batch_across_vehicles(bus: MemoryBus, model: PolicyModel) -> None:
     node = Node(settings(max_batch_size=4), bus, model)
     node.start()
     for v in range(6):
         send_rules(bus, f"v{v}")
+    assert rules_encoded(node)
+    for v in range(6):
         send_frame(bus, f"v{v}")
     first = node._collect(0.1)
     assert len(first) == 4
@@ -416,6 +450,7 @@ def test_metrics_endpoint(bus: MemoryBus, model: PolicyModel) -> None:
     node = Node(settings(metrics_port=port), bus, model)
     node.start()
     send_rules(bus)
+    assert rules_encoded(node)
     send_frame(bus)
     node.process(node._collect(0.1))
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()

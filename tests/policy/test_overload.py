@@ -13,7 +13,7 @@ from policy.model import PolicyModel
 from policy.node import Node
 from policy.reports import ReportLimiter
 from policy.settings import load_settings
-from tests.policy.conftest import header, jpeg, rules
+from tests.policy.conftest import header, jpeg, rules, rules_encoded
 
 P = "ruledrive/v1"
 
@@ -105,6 +105,7 @@ def test_a_waiting_vehicle_keeps_its_place_in_line(bus: MemoryBus, model: Policy
     bus.subscribe(DECISION.subscription(P), rec)
     for vid in ("steady", "busy"):
         bus.publish(RULES.topic(P, vehicle_id=vid), encode(rules(vid)), 1, True)
+    assert rules_encoded(node)
     bus.publish(CAMERA.topic(P, vehicle_id="steady"), pack_frame(header("steady", 1), jpeg()))
     for i in range(3):  # the busy vehicle's newer frames arrive after the steady one's
         bus.publish(CAMERA.topic(P, vehicle_id="busy"), pack_frame(header("busy", 10 + i), jpeg()))
@@ -153,6 +154,7 @@ def test_decisions_still_flow_after_the_flood(bus: MemoryBus, model: PolicyModel
     bus.publish(RULES.topic(P, vehicle_id="car-1"), encode(rules()), 1, True)
     for _ in range(2000):
         node.on_message(RULES.topic(P, vehicle_id="car-1"), b"{not json")
+    assert rules_encoded(node)
     bus.publish(CAMERA.topic(P, vehicle_id="car-1"), pack_frame(header("car-1", 7), jpeg()))
     node.process(node._collect(0))
     (d,) = [DecisionMsg.model_validate_json(p) for _, p in rec.messages]
