@@ -31,6 +31,9 @@ __all__ = [
 SPEED_SCALE_KPH = 100.0
 RAMPS = 32
 RAMP_TOP_KPH = 130.0
+# The limits the rule_limit head reads (its vocabulary without "none"), in km/h.
+LIMITS_KPH = tuple(float(v) for v in RULE_PARAMS["rule_limit"][1:])
+LIMIT_SLOPE_KPH = 1.0
 
 
 def _input(spec: InputSpec) -> keras.KerasTensor:
@@ -125,8 +128,43 @@ def _read_rules(
     rule_mask = ops.cast(ops.max(tok_mask, axis=2), "float32")[..., None]  # [N,R,1]
     e = e * rule_mask  # empty rule slots contribute nothing (e >= 0, so max is safe)
     pooled = ops.concatenate([ops.max(e, axis=1), ops.sum(e, axis=1)], axis=-1)
-    rule_set = layers.Dense(out_dim, activation="relu", name=spec.rule_set_output)(pooled)
+    dense = layers.Dense(out_dim, activation="relu")(pooled)
+    # The limits the rule set names, by rule class: [N, C*K], entry (c, k) = the largest over
+    # rules of P(class c) * P(limit = LIMITS_KPH[k]). The frame side compares them with the
+    # speed (_limit_checks); rule order cannot change it (max over rules).
+    limit = params["rule_limit"][..., 1:]  # [N,R,K]: drop "none"
+    joint = cls[..., :, None] * limit[..., None, :] * rule_mask[..., None]  # [N,R,C,K]
+    profile = ops.reshape(ops.max(joint, axis=1), (-1, n_classes * len(LIMITS_KPH)))
+    rule_set = layers.Concatenate(name=spec.rule_set_output)([dense, profile])
     return rule_set, cls, params
+
+
+def _limit_checks(
+    rule_set: keras.KerasTensor, speed: keras.KerasTensor, n_classes: int, out_dim: int = 128
+) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """Rule set features (from :func:`_read_rules`) and km/h -> (the pooled rule features
+    [N,out_dim], the speed checks [N,2C]). For each rule class c: how surely the speed is over
+    a limit that a rule of class c names, and how surely under it (the world keeps speeds
+    SPEED_MARGIN_KPH = 3 km/h clear of every limit, so a 1 km/h slope separates them). Whether
+    a limit binds (school hours, the vehicles it names) is still the head's to learn; the
+    comparison of a number read from text with the speed is made explicit here, not learned
+    from 32 ramps."""
+    txt = rule_set[:, :out_dim]
+    profile = ops.reshape(rule_set[:, out_dim:], (-1, n_classes, len(LIMITS_KPH)))  # [N,C,K]
+    # (speed - limit_k) / slope, as a frozen layer (a constant tensor here would become a graph
+    # input of the export, not a weight).
+    diff = layers.Dense(len(LIMITS_KPH), trainable=False)
+    z = diff(speed)  # [N,K]
+    diff.set_weights(
+        [
+            np.full((1, len(LIMITS_KPH)), 1.0 / LIMIT_SLOPE_KPH, "float32"),
+            -np.array(LIMITS_KPH, "float32") / LIMIT_SLOPE_KPH,
+        ]
+    )
+    z = ops.reshape(z, (-1, 1, len(LIMITS_KPH)))  # [N,1,K]
+    over = ops.sum(profile * ops.sigmoid(z), axis=-1)  # [N,C]
+    under = ops.sum(profile * ops.sigmoid(-z), axis=-1)
+    return txt, ops.concatenate([over, under], axis=-1)
 
 
 def _ood_head(image_features: keras.KerasTensor, spec: ModelSpec) -> keras.KerasTensor:
@@ -175,12 +213,14 @@ def create_fused_model(
     image, states, mask, speed = _speed_and_inputs(spec)
     img = create_image_encoder(spec)(image)  # [N,128]
     per_rule = create_text_encoder(spec)([states, mask])  # [N,R,128]
-    txt, cls, params = _read_rules(per_rule, mask, n_rule_classes, spec)  # [N,128]
+    rule_set, cls, params = _read_rules(per_rule, mask, n_rule_classes, spec)
+    txt, checks = _limit_checks(rule_set, speed, n_rule_classes)  # [N,128], [N,2C]
     spd = _speed_features(speed)  # [N,33]
     # Multiplicative terms let the head form conjunctions (what the rule says x what the frame
     # shows; the limit in the text x the speed) that plain concatenation learns slowly.
     txt_spd = layers.Dense(64)(txt) * layers.Dense(64)(spd)
-    feats = layers.Concatenate()([img, txt, spd, img * txt, txt_spd])
+    img_checks = layers.Dense(32)(img) * layers.Dense(32)(checks)  # e.g. school sign x over
+    feats = layers.Concatenate()([img, txt, spd, img * txt, txt_spd, checks, img_checks])
     outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(img, spec))
     outputs.update(params)
     return keras.Model([image, states, mask, speed], outputs, name="ruledrive_fused")
@@ -207,8 +247,9 @@ def create_text_only_model(
     """Ablation: same text encoder and heads, sees the rules and speed but not the frame."""
     image, states, mask, speed = _speed_and_inputs(spec)
     per_rule = create_text_encoder(spec)([states, mask])
-    txt, cls, params = _read_rules(per_rule, mask, n_rule_classes, spec)
-    feats = layers.Concatenate()([txt, _speed_features(speed)])
+    rule_set, cls, params = _read_rules(per_rule, mask, n_rule_classes, spec)
+    txt, checks = _limit_checks(rule_set, speed, n_rule_classes)  # the fused model's checks too
+    feats = layers.Concatenate()([txt, _speed_features(speed), checks])
     blank_img = layers.Dense(8)(ops.zeros_like(speed))  # [N,8]: no picture
     outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(blank_img, spec))
     outputs.update(params)
