@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "ruledrive.bench_reliability",
     "ruledrive.bench_levers",
     "ruledrive.bench_profile",
+    "ruledrive.bench_distributed",
     "ruledrive.credentials_cli",
 )
 

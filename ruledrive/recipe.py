@@ -84,6 +84,17 @@ def _eval(model: Path, data: tuple[Any, Any], out: Path | None) -> dict[str, Any
     return evaluate_samples(load_predictor(model), samples, out, table)
 
 
+def _release_memory() -> None:
+    """Free what one run left behind before the next: five trainings and evaluations in one
+    process grew past 24 GB and were killed by the kernel (December 2026, before this)."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
 def build_default(
     out_dir: Path,
     work: Path,
@@ -130,6 +141,7 @@ def build_default(
         }
         if shipped:
             shutil.copy(ckpt / "curves.png", img_dir / "curves.png")
+        _release_memory()
     results["fused"] = results[f"fused-s{seeds[0]}"]
     card = render_card(results, cfg, command, onnx_path, seeds)
     (out_dir / "MODEL_CARD.md").write_text(card)

@@ -21,12 +21,17 @@ from perception.spec import MODEL_SPEC, InputSpec, ModelSpec
 from training.ruleparams import RULE_PARAMS
 
 __all__ = [
+    "ARCHITECTURE",
     "create_fused_model",
     "create_image_encoder",
     "create_image_only_model",
     "create_text_encoder",
     "create_text_only_model",
 ]
+
+# The architecture's revision, part of every model version (training.train): change it with any
+# change of the graph, so a retrained model never carries an older model's version.
+ARCHITECTURE = "limit-checks-1"
 
 SPEED_SCALE_KPH = 100.0
 RAMPS = 32

@@ -85,7 +85,12 @@ def _split_by_vehicle(
 def _model_version(cfg: TrainConfig, data_fp: str) -> str:
     if cfg.model_version:
         return cfg.model_version
-    cfg_hash = hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:6]
+    # The architecture revision is part of the hash: two models of the same config and data
+    # but different code are different models (the limit checks came with the same config).
+    from training.model import ARCHITECTURE
+
+    ident = cfg.model_dump_json() + ARCHITECTURE
+    cfg_hash = hashlib.sha256(ident.encode()).hexdigest()[:6]
     return f"{cfg.variant}-{data_fp[:8]}-{cfg_hash}"
 
 
@@ -293,8 +298,9 @@ def train(
     """Train one model variant; returns the checkpoint info (metrics, version, paths).
 
     ``reuse``: when ``out_dir`` already holds a finished checkpoint of the same model version
-    (same config and data fingerprint), keep it instead of training again. The version does not
-    cover the code: reuse only across runs of the same code.
+    (same config, data fingerprint and ``training.model.ARCHITECTURE``), keep it instead of
+    training again. The version covers the code only through that revision: reuse only across
+    runs of the same code.
     """
     out = Path(out_dir)
     t0 = time.monotonic()

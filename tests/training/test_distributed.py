@@ -21,7 +21,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,8 +29,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bus.broker import free_port
 from core.errors import ConfigError, DataError
+from ruledrive.bench_distributed import generate, history_loss, run_workers, train_command
 from ruledrive.cli import main as cli
 from tests.training.recordings import write_recording
 from training.data import list_recordings
@@ -239,13 +238,6 @@ def test_a_failed_collective_is_reported_by_what_happened_not_by_its_first_line(
 # -- two CPU workers on loopback ----------------------------------------------------------------
 
 
-def _generate(out: Path, scenes: int, seed: int, split: str, language: str = "bilingual") -> Path:
-    args = ["generate", "--out", str(out), "--scenes", str(scenes), "--seed", str(seed)]
-    args += ["--split", split, "--rule-language", language, "--workers", "1", "--no-progress"]
-    assert cli(args) == 0
-    return out / f"{split}.mcap"
-
-
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("recordings")
@@ -255,22 +247,9 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     # bus recorder's recordings) for the chief and the rule language's (each rule's class
     # recorded) for the other, so the workers must agree on the classes: the chief alone
     # would give a 2-class per-rule head.
-    _generate(root / "g0", 520, 31, "train", "catalogue").rename(train / "part0.mcap")
-    _generate(root / "g1", 520, 32, "train").rename(train / "part1.mcap")
-    return train, _generate(root / "test", 200, 33, "test")
-
-
-def _train_command(data: Path, out: Path, cfg: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable, "-m", "ruledrive.cli", "-v", "train", "--data", str(data),
-        "--out", str(out), "--config", str(cfg), "--epochs", "1", "--seed", "7", *extra,
-    ]  # fmt: skip
-
-
-def _history_loss(ckpt: Path) -> float:
-    """The last epoch's training loss (all losses weighted) from history.csv."""
-    rows = (ckpt / "history.csv").read_text().splitlines()
-    return float(rows[-1].split(",")[rows[0].split(",").index("loss")])
+    generate(root / "g0", 520, 31, "train", "catalogue").rename(train / "part0.mcap")
+    generate(root / "g1", 520, 32, "train").rename(train / "part1.mcap")
+    return train, generate(root / "test", 200, 33, "test")
 
 
 def _epoch_losses(log: str) -> list[str]:
@@ -295,41 +274,18 @@ def test_two_workers_on_loopback_train_like_one(
     one = tmp_path / "one"
     t0 = time.monotonic()
     solo = subprocess.run(
-        _train_command(train_dir, one, cfg, "--no-export", "--threads", "0"),  # alone: 2 cores
+        train_command(train_dir, one, cfg, 1, 7, "--no-export", "--threads", "0"),  # 2 cores
         cwd=REPO, env={**env, "TF_CONFIG": ""}, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert solo.returncode == 0, solo.stderr[-3000:]
 
     wall = {"one": time.monotonic() - t0}
-    t0 = time.monotonic()
     two = tmp_path / "two"
-    ports = [free_port(), free_port()]
-    procs = []
-    for i in range(2):
-        tmp = tmp_path / f"tmp{i}"
-        tmp.mkdir()
-        worker_env = {**env, "TF_CONFIG": _tf_config(2, i, ports=ports), "TMPDIR": str(tmp)}
-        procs.append(
-            subprocess.Popen(
-                _train_command(train_dir, two, cfg),
-                cwd=REPO,
-                env=worker_env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )  # fmt: skip
-        )
-    logs = []
-    try:
-        for p in procs:
-            logs.append(p.communicate(timeout=600)[0])
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    wall["two"] = time.monotonic() - t0
-    for i, (p, log) in enumerate(zip(procs, logs, strict=True)):
-        assert p.returncode == 0, f"worker {i}:\n{log[-3000:]}"
+    job = run_workers(train_command(train_dir, two, cfg, 1, 7), 2, tmp_path, env, timeout_s=600)
+    wall["two"] = job.wall_s
+    logs = job.logs
+    for i, (rc, log) in enumerate(zip(job.returncodes, logs, strict=True)):
+        assert rc == 0, f"worker {i}:\n{log[-3000:]}"
 
     # Both workers logged the same all-reduced losses each epoch.
     losses = [_epoch_losses(log) for log in logs]
@@ -357,7 +313,7 @@ def test_two_workers_on_loopback_train_like_one(
         name: evaluate_samples(load_predictor(path), samples, None)["splits"]["test"]["accuracy"]
         for name, path in (("one", one), ("two", two / "model.onnx"))
     }
-    loss = {name: _history_loss(path) for name, path in (("one", one), ("two", two))}
+    loss = {name: history_loss(path) for name, path in (("one", one), ("two", two))}
     print(f"test accuracy {acc}, training loss {loss}, wall seconds {wall} (one vs two workers)")
     assert abs(acc["one"] - acc["two"]) <= 0.10, acc
     assert abs(loss["two"] / loss["one"] - 1) <= 0.10, loss

@@ -67,3 +67,19 @@ def test_the_checks_come_from_the_serving_models_rule_set_features() -> None:
     model = create_fused_model(6, N_CLASSES)
     layer = model.get_layer(MODEL_SPEC.rule_set_output)
     assert layer.output.shape[-1] == 128 + N_CLASSES * len(LIMITS_KPH)
+
+
+def test_the_architecture_revision_is_part_of_the_model_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same config and data under another graph is another model: its version differs."""
+    import training.model
+    from training.config import TrainConfig
+    from training.train import _model_version
+
+    cfg = TrainConfig()
+    now = _model_version(cfg, "b94103330395c5dd")
+    assert now.startswith("fused-b9410333-")
+    monkeypatch.setattr(training.model, "ARCHITECTURE", "another-graph")
+    assert _model_version(cfg, "b94103330395c5dd") != now
+    assert _model_version(cfg.model_copy(update={"model_version": "pinned"}), "x") == "pinned"
