@@ -35,6 +35,8 @@ __all__ = [
     "generate",
     "history_loss",
     "register_bench",
+    "quiet_env",
+    "run_single",
     "run_workers",
     "tf_config",
     "train_command",
@@ -126,8 +128,22 @@ def run_workers(
     return WorkerRun([p.returncode for p in procs], logs, time.monotonic() - t0)
 
 
-def _quiet_env() -> dict[str, str]:
+def quiet_env() -> dict[str, str]:
+    """This process's environment with TensorFlow's start-up noise turned down."""
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+
+
+def run_single(
+    command: list[str], env: dict[str, str], timeout_s: float = 600
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run ``command`` as a one-worker job (``TF_CONFIG`` emptied); returns it and its wall
+    seconds (``subprocess.TimeoutExpired`` after ``timeout_s``)."""
+    t0 = time.monotonic()
+    done = subprocess.run(
+        command, cwd=REPO, env={**env, "TF_CONFIG": ""}, capture_output=True, text=True,
+        timeout=timeout_s,
+    )  # fmt: skip
+    return done, time.monotonic() - t0
 
 
 def run_distributed(args: argparse.Namespace) -> int:
@@ -145,20 +161,20 @@ def run_distributed(args: argparse.Namespace) -> int:
         test = generate(tmp / "test", args.test_scenes, args.seed + 100, "test")
         cfg = tmp / "cfg.json"
         cfg.write_text(json.dumps({"val_fraction": 0.3}))
-        env = _quiet_env()
+        env = quiet_env()
         rows: list[dict[str, Any]] = []
 
         one = tmp / "one"
         cmd = train_command(
             train, one, cfg, args.epochs, args.seed, "--threads", "0", "--no-export"
         )
-        t0 = time.monotonic()
-        solo = subprocess.run(
-            cmd, cwd=REPO, env={**env, "TF_CONFIG": ""}, capture_output=True, text=True
-        )
+        try:
+            solo, wall = run_single(cmd, env, timeout_s=args.timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise ConfigError(f"the one-worker run took over {args.timeout} s (--timeout)") from exc
         if solo.returncode != 0:
             raise ConfigError(f"the one-worker run failed:\n{solo.stderr[-2000:]}")
-        rows.append({"run": "one worker, all cores", "path": one, "wall": time.monotonic() - t0})
+        rows.append({"run": "one worker, all cores", "path": one, "wall": wall})
 
         two = tmp / "two"
         cmd = train_command(train, two, cfg, args.epochs, args.seed, "--threads", "1")

@@ -145,15 +145,16 @@ def _read_rules(
 
 
 def _limit_checks(
-    rule_set: keras.KerasTensor, speed: keras.KerasTensor, n_classes: int, out_dim: int = 128
+    rule_set: keras.KerasTensor, speed: keras.KerasTensor, n_classes: int
 ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """Rule set features (from :func:`_read_rules`) and km/h -> (the pooled rule features
-    [N,out_dim], the speed checks [N,2C]). For each rule class c: how surely the speed is over
-    a limit that a rule of class c names, and how surely under it (the world keeps speeds
-    SPEED_MARGIN_KPH = 3 km/h clear of every limit, so a 1 km/h slope separates them). Whether
-    a limit binds (school hours, the vehicles it names) is still the head's to learn; the
-    comparison of a number read from text with the speed is made explicit here, not learned
-    from 32 ramps."""
+    """Rule set features (from :func:`_read_rules`: the pooled rule features, then the limit
+    profile) and km/h -> (the pooled rule features, the speed checks [N,2C]). For each rule
+    class c: how surely the speed is over a limit that a rule of class c names, and how surely
+    under it (the world keeps speeds SPEED_MARGIN_KPH = 3 km/h clear of every limit, so a
+    1 km/h slope separates them). Whether a limit binds (school hours, the vehicles it names) is
+    still the head's to learn; the comparison of a number read from text with the speed is made
+    explicit here, not learned from 32 ramps."""
+    out_dim = rule_set.shape[-1] - n_classes * len(LIMITS_KPH)
     txt = rule_set[:, :out_dim]
     profile = ops.reshape(rule_set[:, out_dim:], (-1, n_classes, len(LIMITS_KPH)))  # [N,C,K]
     # (speed - limit_k) / slope, as a frozen layer (a constant tensor here would become a graph

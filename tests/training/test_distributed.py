@@ -18,10 +18,7 @@ writes, and the other worker's temp directory is gone.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,7 +27,14 @@ import numpy as np
 import pytest
 
 from core.errors import ConfigError, DataError
-from ruledrive.bench_distributed import generate, history_loss, run_workers, train_command
+from ruledrive.bench_distributed import (
+    generate,
+    history_loss,
+    quiet_env,
+    run_single,
+    run_workers,
+    train_command,
+)
 from ruledrive.cli import main as cli
 from tests.training.recordings import write_recording
 from training.data import list_recordings
@@ -43,8 +47,6 @@ from training.distributed import (
     cluster_from_env,
     shard_files,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _tf_config(n: int, index: int, kind: str = "worker", ports: list[int] | None = None) -> str:
@@ -269,17 +271,17 @@ def test_two_workers_on_loopback_train_like_one(
     train_dir, test_file = recordings
     cfg = tmp_path / "cfg.json"  # more validation drives than the default on 20 vehicles
     cfg.write_text(json.dumps({"val_fraction": 0.3, "threads": 1}))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+    env = quiet_env()
 
     one = tmp_path / "one"
-    t0 = time.monotonic()
-    solo = subprocess.run(
+    solo, solo_s = run_single(
         train_command(train_dir, one, cfg, 1, 7, "--no-export", "--threads", "0"),  # 2 cores
-        cwd=REPO, env={**env, "TF_CONFIG": ""}, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env,
+        timeout_s=600,
+    )
     assert solo.returncode == 0, solo.stderr[-3000:]
 
-    wall = {"one": time.monotonic() - t0}
+    wall = {"one": solo_s}
     two = tmp_path / "two"
     job = run_workers(train_command(train_dir, two, cfg, 1, 7), 2, tmp_path, env, timeout_s=600)
     wall["two"] = job.wall_s
