@@ -38,6 +38,9 @@ class FrameJob:
     rules: RuleSet | None
     arrival_ns: int = field(default_factory=time.time_ns)  # wall clock, for the frame age
     arrival_mono_ns: int = field(default_factory=time.perf_counter_ns)  # for queue / total
+    # The frame already decoded (the node's decode-ahead worker): (the decode it used, the
+    # model input, milliseconds it took). Used only if that decode is the model's.
+    decoded: tuple[str, np.ndarray, float] | None = None
 
 
 class Decider:
@@ -141,14 +144,18 @@ class Decider:
         ready: list[tuple[int, np.ndarray, EncodedRules, float]] = []
         for i, job in enumerate(jobs):
             t0 = time.perf_counter_ns()
+            ahead = (
+                job.decoded if job.decoded and job.decoded[0] == self.model.meta.decode else None
+            )
             try:
-                reason, image, encoded = self._check(job, now)
+                reason, image, encoded = self._check(job, now, ahead)
             except Exception:
                 log.exception(
                     "deciding frame %s of %s failed", job.header.frame_id, job.header.vehicle_id
                 )
                 reason, image, encoded = Reason.INTERNAL_ERROR, None, None
-            decode_ms = (time.perf_counter_ns() - t0) / 1e6
+            # A frame decoded ahead reports the decode it had, wherever it ran.
+            decode_ms = (time.perf_counter_ns() - t0) / 1e6 + (ahead[2] if ahead else 0.0)
             if reason is None and image is not None and encoded is not None:
                 ready.append((i, image, encoded, decode_ms))
             else:
@@ -160,11 +167,12 @@ class Decider:
         return [m for m in out if m is not None]
 
     def _check(
-        self, job: FrameJob, now: int
+        self, job: FrameJob, now: int, ahead: tuple[str, np.ndarray, float] | None = None
     ) -> tuple[Reason | None, np.ndarray | None, EncodedRules | None]:
-        """The pre-inference checks, in FALLBACKS order: (reason, image, encoded rules)."""
+        """The pre-inference checks, in FALLBACKS order: (reason, image, encoded rules).
+        ``ahead``: the frame as already decoded with the model's decode (FrameJob.decoded)."""
         try:
-            image = preprocess_jpeg(job.jpeg, self.model.meta.decode)
+            image = ahead[1] if ahead else preprocess_jpeg(job.jpeg, self.model.meta.decode)
         except ImageDecodeError as exc:
             return Reason(exc.code), None, None
         age_ms = (now - job.header.stamp_ns) / 1e6

@@ -2,8 +2,10 @@
 
 Threads: the bus's delivery thread runs :meth:`Node.on_message`, which only validates, stores
 rule sets and puts frames in a per-vehicle slot (conflation: the newest frame wins, the one it
-replaces is counted as dropped, so the queue never holds more than one frame per vehicle). The
-serving loop (:meth:`Node.run`) forms micro-batches across vehicles (up to ``max_batch_size``,
+replaces is counted as dropped, so the queue never holds more than one frame per vehicle). A
+decode-ahead worker (``decode_ahead``, on by default) decodes the waiting frames while the
+serving loop runs the model on the previous batch; a frame it has not reached is decoded in the
+loop. The serving loop (:meth:`Node.run`) forms micro-batches across vehicles (up to ``max_batch_size``,
 waiting at most ``max_wait_us`` and never longer than needed for the vehicles seen in the last
 second), asks the Decider, publishes, and between batches sends the heartbeat and polls the
 model file for hot reload.
@@ -25,6 +27,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
+
 from bus.base import Bus, Will
 from bus.codec import Incoming, encode, parse_incoming
 from bus.schema import (
@@ -35,8 +39,9 @@ from bus.schema import (
     RuleSet,
 )
 from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS, Topic
-from core.errors import BusError, ConfigError, MessageError, ModelError
+from core.errors import BusError, ConfigError, ImageDecodeError, MessageError, ModelError
 from core.rejects import RejectCode
+from perception.image import preprocess_jpeg
 from policy.decider import Decider, FrameJob
 from policy.fallback import Reason
 from policy.metrics import NodeMetrics
@@ -59,7 +64,7 @@ _REPORTED = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Pending:
     header: FrameHeader
     jpeg: bytes
@@ -68,6 +73,10 @@ class _Pending:
     # Its vehicle's place in line: the arrival of the first frame it has waiting. A newer frame
     # replacing a waiting one keeps that place, so a busy vehicle cannot starve a steady one.
     queued_mono_ns: int
+    # Set by the decode-ahead worker (under Node._cond): (decode, model input, ms), one
+    # attribute so a reader never sees half of it.
+    decoded: tuple[str, np.ndarray, float] | None = None
+    decoding: bool = False
 
 
 class Node:
@@ -99,6 +108,9 @@ class Node:
             CAMERA: self._on_frame,
         }
         self._pending: dict[str, _Pending] = {}
+        # Vehicles whose waiting frame the decode-ahead worker has not decoded yet, oldest first
+        # (an ordered set: one entry per vehicle, so it never outgrows the waiting frames).
+        self._to_decode: dict[str, None] = {}
         self._seen: dict[str, int] = {}
         self._last_heard: dict[str, float] = {}  # vehicle -> monotonic s of its last message
         self._pending_bytes = 0
@@ -147,6 +159,10 @@ class Node:
         next_beat = time.monotonic() + self.settings.heartbeat_s
         poll_s = self.settings.reload_poll_s or float("inf")  # 0 = SIGHUP only
         next_poll = time.monotonic() + poll_s
+        decoder = None
+        if self.settings.decode_ahead:
+            decoder = threading.Thread(target=self._decode_ahead, name="decode-ahead", daemon=True)
+            decoder.start()
         try:
             while not self._stop.is_set():
                 wait = min(next_beat, next_poll, time.monotonic() + _HOUSEKEEPING_S)
@@ -169,6 +185,11 @@ class Node:
             for i in range(0, len(rest), self.settings.max_batch_size):
                 self.process(rest[i : i + self.settings.max_batch_size])
         finally:
+            if decoder is not None:
+                self._stop.set()
+                with self._cond:
+                    self._cond.notify_all()
+                decoder.join(timeout=5.0)
             self.publish_status(NodeState.OFFLINE)
             self.bus.close()
 
@@ -227,6 +248,8 @@ class Node:
                 queued = arrival_mono if old is None else old.queued_mono_ns
                 self._pending[vid] = _Pending(header, msg.jpeg, arrival_ns, arrival_mono, queued)
                 self._pending_bytes += len(msg.jpeg)
+                if self.settings.decode_ahead:
+                    self._to_decode.setdefault(vid)
                 self._seen[vid] = arrival_mono
                 self._last_heard[vid] = time.monotonic()
             self.metrics.count("frames")
@@ -291,6 +314,38 @@ class Node:
             self.metrics.count("vehicles.forgotten", len(silent))
             self.metrics.vehicles.set(len(self.rules))
 
+    # decode-ahead worker -----------------------------------------------------------------------
+
+    def _decode_ahead(self) -> None:
+        """Decode waiting frames as they arrive, while the serving loop runs the model on the
+        previous batch (OpenCV and onnxruntime both release the GIL, so the two overlap). The
+        serving loop decodes itself any frame this worker has not reached, and a frame that does
+        not decode here is left to it, so its error is answered and reported in one place."""
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stop.is_set() or bool(self._to_decode), 0.25)
+                if self._stop.is_set():
+                    return
+                item = None
+                while self._to_decode and item is None:
+                    vid = next(iter(self._to_decode))
+                    del self._to_decode[vid]
+                    p = self._pending.get(vid)
+                    if p is not None and p.decoded is None and not p.decoding:
+                        item, p.decoding = p, True
+                decode = self.decider.model.meta.decode
+            if item is None:
+                continue
+            t0 = time.perf_counter_ns()
+            try:
+                image = preprocess_jpeg(item.jpeg, decode)
+            except ImageDecodeError:
+                continue  # the serving loop decodes it again and answers the error
+            except Exception:  # a bug must not stop the worker: the serving loop decodes it
+                log.exception("decode-ahead failed on a frame of %s", item.header.vehicle_id)
+                continue
+            item.decoded = (decode, image, (time.perf_counter_ns() - t0) / 1e6)
+
     # serving loop ------------------------------------------------------------------------------
 
     def _collect(self, timeout: float) -> list[_Pending]:
@@ -344,6 +399,7 @@ class Node:
                 self.rules.get(p.header.vehicle_id),
                 p.arrival_ns,
                 p.arrival_mono_ns,
+                p.decoded,
             )
             for p in batch
         ]

@@ -58,6 +58,11 @@ class NodeSettings(BaseSettings):
         "core busy at any load (on a vehicle computer idle CPU is power and heat)",
     )
     max_wait_us: int = Field(2000, ge=0, le=1_000_000, description="micro-batch window")
+    decode_ahead: bool = Field(
+        True,
+        description="decode frames on a worker thread as they arrive, overlapping JPEG decoding "
+        "with inference; off: the serving loop decodes each batch before running the model",
+    )
     max_frame_age_ms: float = Field(200.0, gt=0, description="older frames are skipped")
     max_clock_skew_ms: float = Field(
         500.0,

@@ -9,7 +9,8 @@ encoder never runs per frame here either.
 
 Per sample the arrays hold the targets: the decision, each rule's class (what the rule is, or
 ``not_binding`` / ``not_understood``; -1 = unknown, not trained on), each rule's parameters
-(training.ruleparams; -1 = unknown), and whether the picture is a road scene (negatives from
+(training.ruleparams; -1 = unknown), which lanes a rule could name are the ego lane (from the
+frame's scene record; -1 = unknown), and whether the picture is a road scene (negatives from
 training.ood have no decision target).
 """
 
@@ -33,7 +34,13 @@ from core.errors import DataError
 from perception.image import DEFAULT_DECODE, preprocess_jpeg
 from perception.rule_encoder import RuleEncoder
 from perception.spec import MODEL_SPEC
-from training.ruleparams import RULE_PARAMS, param_labels
+from training.ruleparams import (
+    EGO_LANE_OUTPUT,
+    LANE_SPECS,
+    RULE_PARAMS,
+    ego_lane_labels,
+    param_labels,
+)
 
 __all__ = [
     "ArrayDataset",
@@ -132,10 +139,14 @@ class ArrayDataset:
     samples: list[Sample | None]  # None for a negative picture
     # [N,R,P] int32: per rule, an index into each training.ruleparams vocabulary, -1 = unknown.
     rule_par: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.int32))
+    # [N,S] int8: per training.ruleparams.LANE_SPECS entry, is it the ego lane (-1 = unknown).
+    ego_lane: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int8))
 
     def __post_init__(self) -> None:
         if self.rule_par.shape[:2] != self.rule_idx.shape:
             self.rule_par = np.full((*self.rule_idx.shape, len(RULE_PARAMS)), -1, np.int32)
+        if self.ego_lane.shape != (len(self.labels), len(LANE_SPECS)):
+            self.ego_lane = np.full((len(self.labels), len(LANE_SPECS)), -1, np.int8)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -163,6 +174,9 @@ class ArrayDataset:
         for k, name in enumerate(RULE_PARAMS):
             y[name] = np.maximum(par[..., k], 0)
             w[name] = (par[..., k] >= 0).astype(np.float32)
+        lane = self.ego_lane[idx]
+        y[EGO_LANE_OUTPUT] = np.maximum(lane, 0).astype(np.float32)
+        w[EGO_LANE_OUTPUT] = (lane[:, 0] >= 0).astype(np.float32)
         return y, w
 
     def subset(self, idx: np.ndarray) -> ArrayDataset:
@@ -176,6 +190,7 @@ class ArrayDataset:
             self.table,
             [self.samples[i] for i in idx],
             self.rule_par[idx],
+            self.ego_lane[idx],
         )
 
     def batches(self, batch_size: int, shuffle: bool, seed: int) -> Any:
@@ -288,6 +303,7 @@ def encode_samples(
     rule_idx = np.full((n, r), -1, np.int32)
     rule_cls = np.full((n, r), -1, np.int32)
     rule_par = np.full((n, r, len(RULE_PARAMS)), -1, np.int32)
+    ego_lane = np.full((n, len(LANE_SPECS)), -1, np.int8)  # negatives: unknown
     cls_index = {c: i for i, c in enumerate(rule_classes)}
     for i, s in enumerate(samples):
         for j, (text, cls) in enumerate(zip(s.rules, rule_classes_of(s), strict=True)):
@@ -297,6 +313,7 @@ def encode_samples(
             rule_cls[i, j] = cls_index.get(cls, -1) if cls is not None else -1
         for j, meta in enumerate(_rule_meta(s)):
             rule_par[i, j] = param_labels(meta)
+        ego_lane[i] = ego_lane_labels(s.scene)
     speeds = np.array([[s.speed_kph] for s in samples] + [[0.0]] * len(negatives), np.float32)
     labels = np.array(
         [_LABEL_INDEX[_label(s)] for s in samples] + [0] * len(negatives), dtype=np.int32
@@ -312,6 +329,7 @@ def encode_samples(
         table,
         [*samples, *([None] * len(negatives))],
         rule_par,
+        ego_lane,
     )
 
 

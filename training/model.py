@@ -18,7 +18,7 @@ import numpy as np
 from keras import layers, ops
 
 from perception.spec import MODEL_SPEC, InputSpec, ModelSpec
-from training.ruleparams import RULE_PARAMS
+from training.ruleparams import EGO_LANE_OUTPUT, LANE_SPECS, RULE_PARAMS
 
 __all__ = [
     "ARCHITECTURE",
@@ -31,7 +31,7 @@ __all__ = [
 
 # The architecture's revision, part of every model version (training.train): change it with any
 # change of the graph, so a retrained model never carries an older model's version.
-ARCHITECTURE = "limit-checks-1"
+ARCHITECTURE = "lane-checks-1"
 
 SPEED_SCALE_KPH = 100.0
 RAMPS = 32
@@ -39,6 +39,8 @@ RAMP_TOP_KPH = 130.0
 # The limits the rule_limit head reads (its vocabulary without "none"), in km/h.
 LIMITS_KPH = tuple(float(v) for v in RULE_PARAMS["rule_limit"][1:])
 LIMIT_SLOPE_KPH = 1.0
+# The merge sides a rule can name (rule_merge without "none").
+MERGE_SIDES = RULE_PARAMS["rule_merge"][1:]
 
 
 def _input(spec: InputSpec) -> keras.KerasTensor:
@@ -136,27 +138,62 @@ def _read_rules(
     dense = layers.Dense(out_dim, activation="relu")(pooled)
     # The limits the rule set names, by rule class: [N, C*K], entry (c, k) = the largest over
     # rules of P(class c) * P(limit = LIMITS_KPH[k]). The frame side compares them with the
-    # speed (_limit_checks); rule order cannot change it (max over rules).
+    # speed (_rule_checks); rule order cannot change it (max over rules).
     limit = params["rule_limit"][..., 1:]  # [N,R,K]: drop "none"
     joint = cls[..., :, None] * limit[..., None, :] * rule_mask[..., None]  # [N,R,C,K]
     profile = ops.reshape(ops.max(joint, axis=1), (-1, n_classes * len(LIMITS_KPH)))
-    rule_set = layers.Concatenate(name=spec.rule_set_output)([dense, profile])
+    # The lanes the rule set names, by rule class and merge side: [N, C*S*M], entry (c, s, m) =
+    # the largest over rules of P(class c) * P(lane = LANE_SPECS[s]) * P(merge = MERGE_SIDES[m]).
+    # The frame side matches them against the ego lane it sees (_rule_checks).
+    lane = params["rule_lane"][..., 1:]  # [N,R,S]
+    merge = params["rule_merge"][..., 1:]  # [N,R,M]
+    lane_joint = (
+        cls[..., :, None, None]
+        * lane[..., None, :, None]
+        * merge[..., None, None, :]
+        * rule_mask[..., None, None]
+    )  # [N,R,C,S,M]
+    lanes = ops.reshape(
+        ops.max(lane_joint, axis=1), (-1, n_classes * len(LANE_SPECS) * len(MERGE_SIDES))
+    )
+    rule_set = layers.Concatenate(name=spec.rule_set_output)([dense, profile, lanes])
     return rule_set, cls, params
 
 
-def _limit_checks(
-    rule_set: keras.KerasTensor, speed: keras.KerasTensor, n_classes: int
+def _ego_lane_head(image_features: keras.KerasTensor) -> keras.KerasTensor:
+    """[N,F] -> [N,S]: per lane a rule can name (training.ruleparams.LANE_SPECS), the
+    probability that it is the ego lane on the road the frame shows (trained from the scene
+    record; a training output only, the exported graph keeps it inside)."""
+    x = layers.Dense(32, activation="relu")(image_features)
+    return layers.Dense(len(LANE_SPECS), activation="sigmoid", name=EGO_LANE_OUTPUT)(x)
+
+
+def _rule_checks(
+    rule_set: keras.KerasTensor,
+    speed: keras.KerasTensor,
+    ego_lane: keras.KerasTensor,
+    n_classes: int,
 ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """Rule set features (from :func:`_read_rules`: the pooled rule features, then the limit
-    profile) and km/h -> (the pooled rule features, the speed checks [N,2C]). For each rule
-    class c: how surely the speed is over a limit that a rule of class c names, and how surely
-    under it (the world keeps speeds SPEED_MARGIN_KPH = 3 km/h clear of every limit, so a
-    1 km/h slope separates them). Whether a limit binds (school hours, the vehicles it names) is
-    still the head's to learn; the comparison of a number read from text with the speed is made
-    explicit here, not learned from 32 ramps."""
-    out_dim = rule_set.shape[-1] - n_classes * len(LIMITS_KPH)
+    """Rule set features (from :func:`_read_rules`: the pooled rule features, the limit profile,
+    the lane profile), km/h and the ego-lane head -> (the pooled rule features, checks [N,4C]).
+
+    Speed checks, per rule class c: how surely the speed is over a limit that a rule of class c
+    names, and how surely under it (the world keeps speeds SPEED_MARGIN_KPH = 3 km/h clear of
+    every limit, so a 1 km/h slope separates them). Lane checks, per class c and merge side m:
+    how surely a rule of class c names the ego lane and says merge to m (sum over the lanes a
+    rule can name of P(the rule names it) * P(it is the ego lane here)). Whether a check binds
+    (school hours, the vehicles a rule names, whether the lane to merge into is free) is still
+    the head's to learn; the comparison of what the text says with what the frame shows is made
+    explicit here, not learned from the products of two feature vectors."""
+    n_limit, n_lane = n_classes * len(LIMITS_KPH), n_classes * len(LANE_SPECS) * len(MERGE_SIDES)
+    out_dim = rule_set.shape[-1] - n_limit - n_lane
     txt = rule_set[:, :out_dim]
-    profile = ops.reshape(rule_set[:, out_dim:], (-1, n_classes, len(LIMITS_KPH)))  # [N,C,K]
+    profile = ops.reshape(
+        rule_set[:, out_dim : out_dim + n_limit], (-1, n_classes, len(LIMITS_KPH))
+    )  # [N,C,K]
+    lanes = ops.reshape(
+        rule_set[:, out_dim + n_limit :], (-1, n_classes, len(LANE_SPECS), len(MERGE_SIDES))
+    )  # [N,C,S,M]
     # (speed - limit_k) / slope, as a frozen layer (a constant tensor here would become a graph
     # input of the export, not a weight).
     diff = layers.Dense(len(LIMITS_KPH), trainable=False)
@@ -170,7 +207,9 @@ def _limit_checks(
     z = ops.reshape(z, (-1, 1, len(LIMITS_KPH)))  # [N,1,K]
     over = ops.sum(profile * ops.sigmoid(z), axis=-1)  # [N,C]
     under = ops.sum(profile * ops.sigmoid(-z), axis=-1)
-    return txt, ops.concatenate([over, under], axis=-1)
+    closed = ops.sum(lanes * ego_lane[:, None, :, None], axis=2)  # [N,C,M]
+    closed = ops.reshape(closed, (-1, n_classes * len(MERGE_SIDES)))
+    return txt, ops.concatenate([over, under, closed], axis=-1)
 
 
 def _ood_head(image_features: keras.KerasTensor, spec: ModelSpec) -> keras.KerasTensor:
@@ -220,7 +259,8 @@ def create_fused_model(
     img = create_image_encoder(spec)(image)  # [N,128]
     per_rule = create_text_encoder(spec)([states, mask])  # [N,R,128]
     rule_set, cls, params = _read_rules(per_rule, mask, n_rule_classes, spec)
-    txt, checks = _limit_checks(rule_set, speed, n_rule_classes)  # [N,128], [N,2C]
+    ego_lane = _ego_lane_head(img)  # [N,S]
+    txt, checks = _rule_checks(rule_set, speed, ego_lane, n_rule_classes)  # [N,128], [N,4C]
     spd = _speed_features(speed)  # [N,33]
     # Multiplicative terms let the head form conjunctions (what the rule says x what the frame
     # shows; the limit in the text x the speed) that plain concatenation learns slowly.
@@ -228,7 +268,7 @@ def create_fused_model(
     img_checks = layers.Dense(32)(img) * layers.Dense(32)(checks)  # e.g. school sign x over
     feats = layers.Concatenate()([img, txt, spd, img * txt, txt_spd, checks, img_checks])
     outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(img, spec))
-    outputs.update(params)
+    outputs.update(params, **{EGO_LANE_OUTPUT: ego_lane})
     return keras.Model([image, states, mask, speed], outputs, name="ruledrive_fused")
 
 
@@ -243,7 +283,7 @@ def create_image_only_model(
     blank = layers.Dense(8)(ops.zeros_like(mask[..., :1]))  # [N,R,8]
     _, cls, params = _read_rules(blank, mask, n_rule_classes, spec)
     outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(img, spec))
-    outputs.update(params)
+    outputs.update(params, **{EGO_LANE_OUTPUT: _ego_lane_head(img)})
     return keras.Model([image, states, mask, speed], outputs, name="ruledrive_image_only")
 
 
@@ -254,9 +294,11 @@ def create_text_only_model(
     image, states, mask, speed = _speed_and_inputs(spec)
     per_rule = create_text_encoder(spec)([states, mask])
     rule_set, cls, params = _read_rules(per_rule, mask, n_rule_classes, spec)
-    txt, checks = _limit_checks(rule_set, speed, n_rule_classes)  # the fused model's checks too
-    feats = layers.Concatenate()([txt, _speed_features(speed), checks])
     blank_img = layers.Dense(8)(ops.zeros_like(speed))  # [N,8]: no picture
+    ego_lane = _ego_lane_head(blank_img)  # a constant: without the frame, no ego lane
+    # The fused model's checks too (the lane checks against that constant).
+    txt, checks = _rule_checks(rule_set, speed, ego_lane, n_rule_classes)
+    feats = layers.Concatenate()([txt, _speed_features(speed), checks])
     outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(blank_img, spec))
-    outputs.update(params)
+    outputs.update(params, **{EGO_LANE_OUTPUT: ego_lane})
     return keras.Model([image, states, mask, speed], outputs, name="ruledrive_text_only")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RULE_PARAMS", "param_labels"]
+__all__ = ["EGO_LANE_OUTPUT", "LANE_SPECS", "RULE_PARAMS", "ego_lane_labels", "param_labels"]
 
 _LANES = {
     # What the text names, not which lane it is on this road: counted from the left ("L"), from
@@ -37,6 +37,10 @@ RULE_PARAMS: dict[str, tuple[str, ...]] = {
     "rule_lane": ("none", *sorted(set(_LANES.values()))),
     "rule_merge": ("none", "left", "right"),
 }
+# The lanes a rule can name (rule_lane without "none"). The frame side of the model learns, per
+# lane named, whether it is the ego lane on the road the frame shows (:func:`ego_lane_labels`).
+LANE_SPECS: tuple[str, ...] = RULE_PARAMS["rule_lane"][1:]
+EGO_LANE_OUTPUT = "ego_lane"  # the training model's output for it (not exported)
 _FIELDS = {"rule_limit": "limit", "rule_hours": "hours", "rule_lane": "lane", "rule_merge": "merge"}
 
 
@@ -59,3 +63,32 @@ def param_labels(meta: Any) -> list[int]:
         v = _value(name, rule.get(_FIELDS[name]))
         out.append(vocab.index(v) if v in vocab else -1)
     return out
+
+
+def _lane_index(spec: str, n_lanes: int) -> int | None:
+    """0-based index (from the left) of the lane ``spec`` names on a road of ``n_lanes``, or None
+    where the road has no such lane (the oracle's ``closed_lane_index``, on the spec names)."""
+    if spec == "C":
+        return 1 if n_lanes == 3 else None
+    k = int(spec[1:])
+    if k > n_lanes:
+        return None
+    return k - 1 if spec[0] == "L" else n_lanes - k
+
+
+def ego_lane_labels(scene: Any) -> list[int]:
+    """A frame's scene record -> per :data:`LANE_SPECS` entry, 1 if that lane is the ego lane on
+    this road, else 0 (all -1 = unknown, not trained on: no scene record, or a malformed one)."""
+    if not isinstance(scene, dict):
+        return [-1] * len(LANE_SPECS)
+    n, ego = scene.get("n_lanes"), scene.get("ego_lane")
+    if (
+        not isinstance(n, int)
+        or not isinstance(ego, int)
+        or isinstance(n, bool)
+        or isinstance(ego, bool)
+    ):
+        return [-1] * len(LANE_SPECS)
+    if not 0 <= ego < n:
+        return [-1] * len(LANE_SPECS)
+    return [int(_lane_index(spec, n) == ego) for spec in LANE_SPECS]

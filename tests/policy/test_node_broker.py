@@ -25,7 +25,7 @@ from core.errors import BusError
 from policy.model import PolicyModel
 from policy.node import Node
 from policy.settings import load_settings
-from tests.policy.conftest import header, jpeg, rules
+from tests.policy.conftest import header, jpeg, rules, rules_encoded
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +115,9 @@ def test_end_to_end_rules_frames_decisions(shared: tuple[Node, Client]) -> None:
     deadline = time.monotonic() + 5
     while "car-1" not in node.rules and time.monotonic() < deadline:
         time.sleep(0.01)
+    # Until its rule set is encoded the vehicle's frames wait, and a newer one replaces the one
+    # waiting: frame 3 would conflate frame 2.
+    assert rules_encoded(node)
     c.frame(frame_id=2)
     c.frame(frame_id=3, stamp_ns=time.time_ns() - 5 * 10**9)  # stale
     c.bus.publish(CAMERA.topic(c.prefix, vehicle_id="car-1"), b"junk", 0)

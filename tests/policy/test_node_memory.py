@@ -341,10 +341,10 @@ def test_a_failing_frame_is_answered_and_the_others_still_decided(
     send_rules(bus)
     check = running.decider._check
 
-    def flaky(job, now):
+    def flaky(job, now, ahead=None):
         if job.header.frame_id == 13:
             raise RuntimeError("a bug on one frame")
-        return check(job, now)
+        return check(job, now, ahead)
 
     monkeypatch.setattr(running.decider, "_check", flaky)
     send_frame(bus, frame_id=13)
