@@ -5,10 +5,10 @@ rule sets and puts frames in a per-vehicle slot (conflation: the newest frame wi
 replaces is counted as dropped, so the queue never holds more than one frame per vehicle). A
 decode-ahead worker (``decode_ahead``, on by default) decodes the waiting frames while the
 serving loop runs the model on the previous batch; a frame it has not reached is decoded in the
-loop. The serving loop (:meth:`Node.run`) forms micro-batches across vehicles (up to ``max_batch_size``,
-waiting at most ``max_wait_us`` and never longer than needed for the vehicles seen in the last
-second), asks the Decider, publishes, and between batches sends the heartbeat and polls the
-model file for hot reload.
+loop. The serving loop (:meth:`Node.run`) forms micro-batches across vehicles (up to
+``max_batch_size``, waiting at most ``max_wait_us`` and never longer than needed for the
+vehicles seen in the last second), asks the Decider, publishes, and between batches sends the
+heartbeat and polls the model file for hot reload.
 
 Replicas (``share_group``): several nodes take a vehicle's frames through one MQTT 5 shared
 subscription, so the broker hands each frame to one of them, while each subscribes to every rule
@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -55,6 +55,7 @@ __all__ = ["Node", "main", "serve_in_thread"]
 log = logging.getLogger(__name__)
 
 _ACTIVE_WINDOW_NS = 1_000_000_000  # a vehicle is "active" if it sent a frame within 1 s
+_DECODE_WAIT_S = 0.05  # the longest the loop waits for a decode in progress before its own
 _HOUSEKEEPING_S = 0.25  # aggregated reports and vehicle expiry are looked at this often
 # Fallbacks caused by what a sender put in the frame: answered *and* reported on the errors topic.
 _REPORTED = {
@@ -77,6 +78,7 @@ class _Pending:
     # attribute so a reader never sees half of it.
     decoded: tuple[str, np.ndarray, float] | None = None
     decoding: bool = False
+    done: threading.Event = field(default_factory=threading.Event)  # the worker is through
 
 
 class Node:
@@ -339,12 +341,13 @@ class Node:
             t0 = time.perf_counter_ns()
             try:
                 image = preprocess_jpeg(item.jpeg, decode)
+                item.decoded = (decode, image, (time.perf_counter_ns() - t0) / 1e6)
             except ImageDecodeError:
-                continue  # the serving loop decodes it again and answers the error
+                pass  # the serving loop decodes it again and answers the error
             except Exception:  # a bug must not stop the worker: the serving loop decodes it
                 log.exception("decode-ahead failed on a frame of %s", item.header.vehicle_id)
-                continue
-            item.decoded = (decode, image, (time.perf_counter_ns() - t0) / 1e6)
+            finally:
+                item.done.set()
 
     # serving loop ------------------------------------------------------------------------------
 
@@ -392,6 +395,9 @@ class Node:
 
     def process(self, batch: list[_Pending]) -> list[DecisionMsg]:
         """Decide a batch and publish every decision (also usable without the loop)."""
+        for p in batch:  # a frame the worker is decoding now: its result, not a second decode
+            if p.decoding and p.decoded is None:
+                p.done.wait(_DECODE_WAIT_S)
         jobs = [
             FrameJob(
                 p.header,

@@ -223,6 +223,10 @@ def _start(
     return nodes, client
 
 
+# The serve flags of the saturation row without decode-ahead (the node's default is on).
+INLINE_DECODE = ("--decode-ahead", "false")
+
+
 def _latency(args: argparse.Namespace, frames: list[bytes], spinning: bool) -> dict[str, float]:
     nodes, c = _start(
         args, args.max_batch_size, ["bench-car"], 1, "--ort-spinning", str(spinning).lower()
@@ -275,11 +279,12 @@ def _saturate(
     seconds: float,
     replicas: int = 1,
     during: Callable[[int, float], Any] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> dict:
     """Closed-loop load; ``during(node_pid, seconds)`` runs over the measured window (a
-    profiler) and its result is returned under "during"."""
+    profiler) and its result is returned under "during"; ``extra``: more ``serve`` flags."""
     vids = [f"bench-v{i}" for i in range(args.vehicles)]
-    nodes, c = _start(args, batch, vids, replicas)
+    nodes, c = _start(args, batch, vids, replicas, *extra)
     got = None
     counter = {"n": 0}
     fid = {v: 0 for v in vids}
@@ -381,14 +386,24 @@ def _run(args: argparse.Namespace, model: PolicyModel) -> int:
     for _ in range(args.rounds):  # spin-waiting off (the default) and on, alternated
         lat["off"].append(_latency(args, frames, spinning=False))
         lat["on"].append(_latency(args, frames, spinning=True))
-    sat: dict[str, list[float]] = {"batched": [], "single": [], "batch_mean": [], "p99": []}
-    for _ in range(args.rounds):  # alternate so drift hits both equally
+    sat: dict[str, list[float]] = {
+        "batched": [],
+        "single": [],
+        "inline": [],
+        "batch_mean": [],
+        "p99": [],
+        "inline_p99": [],
+    }
+    for _ in range(args.rounds):  # alternate so drift hits all equally
         b = _saturate(args, args.max_batch_size, frames, args.seconds / 2)
         s = _saturate(args, 1, frames, args.seconds / 2)
+        inline = _saturate(args, args.max_batch_size, frames, args.seconds / 2, extra=INLINE_DECODE)
         sat["batched"].append(b["rate"])
         sat["batch_mean"].append(b["batch"])
         sat["p99"].append(b["p99_ms"])
         sat["single"].append(s["rate"])
+        sat["inline"].append(inline["rate"])
+        sat["inline_p99"].append(inline["p99_ms"])
     reps: dict[int, list[dict]] = {}
     for _ in range(args.rounds):
         for n in range(1, args.replicas + 1) if args.replicas > 1 else ():
@@ -409,6 +424,7 @@ def _median_of(runs: list[dict[str, float]], key: str) -> float:
 def _report(args, model, lat, sat, sess, reps) -> str:  # type: ignore[no-untyped-def]
     cmd = bench_command("node")
     batched, single = float(np.median(sat["batched"])), float(np.median(sat["single"]))
+    inline = float(np.median(sat["inline"]))
 
     def ok(cond: bool) -> str:
         return "met" if cond else "**missed**"
@@ -470,6 +486,9 @@ def _report(args, model, lat, sat, sess, reps) -> str:  # type: ignore[no-untype
         f">= 1000: {ok(batched >= 1000)} |",
         f"| no batching (max 1) | {single:.0f} | | |",
         f"| ratio | {batched / max(single, 1e-9):.2f}x | | |",
+        f"| micro-batching, decode-ahead off (frames decoded in the serving loop) | {inline:.0f} "
+        f"| {np.median(sat['inline_p99']):.1f} | |",
+        f"| decode-ahead on / off | {batched / max(inline, 1e-9):.2f}x | | |",
         "",
     ]
     if reps:
