@@ -9,8 +9,9 @@ encoder never runs per frame here either.
 
 Per sample the arrays hold the targets: the decision, each rule's class (what the rule is, or
 ``not_binding`` / ``not_understood``; -1 = unknown, not trained on), each rule's parameters
-(training.ruleparams; -1 = unknown), which lanes a rule could name are the ego lane (from the
-frame's scene record; -1 = unknown), and whether the picture is a road scene (negatives from
+(training.ruleparams; -1 = unknown), what the frame side learns from the scene record (which
+lanes a rule could name are the ego lane, the time of day, a school-zone sign; -1 = unknown),
+and whether the picture is a road scene (negatives from
 training.ood have no decision target).
 """
 
@@ -38,8 +39,10 @@ from training.ruleparams import (
     EGO_LANE_OUTPUT,
     LANE_SPECS,
     RULE_PARAMS,
-    ego_lane_labels,
+    SCHOOL_SIGN_OUTPUT,
+    TIME_OUTPUT,
     param_labels,
+    scene_labels,
 )
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _LABEL_INDEX = {lab: i for i, lab in enumerate(DecisionLabel)}
+_N_SCENE = len(LANE_SPECS) + 2  # training.ruleparams.scene_labels
 _S = MODEL_SPEC
 
 
@@ -139,14 +143,15 @@ class ArrayDataset:
     samples: list[Sample | None]  # None for a negative picture
     # [N,R,P] int32: per rule, an index into each training.ruleparams vocabulary, -1 = unknown.
     rule_par: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.int32))
-    # [N,S] int8: per training.ruleparams.LANE_SPECS entry, is it the ego lane (-1 = unknown).
-    ego_lane: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int8))
+    # [N,S+2] int8, training.ruleparams.scene_labels: per LANE_SPECS entry, is it the ego lane;
+    # the time of day's index; a school-zone sign (-1 = unknown).
+    scene_lab: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int8))
 
     def __post_init__(self) -> None:
         if self.rule_par.shape[:2] != self.rule_idx.shape:
             self.rule_par = np.full((*self.rule_idx.shape, len(RULE_PARAMS)), -1, np.int32)
-        if self.ego_lane.shape != (len(self.labels), len(LANE_SPECS)):
-            self.ego_lane = np.full((len(self.labels), len(LANE_SPECS)), -1, np.int8)
+        if self.scene_lab.shape != (len(self.labels), _N_SCENE):
+            self.scene_lab = np.full((len(self.labels), _N_SCENE), -1, np.int8)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -174,9 +179,14 @@ class ArrayDataset:
         for k, name in enumerate(RULE_PARAMS):
             y[name] = np.maximum(par[..., k], 0)
             w[name] = (par[..., k] >= 0).astype(np.float32)
-        lane = self.ego_lane[idx]
+        sc = self.scene_lab[idx]
+        lane, tod, sign = sc[:, : len(LANE_SPECS)], sc[:, -2], sc[:, -1]
         y[EGO_LANE_OUTPUT] = np.maximum(lane, 0).astype(np.float32)
         w[EGO_LANE_OUTPUT] = (lane[:, 0] >= 0).astype(np.float32)
+        y[TIME_OUTPUT] = np.maximum(tod, 0).astype(np.int32)
+        w[TIME_OUTPUT] = (tod >= 0).astype(np.float32)
+        y[SCHOOL_SIGN_OUTPUT] = np.maximum(sign, 0).astype(np.float32)[:, None]
+        w[SCHOOL_SIGN_OUTPUT] = (sign >= 0).astype(np.float32)
         return y, w
 
     def subset(self, idx: np.ndarray) -> ArrayDataset:
@@ -190,7 +200,7 @@ class ArrayDataset:
             self.table,
             [self.samples[i] for i in idx],
             self.rule_par[idx],
-            self.ego_lane[idx],
+            self.scene_lab[idx],
         )
 
     def batches(self, batch_size: int, shuffle: bool, seed: int) -> Any:
@@ -303,7 +313,7 @@ def encode_samples(
     rule_idx = np.full((n, r), -1, np.int32)
     rule_cls = np.full((n, r), -1, np.int32)
     rule_par = np.full((n, r, len(RULE_PARAMS)), -1, np.int32)
-    ego_lane = np.full((n, len(LANE_SPECS)), -1, np.int8)  # negatives: unknown
+    scene_lab = np.full((n, _N_SCENE), -1, np.int8)  # negatives: unknown
     cls_index = {c: i for i, c in enumerate(rule_classes)}
     for i, s in enumerate(samples):
         for j, (text, cls) in enumerate(zip(s.rules, rule_classes_of(s), strict=True)):
@@ -313,7 +323,7 @@ def encode_samples(
             rule_cls[i, j] = cls_index.get(cls, -1) if cls is not None else -1
         for j, meta in enumerate(_rule_meta(s)):
             rule_par[i, j] = param_labels(meta)
-        ego_lane[i] = ego_lane_labels(s.scene)
+        scene_lab[i] = scene_labels(s.scene)
     speeds = np.array([[s.speed_kph] for s in samples] + [[0.0]] * len(negatives), np.float32)
     labels = np.array(
         [_LABEL_INDEX[_label(s)] for s in samples] + [0] * len(negatives), dtype=np.int32
@@ -329,7 +339,7 @@ def encode_samples(
         table,
         [*samples, *([None] * len(negatives))],
         rule_par,
-        ego_lane,
+        scene_lab,
     )
 
 

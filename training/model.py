@@ -18,7 +18,15 @@ import numpy as np
 from keras import layers, ops
 
 from perception.spec import MODEL_SPEC, InputSpec, ModelSpec
-from training.ruleparams import EGO_LANE_OUTPUT, LANE_SPECS, RULE_PARAMS
+from training.ruleparams import (
+    EGO_LANE_OUTPUT,
+    HOURS_ACTIVE,
+    LANE_SPECS,
+    RULE_PARAMS,
+    SCHOOL_SIGN_OUTPUT,
+    TIME_OUTPUT,
+    TIMES_OF_DAY,
+)
 
 __all__ = [
     "ARCHITECTURE",
@@ -31,7 +39,7 @@ __all__ = [
 
 # The architecture's revision, part of every model version (training.train): change it with any
 # change of the graph, so a retrained model never carries an older model's version.
-ARCHITECTURE = "lane-checks-1"
+ARCHITECTURE = "scene-checks-1"
 
 SPEED_SCALE_KPH = 100.0
 RAMPS = 32
@@ -136,80 +144,110 @@ def _read_rules(
     e = e * rule_mask  # empty rule slots contribute nothing (e >= 0, so max is safe)
     pooled = ops.concatenate([ops.max(e, axis=1), ops.sum(e, axis=1)], axis=-1)
     dense = layers.Dense(out_dim, activation="relu")(pooled)
-    # The limits the rule set names, by rule class: [N, C*K], entry (c, k) = the largest over
-    # rules of P(class c) * P(limit = LIMITS_KPH[k]). The frame side compares them with the
-    # speed (_rule_checks); rule order cannot change it (max over rules).
+    # What the rule set names, by rule class, for the frame side to check (_rule_checks); each
+    # entry is the largest over rules (rule order cannot change it), so one rule of a class
+    # does not blur into another's:
+    # - limits with their hours [N, C*K*H]: P(class c) * P(limit = LIMITS_KPH[k]) * P(hours h);
+    # - lanes closed [N, C*S*M]: P(class c) * P(lane = LANE_SPECS[s]) * P(merge = MERGE_SIDES[m]);
+    # - hours [N, C*H]: P(class c) * P(hours h).
+    m = rule_mask[..., None, None]  # [N,R,1,1,1]: rule_mask is [N,R,1]
     limit = params["rule_limit"][..., 1:]  # [N,R,K]: drop "none"
-    joint = cls[..., :, None] * limit[..., None, :] * rule_mask[..., None]  # [N,R,C,K]
-    profile = ops.reshape(ops.max(joint, axis=1), (-1, n_classes * len(LIMITS_KPH)))
-    # The lanes the rule set names, by rule class and merge side: [N, C*S*M], entry (c, s, m) =
-    # the largest over rules of P(class c) * P(lane = LANE_SPECS[s]) * P(merge = MERGE_SIDES[m]).
-    # The frame side matches them against the ego lane it sees (_rule_checks).
+    hours = params["rule_hours"]  # [N,R,H], "none" included: in force at every time
     lane = params["rule_lane"][..., 1:]  # [N,R,S]
     merge = params["rule_merge"][..., 1:]  # [N,R,M]
-    lane_joint = (
-        cls[..., :, None, None]
-        * lane[..., None, :, None]
-        * merge[..., None, None, :]
-        * rule_mask[..., None, None]
-    )  # [N,R,C,S,M]
-    lanes = ops.reshape(
-        ops.max(lane_joint, axis=1), (-1, n_classes * len(LANE_SPECS) * len(MERGE_SIDES))
+    limits = cls[..., :, None, None] * limit[..., None, :, None] * hours[..., None, None, :]
+    lanes = cls[..., :, None, None] * lane[..., None, :, None] * merge[..., None, None, :]
+    in_force = cls[..., :, None] * hours[..., None, :] * rule_mask[..., None]  # [N,R,C,H]
+    k, h, sm = len(LIMITS_KPH), len(RULE_PARAMS["rule_hours"]), len(LANE_SPECS) * len(MERGE_SIDES)
+    rule_set = layers.Concatenate(name=spec.rule_set_output)(
+        [
+            dense,
+            ops.reshape(ops.max(limits * m, axis=1), (-1, n_classes * k * h)),
+            ops.reshape(ops.max(lanes * m, axis=1), (-1, n_classes * sm)),
+            ops.reshape(ops.max(in_force, axis=1), (-1, n_classes * h)),
+        ]
     )
-    rule_set = layers.Concatenate(name=spec.rule_set_output)([dense, profile, lanes])
     return rule_set, cls, params
 
 
-def _ego_lane_head(image_features: keras.KerasTensor) -> keras.KerasTensor:
-    """[N,F] -> [N,S]: per lane a rule can name (training.ruleparams.LANE_SPECS), the
-    probability that it is the ego lane on the road the frame shows (trained from the scene
-    record; a training output only, the exported graph keeps it inside)."""
-    x = layers.Dense(32, activation="relu")(image_features)
-    return layers.Dense(len(LANE_SPECS), activation="sigmoid", name=EGO_LANE_OUTPUT)(x)
+def _scene_heads(image_features: keras.KerasTensor) -> dict[str, keras.KerasTensor]:
+    """[N,F] -> what the frame shows that the rules are checked against, each trained from the
+    scene record (training.ruleparams.scene_labels; training outputs only, the exported graph
+    keeps them inside): per lane a rule can name (LANE_SPECS), the probability that it is the
+    ego lane on this road; the time of day (TIMES_OF_DAY); a school-zone sign in view."""
+    x = layers.Dense(64, activation="relu")(image_features)
+    return {
+        EGO_LANE_OUTPUT: layers.Dense(len(LANE_SPECS), activation="sigmoid", name=EGO_LANE_OUTPUT)(
+            x
+        ),
+        TIME_OUTPUT: layers.Dense(len(TIMES_OF_DAY), activation="softmax", name=TIME_OUTPUT)(x),
+        SCHOOL_SIGN_OUTPUT: layers.Dense(1, activation="sigmoid", name=SCHOOL_SIGN_OUTPUT)(x),
+    }
+
+
+def _frozen_dense(x: keras.KerasTensor, kernel: np.ndarray, bias: np.ndarray | None = None):  # type: ignore[no-untyped-def]
+    """x @ kernel (+ bias) as a frozen layer: a constant tensor would become a graph input of
+    the export, not a weight."""
+    layer = layers.Dense(kernel.shape[1], use_bias=bias is not None, trainable=False)
+    out = layer(x)
+    layer.set_weights(
+        [kernel.astype("float32")] + ([bias.astype("float32")] if bias is not None else [])
+    )
+    return out
 
 
 def _rule_checks(
     rule_set: keras.KerasTensor,
     speed: keras.KerasTensor,
-    ego_lane: keras.KerasTensor,
+    scene: dict[str, keras.KerasTensor],
     n_classes: int,
 ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """Rule set features (from :func:`_read_rules`: the pooled rule features, the limit profile,
-    the lane profile), km/h and the ego-lane head -> (the pooled rule features, checks [N,4C]).
+    """Rule set features (from :func:`_read_rules`: the pooled rule features, then what the
+    rules name by class: limits with hours, lanes closed, hours), km/h and the scene heads ->
+    (the pooled rule features, checks [N,8C]). Per rule class c:
 
-    Speed checks, per rule class c: how surely the speed is over a limit that a rule of class c
-    names, and how surely under it (the world keeps speeds SPEED_MARGIN_KPH = 3 km/h clear of
-    every limit, so a 1 km/h slope separates them). Lane checks, per class c and merge side m:
-    how surely a rule of class c names the ego lane and says merge to m (sum over the lanes a
-    rule can name of P(the rule names it) * P(it is the ego lane here)). Whether a check binds
-    (school hours, the vehicles a rule names, whether the lane to merge into is free) is still
-    the head's to learn; the comparison of what the text says with what the frame shows is made
+    - over / under: how surely the speed is over (under) a limit that a rule of class c names,
+      counting only rules whose hours are in force at the time of day the frame shows (the world
+      keeps speeds 3 km/h clear of every limit, so a 1 km/h slope separates them); and the same
+      two times P(school-zone sign in view), which a school-zone limit needs;
+    - closed, per merge side m: how surely a rule of class c closes the ego lane and says merge
+      to m (sum over the lanes a rule can name of P(named) * P(it is the ego lane here));
+    - in force: how surely a rule of class c is in force at this time of day, and that times
+      P(ego in the rightmost lane), which a bus lane needs.
+
+    Which check decides, and what else must hold (the lane to merge into free, no hazard), is the
+    head's to learn; the comparisons of what the text says with what the frame shows are made
     explicit here, not learned from the products of two feature vectors."""
-    n_limit, n_lane = n_classes * len(LIMITS_KPH), n_classes * len(LANE_SPECS) * len(MERGE_SIDES)
-    out_dim = rule_set.shape[-1] - n_limit - n_lane
+    k, h = len(LIMITS_KPH), len(RULE_PARAMS["rule_hours"])
+    s, m = len(LANE_SPECS), len(MERGE_SIDES)
+    widths = (n_classes * k * h, n_classes * s * m, n_classes * h)
+    out_dim = rule_set.shape[-1] - sum(widths)
     txt = rule_set[:, :out_dim]
-    profile = ops.reshape(
-        rule_set[:, out_dim : out_dim + n_limit], (-1, n_classes, len(LIMITS_KPH))
-    )  # [N,C,K]
-    lanes = ops.reshape(
-        rule_set[:, out_dim + n_limit :], (-1, n_classes, len(LANE_SPECS), len(MERGE_SIDES))
-    )  # [N,C,S,M]
-    # (speed - limit_k) / slope, as a frozen layer (a constant tensor here would become a graph
-    # input of the export, not a weight).
-    diff = layers.Dense(len(LIMITS_KPH), trainable=False)
-    z = diff(speed)  # [N,K]
-    diff.set_weights(
-        [
-            np.full((1, len(LIMITS_KPH)), 1.0 / LIMIT_SLOPE_KPH, "float32"),
-            -np.array(LIMITS_KPH, "float32") / LIMIT_SLOPE_KPH,
-        ]
+    a, b = out_dim + widths[0], out_dim + widths[0] + widths[1]
+    limits = ops.reshape(rule_set[:, out_dim:a], (-1, n_classes, k, h))
+    lanes = ops.reshape(rule_set[:, a:b], (-1, n_classes, s, m))
+    hours = ops.reshape(rule_set[:, b:], (-1, n_classes, h))
+    # Which of the rule_hours values are in force at the time of day the frame shows: [N,H].
+    cover = np.array(
+        [[t in HOURS_ACTIVE[v] for v in RULE_PARAMS["rule_hours"]] for t in TIMES_OF_DAY], "float32"
+    )  # [T,H]
+    active = _frozen_dense(scene[TIME_OUTPUT], cover)
+    # (speed - limit_k) / slope: [N,K].
+    z = _frozen_dense(
+        speed,
+        np.full((1, k), 1.0 / LIMIT_SLOPE_KPH),
+        -np.array(LIMITS_KPH) / LIMIT_SLOPE_KPH,
     )
-    z = ops.reshape(z, (-1, 1, len(LIMITS_KPH)))  # [N,1,K]
-    over = ops.sum(profile * ops.sigmoid(z), axis=-1)  # [N,C]
-    under = ops.sum(profile * ops.sigmoid(-z), axis=-1)
-    closed = ops.sum(lanes * ego_lane[:, None, :, None], axis=2)  # [N,C,M]
-    closed = ops.reshape(closed, (-1, n_classes * len(MERGE_SIDES)))
-    return txt, ops.concatenate([over, under, closed], axis=-1)
+    gated = limits * active[:, None, None, :]  # [N,C,K,H]: only rules in force now
+    over = ops.sum(ops.sum(gated, axis=-1) * ops.sigmoid(z)[:, None, :], axis=-1)  # [N,C]
+    under = ops.sum(ops.sum(gated, axis=-1) * ops.sigmoid(-z)[:, None, :], axis=-1)
+    sign = scene[SCHOOL_SIGN_OUTPUT]  # [N,1]
+    ego = scene[EGO_LANE_OUTPUT]  # [N,S]
+    closed = ops.reshape(ops.sum(lanes * ego[:, None, :, None], axis=2), (-1, n_classes * m))
+    in_force = ops.sum(hours * active[:, None, :], axis=-1)  # [N,C]
+    rightmost = ego[:, LANE_SPECS.index("R1") : LANE_SPECS.index("R1") + 1]  # [N,1]
+    checks = [over, under, over * sign, under * sign, closed, in_force, in_force * rightmost]
+    return txt, ops.concatenate(checks, axis=-1)
 
 
 def _ood_head(image_features: keras.KerasTensor, spec: ModelSpec) -> keras.KerasTensor:
@@ -259,8 +297,8 @@ def create_fused_model(
     img = create_image_encoder(spec)(image)  # [N,128]
     per_rule = create_text_encoder(spec)([states, mask])  # [N,R,128]
     rule_set, cls, params = _read_rules(per_rule, mask, n_rule_classes, spec)
-    ego_lane = _ego_lane_head(img)  # [N,S]
-    txt, checks = _rule_checks(rule_set, speed, ego_lane, n_rule_classes)  # [N,128], [N,4C]
+    scene = _scene_heads(img)
+    txt, checks = _rule_checks(rule_set, speed, scene, n_rule_classes)  # [N,128], [N,8C]
     spd = _speed_features(speed)  # [N,33]
     # Multiplicative terms let the head form conjunctions (what the rule says x what the frame
     # shows; the limit in the text x the speed) that plain concatenation learns slowly.
@@ -268,7 +306,7 @@ def create_fused_model(
     img_checks = layers.Dense(32)(img) * layers.Dense(32)(checks)  # e.g. school sign x over
     feats = layers.Concatenate()([img, txt, spd, img * txt, txt_spd, checks, img_checks])
     outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(img, spec))
-    outputs.update(params, **{EGO_LANE_OUTPUT: ego_lane})
+    outputs.update(params, **scene)
     return keras.Model([image, states, mask, speed], outputs, name="ruledrive_fused")
 
 
@@ -283,7 +321,7 @@ def create_image_only_model(
     blank = layers.Dense(8)(ops.zeros_like(mask[..., :1]))  # [N,R,8]
     _, cls, params = _read_rules(blank, mask, n_rule_classes, spec)
     outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(img, spec))
-    outputs.update(params, **{EGO_LANE_OUTPUT: _ego_lane_head(img)})
+    outputs.update(params, **_scene_heads(img))
     return keras.Model([image, states, mask, speed], outputs, name="ruledrive_image_only")
 
 
@@ -295,10 +333,10 @@ def create_text_only_model(
     per_rule = create_text_encoder(spec)([states, mask])
     rule_set, cls, params = _read_rules(per_rule, mask, n_rule_classes, spec)
     blank_img = layers.Dense(8)(ops.zeros_like(speed))  # [N,8]: no picture
-    ego_lane = _ego_lane_head(blank_img)  # a constant: without the frame, no ego lane
-    # The fused model's checks too (the lane checks against that constant).
-    txt, checks = _rule_checks(rule_set, speed, ego_lane, n_rule_classes)
+    scene = _scene_heads(blank_img)  # constants: without the frame, no scene
+    # The fused model's checks too (against those constants).
+    txt, checks = _rule_checks(rule_set, speed, scene, n_rule_classes)
     feats = layers.Concatenate()([txt, _speed_features(speed), checks])
     outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(blank_img, spec))
-    outputs.update(params, **{EGO_LANE_OUTPUT: ego_lane})
+    outputs.update(params, **scene)
     return keras.Model([image, states, mask, speed], outputs, name="ruledrive_text_only")

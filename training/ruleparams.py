@@ -14,7 +14,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["EGO_LANE_OUTPUT", "LANE_SPECS", "RULE_PARAMS", "ego_lane_labels", "param_labels"]
+__all__ = [
+    "EGO_LANE_OUTPUT",
+    "HOURS_ACTIVE",
+    "LANE_SPECS",
+    "RULE_PARAMS",
+    "SCHOOL_SIGN_OUTPUT",
+    "TIMES_OF_DAY",
+    "TIME_OUTPUT",
+    "ego_lane_labels",
+    "param_labels",
+    "scene_labels",
+]
 
 _LANES = {
     # What the text names, not which lane it is on this road: counted from the left ("L"), from
@@ -41,6 +52,18 @@ RULE_PARAMS: dict[str, tuple[str, ...]] = {
 # lane named, whether it is the ego lane on the road the frame shows (:func:`ego_lane_labels`).
 LANE_SPECS: tuple[str, ...] = RULE_PARAMS["rule_lane"][1:]
 EGO_LANE_OUTPUT = "ego_lane"  # the training model's output for it (not exported)
+# What else the frame side reads from the picture, trained from the scene record: the time of
+# day (which says whether a rule's hours are in force) and whether a school-zone sign is up.
+TIMES_OF_DAY: tuple[str, ...] = ("day", "dusk", "night")
+TIME_OUTPUT, SCHOOL_SIGN_OUTPUT = "time_of_day", "school_sign"
+# rule_hours -> the times of day those hours cover (the world's simulator.rules.HOURS; a test
+# keeps the two equal); "none" (a rule that names no hours) is in force at every time.
+HOURS_ACTIVE: dict[str, tuple[str, ...]] = {
+    "none": TIMES_OF_DAY,
+    "day": ("day",),
+    "extended": ("day", "dusk"),
+    "always": TIMES_OF_DAY,
+}
 _FIELDS = {"rule_limit": "limit", "rule_hours": "hours", "rule_lane": "lane", "rule_merge": "merge"}
 
 
@@ -92,3 +115,16 @@ def ego_lane_labels(scene: Any) -> list[int]:
     if not 0 <= ego < n:
         return [-1] * len(LANE_SPECS)
     return [int(_lane_index(spec, n) == ego) for spec in LANE_SPECS]
+
+
+def scene_labels(scene: Any) -> list[int]:
+    """A frame's scene record -> the frame-side labels: :func:`ego_lane_labels`, then the index
+    of its time of day in :data:`TIMES_OF_DAY`, then 1/0 for a school-zone sign (-1 = unknown)."""
+    d = scene if isinstance(scene, dict) else {}
+    tod = d.get("time_of_day")
+    sign = d.get("school_zone_sign")
+    return [
+        *ego_lane_labels(scene),
+        TIMES_OF_DAY.index(tod) if tod in TIMES_OF_DAY else -1,
+        int(sign) if isinstance(sign, bool) else -1,
+    ]

@@ -54,7 +54,7 @@ from training.distributed import (
     shard_files,
 )
 from training.ood import TRAIN_KINDS, negative_jpegs
-from training.ruleparams import EGO_LANE_OUTPUT, RULE_PARAMS
+from training.ruleparams import EGO_LANE_OUTPUT, RULE_PARAMS, SCHOOL_SIGN_OUTPUT, TIME_OUTPUT
 from training.thresholds import choose_thresholds
 
 __all__ = ["train"]
@@ -216,13 +216,17 @@ def _build_and_compile(
             s.ood_output: keras.losses.BinaryCrossentropy(),
             **{p: keras.losses.SparseCategoricalCrossentropy() for p in RULE_PARAMS},
             EGO_LANE_OUTPUT: keras.losses.BinaryCrossentropy(),
+            TIME_OUTPUT: keras.losses.SparseCategoricalCrossentropy(),
+            SCHOOL_SIGN_OUTPUT: keras.losses.BinaryCrossentropy(),
         },
         loss_weights={
             s.output: 1.0,
             s.rule_output: cfg.rule_loss_weight,
             s.ood_output: cfg.ood_loss_weight,
             **{p: cfg.param_loss_weight for p in RULE_PARAMS},
-            EGO_LANE_OUTPUT: cfg.param_loss_weight,
+            **dict.fromkeys(
+                (EGO_LANE_OUTPUT, TIME_OUTPUT, SCHOOL_SIGN_OUTPUT), cfg.param_loss_weight
+            ),
         },
         weighted_metrics={s.output: ["accuracy"]},
     )

@@ -30,35 +30,63 @@ def _run_checks(
     speed: float,
     lanes: np.ndarray | None = None,
     ego: np.ndarray | None = None,
-) -> np.ndarray:
+    *,
+    hours: np.ndarray | None = None,
+    time: str = "day",
+    sign: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """The checks of hand-made rule-set features, by name: over, under, over_sign, under_sign
+    [C]; closed [C,M]; in_force, in_force_rightmost [C]."""
     import keras
 
     from training.model import MERGE_SIDES, _rule_checks
-    from training.ruleparams import LANE_SPECS
-
-    lanes = (
-        np.zeros((N_CLASSES, len(LANE_SPECS), len(MERGE_SIDES)), "float32")
-        if lanes is None
-        else lanes
+    from training.ruleparams import (
+        EGO_LANE_OUTPUT,
+        LANE_SPECS,
+        RULE_PARAMS,
+        SCHOOL_SIGN_OUTPUT,
+        TIME_OUTPUT,
+        TIMES_OF_DAY,
     )
+
+    n_h = len(RULE_PARAMS["rule_hours"])
+    if lanes is None:
+        lanes = np.zeros((N_CLASSES, len(LANE_SPECS), len(MERGE_SIDES)), "float32")
     ego = np.zeros(len(LANE_SPECS), "float32") if ego is None else ego
-    width = 128 + profile.size + lanes.size
+    hours = np.zeros((N_CLASSES, n_h), "float32") if hours is None else hours
+    width = 128 + profile.size + lanes.size + hours.size
     rule_set = keras.Input((width,))
     speed_in = keras.Input((1,))
-    ego_in = keras.Input((len(LANE_SPECS),))
-    _, checks = _rule_checks(rule_set, speed_in, ego_in, N_CLASSES)
-    model = keras.Model([rule_set, speed_in, ego_in], checks)
-    features = np.concatenate([np.zeros(128, "float32"), profile.reshape(-1), lanes.reshape(-1)])[
-        None
-    ]
-    return model.predict(
-        [features, np.array([[speed]], "float32"), ego[None].astype("float32")], verbose=0
+    scene_in = {
+        EGO_LANE_OUTPUT: keras.Input((len(LANE_SPECS),)),
+        TIME_OUTPUT: keras.Input((len(TIMES_OF_DAY),)),
+        SCHOOL_SIGN_OUTPUT: keras.Input((1,)),
+    }
+    _, checks = _rule_checks(rule_set, speed_in, scene_in, N_CLASSES)
+    model = keras.Model([rule_set, speed_in, *scene_in.values()], checks)
+    features = np.concatenate(
+        [np.zeros(128, "float32"), profile.reshape(-1), lanes.reshape(-1), hours.reshape(-1)]
+    )[None]
+    tod = np.array([[t == time for t in TIMES_OF_DAY]], "float32")
+    out = model.predict(
+        [features, np.array([[speed]], "float32"), ego[None], tod, np.array([[sign]], "float32")],
+        verbose=0,
     )[0]
+    c = N_CLASSES
+    return {
+        "over": out[:c],
+        "under": out[c : 2 * c],
+        "over_sign": out[2 * c : 3 * c],
+        "under_sign": out[3 * c : 4 * c],
+        "closed": out[4 * c : 6 * c].reshape(c, 2),
+        "in_force": out[6 * c : 7 * c],
+        "in_force_rightmost": out[7 * c :],
+    }
 
 
 def _checks(profile: np.ndarray, speed: float) -> tuple[np.ndarray, np.ndarray]:
     out = _run_checks(profile, speed)
-    return out[:N_CLASSES], out[N_CLASSES : 2 * N_CLASSES]
+    return out["over"], out["under"]
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +96,15 @@ def limits() -> tuple[float, ...]:
     return LIMITS_KPH
 
 
-def _profile(limits: tuple[float, ...], cls: int, limit: float, p: float = 1.0) -> np.ndarray:
-    prof = np.zeros((N_CLASSES, len(limits)), "float32")
-    prof[cls, limits.index(limit)] = p
+def _profile(
+    limits: tuple[float, ...], cls: int, limit: float, p: float = 1.0, hours: str = "none"
+) -> np.ndarray:
+    """Limits by class and hours [C,K,H]: one rule of class ``cls`` names ``limit``."""
+    from training.ruleparams import RULE_PARAMS
+
+    vocab = RULE_PARAMS["rule_hours"]
+    prof = np.zeros((N_CLASSES, len(limits), len(vocab)), "float32")
+    prof[cls, limits.index(limit), vocab.index(hours)] = p
     return prof
 
 
@@ -104,10 +138,10 @@ def test_a_closed_lane_that_is_the_ego_lane_says_merge_toward_its_side(
     leftmost, the (class 2, right) lane check is on; the others are off."""
     speed = _profile(limits, 0, 50.0, p=0.0)
     lanes = _lane_profile(cls=2, spec="L1", merge="right")
-    closed = _run_checks(speed, 40.0, lanes, _ego("L1", "R2"))[2 * N_CLASSES :]
+    closed = _run_checks(speed, 40.0, lanes, _ego("L1", "R2"))["closed"]
     want = np.zeros((N_CLASSES, 2), "float32")
     want[2, 1] = 1.0  # (class 2, MERGE_SIDES = left, right)
-    np.testing.assert_allclose(closed, want.reshape(-1), atol=1e-6)
+    np.testing.assert_allclose(closed, want, atol=1e-6)
 
 
 def test_a_closed_lane_elsewhere_or_an_unsure_ego_lane_gives_a_weak_check(
@@ -116,29 +150,110 @@ def test_a_closed_lane_elsewhere_or_an_unsure_ego_lane_gives_a_weak_check(
     speed = _profile(limits, 0, 50.0, p=0.0)
     lanes = _lane_profile(cls=2, spec="R1", merge="left")
     # Ego in the left lane of two (L1 = R2): the rightmost lane is closed, not ego's.
-    assert _run_checks(speed, 40.0, lanes, _ego("L1", "R2"))[2 * N_CLASSES :].max() < 1e-6
+    assert _run_checks(speed, 40.0, lanes, _ego("L1", "R2"))["closed"].max() < 1e-6
     # A frame where the head is 30 % sure ego is in the rightmost lane: a 30 % check.
     ego = _ego() + 0.3 * _ego("R1")
-    closed = _run_checks(speed, 40.0, lanes, ego)[2 * N_CLASSES :]
-    assert closed[2 * 2 + 0] == pytest.approx(0.3, abs=1e-5)
+    closed = _run_checks(speed, 40.0, lanes, ego)["closed"]
+    assert closed[2, 0] == pytest.approx(0.3, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("hours", "time", "in_force"),
+    [
+        ("day", "day", 1),
+        ("day", "dusk", 0),
+        ("extended", "dusk", 1),
+        ("extended", "night", 0),
+        ("always", "night", 1),
+        ("none", "night", 1),
+    ],
+)
+def test_a_limit_counts_only_while_its_hours_are_in_force(
+    limits: tuple[float, ...], hours: str, time: str, in_force: int
+) -> None:
+    """A 30 km/h rule of class 1 with these hours, at 60 km/h: over only while in force; the
+    signed check also needs the school-zone sign in view."""
+    prof = _profile(limits, 1, 30.0, hours=hours)
+    out = _run_checks(prof, 60.0, time=time, sign=1.0)
+    assert out["over"][1] == pytest.approx(in_force, abs=0.02)
+    assert out["over_sign"][1] == pytest.approx(in_force, abs=0.02)
+    assert _run_checks(prof, 60.0, time=time, sign=0.0)["over_sign"][1] < 1e-6
+
+
+def test_a_rule_in_force_and_the_rightmost_lane_make_the_bus_lane_check(
+    limits: tuple[float, ...],
+) -> None:
+    from training.ruleparams import RULE_PARAMS
+
+    hours = np.zeros((N_CLASSES, len(RULE_PARAMS["rule_hours"])), "float32")
+    hours[0, RULE_PARAMS["rule_hours"].index("day")] = 1.0
+    none = _profile(limits, 0, 50.0, p=0.0)
+    right = _run_checks(none, 40.0, ego=_ego("R1", "L2"), hours=hours, time="day")
+    assert right["in_force"][0] == pytest.approx(1.0, abs=1e-5)
+    assert right["in_force_rightmost"][0] == pytest.approx(1.0, abs=1e-5)
+    left = _run_checks(none, 40.0, ego=_ego("L1", "R2"), hours=hours, time="day")
+    assert left["in_force"][0] == pytest.approx(1.0, abs=1e-5)
+    assert left["in_force_rightmost"][0] < 1e-6
+    night = _run_checks(none, 40.0, ego=_ego("R1", "L2"), hours=hours, time="night")
+    assert night["in_force"][0] < 1e-6
 
 
 def test_the_checks_come_from_the_serving_models_rule_set_features() -> None:
-    """The fused model's rule_set_features carry both profiles (128 + classes x limits + classes
-    x lanes x merge sides wide), so the node's split (rule graph once per rule set, frame graph
-    per frame) keeps the checks; the ego-lane head is a training output, not an exported one."""
+    """The fused model's rule_set_features carry what the rules name (128 + classes x (limits x
+    hours + lanes x merge sides + hours) wide), so the node's split (rule graph once per rule
+    set, frame graph per frame) keeps the checks; the scene heads are training outputs, not
+    exported ones."""
     from perception.spec import MODEL_SPEC
     from training.export import serving_outputs
     from training.model import LIMITS_KPH, MERGE_SIDES, create_fused_model
-    from training.ruleparams import EGO_LANE_OUTPUT, LANE_SPECS
+    from training.ruleparams import (
+        EGO_LANE_OUTPUT,
+        LANE_SPECS,
+        RULE_PARAMS,
+        SCHOOL_SIGN_OUTPUT,
+        TIME_OUTPUT,
+    )
 
+    h = len(RULE_PARAMS["rule_hours"])
     model = create_fused_model(6, N_CLASSES)
     layer = model.get_layer(MODEL_SPEC.rule_set_output)
     assert layer.output.shape[-1] == 128 + N_CLASSES * (
-        len(LIMITS_KPH) + len(LANE_SPECS) * len(MERGE_SIDES)
+        len(LIMITS_KPH) * h + len(LANE_SPECS) * len(MERGE_SIDES) + h
     )
-    assert EGO_LANE_OUTPUT in model.output_names
-    assert EGO_LANE_OUTPUT not in serving_outputs(model)
+    for name in (EGO_LANE_OUTPUT, TIME_OUTPUT, SCHOOL_SIGN_OUTPUT):
+        assert name in model.output_names
+        assert name not in serving_outputs(model)
+
+
+def test_the_hours_table_is_the_worlds() -> None:
+    """training.ruleparams.HOURS_ACTIVE restates simulator.rules.HOURS (training may not import
+    the simulator): the two must agree, or the checks gate limits by the wrong hours."""
+    from simulator.rules import HOURS
+    from simulator.scene import TIMES_OF_DAY as WORLD_TIMES
+    from training.ruleparams import HOURS_ACTIVE, TIMES_OF_DAY
+
+    assert TIMES_OF_DAY == WORLD_TIMES
+    assert {k: v for k, v in HOURS_ACTIVE.items() if k != "none"} == {
+        k: v[1] for k, v in HOURS.items()
+    }
+    assert HOURS_ACTIVE["none"] == TIMES_OF_DAY
+
+
+@pytest.mark.parametrize(
+    ("scene", "want"),
+    [
+        ({"n_lanes": 2, "ego_lane": 0, "time_of_day": "dusk", "school_zone_sign": True}, (1, 1)),
+        ({"n_lanes": 2, "ego_lane": 0, "time_of_day": "night", "school_zone_sign": False}, (2, 0)),
+        ({"n_lanes": 2, "ego_lane": 0, "time_of_day": "noon", "school_zone_sign": "yes"}, (-1, -1)),
+        (None, (-1, -1)),
+    ],
+)
+def test_scene_labels_carry_time_of_day_and_school_sign(
+    scene: object, want: tuple[int, int]
+) -> None:
+    from training.ruleparams import scene_labels
+
+    assert tuple(scene_labels(scene)[-2:]) == want
 
 
 @pytest.mark.parametrize(
