@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from core.rejects import RejectCode
 from perception.spec import MODEL_SPEC
 
 __all__ = [
+    "unreadable_script",
     "DEFAULT_ENCODER_DIR",
     "MANIFEST",
     "MANIFEST_FORMAT",
@@ -324,6 +326,31 @@ class RuleEncoder:
             list(_OUTPUTS), {"input_ids": ids, "attention_mask": np.ones_like(ids)}
         )
         return _Encoded(vector=vec[0], ids=ids[0], states=states[0])
+
+
+# Letters of the scripts the model reads (English and Chinese), by Unicode character name.
+_READ_SCRIPTS = (
+    "LATIN ",
+    "FULLWIDTH LATIN ",
+    "CJK UNIFIED IDEOGRAPH",
+    "CJK COMPATIBILITY IDEOGRAPH",
+)
+# Above this share of letters in other scripts, a rule is not in a language the model reads.
+_OTHER_SCRIPT_SHARE = 0.2
+
+
+def unreadable_script(text: str) -> bool:
+    """True when a rule cannot be in a language the model reads, whatever the model makes of
+    it: it has no letters at all (emoji, digits, punctuation: "🚗🚲", "50") or more than a fifth
+    of its letters are of other scripts than Latin and Han (kana, Hangul, Cyrillic, Greek,
+    Arabic, Devanagari, Thai, ...). The node flags such a rule ``rules_not_understood`` beside
+    the rules its model flags; training's evaluation counts it the same way. Latin-script
+    languages other than English, and all-Han Japanese, are the model's to flag."""
+    letters = [c for c in text if unicodedata.category(c).startswith("L")]
+    if not letters:
+        return True
+    other = sum(1 for c in letters if not unicodedata.name(c, "").startswith(_READ_SCRIPTS))
+    return other > _OTHER_SCRIPT_SHARE * len(letters)
 
 
 def _texts(texts: Sequence[str]) -> list[str]:

@@ -217,11 +217,14 @@ class Decider:
             p = got.probabilities[row]
             top = int(np.argmax(p))
             present = encoded.mask.max(axis=1) > 0  # [R]: which rule slots hold a rule
-            unread = [
-                int(r)
-                for r in np.flatnonzero(present)
-                if got.rule_classes[row, r, nu] >= th.not_understood
-            ]
+            unread = sorted(
+                {
+                    int(r)
+                    for r in np.flatnonzero(present)
+                    if got.rule_classes[row, r, nu] >= th.not_understood
+                }
+                | set(encoded.unreadable)
+            )
             reason = None
             if got.image_ood[row] >= th.image_ood:
                 reason = Reason.IMAGE_OUT_OF_DISTRIBUTION

@@ -74,8 +74,9 @@ FALLBACKS: tuple[Fallback, ...] = (
     Fallback(
         Reason.RULES_NOT_UNDERSTOOD,
         _S,
-        "the model cannot read a rule (another language, gibberish, not a traffic rule); "
-        "`unread_rules` names its index",
+        "the model cannot read a rule (another language, gibberish, not a traffic rule), or "
+        "the rule is in a script the model does not read (no letters, or mostly letters other "
+        "than Latin and Chinese); `unread_rules` names its index",
     ),
     Fallback(Reason.LOW_CONFIDENCE, _S, "the top probability is below confidence_threshold"),
 )

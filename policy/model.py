@@ -21,7 +21,7 @@ from bus.schema import DecisionLabel
 from core.errors import ConfigError, ModelError
 from perception.modelmeta import ModelMeta, parse_metadata
 from perception.onnxrun import run_all_outputs
-from perception.rule_encoder import DEFAULT_ENCODER_DIR, RuleEncoder
+from perception.rule_encoder import DEFAULT_ENCODER_DIR, RuleEncoder, unreadable_script
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import split_model
 
@@ -76,6 +76,9 @@ class EncodedRules(NamedTuple):
     mask: np.ndarray
     features: np.ndarray | None = None
     classes: np.ndarray | None = None
+    # Rules in a script the model does not read (perception.rule_encoder.unreadable_script):
+    # not understood, whatever the model says.
+    unreadable: tuple[int, ...] = ()
 
 
 @dataclass
@@ -183,8 +186,9 @@ class PolicyModel:
         """A rule set's encoder states and mask (``perception.rule_encoder``, the training path),
         and for a split model its features and rule classes from the rule graph."""
         states, mask = self.encoder.encode_rule_set(texts)
+        unreadable = tuple(i for i, t in enumerate(texts) if unreadable_script(t))
         if self.rules_session is None:
-            return EncodedRules(states, mask)
+            return EncodedRules(states, mask, unreadable=unreadable)
         try:
             feats, classes = self.rules_session.run(
                 [_S.rule_set_output, _S.rule_output],
@@ -192,7 +196,7 @@ class PolicyModel:
             )
         except Exception as exc:
             raise ModelError(f"rule graph failed: {exc}") from exc
-        return EncodedRules(states, mask, np.asarray(feats[0]), np.asarray(classes[0]))
+        return EncodedRules(states, mask, np.asarray(feats[0]), np.asarray(classes[0]), unreadable)
 
     def run_encoded(
         self, images: np.ndarray, rules: list[EncodedRules], speeds: np.ndarray

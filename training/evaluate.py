@@ -25,7 +25,7 @@ from bus.schema import DecisionLabel
 from core.metrics import classification_report, counterfactual_consistency, plot_confusion
 from perception.image import DEFAULT_DECODE
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
-from perception.rule_encoder import RuleEncoder
+from perception.rule_encoder import RuleEncoder, unreadable_script
 from perception.spec import MODEL_SPEC
 from training.data import ArrayDataset, RuleTable, encode_samples
 from training.ood import TEST_KINDS, negative_jpegs
@@ -140,7 +140,11 @@ def _flags(
     th = predictor.thresholds
     nu = predictor.rule_classes.index(NOT_UNDERSTOOD)
     present = data.rule_idx[ix] >= 0
-    unread = (outs[_S.rule_output][ix, :, nu] >= th.not_understood) & present
+    # The node's two ways (policy.decider): the model's score, or a script it does not read.
+    script = np.array([unreadable_script(t) for t in data.table.texts] + [False], bool)
+    unread = (
+        (outs[_S.rule_output][ix, :, nu] >= th.not_understood) | script[data.rule_idx[ix]]
+    ) & present
     ood = outs[_S.ood_output].reshape(-1)[ix] >= th.image_ood
     low = outs[_S.output][ix].max(1) < th.confidence
     return {"unread": unread, "ood": ood, "low": low, "any": unread.any(1) | ood | low}

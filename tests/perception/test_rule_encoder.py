@@ -231,3 +231,34 @@ def test_rules_are_read_with_the_query_prefix(encoder: RuleEncoder) -> None:
     ids = encoder.token_ids("No overtaking")
     assert encoder.tokenizer.decode(ids) == "query: No overtaking"
     assert ids[0] == 0 and ids[-1] == 2  # <s> ... </s>
+
+
+@pytest.mark.parametrize(
+    ("text", "unreadable"),
+    [
+        ("Right turn on red prohibited", False),
+        ("左侧车道封闭，请向右并线", False),
+        ("school zone: 30 km/h on weekdays", False),
+        ("限速50 km/h（仅限小客车）", False),
+        ("ＭＡＸ ５０", False),  # full-width Latin
+        ("Überholen verboten", False),  # Latin script: the model's to flag
+        ("Ограничение скорости 50 км/ч", True),
+        ("追い越し禁止です", True),  # kana
+        ("최고 속도 50", True),
+        ("Όριο ταχύτητας 50", True),
+        ("الحد الأقصى للسرعة 50", True),
+        ("गति सीमा 50", True),
+        ("จำกัดความเร็ว 50", True),
+        ("🚗🚲💨", True),
+        ("50 / 60 !!", True),
+        ("", True),
+        ("  \t ", True),
+        ("Maximum speed 50 km/h (мин 30)", False),  # a few letters of another script
+    ],
+)
+def test_unreadable_script_flags_rules_no_reader_of_english_or_chinese_can_read(
+    text: str, unreadable: bool
+) -> None:
+    from perception.rule_encoder import unreadable_script
+
+    assert unreadable_script(text) is unreadable

@@ -145,6 +145,20 @@ def test_an_unreadable_rule_is_named_and_not_trusted(decider: Decider) -> None:
     assert ok.unread_rules == [] and ok.reason != "rules_not_understood"
 
 
+@pytest.mark.parametrize(
+    "unreadable",
+    ["Ограничение скорости 50 км/ч", "🚗💨🚦", "速度制限は50キロです", "40", "제한 속도 50"],
+)
+def test_a_rule_in_a_script_the_model_does_not_read_is_not_understood(
+    decider: Decider, unreadable: str
+) -> None:
+    """Short enough for the test double to read it as understood: the script gate flags it
+    anyway, and only it."""
+    d = decider.step(header(), jpeg(), rules(texts=("Speed limit 50 km/h", unreadable, "限速50")))
+    assert (d.valid, d.reason, d.decision) == (False, "rules_not_understood", "SLOW_DOWN")
+    assert d.unread_rules == [1]
+
+
 def test_a_picture_that_is_not_a_road_is_stop(decider: Decider) -> None:
     import cv2
 

@@ -58,3 +58,21 @@ def test_label_order_in_the_metadata_does_not_change_the_result(tmp_path: Path) 
         permuted.predict(inputs)[MODEL_SPEC.output],
         atol=1e-6,
     )
+
+
+def test_evaluation_counts_a_rule_in_an_unread_script_as_the_node_does(tmp_path: Path) -> None:
+    """The model card's flag rate is the node's: a rule in a script the model does not read is
+    flagged whatever the model's score (the test double reads short texts as understood)."""
+    cyrillic = "Обгон запрещён"
+    base = _samples()[:6]
+    samples = []
+    for s in base:
+        rules = (RULE_TEXTS[0], cyrillic)
+        meta = [
+            {"class": "speed_limit", "text": rules[0]},
+            {"class": "not_understood", "text": cyrillic},
+        ]
+        samples.append(Sample(**{**s.__dict__, "rules": rules, "scene": {"rule_meta": meta}}))
+    rep = evaluate_samples(OnnxPredictor(build_fake_model(tmp_path / "m.onnx")), samples)
+    nu = rep["splits"]["test"]["rules_not_understood"]
+    assert nu["unreadable_rules"] == 6 and nu["unreadable_rules_flagged"] == 1.0
