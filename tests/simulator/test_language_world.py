@@ -225,3 +225,18 @@ def test_cli_rule_language_flag(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert json.loads((tmp_path / "train.json").read_text())["rule_language"]["rules"] > 0
     assert main([*args, "--rule-language", "esperanto"]) == 2
     assert "invalid choice: 'esperanto'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_no_readable_rule_trips_the_script_check(split: str) -> None:
+    """The node flags a rule in a script the model does not read without asking the model
+    (perception.rule_encoder.unreadable_script): no rule the world means to be read may trip it,
+    in any split, and no training negative either (the check must not stand in for the model
+    on what it learns)."""
+    from perception.rule_encoder import unreadable_script
+
+    plan = _bilingual(split)
+    texts = [t for rs in plan.rule_texts for t in rs]
+    assert not [t.text for t in texts if t.understood and unreadable_script(t.text)]
+    if split in ("train", "val"):
+        assert not [t.text for t in texts if unreadable_script(t.text)]
