@@ -8,6 +8,7 @@ this registry).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -177,6 +178,7 @@ TOPICS: tuple[Topic, ...] = (CAMERA, RULES, DECISION, LABEL, STATUS, ERRORS)
 _ID = re.compile(VEHICLE_ID_PATTERN)
 
 
+@functools.lru_cache(maxsize=256)  # per message otherwise: tens of microseconds each
 def _regex(prefix: str, entry: Topic) -> re.Pattern[str]:
     # Placeholders match any one level here; the id format is checked after, so a topic with the
     # right shape but a bad id is reported as bad_vehicle_id rather than unknown_topic.
