@@ -115,10 +115,11 @@ def test_end_to_end_rules_frames_decisions(shared: tuple[Node, Client]) -> None:
     deadline = time.monotonic() + 5
     while "car-1" not in node.rules and time.monotonic() < deadline:
         time.sleep(0.01)
-    # Until its rule set is encoded the vehicle's frames wait, and a newer one replaces the one
-    # waiting: frame 3 would conflate frame 2.
+    # A vehicle's newer frame replaces one still waiting (conflation): frame 3 is sent only once
+    # frame 2 is answered, and frame 2 only once its rule set is encoded (until then it waits).
     assert rules_encoded(node)
     c.frame(frame_id=2)
+    assert c.decisions.wait_count(2)
     c.frame(frame_id=3, stamp_ns=time.time_ns() - 5 * 10**9)  # stale
     c.bus.publish(CAMERA.topic(c.prefix, vehicle_id="car-1"), b"junk", 0)
     assert c.decisions.wait_count(3) and c.errors.wait_count(1)

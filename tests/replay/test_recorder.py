@@ -148,8 +148,9 @@ def test_recorded_replay_session_trains(private_broker, tmp_path: Path) -> None:
     out = tmp_path / "session.mcap"
     rec, t, bus = _start(private_broker.url, out)
     _publish_drives(private_broker.url, [drive(f"car-{i}", 8) for i in range(4)])
-    deadline = time.monotonic() + 10
-    while rec.counts["camera"] < 32 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30
+    # A frame's label is a message of its own and may be written after the frame.
+    while min(rec.counts["camera"], rec.counts["label"]) < 32 and time.monotonic() < deadline:
         time.sleep(0.05)
     rec.stop()
     t.join(10)
