@@ -84,15 +84,44 @@ def _eval(model: Path, data: tuple[Any, Any], out: Path | None) -> dict[str, Any
     return evaluate_samples(load_predictor(model), samples, out, table)
 
 
-def _release_memory() -> None:
-    """Free what one run left behind before the next: five trainings and evaluations in one
-    process grew past 24 GB and were killed by the kernel (December 2026, before this)."""
-    import gc
+def _train_and_eval(
+    vcfg: TrainConfig,
+    dirs: dict[str, Path],
+    work: Path,
+    ckpt: Path,
+    export_to: Path | None,
+    reuse: bool,
+    img_dir: Path | None,
+    log_level: int,
+) -> dict[str, Any]:
+    """One run of the recipe (train, then evaluate on the shared fresh data), in a process of
+    its own: five trainings and evaluations in one process grew past 24 GB and were killed by
+    the kernel twice (December 2026), even with Keras' session cleared between runs."""
+    import logging
 
-    import keras
+    from training.train import train
 
-    keras.backend.clear_session()
-    gc.collect()
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    info = train(
+        vcfg,
+        [dirs[d] for d in TRAIN_SETS],
+        ckpt,
+        export_to=export_to,
+        reuse=reuse,
+        rule_cache=work / "rule-table.npz",
+    )
+    model = export_to if export_to is not None else ckpt
+    return {"info": info, "eval": _eval(model, _eval_data(dirs, work, vcfg), img_dir)}
+
+
+def _isolated(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a fresh process (spawned: no TensorFlow state is inherited); its memory
+    is the kernel's again when it returns. An exception in the child is raised here."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def build_default(
@@ -105,7 +134,7 @@ def build_default(
     reuse: bool = False,
     seeds: tuple[int, ...] = SEEDS,
 ) -> dict[str, Any]:
-    from training.train import train
+    import logging
 
     argv = sys.argv[1:]
     command = (
@@ -117,31 +146,28 @@ def build_default(
     runs = [("fused", s) for s in seeds]
     runs += [(variant, seeds[0]) for variant in ablations]
     img_dir = docs / "img" / "default-model"
-    eval_data = _eval_data(dirs, work, cfg)
+    _eval_data(dirs, work, cfg)  # encodes the evaluation rules once, for every run's process
     for variant, seed in runs:
         shipped = variant == "fused" and seed == seeds[0]
         vcfg = cfg.model_copy(
             update={"variant": variant, "seed": seed, "train_splits": ["train", "counterfactual"]}
         )
         ckpt = work / f"ckpt-{variant}-s{seed}"
-        info = train(
+        got = _isolated(
+            _train_and_eval,
             vcfg,
-            [dirs[d] for d in TRAIN_SETS],
+            dirs,
+            work,
             ckpt,
-            export_to=onnx_path if shipped else None,
-            reuse=reuse,
-            rule_cache=work / "rule-table.npz",
+            onnx_path if shipped else None,
+            reuse,
+            img_dir if shipped else None,
+            logging.getLogger().getEffectiveLevel(),
         )
-        model = onnx_path if shipped else ckpt
         key = variant if variant != "fused" else f"fused-s{seed}"
-        results[key] = {
-            "info": info,
-            "eval": _eval(model, eval_data, img_dir if shipped else None),
-            "seed": seed,
-        }
+        results[key] = {**got, "seed": seed}
         if shipped:
             shutil.copy(ckpt / "curves.png", img_dir / "curves.png")
-        _release_memory()
     results["fused"] = results[f"fused-s{seeds[0]}"]
     card = render_card(results, cfg, command, onnx_path, seeds)
     (out_dir / "MODEL_CARD.md").write_text(card)
