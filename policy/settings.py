@@ -59,9 +59,10 @@ class NodeSettings(BaseSettings):
     )
     max_wait_us: int = Field(2000, ge=0, le=1_000_000, description="micro-batch window")
     decode_ahead: bool = Field(
-        True,
+        False,
         description="decode frames on a worker thread as they arrive, overlapping JPEG decoding "
-        "with inference; off: the serving loop decodes each batch before running the model",
+        "with inference (measured on 2 cores: no gain, docs/benchmarks.md; for machines with "
+        "cores to spare); off: the serving loop decodes each batch before running the model",
     )
     max_frame_age_ms: float = Field(200.0, gt=0, description="older frames are skipped")
     max_clock_skew_ms: float = Field(

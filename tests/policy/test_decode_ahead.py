@@ -1,7 +1,8 @@
-"""Decode-ahead (NodeSettings.decode_ahead): a worker decodes waiting frames while the serving
-loop runs the model. What a user relies on: the same decisions as decoding in the loop, a frame
-decoded the way the model reads it (never with another decode), the decode time still in the
-decision's timings, a bad JPEG still answered and reported, and no thread left behind."""
+"""Decode-ahead (NodeSettings.decode_ahead, off by default): a worker decodes waiting frames
+while the serving loop runs the model. What a user relies on: the same decisions as decoding in
+the loop, a frame decoded the way the model reads it (never with another decode), the decode
+time still in the decision's timings, a bad JPEG still answered and reported, and no thread left
+behind."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def test_a_frame_decoded_ahead_is_not_decoded_again(
     model: PolicyModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The worker decodes the waiting frame; the serving loop then uses it as it is."""
-    node = Node(settings(), MemoryBus(), model)
+    node = Node(settings(decode_ahead=True), MemoryBus(), model)
     node.on_message(CAMERA.topic(P, vehicle_id="car-1"), pack_frame(header(frame_id=5), jpeg(70)))
     worker = threading.Thread(target=node._decode_ahead, daemon=True)
     worker.start()

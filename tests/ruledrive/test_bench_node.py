@@ -58,7 +58,7 @@ def test_bench_node_reports_spinning_cpu_and_replicas(private_broker, tmp_path: 
     rows = re.findall(r"^\| ([12]) \| (\d+) \| [\d.]+ \|$", text, re.M)
     assert [r[0] for r in rows] == ["1", "2"] and all(int(r[1]) > 0 for r in rows)
     # The decode-ahead lever, side by side with the default in the same rounds.
-    inline = re.search(r"^\| micro-batching, decode-ahead off [^|]* \| (\d+) \|", text, re.M)
+    inline = re.search(r"^\| micro-batching, decode-ahead on [^|]* \| (\d+) \|", text, re.M)
     assert inline and int(inline[1]) > 0
     assert re.search(r"^\| decode-ahead on / off \| [\d.]+x \|", text, re.M)
 
