@@ -16,6 +16,7 @@ import pytest
 import policy.decider
 from bus.envelope import pack_frame
 from bus.memory import MemoryBus, Recorder
+from bus.schema import DecisionMsg
 from bus.topics import CAMERA, DECISION
 from perception.image import preprocess_jpeg
 from policy.decider import Decider, FrameJob
@@ -40,19 +41,22 @@ def _serve(bus: MemoryBus, model: PolicyModel, **kw: object) -> Iterator[Node]:
         assert not t.is_alive()
 
 
-def _decide_all(model: PolicyModel, decode_ahead: bool) -> dict[int, tuple[str, float]]:
+def _answers(model: PolicyModel, decode_ahead: bool, frames: list[bytes]) -> list[DecisionMsg]:
+    """Serve a rule set and ``frames`` (frame ids 0..), one at a time; the decisions."""
     bus = MemoryBus()
     rec = Recorder()
     bus.subscribe(DECISION.subscription(P), rec)
     for node in _serve(bus, model, decode_ahead=decode_ahead):
         send_rules(bus)
         assert rules_encoded(node)
-        for i, value in enumerate((20, 90, 160, 230)):
-            bus.publish(
-                CAMERA.topic(P, vehicle_id="car-1"), pack_frame(header(frame_id=i), jpeg(value))
-            )
+        for i, image in enumerate(frames):
+            bus.publish(CAMERA.topic(P, vehicle_id="car-1"), pack_frame(header(frame_id=i), image))
             assert rec.wait_count(i + 1)
-    got = decisions(rec)
+    return decisions(rec)
+
+
+def _decide_all(model: PolicyModel, decode_ahead: bool) -> dict[int, tuple[str, float]]:
+    got = _answers(model, decode_ahead, [jpeg(v) for v in (20, 90, 160, 230)])
     assert all(d.valid and d.timings.decode_ms > 0 for d in got)
     return {d.frame_id: (str(d.decision), d.confidence) for d in got}
 
@@ -113,16 +117,6 @@ def test_a_frame_decoded_another_way_is_decoded_again(model: PolicyModel) -> Non
 
 
 def test_a_bad_jpeg_is_still_answered_and_no_worker_outlives_the_node(model: PolicyModel) -> None:
-    bus = MemoryBus()
-    rec = Recorder()
-    bus.subscribe(DECISION.subscription(P), rec)
-    for node in _serve(bus, model, decode_ahead=True):
-        send_rules(bus)
-        assert rules_encoded(node)
-        bus.publish(
-            CAMERA.topic(P, vehicle_id="car-1"), pack_frame(header(frame_id=9), b"\xff\xd8junk")
-        )
-        assert rec.wait_count(1)
-    (d,) = decisions(rec)
-    assert (d.frame_id, d.valid, d.reason) == (9, False, "bad_image")
+    (d,) = _answers(model, True, [b"\xff\xd8junk"])
+    assert (d.frame_id, d.valid, d.reason) == (0, False, "bad_image")
     assert not [t for t in threading.enumerate() if t.name == "decode-ahead" and t.is_alive()]
