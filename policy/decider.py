@@ -207,19 +207,14 @@ class Decider:
             th.confidence if self.confidence_threshold is None else self.confidence_threshold
         )
         nu = self.model.meta.not_understood_index
-        finite = (
-            None
-            if got is None
-            else np.all(
-                [
-                    np.isfinite(a.reshape(n, -1)).all(axis=1)
-                    for a in (got.probabilities, got.rule_classes, got.image_ood)
-                ],
-                axis=0,
+        finite = np.zeros(n, bool)  # per row: every output finite (none without outputs)
+        if got is not None:
+            outs = (got.probabilities, got.rule_classes, got.image_ood)
+            finite = np.logical_and.reduce(
+                [np.isfinite(a.reshape(n, -1)).all(axis=1) for a in outs]
             )
-        )
         for row, (i, _, encoded, decode_ms) in enumerate(ready):
-            if got is None or finite is None or not finite[row]:
+            if got is None or not finite[row]:
                 out[i] = self._msg(jobs[i], start, infer_ms, decode_ms, n, Reason.MODEL_ERROR)
                 continue
             p = got.probabilities[row]

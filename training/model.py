@@ -238,14 +238,15 @@ def _rule_checks(
         np.full((1, k), 1.0 / LIMIT_SLOPE_KPH),
         -np.array(LIMITS_KPH) / LIMIT_SLOPE_KPH,
     )
-    gated = limits * active[:, None, None, :]  # [N,C,K,H]: only rules in force now
-    over = ops.sum(ops.sum(gated, axis=-1) * ops.sigmoid(z)[:, None, :], axis=-1)  # [N,C]
-    under = ops.sum(ops.sum(gated, axis=-1) * ops.sigmoid(-z)[:, None, :], axis=-1)
+    in_force_limits = ops.sum(limits * active[:, None, None, :], axis=-1)  # [N,C,K]
+    over = ops.sum(in_force_limits * ops.sigmoid(z)[:, None, :], axis=-1)  # [N,C]
+    under = ops.sum(in_force_limits * ops.sigmoid(-z)[:, None, :], axis=-1)
     sign = scene[SCHOOL_SIGN_OUTPUT]  # [N,1]
     ego = scene[EGO_LANE_OUTPUT]  # [N,S]
     closed = ops.reshape(ops.sum(lanes * ego[:, None, :, None], axis=2), (-1, n_classes * m))
     in_force = ops.sum(hours * active[:, None, :], axis=-1)  # [N,C]
-    rightmost = ego[:, LANE_SPECS.index("R1") : LANE_SPECS.index("R1") + 1]  # [N,1]
+    r1 = LANE_SPECS.index("R1")
+    rightmost = ego[:, r1 : r1 + 1]  # [N,1]
     checks = [over, under, over * sign, under * sign, closed, in_force, in_force * rightmost]
     return txt, ops.concatenate(checks, axis=-1)
 

@@ -102,17 +102,9 @@ def _lane_index(spec: str, n_lanes: int) -> int | None:
 def ego_lane_labels(scene: Any) -> list[int]:
     """A frame's scene record -> per :data:`LANE_SPECS` entry, 1 if that lane is the ego lane on
     this road, else 0 (all -1 = unknown, not trained on: no scene record, or a malformed one)."""
-    if not isinstance(scene, dict):
-        return [-1] * len(LANE_SPECS)
-    n, ego = scene.get("n_lanes"), scene.get("ego_lane")
-    if (
-        not isinstance(n, int)
-        or not isinstance(ego, int)
-        or isinstance(n, bool)
-        or isinstance(ego, bool)
-    ):
-        return [-1] * len(LANE_SPECS)
-    if not 0 <= ego < n:
+    d = scene if isinstance(scene, dict) else {}
+    n, ego = d.get("n_lanes"), d.get("ego_lane")
+    if type(n) is not int or type(ego) is not int or not 0 <= ego < n:  # bool is not a count
         return [-1] * len(LANE_SPECS)
     return [int(_lane_index(spec, n) == ego) for spec in LANE_SPECS]
 

@@ -308,3 +308,20 @@ def test_the_architecture_revision_is_part_of_the_model_version(
     monkeypatch.setattr(training.model, "ARCHITECTURE", "another-graph")
     assert _model_version(cfg, "b94103330395c5dd") != now
     assert _model_version(cfg.model_copy(update={"model_version": "pinned"}), "x") == "pinned"
+
+
+def test_ego_lane_labels_agree_with_the_oracles_lane_index() -> None:
+    """training.ruleparams restates which lane a rule names on a road (training may not import
+    the simulator): for every lane a rule can name and every road, the ego lane is "named" exactly
+    where the oracle's closed_lane_index says so."""
+    from simulator.oracle import closed_lane_index
+    from simulator.rules import Rule
+    from training.ruleparams import _LANES, LANE_SPECS, ego_lane_labels
+
+    for raw, spec in _LANES.items():
+        variant = "numbered" if raw[-1].isdigit() else "named"
+        rule = Rule(kind="lane_closed", variant=variant, lane=raw, merge="right")
+        for n in (2, 3):
+            for ego in range(n):
+                named = ego_lane_labels({"n_lanes": n, "ego_lane": ego})[LANE_SPECS.index(spec)]
+                assert named == int(closed_lane_index(rule, n) == ego), (raw, n, ego)
