@@ -46,6 +46,14 @@ C = concepts(
             "illegal": "illegal",
             "disallowed": "disallowed",
         },
+        # The adjective forms of "prohib" only, for "is not {banned}" (never "not not permitted").
+        "banned": {
+            "prohibited": "prohibited",
+            "forbidden": "forbidden",
+            "banned": "banned",
+            "illegal": "illegal",
+            "disallowed": "disallowed",
+        },
         "mustnot": {
             "must_not": "must not",
             "may_not": "may not",
@@ -265,8 +273,9 @@ C = concepts(
 
 # fmt: off
 HELD = frozenset({
-    "prohib.forbidden", "mustnot.shall_not", "permit.authorised", "overtake.go_past",
-    "stop.standstill", "amber.orange", "proceed.go_ahead", "yield.stop_for", "ped.walkers",
+    "prohib.forbidden", "banned.forbidden", "mustnot.shall_not", "permit.authorised",
+    "overtake.go_past", "stop.standstill", "amber.orange", "proceed.go_ahead", "yield.stop_for",
+    "ped.walkers",
     "cross.zebra", "closed.out_of_use", "merge.keep", "speed.top", "rlane.kerb", "bus.transit",
     "unit.spelled", "time.from_until", "always.round", "lane_named.hand", "lane_num.number_no",
     "scope_trucks.lorries",
@@ -387,6 +396,7 @@ CONSTRUCTIONS = (
         ("p.colon", "{overtake:n}: {permit}"),
         ("p.lifted", "{overtake:zone} ban lifted"),
         ("p.it_is", "It is {permit} to {overtake:v}{here}"),
+        ("p.not", "{overtake:n} is not {banned}{here}"),
         held=("p.free",),
     ),
     *_c(
@@ -418,6 +428,7 @@ CONSTRUCTIONS = (
         ("a.colon", "{amber:adj}: {stop:v}"),
         ("a.not_permit", "{proceed:ing} on {amber:adj} is not {permit}"),
         ("a.must_at", "You must {stop:v} at {amber:light}"),
+        ("a.no_longer", "{proceed:ing} on {amber:adj} is no longer {permit}"),
         held=("a.requires", "a.even"),
     ),
     *_c(
@@ -435,6 +446,11 @@ CONSTRUCTIONS = (
         ("c.within", "Within {dist} of the stop line, {proceed:v} on {amber:adj}"),
         ("c.you_may", "On {amber:adj} you {may} {proceed:v} if within {dist} of the stop line"),
         ("c.less", "{amber:adj}: {proceed:v} if less than {dist} from the stop line"),
+        (
+            "c.no_longer",
+            "{proceed:ing} on {amber:adj} within {dist} of the stop line is no longer {banned}",
+        ),
+        ("c.not", "{proceed:ing} on {amber:adj} within {dist} of the stop line is not {banned}"),
         held=("c.if_first", "c.unless"),
     ),
     *_c(
@@ -462,6 +478,9 @@ CONSTRUCTIONS = (
         ("t.colon", "{turn:n} on {red:n}: {permit}{after}"),
         ("t.after_first", "After stopping, {subj} {may} {turn:v} on {red:light}"),
         ("t.it_is", "It is {permit} to {turn:v} on {red:n}{after}"),
+        ("t.not", "{turn:ing} on {red:n} is not {banned}{after}"),
+        ("t.lifted", "{turn:no} on {red:n} ban lifted"),
+        ("t.end", "End of no {turn:no} on {red:n}"),
         held=("t.no_longer",),
     ),
     *_c(

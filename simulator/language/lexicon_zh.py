@@ -306,6 +306,7 @@ CONSTRUCTIONS = (
         ("p.colon", "{overtake}：允许"),
         ("p.jieshu", "禁止{overtake}路段结束"),
         ("p.zaici", "{subj}在此{permit}{overtake}"),
+        ("p.bujin", "{here}不禁止{overtake}"),
         held=("p.buxian",),
     ),
     *_c(
@@ -333,6 +334,7 @@ CONSTRUCTIONS = (
         ("a.qing", "{amber}亮时请{stop}"),
         ("a.yuexian", "{amber}亮时{prohib}越过停止线"),
         ("a.yingdang", "{subj}遇{amber}应当{stop}"),
+        ("a.no_longer", "{amber}亮时不再允许{proceed}"),
         held=("a.jibiao",),
     ),
     *_c(
@@ -346,6 +348,7 @@ CONSTRUCTIONS = (
         ("c.yiqian", "距停止线{dist}以内时，{amber}亮起可{proceed}"),
         ("c.ruguo", "{amber}亮时，如距停止线不足{dist}，可以{proceed}"),
         ("c.cheliang", "{amber}：距停止线{dist}以内的车辆可{proceed}"),
+        ("c.no_longer", "{amber}亮时距停止线{dist}以内不再禁止{proceed}"),
         held=("c.fouze",),
     ),
     *_c(
@@ -372,6 +375,8 @@ CONSTRUCTIONS = (
         ("t.colon", "红灯{turn}：允许"),
         ("t.zhuangtai", "红灯状态下{permit}{turn}"),
         ("t.anquan", "遇红灯停车确认安全后{permit}{turn}"),
+        ("t.no_longer", "红灯时不再禁止{turn}"),
+        ("t.jiechu", "解除红灯禁止{turn}"),
         held=("t.bujin",),
     ),
     *_c(
