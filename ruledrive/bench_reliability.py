@@ -400,8 +400,11 @@ def _report(args: argparse.Namespace, outcomes: list[Outcome]) -> str:
             else ("never (15 s)" if o.resume_s is None else f"{o.resume_s:.2f} s")
         )
         rep = "-" if not o.hostile_sent else f"{o.reports} ({o.reported_rejections})"
+        answered = f"{o.answered}/{o.sent} ({o.answered_pct:.1f} %)"
+        if o.name == "broker restart":  # frames published with no broker up reach no one
+            answered += ", sent while the broker was down or coming back"
         rows.append(
-            f"| {o.name} | {o.answered}/{o.sent} ({o.answered_pct:.1f} %) | {lat} | {mem}"
+            f"| {o.name} | {answered} | {lat} | {mem}"
             f" | {o.hostile_sent or '-'} | {rep} | {resume} |"
         )
     med = statistics.median(idle.latencies_ms) if idle.latencies_ms else float("nan")
