@@ -69,6 +69,20 @@ def _connect_subscribed(buses: list[MqttBus], pub: MqttBus, prefix: str) -> None
             rec.wait_count(1, 0.2)
 
 
+def _group_of_two(
+    url: str, first: Recorder, second: Recorder
+) -> tuple[str, str, tuple[MqttBus, MqttBus, MqttBus]]:
+    """Two members of a fresh share group (handlers ``first``, ``second``) and a publisher, all
+    connected and subscribed: (topic prefix, shared pattern, (member 1, member 2, publisher))."""
+    prefix, group = f"test/{uuid.uuid4().hex[:12]}", f"g{uuid.uuid4().hex[:8]}"
+    pattern = f"$share/{group}/{prefix}/+/f"
+    one, two, pub = MqttBus(url), MqttBus(url), MqttBus(url)
+    one.subscribe(pattern, first, 1)
+    two.subscribe(pattern, second, 1)
+    _connect_subscribed([one, two], pub, prefix)
+    return prefix, pattern, (one, two, pub)
+
+
 @pytest.mark.broker
 def test_mqtt_bus_shared_subscription_on_the_broker(broker_url: str) -> None:
     prefix, group = f"test/{uuid.uuid4().hex[:12]}", f"g{uuid.uuid4().hex[:8]}"
@@ -102,13 +116,8 @@ def test_mqtt_bus_member_leaves_its_group_without_losing_a_message(broker_url: s
     """While messages stream in, one member unsubscribes: what the broker sent it before its
     UNSUBACK still reaches its handler, the rest goes to the other member; none is lost, none
     comes twice, and none reaches the member after unsubscribe() returned."""
-    prefix, group = f"test/{uuid.uuid4().hex[:12]}", f"g{uuid.uuid4().hex[:8]}"
-    pattern = f"$share/{group}/{prefix}/+/f"
-    leaving, staying, pub = MqttBus(broker_url), MqttBus(broker_url), MqttBus(broker_url)
     left, stayed = Recorder(), Recorder()
-    leaving.subscribe(pattern, left, 1)
-    staying.subscribe(pattern, stayed, 1)
-    _connect_subscribed([leaving, staying], pub, prefix)
+    prefix, pattern, (leaving, staying, pub) = _group_of_two(broker_url, left, stayed)
     n, sent = 400, threading.Event()
 
     def stream() -> None:
@@ -150,13 +159,8 @@ def test_mqtt_bus_member_behind_leaves_without_losing_what_the_broker_queued(
             time.sleep(0.004)
             super().__call__(topic, payload)
 
-    prefix, group = f"test/{uuid.uuid4().hex[:12]}", f"g{uuid.uuid4().hex[:8]}"
-    pattern = f"$share/{group}/{prefix}/+/f"
-    leaving, staying, pub = MqttBus(broker_url), MqttBus(broker_url), MqttBus(broker_url)
     left, stayed = Slow(), Recorder()
-    leaving.subscribe(pattern, left, 1)
-    staying.subscribe(pattern, stayed, 1)
-    _connect_subscribed([leaving, staying], pub, prefix)
+    prefix, pattern, (leaving, staying, pub) = _group_of_two(broker_url, left, stayed)
     n = 400
     try:
         for i in range(n):
