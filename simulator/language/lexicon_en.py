@@ -34,26 +34,23 @@ def number_words(n: int) -> str:
     return _TENS[tens] + (f"-{_ONES[ones]}" if ones else "")
 
 
+_PROHIB = {
+    "prohibited": "prohibited",
+    "forbidden": "forbidden",
+    "not_permitted": "not permitted",
+    "banned": "banned",
+    "not_allowed": "not allowed",
+    "illegal": "illegal",
+    "disallowed": "disallowed",
+}
+
 C = concepts(
     {
         # --- modality and negation ---
-        "prohib": {
-            "prohibited": "prohibited",
-            "forbidden": "forbidden",
-            "not_permitted": "not permitted",
-            "banned": "banned",
-            "not_allowed": "not allowed",
-            "illegal": "illegal",
-            "disallowed": "disallowed",
-        },
-        # The adjective forms of "prohib" only, for "is not {banned}" (never "not not permitted").
-        "banned": {
-            "prohibited": "prohibited",
-            "forbidden": "forbidden",
-            "banned": "banned",
-            "illegal": "illegal",
-            "disallowed": "disallowed",
-        },
+        "prohib": _PROHIB,
+        # The members of "prohib" that are not negated, for "is not {banned}" (never "not not
+        # permitted"); a held-out member is held out in both concepts (HELD).
+        "banned": {m: f for m, f in _PROHIB.items() if not f.startswith("not ")},
         "mustnot": {
             "must_not": "must not",
             "may_not": "may not",
@@ -275,10 +272,9 @@ C = concepts(
 HELD = frozenset({
     "prohib.forbidden", "banned.forbidden", "mustnot.shall_not", "permit.authorised",
     "overtake.go_past", "stop.standstill", "amber.orange", "proceed.go_ahead", "yield.stop_for",
-    "ped.walkers",
-    "cross.zebra", "closed.out_of_use", "merge.keep", "speed.top", "rlane.kerb", "bus.transit",
-    "unit.spelled", "time.from_until", "always.round", "lane_named.hand", "lane_num.number_no",
-    "scope_trucks.lorries",
+    "ped.walkers", "cross.zebra", "closed.out_of_use", "merge.keep", "speed.top", "rlane.kerb",
+    "bus.transit", "unit.spelled", "time.from_until", "always.round", "lane_named.hand",
+    "lane_num.number_no", "scope_trucks.lorries",
 })
 # fmt: on
 

@@ -151,7 +151,7 @@ def test_mqtt_bus_member_behind_leaves_without_losing_what_the_broker_queued(
 ) -> None:
     """A member that handles messages slowly has a backlog queued at the broker beyond its
     in-flight window; Mosquitto sends that backlog after the UNSUBACK. unsubscribe() hands it
-    to the handler before it returns, so the group loses none (before the drain, 11-52 of 400
+    to the handler before it returns, so the group loses none (before the drain, 11-84 of 400
     were lost here), none comes twice, and none reaches the handler afterwards."""
 
     class Slow(Recorder):
