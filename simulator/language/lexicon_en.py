@@ -42,6 +42,8 @@ _PROHIB = {
     "not_allowed": "not allowed",
     "illegal": "illegal",
     "disallowed": "disallowed",
+    "barred": "barred",
+    "outlawed": "outlawed",
 }
 
 C = concepts(
@@ -63,6 +65,8 @@ C = concepts(
             "allowed": "allowed",
             "authorised": "authorised",
             "legal": "legal",
+            "lawful": "lawful",
+            "permissible": "permissible",
         },
         "may": {
             "may": "may",
@@ -541,7 +545,26 @@ CONSTRUCTIONS = (
         ("d.paydisplay", "Pay and display parking 9am to 5pm"),
         ("d.camera", "CCTV in operation"),
         ("d.emissions", "Low emission zone: older diesels pay a charge"),
-        held=("d.litter", "d.chains"),
+        # Equipment, weather and vehicle care: rules a driver must follow that decide nothing
+        # here (a round-6 seed read the held-out "Snow chains required in winter" as not
+        # understood; these make "required equipment" a kind the training has seen).
+        ("d.winter_tyres", "Winter tyres required from November to March"),
+        ("d.triangle", "Carry a warning triangle in the vehicle"),
+        ("d.rain_lights", "Headlights on when it rains"),
+        ("d.ice", "Clear ice and snow from all windows before driving"),
+        ("d.vest", "A reflective vest must be worn when leaving a broken-down vehicle"),
+        ("d.child_seat", "Children under 12 must use a child seat"),
+        ("d.permit", "Parking for permit holders only"),
+        ("d.roof", "Secure roof loads before setting off"),
+        ("d.firstaid", "Carry a first-aid kit"),
+        ("d.tyre_pressure", "Check tyre pressure regularly"),
+        ("d.studs", "Studded tyres {prohib} in summer"),
+        ("d.noise", "Avoid unnecessary engine noise at night"),
+        ("d.spare", "A spare wheel must be carried"),
+        ("d.trailer", "Trailers must display a rear number plate"),
+        ("d.defrost", "Demist the windscreen before you set off"),
+        ("d.wipers", "Use windscreen wipers in rain or snow"),
+        held=("d.litter", "d.chains", "d.spare", "d.trailer", "d.defrost", "d.wipers"),
     ),
 )
 

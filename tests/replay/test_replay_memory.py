@@ -26,7 +26,7 @@ def fake_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def node_bus(fake_model: Path) -> Iterator[MemoryBus]:
+def served(fake_model: Path) -> Iterator[tuple[Node, MemoryBus]]:
     bus = MemoryBus()
     settings = load_settings(
         {
@@ -37,18 +37,28 @@ def node_bus(fake_model: Path) -> Iterator[MemoryBus]:
             "max_wait_us": 0,
         }
     )
-    with serve_in_thread(Node(settings, bus), join_s=10):
-        yield bus
+    with serve_in_thread(Node(settings, bus), join_s=10) as node:
+        yield node, bus
+
+
+@pytest.fixture
+def node_bus(served: tuple[Node, MemoryBus]) -> MemoryBus:
+    return served[1]
+
+
+def _conflated(node: Node) -> int:
+    return node.metrics.counters().get("dropped.conflated", 0)
 
 
 @pytest.mark.parametrize("rate", [None, 2.0])
-def test_replay_through_node_on_memory_bus(node_bus: MemoryBus, rate: float | None) -> None:
+def test_replay_through_node_on_memory_bus(
+    served: tuple[Node, MemoryBus], rate: float | None
+) -> None:
+    node, node_bus = served
     drives = [drive("car-a", 6, rule_change_at=3), drive("car-b", 4)]
     if rate is not None:
-        # A paced replay does not wait for decisions, and the node answers only a vehicle's
-        # newest frame: one that comes while its rule set is being encoded (tens of ms on a
-        # loaded machine) replaces the waiting one. A first replay fills the node's rule cache,
-        # so this one measures the replayer, not the encoder.
+        # A first replay fills the node's rule cache, so the paced one measures the replayer,
+        # not the encoder.
         warm = Replayer(node_bus, plan_lanes(drives), None, timeout_s=5)
         warm.attach()
         assert warm.run().decisions_matched == 10
@@ -56,15 +66,27 @@ def test_replay_through_node_on_memory_bus(node_bus: MemoryBus, rate: float | No
     r = Replayer(node_bus, plan_lanes(drives), rate, timeout_s=5)
     r.attach()
     assert r.wait_for_node(2)
+    conflated_before = _conflated(node)
     t0 = time.perf_counter()
     report = r.run()
     assert report.frames_planned == report.frames_published == 10
-    assert report.decisions_matched == 10 and report.missing == 0, report
-    assert report.labelled == 10 and report.accuracy is not None
+    if rate is None:  # one frame per vehicle in flight: every frame is answered
+        conflated = 0
+        assert _conflated(node) == conflated_before
+    else:
+        # A paced replay does not wait for decisions, and the node answers only a vehicle's
+        # newest frame: on a loaded machine a frame can be replaced by the next one before the
+        # node takes it. Such a frame is counted by the node (dropped.conflated) and by the
+        # replay (missing); any other loss fails. 6 frames at 30 Hz, 2x real time: the last one
+        # is sent 83 ms after the first.
+        conflated = _conflated(node) - conflated_before
+        assert conflated <= 2, report
+        assert time.perf_counter() - t0 >= 0.08
+    assert report.decisions_matched == 10 - conflated, (report, conflated)
+    assert report.missing == conflated and report.lost == 0, report
+    assert report.labelled == report.decisions_matched and report.accuracy is not None
     assert report.node_ids == ["mem-node"]
     assert report.latency_ms["p99"] is not None
-    if rate is not None:  # 6 frames at 30 Hz, 2x real time: the last one 83 ms after the first
-        assert time.perf_counter() - t0 >= 0.08
     published = [t for t, *_ in node_bus.published]
     assert sum(t.endswith("/label") for t in published) == 10
     for vid in ("car-a", "car-b"):  # retained rules are cleared after the replay
@@ -76,7 +98,7 @@ def test_replay_through_node_on_memory_bus(node_bus: MemoryBus, rate: float | No
     ]
     assert versions == ["r1", "r2"]
     assert LABEL.topic(vehicle_id="car-a") in published
-    assert report.check(min_accuracy=0.0) == []
+    assert report.check(min_accuracy=0.0, max_missing=conflated / 10) == []
 
 
 def test_replay_many_vehicles(node_bus: MemoryBus) -> None:

@@ -55,13 +55,14 @@ MEANINGS = _meanings()
 
 def _renders(lang: str, held: bool, n: int = 25) -> list[tuple[Rule, RuleText]]:
     """``n`` renders per meaning; a (kind, variant) said by only one meaning (amber, distractor
-    ...) gets 8 n, so each of its ~10 constructions is drawn with near certainty."""
+    ...) gets 16 n, so each of its constructions (up to ~40, the distractors) is drawn with near
+    certainty (a given one is missed with probability ~5e-5)."""
     rng = random.Random(f"{lang}-{held}")
     per_kind = Counter((r.kind, r.variant) for r in MEANINGS)
     return [
         (r, render_rule(r, lang, rng, held))
         for r in MEANINGS
-        for _ in range(n * (8 if per_kind[(r.kind, r.variant)] == 1 else 1))
+        for _ in range(n * (16 if per_kind[(r.kind, r.variant)] == 1 else 1))
     ]
 
 
