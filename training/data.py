@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 _LABEL_INDEX = {lab: i for i, lab in enumerate(DecisionLabel)}
 _N_SCENE = len(LANE_SPECS) + 2  # training.ruleparams.scene_labels
 _S = MODEL_SPEC
+# Frames per predict call (ArrayDataset.predict). A frame's rule states are 307 KB ([5,40,384]
+# float32): all 16,000 frames of the recipe's evaluation splits at once are 4.9 GB, which Keras
+# copies again, and the recipe's evaluation was OOM-killed on this 24 GB machine (December 2026).
+PREDICT_CHUNK = 2048
 
 
 def _label(sample: Sample) -> DecisionLabel:
@@ -160,6 +164,19 @@ class ArrayDataset:
         idx = np.arange(len(self)) if idx is None else idx
         states, masks = self.table.gather(self.rule_idx[idx])
         return _S.feeds(self.images[idx], states, masks, self.speeds[idx])
+
+    def predict(
+        self,
+        predict: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
+        chunk: int = PREDICT_CHUNK,
+    ) -> dict[str, np.ndarray]:
+        """``predict`` over every frame, ``chunk`` frames at a time (so the rule states of a
+        whole split are never gathered at once), outputs concatenated in frame order."""
+        parts = [
+            predict(self.inputs(np.arange(i, min(i + chunk, len(self)))))
+            for i in range(0, len(self), chunk)
+        ]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def targets(self, idx: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(targets, sample weights) per output name: negatives carry no decision target, and

@@ -91,23 +91,6 @@ def load_predictor(path: str | Path) -> Predictor:
     return OnnxPredictor(p) if p.suffix == ".onnx" else KerasPredictor(p)
 
 
-# Frames per predict call. A frame's rule states are 307 KB ([5,40,384] float32): all 16,000
-# frames of the recipe's evaluation splits at once are 4.9 GB, which Keras copies again, and the
-# recipe's evaluation was OOM-killed on this 24 GB machine (December 2026).
-PREDICT_CHUNK = 2048
-
-
-def predict_in_chunks(
-    predictor: Predictor, data: ArrayDataset, chunk: int = PREDICT_CHUNK
-) -> dict[str, np.ndarray]:
-    """``predictor.predict`` over ``data`` ``chunk`` frames at a time, outputs concatenated."""
-    parts = [
-        predictor.predict(data.inputs(np.arange(i, min(i + chunk, len(data)))))
-        for i in range(0, len(data), chunk)
-    ]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
 def evaluate_samples(
     predictor: Predictor,
     samples: Sequence[Sample],
@@ -119,7 +102,7 @@ def evaluate_samples(
         encoder = RuleEncoder.load(Path(predictor.encoder_dir), "cpu", cache_size=0)
         table = RuleTable.build((r for s in samples for r in s.rules), encoder)
     data = encode_samples(samples, table, predictor.rule_classes, decode=predictor.decode)
-    outs = predict_in_chunks(predictor, data)
+    outs = data.predict(predictor.predict)
     report: dict[str, Any] = {
         "model": predictor.name,
         "thresholds": predictor.thresholds.to_dict(),
@@ -238,7 +221,7 @@ def _pictures(
     neg = encode_samples(
         [], data.table, predictor.rule_classes, [j for _, j in negatives], predictor.decode
     )
-    scores = predict_in_chunks(predictor, neg)[_S.ood_output].reshape(-1)
+    scores = neg.predict(predictor.predict)[_S.ood_output].reshape(-1)
     kinds: dict[str, list[bool]] = defaultdict(list)
     for (kind, _), score in zip(negatives, scores, strict=True):
         kinds[kind].append(bool(score >= th))

@@ -251,7 +251,7 @@ def _finish(
     # -- evaluate, thresholds + checkpoint info -----------------------------------------------
     best = keras.models.load_model(out / "model.keras", compile=False)
     eval_set = val_ds if len(val_ds) else train_ds
-    outs = best.predict(eval_set.inputs(), batch_size=256, verbose=0)
+    outs = eval_set.predict(lambda x: best.predict(x, batch_size=256, verbose=0))
     roads = eval_set.ood == 0
     hits = outs[s.output].argmax(1)[roads] == eval_set.labels[roads]
     val_acc = float(hits.mean()) if hits.size else 0.0

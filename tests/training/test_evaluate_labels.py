@@ -79,18 +79,18 @@ def test_evaluation_counts_a_rule_in_an_unread_script_as_the_node_does(tmp_path:
 
 
 def test_chunked_prediction_equals_one_call(tmp_path: Path) -> None:
-    """Evaluation predicts a split a chunk at a time (the rule states of a whole split do not fit
-    in memory); every output, frame for frame, is what one call over all frames gives."""
+    """Evaluation and training's validation pass predict a split a chunk at a time (the rule
+    states of a whole split do not fit in memory); every output, frame for frame, is what one
+    call over all frames gives."""
     from perception.rule_encoder import RuleEncoder
     from training.data import RuleTable, encode_samples
-    from training.evaluate import predict_in_chunks
 
     samples = _samples()
     model = OnnxPredictor(build_fake_model(tmp_path / "plain.onnx"))
     table = RuleTable.build(RULE_TEXTS, RuleEncoder.load(Path("models/text-encoder")))
     data = encode_samples(samples, table, model.rule_classes)
     whole = model.predict(data.inputs())
-    chunked = predict_in_chunks(model, data, chunk=5)  # 24 frames: 4 full chunks and a part
+    chunked = data.predict(model.predict, chunk=5)  # 24 frames: 4 full chunks and a part
     assert chunked.keys() == whole.keys()
     for name, out in whole.items():
         assert chunked[name].shape == out.shape
