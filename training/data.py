@@ -160,9 +160,24 @@ class ArrayDataset:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def inputs(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def inputs(
+        self,
+        idx: np.ndarray | None = None,
+        token_dropout: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The model's feeds for frames ``idx``. ``token_dropout`` (training only): hide that
+        share of each rule's tokens, drawn from ``rng``, never a rule's first token, so a rule
+        stays a rule and an empty slot stays empty."""
         idx = np.arange(len(self)) if idx is None else idx
         states, masks = self.table.gather(self.rule_idx[idx])
+        if token_dropout > 0.0:
+            if rng is None:
+                raise ValueError("token_dropout needs an rng")
+            keep = rng.random(masks.shape) >= token_dropout
+            keep[..., 0] = True
+            masks *= keep
+            states *= masks[..., None]
         return _S.feeds(self.images[idx], states, masks, self.speeds[idx])
 
     def predict(
@@ -220,8 +235,9 @@ class ArrayDataset:
             self.scene_lab[idx],
         )
 
-    def batches(self, batch_size: int, shuffle: bool, seed: int) -> Any:
-        """A keras.utils.PyDataset of (inputs, targets, weights) batches."""
+    def batches(self, batch_size: int, shuffle: bool, seed: int, token_dropout: float = 0.0) -> Any:
+        """A keras.utils.PyDataset of (inputs, targets, weights) batches (``token_dropout``:
+        :meth:`inputs`, for training batches)."""
         import keras
 
         data = self
@@ -239,7 +255,7 @@ class ArrayDataset:
             def __getitem__(self, i: int) -> Any:
                 idx = np.sort(self.order[i * batch_size : (i + 1) * batch_size])
                 y, w = data.targets(idx)
-                return data.inputs(idx), y, w
+                return data.inputs(idx, token_dropout, self.rng), y, w
 
             def on_epoch_end(self) -> None:
                 if shuffle:

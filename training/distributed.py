@@ -264,16 +264,20 @@ class _Shuffled:
         return np.sort(np.concatenate(out))
 
 
-def _train_stream(ds: Any, batch: int, seed: Sequence[int]) -> Callable[[], Iterator[Batch]]:
+def _train_stream(
+    ds: Any, batch: int, seed: Sequence[int], token_dropout: float = 0.0
+) -> Callable[[], Iterator[Batch]]:
     """The worker's training frames, shuffled, endlessly. The order lives outside the generator,
-    so a restarted iterator continues instead of replaying the same order."""
+    so a restarted iterator continues instead of replaying the same order. ``token_dropout``:
+    ArrayDataset.inputs."""
     order = _Shuffled(len(ds), batch, seed)
+    rng = np.random.default_rng([*seed, 1])
 
     def gen() -> Iterator[Batch]:
         while True:
             idx = order.take()
             y, w = ds.targets(idx)
-            yield ds.inputs(idx), y, w
+            yield ds.inputs(idx, token_dropout, rng), y, w
 
     return gen
 
@@ -367,13 +371,14 @@ class Job:
         seed: int,
         callbacks: list[Any],
         verbose: int,
+        token_dropout: float = 0.0,
     ) -> Any:
         """``model.fit`` on this worker's frames, every worker in step (see :class:`StepPlan`)."""
         plan = self.plan(global_batch)
         prepare_model(model, self.strategy, _example(train_ds, plan.batch))
         train = distributed_batches(
             self.strategy,
-            _train_stream(train_ds, plan.batch, (seed, self.cluster.rank)),
+            _train_stream(train_ds, plan.batch, (seed, self.cluster.rank), token_dropout),
             _example(train_ds, plan.batch),
         )
         val = None

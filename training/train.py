@@ -167,7 +167,9 @@ def _fit(
     verbose = 1 if sys.stderr.isatty() else 2
     if job is None:
         hist = model.fit(
-            train_ds.batches(cfg.batch_size, shuffle=True, seed=cfg.seed),
+            train_ds.batches(
+                cfg.batch_size, shuffle=True, seed=cfg.seed, token_dropout=cfg.token_dropout
+            ),
             validation_data=val_ds.batches(256, shuffle=False, seed=0) if len(val_ds) else None,
             epochs=cfg.epochs,
             callbacks=callbacks,
@@ -175,7 +177,15 @@ def _fit(
         )
     else:
         hist = job.fit(
-            model, train_ds, val_ds, cfg.batch_size, cfg.epochs, cfg.seed, callbacks, verbose
+            model,
+            train_ds,
+            val_ds,
+            cfg.batch_size,
+            cfg.epochs,
+            cfg.seed,
+            callbacks,
+            verbose,
+            token_dropout=cfg.token_dropout,
         )
     train_s = time.monotonic() - t0
     history = {k.replace(f"{s.output}_", ""): v for k, v in hist.history.items()}

@@ -98,6 +98,7 @@ C = concepts(
                 "v": "bring the vehicle to a stop",
                 "ing": "bringing the vehicle to a stop",
             },
+            "rest": {"v": "come to rest|stop completely", "ing": "coming to rest"},
         },
         "amber": {
             "amber": {
@@ -106,6 +107,7 @@ C = concepts(
             },
             "yellow": {"adj": "yellow", "light": "a yellow light|a yellow signal"},
             "orange": {"adj": "orange", "light": "an orange light"},
+            "caution": {"adj": "caution", "light": "a caution light|a caution signal"},
             "steady": {
                 "adj": "steady amber|steady yellow",
                 "light": "a steady amber light|a steady yellow light",
@@ -141,6 +143,8 @@ C = concepts(
             "blocked": "blocked",
             "out_of_use": "out of use",
             "coned": "coned off",
+            "unavailable": "unavailable|not available",
+            "obstructed": "obstructed|barricaded",
         },
         "merge": {
             "merge": "merge {side}|merge to the {side}",
@@ -148,6 +152,8 @@ C = concepts(
             "change": "change lanes to the {side}|switch to the {side} lane",
             "keep": "keep {side}",
             "move_over": "move over to the {side}|move across to the {side}",
+            "get_over": "get over to the {side}|shift to the {side}",
+            "bear": "bear {side}|stay {side}",
         },
         "speed": {
             "limit": "speed limit",
@@ -390,7 +396,7 @@ CONSTRUCTIONS = (
         ("p.is", "{overtake:n} is {permit}{here}"),
         ("p.may", "{subj} {may} {overtake:v}{here}"),
         ("p.end", "End of no {overtake:zone} zone"),
-        ("p.no_longer", "{overtake:n} is no longer {prohib}"),
+        ("p.no_longer", "{overtake:n} is no longer {banned}"),
         ("p.when_safe", "{overtake:n} is {permit} when safe"),
         ("p.free", "{subj} are free to {overtake:v}"),
         ("p.colon", "{overtake:n}: {permit}"),
@@ -474,7 +480,7 @@ CONSTRUCTIONS = (
         ("t.may", "{subj} {may} {turn:v} on {red:light}{after}"),
         ("t.right_on_red", "Right on {red:n} {permit}{after}"),
         ("t.is", "{turn:ing} at {red:light} is {permit}{after}"),
-        ("t.no_longer", "{turn:ing} on {red:n} is no longer {prohib}"),
+        ("t.no_longer", "{turn:ing} on {red:n} is no longer {banned}"),
         ("t.colon", "{turn:n} on {red:n}: {permit}{after}"),
         ("t.after_first", "After stopping, {subj} {may} {turn:v} on {red:light}"),
         ("t.it_is", "It is {permit} to {turn:v} on {red:n}{after}"),

@@ -98,6 +98,7 @@ C = concepts(
             "jinxing": "禁止通行",
             "shigong": "施工封闭",
             "jinzhishiru": "禁止驶入",
+            "bukeyong": "不可通行|暂停使用",
         },
         "merge": {
             "bingdao": "向{side}并道|请向{side}并道",
@@ -106,6 +107,7 @@ C = concepts(
             "kao": "靠{side}行驶",
             "huandao": "向{side}换道|向{side}侧换道",
             "shixiang": "驶向{side}侧",
+            "zou": "向{side}行驶|改向{side}行驶",
         },
         "speed": {
             "xiansu": "限速|最高限速",

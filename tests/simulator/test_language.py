@@ -236,7 +236,9 @@ def _lane_of(lang: str, text: str, n_lanes: int) -> tuple[int, str]:
     if lang == "en":
         t = text.lower()
         side = re.search(
-            r"(?:merge|move over|move across|move|keep|change lanes|switch)(?: to)?(?: the)? "
+            r"(?:merge|move over|move across|move|keep|change lanes|switch|get over|shift|bear"
+            r"|stay)"
+            r"(?: to)?(?: the)? "
             r"(left|right)",
             t,
         )

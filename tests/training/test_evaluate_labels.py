@@ -95,3 +95,33 @@ def test_chunked_prediction_equals_one_call(tmp_path: Path) -> None:
     for name, out in whole.items():
         assert chunked[name].shape == out.shape
         np.testing.assert_allclose(chunked[name], out, atol=1e-6)
+
+
+def test_token_dropout_hides_tokens_of_training_batches_only() -> None:
+    """Training batches hide a share of each rule's tokens (TrainConfig.token_dropout): never a
+    rule's first token, so no rule becomes an empty slot and no empty slot a rule; the hidden
+    tokens' states are zero; without dropout (evaluation, serving) every token is fed."""
+    from perception.rule_encoder import RuleEncoder
+    from perception.spec import MODEL_SPEC as S
+    from training.data import RuleTable, encode_samples
+
+    table = RuleTable.build(RULE_TEXTS, RuleEncoder.load(Path("models/text-encoder")))
+    data = encode_samples(_samples(), table, ("not_binding", "not_understood", "speed_limit"))
+    full = data.inputs()
+    got = data.inputs(None, 0.3, np.random.default_rng(0))
+    m_full, m_got = full[S.rule_mask_input], got[S.rule_mask_input]
+    assert ((m_got == 1) <= (m_full == 1)).all()  # only hides, never adds
+    present = m_full.max(axis=2) > 0
+    assert present.any() and (~present).any()
+    np.testing.assert_array_equal(m_got.max(axis=2) > 0, present)  # slots keep their state
+    np.testing.assert_array_equal(m_got[..., 0], m_full[..., 0])
+    hidden = (m_full == 1) & (m_got == 0)
+    share = hidden.sum() / (m_full[..., 1:] == 1).sum()
+    assert 0.2 < share < 0.4, share
+    assert not got[S.rules_input][hidden].any()
+    kept = m_got == 1
+    np.testing.assert_array_equal(got[S.rules_input][kept], full[S.rules_input][kept])
+    again = data.inputs()
+    np.testing.assert_array_equal(again[S.rule_mask_input], m_full)
+    with np.testing.assert_raises(ValueError):
+        data.inputs(None, 0.3)
