@@ -39,7 +39,9 @@ _FIXED: dict[str, tuple[str, tuple[str, ...]]] = {
             "Dépassement interdit",
             "Vitesse limitée à 50 km/h",
             "Cédez le passage aux piétons",
-            "Arrêt obligatoire au feu orange",
+            # Not "feu orange": "orange" is a held-out English family (amber.orange), and a
+            # training text that uses it only here teaches "orange" = not understood.
+            "Arrêt obligatoire au feu rouge",
             "Voie de gauche fermée, rabattez-vous à droite",
             "Tourner à droite au feu rouge autorisé",
             "Couloir de bus de 7h à 17h",
@@ -53,7 +55,8 @@ _FIXED: dict[str, tuple[str, tuple[str, ...]]] = {
             "The meeting starts at ten",
             "My cat likes to sleep on the sofa",
             "Turn off the lights when you leave the office",
-            "Keep this medicine out of reach of children",
+            # Not "out of": closed.out_of_use ("out of use") is a held-out family.
+            "Store this medicine in a cool dry place",
             "Lunch is served from 12 to 2",
         ),
     ),

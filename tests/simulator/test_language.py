@@ -17,6 +17,8 @@ from simulator.language import (
     POOLS,
     RuleText,
     held_out_families,
+    lexicon_en,
+    lexicon_zh,
     render_rule,
     sample_language_rule_set,
     sample_negative,
@@ -338,3 +340,66 @@ def test_negatives_are_not_rule_text() -> None:
     rng = random.Random(6)
     negs = {sample_negative(rng, pool)[0] for pool in POOLS for _ in range(2000)}
     assert rendered & negs == set()
+
+
+_LEX_MODULES = {"en": lexicon_en, "zh": lexicon_zh}
+
+
+def _surface(value: object) -> list[str]:
+    """Every alternative a concept member (or template) can write, placeholders removed."""
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _surface(v)]
+    return [re.sub(r"\{[^}]*\}", " ", alt) for alt in str(value).split("|")]
+
+
+def _held_only_words(lang: str) -> set[str]:
+    """Words (English) or strings (Chinese) that only held-out synonym families write: a
+    training text holding one teaches the model what that word means before the held-out
+    split tests it."""
+    mod = _LEX_MODULES[lang]
+    train: list[str] = []
+    held: list[str] = []
+    for concept, members in mod.C.items():
+        for member, value in members.items():
+            (held if f"{concept}.{member}" in mod.HELD else train).extend(_surface(value))
+    # Construction words count as training words (a held-out construction's own wording, as
+    # "Never overtake", is new syntax; its words may well appear elsewhere).
+    for c in (*mod.CONSTRUCTIONS, *mod.WRAPPERS):
+        train.extend(_surface(c.template))
+    if lang == "en":
+        stop = {"a", "an", "the", "of", "to", "on", "in", "at", "is", "are", "be", "no", "for"}
+        seen = {w.lower() for t in train for w in re.findall(r"[A-Za-z]+", t)}
+        return {w.lower() for t in held for w in re.findall(r"[A-Za-z]+", t)} - seen - stop
+    fragments = {f for t in held for f in re.split(r"[\s\W\d]+", t) if len(f) >= 2}
+    return {f for f in fragments if not any(f in t for t in train)}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_training_negatives_and_distractors_do_not_use_held_out_words(lang: str) -> None:
+    """A held-out family tests whether the model reads a word it never saw as what it means.
+    If the only training text with that word is a rule nobody can read ("Arrêt obligatoire au
+    feu orange", once) or a distractor, training teaches the opposite: the seventh and eighth
+    rounds' models read held-out "Come to a standstill on orange" as not understood, and
+    "... out of use. Please keep right" badly, after "Keep this medicine out of reach of
+    children" (an off-topic training negative)."""
+    held_only = _held_only_words(lang)
+    assert held_only  # not vacuous: every lexicon holds out words of its own
+    from simulator.language.negatives import _FIXED
+
+    texts = [s for fam, (_, sents) in _FIXED.items() if fam.startswith("neg.train.") for s in sents]
+    mod = _LEX_MODULES[lang]
+    texts += [
+        t
+        for c in mod.CONSTRUCTIONS
+        if c.kind == "distractor" and not c.held_out
+        for t in _surface(c.template)
+    ]
+    if lang == "en":
+        bad = {
+            t: hit
+            for t in texts
+            if (hit := {w.lower() for w in re.findall(r"[A-Za-z]+", t)} & held_only)
+        }
+    else:
+        bad = {t: hit for t in texts if (hit := {w for w in held_only if w in t})}
+    assert bad == {}
