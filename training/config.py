@@ -40,10 +40,11 @@ class TrainConfig(BaseModel):
     param_loss_weight: float = Field(default=0.3, ge=0.0)
     ood_loss_weight: float = Field(default=0.3, ge=0.0)
     # Share of each training rule's tokens hidden from the rule reader per batch (its first
-    # token, the encoder's <s>, always kept, so no rule turns into an empty slot); evaluation and serving see every
-    # token. The reader then cannot lean on one word of a wording, which is what lets it read
-    # synonym families it never saw: a reader-only comparison on the same data gave the worst
-    # held-out kind 60.7 -> 86.1 % (en) and 43.1 -> 63.3 % (zh) (docs/training.md).
+    # token, the encoder's <s>, always kept, so no rule turns into an empty slot); evaluation
+    # and serving see every token. The reader then cannot lean on one word of a wording, which
+    # is what lets it read synonym families it never saw: a reader-only comparison on the same
+    # data gave the worst held-out kind 60.7 -> 86.1 % (en) and 43.1 -> 63.3 % (zh)
+    # (docs/training.md).
     token_dropout: float = Field(default=0.15, ge=0.0, lt=1.0)
     # Recording splits used for training; evaluation splits are excluded unless named here.
     train_splits: list[str] = Field(default_factory=lambda: ["train", "val", "recorded"])
