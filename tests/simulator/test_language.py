@@ -17,8 +17,6 @@ from simulator.language import (
     POOLS,
     RuleText,
     held_out_families,
-    lexicon_en,
-    lexicon_zh,
     render_rule,
     sample_language_rule_set,
     sample_negative,
@@ -342,34 +340,33 @@ def test_negatives_are_not_rule_text() -> None:
     assert rendered & negs == set()
 
 
-_LEX_MODULES = {"en": lexicon_en, "zh": lexicon_zh}
+def _unslotted(template: str) -> str:
+    """A template with its slots ({concept}, {param}) blanked out."""
+    return re.sub(r"\{[^}]*\}", " ", template)
 
 
-def _surface(value: object) -> list[str]:
-    """Every alternative a concept member (or template) can write, placeholders removed."""
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _surface(v)]
-    return [re.sub(r"\{[^}]*\}", " ", alt) for alt in str(value).split("|")]
+def _en_words(text: str) -> set[str]:
+    return {w.lower() for w in re.findall(r"[A-Za-z]+", text)}
 
 
 def _held_only_words(lang: str) -> set[str]:
     """Words (English) or strings (Chinese) that only held-out synonym families write: a
     training text holding one teaches the model what that word means before the held-out
     split tests it."""
-    mod = _LEX_MODULES[lang]
+    lex = LEXICONS[lang]
     train: list[str] = []
     held: list[str] = []
-    for concept, members in mod.C.items():
-        for member, value in members.items():
-            (held if f"{concept}.{member}" in mod.HELD else train).extend(_surface(value))
+    for concept, members in lex.concepts.items():
+        for member, forms in members.items():
+            variants = [_unslotted(v) for alts in forms.values() for v in alts]
+            (held if f"{concept}.{member}" in lex.held_members else train).extend(variants)
     # Construction words count as training words (a held-out construction's own wording, as
     # "Never overtake", is new syntax; its words may well appear elsewhere).
-    for c in (*mod.CONSTRUCTIONS, *mod.WRAPPERS):
-        train.extend(_surface(c.template))
+    train += [_unslotted(c.template) for c in (*lex.constructions, *lex.wrappers)]
     if lang == "en":
         stop = {"a", "an", "the", "of", "to", "on", "in", "at", "is", "are", "be", "no", "for"}
-        seen = {w.lower() for t in train for w in re.findall(r"[A-Za-z]+", t)}
-        return {w.lower() for t in held for w in re.findall(r"[A-Za-z]+", t)} - seen - stop
+        seen = set().union(*map(_en_words, train))
+        return set().union(*map(_en_words, held)) - seen - stop
     fragments = {f for t in held for f in re.split(r"[\s\W\d]+", t) if len(f) >= 2}
     return {f for f in fragments if not any(f in t for t in train)}
 
@@ -387,19 +384,13 @@ def test_training_negatives_and_distractors_do_not_use_held_out_words(lang: str)
     from simulator.language.negatives import _FIXED
 
     texts = [s for fam, (_, sents) in _FIXED.items() if fam.startswith("neg.train.") for s in sents]
-    mod = _LEX_MODULES[lang]
     texts += [
-        t
-        for c in mod.CONSTRUCTIONS
+        _unslotted(c.template)
+        for c in LEXICONS[lang].constructions
         if c.kind == "distractor" and not c.held_out
-        for t in _surface(c.template)
     ]
     if lang == "en":
-        bad = {
-            t: hit
-            for t in texts
-            if (hit := {w.lower() for w in re.findall(r"[A-Za-z]+", t)} & held_only)
-        }
+        bad = {t: hit for t in texts if (hit := _en_words(t) & held_only)}
     else:
         bad = {t: hit for t in texts if (hit := {w for w in held_only if w in t})}
     assert bad == {}
