@@ -417,6 +417,10 @@ CONSTRUCTIONS = (
         ("l.please", "{lane:def} is {closed}. Please {merge}"),
         ("l.ahead_colon", "Ahead: {lane} {closed}, {merge}"),
         ("l.must", "{subj} must {merge}: {lane:def} is {closed}"),
+        # Merge clause first, then the lane (ninth round: the eighth round's reader took the
+        # side or the lane from the wrong clause of l.must when both name a side).
+        ("l.merge_ahead", "{merge}, {lane:def} is {closed} ahead"),
+        ("l.should", "{subj} should {merge} as {lane:def} is {closed}"),
         held=("l.because",),
     ),
     *_c(

