@@ -7,7 +7,9 @@ and readable with ``allow_truncated`` (``bus.recording_reader``).
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +33,7 @@ class RecordingWriter:
         self, path: str | Path, metadata: dict[str, str] | None = None, chunk_size: int = 1 << 20
     ) -> None:
         self.path = Path(path)
-        try:
-            self._fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        except OSError as exc:
-            raise RecordingError(f"{self.path}: cannot create recording: {exc}") from exc
+        self._fh = _open_exclusive(self.path)
         self._w = Writer(self._fh, chunk_size=chunk_size, compression=_compression())
         self._w.start(profile="", library="ruledrive")
         if metadata is not None:
@@ -122,6 +121,29 @@ class RecordingWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _open_exclusive(path: Path) -> Any:
+    """Open ``path`` for writing, holding an exclusive lock until it is closed.
+
+    Two writers on one file (two generators started on one directory) interleave their chunks
+    into a file that reads back as garbage or, worse, as a valid recording of nothing; the
+    second writer is refused instead, before it truncates the first one's data.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot create recording: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise RecordingError(
+            f"{path}: another process is writing this recording (two generators or recorders "
+            "on one file?); wait for it or write elsewhere"
+        ) from exc
+    os.ftruncate(fd, 0)
+    return os.fdopen(fd, "wb")
 
 
 def _compression() -> CompressionType:

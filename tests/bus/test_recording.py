@@ -322,3 +322,23 @@ def test_channel_names_in_files_never_change() -> None:
         "/errors": "ruledrive.ErrorReport",
         "/scene": "ruledrive.Scene",
     }
+
+
+def test_second_writer_on_one_file_is_refused_and_the_first_recording_survives(
+    tmp_path: Path,
+) -> None:
+    """Two generators started on one directory used to interleave their chunks into one file,
+    which read back as a recording of nothing, with no error."""
+    path = tmp_path / "one.mcap"
+    with RecordingWriter(path, metadata={"split": "test"}) as first:
+        for i in range(3):
+            _labelled_frame(first, i)
+        first.flush()
+        size = path.stat().st_size
+        with pytest.raises(RecordingError, match=r"one\.mcap: another process is writing"):
+            RecordingWriter(path)
+        assert path.stat().st_size == size  # the refused writer truncated nothing
+    assert [s.frame_id for s in read_samples(path, require_labels=True)] == [0, 1, 2]
+    with RecordingWriter(path) as again:  # closed: the file is free again
+        _labelled_frame(again, 7)
+    assert [s.frame_id for s in read_samples(path, require_labels=True)] == [7]
