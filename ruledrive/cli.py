@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "ruledrive.bench_levers",
     "ruledrive.bench_profile",
     "ruledrive.bench_distributed",
+    "ruledrive.bench_reader",
     "ruledrive.credentials_cli",
 )
 

@@ -50,6 +50,7 @@ __all__ = [
     "RuleTable",
     "encode_samples",
     "fingerprint",
+    "hide_tokens",
     "list_recordings",
     "load_samples",
     "rule_classes_of",
@@ -133,6 +134,18 @@ class RuleTable:
         return states, masks
 
 
+def hide_tokens(
+    states: np.ndarray, masks: np.ndarray, rate: float, rng: np.random.Generator
+) -> None:
+    """Token dropout, in place: hide ``rate`` of each rule's tokens (mask and states zeroed),
+    never a rule's first token, so a rule stays a rule and an empty slot stays empty.
+    ``states`` [..., T, D], ``masks`` [..., T] float."""
+    keep = rng.random(masks.shape) >= rate
+    keep[..., 0] = True
+    masks *= keep
+    states *= masks[..., None]
+
+
 @dataclass
 class ArrayDataset:
     """Model-ready arrays plus the samples they came from (same order)."""
@@ -174,10 +187,7 @@ class ArrayDataset:
         if token_dropout > 0.0:
             if rng is None:
                 raise ValueError("token_dropout needs an rng")
-            keep = rng.random(masks.shape) >= token_dropout
-            keep[..., 0] = True
-            masks *= keep
-            states *= masks[..., None]
+            hide_tokens(states, masks, token_dropout, rng)
         return _S.feeds(self.images[idx], states, masks, self.speeds[idx])
 
     def predict(

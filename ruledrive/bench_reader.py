@@ -1,0 +1,349 @@
+"""``ruledrive bench reader``: how well the rule reader alone reads wording it never saw.
+
+The fused model decides from what its reader made of each rule (docs/training.md, "The
+model"), so reading is what the per-kind held-out figures measure. Training the whole model
+takes ~20 minutes a seed; this trains only the reader (``training.model.create_text_encoder``
+and the per-rule heads of ``_read_rules``, the same builders) on the rule texts of the recipe's
+training splits, with their per-rule labels, in a few minutes, and scores it the way the model
+card weights rules: per (rule kind, language, wording), over the frames each rule targets in the
+test split (training wording) and the held-out-family split (held-out wording).
+
+A rule counts as read when its class is right and, for a rule that binds the car, every
+parameter it names (limit, hours, lane, merge side) is right too. Several token-dropout rates
+(``--token-dropout 0,0.15``) and seeds run side by side on the same data; the worst seed is
+reported. Results and the exact command replace the "## Rule reader" section of
+docs/benchmarks.md. Needs the training extra (TensorFlow) and the recipe's data
+(``ruledrive train-default --work W`` makes ``W/data``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import ConfigError, DataError
+from ruledrive.argtypes import positive_int
+from ruledrive.benchdoc import add_doc_flags, bench_command, publish
+
+__all__ = ["ReaderData", "collect", "register_bench", "score"]
+
+HEADING = "Rule reader"
+TRAIN_SETS = ("train", "train-counterfactual")  # ruledrive.recipe.TRAIN_SETS
+EVAL_SETS = {"test": "training", "heldout-phrasing": "held-out"}
+NOT_READ = ("not_binding", "not_understood")  # classes whose parameters decide nothing
+
+
+@dataclass
+class ReaderData:
+    """Distinct rule texts with their labels; for evaluation texts, the frames they target."""
+
+    texts: list[str] = field(default_factory=list)
+    cls: list[str] = field(default_factory=list)
+    params: list[list[int]] = field(default_factory=list)  # training.ruleparams.param_labels
+    # text index -> {(class, language, wording): targeted frames}
+    weights: dict[int, dict[tuple[str, str, str], int]] = field(default_factory=dict)
+
+    def add(self, text: str, cls: str, params: list[int]) -> int:
+        if text in self._index:
+            return self._index[text]
+        self._index[text] = len(self.texts)
+        self.texts.append(text)
+        self.cls.append(cls)
+        self.params.append(params)
+        return self._index[text]
+
+    def __post_init__(self) -> None:
+        self._index: dict[str, int] = {}
+
+
+def collect(samples: Sequence[Any], wording: str | None = None) -> ReaderData:
+    """Distinct labelled rule texts of ``samples`` (bus.recording.Sample); with ``wording``,
+    also count, per text, the frames it targets by (class, language, wording)."""
+    from training.data import rule_classes_of
+    from training.ruleparams import param_labels
+
+    out = ReaderData()
+    for s in samples:
+        meta = (s.scene or {}).get("rule_meta")
+        metas = meta if isinstance(meta, list) and len(meta) == len(s.rules) else []
+        for text, cls, m in zip(s.rules, rule_classes_of(s), metas, strict=False):
+            if cls is None:
+                continue
+            i = out.add(text, cls, param_labels(m))
+            if wording is None or not (isinstance(m, dict) and m.get("targeted")):
+                continue
+            if not m.get("understood", True) or bool(m.get("held_out")) != (wording == "held-out"):
+                continue
+            key = (str(m.get("class")), str(m.get("lang")), wording)
+            w = out.weights.setdefault(i, {})
+            w[key] = w.get(key, 0) + 1
+    return out
+
+
+def _rows(n: int, slots: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Text indices packed ``slots`` per row (-1 = empty slot); shuffled when ``rng``."""
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    pad = (-n) % slots
+    return np.concatenate([order, np.full(pad, -1)]).reshape(-1, slots).astype(np.int32)
+
+
+def _feeds(states: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
+    from perception.spec import MODEL_SPEC
+
+    return {MODEL_SPEC.rules_input: states, MODEL_SPEC.rule_mask_input: masks}
+
+
+def _model(n_classes: int) -> Any:
+    import keras
+
+    from perception.spec import MODEL_SPEC
+    from training.model import _input, _read_rules, create_text_encoder
+
+    states, mask = _input(MODEL_SPEC.rules), _input(MODEL_SPEC.rule_mask)
+    per_rule = create_text_encoder(MODEL_SPEC)([states, mask])
+    _, cls, params = _read_rules(per_rule, mask, n_classes, MODEL_SPEC)
+    return keras.Model([states, mask], {MODEL_SPEC.rule_output: cls, **params})
+
+
+def _train_and_read(
+    table: Any,
+    train: ReaderData,
+    ix_train: np.ndarray,
+    ix_eval: np.ndarray,
+    classes: list[str],
+    dropout: float,
+    seed: int,
+    epochs: int,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Train a reader; its argmax outputs on the evaluation texts (class [E], params)."""
+    import keras
+
+    from perception.spec import MODEL_SPEC
+    from training.config import TrainConfig
+    from training.data import hide_tokens
+    from training.ruleparams import RULE_PARAMS
+
+    keras.utils.set_random_seed(seed)
+    cfg = TrainConfig()
+    model = _model(len(classes))
+    slots = MODEL_SPEC.max_rules
+    per_epoch = int(np.ceil(len(ix_train) / slots / cfg.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate, decay_steps=epochs * per_epoch, alpha=cfg.min_lr_ratio
+    )
+    loss = keras.losses.SparseCategoricalCrossentropy
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss={MODEL_SPEC.rule_output: loss(), **{p: loss() for p in RULE_PARAMS}},
+        loss_weights={
+            MODEL_SPEC.rule_output: cfg.rule_loss_weight,
+            **{p: cfg.param_loss_weight for p in RULE_PARAMS},
+        },
+    )
+    cls_of = np.array([classes.index(c) for c in train.cls], np.int32)
+    par_of = np.array(train.params, np.int32).reshape(len(train.texts), len(RULE_PARAMS))
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        rows = _rows(len(ix_train), slots, rng)
+        for b in range(0, len(rows), cfg.batch_size):
+            local = rows[b : b + cfg.batch_size]
+            present = local >= 0
+            which = np.where(present, local, 0)  # into ix_train / train's labels
+            states, masks = table.gather(np.where(present, ix_train[which], -1))
+            if dropout > 0.0:
+                hide_tokens(states, masks, dropout, rng)
+            y = {MODEL_SPEC.rule_output: np.maximum(cls_of[which], 0)}
+            w = {MODEL_SPEC.rule_output: present.astype(np.float32)}
+            for k, name in enumerate(RULE_PARAMS):
+                lab = par_of[which][..., k]
+                y[name] = np.maximum(lab, 0)
+                w[name] = (present & (lab >= 0)).astype(np.float32)
+            model.train_on_batch(_feeds(states, masks), y, sample_weight=w)
+    rows = _rows(len(ix_eval), slots, None)
+    present = rows >= 0
+    states, masks = table.gather(np.where(present, ix_eval[np.maximum(rows, 0)], -1))
+    outs = model.predict_on_batch(_feeds(states, masks))
+    keep = present.reshape(-1)
+    cls = np.asarray(outs[MODEL_SPEC.rule_output]).argmax(-1).reshape(-1)[keep]
+    params = {p: np.asarray(outs[p]).argmax(-1).reshape(-1)[keep] for p in RULE_PARAMS}
+    keras.backend.clear_session()
+    return cls, params
+
+
+def score(
+    data: ReaderData, classes: list[str], cls: np.ndarray, params: dict[str, np.ndarray]
+) -> dict[tuple[str, str, str], dict[str, float]]:
+    """(class, language, wording) -> frames and the share of them whose rule was read right."""
+    from training.ruleparams import RULE_PARAMS
+
+    hit: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for i, w in data.weights.items():
+        ok = classes[int(cls[i])] == data.cls[i]
+        if ok and data.cls[i] not in NOT_READ:
+            ok = all(
+                lab < 0 or int(params[p][i]) == lab
+                for p, lab in zip(RULE_PARAMS, data.params[i], strict=True)
+            )
+        for key, n in w.items():
+            hit[key][0] += n
+            hit[key][1] += n * int(ok)
+    return {k: {"frames": n, "read": right / n} for k, (n, right) in sorted(hit.items())}
+
+
+def _load(work: Path) -> tuple[ReaderData, ReaderData]:
+    from training.data import load_samples
+
+    missing = [n for n in (*TRAIN_SETS, *EVAL_SETS) if not (work / "data" / n).is_dir()]
+    if missing:
+        raise ConfigError(
+            f"--work {work}: no {', '.join(missing)} under {work / 'data'}; the recipe's data "
+            f"comes from `ruledrive train-default --work {work}`"
+        )
+    train = collect(load_samples([work / "data" / n for n in TRAIN_SETS]))
+    evals = ReaderData()
+    for name, wording in EVAL_SETS.items():
+        part = collect(load_samples([work / "data" / name]), wording)
+        for i, text in enumerate(part.texts):
+            j = evals.add(text, part.cls[i], part.params[i])
+            for key, n in part.weights.get(i, {}).items():
+                w = evals.weights.setdefault(j, {})
+                w[key] = w.get(key, 0) + n
+    if not train.texts or not evals.weights:
+        raise DataError(f"--work {work}: no labelled rule texts (bilingual recipe data needed)")
+    return train, evals
+
+
+def _table(work: Path, texts: list[str]) -> Any:
+    from perception.rule_encoder import RuleEncoder
+    from training.config import TrainConfig
+    from training.data import RuleTable
+
+    encoder = RuleEncoder.load(Path(TrainConfig().encoder_dir), "cpu", cache_size=0)
+    return RuleTable.build(texts, encoder, work / "rule-table-reader.npz")
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
+def _report(
+    args: argparse.Namespace,
+    results: dict[float, list[dict[tuple[str, str, str], dict[str, float]]]],
+    n_train: int,
+    n_eval: int,
+    seconds: float,
+) -> str:
+    rates = list(results)
+    head = "| figure | " + " | ".join(f"token dropout {r:g}" for r in rates) + " |"
+    lines = [head, "|---" * (len(rates) + 1) + "|"]
+    for wording in ("training", "held-out"):
+        for lang in ("en", "zh"):
+            worst_row, mean_row = [], []
+            for r in rates:
+                per_seed = [
+                    [v["read"] for k, v in res.items() if k[1] == lang and k[2] == wording]
+                    for res in results[r]
+                ]
+                worst = [min(s) for s in per_seed if s]
+                means = [float(np.mean(s)) for s in per_seed if s]
+                worst_row.append(
+                    " / ".join(_fmt(w) for w in worst) + f" (worst {_fmt(min(worst))})"
+                    if worst
+                    else "n/a"
+                )
+                mean_row.append(" / ".join(_fmt(m) for m in means) if means else "n/a")
+            what = f"{wording} wording, {lang}, per seed"
+            lines.append(f"| worst kind, {what} | " + " | ".join(worst_row) + " |")
+            lines.append(f"| mean over kinds, {what} | " + " | ".join(mean_row) + " |")
+    kinds = sorted({k for res in results[rates[-1]] for k in res})
+    cols = " | ".join(f"worst seed, {r:g}" for r in rates)
+    per_kind = [f"| kind | language | wording | frames | {cols} |"]
+    per_kind.append("|---|---|---|---|" + "---|" * len(rates))
+    for k in kinds:
+        cells = [_fmt(min(res[k]["read"] for res in results[r] if k in res)) for r in rates]
+        frames = int(results[rates[-1]][0][k]["frames"])
+        per_kind.append(f"| {k[0]} | {k[1]} | {k[2]} | {frames} | " + " | ".join(cells) + " |")
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join(
+        [
+            f"Command: `{bench_command('reader')}`  ",
+            f"Date: {date}; machine: {platform.machine()}, CPython {platform.python_version()}; "
+            f"data: `{args.work}/data` ({n_train} distinct training rule texts, {n_eval} "
+            f"evaluation texts); seeds {', '.join(map(str, args.seeds))}; {args.epochs} epochs; "
+            f"{seconds / 60:.1f} min in all.",
+            "",
+            "Share of targeted frames whose rule the reader alone reads right (class, and for a "
+            "rule that binds the car every parameter it names), per rule kind; per seed, "
+            "separated by /:",
+            "",
+            *lines,
+            "",
+            *per_kind,
+        ]
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    train, evals = _load(args.work)
+    all_texts = sorted(set(train.texts) | set(evals.texts))
+    table = _table(args.work, all_texts)
+    ix_train = np.array([table.index[t] for t in train.texts], np.int32)
+    ix_eval = np.array([table.index[t] for t in evals.texts], np.int32)
+    classes = sorted(set(train.cls) | set(NOT_READ))
+    unknown = sorted(set(evals.cls) - set(classes))
+    if unknown:
+        raise DataError(f"evaluation rule classes never trained on: {unknown}")
+    results: dict[float, list[dict[tuple[str, str, str], dict[str, float]]]] = {}
+    for rate in args.token_dropout:
+        for seed in args.seeds:
+            cls, params = _train_and_read(
+                table, train, ix_train, ix_eval, classes, rate, seed, args.epochs
+            )
+            results.setdefault(rate, []).append(score(evals, classes, cls, params))
+    text = _report(args, results, len(train.texts), len(evals.texts), time.perf_counter() - t0)
+    publish(args, HEADING, text)
+    return 0
+
+
+def _rates(value: str) -> list[float]:
+    try:
+        rates = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {value!r}") from exc
+    if not rates or any(not 0.0 <= r < 1.0 for r in rates):
+        raise argparse.ArgumentTypeError(f"rates must be in [0, 1): {value!r}")
+    return rates
+
+
+def _seeds(value: str) -> list[int]:
+    try:
+        seeds = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {value!r}") from exc
+    if not seeds:
+        raise argparse.ArgumentTypeError("no seed given")
+    return seeds
+
+
+def register_bench(bench_sub: argparse._SubParsersAction) -> None:
+    p = bench_sub.add_parser(
+        "reader", help="the rule reader alone: held-out wording read right, per kind"
+    )
+    p.add_argument("--work", type=Path, default=Path("runs/v2"), help="the recipe's --work")
+    p.add_argument("--seeds", type=_seeds, default=[1, 2], help="comma-separated")
+    p.add_argument(
+        "--token-dropout", type=_rates, default=[0.15], help="comma-separated rates to compare"
+    )
+    p.add_argument("--epochs", type=positive_int, default=20)
+    add_doc_flags(p)
+    p.set_defaults(func=run)

@@ -1,0 +1,130 @@
+"""``ruledrive bench reader``: the reader-only measurement of how rules are read.
+
+The scoring is checked on hand-made rules (what counts as read, how frames weigh); the command
+end to end on a tiny generated world (it checks the pipeline, not the figures).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bus.recording import Sample
+from ruledrive.bench_reader import ReaderData, collect, score
+from ruledrive.cli import main as cli
+from training.ruleparams import RULE_PARAMS
+
+CLASSES = ["lane_closed", "not_binding", "not_understood", "speed_limit"]
+
+
+def _params(limit: str = "none", lane: str = "none", merge: str = "none") -> list[int]:
+    vals = {"rule_limit": limit, "rule_hours": "none", "rule_lane": lane, "rule_merge": merge}
+    return [RULE_PARAMS[p].index(vals[p]) for p in RULE_PARAMS]
+
+
+def _read(*rows: tuple[str, list[int]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    cls = np.array([CLASSES.index(c) for c, _ in rows])
+    params = {p: np.array([r[1][k] for r in rows]) for k, p in enumerate(RULE_PARAMS)}
+    return cls, params
+
+
+def test_score_counts_a_rule_read_only_when_class_and_its_parameters_are_right() -> None:
+    data = ReaderData()
+    key_en, key_zh = ("speed_limit", "en", "held-out"), ("speed_limit", "zh", "held-out")
+    for text, cls, par, w in (
+        ("Max 50", "speed_limit", _params("50"), {key_en: 3}),
+        ("Limit 60", "speed_limit", _params("60"), {key_en: 1}),
+        ("限速70", "speed_limit", _params("70"), {key_zh: 2}),
+        ("Trucks: max 40", "not_binding", _params("40"), {("not_binding", "en", "held-out"): 5}),
+    ):
+        i = data.add(text, cls, par)
+        data.weights[i] = w
+    cls, params = _read(
+        ("speed_limit", _params("50")),  # right
+        ("speed_limit", _params("80")),  # right kind, wrong limit: misread
+        ("lane_closed", _params("70")),  # wrong kind: misread
+        ("not_binding", _params("90")),  # a rule that binds nobody: its limit decides nothing
+    )
+    got = score(data, CLASSES, cls, params)
+    assert got[key_en] == {"frames": 4, "read": 0.75}  # frames weigh, not texts
+    assert got[key_zh] == {"frames": 2, "read": 0.0}
+    assert got[("not_binding", "en", "held-out")]["read"] == 1.0
+
+
+def test_add_keeps_one_entry_per_text() -> None:
+    data = ReaderData()
+    assert data.add("No passing", "overtaking", _params()) == 0
+    assert data.add("禁止超车", "overtaking", _params()) == 1
+    assert data.add("No passing", "overtaking", _params()) == 0
+    assert data.texts == ["No passing", "禁止超车"]
+
+
+def _sample(rules: tuple[str, ...], meta: list[dict[str, object]]) -> Sample:
+    return Sample(
+        "car-1", 1, 1, 30.0, b"", rules, "v1", None, None, "test", scene={"rule_meta": meta}
+    )
+
+
+def test_collect_weighs_only_targeted_understood_rules_of_the_asked_wording() -> None:
+    rule = {"kind": "speed_limit", "limit": 50}
+    m = {"class": "speed_limit", "lang": "en", "rule": rule, "targeted": True, "held_out": True}
+    samples = [
+        _sample(("Max 50",), [m]),
+        _sample(("Max 50",), [m]),
+        _sample(("Max 50",), [{**m, "targeted": False}]),
+        _sample(("Limit 50",), [{**m, "held_out": False}]),  # training wording
+        _sample(("Gibberish",), [{**m, "class": "not_understood", "understood": False}]),
+    ]
+    got = collect(samples, "held-out")
+    assert got.texts == ["Max 50", "Limit 50", "Gibberish"]
+    assert got.weights == {0: {("speed_limit", "en", "held-out"): 2}}
+    assert got.params[0][list(RULE_PARAMS).index("rule_limit")] == RULE_PARAMS["rule_limit"].index(
+        "50"
+    )
+
+
+def test_missing_recipe_data_is_a_named_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(["bench", "reader", "--work", str(tmp_path), "--no-write"]) == 2
+    err = capsys.readouterr().err
+    assert "no train, train-counterfactual, test, heldout-phrasing" in err
+    assert "ruledrive train-default --work" in err
+
+
+@pytest.mark.parametrize(
+    "flag", [["--token-dropout", "1.5"], ["--token-dropout", "x"], ["--seeds", ","]]
+)
+def test_bad_flags_are_usage_errors(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["bench", "reader", *flag]) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    for name, split, n, seed in (
+        ("train", "train", 200, 1),
+        ("train-counterfactual", "counterfactual", 40, 2),
+        ("test", "test", 80, 3),
+        ("heldout-phrasing", "heldout-phrasing", 80, 4),
+    ):
+        args = ["generate", "--out", str(work / "data" / name), "--scenes", str(n)]
+        args += ["--seed", str(seed), "--split", split, "--rule-language", "bilingual"]
+        assert cli([*args, "--no-progress"]) == 0
+    doc = tmp_path / "bench.md"
+    doc.write_text("# Benchmarks\n\n## Node\n\nkept\n")
+    argv = ["bench", "reader", "--work", str(work), "--seeds", "1", "--epochs", "1"]
+    assert cli([*argv, "--token-dropout", "0,0.15", "--output", str(doc)]) == 0
+    text = doc.read_text()
+    assert "## Node\n\nkept" in text  # other sections untouched
+    section = text.split("## Rule reader", 1)[1]
+    assert "Command: `ruledrive bench reader" in section
+    for lang in ("en", "zh"):
+        for wording in ("training", "held-out"):
+            assert f"| worst kind, {wording} wording, {lang}, per seed |" in section
+    assert "| token dropout 0 | token dropout 0.15 |" in section
+    assert (work / "rule-table-reader.npz").is_file()  # encodings cached for the next run
