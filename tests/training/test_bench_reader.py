@@ -33,13 +33,13 @@ def _read(*rows: tuple[str, list[int]]) -> tuple[np.ndarray, dict[str, np.ndarra
 def test_score_counts_a_rule_read_only_when_class_and_its_parameters_are_right() -> None:
     data = ReaderData()
     key_en, key_zh = ("speed_limit", "en", "held-out"), ("speed_limit", "zh", "held-out")
-    for text, cls, par, w in (
+    for text, kind, par, w in (
         ("Max 50", "speed_limit", _params("50"), {key_en: 3}),
         ("Limit 60", "speed_limit", _params("60"), {key_en: 1}),
         ("限速70", "speed_limit", _params("70"), {key_zh: 2}),
         ("Trucks: max 40", "not_binding", _params("40"), {("not_binding", "en", "held-out"): 5}),
     ):
-        i = data.add(text, cls, par)
+        i = data.add(text, kind, par)
         data.weights[i] = w
     cls, params = _read(
         ("speed_limit", _params("50")),  # right
