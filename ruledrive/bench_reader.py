@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import platform
 import time
 from collections import defaultdict
@@ -35,6 +36,8 @@ from ruledrive.argtypes import positive_int
 from ruledrive.benchdoc import add_doc_flags, bench_command, publish
 
 __all__ = ["ReaderData", "collect", "register_bench", "score"]
+
+log = logging.getLogger(__name__)
 
 HEADING = "Rule reader"
 TRAIN_SETS = ("train", "train-counterfactual")  # ruledrive.recipe.TRAIN_SETS
@@ -310,6 +313,8 @@ def run(args: argparse.Namespace) -> int:
                 table, train, ix_train, ix_eval, classes, rate, seed, args.epochs
             )
             results.setdefault(rate, []).append(score(evals, classes, cls, params))
+            took = time.perf_counter() - t0
+            log.info("token dropout %g, seed %d: done at %.0f s", rate, seed, took)
     text = _report(args, results, len(train.texts), len(evals.texts), time.perf_counter() - t0)
     publish(args, HEADING, text)
     return 0
