@@ -11,7 +11,7 @@ import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
 from mcap.writer import CompressionType, Writer
@@ -123,7 +123,7 @@ class RecordingWriter:
         self.close()
 
 
-def _open_exclusive(path: Path) -> Any:
+def _open_exclusive(path: Path) -> BinaryIO:
     """Open ``path`` for writing, holding an exclusive lock until it is closed.
 
     Two writers on one file (two generators started on one directory) interleave their chunks

@@ -40,8 +40,6 @@ __all__ = ["ReaderData", "collect", "register_bench", "score"]
 log = logging.getLogger(__name__)
 
 HEADING = "Rule reader"
-TRAIN_SETS = ("train", "train-counterfactual")  # ruledrive.recipe.TRAIN_SETS
-EVAL_SETS = {"test": "training", "heldout-phrasing": "held-out"}
 NOT_READ = ("not_binding", "not_understood")  # classes whose parameters decide nothing
 
 
@@ -54,6 +52,7 @@ class ReaderData:
     params: list[list[int]] = field(default_factory=list)  # training.ruleparams.param_labels
     # text index -> {(class, language, wording): targeted frames}
     weights: dict[int, dict[tuple[str, str, str], int]] = field(default_factory=dict)
+    _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def add(self, text: str, cls: str, params: list[int]) -> int:
         if text in self._index:
@@ -64,17 +63,17 @@ class ReaderData:
         self.params.append(params)
         return self._index[text]
 
-    def __post_init__(self) -> None:
-        self._index: dict[str, int] = {}
 
-
-def collect(samples: Sequence[Any], wording: str | None = None) -> ReaderData:
-    """Distinct labelled rule texts of ``samples`` (bus.recording.Sample); with ``wording``,
-    also count, per text, the frames it targets by (class, language, wording)."""
+def collect(
+    samples: Sequence[Any], wording: str | None = None, out: ReaderData | None = None
+) -> ReaderData:
+    """Distinct labelled rule texts of ``samples`` (bus.recording.Sample), added to ``out`` (a
+    new set by default); with ``wording``, also count, per text, the frames it targets by
+    (class, language, wording)."""
     from training.data import rule_classes_of
     from training.ruleparams import param_labels
 
-    out = ReaderData()
+    out = ReaderData() if out is None else out
     for s in samples:
         meta = (s.scene or {}).get("rule_meta")
         metas = meta if isinstance(meta, list) and len(meta) == len(s.rules) else []
@@ -166,8 +165,9 @@ def _train_and_read(
                 hide_tokens(states, masks, dropout, rng)
             y = {MODEL_SPEC.rule_output: np.maximum(cls_of[which], 0)}
             w = {MODEL_SPEC.rule_output: present.astype(np.float32)}
+            par = par_of[which]
             for k, name in enumerate(RULE_PARAMS):
-                lab = par_of[which][..., k]
+                lab = par[..., k]
                 y[name] = np.maximum(lab, 0)
                 w[name] = (present & (lab >= 0)).astype(np.float32)
             model.train_on_batch(_feeds(states, masks), y, sample_weight=w)
@@ -203,9 +203,12 @@ def score(
 
 
 def _load(work: Path) -> tuple[ReaderData, ReaderData]:
+    """(training texts, evaluation texts with their targeted frames) of the recipe's data."""
+    from ruledrive.recipe import TRAIN_SETS
+    from ruledrive.recipe_card import WORDING_SPLITS
     from training.data import load_samples
 
-    missing = [n for n in (*TRAIN_SETS, *EVAL_SETS) if not (work / "data" / n).is_dir()]
+    missing = [n for n in (*TRAIN_SETS, *WORDING_SPLITS) if not (work / "data" / n).is_dir()]
     if missing:
         raise ConfigError(
             f"--work {work}: no {', '.join(missing)} under {work / 'data'}; the recipe's data "
@@ -213,13 +216,8 @@ def _load(work: Path) -> tuple[ReaderData, ReaderData]:
         )
     train = collect(load_samples([work / "data" / n for n in TRAIN_SETS]))
     evals = ReaderData()
-    for name, wording in EVAL_SETS.items():
-        part = collect(load_samples([work / "data" / name]), wording)
-        for i, text in enumerate(part.texts):
-            j = evals.add(text, part.cls[i], part.params[i])
-            for key, n in part.weights.get(i, {}).items():
-                w = evals.weights.setdefault(j, {})
-                w[key] = w.get(key, 0) + n
+    for name, wording in WORDING_SPLITS.items():
+        collect(load_samples([work / "data" / name]), wording, evals)
     if not train.texts or not evals.weights:
         raise DataError(f"--work {work}: no labelled rule texts (bilingual recipe data needed)")
     return train, evals
@@ -234,8 +232,8 @@ def _table(work: Path, texts: list[str]) -> Any:
     return RuleTable.build(texts, encoder, work / "rule-table-reader.npz")
 
 
-def _fmt(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f} %"
+def _fmt(v: float) -> str:
+    return f"{100 * v:.1f} %"
 
 
 def _report(

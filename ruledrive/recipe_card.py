@@ -11,7 +11,7 @@ from typing import Any
 
 from training.config import TrainConfig
 
-__all__ = ["TARGETS", "render_card", "targets_table"]
+__all__ = ["TARGETS", "WORDING_SPLITS", "render_card", "targets_table"]
 
 TARGETS = {
     "test_accuracy": 0.99,
@@ -28,6 +28,10 @@ TARGETS = {
 MIN_FRAMES = 20  # a kind with fewer targeted frames is shown but not judged
 
 
+# Evaluation split -> the rule wording its per-kind figures stand for.
+WORDING_SPLITS = {"test": "training", "heldout-phrasing": "held-out"}
+
+
 def _fused(results: dict[str, Any], seeds: tuple[int, ...]) -> list[dict[str, Any]]:
     return [results[f"fused-s{s}"] for s in seeds]
 
@@ -36,7 +40,7 @@ def _targeted(ev: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
     """(class, language, wording) -> {frames, accuracy}: training wording from the test split,
     held-out wording from the held-out split."""
     out = {}
-    for split, wording in (("test", "training"), ("heldout-phrasing", "held-out")):
+    for split, wording in WORDING_SPLITS.items():
         for key, v in ev["splits"].get(split, {}).get("targeted", {}).items():
             cls, lang, w = key.split("|")
             if w == wording:

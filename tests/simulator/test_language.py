@@ -21,7 +21,7 @@ from simulator.language import (
     sample_language_rule_set,
     sample_negative,
 )
-from simulator.language.render import Ctx
+from simulator.language.render import SLOT_RE, Ctx
 from simulator.oracle import closed_lane_index
 from simulator.rules import SCHOOL_LIMITS, SCOPES, SPEED_LIMITS, Rule
 
@@ -342,7 +342,7 @@ def test_negatives_are_not_rule_text() -> None:
 
 def _unslotted(template: str) -> str:
     """A template with its slots ({concept}, {param}) blanked out."""
-    return re.sub(r"\{[^}]*\}", " ", template)
+    return SLOT_RE.sub(" ", template)
 
 
 def _en_words(text: str) -> set[str]:
