@@ -10,7 +10,7 @@ import math
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 __all__ = [
     "INT64_MAX",
@@ -39,10 +39,25 @@ KEY_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 INT64_MAX = 2**63 - 1
 
 VehicleId = Annotated[str, Field(pattern=VEHICLE_ID_PATTERN, description="[A-Za-z0-9_-], 1-64")]
+
+
+def _a_number(v: object) -> object:
+    """Numbers stay numbers: a boolean or a string is refused, not read as one (``true`` as a
+    stamp would otherwise pass as 1 ns after the epoch, ``"40"`` as a speed)."""
+    if isinstance(v, bool | str | bytes):
+        raise ValueError(f"must be a number, not {type(v).__name__}")
+    return v
+
+
 StampNs = Annotated[
-    int, Field(ge=0, le=INT64_MAX, description="UTC time in nanoseconds since the epoch")
+    int,
+    Field(ge=0, le=INT64_MAX, description="UTC time in nanoseconds since the epoch"),
+    BeforeValidator(_a_number),
 ]
-FrameId = Annotated[int, Field(ge=0, le=INT64_MAX, description="monotonic per vehicle")]
+FrameId = Annotated[
+    int, Field(ge=0, le=INT64_MAX, description="monotonic per vehicle"), BeforeValidator(_a_number)
+]
+Number = Annotated[float, BeforeValidator(_a_number)]
 Version = Literal[1]
 
 
@@ -68,7 +83,7 @@ class FrameHeader(_Msg):
     vehicle_id: VehicleId
     frame_id: FrameId
     stamp_ns: StampNs = Field(description="capture time, UTC ns")
-    speed_kph: float = Field(ge=0.0, le=300.0, description="ego speed at capture")
+    speed_kph: Number = Field(ge=0.0, le=300.0, description="ego speed at capture")
     encoding: Literal["jpeg"] = "jpeg"
 
     @field_validator("speed_kph")

@@ -28,6 +28,18 @@ __all__ = ["Decider", "FrameJob"]
 
 log = logging.getLogger(__name__)
 
+# A frame decoded before the checks: (model input or the exception its decode raised, ms).
+_Decoded = tuple["np.ndarray | Exception", float]
+
+
+def _decode_one(jpeg: bytes, decode: str) -> _Decoded:
+    t0 = time.perf_counter_ns()
+    try:
+        image: np.ndarray | Exception = preprocess_jpeg(jpeg, decode)
+    except Exception as exc:  # answered per frame by Decider._check, never for the batch
+        image = exc
+    return image, (time.perf_counter_ns() - t0) / 1e6
+
 
 @dataclass(frozen=True)
 class FrameJob:
@@ -56,6 +68,7 @@ class Decider:
         clock: Callable[[], int] = time.time_ns,
         *,
         max_clock_skew_ms: float = math.inf,
+        decode_threads: int = 1,
     ) -> None:
         self.model = model
         self.node_id = node_id
@@ -74,6 +87,13 @@ class Decider:
         self._lock = threading.Lock()
         self._encoding: dict[tuple[str, str], tuple[tuple[str, ...], Future[EncodedRules]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rule-encoder")
+        # A batch's JPEGs decoded side by side (OpenCV releases the GIL); None: one by one in
+        # the caller's thread.
+        self._decoders = (
+            ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
+            if decode_threads > 1
+            else None
+        )
 
     def set_model(self, model: PolicyModel) -> None:
         """Swap the model (hot reload); the rule cache belongs to the old model's encoder."""
@@ -142,20 +162,19 @@ class Decider:
         now = self.clock()
         out: list[DecisionMsg | None] = [None] * len(jobs)
         ready: list[tuple[int, np.ndarray, EncodedRules, float]] = []
+        decoded = self._decode_all(jobs)
         for i, job in enumerate(jobs):
             t0 = time.perf_counter_ns()
-            ahead = (
-                job.decoded if job.decoded and job.decoded[0] == self.model.meta.decode else None
-            )
+            pre = decoded[i]
             try:
-                reason, image, encoded = self._check(job, now, ahead)
+                reason, image, encoded = self._check(job, now, pre)
             except Exception:
                 log.exception(
                     "deciding frame %s of %s failed", job.header.frame_id, job.header.vehicle_id
                 )
                 reason, image, encoded = Reason.INTERNAL_ERROR, None, None
-            # A frame decoded ahead reports the decode it had, wherever it ran.
-            decode_ms = (time.perf_counter_ns() - t0) / 1e6 + (ahead[2] if ahead else 0.0)
+            # A frame decoded before this loop reports the decode it had, wherever it ran.
+            decode_ms = (time.perf_counter_ns() - t0) / 1e6 + (pre[1] if pre else 0.0)
             if reason is None and image is not None and encoded is not None:
                 ready.append((i, image, encoded, decode_ms))
             else:
@@ -166,13 +185,36 @@ class Decider:
             self._infer(jobs, ready, start, out)
         return [m for m in out if m is not None]
 
+    def _decode_all(self, jobs: Sequence[FrameJob]) -> list[_Decoded | None]:
+        """Per job, its frame decoded before the checks run: by the node's decode-ahead worker
+        (FrameJob.decoded, when it used the model's decode), or here on the decode threads when
+        more than one frame of the batch still needs decoding; None: decoded in the checks."""
+        decode = self.model.meta.decode
+        out: list[_Decoded | None] = [
+            (j.decoded[1], j.decoded[2]) if j.decoded and j.decoded[0] == decode else None
+            for j in jobs
+        ]
+        todo = [i for i, d in enumerate(out) if d is None]
+        if self._decoders is not None and len(todo) > 1:
+            done = self._decoders.map(
+                _decode_one, [jobs[i].jpeg for i in todo], [decode] * len(todo)
+            )
+            for i, d in zip(todo, done, strict=True):
+                out[i] = d
+        return out
+
     def _check(
-        self, job: FrameJob, now: int, ahead: tuple[str, np.ndarray, float] | None = None
+        self, job: FrameJob, now: int, pre: _Decoded | None = None
     ) -> tuple[Reason | None, np.ndarray | None, EncodedRules | None]:
         """The pre-inference checks, in FALLBACKS order: (reason, image, encoded rules).
-        ``ahead``: the frame as already decoded with the model's decode (FrameJob.decoded)."""
+        ``pre``: the frame already decoded with the model's decode, or what that decode raised."""
         try:
-            image = ahead[1] if ahead else preprocess_jpeg(job.jpeg, self.model.meta.decode)
+            if pre is None:
+                image = preprocess_jpeg(job.jpeg, self.model.meta.decode)
+            elif isinstance(pre[0], BaseException):
+                raise pre[0]  # an ImageDecodeError is answered below; anything else is a bug
+            else:
+                image = pre[0]
         except ImageDecodeError as exc:
             return Reason(exc.code), None, None
         age_ms = (now - job.header.stamp_ns) / 1e6

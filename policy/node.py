@@ -101,6 +101,7 @@ class Node:
             settings.max_frame_age_ms,
             settings.rules_cache_size,
             max_clock_skew_ms=settings.max_clock_skew_ms,
+            decode_threads=settings.decode_threads,
         )
         self.metrics = NodeMetrics()
         self.rules: dict[str, RuleSet] = {}

@@ -64,6 +64,13 @@ class NodeSettings(BaseSettings):
         "with inference (measured on 2 cores: no gain, docs/benchmarks.md; for machines with "
         "cores to spare); off: the serving loop decodes each batch before running the model",
     )
+    decode_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="threads that decode a micro-batch's JPEGs side by side (OpenCV releases the "
+        "GIL); 1: the serving loop decodes them one by one",
+    )
     max_frame_age_ms: float = Field(200.0, gt=0, description="older frames are skipped")
     max_clock_skew_ms: float = Field(
         500.0,

@@ -36,6 +36,34 @@ def test_envelope_round_trip() -> None:
     assert unpack_frame(pack_frame(h, b"\xff\xd8jpeg")) == (h, b"\xff\xd8jpeg")
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("stamp_ns", True),
+        ("stamp_ns", "1700000000000000000"),
+        ("frame_id", False),
+        ("frame_id", "7"),
+        ("speed_kph", "40"),
+        ("speed_kph", True),
+    ],
+)
+def test_a_number_sent_as_a_boolean_or_a_string_is_refused(field: str, value: object) -> None:
+    import json
+    import struct
+
+    fields = {"vehicle_id": "car-1", "frame_id": 3, "stamp_ns": 1_700_000_000 * 10**9}
+    head = json.dumps({**fields, "speed_kph": 40.0, field: value}).encode()
+    frame = b"RDF1" + struct.pack(">I", len(head)) + head + b"\xff\xd8"
+    with pytest.raises(MessageError) as err:
+        parse_incoming(CAMERA.topic(P, vehicle_id="car-1"), frame, P)
+    assert err.value.code == "bad_header" and field in err.value.detail
+    rules = {"vehicle_id": "car-1", "version": "1", "issued_at_ns": value, "rules": ["x"]}
+    if field == "stamp_ns":
+        with pytest.raises(MessageError) as err:
+            parse_incoming(RULES.topic(P, vehicle_id="car-1"), json.dumps(rules).encode(), P)
+        assert err.value.code == "bad_schema" and "issued_at_ns" in err.value.detail
+
+
 def test_parse_incoming_checks_ids_and_size() -> None:
     r = RuleSet(vehicle_id="a", version="1", issued_at_ns=1, rules=["x"])
     msg = parse_incoming(RULES.topic(P, vehicle_id="a"), r.model_dump_json().encode(), P)

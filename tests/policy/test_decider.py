@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
 import pytest
 
+import policy.decider as decider_mod
 from bus.schema import DecisionLabel
 from core.errors import ModelError
 from policy.decider import Decider, FrameJob
@@ -108,6 +110,57 @@ def test_batch_matches_single_and_keeps_order(decider: Decider) -> None:
         assert single.decision == d.decision
         for k, p in d.probabilities.items():
             assert single.probabilities[k] == pytest.approx(p, abs=1e-5)
+
+
+def test_decode_threads_give_the_same_answers_and_a_bad_frame_stays_its_own(
+    model: PolicyModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = [
+        FrameJob(header("a", 1, 10), jpeg(20), rules("a")),
+        FrameJob(header("b", 2, 90), b"\xff\xd8garbage", rules("b")),
+        FrameJob(header("c", 3, 50), jpeg(120), rules("c", texts=("School zone: 30 km/h",))),
+        FrameJob(header("d", 4, 70), jpeg(230), rules("d")),
+    ]
+    serial = Decider(model, "n", confidence_threshold=0.5).decide_batch(jobs)
+    threaded = Decider(model, "n", confidence_threshold=0.5, decode_threads=2)
+
+    where: set[str] = set()
+    real = decider_mod.preprocess_jpeg
+
+    def spy(data: bytes, decode: str = "full"):  # type: ignore[no-untyped-def]
+        where.add(threading.current_thread().name)
+        return real(data, decode)
+
+    monkeypatch.setattr(decider_mod, "preprocess_jpeg", spy)
+    got = threaded.decide_batch(jobs)
+    assert where and all(name.startswith("decode") for name in where)
+    assert [d.frame_id for d in got] == [1, 2, 3, 4]
+    assert got[1].reason == "bad_image" and not got[1].valid
+    for a, b in zip(serial, got, strict=True):
+        assert (a.decision, a.reason, a.valid) == (b.decision, b.reason, b.valid)
+        assert b.timings.decode_ms > 0
+        for k, v in a.probabilities.items():
+            assert b.probabilities[k] == pytest.approx(v, abs=1e-6)
+
+
+def test_a_decode_bug_on_a_decode_thread_answers_that_frame_only(
+    model: PolicyModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = decider_mod.preprocess_jpeg
+
+    def broken(data: bytes, decode: str = "full"):  # type: ignore[no-untyped-def]
+        if data == BOOM:
+            raise RuntimeError("decoder bug")
+        return real(data, decode)
+
+    BOOM = jpeg(77)
+    monkeypatch.setattr(decider_mod, "preprocess_jpeg", broken)
+    d = Decider(model, "n", confidence_threshold=0.0, decode_threads=2)
+    got = d.decide_batch(
+        [FrameJob(header("a", 1), jpeg(20), rules("a")), FrameJob(header("b", 2), BOOM, rules("b"))]
+    )
+    assert got[0].valid
+    assert got[1].reason == "internal_error" and not got[1].valid
 
 
 def test_rule_encoding_cached_per_vehicle_and_version(decider: Decider) -> None:
@@ -234,7 +287,6 @@ def test_empty_or_broken_rule_strings_are_refused_by_the_contract(text: str) -> 
 def test_a_prefetched_rule_set_is_encoded_once_off_the_serving_path(
     decider: Decider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
 
     calls: list[str] = []
     encode = decider.model.encode_rules

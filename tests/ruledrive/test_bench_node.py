@@ -61,6 +61,11 @@ def test_bench_node_reports_spinning_cpu_and_replicas(private_broker, tmp_path: 
     inline = re.search(r"^\| micro-batching, decode-ahead on [^|]* \| (\d+) \|", text, re.M)
     assert inline and int(inline[1]) > 0
     assert re.search(r"^\| decode-ahead on / off \| [\d.]+x \|", text, re.M)
+    threaded = re.search(
+        r"^\| micro-batching, a batch decoded on 2 threads [^|]* \| (\d+) \|", text, re.M
+    )
+    assert threaded and int(threaded[1]) > 0
+    assert re.search(r"^\| 2 decode threads / 1 \| [\d.]+x \|", text, re.M)
 
 
 @pytest.mark.slow
