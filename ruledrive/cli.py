@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "ruledrive.bench_profile",
     "ruledrive.bench_distributed",
     "ruledrive.bench_reader",
+    "ruledrive.bench_wording",
     "ruledrive.credentials_cli",
 )
 

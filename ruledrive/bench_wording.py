@@ -1,0 +1,326 @@
+"""``ruledrive bench wording``: does the model read *your* wording of a rule?
+
+Acceptance, and every deployment, brings rule wordings the generator never wrote. This check
+takes a file of templates (one or more per rule kind, per language; YAML, format below), and on
+generated frames where one rule decides (the frames whose oracle decision changes if that rule
+is read wrongly) replaces that rule's text with one of the templates, filled with the rule's own
+limit, hours, lane and merge side. The frames then go through the node's own decision path
+(``policy.decider.Decider``, the model's thresholds), and the report says, per rule kind and
+language, how often the decision is right and valid, how often it is flagged (``valid=false``:
+the safe failure) and how often it is wrong with ``valid=true`` (the unsafe one), with the
+templates read worst and what the model read them as.
+
+The frames come from ``--data`` (recordings made by ``ruledrive generate --rule-language
+bilingual``; their per-rule metadata says which rule each frame turns on) or, by default, from a
+bilingual test split of ``--scenes`` scenes generated into a temporary directory. Frames whose
+rule set holds a rule nobody can read are left out (flagging them is right). Only rules that
+bind every vehicle are re-worded; the template file needs no scope.
+
+Template file::
+
+    en:
+      slots:                        # how a parameter is written; one of a list is drawn
+        hours: {day: [from 7:00 to 17:00], extended: [7am-8pm], always: [at any time]}
+        lane: {left: [the left lane], centre: [...], right: [...], "1": [lane one], "2": [...],
+               "3": [...], r1: [the rightmost lane], r2: [...], r3: [...]}
+        merge: {left: [left], right: [right]}
+      rules:                        # rule kind (a class of the model) -> templates
+        speed_limit: ["Do not drive faster than {limit} km/h"]
+        lane_closed: ["{Lane} is closed ahead, merge {merge}"]
+    zh:
+      ...
+
+Slots: ``{limit}`` (digits), ``{hours}``, ``{lane}`` (``{Lane}``: first letter upper case),
+``{merge}``. A template must name every parameter of its kind (speed_limit: limit;
+school_zone: limit, hours; bus_lane: hours; lane_closed: lane, merge) and no other. Exit status:
+0 done, 1 a kind and language below ``--fail-under``, 2 a bad flag or template file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import random
+import string
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError, DataError
+from ruledrive.argtypes import fraction, positive_int
+from ruledrive.benchdoc import add_doc_flags, bench_command, publish
+
+__all__ = ["Templates", "load_templates", "register_bench", "run", "targeted_jobs"]
+
+log = logging.getLogger(__name__)
+
+HEADING = "Rule wording check"
+# The parameters each rule kind names, as template slots.
+PARAMS: dict[str, frozenset[str]] = {
+    "speed_limit": frozenset({"limit"}),
+    "school_zone": frozenset({"limit", "hours"}),
+    "bus_lane": frozenset({"hours"}),
+    "lane_closed": frozenset({"lane", "merge"}),
+}
+NOT_WORDED = ("not_binding", "not_understood")  # what a rule says, not what a frame turns on
+_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Per language: kind -> templates, and slot -> symbolic value -> renderings."""
+
+    rules: dict[str, dict[str, list[str]]]
+    slots: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
+
+    def render(self, lang: str, kind: str, rule: dict[str, Any], rng: random.Random) -> str:
+        """One rendering of a symbolic rule (simulator.rules.Rule as a dict) in ``lang``."""
+        template = rng.choice(self.rules[lang][kind])
+        slots = self.slots.get(lang, {})
+        values: dict[str, str] = {"limit": str(rule.get("limit"))}
+        for slot in ("hours", "lane", "merge"):
+            if rule.get(slot) is not None and slot in slots:
+                values[slot] = rng.choice(slots[slot][str(rule[slot])])
+        lane = values.get("lane", "")
+        values["Lane"] = lane[:1].upper() + lane[1:]
+        return template.format(**values).strip()
+
+
+def _slot_names(template: str) -> set[str]:
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ConfigError(f"template {template!r}: {exc}") from exc
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: expected a non-empty list of strings")
+    if any(not v.strip() for v in value):
+        raise ConfigError(f"{where}: an empty string")
+    return value
+
+
+def load_templates(path: Path, kinds: tuple[str, ...]) -> Templates:
+    """Read and check a template file against the model's rule kinds (``kinds``); ConfigError
+    names what is wrong and where."""
+    import yaml
+
+    from simulator.rules import HOURS, LANE_NAMES, LANE_NUMBERS, SIDES
+
+    values = {"hours": set(HOURS), "lane": set(LANE_NAMES) | set(LANE_NUMBERS), "merge": set(SIDES)}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read templates {path}: {exc}") from exc
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"{path}: expected a mapping of language -> {{rules, slots}}")
+    worded = sorted(k for k in kinds if k not in NOT_WORDED)
+    rules: dict[str, dict[str, list[str]]] = {}
+    slots: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for lang, body in data.items():
+        where = f"{path}: {lang}"
+        if not isinstance(body, dict) or not isinstance(body.get("rules"), dict):
+            raise ConfigError(f"{where}: expected 'rules:' (kind -> templates)")
+        if set(body) - {"rules", "slots"}:
+            raise ConfigError(f"{where}: unknown keys {sorted(set(body) - {'rules', 'slots'})}")
+        raw_slots = body.get("slots") or {}
+        if not isinstance(raw_slots, dict) or set(raw_slots) - set(values):
+            raise ConfigError(f"{where}.slots: expected some of {sorted(values)}")
+        lang_slots: dict[str, dict[str, list[str]]] = {}
+        for slot, table in raw_slots.items():
+            table = {str(k): v for k, v in (table or {}).items()} if isinstance(table, dict) else {}
+            if set(table) != values[slot]:
+                raise ConfigError(
+                    f"{where}.slots.{slot}: needs exactly the values {sorted(values[slot])}"
+                )
+            lang_slots[slot] = {
+                k: _strings(v, f"{where}.slots.{slot}.{k}") for k, v in table.items()
+            }
+        lang_rules: dict[str, list[str]] = {}
+        for kind, templates in body["rules"].items():
+            if kind not in worded:
+                raise ConfigError(f"{where}.rules: unknown rule kind {kind!r}; one of {worded}")
+            for t in _strings(templates, f"{where}.rules.{kind}"):
+                named = {"lane" if n == "Lane" else n for n in _slot_names(t)}
+                need = PARAMS.get(kind, frozenset())
+                if named != need:
+                    raise ConfigError(
+                        f"{where}.rules.{kind}: {t!r} names {sorted(named) or 'no slot'}; "
+                        f"a {kind} rule template names exactly {sorted(need) or 'no slot'}"
+                    )
+                missing = sorted(named - {"limit"} - set(lang_slots))
+                if missing:
+                    raise ConfigError(f"{where}.rules.{kind}: {t!r} needs slots: {missing}")
+            lang_rules[kind] = templates
+        rules[str(lang)] = lang_rules
+        slots[str(lang)] = lang_slots
+    return Templates(rules, slots)
+
+
+def targeted_jobs(samples: Any, templates: Templates, seed: int = 0) -> tuple[list, list]:
+    """Per targeted rule of each usable frame and per language that has a template for its
+    kind: a FrameJob with that rule re-worded, and its key (kind, language, label, text)."""
+    from bus.schema import FrameHeader, RuleSet
+    from policy.decider import FrameJob
+
+    rng = random.Random(seed)
+    jobs, keys = [], []
+    for s in samples:
+        metas = (s.scene or {}).get("rule_meta")
+        if not isinstance(metas, list) or s.label is None:
+            continue
+        if not all(m.get("understood", True) for m in metas):
+            continue  # a frame flagged for another rule is right to be flagged
+        for m in metas:
+            rule, kind = m.get("rule") or {}, m.get("class")
+            if not m.get("targeted") or kind in NOT_WORDED or rule.get("scope", "all") != "all":
+                continue
+            for lang, kinds in templates.rules.items():
+                if kind not in kinds:
+                    continue
+                texts = list(s.rules)
+                texts[m["index"]] = text = templates.render(lang, kind, rule, rng)
+                version = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:32]
+                jobs.append(
+                    FrameJob(
+                        FrameHeader(
+                            vehicle_id="check",
+                            frame_id=s.frame_id,
+                            stamp_ns=s.stamp_ns,
+                            speed_kph=s.speed_kph,
+                        ),
+                        s.jpeg,
+                        RuleSet(vehicle_id="check", version=version, issued_at_ns=1, rules=texts),
+                    )
+                )
+                keys.append((kind, lang, s.label, text))
+    return jobs, keys
+
+
+def _samples(args: argparse.Namespace, tmp: Path) -> list[Any]:
+    from bus.recording_reader import read_samples
+
+    if args.data:
+        files = [f for d in args.data for f in (sorted(d.glob("*.mcap")) if d.is_dir() else [d])]
+        missing = [str(d) for d in args.data if not d.exists()]
+        if missing or not files:
+            raise ConfigError(
+                f"--data: no recordings at {', '.join(missing or map(str, args.data))}"
+            )
+        return list(read_samples(files, require_labels=False))
+    from simulator.generate import generate
+
+    log.info("generating a bilingual test split of %d scenes (seed %d)", args.scenes, args.seed)
+    generate(tmp, "test", args.scenes, args.seed, progress=False, rule_language="bilingual")
+    return list(read_samples(sorted(tmp.glob("*.mcap"))))
+
+
+def run(args: argparse.Namespace) -> int:
+    from policy.decider import Decider
+    from policy.model import PolicyModel
+
+    if not args.model.is_file():
+        raise ConfigError(f"model {args.model} not found; pass --model PATH")
+    model = PolicyModel.load(args.model)
+    templates = load_templates(args.templates, model.meta.rule_classes)
+    with tempfile.TemporaryDirectory(prefix="ruledrive-wording-") as tmp:
+        samples = _samples(args, Path(tmp))
+    jobs, keys = targeted_jobs(samples, templates, args.seed)
+    if not jobs:
+        raise DataError(
+            "no frame turns on a rule kind the templates cover (recordings need the bilingual "
+            "rule language's per-rule metadata)"
+        )
+    decider = Decider(model, "wording-check")
+    t0 = time.perf_counter()
+    per: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # right, flagged, n
+    by_text: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for i in range(0, len(jobs), _BATCH):
+        for d, (kind, lang, label, text) in zip(
+            decider.decide_batch(jobs[i : i + _BATCH]), keys[i : i + _BATCH], strict=True
+        ):
+            right = d.valid and d.decision == label
+            cell = per[(kind, lang)]
+            cell[0] += right
+            cell[1] += not d.valid
+            cell[2] += 1
+            t = by_text[(kind, lang, text)]
+            t[0] += right
+            t[1] += 1
+    seconds = time.perf_counter() - t0
+    text = _report(args, model, per, by_text, len(jobs), seconds)
+    publish(args, HEADING, text)
+    low = [
+        k for k, (r, _, n) in per.items() if args.fail_under is not None and r / n < args.fail_under
+    ]
+    if low:
+        print(
+            f"below --fail-under {args.fail_under:.0%}: "
+            + ", ".join(f"{kind} {lang}" for kind, lang in sorted(low))
+        )
+        return 1
+    return 0
+
+
+def _report(args, model, per, by_text, n_jobs: int, seconds: float) -> str:  # type: ignore[no-untyped-def]
+    source = (
+        ", ".join(map(str, args.data))
+        if args.data
+        else f"a generated bilingual test split of {args.scenes} scenes, seed {args.seed}"
+    )
+    lines = [
+        f"## {HEADING}",
+        "",
+        f"Command: `{bench_command('wording').strip()}`  ",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; model `{args.model}` "
+        f"version `{model.version}`; templates `{args.templates}`; frames: {source}; "
+        f"{n_jobs} re-worded frames through `Decider` in {seconds:.0f} s.",
+        "",
+        "On the frames one rule decides, that rule re-worded by the templates; right = valid and "
+        "the oracle's decision; flagged = `valid=false` (safe); wrong = a different decision "
+        "with `valid=true` (unsafe):",
+        "",
+        "| rule kind | language | frames | right | flagged | wrong |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (kind, lang), (right, flagged, n) in sorted(per.items()):
+        wrong = n - right - flagged
+        lines.append(
+            f"| {kind} | {lang} | {n} | {right / n:.1%} | {flagged / n:.1%} | {wrong / n:.1%} |"
+        )
+    worst = sorted(
+        ((r / n, n, k) for k, (r, n) in by_text.items() if r < n), key=lambda x: (x[0], -x[1])
+    )[: args.show]
+    if worst:
+        lines += ["", "Renderings read worst (what the model read the rule as):", ""]
+        lines += ["| right | frames | rule kind | text | read as |", "|---|---|---|---|---|"]
+        classes = model.meta.rule_classes
+        for acc, n, (kind, _lang, text) in worst:
+            p = model.encode_rules((text,)).classes
+            read = "-" if p is None else f"{classes[int(p[0].argmax())]} ({float(p[0].max()):.2f})"
+            lines.append(f"| {acc:.0%} | {n} | {kind} | {text.replace('|', '/')} | {read} |")
+    return "\n".join(lines) + "\n"
+
+
+def register_bench(bench_sub: argparse._SubParsersAction) -> None:
+    from core.defaults import DEFAULT_MODEL_PATH
+
+    p = bench_sub.add_parser(
+        "wording", help="your rule wordings, on the frames each rule decides: read right?"
+    )
+    p.add_argument("--templates", type=Path, required=True, help="YAML template file")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    p.add_argument("--data", type=Path, nargs="+", help="recordings (default: generate)")
+    p.add_argument("--scenes", type=positive_int, default=3000, help="scenes to generate")
+    p.add_argument("--seed", type=int, default=29, help="generation and template draws")
+    p.add_argument("--show", type=positive_int, default=15, help="worst renderings listed")
+    p.add_argument(
+        "--fail-under", type=fraction, help="exit 1 if a kind and language is right less often"
+    )
+    add_doc_flags(p)
+    p.set_defaults(func=run)
