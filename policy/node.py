@@ -2,13 +2,15 @@
 
 Threads: the bus's delivery thread runs :meth:`Node.on_message`, which only validates, stores
 rule sets and puts frames in a per-vehicle slot (conflation: the newest frame wins, the one it
-replaces is counted as dropped, so the queue never holds more than one frame per vehicle). A
-decode-ahead worker (``decode_ahead``; off by default, no gain measured on 2 cores) decodes the
-waiting frames while the serving loop runs the model on the previous batch; a frame it has not
-reached is decoded in the loop. The serving loop (:meth:`Node.run`) forms micro-batches across
-vehicles (up to ``max_batch_size``, waiting at most ``max_wait_us`` and never longer than needed
-for the vehicles seen in the last second), asks the Decider, publishes, and between batches
-sends the heartbeat and polls the model file for hot reload.
+replaces is counted as dropped, so the queue never holds more than one frame per vehicle). The
+Decider can decode a batch's frames on ``decode_threads`` threads side by side (default 1). A
+decode-ahead worker (``decode_ahead``; off by default) decodes the waiting frames while the
+serving loop runs the model on the previous batch; a frame it has not reached is decoded with
+the batch. Neither gave a consistent gain on 2 cores (docs/benchmarks.md, "Node"). The serving
+loop (:meth:`Node.run`) forms micro-batches across vehicles (up to ``max_batch_size``, waiting
+at most ``max_wait_us`` and never longer than needed for the vehicles seen in the last second),
+asks the Decider, publishes, and between batches sends the heartbeat and polls the model file
+for hot reload.
 
 Replicas (``share_group``): several nodes take a vehicle's frames through one MQTT 5 shared
 subscription, so the broker hands each frame to one of them, while each subscribes to every rule

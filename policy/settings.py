@@ -61,15 +61,18 @@ class NodeSettings(BaseSettings):
     decode_ahead: bool = Field(
         False,
         description="decode frames on a worker thread as they arrive, overlapping JPEG decoding "
-        "with inference (measured on 2 cores: no gain, docs/benchmarks.md; for machines with "
-        "cores to spare); off: the serving loop decodes each batch before running the model",
+        "with inference (measured on 2 cores: 1.02x-1.10x, no consistent gain, "
+        "docs/benchmarks.md; for machines with cores to spare); off: each batch is decoded "
+        "before the model runs",
     )
     decode_threads: int = Field(
         1,
         ge=1,
         le=64,
         description="threads that decode a micro-batch's JPEGs side by side (OpenCV releases the "
-        "GIL); 1: the serving loop decodes them one by one",
+        "GIL); 1: the serving loop decodes them one by one (2 threads at 8 vehicles on 2 cores: "
+        "0.93x-1.11x over four runs, no consistent gain, docs/benchmarks.md; for machines with "
+        "cores to spare)",
     )
     max_frame_age_ms: float = Field(200.0, gt=0, description="older frames are skipped")
     max_clock_skew_ms: float = Field(

@@ -57,15 +57,17 @@ def test_bench_node_reports_spinning_cpu_and_replicas(private_broker, tmp_path: 
     assert cpu and int(cpu[1]) > 0 and int(cpu[2]) > 0
     rows = re.findall(r"^\| ([12]) \| (\d+) \| [\d.]+ \|$", text, re.M)
     assert [r[0] for r in rows] == ["1", "2"] and all(int(r[1]) > 0 for r in rows)
-    # The decode-ahead lever, side by side with the default in the same rounds.
-    inline = re.search(r"^\| micro-batching, decode-ahead on [^|]* \| (\d+) \|", text, re.M)
-    assert inline and int(inline[1]) > 0
-    assert re.search(r"^\| decode-ahead on / off \| [\d.]+x \|", text, re.M)
-    threaded = re.search(
-        r"^\| micro-batching, a batch decoded on 2 threads [^|]* \| (\d+) \|", text, re.M
-    )
-    assert threaded and int(threaded[1]) > 0
-    assert re.search(r"^\| 2 decode threads / 1 \| [\d.]+x \|", text, re.M)
+    # Each lever side by side with the default in the same rounds, with its ratio.
+    from ruledrive.bench_node import LEVERS
+
+    for name, flags in LEVERS:
+        row = re.search(
+            rf"^\| micro-batching, {re.escape(name)} \(`{re.escape(' '.join(flags))}`\) "
+            r"\| (\d+) \| [\d.]+ \| ([\d.]+)x \|",
+            text,
+            re.M,
+        )
+        assert row and int(row[1]) > 0 and float(row[2]) > 0, name
 
 
 @pytest.mark.slow
