@@ -34,13 +34,34 @@ def pack_frame(header: FrameHeader, jpeg: bytes) -> bytes:
     return _PREFIX.pack(MAGIC, len(head)) + head + jpeg
 
 
+# Said with every bad envelope: a client written from the docs gets the layout in the error.
+_LAYOUT = (
+    "a frame is b'RDF1', a 4-byte big-endian header length N, N bytes of FrameHeader JSON, "
+    "then the raw JPEG (docs/contract.md)"
+)
+
+
+def _what(payload: bytes) -> str:
+    """What a payload that is not an envelope looks like, for the error."""
+    head = payload.lstrip()[:1]
+    if payload.startswith(b"\xff\xd8"):
+        return "a bare JPEG without the envelope"
+    if head in (b"{", b"["):
+        return "JSON (the JPEG is never base64 inside JSON)"
+    if payload.startswith(b"RDF"):
+        return f"envelope version {payload[:4]!r}, this node reads {MAGIC!r}"
+    return f"magic {payload[:4]!r}, not {MAGIC!r}"
+
+
 def unpack_frame(payload: bytes) -> tuple[FrameHeader, bytes]:
     """Split and validate an envelope; raise MessageError with a stable code if it is bad."""
-    if len(payload) < _PREFIX.size:
-        raise MessageError(RejectCode.BAD_ENVELOPE, f"payload of {len(payload)} bytes is too short")
+    if len(payload) < _PREFIX.size or not payload.startswith(MAGIC):
+        if payload.startswith(MAGIC) or MAGIC.startswith(payload):  # an envelope cut short
+            what = f"payload of {len(payload)} bytes is too short"
+        else:
+            what = _what(payload)
+        raise MessageError(RejectCode.BAD_ENVELOPE, f"{what}: {_LAYOUT}")
     magic, n = _PREFIX.unpack_from(payload)
-    if magic != MAGIC:
-        raise MessageError(RejectCode.BAD_ENVELOPE, f"magic {magic!r} is not {MAGIC!r}")
     if n > MAX_HEADER_BYTES or _PREFIX.size + n > len(payload):
         raise MessageError(RejectCode.BAD_ENVELOPE, f"header length {n} does not fit the payload")
     head = payload[_PREFIX.size : _PREFIX.size + n]

@@ -64,6 +64,23 @@ def test_a_number_sent_as_a_boolean_or_a_string_is_refused(field: str, value: ob
         assert err.value.code == "bad_schema" and "issued_at_ns" in err.value.detail
 
 
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        (b'{"vehicle_id": "car-1", "jpeg": "/9j/4AAQ"}', "JSON (the JPEG is never base64"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "a bare JPEG without the envelope"),
+        (b"RDF2\x00\x00\x00\x02{}", "envelope version b'RDF2'"),
+        (b"RDF", "payload of 3 bytes is too short"),
+        (b"hello world", "magic b'hell'"),
+    ],
+)
+def test_a_payload_that_is_not_an_envelope_is_told_the_layout(payload: bytes, says: str) -> None:
+    with pytest.raises(MessageError) as err:
+        parse_incoming(CAMERA.topic(P, vehicle_id="car-1"), payload, P)
+    assert err.value.code == "bad_envelope"
+    assert says in err.value.detail and "4-byte big-endian header length" in err.value.detail
+
+
 def test_parse_incoming_checks_ids_and_size() -> None:
     r = RuleSet(vehicle_id="a", version="1", issued_at_ns=1, rules=["x"])
     msg = parse_incoming(RULES.topic(P, vehicle_id="a"), r.model_dump_json().encode(), P)
