@@ -135,6 +135,59 @@ def test_end_to_end_rules_frames_decisions(shared: tuple[Node, Client]) -> None:
     assert c.last_status().state == "online"
 
 
+def test_a_mqtt_311_client_written_from_the_contract_alone(
+    shared: tuple[Node, Client], broker_url: str
+) -> None:
+    """A vehicle client that uses none of this project's code: paho on MQTT 3.1.1, the rule set
+    and the frame envelope built by hand from docs/contract.md."""
+    import json
+    import queue
+    import struct
+
+    import paho.mqtt.client as mqtt
+
+    node, c = shared
+    got: queue.Queue[tuple[str, bytes]] = queue.Queue()
+    cli = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    cli.on_message = lambda _c, _u, msg: got.put((msg.topic, msg.payload))
+    host, port = broker_url.removeprefix("mqtt://").split(":")
+    cli.connect(host, int(port))
+    cli.loop_start()
+    try:
+        base = f"{c.prefix}/vehicles/ext-7"
+        cli.subscribe(f"{base}/decision", qos=1)
+        cli.subscribe(f"{c.prefix}/nodes/node-b/errors", qos=1)
+        ruleset = {
+            "vehicle_id": "ext-7",
+            "version": "v1",
+            "issued_at_ns": time.time_ns(),
+            "rules": ["No overtaking"],
+        }
+        cli.publish(f"{base}/rules", json.dumps(ruleset), qos=1, retain=True).wait_for_publish(5)
+        deadline = time.monotonic() + 5
+        while "ext-7" not in node.rules and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert rules_encoded(node)
+        head = json.dumps(
+            {"vehicle_id": "ext-7", "frame_id": 5, "stamp_ns": time.time_ns(), "speed_kph": 42.5}
+        ).encode()
+        envelope = b"RDF1" + struct.pack(">I", len(head)) + head + jpeg()
+        cli.publish(f"{base}/camera/front", envelope, qos=0)
+        topic, payload = got.get(timeout=10)
+        d = json.loads(payload)
+        assert topic == f"{base}/decision" and d["frame_id"] == 5 and d["valid"] is True
+        assert d["rules_version"] == "v1" and d["decision"] in d["probabilities"]
+        cli.publish(f"{base}/camera/front", json.dumps({"vehicle_id": "ext-7"}), qos=0)
+        topic, payload = got.get(timeout=10)
+        report = json.loads(payload)
+        assert topic.endswith("/errors") and report["code"] == "bad_envelope"
+        assert "never base64 inside JSON" in report["detail"]
+    finally:
+        cli.publish(f"{c.prefix}/vehicles/ext-7/rules", b"", qos=1, retain=True).wait_for_publish(5)
+        cli.loop_stop()
+        cli.disconnect()
+
+
 def test_not_understood_rules_and_non_road_pictures_through_the_broker(
     shared: tuple[Node, Client],
 ) -> None:
