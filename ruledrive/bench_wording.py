@@ -92,9 +92,12 @@ class Templates:
 
 def _slot_names(template: str) -> set[str]:
     try:
-        return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        fields = [f for f in string.Formatter().parse(template) if f[1] is not None]
     except ValueError as exc:
         raise ConfigError(f"template {template!r}: {exc}") from exc
+    if any(spec or conversion for _, _, spec, conversion in fields):
+        raise ConfigError(f"template {template!r}: a slot is {{name}} alone, without a format")
+    return {name for _, name, _, _ in fields if name is not None}
 
 
 def _strings(value: Any, where: str) -> list[str]:

@@ -84,6 +84,8 @@ def test_a_rule_is_rendered_with_its_own_parameters(tmp_path: Path) -> None:
         ("en:\n  rules:\n    speed_limit: []\n", "non-empty list"),
         ("en:\n  rules:\n    speed_limit: ['  ']\n", "an empty string"),
         ("en:\n  rules:\n    speed_limit: ['Max {limit']\n", "template"),
+        ("en:\n  rules:\n    speed_limit: ['Max {limit:>999999999}']\n", "without a format"),
+        ("en:\n  rules:\n    speed_limit: ['Max {limit!r}']\n", "without a format"),
         ("en:\n  slots:\n    lane: {left: [x]}\n  rules: {}\n", "needs exactly the values"),
         ("en:\n  slots:\n    colour: {}\n  rules: {}\n", "expected some of"),
         ("en:\n  rule: {}\n", "expected 'rules:'"),
