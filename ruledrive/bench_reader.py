@@ -34,13 +34,14 @@ import numpy as np
 from core.errors import ConfigError, DataError
 from ruledrive.argtypes import positive_int
 from ruledrive.benchdoc import add_doc_flags, bench_command, publish
+from simulator.oracle import NOT_BINDING, NOT_UNDERSTOOD
 
 __all__ = ["ReaderData", "collect", "register_bench", "score"]
 
 log = logging.getLogger(__name__)
 
 HEADING = "Rule reader"
-NOT_READ = ("not_binding", "not_understood")  # classes whose parameters decide nothing
+NOT_READ = (NOT_BINDING, NOT_UNDERSTOOD)  # classes whose parameters decide nothing
 
 
 @dataclass

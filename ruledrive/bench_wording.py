@@ -53,6 +53,7 @@ from typing import Any
 from core.errors import ConfigError, DataError
 from ruledrive.argtypes import fraction, positive_int
 from ruledrive.benchdoc import add_doc_flags, bench_command, publish
+from simulator.oracle import NOT_BINDING, NOT_UNDERSTOOD
 
 __all__ = ["Templates", "load_templates", "register_bench", "run", "targeted_jobs"]
 
@@ -66,7 +67,8 @@ PARAMS: dict[str, frozenset[str]] = {
     "bus_lane": frozenset({"hours"}),
     "lane_closed": frozenset({"lane", "merge"}),
 }
-NOT_WORDED = ("not_binding", "not_understood")  # what a rule says, not what a frame turns on
+# Classes that are not rule kinds: what a rule is, not what a frame turns on.
+NOT_WORDED = (NOT_BINDING, NOT_UNDERSTOOD)
 _BATCH = 64
 
 
@@ -207,20 +209,19 @@ def targeted_jobs(samples: Any, templates: Templates, seed: int = 0) -> tuple[li
 
 def _samples(args: argparse.Namespace, tmp: Path) -> list[Any]:
     from bus.recording_reader import read_samples
+    from training.data import list_recordings
 
     if args.data:
-        files = [f for d in args.data for f in (sorted(d.glob("*.mcap")) if d.is_dir() else [d])]
-        missing = [str(d) for d in args.data if not d.exists()]
-        if missing or not files:
-            raise ConfigError(
-                f"--data: no recordings at {', '.join(missing or map(str, args.data))}"
-            )
+        try:
+            files = list_recordings(args.data)
+        except DataError as exc:
+            raise ConfigError(f"--data: no recordings: {exc}") from exc
         return list(read_samples(files, require_labels=False))
     from simulator.generate import generate
 
     log.info("generating a bilingual test split of %d scenes (seed %d)", args.scenes, args.seed)
     generate(tmp, "test", args.scenes, args.seed, progress=False, rule_language="bilingual")
-    return list(read_samples(sorted(tmp.glob("*.mcap"))))
+    return list(read_samples(list_recordings([tmp])))
 
 
 def run(args: argparse.Namespace) -> int:
