@@ -57,6 +57,8 @@ def test_bench_node_reports_spinning_cpu_and_replicas(private_broker, tmp_path: 
     assert cpu and int(cpu[1]) > 0 and int(cpu[2]) > 0
     rows = re.findall(r"^\| ([12]) \| (\d+) \| [\d.]+ \|$", text, re.M)
     assert [r[0] for r in rows] == ["1", "2"] and all(int(r[1]) > 0 for r in rows)
+    # A frame lost on the way (QoS 0) is counted and does not stall its vehicle for good.
+    assert re.search(r"^Frames with no decision after [\d.]+ s .*: \d+ over the \d+ ", text, re.M)
     # Each lever side by side with the default in the same rounds, with its ratio.
     from ruledrive.bench_node import LEVERS
 
