@@ -71,7 +71,7 @@ class NodeSettings(BaseSettings):
         le=64,
         description="threads that decode a micro-batch's JPEGs side by side (OpenCV releases the "
         "GIL); 1: the serving loop decodes them one by one (2 threads at 8 vehicles on 2 cores: "
-        "0.93x-1.11x over four runs, no consistent gain, docs/benchmarks.md; for machines with "
+        "0.93x-1.11x over five runs, no consistent gain, docs/benchmarks.md; for machines with "
         "cores to spare)",
     )
     max_frame_age_ms: float = Field(200.0, gt=0, description="older frames are skipped")
