@@ -16,6 +16,12 @@ bilingual test split of ``--scenes`` scenes generated into a temporary directory
 rule set holds a rule nobody can read are left out (flagging them is right). Only rules that
 bind every vehicle are re-worded; the template file needs no scope.
 
+A check of wording the model never saw is only that if the renderings are not in its training
+data: ``--seen-in`` takes recordings (the training data, e.g. the recipe's ``runs/v2/data/train``)
+and the report counts, per kind and language, the re-worded frames whose rendering occurs there
+verbatim, and lists those renderings. It compares exact texts, so a rendering the generator could
+write but did not is not found.
+
 Template file::
 
     en:
@@ -224,6 +230,20 @@ def _samples(args: argparse.Namespace, tmp: Path) -> list[Any]:
     return list(read_samples(list_recordings([tmp])))
 
 
+def _seen_texts(paths: list[Path] | None) -> set[str] | None:
+    """Every rule text of the recordings ``paths`` (None: the check was not asked for)."""
+    from bus.recording_reader import read_samples
+    from training.data import list_recordings
+
+    if not paths:
+        return None
+    try:
+        files = list_recordings(paths)
+    except DataError as exc:
+        raise ConfigError(f"--seen-in: no recordings: {exc}") from exc
+    return {text for s in read_samples(files, require_labels=False) for text in s.rules}
+
+
 def run(args: argparse.Namespace) -> int:
     from policy.decider import Decider
     from policy.model import PolicyModel
@@ -232,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"model {args.model} not found; pass --model PATH")
     model = PolicyModel.load(args.model)
     templates = load_templates(args.templates, model.meta.rule_classes)
+    seen = _seen_texts(args.seen_in)
     with tempfile.TemporaryDirectory(prefix="ruledrive-wording-") as tmp:
         samples = _samples(args, Path(tmp))
     jobs, keys = targeted_jobs(samples, templates, args.seed)
@@ -257,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
             t[0] += right
             t[1] += 1
     seconds = time.perf_counter() - t0
-    text = _report(args, model, per, by_text, len(jobs), seconds)
+    text = _report(args, model, per, by_text, len(jobs), seconds, seen)
     publish(args, HEADING, text)
     low = [
         k for k, (r, _, n) in per.items() if args.fail_under is not None and r / n < args.fail_under
@@ -271,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(args, model, per, by_text, n_jobs: int, seconds: float) -> str:  # type: ignore[no-untyped-def]
+def _report(args, model, per, by_text, n_jobs: int, seconds: float, seen) -> str:  # type: ignore[no-untyped-def]
     source = (
         ", ".join(map(str, args.data))
         if args.data
@@ -289,14 +310,29 @@ def _report(args, model, per, by_text, n_jobs: int, seconds: float) -> str:  # t
         "the oracle's decision; flagged = `valid=false` (safe); wrong = a different decision "
         "with `valid=true` (unsafe):",
         "",
-        "| rule kind | language | frames | right | flagged | wrong |",
-        "|---|---|---|---|---|---|",
+        "| rule kind | language | frames | right | flagged | wrong |"
+        + (" seen in --seen-in |" if seen is not None else ""),
+        "|---|---|---|---|---|---|" + ("---|" if seen is not None else ""),
     ]
+    seen_frames: dict[tuple[str, str], int] = defaultdict(int)
+    for (kind, lang, text), (_, n) in by_text.items():
+        if seen is not None and text in seen:
+            seen_frames[(kind, lang)] += n
     for (kind, lang), (right, flagged, n) in sorted(per.items()):
         wrong = n - right - flagged
         lines.append(
             f"| {kind} | {lang} | {n} | {right / n:.1%} | {flagged / n:.1%} | {wrong / n:.1%} |"
+            + (f" {seen_frames[(kind, lang)] / n:.1%} |" if seen is not None else "")
         )
+    if seen is not None:
+        found = sorted({text for (_, _, text) in by_text if text in seen})
+        lines += [
+            "",
+            f"Renderings found verbatim among the {len(seen)} rule texts of "
+            f"{', '.join(map(str, args.seen_in))}: "
+            + ("none." if not found else "; ".join(t.replace("|", "/") for t in found[:20]))
+            + (f" (and {len(found) - 20} more)" if len(found) > 20 else ""),
+        ]
     worst = sorted(
         ((r / n, n, k) for k, (r, n) in by_text.items() if r < n), key=lambda x: (x[0], -x[1])
     )[: args.show]
@@ -322,6 +358,12 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, nargs="+", help="recordings (default: generate)")
     p.add_argument("--scenes", type=positive_int, default=3000, help="scenes to generate")
     p.add_argument("--seed", type=int, default=29, help="generation and template draws")
+    p.add_argument(
+        "--seen-in",
+        type=Path,
+        nargs="+",
+        help="training recordings: count renderings that occur in them verbatim",
+    )
     p.add_argument("--show", type=positive_int, default=15, help="worst renderings listed")
     p.add_argument(
         "--fail-under", type=fraction, help="exit 1 if a kind and language is right less often"

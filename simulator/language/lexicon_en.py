@@ -356,7 +356,12 @@ CONSTRUCTIONS = (
         ("s.offence", "It is an offence to exceed {limit}{here}"),
         ("s.over", "Speeds over {limit} are {prohib}"),
         ("s.drive_at", "Drive at {limit} or less{here}"),
-        held=("s.post", "s.no_faster"),
+        # Tenth-session wording check (docs/training.md): "never" and "{subj} may not exceed"
+        # were met by speed rules nowhere in training.
+        ("s.never", "Never exceed {limit}{here}"),
+        ("s.subj_exceed", "{subj} {mustnot} exceed {limit}{here}"),
+        ("s.keep", "Keep your speed to {limit} or below{here}"),
+        held=("s.post", "s.no_faster", "s.keep"),
     ),
     *_c(
         "school_zone",
@@ -387,7 +392,10 @@ CONSTRUCTIONS = (
         ("o.colon", "{overtake:n}: {prohib}"),
         ("o.colon_not", "{overtake:n}: not {permit}"),
         ("o.attempt", "Do not attempt to {overtake:v}{here}"),
-        held=("o.never",),
+        # Tenth round: "never" now trains with turn on red (u.never), which makes o.never
+        # easier; o.refrain is held out beside it so the split keeps an unseen construction.
+        ("o.refrain", "Refrain from {overtake:n}{here}"),
+        held=("o.never", "o.refrain"),
     ),
     *_c(
         "overtaking",
@@ -505,7 +513,11 @@ CONSTRUCTIONS = (
         ("u.colon", "{turn:n} on {red:n}: {prohib}"),
         ("u.offence", "It is an offence to {turn:v} on {red:light}"),
         ("u.not", "{turn:n} not {permit} on {red:n}"),
-        held=("u.wait",),
+        # Tenth round: the wording check read "Never turn right on red" as a permission.
+        ("u.never", "Never {turn:v} on {red:n}"),
+        ("u.never_at", "Never {turn:v} at {red:light}"),
+        ("u.refrain", "Refrain from {turn:ing} on {red:n}"),
+        held=("u.wait", "u.refrain"),
     ),
     *_c(
         "bus_lane",

@@ -50,6 +50,12 @@ C = concepts(
             "buzhunxu": "不准许",
             "buke": "不可|不可以",
         },
+        # Prohibitions that close a 是…的 sentence (红灯时右转是不允许的).
+        "prohib_de": {
+            "buyunxu": "不允许|不被允许",
+            "jinzhi": "禁止|被禁止",
+            "buzhunxu": "不准许|不被准许",
+        },
         "permit": {
             "yunxu": "允许",
             "keyi": "可以",
@@ -310,7 +316,10 @@ CONSTRUCTIONS = (
         ("o.qingwu", "{here}请勿{overtake}"),
         ("o.yilv", "{here}{overtake}一律禁止"),
         ("o.zaici", "{subj}在此{prohib}{overtake}"),
-        held=("o.shi",),
+        # Tenth round: sentence-final 是…的 now trains with turn on red (u.shide), which makes
+        # o.shi easier; o.renhe is held out beside it so the split keeps an unseen construction.
+        ("o.renhe", "{here}{prohib}任何{overtake}行为"),
+        held=("o.shi", "o.renhe"),
     ),
     *_c(
         "overtaking",
@@ -408,6 +417,10 @@ CONSTRUCTIONS = (
         ("u.qingwu", "红灯时请勿{turn}"),
         ("u.fangke", "绿灯亮时方可{turn}"),
         ("u.zhuangtai", "红灯状态下{prohib}{turn}"),
+        # Tenth round: the wording check read 红灯亮起时右转是不被允许的 as a permission;
+        # sentence-final 是…的 was only in the held-out o.shi.
+        ("u.shide", "红灯时{turn}是{prohib_de}的"),
+        ("u.liangqi", "红灯亮起时{turn}是{prohib_de}的"),
         held=("u.green",),
     ),
     *_c(

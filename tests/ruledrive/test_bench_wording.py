@@ -12,6 +12,7 @@ import pytest
 from core.errors import ConfigError
 from ruledrive.bench_wording import load_templates, targeted_jobs
 from ruledrive.cli import main as cli_main
+from tests.training.recordings import rule_set, write_recording
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs/examples/wordings.yaml"
@@ -128,12 +129,18 @@ def test_only_targeted_rules_of_readable_frames_are_reworded(
 @pytest.mark.slow
 def test_the_check_tells_a_right_wording_from_an_inverted_one(tmp_path: Path) -> None:
     """A wording that says the opposite of the rule must score low, a plain one high: the check
-    measures reading, not only that frames went through."""
+    measures reading, not only that frames went through. --seen-in counts the renderings that a
+    training recording holds verbatim (here one of the two texts)."""
+    seen_text = "Right turn on red permitted after a full stop"
     templates = _file(
         tmp_path,
         "en:\n  rules:\n"
-        "    turn_on_red:prohibited: ['Right turn on red permitted after a full stop']\n"
-        "    turn_on_red:permitted: ['Right turn on red permitted after a full stop']\n",
+        f"    turn_on_red:prohibited: ['{seen_text}']\n"
+        f"    turn_on_red:permitted: ['{seen_text}']\n"
+        "    amber:always_stop: ['Stop on amber']\n",
+    )
+    training = write_recording(
+        tmp_path / "train.mcap", rule_set(rules=["No overtaking", seen_text, "Stop on yellow"])
     )
     doc = tmp_path / "bench.md"
     rc = cli_main(
@@ -148,6 +155,8 @@ def test_the_check_tells_a_right_wording_from_an_inverted_one(tmp_path: Path) ->
             str(doc),
             "--fail-under",
             "0.5",
+            "--seen-in",
+            str(training),
         ]
     )
     text = doc.read_text()
@@ -156,6 +165,13 @@ def test_the_check_tells_a_right_wording_from_an_inverted_one(tmp_path: Path) ->
         for m in re.findall(r"^\| (turn_on_red:\w+) \| en \| \d+ \| ([\d.]+)% \|", text, re.M)
     )
     assert rows["turn_on_red:permitted"] >= 90 and rows["turn_on_red:prohibited"] <= 20
+    seen = dict(re.findall(r"^\| ([\w:]+) \| en \| \d+ \|.* ([\d.]+)% \|$", text, re.M))
+    assert seen == {
+        "turn_on_red:permitted": "100.0",
+        "turn_on_red:prohibited": "100.0",
+        "amber:always_stop": "0.0",
+    }, text
+    assert f"among the 3 rule texts of {training}: {seen_text}" in text
     assert rc == 1  # the inverted kind is under --fail-under
     assert "Command: `ruledrive bench wording" in text and "read as" in text
 
@@ -168,3 +184,7 @@ def test_bad_flags_and_missing_data_are_clear(tmp_path: Path, capsys) -> None:
     )
     assert rc == 2 and "no recordings" in capsys.readouterr().err
     assert cli_main(["bench", "wording", "--templates", str(EXAMPLE), "--fail-under", "2"]) == 2
+    rc = cli_main(
+        ["bench", "wording", "--templates", str(EXAMPLE), "--seen-in", str(tmp_path / "nowhere")]
+    )
+    assert rc == 2 and "--seen-in: no recordings" in capsys.readouterr().err
