@@ -20,6 +20,7 @@ Results and the exact command replace the "## Node" section of docs/benchmarks.m
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import subprocess
@@ -48,6 +49,8 @@ from policy.model import PolicyModel
 from ruledrive.benchdoc import bench_command, publish
 
 __all__ = ["RULE_TEXTS", "run_bench", "serve_command", "synthetic_frames"]
+
+log = logging.getLogger(__name__)
 
 RULE_TEXTS = ["School zone: 30 km/h", "Stop at the red light", "Yield to pedestrians"]
 
@@ -341,10 +344,18 @@ def _saturate(
         batches = [r[1].timings.batch_size for r in c.rows[-200:]]
         p99 = float(np.percentile([r[0] for r in c.rows[-2000:]], 99)) if c.rows else 0.0
     finally:
-        for node in nodes:
-            node.stop()
+        tails = [node.stop() for node in nodes]
         c.clear_rules(vids)
         c.bus.close()
+    if counter["lost"] or n1 == n0:
+        # A stalled node is what these runs are for; its own log says what it was doing.
+        log.warning(
+            "saturation run %s: %d decisions in the window, %d frames lost; node log tail:\n%s",
+            " ".join(extra) or "default",
+            n1 - n0,
+            counter["lost"],
+            "\n".join(t[-600:] for t in tails),
+        )
     return {
         "rate": (n1 - n0) / (t1 - t0),
         "batch": float(np.mean(batches)) if batches else 0.0,
