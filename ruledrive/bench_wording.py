@@ -213,16 +213,25 @@ def targeted_jobs(samples: Any, templates: Templates, seed: int = 0) -> tuple[li
     return jobs, keys
 
 
+def _recordings(paths: list[Path], flag: str) -> list[Any]:
+    """The samples of the recordings named by ``flag`` (labels not needed); a path that holds
+    none is a ConfigError naming the flag."""
+    from bus.recording_reader import read_samples
+    from training.data import list_recordings
+
+    try:
+        files = list_recordings(paths)
+    except DataError as exc:
+        raise ConfigError(f"{flag}: no recordings: {exc}") from exc
+    return list(read_samples(files, require_labels=False))
+
+
 def _samples(args: argparse.Namespace, tmp: Path) -> list[Any]:
     from bus.recording_reader import read_samples
     from training.data import list_recordings
 
     if args.data:
-        try:
-            files = list_recordings(args.data)
-        except DataError as exc:
-            raise ConfigError(f"--data: no recordings: {exc}") from exc
-        return list(read_samples(files, require_labels=False))
+        return _recordings(args.data, "--data")
     from simulator.generate import generate
 
     log.info("generating a bilingual test split of %d scenes (seed %d)", args.scenes, args.seed)
@@ -232,16 +241,9 @@ def _samples(args: argparse.Namespace, tmp: Path) -> list[Any]:
 
 def _seen_texts(paths: list[Path] | None) -> set[str] | None:
     """Every rule text of the recordings ``paths`` (None: the check was not asked for)."""
-    from bus.recording_reader import read_samples
-    from training.data import list_recordings
-
     if not paths:
         return None
-    try:
-        files = list_recordings(paths)
-    except DataError as exc:
-        raise ConfigError(f"--seen-in: no recordings: {exc}") from exc
-    return {text for s in read_samples(files, require_labels=False) for text in s.rules}
+    return {text for s in _recordings(paths, "--seen-in") for text in s.rules}
 
 
 def run(args: argparse.Namespace) -> int:
