@@ -92,11 +92,10 @@ def collect(
     return out
 
 
-def _rows(n: int, slots: int, rng: np.random.Generator | None) -> np.ndarray:
-    """Text indices packed ``slots`` per row (-1 = empty slot); shuffled when ``rng``."""
-    order = rng.permutation(n) if rng is not None else np.arange(n)
+def _rows(n: int, slots: int) -> np.ndarray:
+    """Text indices in order, packed ``slots`` per row (-1 = empty slot)."""
     pad = (-n) % slots
-    return np.concatenate([order, np.full(pad, -1)]).reshape(-1, slots).astype(np.int32)
+    return np.concatenate([np.arange(n), np.full(pad, -1)]).reshape(-1, slots).astype(np.int32)
 
 
 def _feeds(states: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
@@ -132,47 +131,17 @@ def _train_and_read(
 
     from perception.spec import MODEL_SPEC
     from training.config import TrainConfig
-    from training.data import hide_tokens
+    from training.reader import ReaderSet, fit_reader
     from training.ruleparams import RULE_PARAMS
 
     keras.utils.set_random_seed(seed)
-    cfg = TrainConfig()
+    cfg = TrainConfig(token_dropout=dropout)
     model = _model(len(classes))
-    slots = MODEL_SPEC.max_rules
-    per_epoch = int(np.ceil(len(ix_train) / slots / cfg.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        cfg.learning_rate, decay_steps=epochs * per_epoch, alpha=cfg.min_lr_ratio
-    )
-    loss = keras.losses.SparseCategoricalCrossentropy
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss={MODEL_SPEC.rule_output: loss(), **{p: loss() for p in RULE_PARAMS}},
-        loss_weights={
-            MODEL_SPEC.rule_output: cfg.rule_loss_weight,
-            **{p: cfg.param_loss_weight for p in RULE_PARAMS},
-        },
-    )
     cls_of = np.array([classes.index(c) for c in train.cls], np.int32)
     par_of = np.array(train.params, np.int32).reshape(len(train.texts), len(RULE_PARAMS))
-    rng = np.random.default_rng(seed)
-    for _ in range(epochs):
-        rows = _rows(len(ix_train), slots, rng)
-        for b in range(0, len(rows), cfg.batch_size):
-            local = rows[b : b + cfg.batch_size]
-            present = local >= 0
-            which = np.where(present, local, 0)  # into ix_train / train's labels
-            states, masks = table.gather(np.where(present, ix_train[which], -1))
-            if dropout > 0.0:
-                hide_tokens(states, masks, dropout, rng)
-            y = {MODEL_SPEC.rule_output: np.maximum(cls_of[which], 0)}
-            w = {MODEL_SPEC.rule_output: present.astype(np.float32)}
-            par = par_of[which]
-            for k, name in enumerate(RULE_PARAMS):
-                lab = par[..., k]
-                y[name] = np.maximum(lab, 0)
-                w[name] = (present & (lab >= 0)).astype(np.float32)
-            model.train_on_batch(_feeds(states, masks), y, sample_weight=w)
-    rows = _rows(len(ix_eval), slots, None)
+    fit_reader(model, table, ReaderSet(ix_train, cls_of, par_of), epochs, seed, cfg)
+    slots = MODEL_SPEC.max_rules
+    rows = _rows(len(ix_eval), slots)
     present = rows >= 0
     states, masks = table.gather(np.where(present, ix_eval[np.maximum(rows, 0)], -1))
     outs = model.predict_on_batch(_feeds(states, masks))

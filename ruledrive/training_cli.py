@@ -48,6 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-samples", type=positive_int)
     p.add_argument("--threads", type=non_negative_int, help="TF intra-op threads (0 = all cores)")
     p.add_argument("--model-version")
+    p.add_argument(
+        "--reader-epochs",
+        type=non_negative_int,
+        help="train the rule reader alone first, this many epochs (docs/training.md)",
+    )
+    p.add_argument(
+        "--rule-corpus",
+        help="rule texts without frames for that (`ruledrive rule-corpus`); needs --reader-epochs",
+    )
     p.add_argument("--export", type=Path, help="ONNX path (default OUT/model.onnx)")
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
     p.add_argument(
@@ -120,6 +129,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "max_samples",
         "threads",
         "model_version",
+        "reader_epochs",
+        "rule_corpus",
     )
     return {k: getattr(args, k) for k in keys}
 

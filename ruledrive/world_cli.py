@@ -41,6 +41,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--no-progress", action="store_true")
     gen.set_defaults(func=_generate)
 
+    corpus = sub.add_parser(
+        "rule-corpus",
+        help="write rule texts with their meaning and no frames (JSON lines) for the reader",
+        description="Rule sets drawn as the training split draws them (training wording "
+        "families only, the training pool of rules nobody can read), one rule per line with its "
+        "class and parameters; `ruledrive train --rule-corpus FILE --reader-epochs N` trains the "
+        "rule reader on them before the whole model (docs/training.md).",
+    )
+    corpus.add_argument("--out", required=True, type=Path, help="the .jsonl file to write")
+    corpus.add_argument("--sets", type=positive_int, default=10000, help="rule sets to draw")
+    corpus.add_argument("--seed", type=non_negative_int, default=777)
+    corpus.set_defaults(func=_rule_corpus)
+
     scenes = sub.add_parser("scenes", help="inspect recordings")
     ssub = scenes.add_subparsers(dest="scenes_cmd", metavar="CMD", required=True)
     show = ssub.add_parser("show", help="print a summary; optionally write a contact sheet")
@@ -53,6 +66,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="use the complete part of recordings cut short (killed recorder); warn",
     )
     show.set_defaults(func=_show)
+
+
+def _rule_corpus(args: argparse.Namespace) -> int:
+    from simulator.generate import write_rule_corpus
+
+    print(json.dumps(write_rule_corpus(args.out, args.sets, args.seed)))
+    return 0
 
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:

@@ -28,11 +28,13 @@ from bus.recording_writer import RecordingWriter
 from bus.schema import FrameHeader, LabelMsg, RuleSet
 from core.errors import DataError
 from simulator.language import rule_records
+from simulator.language.ruleset import rule_corpus
 from simulator.plan import PlannedFrame, SplitPlan, fusion_figures, plan_split
 from simulator.render import render_jpeg
 from simulator.scene import RULE_META_KEY, Scene
 
 __all__ = [
+    "write_rule_corpus",
     "FRAME_PERIOD_NS",
     "GENERATOR_VERSION",
     "generate",
@@ -234,3 +236,22 @@ def generate(
         summary["rule_language"] = language_summary(plan)
     (out / f"{split}.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def write_rule_corpus(path: str | Path, n_sets: int, seed: int) -> dict[str, int]:
+    """Write the rule corpus of ``n_sets`` rule sets drawn from ``seed`` (JSON lines,
+    :func:`simulator.language.ruleset.rule_corpus`) to ``path``, atomically; returns counts."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    lines = texts = 0
+    seen: set[str] = set()
+    with tmp.open("w", encoding="utf-8") as f:
+        for rec in rule_corpus(n_sets, seed):
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            lines += 1
+            if rec["text"] not in seen:
+                seen.add(rec["text"])
+                texts += 1
+    tmp.replace(out)
+    return {"rules": lines, "distinct_texts": texts, "sets": n_sets, "seed": seed}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.errors import ConfigError
 
@@ -46,12 +46,23 @@ class TrainConfig(BaseModel):
     # held-out wording better and flags fewer readable rules; without it the seeds agree more,
     # and `ruledrive bench reader` finds no gain for the reader alone.
     token_dropout: float = Field(default=0.15, ge=0.0, lt=1.0)
+    # The rule reader alone first (training.reader): epochs over the training splits' distinct
+    # rule texts plus a rule corpus (``ruledrive rule-corpus``: rule texts with their meaning,
+    # no frames); 0 = none. Then the whole model trains as before, the reader included.
+    reader_epochs: int = Field(default=0, ge=0, le=500)
+    rule_corpus: str | None = None
     # Recording splits used for training; evaluation splits are excluded unless named here.
     train_splits: list[str] = Field(default_factory=lambda: ["train", "val", "recorded"])
     val_fraction: float = Field(default=0.1, ge=0.0, lt=0.9)
     max_samples: int | None = Field(default=None, ge=1, description="cap on training samples")
     threads: int = Field(default=0, ge=0, description="TF intra-op threads; 0 = all cores")
     model_version: str | None = None
+
+    @model_validator(mode="after")
+    def _corpus_needs_epochs(self) -> TrainConfig:
+        if self.rule_corpus is not None and self.reader_epochs == 0:
+            raise ValueError("rule_corpus trains only the reader: give reader_epochs > 0")
+        return self
 
 
 def load_config(path: str | Path | None, overrides: dict[str, object]) -> TrainConfig:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from bus.schema import DecisionLabel
-from core.errors import DataError
+from core.errors import ConfigError, DataError
 from perception.modelmeta import NOT_UNDERSTOOD
 from perception.rule_encoder import RuleEncoder
 from perception.spec import MODEL_SPEC
@@ -54,6 +54,7 @@ from training.distributed import (
     shard_files,
 )
 from training.ood import TRAIN_KINDS, negative_jpegs
+from training.reader import ReaderSet, RuleCorpus, fit_reader, load_rule_corpus, reader_of
 from training.ruleparams import EGO_LANE_OUTPUT, RULE_PARAMS, SCHOOL_SIGN_OUTPUT, TIME_OUTPUT
 from training.thresholds import choose_thresholds
 
@@ -129,9 +130,11 @@ def _fit(
     version: str,
     data_fp: str,
     job: Job | None = None,
+    reader: ReaderSet | None = None,
 ) -> dict[str, Any]:
     """Build, fit and save the model; returns the checkpoint info. ``job``: train under its
-    tf.distribute strategy (None: the default strategy, one process)."""
+    tf.distribute strategy (None: the default strategy, one process). ``reader``: rule texts
+    the reader trains on alone first (``cfg.reader_epochs``; training.reader)."""
     # -- model --------------------------------------------------------------------------------
     if cfg.threads:
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(cfg.threads))
@@ -156,6 +159,15 @@ def _fit(
     if job is not None:
         base_info["distribution"] = job.describe(cfg.batch_size)
     save_checkpoint_files(out, cfg, base_info)
+    if reader is not None:
+        t_read = time.monotonic()
+        fit_reader(reader_of(model), train_ds.table, reader, cfg.reader_epochs, cfg.seed, cfg)
+        log.info(
+            "reader alone: %d epochs over %d rule texts (%.0fs)",
+            cfg.reader_epochs,
+            len(reader),
+            time.monotonic() - t_read,
+        )
     has_val = job.plan(cfg.batch_size).val_steps > 0 if job is not None else len(val_ds) > 0
     monitor = f"val_{s.output}_accuracy" if has_val else f"{s.output}_accuracy"
     callbacks = [
@@ -343,12 +355,27 @@ def train(
         raise DataError(
             f"no training samples (splits {cfg.train_splits}) in {list(map(str, data_paths))}"
         )
+    reads_alone = cfg.reader_epochs > 0 and cfg.variant != "image_only"  # it reads nothing
+    if reads_alone and cluster.multi_worker:
+        raise ConfigError(
+            "reader_epochs (the rule reader trained alone first) runs in one process; set it "
+            "to 0 under a multi-worker TF_CONFIG"
+        )
+    corpus = load_rule_corpus(cfg.rule_corpus) if cfg.rule_corpus and reads_alone else None
     encoder = RuleEncoder.load(Path(cfg.encoder_dir), "cpu", cache_size=0)
     table = RuleTable.build(
-        (r for smp in samples for r in smp.rules), encoder, rule_cache or out / "rule-table.npz"
+        [r for smp in samples for r in smp.rules] + (corpus.texts if corpus else []),
+        encoder,
+        rule_cache or out / "rule-table.npz",
     )
     seen = {c for smp in samples for c in rule_classes_of(smp) if c is not None}
+    seen |= set(corpus.classes) if corpus else set()
     strategy = create_strategy(cluster, cfg.threads)  # None: the default strategy
+    if reads_alone and strategy is not None:
+        raise ConfigError(
+            "reader_epochs (the rule reader trained alone first) runs without tf.distribute; "
+            "set it to 0 to train on several devices"
+        )
     if cluster.multi_worker:  # the per-rule head must have the same classes on every worker
         facts = allgather_json(
             strategy, cluster, {"files": files_digest(all_files), "classes": sorted(seen)}
@@ -372,6 +399,9 @@ def train(
         raise DataError("validation split took every sample; lower val_fraction")
     train_ds, val_ds = data.subset(train_idx), data.subset(val_idx)
     data_fp = fingerprint(samples)
+    if corpus is not None:
+        data_fp = hashlib.sha256(f"{data_fp}:{corpus.digest}".encode()).hexdigest()[:16]
+    reader = _reader_set(train_ds, corpus, rule_classes) if reads_alone else None
     job = None
     if cluster.multi_worker:
         job, data_fp = _agree_counts(strategy, cluster, data_fp, len(train_ds), len(val_ds))
@@ -413,6 +443,7 @@ def train(
             version,
             data_fp,
             job,
+            reader,
         )
     if cluster.multi_worker:  # the chief outlives every worker's last collective
         allgather_json(strategy, cluster, "trained")
@@ -426,6 +457,30 @@ def train(
 
         info["export"] = export_onnx(load_checkpoint(out), export_to)
     return info
+
+
+def _reader_set(
+    train_ds: ArrayDataset, corpus: RuleCorpus | None, rule_classes: tuple[str, ...]
+) -> ReaderSet:
+    """The distinct rule texts of the training frames (not the validation frames) with their
+    labels, then the corpus's texts that the frames do not hold."""
+    idx = train_ds.rule_idx.reshape(-1)
+    keep = idx >= 0
+    rows, first = np.unique(idx[keep], return_index=True)
+    classes = train_ds.rule_cls.reshape(-1)[keep][first]
+    params = train_ds.rule_par.reshape(-1, len(RULE_PARAMS))[keep][first]
+    if corpus is not None:
+        table, have = train_ds.table, set(rows.tolist())
+        extra = [
+            (table.index[t], rule_classes.index(c), p)
+            for t, c, p in zip(corpus.texts, corpus.classes, corpus.params, strict=True)
+            if table.index[t] not in have
+        ]
+        if extra:
+            rows = np.concatenate([rows, np.array([e[0] for e in extra], np.int32)])
+            classes = np.concatenate([classes, np.array([e[1] for e in extra], np.int32)])
+            params = np.concatenate([params, np.array([e[2] for e in extra], np.int32)])
+    return ReaderSet(rows.astype(np.int32), classes.astype(np.int32), params.astype(np.int32))
 
 
 def _agree_counts(

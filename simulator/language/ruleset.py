@@ -11,6 +11,7 @@ targeted by the rule.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "NEGATIVE_P",
     "RuleText",
     "render_rule",
+    "rule_corpus",
     "rule_records",
     "sample_language_rule_set",
     "understood_rules",
@@ -169,34 +171,50 @@ def understood_rules(texts: tuple[RuleText, ...]) -> tuple[Rule, ...]:
     return tuple(t.rule for t in texts if t.rule is not None)
 
 
+def _meaning(t: RuleText) -> dict[str, Any]:
+    """One rule's meaning and wording as the scene record and the rule corpus carry it."""
+    r = t.rule
+    return {
+        "text": t.text,
+        "lang": t.lang,
+        "construction": t.construction,
+        "families": list(t.families),
+        "held_out": t.held_out,
+        "understood": r is not None,
+        "class": rule_class(r),
+        "rule": None
+        if r is None
+        else {
+            "kind": r.kind,
+            "variant": r.variant,
+            "scope": r.scope,
+            "limit": r.limit,
+            "hours": r.hours,
+            "lane": r.lane,
+            "merge": r.merge,
+        },
+    }
+
+
 def rule_records(texts: tuple[RuleText, ...], scene: Scene) -> list[dict[str, Any]]:
     """Per rule of a frame's rule set (in the order sent): meaning, wording, class, targeted."""
     targeted = targeted_rules(scene, [t.rule for t in texts])
     out = []
     for i, (t, tgt) in enumerate(zip(texts, targeted, strict=True)):
-        r = t.rule
-        out.append(
-            {
-                "index": i,
-                "text": t.text,
-                "lang": t.lang,
-                "construction": t.construction,
-                "families": list(t.families),
-                "held_out": t.held_out,
-                "understood": r is not None,
-                "class": rule_class(r),
-                "targeted": tgt,
-                "rule": None
-                if r is None
-                else {
-                    "kind": r.kind,
-                    "variant": r.variant,
-                    "scope": r.scope,
-                    "limit": r.limit,
-                    "hours": r.hours,
-                    "lane": r.lane,
-                    "merge": r.merge,
-                },
-            }
-        )
+        rec = {"index": i, **_meaning(t)}
+        rule = rec.pop("rule")  # after "targeted": the recordings' key order
+        out.append({**rec, "targeted": tgt, "rule": rule})
     return out
+
+
+def rule_corpus(n_sets: int, seed: int) -> Iterator[dict[str, Any]]:
+    """Rule texts without frames, for the reader (``ruledrive rule-corpus``): the rules of
+    ``n_sets`` rule sets drawn as the training splits draw them (training families only, the
+    training pool of rules nobody can read), each with its meaning as :func:`rule_records`
+    gives it, less the frame-dependent ``index`` and ``targeted``."""
+    if n_sets <= 0:
+        raise DataError(f"the rule corpus needs a positive number of rule sets, got {n_sets}")
+    rng = random.Random(seed)
+    for _ in range(n_sets):
+        for t in sample_language_rule_set(rng, rng.choice((2, 3)), False, "train"):
+            yield _meaning(t)

@@ -1,0 +1,181 @@
+"""Reading rules without frames: the rule corpus, and training the rule reader on its own.
+
+The fused model reads each rule into a symbolic form (``training.model._read_rules``) and decides
+from that form. The recipe's training splits hold ~13,500 distinct rule texts, each seen with
+the 5-15 frames of its rule set. A rule corpus (``ruledrive rule-corpus``, drawn by
+``simulator.language.rule_corpus`` from the training families only) adds rule texts with their
+meaning and no frame: rule texts are cheap, frames are not. With ``TrainConfig.reader_epochs``,
+the reader (the text encoder and the per-rule heads, a sub-model sharing the whole model's
+layers) first trains on the training splits' rule texts and the corpus; then the whole model
+trains as before, the reader included. ``ruledrive bench reader`` trains the reader alone with
+the same loop (:func:`fit_reader`).
+
+A corpus line is one JSON object: ``text``, ``class`` (a rule class, ``simulator.oracle``) and
+``rule`` (its parameters, as a frame's ``rule_meta`` carries them; null for a rule nobody can
+read). A line marked ``held_out`` is refused: held-out wording is for evaluation only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import DataError
+from perception.spec import MODEL_SPEC
+from training.data import RuleTable, hide_tokens
+from training.ruleparams import RULE_PARAMS, param_labels
+
+__all__ = ["ReaderSet", "RuleCorpus", "fit_reader", "load_rule_corpus", "reader_of"]
+
+
+class _Line(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    text: str = Field(min_length=1)
+    cls: str = Field(alias="class", min_length=1)
+    rule: dict[str, Any] | None
+    held_out: bool = False
+
+
+@dataclass(frozen=True)
+class RuleCorpus:
+    """Distinct rule texts of a corpus file, their class names and parameter labels."""
+
+    texts: list[str]
+    classes: list[str]
+    params: list[list[int]]  # per text, training.ruleparams.param_labels
+    digest: str  # of the file's bytes: part of the training data's fingerprint
+
+
+def load_rule_corpus(path: str | Path) -> RuleCorpus:
+    """Read a corpus file (JSON lines); a bad line is a DataError naming the file and line."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise DataError(f"rule corpus {p}: cannot read it: {exc}") from exc
+    seen: dict[str, int] = {}
+    texts: list[str] = []
+    classes: list[str] = []
+    params: list[list[int]] = []
+    for n, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = _Line.model_validate(json.loads(line))
+        except ValidationError as exc:
+            e = exc.errors(include_url=False)[0]
+            msg = f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}"
+            raise DataError(f"rule corpus {p}, line {n}: not a corpus record ({msg})") from exc
+        except ValueError as exc:  # not JSON
+            msg = str(exc).splitlines()[0]
+            raise DataError(f"rule corpus {p}, line {n}: not a corpus record ({msg})") from exc
+        if rec.held_out:
+            raise DataError(
+                f"rule corpus {p}, line {n}: held-out wording ({rec.text!r}) is for evaluation "
+                "only and must not train"
+            )
+        if rec.text in seen:
+            if classes[seen[rec.text]] != rec.cls:
+                raise DataError(
+                    f"rule corpus {p}, line {n}: {rec.text!r} is {rec.cls} here and "
+                    f"{classes[seen[rec.text]]} on an earlier line"
+                )
+            continue
+        seen[rec.text] = len(texts)
+        texts.append(rec.text)
+        classes.append(rec.cls)
+        params.append(param_labels({"rule": rec.rule}))
+    if not texts:
+        raise DataError(f"rule corpus {p}: no rule texts in it")
+    return RuleCorpus(texts, classes, params, hashlib.sha256(raw).hexdigest()[:16])
+
+
+@dataclass(frozen=True)
+class ReaderSet:
+    """What the reader trains on: rule-table rows with their labels (-1 = not trained on)."""
+
+    rows: np.ndarray  # int32 [U], into the RuleTable
+    classes: np.ndarray  # int32 [U], into the model's rule classes
+    params: np.ndarray  # int32 [U, P]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def reader_of(model: Any) -> Any:
+    """The reader of a whole model as a model of its own (rule states and mask -> rule classes
+    and parameters), sharing the whole model's layers: training it trains them."""
+    import keras
+
+    s = MODEL_SPEC
+    ins = {t.name: t for t in model.inputs}
+    outs = {name: model.get_layer(name).output for name in (s.rule_output, *RULE_PARAMS)}
+    return keras.Model([ins[s.rules_input], ins[s.rule_mask_input]], outs, name="rule_reader")
+
+
+def _rows(n: int, slots: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices 0..n-1 shuffled and packed ``slots`` per row (-1 = empty slot)."""
+    order = rng.permutation(n)
+    pad = (-n) % slots
+    return np.concatenate([order, np.full(pad, -1)]).reshape(-1, slots).astype(np.int32)
+
+
+def fit_reader(
+    reader: Any,
+    table: RuleTable,
+    data: ReaderSet,
+    epochs: int,
+    seed: int,
+    cfg: Any,
+) -> None:
+    """Train ``reader`` (:func:`reader_of`, or ``bench reader``'s own) on ``data``: rule texts
+    packed five to a row as the model sees them, the class and parameter losses weighted as in
+    the whole model (``cfg``: a TrainConfig), token dropout at ``cfg.token_dropout``, Adam with
+    a cosine decay over the run."""
+    import keras
+
+    if len(data) == 0:
+        raise DataError("the rule reader has no labelled rule text to train on")
+    s = MODEL_SPEC
+    slots = s.max_rules
+    per_epoch = int(np.ceil(len(data) / slots / cfg.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        cfg.learning_rate, decay_steps=epochs * per_epoch, alpha=cfg.min_lr_ratio
+    )
+    loss = keras.losses.SparseCategoricalCrossentropy
+    reader.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss={s.rule_output: loss(), **{p: loss() for p in RULE_PARAMS}},
+        loss_weights={
+            s.rule_output: cfg.rule_loss_weight,
+            **{p: cfg.param_loss_weight for p in RULE_PARAMS},
+        },
+    )
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        rows = _rows(len(data), slots, rng)
+        for b in range(0, len(rows), cfg.batch_size):
+            local = rows[b : b + cfg.batch_size]
+            present = local >= 0
+            which = np.where(present, local, 0)
+            states, masks = table.gather(np.where(present, data.rows[which], -1))
+            if cfg.token_dropout > 0.0:
+                hide_tokens(states, masks, cfg.token_dropout, rng)
+            cls = data.classes[which]
+            y = {s.rule_output: np.maximum(cls, 0)}
+            w = {s.rule_output: (present & (cls >= 0)).astype(np.float32)}
+            par = data.params[which]
+            for k, name in enumerate(RULE_PARAMS):
+                lab = par[..., k]
+                y[name] = np.maximum(lab, 0)
+                w[name] = (present & (lab >= 0)).astype(np.float32)
+            reader.train_on_batch(
+                {s.rules_input: states, s.rule_mask_input: masks}, y, sample_weight=w
+            )
