@@ -333,6 +333,12 @@ def train(
     out = Path(out_dir)
     t0 = time.monotonic()
     cluster = cluster_from_env()
+    reads_alone = cfg.reader_epochs > 0 and cfg.variant != "image_only"  # it reads nothing
+    if reads_alone and cluster.multi_worker:
+        raise ConfigError(
+            "reader_epochs (the rule reader trained alone first) runs in one process; set it "
+            "to 0 under a multi-worker TF_CONFIG"
+        )
     max_samples = cfg.max_samples
     if cluster.multi_worker:  # this worker's share of the recording files; only the chief
         all_files = list_recordings(data_paths, remote_ok=True)  # writes `out`
@@ -354,12 +360,6 @@ def train(
     if not samples:
         raise DataError(
             f"no training samples (splits {cfg.train_splits}) in {list(map(str, data_paths))}"
-        )
-    reads_alone = cfg.reader_epochs > 0 and cfg.variant != "image_only"  # it reads nothing
-    if reads_alone and cluster.multi_worker:
-        raise ConfigError(
-            "reader_epochs (the rule reader trained alone first) runs in one process; set it "
-            "to 0 under a multi-worker TF_CONFIG"
         )
     corpus = load_rule_corpus(cfg.rule_corpus) if cfg.rule_corpus and reads_alone else None
     encoder = RuleEncoder.load(Path(cfg.encoder_dir), "cpu", cache_size=0)

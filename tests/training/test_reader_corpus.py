@@ -186,3 +186,16 @@ def test_train_reads_the_corpus_first_and_its_fingerprint_counts_it(tmp_path: Pa
     bad = cfg.model_copy(update={"rule_corpus": str(tmp_path / "missing.jsonl")})
     with pytest.raises(DataError, match="missing.jsonl"):
         train(bad, [rec], tmp_path / "c")
+
+
+def test_the_reader_alone_is_refused_under_a_multi_worker_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training.config import TrainConfig
+    from training.train import train
+
+    workers = ["127.0.0.1:1", "127.0.0.1:2"]
+    tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    with pytest.raises(ConfigError, match="reader_epochs .* multi-worker"):
+        train(TrainConfig(reader_epochs=2), [tmp_path], tmp_path / "out")
