@@ -92,12 +92,6 @@ def collect(
     return out
 
 
-def _rows(n: int, slots: int) -> np.ndarray:
-    """Text indices in order, packed ``slots`` per row (-1 = empty slot)."""
-    pad = (-n) % slots
-    return np.concatenate([np.arange(n), np.full(pad, -1)]).reshape(-1, slots).astype(np.int32)
-
-
 def _feeds(states: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
     from perception.spec import MODEL_SPEC
 
@@ -131,7 +125,7 @@ def _train_and_read(
 
     from perception.spec import MODEL_SPEC
     from training.config import TrainConfig
-    from training.reader import ReaderSet, fit_reader
+    from training.reader import ReaderSet, fit_reader, pack_rows
     from training.ruleparams import RULE_PARAMS
 
     keras.utils.set_random_seed(seed)
@@ -141,7 +135,7 @@ def _train_and_read(
     par_of = np.array(train.params, np.int32).reshape(len(train.texts), len(RULE_PARAMS))
     fit_reader(model, table, ReaderSet(ix_train, cls_of, par_of), epochs, seed, cfg)
     slots = MODEL_SPEC.max_rules
-    rows = _rows(len(ix_eval), slots)
+    rows = pack_rows(len(ix_eval), slots)
     present = rows >= 0
     states, masks = table.gather(np.where(present, ix_eval[np.maximum(rows, 0)], -1))
     outs = model.predict_on_batch(_feeds(states, masks))

@@ -34,13 +34,13 @@ from simulator.render import render_jpeg
 from simulator.scene import RULE_META_KEY, Scene
 
 __all__ = [
-    "write_rule_corpus",
     "FRAME_PERIOD_NS",
     "GENERATOR_VERSION",
     "generate",
     "language_summary",
     "render_plan",
     "write_plan",
+    "write_rule_corpus",
 ]
 
 FRAME_PERIOD_NS = 100_000_000  # 10 Hz

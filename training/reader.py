@@ -31,7 +31,14 @@ from perception.spec import MODEL_SPEC
 from training.data import RuleTable, hide_tokens
 from training.ruleparams import RULE_PARAMS, param_labels
 
-__all__ = ["ReaderSet", "RuleCorpus", "fit_reader", "load_rule_corpus", "reader_of"]
+__all__ = [
+    "ReaderSet",
+    "RuleCorpus",
+    "fit_reader",
+    "load_rule_corpus",
+    "pack_rows",
+    "reader_of",
+]
 
 
 class _Line(BaseModel):
@@ -120,9 +127,9 @@ def reader_of(model: Any) -> Any:
     return keras.Model([ins[s.rules_input], ins[s.rule_mask_input]], outs, name="rule_reader")
 
 
-def _rows(n: int, slots: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices 0..n-1 shuffled and packed ``slots`` per row (-1 = empty slot)."""
-    order = rng.permutation(n)
+def pack_rows(n: int, slots: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Indices 0..n-1 packed ``slots`` per row (-1 = empty slot); shuffled when ``rng``."""
+    order = rng.permutation(n) if rng is not None else np.arange(n)
     pad = (-n) % slots
     return np.concatenate([order, np.full(pad, -1)]).reshape(-1, slots).astype(np.int32)
 
@@ -160,7 +167,7 @@ def fit_reader(
     )
     rng = np.random.default_rng(seed)
     for _ in range(epochs):
-        rows = _rows(len(data), slots, rng)
+        rows = pack_rows(len(data), slots, rng)
         for b in range(0, len(rows), cfg.batch_size):
             local = rows[b : b + cfg.batch_size]
             present = local >= 0
