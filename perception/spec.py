@@ -56,6 +56,15 @@ class ModelSpec:
     # so the node computes it once per rule set (perception.splitgraph). An optional output:
     # not part of the stored spec, so models exported before it still load (and run whole).
     rule_set_output: ClassVar[str] = "rule_set_features"
+    # The per-rule parameter softmaxes (training.ruleparams.RULE_PARAMS, inside the graph, not
+    # outputs): with ``rule_output`` they are each rule's reading, all the decision sees of it
+    # (perception.splitgraph cuts a reading graph there; perception.readcheck uses it).
+    rule_param_layers: ClassVar[tuple[str, ...]] = (
+        "rule_limit",
+        "rule_hours",
+        "rule_lane",
+        "rule_merge",
+    )
 
     @property
     def image(self) -> InputSpec:

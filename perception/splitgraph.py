@@ -9,6 +9,11 @@ older export, the image-only ablation) is run whole.
 
 Uses onnx's own graph extractor (``onnx.utils.Extractor``), so the two graphs are exactly the
 exported nodes, with the same weights: no second export, no drift from the file on disk.
+
+A third graph, ``reading`` (each rule's reading: the class and parameter softmaxes, and the mask
+-> the rule-set features), lets the node ask what the decision would be had a rule been read
+otherwise (perception.readcheck); the rule graph then also outputs the parameter softmaxes. A
+model whose reading tensors cannot be found gets no reading graph (the check is off for it).
 """
 
 from __future__ import annotations
@@ -26,11 +31,31 @@ _S = MODEL_SPEC
 
 @dataclass(frozen=True)
 class SplitModel:
-    """Serialized ONNX graphs: ``rules`` (rule states, mask -> rule set features, rule classes)
-    and ``frame`` (image, speed, rule set features -> probabilities, image OOD)."""
+    """Serialized ONNX graphs: ``rules`` (rule states, mask -> rule set features, rule classes,
+    then the tensors of ``reading_inputs`` after the classes), ``frame`` (image, speed, rule set
+    features -> probabilities, image OOD) and ``reading`` (``reading_inputs``: rule classes and
+    parameter softmaxes, then the rule mask -> rule set features; None: not found)."""
 
     rules: bytes
     frame: bytes
+    reading: bytes | None = None
+    reading_inputs: tuple[str, ...] = ()
+
+
+def _param_tensors(graph: object) -> tuple[str, ...] | None:
+    """The parameter softmaxes' tensor names in MODEL_SPEC.rule_param_layers order (tf2onnx
+    names a layer's tensors after it: ``.../rule_limit_1/Softmax:0``); None if one is missing."""
+    found: dict[str, str] = {}
+    for node in graph.node:  # type: ignore[attr-defined]
+        if node.op_type != "Softmax":
+            continue
+        out = node.output[0]
+        for name in _S.rule_param_layers:
+            if out == name or f"/{name}/" in out or f"/{name}_1/" in out:
+                found.setdefault(name, out)
+    if set(found) != set(_S.rule_param_layers):
+        return None
+    return tuple(found[n] for n in _S.rule_param_layers)
 
 
 def _rename_input(graph: object, old: str, new: str) -> None:
@@ -58,15 +83,28 @@ def split_model(model_bytes: bytes) -> SplitModel | None:
     for node in model.graph.node:
         if _S.rule_set_output in node.output and node.op_type == "Identity":
             cut = node.input[0]
+    params = _param_tensors(model.graph)
+    reading_inputs = () if params is None else (_S.rule_output, *params)
     try:
+        if params is not None:  # the extractor needs the shapes of inner tensors
+            model = onnx.shape_inference.infer_shapes(model)
         ext = Extractor(model)
         rules = ext.extract_model(
-            [_S.rules_input, _S.rule_mask_input], [_S.rule_set_output, _S.rule_output]
+            [_S.rules_input, _S.rule_mask_input],
+            [_S.rule_set_output, _S.rule_output, *reading_inputs[1:]],
         )
         frame = ext.extract_model([_S.image_input, _S.speed_input, cut], [_S.output, _S.ood_output])
     except Exception as exc:  # onnx raises several types for a graph it cannot cut
         log.warning("cannot split the model at %s (%s); running it whole", cut, exc)
         return None
+    reading = None
+    if params is not None:
+        try:
+            reading = ext.extract_model([*reading_inputs, _S.rule_mask_input], [_S.rule_set_output])
+            reading.ClearField("metadata_props")
+        except Exception as exc:
+            log.warning("no reading graph (%s): the reading check is off for this model", exc)
+            reading_inputs = ()
     if cut != _S.rule_set_output:
         _rename_input(frame.graph, cut, _S.rule_set_output)
     frame_inputs = {i.name for i in frame.graph.input}
@@ -75,4 +113,9 @@ def split_model(model_bytes: bytes) -> SplitModel | None:
         return None
     for part in (rules, frame):
         part.ClearField("metadata_props")  # the whole model's file keeps them
-    return SplitModel(rules.SerializeToString(), frame.SerializeToString())
+    return SplitModel(
+        rules.SerializeToString(),
+        frame.SerializeToString(),
+        None if reading is None else reading.SerializeToString(),
+        reading_inputs if reading is not None else (),
+    )

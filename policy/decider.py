@@ -269,6 +269,7 @@ class Decider:
                     if got.rule_classes[row, r, nu] >= th.not_understood
                 }
                 | set(encoded.unreadable)
+                | set(got.unsure[row] if got.unsure else ())
             )
             reason = None
             if got.image_ood[row] >= th.image_ood:

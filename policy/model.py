@@ -18,14 +18,22 @@ import numpy as np
 import onnxruntime as ort
 
 from bus.schema import DecisionLabel
+from core.defaults import READING_THRESHOLD
 from core.errors import ConfigError, ModelError
 from perception.modelmeta import ModelMeta, parse_metadata
 from perception.onnxrun import run_all_outputs
+from perception.readcheck import Alternative, alternatives, decisive
 from perception.rule_encoder import DEFAULT_ENCODER_DIR, RuleEncoder, unreadable_script
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import split_model
 
-__all__ = ["EXPECTED_INPUTS", "EncodedRules", "ModelOutputs", "PolicyModel", "choose_providers"]
+__all__ = [
+    "EXPECTED_INPUTS",
+    "EncodedRules",
+    "ModelOutputs",
+    "PolicyModel",
+    "choose_providers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +68,13 @@ def choose_providers(requested: str, available: list[str] | None = None) -> list
 @dataclass(frozen=True)
 class ModelOutputs:
     """One batch's outputs: decision probabilities [N, labels], per-rule class probabilities
-    [N, R, classes], and the image out-of-distribution probability [N]."""
+    [N, R, classes], the image out-of-distribution probability [N], and per frame the rules
+    whose unsure reading decides it (perception.readcheck; empty without the check)."""
 
     probabilities: np.ndarray
     rule_classes: np.ndarray
     image_ood: np.ndarray
+    unsure: tuple[tuple[int, ...], ...] = ()
 
 
 class EncodedRules(NamedTuple):
@@ -79,6 +89,9 @@ class EncodedRules(NamedTuple):
     # Rules in a script the model does not read (perception.rule_encoder.unreadable_script):
     # not understood, whatever the model says.
     unreadable: tuple[int, ...] = ()
+    # The rule set's features had an unsurely read rule been read as its runner-up class
+    # (perception.readcheck): the frames this changes the decision of are not acted on.
+    alternatives: tuple[Alternative, ...] = ()
 
 
 @dataclass
@@ -99,6 +112,11 @@ class PolicyModel:
     load_s: float
     rules_session: ort.InferenceSession | None = None
     frame_session: ort.InferenceSession | None = None
+    reading_session: ort.InferenceSession | None = None
+    reading_inputs: tuple[str, ...] = ()
+    # Rules whose top class probability is below this are checked (perception.readcheck);
+    # 0 = no check.
+    reading_threshold: float = 0.0
 
     @property
     def split(self) -> bool:
@@ -123,11 +141,13 @@ class PolicyModel:
         encoder: RuleEncoder | None = None,
         threads: int = 0,
         spinning: bool = False,
+        reading_threshold: float = READING_THRESHOLD,
     ) -> PolicyModel:
         """Load and check the model, and the text encoder its metadata names (``encoder``: one
         already loaded, e.g. the previous model's on a hot reload). ``threads``: onnxruntime
         intra-op threads (0 = its default); ``spinning``: whether they spin-wait between runs
-        (off: the node's CPU follows its load instead of keeping cores busy)."""
+        (off: the node's CPU follows its load instead of keeping cores busy);
+        ``reading_threshold``: the reading check's (perception.readcheck; 0 = off)."""
         path = Path(path)
         t0 = time.perf_counter()
         if not path.is_file():
@@ -157,18 +177,33 @@ class PolicyModel:
                 f"{path} was trained on text encoder {meta.encoder['model_sha256'][:12]}, "
                 f"{encoder_dir} holds {encoder.identity()['model_sha256'][:12]}"
             )
-        rules_session = frame_session = None
+        rules_session = frame_session = reading_session = None
         has_rule_set = _S.rule_set_output in {o.name for o in session.get_outputs()}
         parts = split_model(data) if has_rule_set else None
         if parts is not None:
             try:
                 rules_session = ort.InferenceSession(parts.rules, opts, providers=wanted)
                 frame_session = ort.InferenceSession(parts.frame, opts, providers=wanted)
+                if parts.reading is not None and reading_threshold > 0:
+                    reading_session = ort.InferenceSession(parts.reading, opts, providers=wanted)
             except Exception as exc:
                 log.warning("%s: split graphs do not load (%s); running it whole", path, exc)
-                rules_session = frame_session = None
+                rules_session = frame_session = reading_session = None
+        if reading_threshold > 0 and reading_session is None:
+            log.warning("%s: no reading graph; the reading check is off for it", path)
         model = cls(
-            path, session, meta, encoder, in_use, mtime_ns, 0.0, rules_session, frame_session
+            path,
+            session,
+            meta,
+            encoder,
+            in_use,
+            mtime_ns,
+            0.0,
+            rules_session,
+            frame_session,
+            reading_session,
+            parts.reading_inputs if parts is not None and reading_session is not None else (),
+            reading_threshold if reading_session is not None else 0.0,
         )
         model.warmup(warmup_batch)
         model.load_s = time.perf_counter() - t0
@@ -189,14 +224,26 @@ class PolicyModel:
         unreadable = tuple(i for i, t in enumerate(texts) if unreadable_script(t))
         if self.rules_session is None:
             return EncodedRules(states, mask, unreadable=unreadable)
+        wanted = [_S.rule_set_output, _S.rule_output, *self.reading_inputs[1:]]
         try:
-            feats, classes = self.rules_session.run(
-                [_S.rule_set_output, _S.rule_output],
-                {_S.rules_input: states[None], _S.rule_mask_input: mask[None]},
+            feats, classes, *params = self.rules_session.run(
+                wanted, {_S.rules_input: states[None], _S.rule_mask_input: mask[None]}
             )
+            alts: tuple[Alternative, ...] = ()
+            if self.reading_session is not None:
+                readings = [np.asarray(classes[0]), *(np.asarray(p[0]) for p in params)]
+                alts = alternatives(
+                    self.reading_session,
+                    self.reading_inputs,
+                    readings,
+                    mask,
+                    self.reading_threshold,
+                )
         except Exception as exc:
             raise ModelError(f"rule graph failed: {exc}") from exc
-        return EncodedRules(states, mask, np.asarray(feats[0]), np.asarray(classes[0]), unreadable)
+        return EncodedRules(
+            states, mask, np.asarray(feats[0]), np.asarray(classes[0]), unreadable, alts
+        )
 
     def run_encoded(
         self, images: np.ndarray, rules: list[EncodedRules], speeds: np.ndarray
@@ -220,8 +267,22 @@ class PolicyModel:
         if probs.shape != (n, len(self.labels)):
             raise ModelError(f"model returned shape {probs.shape}")
         classes = np.stack([r.classes for r in rules])  # type: ignore[misc]
+        unsure: tuple[tuple[int, ...], ...] = ()
+        if any(r.alternatives for r in rules):
+            try:
+                unsure = tuple(
+                    decisive(
+                        self.frame_session,
+                        images,
+                        speeds,
+                        probs.argmax(axis=1),
+                        [r.alternatives for r in rules],
+                    )
+                )
+            except Exception as exc:
+                raise ModelError(f"reading check failed: {exc}") from exc
         return ModelOutputs(
-            np.asarray(probs, np.float32), classes, np.asarray(ood, np.float32).reshape(n)
+            np.asarray(probs, np.float32), classes, np.asarray(ood, np.float32).reshape(n), unsure
         )
 
     def run(

@@ -95,6 +95,7 @@ class Node:
             settings.encoder_dir,
             threads=settings.ort_threads,
             spinning=settings.ort_spinning,
+            reading_threshold=settings.reading_check_threshold,
         )
         self.decider = Decider(
             model,
@@ -486,6 +487,7 @@ class Node:
                 encoder=current.encoder,
                 threads=self.settings.ort_threads,
                 spinning=self.settings.ort_spinning,
+                reading_threshold=self.settings.reading_check_threshold,
             )
         except (ModelError, ConfigError) as exc:
             self._failed_mtime = mtime

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bus.mqtt import parse_mqtt_url
 from bus.schema import VEHICLE_ID_PATTERN
 from bus.topics import DEFAULT_PREFIX, SHARE_GROUP_PATTERN
-from core.defaults import DEFAULT_MODEL_PATH, DEFAULT_MQTT_URL
+from core.defaults import DEFAULT_MODEL_PATH, DEFAULT_MQTT_URL, READING_THRESHOLD
 from core.errors import ConfigError
 from perception.rule_encoder import DEFAULT_ENCODER_DIR
 
@@ -87,6 +87,14 @@ class NodeSettings(BaseSettings):
         le=1.0,
         description="below it: the low_confidence fallback (default: the model's, chosen from "
         "validation data)",
+    )
+    reading_check_threshold: float = Field(
+        READING_THRESHOLD,
+        ge=0.0,
+        le=1.0,
+        description="rules read with a top class probability below it are checked: if their "
+        "runner-up reading would change a frame's decision, the frame is answered "
+        "rules_not_understood (0 = no check; docs/contract.md)",
     )
     max_payload_bytes: int = Field(
         2 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="larger messages are refused"

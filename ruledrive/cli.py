@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "ruledrive.bench_distributed",
     "ruledrive.bench_reader",
     "ruledrive.bench_wording",
+    "ruledrive.bench_readcheck",
     "ruledrive.credentials_cli",
 )
 

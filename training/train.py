@@ -58,7 +58,7 @@ from training.reader import ReaderSet, RuleCorpus, fit_reader, load_rule_corpus,
 from training.ruleparams import EGO_LANE_OUTPUT, RULE_PARAMS, SCHOOL_SIGN_OUTPUT, TIME_OUTPUT
 from training.thresholds import choose_thresholds
 
-__all__ = ["train"]
+__all__ = ["split_by_vehicle", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ BUILDERS = {
 }
 
 
-def _split_by_vehicle(
+def split_by_vehicle(
     n_val_frac: float, data: ArrayDataset, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validation = whole drives (vehicle ids), so near-duplicate frames don't leak across."""
@@ -394,7 +394,7 @@ def train(
     neg_seed = cfg.seed + cluster.rank  # other workers draw other pictures
     negatives = [jpeg for _, jpeg in negative_jpegs(n_neg, TRAIN_KINDS, neg_seed, roads)]
     data = encode_samples(samples, table, rule_classes, negatives)
-    train_idx, val_idx = _split_by_vehicle(cfg.val_fraction, data, cfg.seed)
+    train_idx, val_idx = split_by_vehicle(cfg.val_fraction, data, cfg.seed)
     if len(train_idx) == 0:
         raise DataError("validation split took every sample; lower val_fraction")
     train_ds, val_ds = data.subset(train_idx), data.subset(val_idx)

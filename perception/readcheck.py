@@ -1,0 +1,93 @@
+"""The reading check: is a rule that decides this frame read surely enough to act on?
+
+The decision sees each rule only through its reading (class and parameter softmaxes; see
+training.model). When a rule's class is read unsurely (top probability below ``threshold``),
+the check asks what the decision would be had the rule been read as its runner-up class: the two
+top class probabilities are swapped and the rule set's features recomputed with the reading
+graph (perception.splitgraph), once per rule set; per frame the frame graph runs again on those
+features. If the decision changes, the frame's answer hangs on a reading the model is not sure
+of, and the node says so (``rules_not_understood``, naming the rule) instead of acting on it.
+
+An unsure reading that does not change the decision is not flagged: most misread rules do not
+bind the frame they come with (docs/training.md, "The reading check"), and flagging every
+unsure rule refused many readable rule sets to catch few errors.
+
+Shared by the node (policy.model) and the evaluation (training.evaluate), so the figures are
+the node's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from perception.spec import MODEL_SPEC
+
+__all__ = ["Alternative", "alternatives", "decisive"]
+
+_S = MODEL_SPEC
+
+# (rule index, the rule set's features had that rule been read as its runner-up class)
+Alternative = tuple[int, np.ndarray]
+
+
+def alternatives(
+    reading: Any,
+    names: tuple[str, ...],
+    readings: list[np.ndarray],
+    mask: np.ndarray,
+    threshold: float,
+) -> tuple[Alternative, ...]:
+    """One rule set's alternatives: for each present rule whose top class probability is below
+    ``threshold``, the features with its two top classes swapped.
+
+    ``reading``: an onnxruntime session of the reading graph; ``names``: its inputs after the
+    mask's (SplitModel.reading_inputs: classes first); ``readings``: those tensors for this rule
+    set, each [R, K]; ``mask``: [R, T]."""
+    classes = readings[0]
+    present = mask.max(axis=1) > 0
+    top = classes.max(axis=1)
+    unsure = [int(r) for r in np.flatnonzero(present & (top < threshold))]
+    if not unsure or threshold <= 0:
+        return ()
+    alt = np.repeat(classes[None], len(unsure), axis=0)  # [A, R, C]
+    for a, r in enumerate(unsure):
+        first, second = np.argsort(classes[r])[::-1][:2]
+        alt[a, r, first], alt[a, r, second] = classes[r, second], classes[r, first]
+    feeds = {names[0]: alt.astype(np.float32)}
+    for name, tensor in zip(names[1:], readings[1:], strict=True):
+        feeds[name] = np.repeat(tensor[None], len(unsure), axis=0).astype(np.float32)
+    feeds[_S.rule_mask_input] = np.repeat(mask[None], len(unsure), axis=0).astype(np.float32)
+    (features,) = reading.run([_S.rule_set_output], feeds)
+    return tuple((r, np.asarray(features[a])) for a, r in enumerate(unsure))
+
+
+def decisive(
+    frame: Any,
+    images: np.ndarray,
+    speeds: np.ndarray,
+    decisions: np.ndarray,
+    per_row: list[tuple[Alternative, ...]],
+) -> list[tuple[int, ...]]:
+    """Per frame, the rules whose alternative reading changes its decision (one extra run of
+    the frame graph over every alternative of the batch; none when there is none).
+
+    ``frame``: the frame graph's session; ``decisions``: [N] the argmax each frame got."""
+    rows = [(i, r, f) for i, alts in enumerate(per_row) for r, f in alts]
+    out: list[set[int]] = [set() for _ in per_row]
+    if not rows:
+        return [()] * len(per_row)
+    ix = np.array([i for i, _, _ in rows])
+    (probs,) = frame.run(
+        [_S.output],
+        {
+            _S.image_input: images[ix],
+            _S.speed_input: speeds[ix],
+            _S.rule_set_output: np.stack([f for _, _, f in rows]).astype(np.float32),
+        },
+    )
+    for (i, r, _), p in zip(rows, probs, strict=True):
+        if int(np.argmax(p)) != int(decisions[i]):
+            out[i].add(r)
+    return [tuple(sorted(s)) for s in out]

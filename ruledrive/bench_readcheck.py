@@ -1,0 +1,220 @@
+"""``ruledrive bench reading-check``: what the reading check (perception.readcheck) catches.
+
+Per recording set (``--data``, each folder reported on its own) and per threshold τ: the frames
+the check would newly answer ``valid=false`` (a rule read with top class probability below τ
+whose runner-up reading changes the decision; frames the node flags already are not counted
+again), how many of them the model had wrong and how many right, and the errors left with
+``valid=true``. ``--choose-on`` names labelled recordings to choose τ on (the node's rule:
+the τ of the grid that catches most errors net of right answers flagged, flagging at most
+``--max-flagged`` of the frames). With ``--val-seed`` the choice uses only the drives
+training.train.split_by_vehicle picks with that seed and ``--val-fraction`` (with the training
+seed and 0.1: the drives the model's other thresholds were chosen on), and every ``--data`` set
+is reported on its *other* drives, so no frame is both chosen on and reported. The frames go
+through the evaluation's encoding (rule table, the model's decode) and the node's graphs.
+
+The validation drives of the training data are in training wording, which the model reads
+surely: there the check flags nothing below τ = 0.9 and no τ gains (docs/benchmarks.md). The
+check is for wording the model did not train on, so the shipped τ is chosen on half of the drives
+of the held-out wording split and reported on the other half.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.defaults import DEFAULT_MODEL_PATH
+from core.errors import ConfigError
+from ruledrive.argtypes import fraction
+from ruledrive.benchdoc import add_doc_flags, bench_command, publish
+
+__all__ = ["choose_threshold", "register_bench", "run", "scan"]
+
+GRID = (0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99)
+
+
+def scan(model_path: Path, data: Any, pred: Any) -> dict[str, np.ndarray]:
+    """Per frame of ``data`` (training.data.ArrayDataset): whether the model is right, whether
+    the node flags it already, and per rule the top class probability and whether its runner-up
+    reading changes the decision (checked for every rule below the largest τ of the grid)."""
+    import onnxruntime as ort
+
+    from perception.readcheck import alternatives, decisive
+    from perception.spec import MODEL_SPEC as S
+    from perception.splitgraph import split_model
+    from training.evaluate import _flags
+
+    parts = split_model(model_path.read_bytes())
+    if parts is None or parts.reading is None:
+        raise ConfigError(f"{model_path}: no reading graph, so no reading check to measure")
+    cpu = ["CPUExecutionProvider"]
+    rules_s, frame_s, reading_s = (
+        ort.InferenceSession(g, providers=cpu) for g in (parts.rules, parts.frame, parts.reading)
+    )
+    names = parts.reading_inputs
+    n, r = len(data), S.max_rules
+    top = np.ones((n, r), np.float32)
+    changes = np.zeros((n, r), bool)
+    probs = np.zeros((n, len(pred.labels)), np.float32)
+    for lo in range(0, n, 256):
+        idx = np.arange(lo, min(lo + 256, n))
+        inp = data.inputs(idx)
+        feats, classes, *params = rules_s.run(
+            [S.rule_set_output, S.rule_output, *names[1:]],
+            {S.rules_input: inp[S.rules_input], S.rule_mask_input: inp[S.rule_mask_input]},
+        )
+        images, speeds = inp[S.image_input], inp[S.speed_input]
+        (p,) = frame_s.run(
+            [S.output], {S.image_input: images, S.speed_input: speeds, S.rule_set_output: feats}
+        )
+        probs[idx] = p
+        mask = inp[S.rule_mask_input]
+        per_row = [
+            alternatives(
+                reading_s, names, [classes[k], *(q[k] for q in params)], mask[k], max(GRID)
+            )
+            for k in range(len(idx))
+        ]
+        for k, got in enumerate(decisive(frame_s, images, speeds, p.argmax(1), per_row)):
+            changes[idx[k], list(got)] = True
+        present = mask.max(axis=2) > 0
+        top[idx] = np.where(present, classes.max(axis=2), 1.0)
+    labels = np.array([pred.labels.index(lab) for lab in _label_names(data)])
+    outs = data.predict(pred.predict)  # the whole model, as the evaluation runs it
+    flagged = _flags(pred, outs, data, np.arange(n))["any"]
+    return {"right": probs.argmax(1) == labels, "flagged": flagged, "top": top, "changes": changes}
+
+
+def _label_names(data: Any) -> list[Any]:
+    from bus.schema import DecisionLabel
+
+    order = list(DecisionLabel)
+    return [order[int(i)] for i in data.labels]
+
+
+def rows(s: dict[str, np.ndarray]) -> list[dict[str, float]]:
+    """Per τ of the grid: frames newly flagged, of them wrong / right, errors left valid."""
+    out = []
+    errors_valid = int((~s["right"] & ~s["flagged"]).sum())
+    for t in GRID:
+        new = ((s["top"] < t) & s["changes"]).any(axis=1) & ~s["flagged"]
+        out.append(
+            {
+                "threshold": t,
+                "new": float(new.mean()),
+                "wrong": int((new & ~s["right"]).sum()),
+                "right": int((new & s["right"]).sum()),
+                "errors_valid": errors_valid - int((new & ~s["right"]).sum()),
+            }
+        )
+    return out
+
+
+def choose_threshold(table: list[dict[str, float]], max_flagged: float) -> float:
+    """The τ that catches most errors net of right answers flagged (ties: the smaller), among
+    those flagging at most ``max_flagged`` of the frames; 0 (off) when none gains."""
+    best, gain = 0.0, 0
+    for row in table:
+        if row["new"] <= max_flagged and row["wrong"] - row["right"] > gain:
+            best, gain = float(row["threshold"]), int(row["wrong"] - row["right"])
+    return best
+
+
+def _load(
+    paths: list[Path],
+    model: Path,
+    val_seed: int | None,
+    val_fraction: float,
+    cache: Path | None,
+    chosen: bool,
+) -> Any:
+    from perception.rule_encoder import RuleEncoder
+    from training.data import RuleTable, encode_samples, load_samples
+    from training.evaluate import OnnxPredictor
+
+    pred = OnnxPredictor(model)
+    samples = load_samples(paths)
+    if not samples:
+        raise ConfigError(f"no labelled frames in {', '.join(map(str, paths))}")
+    enc = RuleEncoder.load(Path(pred.encoder_dir), "cpu", cache_size=0)
+    table = RuleTable.build((t for s in samples for t in s.rules), enc, cache)
+    data = encode_samples(samples, table, pred.rule_classes, decode=pred.decode)
+    if val_seed is not None:  # chosen: the drives split_by_vehicle picks; else the others
+        from training.train import split_by_vehicle
+
+        rest_idx, val_idx = split_by_vehicle(val_fraction, data, val_seed)
+        data = data.subset(val_idx if chosen else rest_idx)
+    return data, pred
+
+
+def run(args: argparse.Namespace) -> int:
+    sets = [(str(p), [p]) for p in args.data]
+    results = {}
+    for name, paths in sets:
+        data, pred = _load(
+            paths, args.model, args.val_seed, args.val_fraction, args.rule_cache, False
+        )
+        results[name] = (len(data), rows(scan(args.model, data, pred)))
+    chosen = None
+    if args.choose_on:
+        data, pred = _load(
+            args.choose_on, args.model, args.val_seed, args.val_fraction, args.rule_cache, True
+        )
+        table = rows(scan(args.model, data, pred))
+        chosen = (len(data), table, choose_threshold(table, args.max_flagged))
+    publish(args, "Reading check", _report(args, results, chosen))
+    return 0
+
+
+def _report(args: argparse.Namespace, results: dict, chosen: Any) -> str:
+    lines = [
+        f"Command: `{bench_command('reading-check')}`  ",
+        f"Model `{args.model}`. A frame is newly flagged when a rule read with top class "
+        "probability below τ would, read as its runner-up class, change the decision "
+        "(perception.readcheck); frames the node flags already are not counted again. "
+        '"wrong" / "right": the model\'s decision on the newly flagged frames; "errors '
+        'left valid": errors still answered with `valid=true`.',
+        "",
+    ]
+    blocks = list(results.items())
+    if chosen is not None:
+        where = ", ".join(map(str, args.choose_on))
+        if args.val_seed is not None:
+            where += f" (the drives of seed {args.val_seed}, fraction {args.val_fraction})"
+        blocks.insert(0, (f"choice: {where}", chosen[:2]))
+    others = " (the other drives)" if args.val_seed is not None else ""
+    for k, (name, (n, table)) in enumerate(blocks):
+        tail = others if chosen is None or k > 0 else ""
+        lines += [f"{name}{tail} ({n} frames):", ""]
+        lines += ["| τ | newly flagged | of them wrong | of them right | errors left valid |"]
+        lines += ["|---|---|---|---|---|"]
+        lines += [
+            f"| {r['threshold']} | {r['new']:.2%} | {r['wrong']} | {r['right']} | "
+            f"{r['errors_valid']} |"
+            for r in table
+        ]
+        lines.append("")
+    if chosen is not None:
+        lines.append(
+            f"Chosen τ: **{chosen[2]}** (most errors caught net of right answers flagged, at "
+            f"most {args.max_flagged:.1%} of the frames flagged; 0 = the check gains nothing)."
+        )
+    return "\n".join(lines)
+
+
+def register_bench(bench_sub: argparse._SubParsersAction) -> None:
+    p = bench_sub.add_parser(
+        "reading-check", help="what the reading check catches, per threshold (and choose one)"
+    )
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="labelled recordings")
+    p.add_argument("--choose-on", type=Path, nargs="*", default=[], help="recordings to choose τ")
+    p.add_argument("--val-seed", type=int, help="only the validation drives of this seed")
+    p.add_argument("--val-fraction", type=fraction, default=0.1)
+    p.add_argument("--max-flagged", type=fraction, default=0.005)
+    p.add_argument("--rule-cache", type=Path, help="a rule table .npz to reuse")
+    add_doc_flags(p)
+    p.set_defaults(func=run)

@@ -1,0 +1,158 @@
+"""The reading check (perception.readcheck) on the shipped model: the reading graph is the rule
+graph's own tail, alternatives exist exactly for unsure rules, and the node flags a frame only
+when a rule's runner-up reading would change its decision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from bus.recording_reader import read_samples
+from bus.schema import FrameHeader, RuleSet
+from perception.readcheck import alternatives, decisive
+from perception.spec import MODEL_SPEC as S
+from perception.splitgraph import split_model
+from policy.decider import Decider, FrameJob
+from policy.fallback import Reason
+from policy.model import PolicyModel
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models/ruledrive-default.onnx"
+GOLDEN = ROOT / "tests/golden/drive.mcap"
+CPU = ["CPUExecutionProvider"]
+
+
+@pytest.fixture(scope="module")
+def graphs() -> tuple[ort.InferenceSession, ort.InferenceSession, ort.InferenceSession, tuple]:
+    parts = split_model(MODEL.read_bytes())
+    assert parts is not None and parts.reading is not None
+    assert parts.reading_inputs[0] == S.rule_output and len(parts.reading_inputs) == 5
+    rules, frame, reading = (
+        ort.InferenceSession(g, providers=CPU) for g in (parts.rules, parts.frame, parts.reading)
+    )
+    return rules, frame, reading, parts.reading_inputs
+
+
+@pytest.fixture(scope="module")
+def model() -> PolicyModel:
+    return PolicyModel.load(MODEL, "cpu", reading_threshold=1.0)
+
+
+def _readings(model: PolicyModel, graphs, texts: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    rules, _, _, names = graphs
+    states, mask = model.encoder.encode_rule_set(texts)
+    feats, *readings = rules.run(
+        [S.rule_set_output, *names], {S.rules_input: states[None], S.rule_mask_input: mask[None]}
+    )
+    return feats[0], [r[0] for r in readings], mask
+
+
+TEXTS = ("Overtaking is prohibited", "Speed limit 50 km/h", "限速30公里")
+
+
+def test_the_reading_graph_is_the_rule_graphs_tail(model: PolicyModel, graphs) -> None:
+    feats, readings, mask = _readings(model, graphs, TEXTS)
+    _, _, reading, names = graphs
+    feeds = {n: r[None] for n, r in zip(names, readings, strict=True)}
+    (again,) = reading.run([S.rule_set_output], {**feeds, S.rule_mask_input: mask[None]})
+    np.testing.assert_allclose(again[0], feats, atol=1e-5)
+
+
+def test_alternatives_only_for_present_rules_below_the_threshold(model, graphs) -> None:
+    feats, readings, mask = _readings(model, graphs, TEXTS)
+    _, _, reading, names = graphs
+    top = readings[0].max(axis=1)
+    assert alternatives(reading, names, readings, mask, 0.0) == ()
+    # Just above the surest rule's top probability: every present rule, never an empty slot.
+    every = alternatives(reading, names, readings, mask, float(top[: len(TEXTS)].max()) + 1e-6)
+    assert [r for r, _ in every] == list(range(len(TEXTS)))
+    one = alternatives(reading, names, readings, mask, float(np.sort(top[: len(TEXTS)])[0]) + 1e-6)
+    assert [r for r, _ in one] == [int(np.argmin(top[: len(TEXTS)]))]
+    for r, alt in every:
+        assert alt.shape == feats.shape and not np.allclose(alt, feats), r
+        # the same features as the reading graph on the classes with the two top ones swapped
+        swapped = readings[0].copy()
+        a, b = np.argsort(swapped[r])[::-1][:2]
+        swapped[r, [a, b]] = swapped[r, [b, a]]
+        feeds = {n: x[None] for n, x in zip(names, [swapped, *readings[1:]], strict=True)}
+        (want,) = reading.run([S.rule_set_output], {**feeds, S.rule_mask_input: mask[None]})
+        np.testing.assert_allclose(alt, want[0], atol=1e-6)
+
+
+class _Frame:
+    """A frame graph whose answer to each row is given: row i's alternative gives label k."""
+
+    def __init__(self, labels: list[int]) -> None:
+        self.labels = labels
+
+    def run(self, _names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        n = len(feeds[S.rule_set_output])
+        assert n == len(self.labels)
+        return [np.eye(6, dtype=np.float32)[self.labels]]
+
+
+def test_decisive_names_the_rules_whose_alternative_changes_the_decision() -> None:
+    images, speeds = np.zeros((3, 2), np.uint8), np.zeros((3, 1), np.float32)
+    f = np.zeros(4, np.float32)
+    per_row = [((0, f), (2, f)), (), ((1, f),)]
+    # decisions 4, 1, 3; alternatives: row 0 rule 0 -> 4 (same), rule 2 -> 5; row 2 rule 1 -> 3
+    got = decisive(_Frame([4, 5, 3]), images, speeds, np.array([4, 1, 3]), per_row)
+    assert got == [(2,), (), ()]
+    assert decisive(_Frame([]), images, speeds, np.array([0, 0, 0]), [(), (), ()]) == [(), (), ()]
+
+
+def test_the_node_flags_only_frames_an_unsure_rule_decides(model: PolicyModel) -> None:
+    samples = [s for s in read_samples([GOLDEN], require_labels=False) if s.rules][:40]
+    assert samples
+    jobs = [
+        FrameJob(
+            FrameHeader(
+                vehicle_id="car-1",
+                frame_id=i,
+                stamp_ns=s.stamp_ns,
+                speed_kph=s.speed_kph,
+            ),
+            s.jpeg,
+            RuleSet(
+                vehicle_id="car-1", version=f"v{i}", rules=list(s.rules), issued_at_ns=s.stamp_ns
+            ),
+            arrival_ns=s.stamp_ns,
+        )
+        for i, s in enumerate(samples)
+    ]
+    off = PolicyModel.load(MODEL, "cpu", encoder=model.encoder, reading_threshold=0.0)
+    plain = Decider(off, "n", clock=lambda: samples[0].stamp_ns).decide_batch(jobs)
+    # Threshold 1: every rule is checked, so a frame is flagged exactly when reading one of
+    # its rules as the runner-up would change the decision.
+    checked = Decider(model, "n", clock=lambda: samples[0].stamp_ns).decide_batch(jobs)
+    flagged = [d for d in checked if d.reason == Reason.RULES_NOT_UNDERSTOOD]
+    assert 0 < len(flagged) < len(checked)
+    for a, b in zip(plain, checked, strict=True):
+        assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)
+        if b.reason == Reason.RULES_NOT_UNDERSTOOD and a.reason != b.reason:
+            assert a.valid and b.unread_rules and not b.valid and b.decision == "SLOW_DOWN"
+        else:
+            assert (a.valid, a.reason, a.decision) == (b.valid, b.reason, b.decision)
+
+
+def test_the_node_setting_reaches_the_model_and_bad_values_are_refused() -> None:
+    from core.defaults import READING_THRESHOLD
+    from core.errors import ConfigError
+    from policy.settings import load_settings
+
+    assert load_settings({}).reading_check_threshold == READING_THRESHOLD
+    assert load_settings({"reading_check_threshold": "0"}).reading_check_threshold == 0.0
+    for bad in ("1.5", "-0.1", "often"):
+        with pytest.raises(ConfigError, match="RULEDRIVE_READING_CHECK_THRESHOLD"):
+            load_settings({"reading_check_threshold": bad})
+
+
+def test_a_model_without_a_reading_graph_runs_without_the_check(tmp_path: Path) -> None:
+    from tests.policy.fakemodel import build_fake_model
+
+    fake = PolicyModel.load(build_fake_model(tmp_path / "fake.onnx"), reading_threshold=0.9)
+    assert fake.reading_threshold == 0.0 and fake.reading_session is None
+    assert PolicyModel.load(MODEL, "cpu", reading_threshold=0.0).reading_session is None

@@ -1,0 +1,74 @@
+"""``ruledrive bench reading-check``: the threshold rule, and the command end to end on a small
+generated split with the shipped model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ruledrive.bench_readcheck import choose_threshold
+from ruledrive.cli import main as cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _row(t: float, new: float, wrong: int, right: int) -> dict[str, float]:
+    return {"threshold": t, "new": new, "wrong": wrong, "right": right, "errors_valid": 0}
+
+
+def test_the_threshold_catches_most_errors_net_within_the_flag_budget() -> None:
+    table = [
+        _row(0.6, 0.000, 1, 0),
+        _row(0.7, 0.002, 5, 2),
+        _row(0.8, 0.004, 9, 3),  # best net gain within 0.5 %
+        _row(0.9, 0.010, 30, 5),  # better, but flags too many frames
+    ]
+    assert choose_threshold(table, 0.005) == 0.8
+    assert choose_threshold(table, 0.02) == 0.9
+    # Nothing gains (right answers flagged as often as errors): the check stays off.
+    assert choose_threshold([_row(0.8, 0.001, 2, 2), _row(0.9, 0.002, 2, 5)], 0.005) == 0.0
+
+
+@pytest.mark.slow
+def test_the_command_reports_every_threshold_and_refuses_a_model_without_the_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "test"
+    argv = ["generate", "--out", str(data), "--scenes", "120", "--seed", "3", "--split", "test"]
+    assert cli([*argv, "--rule-language", "bilingual"]) == 0
+    capsys.readouterr()
+    doc = tmp_path / "bench.md"
+    model = str(ROOT / "models/ruledrive-default.onnx")
+    args = ["bench", "reading-check", "--model", model, "--data", str(data)]
+    assert (
+        cli(
+            [
+                *args,
+                "--choose-on",
+                str(data),
+                "--val-seed",
+                "1",
+                "--val-fraction",
+                "0.5",
+                "--output",
+                str(doc),
+            ]
+        )
+        == 0
+    )
+    text = doc.read_text()
+    assert "## Reading check" in text and "Chosen τ:" in text
+    for t in ("0.6", "0.8", "0.99"):
+        assert f"| {t} |" in text
+    # The choice and the report never share a drive: their frame counts add up to the split's.
+    counts = [
+        int(line.split("(")[-1].split()[0]) for line in text.splitlines() if "frames):" in line
+    ]
+    assert len(counts) == 2 and sum(counts) == 120
+
+    from tests.policy.fakemodel import build_fake_model
+
+    fake = str(build_fake_model(tmp_path / "fake.onnx"))
+    assert cli(["bench", "reading-check", "--model", fake, "--data", str(data), "--no-write"]) != 0
+    assert "no reading graph" in capsys.readouterr().err
