@@ -13,7 +13,7 @@ DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 DEFAULT_MODEL_PATH = Path("models/ruledrive-default.onnx")
 """The shipped default model, relative to the repository root (``ruledrive train-default``)."""
 
-READING_THRESHOLD = 0.8
+READING_THRESHOLD = 0.85
 """The reading check's default threshold (perception.readcheck; node setting
 ``reading_check_threshold``): chosen with ``ruledrive bench reading-check`` on the shipped
 model's validation drives (docs/benchmarks.md, "Reading check")."""

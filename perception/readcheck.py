@@ -2,9 +2,9 @@
 
 The decision sees each rule only through its reading (class and parameter softmaxes; see
 training.model). When a rule's class is read unsurely (top probability below ``threshold``),
-the check asks what the decision would be had the rule been read as its runner-up class: the two
-top class probabilities are swapped and the rule set's features recomputed with the reading
-graph (perception.splitgraph), once per rule set; per frame the frame graph runs again on those
+the check asks what the decision would be had the rule been read as its runner-up class: the top
+class's probability is moved onto the runner-up (a reading as sure of the runner-up as the model
+was of both together) and the rule set's features recomputed with the reading graph (perception.splitgraph), once per rule set; per frame the frame graph runs again on those
 features. If the decision changes, the frame's answer hangs on a reading the model is not sure
 of, and the node says so (``rules_not_understood``, naming the rule) instead of acting on it.
 
@@ -40,7 +40,7 @@ def alternatives(
     threshold: float,
 ) -> tuple[Alternative, ...]:
     """One rule set's alternatives: for each present rule whose top class probability is below
-    ``threshold``, the features with its two top classes swapped.
+    ``threshold``, the features with its top class's probability moved onto its runner-up.
 
     ``reading``: an onnxruntime session of the reading graph; ``names``: its inputs after the
     mask's (SplitModel.reading_inputs: classes first); ``readings``: those tensors for this rule
@@ -54,7 +54,8 @@ def alternatives(
     alt = np.repeat(classes[None], len(unsure), axis=0)  # [A, R, C]
     for a, r in enumerate(unsure):
         first, second = np.argsort(classes[r])[::-1][:2]
-        alt[a, r, first], alt[a, r, second] = classes[r, second], classes[r, first]
+        alt[a, r, second] = classes[r, first] + classes[r, second]
+        alt[a, r, first] = 0.0
     feeds = {names[0]: alt.astype(np.float32)}
     for name, tensor in zip(names[1:], readings[1:], strict=True):
         feeds[name] = np.repeat(tensor[None], len(unsure), axis=0).astype(np.float32)

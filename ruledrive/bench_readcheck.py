@@ -21,6 +21,7 @@ of the held-out wording split and reported on the other half.
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from core.defaults import DEFAULT_MODEL_PATH
 from core.errors import ConfigError
 from ruledrive.argtypes import fraction
 from ruledrive.benchdoc import add_doc_flags, bench_command, publish
+from training.thresholds import MAX_LOW_CONFIDENCE  # the same cap as low_confidence's
 
 __all__ = ["choose_threshold", "register_bench", "run", "scan"]
 
@@ -165,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         )
         table = rows(scan(args.model, data, pred))
         chosen = (len(data), table, choose_threshold(table, args.max_flagged))
+    args.version = pred.meta.model_version
     publish(args, "Reading check", _report(args, results, chosen))
     return 0
 
@@ -172,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace, results: dict, chosen: Any) -> str:
     lines = [
         f"Command: `{bench_command('reading-check')}`  ",
-        f"Model `{args.model}`. A frame is newly flagged when a rule read with top class "
+        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; model `{args.model}` "
+        f"version `{args.version}`. A frame is newly flagged when a rule read with top class "
         "probability below τ would, read as its runner-up class, change the decision "
         "(perception.readcheck); frames the node flags already are not counted again. "
         '"wrong" / "right": the model\'s decision on the newly flagged frames; "errors '
@@ -214,7 +218,12 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--choose-on", type=Path, nargs="*", default=[], help="recordings to choose τ")
     p.add_argument("--val-seed", type=int, help="only the validation drives of this seed")
     p.add_argument("--val-fraction", type=fraction, default=0.1)
-    p.add_argument("--max-flagged", type=fraction, default=0.005)
+    p.add_argument(
+        "--max-flagged",
+        type=fraction,
+        default=MAX_LOW_CONFIDENCE,
+        help="the most frames the chosen τ may flag (default: the low_confidence rule's cap)",
+    )
     p.add_argument("--rule-cache", type=Path, help="a rule table .npz to reuse")
     add_doc_flags(p)
     p.set_defaults(func=run)

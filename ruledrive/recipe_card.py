@@ -305,4 +305,8 @@ distinct rule texts, {info["train_seconds"] / 60:.1f} min on this 2-core CPU.
 - Languages other than English and Chinese are meant to be flagged, not read.
 - The encoder's pooled sentence vectors barely separate "prohibited" from "permitted"; the model
   reads the token states, and the per-kind table above is where that shows.
+- The figures above are the model's own: the node's reading check (a frame whose decision would
+  change had an unsurely read rule been read as its runner-up is answered
+  `rules_not_understood`; docs/training.md, "The reading check") is not in them; its effect on
+  this model is measured by `ruledrive bench reading-check` (docs/benchmarks.md).
 """

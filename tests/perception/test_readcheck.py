@@ -73,10 +73,12 @@ def test_alternatives_only_for_present_rules_below_the_threshold(model, graphs) 
     assert [r for r, _ in one] == [int(np.argmin(top[: len(TEXTS)]))]
     for r, alt in every:
         assert alt.shape == feats.shape and not np.allclose(alt, feats), r
-        # the same features as the reading graph on the classes with the two top ones swapped
+        # the reading graph's features with the top class's probability moved to the runner-up
         swapped = readings[0].copy()
         a, b = np.argsort(swapped[r])[::-1][:2]
-        swapped[r, [a, b]] = swapped[r, [b, a]]
+        swapped[r, b] += swapped[r, a]
+        swapped[r, a] = 0.0
+        assert swapped[r].sum() == pytest.approx(1.0, abs=1e-5)
         feeds = {n: x[None] for n, x in zip(names, [swapped, *readings[1:]], strict=True)}
         (want,) = reading.run([S.rule_set_output], {**feeds, S.rule_mask_input: mask[None]})
         np.testing.assert_allclose(alt, want[0], atol=1e-6)
