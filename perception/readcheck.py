@@ -2,9 +2,10 @@
 
 The decision sees each rule only through its reading (class and parameter softmaxes; see
 training.model). When a rule's class is read unsurely (top probability below ``threshold``),
-the check asks what the decision would be had the rule been read as its runner-up class: the top
-class's probability is moved onto the runner-up (a reading as sure of the runner-up as the model
-was of both together) and the rule set's features recomputed with the reading graph (perception.splitgraph), once per rule set; per frame the frame graph runs again on those
+the check asks what the decision would be had the rule been read as its runner-up class: the
+top class's probability is moved onto the runner-up (a reading as sure of the runner-up as the
+model was of both together) and the rule set's features are recomputed with the reading graph
+(perception.splitgraph), once per rule set; per frame the frame graph runs again on those
 features. If the decision changes, the frame's answer hangs on a reading the model is not sure
 of, and the node says so (``rules_not_understood``, naming the rule) instead of acting on it.
 
