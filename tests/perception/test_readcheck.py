@@ -158,3 +158,22 @@ def test_a_model_without_a_reading_graph_runs_without_the_check(tmp_path: Path) 
     fake = PolicyModel.load(build_fake_model(tmp_path / "fake.onnx"), reading_threshold=0.9)
     assert fake.reading_threshold == 0.0 and fake.reading_session is None
     assert PolicyModel.load(MODEL, "cpu", reading_threshold=0.0).reading_session is None
+
+
+def test_the_node_loads_and_reloads_the_model_with_its_setting(tmp_path: Path) -> None:
+    import shutil
+
+    from bus.memory import MemoryBus
+    from policy.node import Node
+    from policy.settings import load_settings
+
+    path = tmp_path / "model.onnx"
+    shutil.copy(MODEL, path)
+    s = load_settings(
+        {"model_path": str(path), "reading_check_threshold": "0.95", "reload_poll_s": 0}
+    )
+    node = Node(s, MemoryBus())
+    assert node.decider.model.reading_threshold == 0.95
+    assert node.decider.model.reading_session is not None
+    assert node.maybe_reload(force=True)
+    assert node.decider.model.reading_threshold == 0.95
