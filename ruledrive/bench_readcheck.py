@@ -125,6 +125,35 @@ def choose_threshold(table: list[dict[str, float]], max_flagged: float) -> float
     return best
 
 
+COST_RULES = ("Overtaking is prohibited", "Speed limit 50 km/h", "限速30公里")
+
+
+def cost(model_path: Path, rounds: int = 5, repeats: int = 40) -> dict[int, tuple[float, float]]:
+    """Per batch size (1, 8): median ms of ``PolicyModel.run_encoded`` without the check and
+    with every rule of a 3-rule set checked (threshold 1: the worst case, three more frame
+    rows per frame), alternated round by round on the same frames."""
+    from policy.model import PolicyModel
+
+    off = PolicyModel.load(model_path, "cpu", reading_threshold=0.0)
+    on = PolicyModel.load(model_path, "cpu", encoder=off.encoder, reading_threshold=1.0)
+    plain, checked = off.encode_rules(COST_RULES), on.encode_rules(COST_RULES)
+    assert len(checked.alternatives) == len(COST_RULES)
+    rng = np.random.default_rng(0)
+    out = {}
+    for n in (1, 8):
+        images = rng.integers(0, 256, (n, *off.session.get_inputs()[0].shape[1:]), np.uint8)
+        speeds = np.full((n, 1), 40.0, np.float32)
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(rounds):
+            for key, model, enc in (("off", off, plain), ("on", on, checked)):
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    model.run_encoded(images, [enc] * n, speeds)
+                    times[key].append((time.perf_counter() - t0) * 1e3)
+        out[n] = (float(np.median(times["off"])), float(np.median(times["on"])))
+    return out
+
+
 def _load(
     paths: list[Path],
     model: Path,
@@ -168,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
         table = rows(scan(args.model, data, pred))
         chosen = (len(data), table, choose_threshold(table, args.max_flagged))
     args.version = pred.meta.model_version
+    args.cost = cost(args.model)
     publish(args, "Reading check", _report(args, results, chosen))
     return 0
 
@@ -206,6 +236,18 @@ def _report(args: argparse.Namespace, results: dict, chosen: Any) -> str:
             f"Chosen τ: **{chosen[2]}** (most errors caught net of right answers flagged, at "
             f"most {args.max_flagged:.1%} of the frames flagged; 0 = the check gains nothing)."
         )
+    lines += [
+        "",
+        "Cost per batch (`PolicyModel.run_encoded`, frame graph; medians, the two alternated on "
+        "the same frames), without the check and with every rule of a 3-rule set checked (the "
+        "worst case: each frame gets three more rows):",
+        "",
+        "| batch | no check | every rule checked | ratio |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {n} | {a:.2f} ms | {b:.2f} ms | {b / a:.2f}x |" for n, (a, b) in args.cost.items()
+    ]
     return "\n".join(lines)
 
 

@@ -59,6 +59,7 @@ def test_the_command_reports_every_threshold_and_refuses_a_model_without_the_che
     )
     text = doc.read_text()
     assert "## Reading check" in text and "Chosen τ:" in text
+    assert "| 1 | " in text and "| 8 | " in text  # the cost of the check, batch 1 and 8
     for t in ("0.6", "0.8", "0.99"):
         assert f"| {t} |" in text
     # The choice and the report never share a drive: their frame counts add up to the split's.
