@@ -29,7 +29,7 @@ import numpy as np
 
 from core.defaults import DEFAULT_MODEL_PATH
 from core.errors import ConfigError
-from ruledrive.argtypes import fraction
+from ruledrive.argtypes import fraction, non_negative_int
 from ruledrive.benchdoc import add_doc_flags, bench_command, publish
 from training.thresholds import MAX_LOW_CONFIDENCE  # the same cap as low_confidence's
 
@@ -258,7 +258,7 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     p.add_argument("--data", type=Path, nargs="+", required=True, help="labelled recordings")
     p.add_argument("--choose-on", type=Path, nargs="*", default=[], help="recordings to choose τ")
-    p.add_argument("--val-seed", type=int, help="only the validation drives of this seed")
+    p.add_argument("--val-seed", type=non_negative_int, help="choose on the drives this seed picks")
     p.add_argument("--val-fraction", type=fraction, default=0.1)
     p.add_argument(
         "--max-flagged",
