@@ -149,6 +149,17 @@ def test_the_node_runs_the_rule_graph_once_per_rule_set_with_the_same_outputs(
         MODEL_SPEC.speed_input,
         MODEL_SPEC.rule_set_output,
     }
+    # A fresh export carries the reading graph (tf2onnx still names the parameter softmaxes as
+    # perception.splitgraph looks for them), so the node's reading check is on for it; every
+    # rule it names is one of the frame's rules.
+    checked = PolicyModel.load(trained / "model.onnx", reading_threshold=1.0)
+    assert checked.reading_session is not None
+    got = checked.run_encoded(
+        images, [checked.encode_rules(tuple(s.rules)) for s in samples], speeds
+    )
+    assert len(got.unsure) == len(samples)
+    for s, rules in zip(samples, got.unsure, strict=True):
+        assert all(0 <= r < len(s.rules) for r in rules)
 
 
 def test_reuse_keeps_a_finished_checkpoint_of_the_same_model_only(
