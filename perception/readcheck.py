@@ -25,7 +25,7 @@ import numpy as np
 
 from perception.spec import MODEL_SPEC
 
-__all__ = ["Alternative", "alternatives", "decisive"]
+__all__ = ["Alternative", "ReadingCheck", "alternatives", "decisive"]
 
 _S = MODEL_SPEC
 
@@ -93,3 +93,58 @@ def decisive(
         if int(np.argmax(p)) != int(decisions[i]):
             out[i].add(r)
     return [tuple(sorted(s)) for s in out]
+
+
+class ReadingCheck:
+    """The check over whole batches of model inputs (evaluation, benchmarks): the rule, frame
+    and reading graphs of one exported model, run the way the node runs them."""
+
+    def __init__(self, rules: Any, frame: Any, reading: Any, names: tuple[str, ...]) -> None:
+        self.rules, self.frame, self.reading, self.names = rules, frame, reading, names
+
+    @classmethod
+    def from_model(cls, model_bytes: bytes) -> ReadingCheck | None:
+        """None for a model without a reading graph (perception.splitgraph)."""
+        import onnxruntime as ort
+
+        from perception.splitgraph import split_model
+
+        parts = split_model(model_bytes)
+        if parts is None or parts.reading is None:
+            return None
+        cpu = ["CPUExecutionProvider"]
+        rules, frame, reading = (
+            ort.InferenceSession(g, providers=cpu)
+            for g in (parts.rules, parts.frame, parts.reading)
+        )
+        return cls(rules, frame, reading, parts.reading_inputs)
+
+    def scan(
+        self, inputs: dict[str, np.ndarray], threshold: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For a batch of model inputs: the decision probabilities [N, labels] (the model's label
+        order), each rule's top class probability [N, R] (1 for an empty slot), and whether its
+        runner-up reading changes the decision [N, R] (checked for rules below ``threshold``)."""
+        feats, classes, *params = self.rules.run(
+            [_S.rule_set_output, _S.rule_output, *self.names[1:]],
+            {
+                _S.rules_input: inputs[_S.rules_input],
+                _S.rule_mask_input: inputs[_S.rule_mask_input],
+            },
+        )
+        images, speeds = inputs[_S.image_input], inputs[_S.speed_input]
+        (probs,) = self.frame.run(
+            [_S.output], {_S.image_input: images, _S.speed_input: speeds, _S.rule_set_output: feats}
+        )
+        mask = inputs[_S.rule_mask_input]
+        per_row = [
+            alternatives(
+                self.reading, self.names, [classes[k], *(p[k] for p in params)], mask[k], threshold
+            )
+            for k in range(len(images))
+        ]
+        changes = np.zeros(classes.shape[:2], bool)
+        for k, got in enumerate(decisive(self.frame, images, speeds, probs.argmax(1), per_row)):
+            changes[k, list(got)] = True
+        top = np.where(mask.max(axis=2) > 0, classes.max(axis=2), 1.0)
+        return np.asarray(probs), top, changes

@@ -42,51 +42,20 @@ def scan(model_path: Path, data: Any, pred: Any) -> dict[str, np.ndarray]:
     """Per frame of ``data`` (training.data.ArrayDataset): whether the model is right, whether
     the node flags it already, and per rule the top class probability and whether its runner-up
     reading changes the decision (checked for every rule below the largest τ of the grid)."""
-    import onnxruntime as ort
-
-    from perception.readcheck import alternatives, decisive
-    from perception.spec import MODEL_SPEC as S
-    from perception.splitgraph import split_model
+    from perception.readcheck import ReadingCheck
     from training.evaluate import _flags
 
-    parts = split_model(model_path.read_bytes())
-    if parts is None or parts.reading is None:
+    check = ReadingCheck.from_model(model_path.read_bytes())
+    if check is None:
         raise ConfigError(f"{model_path}: no reading graph, so no reading check to measure")
-    cpu = ["CPUExecutionProvider"]
-    rules_s, frame_s, reading_s = (
-        ort.InferenceSession(g, providers=cpu) for g in (parts.rules, parts.frame, parts.reading)
-    )
-    names = parts.reading_inputs
-    n, r = len(data), S.max_rules
-    top = np.ones((n, r), np.float32)
-    changes = np.zeros((n, r), bool)
-    probs = np.zeros((n, len(pred.labels)), np.float32)
-    for lo in range(0, n, 256):
-        idx = np.arange(lo, min(lo + 256, n))
-        inp = data.inputs(idx)
-        feats, classes, *params = rules_s.run(
-            [S.rule_set_output, S.rule_output, *names[1:]],
-            {S.rules_input: inp[S.rules_input], S.rule_mask_input: inp[S.rule_mask_input]},
-        )
-        images, speeds = inp[S.image_input], inp[S.speed_input]
-        (p,) = frame_s.run(
-            [S.output], {S.image_input: images, S.speed_input: speeds, S.rule_set_output: feats}
-        )
-        probs[idx] = p
-        mask = inp[S.rule_mask_input]
-        per_row = [
-            alternatives(
-                reading_s, names, [classes[k], *(q[k] for q in params)], mask[k], max(GRID)
-            )
-            for k in range(len(idx))
-        ]
-        for k, got in enumerate(decisive(frame_s, images, speeds, p.argmax(1), per_row)):
-            changes[idx[k], list(got)] = True
-        present = mask.max(axis=2) > 0
-        top[idx] = np.where(present, classes.max(axis=2), 1.0)
+    parts = [
+        check.scan(data.inputs(np.arange(lo, min(lo + 256, len(data)))), max(GRID))
+        for lo in range(0, len(data), 256)
+    ]
+    probs, top, changes = (np.concatenate([p[i] for p in parts]) for i in range(3))
     labels = np.array([pred.labels.index(lab) for lab in _label_names(data)])
     outs = data.predict(pred.predict)  # the whole model, as the evaluation runs it
-    flagged = _flags(pred, outs, data, np.arange(n))["any"]
+    flagged = _flags(pred, outs, data, np.arange(len(data)), reading=False)["any"]
     return {"right": probs.argmax(1) == labels, "flagged": flagged, "top": top, "changes": changes}
 
 

@@ -187,7 +187,9 @@ def build_default(
             dirs,
             work,
             ckpt,
-            onnx_path if shipped else None,
+            # Every fused seed is evaluated as an exported model, as the node runs it (with the
+            # reading check, training.evaluate); the ablations as checkpoints.
+            onnx_path if shipped else (ckpt / "model.onnx" if variant == "fused" else None),
             reuse,
             img_dir if shipped else None,
             logging.getLogger().getEffectiveLevel(),

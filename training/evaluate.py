@@ -6,8 +6,12 @@ Per rule kind and language, on the frames that rule TARGETS (the oracle's decisi
 is read wrongly; ``rule_meta`` in the recording), split by held-out wording: averages over frames
 a rule does not affect hide exactly the failures that matter. Rule understanding: how often a
 rule nobody can read is flagged (``rules_not_understood``), and how often a readable rule set is.
-Pictures: how often a non-road picture of the *test* kinds (training.ood) is flagged, and how often
-a road frame is. On the counterfactual split also counterfactual consistency.
+An exported model is run the way the node runs it, its reading check included
+(perception.readcheck: a frame whose decision hangs on an unsurely read rule is flagged
+``rules_not_understood``); a Keras checkpoint has no reading graph, and its report says
+``reading_check: null``. Pictures: how often a non-road picture of the *test* kinds
+(training.ood) is flagged, and how often a road frame is. On the counterfactual split also
+counterfactual consistency.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import numpy as np
 
 from bus.recording import Sample, counterfactual_pairs
 from bus.schema import DecisionLabel
+from core.defaults import READING_THRESHOLD
 from core.metrics import classification_report, counterfactual_consistency, plot_confusion
 from perception.image import DEFAULT_DECODE
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
+from perception.readcheck import ReadingCheck
 from perception.rule_encoder import RuleEncoder, unreadable_script
 from perception.spec import MODEL_SPEC
 from training.data import ArrayDataset, RuleTable, encode_samples
@@ -35,6 +41,7 @@ __all__ = ["OnnxPredictor", "Predictor", "evaluate_samples", "load_predictor"]
 
 _S = MODEL_SPEC
 N_NEGATIVES = 600
+READING_OUTPUT = "reading_unsure"  # [N, R] bool: rules the reading check flags (ONNX only)
 
 
 class Predictor(Protocol):
@@ -77,12 +84,18 @@ class OnnxPredictor:
         self.rule_classes, self.thresholds = meta.rule_classes, meta.thresholds
         self.encoder_dir = encoder_dir
         self.decode = meta.decode
+        # The node's reading check (perception.readcheck), at the node's default threshold;
+        # None for a model without a reading graph.
+        self.reading_check = ReadingCheck.from_model(Path(path).read_bytes())
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from perception.onnxrun import run_all_outputs, to_label_order
 
         outs = run_all_outputs(self.session, inputs)
         outs[_S.output] = to_label_order(outs[_S.output], self.labels)
+        if self.reading_check is not None:
+            _, top, changes = self.reading_check.scan(inputs, READING_THRESHOLD)
+            outs[READING_OUTPUT] = (top < READING_THRESHOLD) & changes
         return outs
 
 
@@ -106,6 +119,9 @@ def evaluate_samples(
     report: dict[str, Any] = {
         "model": predictor.name,
         "thresholds": predictor.thresholds.to_dict(),
+        # The node's reading check is in the flags only for an exported model with a reading
+        # graph (perception.readcheck); its threshold, or None where it was not run.
+        "reading_check": READING_THRESHOLD if getattr(predictor, "reading_check", None) else None,
         "splits": {},
     }
     by_split: dict[str, list[int]] = defaultdict(list)
@@ -134,9 +150,14 @@ def evaluate_samples(
 
 
 def _flags(
-    predictor: Predictor, outs: dict[str, np.ndarray], data: ArrayDataset, ix: np.ndarray
+    predictor: Predictor,
+    outs: dict[str, np.ndarray],
+    data: ArrayDataset,
+    ix: np.ndarray,
+    reading: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Per frame: which of the node's model-based fallbacks would fire."""
+    """Per frame: which of the node's model-based fallbacks would fire (``reading``: with the
+    reading check, where the predictor ran it: exported models only)."""
     th = predictor.thresholds
     nu = predictor.rule_classes.index(NOT_UNDERSTOOD)
     present = data.rule_idx[ix] >= 0
@@ -145,6 +166,8 @@ def _flags(
     unread = (
         (outs[_S.rule_output][ix, :, nu] >= th.not_understood) | script[data.rule_idx[ix]]
     ) & present
+    if reading and READING_OUTPUT in outs:
+        unread |= outs[READING_OUTPUT][ix] & present
     ood = outs[_S.ood_output].reshape(-1)[ix] >= th.image_ood
     low = outs[_S.output][ix].max(1) < th.confidence
     return {"unread": unread, "ood": ood, "low": low, "any": unread.any(1) | ood | low}

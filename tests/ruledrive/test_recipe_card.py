@@ -153,3 +153,16 @@ def test_each_recipe_run_gets_a_process_of_its_own() -> None:
     assert got == 42 and pid != os.getpid()
     with pytest.raises(ValueError, match="bad run"):
         _isolated(_fails)
+
+
+def test_the_card_says_whether_its_flags_include_the_reading_check(tmp_path: Path) -> None:
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"x")
+    res = _results(0.98)
+    for s in SEEDS:
+        res[f"fused-s{s}"]["eval"]["reading_check"] = 0.85
+    card = render_card(res, TrainConfig(), "ruledrive train-default", onnx, SEEDS)
+    assert "is in the flag figures above (threshold 0.85), for every seed" in card
+    res["fused-s2"]["eval"]["reading_check"] = None
+    card = render_card(res, TrainConfig(), "ruledrive train-default", onnx, SEEDS)
+    assert "is not in the figures of 1 of the seeds" in card

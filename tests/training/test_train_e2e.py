@@ -202,6 +202,12 @@ def test_evaluate_onnx_and_keras_agree_and_write_reports(
     assert test["targeted"] and all("|en|" in k or "|zh|" in k for k in test["targeted"])
     assert 0.0 <= test["ece"] <= 1.0 and "rules_not_understood" in test
     assert set(report["pictures"]["by_kind"]) >= {"checkerboard", "portrait", "sideways"}
+    # The exported model is evaluated as the node runs it, reading check included; a Keras
+    # checkpoint without it, and the report says which. The check only adds flags.
+    assert rep_onnx["reading_check"] is not None and rep_keras["reading_check"] is None
+    for split in rep_onnx["splits"]:
+        a, b = rep_onnx["splits"][split], rep_keras["splits"][split]
+        assert a["valid_false_share"] >= b["valid_false_share"]
 
 
 def test_rule_order_does_not_change_probabilities(trained: Path, data: Path) -> None:
