@@ -50,7 +50,7 @@ def alternatives(
     present = mask.max(axis=1) > 0
     top = classes.max(axis=1)
     unsure = [int(r) for r in np.flatnonzero(present & (top < threshold))]
-    if not unsure or threshold <= 0:
+    if not unsure:
         return ()
     alt = np.repeat(classes[None], len(unsure), axis=0)  # [A, R, C]
     for a, r in enumerate(unsure):

@@ -40,9 +40,11 @@ GRID = (0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99)
 
 def scan(model_path: Path, data: Any, pred: Any) -> dict[str, np.ndarray]:
     """Per frame of ``data`` (training.data.ArrayDataset): whether the model is right, whether
-    the node flags it already, and per rule the top class probability and whether its runner-up
-    reading changes the decision (checked for every rule below the largest τ of the grid)."""
+    the node flags it already (``pred``: an OnnxPredictor without the reading check), and per
+    rule the top class probability and whether its runner-up reading changes the decision
+    (checked for every rule below the largest τ of the grid)."""
     from perception.readcheck import ReadingCheck
+    from perception.spec import MODEL_SPEC
     from training.evaluate import _flags
 
     check = ReadingCheck.from_model(model_path.read_bytes())
@@ -52,18 +54,11 @@ def scan(model_path: Path, data: Any, pred: Any) -> dict[str, np.ndarray]:
         check.scan(data.inputs(np.arange(lo, min(lo + 256, len(data)))), max(GRID))
         for lo in range(0, len(data), 256)
     ]
-    probs, top, changes = (np.concatenate([p[i] for p in parts]) for i in range(3))
-    labels = np.array([pred.labels.index(lab) for lab in _label_names(data)])
+    top, changes = (np.concatenate([p[i] for p in parts]) for i in (1, 2))
     outs = data.predict(pred.predict)  # the whole model, as the evaluation runs it
-    flagged = _flags(pred, outs, data, np.arange(len(data)), reading=False)["any"]
-    return {"right": probs.argmax(1) == labels, "flagged": flagged, "top": top, "changes": changes}
-
-
-def _label_names(data: Any) -> list[Any]:
-    from bus.schema import DecisionLabel
-
-    order = list(DecisionLabel)
-    return [order[int(i)] for i in data.labels]
+    flagged = _flags(pred, outs, data, np.arange(len(data)))["any"]
+    right = outs[MODEL_SPEC.output].argmax(1) == data.labels
+    return {"right": right, "flagged": flagged, "top": top, "changes": changes}
 
 
 def rows(s: dict[str, np.ndarray]) -> list[dict[str, float]]:
@@ -135,7 +130,7 @@ def _load(
     from training.data import RuleTable, encode_samples, load_samples
     from training.evaluate import OnnxPredictor
 
-    pred = OnnxPredictor(model)
+    pred = OnnxPredictor(model, reading_check=False)  # the check is what is measured
     samples = load_samples(paths)
     if not samples:
         raise ConfigError(f"no labelled frames in {', '.join(map(str, paths))}")

@@ -73,7 +73,9 @@ class OnnxPredictor:
     """Runs an exported model the way the node does: labels, rule classes and thresholds from
     its metadata; decision columns matched by label name, never by position."""
 
-    def __init__(self, path: Path, encoder_dir: str = "models/text-encoder") -> None:
+    def __init__(
+        self, path: Path, encoder_dir: str = "models/text-encoder", reading_check: bool = True
+    ) -> None:
         import onnxruntime as ort
 
         from perception.modelmeta import parse_metadata
@@ -85,8 +87,10 @@ class OnnxPredictor:
         self.encoder_dir = encoder_dir
         self.decode = meta.decode
         # The node's reading check (perception.readcheck), at the node's default threshold;
-        # None for a model without a reading graph.
-        self.reading_check = ReadingCheck.from_model(Path(path).read_bytes())
+        # None for a model without a reading graph, or when not asked for.
+        self.reading_check = (
+            ReadingCheck.from_model(Path(path).read_bytes()) if reading_check else None
+        )
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from perception.onnxrun import run_all_outputs, to_label_order
@@ -150,14 +154,10 @@ def evaluate_samples(
 
 
 def _flags(
-    predictor: Predictor,
-    outs: dict[str, np.ndarray],
-    data: ArrayDataset,
-    ix: np.ndarray,
-    reading: bool = True,
+    predictor: Predictor, outs: dict[str, np.ndarray], data: ArrayDataset, ix: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Per frame: which of the node's model-based fallbacks would fire (``reading``: with the
-    reading check, where the predictor ran it: exported models only)."""
+    """Per frame: which of the node's model-based fallbacks would fire (the reading check where
+    the predictor ran it: exported models only)."""
     th = predictor.thresholds
     nu = predictor.rule_classes.index(NOT_UNDERSTOOD)
     present = data.rule_idx[ix] >= 0
@@ -166,7 +166,7 @@ def _flags(
     unread = (
         (outs[_S.rule_output][ix, :, nu] >= th.not_understood) | script[data.rule_idx[ix]]
     ) & present
-    if reading and READING_OUTPUT in outs:
+    if READING_OUTPUT in outs:
         unread |= outs[READING_OUTPUT][ix] & present
     ood = outs[_S.ood_output].reshape(-1)[ix] >= th.image_ood
     low = outs[_S.output][ix].max(1) < th.confidence
