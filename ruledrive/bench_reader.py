@@ -41,6 +41,7 @@ __all__ = ["ReaderData", "collect", "register_bench", "score"]
 log = logging.getLogger(__name__)
 
 HEADING = "Rule reader"
+WITHHOLD_SEED = 99  # which training families ``--withhold`` sets aside
 NOT_READ = (NOT_BINDING, NOT_UNDERSTOOD)  # classes whose parameters decide nothing
 
 
@@ -51,17 +52,19 @@ class ReaderData:
     texts: list[str] = field(default_factory=list)
     cls: list[str] = field(default_factory=list)
     params: list[list[int]] = field(default_factory=list)  # training.ruleparams.param_labels
+    families: list[tuple[str, ...]] = field(default_factory=list)  # the wording's families
     # text index -> {(class, language, wording): targeted frames}
     weights: dict[int, dict[tuple[str, str, str], int]] = field(default_factory=dict)
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
-    def add(self, text: str, cls: str, params: list[int]) -> int:
+    def add(self, text: str, cls: str, params: list[int], families: Sequence[str] = ()) -> int:
         if text in self._index:
             return self._index[text]
         self._index[text] = len(self.texts)
         self.texts.append(text)
         self.cls.append(cls)
         self.params.append(params)
+        self.families.append(tuple(families))
         return self._index[text]
 
 
@@ -81,7 +84,8 @@ def collect(
         for text, cls, m in zip(s.rules, rule_classes_of(s), metas, strict=False):
             if cls is None:
                 continue
-            i = out.add(text, cls, param_labels(m))
+            fams = m.get("families") if isinstance(m, dict) else None
+            i = out.add(text, cls, param_labels(m), fams if isinstance(fams, list) else ())
             if wording is None or not (isinstance(m, dict) and m.get("targeted")):
                 continue
             if not m.get("understood", True) or bool(m.get("held_out")) != (wording == "held-out"):
@@ -92,20 +96,30 @@ def collect(
     return out
 
 
+@dataclass(frozen=True)
+class Withheld:
+    """The reader on the training texts of withheld families (``--withhold``)."""
+
+    texts: int
+    read: float  # share of those texts read right
+    worst: float  # the worst withheld family's share
+    worst_family: str
+
+
 def _feeds(states: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
     from perception.spec import MODEL_SPEC
 
     return {MODEL_SPEC.rules_input: states, MODEL_SPEC.rule_mask_input: masks}
 
 
-def _model(n_classes: int) -> Any:
+def _model(n_classes: int, state_noise: float = 0.0) -> Any:
     import keras
 
     from perception.spec import MODEL_SPEC
     from training.model import _input, _read_rules, create_text_encoder
 
     states, mask = _input(MODEL_SPEC.rules), _input(MODEL_SPEC.rule_mask)
-    per_rule = create_text_encoder(MODEL_SPEC)([states, mask])
+    per_rule = create_text_encoder(MODEL_SPEC, state_noise=state_noise)([states, mask])
     _, cls, params = _read_rules(per_rule, mask, n_classes, MODEL_SPEC)
     return keras.Model([states, mask], {MODEL_SPEC.rule_output: cls, **params})
 
@@ -116,11 +130,12 @@ def _train_and_read(
     ix_train: np.ndarray,
     ix_eval: np.ndarray,
     classes: list[str],
-    dropout: float,
+    variant: tuple[float, float],
     seed: int,
     epochs: int,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Train a reader; its argmax outputs on the evaluation texts (class [E], params)."""
+    """Train a reader with (token dropout, state noise) ``variant``; its argmax outputs on the
+    evaluation texts (class [E], params)."""
     import keras
 
     from perception.spec import MODEL_SPEC
@@ -129,8 +144,8 @@ def _train_and_read(
     from training.ruleparams import RULE_PARAMS
 
     keras.utils.set_random_seed(seed)
-    cfg = TrainConfig(token_dropout=dropout)
-    model = _model(len(classes))
+    cfg = TrainConfig(token_dropout=variant[0], state_noise=variant[1])
+    model = _model(len(classes), cfg.state_noise)
     cls_of = np.array([classes.index(c) for c in train.cls], np.int32)
     par_of = np.array(train.params, np.int32).reshape(len(train.texts), len(RULE_PARAMS))
     fit_reader(model, table, ReaderSet(ix_train, cls_of, par_of), epochs, seed, cfg)
@@ -150,20 +165,80 @@ def score(
     data: ReaderData, classes: list[str], cls: np.ndarray, params: dict[str, np.ndarray]
 ) -> dict[tuple[str, str, str], dict[str, float]]:
     """(class, language, wording) -> frames and the share of them whose rule was read right."""
-    from training.ruleparams import RULE_PARAMS
 
     hit: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     for i, w in data.weights.items():
-        ok = classes[int(cls[i])] == data.cls[i]
-        if ok and data.cls[i] not in NOT_READ:
-            ok = all(
-                lab < 0 or int(params[p][i]) == lab
-                for p, lab in zip(RULE_PARAMS, data.params[i], strict=True)
-            )
+        ok = read_right(data, i, classes, cls, params)
         for key, n in w.items():
             hit[key][0] += n
             hit[key][1] += n * int(ok)
     return {k: {"frames": n, "read": right / n} for k, (n, right) in sorted(hit.items())}
+
+
+def read_right(
+    data: ReaderData,
+    i: int,
+    classes: list[str],
+    cls: np.ndarray,
+    params: dict[str, np.ndarray],
+    k: int | None = None,
+) -> bool:
+    """Text ``i`` of ``data``, predicted at row ``k`` (default ``i``), read right: its class,
+    and for a rule that binds the car every parameter it names."""
+    from training.ruleparams import RULE_PARAMS
+
+    k = i if k is None else k
+    ok = classes[int(cls[k])] == data.cls[i]
+    if ok and data.cls[i] not in NOT_READ:
+        ok = all(
+            lab < 0 or int(params[p][k]) == lab
+            for p, lab in zip(RULE_PARAMS, data.params[i], strict=True)
+        )
+    return ok
+
+
+def withheld_families(data: ReaderData, seed: int = WITHHOLD_SEED) -> set[str]:
+    """One family of every concept that has at least three among the training texts (a
+    concept: a family id less its last part, ``en.stop`` of ``en.stop.halt``), drawn with
+    ``seed``. ``--withhold`` trains without the texts that use them and scores the reader on
+    those texts: a held-out test made of training families only, for choosing between variants
+    without looking at the real held-out split."""
+    by_concept: dict[str, set[str]] = defaultdict(set)
+    for fams in data.families:
+        for f in fams:
+            if "." in f:
+                by_concept[f.rsplit(".", 1)[0]].add(f)
+    rng = np.random.default_rng(seed)
+    return {
+        sorted(members)[int(rng.integers(len(members)))]
+        for _, members in sorted(by_concept.items())
+        if len(members) >= 3
+    }
+
+
+def score_withheld(
+    data: ReaderData,
+    ix: np.ndarray,
+    withheld: set[str],
+    classes: list[str],
+    cls: np.ndarray,
+    params: dict[str, np.ndarray],
+) -> Withheld:
+    """Over the withheld texts ``ix`` of ``data`` (predictions in the same order): the share
+    read right, and the worst family's share (each text counts for every withheld family it
+    uses)."""
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    right = 0
+    for k, i in enumerate(ix):
+        ok = read_right(data, int(i), classes, cls, params, k)
+        right += ok
+        for f in set(data.families[int(i)]) & withheld:
+            per[f][0] += 1
+            per[f][1] += ok
+    if not per:
+        raise DataError("no training text uses a withheld family")
+    family, (n, ok_n) = min(per.items(), key=lambda kv: (kv[1][1] / kv[1][0], kv[0]))
+    return Withheld(len(ix), right / len(ix), ok_n / n, family)
 
 
 def _load(work: Path) -> tuple[ReaderData, ReaderData]:
@@ -200,23 +275,47 @@ def _fmt(v: float) -> str:
     return f"{100 * v:.1f} %"
 
 
+Variant = tuple[float, float]  # (token dropout, state noise)
+Scores = dict[tuple[str, str, str], dict[str, float]]
+
+
+def _label(v: Variant) -> str:
+    return f"token dropout {v[0]:g}, state noise {v[1]:g}"
+
+
 def _report(
     args: argparse.Namespace,
-    results: dict[float, list[dict[tuple[str, str, str], dict[str, float]]]],
+    results: dict[Variant, list[Scores]],
+    withheld: dict[Variant, list[Withheld]],
     n_train: int,
     n_eval: int,
     seconds: float,
 ) -> str:
-    rates = list(results)
-    head = "| figure | " + " | ".join(f"token dropout {r:g}" for r in rates) + " |"
-    lines = [head, "|---" * (len(rates) + 1) + "|"]
+    variants = list(results)
+    head = "| figure | " + " | ".join(_label(v) for v in variants) + " |"
+    lines = [head, "|---" * (len(variants) + 1) + "|"]
+    if withheld:
+        n_texts = withheld[variants[0]][0].texts
+        lines.append(
+            f"| withheld training families ({n_texts} texts): read right, per seed | "
+            + " | ".join(" / ".join(_fmt(w.read) for w in withheld[v]) for v in variants)
+            + " |"
+        )
+        lines.append(
+            "| withheld training families: worst family, per seed | "
+            + " | ".join(
+                " / ".join(f"{_fmt(w.worst)} ({w.worst_family})" for w in withheld[v])
+                for v in variants
+            )
+            + " |"
+        )
     for wording in ("training", "held-out"):
         for lang in ("en", "zh"):
             worst_row, mean_row = [], []
-            for r in rates:
+            for v in variants:
                 per_seed = [
-                    [v["read"] for k, v in res.items() if k[1] == lang and k[2] == wording]
-                    for res in results[r]
+                    [x["read"] for k, x in res.items() if k[1] == lang and k[2] == wording]
+                    for res in results[v]
                 ]
                 worst = [min(s) for s in per_seed if s]
                 means = [float(np.mean(s)) for s in per_seed if s]
@@ -229,15 +328,27 @@ def _report(
             what = f"{wording} wording, {lang}, per seed"
             lines.append(f"| worst kind, {what} | " + " | ".join(worst_row) + " |")
             lines.append(f"| mean over kinds, {what} | " + " | ".join(mean_row) + " |")
-    kinds = sorted({k for res in results[rates[-1]] for k in res})
-    cols = " | ".join(f"worst seed, {r:g}" for r in rates)
+    kinds = sorted({k for res in results[variants[-1]] for k in res})
+    cols = " | ".join(f"worst seed, {_label(v)}" for v in variants)
     per_kind = [f"| kind | language | wording | frames | {cols} |"]
-    per_kind.append("|---|---|---|---|" + "---|" * len(rates))
+    per_kind.append("|---|---|---|---|" + "---|" * len(variants))
     for k in kinds:
-        cells = [_fmt(min(res[k]["read"] for res in results[r] if k in res)) for r in rates]
-        frames = int(results[rates[-1]][0][k]["frames"])
+        cells = [_fmt(min(res[k]["read"] for res in results[v] if k in res)) for v in variants]
+        frames = int(results[variants[-1]][0][k]["frames"])
         per_kind.append(f"| {k[0]} | {k[1]} | {k[2]} | {frames} | " + " | ".join(cells) + " |")
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    withhold_note = (
+        [
+            "",
+            "`--withhold`: one family of every concept with at least three among the training "
+            f"texts (rng seed {WITHHOLD_SEED}) is set aside; every variant trains without the "
+            "texts that use one and is scored on them (read right: class and parameters), a "
+            "held-out test made of training data only, on which to choose a variant; the "
+            "held-out wording rows below are the real held-out split, for reporting.",
+        ]
+        if withheld
+        else []
+    )
     return "\n".join(
         [
             f"Command: `{bench_command('reader')}`  ",
@@ -245,6 +356,7 @@ def _report(
             f"data: `{args.work}/data` ({n_train} distinct training rule texts, {n_eval} "
             f"evaluation texts); seeds {', '.join(map(str, args.seeds))}; {args.epochs} epochs; "
             f"{seconds / 60:.1f} min in all.",
+            *withhold_note,
             "",
             "Share of targeted frames whose rule the reader alone reads right (class, and for a "
             "rule that binds the car every parameter it names), per rule kind; per seed, "
@@ -262,22 +374,44 @@ def run(args: argparse.Namespace) -> int:
     train, evals = _load(args.work)
     all_texts = sorted(set(train.texts) | set(evals.texts))
     table = _table(args.work, all_texts)
-    ix_train = np.array([table.index[t] for t in train.texts], np.int32)
-    ix_eval = np.array([table.index[t] for t in evals.texts], np.int32)
     classes = sorted(set(train.cls) | set(NOT_READ))
     unknown = sorted(set(evals.cls) - set(classes))
     if unknown:
         raise DataError(f"evaluation rule classes never trained on: {unknown}")
-    results: dict[float, list[dict[tuple[str, str, str], dict[str, float]]]] = {}
-    for rate in args.token_dropout:
+    held: set[str] = withheld_families(train) if args.withhold else set()
+    aside = np.array([bool(set(f) & held) for f in train.families], bool)
+    if held:
+        log.info(
+            "withheld %d families: %d of %d training texts", len(held), aside.sum(), len(aside)
+        )
+    ix_all = np.array([table.index[t] for t in train.texts], np.int32)
+    ix_train, ix_aside = ix_all[~aside], np.flatnonzero(aside)
+    kept = ReaderData()
+    for i in np.flatnonzero(~aside):
+        kept.add(train.texts[i], train.cls[i], train.params[i], train.families[i])
+    ix_eval = np.array([table.index[t] for t in evals.texts], np.int32)
+    ix_read = np.concatenate([ix_eval, ix_all[ix_aside]])
+    results: dict[Variant, list[Scores]] = {}
+    withheld: dict[Variant, list[Withheld]] = {}
+    for variant in [(d, n) for d in args.token_dropout for n in args.state_noise]:
         for seed in args.seeds:
             cls, params = _train_and_read(
-                table, train, ix_train, ix_eval, classes, rate, seed, args.epochs
+                table, kept, ix_train, ix_read, classes, variant, seed, args.epochs
             )
-            results.setdefault(rate, []).append(score(evals, classes, cls, params))
+            e = len(ix_eval)
+            results.setdefault(variant, []).append(
+                score(evals, classes, cls[:e], {k: v[:e] for k, v in params.items()})
+            )
+            if held:
+                got = score_withheld(
+                    train, ix_aside, held, classes, cls[e:], {k: v[e:] for k, v in params.items()}
+                )
+                withheld.setdefault(variant, []).append(got)
             took = time.perf_counter() - t0
-            log.info("token dropout %g, seed %d: done at %.0f s", rate, seed, took)
-    text = _report(args, results, len(train.texts), len(evals.texts), time.perf_counter() - t0)
+            log.info("%s, seed %d: done at %.0f s", _label(variant), seed, took)
+    text = _report(
+        args, results, withheld, len(kept.texts), len(evals.texts), time.perf_counter() - t0
+    )
     publish(args, HEADING, text)
     return 0
 
@@ -290,6 +424,16 @@ def _rates(value: str) -> list[float]:
     if not rates or any(not 0.0 <= r < 1.0 for r in rates):
         raise argparse.ArgumentTypeError(f"rates must be in [0, 1): {value!r}")
     return rates
+
+
+def _noises(value: str) -> list[float]:
+    try:
+        stds = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {value!r}") from exc
+    if not stds or any(not 0.0 <= v <= 1.0 for v in stds):
+        raise argparse.ArgumentTypeError(f"noise stds must be in [0, 1]: {value!r}")
+    return stds
 
 
 def _seeds(value: str) -> list[int]:
@@ -310,6 +454,17 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=_seeds, default=[1, 2], help="comma-separated")
     p.add_argument(
         "--token-dropout", type=_rates, default=[0.15], help="comma-separated rates to compare"
+    )
+    p.add_argument(
+        "--state-noise",
+        type=_noises,
+        default=[0.0],
+        help="comma-separated stds of the training noise on the token states to compare",
+    )
+    p.add_argument(
+        "--withhold",
+        action="store_true",
+        help="also train without one family per concept and score on its texts (for choosing)",
     )
     p.add_argument("--epochs", type=positive_int, default=20)
     add_doc_flags(p)

@@ -46,6 +46,11 @@ class TrainConfig(BaseModel):
     # held-out wording better and flags fewer readable rules; without it the seeds agree more,
     # and `ruledrive bench reader` finds no gain for the reader alone.
     token_dropout: float = Field(default=0.15, ge=0.0, lt=1.0)
+    # Std of Gaussian noise added to the frozen encoder's token states while training (their
+    # own std is ~0.26; 0 = none): the reader then reads a neighbourhood of each training
+    # wording rather than the wording itself. Measured by `ruledrive bench reader
+    # --state-noise` (docs/benchmarks.md, "Rule reader").
+    state_noise: float = Field(default=0.0, ge=0.0, le=1.0)
     # The rule reader alone first (training.reader): epochs over the training splits' distinct
     # rule texts plus a rule corpus (``ruledrive rule-corpus``: rule texts with their meaning,
     # no frames); 0 = none. Then the whole model trains as before, the reader included.

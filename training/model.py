@@ -79,7 +79,7 @@ def create_image_encoder(
 
 
 def create_text_encoder(
-    spec: ModelSpec = MODEL_SPEC, dim: int = 64, out_dim: int = 128
+    spec: ModelSpec = MODEL_SPEC, dim: int = 64, out_dim: int = 128, state_noise: float = 0.0
 ) -> keras.Model:
     """Rule text -> per-rule features [N,R,out_dim] (zero for an empty rule slot).
 
@@ -89,7 +89,11 @@ def create_text_encoder(
     mean + max pools each rule, beside the encoder's own sentence vector (the masked mean of its
     states, what the encoder was trained to make carry meaning, so synonyms land close)."""
     states, tok_mask = _input(spec.rules), _input(spec.rule_mask)
-    x = layers.Dense(dim)(states)  # [N,R,T,D]
+    # Training only (identity at inference and in ONNX): Gaussian noise of std ``state_noise``
+    # on the token states, so the reader learns regions of the encoder's space, not the exact
+    # points of the training wordings (TrainConfig.state_noise).
+    seen = layers.GaussianNoise(state_noise)(states) if state_noise > 0 else states
+    x = layers.Dense(dim)(seen)  # [N,R,T,D]
     # [N,R,T,T]: every query token may attend to the real tokens of its own rule.
     attn_mask = ops.cast(tok_mask[:, :, None, :] * ops.ones_like(tok_mask)[:, :, :, None], "bool")
     h = layers.MultiHeadAttention(num_heads=4, key_dim=dim // 4, attention_axes=(2,))(
@@ -103,7 +107,7 @@ def create_text_encoder(
     n_tok = ops.maximum(ops.sum(m, axis=2), 1.0)  # [N,R,1]
     mean_t = ops.sum(x * m, axis=2) / n_tok  # [N,R,D]
     max_t = ops.max(x * m - (1.0 - m) * 1e4, axis=2)  # [N,R,D]
-    sentence = layers.Dense(dim, activation="relu")(ops.sum(states * m, axis=2) / n_tok)
+    sentence = layers.Dense(dim, activation="relu")(ops.sum(seen * m, axis=2) / n_tok)
     r = layers.Dense(out_dim, activation="relu")(
         ops.concatenate([mean_t, max_t, sentence], axis=-1)
     )
@@ -290,13 +294,13 @@ def _speed_and_inputs(spec: ModelSpec):  # type: ignore[no-untyped-def]
 
 
 def create_fused_model(
-    n_labels: int, n_rule_classes: int, spec: ModelSpec = MODEL_SPEC
+    n_labels: int, n_rule_classes: int, spec: ModelSpec = MODEL_SPEC, state_noise: float = 0.0
 ) -> keras.Model:
     """The decision classifier: image + rule text + ego speed -> softmax over decisions, plus the
     per-rule classes and the image out-of-distribution score."""
     image, states, mask, speed = _speed_and_inputs(spec)
     img = create_image_encoder(spec)(image)  # [N,128]
-    per_rule = create_text_encoder(spec)([states, mask])  # [N,R,128]
+    per_rule = create_text_encoder(spec, state_noise=state_noise)([states, mask])  # [N,R,128]
     rule_set, cls, params = _read_rules(per_rule, mask, n_rule_classes, spec)
     scene = _scene_heads(img)
     txt, checks = _rule_checks(rule_set, speed, scene, n_rule_classes)  # [N,128], [N,8C]
@@ -312,7 +316,7 @@ def create_fused_model(
 
 
 def create_image_only_model(
-    n_labels: int, n_rule_classes: int, spec: ModelSpec = MODEL_SPEC
+    n_labels: int, n_rule_classes: int, spec: ModelSpec = MODEL_SPEC, state_noise: float = 0.0
 ) -> keras.Model:
     """Ablation: same image encoder and heads, sees the frame and speed but not the rules."""
     image, states, mask, speed = _speed_and_inputs(spec)
@@ -327,11 +331,11 @@ def create_image_only_model(
 
 
 def create_text_only_model(
-    n_labels: int, n_rule_classes: int, spec: ModelSpec = MODEL_SPEC
+    n_labels: int, n_rule_classes: int, spec: ModelSpec = MODEL_SPEC, state_noise: float = 0.0
 ) -> keras.Model:
     """Ablation: same text encoder and heads, sees the rules and speed but not the frame."""
     image, states, mask, speed = _speed_and_inputs(spec)
-    per_rule = create_text_encoder(spec)([states, mask])
+    per_rule = create_text_encoder(spec, state_noise=state_noise)([states, mask])
     rule_set, cls, params = _read_rules(per_rule, mask, n_rule_classes, spec)
     blank_img = layers.Dense(8)(ops.zeros_like(speed))  # [N,8]: no picture
     scene = _scene_heads(blank_img)  # constants: without the frame, no scene

@@ -214,7 +214,9 @@ def _build_and_compile(
     job: Job | None,
 ) -> Any:
     """The compiled model; its learning-rate schedule counts the steps every worker runs."""
-    model = getattr(builders, BUILDERS[cfg.variant])(len(DecisionLabel), len(rule_classes))
+    model = getattr(builders, BUILDERS[cfg.variant])(
+        len(DecisionLabel), len(rule_classes), state_noise=cfg.state_noise
+    )
     per_epoch = (
         job.plan(cfg.batch_size).steps_per_epoch
         if job is not None

@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from bus.recording import Sample
-from ruledrive.bench_reader import ReaderData, collect, score
+from ruledrive.bench_reader import (
+    ReaderData,
+    collect,
+    score,
+    score_withheld,
+    withheld_families,
+)
 from ruledrive.cli import main as cli
 from training.ruleparams import RULE_PARAMS
 
@@ -94,8 +100,54 @@ def test_missing_recipe_data_is_a_named_configuration_error(
     assert "ruledrive train-default --work" in err
 
 
+def test_withheld_families_take_one_member_of_each_concept_with_three_or_more() -> None:
+    data = ReaderData()
+    fams = [
+        ("en.stop.halt",),
+        ("en.stop.stop", "en.amber.yellow"),
+        ("en.stop.come_to_rest",),
+        ("en.amber.amber",),  # en.amber has two members: nothing withheld of it
+        ("zh.pass.chaoche",),
+        ("zh.pass.chaoyue",),
+        ("zh.pass.chaoguo",),
+        ("plain",),  # no concept part
+    ]
+    for k, f in enumerate(fams):
+        data.add(f"text {k}", "speed_limit", _params(), f)
+    held = withheld_families(data)
+    assert len(held) == 2
+    assert len(held & {"en.stop.halt", "en.stop.stop", "en.stop.come_to_rest"}) == 1
+    assert len(held & {"zh.pass.chaoche", "zh.pass.chaoyue", "zh.pass.chaoguo"}) == 1
+    assert held == withheld_families(data)  # a fixed draw: variants are compared on one set
+
+
+def test_score_withheld_reads_predictions_in_the_order_of_the_set_aside_texts() -> None:
+    data = ReaderData()
+    data.add("kept", "speed_limit", _params("50"), ("en.limit.max",))
+    data.add("a", "speed_limit", _params("50"), ("en.limit.cap",))
+    data.add("b", "speed_limit", _params("60"), ("en.limit.cap", "en.kmh.kph"))
+    data.add("c", "lane_closed", _params(lane="L1"), ("en.kmh.kph",))
+    ix = np.array([1, 2, 3])  # "kept" is not scored
+    cls, params = _read(
+        ("speed_limit", _params("50")),  # a: right
+        ("speed_limit", _params("60")),  # b: right
+        ("lane_closed", _params(lane="L2")),  # c: wrong lane
+    )
+    got = score_withheld(data, ix, {"en.limit.cap", "en.kmh.kph"}, CLASSES, cls, params)
+    assert got.texts == 3
+    assert got.read == pytest.approx(2 / 3)
+    assert (got.worst, got.worst_family) == (0.5, "en.kmh.kph")
+
+
 @pytest.mark.parametrize(
-    "flag", [["--token-dropout", "1.5"], ["--token-dropout", "x"], ["--seeds", ","]]
+    "flag",
+    [
+        ["--token-dropout", "1.5"],
+        ["--token-dropout", "x"],
+        ["--seeds", ","],
+        ["--state-noise", "2"],
+        ["--state-noise", "-0.1"],
+    ],
 )
 def test_bad_flags_are_usage_errors(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["bench", "reader", *flag]) == 2
@@ -118,7 +170,8 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     doc = tmp_path / "bench.md"
     doc.write_text("# Benchmarks\n\n## Node\n\nkept\n")
     argv = ["bench", "reader", "--work", str(work), "--seeds", "1", "--epochs", "1"]
-    assert cli([*argv, "--token-dropout", "0,0.15", "--output", str(doc)]) == 0
+    argv += ["--token-dropout", "0,0.15", "--state-noise", "0,0.1", "--withhold"]
+    assert cli([*argv, "--output", str(doc)]) == 0
     text = doc.read_text()
     assert "## Node\n\nkept" in text  # other sections untouched
     section = text.split("## Rule reader", 1)[1]
@@ -126,5 +179,8 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     for lang in ("en", "zh"):
         for wording in ("training", "held-out"):
             assert f"| worst kind, {wording} wording, {lang}, per seed |" in section
-    assert "| token dropout 0 | token dropout 0.15 |" in section
+    labels = [f"token dropout {d}, state noise {n}" for d in ("0", "0.15") for n in ("0", "0.1")]
+    assert "| figure | " + " | ".join(labels) + " |" in section
+    assert "| withheld training families (" in section
+    assert "| withheld training families: worst family, per seed |" in section
     assert (work / "rule-table-reader.npz").is_file()  # encodings cached for the next run
