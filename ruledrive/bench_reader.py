@@ -41,7 +41,15 @@ from ruledrive.argtypes import positive_int
 from ruledrive.benchdoc import add_doc_flags, bench_command, publish
 from simulator.oracle import NOT_BINDING, NOT_UNDERSTOOD
 
-__all__ = ["ReaderData", "collect", "register_bench", "score"]
+__all__ = [
+    "ReaderData",
+    "add_corpus",
+    "collect",
+    "register_bench",
+    "score",
+    "score_withheld",
+    "withheld_families",
+]
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +256,29 @@ def score_withheld(
     return Withheld(len(ix), right / len(ix), ok_n / n, family)
 
 
+def add_corpus(train: ReaderData, path: Path, withheld: set[str]) -> int:
+    """Add a rule corpus's texts (training.reader.load_rule_corpus) to ``train``, less those
+    using a withheld family; returns how many new texts it added."""
+    from training.reader import load_rule_corpus
+
+    corpus = load_rule_corpus(path)
+    n = len(corpus.texts)
+    families = corpus.families if len(corpus.families) == n else [()] * n
+    if withheld and not all(families):
+        raise DataError(
+            f"rule corpus {path}: not every line names its wording families, so --withhold "
+            "cannot keep withheld families out of training; write it again with "
+            "`ruledrive rule-corpus`"
+        )
+    before = len(train.texts)
+    for text, cls, par, fams in zip(
+        corpus.texts, corpus.classes, corpus.params, families, strict=True
+    ):
+        if not set(fams) & withheld:
+            train.add(text, cls, par, fams)
+    return len(train.texts) - before
+
+
 def _load(work: Path) -> tuple[ReaderData, ReaderData]:
     """(training texts, evaluation texts with their targeted frames) of the recipe's data."""
     from ruledrive.recipe import TRAIN_SETS
@@ -295,6 +326,7 @@ def _report(
     results: dict[Variant, list[Scores]],
     withheld: dict[Variant, list[Withheld]],
     n_train: int,
+    n_corpus: int,
     n_eval: int,
     seconds: float,
 ) -> str:
@@ -361,9 +393,10 @@ def _report(
         [
             f"Command: `{bench_command('reader')}`  ",
             f"Date: {date}; machine: {platform.machine()}, CPython {platform.python_version()}; "
-            f"data: `{args.work}/data` ({n_train} distinct training rule texts, {n_eval} "
-            f"evaluation texts); seeds {', '.join(map(str, args.seeds))}; {args.epochs} epochs; "
-            f"{seconds / 60:.1f} min in all.",
+            f"data: `{args.work}/data` ({n_train} distinct training rule texts"
+            + (f", {n_corpus} of them from the rule corpus `{args.corpus}`" if n_corpus else "")
+            + f", {n_eval} evaluation texts); seeds {', '.join(map(str, args.seeds))}; "
+            f"{args.epochs} epochs; {seconds / 60:.1f} min in all.",
             *withhold_note,
             "",
             "Share of targeted frames whose rule the reader alone reads right (class, and for a "
@@ -380,18 +413,22 @@ def _report(
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     train, evals = _load(args.work)
+    # Withheld families are drawn from the splits' texts alone, so runs with and without a
+    # corpus set aside the same families and are scored on the same texts.
+    held: set[str] = withheld_families(train) if args.withhold else set()
+    aside_list = [bool(set(f) & held) for f in train.families]
+    n_corpus = add_corpus(train, args.corpus, held) if args.corpus else 0
+    aside = np.array(aside_list + [False] * (len(train.texts) - len(aside_list)), bool)
+    if held:
+        log.info(
+            "withheld %d families: %d of %d training texts", len(held), aside.sum(), len(aside)
+        )
     all_texts = sorted(set(train.texts) | set(evals.texts))
     table = _table(args.work, all_texts)
     classes = sorted(set(train.cls) | set(NOT_READ))
     unknown = sorted(set(evals.cls) - set(classes))
     if unknown:
         raise DataError(f"evaluation rule classes never trained on: {unknown}")
-    held: set[str] = withheld_families(train) if args.withhold else set()
-    aside = np.array([bool(set(f) & held) for f in train.families], bool)
-    if held:
-        log.info(
-            "withheld %d families: %d of %d training texts", len(held), aside.sum(), len(aside)
-        )
     ix_all = np.array([table.index[t] for t in train.texts], np.int32)
     ix_train, ix_aside = ix_all[~aside], np.flatnonzero(aside)
     kept = ReaderData()
@@ -418,7 +455,13 @@ def run(args: argparse.Namespace) -> int:
             took = time.perf_counter() - t0
             log.info("%s, seed %d: done at %.0f s", _label(variant), seed, took)
     text = _report(
-        args, results, withheld, len(kept.texts), len(evals.texts), time.perf_counter() - t0
+        args,
+        results,
+        withheld,
+        len(kept.texts),
+        n_corpus,
+        len(evals.texts),
+        time.perf_counter() - t0,
     )
     publish(args, HEADING_WITHHELD if held else HEADING, text)
     return 0
@@ -468,6 +511,11 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         type=_noises,
         default=[0.0],
         help="comma-separated stds of the training noise on the token states to compare",
+    )
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        help="also train on this rule corpus (`ruledrive rule-corpus`), as the recipe does",
     )
     p.add_argument(
         "--withhold",

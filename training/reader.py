@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class _Line(BaseModel):
     cls: str = Field(alias="class", min_length=1)
     rule: dict[str, Any] | None
     held_out: bool = False
+    families: list[str] = Field(default_factory=list)  # the wording's families, when given
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class RuleCorpus:
     classes: list[str]
     params: list[list[int]]  # per text, training.ruleparams.param_labels
     digest: str  # of the file's bytes: part of the training data's fingerprint
+    families: list[tuple[str, ...]] = field(default_factory=list)  # per text, its families
 
 
 def load_rule_corpus(path: str | Path) -> RuleCorpus:
@@ -71,6 +73,7 @@ def load_rule_corpus(path: str | Path) -> RuleCorpus:
     texts: list[str] = []
     classes: list[str] = []
     params: list[list[int]] = []
+    families: list[tuple[str, ...]] = []
     for n, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
             continue
@@ -99,9 +102,10 @@ def load_rule_corpus(path: str | Path) -> RuleCorpus:
         texts.append(rec.text)
         classes.append(rec.cls)
         params.append(param_labels({"rule": rec.rule}))
+        families.append(tuple(rec.families))
     if not texts:
         raise DataError(f"rule corpus {p}: no rule texts in it")
-    return RuleCorpus(texts, classes, params, hashlib.sha256(raw).hexdigest()[:16])
+    return RuleCorpus(texts, classes, params, hashlib.sha256(raw).hexdigest()[:16], families)
 
 
 @dataclass(frozen=True)

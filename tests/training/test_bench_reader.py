@@ -6,14 +6,17 @@ end to end on a tiny generated world (it checks the pipeline, not the figures).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bus.recording import Sample
+from core.errors import DataError
 from ruledrive.bench_reader import (
     ReaderData,
+    add_corpus,
     collect,
     score,
     score_withheld,
@@ -139,6 +142,38 @@ def test_score_withheld_reads_predictions_in_the_order_of_the_set_aside_texts() 
     assert (got.worst, got.worst_family) == (0.5, "en.kmh.kph")
 
 
+def _corpus(path: Path, lines: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    return path
+
+
+def test_a_corpus_adds_its_texts_less_those_of_withheld_families(tmp_path: Path) -> None:
+    rule = {"kind": "speed_limit", "limit": 50}
+    path = _corpus(
+        tmp_path / "c.jsonl",
+        [
+            {"text": "Max 50", "class": "speed_limit", "rule": rule, "families": ["en.s.max"]},
+            {"text": "Cap 50", "class": "speed_limit", "rule": rule, "families": ["en.s.cap"]},
+            {"text": "Limit 50", "class": "speed_limit", "rule": rule, "families": ["en.s.lim"]},
+        ],
+    )
+    train = ReaderData()
+    train.add("Max 50", "speed_limit", _params("50"), ("en.s.max",))  # already there
+    assert add_corpus(train, path, {"en.s.cap"}) == 1
+    assert train.texts == ["Max 50", "Limit 50"]  # the withheld family's text stays out
+    assert train.families[1] == ("en.s.lim",)
+    assert train.params[1] == _params("50")
+
+
+def test_withholding_refuses_a_corpus_that_names_no_families(tmp_path: Path) -> None:
+    rule = {"kind": "speed_limit", "limit": 50}
+    line = {"text": "Max 50", "class": "speed_limit", "rule": rule}
+    path = _corpus(tmp_path / "old.jsonl", [line])
+    with pytest.raises(DataError, match="names its wording families"):
+        add_corpus(ReaderData(), path, {"en.s.cap"})
+    assert add_corpus(ReaderData(), path, set()) == 1  # without --withhold it trains as before
+
+
 @pytest.mark.parametrize(
     "flag",
     [
@@ -171,6 +206,9 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     doc.write_text("# Benchmarks\n\n## Node\n\nkept\n")
     argv = ["bench", "reader", "--work", str(work), "--seeds", "1", "--epochs", "1"]
     argv += ["--token-dropout", "0,0.15", "--state-noise", "0,0.1", "--withhold"]
+    corpus = work / "corpus.jsonl"
+    assert cli(["rule-corpus", "--out", str(corpus), "--sets", "50", "--seed", "3"]) == 0
+    argv += ["--corpus", str(corpus)]
     assert cli([*argv, "--output", str(doc)]) == 0
     text = doc.read_text()
     assert "## Node\n\nkept" in text  # other sections untouched
@@ -184,4 +222,5 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     assert "| figure | " + " | ".join(labels) + " |" in section
     assert "| withheld training families (" in section
     assert "| withheld training families: worst family, per seed |" in section
+    assert f"of them from the rule corpus `{corpus}`" in section
     assert (work / "rule-table-reader.npz").is_file()  # encodings cached for the next run

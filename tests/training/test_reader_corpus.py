@@ -45,8 +45,11 @@ def test_corpus_file_round_trips_with_each_rules_meaning(tmp_path: Path) -> None
     recs = {r["text"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
     limits = RULE_PARAMS["rule_limit"]
     checked = 0
-    for text, cls, params in zip(corpus.texts, corpus.classes, corpus.params, strict=True):
+    for text, cls, params, fams in zip(
+        corpus.texts, corpus.classes, corpus.params, corpus.families, strict=True
+    ):
         assert cls == recs[text]["class"]
+        assert fams and fams == tuple(recs[text]["families"])  # for bench reader --withhold
         rule = recs[text]["rule"]
         if rule is None:  # a rule nobody can read names no parameter to learn
             assert cls == "not_understood" and params == [-1] * len(RULE_PARAMS)
