@@ -43,8 +43,10 @@ from simulator.oracle import NOT_BINDING, NOT_UNDERSTOOD
 
 __all__ = [
     "ReaderData",
+    "Withheld",
     "add_corpus",
     "collect",
+    "read_right",
     "register_bench",
     "score",
     "score_withheld",
