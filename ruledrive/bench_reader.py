@@ -129,7 +129,9 @@ def _feeds(states: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
     return {MODEL_SPEC.rules_input: states, MODEL_SPEC.rule_mask_input: masks}
 
 
-def _model(n_classes: int, state_noise: float = 0.0) -> Any:
+def _model(
+    n_classes: int, state_noise: float = 0.0, factor_classes: Sequence[str] | None = None
+) -> Any:
     import keras
 
     from perception.spec import MODEL_SPEC
@@ -137,7 +139,9 @@ def _model(n_classes: int, state_noise: float = 0.0) -> Any:
 
     states, mask = _input(MODEL_SPEC.rules), _input(MODEL_SPEC.rule_mask)
     per_rule = create_text_encoder(MODEL_SPEC, state_noise=state_noise)([states, mask])
-    _, cls, params = _read_rules(per_rule, mask, n_classes, MODEL_SPEC)
+    _, cls, params = _read_rules(
+        per_rule, mask, n_classes, MODEL_SPEC, factor_classes=factor_classes
+    )
     return keras.Model([states, mask], {MODEL_SPEC.rule_output: cls, **params})
 
 
@@ -147,12 +151,12 @@ def _train_and_read(
     ix_train: np.ndarray,
     ix_eval: np.ndarray,
     classes: list[str],
-    variant: tuple[float, float],
+    variant: Variant,
     seed: int,
     epochs: int,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Train a reader with (token dropout, state noise) ``variant``; its argmax outputs on the
-    evaluation texts (class [E], params)."""
+    """Train a reader with (token dropout, state noise, rule head) ``variant``; its argmax
+    outputs on the evaluation texts (class [E], params)."""
     import keras
 
     from perception.spec import MODEL_SPEC
@@ -161,8 +165,11 @@ def _train_and_read(
     from training.ruleparams import RULE_PARAMS
 
     keras.utils.set_random_seed(seed)
-    cfg = TrainConfig(token_dropout=variant[0], state_noise=variant[1])
-    model = _model(len(classes), cfg.state_noise)
+    cfg = TrainConfig.model_validate(
+        {"token_dropout": variant[0], "state_noise": variant[1], "rule_head": variant[2]}
+    )
+    factors = classes if cfg.rule_head == "factorized" else None
+    model = _model(len(classes), cfg.state_noise, factors)
     cls_of = np.array([classes.index(c) for c in train.cls], np.int32)
     par_of = np.array(train.params, np.int32).reshape(len(train.texts), len(RULE_PARAMS))
     fit_reader(model, table, ReaderSet(ix_train, cls_of, par_of), epochs, seed, cfg)
@@ -315,12 +322,13 @@ def _fmt(v: float) -> str:
     return f"{100 * v:.1f} %"
 
 
-Variant = tuple[float, float]  # (token dropout, state noise)
+Variant = tuple[float, float, str]  # (token dropout, state noise, rule head)
 Scores = dict[tuple[str, str, str], dict[str, float]]
 
 
 def _label(v: Variant) -> str:
-    return f"token dropout {v[0]:g}, state noise {v[1]:g}"
+    head = "" if v[2] == "flat" else f", {v[2]} rule head"
+    return f"token dropout {v[0]:g}, state noise {v[1]:g}{head}"
 
 
 def _report(
@@ -440,7 +448,8 @@ def run(args: argparse.Namespace) -> int:
     ix_read = np.concatenate([ix_eval, ix_all[ix_aside]])
     results: dict[Variant, list[Scores]] = {}
     withheld: dict[Variant, list[Withheld]] = {}
-    for variant in [(d, n) for d in args.token_dropout for n in args.state_noise]:
+    grid = [(d, n, h) for d in args.token_dropout for n in args.state_noise for h in args.rule_head]
+    for variant in grid:
         for seed in args.seeds:
             cls, params = _train_and_read(
                 table, kept, ix_train, ix_read, classes, variant, seed, args.epochs
@@ -489,6 +498,13 @@ def _noises(value: str) -> list[float]:
     return stds
 
 
+def _heads(value: str) -> list[str]:
+    heads = [v.strip() for v in value.split(",") if v.strip()]
+    if not heads or any(h not in ("flat", "factorized") for h in heads):
+        raise argparse.ArgumentTypeError(f"rule heads are flat and factorized: {value!r}")
+    return heads
+
+
 def _seeds(value: str) -> list[int]:
     try:
         seeds = [int(v) for v in value.split(",") if v.strip()]
@@ -513,6 +529,12 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         type=_noises,
         default=[0.0],
         help="comma-separated stds of the training noise on the token states to compare",
+    )
+    p.add_argument(
+        "--rule-head",
+        type=_heads,
+        default=["flat"],
+        help="comma-separated rule heads to compare: flat, factorized (TrainConfig.rule_head)",
     )
     p.add_argument(
         "--corpus",

@@ -13,6 +13,8 @@ the rule set as the decision sees it; the exporter adds it as an output
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
 import numpy as np
 from keras import layers, ops
@@ -115,11 +117,56 @@ def create_text_encoder(
     return keras.Model([states, tok_mask], r * rule_mask, name="text_encoder")
 
 
-def _rule_head(per_rule: keras.KerasTensor, n_classes: int, spec: ModelSpec) -> keras.KerasTensor:
+# Rule classes "kind:variant" whose variant says whether an act is allowed (0) or not (1).
+POLARITY = {"permitted": 0, "proceed_if_close": 0, "prohibited": 1, "always_stop": 1}
+
+
+def rule_class_factors(classes: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(kinds, [K,C] kind -> class, [2,C] polarity -> class) for a factorized rule head: a
+    class of a kind that comes both allowed and forbidden (overtaking, turn on red, amber) is
+    its kind and a polarity; any other class is its kind alone (both polarities lead to it)."""
+    kind_of = [c.split(":", 1)[0] for c in classes]
+    pol_of = [POLARITY.get(c.split(":", 1)[1], -1) if ":" in c else -1 for c in classes]
+    polar = {
+        k
+        for k in kind_of
+        if {p for kk, p in zip(kind_of, pol_of, strict=True) if kk == k} == {0, 1}
+    }
+    kinds = sorted(set(kind_of))
+    to_class = np.zeros((len(kinds), len(classes)), "float32")
+    pol = np.zeros((2, len(classes)), "float32")
+    for c, (k, v) in enumerate(zip(kind_of, pol_of, strict=True)):
+        to_class[kinds.index(k), c] = 1.0
+        if k in polar:
+            pol[v, c] = 1.0
+        else:
+            pol[:, c] = 1.0
+    return kinds, to_class, pol
+
+
+def _rule_head(
+    per_rule: keras.KerasTensor,
+    n_classes: int,
+    spec: ModelSpec,
+    factor_classes: Sequence[str] | None = None,
+) -> keras.KerasTensor:
     """[N,R,F] -> softmax over rule classes per rule (what each rule is, or not_binding /
-    not_understood): the node's rules_not_understood check reads it."""
+    not_understood): the node's rules_not_understood check reads it.
+
+    With ``factor_classes`` (the class names), the head is factorized: a softmax over kinds
+    times a softmax over polarity (allowed / forbidden) shared by every kind that has both, so
+    what turns "banned" into "allowed" ("no longer banned") is learnt once for all kinds rather
+    than per kind (TrainConfig.rule_head). Its output is still a distribution over the classes."""
     x = layers.Dense(64, activation="relu")(per_rule)
-    return layers.Dense(n_classes, activation="softmax", name=spec.rule_output)(x)
+    if factor_classes is None:
+        return layers.Dense(n_classes, activation="softmax", name=spec.rule_output)(x)
+    if len(factor_classes) != n_classes:
+        raise ValueError(f"{len(factor_classes)} class names for {n_classes} classes")
+    kinds, to_class, pol = rule_class_factors(factor_classes)
+    p_kind = layers.Dense(len(kinds), activation="softmax")(x)  # [N,R,K]
+    p_pol = layers.Dense(2, activation="softmax")(x)  # [N,R,2]
+    probs = ops.matmul(p_kind, to_class) * ops.matmul(p_pol, pol)  # [N,R,C], sums to 1
+    return layers.Identity(name=spec.rule_output)(probs)
 
 
 def _read_rules(
@@ -128,6 +175,7 @@ def _read_rules(
     n_classes: int,
     spec: ModelSpec,
     out_dim: int = 128,
+    factor_classes: Sequence[str] | None = None,
 ) -> tuple[keras.KerasTensor, keras.KerasTensor, dict[str, keras.KerasTensor]]:
     """Per-rule features -> (rule set features [N,out_dim], rule classes, parameter outputs).
 
@@ -135,7 +183,7 @@ def _read_rules(
     each a softmax trained on the generator's labels. The decision sees only that form, embedded
     and pooled over rules (sum and max, so rule order cannot change it): how a rule is worded
     reaches the decision only through what the reading made of it."""
-    cls = _rule_head(per_rule, n_classes, spec)  # [N,R,C]
+    cls = _rule_head(per_rule, n_classes, spec, factor_classes)  # [N,R,C]
     params = {
         name: layers.Dense(len(vocab), activation="softmax", name=name)(
             layers.Dense(64, activation="relu")(per_rule)
@@ -294,14 +342,20 @@ def _speed_and_inputs(spec: ModelSpec):  # type: ignore[no-untyped-def]
 
 
 def create_fused_model(
-    n_labels: int, n_rule_classes: int, spec: ModelSpec = MODEL_SPEC, state_noise: float = 0.0
+    n_labels: int,
+    n_rule_classes: int,
+    spec: ModelSpec = MODEL_SPEC,
+    state_noise: float = 0.0,
+    factor_classes: Sequence[str] | None = None,
 ) -> keras.Model:
     """The decision classifier: image + rule text + ego speed -> softmax over decisions, plus the
     per-rule classes and the image out-of-distribution score."""
     image, states, mask, speed = _speed_and_inputs(spec)
     img = create_image_encoder(spec)(image)  # [N,128]
     per_rule = create_text_encoder(spec, state_noise=state_noise)([states, mask])  # [N,R,128]
-    rule_set, cls, params = _read_rules(per_rule, mask, n_rule_classes, spec)
+    rule_set, cls, params = _read_rules(
+        per_rule, mask, n_rule_classes, spec, factor_classes=factor_classes
+    )
     scene = _scene_heads(img)
     txt, checks = _rule_checks(rule_set, speed, scene, n_rule_classes)  # [N,128], [N,8C]
     spd = _speed_features(speed)  # [N,33]
@@ -316,7 +370,11 @@ def create_fused_model(
 
 
 def create_image_only_model(
-    n_labels: int, n_rule_classes: int, spec: ModelSpec = MODEL_SPEC, state_noise: float = 0.0
+    n_labels: int,
+    n_rule_classes: int,
+    spec: ModelSpec = MODEL_SPEC,
+    state_noise: float = 0.0,
+    factor_classes: Sequence[str] | None = None,
 ) -> keras.Model:
     """Ablation: same image encoder and heads, sees the frame and speed but not the rules."""
     image, states, mask, speed = _speed_and_inputs(spec)
@@ -324,19 +382,25 @@ def create_image_only_model(
     feats = layers.Concatenate()([img, _speed_features(speed)])
     # The rule heads see nothing of the text: a constant per rule slot.
     blank = layers.Dense(8)(ops.zeros_like(mask[..., :1]))  # [N,R,8]
-    _, cls, params = _read_rules(blank, mask, n_rule_classes, spec)
+    _, cls, params = _read_rules(blank, mask, n_rule_classes, spec, factor_classes=factor_classes)
     outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(img, spec))
     outputs.update(params, **_scene_heads(img))
     return keras.Model([image, states, mask, speed], outputs, name="ruledrive_image_only")
 
 
 def create_text_only_model(
-    n_labels: int, n_rule_classes: int, spec: ModelSpec = MODEL_SPEC, state_noise: float = 0.0
+    n_labels: int,
+    n_rule_classes: int,
+    spec: ModelSpec = MODEL_SPEC,
+    state_noise: float = 0.0,
+    factor_classes: Sequence[str] | None = None,
 ) -> keras.Model:
     """Ablation: same text encoder and heads, sees the rules and speed but not the frame."""
     image, states, mask, speed = _speed_and_inputs(spec)
     per_rule = create_text_encoder(spec, state_noise=state_noise)([states, mask])
-    rule_set, cls, params = _read_rules(per_rule, mask, n_rule_classes, spec)
+    rule_set, cls, params = _read_rules(
+        per_rule, mask, n_rule_classes, spec, factor_classes=factor_classes
+    )
     blank_img = layers.Dense(8)(ops.zeros_like(speed))  # [N,8]: no picture
     scene = _scene_heads(blank_img)  # constants: without the frame, no scene
     # The fused model's checks too (against those constants).

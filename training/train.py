@@ -215,7 +215,10 @@ def _build_and_compile(
 ) -> Any:
     """The compiled model; its learning-rate schedule counts the steps every worker runs."""
     model = getattr(builders, BUILDERS[cfg.variant])(
-        len(DecisionLabel), len(rule_classes), state_noise=cfg.state_noise
+        len(DecisionLabel),
+        len(rule_classes),
+        state_noise=cfg.state_noise,
+        factor_classes=rule_classes if cfg.rule_head == "factorized" else None,
     )
     per_epoch = (
         job.plan(cfg.batch_size).steps_per_epoch

@@ -182,6 +182,8 @@ def test_withholding_refuses_a_corpus_that_names_no_families(tmp_path: Path) -> 
         ["--seeds", ","],
         ["--state-noise", "2"],
         ["--state-noise", "-0.1"],
+        ["--rule-head", "deep"],
+        ["--rule-head", ","],
     ],
 )
 def test_bad_flags_are_usage_errors(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -205,7 +207,8 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     doc = tmp_path / "bench.md"
     doc.write_text("# Benchmarks\n\n## Node\n\nkept\n")
     argv = ["bench", "reader", "--work", str(work), "--seeds", "1", "--epochs", "1"]
-    argv += ["--token-dropout", "0,0.15", "--state-noise", "0,0.1", "--withhold"]
+    argv += ["--token-dropout", "0.15", "--state-noise", "0,0.1", "--withhold"]
+    argv += ["--rule-head", "flat,factorized"]
     corpus = work / "corpus.jsonl"
     assert cli(["rule-corpus", "--out", str(corpus), "--sets", "50", "--seed", "3"]) == 0
     argv += ["--corpus", str(corpus)]
@@ -218,7 +221,11 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     for lang in ("en", "zh"):
         for wording in ("training", "held-out"):
             assert f"| worst kind, {wording} wording, {lang}, per seed |" in section
-    labels = [f"token dropout {d}, state noise {n}" for d in ("0", "0.15") for n in ("0", "0.1")]
+    labels = [
+        f"token dropout 0.15, state noise {n}{h}"
+        for n in ("0", "0.1")
+        for h in ("", ", factorized rule head")
+    ]
     assert "| figure | " + " | ".join(labels) + " |" in section
     assert "| withheld training families (" in section
     assert "| withheld training families: worst family, per seed |" in section

@@ -1,0 +1,97 @@
+"""Reader options: TrainConfig.state_noise (Gaussian noise on the frozen encoder's token states
+while the reader trains, nothing at inference, so the exported graph and the node read a rule
+as without it) and TrainConfig.rule_head "factorized" (kind x allowed/forbidden)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.config import TrainConfig
+
+pytestmark = pytest.mark.tf
+
+
+def _inputs(n: int = 2) -> list[np.ndarray]:
+    from perception.spec import MODEL_SPEC
+
+    rng = np.random.default_rng(0)
+    r, t, d = MODEL_SPEC.rules.shape
+    states = (0.26 * rng.standard_normal((n, r, t, d))).astype("float32")
+    mask = np.zeros((n, r, t), "float32")
+    mask[:, :2, :5] = 1.0  # two rules of five tokens
+    return [states, mask]
+
+
+def test_noise_moves_the_reading_only_in_training() -> None:
+    import keras
+
+    from perception.spec import MODEL_SPEC
+    from training.model import create_text_encoder
+
+    keras.utils.set_random_seed(3)
+    x = _inputs()
+    noisy = create_text_encoder(MODEL_SPEC, state_noise=0.5)
+    plain = create_text_encoder(MODEL_SPEC)
+    plain.set_weights(noisy.get_weights())  # the noise layer has no weights: same encoder
+    infer = np.asarray(noisy(x, training=False))
+    np.testing.assert_allclose(infer, np.asarray(plain(x, training=False)), atol=1e-6)
+    trained = np.asarray(noisy(x, training=True))
+    assert np.abs(trained - infer).max() > 1e-3  # the noise is there when training
+    np.testing.assert_allclose(np.asarray(plain(x, training=True)), infer, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_state_noise_out_of_range_is_refused(bad: float) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="state_noise"):
+        TrainConfig(state_noise=bad)
+
+
+CLASSES = (
+    "amber:always_stop",
+    "amber:proceed_if_close",
+    "bus_lane",
+    "not_understood",
+    "overtaking:permitted",
+    "overtaking:prohibited",
+    "turn_on_red:prohibited",  # its kind comes forbidden only here: no polarity to factor
+)
+
+
+def test_factors_split_a_kind_that_comes_allowed_and_forbidden() -> None:
+    from training.model import rule_class_factors
+
+    kinds, to_class, pol = rule_class_factors(CLASSES)
+    assert kinds == ["amber", "bus_lane", "not_understood", "overtaking", "turn_on_red"]
+    c = {name: i for i, name in enumerate(CLASSES)}
+    assert to_class[kinds.index("overtaking"), c["overtaking:permitted"]] == 1.0
+    assert to_class[kinds.index("overtaking"), c["bus_lane"]] == 0.0
+    assert pol[:, c["overtaking:permitted"]].tolist() == [1.0, 0.0]
+    assert pol[:, c["overtaking:prohibited"]].tolist() == [0.0, 1.0]
+    assert pol[:, c["amber:always_stop"]].tolist() == [0.0, 1.0]  # stop = going on forbidden
+    assert pol[:, c["turn_on_red:prohibited"]].tolist() == [1.0, 1.0]  # one class: no split
+    assert pol[:, c["bus_lane"]].tolist() == [1.0, 1.0]
+
+
+def test_a_factorized_head_gives_a_distribution_over_the_classes() -> None:
+    import keras
+
+    from perception.spec import MODEL_SPEC
+    from training.model import _input, _read_rules, create_text_encoder
+
+    keras.utils.set_random_seed(5)
+    states, mask = _input(MODEL_SPEC.rules), _input(MODEL_SPEC.rule_mask)
+    per_rule = create_text_encoder(MODEL_SPEC)([states, mask])
+    _, cls, _ = _read_rules(per_rule, mask, len(CLASSES), MODEL_SPEC, factor_classes=CLASSES)
+    model = keras.Model([states, mask], cls)
+    named = keras.Model([states, mask], model.get_layer(MODEL_SPEC.rule_output).output)
+    # training.reader.reader_of finds the class output by this layer name
+    probs = np.asarray(model(_inputs(), training=False))
+    np.testing.assert_allclose(np.asarray(named(_inputs(), training=False)), probs)
+    assert probs.shape == (2, MODEL_SPEC.max_rules, len(CLASSES))
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    assert (probs >= 0).all()
+    with pytest.raises(ValueError, match="class names"):
+        _read_rules(per_rule, mask, 3, MODEL_SPEC, factor_classes=CLASSES)
