@@ -285,3 +285,30 @@ def test_unknown_config_key_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="learnig_rate"):
         load_config(f, {})
     assert load_config(None, {"epochs": 2}).epochs == 2
+
+
+def test_a_factorized_rule_head_exports_and_serves_split(data: Path, tmp_path: Path) -> None:
+    """TrainConfig.rule_head="factorized" keeps what the node relies on: the rule-class output
+    by name, the split into rule and frame graphs, and the reading check's alternatives."""
+    import time
+
+    from bus.schema import FrameHeader, RuleSet
+    from policy.decider import Decider
+    from policy.model import PolicyModel
+    from simulator.render import render_jpeg
+    from simulator.scene import Scene
+    from training.config import TrainConfig
+    from training.train import train
+
+    cfg = TrainConfig(epochs=1, batch_size=64, seed=7, rule_head="factorized")
+    train(cfg, [data / "train"], tmp_path, export_to=tmp_path / "model.onnx")
+    model = PolicyModel.load(tmp_path / "model.onnx", reading_threshold=1.0)
+    assert model.frame_session is not None  # split: the rule graph runs once per rule set
+    encoded = model.encode_rules(("No overtaking", "不再禁止超车"))
+    np.testing.assert_allclose(encoded.classes.sum(-1), 1.0, atol=1e-5)  # a distribution
+    assert encoded.alternatives  # at threshold 1 every present rule has an alternative reading
+    now = time.time_ns()
+    header = FrameHeader(vehicle_id="car-1", frame_id=1, stamp_ns=now, speed_kph=40.0)
+    rules = RuleSet(vehicle_id="car-1", version="1", issued_at_ns=now, rules=["No overtaking"])
+    msg = Decider(model, "n").step(header, render_jpeg(Scene()), rules)
+    assert msg.model_version == model.version and len(msg.probabilities) == 6  # the model ran
