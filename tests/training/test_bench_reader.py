@@ -207,7 +207,8 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     doc = tmp_path / "bench.md"
     doc.write_text("# Benchmarks\n\n## Node\n\nkept\n")
     argv = ["bench", "reader", "--work", str(work), "--seeds", "1", "--epochs", "1"]
-    argv += ["--token-dropout", "0.15", "--state-noise", "0,0.1", "--withhold"]
+    # Two variants (each flag's non-default value once), to keep the test short.
+    argv += ["--token-dropout", "0.15", "--state-noise", "0.1", "--withhold"]
     argv += ["--rule-head", "flat,factorized"]
     corpus = work / "corpus.jsonl"
     assert cli(["rule-corpus", "--out", str(corpus), "--sets", "50", "--seed", "3"]) == 0
@@ -221,11 +222,7 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     for lang in ("en", "zh"):
         for wording in ("training", "held-out"):
             assert f"| worst kind, {wording} wording, {lang}, per seed |" in section
-    labels = [
-        f"token dropout 0.15, state noise {n}{h}"
-        for n in ("0", "0.1")
-        for h in ("", ", factorized rule head")
-    ]
+    labels = [f"token dropout 0.15, state noise 0.1{h}" for h in ("", ", factorized rule head")]
     assert "| figure | " + " | ".join(labels) + " |" in section
     assert "| withheld training families (" in section
     assert "| withheld training families: worst family, per seed |" in section
