@@ -271,9 +271,7 @@ def add_corpus(train: ReaderData, path: Path, withheld: set[str]) -> int:
     from training.reader import load_rule_corpus
 
     corpus = load_rule_corpus(path)
-    n = len(corpus.texts)
-    families = corpus.families if len(corpus.families) == n else [()] * n
-    if withheld and not all(families):
+    if withheld and not all(corpus.families):
         raise DataError(
             f"rule corpus {path}: not every line names its wording families, so --withhold "
             "cannot keep withheld families out of training; write it again with "
@@ -281,7 +279,7 @@ def add_corpus(train: ReaderData, path: Path, withheld: set[str]) -> int:
         )
     before = len(train.texts)
     for text, cls, par, fams in zip(
-        corpus.texts, corpus.classes, corpus.params, families, strict=True
+        corpus.texts, corpus.classes, corpus.params, corpus.families, strict=True
     ):
         if not set(fams) & withheld:
             train.add(text, cls, par, fams)
@@ -478,22 +476,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rates(value: str) -> list[float]:
+def _numbers(value: str) -> list[float]:
+    """A comma-separated list of numbers; empty or unparsable is a usage error."""
     try:
-        rates = [float(v) for v in value.split(",") if v.strip()]
+        numbers = [float(v) for v in value.split(",") if v.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a list of numbers: {value!r}") from exc
-    if not rates or any(not 0.0 <= r < 1.0 for r in rates):
+    if not numbers:
+        raise argparse.ArgumentTypeError(f"no number given: {value!r}")
+    return numbers
+
+
+def _rates(value: str) -> list[float]:
+    rates = _numbers(value)
+    if any(not 0.0 <= r < 1.0 for r in rates):
         raise argparse.ArgumentTypeError(f"rates must be in [0, 1): {value!r}")
     return rates
 
 
 def _noises(value: str) -> list[float]:
-    try:
-        stds = [float(v) for v in value.split(",") if v.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a list of numbers: {value!r}") from exc
-    if not stds or any(not 0.0 <= v <= 1.0 for v in stds):
+    stds = _numbers(value)
+    if any(not 0.0 <= v <= 1.0 for v in stds):
         raise argparse.ArgumentTypeError(f"noise stds must be in [0, 1]: {value!r}")
     return stds
 

@@ -49,11 +49,12 @@ class TrainConfig(BaseModel):
     # Std of Gaussian noise added to the frozen encoder's token states while training (their
     # own std is ~0.26; 0 = none): the reader then reads a neighbourhood of each training
     # wording rather than the wording itself. Measured by `ruledrive bench reader
-    # --state-noise` (docs/benchmarks.md, "Rule reader").
+    # --state-noise` and not adopted (docs/training.md, "Results").
     state_noise: float = Field(default=0.0, ge=0.0, le=1.0)
     # The per-rule class head: "flat", a softmax over the rule classes; "factorized", a softmax
     # over kinds times one over allowed / forbidden shared by the kinds that come in both
-    # (training.model._rule_head). Measured by `ruledrive bench reader --rule-head`.
+    # (training.model._rule_head). Measured by `ruledrive bench reader --rule-head` and not
+    # adopted (docs/training.md, "Results").
     rule_head: Literal["flat", "factorized"] = "flat"
     # The rule reader alone first (training.reader): epochs over the training splits' distinct
     # rule texts plus a rule corpus (``ruledrive rule-corpus``: rule texts with their meaning,

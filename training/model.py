@@ -127,11 +127,10 @@ def rule_class_factors(classes: Sequence[str]) -> tuple[list[str], np.ndarray, n
     its kind and a polarity; any other class is its kind alone (both polarities lead to it)."""
     kind_of = [c.split(":", 1)[0] for c in classes]
     pol_of = [POLARITY.get(c.split(":", 1)[1], -1) if ":" in c else -1 for c in classes]
-    polar = {
-        k
-        for k in kind_of
-        if {p for kk, p in zip(kind_of, pol_of, strict=True) if kk == k} == {0, 1}
-    }
+    pols: dict[str, set[int]] = {}
+    for k, v in zip(kind_of, pol_of, strict=True):
+        pols.setdefault(k, set()).add(v)
+    polar = {k for k, p in pols.items() if p == {0, 1}}
     kinds = sorted(set(kind_of))
     to_class = np.zeros((len(kinds), len(classes)), "float32")
     pol = np.zeros((2, len(classes)), "float32")

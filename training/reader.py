@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +58,8 @@ class RuleCorpus:
     texts: list[str]
     classes: list[str]
     params: list[list[int]]  # per text, training.ruleparams.param_labels
+    families: list[tuple[str, ...]]  # per text, its wording families (none in an old file)
     digest: str  # of the file's bytes: part of the training data's fingerprint
-    families: list[tuple[str, ...]] = field(default_factory=list)  # per text, its families
 
 
 def load_rule_corpus(path: str | Path) -> RuleCorpus:
@@ -105,7 +105,7 @@ def load_rule_corpus(path: str | Path) -> RuleCorpus:
         families.append(tuple(rec.families))
     if not texts:
         raise DataError(f"rule corpus {p}: no rule texts in it")
-    return RuleCorpus(texts, classes, params, hashlib.sha256(raw).hexdigest()[:16], families)
+    return RuleCorpus(texts, classes, params, families, hashlib.sha256(raw).hexdigest()[:16])
 
 
 @dataclass(frozen=True)
