@@ -51,6 +51,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# TensorFlow's coordination service declares a worker dead after 10 s without a heartbeat. On
+# a loaded 2-core machine (two workers training beside other jobs) worker 0's heartbeat went
+# unanswered that long and the job failed (clean-clone CI, December 2026). A worker that really
+# dies still fails the job, only later: after this many seconds.
+HEARTBEAT_TIMEOUT_S = 120
+
 _UNSUPPORTED_TASKS = ("ps", "evaluator")
 
 
@@ -150,6 +156,7 @@ def create_strategy(cluster: Cluster, threads: int = 0) -> Any:
 
     if not cluster.multi_worker:
         return local_strategy()
+    _configure_coordination(HEARTBEAT_TIMEOUT_S)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     log.info(
         "MultiWorkerMirroredStrategy: worker %d of %d, %d replicas in sync",
@@ -158,6 +165,30 @@ def create_strategy(cluster: Cluster, threads: int = 0) -> Any:
         strategy.num_replicas_in_sync,
     )
     return strategy
+
+
+def _configure_coordination(heartbeat_timeout_s: int) -> None:
+    """Configure TensorFlow's coordination service as MultiWorkerMirroredStrategy would (the
+    same leader and jobs; it keeps a service that is already configured), with our heartbeat
+    timeout instead of its 10 s default."""
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.distribute.cluster_resolver import TFConfigClusterResolver
+    from tensorflow.python.eager import context
+
+    if context.context().coordination_service is not None:
+        return
+    spec = TFConfigClusterResolver().cluster_spec()
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(spec),
+        heartbeat_timeout_in_ms=heartbeat_timeout_s * 1000,
+        coordinated_jobs=[
+            coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+            for job in ("chief", "worker")
+            if job in spec.jobs
+        ],
+    )
 
 
 def local_strategy() -> Any:

@@ -237,6 +237,36 @@ def test_a_failed_collective_is_reported_by_what_happened_not_by_its_first_line(
     assert _why("Graph execution error:\nsomething else") == "Graph execution error:"
 
 
+@pytest.mark.tf
+def test_workers_wait_longer_than_tensorflows_10_s_for_a_heartbeat() -> None:
+    """In its own process: configuring the coordination service changes TensorFlow's global
+    context. The leader and jobs are those MultiWorkerMirroredStrategy would pick itself."""
+    import subprocess
+    import sys
+
+    code = (
+        "from tensorflow.python.eager import context\n"
+        "from training.distributed import HEARTBEAT_TIMEOUT_S, _configure_coordination\n"
+        "_configure_coordination(HEARTBEAT_TIMEOUT_S)\n"
+        "c = context.context().coordination_service\n"
+        "print(c.heartbeat_timeout_in_ms, c.service_leader,"
+        " [(j.name, j.num_tasks) for j in c.coordinated_job_list])\n"
+    )
+    env = {**quiet_env(), "TF_CONFIG": _tf_config(3, 1)}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    timeout_ms, leader, jobs = done.stdout.strip().splitlines()[-1].split(" ", 2)
+    assert int(timeout_ms) >= 60_000
+    assert leader == "/job:worker/replica:0/task:0" and jobs == "[('worker', 3)]"
+
+
 # -- two CPU workers on loopback ----------------------------------------------------------------
 
 
