@@ -52,7 +52,9 @@ def trained(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training.train import train
 
     out = tmp_path_factory.mktemp("ckpt")
-    cfg = TrainConfig(epochs=1, batch_size=64, seed=7)
+    # The factorized rule head (not the shipped one): the flat head's export is trained and
+    # checked by tests/training/test_distributed.py's two-worker run; one training serves both.
+    cfg = TrainConfig(epochs=1, batch_size=64, seed=7, rule_head="factorized")
     train(cfg, [data / "train"], out, export_to=out / "model.onnx")
     return out
 
@@ -170,7 +172,10 @@ def test_reuse_keeps_a_finished_checkpoint_of_the_same_model_only(
 
     before = (trained / "model.keras").stat().st_mtime_ns
     info = train(
-        TrainConfig(epochs=1, batch_size=64, seed=7), [data / "train"], trained, reuse=True
+        TrainConfig(epochs=1, batch_size=64, seed=7, rule_head="factorized"),
+        [data / "train"],
+        trained,
+        reuse=True,
     )
     assert (trained / "model.keras").stat().st_mtime_ns == before
     assert info.pop("reused_checkpoint") is True
@@ -287,7 +292,7 @@ def test_unknown_config_key_is_a_config_error(tmp_path: Path) -> None:
     assert load_config(None, {"epochs": 2}).epochs == 2
 
 
-def test_a_factorized_rule_head_exports_and_serves_split(data: Path, tmp_path: Path) -> None:
+def test_a_factorized_rule_head_exports_and_serves_split(trained: Path) -> None:
     """TrainConfig.rule_head="factorized" keeps what the node relies on: the rule-class output
     by name, the split into rule and frame graphs, and the reading check's alternatives."""
     import time
@@ -297,12 +302,9 @@ def test_a_factorized_rule_head_exports_and_serves_split(data: Path, tmp_path: P
     from policy.model import PolicyModel
     from simulator.render import render_jpeg
     from simulator.scene import Scene
-    from training.config import TrainConfig
-    from training.train import train
 
-    cfg = TrainConfig(epochs=1, batch_size=64, seed=7, rule_head="factorized")
-    train(cfg, [data / "train"], tmp_path, export_to=tmp_path / "model.onnx")
-    model = PolicyModel.load(tmp_path / "model.onnx", reading_threshold=1.0)
+    assert json.loads((trained / "config.json").read_text())["rule_head"] == "factorized"
+    model = PolicyModel.load(trained / "model.onnx", reading_threshold=1.0)
     assert model.frame_session is not None  # split: the rule graph runs once per rule set
     encoded = model.encode_rules(("No overtaking", "不再禁止超车"))
     np.testing.assert_allclose(encoded.classes.sum(-1), 1.0, atol=1e-5)  # a distribution
