@@ -70,6 +70,9 @@ def test_checkpoint_has_everything_export_needs(trained: Path) -> None:
         "model.onnx",
     ):
         assert (trained / name).is_file(), name
+    info = json.loads((trained / "checkpoint.json").read_text())
+    # A fresh output directory holds no rule cache: every text was encoded, within the run.
+    assert 0 < info["rule_encoding_seconds"] < info["train_seconds"]
 
 
 def test_onnx_has_named_dynamic_inputs_and_readable_metadata(trained: Path) -> None:
