@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -80,6 +81,9 @@ class RuleTable:
     states: np.ndarray  # float16 [U, T, D]
     masks: np.ndarray  # uint8 [U, T]
     index: dict[str, int] = field(default_factory=dict)
+    # Seconds build() spent on texts its cache lacked (encoding them, saving the cache): the
+    # one-time cost a later run on the same cache does not pay. Reading the cache is not in it.
+    encode_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         self.index = {t: i for i, t in enumerate(self.texts)}
@@ -113,9 +117,9 @@ class RuleTable:
             s, m = encoder.encode_rule_set([wanted[i]])
             states[i], masks[i] = s[0], m[0]
 
+        t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=2) as pool:  # onnxruntime releases the GIL
             list(pool.map(one, todo))
-        table = cls(wanted, states, masks)
         if cache is not None and todo:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(".tmp.npz")
@@ -123,7 +127,7 @@ class RuleTable:
                 tmp, encoder=np.array(ident), texts=np.array(wanted), states=states, masks=masks
             )
             tmp.replace(cache)
-        return table
+        return cls(wanted, states, masks, encode_seconds=time.monotonic() - t0 if todo else 0.0)
 
     def gather(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """int [B, R] rule indices (-1 = no rule) -> float32 states [B,R,T,D], mask [B,R,T]."""

@@ -371,15 +371,11 @@ def train(
         )
     corpus = load_rule_corpus(cfg.rule_corpus) if cfg.rule_corpus and reads_alone else None
     encoder = RuleEncoder.load(Path(cfg.encoder_dir), "cpu", cache_size=0)
-    t_encode = time.monotonic()
     table = RuleTable.build(
         [r for smp in samples for r in smp.rules] + (corpus.texts if corpus else []),
         encoder,
         rule_cache or out / "rule-table.npz",
     )
-    # Rule texts not in the cache yet were encoded now: a one-time cost that the next run on
-    # the same cache does not pay (its own figure in the checkpoint info).
-    encode_s = time.monotonic() - t_encode
     seen = {c for smp in samples for c in rule_classes_of(smp) if c is not None}
     seen |= set(corpus.classes) if corpus else set()
     strategy = create_strategy(cluster, cfg.threads)  # None: the default strategy
@@ -456,7 +452,7 @@ def train(
             data_fp,
             job,
             reader,
-            encode_s,
+            table.encode_seconds,
         )
     if cluster.multi_worker:  # the chief outlives every worker's last collective
         allgather_json(strategy, cluster, "trained")
