@@ -17,6 +17,7 @@ from core.errors import ConfigError, DataError, TrainingError
 from perception.modelmeta import parse_metadata
 from perception.spec import MODEL_SPEC
 from ruledrive.cli import main as cli
+from training.config import TrainConfig
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
@@ -46,16 +47,19 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _config() -> TrainConfig:
+    """The fixture's config, also what the reuse test asks for again. The factorized rule head
+    (not the shipped one): the flat head's export is trained and checked by
+    tests/training/test_distributed.py's two-worker run, so one training here serves both."""
+    return TrainConfig(epochs=1, batch_size=64, seed=7, rule_head="factorized")
+
+
 @pytest.fixture(scope="module")
 def trained(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.config import TrainConfig
     from training.train import train
 
     out = tmp_path_factory.mktemp("ckpt")
-    # The factorized rule head (not the shipped one): the flat head's export is trained and
-    # checked by tests/training/test_distributed.py's two-worker run; one training serves both.
-    cfg = TrainConfig(epochs=1, batch_size=64, seed=7, rule_head="factorized")
-    train(cfg, [data / "train"], out, export_to=out / "model.onnx")
+    train(_config(), [data / "train"], out, export_to=out / "model.onnx")
     return out
 
 
@@ -170,16 +174,10 @@ def test_the_node_runs_the_rule_graph_once_per_rule_set_with_the_same_outputs(
 def test_reuse_keeps_a_finished_checkpoint_of_the_same_model_only(
     trained: Path, data: Path
 ) -> None:
-    from training.config import TrainConfig
     from training.train import train
 
     before = (trained / "model.keras").stat().st_mtime_ns
-    info = train(
-        TrainConfig(epochs=1, batch_size=64, seed=7, rule_head="factorized"),
-        [data / "train"],
-        trained,
-        reuse=True,
-    )
+    info = train(_config(), [data / "train"], trained, reuse=True)
     assert (trained / "model.keras").stat().st_mtime_ns == before
     assert info.pop("reused_checkpoint") is True
     assert info == json.loads((trained / "checkpoint.json").read_text())
