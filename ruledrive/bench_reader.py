@@ -46,6 +46,7 @@ __all__ = [
     "Withheld",
     "add_corpus",
     "collect",
+    "ensemble",
     "read_right",
     "register_bench",
     "score",
@@ -155,8 +156,8 @@ def _train_and_read(
     seed: int,
     epochs: int,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Train a reader with (token dropout, state noise, rule head) ``variant``; its argmax
-    outputs on the evaluation texts (class [E], params)."""
+    """Train a reader with (token dropout, state noise, rule head) ``variant[:3]``; its softmax
+    outputs on the evaluation texts (class [E,C], params {name: [E,V]})."""
     import keras
 
     from perception.spec import MODEL_SPEC
@@ -179,9 +180,24 @@ def _train_and_read(
     states, masks = table.gather(np.where(present, ix_eval[np.maximum(rows, 0)], -1))
     outs = model.predict_on_batch(_feeds(states, masks))
     keep = present.reshape(-1)
-    cls = np.asarray(outs[MODEL_SPEC.rule_output]).argmax(-1).reshape(-1)[keep]
-    params = {p: np.asarray(outs[p]).argmax(-1).reshape(-1)[keep] for p in RULE_PARAMS}
+
+    def flat(name: str) -> np.ndarray:
+        out = np.asarray(outs[name])
+        return out.reshape(-1, out.shape[-1])[keep]
+
+    cls = flat(MODEL_SPEC.rule_output)
+    params = {p: flat(p) for p in RULE_PARAMS}
     keras.backend.clear_session()
+    return cls, params
+
+
+def ensemble(
+    members: Sequence[tuple[np.ndarray, dict[str, np.ndarray]]],
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The readings of several readers of the same texts, averaged (class and every parameter
+    softmax), as argmaxes: class [E], params {name: [E]}."""
+    cls = np.mean([m[0] for m in members], axis=0).argmax(-1)
+    params = {p: np.mean([m[1][p] for m in members], axis=0).argmax(-1) for p in members[0][1]}
     return cls, params
 
 
@@ -320,13 +336,15 @@ def _fmt(v: float) -> str:
     return f"{100 * v:.1f} %"
 
 
-Variant = tuple[float, float, str]  # (token dropout, state noise, rule head)
+# (token dropout, state noise, rule head, readers averaged)
+Variant = tuple[float, float, str, int]
 Scores = dict[tuple[str, str, str], dict[str, float]]
 
 
 def _label(v: Variant) -> str:
     head = "" if v[2] == "flat" else f", {v[2]} rule head"
-    return f"token dropout {v[0]:g}, state noise {v[1]:g}{head}"
+    members = "" if v[3] == 1 else f", {v[3]} readers averaged"
+    return f"token dropout {v[0]:g}, state noise {v[1]:g}{head}{members}"
 
 
 def _report(
@@ -447,22 +465,42 @@ def run(args: argparse.Namespace) -> int:
     results: dict[Variant, list[Scores]] = {}
     withheld: dict[Variant, list[Withheld]] = {}
     grid = [(d, n, h) for d in args.token_dropout for n in args.state_noise for h in args.rule_head]
-    for variant in grid:
+    e = len(ix_eval)
+    for base in grid:
         for seed in args.seeds:
-            cls, params = _train_and_read(
-                table, kept, ix_train, ix_read, classes, variant, seed, args.epochs
-            )
-            e = len(ix_eval)
-            results.setdefault(variant, []).append(
-                score(evals, classes, cls[:e], {k: v[:e] for k, v in params.items()})
-            )
-            if held:
-                got = score_withheld(
-                    train, ix_aside, held, classes, cls[e:], {k: v[e:] for k, v in params.items()}
+            # Member m of an ensemble trains with seed + 1000 m, so member 0 is the single
+            # reader of this seed and an ensemble of k adds k - 1 readers to it.
+            readings = [
+                _train_and_read(
+                    table,
+                    kept,
+                    ix_train,
+                    ix_read,
+                    classes,
+                    (*base, 1),
+                    seed + 1000 * m,
+                    args.epochs,
                 )
-                withheld.setdefault(variant, []).append(got)
+                for m in range(max(args.members))
+            ]
+            for k in args.members:
+                variant = (*base, k)
+                cls, params = ensemble(readings[:k])
+                results.setdefault(variant, []).append(
+                    score(evals, classes, cls[:e], {n: v[:e] for n, v in params.items()})
+                )
+                if held:
+                    got = score_withheld(
+                        train,
+                        ix_aside,
+                        held,
+                        classes,
+                        cls[e:],
+                        {n: v[e:] for n, v in params.items()},
+                    )
+                    withheld.setdefault(variant, []).append(got)
             took = time.perf_counter() - t0
-            log.info("%s, seed %d: done at %.0f s", _label(variant), seed, took)
+            log.info("%s, seed %d: done at %.0f s", _label((*base, 1)), seed, took)
     text = _report(
         args,
         results,
@@ -508,6 +546,13 @@ def _heads(value: str) -> list[str]:
     return heads
 
 
+def _members(value: str) -> list[int]:
+    sizes = _seeds(value)
+    if any(k < 1 or k > 9 for k in sizes):
+        raise argparse.ArgumentTypeError(f"numbers of readers must be 1 to 9: {value!r}")
+    return sorted(set(sizes))
+
+
 def _seeds(value: str) -> list[int]:
     try:
         seeds = [int(v) for v in value.split(",") if v.strip()]
@@ -548,6 +593,13 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         "--withhold",
         action="store_true",
         help="also train without one family per concept and score on its texts (for choosing)",
+    )
+    p.add_argument(
+        "--members",
+        type=_members,
+        default=[1],
+        help="comma-separated numbers of readers (seeds seed, seed+1000, ...) whose readings "
+        "are averaged, to compare (1: one reader)",
     )
     p.add_argument("--epochs", type=positive_int, default=20)
     add_doc_flags(p)

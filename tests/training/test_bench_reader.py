@@ -18,6 +18,7 @@ from ruledrive.bench_reader import (
     ReaderData,
     add_corpus,
     collect,
+    ensemble,
     score,
     score_withheld,
     withheld_families,
@@ -60,6 +61,20 @@ def test_score_counts_a_rule_read_only_when_class_and_its_parameters_are_right()
     assert got[key_en] == {"frames": 4, "read": 0.75}  # frames weigh, not texts
     assert got[key_zh] == {"frames": 2, "read": 0.0}
     assert got[("not_binding", "en", "held-out")]["read"] == 1.0
+
+
+def test_an_ensemble_reads_the_average_of_its_readers_softmaxes() -> None:
+    # Two readers disagree on text 0; the average follows the surer one. On text 1 their top
+    # classes differ (0 and 1) and the average picks class 2, which both give 0.45.
+    a_cls = np.array([[0.9, 0.1, 0.0], [0.45, 0.1, 0.45]])
+    b_cls = np.array([[0.3, 0.7, 0.0], [0.0, 0.55, 0.45]])
+    a_lim = np.array([[0.6, 0.4], [0.2, 0.8]])
+    b_lim = np.array([[0.6, 0.4], [0.9, 0.1]])
+    cls, params = ensemble([(a_cls, {"rule_limit": a_lim}), (b_cls, {"rule_limit": b_lim})])
+    assert cls.tolist() == [0, 2]
+    assert params["rule_limit"].tolist() == [0, 0]
+    one, _ = ensemble([(b_cls, {"rule_limit": b_lim})])
+    assert one.tolist() == [1, 1]  # one reader: its own argmax
 
 
 def test_add_keeps_one_entry_per_text() -> None:
@@ -184,6 +199,8 @@ def test_withholding_refuses_a_corpus_that_names_no_families(tmp_path: Path) -> 
         ["--state-noise", "-0.1"],
         ["--rule-head", "deep"],
         ["--rule-head", ","],
+        ["--members", "0"],
+        ["--members", "x"],
     ],
 )
 def test_bad_flags_are_usage_errors(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -209,7 +226,7 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     argv = ["bench", "reader", "--work", str(work), "--seeds", "1", "--epochs", "1"]
     # Two variants (each flag's non-default value once), to keep the test short.
     argv += ["--token-dropout", "0.15", "--state-noise", "0.1", "--withhold"]
-    argv += ["--rule-head", "flat,factorized"]
+    argv += ["--rule-head", "flat,factorized", "--members", "1,2"]
     corpus = work / "corpus.jsonl"
     assert cli(["rule-corpus", "--out", str(corpus), "--sets", "50", "--seed", "3"]) == 0
     argv += ["--corpus", str(corpus)]
@@ -222,7 +239,11 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     for lang in ("en", "zh"):
         for wording in ("training", "held-out"):
             assert f"| worst kind, {wording} wording, {lang}, per seed |" in section
-    labels = [f"token dropout 0.15, state noise 0.1{h}" for h in ("", ", factorized rule head")]
+    labels = [
+        f"token dropout 0.15, state noise 0.1{h}{k}"
+        for h in ("", ", factorized rule head")
+        for k in ("", ", 2 readers averaged")
+    ]
     assert "| figure | " + " | ".join(labels) + " |" in section
     assert "| withheld training families (" in section
     assert "| withheld training families: worst family, per seed |" in section
