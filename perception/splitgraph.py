@@ -43,16 +43,17 @@ class SplitModel:
 
 
 def _param_tensors(graph: object) -> tuple[str, ...] | None:
-    """The parameter softmaxes' tensor names in MODEL_SPEC.rule_param_layers order (tf2onnx
-    names a layer's tensors after it: ``.../rule_limit_1/Softmax:0``); None if one is missing."""
+    """The parameter readings' tensor names in MODEL_SPEC.rule_param_layers order; None if one
+    is missing. tf2onnx names a layer's tensors after it (``.../rule_limit_1/Softmax:0``) and
+    ONNX keeps nodes in topological order, so a layer's output is the last tensor of its scope:
+    the Softmax of a single reader, the average of several readers' softmaxes (whose own layers,
+    ``rule_limit_r0`` ..., are other scopes)."""
     found: dict[str, str] = {}
     for node in graph.node:  # type: ignore[attr-defined]
-        if node.op_type != "Softmax":
-            continue
-        out = node.output[0]
+        out = node.output[0] if node.output else ""
         for name in _S.rule_param_layers:
             if out == name or f"/{name}/" in out or f"/{name}_1/" in out:
-                found.setdefault(name, out)
+                found[name] = out
     if set(found) != set(_S.rule_param_layers):
         return None
     return tuple(found[n] for n in _S.rule_param_layers)

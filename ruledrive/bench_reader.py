@@ -131,15 +131,18 @@ def _feeds(states: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _model(
-    n_classes: int, state_noise: float = 0.0, factor_classes: Sequence[str] | None = None
+    n_classes: int,
+    state_noise: float = 0.0,
+    factor_classes: Sequence[str] | None = None,
+    readers: int = 1,
 ) -> Any:
     import keras
 
     from perception.spec import MODEL_SPEC
-    from training.model import _input, _read_rules, create_text_encoder
+    from training.model import _input, _read_rules, _text_encoders
 
     states, mask = _input(MODEL_SPEC.rules), _input(MODEL_SPEC.rule_mask)
-    per_rule = create_text_encoder(MODEL_SPEC, state_noise=state_noise)([states, mask])
+    per_rule = _text_encoders(MODEL_SPEC, states, mask, readers, state_noise)
     _, cls, params = _read_rules(
         per_rule, mask, n_classes, MODEL_SPEC, factor_classes=factor_classes
     )
@@ -156,8 +159,9 @@ def _train_and_read(
     seed: int,
     epochs: int,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Train a reader with (token dropout, state noise, rule head) ``variant[:3]``; its softmax
-    outputs on the evaluation texts (class [E,C], params {name: [E,V]})."""
+    """Train a reader with (token dropout, state noise, rule head, readers in the model)
+    ``variant[:4]``; its softmax outputs on the evaluation texts (class [E,C], params {name:
+    [E,V]})."""
     import keras
 
     from perception.spec import MODEL_SPEC
@@ -167,10 +171,15 @@ def _train_and_read(
 
     keras.utils.set_random_seed(seed)
     cfg = TrainConfig.model_validate(
-        {"token_dropout": variant[0], "state_noise": variant[1], "rule_head": variant[2]}
+        {
+            "token_dropout": variant[0],
+            "state_noise": variant[1],
+            "rule_head": variant[2],
+            "readers": variant[3],
+        }
     )
     factors = classes if cfg.rule_head == "factorized" else None
-    model = _model(len(classes), cfg.state_noise, factors)
+    model = _model(len(classes), cfg.state_noise, factors, cfg.readers)
     cls_of = np.array([classes.index(c) for c in train.cls], np.int32)
     par_of = np.array(train.params, np.int32).reshape(len(train.texts), len(RULE_PARAMS))
     fit_reader(model, table, ReaderSet(ix_train, cls_of, par_of), epochs, seed, cfg)
@@ -336,15 +345,16 @@ def _fmt(v: float) -> str:
     return f"{100 * v:.1f} %"
 
 
-# (token dropout, state noise, rule head, readers averaged)
-Variant = tuple[float, float, str, int]
+# (token dropout, state noise, rule head, readers in the model, trained readers averaged)
+Variant = tuple[float, float, str, int, int]
 Scores = dict[tuple[str, str, str], dict[str, float]]
 
 
 def _label(v: Variant) -> str:
     head = "" if v[2] == "flat" else f", {v[2]} rule head"
-    members = "" if v[3] == 1 else f", {v[3]} readers averaged"
-    return f"token dropout {v[0]:g}, state noise {v[1]:g}{head}{members}"
+    inside = "" if v[3] == 1 else f", {v[3]} readers in the model"
+    members = "" if v[4] == 1 else f", {v[4]} trained readers averaged"
+    return f"token dropout {v[0]:g}, state noise {v[1]:g}{head}{inside}{members}"
 
 
 def _report(
@@ -464,7 +474,13 @@ def run(args: argparse.Namespace) -> int:
     ix_read = np.concatenate([ix_eval, ix_all[ix_aside]])
     results: dict[Variant, list[Scores]] = {}
     withheld: dict[Variant, list[Withheld]] = {}
-    grid = [(d, n, h) for d in args.token_dropout for n in args.state_noise for h in args.rule_head]
+    grid = [
+        (d, n, h, r)
+        for d in args.token_dropout
+        for n in args.state_noise
+        for h in args.rule_head
+        for r in args.readers
+    ]
     e = len(ix_eval)
     for base in grid:
         for seed in args.seeds:
@@ -593,6 +609,13 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         "--withhold",
         action="store_true",
         help="also train without one family per concept and score on its texts (for choosing)",
+    )
+    p.add_argument(
+        "--readers",
+        type=_members,
+        default=[1],
+        help="comma-separated numbers of readers inside one model, trained together on their "
+        "averaged reading (TrainConfig.readers), to compare",
     )
     p.add_argument(
         "--members",

@@ -81,7 +81,11 @@ def create_image_encoder(
 
 
 def create_text_encoder(
-    spec: ModelSpec = MODEL_SPEC, dim: int = 64, out_dim: int = 128, state_noise: float = 0.0
+    spec: ModelSpec = MODEL_SPEC,
+    dim: int = 64,
+    out_dim: int = 128,
+    state_noise: float = 0.0,
+    name: str = "text_encoder",
 ) -> keras.Model:
     """Rule text -> per-rule features [N,R,out_dim] (zero for an empty rule slot).
 
@@ -114,7 +118,26 @@ def create_text_encoder(
         ops.concatenate([mean_t, max_t, sentence], axis=-1)
     )
     rule_mask = ops.cast(ops.max(tok_mask, axis=2), "float32")[..., None]  # [N,R,1]
-    return keras.Model([states, tok_mask], r * rule_mask, name="text_encoder")
+    return keras.Model([states, tok_mask], r * rule_mask, name=name)
+
+
+def _text_encoders(
+    spec: ModelSpec,
+    states: keras.KerasTensor,
+    mask: keras.KerasTensor,
+    readers: int = 1,
+    state_noise: float = 0.0,
+) -> list[keras.KerasTensor]:
+    """``readers`` independent text encoders of the same rules, each [N,R,128]; their readings
+    are averaged in :func:`_read_rules` (TrainConfig.readers)."""
+    if readers < 1:
+        raise ValueError(f"readers must be at least 1, not {readers}")
+    return [
+        create_text_encoder(
+            spec, state_noise=state_noise, name="text_encoder" if i == 0 else f"text_encoder_{i}"
+        )([states, mask])
+        for i in range(readers)
+    ]
 
 
 # Rule classes "kind:variant" whose variant says whether an act is allowed (0) or not (1).
@@ -148,6 +171,7 @@ def _rule_head(
     n_classes: int,
     spec: ModelSpec,
     factor_classes: Sequence[str] | None = None,
+    suffix: str = "",
 ) -> keras.KerasTensor:
     """[N,R,F] -> softmax over rule classes per rule (what each rule is, or not_binding /
     not_understood): the node's rules_not_understood check reads it.
@@ -158,18 +182,36 @@ def _rule_head(
     than per kind (TrainConfig.rule_head). Its output is still a distribution over the classes."""
     x = layers.Dense(64, activation="relu")(per_rule)
     if factor_classes is None:
-        return layers.Dense(n_classes, activation="softmax", name=spec.rule_output)(x)
+        return layers.Dense(n_classes, activation="softmax", name=spec.rule_output + suffix)(x)
     if len(factor_classes) != n_classes:
         raise ValueError(f"{len(factor_classes)} class names for {n_classes} classes")
     kinds, to_class, pol = rule_class_factors(factor_classes)
     p_kind = layers.Dense(len(kinds), activation="softmax")(x)  # [N,R,K]
     p_pol = layers.Dense(2, activation="softmax")(x)  # [N,R,2]
     probs = ops.matmul(p_kind, to_class) * ops.matmul(p_pol, pol)  # [N,R,C], sums to 1
-    return layers.Identity(name=spec.rule_output)(probs)
+    return layers.Identity(name=spec.rule_output + suffix)(probs)
+
+
+def _reading(
+    per_rule: keras.KerasTensor,
+    n_classes: int,
+    spec: ModelSpec,
+    factor_classes: Sequence[str] | None,
+    suffix: str = "",
+) -> tuple[keras.KerasTensor, dict[str, keras.KerasTensor]]:
+    """One reader's per-rule softmaxes: class [N,R,C] and parameters {name: [N,R,V]}."""
+    cls = _rule_head(per_rule, n_classes, spec, factor_classes, suffix)
+    params = {
+        name: layers.Dense(len(vocab), activation="softmax", name=name + suffix)(
+            layers.Dense(64, activation="relu")(per_rule)
+        )
+        for name, vocab in RULE_PARAMS.items()
+    }
+    return cls, params
 
 
 def _read_rules(
-    per_rule: keras.KerasTensor,
+    per_rule: keras.KerasTensor | Sequence[keras.KerasTensor],
     tok_mask: keras.KerasTensor,
     n_classes: int,
     spec: ModelSpec,
@@ -181,14 +223,23 @@ def _read_rules(
     Each rule is read into a symbolic form: its class and its parameters (training.ruleparams),
     each a softmax trained on the generator's labels. The decision sees only that form, embedded
     and pooled over rules (sum and max, so rule order cannot change it): how a rule is worded
-    reaches the decision only through what the reading made of it."""
-    cls = _rule_head(per_rule, n_classes, spec, factor_classes)  # [N,R,C]
-    params = {
-        name: layers.Dense(len(vocab), activation="softmax", name=name)(
-            layers.Dense(64, activation="relu")(per_rule)
-        )
-        for name, vocab in RULE_PARAMS.items()
-    }
+    reaches the decision only through what the reading made of it.
+
+    With several readers' features (a list, :func:`_text_encoders`), each reads every rule with
+    heads of its own (layers suffixed ``_r0``, ``_r1`` ...) and the reading is the average of
+    their softmaxes, under the single reader's output names: everything downstream, the
+    exported graph's cut (perception.splitgraph) and the node are unchanged."""
+    members = list(per_rule) if isinstance(per_rule, list | tuple) else [per_rule]
+    if len(members) == 1:
+        cls, params = _reading(members[0], n_classes, spec, factor_classes)  # [N,R,C]
+    else:
+        readings = [
+            _reading(m, n_classes, spec, factor_classes, f"_r{i}") for i, m in enumerate(members)
+        ]
+        cls = layers.Average(name=spec.rule_output)([r[0] for r in readings])
+        params = {
+            name: layers.Average(name=name)([r[1][name] for r in readings]) for name in RULE_PARAMS
+        }
     form = ops.concatenate([cls, *params.values()], axis=-1)  # [N,R,C+P]
     e = layers.Dense(64, activation="relu")(layers.Dense(64, activation="relu")(form))
     rule_mask = ops.cast(ops.max(tok_mask, axis=2), "float32")[..., None]  # [N,R,1]
@@ -346,12 +397,13 @@ def create_fused_model(
     spec: ModelSpec = MODEL_SPEC,
     state_noise: float = 0.0,
     factor_classes: Sequence[str] | None = None,
+    readers: int = 1,
 ) -> keras.Model:
     """The decision classifier: image + rule text + ego speed -> softmax over decisions, plus the
     per-rule classes and the image out-of-distribution score."""
     image, states, mask, speed = _speed_and_inputs(spec)
     img = create_image_encoder(spec)(image)  # [N,128]
-    per_rule = create_text_encoder(spec, state_noise=state_noise)([states, mask])  # [N,R,128]
+    per_rule = _text_encoders(spec, states, mask, readers, state_noise)  # each [N,R,128]
     rule_set, cls, params = _read_rules(
         per_rule, mask, n_rule_classes, spec, factor_classes=factor_classes
     )
@@ -374,8 +426,10 @@ def create_image_only_model(
     spec: ModelSpec = MODEL_SPEC,
     state_noise: float = 0.0,
     factor_classes: Sequence[str] | None = None,
+    readers: int = 1,
 ) -> keras.Model:
-    """Ablation: same image encoder and heads, sees the frame and speed but not the rules."""
+    """Ablation: same image encoder and heads, sees the frame and speed but not the rules
+    (``readers`` is accepted for a common signature: with no text there is nothing to read)."""
     image, states, mask, speed = _speed_and_inputs(spec)
     img = create_image_encoder(spec)(image)
     feats = layers.Concatenate()([img, _speed_features(speed)])
@@ -393,10 +447,11 @@ def create_text_only_model(
     spec: ModelSpec = MODEL_SPEC,
     state_noise: float = 0.0,
     factor_classes: Sequence[str] | None = None,
+    readers: int = 1,
 ) -> keras.Model:
     """Ablation: same text encoder and heads, sees the rules and speed but not the frame."""
     image, states, mask, speed = _speed_and_inputs(spec)
-    per_rule = create_text_encoder(spec, state_noise=state_noise)([states, mask])
+    per_rule = _text_encoders(spec, states, mask, readers, state_noise)
     rule_set, cls, params = _read_rules(
         per_rule, mask, n_rule_classes, spec, factor_classes=factor_classes
     )

@@ -222,6 +222,7 @@ def _build_and_compile(
         len(rule_classes),
         state_noise=cfg.state_noise,
         factor_classes=rule_classes if cfg.rule_head == "factorized" else None,
+        readers=cfg.readers,
     )
     per_epoch = (
         job.plan(cfg.batch_size).steps_per_epoch

@@ -201,6 +201,7 @@ def test_withholding_refuses_a_corpus_that_names_no_families(tmp_path: Path) -> 
         ["--rule-head", ","],
         ["--members", "0"],
         ["--members", "x"],
+        ["--readers", "0"],
     ],
 )
 def test_bad_flags_are_usage_errors(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -226,7 +227,7 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     argv = ["bench", "reader", "--work", str(work), "--seeds", "1", "--epochs", "1"]
     # Two variants (each flag's non-default value once), to keep the test short.
     argv += ["--token-dropout", "0.15", "--state-noise", "0.1", "--withhold"]
-    argv += ["--rule-head", "flat,factorized", "--members", "1,2"]
+    argv += ["--rule-head", "flat,factorized", "--readers", "2", "--members", "1,2"]
     corpus = work / "corpus.jsonl"
     assert cli(["rule-corpus", "--out", str(corpus), "--sets", "50", "--seed", "3"]) == 0
     argv += ["--corpus", str(corpus)]
@@ -240,9 +241,9 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
         for wording in ("training", "held-out"):
             assert f"| worst kind, {wording} wording, {lang}, per seed |" in section
     labels = [
-        f"token dropout 0.15, state noise 0.1{h}{k}"
+        f"token dropout 0.15, state noise 0.1{h}, 2 readers in the model{k}"
         for h in ("", ", factorized rule head")
-        for k in ("", ", 2 readers averaged")
+        for k in ("", ", 2 trained readers averaged")
     ]
     assert "| figure | " + " | ".join(labels) + " |" in section
     assert "| withheld training families (" in section

@@ -95,3 +95,47 @@ def test_a_factorized_head_gives_a_distribution_over_the_classes() -> None:
     assert (probs >= 0).all()
     with pytest.raises(ValueError, match="class names"):
         _read_rules(per_rule, mask, 3, MODEL_SPEC, factor_classes=CLASSES)
+
+
+def test_several_readers_read_each_rule_as_the_average_of_their_own_readings() -> None:
+    import keras
+
+    from perception.spec import MODEL_SPEC
+    from training.model import _input, _read_rules, _text_encoders
+    from training.ruleparams import RULE_PARAMS
+
+    keras.utils.set_random_seed(7)
+    states, mask = _input(MODEL_SPEC.rules), _input(MODEL_SPEC.rule_mask)
+    per_rule = _text_encoders(MODEL_SPEC, states, mask, readers=3)
+    _, cls, params = _read_rules(per_rule, mask, len(CLASSES), MODEL_SPEC)
+    model = keras.Model([states, mask], [cls, *params.values()])
+    names = [MODEL_SPEC.rule_output, *RULE_PARAMS]
+    # The reading keeps the single reader's layer names (training.reader.reader_of, the
+    # losses and the exported graph's cut find it by them); each reader's own is suffixed.
+    got = keras.Model(
+        [states, mask],
+        {
+            n: [model.get_layer(n).output, *(model.get_layer(f"{n}_r{i}").output for i in range(3))]
+            for n in names
+        },
+    )(_inputs(), training=False)
+    for n in names:
+        average, *own = (np.asarray(t) for t in got[n])
+        np.testing.assert_allclose(average, np.mean(own, axis=0), atol=1e-6)
+        assert np.abs(own[0] - own[1]).max() > 1e-3  # readers start apart: their own weights
+        np.testing.assert_allclose(average.sum(-1), 1.0, atol=1e-5)
+    assert np.asarray(got[MODEL_SPEC.rule_output][0]).shape == (
+        2,
+        MODEL_SPEC.max_rules,
+        len(CLASSES),
+    )
+    with pytest.raises(ValueError, match="readers"):
+        _text_encoders(MODEL_SPEC, states, mask, readers=0)
+
+
+@pytest.mark.parametrize("bad", [0, 6])
+def test_readers_out_of_range_are_refused(bad: int) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="readers"):
+        TrainConfig(readers=bad)

@@ -49,9 +49,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _config() -> TrainConfig:
     """The fixture's config, also what the reuse test asks for again. The factorized rule head
-    (not the shipped one): the flat head's export is trained and checked by
-    tests/training/test_distributed.py's two-worker run, so one training here serves both."""
-    return TrainConfig(epochs=1, batch_size=64, seed=7, rule_head="factorized")
+    and two readers (not the shipped options): the flat head's single-reader export is trained
+    and checked by tests/training/test_distributed.py's two-worker run, so one training here
+    serves both."""
+    return TrainConfig(epochs=1, batch_size=64, seed=7, rule_head="factorized", readers=2)
 
 
 @pytest.fixture(scope="module")
@@ -293,9 +294,10 @@ def test_unknown_config_key_is_a_config_error(tmp_path: Path) -> None:
     assert load_config(None, {"epochs": 2}).epochs == 2
 
 
-def test_a_factorized_rule_head_exports_and_serves_split(trained: Path) -> None:
-    """TrainConfig.rule_head="factorized" keeps what the node relies on: the rule-class output
-    by name, the split into rule and frame graphs, and the reading check's alternatives."""
+def test_a_factorized_rule_head_and_two_readers_export_and_serve_split(trained: Path) -> None:
+    """TrainConfig.rule_head="factorized" and readers=2 keep what the node relies on: the
+    rule-class output by name, the split into rule and frame graphs, and the reading check's
+    alternatives (the reading graph is cut at the readers' averaged parameter readings)."""
     import time
 
     from bus.schema import FrameHeader, RuleSet
@@ -304,7 +306,8 @@ def test_a_factorized_rule_head_exports_and_serves_split(trained: Path) -> None:
     from simulator.render import render_jpeg
     from simulator.scene import Scene
 
-    assert json.loads((trained / "config.json").read_text())["rule_head"] == "factorized"
+    config = json.loads((trained / "config.json").read_text())
+    assert (config["rule_head"], config["readers"]) == ("factorized", 2)
     model = PolicyModel.load(trained / "model.onnx", reading_threshold=1.0)
     assert model.frame_session is not None  # split: the rule graph runs once per rule set
     encoded = model.encode_rules(("No overtaking", "不再禁止超车"))
