@@ -11,9 +11,11 @@ test split (training wording) and the held-out-family split (held-out wording).
 A rule counts as read when its class is right and, for a rule that binds the car, every
 parameter it names (limit, hours, lane, merge side) is right too. Several token-dropout rates
 (``--token-dropout 0,0.15``), training-noise stds on the token states (``--state-noise
-0,0.13``; TrainConfig.state_noise) and seeds run side by side on the same data; the worst seed
-is reported. ``--withhold`` sets aside one training family per concept (the texts that use
-it), trains every variant without them and scores it on them: a held-out test made of
+0,0.13``; TrainConfig.state_noise), rule heads, readers trained together in one model
+(``--readers 1,3``; TrainConfig.readers), readers trained apart whose readings are averaged
+(``--members 1,3``: seeds seed, seed + 1000, ...) and seeds run side by side on the same data;
+the worst seed is reported. ``--withhold`` sets aside one training family per concept (the
+texts that use it), trains every variant without them and scores it on them: a held-out test made of
 training data, to choose a variant on without looking at the real held-out split. Results
 and the exact command replace the "## Rule reader" section of docs/benchmarks.md (with
 ``--withhold``, the "## Rule reader, choosing on withheld training families" section). Needs
@@ -143,10 +145,12 @@ def _model(
 
     states, mask = _input(MODEL_SPEC.rules), _input(MODEL_SPEC.rule_mask)
     per_rule = _text_encoders(MODEL_SPEC, states, mask, readers, state_noise)
+    members: dict[str, Any] = {}
     _, cls, params = _read_rules(
-        per_rule, mask, n_classes, MODEL_SPEC, factor_classes=factor_classes
+        per_rule, mask, n_classes, MODEL_SPEC, factor_classes=factor_classes, members=members
     )
-    return keras.Model([states, mask], {MODEL_SPEC.rule_output: cls, **params})
+    # Several readers: the losses are on each one's own outputs (training.reader.fit_reader).
+    return keras.Model([states, mask], {MODEL_SPEC.rule_output: cls, **params, **members})
 
 
 def _train_and_read(

@@ -249,10 +249,20 @@ class ArrayDataset:
             self.scene_lab[idx],
         )
 
-    def batches(self, batch_size: int, shuffle: bool, seed: int, token_dropout: float = 0.0) -> Any:
+    def batches(
+        self,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        token_dropout: float = 0.0,
+        readers: int = 1,
+    ) -> Any:
         """A keras.utils.PyDataset of (inputs, targets, weights) batches (``token_dropout``:
-        :meth:`inputs`, for training batches)."""
+        :meth:`inputs`, for training batches; ``readers``: the model's rule readers, whose
+        outputs carry the reading targets, training.model.member_targets)."""
         import keras
+
+        from training.model import member_targets
 
         data = self
 
@@ -268,7 +278,7 @@ class ArrayDataset:
 
             def __getitem__(self, i: int) -> Any:
                 idx = np.sort(self.order[i * batch_size : (i + 1) * batch_size])
-                y, w = data.targets(idx)
+                y, w = member_targets(*data.targets(idx), readers)
                 return data.inputs(idx, token_dropout, self.rng), y, w
 
             def on_epoch_end(self) -> None:

@@ -37,6 +37,8 @@ __all__ = [
     "create_image_only_model",
     "create_text_encoder",
     "create_text_only_model",
+    "member_targets",
+    "reading_outputs",
 ]
 
 # The architecture's revision, part of every model version (training.train): change it with any
@@ -210,6 +212,33 @@ def _reading(
     return cls, params
 
 
+def reading_outputs(readers: int, spec: ModelSpec = MODEL_SPEC) -> dict[str, list[str]]:
+    """Each reading output's name -> the outputs its loss is on: itself for one reader; each
+    reader's own (``rule_classes_r0`` ...) for several, which keeps them independent readers.
+    A loss on their average alone lets each reader give up classes another covers (measured:
+    whole classes never read, docs/training.md "Several readers")."""
+    names = (spec.rule_output, *RULE_PARAMS)
+    if readers == 1:
+        return {n: [n] for n in names}
+    return {n: [f"{n}_r{i}" for i in range(readers)] for n in names}
+
+
+def member_targets(
+    y: dict[str, np.ndarray], w: dict[str, np.ndarray], readers: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Targets and sample weights keyed by output name, with each reading's moved onto the
+    outputs :func:`reading_outputs` puts its loss on."""
+    if readers == 1:
+        return y, w
+    y, w = dict(y), dict(w)
+    for name, members in reading_outputs(readers).items():
+        if name in y:
+            target, weight = y.pop(name), w.pop(name)
+            for m in members:
+                y[m], w[m] = target, weight
+    return y, w
+
+
 def _read_rules(
     per_rule: keras.KerasTensor | Sequence[keras.KerasTensor],
     tok_mask: keras.KerasTensor,
@@ -217,6 +246,7 @@ def _read_rules(
     spec: ModelSpec,
     out_dim: int = 128,
     factor_classes: Sequence[str] | None = None,
+    members: dict[str, keras.KerasTensor] | None = None,
 ) -> tuple[keras.KerasTensor, keras.KerasTensor, dict[str, keras.KerasTensor]]:
     """Per-rule features -> (rule set features [N,out_dim], rule classes, parameter outputs).
 
@@ -228,14 +258,20 @@ def _read_rules(
     With several readers' features (a list, :func:`_text_encoders`), each reads every rule with
     heads of its own (layers suffixed ``_r0``, ``_r1`` ...) and the reading is the average of
     their softmaxes, under the single reader's output names: everything downstream, the
-    exported graph's cut (perception.splitgraph) and the node are unchanged."""
-    members = list(per_rule) if isinstance(per_rule, list | tuple) else [per_rule]
-    if len(members) == 1:
-        cls, params = _reading(members[0], n_classes, spec, factor_classes)  # [N,R,C]
+    exported graph's cut (perception.splitgraph) and the node are unchanged. ``members`` (a dict)
+    receives each reader's own outputs by name, for the model's outputs: the losses are on them
+    (:func:`reading_outputs`)."""
+    features = list(per_rule) if isinstance(per_rule, list | tuple) else [per_rule]
+    if len(features) == 1:
+        cls, params = _reading(features[0], n_classes, spec, factor_classes)  # [N,R,C]
     else:
         readings = [
-            _reading(m, n_classes, spec, factor_classes, f"_r{i}") for i, m in enumerate(members)
+            _reading(f, n_classes, spec, factor_classes, f"_r{i}") for i, f in enumerate(features)
         ]
+        if members is not None:
+            for i, (c, p) in enumerate(readings):
+                members[f"{spec.rule_output}_r{i}"] = c
+                members.update({f"{n}_r{i}": t for n, t in p.items()})
         cls = layers.Average(name=spec.rule_output)([r[0] for r in readings])
         params = {
             name: layers.Average(name=name)([r[1][name] for r in readings]) for name in RULE_PARAMS
@@ -404,8 +440,9 @@ def create_fused_model(
     image, states, mask, speed = _speed_and_inputs(spec)
     img = create_image_encoder(spec)(image)  # [N,128]
     per_rule = _text_encoders(spec, states, mask, readers, state_noise)  # each [N,R,128]
+    members: dict[str, keras.KerasTensor] = {}
     rule_set, cls, params = _read_rules(
-        per_rule, mask, n_rule_classes, spec, factor_classes=factor_classes
+        per_rule, mask, n_rule_classes, spec, factor_classes=factor_classes, members=members
     )
     scene = _scene_heads(img)
     txt, checks = _rule_checks(rule_set, speed, scene, n_rule_classes)  # [N,128], [N,8C]
@@ -416,7 +453,7 @@ def create_fused_model(
     img_checks = layers.Dense(32)(img) * layers.Dense(32)(checks)  # e.g. school sign x over
     feats = layers.Concatenate()([img, txt, spd, img * txt, txt_spd, checks, img_checks])
     outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(img, spec))
-    outputs.update(params, **scene)
+    outputs.update(params, **scene, **members)
     return keras.Model([image, states, mask, speed], outputs, name="ruledrive_fused")
 
 
@@ -452,8 +489,9 @@ def create_text_only_model(
     """Ablation: same text encoder and heads, sees the rules and speed but not the frame."""
     image, states, mask, speed = _speed_and_inputs(spec)
     per_rule = _text_encoders(spec, states, mask, readers, state_noise)
+    members: dict[str, keras.KerasTensor] = {}
     rule_set, cls, params = _read_rules(
-        per_rule, mask, n_rule_classes, spec, factor_classes=factor_classes
+        per_rule, mask, n_rule_classes, spec, factor_classes=factor_classes, members=members
     )
     blank_img = layers.Dense(8)(ops.zeros_like(speed))  # [N,8]: no picture
     scene = _scene_heads(blank_img)  # constants: without the frame, no scene
@@ -461,5 +499,5 @@ def create_text_only_model(
     txt, checks = _rule_checks(rule_set, speed, scene, n_rule_classes)
     feats = layers.Concatenate()([txt, _speed_features(speed), checks])
     outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(blank_img, spec))
-    outputs.update(params, **scene)
+    outputs.update(params, **scene, **members)
     return keras.Model([image, states, mask, speed], outputs, name="ruledrive_text_only")

@@ -38,6 +38,7 @@ __all__ = [
     "load_rule_corpus",
     "pack_rows",
     "reader_of",
+    "readers_of",
 ]
 
 
@@ -120,14 +121,27 @@ class ReaderSet:
         return len(self.rows)
 
 
+def readers_of(model: Any) -> int:
+    """How many rule readers a model (or a reader of one) has (training.model._read_rules
+    names each one's class layer ``rule_classes_r<i>`` when there are several)."""
+    names = {layer.name for layer in model.layers}
+    return sum(1 for i in range(10) if f"{MODEL_SPEC.rule_output}_r{i}" in names) or 1
+
+
 def reader_of(model: Any) -> Any:
     """The reader of a whole model as a model of its own (rule states and mask -> rule classes
     and parameters), sharing the whole model's layers: training it trains them."""
     import keras
 
+    from training.model import reading_outputs
+
     s = MODEL_SPEC
     ins = {t.name: t for t in model.inputs}
-    outs = {name: model.get_layer(name).output for name in (s.rule_output, *RULE_PARAMS)}
+    outs = {
+        m: model.get_layer(m).output
+        for members in reading_outputs(readers_of(model)).values()
+        for m in members
+    }
     return keras.Model([ins[s.rules_input], ins[s.rule_mask_input]], outs, name="rule_reader")
 
 
@@ -152,6 +166,8 @@ def fit_reader(
     a cosine decay over the run."""
     import keras
 
+    from training.model import member_targets, reading_outputs
+
     if len(data) == 0:
         raise DataError("the rule reader has no labelled rule text to train on")
     s = MODEL_SPEC
@@ -161,13 +177,17 @@ def fit_reader(
         cfg.learning_rate, decay_steps=epochs * per_epoch, alpha=cfg.min_lr_ratio
     )
     loss = keras.losses.SparseCategoricalCrossentropy
+    # Its outputs are the reading's (one reader) or every reader's own (reading_outputs).
+    readers = readers_of(reader)
+    reading = reading_outputs(readers)
+    weight = {
+        s.rule_output: cfg.rule_loss_weight,
+        **dict.fromkeys(RULE_PARAMS, cfg.param_loss_weight),
+    }
     reader.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss={s.rule_output: loss(), **{p: loss() for p in RULE_PARAMS}},
-        loss_weights={
-            s.rule_output: cfg.rule_loss_weight,
-            **{p: cfg.param_loss_weight for p in RULE_PARAMS},
-        },
+        loss={m: loss() for members in reading.values() for m in members},
+        loss_weights={m: weight[n] for n, members in reading.items() for m in members},
     )
     rng = np.random.default_rng(seed)
     for _ in range(epochs):
@@ -187,6 +207,7 @@ def fit_reader(
                 lab = par[..., k]
                 y[name] = np.maximum(lab, 0)
                 w[name] = (present & (lab >= 0)).astype(np.float32)
+            y, w = member_targets(y, w, readers)
             reader.train_on_batch(
                 {s.rules_input: states, s.rule_mask_input: masks}, y, sample_weight=w
             )

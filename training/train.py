@@ -180,12 +180,19 @@ def _fit(
         keras.callbacks.CSVLogger(str(out / "history.csv")),
     ]
     verbose = 1 if sys.stderr.isatty() else 2
+    readers = _readers(cfg)
     if job is None:
         hist = model.fit(
             train_ds.batches(
-                cfg.batch_size, shuffle=True, seed=cfg.seed, token_dropout=cfg.token_dropout
+                cfg.batch_size,
+                shuffle=True,
+                seed=cfg.seed,
+                token_dropout=cfg.token_dropout,
+                readers=readers,
             ),
-            validation_data=val_ds.batches(256, shuffle=False, seed=0) if len(val_ds) else None,
+            validation_data=(
+                val_ds.batches(256, shuffle=False, seed=0, readers=readers) if len(val_ds) else None
+            ),
             epochs=cfg.epochs,
             callbacks=callbacks,
             verbose=verbose,
@@ -206,6 +213,11 @@ def _fit(
     history = {k.replace(f"{s.output}_", ""): v for k, v in hist.history.items()}
     _plot_curves(history, out / "curves.png")
     return _finish(cfg, out, train_s, data, train_ds, val_ds, rule_classes, base_info)
+
+
+def _readers(cfg: TrainConfig) -> int:
+    """The model's rule readers (the image-only ablation reads no text: one blank reading)."""
+    return cfg.readers if cfg.variant != "image_only" else 1
 
 
 def _build_and_compile(
@@ -239,22 +251,28 @@ def _build_and_compile(
         warmup_steps=warmup,
     )
     s = MODEL_SPEC
+    # Several readers: each reading's loss is on every reader's own output (reading_outputs).
+    reading = builders.reading_outputs(_readers(cfg))
+    reading_weight = {s.rule_output: cfg.rule_loss_weight}
+    reading_weight.update(dict.fromkeys(RULE_PARAMS, cfg.param_loss_weight))
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
         loss={
             s.output: keras.losses.SparseCategoricalCrossentropy(),
-            s.rule_output: keras.losses.SparseCategoricalCrossentropy(),
             s.ood_output: keras.losses.BinaryCrossentropy(),
-            **{p: keras.losses.SparseCategoricalCrossentropy() for p in RULE_PARAMS},
+            **{
+                m: keras.losses.SparseCategoricalCrossentropy()
+                for members in reading.values()
+                for m in members
+            },
             EGO_LANE_OUTPUT: keras.losses.BinaryCrossentropy(),
             TIME_OUTPUT: keras.losses.SparseCategoricalCrossentropy(),
             SCHOOL_SIGN_OUTPUT: keras.losses.BinaryCrossentropy(),
         },
         loss_weights={
             s.output: 1.0,
-            s.rule_output: cfg.rule_loss_weight,
             s.ood_output: cfg.ood_loss_weight,
-            **{p: cfg.param_loss_weight for p in RULE_PARAMS},
+            **{m: reading_weight[n] for n, members in reading.items() for m in members},
             **dict.fromkeys(
                 (EGO_LANE_OUTPUT, TIME_OUTPUT, SCHOOL_SIGN_OUTPUT), cfg.param_loss_weight
             ),
@@ -343,6 +361,11 @@ def train(
     t0 = time.monotonic()
     cluster = cluster_from_env()
     reads_alone = cfg.reader_epochs > 0 and cfg.variant != "image_only"  # it reads nothing
+    if _readers(cfg) > 1 and cluster.multi_worker:
+        raise ConfigError(
+            "readers > 1 (several rule readers, each with its own loss) runs in one process; "
+            "set readers to 1 under a multi-worker TF_CONFIG"
+        )
     if reads_alone and cluster.multi_worker:
         raise ConfigError(
             "reader_epochs (the rule reader trained alone first) runs in one process; set it "
@@ -384,6 +407,11 @@ def train(
         raise ConfigError(
             "reader_epochs (the rule reader trained alone first) runs without tf.distribute; "
             "set it to 0 to train on several devices"
+        )
+    if _readers(cfg) > 1 and strategy is not None:
+        raise ConfigError(
+            "readers > 1 (several rule readers, each with its own loss) runs without "
+            "tf.distribute; set readers to 1 to train on several devices"
         )
     if cluster.multi_worker:  # the per-rule head must have the same classes on every worker
         facts = allgather_json(

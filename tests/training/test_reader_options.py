@@ -139,3 +139,37 @@ def test_readers_out_of_range_are_refused(bad: int) -> None:
 
     with pytest.raises(ValidationError, match="readers"):
         TrainConfig(readers=bad)
+
+
+def test_several_readers_each_carry_the_reading_targets() -> None:
+    from perception.spec import MODEL_SPEC
+    from training.model import member_targets, reading_outputs
+    from training.ruleparams import RULE_PARAMS
+
+    assert reading_outputs(1)[MODEL_SPEC.rule_output] == [MODEL_SPEC.rule_output]
+    two = reading_outputs(2)
+    assert set(two) == {MODEL_SPEC.rule_output, *RULE_PARAMS}
+    assert two["rule_limit"] == ["rule_limit_r0", "rule_limit_r1"]
+    cls, weight = np.array([[3, 0]]), np.array([[1.0, 0.0]])
+    y = {MODEL_SPEC.output: np.array([2]), MODEL_SPEC.rule_output: cls}
+    w = {MODEL_SPEC.output: np.array([1.0]), MODEL_SPEC.rule_output: weight}
+    assert member_targets(y, w, 1) == (y, w)
+    y2, w2 = member_targets(y, w, 2)
+    # The average carries no loss of its own (a loss on it lets readers give up classes);
+    # each reader's output gets the targets and weights, the decision's are untouched.
+    assert set(y2) == set(w2) == {MODEL_SPEC.output, "rule_classes_r0", "rule_classes_r1"}
+    assert y2["rule_classes_r1"] is cls and w2["rule_classes_r0"] is weight
+    assert MODEL_SPEC.rule_output in y  # the caller's dicts are not changed
+
+
+def test_a_model_with_several_readers_outputs_each_readers_reading() -> None:
+    from training.model import create_fused_model, create_text_only_model, reading_outputs
+    from training.reader import reader_of, readers_of
+
+    for build in (create_fused_model, create_text_only_model):
+        model = build(6, len(CLASSES), readers=3)
+        want = {m for ms in reading_outputs(3).values() for m in ms}
+        assert want <= set(model.output_names)  # their losses: training.train
+        assert readers_of(model) == 3
+        assert set(reader_of(model).output_names) == want
+    assert readers_of(create_fused_model(6, len(CLASSES))) == 1
