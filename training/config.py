@@ -56,9 +56,9 @@ class TrainConfig(BaseModel):
     # (training.model._rule_head). Measured by `ruledrive bench reader --rule-head` and not
     # adopted (docs/training.md, "Results").
     rule_head: Literal["flat", "factorized"] = "flat"
-    # Independent rule readers (text encoder and per-rule heads each) whose readings are
-    # averaged (training.model._read_rules): readers trained from other seeds disagree most on
-    # wording they never saw. Measured by `ruledrive bench reader --members`.
+    # Rule readers (a text encoder and per-rule heads each, each with its own reading loss)
+    # whose readings are averaged (training.model._read_rules). Measured by `ruledrive bench
+    # reader --readers` and not adopted (docs/training.md, "Several readers"); one process only.
     readers: int = Field(default=1, ge=1, le=5)
     # The rule reader alone first (training.reader): epochs over the training splits' distinct
     # rule texts plus a rule corpus (``ruledrive rule-corpus``: rule texts with their meaning,

@@ -226,16 +226,16 @@ def reading_outputs(readers: int, spec: ModelSpec = MODEL_SPEC) -> dict[str, lis
 def member_targets(
     y: dict[str, np.ndarray], w: dict[str, np.ndarray], readers: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Targets and sample weights keyed by output name, with each reading's moved onto the
-    outputs :func:`reading_outputs` puts its loss on."""
+    """Targets and sample weights keyed by output name, with each reading's copied onto the
+    outputs :func:`reading_outputs` puts its loss on. The average keeps its own (Keras wants a
+    target for every output; with no loss on it, it is not used)."""
     if readers == 1:
         return y, w
     y, w = dict(y), dict(w)
     for name, members in reading_outputs(readers).items():
         if name in y:
-            target, weight = y.pop(name), w.pop(name)
             for m in members:
-                y[m], w[m] = target, weight
+                y[m], w[m] = y[name], w[name]
     return y, w
 
 

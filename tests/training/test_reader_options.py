@@ -155,11 +155,12 @@ def test_several_readers_each_carry_the_reading_targets() -> None:
     w = {MODEL_SPEC.output: np.array([1.0]), MODEL_SPEC.rule_output: weight}
     assert member_targets(y, w, 1) == (y, w)
     y2, w2 = member_targets(y, w, 2)
-    # The average carries no loss of its own (a loss on it lets readers give up classes);
-    # each reader's output gets the targets and weights, the decision's are untouched.
-    assert set(y2) == set(w2) == {MODEL_SPEC.output, "rule_classes_r0", "rule_classes_r1"}
+    # Each reader's output gets the reading's targets and weights (its loss is on them, not on
+    # the average: training.train); the average keeps its own, as Keras wants one per output.
+    names = {MODEL_SPEC.output, MODEL_SPEC.rule_output, "rule_classes_r0", "rule_classes_r1"}
+    assert set(y2) == set(w2) == names
     assert y2["rule_classes_r1"] is cls and w2["rule_classes_r0"] is weight
-    assert MODEL_SPEC.rule_output in y  # the caller's dicts are not changed
+    assert set(y) == {MODEL_SPEC.output, MODEL_SPEC.rule_output}  # the caller's dicts unchanged
 
 
 def test_a_model_with_several_readers_outputs_each_readers_reading() -> None:
