@@ -104,11 +104,18 @@ def _rows(results: dict[str, Any], seeds: tuple[int, ...]) -> list[tuple[str, st
                     v["accuracy"] >= TARGETS[target],
                 )
             )
-    und = [e["heldout-phrasing"]["rules_not_understood"] for e in evs] + [
-        e["test"]["rules_not_understood"] for e in evs
-    ]
+    by_wording = {
+        "training": [e["test"]["rules_not_understood"] for e in evs],
+        "held-out": [e["heldout-phrasing"]["rules_not_understood"] for e in evs],
+    }
+    und = by_wording["held-out"] + by_wording["training"]
     caught = min(u["unreadable_rules_flagged"] or 0.0 for u in und)
     false = max(u["readable_sets_flagged"] or 0.0 for u in und)
+    # Where the flags fall: a held-out wording the model flags is one it says it cannot read,
+    # a training wording flagged is a false alarm; the target is judged on the worst of both.
+    false_by = {
+        w: max(u["readable_sets_flagged"] or 0.0 for u in us) for w, us in by_wording.items()
+    }
     rows.append(
         (
             "unreadable rules flagged (rules_not_understood), worst",
@@ -120,7 +127,8 @@ def _rows(results: dict[str, Any], seeds: tuple[int, ...]) -> list[tuple[str, st
     rows.append(
         (
             "readable rule sets flagged, worst",
-            f"{false:.2%}",
+            f"{false:.2%} (training wording {false_by['training']:.2%}, held-out wording "
+            f"{false_by['held-out']:.2%})",
             "<= 0.5 %",
             false <= TARGETS["readable_flagged_max"],
         )

@@ -14,7 +14,9 @@ from training.config import TrainConfig
 SEEDS = (1234, 1, 2)
 
 
-def _split(acc: float, targeted: dict[str, float], cf: float | None = None) -> dict[str, Any]:
+def _split(
+    acc: float, targeted: dict[str, float], cf: float | None = None, flagged: float = 0.001
+) -> dict[str, Any]:
     rep: dict[str, Any] = {
         "n": 1000,
         "accuracy": acc,
@@ -28,7 +30,7 @@ def _split(acc: float, targeted: dict[str, float], cf: float | None = None) -> d
             "unreadable_rules": 100,
             "unreadable_rules_flagged": 0.995,
             "readable_sets": 900,
-            "readable_sets_flagged": 0.001,
+            "readable_sets_flagged": flagged,
         },
     }
     if cf is not None:
@@ -181,3 +183,18 @@ def test_the_card_says_whether_its_flags_include_the_reading_check(tmp_path: Pat
     res["fused-s2"]["eval"]["reading_check"] = None
     card = render_card(res, TrainConfig(), "ruledrive train-default", onnx, SEEDS)
     assert "is not in the figures of 1 of the seeds" in card
+
+
+def test_readable_sets_flagged_is_judged_on_the_worst_and_split_by_wording() -> None:
+    res = _results(0.98)
+    res["fused-s1"]["eval"]["splits"]["heldout-phrasing"] = _split(
+        0.96, {"speed_limit|en|held-out": 0.96}, flagged=0.02
+    )
+    res["fused-s2"]["eval"]["splits"]["test"] = _split(0.995, {}, flagged=0.003)
+    row = next(
+        line
+        for line in targets_table(res, SEEDS).splitlines()
+        if line.startswith("| readable rule sets flagged")
+    )
+    assert "2.00% (training wording 0.30%, held-out wording 2.00%)" in row
+    assert "**missed**" in row
