@@ -573,6 +573,23 @@ def _members(value: str) -> list[int]:
     return sorted(set(sizes))
 
 
+def _readers(value: str) -> list[int]:
+    """Numbers of readers in one model: each must be a TrainConfig.readers the model accepts
+    (checked here, before the data is read, not when the first model is built)."""
+    from pydantic import ValidationError
+
+    from training.config import TrainConfig
+
+    sizes = _seeds(value)
+    for k in sizes:
+        try:
+            TrainConfig(readers=k)
+        except ValidationError as exc:
+            msg = exc.errors()[0]["msg"]
+            raise argparse.ArgumentTypeError(f"readers {k}: {msg}") from exc
+    return sorted(set(sizes))
+
+
 def _seeds(value: str) -> list[int]:
     try:
         seeds = [int(v) for v in value.split(",") if v.strip()]
@@ -616,7 +633,7 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--readers",
-        type=_members,
+        type=_readers,
         default=[1],
         help="comma-separated numbers of readers inside one model, trained together on their "
         "averaged reading (TrainConfig.readers), to compare",

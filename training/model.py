@@ -38,6 +38,7 @@ __all__ = [
     "create_text_encoder",
     "create_text_only_model",
     "member_targets",
+    "reading_losses",
     "reading_outputs",
 ]
 
@@ -221,6 +222,18 @@ def reading_outputs(readers: int, spec: ModelSpec = MODEL_SPEC) -> dict[str, lis
     if readers == 1:
         return {n: [n] for n in names}
     return {n: [f"{n}_r{i}" for i in range(readers)] for n in names}
+
+
+def reading_losses(
+    readers: int, rule_weight: float, param_weight: float, spec: ModelSpec = MODEL_SPEC
+) -> tuple[dict[str, keras.losses.Loss], dict[str, float]]:
+    """The reading's losses and their weights (class: ``rule_weight``, each parameter:
+    ``param_weight``), keyed by the outputs :func:`reading_outputs` puts them on; for the whole
+    model's compile (training.train) and the reader's alone (training.reader)."""
+    weight = {spec.rule_output: rule_weight, **dict.fromkeys(RULE_PARAMS, param_weight)}
+    on = reading_outputs(readers, spec)
+    losses = {m: keras.losses.SparseCategoricalCrossentropy() for ms in on.values() for m in ms}
+    return losses, {m: weight[n] for n, ms in on.items() for m in ms}
 
 
 def member_targets(

@@ -125,7 +125,10 @@ def readers_of(model: Any) -> int:
     """How many rule readers a model (or a reader of one) has (training.model._read_rules
     names each one's class layer ``rule_classes_r<i>`` when there are several)."""
     names = {layer.name for layer in model.layers}
-    return sum(1 for i in range(10) if f"{MODEL_SPEC.rule_output}_r{i}" in names) or 1
+    n = 0
+    while f"{MODEL_SPEC.rule_output}_r{n}" in names:
+        n += 1
+    return max(n, 1)
 
 
 def reader_of(model: Any) -> Any:
@@ -166,7 +169,7 @@ def fit_reader(
     a cosine decay over the run."""
     import keras
 
-    from training.model import member_targets, reading_outputs
+    from training.model import member_targets, reading_losses
 
     if len(data) == 0:
         raise DataError("the rule reader has no labelled rule text to train on")
@@ -176,19 +179,10 @@ def fit_reader(
     schedule = keras.optimizers.schedules.CosineDecay(
         cfg.learning_rate, decay_steps=epochs * per_epoch, alpha=cfg.min_lr_ratio
     )
-    loss = keras.losses.SparseCategoricalCrossentropy
     # Its outputs are the reading's (one reader) or every reader's own (reading_outputs).
     readers = readers_of(reader)
-    reading = reading_outputs(readers)
-    weight = {
-        s.rule_output: cfg.rule_loss_weight,
-        **dict.fromkeys(RULE_PARAMS, cfg.param_loss_weight),
-    }
-    reader.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss={m: loss() for members in reading.values() for m in members},
-        loss_weights={m: weight[n] for n, members in reading.items() for m in members},
-    )
+    losses, weights = reading_losses(readers, cfg.rule_loss_weight, cfg.param_loss_weight)
+    reader.compile(optimizer=keras.optimizers.Adam(schedule), loss=losses, loss_weights=weights)
     rng = np.random.default_rng(seed)
     for _ in range(epochs):
         rows = pack_rows(len(data), slots, rng)

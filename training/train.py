@@ -252,19 +252,15 @@ def _build_and_compile(
     )
     s = MODEL_SPEC
     # Several readers: each reading's loss is on every reader's own output (reading_outputs).
-    reading = builders.reading_outputs(_readers(cfg))
-    reading_weight = {s.rule_output: cfg.rule_loss_weight}
-    reading_weight.update(dict.fromkeys(RULE_PARAMS, cfg.param_loss_weight))
+    reading_loss, reading_weight = builders.reading_losses(
+        _readers(cfg), cfg.rule_loss_weight, cfg.param_loss_weight
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
         loss={
             s.output: keras.losses.SparseCategoricalCrossentropy(),
             s.ood_output: keras.losses.BinaryCrossentropy(),
-            **{
-                m: keras.losses.SparseCategoricalCrossentropy()
-                for members in reading.values()
-                for m in members
-            },
+            **reading_loss,
             EGO_LANE_OUTPUT: keras.losses.BinaryCrossentropy(),
             TIME_OUTPUT: keras.losses.SparseCategoricalCrossentropy(),
             SCHOOL_SIGN_OUTPUT: keras.losses.BinaryCrossentropy(),
@@ -272,7 +268,7 @@ def _build_and_compile(
         loss_weights={
             s.output: 1.0,
             s.ood_output: cfg.ood_loss_weight,
-            **{m: reading_weight[n] for n, members in reading.items() for m in members},
+            **reading_weight,
             **dict.fromkeys(
                 (EGO_LANE_OUTPUT, TIME_OUTPUT, SCHOOL_SIGN_OUTPUT), cfg.param_loss_weight
             ),

@@ -202,6 +202,7 @@ def test_withholding_refuses_a_corpus_that_names_no_families(tmp_path: Path) -> 
         ["--members", "0"],
         ["--members", "x"],
         ["--readers", "0"],
+        ["--readers", "6"],  # TrainConfig.readers allows 1-5
     ],
 )
 def test_bad_flags_are_usage_errors(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
