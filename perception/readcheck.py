@@ -13,19 +13,33 @@ An unsure reading that does not change the decision is not flagged: most misread
 bind the frame they come with (docs/training.md, "The reading check"), and flagging every
 unsure rule refused many readable rule sets to catch few errors.
 
+Before the check, a model that carries a neighbour index (perception.neighbours) has the
+readings its training rules' neighbours overrule replaced (:func:`reread`, :func:`neighbour_read`):
+the check and the decision see the rule set as the node reads it.
+
 Shared by the node (policy.model) and the evaluation (training.evaluate), so the figures are
 the node's.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from perception.neighbours import META_KEY, NEIGHBOUR_OUTPUT, overrides
 from perception.spec import MODEL_SPEC
 
-__all__ = ["Alternative", "ReadingCheck", "alternatives", "decisive"]
+__all__ = [
+    "Alternative",
+    "NeighbourReading",
+    "ReadingCheck",
+    "alternatives",
+    "decisive",
+    "merged",
+    "neighbour_read",
+    "reread",
+]
 
 _S = MODEL_SPEC
 
@@ -65,6 +79,71 @@ def alternatives(
     return tuple((r, np.asarray(features[a])) for a, r in enumerate(unsure))
 
 
+def reread(
+    reading: Any,
+    names: tuple[str, ...],
+    readings: list[np.ndarray],
+    mask: np.ndarray,
+    changes: list[tuple[int, int]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """One rule set read with ``changes`` (rule index, class): each such rule's top class
+    probability moved onto that class (as :func:`alternatives` does for a runner-up) -> the rule
+    set's features [F] from the reading graph, and the classes [R, C] it used."""
+    classes = np.array(readings[0], np.float32, copy=True)
+    for r, c in changes:
+        top = int(np.argmax(classes[r]))
+        if top != c:
+            classes[r, c] += classes[r, top]
+            classes[r, top] = 0.0
+    feeds = {names[0]: classes[None]}
+    for name, tensor in zip(names[1:], readings[1:], strict=True):
+        feeds[name] = np.asarray(tensor, np.float32)[None]
+    feeds[_S.rule_mask_input] = np.asarray(mask, np.float32)[None]
+    (features,) = reading.run([_S.rule_set_output], feeds)
+    return np.asarray(features[0]), classes
+
+
+class NeighbourReading(NamedTuple):
+    """A rule set as read with its neighbours (:func:`neighbour_read`)."""
+
+    features: np.ndarray  # [F] the rule set's features with the overruled readings replaced
+    classes: np.ndarray  # [R, C] the classes those features were computed from
+    # Per overruled rule, the features had the reader's own reading of it stood: where that
+    # changes a frame's decision, the two readers disagree on a rule that decides the frame,
+    # and the reading check says so (rules_not_understood).
+    disagreements: tuple[Alternative, ...]
+
+
+def neighbour_read(
+    reading: Any,
+    names: tuple[str, ...],
+    readings: list[np.ndarray],
+    mask: np.ndarray,
+    support: np.ndarray,
+    rule_classes: tuple[str, ...],
+    min_votes: int,
+) -> NeighbourReading | None:
+    """One rule set with the readings its neighbours overrule (perception.neighbours.overrides)
+    replaced; None when they overrule none."""
+    changes = overrides(readings[0], support, mask, rule_classes, min_votes)
+    if not changes:
+        return None
+    features, classes = reread(reading, names, readings, mask, changes)
+    disagreements = tuple(
+        (r, reread(reading, names, readings, mask, [x for x in changes if x[0] != r])[0])
+        for r, _ in changes
+    )
+    return NeighbourReading(features, classes, disagreements)
+
+
+def merged(
+    first: tuple[Alternative, ...], more: tuple[Alternative, ...]
+) -> tuple[Alternative, ...]:
+    """``first`` and the alternatives of ``more`` for rules ``first`` has none of."""
+    have = {r for r, _ in first}
+    return (*first, *(a for a in more if a[0] not in have))
+
+
 def decisive(
     frame: Any,
     images: np.ndarray,
@@ -99,8 +178,19 @@ class ReadingCheck:
     """The check over whole batches of model inputs (evaluation, benchmarks): the rule, frame
     and reading graphs of one exported model, run the way the node runs them."""
 
-    def __init__(self, rules: Any, frame: Any, reading: Any, names: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        rules: Any,
+        frame: Any,
+        reading: Any,
+        names: tuple[str, ...],
+        neighbours: Any = None,
+        rule_classes: tuple[str, ...] = (),
+        min_votes: int = 0,
+    ) -> None:
         self.rules, self.frame, self.reading, self.names = rules, frame, reading, names
+        # The neighbour reading (perception.neighbours); None: the model has no index.
+        self.neighbours, self.rule_classes, self.min_votes = neighbours, rule_classes, min_votes
 
     @classmethod
     def from_model(cls, model_bytes: bytes) -> ReadingCheck | None:
@@ -117,29 +207,60 @@ class ReadingCheck:
             ort.InferenceSession(g, providers=cpu)
             for g in (parts.rules, parts.frame, parts.reading)
         )
-        return cls(rules, frame, reading, parts.reading_inputs)
+        if parts.neighbours is None:
+            return cls(rules, frame, reading, parts.reading_inputs)
+        meta = ort.InferenceSession(model_bytes, providers=cpu).get_modelmeta()
+        classes, votes = neighbour_settings(meta.custom_metadata_map)
+        neighbours = ort.InferenceSession(parts.neighbours, providers=cpu)
+        return cls(rules, frame, reading, parts.reading_inputs, neighbours, classes, votes)
 
     def scan(
         self, inputs: dict[str, np.ndarray], threshold: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """For a batch of model inputs: the decision probabilities [N, labels] (the model's label
-        order), each rule's top class probability [N, R] (1 for an empty slot), and whether its
-        runner-up reading changes the decision [N, R] (checked for rules below ``threshold``)."""
+        order), each rule's top class probability [N, R] (1 for an empty slot, 0 for a rule the
+        neighbours overruled, which is always checked), whether its alternative reading changes
+        the decision [N, R] (the runner-up for rules below ``threshold``; the reader's own for an
+        overruled rule, when ``threshold`` > 0), and the rule classes [N, R, C] the decision used
+        (the neighbour reading applied)."""
+        rule_feeds = {
+            _S.rules_input: inputs[_S.rules_input],
+            _S.rule_mask_input: inputs[_S.rule_mask_input],
+        }
         feats, classes, *params = self.rules.run(
-            [_S.rule_set_output, _S.rule_output, *self.names[1:]],
-            {
-                _S.rules_input: inputs[_S.rules_input],
-                _S.rule_mask_input: inputs[_S.rule_mask_input],
-            },
+            [_S.rule_set_output, _S.rule_output, *self.names[1:]], rule_feeds
         )
+        mask = inputs[_S.rule_mask_input]
+        disagree: list[tuple[Alternative, ...]] = [() for _ in range(len(feats))]
+        if self.neighbours is not None:
+            (support,) = self.neighbours.run([NEIGHBOUR_OUTPUT], rule_feeds)
+            feats, classes = np.array(feats, copy=True), np.array(classes, copy=True)
+            for k in range(len(feats)):
+                read = neighbour_read(
+                    self.reading,
+                    self.names,
+                    [classes[k], *(p[k] for p in params)],
+                    mask[k],
+                    support[k],
+                    self.rule_classes,
+                    self.min_votes,
+                )
+                if read is not None:
+                    feats[k], classes[k], disagree[k] = read
         images, speeds = inputs[_S.image_input], inputs[_S.speed_input]
         (probs,) = self.frame.run(
             [_S.output], {_S.image_input: images, _S.speed_input: speeds, _S.rule_set_output: feats}
         )
-        mask = inputs[_S.rule_mask_input]
         per_row = [
-            alternatives(
-                self.reading, self.names, [classes[k], *(p[k] for p in params)], mask[k], threshold
+            merged(
+                disagree[k] if threshold > 0 else (),
+                alternatives(
+                    self.reading,
+                    self.names,
+                    [classes[k], *(p[k] for p in params)],
+                    mask[k],
+                    threshold,
+                ),
             )
             for k in range(len(images))
         ]
@@ -147,4 +268,16 @@ class ReadingCheck:
         for k, got in enumerate(decisive(self.frame, images, speeds, probs.argmax(1), per_row)):
             changes[k, list(got)] = True
         top = np.where(mask.max(axis=2) > 0, classes.max(axis=2), 1.0)
-        return np.asarray(probs), top, changes
+        for k, alts in enumerate(disagree):  # checked at any threshold: count them below all
+            top[k, [r for r, _ in alts]] = 0.0
+        return np.asarray(probs), top, changes, np.asarray(classes)
+
+
+def neighbour_settings(metadata: dict[str, str]) -> tuple[tuple[str, ...], int]:
+    """The model's rule classes and the neighbour reading's ``min_votes``, from its metadata."""
+    import json
+
+    from perception.modelmeta import parse_metadata
+
+    meta = parse_metadata(metadata, source="model")
+    return meta.rule_classes, int(json.loads(metadata[META_KEY])["min_votes"])

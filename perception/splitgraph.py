@@ -14,6 +14,9 @@ A third graph, ``reading`` (each rule's reading: the class and parameter softmax
 -> the rule-set features), lets the node ask what the decision would be had a rule been read
 otherwise (perception.readcheck); the rule graph then also outputs the parameter softmaxes. A
 model whose reading tensors cannot be found gets no reading graph (the check is off for it).
+
+A fourth, ``neighbours`` (rule states, mask -> ``rule_support``), is cut from a model that
+carries a neighbour index (perception.neighbours): run once per rule set, beside the rule graph.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from perception.neighbours import NEIGHBOUR_OUTPUT
 from perception.spec import MODEL_SPEC
 
 __all__ = ["SplitModel", "split_model"]
@@ -40,6 +44,7 @@ class SplitModel:
     frame: bytes
     reading: bytes | None = None
     reading_inputs: tuple[str, ...] = ()
+    neighbours: bytes | None = None
 
 
 def _param_tensors(graph: object) -> tuple[str, ...] | None:
@@ -112,6 +117,13 @@ def split_model(model_bytes: bytes) -> SplitModel | None:
     if frame_inputs != {_S.image_input, _S.speed_input, _S.rule_set_output}:
         log.warning("the frame graph still reads %s; running the model whole", sorted(frame_inputs))
         return None
+    neighbours = None
+    if NEIGHBOUR_OUTPUT in {o.name for o in model.graph.output}:
+        try:
+            neighbours = ext.extract_model([_S.rules_input, _S.rule_mask_input], [NEIGHBOUR_OUTPUT])
+            neighbours.ClearField("metadata_props")
+        except Exception as exc:
+            log.warning("no neighbour graph (%s): the neighbour reading is off", exc)
     for part in (rules, frame):
         part.ClearField("metadata_props")  # the whole model's file keeps them
     return SplitModel(
@@ -119,4 +131,5 @@ def split_model(model_bytes: bytes) -> SplitModel | None:
         frame.SerializeToString(),
         None if reading is None else reading.SerializeToString(),
         reading_inputs if reading is not None else (),
+        None if neighbours is None else neighbours.SerializeToString(),
     )

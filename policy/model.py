@@ -8,6 +8,7 @@ or shapes differ from ``perception.spec.MODEL_SPEC`` is refused with a ModelErro
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -21,8 +22,16 @@ from bus.schema import DecisionLabel
 from core.defaults import READING_THRESHOLD
 from core.errors import ConfigError, ModelError
 from perception.modelmeta import ModelMeta, parse_metadata
+from perception.neighbours import NEIGHBOUR_OUTPUT
 from perception.onnxrun import run_all_outputs
-from perception.readcheck import Alternative, alternatives, decisive
+from perception.readcheck import (
+    Alternative,
+    alternatives,
+    decisive,
+    merged,
+    neighbour_read,
+    neighbour_settings,
+)
 from perception.rule_encoder import DEFAULT_ENCODER_DIR, RuleEncoder, unreadable_script
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import split_model
@@ -117,6 +126,10 @@ class PolicyModel:
     # Rules whose top class probability is below this are checked (perception.readcheck);
     # 0 = no check.
     reading_threshold: float = 0.0
+    # The neighbour reading (perception.neighbours): rule_support per rule set, and how many of
+    # the neighbours must agree to overrule a reading. None: the model has no index.
+    neighbours_session: ort.InferenceSession | None = None
+    min_votes: int = 0
 
     @property
     def split(self) -> bool:
@@ -142,12 +155,15 @@ class PolicyModel:
         threads: int = 0,
         spinning: bool = False,
         reading_threshold: float = READING_THRESHOLD,
+        neighbour_reading: bool = True,
     ) -> PolicyModel:
         """Load and check the model, and the text encoder its metadata names (``encoder``: one
         already loaded, e.g. the previous model's on a hot reload). ``threads``: onnxruntime
         intra-op threads (0 = its default); ``spinning``: whether they spin-wait between runs
         (off: the node's CPU follows its load instead of keeping cores busy);
-        ``reading_threshold``: the reading check's (perception.readcheck; 0 = off)."""
+        ``reading_threshold``: the reading check's (perception.readcheck; 0 = off);
+        ``neighbour_reading``: whether a model's neighbour index overrules readings
+        (perception.neighbours)."""
         path = Path(path)
         t0 = time.perf_counter()
         if not path.is_file():
@@ -177,18 +193,24 @@ class PolicyModel:
                 f"{path} was trained on text encoder {meta.encoder['model_sha256'][:12]}, "
                 f"{encoder_dir} holds {encoder.identity()['model_sha256'][:12]}"
             )
-        rules_session = frame_session = reading_session = None
+        rules_session = frame_session = reading_session = neighbours_session = None
         has_rule_set = _S.rule_set_output in {o.name for o in session.get_outputs()}
         parts = split_model(data) if has_rule_set else None
+        if parts is not None and not neighbour_reading:
+            parts = dataclasses.replace(parts, neighbours=None)
         if parts is not None:
             try:
                 rules_session = ort.InferenceSession(parts.rules, opts, providers=wanted)
                 frame_session = ort.InferenceSession(parts.frame, opts, providers=wanted)
-                if parts.reading is not None and reading_threshold > 0:
+                if parts.reading is not None and (reading_threshold > 0 or parts.neighbours):
                     reading_session = ort.InferenceSession(parts.reading, opts, providers=wanted)
+                if parts.neighbours is not None and parts.reading is not None:
+                    neighbours_session = ort.InferenceSession(
+                        parts.neighbours, opts, providers=wanted
+                    )
             except Exception as exc:
                 log.warning("%s: split graphs do not load (%s); running it whole", path, exc)
-                rules_session = frame_session = reading_session = None
+                rules_session = frame_session = reading_session = neighbours_session = None
         if reading_threshold > 0 and reading_session is None:
             log.warning("%s: no reading graph; the reading check is off for it", path)
         model = cls(
@@ -204,6 +226,10 @@ class PolicyModel:
             reading_session,
             parts.reading_inputs if parts is not None and reading_session is not None else (),
             reading_threshold if reading_session is not None else 0.0,
+            neighbours_session,
+            neighbour_settings(session.get_modelmeta().custom_metadata_map)[1]
+            if neighbours_session is not None
+            else 0,
         )
         model.warmup(warmup_batch)
         model.load_s = time.perf_counter() - t0
@@ -226,18 +252,35 @@ class PolicyModel:
             return EncodedRules(states, mask, unreadable=unreadable)
         wanted = [_S.rule_set_output, _S.rule_output, *self.reading_inputs[1:]]
         try:
-            feats, classes, *params = self.rules_session.run(
-                wanted, {_S.rules_input: states[None], _S.rule_mask_input: mask[None]}
-            )
+            feeds = {_S.rules_input: states[None], _S.rule_mask_input: mask[None]}
+            feats, classes, *params = self.rules_session.run(wanted, feeds)
             alts: tuple[Alternative, ...] = ()
-            if self.reading_session is not None:
-                readings = [np.asarray(classes[0]), *(np.asarray(p[0]) for p in params)]
-                alts = alternatives(
+            disagree: tuple[Alternative, ...] = ()
+            if self.reading_session is not None and self.neighbours_session is not None:
+                (support,) = self.neighbours_session.run([NEIGHBOUR_OUTPUT], feeds)
+                got = neighbour_read(
                     self.reading_session,
                     self.reading_inputs,
-                    readings,
+                    [np.asarray(classes[0]), *(np.asarray(p[0]) for p in params)],
                     mask,
-                    self.reading_threshold,
+                    support[0],
+                    self.meta.rule_classes,
+                    self.min_votes,
+                )
+                if got is not None:
+                    feats, classes = got.features[None], got.classes[None]
+                    disagree = got.disagreements
+            if self.reading_session is not None and self.reading_threshold > 0:
+                readings = [np.asarray(classes[0]), *(np.asarray(p[0]) for p in params)]
+                alts = merged(
+                    disagree,
+                    alternatives(
+                        self.reading_session,
+                        self.reading_inputs,
+                        readings,
+                        mask,
+                        self.reading_threshold,
+                    ),
                 )
         except Exception as exc:
             raise ModelError(f"rule graph failed: {exc}") from exc

@@ -96,6 +96,7 @@ class Node:
             threads=settings.ort_threads,
             spinning=settings.ort_spinning,
             reading_threshold=settings.reading_check_threshold,
+            neighbour_reading=settings.neighbour_reading,
         )
         self.decider = Decider(
             model,
@@ -488,6 +489,7 @@ class Node:
                 threads=self.settings.ort_threads,
                 spinning=self.settings.ort_spinning,
                 reading_threshold=self.settings.reading_check_threshold,
+                neighbour_reading=self.settings.neighbour_reading,
             )
         except (ModelError, ConfigError) as exc:
             self._failed_mtime = mtime

@@ -96,6 +96,12 @@ class NodeSettings(BaseSettings):
         "runner-up reading would change a frame's decision, the frame is answered "
         "rules_not_understood (0 = no check; docs/contract.md)",
     )
+    neighbour_reading: bool = Field(
+        True,
+        description="a rule whose read kind none of its nearest training rules has, while most "
+        "of them agree on another class, is read as that class (for a model that carries the "
+        "index; false = the model's own reading only; docs/training.md)",
+    )
     max_payload_bytes: int = Field(
         2 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="larger messages are refused"
     )

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "ruledrive.bench_wording",
     "ruledrive.bench_readcheck",
     "ruledrive.credentials_cli",
+    "ruledrive.neighbours_cli",
 )
 
 SERVICES = ("serve", "record")  # long-running commands: INFO is their default log level

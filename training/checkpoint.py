@@ -8,6 +8,8 @@
       checkpoint.json    model_version, data fingerprint, label order, rule classes, the text
                          encoder's identity, thresholds chosen on validation data, metrics
       parity.npz         validation inputs used by the ONNX parity check
+      neighbours.npz     the training rules' neighbour index the export attaches
+                         (perception.neighbours; absent for a model without rule text)
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ import numpy as np
 
 from core.errors import ConfigError
 from perception.modelmeta import Thresholds
+from perception.neighbours import NeighbourIndex
 from training.config import TrainConfig
 
-__all__ = ["Checkpoint", "load_checkpoint", "save_checkpoint_files"]
+__all__ = ["NEIGHBOURS_FILE", "Checkpoint", "load_checkpoint", "save_checkpoint_files"]
+
+NEIGHBOURS_FILE = "neighbours.npz"
 
 
 @dataclass
@@ -44,6 +49,10 @@ class Checkpoint:
     @property
     def thresholds(self) -> Thresholds:
         return Thresholds(**self.info.get("thresholds", {}))
+
+    def neighbours(self) -> NeighbourIndex | None:
+        f = self.path / NEIGHBOURS_FILE
+        return NeighbourIndex.load(f) if f.exists() else None
 
     def parity_inputs(self) -> dict[str, np.ndarray] | None:
         f = self.path / "parity.npz"

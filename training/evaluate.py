@@ -74,7 +74,11 @@ class OnnxPredictor:
     its metadata; decision columns matched by label name, never by position."""
 
     def __init__(
-        self, path: Path, encoder_dir: str = "models/text-encoder", reading_check: bool = True
+        self,
+        path: Path,
+        encoder_dir: str = "models/text-encoder",
+        reading_check: bool = True,
+        neighbour_reading: bool = True,
     ) -> None:
         import onnxruntime as ort
 
@@ -86,20 +90,28 @@ class OnnxPredictor:
         self.rule_classes, self.thresholds = meta.rule_classes, meta.thresholds
         self.encoder_dir = encoder_dir
         self.decode = meta.decode
-        # The node's reading check (perception.readcheck), at the node's default threshold;
-        # None for a model without a reading graph, or when not asked for.
-        self.reading_check = (
-            ReadingCheck.from_model(Path(path).read_bytes()) if reading_check else None
-        )
+        # The node's split graphs (perception.readcheck): its reading check, at the node's
+        # default threshold, and its neighbour reading (perception.neighbours) where the model
+        # has an index; None for a model without a reading graph.
+        graphs = ReadingCheck.from_model(Path(path).read_bytes())
+        self.reading_check = graphs if reading_check else None
+        has_index = graphs is not None and graphs.neighbours is not None
+        self.neighbours = graphs if has_index and neighbour_reading else None
+        if graphs is not None and not neighbour_reading:
+            graphs.neighbours = None
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from perception.onnxrun import run_all_outputs, to_label_order
 
         outs = run_all_outputs(self.session, inputs)
+        graphs = self.reading_check or self.neighbours
+        if graphs is not None:  # the decision and the classes as the node computes them
+            threshold = READING_THRESHOLD if self.reading_check is not None else 0.0
+            probs, top, changes, classes = graphs.scan(inputs, threshold)
+            outs[_S.output], outs[_S.rule_output] = probs, classes
+            if self.reading_check is not None:
+                outs[READING_OUTPUT] = (top < READING_THRESHOLD) & changes
         outs[_S.output] = to_label_order(outs[_S.output], self.labels)
-        if self.reading_check is not None:
-            _, top, changes = self.reading_check.scan(inputs, READING_THRESHOLD)
-            outs[READING_OUTPUT] = (top < READING_THRESHOLD) & changes
         return outs
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from core.errors import TrainingError
 from perception.modelmeta import build_metadata, parse_metadata
+from perception.neighbours import attach
 from perception.onnxrun import run_all_outputs
 from perception.spec import MODEL_SPEC
 from training.checkpoint import Checkpoint
@@ -119,6 +120,9 @@ def export_onnx(
         proto = _convert(ckpt.model)
     except Exception as exc:  # tf2onnx raises many types; one clear error for the caller
         raise TrainingError(f"tf2onnx conversion failed: {exc}") from exc
+    index = ckpt.neighbours()
+    if index is not None and MODEL_SPEC.rule_output in {o.name for o in proto.graph.output}:
+        attach(proto, index, len(ckpt.rule_classes))  # perception.neighbours
     parity = parity_check(proto.SerializeToString(), ckpt.model, inputs)
     metrics = {**ckpt.info.get("metrics", {}), "onnx_parity": parity}
     meta = build_metadata(
@@ -130,7 +134,8 @@ def export_onnx(
         metrics=metrics,
         data_fingerprint=ckpt.info.get("data_fingerprint", ""),
     )
-    onnx.helper.set_model_props(proto, meta)
+    # attach() wrote the neighbour index's key already: keep it beside the metadata.
+    onnx.helper.set_model_props(proto, {**{e.key: e.value for e in proto.metadata_props}, **meta})
     proto.producer_name = "ruledrive"
     data = proto.SerializeToString()
     parse_metadata(meta, source=str(out))  # what the node will check, checked now

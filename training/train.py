@@ -33,7 +33,7 @@ from core.errors import ConfigError, DataError
 from perception.modelmeta import NOT_UNDERSTOOD
 from perception.rule_encoder import RuleEncoder
 from perception.spec import MODEL_SPEC
-from training.checkpoint import load_checkpoint, save_checkpoint_files
+from training.checkpoint import NEIGHBOURS_FILE, load_checkpoint, save_checkpoint_files
 from training.config import TrainConfig
 from training.data import (
     ArrayDataset,
@@ -309,6 +309,7 @@ def _finish(
     parity_idx = np.arange(min(len(parity_src), 1024))
     parity_inputs: dict[str, Any] = dict(parity_src.inputs(parity_idx))
     np.savez_compressed(out / "parity.npz", **parity_inputs)
+    _save_neighbours(out, train_ds, rule_classes)
     info = {
         **base_info,
         "labels": [str(x) for x in DecisionLabel],
@@ -325,6 +326,22 @@ def _finish(
     log.info("trained %s in %.0fs: val accuracy %.4f", info["model_version"], train_s, val_acc)
 
     return info
+
+
+def _save_neighbours(out: Path, train_ds: ArrayDataset, rule_classes: tuple[str, ...]) -> None:
+    """The neighbour index (perception.neighbours) of the training frames' distinct rule texts
+    with a known class, for the export to attach; none for a model without rule text input or
+    with too few rules."""
+    from perception.neighbours import K, build_index, sentence_vectors
+
+    rows = _reader_set(train_ds, None, rule_classes)
+    known = rows.classes >= 0
+    if int(known.sum()) < K:
+        log.info("no neighbour index: %d labelled rule texts", int(known.sum()))
+        return
+    table = train_ds.table
+    vecs = sentence_vectors(table.states[rows.rows[known]], table.masks[rows.rows[known]])
+    build_index(vecs, rows.classes[known]).save(out / NEIGHBOURS_FILE)
 
 
 def _finished_checkpoint(out: Path, version: str) -> dict[str, Any] | None:

@@ -157,7 +157,11 @@ def test_a_model_without_a_reading_graph_runs_without_the_check(tmp_path: Path) 
 
     fake = PolicyModel.load(build_fake_model(tmp_path / "fake.onnx"), reading_threshold=0.9)
     assert fake.reading_threshold == 0.0 and fake.reading_session is None
-    assert PolicyModel.load(MODEL, "cpu", reading_threshold=0.0).reading_session is None
+    off = PolicyModel.load(MODEL, "cpu", reading_threshold=0.0, neighbour_reading=False)
+    assert off.reading_session is None
+    # The neighbour reading (perception.neighbours) needs the reading graph; the check stays off.
+    nb = PolicyModel.load(MODEL, "cpu", encoder=off.encoder, reading_threshold=0.0)
+    assert nb.reading_session is not None and nb.reading_threshold == 0.0
 
 
 def test_the_node_loads_and_reloads_the_model_with_its_setting(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from core.errors import ConfigError, DataError, TrainingError
 from perception.modelmeta import parse_metadata
+from perception.neighbours import NEIGHBOUR_OUTPUT
 from perception.spec import MODEL_SPEC
 from ruledrive.cli import main as cli
 from training.config import TrainConfig
@@ -73,6 +74,7 @@ def test_checkpoint_has_everything_export_needs(trained: Path) -> None:
         "curves.png",
         "history.csv",
         "model.onnx",
+        "neighbours.npz",
     ):
         assert (trained / name).is_file(), name
     info = json.loads((trained / "checkpoint.json").read_text())
@@ -86,9 +88,10 @@ def test_onnx_has_named_dynamic_inputs_and_readable_metadata(trained: Path) -> N
     assert set(ins) == {i.name for i in MODEL_SPEC.inputs}
     assert ins["image"].type == "tensor(uint8)" and ins["image"].shape[1:] == [96, 160, 3]
     assert all(isinstance(i.shape[0], str) for i in ins.values())  # dynamic batch
-    # The fused model also exports the rule set's features, which the node caches per rule set.
+    # The fused model also exports the rule set's features, which the node caches per rule set,
+    # and its training rules' neighbour votes (perception.neighbours).
     assert sorted(o.name for o in sess.get_outputs()) == sorted(
-        (*MODEL_SPEC.outputs, MODEL_SPEC.rule_set_output)
+        (*MODEL_SPEC.outputs, MODEL_SPEC.rule_set_output, NEIGHBOUR_OUTPUT)
     )
     meta = parse_metadata(sess.get_modelmeta().custom_metadata_map)
     info = json.loads((trained / "checkpoint.json").read_text())
@@ -138,8 +141,11 @@ def test_the_node_runs_the_rule_graph_once_per_rule_set_with_the_same_outputs(
     from perception.image import preprocess_jpeg
     from policy.model import PolicyModel
 
-    model = PolicyModel.load(trained / "model.onnx")
-    assert model.split
+    # The neighbour reading changes what the split graphs compute (perception.neighbours):
+    # compared without it; with it, the node has the neighbour graph of the fresh export.
+    assert PolicyModel.load(trained / "model.onnx").neighbours_session is not None
+    model = PolicyModel.load(trained / "model.onnx", neighbour_reading=False)
+    assert model.split and model.neighbours_session is None
     samples = list(read_samples([data / "test" / "test.mcap"], require_labels=True))[:24]
     encoded = [model.encode_rules(tuple(s.rules)) for s in samples]
     images = np.stack([preprocess_jpeg(s.jpeg) for s in samples])
@@ -192,14 +198,19 @@ def test_evaluate_onnx_and_keras_agree_and_write_reports(
     trained: Path, data: Path, tmp_path: Path
 ) -> None:
     from training.data import load_samples
-    from training.evaluate import evaluate_samples, load_predictor
+    from training.evaluate import OnnxPredictor, evaluate_samples, load_predictor
 
     samples = load_samples([data / "test", data / "counterfactual"])
     rep_onnx = evaluate_samples(load_predictor(trained / "model.onnx"), samples, tmp_path)
     rep_keras = evaluate_samples(load_predictor(trained), samples, None)
+    # Keras has no neighbour reading (perception.neighbours): compared with the ONNX model
+    # evaluated without it.
+    own = OnnxPredictor(trained / "model.onnx", neighbour_reading=False)
+    assert own.neighbours is None and load_predictor(trained / "model.onnx").neighbours is not None
+    rep_own = evaluate_samples(own, samples, None)
     assert set(rep_onnx["splits"]) == {"test", "counterfactual"}
     for split in rep_onnx["splits"]:
-        assert rep_onnx["splits"][split]["accuracy"] == rep_keras["splits"][split]["accuracy"]
+        assert rep_own["splits"][split]["accuracy"] == rep_keras["splits"][split]["accuracy"]
     cf = rep_onnx["splits"]["counterfactual"]["counterfactual_consistency"]
     assert cf["pairs"] > 0 and 0.0 <= cf["both_right"] <= 1.0
     assert (tmp_path / "confusion_test.png").stat().st_size > 0
