@@ -77,8 +77,10 @@ FALLBACKS: tuple[Fallback, ...] = (
         "the model cannot read a rule (another language, gibberish, not a traffic rule), or "
         "the rule is in a script the model does not read (no letters, or mostly letters other "
         "than Latin and Chinese), or the model reads a rule unsurely and, read as its "
-        "runner-up, the rule would change this frame's decision (the reading check); "
-        "`unread_rules` names its index",
+        "runner-up, the rule would change this frame's decision (the reading check), or its "
+        "nearest training rules overrule the model's reading and the model's own reading "
+        "would change this frame's decision (the neighbour reading); `unread_rules` names "
+        "its index",
     ),
     Fallback(Reason.LOW_CONFIDENCE, _S, "the top probability is below confidence_threshold"),
 )
