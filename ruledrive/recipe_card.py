@@ -273,6 +273,27 @@ def _reading_note(results: dict[str, Any], seeds: tuple[int, ...]) -> str:
     )
 
 
+def _neighbour_line(onnx_path: Path) -> str:
+    """The card's sentence on the neighbour reading, for a model that carries the index."""
+    import onnx
+
+    from perception.neighbours import index_of
+
+    try:
+        index = index_of(onnx.load(str(onnx_path)))
+    except Exception:  # onnx raises DecodeError and others; the card then just omits it
+        index = None
+    if index is None:
+        return ""
+    return (
+        f"The file also carries the neighbour index of its {len(index.labels):,} training rules: "
+        f"a rule read as a kind none of its {index.k} nearest training rules has, while "
+        f"{index.min_votes} or more agree on another class, is read as theirs, and the reading "
+        "check flags a frame the model's own reading would decide otherwise (docs/training.md, "
+        '"The neighbour reading"); every figure below includes it.\n'
+    )
+
+
 def render_card(
     results: dict[str, Any], cfg: TrainConfig, command: str, onnx_path: Path, seeds: tuple[int, ...]
 ) -> str:
@@ -299,7 +320,7 @@ encoder's token states, first {40} tokens) + ego speed -> three outputs: softmax
 probability that the frame is not a road scene. Each rule is read into a symbolic form (its
 class, limit, hours, lane and merge side) and the decision sees only that form, so rule wording
 reaches the decision only through the reading; the node runs that reading once per rule set.
-The node turns the last two into the
+{_neighbour_line(onnx_path)}The node turns the last two into the
 `rules_not_understood` and `image_out_of_distribution` fallbacks with thresholds chosen on
 validation data ({info["thresholds"]}).
 

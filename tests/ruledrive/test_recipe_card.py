@@ -96,6 +96,11 @@ def test_the_worst_seed_decides_and_the_card_names_the_kind(tmp_path: Path) -> N
     card = render_card(res, TrainConfig(), "ruledrive train-default", onnx, SEEDS)
     assert "99.0% / 90.0% (n=50)" in card  # shipped seed / worst seed in the per-kind table
     assert "| 2 | 99.50% |" in card  # one row per seed
+    assert "neighbour index" not in card
+    # A model that carries the neighbour index (perception.neighbours) says so, with its size.
+    shipped = Path(__file__).resolve().parents[2] / "models/ruledrive-default.onnx"
+    card = render_card(res, TrainConfig(), "ruledrive train-default", shipped, SEEDS)
+    assert "neighbour index of its 13,522 training rules" in card
 
 
 def test_training_time_leaves_out_the_one_time_rule_encoding() -> None:
