@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from core.errors import ModelError
 from perception.neighbours import META_KEY, NEIGHBOUR_OUTPUT, overrides
 from perception.spec import MODEL_SPEC
 
@@ -280,4 +281,12 @@ def neighbour_settings(metadata: dict[str, str]) -> tuple[tuple[str, ...], int]:
     from perception.modelmeta import parse_metadata
 
     meta = parse_metadata(metadata, source="model")
-    return meta.rule_classes, int(json.loads(metadata[META_KEY])["min_votes"])
+    try:
+        votes = int(json.loads(metadata[META_KEY])["min_votes"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(
+            f"the model has a neighbour graph but no valid {META_KEY} metadata ({exc!r})"
+        ) from exc
+    if votes < 1:
+        raise ModelError(f"{META_KEY}: min_votes must be at least 1, not {votes}")
+    return meta.rule_classes, votes

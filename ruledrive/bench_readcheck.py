@@ -172,7 +172,9 @@ def _report(args: argparse.Namespace, results: dict, chosen: Any) -> str:
         f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; model `{args.model}` "
         f"version `{args.version}`. A frame is newly flagged when a rule read with top class "
         "probability below τ would, read as its runner-up class, change the decision "
-        "(perception.readcheck); frames the node flags already are not counted again. "
+        "(perception.readcheck), or, for a model with a neighbour index, when a rule its "
+        "neighbours overrule would, read as the model read it, change the decision (at every "
+        "τ; perception.neighbours); frames the node flags already are not counted again. "
         '"wrong" / "right": the model\'s decision on the newly flagged frames; "errors '
         'left valid": errors still answered with `valid=true`.',
         "",

@@ -254,3 +254,21 @@ def test_the_shipped_model_carries_the_index_within_the_size_limit() -> None:
     index = index_of(onnx.load(str(MODEL)))
     assert index is not None and len(index.labels) > 10_000 and index.vectors.dtype == np.float16
     assert MODEL.stat().st_size <= 10 * 1024 * 1024
+
+
+def test_a_neighbour_graph_without_valid_settings_is_refused(
+    all_amber: bytes, tmp_path: Path
+) -> None:
+    from core.errors import ModelError
+    from perception.neighbours import META_KEY
+
+    for value in (None, "not json", '{"k": 10}', '{"min_votes": 0}'):
+        model = onnx.load_from_string(all_amber)
+        props = [(e.key, e.value) for e in model.metadata_props if e.key != META_KEY]
+        if value is not None:
+            props.append((META_KEY, value))
+        onnx.helper.set_model_props(model, dict(props))
+        path = tmp_path / "bad.onnx"
+        path.write_bytes(model.SerializeToString())
+        with pytest.raises(ModelError, match=META_KEY):
+            PolicyModel.load(path, "cpu")
