@@ -39,6 +39,7 @@ __all__ = [
     "decisive",
     "merged",
     "neighbour_read",
+    "read_rule_set",
     "reread",
 ]
 
@@ -67,17 +68,36 @@ def alternatives(
     unsure = [int(r) for r in np.flatnonzero(present & (top < threshold))]
     if not unsure:
         return ()
-    alt = np.repeat(classes[None], len(unsure), axis=0)  # [A, R, C]
+    alt = np.repeat(np.asarray(classes, np.float32)[None], len(unsure), axis=0)  # [A, R, C]
     for a, r in enumerate(unsure):
         first, second = np.argsort(classes[r])[::-1][:2]
-        alt[a, r, second] = classes[r, first] + classes[r, second]
-        alt[a, r, first] = 0.0
-    feeds = {names[0]: alt.astype(np.float32)}
+        _move(alt[a], r, int(first), int(second))
+    features = _features(reading, names, alt, readings, mask)
+    return tuple((r, features[a]) for a, r in enumerate(unsure))
+
+
+def _move(classes: np.ndarray, r: int, source: int, target: int) -> None:
+    """In place: rule ``r``'s probability of class ``source`` moved onto class ``target``."""
+    classes[r, target] += classes[r, source]
+    classes[r, source] = 0.0
+
+
+def _features(
+    reading: Any,
+    names: tuple[str, ...],
+    classes: np.ndarray,
+    readings: list[np.ndarray],
+    mask: np.ndarray,
+) -> np.ndarray:
+    """The reading graph's rule-set features [A, F] for A versions ``classes`` [A, R, C] of one
+    rule set's class readings, each with that rule set's other readings and ``mask`` [R, T]."""
+    n = len(classes)
+    feeds = {names[0]: np.asarray(classes, np.float32)}
     for name, tensor in zip(names[1:], readings[1:], strict=True):
-        feeds[name] = np.repeat(tensor[None], len(unsure), axis=0).astype(np.float32)
-    feeds[_S.rule_mask_input] = np.repeat(mask[None], len(unsure), axis=0).astype(np.float32)
+        feeds[name] = np.repeat(np.asarray(tensor, np.float32)[None], n, axis=0)
+    feeds[_S.rule_mask_input] = np.repeat(np.asarray(mask, np.float32)[None], n, axis=0)
     (features,) = reading.run([_S.rule_set_output], feeds)
-    return tuple((r, np.asarray(features[a])) for a, r in enumerate(unsure))
+    return np.asarray(features)
 
 
 def reread(
@@ -94,14 +114,8 @@ def reread(
     for r, c in changes:
         top = int(np.argmax(classes[r]))
         if top != c:
-            classes[r, c] += classes[r, top]
-            classes[r, top] = 0.0
-    feeds = {names[0]: classes[None]}
-    for name, tensor in zip(names[1:], readings[1:], strict=True):
-        feeds[name] = np.asarray(tensor, np.float32)[None]
-    feeds[_S.rule_mask_input] = np.asarray(mask, np.float32)[None]
-    (features,) = reading.run([_S.rule_set_output], feeds)
-    return np.asarray(features[0]), classes
+            _move(classes, r, top, c)
+    return _features(reading, names, classes[None], readings, mask)[0], classes
 
 
 class NeighbourReading(NamedTuple):
@@ -143,6 +157,38 @@ def merged(
     """``first`` and the alternatives of ``more`` for rules ``first`` has none of."""
     have = {r for r, _ in first}
     return (*first, *(a for a in more if a[0] not in have))
+
+
+def read_rule_set(
+    reading: Any,
+    names: tuple[str, ...],
+    features: np.ndarray,
+    readings: list[np.ndarray],
+    mask: np.ndarray,
+    threshold: float,
+    support: np.ndarray | None = None,
+    rule_classes: tuple[str, ...] = (),
+    min_votes: int = 0,
+) -> tuple[np.ndarray, np.ndarray, tuple[Alternative, ...], tuple[int, ...]]:
+    """One rule set as the node reads it, from the rule graph's ``features`` [F] and
+    ``readings`` (classes first): with ``support`` [R, C] (a model's neighbour votes), the
+    readings its neighbours overrule replaced; then the reading check's alternatives (the
+    reader's own reading of each overruled rule, and the runner-up of each rule below
+    ``threshold``; none when ``threshold`` is 0). Returns the features, the classes [R, C], the
+    alternatives and the overruled rules. Shared by the node (policy.model) and
+    :meth:`ReadingCheck.scan`."""
+    classes = np.asarray(readings[0])
+    disagree: tuple[Alternative, ...] = ()
+    if support is not None:
+        read = neighbour_read(reading, names, readings, mask, support, rule_classes, min_votes)
+        if read is not None:
+            features, classes, disagree = read
+    alts: tuple[Alternative, ...] = ()
+    if threshold > 0:
+        alts = merged(
+            disagree, alternatives(reading, names, [classes, *readings[1:]], mask, threshold)
+        )
+    return features, classes, alts, tuple(r for r, _ in disagree)
 
 
 def decisive(
@@ -232,45 +278,38 @@ class ReadingCheck:
             [_S.rule_set_output, _S.rule_output, *self.names[1:]], rule_feeds
         )
         mask = inputs[_S.rule_mask_input]
-        disagree: list[tuple[Alternative, ...]] = [() for _ in range(len(feats))]
-        if self.neighbours is not None:
-            (support,) = self.neighbours.run([NEIGHBOUR_OUTPUT], rule_feeds)
-            feats, classes = np.array(feats, copy=True), np.array(classes, copy=True)
-            for k in range(len(feats)):
-                read = neighbour_read(
-                    self.reading,
-                    self.names,
-                    [classes[k], *(p[k] for p in params)],
-                    mask[k],
-                    support[k],
-                    self.rule_classes,
-                    self.min_votes,
-                )
-                if read is not None:
-                    feats[k], classes[k], disagree[k] = read
+        support = (
+            self.neighbours.run([NEIGHBOUR_OUTPUT], rule_feeds)[0]
+            if self.neighbours is not None
+            else None
+        )
+        feats, classes = np.array(feats, copy=True), np.array(classes, copy=True)
+        per_row: list[tuple[Alternative, ...]] = []
+        overruled: list[tuple[int, ...]] = []
+        for k in range(len(feats)):
+            feats[k], classes[k], alts, over = read_rule_set(
+                self.reading,
+                self.names,
+                feats[k],
+                [classes[k], *(p[k] for p in params)],
+                mask[k],
+                threshold,
+                None if support is None else support[k],
+                self.rule_classes,
+                self.min_votes,
+            )
+            per_row.append(alts)
+            overruled.append(over)
         images, speeds = inputs[_S.image_input], inputs[_S.speed_input]
         (probs,) = self.frame.run(
             [_S.output], {_S.image_input: images, _S.speed_input: speeds, _S.rule_set_output: feats}
         )
-        per_row = [
-            merged(
-                disagree[k] if threshold > 0 else (),
-                alternatives(
-                    self.reading,
-                    self.names,
-                    [classes[k], *(p[k] for p in params)],
-                    mask[k],
-                    threshold,
-                ),
-            )
-            for k in range(len(images))
-        ]
         changes = np.zeros(classes.shape[:2], bool)
         for k, got in enumerate(decisive(self.frame, images, speeds, probs.argmax(1), per_row)):
             changes[k, list(got)] = True
         top = np.where(mask.max(axis=2) > 0, classes.max(axis=2), 1.0)
-        for k, alts in enumerate(disagree):  # checked at any threshold: count them below all
-            top[k, [r for r, _ in alts]] = 0.0
+        for k, over in enumerate(overruled):  # checked at any threshold: count them below all
+            top[k, list(over)] = 0.0
         return np.asarray(probs), top, changes, np.asarray(classes)
 
 

@@ -24,14 +24,7 @@ from core.errors import ConfigError, ModelError
 from perception.modelmeta import ModelMeta, parse_metadata
 from perception.neighbours import NEIGHBOUR_OUTPUT
 from perception.onnxrun import run_all_outputs
-from perception.readcheck import (
-    Alternative,
-    alternatives,
-    decisive,
-    merged,
-    neighbour_read,
-    neighbour_settings,
-)
+from perception.readcheck import Alternative, decisive, neighbour_settings, read_rule_set
 from perception.rule_encoder import DEFAULT_ENCODER_DIR, RuleEncoder, unreadable_script
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import split_model
@@ -255,33 +248,24 @@ class PolicyModel:
             feeds = {_S.rules_input: states[None], _S.rule_mask_input: mask[None]}
             feats, classes, *params = self.rules_session.run(wanted, feeds)
             alts: tuple[Alternative, ...] = ()
-            disagree: tuple[Alternative, ...] = ()
-            if self.reading_session is not None and self.neighbours_session is not None:
-                (support,) = self.neighbours_session.run([NEIGHBOUR_OUTPUT], feeds)
-                got = neighbour_read(
+            if self.reading_session is not None:
+                support = (
+                    self.neighbours_session.run([NEIGHBOUR_OUTPUT], feeds)[0][0]
+                    if self.neighbours_session is not None
+                    else None
+                )
+                one, read, alts, _ = read_rule_set(
                     self.reading_session,
                     self.reading_inputs,
+                    np.asarray(feats[0]),
                     [np.asarray(classes[0]), *(np.asarray(p[0]) for p in params)],
                     mask,
-                    support[0],
+                    self.reading_threshold,
+                    support,
                     self.meta.rule_classes,
                     self.min_votes,
                 )
-                if got is not None:
-                    feats, classes = got.features[None], got.classes[None]
-                    disagree = got.disagreements
-            if self.reading_session is not None and self.reading_threshold > 0:
-                readings = [np.asarray(classes[0]), *(np.asarray(p[0]) for p in params)]
-                alts = merged(
-                    disagree,
-                    alternatives(
-                        self.reading_session,
-                        self.reading_inputs,
-                        readings,
-                        mask,
-                        self.reading_threshold,
-                    ),
-                )
+                feats, classes = one[None], read[None]
         except Exception as exc:
             raise ModelError(f"rule graph failed: {exc}") from exc
         return EncodedRules(

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -43,16 +41,11 @@ def attach_index(
     import onnxruntime as ort
 
     from perception.modelmeta import parse_metadata
-    from perception.neighbours import (
-        NEIGHBOUR_OUTPUT,
-        attach,
-        build_index,
-        sentence_vectors,
-        support_numpy,
-    )
+    from perception.neighbours import NEIGHBOUR_OUTPUT, attach, sentence_vectors, support_numpy
     from perception.rule_encoder import RuleEncoder
     from perception.spec import MODEL_SPEC
-    from training.data import RuleTable, encode_samples, load_samples
+    from training.data import RuleTable, encode_samples, load_samples, neighbour_index
+    from training.export import write_model
 
     try:
         model = onnx.load(str(model_path))
@@ -74,12 +67,7 @@ def attach_index(
         )
     table = RuleTable.build((t for s in samples for t in s.rules), encoder, cache)
     ds = encode_samples(samples, table, meta.rule_classes, decode=meta.decode)
-    labels = np.full(len(table.texts), -1, np.int64)
-    present = ds.rule_idx >= 0
-    labels[ds.rule_idx[present]] = ds.rule_cls[present]
-    known = np.flatnonzero(labels >= 0)
-    vectors = sentence_vectors(table.states[known], table.masks[known])
-    index = build_index(vectors, labels[known], dim=dim, k=k, min_votes=min_votes)
+    index = neighbour_index(ds, dim=dim, k=k, min_votes=min_votes)
     attach(model, index, len(meta.rule_classes))
     data_bytes = model.SerializeToString()
     session = ort.InferenceSession(data_bytes, providers=["CPUExecutionProvider"])
@@ -96,17 +84,8 @@ def attach_index(
     # Ties between equally near rules may fall either way: compare the votes, not exactly.
     if np.abs(got - want)[rules].sum(axis=-1).max(initial=0) > 2:
         raise ModelError("the attached rule_support does not match the numpy vote")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data_bytes)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return {"rules": len(known), "bytes": len(data_bytes)}
+    write_model(out, data_bytes)
+    return {"rules": len(index.labels), "bytes": len(data_bytes)}
 
 
 def _run(args: argparse.Namespace) -> int:

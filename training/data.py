@@ -34,6 +34,7 @@ from bus.recording_reader import read_samples
 from bus.schema import DecisionLabel
 from core.errors import DataError
 from perception.image import DEFAULT_DECODE, preprocess_jpeg
+from perception.neighbours import NeighbourIndex, build_index, sentence_vectors
 from perception.rule_encoder import RuleEncoder
 from perception.spec import MODEL_SPEC
 from training.ruleparams import (
@@ -54,6 +55,7 @@ __all__ = [
     "hide_tokens",
     "list_recordings",
     "load_samples",
+    "neighbour_index",
     "rule_classes_of",
 ]
 
@@ -398,6 +400,17 @@ def encode_samples(
         rule_par,
         scene_lab,
     )
+
+
+def neighbour_index(ds: ArrayDataset, **settings: int) -> NeighbourIndex:
+    """The neighbour index (perception.neighbours) of ``ds``'s distinct rule texts with a known
+    class; ``settings``: build_index's dim, k, min_votes. A ConfigError when too few."""
+    labels = np.full(len(ds.table.texts), -1, np.int64)
+    present = ds.rule_idx >= 0
+    labels[ds.rule_idx[present]] = ds.rule_cls[present]
+    known = np.flatnonzero(labels >= 0)
+    vectors = sentence_vectors(ds.table.states[known], ds.table.masks[known])
+    return build_index(vectors, labels[known], **settings)
 
 
 def fingerprint(samples: Sequence[Sample]) -> str:

@@ -29,6 +29,7 @@ __all__ = [
     "parity_check",
     "serving_model",
     "serving_outputs",
+    "write_model",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,23 @@ def parity_check(
     return result
 
 
+def write_model(out: Path, data: bytes) -> None:
+    """Write a model file atomically: a reader sees the old file or the whole new one, never a
+    part (the node reloads a model when its file changes)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model is read by other users/containers
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def export_onnx(
     ckpt: Checkpoint, out: str | Path, parity_inputs: dict[str, np.ndarray] | None = None
 ) -> dict[str, Any]:
@@ -139,18 +157,7 @@ def export_onnx(
     proto.producer_name = "ruledrive"
     data = proto.SerializeToString()
     parse_metadata(meta, source=str(out))  # what the node will check, checked now
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model is read by other users/containers
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_model(out, data)
     log.info("exported %s (%d bytes), parity %s", out, len(data), parity)
     return {
         "path": str(out),

@@ -42,6 +42,7 @@ from training.data import (
     fingerprint,
     list_recordings,
     load_samples,
+    neighbour_index,
     rule_classes_of,
 )
 from training.distributed import (
@@ -309,7 +310,7 @@ def _finish(
     parity_idx = np.arange(min(len(parity_src), 1024))
     parity_inputs: dict[str, Any] = dict(parity_src.inputs(parity_idx))
     np.savez_compressed(out / "parity.npz", **parity_inputs)
-    _save_neighbours(out, train_ds, rule_classes)
+    _save_neighbours(out, train_ds)
     info = {
         **base_info,
         "labels": [str(x) for x in DecisionLabel],
@@ -328,20 +329,15 @@ def _finish(
     return info
 
 
-def _save_neighbours(out: Path, train_ds: ArrayDataset, rule_classes: tuple[str, ...]) -> None:
+def _save_neighbours(out: Path, train_ds: ArrayDataset) -> None:
     """The neighbour index (perception.neighbours) of the training frames' distinct rule texts
-    with a known class, for the export to attach; none for a model without rule text input or
-    with too few rules."""
-    from perception.neighbours import K, build_index, sentence_vectors
-
-    rows = _reader_set(train_ds, None, rule_classes)
-    known = rows.classes >= 0
-    if int(known.sum()) < K:
-        log.info("no neighbour index: %d labelled rule texts", int(known.sum()))
+    with a known class, for the export to attach; none with too few labelled rules."""
+    try:
+        index = neighbour_index(train_ds)
+    except ConfigError as exc:
+        log.info("no neighbour index: %s", exc)
         return
-    table = train_ds.table
-    vecs = sentence_vectors(table.states[rows.rows[known]], table.masks[rows.rows[known]])
-    build_index(vecs, rows.classes[known]).save(out / NEIGHBOURS_FILE)
+    index.save(out / NEIGHBOURS_FILE)
 
 
 def _finished_checkpoint(out: Path, version: str) -> dict[str, Any] | None:
