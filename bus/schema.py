@@ -49,16 +49,26 @@ def _a_number(v: object) -> object:
     return v
 
 
+def _an_integer(v: object) -> object:
+    """Integers stay integers: a float is refused too, not rounded (``1.7e18`` is not a
+    nanosecond stamp: above 2**53 a float cannot hold every integer)."""
+    if isinstance(v, float):
+        raise ValueError("must be an integer, not a float")
+    return _a_number(v)
+
+
 StampNs = Annotated[
     int,
     Field(ge=0, le=INT64_MAX, description="UTC time in nanoseconds since the epoch"),
-    BeforeValidator(_a_number),
+    BeforeValidator(_an_integer),
 ]
 FrameId = Annotated[
-    int, Field(ge=0, le=INT64_MAX, description="monotonic per vehicle"), BeforeValidator(_a_number)
+    int,
+    Field(ge=0, le=INT64_MAX, description="monotonic per vehicle"),
+    BeforeValidator(_an_integer),
 ]
 Number = Annotated[float, BeforeValidator(_a_number)]
-Version = Literal[1]
+Version = Annotated[Literal[1], BeforeValidator(_an_integer)]  # `true` is not 1
 
 
 class DecisionLabel(StrEnum):

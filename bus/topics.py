@@ -84,7 +84,7 @@ class Topic:
 
 def shared_filter(group: str, topic_filter: str) -> str:
     """``$share/GROUP/FILTER``; ValueError for a share name MQTT does not allow."""
-    if not re.match(SHARE_GROUP_PATTERN, group):
+    if not re.fullmatch(SHARE_GROUP_PATTERN, group):
         raise ValueError(f"share group {group[:80]!r} must match {SHARE_GROUP_PATTERN}")
     return f"{_SHARE}{group}/{topic_filter}"
 
@@ -193,11 +193,11 @@ def match_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[Topic, dict[s
     an id does not match VEHICLE_ID_PATTERN (node ids follow the same format).
     """
     for entry in TOPICS:
-        m = _regex(prefix, entry).match(topic)
+        m = _regex(prefix, entry).fullmatch(topic)  # `$` alone lets a final newline in
         if m:
             ids = m.groupdict()
             for key, value in ids.items():
-                if not _ID.match(value):
+                if not _ID.fullmatch(value):
                     detail = f"{key} {value[:80]!r} in topic is invalid"
                     raise MessageError(RejectCode.BAD_VEHICLE_ID, detail)
             return entry, ids

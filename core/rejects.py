@@ -51,7 +51,7 @@ REJECT_MEANINGS: dict[RejectCode, str] = {
     RejectCode.BAD_ENVELOPE: (
         "frame payload is not an `RDF1` envelope or its header length is wrong"
     ),
-    RejectCode.BAD_JSON: "not valid JSON",
+    RejectCode.BAD_JSON: "not valid JSON, or a key given twice in one object",
     RejectCode.UNSUPPORTED_SCHEMA_VERSION: "`schema_version` is not 1",
     RejectCode.BAD_HEADER: (
         "frame header fields wrong (types, missing, NaN/negative speed, integers beyond "
@@ -63,8 +63,8 @@ REJECT_MEANINGS: dict[RejectCode, str] = {
         "reported for visibility"
     ),
     RejectCode.IMAGE_TOO_LARGE: (
-        "the frame's JPEG declares too many pixels; answered with the STOP fallback, reported"
-        " for visibility"
+        "the frame's JPEG declares too many pixels or holds too many scans (not decoded); "
+        "answered with the STOP fallback, reported for visibility"
     ),
     RejectCode.BAD_TIMESTAMP: (
         "the frame is stamped in the future; answered with the SLOW_DOWN fallback, reported "

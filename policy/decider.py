@@ -20,7 +20,7 @@ import numpy as np
 
 from bus.schema import DecisionLabel, DecisionMsg, FrameHeader, RuleSet, Timings
 from core.errors import ImageDecodeError, MessageError, ModelError
-from perception.image import preprocess_jpeg
+from perception.image import colourless, preprocess_jpeg
 from policy.fallback import FALLBACK_DECISION, Reason
 from policy.model import EncodedRules, ModelOutputs, PolicyModel
 
@@ -83,9 +83,12 @@ class Decider:
         self.cache_hits = 0
         self.cache_misses = 0
         # Rule sets are encoded as they arrive, on a worker thread, so a new rule set does not
-        # hold up the frames of other vehicles in the serving loop (prefetch).
+        # hold up the frames of other vehicles in the serving loop (prefetch). One entry per
+        # vehicle, its newest rule set: a newer one cancels an older one not yet started, so a
+        # vehicle flooding rule updates holds at most one place in the worker's queue and
+        # memory stays bounded by the vehicles the node serves (forget drops one).
         self._lock = threading.Lock()
-        self._encoding: dict[tuple[str, str], tuple[tuple[str, ...], Future[EncodedRules]]] = {}
+        self._encoding: dict[str, tuple[str, tuple[str, ...], Future[EncodedRules]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rule-encoder")
         # A batch's JPEGs decoded side by side (OpenCV releases the GIL); None: one by one in
         # the caller's thread.
@@ -107,17 +110,42 @@ class Decider:
 
     def prefetch(self, rules: RuleSet, on_done: Callable[[], None] | None = None) -> None:
         """Start encoding a rule set that just arrived (returns at once; thread-safe).
-        ``on_done`` is called on the worker when the encoding ends (ok or not)."""
-        key, texts = (rules.vehicle_id, rules.version), tuple(rules.rules)
+        ``on_done`` is called on the worker when the encoding ends (ok, failed or cancelled).
+        It supersedes the vehicle's older rule set: if that one is still queued, it is never
+        encoded."""
+        vid, version, texts = rules.vehicle_id, rules.version, tuple(rules.rules)
+        future: Future[EncodedRules] | None = None
         with self._lock:
-            hit = self._cache.get(key)
-            busy = self._encoding.get(key)
-            if (hit is not None and hit[0] == texts) or (busy is not None and busy[0] == texts):
-                return
-            future = self._pool.submit(self.model.encode_rules, texts)
-            self._encoding[key] = (texts, future)
-        if on_done is not None:
+            hit = self._cache.get((vid, version))
+            busy = self._encoding.get(vid)
+            if busy is not None and busy[:2] == (version, texts):
+                return  # already in flight
+            if busy is not None:
+                del self._encoding[vid]
+            if hit is None or hit[0] != texts:
+                future = self._pool.submit(self.model.encode_rules, texts)
+                self._encoding[vid] = (version, texts, future)
+        # Outside the lock: cancel() runs the old one's done callbacks in this thread.
+        if busy is not None:
+            busy[2].cancel()  # only succeeds while it waits in the queue
+        if future is not None and on_done is not None:
             future.add_done_callback(lambda _: on_done())
+
+    @property
+    def pending_encodings(self) -> int:
+        """Rule sets held for encoding (in the worker's queue, running, or done and not yet
+        used by a frame): at most one per vehicle."""
+        with self._lock:
+            return len(self._encoding)
+
+    def forget(self, vehicle_id: str) -> None:
+        """Drop a vehicle's rule encodings (its rules were cleared or it went silent)."""
+        with self._lock:
+            busy = self._encoding.pop(vehicle_id, None)
+            for key in [k for k in self._cache if k[0] == vehicle_id]:
+                del self._cache[key]
+        if busy is not None:  # outside the lock: cancel() runs its done callbacks here
+            busy[2].cancel()
 
     def ready(self, rules: RuleSet | None) -> bool:
         """False while this rule set is still being encoded on the worker: its vehicle's frames
@@ -125,8 +153,8 @@ class Decider:
         if rules is None:
             return True
         with self._lock:
-            busy = self._encoding.get((rules.vehicle_id, rules.version))
-        return busy is None or busy[1].done() or busy[0] != tuple(rules.rules)
+            busy = self._encoding.get(rules.vehicle_id)
+        return busy is None or busy[2].done() or busy[:2] != (rules.version, tuple(rules.rules))
 
     def encoded_rules(self, rules: RuleSet) -> EncodedRules:
         """A rule set as the model reads it (policy.model.EncodedRules), computed once per
@@ -141,9 +169,13 @@ class Decider:
                 self.cache_hits += 1
                 return hit[1]
             self.cache_misses += 1
-            busy = self._encoding.pop(key, None)
-        if busy is not None and busy[0] == texts:
-            encoded = busy[1].result()  # re-raises what the encoder raised
+            busy = self._encoding.get(rules.vehicle_id)
+            if busy is not None and busy[:2] == (rules.version, texts):
+                del self._encoding[rules.vehicle_id]
+            else:
+                busy = None  # another version is in flight: it stays for its own frames
+        if busy is not None and not busy[2].cancelled():
+            encoded = busy[2].result()  # re-raises what the encoder raised
         else:
             encoded = self.model.encode_rules(texts)
         with self._lock:
@@ -255,6 +287,7 @@ class Decider:
             finite = np.logical_and.reduce(
                 [np.isfinite(a.reshape(n, -1)).all(axis=1) for a in outs]
             )
+        grey = colourless(images)  # no colour, no signal colours: not what the model reads
         for row, (i, _, encoded, decode_ms) in enumerate(ready):
             if got is None or not finite[row]:
                 out[i] = self._msg(jobs[i], start, infer_ms, decode_ms, n, Reason.MODEL_ERROR)
@@ -272,7 +305,7 @@ class Decider:
                 | set(got.unsure[row] if got.unsure else ())
             )
             reason = None
-            if got.image_ood[row] >= th.image_ood:
+            if got.image_ood[row] >= th.image_ood or grey[row]:
                 reason = Reason.IMAGE_OUT_OF_DISTRIBUTION
             elif unread:
                 reason = Reason.RULES_NOT_UNDERSTOOD

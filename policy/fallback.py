@@ -49,7 +49,8 @@ FALLBACKS: tuple[Fallback, ...] = (
     Fallback(
         Reason.IMAGE_TOO_LARGE,
         _X,
-        "the JPEG header declares more pixels than the node decodes (not decoded)",
+        "the JPEG header declares more pixels, or the JPEG holds more progressive scans, "
+        "than the node decodes (not decoded)",
     ),
     Fallback(
         Reason.BAD_TIMESTAMP,
@@ -69,7 +70,9 @@ FALLBACKS: tuple[Fallback, ...] = (
     Fallback(
         Reason.IMAGE_OUT_OF_DISTRIBUTION,
         _X,
-        "the model's out-of-distribution score says the frame is not a front-camera road scene",
+        "the model's out-of-distribution score says the frame is not a front-camera road "
+        "scene, or the frame has no colour (a greyscale camera cannot show which signal is "
+        "lit; perception.image.colourless)",
     ),
     Fallback(
         Reason.RULES_NOT_UNDERSTOOD,

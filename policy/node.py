@@ -272,6 +272,7 @@ class Node:
     def _store_rules(self, vid: str, rules: RuleSet | None) -> None:
         if rules is None:  # retained message cleared
             self.rules.pop(vid, None)
+            self.decider.forget(vid)
         else:
             if vid not in self.rules and len(self.rules) >= self.settings.max_vehicles:
                 self.report(
@@ -317,6 +318,7 @@ class Node:
             for vid in silent:
                 del self._last_heard[vid]
                 self.rules.pop(vid, None)
+                self.decider.forget(vid)
         if silent:
             self.metrics.count("vehicles.forgotten", len(silent))
             self.metrics.vehicles.set(len(self.rules))

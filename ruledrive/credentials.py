@@ -75,7 +75,7 @@ class User:
 
 def _check_ids(kind: str, ids: Sequence[str]) -> None:
     for i in ids:
-        if not _ID.match(i):
+        if not _ID.fullmatch(i):  # `$` alone lets "car\n..." into the ACL file
             raise ConfigError(f"--{kind}: {i!r} is not a valid id ({VEHICLE_ID_PATTERN})")
         if i in RESERVED:
             raise ConfigError(f"--{kind}: {i!r} is reserved for a role ({', '.join(RESERVED)})")

@@ -28,7 +28,7 @@ from bus.recording import Sample, counterfactual_pairs
 from bus.schema import DecisionLabel
 from core.defaults import READING_THRESHOLD
 from core.metrics import classification_report, counterfactual_consistency, plot_confusion
-from perception.image import DEFAULT_DECODE
+from perception.image import DEFAULT_DECODE, colourless
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
 from perception.readcheck import ReadingCheck
 from perception.rule_encoder import RuleEncoder, unreadable_script
@@ -180,7 +180,8 @@ def _flags(
     ) & present
     if READING_OUTPUT in outs:
         unread |= outs[READING_OUTPUT][ix] & present
-    ood = outs[_S.ood_output].reshape(-1)[ix] >= th.image_ood
+    # As the node (policy.decider): the model's score, or a frame without colour.
+    ood = (outs[_S.ood_output].reshape(-1)[ix] >= th.image_ood) | colourless(data.images[ix])
     low = outs[_S.output][ix].max(1) < th.confidence
     return {"unread": unread, "ood": ood, "low": low, "any": unread.any(1) | ood | low}
 
@@ -251,18 +252,19 @@ def _pictures(
 ) -> dict[str, Any]:
     """Non-road pictures of the test kinds (never seen in training) vs the road frames."""
     th = predictor.thresholds.image_ood
-    road_flagged = float((outs[_S.ood_output].reshape(-1) >= th).mean())
+    road_flagged = float(((outs[_S.ood_output].reshape(-1) >= th) | colourless(data.images)).mean())
     negatives = negative_jpegs(N_NEGATIVES, TEST_KINDS, 7, [s.jpeg for s in samples[:200]])
     neg = encode_samples(
         [], data.table, predictor.rule_classes, [j for _, j in negatives], predictor.decode
     )
     scores = neg.predict(predictor.predict)[_S.ood_output].reshape(-1)
+    flagged = (scores >= th) | colourless(neg.images)
     kinds: dict[str, list[bool]] = defaultdict(list)
-    for (kind, _), score in zip(negatives, scores, strict=True):
-        kinds[kind].append(bool(score >= th))
+    for (kind, _), flag in zip(negatives, flagged, strict=True):
+        kinds[kind].append(bool(flag))
     return {
         "road_frames_flagged": round(road_flagged, 4),
-        "negatives_flagged": round(float((scores >= th).mean()), 4),
+        "negatives_flagged": round(float(flagged.mean()), 4),
         "by_kind": {k: round(float(np.mean(v)), 4) for k, v in sorted(kinds.items())},
     }
 

@@ -92,6 +92,11 @@ def test_parse_incoming_checks_ids_and_size() -> None:
         parse_incoming(RULES.topic(P, vehicle_id="a"), b"x" * 2000, P, max_payload_bytes=1024)
     assert exc.value.code == "payload_too_large"
     assert parse_incoming(RULES.topic(P, vehicle_id="a"), b"", P).message is None  # cleared
+    # A final newline is not part of an id (a regex's `$` matches before one).
+    for topic in (RULES.topic(P, vehicle_id="a\n"), RULES.topic(P, vehicle_id="a") + "\n"):
+        with pytest.raises(MessageError) as exc:
+            parse_incoming(topic, r.model_dump_json().encode(), P)
+        assert exc.value.code in {"bad_vehicle_id", "unknown_topic"}
 
 
 _topics = st.one_of(
@@ -206,3 +211,39 @@ def test_every_reject_code_has_a_meaning_and_no_literal_is_left() -> None:
                 continue
             hits = quoted.findall(path.read_text())
             assert not hits, f"{path}: reject code literal(s) {hits}; use core.rejects.RejectCode"
+
+
+def test_a_key_given_twice_is_refused_not_read_as_its_last_value() -> None:
+    """Parsers disagree on duplicate keys (last wins here, first elsewhere): a rule set with a
+    second "rules", or any key twice at any depth, is bad_json."""
+    good = RuleSet(vehicle_id="a", version="1", issued_at_ns=1, rules=["Stop"]).model_dump_json()
+    assert parse_incoming(RULES.topic(P, vehicle_id="a"), good.encode(), P).message is not None
+    for payload in (
+        good[:-1] + ',"rules":[]}',
+        '{"rules":["No overtaking"],' + good[1:],
+        good[:-1] + ',"version":"1"}',
+    ):
+        with pytest.raises(MessageError, match="appears twice") as exc:
+            parse_incoming(RULES.topic(P, vehicle_id="a"), payload.encode(), P)
+        assert exc.value.code == "bad_json"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("schema_version", "true"), ("schema_version", "1.0"), ("issued_at_ns", "1.7e18")],
+)
+def test_integers_are_integers_not_booleans_or_floats(field: str, value: str) -> None:
+    good = RuleSet(vehicle_id="a", version="1", issued_at_ns=1, rules=["Stop"]).model_dump_json()
+    payload = good.replace(f'"{field}":1', f'"{field}":{value}', 1)
+    assert payload != good
+    with pytest.raises(MessageError):
+        parse_incoming(RULES.topic(P, vehicle_id="a"), payload.encode(), P)
+
+
+@pytest.mark.parametrize("stamp", ["1.7e18", "true", "1700000000000000000.0"])
+def test_a_frame_stamp_must_be_an_integer(stamp: str) -> None:
+    head = f'{{"vehicle_id":"car-1","frame_id":1,"stamp_ns":{stamp},"speed_kph":10}}'.encode()
+    payload = b"RDF1" + len(head).to_bytes(4, "big") + head + b"\xff\xd8"
+    with pytest.raises(MessageError) as exc:
+        parse_incoming(CAMERA.topic(P, vehicle_id="car-1"), payload, P)
+    assert exc.value.code == "bad_header"

@@ -10,13 +10,16 @@ from core.errors import ImageDecodeError
 from perception.image import (
     MAX_JPEG_BYTES,
     MAX_PIXELS,
+    MAX_SCANS,
     MAX_SIDE_PX,
     decode_jpeg,
+    jpeg_scans,
     jpeg_size,
     prepare_frame,
     preprocess_jpeg,
 )
 from perception.spec import MODEL_SPEC
+from tests.perception.jpeg_bombs import hidden_frame_header, jpeg_segments
 
 
 def _jpeg(h: int = 360, w: int = 640) -> bytes:
@@ -163,3 +166,59 @@ def test_headers_without_a_usable_frame_are_bad_images(data: bytes) -> None:
     with pytest.raises(ImageDecodeError) as err:
         preprocess_jpeg(data)
     assert err.value.code == "bad_image"
+
+
+def _no_decode(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_decode(*_a: object) -> None:
+        raise AssertionError("a bomb reached the decoder")
+
+    monkeypatch.setattr(cv2, "imdecode", no_decode)
+
+
+@pytest.mark.parametrize(
+    "lead",
+    [
+        b"\xff\x00",  # libjpeg skips FF 00 as junk, it is not a segment
+        b"\xff\xd8",  # a second start of image
+        b"\xff\xf0",  # a reserved marker (JPG0)
+    ],
+)
+def test_a_frame_header_hidden_from_the_size_check_is_refused_before_decoding(
+    lead: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = hidden_frame_header(lead)
+    _no_decode(monkeypatch)
+    with pytest.raises(ImageDecodeError, match="not read before a scan") as err:
+        preprocess_jpeg(data)
+    assert err.value.code == "bad_image"
+
+
+def test_a_second_frame_header_is_refused() -> None:
+    base = _declaring(64, 48)
+    sof = base.index(b"\xff\xc0")
+    sof_len = struct.unpack(">H", base[sof + 2 : sof + 4])[0]
+    twice = base[: sof + 2 + sof_len] + base[sof : sof + 2 + sof_len] + base[sof + 2 + sof_len :]
+    with pytest.raises(ImageDecodeError, match="second frame header"):
+        jpeg_size(twice)
+
+
+def test_a_progressive_jpeg_repeating_a_scan_is_refused_before_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each scan re-reads the whole image: a 2 MB file repeating one small scan 70,000 times
+    took a minute to decode. A normal progressive frame is well inside the limit."""
+    img = np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert ok
+    normal = buf.tobytes()
+    parts = jpeg_segments(normal)
+    scans = [s for s in parts if s.startswith(b"\xff\xda")]
+    assert 2 <= jpeg_scans(normal) == len(scans) <= MAX_SCANS
+    assert preprocess_jpeg(normal).shape == (96, 160, 3)
+    last = parts.index(scans[-1])
+    bomb = b"\xff\xd8" + b"".join(parts[: last + 1]) + scans[-1] * MAX_SCANS + b"\xff\xd9"
+    assert jpeg_scans(bomb) > MAX_SCANS
+    _no_decode(monkeypatch)
+    with pytest.raises(ImageDecodeError, match=f"scans, limit {MAX_SCANS}") as err:
+        preprocess_jpeg(bomb)
+    assert err.value.code == "image_too_large"

@@ -29,6 +29,7 @@ from bus.topics import CAMERA, DECISION, RULES, STATUS
 from core.errors import MessageError
 from core.rejects import RejectCode
 from ruledrive.bench_node import serve_command
+from tests.perception.jpeg_bombs import hidden_frame_header, scan_bomb
 from tests.policy.conftest import header, jpeg, rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +59,10 @@ PROBES: dict[str, list[tuple[str, bytes]]] = {
         (CAM, pack_frame(header("evil"), _bomb(60000, 60000))),
         (CAM, pack_frame(header("evil"), _bomb(30000, 30000))),
         (CAM, pack_frame(header("evil"), _bomb(65535, 1))),
+        # A frame header the size check did not see (1.6 KB, 20000x20000: 2.6 GB, 7 s), and a
+        # progressive JPEG repeating one scan 2,000 times (350 KB, ~15 s of decoding).
+        (CAM, pack_frame(header("evil"), hidden_frame_header(b"\xff\x00"))),
+        (CAM, pack_frame(header("evil"), scan_bomb(4096, 2304, 2000))),
     ],
     "huge integers": [
         (CAM, _envelope(_head(stamp_ns=int("9" * 401)))),

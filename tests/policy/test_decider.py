@@ -302,3 +302,89 @@ def test_a_prefetched_rule_set_is_encoded_once_off_the_serving_path(
     for i in range(3):
         decider.step(header(frame_id=i), jpeg(), r)
     assert len(calls) == 1 and calls[0].startswith("rule-encoder")
+
+
+def _gated_encoder(decider: Decider, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The decider's encoder, held at its first call until the returned event is set; records
+    the texts of every rule set it encodes."""
+    gate, calls = threading.Event(), []
+    encode = decider.model.encode_rules
+
+    def held(texts):  # type: ignore[no-untyped-def]
+        calls.append(texts)
+        gate.wait(10)
+        return encode(texts)
+
+    monkeypatch.setattr(decider.model, "encode_rules", held)
+    return gate, calls
+
+
+def test_a_vehicle_flooding_rule_updates_holds_one_place_and_cannot_starve_another(
+    decider: Decider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """300 rule sets from one vehicle and no frame: only the newest waits to be encoded (the
+    ones it superseded are never encoded), so another vehicle's rule set waits for at most two
+    encodings, and the memory held does not grow with the updates."""
+    gate, calls = _gated_encoder(decider, monkeypatch)
+    flood = [rules("flood", f"v{k}", (f"Speed limit {20 + k % 10 * 10} km/h",)) for k in range(300)]
+    for r in flood:
+        decider.prefetch(r)
+    assert decider.pending_encodings == 1
+    victim = rules("victim", "v1", ("Stop at the red light",))
+    decider.prefetch(victim)
+    assert decider.pending_encodings == 2 and not decider.ready(victim)
+    gate.set()
+    deadline = time.monotonic() + 10
+    while not decider.ready(victim) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert decider.ready(victim) and decider.ready(flood[-1])
+    assert calls == [tuple(flood[0].rules), tuple(flood[-1].rules), tuple(victim.rules)]
+    # The newest rule set is served from the worker's encoding; an older one the vehicle sent
+    # is still answered (encoded on demand), not refused.
+    decider.step(header("flood", 1), jpeg(), flood[-1])
+    assert len(calls) == 3
+    assert decider.step(header("flood", 2), jpeg(), flood[5]).valid
+    assert len(calls) == 4
+
+
+def test_forgetting_a_vehicle_drops_its_encodings(
+    decider: Decider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate, calls = _gated_encoder(decider, monkeypatch)
+    decider.prefetch(rules("busy", "v0", ("Max 50",)))  # running, held at the gate
+    decider.prefetch(rules("a", "v1"))  # queued behind it
+    assert decider.pending_encodings == 2
+    decider.forget("a")  # still queued: cancelled, never encoded
+    gate.set()
+    decider.forget("busy")
+    assert decider.pending_encodings == 0
+    decider.step(header("b", 1), jpeg(), rules("b", "v1"))
+    decider.step(header("b", 2), jpeg(), rules("b", "v1"))
+    assert (decider.cache_misses, decider.cache_hits) == (1, 1)
+    decider.forget("b")  # its cached encoding goes too
+    decider.step(header("b", 3), jpeg(), rules("b", "v1"))
+    assert decider.cache_misses == 2
+    assert calls == [("Max 50",), ("Stop at the red light",), ("Stop at the red light",)]
+
+
+def test_a_frame_without_colour_is_out_of_distribution(decider: Decider) -> None:
+    """A greyscale camera cannot show which signal is lit: its frames are not acted on, whether
+    the JPEG is greyscale or a colour JPEG of a grey picture; the same picture in colour is."""
+    import cv2
+
+    colour = cv2.imdecode(np.frombuffer(jpeg(), np.uint8), cv2.IMREAD_COLOR)
+    grey = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
+    frames = {
+        "colour": jpeg(),
+        "grey JPEG": cv2.imencode(".jpg", grey)[1].tobytes(),
+        "grey picture, colour JPEG": cv2.imencode(".jpg", cv2.merge([grey] * 3))[1].tobytes(),
+    }
+    got = {
+        name: decider.step(header(frame_id=i), data, rules())
+        for i, (name, data) in enumerate(frames.items())
+    }
+    assert got["colour"].valid
+    for name in ("grey JPEG", "grey picture, colour JPEG"):
+        d = got[name]
+        assert (d.valid, d.reason, d.decision) == (False, "image_out_of_distribution", "STOP"), name
+        assert len(d.probabilities) == 6  # the model ran; its answer is reported

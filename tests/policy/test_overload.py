@@ -140,11 +140,15 @@ def test_rule_sets_are_bounded_and_silent_vehicles_forgotten(
     assert [r.code for r in _reports(bus)] == ["too_many_vehicles"] * 2
     import time
 
+    assert node.decider.pending_encodings == 3  # encoded on arrival, no frame used them yet
     node.housekeeping(time.monotonic() + 10)
     assert node.rules == {}
     assert node.metrics.counters()["vehicles.forgotten"] == 3
+    assert node.decider.pending_encodings == 0  # their encodings are not kept either
     bus.publish(RULES.topic(P, vehicle_id="car-4"), encode(rules("car-4")), 1, True)
     assert list(node.rules) == ["car-4"]
+    bus.publish(RULES.topic(P, vehicle_id="car-4"), b"", 1, True)  # cleared
+    assert node.rules == {} and node.decider.pending_encodings == 0
 
 
 def test_decisions_still_flow_after_the_flood(bus: MemoryBus, model: PolicyModel) -> None:

@@ -116,6 +116,7 @@ def test_refuses_to_overwrite_without_force(
     ("flags", "message"),
     [
         (["--vehicles", "car 1"], "not a valid id"),
+        (["--vehicles", "car-1\n"], "not a valid id"),  # a regex's `$` matches before a newline
         (["--vehicles", "recorder"], "reserved"),
         (["--vehicles", "node-7"], "are nodes"),
         (["--vehicles", "replay-000"], "replay user"),

@@ -12,7 +12,7 @@ import pytest
 from bus.recording import counterfactual_pairs
 from bus.recording_reader import read_metadata, read_samples
 from core.errors import DataError
-from perception.image import preprocess_jpeg
+from perception.image import colourless, preprocess_jpeg
 from simulator.generate import generate
 from simulator.oracle import decide
 from simulator.plan import fusion_figures, plan_split
@@ -126,3 +126,20 @@ def test_counterfactual_pairs_share_bytes_and_differ(tmp_path: Path) -> None:
     paired = {(s.vehicle_id, s.frame_id) for p in frames + rules for s in p}
     assert len(paired) == len(samples)
     assert np.mean([s.label is not None for s in samples]) == 1.0
+
+
+def test_no_rendered_road_frame_counts_as_colourless_and_its_grey_copy_does() -> None:
+    """The node answers a frame without colour image_out_of_distribution (perception.image):
+    never a frame of the world, at any time of day, always its greyscale copy."""
+    import cv2
+
+    scenes = plan_split("test", 90, seed=8).scenes
+    assert {s.time_of_day for s in scenes} == {"day", "dusk", "night"}
+    frames = [render_jpeg(s) for s in scenes]
+    inputs = np.stack([preprocess_jpeg(f) for f in frames])
+    assert not colourless(inputs).any()
+    greys = [
+        cv2.imencode(".jpg", cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_GRAYSCALE))[1]
+        for f in frames[:10]
+    ]
+    assert colourless(np.stack([preprocess_jpeg(g.tobytes()) for g in greys])).all()
