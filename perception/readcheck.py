@@ -256,8 +256,7 @@ class ReadingCheck:
         )
         if parts.neighbours is None:
             return cls(rules, frame, reading, parts.reading_inputs)
-        meta = ort.InferenceSession(model_bytes, providers=cpu).get_modelmeta()
-        classes, votes = neighbour_settings(meta.custom_metadata_map)
+        classes, votes = neighbour_settings(parts.metadata)
         neighbours = ort.InferenceSession(parts.neighbours, providers=cpu)
         return cls(rules, frame, reading, parts.reading_inputs, neighbours, classes, votes)
 

@@ -22,7 +22,7 @@ carries a neighbour index (perception.neighbours): run once per rule set, beside
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from perception.neighbours import NEIGHBOUR_OUTPUT
 from perception.spec import MODEL_SPEC
@@ -45,6 +45,7 @@ class SplitModel:
     reading: bytes | None = None
     reading_inputs: tuple[str, ...] = ()
     neighbours: bytes | None = None
+    metadata: dict[str, str] = field(default_factory=dict)  # the whole model's metadata_props
 
 
 def _param_tensors(graph: object) -> tuple[str, ...] | None:
@@ -132,4 +133,5 @@ def split_model(model_bytes: bytes) -> SplitModel | None:
         None if reading is None else reading.SerializeToString(),
         reading_inputs if reading is not None else (),
         None if neighbours is None else neighbours.SerializeToString(),
+        {p.key: p.value for p in model.metadata_props},
     )
