@@ -66,6 +66,13 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         help="frames/s of the churning vehicles together (below the node's capacity:"
         " under overload no scheduler can keep every vehicle's share)",
     )
+    p.add_argument(
+        "--rule-flood-rate",
+        type=positive_int,
+        default=50,
+        help="rule sets/s from one vehicle, each with new texts, while the steady vehicle gets a"
+        " new rule set",
+    )
     add_doc_flags(p)
     p.set_defaults(func=run_reliability)
 
@@ -303,6 +310,7 @@ def run_reliability(args: argparse.Namespace) -> int:
                         lambda stop: _pump(attacker, churn, args.churn_rate, args.seconds, stop),
                     )
                 )
+                outcomes.append(_rule_flood(args, client, attacker, prefix, steady, proc))
                 outcomes.append(_slow_consumer(broker.port, prefix, steady, proc, args.seconds))
                 outcomes.append(_restart(broker, steady, proc))
         finally:
@@ -335,6 +343,56 @@ def _flood(
     got = reports[before:]
     out.reports, out.reported_rejections = len(got), sum(r.count for r in got)
     return out
+
+
+def _rule_flood(
+    args: argparse.Namespace,
+    client: MqttBus,
+    attacker: MqttBus,
+    prefix: str,
+    steady: _Steady,
+    proc: subprocess.Popen[bytes],
+) -> Outcome:
+    """One vehicle publishes rule sets with new texts faster than the node can encode them;
+    one second in, the steady vehicle gets a new rule set, whose frames wait for its encoding."""
+    flooder = RULES.topic(prefix, vehicle_id="flooder")
+
+    def load(stop: threading.Event) -> int:
+        sent, t0, switched = 0, time.perf_counter(), False
+        while not stop.is_set() and time.perf_counter() - t0 < args.seconds:
+            while sent < int((time.perf_counter() - t0) * args.rule_flood_rate):
+                sent += 1
+                texts = [
+                    f"Speed limit {20 + 10 * (sent % 10)} km/h in zone {sent}",
+                    f"Lane {1 + sent % 3} is closed ahead, merge left (notice {sent})",
+                ]
+                rs = RuleSet(
+                    vehicle_id="flooder",
+                    version=f"f{sent}",
+                    issued_at_ns=time.time_ns(),
+                    rules=texts,
+                )
+                with suppress(BusError):
+                    attacker.publish(flooder, encode(rs), 0)
+            if not switched and time.perf_counter() - t0 > 1.0:
+                switched = True
+                update = RuleSet(
+                    vehicle_id=STEADY,
+                    version="r2",
+                    issued_at_ns=time.time_ns(),
+                    rules=[*RULE_TEXTS[:-1], "Maximum speed 90 km/h for every vehicle"],
+                )
+                client.publish(RULES.topic(prefix, vehicle_id=STEADY), encode(update), 1, True)
+            time.sleep(0.005)
+        return sent
+
+    return _scenario(
+        f"rule flood ({args.rule_flood_rate} rule sets/s, one vehicle)",
+        steady,
+        proc,
+        args.seconds,
+        load,
+    )
 
 
 def _slow_consumer(

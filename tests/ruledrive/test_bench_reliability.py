@@ -36,6 +36,8 @@ def test_every_scenario_is_measured_and_written(tmp_path: Path) -> None:
             "50",
             "--churn-rate",
             "50",
+            "--rule-flood-rate",
+            "20",
             "--output",
             str(doc),
         ]
@@ -47,6 +49,7 @@ def test_every_scenario_is_measured_and_written(tmp_path: Path) -> None:
         "| idle |",
         "| flood (100/s) |",
         "| churn (50 vehicles) |",
+        "| rule flood (20 rule sets/s, one vehicle) |",
         "| slow consumer |",
         "| broker restart |",
     ):
