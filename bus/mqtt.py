@@ -62,6 +62,12 @@ log = logging.getLogger(__name__)
 def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
     """``mqtt[s]://host[:port]`` -> (host, port, tls); raise ConfigError if it is not one."""
     parts = urlsplit(url)
+    if "@" in parts.netloc:  # never echoed: it may hold a password
+        raise ConfigError(
+            "the MQTT URL must not carry a login (user:password@host): give the user with "
+            "--mqtt-username / RULEDRIVE_MQTT_USERNAME and the password in "
+            "RULEDRIVE_MQTT_PASSWORD"
+        )
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ConfigError(f"MQTT URL {url!r} must look like mqtt://host:1883 or mqtts://host:8883")
     if parts.path not in ("", "/") or parts.query:

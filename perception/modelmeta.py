@@ -81,6 +81,26 @@ def build_metadata(
     }
 
 
+def _strings(meta: Mapping[str, str], key: str) -> list[str]:
+    """A metadata entry that must be a JSON list of strings (a bare string would otherwise be
+    read character by character)."""
+    value = json.loads(meta[META_KEYS[key]])
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ValueError(f"{key} must be a list of strings, got {str(value)[:80]}")
+    return value
+
+
+def _thresholds(value: object) -> Thresholds:
+    """Each threshold a probability: a number in [0, 1] (a threshold of 7 flags every frame,
+    NaN none)."""
+    if not isinstance(value, dict) or not set(value) <= set(Thresholds().to_dict()):
+        raise ValueError(f"thresholds must be an object with {sorted(Thresholds().to_dict())}")
+    for name, x in value.items():
+        if isinstance(x, bool) or not isinstance(x, int | float) or not 0.0 <= x <= 1.0:
+            raise ValueError(f"threshold {name} must be a number in [0, 1], got {x!r}")
+    return Thresholds(**{k: float(v) for k, v in value.items()})
+
+
 def parse_metadata(meta: Mapping[str, str], source: str = "model") -> ModelMeta:
     """Validate ONNX custom metadata against this build; raise ModelError naming the problem."""
     missing = [k for k in META_KEYS.values() if k not in meta]
@@ -90,10 +110,10 @@ def parse_metadata(meta: Mapping[str, str], source: str = "model") -> ModelMeta:
             "before the multilingual text encoder: retrain or use a matching ruledrive)"
         )
     try:
-        labels = tuple(DecisionLabel(x) for x in json.loads(meta[META_KEYS["labels"]]))
-        rule_classes = tuple(str(x) for x in json.loads(meta[META_KEYS["rule_classes"]]))
+        labels = tuple(DecisionLabel(x) for x in _strings(meta, "labels"))
+        rule_classes = tuple(_strings(meta, "rule_classes"))
         encoder = {str(k): str(v) for k, v in json.loads(meta[META_KEYS["encoder"]]).items()}
-        thresholds = Thresholds(**json.loads(meta[META_KEYS["thresholds"]]))
+        thresholds = _thresholds(json.loads(meta[META_KEYS["thresholds"]]))
         spec = json.loads(meta[META_KEYS["spec"]])
         prep = json.loads(meta[META_KEYS["preprocessing"]])
         schema_version = int(meta[META_KEYS["schema_version"]])

@@ -7,16 +7,19 @@ onnxruntime's session interface (``session.run``), never TensorFlow.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bus.schema import DecisionLabel
+from core.errors import ModelError
 from perception.spec import MODEL_SPEC
 
-__all__ = ["DEFAULT_BATCH", "run_all_outputs", "run_batched", "to_label_order"]
+__all__ = ["DEFAULT_BATCH", "check_io", "run_all_outputs", "run_batched", "to_label_order"]
 
 DEFAULT_BATCH = 256
+_EXPECTED_INPUTS = {i.name: (i.onnx_type, i.shape) for i in MODEL_SPEC.inputs}
 
 
 def run_batched(
@@ -67,3 +70,45 @@ def to_label_order(
     label name into ``order`` (default: DecisionLabel definition order)."""
     index = {label: i for i, label in enumerate(labels)}
     return probs[:, [index[label] for label in order]]
+
+
+def check_io(session: Any, path: Path | str, n_rule_classes: int) -> None:
+    """Raise ModelError unless an onnxruntime session has the contract's inputs and the outputs
+    the node and evaluation read (names, types, shapes, a dynamic batch)."""
+    got = {i.name: i for i in session.get_inputs()}
+    if set(got) != set(_EXPECTED_INPUTS):
+        want = sorted(_EXPECTED_INPUTS)
+        raise ModelError(f"{path}: inputs {sorted(got)}, the contract wants {want}")
+    for name, (typ, shape) in _EXPECTED_INPUTS.items():
+        _check_arg(path, "input", name, got[name].type, got[name].shape, typ, shape)
+    outs = {o.name: o for o in session.get_outputs()}
+    expected = {
+        MODEL_SPEC.output: (len(DecisionLabel),),
+        MODEL_SPEC.rule_output: (MODEL_SPEC.max_rules, n_rule_classes),
+        MODEL_SPEC.ood_output: (1,),
+    }
+    for name, shape in expected.items():
+        if name not in outs:
+            raise ModelError(f"{path}: no output named {name!r} (has {sorted(outs)})")
+        _check_arg(path, "output", name, outs[name].type, outs[name].shape, "tensor(float)", shape)
+
+
+def _check_arg(
+    path: Path | str,
+    kind: str,
+    name: str,
+    typ: str,
+    shape: list,
+    want_typ: str,
+    want_shape: tuple[int, ...],
+) -> None:
+    if typ != want_typ:
+        raise ModelError(f"{path}: {kind} {name!r} is {typ}, the contract wants {want_typ}")
+    if len(shape) != len(want_shape) + 1 or tuple(shape[1:]) != want_shape:
+        raise ModelError(
+            f"{path}: {kind} {name!r} has shape {shape}, the contract wants [N, "
+            + ", ".join(map(str, want_shape))
+            + "]"
+        )
+    if isinstance(shape[0], int) and shape[0] > 0:
+        raise ModelError(f"{path}: {kind} {name!r} has a fixed batch {shape[0]}; export it dynamic")

@@ -320,11 +320,12 @@ def neighbour_settings(metadata: dict[str, str]) -> tuple[tuple[str, ...], int]:
 
     meta = parse_metadata(metadata, source="model")
     try:
-        votes = int(json.loads(metadata[META_KEY])["min_votes"])
+        settings = json.loads(metadata[META_KEY])
+        votes, k = int(settings["min_votes"]), int(settings["k"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(
             f"the model has a neighbour graph but no valid {META_KEY} metadata ({exc!r})"
         ) from exc
-    if votes < 1:
-        raise ModelError(f"{META_KEY}: min_votes must be at least 1, not {votes}")
+    if not 1 <= votes <= k:
+        raise ModelError(f"{META_KEY}: min_votes must be between 1 and k ({k}), not {votes}")
     return meta.rule_classes, votes

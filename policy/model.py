@@ -23,14 +23,13 @@ from core.defaults import READING_THRESHOLD
 from core.errors import ConfigError, ModelError
 from perception.modelmeta import ModelMeta, parse_metadata
 from perception.neighbours import NEIGHBOUR_OUTPUT
-from perception.onnxrun import run_all_outputs
+from perception.onnxrun import check_io, run_all_outputs
 from perception.readcheck import Alternative, decisive, neighbour_settings, read_rule_set
 from perception.rule_encoder import DEFAULT_ENCODER_DIR, RuleEncoder, unreadable_script
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import split_model
 
 __all__ = [
-    "EXPECTED_INPUTS",
     "EncodedRules",
     "ModelOutputs",
     "PolicyModel",
@@ -40,8 +39,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _S = MODEL_SPEC
-# name -> (onnx type, shape after the dynamic batch dimension)
-EXPECTED_INPUTS = {i.name: (i.onnx_type, i.shape) for i in _S.inputs}
 
 _TRT, _CUDA, _CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 _WANTED = {"auto": (_TRT, _CUDA, _CPU), "tensorrt": (_TRT, _CUDA, _CPU), "cuda": (_CUDA, _CPU)}
@@ -177,7 +174,7 @@ class PolicyModel:
         if in_use != wanted[0]:
             log.warning("%s did not come up on %s; running on %s", path, wanted[0], in_use)
         meta = parse_metadata(session.get_modelmeta().custom_metadata_map, source=str(path))
-        _check_io(session, path, len(meta.rule_classes))
+        check_io(session, path, len(meta.rule_classes))
         if encoder is None or encoder.identity() != meta.encoder:
             # One thread: the encoder runs beside the decision session (prefetch), not instead.
             encoder = RuleEncoder.load(Path(encoder_dir), "cpu", threads=1, cache_size=4096)
@@ -332,43 +329,3 @@ class PolicyModel:
         for n in sorted({1, max(1, batch)}):
             self.run(*(i.zeros(n) for i in _S.inputs))
             self.run_encoded(_S.image.zeros(n), [blank] * n, _S.speed.zeros(n))
-
-
-def _check_io(session: ort.InferenceSession, path: Path, n_rule_classes: int) -> None:
-    got = {i.name: i for i in session.get_inputs()}
-    if set(got) != set(EXPECTED_INPUTS):
-        want = sorted(EXPECTED_INPUTS)
-        raise ModelError(f"{path}: inputs {sorted(got)}, the contract wants {want}")
-    for name, (typ, shape) in EXPECTED_INPUTS.items():
-        _check_arg(path, "input", name, got[name].type, got[name].shape, typ, shape)
-    outs = {o.name: o for o in session.get_outputs()}
-    expected = {
-        _S.output: (len(DecisionLabel),),
-        _S.rule_output: (_S.max_rules, n_rule_classes),
-        _S.ood_output: (1,),
-    }
-    for name, shape in expected.items():
-        if name not in outs:
-            raise ModelError(f"{path}: no output named {name!r} (has {sorted(outs)})")
-        _check_arg(path, "output", name, outs[name].type, outs[name].shape, "tensor(float)", shape)
-
-
-def _check_arg(
-    path: Path,
-    kind: str,
-    name: str,
-    typ: str,
-    shape: list,
-    want_typ: str,
-    want_shape: tuple[int, ...],
-) -> None:
-    if typ != want_typ:
-        raise ModelError(f"{path}: {kind} {name!r} is {typ}, the contract wants {want_typ}")
-    if len(shape) != len(want_shape) + 1 or tuple(shape[1:]) != want_shape:
-        raise ModelError(
-            f"{path}: {kind} {name!r} has shape {shape}, the contract wants [N, "
-            + ", ".join(map(str, want_shape))
-            + "]"
-        )
-    if isinstance(shape[0], int) and shape[0] > 0:
-        raise ModelError(f"{path}: {kind} {name!r} has a fixed batch {shape[0]}; export it dynamic")

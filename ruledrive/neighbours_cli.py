@@ -20,11 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ConfigError, ModelError
+from core.paths import check_output_file
 from ruledrive.argtypes import positive_int
 
 __all__ = ["attach_index", "register"]
 
 log = logging.getLogger(__name__)
+
+MAX_K = 100  # neighbours per rule: the graph holds [rules, k] distances per rule set
+MAX_DIM = 384  # the encoder's width: PCA cannot give more
 
 
 def attach_index(
@@ -93,6 +97,11 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.model}: no such model")
     if not 1 <= args.min_votes <= args.k:
         raise ConfigError(f"--min-votes must be within 1..--k ({args.k}), not {args.min_votes}")
+    if args.k > MAX_K or args.dim > MAX_DIM:
+        raise ConfigError(f"--k must be at most {MAX_K} and --dim at most {MAX_DIM}")
+    check_output_file(args.out, "--out")
+    if args.rule_cache is not None and args.rule_cache.exists():
+        check_output_file(args.rule_cache, "--rule-cache")  # read, and written back
     got = attach_index(
         args.model, args.data, args.out, args.k, args.min_votes, args.dim, args.rule_cache
     )

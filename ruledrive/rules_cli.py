@@ -53,8 +53,10 @@ def read_rule_set(path: Path) -> RuleSet:
     """A RuleSet from a JSON file; DataError with a one-line reason otherwise."""
     from pydantic import ValidationError
 
+    from bus.codec import parse_payload
+    from bus.topics import RULES
     from bus.validation import short_detail
-    from core.errors import DataError
+    from core.errors import DataError, MessageError
 
     try:
         if path.stat().st_size > _MAX_RULESET_BYTES:
@@ -63,9 +65,14 @@ def read_rule_set(path: Path) -> RuleSet:
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
-        return RuleSet.model_validate_json(data)
+        msg = RuleSet.model_validate_json(data)
     except ValidationError as exc:
         raise DataError(f"{path} is not a valid rule set: {short_detail(exc, 3)}") from exc
+    try:  # what the node refuses is not signed either: a key given twice, say
+        parse_payload(RULES, data)
+    except MessageError as exc:
+        raise DataError(f"{path} is not a valid rule set: {exc}") from exc
+    return msg
 
 
 def _keygen(args: argparse.Namespace) -> int:

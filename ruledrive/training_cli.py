@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.errors import ConfigError, ModelError, RuledriveError, TrainingError
+from core.paths import check_output_dir
 from ruledrive.argtypes import (
     fraction,
     non_negative_int,
@@ -215,6 +216,8 @@ def _run_eval(model: Path, data: list[str], out: Path | None, allow_truncated: b
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.out is not None:  # before the evaluation, not after it
+        check_output_dir(args.out, "--out")
     report = _run_eval(args.model, args.data, args.out, args.allow_truncated)
     print(
         json.dumps(

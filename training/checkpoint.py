@@ -78,16 +78,31 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     for name in ("model.keras", "config.json", "checkpoint.json"):
         if not (p / name).is_file():
             raise ConfigError(f"{p}: checkpoint is missing {name}")
+    try:
+        config = TrainConfig.model_validate_json((p / "config.json").read_text())
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigError(
+            f"{p / 'config.json'}: not a training config ({_first_line(exc)})"
+        ) from exc
+    try:
+        info = json.loads((p / "checkpoint.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{p / 'checkpoint.json'}: not valid JSON ({exc})") from exc
+    if not isinstance(info, dict) or "rule_classes" not in info or "encoder" not in info:
+        raise ConfigError(f"{p}: checkpoint predates the multilingual text encoder; retrain")
     import keras
 
     from training import model as _model  # noqa: F401 - registers custom layers
 
-    config = TrainConfig.model_validate_json((p / "config.json").read_text())
-    info = json.loads((p / "checkpoint.json").read_text())
-    if "rule_classes" not in info or "encoder" not in info:
-        raise ConfigError(f"{p}: checkpoint predates the multilingual text encoder; retrain")
     try:
         model = keras.models.load_model(p / "model.keras", compile=False)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{p / 'model.keras'}: cannot load Keras model: {exc}") from exc
+        # Keras says "File not found" for a file that exists but is no .keras archive.
+        raise ConfigError(
+            f"{p / 'model.keras'}: not a Keras model this build can load ({_first_line(exc)})"
+        ) from exc
     return Checkpoint(p, model, config, info)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

@@ -21,7 +21,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     variant: Literal["fused", "image_only", "text_only"] = "fused"
-    seed: int = 1234
+    seed: int = Field(default=1234, ge=0, le=2**32 - 1)  # numpy's and TensorFlow's range
     # 8 epochs of the default recipe's ~25k frames: ~25 min on 2 cores (docs/training.md).
     epochs: int = Field(default=8, ge=1, le=500)
     batch_size: int = Field(default=64, ge=1, le=4096)
@@ -69,13 +69,25 @@ class TrainConfig(BaseModel):
     train_splits: list[str] = Field(default_factory=lambda: ["train", "val", "recorded"])
     val_fraction: float = Field(default=0.1, ge=0.0, lt=0.9)
     max_samples: int | None = Field(default=None, ge=1, description="cap on training samples")
-    threads: int = Field(default=0, ge=0, description="TF intra-op threads; 0 = all cores")
+    threads: int = Field(default=0, ge=0, le=1024, description="TF intra-op threads; 0 = all cores")
     model_version: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans(cls, data: object) -> object:
+        """No setting is a yes/no: `batch_size: true` is an error, not a batch of 1."""
+        if isinstance(data, dict):
+            flags = sorted(str(k) for k, v in data.items() if isinstance(v, bool))
+            if flags:
+                raise ValueError(f"{', '.join(flags)}: a number or a name, not true/false")
+        return data
 
     @model_validator(mode="after")
     def _corpus_needs_epochs(self) -> TrainConfig:
         if self.rule_corpus is not None and self.reader_epochs == 0:
-            raise ValueError("rule_corpus trains only the reader: give reader_epochs > 0")
+            raise ValueError(
+                "rule_corpus trains only the reader: give reader_epochs > 0 (--reader-epochs)"
+            )
         return self
 
 
@@ -86,7 +98,8 @@ def load_config(path: str | Path | None, overrides: dict[str, object]) -> TrainC
         p = Path(path)
         try:
             text = p.read_text()
-            loaded = yaml.safe_load(text) if p.suffix in (".yaml", ".yml") else json.loads(text)
+            yml = p.suffix.lower() in (".yaml", ".yml")
+            loaded = yaml.safe_load(text) if yml else json.loads(text)
         except (OSError, ValueError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read config {p}: {exc}") from exc
         if not isinstance(loaded, dict):
@@ -97,6 +110,8 @@ def load_config(path: str | Path | None, overrides: dict[str, object]) -> TrainC
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
         msgs = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
+            (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors(include_url=False)
         )
         raise ConfigError(f"invalid training config{f' {path}' if path else ''}: {msgs}") from exc

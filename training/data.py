@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -100,12 +101,19 @@ class RuleTable:
         ident = encoder.cache_key
         known: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if cache is not None and cache.is_file():
-            with np.load(cache, allow_pickle=False) as z:
-                if str(z["encoder"]) == ident:
-                    # Each z[name] reads the whole array again: read each once.
-                    c_states, c_masks = z["states"], z["masks"]
-                    for i, t in enumerate(z["texts"].tolist()):
-                        known[t] = (c_states[i], c_masks[i])
+            try:
+                # Our own handle: np.load leaks its own when the file is no archive.
+                with cache.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
+                    if str(z["encoder"]) == ident:
+                        # Each z[name] reads the whole array again: read each once.
+                        c_states, c_masks = z["states"], z["masks"]
+                        for i, t in enumerate(z["texts"].tolist()):
+                            known[t] = (c_states[i], c_masks[i])
+            except (OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile) as exc:
+                raise DataError(
+                    f"rule cache {cache} is not a rule table ({type(exc).__name__}: "
+                    f"{str(exc)[:120]}); delete it or name another"
+                ) from exc
         t_max, dim = _S.max_rule_tokens, encoder.dim
         states = np.zeros((len(wanted), t_max, dim), np.float16)
         masks = np.zeros((len(wanted), t_max), np.uint8)

@@ -30,6 +30,7 @@ from core.defaults import READING_THRESHOLD
 from core.metrics import classification_report, counterfactual_consistency, plot_confusion
 from perception.image import DEFAULT_DECODE, colourless
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
+from perception.onnxrun import check_io
 from perception.readcheck import ReadingCheck
 from perception.rule_encoder import RuleEncoder, unreadable_script
 from perception.spec import MODEL_SPEC
@@ -86,6 +87,7 @@ class OnnxPredictor:
 
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         meta = parse_metadata(self.session.get_modelmeta().custom_metadata_map, source=str(path))
+        check_io(self.session, path, len(meta.rule_classes))  # as the node refuses it
         self.labels, self.name, self.meta = meta.labels, f"onnx:{path}", meta
         self.rule_classes, self.thresholds = meta.rule_classes, meta.thresholds
         self.encoder_dir = encoder_dir

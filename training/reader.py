@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bus.schema import MAX_RULE_CHARS
 from core.errors import DataError
+from perception.modelmeta import NOT_UNDERSTOOD
 from perception.spec import MODEL_SPEC
 from training.data import RuleTable, hide_tokens
 from training.ruleparams import RULE_PARAMS, param_labels
@@ -75,7 +77,12 @@ def load_rule_corpus(path: str | Path) -> RuleCorpus:
     classes: list[str] = []
     params: list[list[int]] = []
     families: list[tuple[str, ...]] = []
-    for n, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_no = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"rule corpus {p}, line {line_no}: not UTF-8 text") from exc
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -87,6 +94,9 @@ def load_rule_corpus(path: str | Path) -> RuleCorpus:
         except ValueError as exc:  # not JSON
             msg = str(exc).splitlines()[0]
             raise DataError(f"rule corpus {p}, line {n}: not a corpus record ({msg})") from exc
+        why = _unusable(rec)
+        if why:
+            raise DataError(f"rule corpus {p}, line {n}: {why}")
         if rec.held_out:
             raise DataError(
                 f"rule corpus {p}, line {n}: held-out wording ({rec.text!r}) is for evaluation "
@@ -107,6 +117,23 @@ def load_rule_corpus(path: str | Path) -> RuleCorpus:
     if not texts:
         raise DataError(f"rule corpus {p}: no rule texts in it")
     return RuleCorpus(texts, classes, params, families, hashlib.sha256(raw).hexdigest()[:16])
+
+
+def _unusable(rec: _Line) -> str | None:
+    """Why a corpus record cannot train the reader, or None: a text longer than the node takes,
+    a class that contradicts the rule it describes, a parameter outside the reader's vocabulary
+    (it would be dropped without a word)."""
+    if len(rec.text) > MAX_RULE_CHARS:
+        return f"a rule of {len(rec.text)} characters (the contract takes {MAX_RULE_CHARS})"
+    if rec.rule is None or rec.cls in ("not_binding", NOT_UNDERSTOOD):
+        return None
+    kind, variant = rec.rule.get("kind"), rec.rule.get("variant") or ""
+    if kind is not None and rec.cls not in (kind, f"{kind}:{variant}"):  # some variants name it
+        return f"class {rec.cls!r} does not match its rule (kind {kind!r}, variant {variant!r})"
+    for name, label in zip(RULE_PARAMS, param_labels({"rule": rec.rule}), strict=True):
+        if label < 0:
+            return f"{name} {rec.rule.get(name.removeprefix('rule_'))!r} is not one it reads"
+    return None
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from training.distributed import (
     files_digest,
     shard_files,
 )
+from training.export import MIN_PARITY_SAMPLES
 from training.ood import TRAIN_KINDS, negative_jpegs
 from training.reader import ReaderSet, RuleCorpus, fit_reader, load_rule_corpus, reader_of
 from training.ruleparams import EGO_LANE_OUTPUT, RULE_PARAMS, SCHOOL_SIGN_OUTPUT, TIME_OUTPUT
@@ -367,6 +368,8 @@ def train(
     runs of the same code.
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; the checkpoint is a directory")
     t0 = time.monotonic()
     cluster = cluster_from_env()
     reads_alone = cfg.reader_epochs > 0 and cfg.variant != "image_only"  # it reads nothing
@@ -440,6 +443,11 @@ def train(
     neg_seed = cfg.seed + cluster.rank  # other workers draw other pictures
     negatives = [jpeg for _, jpeg in negative_jpegs(n_neg, TRAIN_KINDS, neg_seed, roads)]
     data = encode_samples(samples, table, rule_classes, negatives)
+    if export_to is not None and cluster.is_chief and len(data) < MIN_PARITY_SAMPLES:
+        raise DataError(  # found out now, not after the training
+            f"{len(data)} frames: the ONNX export's parity check needs >= {MIN_PARITY_SAMPLES}; "
+            "give more data (or a larger --max-samples), or pass --no-export"
+        )
     train_idx, val_idx = split_by_vehicle(cfg.val_fraction, data, cfg.seed)
     if len(train_idx) == 0:
         raise DataError("validation split took every sample; lower val_fraction")

@@ -262,7 +262,8 @@ def test_a_neighbour_graph_without_valid_settings_is_refused(
     from core.errors import ModelError
     from perception.neighbours import META_KEY
 
-    for value in (None, "not json", '{"k": 10}', '{"min_votes": 0}'):
+    bad = (None, "not json", '{"k": 10}', '{"k": 10, "min_votes": 0}', '{"k": 0, "min_votes": 6}')
+    for value in bad:
         model = onnx.load_from_string(all_amber)
         props = [(e.key, e.value) for e in model.metadata_props if e.key != META_KEY]
         if value is not None:

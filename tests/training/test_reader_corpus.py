@@ -75,6 +75,11 @@ GOOD = {"text": "Max 50", "class": "speed_limit", "rule": {"limit": 50}}
         ([json.dumps({**GOOD, "held_out": True})], "held-out wording"),
         ([json.dumps(GOOD), json.dumps({**GOOD, "class": "school_zone"})], "earlier line"),
         (["", "   "], "no rule texts"),
+        # What would train on something the node never sees, or be dropped without a word:
+        ([json.dumps({**GOOD, "text": "x" * 201})], "line 1: a rule of 201 characters"),
+        ([json.dumps({**GOOD, "rule": {"kind": "teleport"}})], "does not match its rule"),
+        ([json.dumps({**GOOD, "rule": {"kind": "speed_limit", "limit": "fast"}})], "rule_limit"),
+        ([json.dumps({**GOOD, "rule": {"limit": 55}})], "rule_limit 55 is not one it reads"),
     ],
 )
 def test_bad_corpus_files_are_named_data_errors(
@@ -83,6 +88,13 @@ def test_bad_corpus_files_are_named_data_errors(
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines), encoding="utf-8")
     with pytest.raises(DataError, match=message):
+        load_rule_corpus(path)
+
+
+def test_a_corpus_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n" + b'{"text": "\xff\xfe"}')
+    with pytest.raises(DataError, match="line 2: not UTF-8"):
         load_rule_corpus(path)
 
 
