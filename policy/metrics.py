@@ -106,7 +106,7 @@ class NodeMetrics:
         try:
             start_http_server(port, addr=host, registry=self.registry)
         except OSError as exc:
-            raise ConfigError(f"metrics port {port}: {exc.strerror or exc}") from exc
+            raise ConfigError(f"metrics port {port} on {host}: {exc.strerror or exc}") from exc
 
 
 def _totals(metric: Counter | Histogram, suffix: str = "_total") -> dict[str, float]:

@@ -27,7 +27,10 @@ PROVIDER_CHOICES = ("auto", "tensorrt", "cuda", "cpu")
 
 
 class NodeSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RULEDRIVE_", extra="forbid", frozen=True)
+    # allow_inf_nan: RULEDRIVE_HEARTBEAT_S=nan is "not a finite number", not "too large".
+    model_config = SettingsConfigDict(
+        env_prefix="RULEDRIVE_", extra="forbid", frozen=True, allow_inf_nan=False
+    )
 
     mqtt_url: str = Field(DEFAULT_MQTT_URL, description="mqtt://host:port or mqtts://")
     mqtt_username: str | None = Field(None, description="broker user name")
@@ -47,6 +50,13 @@ class NodeSettings(BaseSettings):
     model_path: Path = Field(
         DEFAULT_MODEL_PATH, description="ONNX model; hot-reloaded when the file changes"
     )
+
+    @field_validator("model_path", mode="before")
+    @classmethod
+    def _a_path(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip():  # Path("") is ".", the working directory
+            raise ValueError("is empty; name the ONNX model file")
+        return v
     providers: str = Field("auto", description="auto, tensorrt, cuda or cpu")
     max_batch_size: int = Field(8, ge=1, le=256, description="frames per session.run")
     ort_threads: int = Field(
@@ -199,8 +209,14 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> NodeSettings:
     try:
         return NodeSettings(**given)
     except ValidationError as exc:
-        lines = [
-            f"  {'RULEDRIVE_' + str(e['loc'][0]).upper() if e['loc'] else 'settings'}: {e['msg']}"
+        # One line; each setting by its environment variable and its flag, whichever was used.
+        parts = [
+            (
+                f"RULEDRIVE_{str(e['loc'][0]).upper()} / --{str(e['loc'][0]).replace('_', '-')}"
+                if e["loc"]
+                else "settings"
+            )
+            + f": {e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors(include_url=False)
         ]
-        raise ConfigError("invalid settings:\n" + "\n".join(lines)) from exc
+        raise ConfigError("invalid settings: " + "; ".join(parts)) from exc

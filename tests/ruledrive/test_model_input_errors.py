@@ -146,3 +146,25 @@ def test_rules_sign_refuses_a_rule_set_with_a_key_given_twice(
     key = tmp_path / "authority.key"
     assert main(["rules", "sign", str(ruleset), "--key", str(key)]) == 1
     assert "appears twice" in _err(capsys)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"RULEDRIVE_HEARTBEAT_S": "nan"},
+            "RULEDRIVE_HEARTBEAT_S / --heartbeat-s: Input should be a finite",
+        ),
+        ({"RULEDRIVE_MODEL_PATH": ""}, "RULEDRIVE_MODEL_PATH / --model-path: is empty"),
+    ],
+)
+def test_node_settings_errors_say_what_is_wrong_in_one_line(
+    env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from policy.settings import load_settings
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_settings()
+    assert "\n" not in str(err.value)
