@@ -33,7 +33,7 @@ import numpy as np
 from bus.recording import Sample
 from bus.recording_reader import read_samples
 from bus.schema import DecisionLabel
-from core.errors import DataError
+from core.errors import DataError, ImageDecodeError
 from perception.image import DEFAULT_DECODE, preprocess_jpeg
 from perception.neighbours import NeighbourIndex, build_index, sentence_vectors
 from perception.rule_encoder import RuleEncoder
@@ -350,6 +350,13 @@ def rule_classes_of(sample: Sample) -> list[str | None]:
     return [m.get("class") if isinstance(m, dict) else None for m in _rule_meta(sample)]
 
 
+def _decode_or_error(jpeg: bytes, decode: str) -> np.ndarray | ImageDecodeError:
+    try:
+        return preprocess_jpeg(jpeg, decode)
+    except ImageDecodeError as exc:
+        return exc
+
+
 def encode_samples(
     samples: Sequence[Sample],
     table: RuleTable,
@@ -373,9 +380,18 @@ def encode_samples(
         raise DataError(f"{len(too_many)} samples have more than {_S.max_rules} rules")
     jpegs = [s.jpeg for s in samples] + list(negatives)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        images = np.stack(
-            list(pool.map(partial(preprocess_jpeg, decode=decode), jpegs, chunksize=64))
+        decoded = list(pool.map(partial(_decode_or_error, decode=decode), jpegs, chunksize=64))
+    bad = [i for i, x in enumerate(decoded) if isinstance(x, ImageDecodeError)]
+    if bad:
+        i = bad[0]
+        where = (
+            f"frame {samples[i].frame_id} of {samples[i].vehicle_id}"
+            + (f" in {samples[i].source}" if samples[i].source else "")
+            if i < len(samples)
+            else "a generated negative picture"
         )
+        raise DataError(f"{len(bad)} frames cannot be decoded; the first, {where}: {decoded[i]}")
+    images = np.stack(decoded)  # type: ignore[arg-type]
     n, r = len(jpegs), _S.max_rules
     rule_idx = np.full((n, r), -1, np.int32)
     rule_cls = np.full((n, r), -1, np.int32)

@@ -30,3 +30,18 @@ def test_other_schema_version_is_refused(tmp_path: Path) -> None:
     path = write_recording(tmp_path / "v2.mcap", future)
     with pytest.raises(RecordingError, match="v2.mcap"):
         load_samples([path])
+
+
+def test_a_frame_that_cannot_be_decoded_is_named_with_its_recording(tmp_path: Path) -> None:
+    import dataclasses
+
+    from perception.rule_encoder import RuleEncoder
+    from training.data import RuleTable, encode_samples
+
+    path = write_recording(tmp_path / "ok.mcap", rule_set())
+    samples = load_samples([path])
+    samples[1] = dataclasses.replace(samples[1], jpeg=b"GIF89a not a jpeg")
+    encoder = RuleEncoder.load(Path("models/text-encoder"), "cpu", cache_size=0)
+    table = RuleTable.build([t for s in samples for t in s.rules], encoder)
+    with pytest.raises(DataError, match=r"1 frames cannot .*frame 1 of car-1 in .*ok\.mcap"):
+        encode_samples(samples, table, ("not_binding", "not_understood"))
