@@ -10,12 +10,19 @@ Readers raise ``RecordingError("... truncated ...")`` on such a file after yield
 before the cut; with ``allow_truncated=True`` they stop there and log a WARNING naming the file
 and what was recovered. "Truncated" means the reader ran out of bytes (at a record boundary or
 inside a record); a CRC or decode failure with bytes still to read is corruption: it raises.
+A file that does not even hold a complete MCAP header (empty, another format) is "not an MCAP
+recording", never "truncated": ``allow_truncated`` does not accept it. :func:`check_recording`
+runs these file checks alone (no record is read), for commands that check every input first.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
+import stat
+import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +47,17 @@ from bus.recording import (
     Sample,
 )
 from bus.schema import FrameHeader, LabelMsg, RuleSet
+from bus.validation import short_detail
 from core.errors import RecordingError
 
-__all__ = ["RecordedFrame", "read_events", "read_frames", "read_metadata", "read_samples"]
+__all__ = [
+    "RecordedFrame",
+    "check_recording",
+    "read_events",
+    "read_frames",
+    "read_metadata",
+    "read_samples",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +84,50 @@ class _Cut:
     reason: str | None = None
 
 
+_MCAP_MAGIC = b"\x89MCAP0\r\n"
+_HEADER_OPCODE = 0x01
+_RECORD_PREFIX = struct.Struct("<BQ")  # opcode, record length
+
+
+def check_recording(path: str | Path) -> None:
+    """Raise RecordingError naming ``path`` unless it is a readable regular file that starts
+    with a complete MCAP header. Reads at most the header: the records are not checked.
+
+    Refuses what ``open()`` would block on (a FIFO) or misreport (a directory, a symlink loop),
+    and calls a file without a complete header "not an MCAP recording" (not "truncated")."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as exc:
+        why = " (a dangling symlink)" if path.is_symlink() else ""
+        raise RecordingError(f"{path}: no such recording{why}") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RecordingError(f"{path}: no such recording (a symlink loop)") from exc
+        raise RecordingError(f"{path}: cannot open recording ({exc.strerror})") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise RecordingError(f"{path}: is a directory, not an MCAP recording")
+    if not stat.S_ISREG(st.st_mode):
+        raise RecordingError(
+            f"{path}: not a regular file (a FIFO, socket or device), not an MCAP recording"
+        )
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_MCAP_MAGIC) + _RECORD_PREFIX.size)
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot read recording ({exc.strerror})") from exc
+    if not head:
+        raise RecordingError(f"{path}: not an MCAP recording (an empty file)")
+    if head[: len(_MCAP_MAGIC)] != _MCAP_MAGIC[: len(head)]:
+        raise RecordingError(f"{path}: not an MCAP recording (no MCAP magic)")
+    complete = len(head) == len(_MCAP_MAGIC) + _RECORD_PREFIX.size
+    if complete:
+        opcode, length = _RECORD_PREFIX.unpack(head[len(_MCAP_MAGIC) :])
+        complete = opcode == _HEADER_OPCODE and st.st_size >= len(head) + length
+    if not complete:
+        raise RecordingError(f"{path}: not an MCAP recording (no complete MCAP header)")
+
+
 def _records(path: Path, cut: _Cut | None = None) -> Iterator[Any]:
     """MCAP records in file order; truncation / corruption -> RecordingError naming the file.
 
@@ -76,6 +135,7 @@ def _records(path: Path, cut: _Cut | None = None) -> Iterator[Any]:
     complete record; records inside a chunk come only once the whole chunk passed its CRC.
     """
     cut = cut or _Cut()
+    check_recording(path)  # before open(): a FIFO would block it, a directory mislead it
     watch: _EofWatch | None = None
     try:
         with open(path, "rb") as fh:
@@ -147,7 +207,12 @@ def _decode(path: Path, topic: str, rec: Message) -> Any:
         if channel.encoding == "protobuf":
             img = CompressedImage.FromString(rec.data)
             vid, _, fid = img.frame_id.rpartition("/")
-            if img.format != "jpeg" or not vid or not fid.isdigit() or not img.data:
+            if (
+                img.format != "jpeg"
+                or not vid
+                or not (fid.isascii() and fid.isdigit())
+                or not img.data
+            ):
                 raise RecordingError(
                     f"{where}: bad camera frame (format {img.format!r}, "
                     f"frame_id {img.frame_id!r}, {len(img.data)} bytes)"
@@ -155,15 +220,28 @@ def _decode(path: Path, topic: str, rec: Message) -> Any:
             return CameraFrame(vid, int(fid), img.timestamp.ToNanoseconds(), bytes(img.data))
         model = channel.model
         if model is None:
-            obj = json.loads(rec.data)
-            if not isinstance(obj, dict):
-                raise RecordingError(f"{where}: scene record is not an object")
-            return obj
+            return _scene(where, json.loads(rec.data))
         return model.model_validate_json(rec.data)
     except RecordingError:
         raise
-    except (ValidationError, ValueError, Exception) as exc:  # protobuf DecodeError included
+    except ValidationError as exc:  # one line: the fields and what is wrong with them
+        raise RecordingError(f"{where}: invalid ({short_detail(exc)})") from exc
+    except Exception as exc:  # protobuf DecodeError, JSON errors included
         raise RecordingError(f"{where}: cannot decode ({type(exc).__name__}: {exc})") from exc
+
+
+def _scene(where: str, obj: Any) -> dict[str, Any]:
+    """A /scene record, checked: the join keys it on (vehicle_id, frame_id)."""
+    if not isinstance(obj, dict):
+        raise RecordingError(f"{where}: scene record is not an object")
+    vid, fid, scene = obj.get("vehicle_id"), obj.get("frame_id"), obj.get("scene")
+    if not isinstance(vid, str):
+        raise RecordingError(f"{where}: scene record vehicle_id {vid!r} is not a string")
+    if not isinstance(fid, int) or isinstance(fid, bool):
+        raise RecordingError(f"{where}: scene record frame_id {fid!r} is not a whole number")
+    if scene is not None and not isinstance(scene, dict):
+        raise RecordingError(f"{where}: scene record scene {scene!r:.40} is not an object")
+    return obj
 
 
 @dataclass
@@ -287,7 +365,7 @@ def _joined(
             pending[(msg.vehicle_id, msg.frame_id)].label = msg
 
     def on_scene(msg: dict[str, Any]) -> None:
-        key = (str(msg.get("vehicle_id")), int(msg.get("frame_id", -1)))
+        key = (msg["vehicle_id"], msg["frame_id"])  # types checked by _scene
         if key in pending:
             pending[key].scene = msg.get("scene")
 

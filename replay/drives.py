@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bus.schema import DecisionLabel, FrameHeader, RuleSet
+from core.errors import ConfigError
 
 __all__ = [
+    "MAX_VEHICLES",
+    "MIN_RATE",
     "Drive",
     "DriveFrame",
     "DriveRules",
@@ -28,6 +31,12 @@ __all__ = [
 
 
 DEFAULT_FRAME_PERIOD_NS = 100_000_000  # 10 Hz, the simulator's frame rate
+# The most replayed vehicles: a node holds the rule sets of at most this many by default
+# (policy.settings max_vehicles); more lanes would test its eviction, not its decisions.
+MAX_VEHICLES = 10_000
+# The slowest replay: 1 s of a drive takes 100 s. Slower ones would not finish (a rate of 1e-300
+# puts the second frame past the end of time) and test nothing a slow node would not show.
+MIN_RATE = 0.01
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,8 @@ def plan_lanes(drives: Sequence[Drive], vehicles: int | None = None) -> list[Lan
         return lanes_
     if vehicles < 1:
         raise ValueError("vehicles must be >= 1")
+    if vehicles > MAX_VEHICLES:
+        raise ConfigError(f"--vehicles {vehicles}: at most {MAX_VEHICLES} vehicles")
     lanes = [Lane(f"replay-{k:03d}", []) for k in range(vehicles)]
     for i in range(max(len(drives), vehicles) if drives else 0):
         lanes[i % vehicles].drives.append(drives[i % len(drives)])
@@ -131,11 +142,15 @@ def load_drives(
     """The drives of MCAP recordings (bus.recording), one per recorded vehicle and file,
     each frame with its recorded label. ``limit`` caps the frames. Raises RecordingError, also on
     a truncated file unless ``allow_truncated`` (then its complete part is used, with a warning).
+    Every path is checked (``bus.recording_reader.check_recording``) before any is read, so a bad
+    last file fails at once, not after the others were read.
 
     Frames are joined to their images and labels by ``bus.recording_reader.read_frames``, the
     same join training reads samples with."""
-    from bus.recording_reader import read_frames
+    from bus.recording_reader import check_recording, read_frames
 
+    for path in paths:
+        check_recording(path)
     out: list[Drive] = []
     frames = 0
     for path in paths:

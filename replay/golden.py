@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bus.schema import DecisionMsg
+from core.errors import DataError
 from replay.drives import FrameRef
 
 __all__ = [
@@ -52,13 +55,60 @@ def write_reference(
         "prob_tolerance": PROB_TOLERANCE,
         "decisions": [records[k] for k in sorted(records)],
     }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    _write_atomic(Path(path), json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: a
+    failed write (full disk, killed) leaves the old reference, never half of a new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.is_file() else 0o644  # mkstemp's is 0600
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_reference(path: str | Path) -> dict[tuple[str, int], dict[str, Any]]:
-    doc = json.loads(Path(path).read_text())
-    return {(r["vehicle_id"], r["frame_id"]): r for r in doc["decisions"]}
+    """The decisions of a reference written by :func:`write_reference`, by recorded
+    (vehicle id, frame id). DataError naming the file when it is missing or not one."""
+    path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO would block read
+        raise DataError(f"reference {path}: not a regular file")
+    try:
+        text = path.read_text()
+    except FileNotFoundError as exc:
+        raise DataError(f"reference {path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise DataError(f"reference {path}: is a directory, not a reference JSON file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"reference {path}: cannot read it ({exc})") from exc
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"reference {path}: not JSON ({exc})") from exc
+    decisions = doc.get("decisions") if isinstance(doc, dict) else None
+    if not isinstance(decisions, list):
+        raise DataError(
+            f"reference {path}: not a replay reference (no list of decisions; "
+            "write one with --update-reference)"
+        )
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for i, r in enumerate(decisions):
+        vid = r.get("vehicle_id") if isinstance(r, dict) else None
+        fid = r.get("frame_id") if isinstance(r, dict) else None
+        if not isinstance(vid, str) or not isinstance(fid, int) or isinstance(fid, bool):
+            raise DataError(
+                f"reference {path}: decisions[{i}] is not a decision with a vehicle_id "
+                "string and a whole-number frame_id"
+            )
+        out[(vid, fid)] = r
+    return out
 
 
 def _differs(a: Any, b: Any, tol: float) -> bool:

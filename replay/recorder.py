@@ -16,6 +16,7 @@ with ``bus.recording_writer.RecordingWriter`` so ``ruledrive train`` reads the f
 
 from __future__ import annotations
 
+import glob
 import logging
 import queue
 import signal
@@ -33,7 +34,7 @@ from bus.topics import CAMERA, DECISION, DEFAULT_PREFIX, LABEL, RULES, Topic
 from core.defaults import DEFAULT_MQTT_URL
 from core.errors import MessageError
 
-__all__ = ["RECORDED_TOPICS", "BusRecorder", "Gap", "run_recorder"]
+__all__ = ["RECORDED_TOPICS", "BusRecorder", "Gap", "existing_outputs", "run_recorder"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,21 @@ class _McapSink:
 
 def _default_writer(path: Path, chunk_kb: int = 256) -> Any:
     return _McapSink(path, chunk_kb)
+
+
+def _rotated(out: Path, index: int) -> Path:
+    return out.with_name(f"{out.stem}-{index:04d}{out.suffix or '.mcap'}")
+
+
+def existing_outputs(out: str | Path, rotating: bool) -> list[Path]:
+    """The files a recorder writing to ``out`` would overwrite: ``out`` itself, or with
+    ``rotating`` every ``FILE-NNNN.mcap`` beside it (``ruledrive record`` refuses them unless
+    ``--force``)."""
+    out = Path(out)
+    if not rotating:
+        return [out] if out.exists() else []
+    pattern = f"{glob.escape(out.stem)}-[0-9][0-9][0-9][0-9]{glob.escape(out.suffix or '.mcap')}"
+    return sorted(out.parent.glob(pattern)) if out.parent.is_dir() else []
 
 
 class BusRecorder:
@@ -158,7 +174,7 @@ class BusRecorder:
     def _path(self, index: int) -> Path:
         if not (self.rotate_bytes or self.rotate_s):
             return self.out
-        return self.out.with_name(f"{self.out.stem}-{index:04d}{self.out.suffix or '.mcap'}")
+        return _rotated(self.out, index)
 
     def _open(self) -> None:
         path = self._path(len(self.files))

@@ -2,8 +2,12 @@
 around replay.player and replay.recorder, which hold the logic; ruledrive.replay_report shows and
 writes the replay's results (table, progress bar, JSON, PNGs).
 
-Exit codes: 0 ok; 1 a gate failed (accuracy, p99, missing decisions, golden mismatch, aborted);
-2 bad flags or settings (ConfigError, via ruledrive.cli).
+Exit codes: 0 ok; 1 a gate failed (accuracy, p99, missing decisions, golden mismatch, aborted),
+or an input cannot be read (a recording or reference: DataError, via ruledrive.cli); 2 bad flags or
+settings (ConfigError), e.g. an output that would overwrite an input or cannot be written.
+
+Every input is read and every output checked before the node starts or ``--out`` is touched: a
+bad input never overwrites an earlier report with an empty one.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import threading
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
 from bus.topics import DEFAULT_PREFIX
-from core.errors import ConfigError, DataError
+from core.errors import ConfigError
+from replay.drives import MAX_VEHICLES, MIN_RATE
 from ruledrive.argtypes import (
     fraction,
     non_negative_float,
@@ -28,11 +34,30 @@ from ruledrive.argtypes import (
     rate,
 )
 from ruledrive.mqtt_login import add_broker_flags, login_from_args
-from ruledrive.replay_report import Progress, print_report, write_outputs
+from ruledrive.replay_report import OUTPUT_FILES, Progress, print_report, write_outputs
 
 __all__ = ["print_report", "register", "write_outputs"]  # the last two: ruledrive.replay_report
 
 log = logging.getLogger(__name__)
+
+
+def _replay_rate(text: str) -> float | None:
+    """--rate: ``max`` or a speed factor of at least MIN_RATE."""
+    value = rate(text)
+    if value is not None and value < MIN_RATE:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MIN_RATE:g} (1 s of the drive in {1 / MIN_RATE:g} s) "
+            f"or 'max', got {text}"
+        )
+    return value
+
+
+def _vehicles(text: str) -> int:
+    """--vehicles: 1..MAX_VEHICLES."""
+    value = positive_int(text)
+    if value > MAX_VEHICLES:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_VEHICLES}, got {text}")
+    return value
 
 
 def _bus_flags(p: argparse.ArgumentParser) -> None:
@@ -54,16 +79,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("recordings", nargs="+", metavar="RECORDING", help="MCAP files")
     p.add_argument(
         "--rate",
-        type=rate,
+        type=_replay_rate,
         default=1.0,
-        help="1.0 = real time, 2 = twice as fast, 'max' = as fast as the node answers",
+        help="1.0 = real time, 2 = twice as fast, 'max' = as fast as the node answers "
+        f"(at least {MIN_RATE:g})",
     )
     p.add_argument(
         "--vehicles",
-        type=positive_int,
+        type=_vehicles,
         default=None,
         metavar="N",
-        help="replay on N vehicles in parallel (ids replay-000...); "
+        help=f"replay on N vehicles in parallel (ids replay-000..., at most {MAX_VEHICLES}); "
         "default: one per recorded vehicle, under its recorded id",
     )
     _bus_flags(p)
@@ -147,6 +173,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE.mcap",
         help="output file; with rotation FILE-0001.mcap, FILE-0002.mcap, ...",
     )
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite existing output files (refused without it)",
+    )
     _bus_flags(r)
     r.add_argument(
         "--rotate-mb", type=non_negative_float, default=0.0, help="start a new file after N MB"
@@ -178,19 +209,21 @@ def _replay(args: argparse.Namespace) -> int:
     from replay.drives import load_drives, plan_lanes
     from replay.golden import compare_reference, load_reference, write_reference
     from replay.player import Replayer
-    from ruledrive.cli import truncation_hint
 
     if args.bus == "memory" and args.serve_model is None:
         raise ConfigError("--bus memory needs --serve-model (nothing else is on that bus)")
-    try:
-        drives = load_drives(
-            args.recordings, limit=args.limit, allow_truncated=args.allow_truncated
-        )
-        load_error = None
-    except DataError as exc:  # still write a (empty) report that says why
-        drives, load_error = [], f"cannot read the recording: {truncation_hint(exc)}"
+    # Inputs and outputs first: nothing is started and --out is untouched until all are good.
+    _check_outputs_are_not_inputs(args)
+    _check_out_dir(args.out)
+    if args.update_reference:
+        _check_writable_file("--update-reference", args.update_reference)
+    reference = load_reference(args.reference) if args.reference else None
+    drives = load_drives(args.recordings, limit=args.limit, allow_truncated=args.allow_truncated)
     lanes = plan_lanes(drives, args.vehicles)
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {args.out}: cannot create it ({exc.strerror})") from exc
     with ExitStack() as stack:
         bus = _make_bus(args, stack)
         show = not args.no_progress and sys.stderr.isatty()
@@ -227,7 +260,6 @@ def _replay(args: argparse.Namespace) -> int:
             stop.set()
             raise
     report.recordings = [str(p) for p in args.recordings]
-    report.aborted = load_error or report.aborted
     failures = report.check(args.min_accuracy, args.max_p99_ms, args.max_missing)
     if node is not None:  # a node of this run only: its conflation count is this replay's
         conflated = node.metrics.counters().get("dropped.conflated", 0)
@@ -240,10 +272,13 @@ def _replay(args: argparse.Namespace) -> int:
         report.failures = failures
     rows = replayer.board.matched()
     if args.update_reference:
-        write_reference(args.update_reference, rows, args.recordings)
+        try:
+            write_reference(args.update_reference, rows, args.recordings)
+        except OSError as exc:  # checked before the replay; the disk may still fill up
+            raise ConfigError(f"--update-reference {args.update_reference}: {exc}") from exc
         print(f"reference written: {args.update_reference} ({len(rows)} decisions)")
-    if args.reference:
-        diffs = compare_reference(load_reference(args.reference), rows)
+    if reference is not None:  # read before the replay: --update-reference may be this file
+        diffs = compare_reference(reference, rows)
         failures += [f"golden: {d}" for d in diffs[:20]]
         if len(diffs) > 20:
             failures.append(f"golden: ... and {len(diffs) - 20} more differences")
@@ -255,6 +290,60 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"ruledrive replay: FAIL {f}", file=sys.stderr)
         return 1
     return 0
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (symlinks resolved; hard links too, when both exist)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
+    """ConfigError when a file the replay writes is one of its input recordings."""
+    outputs = [("--out", args.out / name) for name in OUTPUT_FILES]
+    if args.update_reference:
+        outputs.append(("--update-reference", args.update_reference))
+    for flag, out in outputs:
+        for rec in args.recordings:
+            if _same_file(out, Path(rec)):
+                also = "" if str(out) == str(rec) else f" (as {out})"
+                raise ConfigError(
+                    f"{flag} would overwrite the input recording {rec}{also}; write elsewhere"
+                )
+
+
+def _check_writable_dir(flag: str, path: Path, directory: Path) -> None:
+    """ConfigError unless ``directory`` is, or can be made, a directory this process writes in.
+    Creates nothing (a temporary file at most, removed at once)."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{flag} {path}: {existing} is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: cannot write in {existing} ({exc.strerror})") from exc
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory")
+    _check_writable_dir("--out", out, out)
+
+
+def _check_writable_file(flag: str, path: Path) -> None:
+    """ConfigError unless ``path`` can be written (atomically: a new file beside it, renamed)."""
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a directory; name a file")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{flag} {path}: exists and is not a regular file")
+    _check_writable_dir(flag, path, path.parent)
 
 
 def _make_bus(args: argparse.Namespace, stack: ExitStack) -> Any:
@@ -294,9 +383,19 @@ def _node(args: argparse.Namespace, bus: Any) -> AbstractContextManager[Any]:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from replay.recorder import run_recorder
+    from replay.recorder import existing_outputs, run_recorder
 
     # Before connecting: a bad --out is found now, not on the first message in the writer thread.
+    if args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: is a directory; name a file (FILE.mcap)")
+    taken = existing_outputs(args.out, rotating=bool(args.rotate_mb or args.rotate_s))
+    if taken and not args.force:
+        what = "" if taken == [args.out] else f": {taken[0]}"
+        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+        raise ConfigError(
+            f"--out {args.out}{what}{more} exists; pass --force to overwrite it, "
+            "or choose another --out"
+        )
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

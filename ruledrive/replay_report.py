@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Progress", "print_report", "write_outputs"]
+__all__ = ["OUTPUT_FILES", "Progress", "print_report", "write_outputs"]
+
+OUTPUT_FILES = ("report.json", "decisions.jsonl", "latency_hist.png", "confusion.png")  # in --out
 
 
 class Progress:
@@ -49,8 +51,9 @@ def write_outputs(report: Any, board: Any, out: Path) -> None:
     from core.metrics import plot_confusion
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1) + "\n")
-    with (out / "decisions.jsonl").open("w") as f:
+    report_json, decisions_jsonl, latency_png, confusion_png = (out / n for n in OUTPUT_FILES)
+    report_json.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    with decisions_jsonl.open("w") as f:
         for ref, msg, ms in board.matched():
             row = {
                 "source_vehicle_id": ref.source_vehicle_id,
@@ -88,13 +91,13 @@ def write_outputs(report: Any, board: Any, out: Path) -> None:
     rate = "max" if report.target_rate is None else f"{report.target_rate:g}x"
     ax.set_title(f"replay latency ({len(lat)} decisions, rate {rate}, {report.vehicles} vehicles)")
     fig.tight_layout()
-    fig.savefig(out / "latency_hist.png", dpi=100)
+    fig.savefig(latency_png, dpi=100)
     plt.close(fig)
     acc = "n/a" if report.accuracy is None else f"{report.accuracy:.3f}"
     plot_confusion(
         np.array(report.confusion_matrix),
         report.labels,
-        out / "confusion.png",
+        confusion_png,
         f"replay decisions vs recorded labels (accuracy {acc})",
     )
 

@@ -81,7 +81,12 @@ def _on_disk(path: Path, vehicle_id: str) -> int:
     """Labelled frames of one vehicle that a reader gets from the file as it is right now."""
     if not path.exists():
         return 0
-    samples = recording.read_samples([path], allow_truncated=True)
+    try:
+        samples = list(recording.read_samples([path], allow_truncated=True))
+    except RecordingError as exc:
+        if "not an MCAP recording" in str(exc):  # not even the header flushed yet
+            return 0
+        raise
     return sum(1 for s in samples if s.vehicle_id == vehicle_id and s.label is not None)
 
 

@@ -128,8 +128,11 @@ def test_node_down_on_broker(tmp_path: Path, private_broker) -> None:
     assert rc == 1 and rep["aborted"] and rep["decisions_matched"] == 0
 
 
-def test_unreadable_recording_writes_report_and_fails(
-    tmp_path: Path, fake_model: Path, monkeypatch: pytest.MonkeyPatch
+def test_unreadable_recording_fails_before_writing_anything(
+    tmp_path: Path,
+    fake_model: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from core.errors import RecordingError
 
@@ -137,5 +140,20 @@ def test_unreadable_recording_writes_report_and_fails(
         raise RecordingError("x.mcap: unknown channel 'foo'")
 
     monkeypatch.setattr(drives_mod, "load_drives", bad)
-    rc, rep = run(tmp_path, fake_model)
-    assert rc == 1 and "unknown channel" in rep["aborted"]
+    out = tmp_path / "out"
+    rc = cli_main(
+        [
+            "replay",
+            "x.mcap",
+            "--bus",
+            "memory",
+            "--serve-model",
+            str(fake_model),
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    # An earlier report under --out is worth more than an empty one saying why.
+    assert rc == 1 and not out.exists()
+    assert "ruledrive: error: x.mcap: unknown channel 'foo'" in capsys.readouterr().err
