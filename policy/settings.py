@@ -57,6 +57,7 @@ class NodeSettings(BaseSettings):
         if isinstance(v, str) and not v.strip():  # Path("") is ".", the working directory
             raise ValueError("is empty; name the ONNX model file")
         return v
+
     providers: str = Field("auto", description="auto, tensorrt, cuda or cpu")
     max_batch_size: int = Field(8, ge=1, le=256, description="frames per session.run")
     ort_threads: int = Field(

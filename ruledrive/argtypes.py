@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 __all__ = [
     "fraction",
+    "int_within",
+    "non_empty",
     "non_negative_float",
     "non_negative_int",
     "positive_float",
@@ -51,6 +54,30 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
     return value
+
+
+def int_within(low: int, high: int) -> Callable[[str], int]:
+    """A whole number within ``low..high``: a bound where a larger value would only run for ever,
+    fill the disk or overflow a library (seeds of numpy, certificate lifetimes, worker pools)."""
+
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not low <= value <= high:
+            bound = f">= {low}" if value < low else f"<= {high}"
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number {bound}, got {text} (allowed: {low}..{high})"
+            )
+        return value
+
+    parse.__name__ = f"int_within_{low}_{high}"
+    return parse
+
+
+def non_empty(text: str) -> str:
+    """A non-blank string (paths: ``--out ''`` would mean the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def positive_float(text: str) -> float:

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, DataError
-from ruledrive.argtypes import fraction, positive_int
+from ruledrive.argtypes import fraction, int_within
 from ruledrive.benchdoc import add_doc_flags, bench_command, publish
 from simulator.oracle import NOT_BINDING, NOT_UNDERSTOOD
 
@@ -76,6 +76,8 @@ PARAMS: dict[str, frozenset[str]] = {
 # Classes that are not rule kinds: what a rule is, not what a frame turns on.
 NOT_WORDED = (NOT_BINDING, NOT_UNDERSTOOD)
 _BATCH = 64
+# numpy seeds generation and takes 0..2**32-1 here; more scenes than this only take hours.
+MAX_SEED, MAX_SCENES, MAX_SHOW = 2**32 - 1, 100_000, 1000
 
 
 @dataclass(frozen=True)
@@ -358,15 +360,30 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--templates", type=Path, required=True, help="YAML template file")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     p.add_argument("--data", type=Path, nargs="+", help="recordings (default: generate)")
-    p.add_argument("--scenes", type=positive_int, default=3000, help="scenes to generate")
-    p.add_argument("--seed", type=int, default=29, help="generation and template draws")
+    p.add_argument(
+        "--scenes",
+        type=int_within(1, MAX_SCENES),
+        default=3000,
+        help=f"scenes to generate, 1..{MAX_SCENES} (default %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int_within(0, MAX_SEED),
+        default=29,
+        help=f"generation and template draws, 0..{MAX_SEED} (default %(default)s)",
+    )
     p.add_argument(
         "--seen-in",
         type=Path,
         nargs="+",
         help="training recordings: count renderings that occur in them verbatim",
     )
-    p.add_argument("--show", type=positive_int, default=15, help="worst renderings listed")
+    p.add_argument(
+        "--show",
+        type=int_within(1, MAX_SHOW),
+        default=15,
+        help=f"worst renderings listed, 1..{MAX_SHOW} (default %(default)s)",
+    )
     p.add_argument(
         "--fail-under", type=fraction, help="exit 1 if a kind and language is right less often"
     )

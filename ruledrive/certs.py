@@ -19,9 +19,32 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from core.errors import ConfigError
 
-__all__ = ["issue_server_cert", "key_pem", "make_ca", "cert_pem", "subject_alt_names"]
+__all__ = [
+    "MAX_DAYS",
+    "cert_pem",
+    "check_lifetimes",
+    "issue_server_cert",
+    "key_pem",
+    "make_ca",
+    "subject_alt_names",
+]
 
 _BACKDATE = dt.timedelta(minutes=5)  # a client whose clock is a little behind still accepts it
+# A certificate's lifetime in days at most (a century); far larger ones overflow datetime.
+MAX_DAYS = 36500
+
+
+def check_lifetimes(days: int, ca_days: int) -> None:
+    """ConfigError unless both lifetimes are within 1..MAX_DAYS days and the server certificate
+    (``days``) ends no later than its CA (``ca_days``): clients would reject it after that."""
+    for flag, value in (("--days", days), ("--ca-days", ca_days)):
+        if not 1 <= value <= MAX_DAYS:
+            raise ConfigError(f"{flag} must be a whole number within 1..{MAX_DAYS}, got {value}")
+    if days > ca_days:
+        raise ConfigError(
+            f"--days {days}: the server certificate would outlive its CA (--ca-days {ca_days}); "
+            "give it at most the CA's lifetime"
+        )
 
 
 def _name(common_name: str) -> x509.Name:
@@ -36,7 +59,9 @@ def _name(common_name: str) -> x509.Name:
 def make_ca(
     common_name: str = "ruledrive broker CA", days: int = 1825
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A new self-signed CA: (private key, certificate)."""
+    """A new self-signed CA: (private key, certificate); ConfigError for a lifetime outside
+    1..MAX_DAYS."""
+    check_lifetimes(days, days)
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     name = _name(common_name)
@@ -94,10 +119,18 @@ def issue_server_cert(
     hosts: Sequence[str],
     days: int = 397,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """The broker's key and certificate, signed by the CA, valid for ``hosts``."""
+    """The broker's key and certificate, signed by the CA, valid for ``hosts``; ConfigError for
+    a lifetime outside 1..MAX_DAYS or one that ends after the CA's."""
     sans = subject_alt_names(hosts)
-    key = ec.generate_private_key(ec.SECP256R1())
+    check_lifetimes(days, days)
     now = dt.datetime.now(dt.UTC)
+    end, ca_end = now + dt.timedelta(days=days), ca_cert.not_valid_after_utc
+    if end - ca_end > dt.timedelta(hours=1):  # within an hour: a CA made moments before
+        raise ConfigError(
+            f"--days {days}: the server certificate would outlive its CA "
+            f"(valid until {ca_end:%Y-%m-%d})"
+        )
+    key = ec.generate_private_key(ec.SECP256R1())
     ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     cert = (
         x509.CertificateBuilder()
@@ -106,7 +139,7 @@ def issue_server_cert(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_after(min(end, ca_end))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(

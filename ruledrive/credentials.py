@@ -44,6 +44,7 @@ __all__ = [
     "User",
     "acl_text",
     "build_users",
+    "check_prefix",
     "env_text",
     "hash_password",
     "new_password",
@@ -84,6 +85,17 @@ def _check_ids(kind: str, ids: Sequence[str]) -> None:
         raise ConfigError(f"--{kind}: {', '.join(dupes)} listed twice")
 
 
+def check_prefix(prefix: str) -> None:
+    """ConfigError unless the node accepts ``prefix`` as its RULEDRIVE_TOPIC_PREFIX: a wildcard
+    in it would make every ACL line grant far more than it names (``a/#/vehicles/...``)."""
+    from policy.settings import NodeSettings  # the node's own rule, so the two cannot drift
+
+    try:
+        NodeSettings._prefix(prefix)
+    except ValueError as exc:
+        raise ConfigError(f"--prefix {prefix!r}: {exc}") from exc
+
+
 def build_users(
     vehicles: Sequence[str],
     nodes: Sequence[str],
@@ -92,7 +104,9 @@ def build_users(
     replay_vehicles: int = 32,
     demo: bool = False,
 ) -> list[User]:
-    """Every user of the deployment with its grants; ConfigError on a bad or clashing id."""
+    """Every user of the deployment with its grants; ConfigError on a bad or clashing id, or a
+    topic prefix the node would refuse."""
+    check_prefix(prefix)
     _check_ids("vehicles", vehicles)
     _check_ids("nodes", nodes)
     for n in nodes:

@@ -25,11 +25,14 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bus.topics import DEFAULT_PREFIX
 from core.errors import ConfigError
 from ruledrive.argtypes import positive_int
+
+if TYPE_CHECKING:
+    from ruledrive.credentials import User
 
 __all__ = ["DEFAULT_HOSTS", "DEFAULT_NODES", "init_credentials", "register"]
 
@@ -40,7 +43,8 @@ _GENERATED = ("ca.crt", "ca.key", "broker", "env", "users.json")
 
 
 def _ids(text: str) -> list[str]:
-    return [i.strip() for i in text.split(",") if i.strip()]
+    # Spaces after commas only: a newline or tab in an id is refused as part of it, not dropped.
+    return [i.strip(" ") for i in text.split(",") if i.strip(" ")]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,7 +74,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument(
         "--demo", action="store_true", help="also a `demo` user, confined to ruledrive/demo"
     )
-    i.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix (default %(default)s)")
+    i.add_argument(
+        "--prefix",
+        default=DEFAULT_PREFIX,
+        help="topic prefix, as the nodes' RULEDRIVE_TOPIC_PREFIX: '/'-separated levels without "
+        "wildcards (default %(default)s)",
+    )
     i.add_argument(
         "--hosts",
         default=DEFAULT_HOSTS,
@@ -83,8 +92,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="broker URL written into the env files, for clients on this host "
         "(default %(default)s)",
     )
-    i.add_argument("--days", type=positive_int, default=397, help="server certificate lifetime")
-    i.add_argument("--ca-days", type=positive_int, default=1825, help="CA certificate lifetime")
+    i.add_argument(
+        "--days",
+        type=positive_int,
+        default=397,
+        help="server certificate lifetime in days, 1..36500 and at most --ca-days "
+        "(default %(default)s)",
+    )
+    i.add_argument(
+        "--ca-days",
+        type=positive_int,
+        default=1825,
+        help="CA certificate lifetime in days, 1..36500 (default %(default)s)",
+    )
     i.add_argument("--force", action="store_true", help="replace the credentials in DIR")
     i.set_defaults(func=_init)
     w = csub.add_parser("password", help="print one user's password (it is a secret)")
@@ -109,50 +129,85 @@ def init_credentials(
 ) -> dict[str, Any]:
     """Write the credentials into ``out``; returns the summary ``users.json`` holds."""
     from bus.mqtt import parse_mqtt_url
-    from ruledrive.certs import cert_pem, issue_server_cert, key_pem, make_ca
-    from ruledrive.credentials import (
-        HEALTH,
-        acl_text,
-        build_users,
-        env_text,
-        new_password,
-        passwd_file,
-        write_secret,
+    from ruledrive.certs import (
+        cert_pem,
+        check_lifetimes,
+        issue_server_cert,
+        key_pem,
+        make_ca,
+        subject_alt_names,
     )
+    from ruledrive.credentials import acl_text, build_users, new_password
 
+    # Every flag is checked before anything is made: a refused run leaves DIR as it was.
     parse_mqtt_url(url)
     users = build_users(vehicles, nodes, prefix=prefix, replay_vehicles=replay_vehicles, demo=demo)
     hosts = hosts or _ids(DEFAULT_HOSTS)
+    subject_alt_names(hosts)
+    check_lifetimes(days, ca_days)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} exists and is not a directory")
-    if (out / "ca.key").exists() or (out / "broker").exists():
-        if not force:
-            raise ConfigError(
-                f"{out} already holds credentials; pass --force to replace them all "
-                "(new CA and passwords: every client needs its new env file)"
-            )
+    held = [name for name in _GENERATED if (out / name).exists()]
+    if held and not force:  # so that everything of _GENERATED in DIR is this run's
+        raise ConfigError(
+            f"{out} already holds credentials ({', '.join(held)}); pass --force to replace them "
+            "all (new CA and passwords: every client needs its new env file)"
+        )
+    ca_key, ca_cert = make_ca(days=ca_days)
+    server_key, server_cert = issue_server_cert(ca_key, ca_cert, hosts, days=days)
+    files: dict[str, tuple[bytes | str, int]] = {
+        "ca.key": (key_pem(ca_key), 0o600),
+        "ca.crt": (cert_pem(ca_cert), 0o644),
+        "broker/ca.crt": (cert_pem(ca_cert), 0o644),
+        "broker/server.crt": (cert_pem(server_cert), 0o644),
+        "broker/server.key": (key_pem(server_key), 0o600),
+        "broker/acl": (acl_text(users), 0o600),
+    }
+    passwords = {u.name: new_password() for u in users}
+
+    # The first directory this run creates (None: DIR is there): removed whole on a failure.
+    top: Path | None = None
+    for d in (out, *out.parents):
+        if d.exists():
+            break
+        top = d
+    try:
+        return _write_credentials(out, users, files, passwords, hosts, url, prefix, force)
+    except BaseException as exc:  # KeyboardInterrupt too: no half-written DIR stays behind
+        if top is not None:
+            shutil.rmtree(top, ignore_errors=True)
+        else:
+            for name in _GENERATED:
+                _remove(out / name)
+        if isinstance(exc, OSError):
+            raise ConfigError(f"cannot write the credentials to {out}: {exc}") from exc
+        raise
+
+
+def _write_credentials(
+    out: Path,
+    users: list[User],
+    files: dict[str, tuple[bytes | str, int]],
+    passwords: dict[str, str],
+    hosts: list[str],
+    url: str,
+    prefix: str,
+    force: bool,
+) -> dict[str, Any]:
+    """Make DIR's files from what ``init_credentials`` made and checked; the caller undoes a
+    failure."""
+    from ruledrive.credentials import HEALTH, env_text, passwd_file, write_secret
+
+    if force:
         for name in _GENERATED:
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            else:
-                target.unlink(missing_ok=True)
+            _remove(out / name)
     out.mkdir(parents=True, exist_ok=True)
     out.chmod(0o700)
     for sub in ("broker", "env"):
         (out / sub).mkdir(mode=0o700)
     out = out.resolve()
-
-    ca_key, ca_cert = make_ca(days=ca_days)
-    server_key, server_cert = issue_server_cert(ca_key, ca_cert, hosts, days=days)
-    write_secret(out / "ca.key", key_pem(ca_key))
-    write_secret(out / "ca.crt", cert_pem(ca_cert), 0o644)
-    write_secret(out / "broker/ca.crt", cert_pem(ca_cert), 0o644)
-    write_secret(out / "broker/server.crt", cert_pem(server_cert), 0o644)
-    write_secret(out / "broker/server.key", key_pem(server_key))
-    write_secret(out / "broker/acl", acl_text(users))
-
-    passwords = {u.name: new_password() for u in users}
+    for name, (data, mode) in files.items():
+        write_secret(out / name, data, mode)
     hashed_by = passwd_file(out / "broker/passwd", passwords)
     write_secret(out / "broker/health.password", passwords[HEALTH])
     for u in users:
@@ -169,6 +224,13 @@ def init_credentials(
     }
     write_secret(out / "users.json", json.dumps(summary, indent=1) + "\n", 0o644)
     return summary
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _init(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ruledrive.argtypes import non_negative_int, positive_int
+from ruledrive.argtypes import int_within, non_empty, non_negative_int, positive_int
 from ruledrive.benchdoc import append_row
 
 __all__ = ["register", "register_bench"]
@@ -22,15 +22,27 @@ BENCH_SECTION = "## Scene generation"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from simulator.generate import MAX_CORPUS_SETS, MAX_WORKERS
     from simulator.language import RULE_LANGUAGES
     from simulator.plan import SPLITS
+    from simulator.sheet import MAX_SHEET_FRAMES
 
     gen = sub.add_parser("generate", help="generate a split of the scene world as MCAP")
-    gen.add_argument("--out", required=True, help="output directory (DIR/<split>.mcap + .json)")
+    gen.add_argument(
+        "--out",
+        type=non_empty,
+        required=True,
+        help="output directory (DIR/<split>.mcap + .json; replaced only once the split is whole)",
+    )
     gen.add_argument("--scenes", type=positive_int, required=True, help="number of frames")
     gen.add_argument("--seed", type=non_negative_int, default=0)
     gen.add_argument("--split", choices=SPLITS, default="train")
-    gen.add_argument("--workers", type=positive_int, default=2, help="render processes (default 2)")
+    gen.add_argument(
+        "--workers",
+        type=int_within(1, MAX_WORKERS),
+        default=2,
+        help=f"render processes, 1..{MAX_WORKERS} (default 2; more than the CPUs gains nothing)",
+    )
     gen.add_argument(
         "--rule-language",
         choices=RULE_LANGUAGES,
@@ -49,8 +61,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "class and parameters; `ruledrive train --rule-corpus FILE --reader-epochs N` trains the "
         "rule reader on them before the whole model (docs/training.md).",
     )
-    corpus.add_argument("--out", required=True, type=Path, help="the .jsonl file to write")
-    corpus.add_argument("--sets", type=positive_int, default=10000, help="rule sets to draw")
+    corpus.add_argument(
+        "--out", required=True, type=non_empty, help="the .jsonl file to write (not a directory)"
+    )
+    corpus.add_argument(
+        "--sets",
+        type=int_within(1, MAX_CORPUS_SETS),
+        default=10000,
+        help=f"rule sets to draw, 1..{MAX_CORPUS_SETS} (default %(default)s; ~1.3 kB each)",
+    )
     corpus.add_argument("--seed", type=non_negative_int, default=777)
     corpus.set_defaults(func=_rule_corpus)
 
@@ -58,8 +77,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     ssub = scenes.add_subparsers(dest="scenes_cmd", metavar="CMD", required=True)
     show = ssub.add_parser("show", help="print a summary; optionally write a contact sheet")
     show.add_argument("file", help="an MCAP recording")
-    show.add_argument("--sheet", help="write a contact-sheet PNG here")
-    show.add_argument("--n", type=positive_int, default=16, help="frames on the sheet")
+    show.add_argument(
+        "--sheet", type=non_empty, help="write a contact sheet here (an image file: .png, .jpg)"
+    )
+    show.add_argument(
+        "--n",
+        type=int_within(1, MAX_SHEET_FRAMES),
+        default=16,
+        help=f"frames on the sheet, 1..{MAX_SHEET_FRAMES} (default %(default)s)",
+    )
     show.add_argument(
         "--allow-truncated",
         action="store_true",
@@ -76,10 +102,17 @@ def _rule_corpus(args: argparse.Namespace) -> int:
 
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
+    from simulator.generate import MAX_WORKERS
+
     b = bench_sub.add_parser("generate", help="time scene generation; appends to benchmarks.md")
     b.add_argument("--scenes", type=positive_int, default=20000)
     b.add_argument("--seed", type=non_negative_int, default=0)
-    b.add_argument("--workers", type=positive_int, default=2)
+    b.add_argument(
+        "--workers",
+        type=int_within(1, MAX_WORKERS),
+        default=2,
+        help=f"render processes, 1..{MAX_WORKERS} (default 2)",
+    )
     b.add_argument("--doc", default=str(BENCH_DOC), help="benchmark log to append to")
     b.set_defaults(func=_bench)
 
@@ -128,8 +161,10 @@ def _print_summary(summary: dict) -> None:
 
 def _show(args: argparse.Namespace) -> int:
     from bus.recording_reader import read_samples
-    from simulator.sheet import contact_sheet, pick_diverse, summarise
+    from simulator.sheet import check_sheet_path, contact_sheet, pick_diverse, summarise
 
+    if args.sheet:
+        check_sheet_path(args.sheet)  # before reading: a bad name must not cost the whole work
     samples = list(read_samples(args.file, allow_truncated=args.allow_truncated))
     print(json.dumps(summarise(samples), indent=2))
     if args.sheet:

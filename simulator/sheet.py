@@ -12,12 +12,14 @@ import cv2
 import numpy as np
 
 from bus.recording import Sample
-from core.errors import DataError
+from core.errors import ConfigError, DataError
 from perception.image import decode_jpeg
 
-__all__ = ["contact_sheet", "pick_diverse", "summarise"]
+__all__ = ["MAX_SHEET_FRAMES", "check_sheet_path", "contact_sheet", "pick_diverse", "summarise"]
 
 TILE_W, TILE_H, TEXT_H = 320, 180, 96
+# Frames on one sheet at most: 64 rows of 4 are 17,664 px tall, within what JPEG can hold.
+MAX_SHEET_FRAMES = 256
 
 
 def summarise(samples: Sequence[Sample]) -> dict[str, object]:
@@ -35,22 +37,45 @@ def summarise(samples: Sequence[Sample]) -> dict[str, object]:
 def pick_diverse(samples: Sequence[Sample], n: int) -> list[Sample]:
     """Up to n samples covering as many distinct reasons as possible (fixed shuffle)."""
     samples = random.Random(0).sample(list(samples), len(samples))
+    n = min(n, len(samples))  # more rounds than samples would find nothing new
     chosen: list[Sample] = []
     seen: Counter[str | None] = Counter()
     for round_ in range(n):
+        before = len(chosen)
         for s in samples:
             if len(chosen) >= n:
                 break
             if seen[s.reason] == round_ and s not in chosen:
                 chosen.append(s)
                 seen[s.reason] += 1
-        if len(chosen) >= n:
+        if len(chosen) >= n or len(chosen) == before:
             break
     return chosen
 
 
+def check_sheet_path(path: str | Path) -> Path:
+    """``path`` as a contact sheet can be written there: an image file name OpenCV writes
+    (.png, .jpg ...), not a directory, under a directory (missing ones are created). ConfigError
+    naming ``--sheet`` otherwise; call it before the work that leads to the sheet."""
+    out = Path(path)
+    if not str(path).strip() or out.is_dir():
+        raise ConfigError(f"--sheet {str(path)!r} is a directory; name an image file (.png)")
+    if not cv2.haveImageWriter(str(out)):
+        raise ConfigError(
+            f"--sheet {out}: {out.suffix or 'no extension'} is no image format OpenCV writes; "
+            "name a .png or .jpg file"
+        )
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"--sheet {out}: {parent} is not a directory")
+    return out
+
+
 def contact_sheet(samples: Sequence[Sample], out: str | Path, cols: int = 4) -> Path:
-    """Write a PNG grid of frames, each with its speed, rules and decision underneath."""
+    """Write a grid of frames (PNG, or the image format ``out`` names), each with its speed,
+    rules and decision underneath."""
     if not samples:
         raise DataError("no samples to draw a contact sheet from")
     rows = -(-len(samples) // cols)
@@ -76,8 +101,12 @@ def contact_sheet(samples: Sequence[Sample], out: str | Path, cols: int = 4) -> 
                 cv2.LINE_AA,
             )
         cv2.rectangle(sheet, (x, y), (x + TILE_W - 1, y + TILE_H + TEXT_H - 1), (200, 200, 200))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), sheet):
-        raise DataError(f"--sheet {out}: cannot write PNG")
+    out = check_sheet_path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        written = cv2.imwrite(str(out), sheet)
+    except (OSError, cv2.error) as exc:
+        raise DataError(f"--sheet {out}: cannot write the contact sheet: {exc}") from exc
+    if not written:
+        raise DataError(f"--sheet {out}: cannot write the contact sheet")
     return out

@@ -188,3 +188,22 @@ def test_bad_flags_and_missing_data_are_clear(tmp_path: Path, capsys) -> None:
         ["bench", "wording", "--templates", str(EXAMPLE), "--seen-in", str(tmp_path / "nowhere")]
     )
     assert rc == 2 and "--seen-in: no recordings" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--seed", "-1", ">= 0, got -1 (allowed: 0..4294967295)"),
+        ("--seed", str(2**32), "<= 4294967295, got 4294967296"),
+        ("--scenes", "0", ">= 1, got 0 (allowed: 1..100000)"),
+        ("--scenes", "1000000000", "<= 100000, got 1000000000"),
+        ("--show", "1001", "<= 1000, got 1001"),
+    ],
+)
+def test_numeric_flags_are_bounded_at_parse_time(
+    flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["bench", "wording", "--templates", str(EXAMPLE), "--scenes", "20", "--no-write"]
+    assert cli_main([*argv, f"{flag}={value}"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"argument {flag}: must be a whole number {message}" in err

@@ -198,3 +198,66 @@ def test_bus_client_id_is_the_username() -> None:
         MqttBus("mqtt://127.0.0.1:1", tls_ca=__file__)
     with pytest.raises(ConfigError, match="without a username"):
         MqttBus("mqtt://127.0.0.1:1", password="pw")
+
+
+# -- a refused or failed init leaves nothing behind -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--hosts", "bad host!"], "not a host name"),
+        (["--days", "1000000000"], "--days must be a whole number within 1..36500"),
+        (["--ca-days", "40000"], "--ca-days must be a whole number within 1..36500"),
+        (["--days", "2000"], "would outlive its CA (--ca-days 1825)"),
+        (["--days", "30", "--ca-days", "29"], "would outlive its CA"),
+        (["--prefix", "a/#"], "--prefix 'a/#': topic prefix must be"),
+        (["--prefix", "a/+/b"], "--prefix 'a/+/b'"),
+        (["--prefix", ""], "--prefix ''"),
+    ],
+)
+def test_a_refused_init_creates_nothing_and_a_rerun_works(
+    flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "new" / "s"
+    assert main(["credentials", "init", str(out), *flags]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("ruledrive: configuration error:") == 1, err
+    assert message in err
+    assert list(tmp_path.iterdir()) == []
+    assert main(["credentials", "init", str(out)]) == 0
+
+
+@pytest.mark.parametrize("failure", [ConfigError("mosquitto_passwd -U failed"), KeyboardInterrupt])
+def test_a_failure_after_creation_removes_only_what_the_run_made(
+    failure: BaseException | type[BaseException], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ruledrive.credentials
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise failure
+
+    monkeypatch.setattr(ruledrive.credentials, "passwd_file", broken)
+    rc = 130 if failure is KeyboardInterrupt else 2
+    fresh = tmp_path / "fresh" / "s"
+    assert main(["credentials", "init", str(fresh)]) == rc
+    assert list(tmp_path.iterdir()) == []  # not even the parent it created
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "README").write_text("mine")
+    assert main(["credentials", "init", str(kept)]) == rc
+    assert [p.name for p in kept.iterdir()] == ["README"]
+    monkeypatch.undo()
+    assert main(["credentials", "init", str(kept)]) == 0
+
+
+def test_certificates_refuse_impossible_lifetimes() -> None:
+    from ruledrive.certs import issue_server_cert, make_ca
+
+    with pytest.raises(ConfigError, match="within 1..36500"):
+        make_ca(days=1_000_000_000)
+    key, ca = make_ca(days=10)
+    with pytest.raises(ConfigError, match="outlive its CA"):
+        issue_server_cert(key, ca, ["localhost"], days=11)
+    _, cert = issue_server_cert(key, ca, ["localhost"], days=10)
+    assert cert.not_valid_after_utc <= ca.not_valid_after_utc
