@@ -30,8 +30,9 @@ from typing import Any
 from bus.broker import broker_answers, private_mosquitto
 from core.defaults import DEFAULT_MODEL_PATH
 from core.errors import ConfigError, DataError, ModelError
-from ruledrive.argtypes import fraction, non_negative_int, positive_int, rate
+from ruledrive.argtypes import fraction, int_within, non_negative_int
 from ruledrive.mqtt_login import MqttLogin, add_broker_flags, login_from_args
+from ruledrive.replay_cli import replay_rate, vehicle_count
 
 __all__ = ["find_broker", "gate", "register", "run_demo"]
 
@@ -51,14 +52,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_broker_flags(p)
     p.add_argument("--prefix", default="ruledrive/demo", help="topic prefix (default %(default)s)")
     p.add_argument(
-        "--frames", type=positive_int, default=320, help="frames to simulate (default 320)"
+        "--frames",
+        type=int_within(1, 100_000),
+        default=320,
+        help="frames to simulate (default 320, at most 100,000)",
     )
     p.add_argument(
-        "--vehicles", type=positive_int, default=6, help="vehicles in parallel (default 6)"
+        "--vehicles", type=vehicle_count, default=6, help="vehicles in parallel (default 6)"
     )
     p.add_argument(
         "--rate",
-        type=rate,
+        type=replay_rate,
         default=1.0,
         help="replay speed, 1 = real time, 'max' = as fast as the node answers (default 1)",
     )

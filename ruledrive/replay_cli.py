@@ -36,12 +36,13 @@ from ruledrive.argtypes import (
 from ruledrive.mqtt_login import add_broker_flags, login_from_args
 from ruledrive.replay_report import OUTPUT_FILES, Progress, print_report, write_outputs
 
-__all__ = ["print_report", "register", "write_outputs"]  # the last two: ruledrive.replay_report
+# print_report and write_outputs: ruledrive.replay_report's, for ruledrive.demo
+__all__ = ["print_report", "register", "replay_rate", "vehicle_count", "write_outputs"]
 
 log = logging.getLogger(__name__)
 
 
-def _replay_rate(text: str) -> float | None:
+def replay_rate(text: str) -> float | None:
     """--rate: ``max`` or a speed factor of at least MIN_RATE."""
     value = rate(text)
     if value is not None and value < MIN_RATE:
@@ -52,7 +53,7 @@ def _replay_rate(text: str) -> float | None:
     return value
 
 
-def _vehicles(text: str) -> int:
+def vehicle_count(text: str) -> int:
     """--vehicles: 1..MAX_VEHICLES."""
     value = positive_int(text)
     if value > MAX_VEHICLES:
@@ -79,14 +80,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("recordings", nargs="+", metavar="RECORDING", help="MCAP files")
     p.add_argument(
         "--rate",
-        type=_replay_rate,
+        type=replay_rate,
         default=1.0,
         help="1.0 = real time, 2 = twice as fast, 'max' = as fast as the node answers "
         f"(at least {MIN_RATE:g})",
     )
     p.add_argument(
         "--vehicles",
-        type=_vehicles,
+        type=vehicle_count,
         default=None,
         metavar="N",
         help=f"replay on N vehicles in parallel (ids replay-000..., at most {MAX_VEHICLES}); "

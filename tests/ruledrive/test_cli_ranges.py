@@ -45,6 +45,10 @@ REFUSED = [
     (["demo", "--vehicles", "0"], "--vehicles", ">= 1, got 0"),
     (["demo", "--rate", "0"], "--rate", "or 'max', got 0"),
     (["demo", "--max-missing", "2"], "--max-missing", "within 0..1, got 2"),
+    (["demo", "--frames", "10000000"], "--frames", "<= 100000, got 10000000"),
+    (["demo", "--vehicles", "1000000"], "--vehicles", "at most 10000, got 1000000"),
+    (["demo", "--rate", "1e-300"], "--rate", "at least 0.01"),
+    (["replay", "x.mcap", "--rate", "1e-300"], "--rate", "at least 0.01"),
 ]
 
 
