@@ -90,14 +90,20 @@ def _strings(meta: Mapping[str, str], key: str) -> list[str]:
     return value
 
 
+# A flag threshold above 1 never flags: training writes 1.01 for a model whose rule head was
+# never trained (training.thresholds). A confidence threshold above 1 would refuse every frame.
+_MAX_THRESHOLD = {"confidence": 1.0, "not_understood": 1.01, "image_ood": 1.01}
+
+
 def _thresholds(value: object) -> Thresholds:
-    """Each threshold a probability: a number in [0, 1] (a threshold of 7 flags every frame,
-    NaN none)."""
+    """Each threshold a number in [0, 1] (1.01, never, for the flags): a threshold of 7 sends
+    every frame to a fallback, NaN none."""
     if not isinstance(value, dict) or not set(value) <= set(Thresholds().to_dict()):
         raise ValueError(f"thresholds must be an object with {sorted(Thresholds().to_dict())}")
     for name, x in value.items():
-        if isinstance(x, bool) or not isinstance(x, int | float) or not 0.0 <= x <= 1.0:
-            raise ValueError(f"threshold {name} must be a number in [0, 1], got {x!r}")
+        top = _MAX_THRESHOLD[name]
+        if isinstance(x, bool) or not isinstance(x, int | float) or not 0.0 <= x <= top:
+            raise ValueError(f"threshold {name} must be a number in [0, {top:g}], got {x!r}")
     return Thresholds(**{k: float(v) for k, v in value.items()})
 
 

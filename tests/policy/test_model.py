@@ -84,6 +84,13 @@ def test_refuses_mismatched_models(tmp_path: Path, kwargs: dict, match: str) -> 
         PolicyModel.load(path)
 
 
+def test_a_flag_threshold_of_never_loads(tmp_path: Path) -> None:
+    """training.thresholds writes 1.01 ("never flag") for a model whose rule head never trained."""
+    never = '{"confidence": 0.5, "not_understood": 1.01, "image_ood": 1.01}'
+    path = build_fake_model(tmp_path / "m.onnx", metadata={META_KEYS["thresholds"]: never})
+    assert PolicyModel.load(path).meta.thresholds.not_understood == 1.01
+
+
 def test_missing_and_garbage_files(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not found"):
         PolicyModel.load(tmp_path / "nope.onnx")
