@@ -1,33 +1,70 @@
-"""Checks on output paths a user names, made before any work: a run that can only fail at its
-end (a directory where a file goes, a parent that does not exist) is refused at its start."""
+"""Output paths a user names, checked before any work, and written atomically.
+
+A run that can only fail at its end (a directory where a file goes, a parent that is a file, a
+directory this process cannot write in) is refused at its start; a file written here is whole
+or absent, never half written (a reader sees the old file or the new one)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from core.errors import ConfigError
 
-__all__ = ["check_output_dir", "check_output_file"]
+__all__ = ["check_output_dir", "check_output_file", "write_atomic"]
 
 
-def check_output_file(path: Path, what: str) -> None:
-    """``path`` can be written as a file: not a directory, its parent a writable directory."""
+def _writable_dir(what: str, path: Path, directory: Path) -> None:
+    """ConfigError unless ``directory`` is, or can be made, a directory this process writes in.
+    Creates nothing (a temporary file at most, removed at once: ``os.access`` says yes to root
+    even where writing fails, as under /proc)."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        kind = "is a file, it" if existing.is_file() else ""
+        raise ConfigError(f"{what} {path}: {existing} {kind} is not a directory".replace("  ", " "))
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot write in {existing} ({exc.strerror})") from exc
+
+
+def check_output_file(path: Path, what: str, create_parents: bool = True) -> None:
+    """``path`` can be written as a file: not a directory nor another special file, in a
+    directory this process writes in (which must exist already unless ``create_parents``)."""
     if path.is_dir():
         raise ConfigError(f"{what} {path} is a directory; name a file")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{what} {path}: exists and is not a regular file")
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
+    if not create_parents and not parent.is_dir():
         raise ConfigError(f"{what} {path}: no directory {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{what} {path}: cannot write in {parent}")
+    _writable_dir(what, path, parent)
 
 
 def check_output_dir(path: Path, what: str) -> None:
     """``path`` is, or can be made, a writable directory (not a file, nor under one)."""
-    for p in (path, *path.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise ConfigError(f"{what} {path}: {p} is a file, not a directory")
-            if not os.access(p, os.W_OK | os.X_OK):
-                raise ConfigError(f"{what} {path}: cannot write in {p}")
-            return
+    _writable_dir(what, path, path)
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to a temporary file beside ``path``, flush it to disk and rename it over
+    ``path``. ``mode``: the file's permissions (None: those of the file it replaces, else
+    0644; mkstemp's own are 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if mode is None:
+        mode = path.stat().st_mode & 0o777 if path.is_file() else 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

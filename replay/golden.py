@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bus.schema import DecisionMsg
 from core.errors import DataError
+from core.paths import write_atomic
 from replay.drives import FrameRef
 
 __all__ = [
@@ -55,23 +54,7 @@ def write_reference(
         "prob_tolerance": PROB_TOLERANCE,
         "decisions": [records[k] for k in sorted(records)],
     }
-    _write_atomic(Path(path), json.dumps(doc, indent=1, sort_keys=True) + "\n")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: a
-    failed write (full disk, killed) leaves the old reference, never half of a new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.is_file() else 0o644  # mkstemp's is 0600
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(Path(path), (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
 
 
 def load_reference(path: str | Path) -> dict[tuple[str, int], dict[str, Any]]:

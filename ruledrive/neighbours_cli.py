@@ -99,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--min-votes must be within 1..--k ({args.k}), not {args.min_votes}")
     if args.k > MAX_K or args.dim > MAX_DIM:
         raise ConfigError(f"--k must be at most {MAX_K} and --dim at most {MAX_DIM}")
-    check_output_file(args.out, "--out")
+    check_output_file(args.out, "--out", create_parents=False)
     if args.rule_cache is not None and args.rule_cache.exists():
         check_output_file(args.rule_cache, "--rule-cache")  # read, and written back
     got = attach_index(

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import threading
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from bus.topics import DEFAULT_PREFIX
 from core.errors import ConfigError
+from core.paths import check_output_dir, check_output_file
 from replay.drives import MAX_VEHICLES, MIN_RATE
 from ruledrive.argtypes import (
     fraction,
@@ -215,9 +215,9 @@ def _replay(args: argparse.Namespace) -> int:
         raise ConfigError("--bus memory needs --serve-model (nothing else is on that bus)")
     # Inputs and outputs first: nothing is started and --out is untouched until all are good.
     _check_outputs_are_not_inputs(args)
-    _check_out_dir(args.out)
+    check_output_dir(args.out, "--out")
     if args.update_reference:
-        _check_writable_file("--update-reference", args.update_reference)
+        check_output_file(args.update_reference, "--update-reference")
     reference = load_reference(args.reference) if args.reference else None
     drives = load_drives(args.recordings, limit=args.limit, allow_truncated=args.allow_truncated)
     lanes = plan_lanes(drives, args.vehicles)
@@ -315,36 +315,6 @@ def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
                 raise ConfigError(
                     f"{flag} would overwrite the input recording {rec}{also}; write elsewhere"
                 )
-
-
-def _check_writable_dir(flag: str, path: Path, directory: Path) -> None:
-    """ConfigError unless ``directory`` is, or can be made, a directory this process writes in.
-    Creates nothing (a temporary file at most, removed at once)."""
-    existing = directory
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"{flag} {path}: {existing} is not a directory")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"{flag} {path}: cannot write in {existing} ({exc.strerror})") from exc
-
-
-def _check_out_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a directory")
-    _check_writable_dir("--out", out, out)
-
-
-def _check_writable_file(flag: str, path: Path) -> None:
-    """ConfigError unless ``path`` can be written (atomically: a new file beside it, renamed)."""
-    if path.is_dir():
-        raise ConfigError(f"{flag} {path}: is a directory; name a file")
-    if path.exists() and not path.is_file():
-        raise ConfigError(f"{flag} {path}: exists and is not a regular file")
-    _check_writable_dir(flag, path, path.parent)
 
 
 def _make_bus(args: argparse.Namespace, stack: ExitStack) -> Any:

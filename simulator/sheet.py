@@ -13,6 +13,7 @@ import numpy as np
 
 from bus.recording import Sample
 from core.errors import ConfigError, DataError
+from core.paths import check_output_file
 from perception.image import decode_jpeg
 
 __all__ = ["MAX_SHEET_FRAMES", "check_sheet_path", "contact_sheet", "pick_diverse", "summarise"]
@@ -65,11 +66,7 @@ def check_sheet_path(path: str | Path) -> Path:
             f"--sheet {out}: {out.suffix or 'no extension'} is no image format OpenCV writes; "
             "name a .png or .jpg file"
         )
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ConfigError(f"--sheet {out}: {parent} is not a directory")
+    check_output_file(out, "--sheet")
     return out
 
 

@@ -8,14 +8,13 @@ looks like a model is left behind.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.errors import TrainingError
+from core.paths import write_atomic
 from perception.modelmeta import build_metadata, parse_metadata
 from perception.neighbours import attach
 from perception.onnxrun import run_all_outputs
@@ -107,19 +106,9 @@ def parity_check(
 
 def write_model(out: Path, data: bytes) -> None:
     """Write a model file atomically: a reader sees the old file or the whole new one, never a
-    part (the node reloads a model when its file changes)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model is read by other users/containers
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    part (the node reloads a model when its file changes). 0644: a model is read by other
+    users and containers."""
+    write_atomic(out, data, mode=0o644)
 
 
 def export_onnx(

@@ -272,7 +272,7 @@ def test_update_and_compare_one_reference_compares_with_the_old_one(
 
 
 def test_write_reference_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import replay.golden
+    import core.paths  # the atomic write replay.golden uses
 
     ref = tmp_path / "ref.json"
     ref.write_text("old")
@@ -280,7 +280,7 @@ def test_write_reference_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def fail(*_a: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(replay.golden.os, "replace", fail)
+    monkeypatch.setattr(core.paths.os, "replace", fail)
     with pytest.raises(OSError):
         write_reference(ref, [], [GOLDEN])
     assert ref.read_text() == "old" and sorted(tmp_path.iterdir()) == [ref]
