@@ -22,10 +22,9 @@ BENCH_SECTION = "## Scene generation"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from simulator.generate import MAX_CORPUS_SETS, MAX_WORKERS
     from simulator.language import RULE_LANGUAGES
+    from simulator.limits import MAX_CORPUS_SETS, MAX_SHEET_FRAMES, MAX_WORKERS
     from simulator.plan import SPLITS
-    from simulator.sheet import MAX_SHEET_FRAMES
 
     gen = sub.add_parser("generate", help="generate a split of the scene world as MCAP")
     gen.add_argument(
@@ -102,7 +101,7 @@ def _rule_corpus(args: argparse.Namespace) -> int:
 
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
-    from simulator.generate import MAX_WORKERS
+    from simulator.limits import MAX_WORKERS
 
     b = bench_sub.add_parser("generate", help="time scene generation; appends to benchmarks.md")
     b.add_argument("--scenes", type=positive_int, default=20000)

@@ -29,6 +29,7 @@ from bus.schema import FrameHeader, LabelMsg, RuleSet
 from core.errors import ConfigError, DataError
 from simulator.language import rule_records
 from simulator.language.ruleset import rule_corpus
+from simulator.limits import MAX_CORPUS_SETS, MAX_WORKERS
 from simulator.plan import PlannedFrame, SplitPlan, fusion_figures, plan_split
 from simulator.render import render_jpeg
 from simulator.scene import RULE_META_KEY, Scene
@@ -46,10 +47,6 @@ __all__ = [
 ]
 
 FRAME_PERIOD_NS = 100_000_000  # 10 Hz
-# Render processes at most: past the cores a pool only adds memory (each worker holds OpenCV).
-MAX_WORKERS = 64
-# Rule sets in one corpus at most: the recipe draws 30,000 (~40 MB); a million is ~1.3 GB.
-MAX_CORPUS_SETS = 1_000_000
 GENERATOR_VERSION = "1"
 # Drives start on consecutive weekdays from Monday 2024-03-04 at an hour matching their light.
 _EPOCH = dt.datetime(2024, 3, 4, tzinfo=dt.UTC)

@@ -15,12 +15,11 @@ from bus.recording import Sample
 from core.errors import ConfigError, DataError
 from core.paths import check_output_file
 from perception.image import decode_jpeg
+from simulator.limits import MAX_SHEET_FRAMES
 
 __all__ = ["MAX_SHEET_FRAMES", "check_sheet_path", "contact_sheet", "pick_diverse", "summarise"]
 
 TILE_W, TILE_H, TEXT_H = 320, 180, 96
-# Frames on one sheet at most: 64 rows of 4 are 17,664 px tall, within what JPEG can hold.
-MAX_SHEET_FRAMES = 256
 
 
 def summarise(samples: Sequence[Sample]) -> dict[str, object]:

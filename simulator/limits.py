@@ -1,0 +1,13 @@
+"""Upper bounds of the simulator's commands, in a module of their own so the console command can
+name them in its flags without importing the renderer (OpenCV, the MCAP writer) at start-up."""
+
+from __future__ import annotations
+
+__all__ = ["MAX_CORPUS_SETS", "MAX_SHEET_FRAMES", "MAX_WORKERS"]
+
+# Render processes at most: past the cores a pool only adds memory (each worker holds OpenCV).
+MAX_WORKERS = 64
+# Rule sets in one corpus at most: the recipe draws 30,000 (~40 MB); a million is ~1.3 GB.
+MAX_CORPUS_SETS = 1_000_000
+# Frames on one sheet at most: 64 rows of 4 are 17,664 px tall, within what JPEG can hold.
+MAX_SHEET_FRAMES = 256
