@@ -10,8 +10,12 @@ A rule is encoded as ``"query: " + text`` (the e5 convention for symmetric simil
 
 - :meth:`RuleEncoder.encode`: float32 [n, D], the mean of the token states over real tokens,
   L2-normalised (computed in the graph);
-- :meth:`RuleEncoder.token_states`: the last hidden states float32 [n, L, D] + mask [n, L], for
-  a downstream model that must read numbers or negation precisely.
+- :meth:`RuleEncoder.token_states`: the hidden states float32 [n, L, D] + mask [n, L], for
+  a downstream model that must read numbers or negation precisely: the last layer's, or with
+  ``layer=k`` those after layer k (added as a graph output in memory; the committed file is
+  unchanged). A decision model records the layer it was trained on in its encoder identity
+  (:meth:`RuleEncoder.identity`, ``layer``), and the node loads the encoder at that layer
+  (:func:`encoder_layer`).
 
 The 4-bit weights are multiplied in float32 (``MatMulNBits`` accuracy level 1, set at load time):
 the build's level 4 quantises the activations to int8 with kernels that differ by CPU (AVX2,
@@ -55,6 +59,7 @@ __all__ = [
     "CacheInfo",
     "RuleEncoder",
     "TokenStates",
+    "encoder_layer",
     "encoder_providers",
     "read_manifest",
 ]
@@ -65,6 +70,7 @@ MANIFEST, MODEL_FILE, TOKENIZER_FILE = "manifest.json", "model.onnx", "tokenizer
 MANIFEST_FORMAT = "ruledrive-text-encoder/1"
 _CPU, _CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 _OUTPUTS = ("sentence_embedding", "token_states")
+_LAYER_OUTPUT = "layer_states"  # the states after an earlier layer (RuleEncoder.load(layer=k))
 FLOAT32_ACCURACY = 1  # MatMulNBits accuracy_level: float32 activations, CPU-independent
 
 
@@ -147,9 +153,11 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def _float32_graph(path: Path) -> bytes:
+def _float32_graph(path: Path, layer: int | None = None) -> bytes:
     """The encoder graph with its 4-bit matrix products computed in float32 (see the module
-    docstring: the same encoding on every CPU)."""
+    docstring: the same encoding on every CPU); with ``layer``, one more output,
+    ``layer_states``: the hidden states after that layer (1-based; its output layer norm, whose
+    weights ``ruledrive encoder build`` names ``l{layer - 1}.oln.w``)."""
     import onnx
 
     model = onnx.load(str(path))
@@ -158,7 +166,31 @@ def _float32_graph(path: Path) -> bytes:
             for attr in node.attribute:
                 if attr.name == "accuracy_level":
                     attr.i = FLOAT32_ACCURACY
+    if layer is not None:
+        weight = f"l{layer - 1}.oln.w"
+        found = [
+            n.output[0]
+            for n in model.graph.node
+            if n.op_type == "LayerNormalization" and len(n.input) > 1 and n.input[1] == weight
+        ]
+        if len(found) != 1:
+            raise ModelError(f"text encoder {path}: no output of layer {layer} ({weight})")
+        model.graph.node.append(onnx.helper.make_node("Identity", found, [_LAYER_OUTPUT]))
+        model.graph.output.append(
+            onnx.helper.make_tensor_value_info(_LAYER_OUTPUT, onnx.TensorProto.FLOAT, None)
+        )
     return model.SerializeToString()
+
+
+def encoder_layer(identity: dict[str, str], source: str = "model") -> int | None:
+    """The encoder layer a decision model reads (its encoder identity's ``layer``), or None for
+    the last one (models from before the key: their identity has none)."""
+    value = identity.get("layer")
+    if value is None:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= 99:
+        raise ModelError(f"{source}: text encoder layer {value[:20]!r} is not a layer number")
+    return int(value)
 
 
 class RuleEncoder:
@@ -170,6 +202,7 @@ class RuleEncoder:
         tokenizer: Any,
         manifest: dict[str, Any],
         cache_size: int = 256,
+        layer: int | None = None,
     ) -> None:
         if cache_size < 0:
             raise ConfigError("encoder cache_size must be >= 0")
@@ -180,8 +213,13 @@ class RuleEncoder:
         self.prefix: str = manifest["prefix"]
         self.max_tokens: int = manifest["max_tokens"]
         self.version: str = manifest["files"][MODEL_FILE]["sha256"][:12]
-        # What a cache of encodings is valid for: these weights, computed this way.
-        self.cache_key = f"{manifest['files'][MODEL_FILE]['sha256']}/level{FLOAT32_ACCURACY}"
+        # None: the last layer's states (``token_states``); k: those after layer k.
+        self.layer = layer
+        self._outputs = (_OUTPUTS[0], _OUTPUTS[1] if layer is None else _LAYER_OUTPUT)
+        # What a cache of encodings is valid for: these weights, computed this way, this layer.
+        self.cache_key = f"{manifest['files'][MODEL_FILE]['sha256']}/level{FLOAT32_ACCURACY}" + (
+            "" if layer is None else f"/layer{layer}"
+        )
         self.provider: str = session.get_providers()[0]
         self._cache: OrderedDict[str, _Encoded] = OrderedDict()
         self._maxsize = cache_size
@@ -195,9 +233,11 @@ class RuleEncoder:
         providers: str = "cpu",
         threads: int | None = None,
         cache_size: int = 256,
+        layer: int | None = None,
     ) -> RuleEncoder:
         """Check ``directory`` against its manifest and open it; ``threads`` sets onnxruntime's
-        intra-op threads (None: its default, one per core)."""
+        intra-op threads (None: its default, one per core); ``layer``: read the token states
+        after this layer (1 .. the manifest's ``layers``; None or the last: the last layer's)."""
         from tokenizers import Tokenizer
 
         directory = Path(directory)
@@ -213,25 +253,37 @@ class RuleEncoder:
             raise ModelError(f"text encoder {directory}: tokenizer size differs from manifest")
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=manifest["max_tokens"])
+        last = manifest.get("layers")
+        if layer is not None:
+            if isinstance(layer, bool) or not isinstance(layer, int):
+                raise ConfigError(f"text encoder layer must be a layer number, not {layer!r}")
+            if not isinstance(last, int):
+                raise ModelError(f"text encoder {directory}: its manifest names no layers")
+            if not 1 <= layer <= last:
+                raise ConfigError(f"text encoder {directory} has layers 1 to {last}, not {layer}")
+            if layer == last:
+                layer = None  # the graph's own token_states: the same encoder, the same identity
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # ORT's own fusion notes are not the user's business
         if threads is not None:
             opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         try:
-            session = ort.InferenceSession(_float32_graph(directory / MODEL_FILE), opts, chosen)
+            session = ort.InferenceSession(
+                _float32_graph(directory / MODEL_FILE, layer), opts, chosen
+            )
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(
                 f"text encoder {directory}: onnxruntime cannot load it ({exc})"
             ) from exc
-        names = [o.name for o in session.get_outputs()]
+        names = [o.name for o in session.get_outputs()][: len(_OUTPUTS)]
         width = session.get_outputs()[0].shape[-1]
         if tuple(names) != _OUTPUTS or width != manifest["dim"]:
             raise ModelError(f"text encoder {directory}: outputs {names} do not match manifest")
         meta = session.get_modelmeta().custom_metadata_map
         if json.loads(meta.get("ruledrive.encoder.prefix", "null")) != manifest["prefix"]:
             raise ModelError(f"text encoder {directory}: model metadata differs from manifest")
-        encoder = cls(session, tokenizer, manifest, cache_size)
+        encoder = cls(session, tokenizer, manifest, cache_size, layer)
         encoder._run("")  # warm-up before serving
         return encoder
 
@@ -263,11 +315,14 @@ class RuleEncoder:
     def identity(self) -> dict[str, str]:
         """What a decision model trained on this encoder's outputs records and checks."""
         files = self.manifest["files"]
-        return {
+        ident = {
             "model_sha256": files[MODEL_FILE]["sha256"],
             "tokenizer_sha256": files[TOKENIZER_FILE]["sha256"],
             "prefix": self.prefix,
         }
+        if self.layer is not None:  # the last layer's models carry no key (as before it)
+            ident["layer"] = str(self.layer)
+        return ident
 
     def encode_rule_set(
         self,
@@ -323,7 +378,7 @@ class RuleEncoder:
     def _run(self, text: str) -> _Encoded:
         ids = np.asarray([self.token_ids(text)], np.int64)
         vec, states = self.session.run(
-            list(_OUTPUTS), {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+            list(self._outputs), {"input_ids": ids, "attention_mask": np.ones_like(ids)}
         )
         return _Encoded(vector=vec[0], ids=ids[0], states=states[0])
 

@@ -25,7 +25,12 @@ from perception.modelmeta import ModelMeta, parse_metadata
 from perception.neighbours import NEIGHBOUR_OUTPUT
 from perception.onnxrun import check_io, run_all_outputs
 from perception.readcheck import Alternative, decisive, neighbour_settings, read_rule_set
-from perception.rule_encoder import DEFAULT_ENCODER_DIR, RuleEncoder, unreadable_script
+from perception.rule_encoder import (
+    DEFAULT_ENCODER_DIR,
+    RuleEncoder,
+    encoder_layer,
+    unreadable_script,
+)
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import split_model
 
@@ -176,8 +181,15 @@ class PolicyModel:
         meta = parse_metadata(session.get_modelmeta().custom_metadata_map, source=str(path))
         check_io(session, path, len(meta.rule_classes))
         if encoder is None or encoder.identity() != meta.encoder:
-            # One thread: the encoder runs beside the decision session (prefetch), not instead.
-            encoder = RuleEncoder.load(Path(encoder_dir), "cpu", threads=1, cache_size=4096)
+            # One thread: the encoder runs beside the decision session (prefetch), not instead;
+            # at the layer the model was trained to read.
+            layer = encoder_layer(meta.encoder, str(path))
+            try:
+                encoder = RuleEncoder.load(
+                    Path(encoder_dir), "cpu", threads=1, cache_size=4096, layer=layer
+                )
+            except ConfigError as exc:  # a layer this encoder does not have: the model's fault
+                raise ModelError(f"{path} reads text encoder layer {layer}: {exc}") from exc
         if encoder.identity() != meta.encoder:
             raise ModelError(
                 f"{path} was trained on text encoder {meta.encoder['model_sha256'][:12]}, "

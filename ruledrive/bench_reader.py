@@ -13,7 +13,9 @@ parameter it names (limit, hours, lane, merge side) is right too. Several token-
 (``--token-dropout 0,0.15``), training-noise stds on the token states (``--state-noise
 0,0.13``; TrainConfig.state_noise), rule heads, readers trained together in one model
 (``--readers 1,3``; TrainConfig.readers), readers trained apart whose readings are averaged
-(``--members 1,3``: seeds seed, seed + 1000, ...) and seeds run side by side on the same data;
+(``--members 1,3``: seeds seed, seed + 1000, ...), the encoder layer whose token states it
+reads (``--encoder-layer 12,9``; TrainConfig.encoder_layer) and seeds run side by side on the
+same data;
 the worst seed is reported. ``--withhold`` sets aside one training family per concept (the
 texts that use it), trains every variant without them and scores it on them: a held-out test made of
 training data, to choose a variant on without looking at the real held-out split. Results
@@ -336,21 +338,25 @@ def _load(work: Path) -> tuple[ReaderData, ReaderData]:
     return train, evals
 
 
-def _table(work: Path, texts: list[str]) -> Any:
+def _table(work: Path, texts: list[str], layer: int | None = None) -> Any:
+    """The texts' encoder states after ``layer`` (None: the last), cached in ``work``: one
+    file per layer, so comparing layers does not re-encode the other's cache."""
     from perception.rule_encoder import RuleEncoder
     from training.config import TrainConfig
     from training.data import RuleTable
 
-    encoder = RuleEncoder.load(Path(TrainConfig().encoder_dir), "cpu", cache_size=0)
-    return RuleTable.build(texts, encoder, work / "rule-table-reader.npz")
+    encoder = RuleEncoder.load(Path(TrainConfig().encoder_dir), "cpu", cache_size=0, layer=layer)
+    name = "rule-table-reader.npz" if encoder.layer is None else f"rule-table-reader-L{layer}.npz"
+    return RuleTable.build(texts, encoder, work / name)
 
 
 def _fmt(v: float) -> str:
     return f"{100 * v:.1f} %"
 
 
-# (token dropout, state noise, rule head, readers in the model, trained readers averaged)
-Variant = tuple[float, float, str, int, int]
+# (token dropout, state noise, rule head, readers in the model, trained readers averaged,
+# encoder layer: None for the last, not named)
+Variant = tuple[float, float, str, int, int, int | None]
 Scores = dict[tuple[str, str, str], dict[str, float]]
 
 
@@ -358,7 +364,8 @@ def _label(v: Variant) -> str:
     head = "" if v[2] == "flat" else f", {v[2]} rule head"
     inside = "" if v[3] == 1 else f", {v[3]} readers in the model"
     members = "" if v[4] == 1 else f", {v[4]} trained readers averaged"
-    return f"token dropout {v[0]:g}, state noise {v[1]:g}{head}{inside}{members}"
+    layer = "" if v[5] is None else f", encoder layer {v[5]}"
+    return f"token dropout {v[0]:g}, state noise {v[1]:g}{head}{inside}{members}{layer}"
 
 
 def _report(
@@ -464,17 +471,18 @@ def run(args: argparse.Namespace) -> int:
             "withheld %d families: %d of %d training texts", len(held), aside.sum(), len(aside)
         )
     all_texts = sorted(set(train.texts) | set(evals.texts))
-    table = _table(args.work, all_texts)
     classes = sorted(set(train.cls) | set(NOT_READ))
     unknown = sorted(set(evals.cls) - set(classes))
     if unknown:
         raise DataError(f"evaluation rule classes never trained on: {unknown}")
-    ix_all = np.array([table.index[t] for t in train.texts], np.int32)
+    # A table's rows are its sorted texts, whatever the layer: the indices hold for every one.
+    index = {t: i for i, t in enumerate(all_texts)}
+    ix_all = np.array([index[t] for t in train.texts], np.int32)
     ix_train, ix_aside = ix_all[~aside], np.flatnonzero(aside)
     kept = ReaderData()
     for i in np.flatnonzero(~aside):
         kept.add(train.texts[i], train.cls[i], train.params[i], train.families[i])
-    ix_eval = np.array([table.index[t] for t in evals.texts], np.int32)
+    ix_eval = np.array([index[t] for t in evals.texts], np.int32)
     ix_read = np.concatenate([ix_eval, ix_all[ix_aside]])
     results: dict[Variant, list[Scores]] = {}
     withheld: dict[Variant, list[Withheld]] = {}
@@ -486,41 +494,47 @@ def run(args: argparse.Namespace) -> int:
         for r in args.readers
     ]
     e = len(ix_eval)
-    for base in grid:
-        for seed in args.seeds:
-            # Member m of an ensemble trains with seed + 1000 m, so member 0 is the single
-            # reader of this seed and an ensemble of k adds k - 1 readers to it.
-            readings = [
-                _train_and_read(
-                    table,
-                    kept,
-                    ix_train,
-                    ix_read,
+    table: Any = None
+    table_layer: object = "none yet"
+    for layer, base, seed in (
+        (lay, b, sd) for lay in args.encoder_layer for b in grid for sd in args.seeds
+    ):
+        if table_layer != layer:  # one table in memory at a time (~1 GB)
+            table = None
+            table, table_layer = _table(args.work, all_texts, layer), layer
+        # Member m of an ensemble trains with seed + 1000 m, so member 0 is the single
+        # reader of this seed and an ensemble of k adds k - 1 readers to it.
+        readings = [
+            _train_and_read(
+                table,
+                kept,
+                ix_train,
+                ix_read,
+                classes,
+                (*base, 1, layer),
+                seed + 1000 * m,
+                args.epochs,
+            )
+            for m in range(max(args.members))
+        ]
+        for k in args.members:
+            variant = (*base, k, layer)
+            cls, params = ensemble(readings[:k])
+            results.setdefault(variant, []).append(
+                score(evals, classes, cls[:e], {n: v[:e] for n, v in params.items()})
+            )
+            if held:
+                got = score_withheld(
+                    train,
+                    ix_aside,
+                    held,
                     classes,
-                    (*base, 1),
-                    seed + 1000 * m,
-                    args.epochs,
+                    cls[e:],
+                    {n: v[e:] for n, v in params.items()},
                 )
-                for m in range(max(args.members))
-            ]
-            for k in args.members:
-                variant = (*base, k)
-                cls, params = ensemble(readings[:k])
-                results.setdefault(variant, []).append(
-                    score(evals, classes, cls[:e], {n: v[:e] for n, v in params.items()})
-                )
-                if held:
-                    got = score_withheld(
-                        train,
-                        ix_aside,
-                        held,
-                        classes,
-                        cls[e:],
-                        {n: v[e:] for n, v in params.items()},
-                    )
-                    withheld.setdefault(variant, []).append(got)
-            took = time.perf_counter() - t0
-            log.info("%s, seed %d: done at %.0f s", _label((*base, 1)), seed, took)
+                withheld.setdefault(variant, []).append(got)
+        took = time.perf_counter() - t0
+        log.info("%s, seed %d: done at %.0f s", _label((*base, 1, layer)), seed, took)
     text = _report(
         args,
         results,
@@ -590,6 +604,14 @@ def _readers(value: str) -> list[int]:
     return sorted(set(sizes))
 
 
+def _layers(value: str) -> list[int | None]:
+    """Encoder layers, 1 to 99 (the encoder's own count is checked when it loads)."""
+    layers = _seeds(value)
+    if any(k < 1 or k > 99 for k in layers):
+        raise argparse.ArgumentTypeError(f"encoder layers are 1 to 99: {value!r}")
+    return list(dict.fromkeys(layers))
+
+
 def _seeds(value: str) -> list[int]:
     try:
         seeds = [int(v) for v in value.split(",") if v.strip()]
@@ -644,6 +666,13 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         default=[1],
         help="comma-separated numbers of readers (seeds seed, seed+1000, ...) whose readings "
         "are averaged, to compare (1: one reader)",
+    )
+    p.add_argument(
+        "--encoder-layer",
+        type=_layers,
+        default=[None],
+        help="comma-separated text-encoder layers whose token states the reader reads, to "
+        "compare (TrainConfig.encoder_layer; default: the last)",
     )
     p.add_argument("--epochs", type=positive_int, default=20)
     add_doc_flags(p)

@@ -46,7 +46,7 @@ def attach_index(
 
     from perception.modelmeta import parse_metadata
     from perception.neighbours import NEIGHBOUR_OUTPUT, attach, sentence_vectors, support_numpy
-    from perception.rule_encoder import RuleEncoder
+    from perception.rule_encoder import RuleEncoder, encoder_layer
     from perception.spec import MODEL_SPEC
     from training.data import RuleTable, encode_samples, load_samples, neighbour_index
     from training.export import write_model
@@ -64,7 +64,12 @@ def attach_index(
     samples = load_samples(data)
     if not samples:
         raise ConfigError(f"no labelled frames in {', '.join(map(str, data))}")
-    encoder = RuleEncoder.load(Path("models/text-encoder"), "cpu", cache_size=0)
+    encoder = RuleEncoder.load(
+        Path("models/text-encoder"),
+        "cpu",
+        cache_size=0,
+        layer=encoder_layer(meta.encoder, str(model_path)),
+    )
     if encoder.identity() != meta.encoder:
         raise ModelError(
             f"{model_path} was trained on another text encoder than models/text-encoder"

@@ -58,6 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rule-corpus",
         help="rule texts without frames for that (`ruledrive rule-corpus`); needs --reader-epochs",
     )
+    p.add_argument(
+        "--encoder-layer",
+        type=positive_int,
+        help="read the text encoder's token states after this layer (default: the last; "
+        "docs/training.md)",
+    )
     p.add_argument("--export", type=Path, help="ONNX path (default OUT/model.onnx)")
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
     p.add_argument(
@@ -132,6 +138,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "model_version",
         "reader_epochs",
         "rule_corpus",
+        "encoder_layer",
     )
     return {k: getattr(args, k) for k in keys}
 
@@ -292,7 +299,9 @@ def _export(args: argparse.Namespace) -> int:
         from training.data import RuleTable, encode_samples, load_samples
 
         samples = load_samples(args.data, max_samples=1024)
-        encoder = RuleEncoder.load(Path(ckpt.config.encoder_dir), "cpu", cache_size=0)
+        encoder = RuleEncoder.load(
+            Path(ckpt.config.encoder_dir), "cpu", cache_size=0, layer=ckpt.config.encoder_layer
+        )
         table = RuleTable.build((r for s in samples for r in s.rules), encoder)
         parity = encode_samples(samples, table, ckpt.rule_classes).inputs()
     print(json.dumps(export_onnx(ckpt, args.out, parity), indent=2))

@@ -29,8 +29,13 @@ class TrainConfig(BaseModel):
     # Cosine decay to lr * min_lr_ratio over the whole run, after a short linear warm-up.
     min_lr_ratio: float = Field(default=0.02, ge=0.0, le=1.0)
     warmup_epochs: float = Field(default=0.5, ge=0.0)
-    # The frozen multilingual text encoder whose token states the model reads.
+    # The frozen multilingual text encoder whose token states the model reads, and after which
+    # of its layers (1-based; None: the last, as every model before this key). The exported
+    # model records it (its encoder identity), and the node loads the encoder at that layer.
+    # Chosen by `ruledrive bench reader --encoder-layer` (docs/training.md, "Which encoder
+    # layer the reader reads").
     encoder_dir: str = "models/text-encoder"
+    encoder_layer: int | None = Field(default=None, ge=1, le=99)
     # Pictures that are not road scenes (training.ood), as a share of the training frames, so
     # the image_ood head learns to say "not a road"; they carry no decision target.
     negatives_fraction: float = Field(default=0.08, ge=0.0, le=1.0)

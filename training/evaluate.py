@@ -32,7 +32,7 @@ from perception.image import DEFAULT_DECODE, colourless
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
 from perception.onnxrun import check_io
 from perception.readcheck import ReadingCheck
-from perception.rule_encoder import RuleEncoder, unreadable_script
+from perception.rule_encoder import RuleEncoder, encoder_layer, unreadable_script
 from perception.spec import MODEL_SPEC
 from training.data import ArrayDataset, RuleTable, encode_samples
 from training.ood import TEST_KINDS, negative_jpegs
@@ -49,6 +49,7 @@ class Predictor(Protocol):
     name: str
     rule_classes: tuple[str, ...]
     encoder_dir: str
+    encoder_layer: int | None  # the encoder layer it reads (RuleEncoder.load(layer=...))
     thresholds: Thresholds
     decode: str  # how its frames are decoded (perception.image.PREPROCESSINGS)
 
@@ -63,6 +64,7 @@ class KerasPredictor:
         self.model, self.name = ckpt.model, f"keras:{path}"
         self.rule_classes, self.thresholds = ckpt.rule_classes, ckpt.thresholds
         self.encoder_dir = ckpt.config.encoder_dir
+        self.encoder_layer = ckpt.config.encoder_layer
         self.decode = DEFAULT_DECODE  # a checkpoint is this build's training
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -91,6 +93,7 @@ class OnnxPredictor:
         self.labels, self.name, self.meta = meta.labels, f"onnx:{path}", meta
         self.rule_classes, self.thresholds = meta.rule_classes, meta.thresholds
         self.encoder_dir = encoder_dir
+        self.encoder_layer = encoder_layer(meta.encoder, str(path))
         self.decode = meta.decode
         # The node's split graphs (perception.readcheck): its reading check, at the node's
         # default threshold, and its neighbour reading (perception.neighbours) where the model
@@ -130,7 +133,9 @@ def evaluate_samples(
 ) -> dict[str, Any]:
     """Metrics per split (and the picture check); writes confusion PNGs and report.json."""
     if table is None:
-        encoder = RuleEncoder.load(Path(predictor.encoder_dir), "cpu", cache_size=0)
+        encoder = RuleEncoder.load(
+            Path(predictor.encoder_dir), "cpu", cache_size=0, layer=predictor.encoder_layer
+        )
         table = RuleTable.build((r for s in samples for r in s.rules), encoder)
     data = encode_samples(samples, table, predictor.rule_classes, decode=predictor.decode)
     outs = data.predict(predictor.predict)

@@ -406,7 +406,7 @@ def train(
             f"no training samples (splits {cfg.train_splits}) in {list(map(str, data_paths))}"
         )
     corpus = load_rule_corpus(cfg.rule_corpus) if cfg.rule_corpus and reads_alone else None
-    encoder = RuleEncoder.load(Path(cfg.encoder_dir), "cpu", cache_size=0)
+    encoder = RuleEncoder.load(Path(cfg.encoder_dir), "cpu", cache_size=0, layer=cfg.encoder_layer)
     table = RuleTable.build(
         [r for smp in samples for r in smp.rules] + (corpus.texts if corpus else []),
         encoder,

@@ -262,3 +262,59 @@ def test_unreadable_script_flags_rules_no_reader_of_english_or_chinese_can_read(
     from perception.rule_encoder import unreadable_script
 
     assert unreadable_script(text) is unreadable
+
+
+# The encoder layer a reader reads (RuleEncoder.load(layer=k), TrainConfig.encoder_layer).
+
+
+@pytest.fixture(scope="module")
+def layer9() -> RuleEncoder:
+    return RuleEncoder.load(ENCODER, layer=9, cache_size=0)
+
+
+def test_an_earlier_layer_gives_its_own_states_under_its_own_identity(
+    encoder: RuleEncoder, layer9: RuleEncoder
+) -> None:
+    rules = ["Overtaking is prohibited", "限速50公里"]
+    last, mid = encoder.encode_rule_set(rules), layer9.encode_rule_set(rules)
+    np.testing.assert_array_equal(last[1], mid[1])  # the same tokens
+    assert np.abs(last[0] - mid[0]).max() > 0.5  # other states
+    # A layer's output is a layer norm of the residual stream: per real token, zero mean.
+    rows = mid[0][mid[1] > 0]
+    assert rows.shape[0] > 4
+    assert np.abs(rows.mean(axis=1)).max() < 0.2
+    # The sentence vector stays the last layer's pooled one (what e5 trained for similarity).
+    np.testing.assert_allclose(layer9.encode(rules), encoder.encode(rules), atol=1e-6)
+    # Encodings of one layer are never mistaken for another's: identity and cache key say it.
+    assert "layer" not in encoder.identity()
+    assert layer9.identity() == {**encoder.identity(), "layer": "9"}
+    assert layer9.cache_key != encoder.cache_key
+    assert (layer9.layer, encoder.layer) == (9, None)
+
+
+def test_each_layer_differs_and_the_last_one_named_is_the_default(encoder: RuleEncoder) -> None:
+    rule = ["Vehicles must halt on a yellow signal"]
+    states = {k: RuleEncoder.load(ENCODER, layer=k, cache_size=0) for k in (1, 6, 12)}
+    got = {k: e.encode_rule_set(rule)[0] for k, e in states.items()}
+    assert np.abs(got[1] - got[6]).max() > 0.5
+    # Naming the last layer is the default encoder: same states, same identity, same cache.
+    np.testing.assert_array_equal(got[12], encoder.encode_rule_set(rule)[0])
+    assert states[12].identity() == encoder.identity()
+    assert states[12].cache_key == encoder.cache_key
+
+
+@pytest.mark.parametrize("bad", [0, 13, -1, True, "9", 9.0])
+def test_a_layer_the_encoder_does_not_have_is_a_configuration_error(bad: object) -> None:
+    with pytest.raises(ConfigError, match="layer"):
+        RuleEncoder.load(ENCODER, layer=bad)  # type: ignore[arg-type]
+
+
+def test_a_model_names_its_encoder_layer_or_none() -> None:
+    from perception.rule_encoder import encoder_layer
+
+    ident = {"model_sha256": "a", "tokenizer_sha256": "b", "prefix": "query: "}
+    assert encoder_layer(ident) is None  # models from before the key: the last layer
+    assert encoder_layer({**ident, "layer": "9"}) == 9
+    for bad in ("", "nine", "-1", "0", "9.5", "1000"):
+        with pytest.raises(ModelError, match="not a layer number"):
+            encoder_layer({**ident, "layer": bad}, "m.onnx")

@@ -129,3 +129,32 @@ def test_spinning_is_off_unless_asked_and_settings_parse_it() -> None:
     assert load_settings({"ort_spinning": "true", "ort_threads": "2"}).ort_threads == 2
     with pytest.raises(ConfigError, match="RULEDRIVE_ORT_THREADS"):
         load_settings({"ort_threads": "-1"})
+
+
+def test_the_encoder_is_loaded_at_the_layer_the_model_was_trained_to_read(tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+
+    from tests.policy.fakemodel import encoder_id
+
+    def at(layer: str) -> Path:
+        ident = {**encoder_id(), "layer": layer}
+        return build_fake_model(
+            tmp_path / f"l{layer}.onnx", metadata={META_KEYS["encoder"]: json.dumps(ident)}
+        )
+
+    last = PolicyModel.load(build_fake_model(tmp_path / "last.onnx"))
+    mid = PolicyModel.load(at("9"))
+    assert (last.encoder.layer, mid.encoder.layer) == (None, 9)
+    assert mid.encoder.identity() == mid.meta.encoder
+    rules = ("Overtaking is prohibited",)
+    assert np.abs(mid.encode_rules(rules).states - last.encode_rules(rules).states).max() > 0.5
+    # A hot reload onto a model of another layer gets a new encoder, not the old one's.
+    again = PolicyModel.load(at("9"), encoder=last.encoder)
+    assert again.encoder is not last.encoder and again.encoder.layer == 9
+    assert PolicyModel.load(at("9"), encoder=mid.encoder).encoder is mid.encoder
+    with pytest.raises(ModelError, match="reads text encoder layer 40: .*layers 1 to 12"):
+        PolicyModel.load(at("40"))
+    with pytest.raises(ModelError, match="not a layer number"):
+        PolicyModel.load(at("nine"))

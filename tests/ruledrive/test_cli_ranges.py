@@ -32,6 +32,7 @@ REFUSED = [
     (["train", "--data", "d", "--out", "o", "--epochs", "0"], "--epochs", ">= 1, got 0"),
     (["train", "--data", "d", "--out", "o", "--lr=-0.001"], "--lr", "> 0, got -0.001"),
     (["train", "--data", "d", "--out", "o", "--batch-size", "0"], "--batch-size", ">= 1"),
+    (["train", "--data", "d", "--out", "o", "--encoder-layer", "0"], "--encoder-layer", ">= 1"),
     (["train-default", "--scenes", "-5"], "--scenes", ">= 1, got -5"),
     (["generate", "--out", "o", "--scenes", "10", "--seed", "-1"], "--seed", ">= 0, got -1"),
     (["generate", "--out", "o", "--scenes", "10", "--workers", "0"], "--workers", ">= 1, got 0"),

@@ -203,6 +203,8 @@ def test_withholding_refuses_a_corpus_that_names_no_families(tmp_path: Path) -> 
         ["--members", "x"],
         ["--readers", "0"],
         ["--readers", "6"],  # TrainConfig.readers allows 1-5
+        ["--encoder-layer", "0"],
+        ["--encoder-layer", "x"],
     ],
 )
 def test_bad_flags_are_usage_errors(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -229,6 +231,7 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     # Two variants (each flag's non-default value once), to keep the test short.
     argv += ["--token-dropout", "0.15", "--state-noise", "0.1", "--withhold"]
     argv += ["--rule-head", "flat,factorized", "--readers", "2", "--members", "1,2"]
+    argv += ["--encoder-layer", "12,9"]
     corpus = work / "corpus.jsonl"
     assert cli(["rule-corpus", "--out", str(corpus), "--sets", "50", "--seed", "3"]) == 0
     argv += ["--corpus", str(corpus)]
@@ -242,7 +245,8 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
         for wording in ("training", "held-out"):
             assert f"| worst kind, {wording} wording, {lang}, per seed |" in section
     labels = [
-        f"token dropout 0.15, state noise 0.1{h}, 2 readers in the model{k}"
+        f"token dropout 0.15, state noise 0.1{h}, 2 readers in the model{k}, encoder layer {n}"
+        for n in (12, 9)
         for h in ("", ", factorized rule head")
         for k in ("", ", 2 trained readers averaged")
     ]
@@ -251,3 +255,4 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     assert "| withheld training families: worst family, per seed |" in section
     assert f"of them from the rule corpus `{corpus}`" in section
     assert (work / "rule-table-reader.npz").is_file()  # encodings cached for the next run
+    assert (work / "rule-table-reader-L9.npz").is_file()  # one cache per layer

@@ -174,3 +174,13 @@ def test_a_model_with_several_readers_outputs_each_readers_reading() -> None:
         assert readers_of(model) == 3
         assert set(reader_of(model).output_names) == want
     assert readers_of(create_fused_model(6, len(CLASSES))) == 1
+
+
+@pytest.mark.parametrize("bad", [0, 100, True, 9.5])
+def test_an_encoder_layer_out_of_range_is_refused(bad: object) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="encoder_layer"):
+        TrainConfig(encoder_layer=bad)  # type: ignore[arg-type]
+    assert TrainConfig().encoder_layer is None  # the last layer, as every model before it
+    assert TrainConfig(encoder_layer=9).encoder_layer == 9
