@@ -49,11 +49,13 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config() -> TrainConfig:
-    """The fixture's config, also what the reuse test asks for again. The factorized rule head
-    and two readers (not the shipped options): the flat head's single-reader export is trained
-    and checked by tests/training/test_distributed.py's two-worker run, so one training here
-    serves both."""
-    return TrainConfig(epochs=1, batch_size=64, seed=7, rule_head="factorized", readers=2)
+    """The fixture's config, also what the reuse test asks for again. The factorized rule head,
+    two readers and the encoder's layer 9 (not the shipped options): the flat head's
+    single-reader export on the last layer is trained and checked by
+    tests/training/test_distributed.py's two-worker run, so one training here serves both."""
+    return TrainConfig(
+        epochs=1, batch_size=64, seed=7, rule_head="factorized", readers=2, encoder_layer=9
+    )
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +106,7 @@ def test_onnx_has_named_dynamic_inputs_and_readable_metadata(trained: Path) -> N
         meta.rule_classes == tuple(info["rule_classes"]) and "not_understood" in meta.rule_classes
     )
     assert meta.encoder == info["encoder"]
+    assert meta.encoder["layer"] == "9"  # the layer it was trained to read travels with it
     probs, classes = sess.run(
         [MODEL_SPEC.output, MODEL_SPEC.rule_output],
         MODEL_SPEC.feeds(*(i.zeros(3) for i in MODEL_SPEC.inputs)),
@@ -123,6 +126,7 @@ def test_the_node_loads_the_export_and_reads_both_languages(trained: Path) -> No
     from simulator.scene import Scene
 
     model = PolicyModel.load(trained / "model.onnx")
+    assert model.encoder.layer == 9  # the encoder at the layer the model reads
     d = Decider(model, "n")
     now = time.time_ns()
     header = FrameHeader(vehicle_id="car-1", frame_id=1, stamp_ns=now, speed_kph=40.0)
