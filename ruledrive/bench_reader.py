@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import logging
 import platform
 import time
@@ -495,46 +496,43 @@ def run(args: argparse.Namespace) -> int:
     ]
     e = len(ix_eval)
     table: Any = None
-    table_layer: object = "none yet"
-    for layer, base, seed in (
-        (lay, b, sd) for lay in args.encoder_layer for b in grid for sd in args.seeds
-    ):
-        if table_layer != layer:  # one table in memory at a time (~1 GB)
-            table = None
-            table, table_layer = _table(args.work, all_texts, layer), layer
-        # Member m of an ensemble trains with seed + 1000 m, so member 0 is the single
-        # reader of this seed and an ensemble of k adds k - 1 readers to it.
-        readings = [
-            _train_and_read(
-                table,
-                kept,
-                ix_train,
-                ix_read,
-                classes,
-                (*base, 1, layer),
-                seed + 1000 * m,
-                args.epochs,
-            )
-            for m in range(max(args.members))
-        ]
-        for k in args.members:
-            variant = (*base, k, layer)
-            cls, params = ensemble(readings[:k])
-            results.setdefault(variant, []).append(
-                score(evals, classes, cls[:e], {n: v[:e] for n, v in params.items()})
-            )
-            if held:
-                got = score_withheld(
-                    train,
-                    ix_aside,
-                    held,
+    for layer in args.encoder_layer:
+        table = None  # one table in memory at a time (~1 GB for the recipe's texts)
+        table = _table(args.work, all_texts, layer)
+        for base, seed in itertools.product(grid, args.seeds):
+            # Member m of an ensemble trains with seed + 1000 m, so member 0 is the single
+            # reader of this seed and an ensemble of k adds k - 1 readers to it.
+            readings = [
+                _train_and_read(
+                    table,
+                    kept,
+                    ix_train,
+                    ix_read,
                     classes,
-                    cls[e:],
-                    {n: v[e:] for n, v in params.items()},
+                    (*base, 1, layer),
+                    seed + 1000 * m,
+                    args.epochs,
                 )
-                withheld.setdefault(variant, []).append(got)
-        took = time.perf_counter() - t0
-        log.info("%s, seed %d: done at %.0f s", _label((*base, 1, layer)), seed, took)
+                for m in range(max(args.members))
+            ]
+            for k in args.members:
+                variant = (*base, k, layer)
+                cls, params = ensemble(readings[:k])
+                results.setdefault(variant, []).append(
+                    score(evals, classes, cls[:e], {n: v[:e] for n, v in params.items()})
+                )
+                if held:
+                    got = score_withheld(
+                        train,
+                        ix_aside,
+                        held,
+                        classes,
+                        cls[e:],
+                        {n: v[e:] for n, v in params.items()},
+                    )
+                    withheld.setdefault(variant, []).append(got)
+            took = time.perf_counter() - t0
+            log.info("%s, seed %d: done at %.0f s", _label((*base, 1, layer)), seed, took)
     text = _report(
         args,
         results,
