@@ -18,7 +18,9 @@ the rule graph (perception.splitgraph).
 class before ``:``; permitted and prohibited are one kind) none of its ``k`` neighbours has,
 while at least ``min_votes`` of them agree on one class, is read as that class. Only the kind:
 sentence vectors barely separate "prohibited" from "permitted", and the trained reader reads
-polarity far better. A rule the reader cannot read (``not_understood``) is never overruled.
+polarity far better. A rule the reader read as ``not_understood`` is overruled only when every
+one of its ``k`` neighbours has one class that is not ``not_understood``: the index holds the
+training rules nobody can read, so another language or gibberish keeps some of them near.
 Measured on the shipped model and the held-out wording split (docs/training.md, "The neighbour
 reading"): it changes no reading of training wording, and on held-out wording it rights more
 frames than it breaks, not all.
@@ -266,16 +268,20 @@ def overrides(
     """One rule set's readings the neighbours overrule: (rule index, class the neighbours give).
 
     ``classes`` [R, C] the reader's softmaxes, ``support`` [R, C] the neighbour votes, ``mask``
-    [R, T]. A present rule is overruled when no neighbour shares its read kind, at least
-    ``min_votes`` agree on one class, and the reader did not read it as ``not_understood``."""
+    [R, T]. A present rule is overruled when no neighbour shares its read kind and at least
+    ``min_votes`` agree on one class; a rule the reader read as ``not_understood`` only when all
+    its neighbours agree on one class that is not."""
     kinds = [c.split(":", 1)[0] for c in rule_classes]
     out = []
     for r in np.flatnonzero(np.asarray(mask).max(axis=1) > 0):
         top = int(np.argmax(classes[r]))
+        best = int(np.argmax(support[r]))
         if rule_classes[top] == NOT_UNDERSTOOD:
+            # Only a unanimous vote for a class that can be read: every neighbour.
+            if rule_classes[best] != NOT_UNDERSTOOD and support[r, best] >= support[r].sum() > 0:
+                out.append((int(r), best))
             continue
         same = [j for j, kind in enumerate(kinds) if kind == kinds[top]]
-        best = int(np.argmax(support[r]))
         if support[r, same].sum() == 0 and support[r, best] >= min_votes:
             out.append((int(r), best))
     return out

@@ -130,7 +130,7 @@ def test_a_reading_is_overruled_only_when_no_neighbour_shares_its_kind() -> None
             _votes(AMBER=7, LIMIT=3),  # a kind none of them has, 7 agree: overruled
             _votes(OT_OK=10),  # permitted and prohibited are one kind: kept
             _votes(AMBER=5, LIMIT=5),  # no class has min_votes: kept
-            _votes(AMBER=10),  # the reader cannot read it: never overruled
+            _votes(AMBER=9, LIMIT=1),  # the reader cannot read it, 9 of 10 agree: kept
             _votes(AMBER=10),  # an empty slot
         ]
     )
@@ -141,6 +141,16 @@ def test_a_reading_is_overruled_only_when_no_neighbour_shares_its_kind() -> None
     # Neighbours that say a rule cannot be read overrule a reading (it is then flagged).
     support[1] = _votes(NU=9, AMBER=1)
     assert overrides(classes, support, mask, CLASSES, 6) == [(0, AMBER), (1, NU)]
+    # A rule read as not understood: only every one of its neighbours overrules it, whatever
+    # min_votes, and never towards not_understood itself.
+    support[1] = _votes(OT_OK=10)
+    support[3] = _votes(AMBER=10)
+    assert overrides(classes, support, mask, CLASSES, 6) == [(0, AMBER), (3, AMBER)]
+    assert overrides(classes, support, mask, CLASSES, 10) == [(3, AMBER)]
+    support[3] = _votes(NU=10)
+    assert overrides(classes, support, mask, CLASSES, 6) == [(0, AMBER)]
+    support[3] = _votes(AMBER=9, NU=1)
+    assert overrides(classes, support, mask, CLASSES, 6) == [(0, AMBER)]
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +177,9 @@ def test_the_node_reads_a_rule_as_its_neighbours_do(all_amber: bytes, tmp_path: 
     read = mine.classes.argmax(axis=1)[: len(TEXTS)]
     assert read[0] != amber and read[1] != amber and read[2] == nu
     got = theirs.classes.argmax(axis=1)[: len(TEXTS)]
-    assert list(got) == [amber, amber, nu]  # the unreadable rule stays unread
+    # Every neighbour of every rule is amber here, so even the rule the reader could not read
+    # is overruled (unanimous); the reading check then asks whether that changes the decision.
+    assert list(got) == [amber, amber, amber]
     # The features are the reading graph's on the overruled classes, not the reader's.
     assert not np.allclose(theirs.features, mine.features)  # type: ignore[arg-type]
     params = on.rules_session.run(  # type: ignore[union-attr]
@@ -179,7 +191,7 @@ def test_the_node_reads_a_rule_as_its_neighbours_do(all_amber: bytes, tmp_path: 
         on.reading_inputs,
         [mine.classes, *(p[0] for p in params)],
         mine.mask,
-        [(0, amber), (1, amber)],
+        [(0, amber), (1, amber), (2, amber)],
     )
     np.testing.assert_allclose(theirs.features, feats, atol=1e-6)  # type: ignore[arg-type]
     np.testing.assert_allclose(theirs.classes, classes, atol=1e-6)
@@ -204,7 +216,7 @@ def test_the_check_asks_whether_the_readers_own_reading_would_decide_otherwise(
     amber = checked.meta.rule_classes.index("amber:always_stop")
     enc = checked.encode_rules(TEXTS)
     alts = dict(enc.alternatives)
-    assert {0, 1} <= set(alts) and 2 not in alts  # the unreadable rule was not overruled
+    assert set(alts) == {0, 1, 2}  # every rule was overruled (all neighbours amber)
     plain = PolicyModel.load(path, "cpu", encoder=checked.encoder, neighbour_reading=False)
     mine = plain.encode_rules(TEXTS)
     params = checked.rules_session.run(  # type: ignore[union-attr]
@@ -212,9 +224,10 @@ def test_the_check_asks_whether_the_readers_own_reading_would_decide_otherwise(
         {S.rules_input: mine.states[None], S.rule_mask_input: mine.mask[None]},
     )
     readings = [mine.classes, *(p[0] for p in params)]
-    for r, other in ((0, 1), (1, 0)):
+    for r in (0, 1, 2):
+        others = [(o, amber) for o in (0, 1, 2) if o != r]
         want, _ = reread(
-            checked.reading_session, checked.reading_inputs, readings, mine.mask, [(other, amber)]
+            checked.reading_session, checked.reading_inputs, readings, mine.mask, others
         )
         np.testing.assert_allclose(alts[r], want, atol=1e-6)
     # The check off: no alternatives, the neighbour reading still applied.
