@@ -286,3 +286,28 @@ def test_a_neighbour_graph_without_valid_settings_is_refused(
         path.write_bytes(model.SerializeToString())
         with pytest.raises(ModelError, match=META_KEY):
             PolicyModel.load(path, "cpu")
+
+
+def test_rules_nobody_can_read_stay_unread_with_the_neighbour_reading() -> None:
+    """A `not_understood` reading is overruled only by a unanimous neighbourhood; the index
+    holds the training negatives, so the test pool's negatives (languages, gibberish, emoji,
+    scripts, off-topic sentences never trained on) must all still be flagged by the shipped
+    model, as the node reads them."""
+    import random
+
+    from simulator.language.negatives import sample_negative
+
+    model = PolicyModel.load(MODEL, "cpu")
+    nu = model.meta.rule_classes.index("not_understood")
+    rng = random.Random(5)
+    texts = sorted({sample_negative(rng, "test")[0] for _ in range(200)})
+    missed = []
+    for i in range(0, len(texts), S.max_rules):
+        chunk = texts[i : i + S.max_rules]
+        enc = model.encode_rules(chunk)
+        assert enc.classes is not None
+        for j, text in enumerate(chunk):
+            read = enc.classes[j, nu] >= model.meta.thresholds.not_understood
+            if not (read or j in enc.unreadable):
+                missed.append(text)
+    assert len(texts) >= 100 and missed == []
