@@ -288,7 +288,8 @@ def _neighbour_line(onnx_path: Path) -> str:
     return (
         f"The file also carries the neighbour index of its {len(index.labels):,} training rules: "
         f"a rule read as a kind none of its {index.k} nearest training rules has, while "
-        f"{index.min_votes} or more agree on another class, is read as theirs, and the reading "
+        f"{index.min_votes} or more agree on another class, is read as theirs (a rule read as "
+        f"not_understood only when all {index.k} agree on a class that is not), and the reading "
         "check flags a frame the model's own reading would decide otherwise (docs/training.md, "
         '"The neighbour reading"); every figure below includes it.\n'
     )

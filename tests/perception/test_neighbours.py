@@ -298,7 +298,7 @@ def test_rules_nobody_can_read_stay_unread_with_the_neighbour_reading() -> None:
     from simulator.language.negatives import sample_negative
 
     model = PolicyModel.load(MODEL, "cpu")
-    nu = model.meta.rule_classes.index("not_understood")
+    nu = model.meta.not_understood_index
     rng = random.Random(5)
     texts = sorted({sample_negative(rng, "test")[0] for _ in range(200)})
     missed = []
