@@ -275,6 +275,78 @@ C = concepts(
             "motorcycles": "motorcycles|motorcyclists",
             "motorbikes": "motorbikes|motorbike riders",
         },
+        # --- rules about something else, composed (twenty-second session) ---
+        # What a driver may be told not to do, where no decision of this world turns on it:
+        # v = after "do not", n = a noun phrase ("No {dact:n}"), g = after "refrain from".
+        "dact": {
+            "horn": {
+                "v": "sound the horn|use the horn",
+                "n": "horn use|use of the horn",
+                "g": "sounding the horn",
+            },
+            "park": {"v": "park|leave your vehicle", "n": "parking", "g": "parking"},
+            "phone": {
+                "v": "use a hand-held phone|text at the wheel",
+                "n": "hand-held phone use",
+                "g": "using a hand-held phone",
+            },
+            "smoke": {"v": "smoke", "n": "smoking", "g": "smoking"},
+            "idle": {
+                "v": "leave the engine running|idle the engine",
+                "n": "engine idling",
+                "g": "idling the engine",
+            },
+            "beam": {
+                "v": "use full beam|use high beams",
+                "n": "full beam|high beams",
+                "g": "using full beam",
+            },
+            "tow": {"v": "tow a caravan|tow a trailer", "n": "towing", "g": "towing"},
+            "camp": {
+                "v": "sleep in the vehicle|camp overnight",
+                "n": "overnight camping",
+                "g": "camping overnight",
+            },
+            "wash": {"v": "wash cars", "n": "car washing", "g": "washing cars"},
+            "music": {"v": "play loud music", "n": "loud music", "g": "playing loud music"},
+            "feed": {"v": "feed the animals", "n": "feeding animals", "g": "feeding the animals"},
+            "unload": {"v": "unload goods", "n": "unloading", "g": "unloading goods"},
+            "rubbish": {
+                "v": "dump rubbish",
+                "n": "dumping rubbish|fly-tipping",
+                "g": "dumping rubbish",
+            },
+            "drone": {"v": "fly drones", "n": "drone flying", "g": "flying drones"},
+            "fireworks": {"v": "let off fireworks", "n": "fireworks", "g": "letting off fireworks"},
+        },
+        # What a driver may be told to do, where no decision of this world turns on it.
+        "dobl": {
+            "belt": "wear a seat belt|fasten seat belts",
+            "dipped": "use dipped headlights|switch on the headlights",
+            "engine_off": "switch off the engine|turn off the engine",
+            "dogs": "keep dogs on a lead",
+            "helmet": "wear a helmet",
+            "ticket": "have a ticket ready|display a parking ticket",
+            "valuables": "lock the vehicle|take valuables along",
+            "licence": "carry a driving licence",
+            "mirrors": "fold in the mirrors",
+        },
+        "dsubj": {"drivers": "drivers|motorists", "visitors": "visitors|customers"},
+        # Where, for a rule about something else ("" = nowhere named).
+        "dplace": {
+            "none": "",
+            "here": "here|in this area",
+            "tunnel": "in the tunnel",
+            "hospital": "near the hospital",
+            "car_park": "in the car park|in this car park",
+            "shops": "outside the shops",
+            "residential": "in residential streets",
+            "station": "at the petrol station|on the forecourt",
+            "services": "at the service area",
+            "night": "at night",
+            "ferry": "on the ferry|on the car deck",
+            "depot": "in the depot yard",
+        },
     }
 )
 
@@ -284,7 +356,8 @@ HELD = frozenset({
     "overtake.go_past", "stop.standstill", "amber.orange", "proceed.go_ahead", "yield.stop_for",
     "ped.walkers", "cross.zebra", "closed.out_of_use", "merge.keep", "speed.top", "rlane.kerb",
     "bus.transit", "unit.spelled", "time.from_until", "always.round", "lane_named.hand",
-    "lane_num.number_no", "scope_trucks.lorries",
+    "lane_num.number_no", "scope_trucks.lorries", "dact.drone", "dact.fireworks",
+    "dobl.licence", "dobl.mirrors", "dplace.ferry", "dplace.depot",
 })
 # fmt: on
 
@@ -587,6 +660,24 @@ CONSTRUCTIONS = (
         ("d.defrost", "Demist the windscreen before you set off"),
         ("d.wipers", "Use windscreen wipers in rain or snow"),
         held=("d.litter", "d.chains", "d.spare", "d.trailer", "d.defrost", "d.wipers"),
+    ),
+    # Composed rules about something else: an action, a modality and a place drawn apart, so
+    # "readable, about something else" is a family of sentences, and the held-out split's
+    # distractors are families (actions, places, constructions) too, not six sentences.
+    *_c(
+        "distractor",
+        "",
+        ("dc.no", "No {dact:n} {dplace}"),
+        ("dc.prohib", "{dact:n} {prohib} {dplace}"),
+        ("dc.is", "{dact:n} is {banned} {dplace}"),
+        ("dc.donot", "Do not {dact:v} {dplace}"),
+        ("dc.please", "Please do not {dact:v} {dplace}"),
+        ("dc.subj", "{dsubj} {mustnot} {dact:v} {dplace}"),
+        ("dc.must", "{dsubj} must {dobl} {dplace}"),
+        ("dc.please_do", "Please {dobl} {dplace}"),
+        ("dc.refrain", "Kindly refrain from {dact:g} {dplace}"),
+        ("dc.remember", "Remember to {dobl} {dplace}"),
+        held=("dc.refrain", "dc.remember"),
     ),
 )
 

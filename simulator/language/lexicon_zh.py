@@ -196,6 +196,49 @@ C = concepts(
         "scope_coaches": {"coaches": "大客车|旅游客车|长途客车", "daxing": "大型客车"},
         "scope_cyclists": {"cyclists": "自行车|非机动车", "qixing": "自行车骑行者|骑自行车的人"},
         "scope_motorcycles": {"motorcycles": "摩托车", "qishou": "摩托车驾驶人|摩托车骑手"},
+        # --- rules about something else, composed (twenty-second session; see lexicon_en) ---
+        "dact": {
+            "horn": "鸣笛|鸣喇叭",
+            "smoke": "吸烟|抽烟",
+            "phone": "使用手机|手持电话",
+            "idle": "发动机怠速|原地空转发动机",
+            "beam": "使用远光灯|开远光灯",
+            "tow": "拖挂房车",
+            "camp": "露营|车内过夜",
+            "wash": "洗车",
+            "music": "大声播放音乐",
+            "feed": "投喂动物",
+            "unload": "卸货|装卸货物",
+            "rubbish": "乱扔垃圾|倾倒垃圾",
+            "kite": "放风筝",
+            "fireworks": "燃放烟花爆竹",
+        },
+        "dobl": {
+            "belt": "系好安全带|系安全带",
+            "dipped": "开启近光灯|打开前照灯",
+            "engine_off": "熄火|关闭发动机",
+            "dogs": "牵好宠物",
+            "helmet": "佩戴头盔",
+            "ticket": "出示停车票|备好通行卡",
+            "lock": "锁好车门|随身携带贵重物品",
+            "licence": "随身携带驾驶证",
+            "mirrors": "收起后视镜",
+        },
+        "dsubj": {"none": "", "jiashiren": "驾驶人|驾驶员", "fangke": "访客|顾客"},
+        "dplace": {
+            "none": "",
+            "cichu": "此处|本区域",
+            "tunnel": "隧道内",
+            "hospital": "医院附近",
+            "car_park": "停车场内",
+            "shops": "商店门口",
+            "residential": "居民区内",
+            "station": "加油站内",
+            "services": "服务区内",
+            "night": "夜间",
+            "ferry": "渡轮上",
+            "depot": "车场院内",
+        },
     }
 )
 
@@ -205,7 +248,8 @@ HELD = frozenset({
     "proceed.jixu", "yield.birang", "ped.buxing", "cross.guojiedao", "closed.shigong",
     "merge.kao", "speed.shangxian", "rlane.zuiwai", "bus.xianxing", "unit.qianmi",
     "dist_unit.gongchi", "time.ampm", "always.24h", "lane_named.bian", "lane_num.hao",
-    "scope_trucks.dahuoche",
+    "scope_trucks.dahuoche", "dact.kite", "dact.fireworks", "dobl.licence", "dobl.mirrors",
+    "dplace.ferry", "dplace.depot",
 })
 # fmt: on
 
@@ -487,6 +531,22 @@ CONSTRUCTIONS = (
         ("d.defrost", "出发前请除去挡风玻璃上的雾气"),
         ("d.wipers", "雨雪天请使用雨刮器"),
         held=("d.litter", "d.chains", "d.spare", "d.trailer", "d.defrost", "d.wipers"),
+    ),
+    # Composed rules about something else (see lexicon_en).
+    *_c(
+        "distractor",
+        "",
+        ("dc.prohib", "{dplace}{prohib}{dact}"),
+        ("dc.subj", "{dplace}{dsubj}{prohib}{dact}"),
+        ("dc.colon", "{dplace}{dact}：{prohib_de}"),
+        ("dc.yilv", "{dplace}一律{prohib}{dact}"),
+        ("dc.shi", "{dplace}{dact}是{prohib_de}的"),
+        ("dc.qing", "{dplace}请{dobl}"),
+        ("dc.xu", "{dplace}{dsubj}须{dobl}"),
+        ("dc.bixu", "{dplace}{dsubj}必须{dobl}"),
+        ("dc.fakuan", "{dplace}{dact}者将被罚款"),
+        ("dc.wubi", "{dplace}务必{dobl}"),
+        held=("dc.fakuan", "dc.wubi"),
     ),
 )
 
