@@ -46,6 +46,28 @@ _PROHIB = {
     "outlawed": "outlawed",
 }
 
+_DACT = {  # member -> (after "do not", a noun phrase, after "refrain from")
+    "horn": ("sound the horn|use the horn", "horn use|use of the horn", "sounding the horn"),
+    "park": ("park|leave your vehicle", "parking", "parking"),
+    "phone": (
+        "use a hand-held phone|text at the wheel",
+        "hand-held phone use",
+        "using a hand-held phone",
+    ),
+    "smoke": ("smoke", "smoking", "smoking"),
+    "idle": ("leave the engine running|idle the engine", "engine idling", "idling the engine"),
+    "beam": ("use full beam|use high beams", "full beam|high beams", "using full beam"),
+    "tow": ("tow a caravan|tow a trailer", "towing", "towing"),
+    "camp": ("sleep in the vehicle|camp overnight", "overnight camping", "camping overnight"),
+    "wash": ("wash cars", "car washing", "washing cars"),
+    "music": ("play loud music", "loud music", "playing loud music"),
+    "feed": ("feed the animals", "feeding animals", "feeding the animals"),
+    "unload": ("unload goods", "unloading", "unloading goods"),
+    "rubbish": ("dump rubbish", "dumping rubbish|fly-tipping", "dumping rubbish"),
+    "drone": ("fly drones", "drone flying", "flying drones"),
+    "fireworks": ("let off fireworks", "fireworks", "letting off fireworks"),
+}
+
 C = concepts(
     {
         # --- modality and negation ---
@@ -278,47 +300,7 @@ C = concepts(
         # --- rules about something else, composed (twenty-second session) ---
         # What a driver may be told not to do, where no decision of this world turns on it:
         # v = after "do not", n = a noun phrase ("No {dact:n}"), g = after "refrain from".
-        "dact": {
-            "horn": {
-                "v": "sound the horn|use the horn",
-                "n": "horn use|use of the horn",
-                "g": "sounding the horn",
-            },
-            "park": {"v": "park|leave your vehicle", "n": "parking", "g": "parking"},
-            "phone": {
-                "v": "use a hand-held phone|text at the wheel",
-                "n": "hand-held phone use",
-                "g": "using a hand-held phone",
-            },
-            "smoke": {"v": "smoke", "n": "smoking", "g": "smoking"},
-            "idle": {
-                "v": "leave the engine running|idle the engine",
-                "n": "engine idling",
-                "g": "idling the engine",
-            },
-            "beam": {
-                "v": "use full beam|use high beams",
-                "n": "full beam|high beams",
-                "g": "using full beam",
-            },
-            "tow": {"v": "tow a caravan|tow a trailer", "n": "towing", "g": "towing"},
-            "camp": {
-                "v": "sleep in the vehicle|camp overnight",
-                "n": "overnight camping",
-                "g": "camping overnight",
-            },
-            "wash": {"v": "wash cars", "n": "car washing", "g": "washing cars"},
-            "music": {"v": "play loud music", "n": "loud music", "g": "playing loud music"},
-            "feed": {"v": "feed the animals", "n": "feeding animals", "g": "feeding the animals"},
-            "unload": {"v": "unload goods", "n": "unloading", "g": "unloading goods"},
-            "rubbish": {
-                "v": "dump rubbish",
-                "n": "dumping rubbish|fly-tipping",
-                "g": "dumping rubbish",
-            },
-            "drone": {"v": "fly drones", "n": "drone flying", "g": "flying drones"},
-            "fireworks": {"v": "let off fireworks", "n": "fireworks", "g": "letting off fireworks"},
-        },
+        "dact": {m: {"v": v, "n": n, "g": g} for m, (v, n, g) in _DACT.items()},
         # What a driver may be told to do, where no decision of this world turns on it.
         "dobl": {
             "belt": "wear a seat belt|fasten seat belts",
