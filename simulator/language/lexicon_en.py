@@ -396,6 +396,19 @@ PARAMS = {
 
 _c = partial(constructions, "en")
 
+_COMPOSED = (
+    ("dc.no", "No {dact:n} {dplace}"),
+    ("dc.prohib", "{dact:n} {prohib} {dplace}"),
+    ("dc.is", "{dact:n} is {banned} {dplace}"),
+    ("dc.donot", "Do not {dact:v} {dplace}"),
+    ("dc.please", "Please do not {dact:v} {dplace}"),
+    ("dc.subj", "{dsubj} {mustnot} {dact:v} {dplace}"),
+    ("dc.must", "{dsubj} must {dobl} {dplace}"),
+    ("dc.please_do", "Please {dobl} {dplace}"),
+    ("dc.refrain", "Kindly refrain from {dact:g} {dplace}"),
+    ("dc.remember", "Remember to {dobl} {dplace}"),
+)
+
 CONSTRUCTIONS = (
     *_c(
         "speed_limit",
@@ -643,24 +656,12 @@ CONSTRUCTIONS = (
         ("d.wipers", "Use windscreen wipers in rain or snow"),
         held=("d.litter", "d.chains", "d.spare", "d.trailer", "d.defrost", "d.wipers"),
     ),
-    # Composed rules about something else: an action, a modality and a place drawn apart, so
-    # "readable, about something else" is a family of sentences, and the held-out split's
-    # distractors are families (actions, places, constructions) too, not six sentences.
-    *_c(
-        "distractor",
-        "",
-        ("dc.no", "No {dact:n} {dplace}"),
-        ("dc.prohib", "{dact:n} {prohib} {dplace}"),
-        ("dc.is", "{dact:n} is {banned} {dplace}"),
-        ("dc.donot", "Do not {dact:v} {dplace}"),
-        ("dc.please", "Please do not {dact:v} {dplace}"),
-        ("dc.subj", "{dsubj} {mustnot} {dact:v} {dplace}"),
-        ("dc.must", "{dsubj} must {dobl} {dplace}"),
-        ("dc.please_do", "Please {dobl} {dplace}"),
-        ("dc.refrain", "Kindly refrain from {dact:g} {dplace}"),
-        ("dc.remember", "Remember to {dobl} {dplace}"),
-        held=("dc.refrain", "dc.remember"),
-    ),
+    # Composed rules about something else (an action or obligation, a place, who is told, the
+    # binding rules' own modality families), all held out: the held-out split's distractors are
+    # families of sentences, not six fixed ones. Not in training: trained on, they left 1.7x
+    # more held-out errors answered valid=true on two paired seeds (docs/training.md,
+    # "Fourteenth round").
+    *_c("distractor", "", *_COMPOSED, held=tuple(cid for cid, _ in _COMPOSED)),
 )
 
 # Variant "any": also names "all vehicles" explicitly; None: only for rules binding some vehicles.

@@ -321,6 +321,19 @@ PARAMS = {
 
 _c = partial(constructions, "zh")
 
+_COMPOSED = (
+    ("dc.prohib", "{dplace}{prohib}{dact}"),
+    ("dc.subj", "{dplace}{dsubj}{prohib}{dact}"),
+    ("dc.colon", "{dplace}{dact}：{prohib_de}"),
+    ("dc.yilv", "{dplace}一律{prohib}{dact}"),
+    ("dc.shi", "{dplace}{dact}是{prohib_de}的"),
+    ("dc.qing", "{dplace}请{dobl}"),
+    ("dc.xu", "{dplace}{dsubj}须{dobl}"),
+    ("dc.bixu", "{dplace}{dsubj}必须{dobl}"),
+    ("dc.fakuan", "{dplace}{dact}者将被罚款"),
+    ("dc.wubi", "{dplace}务必{dobl}"),
+)
+
 CONSTRUCTIONS = (
     *_c(
         "speed_limit",
@@ -532,22 +545,8 @@ CONSTRUCTIONS = (
         ("d.wipers", "雨雪天请使用雨刮器"),
         held=("d.litter", "d.chains", "d.spare", "d.trailer", "d.defrost", "d.wipers"),
     ),
-    # Composed rules about something else (see lexicon_en).
-    *_c(
-        "distractor",
-        "",
-        ("dc.prohib", "{dplace}{prohib}{dact}"),
-        ("dc.subj", "{dplace}{dsubj}{prohib}{dact}"),
-        ("dc.colon", "{dplace}{dact}：{prohib_de}"),
-        ("dc.yilv", "{dplace}一律{prohib}{dact}"),
-        ("dc.shi", "{dplace}{dact}是{prohib_de}的"),
-        ("dc.qing", "{dplace}请{dobl}"),
-        ("dc.xu", "{dplace}{dsubj}须{dobl}"),
-        ("dc.bixu", "{dplace}{dsubj}必须{dobl}"),
-        ("dc.fakuan", "{dplace}{dact}者将被罚款"),
-        ("dc.wubi", "{dplace}务必{dobl}"),
-        held=("dc.fakuan", "dc.wubi"),
-    ),
+    # Composed rules about something else, all held out (see lexicon_en).
+    *_c("distractor", "", *_COMPOSED, held=tuple(cid for cid, _ in _COMPOSED)),
 )
 
 WRAPPERS = _c(
