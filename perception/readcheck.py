@@ -5,8 +5,9 @@ training.model). When a rule's class is read unsurely (top probability below ``t
 the check asks what the decision would be had the rule been read as its runner-up class: the
 top class's probability is moved onto the runner-up (a reading as sure of the runner-up as the
 model was of both together) and the rule set's features are recomputed with the reading graph
-(perception.splitgraph), once per rule set; per frame the frame graph runs again on those
-features. If the decision changes, the frame's answer hangs on a reading the model is not sure
+(perception.splitgraph), once per rule set; per frame the rest of the decision runs again on those
+features (the head graph on the frame's image features, or the frame graph when the model has
+no head graph). If the decision changes, the frame's answer hangs on a reading the model is not sure
 of, and the node says so (``rules_not_understood``, naming the rule) instead of acting on it.
 
 An unsure reading that does not change the decision is not flagged: most misread rules do not
@@ -30,6 +31,7 @@ import numpy as np
 from core.errors import ModelError
 from perception.neighbours import META_KEY, NEIGHBOUR_OUTPUT, overrides
 from perception.spec import MODEL_SPEC
+from perception.splitgraph import IMAGE_FEATURES
 
 __all__ = [
     "Alternative",
@@ -192,29 +194,26 @@ def read_rule_set(
 
 
 def decisive(
-    frame: Any,
-    images: np.ndarray,
-    speeds: np.ndarray,
+    graph: Any,
+    inputs: dict[str, np.ndarray],
     decisions: np.ndarray,
     per_row: list[tuple[Alternative, ...]],
 ) -> list[tuple[int, ...]]:
-    """Per frame, the rules whose alternative reading changes its decision (one extra run of
-    the frame graph over every alternative of the batch; none when there is none).
+    """Per frame, the rules whose alternative reading changes its decision (one extra run over
+    every alternative of the batch; none when there is none).
 
-    ``frame``: the frame graph's session; ``decisions``: [N] the argmax each frame got."""
+    ``graph``: a session that maps ``inputs`` (per frame, [N, ...]) and the rule set features to
+    the probabilities: the head graph with the frames' image features (perception.splitgraph),
+    or the frame graph with their images and speeds; ``decisions``: [N] the argmax each frame
+    got."""
     rows = [(i, r, f) for i, alts in enumerate(per_row) for r, f in alts]
     out: list[set[int]] = [set() for _ in per_row]
     if not rows:
         return [()] * len(per_row)
     ix = np.array([i for i, _, _ in rows])
-    (probs,) = frame.run(
-        [_S.output],
-        {
-            _S.image_input: images[ix],
-            _S.speed_input: speeds[ix],
-            _S.rule_set_output: np.stack([f for _, _, f in rows]).astype(np.float32),
-        },
-    )
+    feeds = {name: value[ix] for name, value in inputs.items()}
+    feeds[_S.rule_set_output] = np.stack([f for _, _, f in rows]).astype(np.float32)
+    (probs,) = graph.run([_S.output], feeds)
     for (i, r, _), p in zip(rows, probs, strict=True):
         if int(np.argmax(p)) != int(decisions[i]):
             out[i].add(r)
@@ -234,8 +233,11 @@ class ReadingCheck:
         neighbours: Any = None,
         rule_classes: tuple[str, ...] = (),
         min_votes: int = 0,
+        head: Any = None,
     ) -> None:
         self.rules, self.frame, self.reading, self.names = rules, frame, reading, names
+        # The head graph (perception.splitgraph); None: the check reruns the frame graph.
+        self.head = head
         # The neighbour reading (perception.neighbours); None: the model has no index.
         self.neighbours, self.rule_classes, self.min_votes = neighbours, rule_classes, min_votes
 
@@ -254,11 +256,14 @@ class ReadingCheck:
             ort.InferenceSession(g, providers=cpu)
             for g in (parts.rules, parts.frame, parts.reading)
         )
+        head = None if parts.head is None else ort.InferenceSession(parts.head, providers=cpu)
         if parts.neighbours is None:
-            return cls(rules, frame, reading, parts.reading_inputs)
+            return cls(rules, frame, reading, parts.reading_inputs, head=head)
         classes, votes = neighbour_settings(parts.metadata)
         neighbours = ort.InferenceSession(parts.neighbours, providers=cpu)
-        return cls(rules, frame, reading, parts.reading_inputs, neighbours, classes, votes)
+        return cls(
+            rules, frame, reading, parts.reading_inputs, neighbours, classes, votes, head=head
+        )
 
     def scan(
         self, inputs: dict[str, np.ndarray], threshold: float
@@ -300,11 +305,16 @@ class ReadingCheck:
             per_row.append(alts)
             overruled.append(over)
         images, speeds = inputs[_S.image_input], inputs[_S.speed_input]
-        (probs,) = self.frame.run(
-            [_S.output], {_S.image_input: images, _S.speed_input: speeds, _S.rule_set_output: feats}
+        per_frame = {_S.image_input: images, _S.speed_input: speeds}
+        probs, *img = self.frame.run(
+            [_S.output, *([IMAGE_FEATURES] if self.head is not None else [])],
+            {**per_frame, _S.rule_set_output: feats},
         )
+        graph = self.frame
+        if self.head is not None:
+            graph, per_frame = self.head, {IMAGE_FEATURES: img[0], _S.speed_input: speeds}
         changes = np.zeros(classes.shape[:2], bool)
-        for k, got in enumerate(decisive(self.frame, images, speeds, probs.argmax(1), per_row)):
+        for k, got in enumerate(decisive(graph, per_frame, probs.argmax(1), per_row)):
             changes[k, list(got)] = True
         top = np.where(mask.max(axis=2) > 0, classes.max(axis=2), 1.0)
         for k, over in enumerate(overruled):  # checked at any threshold: count them below all

@@ -15,6 +15,13 @@ A third graph, ``reading`` (each rule's reading: the class and parameter softmax
 otherwise (perception.readcheck); the rule graph then also outputs the parameter softmaxes. A
 model whose reading tensors cannot be found gets no reading graph (the check is off for it).
 
+A fifth, ``head`` (image features, speed, rule set features -> probabilities), is the frame
+graph after the image encoder: the frame graph then also outputs the image features
+(``IMAGE_FEATURES``), so the reading check's second run over alternative readings reuses them
+and does not run the image encoder again (the image encoder is most of a frame's cost). It is cut
+at the last tensor of the Keras ``image_encoder`` submodel (training.model), and only kept when
+the rest of the frame graph reads no other image tensor; otherwise the check reruns the frame graph.
+
 A fourth, ``neighbours`` (rule states, mask -> ``rule_support``), is cut from a model that
 carries a neighbour index (perception.neighbours): run once per rule set, beside the rule graph.
 """
@@ -23,14 +30,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from perception.neighbours import NEIGHBOUR_OUTPUT
 from perception.spec import MODEL_SPEC
 
-__all__ = ["SplitModel", "split_model"]
+__all__ = ["IMAGE_FEATURES", "SplitModel", "split_model"]
 
 log = logging.getLogger(__name__)
 _S = MODEL_SPEC
+# The frame graph's extra output and the head graph's input: the image encoder's output.
+IMAGE_FEATURES = "image_features"
+_IMAGE_SCOPE = "image_encoder"  # training.model.create_image_encoder's Keras name
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,9 @@ class SplitModel:
     reading_inputs: tuple[str, ...] = ()
     neighbours: bytes | None = None
     metadata: dict[str, str] = field(default_factory=dict)  # the whole model's metadata_props
+    # (IMAGE_FEATURES, speed, rule set features) -> probabilities; then ``frame`` also outputs
+    # IMAGE_FEATURES (last). None: not cut (the frame graph has its two outputs only).
+    head: bytes | None = None
 
 
 def _param_tensors(graph: object) -> tuple[str, ...] | None:
@@ -63,6 +77,51 @@ def _param_tensors(graph: object) -> tuple[str, ...] | None:
     if set(found) != set(_S.rule_param_layers):
         return None
     return tuple(found[n] for n in _S.rule_param_layers)
+
+
+def _image_cut(graph: object) -> str | None:
+    """The image encoder's output: the last tensor (ONNX keeps nodes in topological order) in
+    the scope tf2onnx gives the Keras submodel (``.../image_encoder_1/dense_1/Relu:0``)."""
+    cut = None
+    for node in graph.node:  # type: ignore[attr-defined]
+        for out in node.output:
+            scope = out.split("/")
+            if any(p == _IMAGE_SCOPE or p.startswith(f"{_IMAGE_SCOPE}_") for p in scope[:-1]):
+                cut = out
+    return cut
+
+
+def _rename_tensor(graph: object, old: str, new: str) -> None:
+    for node in graph.node:  # type: ignore[attr-defined]
+        for k, name in enumerate(node.output):
+            if name == old:
+                node.output[k] = new
+    for value in graph.output:  # type: ignore[attr-defined]
+        if value.name == old:
+            value.name = new
+    _rename_input(graph, old, new)
+
+
+def _head(ext: Any, graph: Any, cut: str) -> tuple[Any, Any] | None:
+    """(frame graph with IMAGE_FEATURES as its last output, head graph); None if the graph
+    after the image encoder reads anything but its output, the speed and the rule features."""
+    img = _image_cut(graph)
+    if img is None:
+        return None
+    try:
+        head = ext.extract_model([img, _S.speed_input, cut], [_S.output])
+        frame = ext.extract_model(
+            [_S.image_input, _S.speed_input, cut], [_S.output, _S.ood_output, img]
+        )
+    except Exception as exc:  # onnx raises several types for a graph it cannot cut
+        log.warning("no head graph (%s): the reading check reruns the frame graph", exc)
+        return None
+    if {i.name for i in head.graph.input} != {img, _S.speed_input, cut}:
+        log.warning("the head graph reads more than the image features; not cut")
+        return None
+    _rename_input(head.graph, img, IMAGE_FEATURES)
+    _rename_tensor(frame.graph, img, IMAGE_FEATURES)
+    return frame, head
 
 
 def _rename_input(graph: object, old: str, new: str) -> None:
@@ -101,6 +160,7 @@ def split_model(model_bytes: bytes) -> SplitModel | None:
             [_S.rule_set_output, _S.rule_output, *reading_inputs[1:]],
         )
         frame = ext.extract_model([_S.image_input, _S.speed_input, cut], [_S.output, _S.ood_output])
+        with_head = _head(ext, model.graph, cut)
     except Exception as exc:  # onnx raises several types for a graph it cannot cut
         log.warning("cannot split the model at %s (%s); running it whole", cut, exc)
         return None
@@ -112,8 +172,13 @@ def split_model(model_bytes: bytes) -> SplitModel | None:
         except Exception as exc:
             log.warning("no reading graph (%s): the reading check is off for this model", exc)
             reading_inputs = ()
+    head = None
+    if with_head is not None:
+        frame, head = with_head
     if cut != _S.rule_set_output:
         _rename_input(frame.graph, cut, _S.rule_set_output)
+        if head is not None:
+            _rename_input(head.graph, cut, _S.rule_set_output)
     frame_inputs = {i.name for i in frame.graph.input}
     if frame_inputs != {_S.image_input, _S.speed_input, _S.rule_set_output}:
         log.warning("the frame graph still reads %s; running the model whole", sorted(frame_inputs))
@@ -125,7 +190,7 @@ def split_model(model_bytes: bytes) -> SplitModel | None:
             neighbours.ClearField("metadata_props")
         except Exception as exc:
             log.warning("no neighbour graph (%s): the neighbour reading is off", exc)
-    for part in (rules, frame):
+    for part in (rules, frame, *(() if head is None else (head,))):
         part.ClearField("metadata_props")  # the whole model's file keeps them
     return SplitModel(
         rules.SerializeToString(),
@@ -134,4 +199,5 @@ def split_model(model_bytes: bytes) -> SplitModel | None:
         reading_inputs if reading is not None else (),
         None if neighbours is None else neighbours.SerializeToString(),
         {p.key: p.value for p in model.metadata_props},
+        None if head is None else head.SerializeToString(),
     )

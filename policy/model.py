@@ -32,7 +32,7 @@ from perception.rule_encoder import (
     unreadable_script,
 )
 from perception.spec import MODEL_SPEC
-from perception.splitgraph import split_model
+from perception.splitgraph import IMAGE_FEATURES, split_model
 
 __all__ = [
     "EncodedRules",
@@ -125,6 +125,9 @@ class PolicyModel:
     # the neighbours must agree to overrule a reading. None: the model has no index.
     neighbours_session: ort.InferenceSession | None = None
     min_votes: int = 0
+    # The frame graph after the image encoder (perception.splitgraph): the reading check runs
+    # it on the frames' image features. None: the check reruns the frame graph.
+    head_session: ort.InferenceSession | None = None
 
     @property
     def split(self) -> bool:
@@ -196,6 +199,7 @@ class PolicyModel:
                 f"{encoder_dir} holds {encoder.identity()['model_sha256'][:12]}"
             )
         rules_session = frame_session = reading_session = neighbours_session = None
+        head_session = None
         has_rule_set = _S.rule_set_output in {o.name for o in session.get_outputs()}
         parts = split_model(data) if has_rule_set else None
         if parts is not None and not neighbour_reading:
@@ -210,9 +214,12 @@ class PolicyModel:
                     neighbours_session = ort.InferenceSession(
                         parts.neighbours, opts, providers=wanted
                     )
+                if parts.head is not None and reading_session is not None:
+                    head_session = ort.InferenceSession(parts.head, opts, providers=wanted)
             except Exception as exc:
                 log.warning("%s: split graphs do not load (%s); running it whole", path, exc)
                 rules_session = frame_session = reading_session = neighbours_session = None
+                head_session = None
         if reading_threshold > 0 and reading_session is None:
             log.warning("%s: no reading graph; the reading check is off for it", path)
         model = cls(
@@ -232,6 +239,7 @@ class PolicyModel:
             neighbour_settings(session.get_modelmeta().custom_metadata_map)[1]
             if neighbours_session is not None
             else 0,
+            head_session,
         )
         model.warmup(warmup_batch)
         model.load_s = time.perf_counter() - t0
@@ -295,8 +303,11 @@ class PolicyModel:
             _S.speed_input: speeds,
             _S.rule_set_output: np.stack([r.features for r in rules]),  # type: ignore[misc]
         }
+        head = self.head_session
         try:
-            probs, ood = self.frame_session.run([_S.output, _S.ood_output], feeds)
+            probs, ood, *img = self.frame_session.run(
+                [_S.output, _S.ood_output, *([IMAGE_FEATURES] if head is not None else [])], feeds
+            )
         except Exception as exc:
             raise ModelError(f"inference failed: {exc}") from exc
         n = images.shape[0]
@@ -305,14 +316,16 @@ class PolicyModel:
         classes = np.stack([r.classes for r in rules])  # type: ignore[misc]
         unsure: tuple[tuple[int, ...], ...] = ()
         if any(r.alternatives for r in rules):
+            # The reruns skip the image encoder when the model has a head graph.
+            graph, per_frame = (
+                (self.frame_session, {_S.image_input: images, _S.speed_input: speeds})
+                if head is None
+                else (head, {IMAGE_FEATURES: img[0], _S.speed_input: speeds})
+            )
             try:
                 unsure = tuple(
                     decisive(
-                        self.frame_session,
-                        images,
-                        speeds,
-                        probs.argmax(axis=1),
-                        [r.alternatives for r in rules],
+                        graph, per_frame, probs.argmax(axis=1), [r.alternatives for r in rules]
                     )
                 )
             except Exception as exc:

@@ -6,8 +6,10 @@ Phases, all in one run so medians and ratios are side by side:
    (everything but session.run) beside inference time, and the node process's CPU (% of one
    core, from /proc), with onnxruntime's spin-waiting off (the default) and on, alternated;
 2. saturation: ``--vehicles`` vehicles, each with one frame in flight (closed loop, like
-   perf_analyzer's concurrency), decisions/s with and without micro-batching, alternated, and
-   with ``--replicas N`` also N node processes sharing the frames (``--share-group``);
+   perf_analyzer's concurrency), decisions/s with and without micro-batching, alternated, the
+   serve levers of ``LEVERS``, two frames in flight per vehicle (is the closed loop's round
+   trip the limit?), and with ``--replicas N`` also N node processes sharing the frames
+   (``--share-group``);
 3. onnxruntime session.run on the same frames, and the Keras model if ``--keras CHECKPOINT``
    (TensorFlow is imported only then).
 
@@ -296,14 +298,16 @@ def _saturate(
     replicas: int = 1,
     during: Callable[[int, float], Any] | None = None,
     extra: tuple[str, ...] = (),
+    in_flight: int = 1,
 ) -> dict:
     """Closed-loop load; ``during(node_pid, seconds)`` runs over the measured window (a
     profiler) and its result is returned under "during"; ``extra``: more ``serve`` flags."""
     vids = [f"bench-v{i}" for i in range(args.vehicles)]
     nodes, c = _start(args, batch, vids, replicas, *extra)
     got = None
-    counter = {"n": 0, "lost": 0}
+    counter = {"n": 0, "lost": 0, "superseded": 0}
     fid = {v: 0 for v in vids}
+    out: dict[str, list[int]] = {v: [] for v in vids}  # frames in flight, oldest first
     last = {v: time.monotonic() for v in vids}
     lock = threading.Lock()
     stop = threading.Event()
@@ -313,26 +317,40 @@ def _saturate(
             fid[vid] += 1
             last[vid] = time.monotonic()
             n = fid[vid]
+            out[vid].append(n)
         c.frame(vid, n, frames[n % len(frames)])
 
-    def again(d: DecisionMsg) -> None:  # closed loop: one frame in flight per vehicle
+    def again(d: DecisionMsg) -> None:  # closed loop: in_flight frames in flight per vehicle
         counter["n"] += 1
-        if not stop.is_set() and d.frame_id == fid[d.vehicle_id]:  # a late one is not in flight
+        with lock:
+            mine = out[d.vehicle_id]
+            if d.frame_id not in mine:  # a late one is not in flight
+                return
+            # The node keeps the newest frame of a vehicle: older ones still out were replaced.
+            i = mine.index(d.frame_id)
+            counter["superseded"] += i
+            del mine[: i + 1]
+            gap = in_flight - len(mine)
+        for _ in range(gap if not stop.is_set() else 0):
             send_next(d.vehicle_id)
 
     def watchdog() -> None:
         # Frames travel at QoS 0: one lost on the way would stall its vehicle for good, so a
-        # vehicle with no answer for _STALL_S sends its next frame and the loss is counted.
+        # vehicle with no answer for _STALL_S sends its next frames and the loss is counted.
         while not stop.wait(0.05):
             for v in vids:
                 if time.monotonic() - last[v] > _STALL_S:
-                    counter["lost"] += 1
-                    send_next(v)
+                    with lock:
+                        counter["lost"] += len(out[v])
+                        out[v].clear()
+                    for _ in range(in_flight):
+                        send_next(v)
 
     try:
         c.on_decision = again
         for v in vids:
-            c.frame(v, 0, frames[0])
+            for _ in range(in_flight):
+                send_next(v)
         threading.Thread(target=watchdog, name="bench-watchdog", daemon=True).start()
         time.sleep(1.0)  # warm-up
         n0, t0 = counter["n"], time.perf_counter()
@@ -361,6 +379,7 @@ def _saturate(
         "batch": float(np.mean(batches)) if batches else 0.0,
         "p99_ms": p99,
         "lost": counter["lost"],
+        "superseded": counter["superseded"],
         "during": got,
     }
 
@@ -437,6 +456,9 @@ def _run(args: argparse.Namespace, model: PolicyModel) -> int:
             sat.setdefault(name, []).append(
                 _saturate(args, args.max_batch_size, frames, args.seconds / 2, extra=flags)
             )
+        sat.setdefault("in_flight_2", []).append(
+            _saturate(args, args.max_batch_size, frames, args.seconds / 2, in_flight=2)
+        )
     reps: dict[int, list[dict]] = {}
     for _ in range(args.rounds):
         for n in range(1, args.replicas + 1) if args.replicas > 1 else ():
@@ -526,6 +548,15 @@ def _report(args, model, lat, sat, sess, reps) -> str:  # type: ignore[no-untype
             f"{_median_of(sat[name], 'p99_ms'):.1f} | {rate / max(batched, 1e-9):.2f}x | "
             f">= 1000: {ok(rate >= 1000)} |"
         )
+    two = sat["in_flight_2"]
+    rate2 = _median_of(two, "rate")
+    lines.append(
+        f"| micro-batching, 2 frames in flight per vehicle (the load, not the node: a vehicle "
+        f"sends its next frame before the last is answered; the node keeps a vehicle's newest "
+        f"frame, so {_median_of(two, 'superseded'):.0f} frames per run were superseded) | "
+        f"{rate2:.0f} | {_median_of(two, 'p99_ms'):.1f} | {rate2 / max(batched, 1e-9):.2f}x | "
+        f">= 1000: {ok(rate2 >= 1000)} |"
+    )
     runs = [r for rs in (*sat.values(), *reps.values()) for r in rs]
     lost = sum(r["lost"] for r in runs)
     lines += [

@@ -101,9 +101,10 @@ def test_decisive_names_the_rules_whose_alternative_changes_the_decision() -> No
     f = np.zeros(4, np.float32)
     per_row = [((0, f), (2, f)), (), ((1, f),)]
     # decisions 4, 1, 3; alternatives: row 0 rule 0 -> 4 (same), rule 2 -> 5; row 2 rule 1 -> 3
-    got = decisive(_Frame([4, 5, 3]), images, speeds, np.array([4, 1, 3]), per_row)
+    feeds = {S.image_input: images, S.speed_input: speeds}
+    got = decisive(_Frame([4, 5, 3]), feeds, np.array([4, 1, 3]), per_row)
     assert got == [(2,), (), ()]
-    assert decisive(_Frame([]), images, speeds, np.array([0, 0, 0]), [(), (), ()]) == [(), (), ()]
+    assert decisive(_Frame([]), feeds, np.array([0, 0, 0]), [(), (), ()]) == [(), (), ()]
 
 
 def test_the_node_flags_only_frames_an_unsure_rule_decides(model: PolicyModel) -> None:
@@ -181,3 +182,54 @@ def test_the_node_loads_and_reloads_the_model_with_its_setting(tmp_path: Path) -
     assert node.decider.model.reading_session is not None
     assert node.maybe_reload(force=True)
     assert node.decider.model.reading_threshold == 0.95
+
+
+def _golden_batch(model: PolicyModel, n: int = 24):  # type: ignore[no-untyped-def]
+    from perception.image import preprocess_jpeg
+
+    samples = [s for s in read_samples([GOLDEN], require_labels=False) if s.rules][:n]
+    images = np.stack([preprocess_jpeg(s.jpeg, model.meta.decode) for s in samples])
+    speeds = np.array([[s.speed_kph] for s in samples], np.float32)
+    rules = [model.encode_rules(tuple(s.rules)) for s in samples]
+    return images, speeds, rules
+
+
+def test_the_head_graph_is_the_frame_graphs_tail(model: PolicyModel) -> None:
+    """The reading check's reruns go through the head graph on the image features the frame
+    graph output: the same probabilities as the frame graph, so skipping the image encoder
+    changes no decision."""
+    from perception.splitgraph import IMAGE_FEATURES
+
+    parts = split_model(MODEL.read_bytes())
+    assert parts is not None and parts.head is not None
+    frame, head = (ort.InferenceSession(g, providers=CPU) for g in (parts.frame, parts.head))
+    assert [o.name for o in frame.get_outputs()][-1] == IMAGE_FEATURES
+    assert {i.name for i in head.get_inputs()} == {IMAGE_FEATURES, S.speed_input, S.rule_set_output}
+    images, speeds, rules = _golden_batch(model)
+    feats = np.stack([r.features for r in rules])
+    probs, img = frame.run(
+        [S.output, IMAGE_FEATURES],
+        {S.image_input: images, S.speed_input: speeds, S.rule_set_output: feats},
+    )
+    # Other rule features on the same frames (what an alternative reading is): still equal.
+    for f in (feats, feats[::-1].copy()):
+        (want,) = frame.run(
+            [S.output], {S.image_input: images, S.speed_input: speeds, S.rule_set_output: f}
+        )
+        (got,) = head.run(
+            [S.output], {IMAGE_FEATURES: img, S.speed_input: speeds, S.rule_set_output: f}
+        )
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_the_node_flags_the_same_frames_with_and_without_the_head_graph(model) -> None:
+    import dataclasses
+
+    assert model.head_session is not None
+    images, speeds, rules = _golden_batch(model)
+    assert any(r.alternatives for r in rules)  # threshold 1: every present rule has one
+    with_head = model.run_encoded(images, rules, speeds)
+    without = dataclasses.replace(model, head_session=None).run_encoded(images, rules, speeds)
+    assert with_head.unsure == without.unsure
+    assert any(with_head.unsure) and not all(with_head.unsure)
+    np.testing.assert_allclose(with_head.probabilities, without.probabilities, atol=1e-6)

@@ -78,6 +78,14 @@ def test_bench_node_reports_spinning_cpu_and_replicas(private_broker, tmp_path: 
         rates.append(int(row[1]))
         assert int(row[1]) > 0 or int(lost[1]) > 0, name
     assert sum(r > 0 for r in rates) >= len(rates) - 1, rates
+    # Two frames in flight per vehicle: the older one is superseded when the node is behind.
+    two = re.search(
+        r"^\| micro-batching, 2 frames in flight per vehicle .*, so (\d+) frames per run were "
+        r"superseded\) \| (\d+) \|",
+        text,
+        re.M,
+    )
+    assert two and (int(two[2]) > 0 or int(lost[1]) > 0)
 
 
 @pytest.mark.slow

@@ -325,6 +325,7 @@ def test_a_factorized_rule_head_and_two_readers_export_and_serve_split(trained: 
     assert (config["rule_head"], config["readers"]) == ("factorized", 2)
     model = PolicyModel.load(trained / "model.onnx", reading_threshold=1.0)
     assert model.frame_session is not None  # split: the rule graph runs once per rule set
+    assert model.head_session is not None  # the reading check reruns only the head
     encoded = model.encode_rules(("No overtaking", "不再禁止超车"))
     np.testing.assert_allclose(encoded.classes.sum(-1), 1.0, atol=1e-5)  # a distribution
     assert encoded.alternatives  # at threshold 1 every present rule has an alternative reading
