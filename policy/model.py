@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -39,6 +41,7 @@ __all__ = [
     "ModelOutputs",
     "PolicyModel",
     "choose_providers",
+    "inference_plan",
 ]
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,23 @@ class EncodedRules(NamedTuple):
     alternatives: tuple[Alternative, ...] = ()
 
 
+def inference_plan(provider: str, runs: int, threads: int) -> tuple[int, int]:
+    """(frame-graph runs at once, onnxruntime intra-op threads per run) for the requested
+    ``runs`` (0 = choose) and ``threads`` (0 = choose).
+
+    On a CPU the image encoder's small convolutions parallelise poorly inside one run: on 2
+    cores one run of 8 frames on 2 threads took 2.53 ms and two runs of 4 frames side by side,
+    1 thread each, 2.07 ms (1.15x the node's decisions per second; docs/benchmarks.md, "Node").
+    So on a CPU with 2 or more cores 0 means 2 runs, each with half the cores unless
+    ``threads`` says otherwise; on a GPU one run per batch (splitting it only adds launches)."""
+    cores = os.cpu_count() or 1
+    if runs == 0:
+        runs = min(2, cores) if provider == _CPU else 1
+    if threads == 0 and runs > 1:
+        threads = max(1, cores // runs)
+    return runs, threads
+
+
 @dataclass
 class PolicyModel:
     """A loaded, validated, warmed-up model with the text encoder it was trained on.
@@ -128,6 +148,9 @@ class PolicyModel:
     # The frame graph after the image encoder (perception.splitgraph): the reading check runs
     # it on the frames' image features. None: the check reruns the frame graph.
     head_session: ort.InferenceSession | None = None
+    # Frame-graph runs at once: a batch is split into this many shares, each run on its own
+    # thread (onnxruntime releases the GIL). None: one run per batch.
+    runners: ThreadPoolExecutor | None = None
 
     @property
     def split(self) -> bool:
@@ -154,6 +177,7 @@ class PolicyModel:
         spinning: bool = False,
         reading_threshold: float = READING_THRESHOLD,
         neighbour_reading: bool = True,
+        inference_threads: int = 1,
     ) -> PolicyModel:
         """Load and check the model, and the text encoder its metadata names (``encoder``: one
         already loaded, e.g. the previous model's on a hot reload). ``threads``: onnxruntime
@@ -161,13 +185,15 @@ class PolicyModel:
         (off: the node's CPU follows its load instead of keeping cores busy);
         ``reading_threshold``: the reading check's (perception.readcheck; 0 = off);
         ``neighbour_reading``: whether a model's neighbour index overrules readings
-        (perception.neighbours)."""
+        (perception.neighbours); ``inference_threads``: frame-graph runs at once, each on its
+        share of a batch, 0 = :func:`inference_plan` chooses."""
         path = Path(path)
         t0 = time.perf_counter()
         if not path.is_file():
             raise ModelError(f"model file {path} not found (train one, or pass --model PATH)")
         mtime_ns = path.stat().st_mtime_ns
         wanted = choose_providers(providers)
+        runs, threads = inference_plan(wanted[0], inference_threads, threads)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only; provider fallback is reported by us, once
         opts.intra_op_num_threads = threads
@@ -240,6 +266,9 @@ class PolicyModel:
             if neighbours_session is not None
             else 0,
             head_session,
+            ThreadPoolExecutor(runs, thread_name_prefix="infer")
+            if runs > 1 and frame_session is not None
+            else None,
         )
         model.warmup(warmup_batch)
         model.load_s = time.perf_counter() - t0
@@ -305,7 +334,7 @@ class PolicyModel:
         }
         head = self.head_session
         try:
-            probs, ood, *img = self.frame_session.run(
+            probs, ood, *img = self._run_frame(
                 [_S.output, _S.ood_output, *([IMAGE_FEATURES] if head is not None else [])], feeds
             )
         except Exception as exc:
@@ -333,6 +362,24 @@ class PolicyModel:
         return ModelOutputs(
             np.asarray(probs, np.float32), classes, np.asarray(ood, np.float32).reshape(n), unsure
         )
+
+    def _run_frame(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The frame graph on a batch: one run, or with ``runners`` one run per share of it."""
+        assert self.frame_session is not None
+        session = self.frame_session
+        n = len(feeds[_S.image_input])
+        k = 1 if self.runners is None else min(self.runners._max_workers, n)
+        if k <= 1:
+            return list(session.run(names, feeds))
+        cuts = np.linspace(0, n, k + 1).astype(int)
+        parts = list(
+            self.runners.map(  # type: ignore[union-attr]
+                lambda a, b: session.run(names, {key: v[a:b] for key, v in feeds.items()}),
+                cuts[:-1],
+                cuts[1:],
+            )
+        )
+        return [np.concatenate([p[j] for p in parts]) for j in range(len(names))]
 
     def run(
         self, images: np.ndarray, states: np.ndarray, masks: np.ndarray, speeds: np.ndarray

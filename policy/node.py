@@ -3,10 +3,11 @@
 Threads: the bus's delivery thread runs :meth:`Node.on_message`, which only validates, stores
 rule sets and puts frames in a per-vehicle slot (conflation: the newest frame wins, the one it
 replaces is counted as dropped, so the queue never holds more than one frame per vehicle). The
-Decider can decode a batch's frames on ``decode_threads`` threads side by side (default 1). A
+Decider decodes a batch's frames on ``decode_threads`` threads side by side (default 2: 1.12x
+the decisions per second of one on 2 cores once the image encoder ran once per frame). A
 decode-ahead worker (``decode_ahead``; off by default) decodes the waiting frames while the
 serving loop runs the model on the previous batch; a frame it has not reached is decoded with
-the batch. Neither gave a consistent gain on 2 cores (docs/benchmarks.md, "Node"). The serving
+the batch. It gave no consistent gain on 2 cores (docs/benchmarks.md, "Node"). The serving
 loop (:meth:`Node.run`) forms micro-batches across vehicles (up to ``max_batch_size``, waiting
 at most ``max_wait_us`` and never longer than needed for the vehicles seen in the last second),
 asks the Decider, publishes, and between batches sends the heartbeat and polls the model file
@@ -97,6 +98,7 @@ class Node:
             spinning=settings.ort_spinning,
             reading_threshold=settings.reading_check_threshold,
             neighbour_reading=settings.neighbour_reading,
+            inference_threads=settings.inference_threads,
         )
         self.decider = Decider(
             model,
@@ -492,6 +494,7 @@ class Node:
                 spinning=self.settings.ort_spinning,
                 reading_threshold=self.settings.reading_check_threshold,
                 neighbour_reading=self.settings.neighbour_reading,
+                inference_threads=self.settings.inference_threads,
             )
         except (ModelError, ConfigError) as exc:
             self._failed_mtime = mtime

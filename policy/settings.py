@@ -63,6 +63,15 @@ class NodeSettings(BaseSettings):
     ort_threads: int = Field(
         0, ge=0, le=256, description="onnxruntime intra-op threads; 0 = its default (one per core)"
     )
+    inference_threads: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="frame-graph runs at once, each on its share of a micro-batch (onnxruntime "
+        "releases the GIL); 0 = 2 on a CPU with 2 or more cores, each run with half the cores' "
+        "onnxruntime threads unless ort_threads is set (1.15x the decisions per second of one "
+        "run on 2 cores, docs/benchmarks.md, Node), 1 on a GPU; 1 = one run per batch",
+    )
     ort_spinning: bool = Field(
         False,
         description="let onnxruntime's threads spin-wait between runs: a little lower p99, but a "
@@ -77,13 +86,14 @@ class NodeSettings(BaseSettings):
         "before the model runs",
     )
     decode_threads: int = Field(
-        1,
+        2,
         ge=1,
         le=64,
         description="threads that decode a micro-batch's JPEGs side by side (OpenCV releases the "
-        "GIL); 1: the serving loop decodes them one by one (2 threads at 8 vehicles on 2 cores: "
-        "0.93x-1.11x over five runs, no consistent gain, docs/benchmarks.md; for machines with "
-        "cores to spare)",
+        "GIL); 1: the serving loop decodes them one by one. 2 (the default): 1.12x the decisions "
+        "per second of 1 at 8 vehicles on 2 cores, measured side by side since the reading check "
+        "stopped rerunning the image encoder (docs/benchmarks.md, Node); a single frame is "
+        "decoded in the serving loop either way",
     )
     max_frame_age_ms: float = Field(200.0, gt=0, description="older frames are skipped")
     max_clock_skew_ms: float = Field(

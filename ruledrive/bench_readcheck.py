@@ -92,14 +92,20 @@ def choose_threshold(table: list[dict[str, float]], max_flagged: float) -> float
 COST_RULES = ("Overtaking is prohibited", "Speed limit 50 km/h", "限速30公里")
 
 
-def cost(model_path: Path, rounds: int = 5, repeats: int = 40) -> dict[int, tuple[float, float]]:
-    """Per batch size (1, 8): median ms of ``PolicyModel.run_encoded`` without the check and
-    with every rule of a 3-rule set checked (threshold 1: the worst case, three more frame
-    rows per frame), alternated round by round on the same frames."""
+def cost(
+    model_path: Path, rounds: int = 5, repeats: int = 40
+) -> dict[int, tuple[float, float, float]]:
+    """Per batch size (1, 8): median ms of ``PolicyModel.run_encoded`` without the check, with
+    every rule of a 3-rule set checked (threshold 1: the worst case, three more rows per frame)
+    through the head graph (the node's way), and the same through the whole frame graph (the
+    way before the head graph), alternated round by round on the same frames."""
+    import dataclasses
+
     from policy.model import PolicyModel
 
     off = PolicyModel.load(model_path, "cpu", reading_threshold=0.0)
     on = PolicyModel.load(model_path, "cpu", encoder=off.encoder, reading_threshold=1.0)
+    rerun = dataclasses.replace(on, head_session=None)
     plain, checked = off.encode_rules(COST_RULES), on.encode_rules(COST_RULES)
     assert len(checked.alternatives) == len(COST_RULES)
     rng = np.random.default_rng(0)
@@ -107,14 +113,19 @@ def cost(model_path: Path, rounds: int = 5, repeats: int = 40) -> dict[int, tupl
     for n in (1, 8):
         images = rng.integers(0, 256, (n, *off.session.get_inputs()[0].shape[1:]), np.uint8)
         speeds = np.full((n, 1), 40.0, np.float32)
-        times: dict[str, list[float]] = {"off": [], "on": []}
+        times: dict[str, list[float]] = {"off": [], "on": [], "rerun": []}
         for _ in range(rounds):
-            for key, model, enc in (("off", off, plain), ("on", on, checked)):
+            for key, model, enc in (
+                ("off", off, plain),
+                ("on", on, checked),
+                ("rerun", rerun, checked),
+            ):
                 for _ in range(repeats):
                     t0 = time.perf_counter()
                     model.run_encoded(images, [enc] * n, speeds)
                     times[key].append((time.perf_counter() - t0) * 1e3)
-        out[n] = (float(np.median(times["off"])), float(np.median(times["on"])))
+        a, b, c = (float(np.median(times[k])) for k in ("off", "on", "rerun"))
+        out[n] = (a, b, c)
     return out
 
 
@@ -204,15 +215,19 @@ def _report(args: argparse.Namespace, results: dict, chosen: Any) -> str:
         )
     lines += [
         "",
-        "Cost per batch (`PolicyModel.run_encoded`, frame graph; medians, the two alternated on "
-        "the same frames), without the check and with every rule of a 3-rule set checked (the "
-        "worst case: each frame gets three more rows):",
+        "Cost per batch (`PolicyModel.run_encoded`; medians, the three alternated on the same "
+        "frames), without the check and with every rule of a 3-rule set checked (the worst "
+        "case: each frame gets three more rows), the reruns through the head graph (the node's "
+        "way: the frame's image features are reused) and through the whole frame graph (the "
+        "image encoder again, as before the head graph):",
         "",
-        "| batch | no check | every rule checked | ratio |",
-        "|---|---|---|---|",
+        "| batch | no check | every rule checked, head graph | ratio | every rule checked, "
+        "frame graph | ratio |",
+        "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {n} | {a:.2f} ms | {b:.2f} ms | {b / a:.2f}x |" for n, (a, b) in args.cost.items()
+        f"| {n} | {a:.2f} ms | {b:.2f} ms | {b / a:.2f}x | {c:.2f} ms | {c / a:.2f}x |"
+        for n, (a, b, c) in args.cost.items()
     ]
     return "\n".join(lines)
 

@@ -233,3 +233,47 @@ def test_the_node_flags_the_same_frames_with_and_without_the_head_graph(model) -
     assert with_head.unsure == without.unsure
     assert any(with_head.unsure) and not all(with_head.unsure)
     np.testing.assert_allclose(with_head.probabilities, without.probabilities, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8])
+def test_a_batch_split_over_two_runs_gives_the_one_runs_answers(model: PolicyModel, n: int) -> None:
+    """inference_threads: each share of the batch runs on its own thread; the outputs come back
+    in the batch's order (an odd batch and a batch of one included)."""
+    two = PolicyModel.load(
+        MODEL, "cpu", encoder=model.encoder, reading_threshold=1.0, inference_threads=2, threads=1
+    )
+    assert two.runners is not None and model.runners is None
+    images, speeds, rules = _golden_batch(model, 24)
+    # Frames from far apart in the drive, so rows differ and a swap of shares would show.
+    pick = np.linspace(0, len(images) - 1, n).astype(int)
+    one = model.run_encoded(images[pick], [rules[i] for i in pick], speeds[pick])
+    split = two.run_encoded(images[pick], [rules[i] for i in pick], speeds[pick])
+    np.testing.assert_allclose(split.probabilities, one.probabilities, atol=1e-5)
+    np.testing.assert_allclose(split.image_ood, one.image_ood, atol=1e-5)
+    assert split.unsure == one.unsure
+
+
+def test_inference_plan_two_runs_on_a_cpu_one_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from policy.model import inference_plan
+    from policy.settings import load_settings
+
+    cpu, cuda = "CPUExecutionProvider", "CUDAExecutionProvider"
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert inference_plan(cpu, 0, 0) == (2, 1)
+    assert inference_plan(cpu, 0, 2) == (2, 2)  # threads as asked
+    assert inference_plan(cpu, 1, 0) == (1, 0)  # one run: onnxruntime's own default
+    assert inference_plan(cuda, 0, 0) == (1, 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert inference_plan(cpu, 0, 0) == (2, 8)
+    assert inference_plan(cpu, 4, 0) == (4, 4)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert inference_plan(cpu, 0, 0) == (1, 0)
+    assert load_settings({}).inference_threads == 0
+    assert load_settings({"inference_threads": "3"}).inference_threads == 3
+    from core.errors import ConfigError
+
+    for bad in ("-1", "65", "two"):
+        with pytest.raises(ConfigError, match="RULEDRIVE_INFERENCE_THREADS"):
+            load_settings({"inference_threads": bad})

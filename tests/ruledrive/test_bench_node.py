@@ -78,6 +78,13 @@ def test_bench_node_reports_spinning_cpu_and_replicas(private_broker, tmp_path: 
         rates.append(int(row[1]))
         assert int(row[1]) > 0 or int(lost[1]) > 0, name
     assert sum(r > 0 for r in rates) >= len(rates) - 1, rates
+    # Where a saturated decision's time goes: the node's part is within the whole.
+    parts = re.search(
+        r"publish -> received ([\d.]+) ms = in the node, arrival -> decision ([\d.]+) ms .* \+ "
+        r"([-\d.]+) ms outside it",
+        text,
+    )
+    assert parts and 0 < float(parts[2]) <= float(parts[1])
     # Two frames in flight per vehicle: the older one is superseded when the node is behind.
     two = re.search(
         r"^\| micro-batching, 2 frames in flight per vehicle .*, so (\d+) frames per run were "

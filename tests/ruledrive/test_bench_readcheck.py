@@ -3,6 +3,7 @@ generated split with the shipped model."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,14 @@ def test_the_command_reports_every_threshold_and_refuses_a_model_without_the_che
     text = doc.read_text()
     assert "## Reading check" in text and "Chosen τ:" in text
     assert "| 1 | " in text and "| 8 | " in text  # the cost of the check, batch 1 and 8
+    # Through the head graph the reruns skip the image encoder: cheaper than the frame graph.
+    for n in (1, 8):
+        row = re.search(
+            rf"^\| {n} \| [\d.]+ ms \| [\d.]+ ms \| ([\d.]+)x \| [\d.]+ ms \| ([\d.]+)x \|$",
+            text,
+            re.M,
+        )
+        assert row and float(row[1]) < float(row[2]), n
     for t in ("0.6", "0.8", "0.99"):
         assert f"| {t} |" in text
     # The choice and the report never share a drive: their frame counts add up to the split's.
