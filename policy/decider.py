@@ -189,12 +189,26 @@ class Decider:
 
         Checks follow policy.fallback.FALLBACKS. An unexpected error on one frame answers that
         frame with ``internal_error`` (logged) and the others are still decided.
+
+        A model with several frame-graph runners (``inference_threads``) splits the batch into
+        that many shares, each decoded, checked and run on its own runner thread: one share's
+        decode overlaps the other's session.run, and no thread waits for all the decodes.
         """
+        pool = self.model.runners
+        if pool is None or len(jobs) < 2:
+            return self._decide(jobs, split=True)
+        cuts = np.linspace(0, len(jobs), min(pool._max_workers, len(jobs)) + 1).astype(int)
+        shares = pool.map(lambda a, b: self._decide(jobs[a:b], split=False), cuts[:-1], cuts[1:])
+        return [m for share in shares for m in share]
+
+    def _decide(self, jobs: Sequence[FrameJob], split: bool) -> list[DecisionMsg]:
+        """decide_batch on one share (``split``: the model may split its run over its runners;
+        False inside a runner thread, which must not wait on its own pool)."""
         start = time.perf_counter_ns()
         now = self.clock()
         out: list[DecisionMsg | None] = [None] * len(jobs)
         ready: list[tuple[int, np.ndarray, EncodedRules, float]] = []
-        decoded = self._decode_all(jobs)
+        decoded = self._decode_all(jobs) if split else [self._predecoded(j) for j in jobs]
         for i, job in enumerate(jobs):
             t0 = time.perf_counter_ns()
             pre = decoded[i]
@@ -214,26 +228,28 @@ class Decider:
                     job, start, 0.0, decode_ms, len(jobs), reason or Reason.INTERNAL_ERROR
                 )
         if ready:
-            self._infer(jobs, ready, start, out)
+            self._infer(jobs, ready, start, out, split)
         return [m for m in out if m is not None]
 
     def _decode_all(self, jobs: Sequence[FrameJob]) -> list[_Decoded | None]:
         """Per job, its frame decoded before the checks run: by the node's decode-ahead worker
         (FrameJob.decoded, when it used the model's decode), or here on the decode threads when
         more than one frame of the batch still needs decoding; None: decoded in the checks."""
-        decode = self.model.meta.decode
-        out: list[_Decoded | None] = [
-            (j.decoded[1], j.decoded[2]) if j.decoded and j.decoded[0] == decode else None
-            for j in jobs
-        ]
+        out = [self._predecoded(j) for j in jobs]
         todo = [i for i, d in enumerate(out) if d is None]
         if self._decoders is not None and len(todo) > 1:
+            decode = self.model.meta.decode
             done = self._decoders.map(
                 _decode_one, [jobs[i].jpeg for i in todo], [decode] * len(todo)
             )
             for i, d in zip(todo, done, strict=True):
                 out[i] = d
         return out
+
+    def _predecoded(self, job: FrameJob) -> _Decoded | None:
+        """The frame as the decode-ahead worker decoded it, if with the model's decode."""
+        d = job.decoded
+        return (d[1], d[2]) if d and d[0] == self.model.meta.decode else None
 
     def _check(
         self, job: FrameJob, now: int, pre: _Decoded | None = None
@@ -265,12 +281,14 @@ class Decider:
             return Reason.BAD_RULES, None, None
         return None, image, encoded
 
-    def _infer(self, jobs, ready, start, out) -> None:  # type: ignore[no-untyped-def]
+    def _infer(self, jobs, ready, start, out, split=True) -> None:  # type: ignore[no-untyped-def]
         images = np.stack([r[1] for r in ready])
         speeds = np.array([[jobs[r[0]].header.speed_kph] for r in ready], dtype=np.float32)
         t0 = time.perf_counter_ns()
         try:
-            got: ModelOutputs | None = self.model.run_encoded(images, [r[2] for r in ready], speeds)
+            got: ModelOutputs | None = self.model.run_encoded(
+                images, [r[2] for r in ready], speeds, split=split
+            )
         except ModelError:
             log.exception("inference failed on a batch of %d", len(ready))
             got = None

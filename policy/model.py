@@ -319,7 +319,11 @@ class PolicyModel:
         )
 
     def run_encoded(
-        self, images: np.ndarray, rules: list[EncodedRules], speeds: np.ndarray
+        self,
+        images: np.ndarray,
+        rules: list[EncodedRules],
+        speeds: np.ndarray,
+        split: bool = True,
     ) -> ModelOutputs:
         """uint8 [N,H,W,3], one EncodedRules per frame, float32 [N,1] -> outputs. A split model
         runs only the frame graph; otherwise the whole graph with the stacked token states."""
@@ -335,7 +339,9 @@ class PolicyModel:
         head = self.head_session
         try:
             probs, ood, *img = self._run_frame(
-                [_S.output, _S.ood_output, *([IMAGE_FEATURES] if head is not None else [])], feeds
+                [_S.output, _S.ood_output, *([IMAGE_FEATURES] if head is not None else [])],
+                feeds,
+                split,
             )
         except Exception as exc:
             raise ModelError(f"inference failed: {exc}") from exc
@@ -363,12 +369,15 @@ class PolicyModel:
             np.asarray(probs, np.float32), classes, np.asarray(ood, np.float32).reshape(n), unsure
         )
 
-    def _run_frame(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """The frame graph on a batch: one run, or with ``runners`` one run per share of it."""
+    def _run_frame(
+        self, names: list[str], feeds: dict[str, np.ndarray], split: bool = True
+    ) -> list[np.ndarray]:
+        """The frame graph on a batch: one run, or with ``runners`` (and ``split``) one run per
+        share of it. ``split`` False: one run here (the caller is a runner thread already)."""
         assert self.frame_session is not None
         session = self.frame_session
         n = len(feeds[_S.image_input])
-        k = 1 if self.runners is None else min(self.runners._max_workers, n)
+        k = 1 if self.runners is None or not split else min(self.runners._max_workers, n)
         if k <= 1:
             return list(session.run(names, feeds))
         cuts = np.linspace(0, n, k + 1).astype(int)

@@ -3,9 +3,10 @@
 Threads: the bus's delivery thread runs :meth:`Node.on_message`, which only validates, stores
 rule sets and puts frames in a per-vehicle slot (conflation: the newest frame wins, the one it
 replaces is counted as dropped, so the queue never holds more than one frame per vehicle). The
-Decider decodes a batch's frames on ``decode_threads`` threads side by side (default 2: 1.12x
-the decisions per second of one on 2 cores once the image encoder ran once per frame). A
-decode-ahead worker (``decode_ahead``; off by default) decodes the waiting frames while the
+Decider splits a batch into ``inference_threads`` shares (default: 2 on a CPU), each decoded,
+checked and run through the frame graph on its own thread, so one share's decode overlaps the
+other's session.run; with one share it decodes the batch on ``decode_threads`` threads first.
+A decode-ahead worker (``decode_ahead``; off by default) decodes the waiting frames while the
 serving loop runs the model on the previous batch; a frame it has not reached is decoded with
 the batch. It gave no consistent gain on 2 cores (docs/benchmarks.md, "Node"). The serving
 loop (:meth:`Node.run`) forms micro-batches across vehicles (up to ``max_batch_size``, waiting

@@ -67,10 +67,11 @@ class NodeSettings(BaseSettings):
         0,
         ge=0,
         le=64,
-        description="frame-graph runs at once, each on its share of a micro-batch (onnxruntime "
-        "releases the GIL); 0 = 2 on a CPU with 2 or more cores, each run with half the cores' "
-        "onnxruntime threads unless ort_threads is set (1.15x the decisions per second of one "
-        "run on 2 cores, docs/benchmarks.md, Node), 1 on a GPU; 1 = one run per batch",
+        description="a micro-batch is split into this many shares, each decoded, checked and "
+        "run through the frame graph on its own thread (OpenCV and onnxruntime release the "
+        "GIL); 0 = 2 on a CPU with 2 or more cores, each run with half the cores' onnxruntime "
+        "threads unless ort_threads is set (1.2x the decisions per second of one run on 2 "
+        "cores, docs/benchmarks.md, Node), 1 on a GPU; 1 = the whole batch in one run",
     )
     ort_spinning: bool = Field(
         False,
@@ -89,11 +90,10 @@ class NodeSettings(BaseSettings):
         2,
         ge=1,
         le=64,
-        description="threads that decode a micro-batch's JPEGs side by side (OpenCV releases the "
-        "GIL); 1: the serving loop decodes them one by one. 2 (the default): 1.12x the decisions "
-        "per second of 1 at 8 vehicles on 2 cores, measured side by side since the reading check "
-        "stopped rerunning the image encoder (docs/benchmarks.md, Node); a single frame is "
-        "decoded in the serving loop either way",
+        description="with inference_threads 1: threads that decode a micro-batch's JPEGs side "
+        "by side before its run (OpenCV releases the GIL; 1.07x-1.12x over 1 at 8 vehicles on "
+        "2 cores, docs/benchmarks.md); 1: the serving loop decodes them one by one. With "
+        "several inference threads each share is decoded on its own thread instead",
     )
     max_frame_age_ms: float = Field(200.0, gt=0, description="older frames are skipped")
     max_clock_skew_ms: float = Field(

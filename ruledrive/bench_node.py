@@ -233,16 +233,15 @@ def _start(
 # work only pays where a core would otherwise wait.
 LEVERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("decode-ahead on (a worker decodes while the model runs)", ("--decode-ahead", "true")),
-    ("a batch decoded in the serving loop, one by one", ("--decode-threads", "1")),
     (
-        "decode-ahead on, a batch decoded in the serving loop",
-        ("--decode-ahead", "true", "--decode-threads", "1"),
+        "one run per batch on every core, the batch decoded on 2 threads before it",
+        ("--inference-threads", "1"),
     ),
-    ("one frame-graph run per batch on every core", ("--inference-threads", "1")),
     (
-        "one frame-graph run per batch on 1 thread",
-        ("--inference-threads", "1", "--ort-threads", "1"),
+        "one run per batch on every core, decoded one by one (the defaults before 4 December)",
+        ("--inference-threads", "1", "--decode-threads", "1"),
     ),
+    ("one run per batch on 1 thread", ("--inference-threads", "1", "--ort-threads", "1")),
 )
 
 
@@ -559,8 +558,8 @@ def _report(args, model, lat, sat, sess, reps) -> str:  # type: ignore[no-untype
         "",
         "| mode | decisions/s | p99 ms | vs default | target |",
         "|---|---|---|---|---|",
-        f"| micro-batching (max {args.max_batch_size}, {args.max_wait_us} us; mean batch "
-        f"{_median_of(sat['batched'], 'batch'):.1f}) (default) | {batched:.0f} | "
+        f"| micro-batching (max {args.max_batch_size}, {args.max_wait_us} us; mean frames "
+        f"per session.run {_median_of(sat['batched'], 'batch'):.1f}) (default) | {batched:.0f} | "
         f"{_median_of(sat['batched'], 'p99_ms'):.1f} | 1.00x | >= 1000: {ok(batched >= 1000)} |",
         f"| no batching (max 1) | {single:.0f} | {_median_of(sat['single'], 'p99_ms'):.1f} | "
         f"{single / max(batched, 1e-9):.2f}x | |",
