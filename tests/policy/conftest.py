@@ -67,3 +67,21 @@ def rules_encoded(node: Node, timeout_s: float = 10) -> bool:
             return False
         time.sleep(0.005)
     return True
+
+
+def decoding_threads(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """From now on, the names of the threads that decode frames in the Decider (filled as they
+    decode)."""
+    import threading
+
+    import policy.decider as decider_mod
+
+    where: set[str] = set()
+    real = decider_mod.preprocess_jpeg
+
+    def spy(data: bytes, decode: str = "full"):  # type: ignore[no-untyped-def]
+        where.add(threading.current_thread().name)
+        return real(data, decode)
+
+    monkeypatch.setattr(decider_mod, "preprocess_jpeg", spy)
+    return where

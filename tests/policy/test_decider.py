@@ -14,7 +14,7 @@ from core.errors import ModelError
 from policy.decider import Decider, FrameJob
 from policy.fallback import FALLBACK_DECISION, Reason
 from policy.model import ModelOutputs, PolicyModel
-from tests.policy.conftest import header, jpeg, rules
+from tests.policy.conftest import decoding_threads, header, jpeg, rules
 from tests.policy.fakemodel import build_fake_model
 
 
@@ -123,15 +123,7 @@ def test_decode_threads_give_the_same_answers_and_a_bad_frame_stays_its_own(
     ]
     serial = Decider(model, "n", confidence_threshold=0.5).decide_batch(jobs)
     threaded = Decider(model, "n", confidence_threshold=0.5, decode_threads=2)
-
-    where: set[str] = set()
-    real = decider_mod.preprocess_jpeg
-
-    def spy(data: bytes, decode: str = "full"):  # type: ignore[no-untyped-def]
-        where.add(threading.current_thread().name)
-        return real(data, decode)
-
-    monkeypatch.setattr(decider_mod, "preprocess_jpeg", spy)
+    where = decoding_threads(monkeypatch)
     got = threaded.decide_batch(jobs)
     assert where and all(name.startswith("decode") for name in where)
     assert [d.frame_id for d in got] == [1, 2, 3, 4]

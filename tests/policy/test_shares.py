@@ -4,16 +4,15 @@ the same fallbacks for the frames that fail a check."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 
-import policy.decider as decider_mod
 from bus.recording_reader import read_samples
 from bus.schema import FrameHeader, RuleSet
 from policy.decider import Decider, FrameJob
 from policy.model import PolicyModel
+from tests.policy.conftest import decoding_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models/ruledrive-default.onnx"
@@ -56,14 +55,7 @@ def test_shares_give_the_whole_batchs_answers_in_order(
     assert len(jobs) == 10
     jobs = jobs[:n]
     whole = Decider(one, "n", clock=lambda: now, max_frame_age_ms=200).decide_batch(jobs)
-    where: set[str] = set()
-    real = decider_mod.preprocess_jpeg
-
-    def spy(data: bytes, decode: str = "full"):  # type: ignore[no-untyped-def]
-        where.add(threading.current_thread().name)
-        return real(data, decode)
-
-    monkeypatch.setattr(decider_mod, "preprocess_jpeg", spy)
+    where = decoding_threads(monkeypatch)
     shared = Decider(
         two, "n", clock=lambda: now, max_frame_age_ms=200, decode_threads=2
     ).decide_batch(jobs)
