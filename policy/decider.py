@@ -185,7 +185,8 @@ class Decider:
         return encoded
 
     def decide_batch(self, jobs: Sequence[FrameJob]) -> list[DecisionMsg]:
-        """Decide every job, in order; frames that pass the checks share one session.run.
+        """Decide every job, in order; frames that pass the checks share one session.run (one
+        per share, below).
 
         Checks follow policy.fallback.FALLBACKS. An unexpected error on one frame answers that
         frame with ``internal_error`` (logged) and the others are still decided.
@@ -197,7 +198,7 @@ class Decider:
         pool = self.model.runners
         if pool is None or len(jobs) < 2:
             return self._decide(jobs, split=True)
-        cuts = np.linspace(0, len(jobs), min(pool._max_workers, len(jobs)) + 1).astype(int)
+        cuts = np.linspace(0, len(jobs), min(self.model.runs, len(jobs)) + 1).astype(int)
         shares = pool.map(lambda a, b: self._decide(jobs[a:b], split=False), cuts[:-1], cuts[1:])
         return [m for share in shares for m in share]
 

@@ -148,9 +148,10 @@ class PolicyModel:
     # The frame graph after the image encoder (perception.splitgraph): the reading check runs
     # it on the frames' image features. None: the check reruns the frame graph.
     head_session: ort.InferenceSession | None = None
-    # Frame-graph runs at once: a batch is split into this many shares, each run on its own
-    # thread (onnxruntime releases the GIL). None: one run per batch.
+    # Frame-graph runs at once (``runs``): a batch is split into this many shares, each run on
+    # one of the ``runners`` threads (onnxruntime releases the GIL). None: one run per batch.
     runners: ThreadPoolExecutor | None = None
+    runs: int = 1
 
     @property
     def split(self) -> bool:
@@ -269,6 +270,7 @@ class PolicyModel:
             ThreadPoolExecutor(runs, thread_name_prefix="infer")
             if runs > 1 and frame_session is not None
             else None,
+            runs if runs > 1 and frame_session is not None else 1,
         )
         model.warmup(warmup_batch)
         model.load_s = time.perf_counter() - t0
@@ -377,7 +379,7 @@ class PolicyModel:
         assert self.frame_session is not None
         session = self.frame_session
         n = len(feeds[_S.image_input])
-        k = 1 if self.runners is None or not split else min(self.runners._max_workers, n)
+        k = 1 if self.runners is None or not split else min(self.runs, n)
         if k <= 1:
             return list(session.run(names, feeds))
         cuts = np.linspace(0, n, k + 1).astype(int)

@@ -242,7 +242,7 @@ def test_a_batch_split_over_two_runs_gives_the_one_runs_answers(model: PolicyMod
     two = PolicyModel.load(
         MODEL, "cpu", encoder=model.encoder, reading_threshold=1.0, inference_threads=2, threads=1
     )
-    assert two.runners is not None and model.runners is None
+    assert two.runners is not None and two.runs == 2 and model.runners is None and model.runs == 1
     images, speeds, rules = _golden_batch(model, 24)
     # Frames from far apart in the drive, so rows differ and a swap of shares would show.
     pick = np.linspace(0, len(images) - 1, n).astype(int)
