@@ -12,6 +12,11 @@ seed and 0.1: the drives the model's other thresholds were chosen on), and every
 is reported on its *other* drives, so no frame is both chosen on and reported. The frames go
 through the evaluation's encoding (rule table, the model's decode) and the node's graphs.
 
+Per ``--data`` set also: the errors still answered ``valid=true`` at the node's τ
+(``--tau``), split into those where the decision used a rule class other than the rule's own
+(which rule text, its class, the class it was read as) and those where every rule was read
+right: where the silent errors come from, for the next round of the rule language.
+
 The validation drives of the training data are in training wording, which the model reads
 surely: there the check flags nothing below τ = 0.9 and no τ gains (docs/benchmarks.md). The
 check is for wording the model did not train on, so the shipped τ is chosen on half of the drives
@@ -27,22 +32,24 @@ from typing import Any
 
 import numpy as np
 
-from core.defaults import DEFAULT_MODEL_PATH
+from core.defaults import DEFAULT_MODEL_PATH, READING_THRESHOLD
 from core.errors import ConfigError
 from ruledrive.argtypes import fraction, non_negative_int
 from ruledrive.benchdoc import add_doc_flags, bench_command, publish
 from training.thresholds import MAX_LOW_CONFIDENCE  # the same cap as low_confidence's
 
-__all__ = ["choose_threshold", "register_bench", "run", "scan"]
+__all__ = ["choose_threshold", "register_bench", "run", "scan", "silent"]
 
 GRID = (0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99)
+MISREAD_ROWS = 15  # the most frequent misreads shown per set
 
 
 def scan(model_path: Path, data: Any, pred: Any) -> dict[str, np.ndarray]:
     """Per frame of ``data`` (training.data.ArrayDataset): whether the model is right, whether
     the node flags it already (``pred``: an OnnxPredictor without the reading check), and per
     rule the top class probability and whether its runner-up reading changes the decision
-    (checked for every rule below the largest τ of the grid)."""
+    (checked for every rule below the largest τ of the grid), the class the decision read
+    each rule as (the neighbour reading applied), and the decision."""
     from perception.readcheck import ReadingCheck
     from perception.spec import MODEL_SPEC
     from training.evaluate import _flags
@@ -54,11 +61,54 @@ def scan(model_path: Path, data: Any, pred: Any) -> dict[str, np.ndarray]:
         check.scan(data.inputs(np.arange(lo, min(lo + 256, len(data)))), max(GRID))
         for lo in range(0, len(data), 256)
     ]
-    top, changes = (np.concatenate([p[i] for p in parts]) for i in (1, 2))
+    top, changes, classes = (np.concatenate([p[i] for p in parts]) for i in (1, 2, 3))
     outs = data.predict(pred.predict)  # the whole model, as the evaluation runs it
     flagged = _flags(pred, outs, data, np.arange(len(data)))["any"]
-    right = outs[MODEL_SPEC.output].argmax(1) == data.labels
-    return {"right": right, "flagged": flagged, "top": top, "changes": changes}
+    decided = outs[MODEL_SPEC.output].argmax(1)
+    right = decided == data.labels
+    return {
+        "right": right,
+        "flagged": flagged,
+        "top": top,
+        "changes": changes,
+        "read": classes.argmax(-1),
+        "decided": decided,
+    }
+
+
+def silent(s: dict[str, np.ndarray], data: Any, names: tuple[str, ...], tau: float) -> dict:
+    """The errors left ``valid=true`` at ``tau``: how many, how many with a rule read as another
+    class than its own (counted per (text, class, read as), most frames first), and for the
+    rest (every rule read right) the (label, decision) pairs."""
+    from bus.schema import DecisionLabel
+
+    new = ((s["top"] < tau) & s["changes"]).any(axis=1)
+    idx = np.flatnonzero(~s["right"] & ~s["flagged"] & ~new)
+    labels = list(DecisionLabel)
+    misreads: dict[tuple[str, str, str], int] = {}
+    decisions: dict[tuple[str, str], int] = {}
+    misread_frames = 0
+    for i in idx:
+        sample = data.samples[i]
+        wrong = [
+            r
+            for r in np.flatnonzero(data.rule_idx[i] >= 0)
+            if data.rule_cls[i, r] >= 0 and s["read"][i, r] != data.rule_cls[i, r]
+        ]
+        misread_frames += bool(wrong)
+        for r in wrong:
+            text = sample.rules[r] if sample is not None else "?"
+            key = (text, names[data.rule_cls[i, r]], names[s["read"][i, r]])
+            misreads[key] = misreads.get(key, 0) + 1
+        if not wrong:
+            pair = (labels[data.labels[i]].value, labels[s["decided"][i]].value)
+            decisions[pair] = decisions.get(pair, 0) + 1
+    return {
+        "errors": len(idx),
+        "misread_frames": misread_frames,
+        "misreads": sorted(misreads.items(), key=lambda kv: (-kv[1], kv[0])),
+        "decisions": sorted(decisions.items(), key=lambda kv: (-kv[1], kv[0])),
+    }
 
 
 def rows(s: dict[str, np.ndarray]) -> list[dict[str, float]]:
@@ -157,13 +207,18 @@ def _load(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.tau > max(GRID):
+        raise ConfigError(f"--tau {args.tau} is above the grid's largest τ, {max(GRID)}")
     sets = [(str(p), [p]) for p in args.data]
+    args.silent = {}
     results = {}
     for name, paths in sets:
         data, pred = _load(
             paths, args.model, args.val_seed, args.val_fraction, args.rule_cache, False
         )
-        results[name] = (len(data), rows(scan(args.model, data, pred)))
+        found = scan(args.model, data, pred)
+        results[name] = (len(data), rows(found))
+        args.silent[name] = silent(found, data, pred.rule_classes, args.tau)
     chosen = None
     if args.choose_on:
         data, pred = _load(
@@ -213,6 +268,24 @@ def _report(args: argparse.Namespace, results: dict, chosen: Any) -> str:
             f"Chosen τ: **{chosen[2]}** (most errors caught net of right answers flagged, at "
             f"most {args.max_flagged:.1%} of the frames flagged; 0 = the check gains nothing)."
         )
+    for name, found in args.silent.items():
+        lines += [
+            "",
+            f"{name}{others}: errors left `valid=true` at τ {args.tau:g}: {found['errors']}, of "
+            f"them {found['misread_frames']} with a rule the decision read as another class "
+            "than its own (per rule text, frames; a frame can count more than one rule):",
+            "",
+            "| rule text | its class | read as | frames |",
+            "|---|---|---|---|",
+            *(
+                f"| {text} | {own} | {read} | {k} |"
+                for (text, own, read), k in found["misreads"][:MISREAD_ROWS]
+            ),
+            "",
+            "With every rule read right, label -> decision and its frames: "
+            + (", ".join(f"{a} -> {b} {k}" for (a, b), k in found["decisions"]) or "none")
+            + ".",
+        ]
     lines += [
         "",
         "Cost per batch (`PolicyModel.run_encoded`; medians, the three alternated on the same "
@@ -248,5 +321,11 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         help="the most frames the chosen τ may flag (default: the low_confidence rule's cap)",
     )
     p.add_argument("--rule-cache", type=Path, help="a rule table .npz to reuse")
+    p.add_argument(
+        "--tau",
+        type=fraction,
+        default=READING_THRESHOLD,
+        help="the τ at which the silent errors are broken down (default: the node's)",
+    )
     add_doc_flags(p)
     p.set_defaults(func=run)
