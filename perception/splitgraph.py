@@ -15,15 +15,15 @@ A third graph, ``reading`` (each rule's reading: the class and parameter softmax
 otherwise (perception.readcheck); the rule graph then also outputs the parameter softmaxes. A
 model whose reading tensors cannot be found gets no reading graph (the check is off for it).
 
+A fourth, ``neighbours`` (rule states, mask -> ``rule_support``), is cut from a model that
+carries a neighbour index (perception.neighbours): run once per rule set, beside the rule graph.
+
 A fifth, ``head`` (image features, speed, rule set features -> probabilities), is the frame
 graph after the image encoder: the frame graph then also outputs the image features
 (``IMAGE_FEATURES``), so the reading check's second run over alternative readings reuses them
 and does not run the image encoder again (the image encoder is most of a frame's cost). It is cut
 at the last tensor of the Keras ``image_encoder`` submodel (training.model), and only kept when
 the rest of the frame graph reads no other image tensor; otherwise the check reruns the frame graph.
-
-A fourth, ``neighbours`` (rule states, mask -> ``rule_support``), is cut from a model that
-carries a neighbour index (perception.neighbours): run once per rule set, beside the rule graph.
 """
 
 from __future__ import annotations
