@@ -53,6 +53,11 @@ def test_bench_node_reports_spinning_cpu_and_replicas(private_broker, tmp_path: 
     assert "640x360" in text and "spin-waiting on" in text
     answered = re.search(r"medians \((\d+)/(\d+) answered\)", text)
     assert answered and int(answered[1]) >= 0.9 * int(answered[2]) > 0
+    over = re.search(r"^\| in-node overhead = .* \| ([\d.]+) \| [\d.]+ \| <= 0.3 ms", text, re.M)
+    own = re.search(
+        r"^\| the same without the JPEG decode .* \| ([-\d.]+) \| [-\d.]+ \|", text, re.M
+    )
+    assert over and own and float(own[1]) < float(over[1])  # the decode is inside the overhead
     cpu = re.search(r"\| node CPU, % of a core \| (\d+) \| (\d+) \|", text)
     assert cpu and int(cpu[1]) > 0 and int(cpu[2]) > 0
     # A frame lost on the way (QoS 0) is counted and does not stall its vehicle for good.
