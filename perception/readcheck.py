@@ -43,6 +43,7 @@ __all__ = [
     "neighbour_read",
     "read_rule_set",
     "reread",
+    "rerun_inputs",
 ]
 
 _S = MODEL_SPEC
@@ -220,6 +221,17 @@ def decisive(
     return [tuple(sorted(s)) for s in out]
 
 
+def rerun_inputs(
+    frame: Any, head: Any, images: np.ndarray, speeds: np.ndarray, features: np.ndarray | None
+) -> tuple[Any, dict[str, np.ndarray]]:
+    """The graph :func:`decisive` reruns and its per-frame inputs: the head graph on the frames'
+    image features (``features``, the frame graph's IMAGE_FEATURES output) when the model has
+    one, so the image encoder does not run again; else the frame graph on the images."""
+    if head is None or features is None:
+        return frame, {_S.image_input: images, _S.speed_input: speeds}
+    return head, {IMAGE_FEATURES: features, _S.speed_input: speeds}
+
+
 class ReadingCheck:
     """The check over whole batches of model inputs (evaluation, benchmarks): the rule, frame
     and reading graphs of one exported model, run the way the node runs them."""
@@ -310,9 +322,9 @@ class ReadingCheck:
             [_S.output, *([IMAGE_FEATURES] if self.head is not None else [])],
             {**per_frame, _S.rule_set_output: feats},
         )
-        graph = self.frame
-        if self.head is not None:
-            graph, per_frame = self.head, {IMAGE_FEATURES: img[0], _S.speed_input: speeds}
+        graph, per_frame = rerun_inputs(
+            self.frame, self.head, images, speeds, img[0] if img else None
+        )
         changes = np.zeros(classes.shape[:2], bool)
         for k, got in enumerate(decisive(graph, per_frame, probs.argmax(1), per_row)):
             changes[k, list(got)] = True

@@ -197,19 +197,19 @@ class Decider:
         """
         pool = self.model.runners
         if pool is None or len(jobs) < 2:
-            return self._decide(jobs, split=True)
+            return self._decide(jobs, in_share=False)
         cuts = np.linspace(0, len(jobs), min(self.model.runs, len(jobs)) + 1).astype(int)
-        shares = pool.map(lambda a, b: self._decide(jobs[a:b], split=False), cuts[:-1], cuts[1:])
+        shares = pool.map(lambda a, b: self._decide(jobs[a:b], in_share=True), cuts[:-1], cuts[1:])
         return [m for share in shares for m in share]
 
-    def _decide(self, jobs: Sequence[FrameJob], split: bool) -> list[DecisionMsg]:
-        """decide_batch on one share (``split``: the model may split its run over its runners;
-        False inside a runner thread, which must not wait on its own pool)."""
+    def _decide(self, jobs: Sequence[FrameJob], in_share: bool) -> list[DecisionMsg]:
+        """decide_batch on the whole batch or, ``in_share``, on one share on its runner thread
+        (which decodes its own frames instead of handing them to the decode threads)."""
         start = time.perf_counter_ns()
         now = self.clock()
         out: list[DecisionMsg | None] = [None] * len(jobs)
         ready: list[tuple[int, np.ndarray, EncodedRules, float]] = []
-        decoded = self._decode_all(jobs) if split else [self._predecoded(j) for j in jobs]
+        decoded = [self._predecoded(j) for j in jobs] if in_share else self._decode_all(jobs)
         for i, job in enumerate(jobs):
             t0 = time.perf_counter_ns()
             pre = decoded[i]
@@ -229,7 +229,7 @@ class Decider:
                     job, start, 0.0, decode_ms, len(jobs), reason or Reason.INTERNAL_ERROR
                 )
         if ready:
-            self._infer(jobs, ready, start, out, split)
+            self._infer(jobs, ready, start, out)
         return [m for m in out if m is not None]
 
     def _decode_all(self, jobs: Sequence[FrameJob]) -> list[_Decoded | None]:
@@ -282,14 +282,12 @@ class Decider:
             return Reason.BAD_RULES, None, None
         return None, image, encoded
 
-    def _infer(self, jobs, ready, start, out, split=True) -> None:  # type: ignore[no-untyped-def]
+    def _infer(self, jobs, ready, start, out) -> None:  # type: ignore[no-untyped-def]
         images = np.stack([r[1] for r in ready])
         speeds = np.array([[jobs[r[0]].header.speed_kph] for r in ready], dtype=np.float32)
         t0 = time.perf_counter_ns()
         try:
-            got: ModelOutputs | None = self.model.run_encoded(
-                images, [r[2] for r in ready], speeds, split=split
-            )
+            got: ModelOutputs | None = self.model.run_encoded(images, [r[2] for r in ready], speeds)
         except ModelError:
             log.exception("inference failed on a batch of %d", len(ready))
             got = None

@@ -26,7 +26,13 @@ from core.errors import ConfigError, ModelError
 from perception.modelmeta import ModelMeta, parse_metadata
 from perception.neighbours import NEIGHBOUR_OUTPUT
 from perception.onnxrun import check_io, run_all_outputs
-from perception.readcheck import Alternative, decisive, neighbour_settings, read_rule_set
+from perception.readcheck import (
+    Alternative,
+    decisive,
+    neighbour_settings,
+    read_rule_set,
+    rerun_inputs,
+)
 from perception.rule_encoder import (
     DEFAULT_ENCODER_DIR,
     RuleEncoder,
@@ -148,8 +154,9 @@ class PolicyModel:
     # The frame graph after the image encoder (perception.splitgraph): the reading check runs
     # it on the frames' image features. None: the check reruns the frame graph.
     head_session: ort.InferenceSession | None = None
-    # Frame-graph runs at once (``runs``): a batch is split into this many shares, each run on
-    # one of the ``runners`` threads (onnxruntime releases the GIL). None: one run per batch.
+    # Frame-graph runs at once (``runs``): the Decider splits a batch into this many shares,
+    # each decided on one of the ``runners`` threads (onnxruntime and OpenCV release the GIL);
+    # the sessions' intra-op threads are chosen for it (inference_plan). None: one run per batch.
     runners: ThreadPoolExecutor | None = None
     runs: int = 1
 
@@ -187,7 +194,7 @@ class PolicyModel:
         ``reading_threshold``: the reading check's (perception.readcheck; 0 = off);
         ``neighbour_reading``: whether a model's neighbour index overrules readings
         (perception.neighbours); ``inference_threads``: frame-graph runs at once, each on its
-        share of a batch, 0 = :func:`inference_plan` chooses."""
+        share of a batch (policy.decider), 0 = :func:`inference_plan` chooses."""
         path = Path(path)
         t0 = time.perf_counter()
         if not path.is_file():
@@ -249,6 +256,7 @@ class PolicyModel:
                 head_session = None
         if reading_threshold > 0 and reading_session is None:
             log.warning("%s: no reading graph; the reading check is off for it", path)
+        runs = runs if frame_session is not None else 1  # a whole-graph model runs as one
         model = cls(
             path,
             session,
@@ -267,10 +275,8 @@ class PolicyModel:
             if neighbours_session is not None
             else 0,
             head_session,
-            ThreadPoolExecutor(runs, thread_name_prefix="infer")
-            if runs > 1 and frame_session is not None
-            else None,
-            runs if runs > 1 and frame_session is not None else 1,
+            ThreadPoolExecutor(runs, thread_name_prefix="infer") if runs > 1 else None,
+            runs,
         )
         model.warmup(warmup_batch)
         model.load_s = time.perf_counter() - t0
@@ -321,11 +327,7 @@ class PolicyModel:
         )
 
     def run_encoded(
-        self,
-        images: np.ndarray,
-        rules: list[EncodedRules],
-        speeds: np.ndarray,
-        split: bool = True,
+        self, images: np.ndarray, rules: list[EncodedRules], speeds: np.ndarray
     ) -> ModelOutputs:
         """uint8 [N,H,W,3], one EncodedRules per frame, float32 [N,1] -> outputs. A split model
         runs only the frame graph; otherwise the whole graph with the stacked token states."""
@@ -340,10 +342,8 @@ class PolicyModel:
         }
         head = self.head_session
         try:
-            probs, ood, *img = self._run_frame(
-                [_S.output, _S.ood_output, *([IMAGE_FEATURES] if head is not None else [])],
-                feeds,
-                split,
+            probs, ood, *img = self.frame_session.run(
+                [_S.output, _S.ood_output, *([IMAGE_FEATURES] if head is not None else [])], feeds
             )
         except Exception as exc:
             raise ModelError(f"inference failed: {exc}") from exc
@@ -353,11 +353,8 @@ class PolicyModel:
         classes = np.stack([r.classes for r in rules])  # type: ignore[misc]
         unsure: tuple[tuple[int, ...], ...] = ()
         if any(r.alternatives for r in rules):
-            # The reruns skip the image encoder when the model has a head graph.
-            graph, per_frame = (
-                (self.frame_session, {_S.image_input: images, _S.speed_input: speeds})
-                if head is None
-                else (head, {IMAGE_FEATURES: img[0], _S.speed_input: speeds})
+            graph, per_frame = rerun_inputs(
+                self.frame_session, head, images, speeds, img[0] if img else None
             )
             try:
                 unsure = tuple(
@@ -370,27 +367,6 @@ class PolicyModel:
         return ModelOutputs(
             np.asarray(probs, np.float32), classes, np.asarray(ood, np.float32).reshape(n), unsure
         )
-
-    def _run_frame(
-        self, names: list[str], feeds: dict[str, np.ndarray], split: bool = True
-    ) -> list[np.ndarray]:
-        """The frame graph on a batch: one run, or with ``runners`` (and ``split``) one run per
-        share of it. ``split`` False: one run here (the caller is a runner thread already)."""
-        assert self.frame_session is not None
-        session = self.frame_session
-        n = len(feeds[_S.image_input])
-        k = 1 if self.runners is None or not split else min(self.runs, n)
-        if k <= 1:
-            return list(session.run(names, feeds))
-        cuts = np.linspace(0, n, k + 1).astype(int)
-        parts = list(
-            self.runners.map(  # type: ignore[union-attr]
-                lambda a, b: session.run(names, {key: v[a:b] for key, v in feeds.items()}),
-                cuts[:-1],
-                cuts[1:],
-            )
-        )
-        return [np.concatenate([p[j] for p in parts]) for j in range(len(names))]
 
     def run(
         self, images: np.ndarray, states: np.ndarray, masks: np.ndarray, speeds: np.ndarray

@@ -236,9 +236,10 @@ def test_the_node_flags_the_same_frames_with_and_without_the_head_graph(model) -
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 8])
-def test_a_batch_split_over_two_runs_gives_the_one_runs_answers(model: PolicyModel, n: int) -> None:
-    """inference_threads: each share of the batch runs on its own thread; the outputs come back
-    in the batch's order (an odd batch and a batch of one included)."""
+def test_a_model_loaded_for_shares_gives_the_one_runs_answers(model: PolicyModel, n: int) -> None:
+    """inference_threads 2, one onnxruntime thread per run: the model each share of a batch runs
+    on (policy.decider; the split itself: tests/policy/test_shares.py) gives the default
+    model's outputs, at an odd batch and a batch of one too."""
     two = PolicyModel.load(
         MODEL, "cpu", encoder=model.encoder, reading_threshold=1.0, inference_threads=2, threads=1
     )
