@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "ruledrive.bench_reader",
     "ruledrive.bench_wording",
     "ruledrive.bench_readcheck",
+    "ruledrive.bench_gpu",
     "ruledrive.credentials_cli",
     "ruledrive.neighbours_cli",
 )
