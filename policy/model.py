@@ -47,6 +47,7 @@ __all__ = [
     "ModelOutputs",
     "PolicyModel",
     "choose_providers",
+    "head_graph_session",
     "inference_plan",
 ]
 
@@ -122,6 +123,23 @@ def inference_plan(provider: str, runs: int, threads: int) -> tuple[int, int]:
     if threads == 0 and runs > 1:
         threads = max(1, cores // runs)
     return runs, threads
+
+
+def head_graph_session(
+    graph: bytes, in_use: str, opts: ort.SessionOptions, wanted: list[str]
+) -> ort.InferenceSession:
+    """The reading check's head graph (perception.splitgraph): on the model's provider on a
+    CPU; on one CPU thread when the model runs on a GPU. The head is a few small layers on
+    the frames' image features, which the frame graph already returned to the host, so on a
+    GPU its run is launch overhead (docs/benchmarks.md, "GPU": 0.x ms on CUDA against 0.0x
+    on one CPU thread at batch 1)."""
+    if in_use == _CPU:
+        return ort.InferenceSession(graph, opts, providers=wanted)
+    one = ort.SessionOptions()
+    one.log_severity_level = 3
+    one.intra_op_num_threads = 1
+    one.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(graph, one, providers=[_CPU])
 
 
 @dataclass
@@ -249,7 +267,7 @@ class PolicyModel:
                         parts.neighbours, opts, providers=wanted
                     )
                 if parts.head is not None and reading_session is not None:
-                    head_session = ort.InferenceSession(parts.head, opts, providers=wanted)
+                    head_session = head_graph_session(parts.head, in_use, opts, wanted)
             except Exception as exc:
                 log.warning("%s: split graphs do not load (%s); running it whole", path, exc)
                 rules_session = frame_session = reading_session = neighbours_session = None
