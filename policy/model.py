@@ -23,6 +23,7 @@ import onnxruntime as ort
 from bus.schema import DecisionLabel
 from core.defaults import READING_THRESHOLD
 from core.errors import ConfigError, ModelError
+from perception.cudagraph import CapturedRunner
 from perception.modelmeta import ModelMeta, parse_metadata
 from perception.neighbours import NEIGHBOUR_OUTPUT
 from perception.onnxrun import check_io, run_all_outputs
@@ -47,7 +48,8 @@ __all__ = [
     "ModelOutputs",
     "PolicyModel",
     "choose_providers",
-    "head_graph_session",
+    "HEAD_ON_CPU_UP_TO",
+    "small_head_session",
     "inference_plan",
 ]
 
@@ -125,21 +127,21 @@ def inference_plan(provider: str, runs: int, threads: int) -> tuple[int, int]:
     return runs, threads
 
 
-def head_graph_session(
-    graph: bytes, in_use: str, opts: ort.SessionOptions, wanted: list[str]
-) -> ort.InferenceSession:
-    """The reading check's head graph (perception.splitgraph): on the model's provider on a
-    CPU; on one CPU thread when the model runs on a GPU. The head is a few small layers on
-    the frames' image features, which the frame graph already returned to the host, so on a
-    GPU its run is launch overhead (docs/benchmarks.md, "GPU": 0.x ms on CUDA against 0.0x
-    on one CPU thread at batch 1)."""
-    if in_use == _CPU:
-        return ort.InferenceSession(graph, opts, providers=wanted)
+def small_head_session(graph: bytes) -> ort.InferenceSession:
+    """The reading check's head graph (perception.splitgraph) on one CPU thread, for the small
+    batches of a model on a GPU. The head is a few small layers on the frames' image features,
+    which the frame graph already returned to the host, so on a GPU a small batch's head run is
+    launch overhead: on an H200 the check costs 1.37 ms at batch 1 with the head on CUDA and
+    1.10 with it on one CPU thread, 1.56 / 1.36 at batch 8, but 2.17 / 2.75 at 64
+    (docs/benchmarks.md, "GPU"); so batches up to :data:`HEAD_ON_CPU_UP_TO` use it."""
     one = ort.SessionOptions()
     one.log_severity_level = 3
     one.intra_op_num_threads = 1
     one.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(graph, one, providers=[_CPU])
+
+
+HEAD_ON_CPU_UP_TO = 16
 
 
 @dataclass
@@ -177,6 +179,12 @@ class PolicyModel:
     # the sessions' intra-op threads are chosen for it (inference_plan). None: one run per batch.
     runners: ThreadPoolExecutor | None = None
     runs: int = 1
+    # Beside a GPU model: the head graph on one CPU thread, for batches up to
+    # HEAD_ON_CPU_UP_TO (small_head_session).
+    head_small: ort.InferenceSession | None = None
+    # On the CUDA provider: the frame graph replayed as captured CUDA graphs
+    # (perception.cudagraph); None: every batch runs frame_session.
+    captured: CapturedRunner | None = None
 
     @property
     def split(self) -> bool:
@@ -204,6 +212,7 @@ class PolicyModel:
         reading_threshold: float = READING_THRESHOLD,
         neighbour_reading: bool = True,
         inference_threads: int = 1,
+        cuda_graphs: bool = True,
     ) -> PolicyModel:
         """Load and check the model, and the text encoder its metadata names (``encoder``: one
         already loaded, e.g. the previous model's on a hot reload). ``threads``: onnxruntime
@@ -212,7 +221,10 @@ class PolicyModel:
         ``reading_threshold``: the reading check's (perception.readcheck; 0 = off);
         ``neighbour_reading``: whether a model's neighbour index overrules readings
         (perception.neighbours); ``inference_threads``: frame-graph runs at once, each on its
-        share of a batch (policy.decider), 0 = :func:`inference_plan` chooses."""
+        share of a batch (policy.decider), 0 = :func:`inference_plan` chooses;
+        ``cuda_graphs``: on the CUDA provider, replay the frame graph as CUDA graphs captured
+        per batch bucket up to ``warmup_batch`` (perception.cudagraph; a larger batch runs
+        plainly)."""
         path = Path(path)
         t0 = time.perf_counter()
         if not path.is_file():
@@ -251,7 +263,7 @@ class PolicyModel:
                 f"{encoder_dir} holds {encoder.identity()['model_sha256'][:12]}"
             )
         rules_session = frame_session = reading_session = neighbours_session = None
-        head_session = None
+        head_session = head_small = None
         has_rule_set = _S.rule_set_output in {o.name for o in session.get_outputs()}
         parts = split_model(data) if has_rule_set else None
         if parts is not None and not neighbour_reading:
@@ -267,14 +279,19 @@ class PolicyModel:
                         parts.neighbours, opts, providers=wanted
                     )
                 if parts.head is not None and reading_session is not None:
-                    head_session = head_graph_session(parts.head, in_use, opts, wanted)
+                    head_session = ort.InferenceSession(parts.head, opts, providers=wanted)
+                    if in_use != _CPU:
+                        head_small = small_head_session(parts.head)
             except Exception as exc:
                 log.warning("%s: split graphs do not load (%s); running it whole", path, exc)
                 rules_session = frame_session = reading_session = neighbours_session = None
-                head_session = None
+                head_session = head_small = None
         if reading_threshold > 0 and reading_session is None:
             log.warning("%s: no reading graph; the reading check is off for it", path)
         runs = runs if frame_session is not None else 1  # a whole-graph model runs as one
+        captured = None
+        if cuda_graphs and in_use == _CUDA and parts is not None and frame_session is not None:
+            captured = CapturedRunner.build(parts.frame, frame_session, max(1, warmup_batch))
         model = cls(
             path,
             session,
@@ -295,6 +312,8 @@ class PolicyModel:
             head_session,
             ThreadPoolExecutor(runs, thread_name_prefix="infer") if runs > 1 else None,
             runs,
+            head_small,
+            captured,
         )
         model.warmup(warmup_batch)
         model.load_s = time.perf_counter() - t0
@@ -358,14 +377,16 @@ class PolicyModel:
             _S.speed_input: speeds,
             _S.rule_set_output: np.stack([r.features for r in rules]),  # type: ignore[misc]
         }
+        n = images.shape[0]
         head = self.head_session
+        if self.head_small is not None and n <= HEAD_ON_CPU_UP_TO:
+            head = self.head_small
+        names = [_S.output, _S.ood_output, *([IMAGE_FEATURES] if head is not None else [])]
         try:
-            probs, ood, *img = self.frame_session.run(
-                [_S.output, _S.ood_output, *([IMAGE_FEATURES] if head is not None else [])], feeds
-            )
+            outs = self.captured.run(names, feeds) if self.captured is not None else None
+            probs, ood, *img = outs if outs is not None else self.frame_session.run(names, feeds)
         except Exception as exc:
             raise ModelError(f"inference failed: {exc}") from exc
-        n = images.shape[0]
         if probs.shape != (n, len(self.labels)):
             raise ModelError(f"model returned shape {probs.shape}")
         classes = np.stack([r.classes for r in rules])  # type: ignore[misc]

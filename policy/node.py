@@ -100,6 +100,7 @@ class Node:
             reading_threshold=settings.reading_check_threshold,
             neighbour_reading=settings.neighbour_reading,
             inference_threads=settings.inference_threads,
+            cuda_graphs=settings.cuda_graphs,
         )
         self.decider = Decider(
             model,
@@ -496,6 +497,7 @@ class Node:
                 reading_threshold=self.settings.reading_check_threshold,
                 neighbour_reading=self.settings.neighbour_reading,
                 inference_threads=self.settings.inference_threads,
+                cuda_graphs=self.settings.cuda_graphs,
             )
         except (ModelError, ConfigError) as exc:
             self._failed_mtime = mtime

@@ -23,7 +23,6 @@ gets a row saying why, not a number.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -258,39 +257,27 @@ def _node_rows(args, frames: list[bytes]) -> tuple[list[Row], str]:
     from policy.decider import Decider
 
     provider = args.node_provider
+    largest = max(args.node_batches)
     try:
-        model = PolicyModel.load(args.model, providers=provider, inference_threads=0)
+        models = {
+            graphs: PolicyModel.load(
+                args.model, provider, largest, inference_threads=0, cuda_graphs=graphs
+            )
+            for graphs in (True, False)
+        }
     except ConfigError as exc:
         return [Row(f"node path on {provider}", 0, note=f"not measured: {exc}")], "-"
-    on = model.provider
-    images = np.stack([preprocess_jpeg(f, model.meta.decode) for f in frames])
-    # The head graph where the model does not put it (PolicyModel.load puts it on one CPU
-    # thread beside a GPU model, on the model's provider on a CPU): measured side by side.
-    other = None
-    parts = split_model(args.model.read_bytes())
-    if model.head_session is not None and parts is not None and parts.head is not None:
-        where = model.head_session.get_providers()[0]
-        elsewhere = model.frame_session.get_providers()[0] if where == _CPU else _CPU  # type: ignore[union-attr]
-        other = (
-            None
-            if elsewhere == where
-            else (
-                elsewhere,
-                dataclasses.replace(
-                    model, head_session=ort.InferenceSession(parts.head, providers=[elsewhere])
-                ),
-                where,
-            )
-        )
+    on = models[True].provider
+    images = np.stack([preprocess_jpeg(f, models[True].meta.decode) for f in frames])
+    variants = [(models[True], ", CUDA graphs" if models[True].captured else "")]
+    if models[True].captured is not None:
+        variants.append((models[False], ", no CUDA graphs"))
     rows = []
     for texts, which in ((RULE_TEXTS, "one rule read unsure"), (SURE_TEXTS, "no rule unsure")):
-        enc = model.encode_rules(texts)
+        enc = models[True].encode_rules(texts)
         for n in args.node_batches:
             idx = np.arange(n) % len(images)
             ims, speeds = np.ascontiguousarray(images[idx]), np.full((n, 1), 40.0, np.float32)
-            variants = [(model, "" if other is None else f", head graph on {other[2]}")]
-            if other is not None and enc.alternatives:
-                variants.append((other[1], f", head graph on {other[0]}"))
             for m, note in variants:
                 rows.append(
                     Row(
@@ -299,32 +286,32 @@ def _node_rows(args, frames: list[bytes]) -> tuple[list[Row], str]:
                         time_runs(partial(m.run_encoded, ims, [enc] * n, speeds), args.seconds),
                     )
                 )
-    decider = Decider(model, "bench-gpu", decode_threads=args.decode_threads)
-    for n in args.node_batches:
-        jobs = _jobs(frames, n, RULE_TEXTS)
-        answers = decider.decide_batch(jobs)
-        valid = sum(a.valid for a in answers)
-        rows.append(
-            Row(
-                f"Decider.decide_batch on {on}, {args.decode_threads} decode threads, "
-                "one rule read unsure",
-                n,
-                time_runs(partial(decider.decide_batch, jobs), args.seconds),
-                f"{valid} of {n} answers valid",
+    for m, note in variants:
+        decider = Decider(m, "bench-gpu", decode_threads=args.decode_threads)
+        for n in args.node_batches:
+            jobs = _jobs(frames, n, RULE_TEXTS)
+            answers = decider.decide_batch(jobs)
+            valid = sum(a.valid for a in answers)
+            rows.append(
+                Row(
+                    f"Decider.decide_batch on {on}, {args.decode_threads} decode threads, "
+                    f"one rule read unsure{note}",
+                    n,
+                    time_runs(partial(decider.decide_batch, jobs), args.seconds),
+                    f"{valid} of {n} answers valid",
+                )
             )
-        )
-    n = max(args.node_batches)
-    batch = [frames[i % len(frames)] for i in range(n)]
-    decode = partial(preprocess_jpeg, decode=model.meta.decode)
+    batch = [frames[i % len(frames)] for i in range(largest)]
+    decode = partial(preprocess_jpeg, decode=models[True].meta.decode)
     with ThreadPoolExecutor(args.decode_threads) as pool:
         rows.append(
             Row(
                 f"JPEG decode alone, {args.decode_threads} threads of one process",
-                n,
+                largest,
                 time_runs(lambda: list(pool.map(decode, batch)), args.seconds),
             )
         )
-    rows += _process_rows(args, frames, model.meta.decode)
+    rows += _process_rows(args, frames, models[True].meta.decode)
     return rows, on
 
 
@@ -344,7 +331,7 @@ def _replica_worker(
     batches of ``batch`` frames; counts the decisions finished inside the wall-clock window."""
     from policy.decider import Decider
 
-    m = PolicyModel.load(model, providers=provider, inference_threads=0)
+    m = PolicyModel.load(model, provider, batch, inference_threads=0)
     decider = Decider(m, "replica", decode_threads=threads)
     jobs = _jobs(frames, batch, RULE_TEXTS)
     decider.decide_batch(jobs)
