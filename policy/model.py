@@ -318,11 +318,12 @@ class PolicyModel:
         model.warmup(warmup_batch)
         model.load_s = time.perf_counter() - t0
         log.info(
-            "model %s version %s on %s (%s; loaded + warmed up in %.0f ms)",
+            "model %s version %s on %s (%s%s; loaded + warmed up in %.0f ms)",
             path,
             meta.model_version,
             in_use,
             "rule graph once per rule set" if model.split else "whole graph per frame",
+            f"; CUDA graphs for batches up to {captured.largest}" if captured else "",
             model.load_s * 1e3,
         )
         return model
