@@ -1,18 +1,24 @@
 """``ruledrive bench gpu``: the model on an accelerator (issue 12, part 5).
 
-One process, one model, the shipped frames (generated 640x360 JPEGs), rows side by side:
+One process (and, for the last rows, several), one model, the shipped frames (generated
+640x360 JPEGs), rows side by side:
 
 1. **The frame graph alone** (what a split model runs per frame; the rule graph runs once per
    rule set) per execution provider, precision and feed, over a range of batch sizes: median
    and p99 of ``session.run`` and decisions/s = batch / median. Feeds: numpy arrays (onnxruntime
-   copies them to the device every run, as the node does) and IO binding (inputs already on the
-   device, outputs copied back: the model's own ceiling). fp16 is the frame graph converted by
-   onnxruntime's own ``float16`` tool with float32 inputs and outputs kept; its top decision
-   is compared with float32's on every timed frame.
+   copies them to the device every run, as the node does), IO binding (inputs already on the
+   device, outputs copied back: the model's own ceiling) and, on CUDA, IO binding with the run
+   captured once as a CUDA graph and replayed. fp16 is the frame graph converted by
+   onnxruntime's own ``float16`` tool with float32 inputs and outputs kept; its top decision is
+   compared with float32's on every timed frame.
 2. **The node's batch path**: ``PolicyModel.run_encoded`` (frame graph + the reading check's
-   reruns, host copies included) on decoded frames, and ``Decider.decide_batch`` (JPEG decode
-   on ``--decode-threads`` CPU threads, checks, the model, the decision messages).
-3. **The JPEG decode alone** on the same CPU threads: what a GPU node's host side can feed.
+   reruns, host copies included) on decoded frames, for a rule set that makes the check rerun
+   and one that does not, with and without the node's CUDA graphs (perception.cudagraph); and
+   ``Decider.decide_batch`` (JPEG decode on ``--decode-threads`` CPU threads, checks, the model,
+   the decision messages).
+3. **The host side**: the JPEG decode alone on the same threads and on one process per core,
+   and ``--replicas`` node replica processes (one Decider each, all on the same GPU) deciding
+   batches side by side: what a GPU machine's CPU can feed.
 
 Providers: ``cuda`` (onnxruntime-gpu's CUDA provider), ``tensorrt`` (its TensorRT provider,
 fp16 allowed; needs TensorRT's libraries on the machine) and ``cpu`` (for reference and for
