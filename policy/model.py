@@ -51,6 +51,7 @@ __all__ = [
     "HEAD_ON_CPU_UP_TO",
     "small_head_session",
     "inference_plan",
+    "preload_gpu_libraries",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,21 @@ def choose_providers(requested: str, available: list[str] | None = None) -> list
             f"providers={requested} but this onnxruntime has only {', '.join(available)}"
         )
     return chosen
+
+
+def preload_gpu_libraries() -> None:
+    """Load the CUDA and cuDNN libraries of onnxruntime-gpu's pip packages (its ``cuda`` and
+    ``cudnn`` extras install them under site-packages, where the dynamic loader does not look)
+    before a GPU session is created; libraries installed system-wide are found either way.
+    onnxruntime >= 1.21 has ``preload_dlls``; a failure is logged, and the session then comes
+    up on the CPU provider and says so."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception as exc:  # onnxruntime's own, or OSError from the loader
+        log.warning("onnxruntime.preload_dlls failed (%s); relying on the system's libraries", exc)
 
 
 @dataclass(frozen=True)
@@ -231,6 +247,8 @@ class PolicyModel:
             raise ModelError(f"model file {path} not found (train one, or pass --model PATH)")
         mtime_ns = path.stat().st_mtime_ns
         wanted = choose_providers(providers)
+        if wanted[0] != _CPU:
+            preload_gpu_libraries()
         runs, threads = inference_plan(wanted[0], inference_threads, threads)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only; provider fallback is reported by us, once

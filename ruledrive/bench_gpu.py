@@ -45,7 +45,7 @@ from core.errors import ConfigError
 from perception.image import jpeg_size, preprocess_jpeg
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import split_model
-from policy.model import PolicyModel
+from policy.model import PolicyModel, preload_gpu_libraries
 from ruledrive.argtypes import positive_float, positive_int
 from ruledrive.benchdoc import add_doc_flags, bench_command, publish
 
@@ -434,12 +434,7 @@ def run_bench(args: argparse.Namespace) -> int:
             f"{args.model} has no rule-set output: this benchmark needs a split model"
         )
     if _NAMES["cuda"] in ort.get_available_providers():
-        # onnxruntime-gpu finds the CUDA / cuDNN libraries of its pip packages (the [gpu]
-        # extra's nvidia-* wheels) this way; system-wide ones are found without it.
-        try:
-            ort.preload_dlls()
-        except Exception as exc:  # an install without the nvidia-* wheels: say so, go on
-            print(f"onnxruntime.preload_dlls: {exc}")
+        preload_gpu_libraries()  # the sessions below are made without PolicyModel
     cpu_model = PolicyModel.load(args.model, providers="cpu")
     images = np.stack([preprocess_jpeg(f, cpu_model.meta.decode) for f in frames])
     enc = cpu_model.encode_rules(RULE_TEXTS)

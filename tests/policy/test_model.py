@@ -158,3 +158,47 @@ def test_the_encoder_is_loaded_at_the_layer_the_model_was_trained_to_read(tmp_pa
         PolicyModel.load(at("40"))
     with pytest.raises(ModelError, match="not a layer number"):
         PolicyModel.load(at("nine"))
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_preloading_the_cuda_libraries_never_stops_a_load(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fails: bool
+) -> None:
+    """onnxruntime-gpu's pip-installed CUDA libraries are loaded before a GPU session is made;
+    a failing preload is logged (the session then comes up on what it finds, and says so)."""
+    import onnxruntime as ort
+
+    from policy.model import preload_gpu_libraries
+
+    calls: list[int] = []
+
+    def preload() -> None:
+        calls.append(1)
+        if fails:
+            raise OSError("libcudart.so.13: cannot open shared object file")
+
+    monkeypatch.setattr(ort, "preload_dlls", preload, raising=False)
+    preload_gpu_libraries()
+    assert calls == [1]
+    assert ("preload_dlls failed" in caplog.text) == fails
+    monkeypatch.delattr(ort, "preload_dlls")
+    preload_gpu_libraries()  # an onnxruntime older than 1.21: nothing to do
+
+
+@pytest.mark.parametrize(
+    ("providers", "preloads"),
+    [(["CUDAExecutionProvider", "CPUExecutionProvider"], 1), (["CPUExecutionProvider"], 0)],
+)
+def test_only_a_gpu_provider_preloads(
+    model: PolicyModel, monkeypatch: pytest.MonkeyPatch, providers: list[str], preloads: int
+) -> None:
+    import policy.model as pm
+
+    calls: list[int] = []
+    monkeypatch.setattr(pm, "preload_gpu_libraries", lambda: calls.append(1))
+    monkeypatch.setattr(pm, "choose_providers", lambda _: providers)
+    try:
+        PolicyModel.load(model.path)
+    except ModelError as exc:  # this onnxruntime has no CUDA provider to make the session on
+        assert "CUDAExecutionProvider" in str(exc)
+    assert len(calls) == preloads
