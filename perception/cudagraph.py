@@ -1,8 +1,8 @@
 """The frame graph replayed as captured CUDA graphs, one per batch bucket.
 
 On a GPU a small batch's ``session.run`` is mostly kernel launches: measured on an H200
-(docs/benchmarks.md, "GPU"), the shipped frame graph takes 0.78 ms at batch 1 run plainly and
-0.21 ms replayed as a CUDA graph. onnxruntime's CUDA provider captures a session's run once
+(docs/benchmarks.md, "GPU"), the shipped frame graph takes 0.69 ms at batch 1 run plainly and
+0.22 ms replayed as a CUDA graph. onnxruntime's CUDA provider captures a session's run once
 (``enable_cuda_graph``) when every input and output is bound at a fixed device address, and
 replays it after that. So :class:`CapturedRunner` keeps one such session per bucket (powers of
 two up to the node's largest batch), each with its inputs and outputs preallocated on the

@@ -77,7 +77,7 @@ class NodeSettings(BaseSettings):
         True,
         description="on the CUDA provider, replay the frame graph as CUDA graphs captured per "
         "batch size up to max_batch_size (padded to a power of two), each checked against a "
-        "plain run at start-up: 0.78 -> 0.21 ms per batch of 1 on an H200 (docs/benchmarks.md, "
+        "plain run at start-up: 0.69 -> 0.22 ms per batch of 1 on an H200 (docs/benchmarks.md, "
         "GPU); no effect on other providers",
     )
     ort_spinning: bool = Field(
