@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-__all__ = ["CapturedRunner", "buckets_up_to"]
+__all__ = ["Bucket", "CapturedRunner", "buckets_up_to"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,11 @@ def buckets_up_to(largest: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-class _Bucket:
+class Bucket:
+    """One batch size's session with every input and output bound at a fixed address on
+    ``device`` (shapes from ``feeds`` and the reference outputs ``outs``); on a session made
+    with ``enable_cuda_graph`` its first run captures and later runs replay."""
+
     def __init__(self, session: ort.InferenceSession, size: int, device: str, feeds, outs) -> None:  # type: ignore[no-untyped-def]
         self.session = session
         self.size = size
@@ -79,13 +83,10 @@ class CapturedRunner:
     """``run(names, feeds)`` like ``InferenceSession.run`` for batches up to the largest
     bucket; None for a larger batch (the caller runs the plain session)."""
 
-    def __init__(self, buckets: dict[int, _Bucket]) -> None:
+    def __init__(self, buckets: dict[int, Bucket]) -> None:
         self._buckets = buckets
-        self.largest = max(buckets)
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        return tuple(sorted(self._buckets))
+        self.sizes = tuple(sorted(buckets))  # once: run() looks a batch's bucket up in it
+        self.largest = self.sizes[-1]
 
     @classmethod
     def build(
@@ -103,7 +104,7 @@ class CapturedRunner:
             providers, device = ["CPUExecutionProvider"], "cpu"
         names = [o.name for o in plain.get_outputs()]
         rng = np.random.default_rng(0)
-        buckets: dict[int, _Bucket] = {}
+        buckets: dict[int, Bucket] = {}
         try:
             for size in buckets_up_to(largest):
                 feeds = _random_feeds(plain, size, rng)
@@ -113,7 +114,7 @@ class CapturedRunner:
                 sess = ort.InferenceSession(graph, opts, providers=providers)
                 if capture and sess.get_providers()[0] != "CUDAExecutionProvider":
                     raise RuntimeError(f"the session came up on {sess.get_providers()[0]}")
-                bucket = _Bucket(sess, size, device, feeds, want)
+                bucket = Bucket(sess, size, device, feeds, want)
                 bucket.run(names, feeds, size)  # captures
                 _check(names, bucket.run(names, feeds, size), want)
                 if size > 1:  # a padded batch: the first rows' answers, not the padding's

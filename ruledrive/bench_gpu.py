@@ -42,17 +42,20 @@ import numpy as np
 import onnxruntime as ort
 
 from core.errors import ConfigError
+from perception.cudagraph import Bucket
 from perception.image import jpeg_size, preprocess_jpeg
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import split_model
 from policy.model import PolicyModel, preload_gpu_libraries
 from ruledrive.argtypes import positive_float, positive_int
+from ruledrive.bench_node import RULE_TEXTS as NODE_RULE_TEXTS
+from ruledrive.bench_node import golden_frames
 from ruledrive.benchdoc import add_doc_flags, bench_command, publish
 
 __all__ = ["GPU_HEADING", "frames_from", "register_bench", "run_bench", "time_runs"]
 
 GPU_HEADING = "GPU (issue 12, part 5)"
-RULE_TEXTS = ("School zone: 30 km/h", "Stop at the red light", "Yield to pedestrians")
+RULE_TEXTS = tuple(NODE_RULE_TEXTS)  # bench node's rule set
 # A rule set the shipped model reads surely (no reading-check rerun): the other case.
 SURE_TEXTS = ("School zone: 30 km/h", "Yield to pedestrians", "No overtaking")
 _S = MODEL_SPEC
@@ -67,8 +70,6 @@ def frames_from(path: Path) -> list[bytes]:
         if not frames:
             raise ConfigError(f"{path} holds no .jpg files")
         return frames
-    from ruledrive.bench_node import golden_frames
-
     return golden_frames(path)
 
 
@@ -191,18 +192,12 @@ def _cuda_graph_rows(graph: bytes, plain: ort.InferenceSession, images, feats, a
             # Shapes and the reference answers from the plain session: a plain run on the
             # graph session would be the run it captures, with numpy's buffers.
             outs = plain.run([o.name for o in sess.get_outputs()], feeds)
-            io = sess.io_binding()
-            for name, arr in feeds.items():
-                io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(arr, "cuda", 0))
-            bound = {}
-            for o, ref in zip(sess.get_outputs(), outs, strict=True):
-                bound[o.name] = ort.OrtValue.ortvalue_from_shape_and_type(
-                    ref.shape, ref.dtype, "cuda", 0
-                )
-                io.bind_ortvalue_output(o.name, bound[o.name])
-            probs = bound[_S.output]
+            # The node's binding (perception.cudagraph), inputs left on the device: the
+            # replay's own time, without the node's copy of a batch into them.
+            bucket = Bucket(sess, n, "cuda", feeds, outs)
+            probs = bucket.outputs[_S.output]
 
-            def run(sess=sess, io=io, probs=probs) -> np.ndarray:  # type: ignore[no-untyped-def]
+            def run(sess=sess, io=bucket.io, probs=probs) -> np.ndarray:  # type: ignore[no-untyped-def]
                 sess.run_with_iobinding(io)
                 return probs.numpy()  # the decisions back on the host
 

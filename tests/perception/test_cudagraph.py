@@ -92,12 +92,12 @@ def test_answers_are_not_overwritten_by_the_next_run(frame) -> None:  # type: ig
 
 def test_a_replay_that_differs_from_the_plain_run_is_not_used(frame, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
     graph, plain, _ = frame
-    real = cudagraph._Bucket.run
+    real = cudagraph.Bucket.run
 
     def off(self: Any, names: Any, feeds: Any, n: int) -> list[np.ndarray]:
         return [a + 0.05 for a in real(self, names, feeds, n)]
 
-    monkeypatch.setattr(cudagraph._Bucket, "run", off)
+    monkeypatch.setattr(cudagraph.Bucket, "run", off)
     assert CapturedRunner.build(graph, plain, 4, capture=False) is None
     assert "not captured" in caplog.text
 
