@@ -58,6 +58,7 @@ __all__ = [
     "load_samples",
     "neighbour_index",
     "rule_classes_of",
+    "rule_meta_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -336,7 +337,7 @@ def load_samples(
     return samples
 
 
-def _rule_meta(sample: Sample) -> list[Any]:
+def rule_meta_of(sample: Sample) -> list[Any]:
     """The frame's per-rule scene records (``rule_meta``), None each where there are none
     (recordings from the bus, or catalogue recordings made before the rule language)."""
     meta = (sample.scene or {}).get("rule_meta") if sample.scene else None
@@ -347,7 +348,7 @@ def _rule_meta(sample: Sample) -> list[Any]:
 
 def rule_classes_of(sample: Sample) -> list[str | None]:
     """Each rule's class from the frame's scene record, None where unknown."""
-    return [m.get("class") if isinstance(m, dict) else None for m in _rule_meta(sample)]
+    return [m.get("class") if isinstance(m, dict) else None for m in rule_meta_of(sample)]
 
 
 def _decode_or_error(jpeg: bytes, decode: str) -> np.ndarray | ImageDecodeError:
@@ -404,7 +405,7 @@ def encode_samples(
                 raise DataError(f"rule text {text[:60]!r} is not in the rule table")
             rule_idx[i, j] = table.index[text]
             rule_cls[i, j] = cls_index.get(cls, -1) if cls is not None else -1
-        for j, meta in enumerate(_rule_meta(s)):
+        for j, meta in enumerate(rule_meta_of(s)):
             rule_par[i, j] = param_labels(meta)
         scene_lab[i] = scene_labels(s.scene)
     speeds = np.array([[s.speed_kph] for s in samples] + [[0.0]] * len(negatives), np.float32)

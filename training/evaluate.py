@@ -17,7 +17,7 @@ counterfactual consistency.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,7 +34,7 @@ from perception.onnxrun import check_io
 from perception.readcheck import ReadingCheck
 from perception.rule_encoder import RuleEncoder, encoder_layer, unreadable_script
 from perception.spec import MODEL_SPEC
-from training.data import ArrayDataset, RuleTable, encode_samples
+from training.data import ArrayDataset, RuleTable, encode_samples, rule_meta_of
 from training.ood import TEST_KINDS, negative_jpegs
 from training.thresholds import expected_calibration_error
 
@@ -223,8 +223,7 @@ def _targeted(data: ArrayDataset, ix: np.ndarray, right: np.ndarray) -> dict[str
     hits: dict[str, list[bool]] = defaultdict(list)
     for k, i in enumerate(ix):
         s = data.samples[i]
-        meta = (s.scene or {}).get("rule_meta") if s is not None else None
-        for m in meta if isinstance(meta, list) else []:
+        for m in rule_meta_of(s) if s is not None else []:
             if isinstance(m, dict) and m.get("targeted") and m.get("understood", True):
                 wording = "held-out" if m.get("held_out") else "training"
                 hits[f"{m.get('class')}|{m.get('lang')}|{wording}"].append(bool(right[k]))
@@ -251,6 +250,35 @@ def _understanding(
             if readable_sets.any()
             else None
         ),
+        **_readable_flags_by_wording(data, ix, np.asarray(unread), readable_sets),
+    }
+
+
+def _readable_flags_by_wording(
+    data: ArrayDataset, ix: np.ndarray, unread: np.ndarray, readable_sets: np.ndarray
+) -> dict[str, Any]:
+    """Where the readable rule sets' flags fall: per (rule class, language, wording) of the
+    readable rules in those sets, how many rules and how many flagged; and the constructions
+    (simulator.language) of the flagged ones, most flagged first. Frames without per-rule scene
+    records (recordings from the bus) count under "unknown"."""
+    rules: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    constructions: Counter[str] = Counter()
+    for k in np.flatnonzero(readable_sets):
+        s = data.samples[ix[k]]
+        for j, meta in enumerate(rule_meta_of(s) if s is not None else []):
+            m = meta if isinstance(meta, dict) else {}
+            wording = "held-out" if m.get("held_out") else "training" if m else "unknown"
+            key = f"{m.get('class', 'unknown')}|{m.get('lang', 'unknown')}|{wording}"
+            cell = rules[key]
+            cell[0] += 1
+            if unread[k, j]:
+                cell[1] += 1
+                constructions[str(m.get("construction", "unknown"))] += 1
+    return {
+        "readable_rules_flagged_by_kind": {
+            key: {"rules": n, "flagged": f} for key, (n, f) in sorted(rules.items())
+        },
+        "flagged_constructions": dict(constructions.most_common()),
     }
 
 

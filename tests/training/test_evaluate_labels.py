@@ -78,6 +78,50 @@ def test_evaluation_counts_a_rule_in_an_unread_script_as_the_node_does(tmp_path:
     assert nu["unreadable_rules"] == 6 and nu["unreadable_rules_flagged"] == 1.0
 
 
+def test_readable_flags_are_broken_down_by_kind_language_wording_and_construction(
+    tmp_path: Path,
+) -> None:
+    """A readable rule set's flag is reported under the flagged rule's kind, language and
+    wording, and its construction is named: the model card's one "readable sets flagged"
+    figure cannot say which wordings it falls on. Here a readable rule in a script the node
+    does not read is flagged (the node's own check); the English rule beside it is not."""
+    cyrillic = "Обгон запрещён"
+    samples = []
+    for s in _samples()[:6]:
+        rules = (RULE_TEXTS[0], cyrillic)
+        meta = [
+            {"class": "speed_limit", "lang": "en", "held_out": False, "construction": "en.s.a"},
+            {
+                "class": "overtaking:prohibited",
+                "lang": "ru",
+                "held_out": True,
+                "construction": "ru.o.x",
+            },
+        ]
+        samples.append(Sample(**{**s.__dict__, "rules": rules, "scene": {"rule_meta": meta}}))
+    rep = evaluate_samples(OnnxPredictor(build_fake_model(tmp_path / "m.onnx")), samples)
+    nu = rep["splits"]["test"]["rules_not_understood"]
+    assert nu["readable_sets"] == 6 and nu["readable_sets_flagged"] == 1.0
+    assert nu["readable_rules_flagged_by_kind"] == {
+        "overtaking:prohibited|ru|held-out": {"rules": 6, "flagged": 6},
+        "speed_limit|en|training": {"rules": 6, "flagged": 0},
+    }
+    assert nu["flagged_constructions"] == {"ru.o.x": 6}
+
+
+def test_readable_flags_of_frames_without_scene_records_count_as_unknown(
+    tmp_path: Path,
+) -> None:
+    """Recordings from the bus carry no per-rule scene records: their rules are counted, as
+    "unknown", never dropped."""
+    samples = [s for s in _samples() if s.rules]
+    rep = evaluate_samples(OnnxPredictor(build_fake_model(tmp_path / "m.onnx")), samples)
+    nu = rep["splits"]["test"]["rules_not_understood"]
+    by = nu["readable_rules_flagged_by_kind"]
+    assert set(by) == {"unknown|unknown|unknown"}
+    assert by["unknown|unknown|unknown"]["rules"] == sum(len(s.rules) for s in samples)
+
+
 def test_chunked_prediction_equals_one_call(tmp_path: Path) -> None:
     """Evaluation and training's validation pass predict a split a chunk at a time (the rule
     states of a whole split do not fit in memory); every output, frame for frame, is what one
