@@ -206,7 +206,9 @@ def build_default(
             # reading check, training.evaluate); the ablations as checkpoints.
             onnx_path if shipped else (ckpt / "model.onnx" if variant == "fused" else None),
             reuse,
-            img_dir if shipped else None,
+            # The shipped seed's report and confusion plots go to the docs; every other run's
+            # stay beside its checkpoint (report.json: where its flags fall, per kind).
+            img_dir if shipped else ckpt / "eval",
             logging.getLogger().getEffectiveLevel(),
         )
         key = variant if variant != "fused" else f"fused-s{seed}"

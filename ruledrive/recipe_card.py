@@ -238,6 +238,33 @@ def _seed_table(results: dict[str, Any], seeds: tuple[int, ...]) -> str:
     return "\n".join(lines)
 
 
+FLAGGED_SHOWN = 6  # constructions named per seed in the card's "where the flags fall"
+
+
+def _flags_table(results: dict[str, Any], seeds: tuple[int, ...]) -> str:
+    """Per seed: readable held-out rule sets flagged, and the generator's constructions of the
+    flagged rules, most flagged first (training.evaluate). One sentence the model cannot read
+    can make most of the figure; the card says so rather than one rate."""
+    lines = [
+        "| seed | readable held-out rule sets flagged | most flagged constructions (rules) |",
+        "|---|---|---|",
+    ]
+    for seed, run in zip(seeds, _fused(results, seeds), strict=True):
+        und = run["eval"]["splits"]["heldout-phrasing"]["rules_not_understood"]
+        where = und.get("flagged_constructions")
+        if where is None:
+            named = "not recorded by this evaluation"
+        else:
+            top = list(where.items())[:FLAGGED_SHOWN]
+            named = ", ".join(f"`{c}` {n}" for c, n in top) or "none"
+            if len(where) > FLAGGED_SHOWN:
+                rest = sum(list(where.values())[FLAGGED_SHOWN:])
+                named += f"; {rest} more in {len(where) - FLAGGED_SHOWN} others"
+        rate = und["readable_sets_flagged"]
+        lines.append(f"| {seed} | {'-' if rate is None else f'{rate:.2%}'} | {named} |")
+    return "\n".join(lines)
+
+
 def _seed_warning(seeds: tuple[int, ...]) -> str:
     if len(seeds) >= 3:
         return ""
@@ -334,6 +361,12 @@ training wording from the test split, held-out wording families from the held-ou
 Each cell: shipped seed / worst seed (n = targeted frames of the shipped seed's evaluation).
 
 {_targeted_table(results, seeds)}
+
+## Where readable rule sets are flagged (held-out wording)
+A rule set with no rule nobody can read, answered `rules_not_understood`; the constructions are
+the generator's (docs/world.md), counted per flagged rule.
+
+{_flags_table(results, seeds)}
 
 ## Seeds and calibration
 {_seed_table(results, seeds)}

@@ -203,3 +203,21 @@ def test_readable_sets_flagged_is_judged_on_the_worst_and_split_by_wording() -> 
     )
     assert "2.00% (training wording 0.30%, held-out wording 2.00%)" in row
     assert "**missed**" in row
+
+
+def test_the_card_says_where_each_seeds_readable_flags_fall(tmp_path: Path) -> None:
+    """One held-out sentence the model cannot read can make most of the flag rate (a seed
+    once flagged 212 frames on "A spare wheel must be carried"): the card names the most
+    flagged constructions per seed, and says so where an evaluation did not record them."""
+    res = _results(0.98)
+    und = res["fused-s1"]["eval"]["splits"]["heldout-phrasing"]["rules_not_understood"]
+    und["flagged_constructions"] = {f"en.c{i}": 10 - i for i in range(8)}
+    und = res["fused-s2"]["eval"]["splits"]["heldout-phrasing"]["rules_not_understood"]
+    und["flagged_constructions"] = {}
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"x")
+    card = render_card(res, TrainConfig(), "ruledrive train-default", onnx, SEEDS)
+    assert "| 1234 | 0.10% | not recorded by this evaluation |" in card
+    named = ", ".join(f"`en.c{i}` {10 - i}" for i in range(6))
+    assert f"| 1 | 0.10% | {named}; 7 more in 2 others |" in card
+    assert "| 2 | 0.10% | none |" in card
