@@ -72,6 +72,16 @@ DECODERS: dict[str, Callable[[bytes], np.ndarray]] = {
     "full + INTER_AREA": partial(preprocess_jpeg, decode="full"),
     "IMREAD_REDUCED_COLOR_2 + INTER_AREA": _reduced(cv2.IMREAD_REDUCED_COLOR_2),
     "IMREAD_REDUCED_COLOR_4 + INTER_AREA": _reduced(cv2.IMREAD_REDUCED_COLOR_4),
+    # Below the model's size on a 640x360 frame (80x45, resized up): how much a smaller decode
+    # would save, and what it would cost in accuracy.
+    "IMREAD_REDUCED_COLOR_8 + INTER_AREA": _reduced(cv2.IMREAD_REDUCED_COLOR_8),
+}
+
+# cv2.imdecode alone, nothing around it (no header walk, resize, colour order or copy): the part
+# of a frame's time in the node that no code of the node can take away.
+IMDECODE_ONLY: dict[str, int] = {
+    "cv2.imdecode IMREAD_REDUCED_COLOR_4 alone": cv2.IMREAD_REDUCED_COLOR_4,
+    "cv2.imdecode IMREAD_REDUCED_COLOR_8 alone": cv2.IMREAD_REDUCED_COLOR_8,
 }
 
 
@@ -118,6 +128,19 @@ def _decode_rows(frames: list[bytes], rounds: int) -> dict[str, dict[str, float]
         )
         rows[name] = {"ms": float(np.median(times[name])), "px_diff": float(diff)}
     return rows
+
+
+def _imdecode_rows(frames: list[bytes], rounds: int) -> dict[str, float]:
+    """ms per frame of cv2.imdecode alone, per IMDECODE_ONLY flag (medians of alternated rounds)."""
+    bufs = [np.frombuffer(f, np.uint8) for f in frames]
+    times: dict[str, list[float]] = {k: [] for k in IMDECODE_ONLY}
+    for _ in range(rounds):
+        for name, flag in IMDECODE_ONLY.items():
+            t0 = time.perf_counter()
+            for b in bufs:
+                cv2.imdecode(b, flag)
+            times[name].append((time.perf_counter() - t0) * 1e3 / len(bufs))
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def _accuracy(
@@ -341,6 +364,7 @@ def run_levers(args: argparse.Namespace) -> int:
         for b in (1, 8)
     }
     res["decode"] = _decode_rows(frames, args.rounds)
+    res["imdecode"] = _imdecode_rows(frames, args.rounds)
     res["session"] = _session_rows(parts.frame, feeds, args)
     res["buffers"] = _buffer_rows(images, args.repeats * 20)
     res["serialise"] = _serialise_rows(args.repeats * 20)
@@ -417,6 +441,13 @@ def _report(args: argparse.Namespace, model: PolicyModel, r: dict[str, Any]) -> 
             f"{acc_cells(name)} |"
         )
     lines += [
+        "",
+        "The decode's floor: `cv2.imdecode` alone, no header walk, resize, colour order or copy "
+        "(the node's in-node overhead target, 0.3 ms, includes the decode):",
+        "",
+        "| call | ms/frame |",
+        "|---|---|",
+        *(f"| {k} | {v:.3f} |" for k, v in r["imdecode"].items()),
         "",
         f"onnxruntime session options, frame graph; CPU = this process at {args.fps:g} fps, "
         "batch 1, in % of one core:",

@@ -138,6 +138,10 @@ def test_bench_levers_measures_each_lever_on_generated_frames(tmp_path: Path) ->
     )
     assert own and float(own[3]) == 100.0  # its own decode agrees with itself
     assert re.search(r"^\| full \+ INTER_AREA.* \| [\d.]+ \| 1\.00x \| 0\.00 \|", text, re.M)
+    # the decode's floor: imdecode alone at 1/4 and 1/8 (timed, not compared: one noisy round)
+    floor = re.search(r"^\| cv2.imdecode IMREAD_REDUCED_COLOR_4 alone \| ([\d.]+) \|$", text, re.M)
+    assert floor and float(floor[1]) > 0
+    assert re.search(r"^\| cv2.imdecode IMREAD_REDUCED_COLOR_8 alone \| [\d.]+ \|$", text, re.M)
     assert "not measured" not in text
 
 
