@@ -16,9 +16,19 @@ from core.errors import ModelError
 from perception.image import DEFAULT_DECODE, PREPROCESSING, PREPROCESSINGS
 from perception.spec import META_KEYS, MODEL_SPEC
 
-__all__ = ["NOT_UNDERSTOOD", "ModelMeta", "Thresholds", "build_metadata", "parse_metadata"]
+__all__ = [
+    "ENVIRONMENT_KEY",
+    "NOT_UNDERSTOOD",
+    "ModelMeta",
+    "Thresholds",
+    "build_metadata",
+    "parse_metadata",
+]
 
 NOT_UNDERSTOOD = "not_understood"  # the rule class that makes a rule set not understood
+# Optional (models exported before it lack it): Python, machine and package versions that
+# trained the model (training.checkpoint.training_environment), for whoever retrains it.
+ENVIRONMENT_KEY = "ruledrive.training_environment"
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class ModelMeta:
     metrics: dict[str, object] = field(default_factory=dict)
     data_fingerprint: str = ""
     decode: str = DEFAULT_DECODE  # perception.image.PREPROCESSINGS: how its frames were decoded
+    training_environment: dict[str, str] = field(default_factory=dict)  # {} if not recorded
 
     @property
     def not_understood_index(self) -> int:
@@ -64,9 +75,16 @@ def build_metadata(
     metrics: Mapping[str, object],
     data_fingerprint: str,
     labels: tuple[DecisionLabel, ...] = tuple(DecisionLabel),
+    training_environment: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Everything a reader needs to run the model exactly as training evaluated it."""
-    return {
+    """Everything a reader needs to run the model exactly as training evaluated it (and, when
+    given, the environment that trained it)."""
+    env = (
+        {}
+        if training_environment is None
+        else {ENVIRONMENT_KEY: json.dumps(dict(training_environment), sort_keys=True)}
+    )
+    return env | {
         META_KEYS["labels"]: json.dumps([str(x) for x in labels]),
         META_KEYS["encoder"]: json.dumps(dict(encoder), sort_keys=True),
         META_KEYS["rule_classes"]: json.dumps(list(rule_classes)),
@@ -125,6 +143,13 @@ def parse_metadata(meta: Mapping[str, str], source: str = "model") -> ModelMeta:
         schema_version = int(meta[META_KEYS["schema_version"]])
         config = json.loads(meta[META_KEYS["training_config"]])
         metrics = json.loads(meta[META_KEYS["metrics"]])
+        environment = json.loads(meta.get(ENVIRONMENT_KEY, "{}"))
+        if not isinstance(environment, dict) or not all(
+            isinstance(v, str) for v in environment.values()
+        ):
+            raise ValueError(
+                f"training environment must be an object of strings, got {environment!r:.80}"
+            )
     except (ValueError, TypeError, AttributeError) as exc:
         raise ModelError(f"{source}: metadata cannot be parsed: {exc}") from exc
     if schema_version != SCHEMA_VERSION:
@@ -154,4 +179,5 @@ def parse_metadata(meta: Mapping[str, str], source: str = "model") -> ModelMeta:
         metrics=metrics,
         data_fingerprint=meta[META_KEYS["data_fingerprint"]],
         decode=decode,
+        training_environment=environment,
     )

@@ -322,6 +322,15 @@ def _neighbour_line(onnx_path: Path) -> str:
     )
 
 
+def _environment_line(info: dict[str, Any]) -> str:
+    """What trained the shipped seed: a retrain that does not reproduce it compares these first
+    (training.checkpoint.training_environment)."""
+    env = info.get("training_environment")
+    if not env:
+        return "Training environment: not recorded (a checkpoint from before it was recorded)."
+    return "Trained with " + ", ".join(f"{k} {v}" for k, v in env.items()) + "."
+
+
 def render_card(
     results: dict[str, Any], cfg: TrainConfig, command: str, onnx_path: Path, seeds: tuple[int, ...]
 ) -> str:
@@ -385,7 +394,7 @@ Training data: {info["n_train"]} train / {info["n_val"]} validation frames inclu
 non-road pictures (data fingerprint `{info["data_fingerprint"]}`), {info["n_rule_texts"]}
 distinct rule texts, {_train_minutes(info):.1f} min on this 2-core CPU with the rule encodings
 cached ({info.get("rule_encoding_seconds", 0.0) / 60:.1f} min encoding the texts the cache
-did not hold yet).
+did not hold yet). {_environment_line(info)}
 
 ## Limits
 - Trained only on the generated world (docs/world.md): it has never seen a real camera, and its

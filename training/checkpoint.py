@@ -6,7 +6,8 @@
       model.keras        Keras model (best validation epoch)
       config.json        resolved TrainConfig
       checkpoint.json    model_version, data fingerprint, label order, rule classes, the text
-                         encoder's identity, thresholds chosen on validation data, metrics
+                         encoder's identity, thresholds chosen on validation data, metrics,
+                         the environment that trained it (training_environment)
       parity.npz         validation inputs used by the ONNX parity check
       neighbours.npz     the training rules' neighbour index the export attaches
                          (perception.neighbours; absent for a model without rule text)
@@ -15,7 +16,10 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +30,41 @@ from perception.modelmeta import Thresholds
 from perception.neighbours import NeighbourIndex
 from training.config import TrainConfig
 
-__all__ = ["NEIGHBOURS_FILE", "Checkpoint", "load_checkpoint", "save_checkpoint_files"]
+__all__ = [
+    "NEIGHBOURS_FILE",
+    "Checkpoint",
+    "load_checkpoint",
+    "save_checkpoint_files",
+    "training_environment",
+]
 
 NEIGHBOURS_FILE = "neighbours.npz"
+
+# The packages whose versions can change what the same config, data and seed train: a retrain
+# that does not reproduce a model is first compared on these (the install takes ranges).
+_PACKAGES = ("keras", "numpy", "onnxruntime", "onnx", "tf2onnx", "tokenizers")
+
+
+def training_environment() -> dict[str, str]:
+    """Python, machine and the versions of the packages that train and export a model."""
+    env = {
+        "python": platform.python_version(),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+    }
+    # tensorflow-cpu on x86_64, tensorflow elsewhere (pyproject.toml)
+    for dist in ("tensorflow-cpu", "tensorflow"):
+        try:
+            env["tensorflow"] = f"{metadata.version(dist)} ({dist})"
+            break
+        except metadata.PackageNotFoundError:
+            env["tensorflow"] = "not installed"
+    for name in _PACKAGES:
+        try:
+            env[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            env[name] = "not installed"
+    env["tf_num_intraop_threads"] = os.environ.get("TF_NUM_INTRAOP_THREADS", "default")
+    return env
 
 
 @dataclass

@@ -140,6 +140,7 @@ def export_onnx(
         training_config=ckpt.config.model_dump(),
         metrics=metrics,
         data_fingerprint=ckpt.info.get("data_fingerprint", ""),
+        training_environment=ckpt.info.get("training_environment"),
     )
     # attach() wrote the neighbour index's key already: keep it beside the metadata.
     onnx.helper.set_model_props(proto, {**{e.key: e.value for e in proto.metadata_props}, **meta})

@@ -33,7 +33,12 @@ from core.errors import ConfigError, DataError
 from perception.modelmeta import NOT_UNDERSTOOD
 from perception.rule_encoder import RuleEncoder
 from perception.spec import MODEL_SPEC
-from training.checkpoint import NEIGHBOURS_FILE, load_checkpoint, save_checkpoint_files
+from training.checkpoint import (
+    NEIGHBOURS_FILE,
+    load_checkpoint,
+    save_checkpoint_files,
+    training_environment,
+)
 from training.config import TrainConfig
 from training.data import (
     ArrayDataset,
@@ -160,6 +165,7 @@ def _fit(
         "encoder": encoder,
         # Part of train_seconds: encoding the rule texts the cache did not hold yet.
         "rule_encoding_seconds": round(encode_s, 1),
+        "training_environment": training_environment(),
     }
     if job is not None:
         base_info["distribution"] = job.describe(cfg.batch_size)

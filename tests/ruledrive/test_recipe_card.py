@@ -221,3 +221,15 @@ def test_the_card_says_where_each_seeds_readable_flags_fall(tmp_path: Path) -> N
     named = ", ".join(f"`en.c{i}` {10 - i}" for i in range(6))
     assert f"| 1 | 0.10% | {named}; 7 more in 2 others |" in card
     assert "| 2 | 0.10% | none |" in card
+
+
+def test_the_card_names_the_environment_that_trained_the_shipped_seed(tmp_path: Path) -> None:
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"x")
+    res = _results(0.98)
+    card = render_card(res, TrainConfig(), "ruledrive train-default", onnx, SEEDS)
+    assert "Training environment: not recorded" in card
+    env = {"python": "3.11.7", "tensorflow": "2.21.0 (tensorflow-cpu)", "keras": "3.15.1"}
+    res["fused"]["info"]["training_environment"] = env
+    card = render_card(res, TrainConfig(), "ruledrive train-default", onnx, SEEDS)
+    assert "Trained with python 3.11.7, tensorflow 2.21.0 (tensorflow-cpu), keras 3.15.1." in card

@@ -7,6 +7,8 @@ default model's accuracy is in models/MODEL_CARD.md and docs/benchmarks.md.
 from __future__ import annotations
 
 import json
+import platform
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,12 @@ from ruledrive.cli import main as cli
 from training.config import TrainConfig
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
+
+
+def keras_backend_version() -> str:
+    import tensorflow as tf
+
+    return str(tf.__version__)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +106,11 @@ def test_onnx_has_named_dynamic_inputs_and_readable_metadata(trained: Path) -> N
     meta = parse_metadata(sess.get_modelmeta().custom_metadata_map)
     info = json.loads((trained / "checkpoint.json").read_text())
     assert meta.model_version == info["model_version"]
+    # the environment that trained it, for whoever retrains it: checkpoint and ONNX agree
+    env = info["training_environment"]
+    assert env["keras"] == metadata.version("keras") and env["python"] == platform.python_version()
+    assert env["tensorflow"].startswith(keras_backend_version())
+    assert meta.training_environment == env
     assert meta.training_config["epochs"] == 1
     parity = meta.metrics["onnx_parity"]
     assert parity["samples"] >= 512 and parity["max_abs_diff"] <= 1e-4
