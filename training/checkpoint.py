@@ -45,11 +45,34 @@ NEIGHBOURS_FILE = "neighbours.npz"
 _PACKAGES = ("keras", "numpy", "onnxruntime", "onnx", "tf2onnx", "tokenizers")
 
 
+# The instruction sets that change which kernels oneDNN and onnxruntime run.
+_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+def _cpu_model() -> str:
+    """The CPU's model name and which of _CPU_FLAGS it has (Linux; elsewhere what Python says)."""
+    name, flags = "", set[str]()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not name:
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    have = [x for x in _CPU_FLAGS if x in flags]
+    return f"{name or platform.processor() or 'unknown'} ({' '.join(have) or 'no flags read'})"
+
+
 def training_environment() -> dict[str, str]:
     """Python, machine and the versions of the packages that train and export a model."""
     env = {
         "python": platform.python_version(),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        # oneDNN and onnxruntime pick kernels by instruction set: another CPU, other sums
+        "cpu": _cpu_model(),
     }
     # tensorflow-cpu on x86_64, tensorflow elsewhere (pyproject.toml)
     for dist in ("tensorflow-cpu", "tensorflow"):
