@@ -540,6 +540,12 @@ def _report(args, model, lat, sat, sess, reps) -> str:  # type: ignore[no-untype
         "",
         "| metric | spin-waiting off (default) | spin-waiting on | target (default) |",
         "|---|---|---|---|",
+        "| frames answered / sent | "
+        + " | ".join(
+            f"{sum(int(r['answered']) for r in rs)}/{sum(int(r['sent']) for r in rs)}"
+            for rs in (off, on)
+        )
+        + " |  |",
         row("p50", "p50_ms", ".2f"),
         row("p99", "p99_ms", ".2f", f"<= 5 ms: {ok(p99_off <= 5)}"),
         row("session.run", "inference_ms", ".2f"),

@@ -52,7 +52,13 @@ def test_bench_node_reports_spinning_cpu_and_replicas(private_broker, tmp_path: 
     text = doc.read_text()
     assert "640x360" in text and "spin-waiting on" in text
     answered = re.search(r"medians \((\d+)/(\d+) answered\)", text)
-    assert answered and int(answered[1]) >= 0.9 * int(answered[2]) > 0
+    assert answered and int(answered[2]) > 0
+    # The default (no spin-waiting) answers its frames. Spin-waiting threads on 2 busy cores
+    # can starve the node for most of a 1 s run (seen in CI: p99 1,084 ms, 16 of 30 answered):
+    # that is the lever's finding, so its column only has to answer some.
+    per = re.search(r"^\| frames answered / sent \| (\d+)/(\d+) \| (\d+)/(\d+) \|", text, re.M)
+    assert per and int(per[1]) >= 0.9 * int(per[2]) > 0 and int(per[3]) > 0
+    assert int(per[1]) + int(per[3]) == int(answered[1])
     over = re.search(r"^\| in-node overhead = .* \| ([\d.]+) \| [\d.]+ \| <= 0.3 ms", text, re.M)
     own = re.search(
         r"^\| the same without the JPEG decode .* \| ([-\d.]+) \| [-\d.]+ \|", text, re.M
