@@ -29,7 +29,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,13 @@ _S = MODEL_SPEC
 _SIZE = (_S.image_width, _S.image_height)
 
 
+def _imdecode(flag: int) -> Callable[[bytes], np.ndarray | None]:
+    def decode(data: bytes) -> np.ndarray | None:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+
+    return decode
+
+
 def _reduced(flag: int) -> Callable[[bytes], np.ndarray]:
     def decode(data: bytes) -> np.ndarray:
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
@@ -79,9 +86,9 @@ DECODERS: dict[str, Callable[[bytes], np.ndarray]] = {
 
 # cv2.imdecode alone, nothing around it (no header walk, resize, colour order or copy): the part
 # of a frame's time in the node that no code of the node can take away.
-IMDECODE_ONLY: dict[str, int] = {
-    "cv2.imdecode IMREAD_REDUCED_COLOR_4 alone": cv2.IMREAD_REDUCED_COLOR_4,
-    "cv2.imdecode IMREAD_REDUCED_COLOR_8 alone": cv2.IMREAD_REDUCED_COLOR_8,
+IMDECODE_ONLY: dict[str, Callable[[bytes], object]] = {
+    "cv2.imdecode IMREAD_REDUCED_COLOR_4 alone": _imdecode(cv2.IMREAD_REDUCED_COLOR_4),
+    "cv2.imdecode IMREAD_REDUCED_COLOR_8 alone": _imdecode(cv2.IMREAD_REDUCED_COLOR_8),
 }
 
 
@@ -112,35 +119,30 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
 # 1. decode -------------------------------------------------------------------------------------
 
 
-def _decode_rows(frames: list[bytes], rounds: int) -> dict[str, dict[str, float]]:
-    ref = [preprocess_jpeg(f, "full") for f in frames]
-    times: dict[str, list[float]] = {k: [] for k in DECODERS}
-    for _ in range(rounds):  # alternated rounds
-        for name, dec in DECODERS.items():
+def _ms_per_frame(
+    fns: Mapping[str, Callable[[bytes], object]], frames: list[bytes], rounds: int
+) -> dict[str, float]:
+    """Median over alternated rounds of each function's ms per frame, one thread."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
             t0 = time.perf_counter()
             for f in frames:
-                dec(f)
+                fn(f)
             times[name].append((time.perf_counter() - t0) * 1e3 / len(frames))
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def _decode_rows(frames: list[bytes], rounds: int) -> dict[str, dict[str, float]]:
+    ref = [preprocess_jpeg(f, "full") for f in frames]
+    ms = _ms_per_frame(DECODERS, frames, rounds)
     rows = {}
     for name, dec in DECODERS.items():
         diff = np.mean(
             [np.abs(dec(f).astype(np.int16) - r).mean() for f, r in zip(frames, ref, strict=True)]
         )
-        rows[name] = {"ms": float(np.median(times[name])), "px_diff": float(diff)}
+        rows[name] = {"ms": ms[name], "px_diff": float(diff)}
     return rows
-
-
-def _imdecode_rows(frames: list[bytes], rounds: int) -> dict[str, float]:
-    """ms per frame of cv2.imdecode alone, per IMDECODE_ONLY flag (medians of alternated rounds)."""
-    bufs = [np.frombuffer(f, np.uint8) for f in frames]
-    times: dict[str, list[float]] = {k: [] for k in IMDECODE_ONLY}
-    for _ in range(rounds):
-        for name, flag in IMDECODE_ONLY.items():
-            t0 = time.perf_counter()
-            for b in bufs:
-                cv2.imdecode(b, flag)
-            times[name].append((time.perf_counter() - t0) * 1e3 / len(bufs))
-    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def _accuracy(
@@ -364,7 +366,7 @@ def run_levers(args: argparse.Namespace) -> int:
         for b in (1, 8)
     }
     res["decode"] = _decode_rows(frames, args.rounds)
-    res["imdecode"] = _imdecode_rows(frames, args.rounds)
+    res["imdecode"] = _ms_per_frame(IMDECODE_ONLY, frames, args.rounds)
     res["session"] = _session_rows(parts.frame, feeds, args)
     res["buffers"] = _buffer_rows(images, args.repeats * 20)
     res["serialise"] = _serialise_rows(args.repeats * 20)

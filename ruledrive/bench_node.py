@@ -508,8 +508,11 @@ def _report(args, model, lat, sat, sess, reps) -> str:  # type: ignore[no-untype
         return "met" if cond else "**missed**"
 
     off, on = lat["off"], lat["on"]
-    answered = sum(int(r["answered"]) for r in off + on)
-    sent = sum(int(r["sent"]) for r in off + on)
+    # (answered, sent) per column, spin-waiting off then on
+    counts = [
+        (sum(int(r["answered"]) for r in rs), sum(int(r["sent"]) for r in rs)) for rs in (off, on)
+    ]
+    answered, sent = (sum(c[i] for c in counts) for i in (0, 1))
 
     def row(name: str, key: str, fmt: str, target: str = "") -> str:
         a, b = _median_of(off, key), _median_of(on, key)
@@ -540,12 +543,7 @@ def _report(args, model, lat, sat, sess, reps) -> str:  # type: ignore[no-untype
         "",
         "| metric | spin-waiting off (default) | spin-waiting on | target (default) |",
         "|---|---|---|---|",
-        "| frames answered / sent | "
-        + " | ".join(
-            f"{sum(int(r['answered']) for r in rs)}/{sum(int(r['sent']) for r in rs)}"
-            for rs in (off, on)
-        )
-        + " |  |",
+        "| frames answered / sent | " + " | ".join(f"{a}/{n}" for a, n in counts) + " |  |",
         row("p50", "p50_ms", ".2f"),
         row("p99", "p99_ms", ".2f", f"<= 5 ms: {ok(p99_off <= 5)}"),
         row("session.run", "inference_ms", ".2f"),

@@ -44,7 +44,6 @@ NEIGHBOURS_FILE = "neighbours.npz"
 # that does not reproduce a model is first compared on these (the install takes ranges).
 _PACKAGES = ("keras", "numpy", "onnxruntime", "onnx", "tf2onnx", "tokenizers")
 
-
 # The instruction sets that change which kernels oneDNN and onnxruntime run.
 _CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 
@@ -66,6 +65,13 @@ def _cpu_model() -> str:
     return f"{name or platform.processor() or 'unknown'} ({' '.join(have) or 'no flags read'})"
 
 
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def training_environment() -> dict[str, str]:
     """Python, machine and the versions of the packages that train and export a model."""
     env = {
@@ -75,17 +81,9 @@ def training_environment() -> dict[str, str]:
         "cpu": _cpu_model(),
     }
     # tensorflow-cpu on x86_64, tensorflow elsewhere (pyproject.toml)
-    for dist in ("tensorflow-cpu", "tensorflow"):
-        try:
-            env["tensorflow"] = f"{metadata.version(dist)} ({dist})"
-            break
-        except metadata.PackageNotFoundError:
-            env["tensorflow"] = "not installed"
-    for name in _PACKAGES:
-        try:
-            env[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            env[name] = "not installed"
+    tf = next(((d, v) for d in ("tensorflow-cpu", "tensorflow") if (v := _version(d))), None)
+    env["tensorflow"] = f"{tf[1]} ({tf[0]})" if tf else "not installed"
+    env |= {name: _version(name) or "not installed" for name in _PACKAGES}
     env["tf_num_intraop_threads"] = os.environ.get("TF_NUM_INTRAOP_THREADS", "default")
     return env
 

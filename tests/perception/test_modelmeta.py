@@ -27,7 +27,9 @@ def _meta(env: dict[str, str] | None) -> dict[str, str]:
 
 def test_the_training_environment_travels_with_the_model() -> None:
     env = {"python": "3.11.7", "keras": "3.15.1", "tensorflow": "2.21.0 (tensorflow-cpu)"}
-    assert parse_metadata(_meta(env)).training_environment == env
+    meta = _meta(env)
+    assert json.loads(meta[ENVIRONMENT_KEY]) == env  # plain JSON, readable without ruledrive
+    assert parse_metadata(meta).training_environment == env
 
 
 def test_a_model_exported_before_it_still_loads_without_one() -> None:
@@ -41,4 +43,3 @@ def test_a_malformed_environment_is_a_clear_model_error(bad: str) -> None:
     meta = {**_meta({"python": "3.11.7"}), ENVIRONMENT_KEY: bad}
     with pytest.raises(ModelError, match="metadata cannot be parsed"):
         parse_metadata(meta, source="m.onnx")
-    assert json.loads(_meta({"python": "3.11.7"})[ENVIRONMENT_KEY]) == {"python": "3.11.7"}
