@@ -30,6 +30,8 @@ import numpy as np
 
 from core.errors import ModelError
 from perception.neighbours import META_KEY, NEIGHBOUR_OUTPUT, overrides
+from perception.sentence_reader import META_KEY as SENTENCE_KEY
+from perception.sentence_reader import SentenceReaderSpec, fuse, spec_of
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import IMAGE_FEATURES
 
@@ -37,6 +39,7 @@ __all__ = [
     "Alternative",
     "NeighbourReading",
     "ReadingCheck",
+    "SENTENCE_CLASSES",
     "alternatives",
     "decisive",
     "merged",
@@ -44,9 +47,13 @@ __all__ = [
     "read_rule_set",
     "reread",
     "rerun_inputs",
+    "sentence_spec",
 ]
 
 _S = MODEL_SPEC
+# Not a model input: the sentence reader's class softmax [N, R, C] per frame, which
+# ReadingCheck.scan takes beside the model inputs (training.evaluate computes it from the texts).
+SENTENCE_CLASSES = "rule_sentence_classes"
 
 # (rule index, the rule set's features had that rule been read as its runner-up class)
 Alternative = tuple[int, np.ndarray]
@@ -172,14 +179,21 @@ def read_rule_set(
     support: np.ndarray | None = None,
     rule_classes: tuple[str, ...] = (),
     min_votes: int = 0,
+    sentence: tuple[np.ndarray, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, tuple[Alternative, ...], tuple[int, ...]]:
     """One rule set as the node reads it, from the rule graph's ``features`` [F] and
     ``readings`` (classes first): with ``support`` [R, C] (a model's neighbour votes), the
     readings its neighbours overrule replaced; then the reading check's alternatives (the
     reader's own reading of each overruled rule, and the runner-up of each rule below
     ``threshold``; none when ``threshold`` is 0). Returns the features, the classes [R, C], the
-    alternatives and the overruled rules. Shared by the node (policy.model) and
-    :meth:`ReadingCheck.scan`."""
+    alternatives and the overruled rules. With ``sentence`` (a model's sentence reader: its
+    class softmax [R, C] and weight, perception.sentence_reader), the class readings are first
+    averaged with it, and the features computed again from the average. Shared by the node
+    (policy.model) and :meth:`ReadingCheck.scan`."""
+    if sentence is not None:
+        fused = fuse(readings[0], sentence[0], mask, sentence[1])
+        readings = [fused, *readings[1:]]
+        features = _features(reading, names, fused[None], readings, mask)[0]
     classes = np.asarray(readings[0])
     disagree: tuple[Alternative, ...] = ()
     if support is not None:
@@ -246,8 +260,12 @@ class ReadingCheck:
         rule_classes: tuple[str, ...] = (),
         min_votes: int = 0,
         head: Any = None,
+        sentence_weight: float | None = None,
     ) -> None:
         self.rules, self.frame, self.reading, self.names = rules, frame, reading, names
+        # The model's sentence reader's weight (perception.sentence_reader); None: it has none.
+        # Its class readings come with the inputs (SENTENCE_CLASSES), one row per frame.
+        self.sentence_weight = sentence_weight
         # The head graph (perception.splitgraph); None: the check reruns the frame graph.
         self.head = head
         # The neighbour reading (perception.neighbours); None: the model has no index.
@@ -269,12 +287,24 @@ class ReadingCheck:
             for g in (parts.rules, parts.frame, parts.reading)
         )
         head = None if parts.head is None else ort.InferenceSession(parts.head, providers=cpu)
+        sentence = sentence_spec(parts.metadata)
+        weight = None if sentence is None else sentence.weight
         if parts.neighbours is None:
-            return cls(rules, frame, reading, parts.reading_inputs, head=head)
+            return cls(
+                rules, frame, reading, parts.reading_inputs, head=head, sentence_weight=weight
+            )
         classes, votes = neighbour_settings(parts.metadata)
         neighbours = ort.InferenceSession(parts.neighbours, providers=cpu)
         return cls(
-            rules, frame, reading, parts.reading_inputs, neighbours, classes, votes, head=head
+            rules,
+            frame,
+            reading,
+            parts.reading_inputs,
+            neighbours,
+            classes,
+            votes,
+            head=head,
+            sentence_weight=weight,
         )
 
     def scan(
@@ -300,6 +330,13 @@ class ReadingCheck:
             else None
         )
         feats, classes = np.array(feats, copy=True), np.array(classes, copy=True)
+        sentence = inputs.get(SENTENCE_CLASSES)
+        if (sentence is None) != (self.sentence_weight is None):
+            raise ModelError(
+                f"the model {'has' if self.sentence_weight is not None else 'has no'} sentence "
+                f"reader, but its readings ({SENTENCE_CLASSES}) were "
+                f"{'not ' if sentence is None else ''}given"
+            )
         per_row: list[tuple[Alternative, ...]] = []
         overruled: list[tuple[int, ...]] = []
         for k in range(len(feats)):
@@ -313,6 +350,7 @@ class ReadingCheck:
                 None if support is None else support[k],
                 self.rule_classes,
                 self.min_votes,
+                None if sentence is None else (sentence[k], float(self.sentence_weight or 0.0)),
             )
             per_row.append(alts)
             overruled.append(over)
@@ -332,6 +370,15 @@ class ReadingCheck:
         for k, over in enumerate(overruled):  # checked at any threshold: count them below all
             top[k, list(over)] = 0.0
         return np.asarray(probs), top, changes, np.asarray(classes)
+
+
+def sentence_spec(metadata: dict[str, str]) -> SentenceReaderSpec | None:
+    """The model's sentence reader (perception.sentence_reader), None when it has none."""
+    from perception.modelmeta import parse_metadata
+
+    if SENTENCE_KEY not in metadata:
+        return None
+    return spec_of(metadata, parse_metadata(metadata, source="model").rule_classes)
 
 
 def neighbour_settings(metadata: dict[str, str]) -> tuple[tuple[str, ...], int]:

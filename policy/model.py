@@ -40,6 +40,7 @@ from perception.rule_encoder import (
     encoder_layer,
     unreadable_script,
 )
+from perception.sentence_reader import SentenceReader, spec_of
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import IMAGE_FEATURES, split_model
 
@@ -201,6 +202,9 @@ class PolicyModel:
     # On the CUDA provider: the frame graph replayed as captured CUDA graphs
     # (perception.cudagraph); None: every batch runs frame_session.
     captured: CapturedRunner | None = None
+    # The model's sentence reader (perception.sentence_reader): its class reading of each rule,
+    # averaged with the token reader's before the decision. None: the model has none.
+    sentence: SentenceReader | None = None
 
     @property
     def split(self) -> bool:
@@ -280,6 +284,7 @@ class PolicyModel:
                 f"{path} was trained on text encoder {meta.encoder['model_sha256'][:12]}, "
                 f"{encoder_dir} holds {encoder.identity()['model_sha256'][:12]}"
             )
+        sentence_spec = spec_of(session.get_modelmeta().custom_metadata_map, meta.rule_classes)
         rules_session = frame_session = reading_session = neighbours_session = None
         head_session = head_small = None
         has_rule_set = _S.rule_set_output in {o.name for o in session.get_outputs()}
@@ -290,7 +295,9 @@ class PolicyModel:
             try:
                 rules_session = ort.InferenceSession(parts.rules, opts, providers=wanted)
                 frame_session = ort.InferenceSession(parts.frame, opts, providers=wanted)
-                if parts.reading is not None and (reading_threshold > 0 or parts.neighbours):
+                if parts.reading is not None and (
+                    reading_threshold > 0 or parts.neighbours or sentence_spec is not None
+                ):
                     reading_session = ort.InferenceSession(parts.reading, opts, providers=wanted)
                 if parts.neighbours is not None and parts.reading is not None:
                     neighbours_session = ort.InferenceSession(
@@ -304,6 +311,13 @@ class PolicyModel:
                 log.warning("%s: split graphs do not load (%s); running it whole", path, exc)
                 rules_session = frame_session = reading_session = neighbours_session = None
                 head_session = head_small = None
+        if sentence_spec is not None and reading_session is None:
+            # Its figures are those of the averaged reading: running without it would change
+            # its decisions silently.
+            raise ModelError(
+                f"{path} has a sentence reader but no reading graph loads to apply it with"
+            )
+        sentence = SentenceReader(sentence_spec) if sentence_spec is not None else None
         if reading_threshold > 0 and reading_session is None:
             log.warning("%s: no reading graph; the reading check is off for it", path)
         runs = runs if frame_session is not None else 1  # a whole-graph model runs as one
@@ -332,6 +346,7 @@ class PolicyModel:
             runs,
             head_small,
             captured,
+            sentence,
         )
         model.warmup(warmup_batch)
         model.load_s = time.perf_counter() - t0
@@ -374,6 +389,9 @@ class PolicyModel:
                     support,
                     self.meta.rule_classes,
                     self.min_votes,
+                    None
+                    if self.sentence is None
+                    else (self.sentence.read(texts, _S.max_rules), self.sentence.spec.weight),
                 )
                 feats, classes = one[None], read[None]
         except Exception as exc:

@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "ruledrive.bench_gpu",
     "ruledrive.credentials_cli",
     "ruledrive.neighbours_cli",
+    "ruledrive.sentence_cli",
 )
 
 SERVICES = ("serve", "record")  # long-running commands: INFO is their default log level

@@ -178,6 +178,9 @@ class ArrayDataset:
     # [N,S+2] int8, training.ruleparams.scene_labels: per LANE_SPECS entry, is it the ego lane;
     # the time of day's index; a school-zone sign (-1 = unknown).
     scene_lab: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int8))
+    # More per-frame arrays [N, ...] that inputs() hands on by name, beside the model's feeds
+    # (evaluation: the sentence reader's readings, perception.readcheck.SENTENCE_CLASSES).
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.rule_par.shape[:2] != self.rule_idx.shape:
@@ -203,7 +206,8 @@ class ArrayDataset:
             if rng is None:
                 raise ValueError("token_dropout needs an rng")
             hide_tokens(states, masks, token_dropout, rng)
-        return _S.feeds(self.images[idx], states, masks, self.speeds[idx])
+        feeds = _S.feeds(self.images[idx], states, masks, self.speeds[idx])
+        return {**feeds, **{name: v[idx] for name, v in self.extra.items()}}
 
     def predict(
         self,

@@ -27,12 +27,14 @@ import numpy as np
 from bus.recording import Sample, counterfactual_pairs
 from bus.schema import DecisionLabel
 from core.defaults import READING_THRESHOLD
+from core.errors import ModelError
 from core.metrics import classification_report, counterfactual_consistency, plot_confusion
 from perception.image import DEFAULT_DECODE, colourless
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
 from perception.onnxrun import check_io
-from perception.readcheck import ReadingCheck
+from perception.readcheck import SENTENCE_CLASSES, ReadingCheck, sentence_spec
 from perception.rule_encoder import RuleEncoder, encoder_layer, unreadable_script
+from perception.sentence_reader import SentenceReader
 from perception.spec import MODEL_SPEC
 from training.data import ArrayDataset, RuleTable, encode_samples, rule_meta_of
 from training.ood import TEST_KINDS, negative_jpegs
@@ -104,11 +106,32 @@ class OnnxPredictor:
         self.neighbours = graphs if has_index and neighbour_reading else None
         if graphs is not None and not neighbour_reading:
             graphs.neighbours = None
+        # The sentence reader (perception.sentence_reader): evaluate_samples gives its readings
+        # of each frame's rules (sentence_classes) with the inputs, as the node computes them.
+        spec = sentence_spec(self.session.get_modelmeta().custom_metadata_map)
+        if spec is not None and graphs is None:
+            raise ModelError(f"{path} has a sentence reader but no reading graph to apply it")
+        self.sentence = SentenceReader(spec) if spec is not None else None
+
+    def sentence_classes(self, data: ArrayDataset) -> np.ndarray | None:
+        """The sentence reader's class softmax of every frame's rules [N, R, C] (zeros where
+        there is no rule); None for a model without one."""
+        if self.sentence is None:
+            return None
+        texts = sorted({r for s in data.samples if s is not None for r in s.rules})
+        read = dict(zip(texts, self.sentence.classes_of(texts), strict=True))
+        out = np.zeros((len(data), _S.max_rules, len(self.rule_classes)), np.float32)
+        for i, s in enumerate(data.samples):
+            for j, text in enumerate(s.rules[: _S.max_rules] if s is not None else ()):
+                out[i, j] = read[text]
+        return out
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from perception.onnxrun import run_all_outputs, to_label_order
 
-        outs = run_all_outputs(self.session, inputs)
+        outs = run_all_outputs(
+            self.session, {k: v for k, v in inputs.items() if k != SENTENCE_CLASSES}
+        )
         graphs = self.reading_check or self.neighbours
         if graphs is not None:  # the decision and the classes as the node computes them
             threshold = READING_THRESHOLD if self.reading_check is not None else 0.0
@@ -138,7 +161,7 @@ def evaluate_samples(
         )
         table = RuleTable.build((r for s in samples for r in s.rules), encoder)
     data = encode_samples(samples, table, predictor.rule_classes, decode=predictor.decode)
-    outs = data.predict(predictor.predict)
+    outs = _with_sentence(predictor, data).predict(predictor.predict)
     report: dict[str, Any] = {
         "model": predictor.name,
         "thresholds": predictor.thresholds.to_dict(),
@@ -170,6 +193,15 @@ def evaluate_samples(
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def _with_sentence(predictor: Predictor, data: ArrayDataset) -> ArrayDataset:
+    """``data`` with the predictor's sentence readings of its rules among its inputs, where the
+    model has a sentence reader (OnnxPredictor.sentence_classes)."""
+    sentence = getattr(predictor, "sentence_classes", lambda _: None)(data)
+    if sentence is not None:
+        data.extra[SENTENCE_CLASSES] = sentence
+    return data
 
 
 def _flags(
@@ -292,7 +324,7 @@ def _pictures(
     neg = encode_samples(
         [], data.table, predictor.rule_classes, [j for _, j in negatives], predictor.decode
     )
-    scores = neg.predict(predictor.predict)[_S.ood_output].reshape(-1)
+    scores = _with_sentence(predictor, neg).predict(predictor.predict)[_S.ood_output].reshape(-1)
     flagged = (scores >= th) | colourless(neg.images)
     kinds: dict[str, list[bool]] = defaultdict(list)
     for (kind, _), flag in zip(negatives, flagged, strict=True):

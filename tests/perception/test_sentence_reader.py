@@ -1,0 +1,224 @@
+"""The sentence reader (perception.sentence_reader): its metadata, head graph and averaging, the
+encoder it reads with, and the node and the evaluation applying it the same way."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from core.errors import ModelError
+from perception import sentence_reader as sr
+from perception.readcheck import SENTENCE_CLASSES, ReadingCheck, reread
+from perception.spec import MODEL_SPEC as S
+from policy.model import PolicyModel
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models/ruledrive-default.onnx"
+CPU = ["CPUExecutionProvider"]
+
+
+@pytest.fixture(scope="module")
+def classes() -> tuple[str, ...]:
+    session = ort.InferenceSession(str(MODEL), providers=CPU)
+    meta = session.get_modelmeta().custom_metadata_map
+    return tuple(json.loads(meta["ruledrive.rule_classes"]))
+
+
+def _head_saying(cls: int, n: int, strength: float = 30.0) -> bytes:
+    """A head that reads every rule as class ``cls`` (softmax ~1 on it)."""
+    w1 = np.zeros((sr.DIM, 4), np.float32)
+    w2 = np.zeros((4, n), np.float32)
+    b2 = np.zeros(n, np.float32)
+    b2[cls] = strength
+    return sr.head_graph(w1, np.zeros(4, np.float32), w2, b2)
+
+
+def _with_reader(path: Path, graph: bytes, classes: tuple[str, ...], weight: float) -> Path:
+    model = onnx.load(str(MODEL))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = sr.META_KEY, sr.metadata_value(graph, classes, weight)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_the_head_graph_is_the_numpy_head() -> None:
+    from math import erf
+
+    rng = np.random.default_rng(3)
+    w1, b1 = rng.normal(size=(sr.DIM, 8)).astype(np.float32) * 0.1, rng.normal(size=8)
+    w2, b2 = rng.normal(size=(8, 5)).astype(np.float32), rng.normal(size=5)
+    x = rng.normal(size=(6, sr.DIM)).astype(np.float32)
+    session = ort.InferenceSession(sr.head_graph(w1, b1, w2, b2), providers=CPU)
+    (got,) = session.run(["classes"], {"sentences": x})
+    h = x @ w1 + b1
+    h = 0.5 * h * (1 + np.vectorize(lambda v: erf(v / np.sqrt(2)))(h))
+    logits = h @ w2 + b2
+    want = np.exp(logits - logits.max(1, keepdims=True))
+    want /= want.sum(1, keepdims=True)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_the_metadata_round_trips_and_bad_values_are_refused(classes) -> None:
+    graph = _head_saying(0, len(classes))
+    value = sr.metadata_value(graph, classes, 0.5)
+    spec = sr.spec_of({sr.META_KEY: value}, classes)
+    assert spec is not None and spec.graph == graph and spec.weight == 0.5
+    assert spec.encoder == f"{sr.PACKAGE}=={sr.VERSION}" and spec.classes == classes
+    assert sr.spec_of({}, classes) is None  # a model without one reads as before
+    obj = json.loads(value)
+    bad = [
+        "{not json",
+        json.dumps({**obj, "weight": 1.0}),
+        json.dumps({**obj, "weight": "x"}),
+        json.dumps({**obj, "graph": "%%%"}),
+        json.dumps({**obj, "classes": list(reversed(classes))}),
+        json.dumps({k: v for k, v in obj.items() if k != "encoder"}),
+        json.dumps({**obj, "classes": [1, 2]}),
+    ]
+    for raw in bad:
+        with pytest.raises(ModelError):
+            sr.spec_of({sr.META_KEY: raw}, classes)
+    with pytest.raises(ModelError, match="weight"):
+        sr.metadata_value(graph, classes, 0.0)
+
+
+def test_fuse_averages_the_rules_present_only() -> None:
+    mine = np.array([[1.0, 0.0], [0.2, 0.8], [1.0, 0.0]], np.float32)
+    theirs = np.array([[0.0, 1.0], [0.2, 0.8], [0.0, 1.0]], np.float32)
+    mask = np.array([[1, 1], [1, 0], [0, 0]], np.float32)
+    got = sr.fuse(mine, theirs, mask, 0.25)
+    np.testing.assert_allclose(got, [[0.75, 0.25], [0.2, 0.8], [1.0, 0.0]])
+    assert mine[0, 0] == 1.0  # not in place
+
+
+def test_the_encoder_reads_both_languages_and_any_string() -> None:
+    enc = sr.SentenceEncoder(cache_size=4)
+    texts = ["Overtaking is prohibited", "禁止超车", "Left lane closed ahead", "", "\ud800 🚗" * 40]
+    v = enc.encode(texts)
+    assert v.shape == (5, sr.DIM) and v.dtype == np.float32 and np.isfinite(v).all()
+    np.testing.assert_allclose(np.linalg.norm(v[:3], axis=1), 1.0, atol=1e-4)
+    # A rule and its translation are nearer than two unrelated rules.
+    assert v[0] @ v[1] > v[1] @ v[2] + 0.1
+    again = enc.encode(texts[:2])  # cached: the same vectors
+    np.testing.assert_array_equal(again, v[:2])
+    assert len(enc._cache) <= 5
+
+
+def test_a_missing_or_other_package_is_a_clear_model_error(monkeypatch) -> None:
+    def gone(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(sr.importlib.metadata, "version", gone)
+    with pytest.raises(ModelError, match="pip install"):
+        sr.SentenceEncoder()
+    monkeypatch.setattr(sr.importlib.metadata, "version", lambda _: "9.9")
+    with pytest.raises(ModelError, match="9.9"):
+        sr.SentenceEncoder()
+
+
+TEXTS = ("No overtaking", "Speed limit 50 km/h")
+
+
+def test_the_node_averages_the_two_readings(classes, tmp_path: Path) -> None:
+    permitted = classes.index("overtaking:permitted")
+    # Weight 0.4: each rule keeps the token reader's class on top, at ~0.6.
+    path = _with_reader(tmp_path / "m.onnx", _head_saying(permitted, len(classes)), classes, 0.4)
+    plain = PolicyModel.load(MODEL, "cpu", reading_threshold=0.85)
+    model = PolicyModel.load(path, "cpu", encoder=plain.encoder, reading_threshold=0.85)
+    assert model.sentence is not None and plain.sentence is None
+    mine, both = plain.encode_rules(TEXTS), model.encode_rules(TEXTS)
+    assert mine.classes is not None and both.classes is not None
+    assert mine.classes[0].argmax() == classes.index("overtaking:prohibited")
+    head = np.zeros_like(mine.classes)
+    head[: len(TEXTS), permitted] = 1.0
+    # The neighbour reading overrules neither rule (their top class keeps its kind), so the
+    # node's classes are the plain average, and its features the reading graph's on them.
+    np.testing.assert_allclose(both.classes, sr.fuse(mine.classes, head, mine.mask, 0.4), atol=1e-5)
+    params = model.rules_session.run(  # type: ignore[union-attr]
+        list(model.reading_inputs[1:]),
+        {S.rules_input: mine.states[None], S.rule_mask_input: mine.mask[None]},
+    )
+    want, _ = reread(
+        model.reading_session,
+        model.reading_inputs,
+        [both.classes, *(p[0] for p in params)],
+        mine.mask,
+        [],
+    )
+    np.testing.assert_allclose(both.features, want, atol=1e-5)  # type: ignore[arg-type]
+    # Two readers that disagree: each such rule is an unsure reading, so the reading check
+    # has its alternative (the frame is flagged where that rule decides it).
+    assert {r for r, _ in both.alternatives} >= {0, 1}
+    assert mine.alternatives == ()
+    # The evaluation's graphs read the rule set the same way, given the head's readings.
+    check = ReadingCheck.from_model(path.read_bytes())
+    assert check is not None and check.sentence_weight == 0.4
+    feeds = S.feeds(
+        np.zeros((1, S.image_height, S.image_width, 3), np.uint8),
+        mine.states[None],
+        mine.mask[None],
+        np.full((1, 1), 40.0, np.float32),
+    )
+    _, _, _, scanned = check.scan({**feeds, SENTENCE_CLASSES: head[None]}, 0.0)
+    np.testing.assert_allclose(scanned[0], both.classes, atol=1e-5)
+    with pytest.raises(ModelError, match="sentence"):
+        check.scan(feeds, 0.0)  # its readings not given: refused, not skipped
+
+
+def test_a_model_whose_reader_cannot_be_applied_is_refused(classes, tmp_path: Path) -> None:
+    graph = _head_saying(0, len(classes))
+    model = onnx.load(str(MODEL))
+    entry = model.metadata_props.add()
+    obj = json.loads(sr.metadata_value(graph, classes, 0.5))
+    entry.key, entry.value = sr.META_KEY, json.dumps({**obj, "encoder": "other==1.0"})
+    (tmp_path / "other.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(ModelError, match="other==1.0"):
+        PolicyModel.load(tmp_path / "other.onnx", "cpu")
+    entry.value = json.dumps({**obj, "graph": "bm90IGFuIG9ubng="})  # "not an onnx"
+    (tmp_path / "broken.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(ModelError, match="does not load"):
+        PolicyModel.load(tmp_path / "broken.onnx", "cpu")
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_the_command_attaches_a_reader_the_evaluation_applies(tmp_path: Path, capsys) -> None:
+    from ruledrive.cli import main as cli
+    from simulator.generate import generate, write_rule_corpus
+    from training.data import load_samples
+    from training.evaluate import OnnxPredictor, evaluate_samples
+
+    generate(tmp_path / "d", "train", 60, 7, workers=1, progress=False, rule_language="bilingual")
+    write_rule_corpus(tmp_path / "c.jsonl", 400, 5)
+    data, corpus = str(tmp_path / "d"), str(tmp_path / "c.jsonl")
+    out, cache = tmp_path / "with.onnx", tmp_path / "vec.npz"
+    argv = ["--data", data, "--corpus", corpus, "--epochs", "3", "--sentence-cache", str(cache)]
+    assert cli(["sentence-reader", str(MODEL), *argv, "--out", str(out)]) == 0
+    assert "sentence reader of" in capsys.readouterr().out
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert sr.META_KEY in props and out.stat().st_size <= 10 * 1024 * 1024
+    with np.load(cache) as z:  # the vectors were kept for the next run
+        assert len(z["texts"]) == len(z["vectors"]) > 100
+    # The evaluation runs the node's reading: the head's readings of each frame's rules go in.
+    samples = load_samples([tmp_path / "d"])[:20]
+    with_reader, plain = OnnxPredictor(out), OnnxPredictor(MODEL)
+    assert with_reader.sentence is not None and plain.sentence is None
+    rep = evaluate_samples(with_reader, samples)
+    assert rep["splits"]["train"]["accuracy"] > 0.5
+    # Bad inputs: a clear error, nothing written.
+    bad = tmp_path / "x.onnx"
+    for args, rc, says in (
+        ([str(out), *argv, "--out", str(bad)], 1, "already"),
+        ([str(tmp_path / "nope.onnx"), *argv, "--out", str(bad)], 2, "no such"),
+        ([str(MODEL), *argv, "--weight", "1.5", "--out", str(bad)], 2, "within"),
+        ([str(MODEL), "--data", data, "--corpus", data + "/nope", "--out", str(bad)], 2, "no such"),
+    ):
+        assert cli(["sentence-reader", *args]) == rc
+        assert says in capsys.readouterr().err
+    assert not bad.exists()
