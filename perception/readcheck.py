@@ -179,18 +179,22 @@ def read_rule_set(
     support: np.ndarray | None = None,
     rule_classes: tuple[str, ...] = (),
     min_votes: int = 0,
-    sentence: tuple[np.ndarray, float] | None = None,
+    sentence: tuple[np.ndarray, float, str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, tuple[Alternative, ...], tuple[int, ...]]:
     """One rule set as the node reads it, from the rule graph's ``features`` [F] and
     ``readings`` (classes first): with ``support`` [R, C] (a model's neighbour votes), the
     readings its neighbours overrule replaced; then the reading check's alternatives (the
     reader's own reading of each overruled rule, and the runner-up of each rule below
     ``threshold``; none when ``threshold`` is 0). Returns the features, the classes [R, C], the
-    alternatives and the overruled rules. With ``sentence`` (a model's sentence reader: its
-    class softmax [R, C] and weight, perception.sentence_reader), the class readings are first
-    averaged with it, and the features computed again from the average. Shared by the node
-    (policy.model) and :meth:`ReadingCheck.scan`."""
-    if sentence is not None:
+    alternatives and the rules checked at any threshold (overruled, or read otherwise by the
+    sentence reader). With ``sentence`` (a model's sentence reader: its class softmax [R, C],
+    weight and mode, perception.sentence_reader): mode "average" first averages the class
+    readings with it and computes the features again from the average; mode "check" leaves
+    the reading alone and gives each rule the sentence reader reads as another class that
+    reading as an alternative, at any threshold. Shared by the node (policy.model) and
+    :meth:`ReadingCheck.scan`."""
+    second: list[tuple[int, int]] = []
+    if sentence is not None and sentence[2] == "average":
         fused = fuse(readings[0], sentence[0], mask, sentence[1])
         readings = [fused, *readings[1:]]
         features = _features(reading, names, fused[None], readings, mask)[0]
@@ -200,6 +204,20 @@ def read_rule_set(
         read = neighbour_read(reading, names, readings, mask, support, rule_classes, min_votes)
         if read is not None:
             features, classes, disagree = read
+    if sentence is not None and sentence[2] == "check":
+        theirs = np.asarray(sentence[0]).argmax(axis=-1)
+        done = {r for r, _ in disagree}
+        second = [
+            (int(r), int(theirs[r]))
+            for r in np.flatnonzero(np.asarray(mask).max(axis=-1) > 0)
+            if int(r) not in done and int(theirs[r]) != int(classes[r].argmax())
+        ]
+    if second:
+        current = [classes, *readings[1:]]
+        disagree = (
+            *disagree,
+            *((r, reread(reading, names, current, mask, [(r, c)])[0]) for r, c in second),
+        )
     alts: tuple[Alternative, ...] = ()
     if threshold > 0:
         alts = merged(
@@ -261,11 +279,12 @@ class ReadingCheck:
         min_votes: int = 0,
         head: Any = None,
         sentence_weight: float | None = None,
+        sentence_mode: str = "average",
     ) -> None:
         self.rules, self.frame, self.reading, self.names = rules, frame, reading, names
         # The model's sentence reader's weight (perception.sentence_reader); None: it has none.
         # Its class readings come with the inputs (SENTENCE_CLASSES), one row per frame.
-        self.sentence_weight = sentence_weight
+        self.sentence_weight, self.sentence_mode = sentence_weight, sentence_mode
         # The head graph (perception.splitgraph); None: the check reruns the frame graph.
         self.head = head
         # The neighbour reading (perception.neighbours); None: the model has no index.
@@ -289,9 +308,16 @@ class ReadingCheck:
         head = None if parts.head is None else ort.InferenceSession(parts.head, providers=cpu)
         sentence = sentence_spec(parts.metadata)
         weight = None if sentence is None else sentence.weight
+        mode = "average" if sentence is None else sentence.mode
         if parts.neighbours is None:
             return cls(
-                rules, frame, reading, parts.reading_inputs, head=head, sentence_weight=weight
+                rules,
+                frame,
+                reading,
+                parts.reading_inputs,
+                head=head,
+                sentence_weight=weight,
+                sentence_mode=mode,
             )
         classes, votes = neighbour_settings(parts.metadata)
         neighbours = ort.InferenceSession(parts.neighbours, providers=cpu)
@@ -305,6 +331,7 @@ class ReadingCheck:
             votes,
             head=head,
             sentence_weight=weight,
+            sentence_mode=mode,
         )
 
     def scan(
@@ -350,7 +377,9 @@ class ReadingCheck:
                 None if support is None else support[k],
                 self.rule_classes,
                 self.min_votes,
-                None if sentence is None else (sentence[k], float(self.sentence_weight or 0.0)),
+                None
+                if sentence is None
+                else (sentence[k], float(self.sentence_weight or 0.0), self.sentence_mode),
             )
             per_row.append(alts)
             overruled.append(over)

@@ -391,7 +391,11 @@ class PolicyModel:
                     self.min_votes,
                     None
                     if self.sentence is None
-                    else (self.sentence.read(texts, _S.max_rules), self.sentence.spec.weight),
+                    else (
+                        self.sentence.read(texts, _S.max_rules),
+                        self.sentence.spec.weight,
+                        self.sentence.spec.mode,
+                    ),
                 )
                 feats, classes = one[None], read[None]
         except Exception as exc:

@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     check_output_file(args.out, "--out", create_parents=False)
     if args.sentence_cache is not None and args.sentence_cache.exists():
         check_output_file(args.sentence_cache, "--sentence-cache")  # read, and written back
-    cfg = HeadConfig(seed=args.seed, epochs=args.epochs, weight=args.weight)
+    cfg = HeadConfig(seed=args.seed, epochs=args.epochs, weight=args.weight, mode=args.mode)
     got = attach_sentence_reader(
         args.model, args.data, args.out, args.corpus, cfg, args.sentence_cache
     )
@@ -69,6 +69,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument(
         "--weight", type=_weight, default=0.5, help="the head's share of the averaged reading"
+    )
+    p.add_argument(
+        "--mode",
+        choices=("average", "check"),
+        default="average",
+        help="decide on the averaged reading, or on the model's own with the head's as a check",
     )
     p.add_argument("--sentence-cache", type=Path, help="an .npz of sentence vectors to reuse")
     p.set_defaults(func=_run)

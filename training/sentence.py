@@ -42,6 +42,7 @@ class HeadConfig:
     hidden: int = 256
     dropout: float = 0.2
     weight: float = 0.5  # the head's share of the averaged reading (chosen on withheld families)
+    mode: str = "average"  # perception.sentence_reader.SentenceReaderSpec.mode
 
 
 def labelled_texts(
@@ -162,7 +163,8 @@ def attach_sentence_reader(
     texts, y = labelled_texts(data, corpus, meta.rule_classes)
     graph = fit_head(vectors(texts, cache), y, len(meta.rule_classes), cfg)
     entry = model.metadata_props.add()
-    entry.key, entry.value = META_KEY, metadata_value(graph, meta.rule_classes, cfg.weight)
+    entry.key = META_KEY
+    entry.value = metadata_value(graph, meta.rule_classes, cfg.weight, cfg.mode)
     data_bytes = model.SerializeToString()
     write_model(out, data_bytes)
     return {"texts": len(texts), "bytes": len(data_bytes), "head_bytes": len(graph)}

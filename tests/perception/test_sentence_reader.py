@@ -171,6 +171,40 @@ def test_the_node_averages_the_two_readings(classes, tmp_path: Path) -> None:
         check.scan(feeds, 0.0)  # its readings not given: refused, not skipped
 
 
+def test_in_check_mode_the_node_decides_on_its_own_reading_and_checks_the_others(
+    classes, tmp_path: Path
+) -> None:
+    permitted = classes.index("overtaking:permitted")
+    model = onnx.load(str(MODEL))
+    entry = model.metadata_props.add()
+    graph = _head_saying(permitted, len(classes))
+    entry.key, entry.value = sr.META_KEY, sr.metadata_value(graph, classes, 0.5, "check")
+    path = tmp_path / "check.onnx"
+    path.write_bytes(model.SerializeToString())
+    plain = PolicyModel.load(MODEL, "cpu", reading_threshold=0.01)
+    checked = PolicyModel.load(path, "cpu", encoder=plain.encoder, reading_threshold=0.01)
+    texts = (*TEXTS, "Overtaking permitted")
+    mine, got = plain.encode_rules(texts), checked.encode_rules(texts)
+    assert mine.classes is not None and got.classes is not None
+    np.testing.assert_allclose(got.classes, mine.classes, atol=1e-6)
+    np.testing.assert_allclose(got.features, mine.features, atol=1e-6)  # type: ignore[arg-type]
+    assert mine.alternatives == ()  # every rule read surely: nothing to check without the head
+    alts = dict(got.alternatives)
+    assert set(alts) == {0, 1}  # the third rule the head reads alike: not checked
+    params = checked.rules_session.run(  # type: ignore[union-attr]
+        list(checked.reading_inputs[1:]),
+        {S.rules_input: mine.states[None], S.rule_mask_input: mine.mask[None]},
+    )
+    readings = [mine.classes, *(p[0] for p in params)]
+    for r in (0, 1):
+        want, _ = reread(
+            checked.reading_session, checked.reading_inputs, readings, mine.mask, [(r, permitted)]
+        )
+        np.testing.assert_allclose(alts[r], want, atol=1e-6)
+    with pytest.raises(ModelError, match="mode"):
+        sr.metadata_value(graph, classes, 0.5, "vote")
+
+
 def test_a_model_whose_reader_cannot_be_applied_is_refused(classes, tmp_path: Path) -> None:
     graph = _head_saying(0, len(classes))
     model = onnx.load(str(MODEL))
