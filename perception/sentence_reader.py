@@ -195,18 +195,23 @@ class SentenceEncoder:
         with self._lock:
             clean = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
             todo = sorted({t for t in clean if t not in self._cache})
-            if todo:
-                try:
-                    vecs = np.asarray(self._use.encode(todo), np.float32).reshape(-1, DIM)
-                except Exception as exc:  # the package raises what numpy raises
-                    raise ModelError(f"sentence encoder failed: {exc}") from exc
-                for t, v in zip(todo, vecs, strict=True):
-                    self._cache[t] = v
+            fresh: dict[str, np.ndarray] = {}
+            try:
+                for t in todo:
+                    # Alone, so a rule's vector never depends on what it is encoded with (a
+                    # batch moves it by ~1e-7): the node and the evaluation read it alike.
+                    fresh[t] = np.asarray(self._use.encode([t]), np.float32).reshape(DIM)
+            except Exception as exc:  # the package raises what numpy raises
+                raise ModelError(f"sentence encoder failed: {exc}") from exc
+            self._cache.update(fresh)
             out = np.zeros((len(clean), DIM), np.float32)
             for i, t in enumerate(clean):
-                self._cache.move_to_end(t)
-                out[i] = self._cache[t]
-            while len(self._cache) > max(self._size, len(clean)):
+                if t in self._cache:
+                    self._cache.move_to_end(t)
+                    out[i] = self._cache[t]
+                else:
+                    out[i] = fresh[t]
+            while len(self._cache) > self._size:  # 0: no cache (benchmarks)
                 self._cache.popitem(last=False)
             return out
 

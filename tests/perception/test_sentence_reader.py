@@ -105,9 +105,13 @@ def test_the_encoder_reads_both_languages_and_any_string() -> None:
     np.testing.assert_allclose(np.linalg.norm(v[:3], axis=1), 1.0, atol=1e-4)
     # A rule and its translation are nearer than two unrelated rules.
     assert v[0] @ v[1] > v[1] @ v[2] + 0.1
-    again = enc.encode(texts[:2])  # cached: the same vectors
+    again = enc.encode(texts[:2])  # the same vectors, cached or not
     np.testing.assert_array_equal(again, v[:2])
-    assert len(enc._cache) <= 5
+    assert len(enc._cache) == 4  # the cache's size
+    assert set(enc._cache) >= set(texts[:2])  # the last used are kept
+    none = sr.SentenceEncoder(cache_size=0)
+    np.testing.assert_allclose(none.encode(texts[:1]), v[:1], atol=1e-6)
+    assert len(none._cache) == 0
 
 
 def test_a_missing_or_other_package_is_a_clear_model_error(monkeypatch) -> None:

@@ -243,7 +243,10 @@ def test_bench_writes_its_section(tmp_path: Path) -> None:
     text = doc.read_text()
     assert "## Node\n\nkept" in text and "## Rule-text encoder" in text
     rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "ms per" not in ln]
-    assert len(rows) == 8  # 4 rule sets x (1 thread, default threads)
+    # 4 rule sets x (1 thread, default threads), then the sentence reader's encoder on the same
+    # 4 rule sets with its ratio to the token encoder
+    assert len(rows) == 12
+    assert all(float(r.split("|")[2]) > 0 <= float(r.split("|")[3]) for r in rows[8:])
     assert json.loads((tmp_path / "enc" / MANIFEST).read_text())["vocab_size"] > 0
 
 
