@@ -109,6 +109,8 @@ def test_the_encoder_reads_both_languages_and_any_string() -> None:
     np.testing.assert_array_equal(again, v[:2])
     assert len(enc._cache) == 4  # the cache's size
     assert set(enc._cache) >= set(texts[:2])  # the last used are kept
+    hostile = ["\x00\x01\x7f", "\u202e\u200b" * 50, "限速" * 100, "a" * 5000]
+    assert np.isfinite(enc.encode(hostile)).all()
     none = sr.SentenceEncoder(cache_size=0)
     np.testing.assert_allclose(none.encode(texts[:1]), v[:1], atol=1e-6)
     assert len(none._cache) == 0
