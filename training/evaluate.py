@@ -112,6 +112,7 @@ class OnnxPredictor:
         if spec is not None and graphs is None:
             raise ModelError(f"{path} has a sentence reader but no reading graph to apply it")
         self.sentence = SentenceReader(spec) if spec is not None else None
+        self._graphs = graphs
 
     def sentence_classes(self, data: ArrayDataset) -> np.ndarray | None:
         """The sentence reader's class softmax of every frame's rules [N, R, C] (zeros where
@@ -133,6 +134,8 @@ class OnnxPredictor:
             self.session, {k: v for k, v in inputs.items() if k != SENTENCE_CLASSES}
         )
         graphs = self.reading_check or self.neighbours
+        if graphs is None and self.sentence is not None:
+            graphs = self._graphs  # the node applies a sentence reader with or without them
         if graphs is not None:  # the decision and the classes as the node computes them
             threshold = READING_THRESHOLD if self.reading_check is not None else 0.0
             probs, top, changes, classes = graphs.scan(inputs, threshold)

@@ -76,10 +76,15 @@ def labelled_texts(
 def vectors(texts: Sequence[str], cache: Path | None = None) -> np.ndarray:
     """USE-m-v3 vectors [n, 512] of ``texts``, reusing and updating an .npz ``cache`` of them."""
     have: dict[str, np.ndarray] = {}
+    if cache is not None and cache.suffix != ".npz":
+        raise ConfigError(f"sentence cache {cache}: must be an .npz file")
     if cache is not None and cache.exists():
         try:
             with np.load(cache, allow_pickle=False) as z:
-                have = dict(zip(z["texts"].tolist(), z["vectors"], strict=True))
+                vecs = z["vectors"]
+                if vecs.ndim != 2 or vecs.shape[1] != DIM:
+                    raise ValueError(f"vectors of shape {vecs.shape}, not [n, {DIM}]")
+                have = dict(zip(z["texts"].tolist(), vecs, strict=True))
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(
                 f"sentence cache {cache}: not a cache of this command ({exc})"
@@ -100,9 +105,14 @@ def vectors(texts: Sequence[str], cache: Path | None = None) -> np.ndarray:
 def fit_head(x: np.ndarray, y: np.ndarray, n_classes: int, cfg: HeadConfig) -> bytes:
     """Train the head on vectors ``x`` [n, 512] and classes ``y`` [n]; its ONNX graph, checked
     against Keras on the training vectors (max abs diff <= 1e-4)."""
-    import keras
     import onnxruntime as ort
 
+    try:
+        import keras
+    except ImportError as exc:
+        raise ConfigError(
+            "training a sentence reader needs the training extra: pip install -e '.[train]'"
+        ) from exc
     keras.utils.set_random_seed(cfg.seed)
     model = keras.Sequential(
         [

@@ -81,6 +81,16 @@ def test_the_metadata_round_trips_and_bad_values_are_refused(classes) -> None:
         json.dumps({k: v for k, v in obj.items() if k != "encoder"}),
         json.dumps({**obj, "classes": [1, 2]}),
     ]
+    bad += [  # hostile values: each a ModelError, never another exception (a node reloads)
+        json.dumps({**obj, "weight": int("9" * 400)}),
+        "[" * 100_000 + "]" * 100_000,
+        json.dumps([obj]),
+        json.dumps({**obj, "classes": "".join(classes)}),
+        json.dumps({**obj, "weight": "0.5"}),
+        json.dumps({**obj, "weight": True}),
+        json.dumps({**obj, "mode": ["check"]}),
+        json.dumps({**obj, "graph": None}),
+    ]
     for raw in bad:
         with pytest.raises(ModelError):
             sr.spec_of({sr.META_KEY: raw}, classes)
@@ -209,6 +219,43 @@ def test_in_check_mode_the_node_decides_on_its_own_reading_and_checks_the_others
         np.testing.assert_allclose(alts[r], want, atol=1e-6)
     with pytest.raises(ModelError, match="mode"):
         sr.metadata_value(graph, classes, 0.5, "vote")
+    # The evaluation's graphs check the same rules: the head's differing readings are checked
+    # at any threshold (top 0), the rule it reads alike is not, and the classes are the model's.
+    check = ReadingCheck.from_model(path.read_bytes())
+    assert check is not None and check.sentence_mode == "check"
+    feeds = S.feeds(
+        np.zeros((1, S.image_height, S.image_width, 3), np.uint8),
+        mine.states[None],
+        mine.mask[None],
+        np.full((1, 1), 40.0, np.float32),
+    )
+    head = np.zeros_like(mine.classes)
+    head[: len(texts), permitted] = 1.0
+    _, top, _, scanned = check.scan({**feeds, SENTENCE_CLASSES: head[None]}, 0.01)
+    np.testing.assert_allclose(scanned[0], mine.classes, atol=1e-6)
+    assert top[0, 0] == top[0, 1] == 0.0 and top[0, 2] > 0.5
+
+
+def test_the_evaluation_applies_the_reader_without_the_check_or_neighbours(
+    classes, tmp_path: Path
+) -> None:
+    from training.evaluate import OnnxPredictor
+
+    permitted = classes.index("overtaking:permitted")
+    path = _with_reader(tmp_path / "m.onnx", _head_saying(permitted, len(classes)), classes, 0.4)
+    node = PolicyModel.load(path, "cpu", reading_threshold=0.0, neighbour_reading=False)
+    bare = OnnxPredictor(path, reading_check=False, neighbour_reading=False)
+    got = node.encode_rules(TEXTS)
+    feeds = S.feeds(
+        np.zeros((1, S.image_height, S.image_width, 3), np.uint8),
+        got.states[None],
+        got.mask[None],
+        np.full((1, 1), 40.0, np.float32),
+    )
+    head = np.zeros((1, *got.classes.shape), np.float32)  # type: ignore[union-attr]
+    head[0, : len(TEXTS), permitted] = 1.0
+    outs = bare.predict({**feeds, SENTENCE_CLASSES: head})
+    np.testing.assert_allclose(outs[S.rule_output][0], got.classes, atol=1e-5)
 
 
 def test_a_model_whose_reader_cannot_be_applied_is_refused(classes, tmp_path: Path) -> None:
@@ -224,6 +271,11 @@ def test_a_model_whose_reader_cannot_be_applied_is_refused(classes, tmp_path: Pa
     (tmp_path / "broken.onnx").write_bytes(model.SerializeToString())
     with pytest.raises(ModelError, match="does not load"):
         PolicyModel.load(tmp_path / "broken.onnx", "cpu")
+    # A head of the wrong width is refused at load, not on a vehicle's first rule set.
+    entry.value = sr.metadata_value(_head_saying(0, len(classes) + 2), classes, 0.5)
+    (tmp_path / "wide.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(ModelError, match="for one rule"):
+        PolicyModel.load(tmp_path / "wide.onnx", "cpu")
 
 
 @pytest.mark.tf
@@ -258,6 +310,13 @@ def test_the_command_attaches_a_reader_the_evaluation_applies(tmp_path: Path, ca
         ([str(tmp_path / "nope.onnx"), *argv, "--out", str(bad)], 2, "no such"),
         ([str(MODEL), *argv, "--weight", "1.5", "--out", str(bad)], 2, "within"),
         ([str(MODEL), "--data", data, "--corpus", data + "/nope", "--out", str(bad)], 2, "no such"),
+        ([str(MODEL), "--data", data, "--sentence-cache", "v.cache", "--out", str(bad)], 2, "npz"),
+        (
+            [str(MODEL), "--data", data, "--sentence-cache", str(tmp_path / "no/v.npz")]
+            + ["--out", str(bad)],
+            2,
+            "no directory",
+        ),
     ):
         assert cli(["sentence-reader", *args]) == rc
         assert says in capsys.readouterr().err
