@@ -179,7 +179,7 @@ def read_rule_set(
     support: np.ndarray | None = None,
     rule_classes: tuple[str, ...] = (),
     min_votes: int = 0,
-    sentence: tuple[np.ndarray, float, str] | None = None,
+    sentence: tuple[np.ndarray, SentenceReaderSpec] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, tuple[Alternative, ...], tuple[int, ...]]:
     """One rule set as the node reads it, from the rule graph's ``features`` [F] and
     ``readings`` (classes first): with ``support`` [R, C] (a model's neighbour votes), the
@@ -187,15 +187,14 @@ def read_rule_set(
     reader's own reading of each overruled rule, and the runner-up of each rule below
     ``threshold``; none when ``threshold`` is 0). Returns the features, the classes [R, C], the
     alternatives and the rules checked at any threshold (overruled, or read otherwise by the
-    sentence reader). With ``sentence`` (a model's sentence reader: its class softmax [R, C],
-    weight and mode, perception.sentence_reader): mode "average" first averages the class
+    sentence reader). With ``sentence`` (a model's sentence reader: its class softmax [R, C] and
+    its spec, perception.sentence_reader): mode "average" first averages the class
     readings with it and computes the features again from the average; mode "check" leaves
     the reading alone and gives each rule the sentence reader reads as another class that
     reading as an alternative, at any threshold. Shared by the node (policy.model) and
     :meth:`ReadingCheck.scan`."""
-    second: list[tuple[int, int]] = []
-    if sentence is not None and sentence[2] == "average":
-        fused = fuse(readings[0], sentence[0], mask, sentence[1])
+    if sentence is not None and sentence[1].mode == "average":
+        fused = fuse(readings[0], sentence[0], mask, sentence[1].weight)
         readings = [fused, *readings[1:]]
         features = _features(reading, names, fused[None], readings, mask)[0]
     classes = np.asarray(readings[0])
@@ -204,19 +203,17 @@ def read_rule_set(
         read = neighbour_read(reading, names, readings, mask, support, rule_classes, min_votes)
         if read is not None:
             features, classes, disagree = read
-    if sentence is not None and sentence[2] == "check":
+    if sentence is not None and sentence[1].mode == "check":
         theirs = np.asarray(sentence[0]).argmax(axis=-1)
         done = {r for r, _ in disagree}
-        second = [
-            (int(r), int(theirs[r]))
-            for r in np.flatnonzero(np.asarray(mask).max(axis=-1) > 0)
-            if int(r) not in done and int(theirs[r]) != int(classes[r].argmax())
-        ]
-    if second:
         current = [classes, *readings[1:]]
         disagree = (
             *disagree,
-            *((r, reread(reading, names, current, mask, [(r, c)])[0]) for r, c in second),
+            *(
+                (int(r), reread(reading, names, current, mask, [(int(r), int(theirs[r]))])[0])
+                for r in np.flatnonzero(np.asarray(mask).max(axis=-1) > 0)
+                if int(r) not in done and int(theirs[r]) != int(classes[r].argmax())
+            ),
         )
     alts: tuple[Alternative, ...] = ()
     if threshold > 0:
@@ -278,13 +275,12 @@ class ReadingCheck:
         rule_classes: tuple[str, ...] = (),
         min_votes: int = 0,
         head: Any = None,
-        sentence_weight: float | None = None,
-        sentence_mode: str = "average",
+        sentence: SentenceReaderSpec | None = None,
     ) -> None:
         self.rules, self.frame, self.reading, self.names = rules, frame, reading, names
-        # The model's sentence reader's weight (perception.sentence_reader); None: it has none.
-        # Its class readings come with the inputs (SENTENCE_CLASSES), one row per frame.
-        self.sentence_weight, self.sentence_mode = sentence_weight, sentence_mode
+        # The model's sentence reader (perception.sentence_reader); None: it has none. Its class
+        # readings come with the inputs (SENTENCE_CLASSES), one row per frame.
+        self.sentence = sentence
         # The head graph (perception.splitgraph); None: the check reruns the frame graph.
         self.head = head
         # The neighbour reading (perception.neighbours); None: the model has no index.
@@ -307,18 +303,8 @@ class ReadingCheck:
         )
         head = None if parts.head is None else ort.InferenceSession(parts.head, providers=cpu)
         sentence = sentence_spec(parts.metadata)
-        weight = None if sentence is None else sentence.weight
-        mode = "average" if sentence is None else sentence.mode
         if parts.neighbours is None:
-            return cls(
-                rules,
-                frame,
-                reading,
-                parts.reading_inputs,
-                head=head,
-                sentence_weight=weight,
-                sentence_mode=mode,
-            )
+            return cls(rules, frame, reading, parts.reading_inputs, head=head, sentence=sentence)
         classes, votes = neighbour_settings(parts.metadata)
         neighbours = ort.InferenceSession(parts.neighbours, providers=cpu)
         return cls(
@@ -330,8 +316,7 @@ class ReadingCheck:
             classes,
             votes,
             head=head,
-            sentence_weight=weight,
-            sentence_mode=mode,
+            sentence=sentence,
         )
 
     def scan(
@@ -358,9 +343,9 @@ class ReadingCheck:
         )
         feats, classes = np.array(feats, copy=True), np.array(classes, copy=True)
         sentence = inputs.get(SENTENCE_CLASSES)
-        if (sentence is None) != (self.sentence_weight is None):
+        if (sentence is None) != (self.sentence is None):
             raise ModelError(
-                f"the model {'has' if self.sentence_weight is not None else 'has no'} sentence "
+                f"the model {'has' if self.sentence is not None else 'has no'} sentence "
                 f"reader, but its readings ({SENTENCE_CLASSES}) were "
                 f"{'not ' if sentence is None else ''}given"
             )
@@ -377,9 +362,7 @@ class ReadingCheck:
                 None if support is None else support[k],
                 self.rule_classes,
                 self.min_votes,
-                None
-                if sentence is None
-                else (sentence[k], float(self.sentence_weight or 0.0), self.sentence_mode),
+                None if sentence is None or self.sentence is None else (sentence[k], self.sentence),
             )
             per_row.append(alts)
             overruled.append(over)

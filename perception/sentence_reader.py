@@ -225,12 +225,9 @@ class SentenceEncoder:
                 raise ModelError(f"sentence encoder failed: {exc}") from exc
             self._cache.update(fresh)
             out = np.zeros((len(clean), DIM), np.float32)
-            for i, t in enumerate(clean):
-                if t in self._cache:
-                    self._cache.move_to_end(t)
-                    out[i] = self._cache[t]
-                else:
-                    out[i] = fresh[t]
+            for i, t in enumerate(clean):  # every one is cached now; trimmed below
+                self._cache.move_to_end(t)
+                out[i] = self._cache[t]
             while len(self._cache) > self._size:  # 0: no cache (benchmarks)
                 self._cache.popitem(last=False)
             return out

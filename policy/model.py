@@ -203,7 +203,8 @@ class PolicyModel:
     # (perception.cudagraph); None: every batch runs frame_session.
     captured: CapturedRunner | None = None
     # The model's sentence reader (perception.sentence_reader): its class reading of each rule,
-    # averaged with the token reader's before the decision. None: the model has none.
+    # averaged with the token reader's before the decision or checked against it, by its mode.
+    # None: the model has none.
     sentence: SentenceReader | None = None
 
     @property
@@ -395,11 +396,7 @@ class PolicyModel:
                     self.min_votes,
                     None
                     if self.sentence is None
-                    else (
-                        self.sentence.read(texts, _S.max_rules),
-                        self.sentence.spec.weight,
-                        self.sentence.spec.mode,
-                    ),
+                    else (self.sentence.read(texts, _S.max_rules), self.sentence.spec),
                 )
                 feats, classes = one[None], read[None]
         except Exception as exc:

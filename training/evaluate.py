@@ -32,9 +32,9 @@ from core.metrics import classification_report, counterfactual_consistency, plot
 from perception.image import DEFAULT_DECODE, colourless
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
 from perception.onnxrun import check_io
-from perception.readcheck import SENTENCE_CLASSES, ReadingCheck, sentence_spec
+from perception.readcheck import SENTENCE_CLASSES, ReadingCheck
 from perception.rule_encoder import RuleEncoder, encoder_layer, unreadable_script
-from perception.sentence_reader import SentenceReader
+from perception.sentence_reader import SentenceReader, spec_of
 from perception.spec import MODEL_SPEC
 from training.data import ArrayDataset, RuleTable, encode_samples, rule_meta_of
 from training.ood import TEST_KINDS, negative_jpegs
@@ -108,7 +108,7 @@ class OnnxPredictor:
             graphs.neighbours = None
         # The sentence reader (perception.sentence_reader): evaluate_samples gives its readings
         # of each frame's rules (sentence_classes) with the inputs, as the node computes them.
-        spec = sentence_spec(self.session.get_modelmeta().custom_metadata_map)
+        spec = spec_of(self.session.get_modelmeta().custom_metadata_map, meta.rule_classes)
         if spec is not None and graphs is None:
             raise ModelError(f"{path} has a sentence reader but no reading graph to apply it")
         self.sentence = SentenceReader(spec) if spec is not None else None

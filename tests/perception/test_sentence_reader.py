@@ -141,6 +141,12 @@ def test_a_missing_or_other_package_is_a_clear_model_error(monkeypatch) -> None:
 TEXTS = ("No overtaking", "Speed limit 50 km/h")
 
 
+def _feeds(rules) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """The model inputs of one blank frame at 40 km/h under an encoded rule set."""
+    image = np.zeros((1, S.image_height, S.image_width, 3), np.uint8)
+    return S.feeds(image, rules.states[None], rules.mask[None], np.full((1, 1), 40.0, np.float32))
+
+
 def test_the_node_averages_the_two_readings(classes, tmp_path: Path) -> None:
     permitted = classes.index("overtaking:permitted")
     # Weight 0.4: each rule keeps the token reader's class on top, at ~0.6.
@@ -174,13 +180,8 @@ def test_the_node_averages_the_two_readings(classes, tmp_path: Path) -> None:
     assert mine.alternatives == ()
     # The evaluation's graphs read the rule set the same way, given the head's readings.
     check = ReadingCheck.from_model(path.read_bytes())
-    assert check is not None and check.sentence_weight == 0.4
-    feeds = S.feeds(
-        np.zeros((1, S.image_height, S.image_width, 3), np.uint8),
-        mine.states[None],
-        mine.mask[None],
-        np.full((1, 1), 40.0, np.float32),
-    )
+    assert check is not None and check.sentence is not None and check.sentence.weight == 0.4
+    feeds = _feeds(mine)
     _, _, _, scanned = check.scan({**feeds, SENTENCE_CLASSES: head[None]}, 0.0)
     np.testing.assert_allclose(scanned[0], both.classes, atol=1e-5)
     with pytest.raises(ModelError, match="sentence"):
@@ -222,13 +223,8 @@ def test_in_check_mode_the_node_decides_on_its_own_reading_and_checks_the_others
     # The evaluation's graphs check the same rules: the head's differing readings are checked
     # at any threshold (top 0), the rule it reads alike is not, and the classes are the model's.
     check = ReadingCheck.from_model(path.read_bytes())
-    assert check is not None and check.sentence_mode == "check"
-    feeds = S.feeds(
-        np.zeros((1, S.image_height, S.image_width, 3), np.uint8),
-        mine.states[None],
-        mine.mask[None],
-        np.full((1, 1), 40.0, np.float32),
-    )
+    assert check is not None and check.sentence is not None and check.sentence.mode == "check"
+    feeds = _feeds(mine)
     head = np.zeros_like(mine.classes)
     head[: len(texts), permitted] = 1.0
     _, top, _, scanned = check.scan({**feeds, SENTENCE_CLASSES: head[None]}, 0.01)
@@ -246,12 +242,7 @@ def test_the_evaluation_applies_the_reader_without_the_check_or_neighbours(
     node = PolicyModel.load(path, "cpu", reading_threshold=0.0, neighbour_reading=False)
     bare = OnnxPredictor(path, reading_check=False, neighbour_reading=False)
     got = node.encode_rules(TEXTS)
-    feeds = S.feeds(
-        np.zeros((1, S.image_height, S.image_width, 3), np.uint8),
-        got.states[None],
-        got.mask[None],
-        np.full((1, 1), 40.0, np.float32),
-    )
+    feeds = _feeds(got)
     head = np.zeros((1, *got.classes.shape), np.float32)  # type: ignore[union-attr]
     head[0, : len(TEXTS), permitted] = 1.0
     outs = bare.predict({**feeds, SENTENCE_CLASSES: head})
