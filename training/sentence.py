@@ -96,9 +96,11 @@ def vectors(texts: Sequence[str], cache: Path | None = None) -> np.ndarray:
         for i in range(0, len(todo), 512):  # the encoder encodes each text alone
             chunk = todo[i : i + 512]
             have.update(zip(chunk, encoder.encode(chunk), strict=True))
-        if cache is not None:
+        if cache is not None:  # written whole or not at all, as the rule table's cache
             keys = sorted(have)
-            np.savez(cache, texts=np.array(keys), vectors=np.stack([have[k] for k in keys]))
+            tmp = cache.with_suffix(".tmp.npz")
+            np.savez(tmp, texts=np.array(keys), vectors=np.stack([have[k] for k in keys]))
+            tmp.replace(cache)
     return np.stack([have[t] for t in texts]).astype(np.float32).reshape(len(texts), DIM)
 
 
