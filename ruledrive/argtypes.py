@@ -17,6 +17,7 @@ __all__ = [
     "non_empty",
     "non_negative_float",
     "non_negative_int",
+    "open_fraction",
     "positive_float",
     "positive_int",
     "rate",
@@ -101,6 +102,14 @@ def fraction(text: str) -> float:
     value = _float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be within 0..1, got {text}")
+    return value
+
+
+def open_fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (a share that must leave something to each side)."""
+    value = _float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be within (0, 1), got {text}")
     return value
 
 

@@ -17,19 +17,9 @@ from pathlib import Path
 
 from core.errors import ConfigError
 from core.paths import check_output_file
-from ruledrive.argtypes import positive_int
+from ruledrive.argtypes import open_fraction, positive_int
 
 __all__ = ["register"]
-
-
-def _weight(value: str) -> float:
-    try:
-        w = float(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from exc
-    if not 0.0 < w < 1.0:
-        raise argparse.ArgumentTypeError(f"must be within (0, 1), not {w}")
-    return w
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -71,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument(
-        "--weight", type=_weight, default=0.5, help="the head's share of the averaged reading"
+        "--weight", type=open_fraction, default=0.5, help="the head's share of the averaged reading"
     )
     p.add_argument(
         "--mode",

@@ -50,6 +50,16 @@ REFUSED = [
     (["demo", "--vehicles", "1000000"], "--vehicles", "at most 10000, got 1000000"),
     (["demo", "--rate", "1e-300"], "--rate", "at least 0.01"),
     (["replay", "x.mcap", "--rate", "1e-300"], "--rate", "at least 0.01"),
+    (
+        ["sentence-reader", "m.onnx", "--data", "d", "--out", "o", "--weight", "1"],
+        "--weight",
+        "within (0, 1), got 1",
+    ),
+    (
+        ["sentence-reader", "m.onnx", "--data", "d", "--out", "o", "--weight", "nan"],
+        "--weight",
+        "'nan' is not a finite",
+    ),
 ]
 
 
@@ -75,6 +85,10 @@ def test_bounds_are_inclusive_where_they_should_be() -> None:
     assert argtypes.fraction("0") == 0.0 and argtypes.fraction("1") == 1.0
     assert argtypes.non_negative_float("0") == 0.0 and argtypes.non_negative_int("0") == 0
     assert argtypes.positive_int("1") == 1
+    assert argtypes.open_fraction("0.5") == 0.5
+    for bad in ("0", "1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            argtypes.open_fraction(bad)
     with pytest.raises(argparse.ArgumentTypeError):
         argtypes.positive_float("0")
     with pytest.raises(argparse.ArgumentTypeError):
