@@ -26,15 +26,30 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _publish_drives(url: str, drives, prefix: str = "ruledrive/v1") -> None:
-    """Replay without a node (publishing is all we need): frames, rules and labels go out."""
+    """Replay without a node (publishing is all we need): frames, rules and labels go out.
+
+    No node answers, so the replay is stopped once every frame is out, not by its "no decision"
+    timeout: a short timeout would abort a replay that a loaded machine publishes slowly."""
     bus = MqttBus(url)
-    r = Replayer(bus, plan_lanes(drives), 4.0, prefix=prefix, timeout_s=0.2)
+    r = Replayer(bus, plan_lanes(drives), 4.0, prefix=prefix, timeout_s=60)
     r.attach()
     bus.connect()
+    stop = threading.Event()
+
+    def stop_when_all_sent() -> None:
+        while not stop.wait(0.01):
+            if r.board.outstanding() >= r.frames_planned:
+                stop.set()
+
+    watcher = threading.Thread(target=stop_when_all_sent, daemon=True)
+    watcher.start()
     try:
-        r.run()
+        report = r.run(stop)
     finally:
+        stop.set()
+        watcher.join(5)
         bus.close()
+    assert report.aborted in (None, "interrupted"), report.aborted
 
 
 def _start(url: str, out: Path, **kw) -> tuple[BusRecorder, threading.Thread, MqttBus]:
