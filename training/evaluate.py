@@ -260,12 +260,18 @@ def _targeted(data: ArrayDataset, ix: np.ndarray, right: np.ndarray) -> dict[str
         s = data.samples[i]
         for m in rule_meta_of(s) if s is not None else []:
             if isinstance(m, dict) and m.get("targeted") and m.get("understood", True):
-                wording = "held-out" if m.get("held_out") else "training"
-                hits[f"{m.get('class')}|{m.get('lang')}|{wording}"].append(bool(right[k]))
+                hits[_cell(m)].append(bool(right[k]))
     return {
         key: {"frames": len(v), "accuracy": round(float(np.mean(v)), 4)}
         for key, v in sorted(hits.items())
     }
+
+
+def _cell(m: dict[str, Any]) -> str:
+    """A rule's report key from its scene record: "class|language|wording" (wording held-out or
+    training; "unknown" for what a record without it, a bus recording's, does not say)."""
+    wording = "held-out" if m.get("held_out") else "training" if m else "unknown"
+    return f"{m.get('class', 'unknown')}|{m.get('lang', 'unknown')}|{wording}"
 
 
 def _understanding(
@@ -302,9 +308,7 @@ def _readable_flags_by_wording(
         s = data.samples[ix[k]]
         for j, meta in enumerate(rule_meta_of(s) if s is not None else []):
             m = meta if isinstance(meta, dict) else {}
-            wording = "held-out" if m.get("held_out") else "training" if m else "unknown"
-            key = f"{m.get('class', 'unknown')}|{m.get('lang', 'unknown')}|{wording}"
-            cell = rules[key]
+            cell = rules[_cell(m)]
             cell[0] += 1
             if unread[k, j]:
                 cell[1] += 1
