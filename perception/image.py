@@ -76,6 +76,7 @@ _REDUCED_FLAGS = (
     (4, cv2.IMREAD_REDUCED_COLOR_4),
     (2, cv2.IMREAD_REDUCED_COLOR_2),
 )
+_ZERO_BLOCK = 128  # the value of a JPEG block whose coefficients are all zero
 _KEEP = 0.9  # a reduced decode keeps at least this share of the model's width and height
 
 
@@ -125,7 +126,21 @@ def _decode_bgr(data: bytes, decode: str = "full") -> np.ndarray:
             f"decoded image {bgr.shape[1]}x{bgr.shape[0]} is too large (its header said {w}x{h})",
             code=RejectCode.IMAGE_TOO_LARGE,
         )
+    if _cut_short(bgr):
+        raise ImageDecodeError(
+            "JPEG data ends before the image does (the rest would be decoded as grey); "
+            "truncated or corrupt"
+        )
     return bgr
+
+
+def _cut_short(bgr: np.ndarray) -> bool:
+    """A sequential JPEG whose scan data stops early but still ends with an EOI marker decodes
+    without an error: libjpeg only prints a warning and leaves every block it did not get at
+    zero, which is exact mid grey (128, 128, 128), from the cut to the end of the image. So: its
+    bottom-right corner is exactly that grey while some other pixel is not. (A picture that is
+    grey all over is left to the picture checks; a truncated progressive JPEG is not caught.)"""
+    return bool((bgr[-2:, -2:] == _ZERO_BLOCK).all() and (bgr != _ZERO_BLOCK).any())
 
 
 # Start-of-frame markers carry the image size; C4 (DHT), C8 (JPG) and CC (DAC) share the range

@@ -63,6 +63,39 @@ def test_truncated_jpeg_is_refused() -> None:
         decode_jpeg(data[: sof + 4])
 
 
+def _noisy_jpeg(seed: int) -> bytes:
+    """A camera-like frame: a scene with sensor noise, as the simulator renders them."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((360, 640, 3), np.uint8)
+    img[:180] = (200, 120, 60)
+    img[180:] = (90, 90, 95)
+    noisy = np.clip(img + rng.normal(0, 2.0, img.shape), 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, 75])
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.mark.parametrize("decode", ["full", "reduced"])
+@pytest.mark.parametrize("keep", [0.3, 0.8, 0.98])
+def test_a_scan_cut_short_but_ended_with_eoi_is_refused(keep: float, decode: str) -> None:
+    # libjpeg only warns ("premature end of data segment") and fills the rest with grey, so
+    # the decode "succeeds"; the node must answer bad_image, not decide on half a picture.
+    data = _noisy_jpeg(1)
+    sos = data.index(b"\xff\xda")
+    cut = data[: sos + int((len(data) - sos) * keep)] + b"\xff\xd9"
+    with pytest.raises(ImageDecodeError, match="ends before the image does"):
+        preprocess_jpeg(cut, decode)
+
+
+@pytest.mark.parametrize("decode", ["full", "reduced"])
+def test_whole_frames_and_a_grey_frame_are_not_taken_for_cut_ones(decode: str) -> None:
+    for seed in range(20):
+        preprocess_jpeg(_noisy_jpeg(seed), decode)
+    ok, grey = cv2.imencode(".jpg", np.full((360, 640, 3), 128, np.uint8))
+    assert ok  # all grey: left to the picture checks (image_out_of_distribution)
+    assert (preprocess_jpeg(grey.tobytes(), decode) == 128).all()
+
+
 def test_prepare_frame_rejects_wrong_dtype() -> None:
     with pytest.raises(ImageDecodeError):
         prepare_frame(np.zeros((10, 10, 3), np.float32))
