@@ -19,9 +19,12 @@ A crash that is none of these is logged and re-raised, never swallowed.
 
 from __future__ import annotations
 
+import zipfile
+
 from core.rejects import RejectCode
 
 __all__ = [
+    "NPZ_ERRORS",
     "BusError",
     "ConfigError",
     "DataError",
@@ -76,3 +79,17 @@ class BusError(RuledriveError):
 
 class TrainingError(RuledriveError):
     """Training, export or the ONNX parity check failed."""
+
+
+# What reading a damaged or foreign .npz file can raise (numpy.load and zipfile): an empty file
+# EOFError, a cut or non-zip one BadZipFile, a missing member KeyError, an odd array ValueError
+# or IndexError, an unreadable path OSError. Every reader of a user-named .npz catches these
+# and says which file, so none of them ends a command with a traceback.
+NPZ_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    IndexError,
+    zipfile.BadZipFile,
+)

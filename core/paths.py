@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from core.errors import ConfigError
 
-__all__ = ["check_output_dir", "check_output_file", "write_atomic"]
+__all__ = ["check_output_dir", "check_output_file", "open_npz", "write_atomic"]
 
 
 def _writable_dir(what: str, path: Path, directory: Path) -> None:
@@ -68,3 +73,11 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def open_npz(path: Path) -> Iterator[Any]:
+    """``numpy.load`` of an .npz (no pickles) on a handle of our own: numpy leaves its own handle
+    open when the file is no archive. What a damaged file raises is core.errors.NPZ_ERRORS."""
+    with path.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
+        yield z

@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ConfigError
+from core.errors import NPZ_ERRORS, ConfigError
+from core.paths import open_npz
 from perception.spec import MODEL_SPEC
 
 __all__ = [
@@ -99,12 +100,12 @@ class NeighbourIndex:
     @classmethod
     def load(cls, path: Path) -> NeighbourIndex:
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with open_npz(path) as z:
                 return cls(
                     z["mean"], z["projection"], z["vectors"], z["labels"],
                     int(z["k"]), int(z["min_votes"]),
                 )  # fmt: skip
-        except (OSError, KeyError, ValueError) as exc:
+        except NPZ_ERRORS as exc:
             raise ConfigError(f"{path}: not a neighbour index ({exc})") from exc
 
 

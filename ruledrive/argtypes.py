@@ -10,17 +10,22 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 __all__ = [
+    "MAX_CLIENT_ID_BYTES",
+    "client_id",
     "fraction",
     "int_within",
     "non_empty",
     "non_negative_float",
     "non_negative_int",
     "open_fraction",
+    "output_file",
     "positive_float",
     "positive_int",
     "rate",
+    "topic_prefix",
 ]
 
 
@@ -123,3 +128,43 @@ def rate(text: str) -> float | None:
         raise argparse.ArgumentTypeError(
             f"must be a number > 0 (1 = real time) or 'max', got {text}"
         ) from exc
+
+
+def topic_prefix(text: str) -> str:
+    """A topic prefix as the node accepts it (its RULEDRIVE_TOPIC_PREFIX): '/'-separated levels
+    without wildcards. A wildcard would make a replay's every publish fail and a recorder's
+    subscription be refused by paho, each long after the command started."""
+    from policy.settings import NodeSettings  # the node's own rule, so the two cannot drift
+
+    try:
+        return NodeSettings._prefix(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from exc
+
+
+# MQTT's string length field is two bytes: a longer client id cannot even be sent.
+MAX_CLIENT_ID_BYTES = 65535
+
+
+def client_id(text: str) -> str:
+    """An MQTT client id: at most 65,535 bytes of UTF-8, no NUL or control characters ('' lets
+    the broker or the command choose one)."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_CLIENT_ID_BYTES:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_CLIENT_ID_BYTES} bytes of UTF-8")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in text):
+        raise argparse.ArgumentTypeError("must not contain control characters or lone surrogates")
+    return text
+
+
+def output_file(text: str) -> Path:
+    """A file this command will write (a benchmark's doc): not a directory, in a place this
+    process can write, found at parse time rather than after the run it would record."""
+    from core.errors import ConfigError
+    from core.paths import check_output_file
+
+    path = Path(non_empty(text))
+    try:
+        check_output_file(path, "file")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("file ")) from exc
+    return path

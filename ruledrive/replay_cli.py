@@ -27,11 +27,13 @@ from core.errors import ConfigError
 from core.paths import check_output_dir, check_output_file
 from replay.drives import MAX_VEHICLES, MIN_RATE
 from ruledrive.argtypes import (
+    client_id,
     fraction,
     non_negative_float,
     positive_float,
     positive_int,
     rate,
+    topic_prefix,
 )
 from ruledrive.mqtt_login import add_broker_flags, login_from_args
 from ruledrive.replay_report import OUTPUT_FILES, Progress, print_report, write_outputs
@@ -65,6 +67,7 @@ def _bus_flags(p: argparse.ArgumentParser) -> None:
     add_broker_flags(p)  # --mqtt-url, --mqtt-username, --tls-ca; password env-only
     p.add_argument(
         "--prefix",
+        type=topic_prefix,
         default=os.environ.get("RULEDRIVE_TOPIC_PREFIX", DEFAULT_PREFIX),
         help="topic prefix (default $RULEDRIVE_TOPIC_PREFIX or %(default)s)",
     )
@@ -197,6 +200,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument(
         "--client-id",
+        type=client_id,
         default="",
         help="MQTT client id without a username (default: random; with one: the username)",
     )
@@ -357,8 +361,7 @@ def _record(args: argparse.Namespace) -> int:
     from replay.recorder import existing_outputs, run_recorder
 
     # Before connecting: a bad --out is found now, not on the first message in the writer thread.
-    if args.out.is_dir():
-        raise ConfigError(f"--out {args.out}: is a directory; name a file (FILE.mcap)")
+    check_output_file(args.out, "--out")  # a directory, or a place this process cannot write
     taken = existing_outputs(args.out, rotating=bool(args.rotate_mb or args.rotate_s))
     if taken and not args.force:
         what = "" if taken == [args.out] else f": {taken[0]}"

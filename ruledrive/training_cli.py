@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.errors import ConfigError, ModelError, RuledriveError, TrainingError
-from core.paths import check_output_dir
+from core.paths import check_output_dir, check_output_file
 from ruledrive.argtypes import (
     fraction,
     non_negative_int,
@@ -150,6 +150,11 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, _overrides(args))
     export_to = None if args.no_export else (args.export or args.out / "model.onnx")
+    # Refused before training, not after it.
+    if args.eval and export_to is None:
+        raise ConfigError("--eval needs the ONNX export (drop --no-export)")
+    if export_to is not None:
+        check_output_file(export_to, "--export")
     try:
         info = train(
             cfg, args.data, args.out, export_to=export_to, allow_truncated=args.allow_truncated
@@ -165,9 +170,7 @@ def _train(args: argparse.Namespace) -> int:
     if not info.get("chief", True):  # a worker that is not the chief wrote nothing to keep
         print(json.dumps({k: info.get(k) for k in ("model_version", "worker", "metrics")}))
         return 0
-    if args.eval:
-        if export_to is None:
-            raise ConfigError("--eval needs the ONNX export (drop --no-export)")
+    if args.eval and export_to is not None:
         info["evaluation"] = _run_eval(
             export_to, args.eval, args.out / "eval", args.allow_truncated
         )
@@ -292,6 +295,7 @@ def _export(args: argparse.Namespace) -> int:
     from training.checkpoint import load_checkpoint
     from training.export import export_onnx
 
+    check_output_file(args.out, "--out")
     ckpt = load_checkpoint(args.checkpoint)
     parity = None
     if args.data:

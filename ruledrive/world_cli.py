@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ruledrive.argtypes import int_within, non_empty, non_negative_int, positive_int
+from ruledrive.argtypes import int_within, non_empty, non_negative_int, output_file
 from ruledrive.benchdoc import append_row
 
 __all__ = ["register", "register_bench"]
@@ -23,7 +23,7 @@ BENCH_SECTION = "## Scene generation"
 
 def register(sub: argparse._SubParsersAction) -> None:
     from simulator.language import RULE_LANGUAGES
-    from simulator.limits import MAX_CORPUS_SETS, MAX_SHEET_FRAMES, MAX_WORKERS
+    from simulator.limits import MAX_CORPUS_SETS, MAX_SCENES, MAX_SHEET_FRAMES, MAX_WORKERS
     from simulator.plan import SPLITS
 
     gen = sub.add_parser("generate", help="generate a split of the scene world as MCAP")
@@ -33,7 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="output directory (DIR/<split>.mcap + .json; replaced only once the split is whole)",
     )
-    gen.add_argument("--scenes", type=positive_int, required=True, help="number of frames")
+    gen.add_argument(
+        "--scenes",
+        type=int_within(1, MAX_SCENES),
+        required=True,
+        help=f"number of frames, 1..{MAX_SCENES}",
+    )
     gen.add_argument("--seed", type=non_negative_int, default=0)
     gen.add_argument("--split", choices=SPLITS, default="train")
     gen.add_argument(
@@ -101,10 +106,10 @@ def _rule_corpus(args: argparse.Namespace) -> int:
 
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
-    from simulator.limits import MAX_WORKERS
+    from simulator.limits import MAX_SCENES, MAX_WORKERS
 
     b = bench_sub.add_parser("generate", help="time scene generation; appends to benchmarks.md")
-    b.add_argument("--scenes", type=positive_int, default=20000)
+    b.add_argument("--scenes", type=int_within(1, MAX_SCENES), default=20000)
     b.add_argument("--seed", type=non_negative_int, default=0)
     b.add_argument(
         "--workers",
@@ -112,7 +117,7 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         default=2,
         help=f"render processes, 1..{MAX_WORKERS} (default 2)",
     )
-    b.add_argument("--doc", default=str(BENCH_DOC), help="benchmark log to append to")
+    b.add_argument("--doc", type=output_file, default=BENCH_DOC, help="benchmark log to append to")
     b.set_defaults(func=_bench)
 
 

@@ -3,7 +3,7 @@ name them in its flags without importing the renderer (OpenCV, the MCAP writer) 
 
 from __future__ import annotations
 
-__all__ = ["MAX_CORPUS_SETS", "MAX_SHEET_FRAMES", "MAX_WORKERS"]
+__all__ = ["MAX_CORPUS_SETS", "MAX_SCENES", "MAX_SHEET_FRAMES", "MAX_WORKERS"]
 
 # Render processes at most: past the cores a pool only adds memory (each worker holds OpenCV).
 MAX_WORKERS = 64
@@ -11,3 +11,7 @@ MAX_WORKERS = 64
 MAX_CORPUS_SETS = 1_000_000
 # Frames on one sheet at most: 64 rows of 4 are 17,664 px tall, within what JPEG can hold.
 MAX_SHEET_FRAMES = 256
+# Frames in one generated split at most: 10x the recipe's training split (20,000 frames are
+# ~480 MB of recording and are planned in memory before the first is written), so a typo
+# (--scenes 99999999999) is refused instead of growing until memory runs out.
+MAX_SCENES = 200_000

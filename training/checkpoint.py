@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ConfigError
+from core.errors import NPZ_ERRORS, ConfigError
+from core.paths import open_npz
 from perception.modelmeta import Thresholds
 from perception.neighbours import NeighbourIndex
 from training.config import TrainConfig
@@ -115,8 +116,14 @@ class Checkpoint:
         f = self.path / "parity.npz"
         if not f.exists():
             return None
-        with np.load(f) as z:
-            return {k: z[k] for k in z.files}
+        try:
+            with open_npz(f) as z:
+                return {k: z[k] for k in z.files}
+        except NPZ_ERRORS as exc:
+            raise ConfigError(
+                f"{f}: not the checkpoint's parity samples ({type(exc).__name__}: "
+                f"{str(exc)[:120]}); train again to write them"
+            ) from exc
 
 
 def save_checkpoint_files(out: Path, config: TrainConfig, info: dict[str, Any]) -> None:

@@ -18,7 +18,8 @@ __all__ = ["TrainConfig", "load_config"]
 
 
 class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Every float finite: an infinite warm-up or loss weight would end training in a traceback.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     variant: Literal["fused", "image_only", "text_only"] = "fused"
     seed: int = Field(default=1234, ge=0, le=2**32 - 1)  # numpy's and TensorFlow's range
@@ -28,7 +29,7 @@ class TrainConfig(BaseModel):
     learning_rate: float = Field(default=2e-3, gt=0.0, le=1.0)
     # Cosine decay to lr * min_lr_ratio over the whole run, after a short linear warm-up.
     min_lr_ratio: float = Field(default=0.02, ge=0.0, le=1.0)
-    warmup_epochs: float = Field(default=0.5, ge=0.0)
+    warmup_epochs: float = Field(default=0.5, ge=0.0, le=500.0)  # at most `epochs`' cap
     # The frozen multilingual text encoder whose token states the model reads, and after which
     # of its layers (1-based; None: the last, as every model before this key). The exported
     # model records it (its encoder identity), and the node loads the encoder at that layer.

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,7 +32,8 @@ import numpy as np
 from bus.recording import Sample
 from bus.recording_reader import read_samples
 from bus.schema import DecisionLabel
-from core.errors import DataError, ImageDecodeError
+from core.errors import NPZ_ERRORS, DataError, ImageDecodeError
+from core.paths import open_npz
 from perception.image import DEFAULT_DECODE, preprocess_jpeg
 from perception.neighbours import NeighbourIndex, build_index, sentence_vectors
 from perception.rule_encoder import RuleEncoder
@@ -103,14 +103,13 @@ class RuleTable:
         known: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if cache is not None and cache.is_file():
             try:
-                # Our own handle: np.load leaks its own when the file is no archive.
-                with cache.open("rb") as fh, np.load(fh, allow_pickle=False) as z:
+                with open_npz(cache) as z:
                     if str(z["encoder"]) == ident:
                         # Each z[name] reads the whole array again: read each once.
                         c_states, c_masks = z["states"], z["masks"]
                         for i, t in enumerate(z["texts"].tolist()):
                             known[t] = (c_states[i], c_masks[i])
-            except (OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile) as exc:
+            except NPZ_ERRORS as exc:
                 raise DataError(
                     f"rule cache {cache} is not a rule table ({type(exc).__name__}: "
                     f"{str(exc)[:120]}); delete it or name another"

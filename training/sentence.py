@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ConfigError, DataError, ModelError
+from core.errors import NPZ_ERRORS, ConfigError, DataError, ModelError
+from core.paths import open_npz
 from perception.sentence_reader import (
     DIM,
     INPUT,
@@ -80,12 +81,12 @@ def vectors(texts: Sequence[str], cache: Path | None = None) -> np.ndarray:
         raise ConfigError(f"sentence cache {cache}: must be an .npz file")
     if cache is not None and cache.exists():
         try:
-            with np.load(cache, allow_pickle=False) as z:
+            with open_npz(cache) as z:
                 vecs = z["vectors"]
                 if vecs.ndim != 2 or vecs.shape[1] != DIM:
                     raise ValueError(f"vectors of shape {vecs.shape}, not [n, {DIM}]")
                 have = dict(zip(z["texts"].tolist(), vecs, strict=True))
-        except (OSError, ValueError, KeyError) as exc:
+        except NPZ_ERRORS as exc:
             raise ConfigError(
                 f"sentence cache {cache}: not a cache of this command ({exc})"
             ) from exc

@@ -149,7 +149,7 @@ def test_record_into_an_impossible_directory_is_one_line(
     )
     assert rc == 2
     line = one_line(capsys.readouterr().err)
-    assert line.startswith("ruledrive: configuration error: --out ") and "cannot create" in line
+    assert line.startswith("ruledrive: configuration error: --out ") and "not a directory" in line
 
 
 # -- truncated recordings: say --allow-truncated, and take it ------------------------------------
