@@ -7,15 +7,13 @@ a :class:`MessageError` with a stable ``code`` (see docs/contract.md, "Reject co
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from bus.envelope import unpack_frame
 from bus.topics import DEFAULT_PREFIX, Topic, match_topic
-from bus.validation import error_code, short_detail
+from bus.validation import error_code, no_duplicate_keys, short_detail
 from core.errors import MessageError
 from core.rejects import RejectCode
 
@@ -48,22 +46,8 @@ def parse_payload(entry: Topic, payload: bytes) -> tuple[BaseModel, bytes]:
         message = entry.model.model_validate_json(payload)
     except ValidationError as exc:
         raise MessageError(error_code(exc), short_detail(exc)) from exc
-    # A key given twice is read as its last value here and as its first by other parsers: a
-    # signed rule set with a second "rules" would mean two things. Checked after validation,
-    # which bounds the payload's nesting.
-    try:
-        json.loads(payload, object_pairs_hook=_unique_keys)
-    except (ValueError, RecursionError) as exc:  # MessageError is neither
-        raise MessageError(RejectCode.BAD_JSON, f"not valid JSON: {str(exc)[:120]}") from exc
+    no_duplicate_keys(payload)
     return message, b""
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        twice = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
-        raise MessageError(RejectCode.BAD_JSON, f"key {twice[:80]!r} appears twice")
-    return out
 
 
 def parse_incoming(

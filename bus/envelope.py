@@ -18,7 +18,7 @@ import struct
 from pydantic import ValidationError
 
 from bus.schema import FrameHeader
-from bus.validation import error_code, short_detail
+from bus.validation import error_code, no_duplicate_keys, short_detail
 from core.errors import MessageError
 from core.rejects import RejectCode
 
@@ -62,11 +62,16 @@ def unpack_frame(payload: bytes) -> tuple[FrameHeader, bytes]:
             what = _what(payload)
         raise MessageError(RejectCode.BAD_ENVELOPE, f"{what}: {_LAYOUT}")
     magic, n = _PREFIX.unpack_from(payload)
-    if n > MAX_HEADER_BYTES or _PREFIX.size + n > len(payload):
+    if n > MAX_HEADER_BYTES:
+        raise MessageError(
+            RejectCode.BAD_ENVELOPE, f"header length {n} is over the limit of {MAX_HEADER_BYTES}"
+        )
+    if _PREFIX.size + n > len(payload):
         raise MessageError(RejectCode.BAD_ENVELOPE, f"header length {n} does not fit the payload")
     head = payload[_PREFIX.size : _PREFIX.size + n]
     try:
         header = FrameHeader.model_validate_json(head)
     except ValidationError as exc:
         raise MessageError(error_code(exc, RejectCode.BAD_HEADER), short_detail(exc)) from exc
+    no_duplicate_keys(head)  # as every other message (bus.codec)
     return header, payload[_PREFIX.size + n :]

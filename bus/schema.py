@@ -6,11 +6,10 @@ names. Fields are never repurposed: a change bumps ``SCHEMA_VERSION``.
 
 from __future__ import annotations
 
-import math
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "INT64_MAX",
@@ -93,15 +92,10 @@ class FrameHeader(_Msg):
     vehicle_id: VehicleId
     frame_id: FrameId
     stamp_ns: StampNs = Field(description="capture time, UTC ns")
-    speed_kph: Number = Field(ge=0.0, le=300.0, description="ego speed at capture")
+    speed_kph: Number = Field(
+        ge=0.0, le=300.0, allow_inf_nan=False, description="ego speed at capture"
+    )
     encoding: Literal["jpeg"] = "jpeg"
-
-    @field_validator("speed_kph")
-    @classmethod
-    def _finite(cls, v: float) -> float:
-        if not math.isfinite(v):
-            raise ValueError("speed_kph must be finite")
-        return v
 
 
 class RuleSet(_Msg):
@@ -110,7 +104,14 @@ class RuleSet(_Msg):
 
     schema_version: Version = 1
     vehicle_id: VehicleId
-    version: str = Field(min_length=1, max_length=64, description="rule-set version id")
+    # No control characters: the version is echoed in every decision (rules_version) and in
+    # logs, where a newline or an ANSI escape would forge lines or recolour a terminal.
+    version: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="rule-set version id (no control characters)",
+    )
     issued_at_ns: StampNs
     expires_at_ns: StampNs | None = Field(default=None, description="None = never expires")
     rules: list[Annotated[str, Field(min_length=1, max_length=MAX_RULE_CHARS)]] = Field(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from pydantic import ValidationError
 
+from core.errors import MessageError
 from core.rejects import RejectCode
 
-__all__ = ["error_code", "short_detail"]
+__all__ = ["error_code", "no_duplicate_keys", "short_detail"]
 
 
 def error_code(exc: ValidationError, default: RejectCode = RejectCode.BAD_SCHEMA) -> RejectCode:
@@ -25,3 +29,21 @@ def short_detail(exc: ValidationError, limit: int = 5) -> str:
     errs = exc.errors(include_url=False)
     parts = (f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in errs[:limit])
     return "; ".join(parts)
+
+
+def no_duplicate_keys(raw: bytes) -> None:
+    """MessageError (bad_json) if a JSON object in ``raw`` names a key twice. Pydantic keeps the
+    last value and other parsers the first, so such a message would mean two things (a signed
+    rule set with a second "rules"). Call it after validation, which bounds the nesting."""
+    try:
+        json.loads(raw, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError) as exc:  # MessageError is neither
+        raise MessageError(RejectCode.BAD_JSON, f"not valid JSON: {str(exc)[:120]}") from exc
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        twice = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
+        raise MessageError(RejectCode.BAD_JSON, f"key {twice[:80]!r} appears twice")
+    return out

@@ -126,7 +126,7 @@ def _decode_bgr(data: bytes, decode: str = "full") -> np.ndarray:
             f"decoded image {bgr.shape[1]}x{bgr.shape[0]} is too large (its header said {w}x{h})",
             code=RejectCode.IMAGE_TOO_LARGE,
         )
-    if _cut_short(bgr):
+    if _cut_short(bgr, max(1, round(w / bgr.shape[1]))):
         raise ImageDecodeError(
             "JPEG data ends before the image does (the rest would be decoded as grey); "
             "truncated or corrupt"
@@ -134,13 +134,32 @@ def _decode_bgr(data: bytes, decode: str = "full") -> np.ndarray:
     return bgr
 
 
-def _cut_short(bgr: np.ndarray) -> bool:
+def _cut_short(bgr: np.ndarray, scale: int) -> bool:
     """A sequential JPEG whose scan data stops early but still ends with an EOI marker decodes
-    without an error: libjpeg only prints a warning and leaves every block it did not get at
-    zero, which is exact mid grey (128, 128, 128), from the cut to the end of the image. So: its
-    bottom-right corner is exactly that grey while some other pixel is not. (A picture that is
-    grey all over is left to the picture checks; a truncated progressive JPEG is not caught.)"""
-    return bool((bgr[-2:, -2:] == _ZERO_BLOCK).all() and (bgr != _ZERO_BLOCK).any())
+    without an error: libjpeg only prints a warning and leaves every block it did not get at zero,
+    exact mid grey (128, 128, 128), from the cut to the end of the image in the blocks' raster
+    order. So: the exactly grey 8x8 blocks (``8 / scale`` pixels a side in a reduced decode) run
+    to the end of the image, and none comes well before the last block that is not grey (a
+    camera's noise never is; a drawing on a flat grey background has grey blocks before its
+    last drawn one).
+    A picture grey all over is left to the picture checks. Not caught: a cut within the last
+    blocks, a truncated progressive JPEG (blurred, not grey), a drawing whose content is a full
+    band at the top above flat grey (taken for a cut one)."""
+    if not (bgr[-2:, -2:] == _ZERO_BLOCK).all():  # the cheap test: almost every frame ends here
+        return False
+    b = max(1, 8 // scale)
+    hb, wb = bgr.shape[0] // b, bgr.shape[1] // b
+    grey = (bgr[: hb * b, : wb * b] == _ZERO_BLOCK).all(axis=2).reshape(hb, b, wb, b)
+    if b >= 4:  # a block's edge pixels take colour from the next block in chroma upsampling
+        grey = grey[:, 1:-1, :, 1:-1]
+    blocks = grey.all(axis=(1, 3)).ravel()  # raster order
+    if blocks.all() or not blocks[-1]:
+        return False
+    # The last block that is not grey, and no grey block before it, but for the two block rows
+    # above it: where the cut row meets the grey below, chroma upsampling blends the two, so the
+    # blocks right after the cut are not all exactly grey.
+    last = len(blocks) - 1 - int(np.argmin(blocks[::-1]))
+    return not blocks[: max(0, last - 2 * wb)].any()
 
 
 # Start-of-frame markers carry the image size; C4 (DHT), C8 (JPG) and CC (DAC) share the range

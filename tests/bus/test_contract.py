@@ -228,6 +228,31 @@ def test_a_key_given_twice_is_refused_not_read_as_its_last_value() -> None:
         assert exc.value.code == "bad_json"
 
 
+def _envelope(header: bytes) -> bytes:
+    return b"RDF1" + len(header).to_bytes(4, "big") + header + b"\xff\xd8jpeg"
+
+
+def test_a_frame_header_is_held_to_the_same_json_rules_as_every_message() -> None:
+    good = b'{"vehicle_id":"a","frame_id":5,"stamp_ns":1,"speed_kph":10}'
+    assert unpack_frame(_envelope(good))[0].frame_id == 5
+    with pytest.raises(MessageError, match="'frame_id' appears twice") as exc:
+        unpack_frame(_envelope(good[:-1] + b',"frame_id":6}'))
+    assert exc.value.code == "bad_json"
+    with pytest.raises(MessageError, match="speed_kph: Input should be a finite number"):
+        unpack_frame(_envelope(good.replace(b":10}", b":NaN}")))
+    too_long = b"RDF1" + (4097).to_bytes(4, "big") + b" " * 5000
+    with pytest.raises(MessageError, match="4097 is over the limit of 4096"):
+        unpack_frame(too_long)
+
+
+@pytest.mark.parametrize("version", ["r1\n[INFO] forged line", "r1\x1b[31m", "\x00"])
+def test_a_rule_set_version_with_control_characters_is_refused(version: str) -> None:
+    # The version is echoed in every decision and in logs.
+    with pytest.raises(ValueError, match="should match pattern"):
+        RuleSet(vehicle_id="a", version=version, issued_at_ns=1, rules=["Stop"])
+    RuleSet(vehicle_id="a", version="规则-2026.12", issued_at_ns=1, rules=["Stop"])
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("schema_version", "true"), ("schema_version", "1.0"), ("issued_at_ns", "1.7e18")],

@@ -94,6 +94,11 @@ def test_whole_frames_and_a_grey_frame_are_not_taken_for_cut_ones(decode: str) -
     ok, grey = cv2.imencode(".jpg", np.full((360, 640, 3), 128, np.uint8))
     assert ok  # all grey: left to the picture checks (image_out_of_distribution)
     assert (preprocess_jpeg(grey.tobytes(), decode) == 128).all()
+    drawn = np.full((360, 640, 3), 128, np.uint8)  # a drawing on flat grey, as tests send
+    cv2.rectangle(drawn, (160, 90), (320, 180), (0, 0, 255), -1)
+    ok, buf = cv2.imencode(".jpg", drawn)
+    assert ok
+    preprocess_jpeg(buf.tobytes(), decode)
 
 
 def test_prepare_frame_rejects_wrong_dtype() -> None:
