@@ -129,7 +129,8 @@ def load_templates(path: Path, kinds: tuple[str, ...]) -> Templates:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read templates {path}: {exc}") from exc
+        why = " ".join(str(exc).split())  # YAML says where on several lines: one line
+        raise ConfigError(f"cannot read templates {path}: {why}") from exc
     if not isinstance(data, dict) or not data:
         raise ConfigError(f"{path}: expected a mapping of language -> {{rules, slots}}")
     worded = sorted(k for k in kinds if k not in NOT_WORDED)

@@ -107,7 +107,8 @@ def load_config(path: str | Path | None, overrides: dict[str, object]) -> TrainC
             yml = p.suffix.lower() in (".yaml", ".yml")
             loaded = yaml.safe_load(text) if yml else json.loads(text)
         except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {p}: {exc}") from exc
+            why = " ".join(str(exc).split())  # YAML says where on several lines: one line
+            raise ConfigError(f"cannot read config {p}: {why}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {p} must be a mapping of keys to values")
         data.update(loaded)

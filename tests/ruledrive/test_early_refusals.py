@@ -129,3 +129,15 @@ def test_encoder_build_refuses_a_directory_named_like_a_wheel(
         capsys,
         "cannot read the wheel",
     )
+
+
+def test_a_yaml_syntax_error_is_one_line_that_says_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "c.yaml"
+    bad.write_text("epochs: [1,\n  lr: 2\n")
+    base = ["train", "--data", str(GOLDEN), "--out", str(tmp_path / "o"), "--config", str(bad)]
+    _refused(base, capsys, "line 1, column 9")
+    _refused(
+        ["bench", "wording", "--templates", str(bad), "--no-write"], capsys, "line 1, column 9"
+    )
