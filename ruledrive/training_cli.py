@@ -185,7 +185,7 @@ def _load_predictor(model: Path) -> Predictor:
 
     if not model.exists():
         raise ConfigError(f"{model}: no such model or checkpoint")
-    if model.is_file() and model.suffix != ".onnx":
+    if model.is_file() != (model.suffix == ".onnx"):  # a file not *.onnx, a directory *.onnx
         raise ConfigError(
             f"{model}: not an ONNX model (*.onnx) or a checkpoint directory (ruledrive train --out)"
         )

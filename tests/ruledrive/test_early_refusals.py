@@ -141,3 +141,10 @@ def test_a_yaml_syntax_error_is_one_line_that_says_where(
     _refused(
         ["bench", "wording", "--templates", str(bad), "--no-write"], capsys, "line 1, column 9"
     )
+
+
+def test_evaluate_of_a_directory_named_like_a_model_says_what_is_expected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "m.onnx").mkdir()
+    _refused(["evaluate", str(tmp_path / "m.onnx"), "--data", str(GOLDEN)], capsys, "not an ONNX")
