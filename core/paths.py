@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from core.errors import ConfigError
 
-__all__ = ["check_output_dir", "check_output_file", "open_npz", "write_atomic"]
+__all__ = ["check_output_dir", "check_output_file", "open_npz", "save_npz", "write_atomic"]
 
 
 def _writable_dir(what: str, path: Path, directory: Path) -> None:
@@ -59,6 +59,17 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk and rename it over
     ``path``. ``mode``: the file's permissions (None: those of the file it replaces, else
     0644; mkstemp's own are 0600)."""
+    _replace(path, lambda fh: fh.write(data), mode)
+
+
+def save_npz(path: Path, **arrays: Any) -> None:
+    """``numpy.savez`` of ``arrays`` to ``path`` as :func:`write_atomic` writes: a reader (or the
+    next run, reading its cache back) sees the old file or the new one, never half of one, and
+    a failed write leaves no temporary file behind."""
+    _replace(path, lambda fh: np.savez(fh, **arrays), None)
+
+
+def _replace(path: Path, write: Callable[[BinaryIO], object], mode: int | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode is None:
         mode = path.stat().st_mode & 0o777 if path.is_file() else 0o644
@@ -66,7 +77,7 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -33,7 +33,7 @@ from bus.recording import Sample
 from bus.recording_reader import read_samples
 from bus.schema import DecisionLabel
 from core.errors import NPZ_ERRORS, DataError, ImageDecodeError
-from core.paths import open_npz
+from core.paths import open_npz, save_npz
 from perception.image import DEFAULT_DECODE, preprocess_jpeg
 from perception.neighbours import NeighbourIndex, build_index, sentence_vectors
 from perception.rule_encoder import RuleEncoder
@@ -131,12 +131,9 @@ class RuleTable:
         with ThreadPoolExecutor(max_workers=2) as pool:  # onnxruntime releases the GIL
             list(pool.map(one, todo))
         if cache is not None and todo:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp.npz")
-            np.savez(
-                tmp, encoder=np.array(ident), texts=np.array(wanted), states=states, masks=masks
+            save_npz(
+                cache, encoder=np.array(ident), texts=np.array(wanted), states=states, masks=masks
             )
-            tmp.replace(cache)
         return cls(wanted, states, masks, encode_seconds=time.monotonic() - t0 if todo else 0.0)
 
     def gather(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

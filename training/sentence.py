@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import NPZ_ERRORS, ConfigError, DataError, ModelError
-from core.paths import open_npz
+from core.paths import open_npz, save_npz
 from perception.sentence_reader import (
     DIM,
     INPUT,
@@ -99,9 +99,7 @@ def vectors(texts: Sequence[str], cache: Path | None = None) -> np.ndarray:
             have.update(zip(chunk, encoder.encode(chunk), strict=True))
         if cache is not None:  # written whole or not at all, as the rule table's cache
             keys = sorted(have)
-            tmp = cache.with_suffix(".tmp.npz")
-            np.savez(tmp, texts=np.array(keys), vectors=np.stack([have[k] for k in keys]))
-            tmp.replace(cache)
+            save_npz(cache, texts=np.array(keys), vectors=np.stack([have[k] for k in keys]))
     return np.stack([have[t] for t in texts]).astype(np.float32).reshape(len(texts), DIM)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.errors import ConfigError, DataError
@@ -148,3 +149,22 @@ def test_evaluate_of_a_directory_named_like_a_model_says_what_is_expected(
 ) -> None:
     (tmp_path / "m.onnx").mkdir()
     _refused(["evaluate", str(tmp_path / "m.onnx"), "--data", str(GOLDEN)], capsys, "not an ONNX")
+
+
+def test_a_cache_write_that_fails_leaves_the_old_cache_and_no_temporary_file(
+    tmp_path: Path,
+) -> None:
+    from core.paths import open_npz, save_npz
+
+    cache = tmp_path / "cache.npz"
+    save_npz(cache, texts=np.array(["Max 50"]))
+
+    class _Fails:
+        def __array__(self, *args: object, **kwargs: object) -> np.ndarray:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_npz(cache, texts=_Fails())
+    assert [p.name for p in tmp_path.iterdir()] == ["cache.npz"]
+    with open_npz(cache) as z:
+        assert z["texts"].tolist() == ["Max 50"]
