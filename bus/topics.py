@@ -38,6 +38,7 @@ __all__ = [
     "STATUS",
     "TOPICS",
     "Topic",
+    "check_prefix",
     "match_topic",
     "shared_filter",
     "split_shared",
@@ -179,6 +180,16 @@ _ID = re.compile(VEHICLE_ID_PATTERN)
 
 
 @functools.lru_cache(maxsize=256)  # per message otherwise: tens of microseconds each
+def check_prefix(prefix: str) -> str:
+    """``prefix`` if it is a topic prefix: '/'-separated levels of [A-Za-z0-9_.-], no wildcard
+    and no empty level; ValueError otherwise. The node's setting, the credentials' ACL lines
+    and the commands' --prefix flags all hold to it (a wildcard in an ACL line grants far more
+    than it names, and a publish to it fails)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", prefix):
+        raise ValueError("topic prefix must be '/'-separated levels without wildcards")
+    return prefix
+
+
 def _regex(prefix: str, entry: Topic) -> re.Pattern[str]:
     # Placeholders match any one level here; the id format is checked after, so a topic with the
     # right shape but a bad id is reported as bad_vehicle_id rather than unknown_topic.

@@ -6,7 +6,6 @@ the field (``ruledrive serve`` exits 2).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bus.mqtt import parse_mqtt_url
 from bus.schema import VEHICLE_ID_PATTERN
-from bus.topics import DEFAULT_PREFIX, SHARE_GROUP_PATTERN
+from bus.topics import DEFAULT_PREFIX, SHARE_GROUP_PATTERN, check_prefix
 from core.defaults import DEFAULT_MODEL_PATH, DEFAULT_MQTT_URL, READING_THRESHOLD
 from core.errors import ConfigError
 from perception.rule_encoder import DEFAULT_ENCODER_DIR
@@ -198,9 +197,7 @@ class NodeSettings(BaseSettings):
     @field_validator("topic_prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", v):
-            raise ValueError("topic prefix must be '/'-separated levels without wildcards")
-        return v
+        return check_prefix(v)
 
     @field_validator("providers")
     @classmethod

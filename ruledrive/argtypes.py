@@ -134,10 +134,10 @@ def topic_prefix(text: str) -> str:
     """A topic prefix as the node accepts it (its RULEDRIVE_TOPIC_PREFIX): '/'-separated levels
     without wildcards. A wildcard would make a replay's every publish fail and a recorder's
     subscription be refused by paho, each long after the command started."""
-    from policy.settings import NodeSettings  # the node's own rule, so the two cannot drift
+    from bus.topics import check_prefix  # the node's own rule, so the two cannot drift
 
     try:
-        return NodeSettings._prefix(text)
+        return check_prefix(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from exc
 
@@ -164,7 +164,7 @@ def output_file(text: str) -> Path:
 
     path = Path(non_empty(text))
     try:
-        check_output_file(path, "file")
+        check_output_file(path, "the file")
     except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("file ")) from exc
+        raise argparse.ArgumentTypeError(str(exc)) from exc
     return path

@@ -35,7 +35,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bus.schema import VEHICLE_ID_PATTERN
-from bus.topics import CAMERA, DECISION, DEFAULT_PREFIX, ERRORS, LABEL, RULES, STATUS
+from bus.topics import (
+    CAMERA,
+    DECISION,
+    DEFAULT_PREFIX,
+    ERRORS,
+    LABEL,
+    RULES,
+    STATUS,
+)
+from bus.topics import (
+    check_prefix as check_topic_prefix,
+)
 from core.errors import ConfigError
 
 __all__ = [
@@ -88,10 +99,8 @@ def _check_ids(kind: str, ids: Sequence[str]) -> None:
 def check_prefix(prefix: str) -> None:
     """ConfigError unless the node accepts ``prefix`` as its RULEDRIVE_TOPIC_PREFIX: a wildcard
     in it would make every ACL line grant far more than it names (``a/#/vehicles/...``)."""
-    from policy.settings import NodeSettings  # the node's own rule, so the two cannot drift
-
     try:
-        NodeSettings._prefix(prefix)
+        check_topic_prefix(prefix)
     except ValueError as exc:
         raise ConfigError(f"--prefix {prefix!r}: {exc}") from exc
 
