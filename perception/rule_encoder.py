@@ -50,6 +50,7 @@ from core.rejects import RejectCode
 from perception.spec import MODEL_SPEC
 
 __all__ = [
+    "normalise",
     "unreadable_script",
     "DEFAULT_ENCODER_DIR",
     "MANIFEST",
@@ -216,9 +217,11 @@ class RuleEncoder:
         # None: the last layer's states (``token_states``); k: those after layer k.
         self.layer = layer
         self._outputs = (_OUTPUTS[0], _OUTPUTS[1] if layer is None else _LAYER_OUTPUT)
-        # What a cache of encodings is valid for: these weights, computed this way, this layer.
-        self.cache_key = f"{manifest['files'][MODEL_FILE]['sha256']}/level{FLOAT32_ACCURACY}" + (
-            "" if layer is None else f"/layer{layer}"
+        # What a cache of encodings is valid for: these weights, computed this way, this layer,
+        # from texts normalised this way (normalise).
+        self.cache_key = (
+            f"{manifest['files'][MODEL_FILE]['sha256']}/level{FLOAT32_ACCURACY}/{TEXT_FORM}"
+            + ("" if layer is None else f"/layer{layer}")
         )
         self.provider: str = session.get_providers()[0]
         self._cache: OrderedDict[str, _Encoded] = OrderedDict()
@@ -289,7 +292,7 @@ class RuleEncoder:
 
     def token_ids(self, text: str) -> list[int]:
         """Token ids of ``prefix + text`` with the special tokens, truncated to max_tokens."""
-        ids: list[int] = self.tokenizer.encode(self.prefix + _clean(text)).ids
+        ids: list[int] = self.tokenizer.encode(self.prefix + normalise(text)).ids
         return ids
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -414,6 +417,28 @@ def _texts(texts: Sequence[str]) -> list[str]:
     return list(texts)
 
 
-def _clean(text: str) -> str:
-    # The Rust tokenizer cannot take lone surrogates (e.g. from a bad JSON escape).
-    return text.encode("utf-8", "replace").decode("utf-8")
+# Names how normalise() writes a text; part of the cache key, so a change re-encodes caches.
+TEXT_FORM = "shout1"
+_SHOUT_MIN_LETTERS = 4  # "STOP" is shouted, "OK" is not
+_SHOUT_SHARE = 2 / 3  # of the cased letters upper case: "NO U-TURN", not "CCTV in operation"
+
+
+def normalise(text: str) -> str:
+    """The text the encoder reads for a rule, on every path (training, evaluation, the node).
+
+    Lone surrogates (from a bad JSON escape; the Rust tokenizer cannot take them) become ``?``.
+    A *shouted* rule, as road signs and sign-recognition feeds write them ("YIELD TO
+    PEDESTRIANS IN CROSSWALK", "SPEED LIMIT 70"), more than two thirds of its cased letters
+    (at least four) upper case, is read in sentence case ("Yield to pedestrians in
+    crosswalk"): the encoder's vocabulary is cased, upper-case words split into other pieces,
+    and the model was trained on sentence case, so the same rule shouted was read as not
+    understood. Any other text is unchanged (Chinese has no case; "CCTV in operation" keeps
+    its acronym)."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    cased = [c for c in text if c.isupper() or c.islower()]
+    upper = sum(1 for c in cased if c.isupper())
+    if len(cased) < _SHOUT_MIN_LETTERS or upper <= _SHOUT_SHARE * len(cased):
+        return text
+    lower = text.lower()
+    first = next(i for i, c in enumerate(lower) if c.islower() or c.isupper())
+    return lower[:first] + lower[first].upper() + lower[first + 1 :]

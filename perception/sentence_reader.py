@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelError
+from perception.rule_encoder import normalise
 
 __all__ = [
     "DIM",
@@ -210,10 +211,11 @@ class SentenceEncoder:
             raise ModelError(f"{PACKAGE} does not load: {exc}") from exc
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 [len(texts), 512], L2-normalised. Any string encodes (lone surrogates as
-        ``?``); an empty text gives the encoder's vector of nothing."""
+        """float32 [len(texts), 512], L2-normalised. Any string encodes, as the token
+        encoder reads it (perception.rule_encoder.normalise: lone surrogates as ``?``, shouted
+        rules in sentence case); an empty text gives the encoder's vector of nothing."""
         with self._lock:
-            clean = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
+            clean = [normalise(t) for t in texts]
             todo = sorted({t for t in clean if t not in self._cache})
             fresh: dict[str, np.ndarray] = {}
             try:

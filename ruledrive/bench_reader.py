@@ -167,8 +167,8 @@ def _train_and_read(
     epochs: int,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Train a reader with (token dropout, state noise, rule head, readers in the model)
-    ``variant[:4]``; its softmax outputs on the evaluation texts (class [E,C], params {name:
-    [E,V]})."""
+    ``variant[:4]`` and the class balance ``variant[6]``; its softmax outputs on the
+    evaluation texts (class [E,C], params {name: [E,V]})."""
     import keras
 
     from perception.spec import MODEL_SPEC
@@ -183,6 +183,7 @@ def _train_and_read(
             "state_noise": variant[1],
             "rule_head": variant[2],
             "readers": variant[3],
+            "reader_class_balance": variant[6],
         }
     )
     factors = classes if cfg.rule_head == "factorized" else None
@@ -356,8 +357,8 @@ def _fmt(v: float) -> str:
 
 
 # (token dropout, state noise, rule head, readers in the model, trained readers averaged,
-# encoder layer: None for the last, not named)
-Variant = tuple[float, float, str, int, int, int | None]
+# encoder layer: None for the last, not named; the reader's class balance)
+Variant = tuple[float, float, str, int, int, int | None, float]
 Scores = dict[tuple[str, str, str], dict[str, float]]
 
 
@@ -366,7 +367,8 @@ def _label(v: Variant) -> str:
     inside = "" if v[3] == 1 else f", {v[3]} readers in the model"
     members = "" if v[4] == 1 else f", {v[4]} trained readers averaged"
     layer = "" if v[5] is None else f", encoder layer {v[5]}"
-    return f"token dropout {v[0]:g}, state noise {v[1]:g}{head}{inside}{members}{layer}"
+    balance = "" if v[6] == 0 else f", class balance {v[6]:g}"
+    return f"token dropout {v[0]:g}, state noise {v[1]:g}{head}{inside}{members}{layer}{balance}"
 
 
 def _report(
@@ -493,6 +495,7 @@ def run(args: argparse.Namespace) -> int:
         for n in args.state_noise
         for h in args.rule_head
         for r in args.readers
+        for b in args.class_balance
     ]
     e = len(ix_eval)
     table: Any = None
@@ -509,14 +512,14 @@ def run(args: argparse.Namespace) -> int:
                     ix_train,
                     ix_read,
                     classes,
-                    (*base, 1, layer),
+                    (*base[:4], 1, layer, base[4]),
                     seed + 1000 * m,
                     args.epochs,
                 )
                 for m in range(max(args.members))
             ]
             for k in args.members:
-                variant = (*base, k, layer)
+                variant = (*base[:4], k, layer, base[4])
                 cls, params = ensemble(readings[:k])
                 results.setdefault(variant, []).append(
                     score(evals, classes, cls[:e], {n: v[:e] for n, v in params.items()})
@@ -532,7 +535,9 @@ def run(args: argparse.Namespace) -> int:
                     )
                     withheld.setdefault(variant, []).append(got)
             took = time.perf_counter() - t0
-            log.info("%s, seed %d: done at %.0f s", _label((*base, 1, layer)), seed, took)
+            log.info(
+                "%s, seed %d: done at %.0f s", _label((*base[:4], 1, layer, base[4])), seed, took
+            )
     text = _report(
         args,
         results,
@@ -569,6 +574,13 @@ def _noises(value: str) -> list[float]:
     if any(not 0.0 <= v <= 1.0 for v in stds):
         raise argparse.ArgumentTypeError(f"noise stds must be in [0, 1]: {value!r}")
     return stds
+
+
+def _balances(value: str) -> list[float]:
+    got = _numbers(value)
+    if any(not 0.0 <= v <= 1.0 for v in got):
+        raise argparse.ArgumentTypeError(f"class balance exponents must be in [0, 1]: {value!r}")
+    return got
 
 
 def _heads(value: str) -> list[str]:
@@ -671,6 +683,13 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         default=[None],
         help="comma-separated text-encoder layers whose token states the reader reads, to "
         "compare (TrainConfig.encoder_layer; default: the last)",
+    )
+    p.add_argument(
+        "--class-balance",
+        type=_balances,
+        default=[0.0],
+        help="comma-separated exponents of the reader's class-loss weights (mean count / class "
+        "count)^x, to compare (TrainConfig.reader_class_balance; 0: unweighted)",
     )
     p.add_argument("--epochs", type=positive_int, default=20)
     add_doc_flags(p)

@@ -70,6 +70,11 @@ class TrainConfig(BaseModel):
     # rule texts plus a rule corpus (``ruledrive rule-corpus``: rule texts with their meaning,
     # no frames); 0 = none. Then the whole model trains as before, the reader included.
     reader_epochs: int = Field(default=0, ge=0, le=500)
+    # The reader-alone epochs' class loss weighted per rule class c by (mean count / count of
+    # c)^reader_class_balance over the texts it trains on (0 = unweighted): rarer classes (a
+    # permission beside its prohibition) weigh more, so the class prior leans less on the
+    # common one. Measured by `ruledrive bench reader --class-balance` (docs/training.md).
+    reader_class_balance: float = Field(default=0.0, ge=0.0, le=1.0)
     rule_corpus: str | None = None
     # Recording splits used for training; evaluation splits are excluded unless named here.
     train_splits: list[str] = Field(default_factory=lambda: ["train", "val", "recorded"])

@@ -36,6 +36,7 @@ from training.ruleparams import RULE_PARAMS, param_labels
 __all__ = [
     "ReaderSet",
     "RuleCorpus",
+    "class_weights",
     "fit_reader",
     "load_rule_corpus",
     "pack_rows",
@@ -182,6 +183,19 @@ def pack_rows(n: int, slots: int, rng: np.random.Generator | None = None) -> np.
     return np.concatenate([order, np.full(pad, -1)]).reshape(-1, slots).astype(np.int32)
 
 
+def class_weights(classes: np.ndarray, power: float) -> np.ndarray:
+    """Per class index, the weight of its rules in the reader's class loss: (mean count over
+    the classes present / its count)^``power`` over ``classes`` (labels, -1 = not trained on);
+    all 1 at ``power`` 0. float32 [max label + 1]."""
+    labels = np.asarray(classes)
+    counts = np.bincount(labels[labels >= 0], minlength=int(labels.max(initial=0)) + 1)
+    out = np.ones(len(counts), np.float32)
+    seen = counts > 0
+    if power > 0 and seen.any():
+        out[seen] = (counts[seen].mean() / counts[seen]) ** power
+    return out
+
+
 def fit_reader(
     reader: Any,
     table: RuleTable,
@@ -211,6 +225,7 @@ def fit_reader(
     losses, weights = reading_losses(readers, cfg.rule_loss_weight, cfg.param_loss_weight)
     reader.compile(optimizer=keras.optimizers.Adam(schedule), loss=losses, loss_weights=weights)
     rng = np.random.default_rng(seed)
+    balance = class_weights(data.classes, cfg.reader_class_balance)
     for _ in range(epochs):
         rows = pack_rows(len(data), slots, rng)
         for b in range(0, len(rows), cfg.batch_size):
@@ -222,7 +237,7 @@ def fit_reader(
                 hide_tokens(states, masks, cfg.token_dropout, rng)
             cls = data.classes[which]
             y = {s.rule_output: np.maximum(cls, 0)}
-            w = {s.rule_output: (present & (cls >= 0)).astype(np.float32)}
+            w = {s.rule_output: (present & (cls >= 0)) * balance[np.maximum(cls, 0)]}
             par = data.params[which]
             for k, name in enumerate(RULE_PARAMS):
                 lab = par[..., k]

@@ -318,3 +318,57 @@ def test_a_model_names_its_encoder_layer_or_none() -> None:
     for bad in ("", "nine", "-1", "0", "9.5", "1000"):
         with pytest.raises(ModelError, match="not a layer number"):
             encoder_layer({**ident, "layer": bad}, "m.onnx")
+
+
+# Shouted rules (road signs, sign-recognition feeds) are read in sentence case.
+
+
+@pytest.mark.parametrize(
+    ("text", "read_as"),
+    [
+        ("YIELD TO PEDESTRIANS IN CROSSWALK", "Yield to pedestrians in crosswalk"),
+        ("SPEED LIMIT 70", "Speed limit 70"),
+        ('  "NO U-TURN"', '  "No u-turn"'),
+        ("SCHOOL ZONE 30 KM/H 7AM-5PM", "School zone 30 km/h 7am-5pm"),
+        ("ÉCOLE", "École"),
+        ("STOP", "Stop"),
+        ("ＳＴＯＰ ５０", "Ｓｔｏｐ ５０"),  # full-width Latin is cased too
+        # Not shouted: unchanged.
+        ("CCTV in operation", "CCTV in operation"),
+        ("No overtaking", "No overtaking"),
+        ("Speed Limit 70", "Speed Limit 70"),
+        ("OK", "OK"),  # fewer than four cased letters
+        ("限速 70 KM/H", "限速 70 KM/H"),
+        ("左侧车道封闭，请向右并线", "左侧车道封闭，请向右并线"),
+        ("", ""),
+        ("\ud800 NO", "? NO"),  # a lone surrogate becomes ?
+    ],
+)
+def test_normalise_reads_shouted_rules_in_sentence_case(text: str, read_as: str) -> None:
+    from perception.rule_encoder import normalise
+
+    assert normalise(text) == read_as
+
+
+def test_a_shouted_rule_encodes_as_its_sentence_case(encoder: RuleEncoder) -> None:
+    from perception.rule_encoder import TEXT_FORM
+
+    shouted, plain = "YIELD TO PEDESTRIANS IN CROSSWALK", "Yield to pedestrians in crosswalk"
+    assert encoder.token_ids(shouted) == encoder.token_ids(plain)
+    a, b = encoder.encode_rule_set([shouted]), encoder.encode_rule_set([plain])
+    np.testing.assert_array_equal(a[0], b[0])
+    # Caches of encodings made before the text form changed are not reused.
+    assert encoder.cache_key.split("/")[2] == TEXT_FORM
+
+
+def test_the_shipped_model_reads_a_shouted_rule_as_it_reads_it_in_sentence_case() -> None:
+    from policy.model import PolicyModel
+
+    model = PolicyModel.load(ROOT / "models/ruledrive-default.onnx", providers="cpu")
+    for shouted in ("YIELD TO PEDESTRIANS IN CROSSWALK", "SPEED LIMIT 70", "NO OVERTAKING"):
+        loud = model.encode_rules((shouted,))
+        calm = model.encode_rules((shouted.capitalize(),))
+        assert loud.classes is not None and calm.classes is not None
+        np.testing.assert_array_equal(loud.classes, calm.classes)
+        assert not loud.alternatives  # nothing left unsure to check frame by frame
+        assert model.meta.rule_classes[int(loud.classes[0].argmax())] != "not_understood"
