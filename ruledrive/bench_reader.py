@@ -490,7 +490,7 @@ def run(args: argparse.Namespace) -> int:
     results: dict[Variant, list[Scores]] = {}
     withheld: dict[Variant, list[Withheld]] = {}
     grid = [
-        (d, n, h, r)
+        (d, n, h, r, b)
         for d in args.token_dropout
         for n in args.state_noise
         for h in args.rule_head

@@ -205,6 +205,10 @@ def test_withholding_refuses_a_corpus_that_names_no_families(tmp_path: Path) -> 
         ["--readers", "6"],  # TrainConfig.readers allows 1-5
         ["--encoder-layer", "0"],
         ["--encoder-layer", "x"],
+        ["--class-balance", "1.5"],  # TrainConfig.reader_class_balance allows 0-1
+        ["--class-balance", "-0.5"],
+        ["--class-balance", "nan"],
+        ["--class-balance", "x"],
     ],
 )
 def test_bad_flags_are_usage_errors(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -231,7 +235,7 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     # Two variants (each flag's non-default value once), to keep the test short.
     argv += ["--token-dropout", "0.15", "--state-noise", "0.1", "--withhold"]
     argv += ["--rule-head", "flat,factorized", "--readers", "2", "--members", "1,2"]
-    argv += ["--encoder-layer", "12,9"]
+    argv += ["--encoder-layer", "12,9", "--class-balance", "0.5"]
     corpus = work / "corpus.jsonl"
     assert cli(["rule-corpus", "--out", str(corpus), "--sets", "50", "--seed", "3"]) == 0
     argv += ["--corpus", str(corpus)]
@@ -246,6 +250,7 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
             assert f"| worst kind, {wording} wording, {lang}, per seed |" in section
     labels = [
         f"token dropout 0.15, state noise 0.1{h}, 2 readers in the model{k}, encoder layer {n}"
+        ", class balance 0.5"
         for n in (12, 9)
         for h in ("", ", factorized rule head")
         for k in ("", ", 2 trained readers averaged")

@@ -218,3 +218,14 @@ def test_the_reader_alone_is_refused_under_a_multi_worker_cluster(
     monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
     with pytest.raises(ConfigError, match="reader_epochs .* multi-worker"):
         train(TrainConfig(reader_epochs=2), [tmp_path], tmp_path / "out")
+
+
+def test_class_weights_weigh_rare_classes_more_by_the_power_asked() -> None:
+    from training.reader import class_weights
+
+    labels = np.array([0, 0, 0, 2, -1])  # class 1 absent, -1 not trained on
+    np.testing.assert_allclose(class_weights(labels, 0.0), [1, 1, 1])
+    # Counts 3 and 1 (mean 2): weights 2/3 and 2; an absent class keeps 1.
+    np.testing.assert_allclose(class_weights(labels, 1.0), [2 / 3, 1, 2], rtol=1e-6)
+    np.testing.assert_allclose(class_weights(labels, 0.5), [(2 / 3) ** 0.5, 1, 2**0.5], rtol=1e-6)
+    assert class_weights(np.array([-1, -1]), 1.0).tolist() == [1.0]
