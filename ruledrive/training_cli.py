@@ -125,6 +125,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     x.set_defaults(func=_export)
 
+    m = sub.add_parser(
+        "merge-readers",
+        help="one checkpoint whose decision is the first's and whose rule reading is the average "
+        "of every checkpoint's reader (training.ensemble; no training)",
+    )
+    m.add_argument(
+        "checkpoints", type=Path, nargs="+", help="2-5 fused checkpoints; the first decides"
+    )
+    m.add_argument("--out", required=True, type=Path, help="the merged checkpoint's directory")
+    m.set_defaults(func=_merge_readers)
+
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
     keys = (
@@ -289,6 +300,15 @@ def _train_default(args: argparse.Namespace) -> int:
     )
     print((args.out / "MODEL_CARD.md").read_text())
     return 0 if results else 1
+
+
+def _merge_readers(args: argparse.Namespace) -> int:
+    from training.ensemble import merge_readers
+
+    check_output_dir(args.out, "--out")
+    info = merge_readers(args.out, args.checkpoints)
+    print(json.dumps({k: info[k] for k in ("model_version", "readers_from", "params")}, indent=2))
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
