@@ -168,3 +168,12 @@ def test_a_cache_write_that_fails_leaves_the_old_cache_and_no_temporary_file(
     assert [p.name for p in tmp_path.iterdir()] == ["cache.npz"]
     with open_npz(cache) as z:
         assert z["texts"].tolist() == ["Max 50"]
+
+
+def test_merge_readers_refuses_an_output_it_cannot_use_before_loading_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("x")
+    for out in (tmp_path / "file", Path("/proc/merged")):
+        missing = [str(tmp_path / "no-ckpt-a"), str(tmp_path / "no-ckpt-b")]
+        _refused(["merge-readers", *missing, "--out", str(out)], capsys, "--out")
