@@ -179,7 +179,6 @@ TOPICS: tuple[Topic, ...] = (CAMERA, RULES, DECISION, LABEL, STATUS, ERRORS)
 _ID = re.compile(VEHICLE_ID_PATTERN)
 
 
-@functools.lru_cache(maxsize=256)  # per message otherwise: tens of microseconds each
 def check_prefix(prefix: str) -> str:
     """``prefix`` if it is a topic prefix: '/'-separated levels of [A-Za-z0-9_.-], no wildcard
     and no empty level; ValueError otherwise. The node's setting, the credentials' ACL lines
@@ -190,6 +189,7 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+@functools.lru_cache(maxsize=256)  # per message otherwise: tens of microseconds each
 def _regex(prefix: str, entry: Topic) -> re.Pattern[str]:
     # Placeholders match any one level here; the id format is checked after, so a topic with the
     # right shape but a bad id is reported as bad_vehicle_id rather than unknown_topic.

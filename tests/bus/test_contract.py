@@ -272,3 +272,15 @@ def test_a_frame_stamp_must_be_an_integer(stamp: str) -> None:
     with pytest.raises(MessageError) as exc:
         parse_incoming(CAMERA.topic(P, vehicle_id="car-1"), payload, P)
     assert exc.value.code == "bad_header"
+
+
+def test_topic_patterns_are_compiled_once_not_per_message() -> None:
+    # match_topic runs for every message; building its patterns each time cost ~6x (measured
+    # 5.6 against 0.94 us per match), which a decorator moved off _regex once went unnoticed.
+    from bus.topics import CAMERA, DEFAULT_PREFIX, _regex, match_topic
+
+    topic = f"{DEFAULT_PREFIX}/{CAMERA.pattern.replace('{vehicle_id}', 'car-1')}"
+    match_topic(topic)
+    before = _regex.cache_info().hits  # type: ignore[attr-defined]
+    match_topic(topic)
+    assert _regex.cache_info().hits > before  # type: ignore[attr-defined]
