@@ -34,7 +34,7 @@ import logging
 import platform
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -502,7 +502,8 @@ def run(args: argparse.Namespace) -> int:
     for layer in args.encoder_layer:
         table = None  # one table in memory at a time (~1 GB for the recipe's texts)
         table = _table(args.work, all_texts, layer)
-        for base, seed in itertools.product(grid, args.seeds):
+        for (d, n, h, r, b), seed in itertools.product(grid, args.seeds):
+            single: Variant = (d, n, h, r, 1, layer, b)
             # Member m of an ensemble trains with seed + 1000 m, so member 0 is the single
             # reader of this seed and an ensemble of k adds k - 1 readers to it.
             readings = [
@@ -512,14 +513,14 @@ def run(args: argparse.Namespace) -> int:
                     ix_train,
                     ix_read,
                     classes,
-                    (*base[:4], 1, layer, base[4]),
+                    single,
                     seed + 1000 * m,
                     args.epochs,
                 )
                 for m in range(max(args.members))
             ]
             for k in args.members:
-                variant = (*base[:4], k, layer, base[4])
+                variant = (d, n, h, r, k, layer, b)
                 cls, params = ensemble(readings[:k])
                 results.setdefault(variant, []).append(
                     score(evals, classes, cls[:e], {n: v[:e] for n, v in params.items()})
@@ -535,9 +536,7 @@ def run(args: argparse.Namespace) -> int:
                     )
                     withheld.setdefault(variant, []).append(got)
             took = time.perf_counter() - t0
-            log.info(
-                "%s, seed %d: done at %.0f s", _label((*base[:4], 1, layer, base[4])), seed, took
-            )
+            log.info("%s, seed %d: done at %.0f s", _label(single), seed, took)
     text = _report(
         args,
         results,
@@ -569,18 +568,20 @@ def _rates(value: str) -> list[float]:
     return rates
 
 
-def _noises(value: str) -> list[float]:
-    stds = _numbers(value)
-    if any(not 0.0 <= v <= 1.0 for v in stds):
-        raise argparse.ArgumentTypeError(f"noise stds must be in [0, 1]: {value!r}")
-    return stds
+def _in_unit_interval(what: str) -> Callable[[str], list[float]]:
+    """A parser of comma-separated numbers in [0, 1], named ``what`` in its error."""
+
+    def parse(value: str) -> list[float]:
+        got = _numbers(value)
+        if any(not 0.0 <= v <= 1.0 for v in got):
+            raise argparse.ArgumentTypeError(f"{what} must be in [0, 1]: {value!r}")
+        return got
+
+    return parse
 
 
-def _balances(value: str) -> list[float]:
-    got = _numbers(value)
-    if any(not 0.0 <= v <= 1.0 for v in got):
-        raise argparse.ArgumentTypeError(f"class balance exponents must be in [0, 1]: {value!r}")
-    return got
+_noises = _in_unit_interval("noise stds")
+_balances = _in_unit_interval("class balance exponents")
 
 
 def _heads(value: str) -> list[str]:
