@@ -23,6 +23,7 @@ import logging
 import os
 import stat
 import struct
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# How long (recording time) and behind how many items a closed frame waits for its label.
+LATE_LABEL_S = 5.0
+MAX_WAITING = 1000
 
 
 class _EofWatch:
@@ -318,14 +323,25 @@ def read_frames(
 def _joined(
     path: Path, require_labels: bool, allow_truncated: bool = False
 ) -> Iterator[Metadata | RuleSet | RecordedFrame]:
-    """The one join of frames to images, headers, labels, scenes and rule sets: Metadata and
-    RuleSet records as they come, each frame once it is complete (the vehicle's next frame
-    started, or the file ended)."""
+    """The one join of frames to images, headers, labels, scenes and rule sets: Metadata records
+    as they come; RuleSet records and frames in recording order, a frame once its vehicle's next
+    frame started (or the file ended) and its label is in.
+
+    A label travels on its own topic, at another QoS than its frame, so the broker may deliver
+    it after the vehicle's next frame (a QoS 1 message waits for the in-flight window, a QoS 0
+    one does not): a closed frame without a label waits up to ``LATE_LABEL_S`` of recording
+    time (and behind it at most ``MAX_WAITING`` items) for it, keeping the order. A recording
+    without labels yields every frame ``LATE_LABEL_S`` later than it could, nothing else."""
     cut = _Cut(allowed=allow_truncated)
     n_yielded = 0
+    late = 0
     rules: dict[str, RuleSet] = {}
     pending: dict[tuple[str, int], _Partial] = {}
     current: dict[str, tuple[str, int]] = {}
+    # Frames closed (their vehicle moved on) and rule sets, in order; a frame leaves once it
+    # has its label or has waited long enough. Value: the log time it closed at.
+    closed: deque[RuleSet | tuple[tuple[str, int], int]] = deque()
+    now = 0
 
     def flush(key: tuple[str, int]) -> RecordedFrame:
         part = pending.pop(key)
@@ -333,36 +349,57 @@ def _joined(
         if part.image is None or part.header is None:
             raise RecordingError(f"{where} has no {'image' if part.image is None else 'header'}")
         if require_labels and part.label is None:
-            raise RecordingError(f"{where} has no label")
+            raise RecordingError(
+                f"{where} has no label (none recorded within {LATE_LABEL_S:g} s after the"
+                " vehicle's next frame)"
+            )
         return RecordedFrame(part.header, part.image.jpeg, part.label, part.rules, part.scene)
 
-    def partial(vid: str, fid: int) -> _Partial | None:
+    def partial(vid: str, fid: int) -> _Partial:
         key = (vid, fid)
         if key not in pending:
             old = current.get(vid)
             if old is not None and old in pending:
-                yield_queue.append(flush(old))
+                closed.append((old, now))
             pending[key] = _Partial(rules=rules.get(vid))
             current[vid] = key
         return pending[key]
 
+    def ready() -> Iterator[RuleSet | RecordedFrame]:
+        while closed:
+            head = closed[0]
+            if isinstance(head, tuple):
+                key, since = head
+                waited = now - since
+                if (
+                    pending[key].label is None
+                    and waited < LATE_LABEL_S * 1e9
+                    and len(closed) <= MAX_WAITING
+                ):
+                    return
+                closed.popleft()
+                yield flush(key)
+            else:
+                closed.popleft()
+                yield head
+
     def on_rules(msg: RuleSet) -> None:
         rules[msg.vehicle_id] = msg
-        yield_queue.append(msg)
+        closed.append(msg)
 
     def on_image(msg: CameraFrame) -> None:
-        part = partial(msg.vehicle_id, msg.frame_id)
-        assert part is not None
-        part.image = msg
+        partial(msg.vehicle_id, msg.frame_id).image = msg
 
     def on_header(msg: FrameHeader) -> None:
-        part = partial(msg.vehicle_id, msg.frame_id)
-        assert part is not None
-        part.header = msg
+        partial(msg.vehicle_id, msg.frame_id).header = msg
 
     def on_label(msg: LabelMsg) -> None:
-        if (msg.vehicle_id, msg.frame_id) in pending:
-            pending[(msg.vehicle_id, msg.frame_id)].label = msg
+        nonlocal late
+        key = (msg.vehicle_id, msg.frame_id)
+        if key in pending:
+            pending[key].label = msg
+        else:
+            late += 1
 
     def on_scene(msg: dict[str, Any]) -> None:
         key = (msg["vehicle_id"], msg["frame_id"])  # types checked by _scene
@@ -376,31 +413,40 @@ def _joined(
         LABEL_CH: on_label,
         SCENE_CH: on_scene,
     }
-    yield_queue: list[RuleSet | RecordedFrame] = []
     for rec in _metadata_and_events(path, cut):
         if isinstance(rec, Metadata):
             yield rec
             continue
+        now = max(now, rec.log_time_ns)
         handler = handlers.get(rec.channel)  # decisions, status, errors: not part of a sample
         if handler is not None:
             handler(rec.message)
-        n_yielded += sum(isinstance(x, RecordedFrame) for x in yield_queue)
-        yield from yield_queue
-        yield_queue.clear()
+        for item in ready():
+            n_yielded += isinstance(item, RecordedFrame)
+            yield item
+    if late:
+        log.warning(
+            "%s: %d labels came for frames already closed or never recorded (ignored)", path, late
+        )
+    # The file ended: every frame is closed, in order (those still open last).
+    closed.extend((key, now) for key in list(pending) if key not in _keys(closed))
     if cut.reason is None:
-        for key in list(pending):
-            yield flush(key)
+        for head in closed:
+            yield flush(head[0]) if isinstance(head, tuple) else head
         return
     # Cut short: the frames still open may have lost their image, header or label to the cut.
     dropped = 0
-    for key in list(pending):
-        part = pending[key]
+    for head in closed:
+        if not isinstance(head, tuple):
+            yield head
+            continue
+        part = pending[head[0]]
         if part.image is None or part.header is None or (require_labels and part.label is None):
-            del pending[key]
+            del pending[head[0]]
             dropped += 1
             continue
         n_yielded += 1
-        yield flush(key)
+        yield flush(head[0])
     log.warning(
         "%s: %s; recovered %d samples (%d incomplete frames at the cut dropped)",
         path,
@@ -408,6 +454,10 @@ def _joined(
         n_yielded,
         dropped,
     )
+
+
+def _keys(items: Iterable[object]) -> set[tuple[str, int]]:
+    return {x[0] for x in items if isinstance(x, tuple)}
 
 
 def _metadata_and_events(path: Path, cut: _Cut | None = None) -> Iterator[Any]:

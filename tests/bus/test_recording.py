@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mcap.writer import Writer
 
-from bus.recording_reader import read_events, read_samples
+from bus.recording_reader import LATE_LABEL_S, read_events, read_frames, read_samples
 from bus.recording_writer import RecordingWriter
 from bus.schema import DecisionLabel, DecisionMsg, FrameHeader, LabelMsg, RuleSet, Timings
 from core.errors import RecordingError
@@ -92,6 +92,62 @@ def test_missing_labels(tmp_path: Path) -> None:
     assert all(s.label is None for s in read_samples(path))
     with pytest.raises(RecordingError, match=r"r\.mcap: frame car-1/0 has no label"):
         list(read_samples(path, require_labels=True))
+
+
+def _late_labels(path: Path, lag: int, gap_ns: int = 100) -> None:
+    """Frames 0..5 of car-1 whose labels come ``lag`` frames late (QoS 1 labels queue behind
+    QoS 0 frames at the broker), and a rule change recorded after frame 2."""
+    with RecordingWriter(path) as w:
+        w.write_rules(RuleSet(vehicle_id="car-1", version="v1", issued_at_ns=1, rules=["A"]))
+        labels = []
+        for i in range(6):
+            t = 10 + i * gap_ns
+            w.write_frame(
+                FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=t, speed_kph=20.0), JPEG
+            )
+            if i == 2:
+                w.write_rules(
+                    RuleSet(vehicle_id="car-1", version="v2", issued_at_ns=t, rules=["B"]),
+                    log_time_ns=t + 1,
+                )
+            labels.append(
+                LabelMsg(
+                    vehicle_id="car-1",
+                    frame_id=i,
+                    stamp_ns=t,
+                    decision=DecisionLabel.STOP if i % 2 else DecisionLabel.PROCEED,
+                )
+            )
+            if i >= lag:
+                w.write_label(labels[i - lag], log_time_ns=t + 2)
+        for label in labels[len(labels) - lag :]:
+            w.write_label(label, log_time_ns=10 + 6 * gap_ns)
+
+
+@pytest.mark.parametrize("lag", [0, 1, 3])
+def test_a_label_recorded_after_the_vehicles_next_frame_still_joins(
+    tmp_path: Path, lag: int
+) -> None:
+    path = tmp_path / "late.mcap"
+    _late_labels(path, lag)
+    samples = list(read_samples(path, require_labels=True))
+    assert [s.frame_id for s in samples] == list(range(6))
+    assert [s.label for s in samples] == [
+        DecisionLabel.STOP if i % 2 else DecisionLabel.PROCEED for i in range(6)
+    ]
+    # Rules as in force when each frame was captured, and replay's order kept: v2 comes after
+    # the frames captured before it.
+    assert [s.rules_version for s in samples] == ["v1"] * 3 + ["v2"] * 3
+    order = [x.version if isinstance(x, RuleSet) else x.header.frame_id for x in read_frames(path)]
+    assert order == ["v1", 0, 1, "v2", 2, 3, 4, 5]
+
+
+def test_a_label_later_than_the_wait_is_a_missing_label(tmp_path: Path) -> None:
+    path = tmp_path / "late.mcap"
+    _late_labels(path, lag=2, gap_ns=int(LATE_LABEL_S * 1e9))
+    with pytest.raises(RecordingError, match=r"frame car-1/0 has no label \(none recorded within"):
+        list(read_samples(path, require_labels=True))
+    assert [s.label is not None for s in read_samples(path)] == [False] * 4 + [True] * 2
 
 
 @pytest.mark.parametrize("cut", [0.5, 0.9, 0.99])

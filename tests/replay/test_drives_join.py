@@ -32,7 +32,7 @@ def test_drives_and_samples_agree_on_the_golden_drive() -> None:
     assert sorted(_frames(GOLDEN), key=str) == sorted(_samples(GOLDEN), key=str)
 
 
-def test_a_late_label_is_dropped_by_both(tmp_path: Path) -> None:
+def test_a_late_label_is_joined_by_both(tmp_path: Path) -> None:
     path = tmp_path / "late.mcap"
     with RecordingWriter(path) as w:
         w.write_rules(RuleSet(vehicle_id="car-1", version="v1", issued_at_ns=1, rules=["Stop"]))
@@ -40,14 +40,15 @@ def test_a_late_label_is_dropped_by_both(tmp_path: Path) -> None:
             w.write_frame(
                 FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=10 + i, speed_kph=5.0), JPEG
             )
-        # Frame 0's label after frame 1 started: not joined (one rule for replay and training).
+        # Frame 0's label after frame 1 started (a QoS 1 label queued behind a QoS 0 frame):
+        # joined all the same, by the one join replay and training share.
         w.write_label(
             LabelMsg(vehicle_id="car-1", frame_id=0, stamp_ns=12, decision=DecisionLabel.STOP)
         )
         w.write_label(
             LabelMsg(vehicle_id="car-1", frame_id=1, stamp_ns=13, decision=DecisionLabel.YIELD)
         )
-    expected = [("car-1", 0, None, JPEG), ("car-1", 1, DecisionLabel.YIELD, JPEG)]
+    expected = [("car-1", 0, DecisionLabel.STOP, JPEG), ("car-1", 1, DecisionLabel.YIELD, JPEG)]
     assert _frames(path) == _samples(path) == expected
     (drive,) = load_drives([path])
     assert isinstance(drive.events[0], DriveRules) and drive.events[0].rules.version == "v1"
