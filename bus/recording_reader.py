@@ -256,6 +256,8 @@ class _Partial:
     label: LabelMsg | None = None
     scene: dict[str, Any] | None = None
     rules: RuleSet | None = None
+    closed_at: int | None = None  # log time its vehicle's next frame started
+    superseded: bool = False  # its (vehicle, frame id) came again: it takes no more parts
 
 
 def read_samples(
@@ -336,15 +338,16 @@ def _joined(
     n_yielded = 0
     late = 0
     rules: dict[str, RuleSet] = {}
-    pending: dict[tuple[str, int], _Partial] = {}
+    pending: dict[tuple[str, int], _Partial] = {}  # the frame each (vehicle, id) now names
     current: dict[str, tuple[str, int]] = {}
-    # Frames closed (their vehicle moved on) and rule sets, in order; a frame leaves once it
-    # has its label or has waited long enough. Value: the log time it closed at.
-    closed: deque[RuleSet | tuple[tuple[str, int], int]] = deque()
+    # Rule sets and closed frames (their vehicle moved on), in recording order; a frame leaves
+    # once it has its label or has waited long enough.
+    closed: deque[RuleSet | tuple[tuple[str, int], _Partial]] = deque()
     now = 0
 
-    def flush(key: tuple[str, int]) -> RecordedFrame:
-        part = pending.pop(key)
+    def flush(key: tuple[str, int], part: _Partial) -> RecordedFrame:
+        if pending.get(key) is part:
+            del pending[key]
         where = f"{path}: frame {key[0]}/{key[1]}"
         if part.image is None or part.header is None:
             raise RecordingError(f"{where} has no {'image' if part.image is None else 'header'}")
@@ -355,30 +358,44 @@ def _joined(
             )
         return RecordedFrame(part.header, part.image.jpeg, part.label, part.rules, part.scene)
 
+    def close(key: tuple[str, int]) -> None:
+        part = pending[key]
+        if part.closed_at is None:
+            part.closed_at = now
+            closed.append((key, part))
+
     def partial(vid: str, fid: int) -> _Partial:
         key = (vid, fid)
-        if key not in pending:
+        part = pending.get(key)
+        if part is not None and part.closed_at is not None:
+            # The vehicle numbers its frames again (a second replay): the waiting frame is
+            # finished as it is, and this is a new frame.
+            part.superseded = True
+            del pending[key]
+            part = None
+        if part is None:
             old = current.get(vid)
             if old is not None and old in pending:
-                closed.append((old, now))
-            pending[key] = _Partial(rules=rules.get(vid))
+                close(old)
+            part = pending[key] = _Partial(rules=rules.get(vid))
             current[vid] = key
-        return pending[key]
+        return part
 
     def ready() -> Iterator[RuleSet | RecordedFrame]:
         while closed:
             head = closed[0]
             if isinstance(head, tuple):
-                key, since = head
-                waited = now - since
+                key, part = head
+                assert part.closed_at is not None
                 if (
-                    pending[key].label is None
-                    and waited < LATE_LABEL_S * 1e9
+                    part.label is None
+                    and not part.superseded
+                    and now - part.closed_at < LATE_LABEL_S * 1e9
                     and len(closed) <= MAX_WAITING
                 ):
                     return
                 closed.popleft()
-                yield flush(key)
+                yield flush(key, part)
             else:
                 closed.popleft()
                 yield head
@@ -395,16 +412,16 @@ def _joined(
 
     def on_label(msg: LabelMsg) -> None:
         nonlocal late
-        key = (msg.vehicle_id, msg.frame_id)
-        if key in pending:
-            pending[key].label = msg
+        part = pending.get((msg.vehicle_id, msg.frame_id))
+        if part is not None:
+            part.label = msg
         else:
             late += 1
 
     def on_scene(msg: dict[str, Any]) -> None:
-        key = (msg["vehicle_id"], msg["frame_id"])  # types checked by _scene
-        if key in pending:
-            pending[key].scene = msg.get("scene")
+        part = pending.get((msg["vehicle_id"], msg["frame_id"]))  # types checked by _scene
+        if part is not None:
+            part.scene = msg.get("scene")
 
     handlers: dict[str, Any] = {
         RULES_CH: on_rules,
@@ -429,10 +446,11 @@ def _joined(
             "%s: %d labels came for frames already closed or never recorded (ignored)", path, late
         )
     # The file ended: every frame is closed, in order (those still open last).
-    closed.extend((key, now) for key in list(pending) if key not in _keys(closed))
+    for key in list(pending):
+        close(key)
     if cut.reason is None:
         for head in closed:
-            yield flush(head[0]) if isinstance(head, tuple) else head
+            yield flush(*head) if isinstance(head, tuple) else head
         return
     # Cut short: the frames still open may have lost their image, header or label to the cut.
     dropped = 0
@@ -440,13 +458,12 @@ def _joined(
         if not isinstance(head, tuple):
             yield head
             continue
-        part = pending[head[0]]
+        part = head[1]
         if part.image is None or part.header is None or (require_labels and part.label is None):
-            del pending[head[0]]
             dropped += 1
             continue
         n_yielded += 1
-        yield flush(head[0])
+        yield flush(*head)
     log.warning(
         "%s: %s; recovered %d samples (%d incomplete frames at the cut dropped)",
         path,
@@ -454,10 +471,6 @@ def _joined(
         n_yielded,
         dropped,
     )
-
-
-def _keys(items: Iterable[object]) -> set[tuple[str, int]]:
-    return {x[0] for x in items if isinstance(x, tuple)}
 
 
 def _metadata_and_events(path: Path, cut: _Cut | None = None) -> Iterator[Any]:

@@ -142,6 +142,20 @@ def test_a_label_recorded_after_the_vehicles_next_frame_still_joins(
     assert order == ["v1", 0, 1, "v2", 2, 3, 4, 5]
 
 
+def test_a_vehicle_that_numbers_its_frames_again_gets_new_frames(tmp_path: Path) -> None:
+    # Unlabelled frames wait for a label; the same drive replayed again at once reuses the
+    # frame ids while the first pass's frames still wait: they are two passes, not one merged.
+    path = tmp_path / "again.mcap"
+    with RecordingWriter(path) as w:
+        for t, i in enumerate([0, 1, 2, 0, 1, 2]):
+            w.write_frame(
+                FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=10 + t, speed_kph=float(t)),
+                JPEG,
+            )
+    got = [(s.frame_id, s.stamp_ns, s.speed_kph) for s in read_samples(path)]
+    assert got == [(i, 10 + t, float(t)) for t, i in enumerate([0, 1, 2, 0, 1, 2])]
+
+
 def test_a_label_later_than_the_wait_is_a_missing_label(tmp_path: Path) -> None:
     path = tmp_path / "late.mcap"
     _late_labels(path, lag=2, gap_ns=int(LATE_LABEL_S * 1e9))
