@@ -329,6 +329,20 @@ def _report(args, model, per, by_text, n_jobs: int, seconds: float, seen) -> str
             f"| {kind} | {lang} | {n} | {right / n:.1%} | {flagged / n:.1%} | {wrong / n:.1%} |"
             + (f" {seen_frames[(kind, lang)] / n:.1%} |" if seen is not None else "")
         )
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for (_, lang), (right, flagged, n) in per.items():
+        tot = totals[lang]
+        tot[0], tot[1], tot[2] = tot[0] + right, tot[1] + flagged, tot[2] + n
+    lines += [
+        "",
+        "In all (every kind): "
+        + "; ".join(
+            f"{lang} {n} frames, {right} right, {flagged} flagged, **{n - right - flagged} wrong"
+            " with `valid=true`**"
+            for lang, (right, flagged, n) in sorted(totals.items())
+        )
+        + ".",
+    ]
     if seen is not None:
         found = sorted({text for (_, _, text) in by_text if text in seen})
         lines += [

@@ -172,6 +172,16 @@ def test_the_check_tells_a_right_wording_from_an_inverted_one(tmp_path: Path) ->
         "amber:always_stop": "0.0",
     }, text
     assert f"among the 3 rule texts of {training}: {seen_text}" in text
+    # The totals add up the kinds' frames: every frame is right, flagged or wrong.
+    (n, right, flagged, wrong) = map(
+        int,
+        re.search(
+            r"In all \(every kind\): en (\d+) frames, (\d+) right, (\d+) flagged, \*\*(\d+) wrong",
+            text,
+        ).groups(),
+    )
+    kinds_n = sum(int(x) for x in re.findall(r"^\| [\w:]+ \| en \| (\d+) \|", text, re.M))
+    assert n == kinds_n == right + flagged + wrong and wrong > 0  # the inverted kind is wrong
     assert rc == 1  # the inverted kind is under --fail-under
     assert "Command: `ruledrive bench wording" in text and "read as" in text
 
