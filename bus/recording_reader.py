@@ -257,7 +257,6 @@ class _Partial:
     scene: dict[str, Any] | None = None
     rules: RuleSet | None = None
     closed_at: int | None = None  # log time its vehicle's next frame started
-    superseded: bool = False  # its (vehicle, frame id) came again: it takes no more parts
 
 
 def read_samples(
@@ -369,8 +368,7 @@ def _joined(
         part = pending.get(key)
         if part is not None and part.closed_at is not None:
             # The vehicle numbers its frames again (a second replay): the waiting frame is
-            # finished as it is, and this is a new frame.
-            part.superseded = True
+            # finished as it is (out of ``pending``, it takes no more parts), this is a new one.
             del pending[key]
             part = None
         if part is None:
@@ -389,7 +387,7 @@ def _joined(
                 assert part.closed_at is not None
                 if (
                     part.label is None
-                    and not part.superseded
+                    and pending.get(key) is part  # not superseded by a frame of the same id
                     and now - part.closed_at < LATE_LABEL_S * 1e9
                     and len(closed) <= MAX_WAITING
                 ):

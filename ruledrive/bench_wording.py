@@ -330,9 +330,8 @@ def _report(args, model, per, by_text, n_jobs: int, seconds: float, seen) -> str
             + (f" {seen_frames[(kind, lang)] / n:.1%} |" if seen is not None else "")
         )
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for (_, lang), (right, flagged, n) in per.items():
-        tot = totals[lang]
-        tot[0], tot[1], tot[2] = tot[0] + right, tot[1] + flagged, tot[2] + n
+    for (_, lang), counts in per.items():
+        totals[lang] = [t + c for t, c in zip(totals[lang], counts, strict=True)]
     lines += [
         "",
         "In all (every kind): "
