@@ -265,6 +265,30 @@ def _flags_table(results: dict[str, Any], seeds: tuple[int, ...]) -> str:
     return "\n".join(lines)
 
 
+def _unsafe_table(results: dict[str, Any], seeds: tuple[int, ...]) -> str:
+    """Per seed: the generator's constructions that the held-out split's wrong answers with
+    ``valid=true`` fall on (training.evaluate), most first: a per-kind cell below its target is
+    often one construction read wrongly on most of its frames."""
+    lines = [
+        "| seed | constructions of the rules behind held-out answers wrong with `valid=true` "
+        "(unsafe / targeted frames) |",
+        "|---|---|",
+    ]
+    for seed, run in zip(seeds, _fused(results, seeds), strict=True):
+        where = run["eval"]["splits"]["heldout-phrasing"].get("unsafe_constructions")
+        if where is None:
+            named = "not recorded by this evaluation"
+        else:
+            unsafe = [(c, v) for c, v in where.items() if v["unsafe"]]
+            top = unsafe[:FLAGGED_SHOWN]
+            named = ", ".join(f"`{c}` {v['unsafe']} / {v['frames']}" for c, v in top) or "none"
+            if len(unsafe) > FLAGGED_SHOWN:
+                rest = sum(v["unsafe"] for _, v in unsafe[FLAGGED_SHOWN:])
+                named += f"; {rest} more in {len(unsafe) - FLAGGED_SHOWN} others"
+        lines.append(f"| {seed} | {named} |")
+    return "\n".join(lines)
+
+
 def _seed_warning(seeds: tuple[int, ...]) -> str:
     if len(seeds) >= 3:
         return ""
@@ -376,6 +400,12 @@ A rule set with no rule nobody can read, answered `rules_not_understood`; the co
 the generator's (docs/world.md), counted per flagged rule.
 
 {_flags_table(results, seeds)}
+
+## Where the unsafe answers fall (held-out wording)
+Frames a rule targets that are answered wrong with `valid=true` (no fallback fired), counted
+under the construction of each rule that targets the frame (docs/world.md), most first.
+
+{_unsafe_table(results, seeds)}
 
 ## Seeds and calibration
 {_seed_table(results, seeds)}

@@ -249,6 +249,7 @@ def _split_report(
         round(float(flags["any"][~right].mean()), 4) if (~right).any() else None
     )
     rep["targeted"] = _targeted(data, ix, right)
+    rep["unsafe_constructions"] = _unsafe_constructions(data, ix, right, flags["any"])
     rep["rules_not_understood"] = _understanding(data, ix, flags["unread"], predictor)
     return rep
 
@@ -265,6 +266,28 @@ def _targeted(data: ArrayDataset, ix: np.ndarray, right: np.ndarray) -> dict[str
         key: {"frames": len(v), "accuracy": round(float(np.mean(v)), 4)}
         for key, v in sorted(hits.items())
     }
+
+
+def _unsafe_constructions(
+    data: ArrayDataset, ix: np.ndarray, right: np.ndarray, flagged: np.ndarray
+) -> dict[str, dict[str, int]]:
+    """Where the wrong answers on targeted frames fall: per generator construction of a rule
+    that targets the frame (simulator.language; "unknown" where the record has none), its
+    targeted frames, those answered wrong, and those wrong with ``valid=true`` (no fallback
+    fired: the unsafe ones); constructions with a wrong answer only, most unsafe first. A
+    per-kind cell can be one construction the model misreads (a negation, say) on every frame."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for k, i in enumerate(ix):
+        s = data.samples[i]
+        for m in rule_meta_of(s) if s is not None else []:
+            if isinstance(m, dict) and m.get("targeted") and m.get("understood", True):
+                c = counts[str(m.get("construction", "unknown"))]
+                c[0] += 1
+                c[1] += int(not right[k])
+                c[2] += int(not right[k] and not flagged[k])
+    wrong = [(name, c) for name, c in counts.items() if c[1]]
+    wrong.sort(key=lambda nc: (-nc[1][2], -nc[1][1], nc[0]))
+    return {name: {"frames": f, "wrong": w, "unsafe": u} for name, (f, w, u) in wrong}
 
 
 def _cell(m: dict[str, Any]) -> str:

@@ -223,6 +223,28 @@ def test_the_card_says_where_each_seeds_readable_flags_fall(tmp_path: Path) -> N
     assert "| 2 | 0.10% | none |" in card
 
 
+def test_the_card_says_where_each_seeds_unsafe_held_out_answers_fall(tmp_path: Path) -> None:
+    """A held-out kind far below its target was once one construction (a negated prohibition)
+    read wrongly on most of its frames: the card names, per seed, the constructions behind
+    the answers wrong with valid=true, most first, and leaves out those with none."""
+    res = _results(0.98)
+    held = res["fused-s1"]["eval"]["splits"]["heldout-phrasing"]
+    held["unsafe_constructions"] = {
+        f"zh.c{i}": {"frames": 40, "wrong": 12 - i, "unsafe": 8 - i} for i in range(9)
+    }
+    held["unsafe_constructions"]["en.flagged"] = {"frames": 5, "wrong": 3, "unsafe": 0}
+    res["fused-s2"]["eval"]["splits"]["heldout-phrasing"]["unsafe_constructions"] = {}
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"x")
+    card = render_card(res, TrainConfig(), "ruledrive train-default", onnx, SEEDS)
+    section = card.split("## Where the unsafe answers fall (held-out wording)", 1)[1]
+    assert "| 1234 | not recorded by this evaluation |" in section
+    named = ", ".join(f"`zh.c{i}` {8 - i} / 40" for i in range(6))
+    assert f"| 1 | {named}; 3 more in 2 others |" in section  # zh.c8 has none: not counted
+    assert "en.flagged" not in section
+    assert "| 2 | none |" in section
+
+
 def test_the_card_names_the_environment_that_trained_the_shipped_seed(tmp_path: Path) -> None:
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"x")

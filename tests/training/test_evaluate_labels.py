@@ -109,6 +109,35 @@ def test_readable_flags_are_broken_down_by_kind_language_wording_and_constructio
     assert nu["flagged_constructions"] == {"ru.o.x": 6}
 
 
+def test_wrong_answers_on_targeted_frames_are_counted_by_construction(tmp_path: Path) -> None:
+    """Per construction of a targeted rule: its frames, those answered wrong, and those wrong
+    with valid=true (no fallback fired); a rule that targets no frame, or one nobody can
+    read, is not counted; constructions with no wrong answer are left out."""
+    base = _samples()[:12]
+    samples = []
+    for i, s in enumerate(base):
+        meta = [
+            {"class": "speed_limit", "targeted": True, "construction": f"en.s.{i % 2}"},
+            {"class": "speed_limit", "targeted": False, "construction": "en.s.untargeted"},
+        ]
+        rules = (RULE_TEXTS[0], RULE_TEXTS[1])
+        samples.append(Sample(**{**s.__dict__, "rules": rules, "scene": {"rule_meta": meta}}))
+    pred = OnnxPredictor(build_fake_model(tmp_path / "m.onnx"))
+    rep = evaluate_samples(pred, samples)["splits"]["test"]
+    got = rep["unsafe_constructions"]
+    assert "en.s.untargeted" not in got
+    assert set(got) <= {"en.s.0", "en.s.1"} and got
+    assert sum(v["frames"] for v in got.values()) <= 12
+    wrong = round(12 * (1 - rep["accuracy"]))
+    assert sum(v["wrong"] for v in got.values()) == wrong > 0
+    for v in got.values():
+        assert v["frames"] == 6 and 0 < v["wrong"] <= 6 and 0 <= v["unsafe"] <= v["wrong"]
+    unsafe = round(wrong * (1 - (rep["errors_caught_by_fallbacks"] or 0)))
+    assert sum(v["unsafe"] for v in got.values()) == unsafe
+    order = [(-v["unsafe"], -v["wrong"]) for v in got.values()]
+    assert order == sorted(order)
+
+
 def test_readable_flags_of_frames_without_scene_records_count_as_unknown(
     tmp_path: Path,
 ) -> None:
