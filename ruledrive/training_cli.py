@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError, ModelError, RuledriveError, TrainingError
 from core.paths import check_output_dir, check_output_file
@@ -232,8 +232,32 @@ def _run_eval(model: Path, data: list[str], out: Path | None, allow_truncated: b
             f"{rep['macro_f1']:.4f}",
             "" if cf is None else f"{cf:.4f}",
         )
-    Console(stderr=True).print(table)
+    console = Console(stderr=True)
+    console.print(table)
+    for line in unsafe_lines(report):
+        console.print(line, markup=False, highlight=False)
     return report
+
+
+UNSAFE_SHOWN = 5  # constructions named per split under `ruledrive evaluate`'s table
+
+
+def unsafe_lines(report: dict[str, Any]) -> list[str]:
+    """Per split with answers wrong with valid=true on targeted frames: the constructions of
+    the targeted rules they fall on, most first (training.evaluate's unsafe_constructions)."""
+    lines = []
+    for split, rep in report["splits"].items():
+        unsafe = [(c, v) for c, v in rep.get("unsafe_constructions", {}).items() if v["unsafe"]]
+        if not unsafe:
+            continue
+        named = ", ".join(f"{c} {v['unsafe']} of {v['frames']}" for c, v in unsafe[:UNSAFE_SHOWN])
+        if len(unsafe) > UNSAFE_SHOWN:
+            named += f"; {len(unsafe) - UNSAFE_SHOWN} more constructions"
+        lines.append(
+            f"{split}: targeted frames answered wrong with valid=true, by construction "
+            f"(wrong with valid=true of targeted frames): {named}"
+        )
+    return lines
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -255,3 +255,22 @@ def test_the_card_names_the_environment_that_trained_the_shipped_seed(tmp_path: 
     res["fused"]["info"]["training_environment"] = env
     card = render_card(res, TrainConfig(), "ruledrive train-default", onnx, SEEDS)
     assert "Trained with python 3.11.7, tensorflow 2.21.0 (tensorflow-cpu), keras 3.15.1." in card
+
+
+def test_evaluate_names_where_each_splits_unsafe_answers_fall() -> None:
+    """`ruledrive evaluate` prints, under its table, the constructions behind each split's
+    answers wrong with valid=true, most first; splits without any are not named."""
+    from ruledrive.training_cli import UNSAFE_SHOWN, unsafe_lines
+
+    many = {f"zh.c{i}": {"frames": 30, "wrong": 9, "unsafe": 7 - i} for i in range(8)}
+    report = {
+        "splits": {
+            "heldout-phrasing": {"unsafe_constructions": many},
+            "test": {"unsafe_constructions": {"en.x": {"frames": 4, "wrong": 2, "unsafe": 0}}},
+            "counterfactual": {},
+        }
+    }
+    (line,) = unsafe_lines(report)
+    assert line.startswith("heldout-phrasing: ")
+    named = ", ".join(f"zh.c{i} {7 - i} of 30" for i in range(UNSAFE_SHOWN))
+    assert line.endswith(f": {named}; 2 more constructions")  # zh.c7 has none: not counted
