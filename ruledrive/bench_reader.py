@@ -78,6 +78,8 @@ class ReaderData:
     families: list[tuple[str, ...]] = field(default_factory=list)  # the wording's families
     # text index -> {(class, language, wording): targeted frames}
     weights: dict[int, dict[tuple[str, str, str], int]] = field(default_factory=dict)
+    # text index -> the generator's construction (simulator.language) of an evaluation text
+    constructions: dict[int, str] = field(default_factory=dict)
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def add(self, text: str, cls: str, params: list[int], families: Sequence[str] = ()) -> int:
@@ -116,6 +118,7 @@ def collect(
             key = (str(m.get("class")), str(m.get("lang")), wording)
             w = out.weights.setdefault(i, {})
             w[key] = w.get(key, 0) + 1
+            out.constructions[i] = str(m.get("construction", "unknown"))
     return out
 
 
@@ -230,6 +233,44 @@ def score(
             hit[key][0] += n
             hit[key][1] += n * int(ok)
     return {k: {"frames": n, "read": right / n} for k, (n, right) in sorted(hit.items())}
+
+
+def score_constructions(
+    data: ReaderData,
+    classes: list[str],
+    cls: np.ndarray,
+    params: dict[str, np.ndarray],
+    wording: str = "held-out",
+) -> dict[str, dict[str, float]]:
+    """Per generator construction of the evaluation texts of ``wording``: the frames they
+    target and the share of those whose rule was read right. A kind's cell can be one
+    construction read wrongly on every frame (a negation, say); the kind's share hides which."""
+    hit: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for i, w in data.weights.items():
+        n = sum(f for key, f in w.items() if key[2] == wording)
+        if n:
+            c = hit[data.constructions.get(i, "unknown")]
+            c[0] += n
+            c[1] += n * int(read_right(data, i, classes, cls, params))
+    return {c: {"frames": n, "read": right / n} for c, (n, right) in sorted(hit.items())}
+
+
+WORST_SHOWN = 4  # held-out constructions named per variant, worst first
+MIN_CONSTRUCTION_FRAMES = 10  # fewer targeted frames: too noisy to name as the worst
+
+
+def worst_constructions(per_seed: Sequence[dict[str, dict[str, float]]]) -> str:
+    """The constructions read worst on the worst seed of each (at least
+    MIN_CONSTRUCTION_FRAMES targeted frames), worst first, with their frames."""
+    worst: dict[str, tuple[float, int]] = {}
+    for res in per_seed:
+        for c, x in res.items():
+            if x["frames"] >= MIN_CONSTRUCTION_FRAMES and (
+                c not in worst or x["read"] < worst[c][0]
+            ):
+                worst[c] = (x["read"], int(x["frames"]))
+    ranked = sorted(worst.items(), key=lambda cx: (cx[1][0], cx[0]))[:WORST_SHOWN]
+    return ", ".join(f"`{c}` {_fmt(r)} ({n})" for c, (r, n) in ranked) or "n/a"
 
 
 def read_right(
@@ -374,6 +415,7 @@ def _label(v: Variant) -> str:
 def _report(
     args: argparse.Namespace,
     results: dict[Variant, list[Scores]],
+    constructions: dict[Variant, list[dict[str, dict[str, float]]]],
     withheld: dict[Variant, list[Withheld]],
     n_train: int,
     n_corpus: int,
@@ -417,6 +459,11 @@ def _report(
             what = f"{wording} wording, {lang}, per seed"
             lines.append(f"| worst kind, {what} | " + " | ".join(worst_row) + " |")
             lines.append(f"| mean over kinds, {what} | " + " | ".join(mean_row) + " |")
+    lines.append(
+        "| held-out wording: constructions read worst (worst seed; targeted frames) | "
+        + " | ".join(worst_constructions(constructions[v]) for v in variants)
+        + " |"
+    )
     kinds = sorted({k for res in results[variants[-1]] for k in res})
     cols = " | ".join(f"worst seed, {_label(v)}" for v in variants)
     per_kind = [f"| kind | language | wording | frames | {cols} |"]
@@ -488,6 +535,7 @@ def run(args: argparse.Namespace) -> int:
     ix_eval = np.array([index[t] for t in evals.texts], np.int32)
     ix_read = np.concatenate([ix_eval, ix_all[ix_aside]])
     results: dict[Variant, list[Scores]] = {}
+    constructions: dict[Variant, list[dict[str, dict[str, float]]]] = {}
     withheld: dict[Variant, list[Withheld]] = {}
     grid = [
         (d, n, h, r, b)
@@ -522,8 +570,10 @@ def run(args: argparse.Namespace) -> int:
             for k in args.members:
                 variant = (d, n, h, r, k, layer, b)
                 cls, params = ensemble(readings[:k])
-                results.setdefault(variant, []).append(
-                    score(evals, classes, cls[:e], {n: v[:e] for n, v in params.items()})
+                read = {n: v[:e] for n, v in params.items()}
+                results.setdefault(variant, []).append(score(evals, classes, cls[:e], read))
+                constructions.setdefault(variant, []).append(
+                    score_constructions(evals, classes, cls[:e], read)
                 )
                 if held:
                     got = score_withheld(
@@ -540,6 +590,7 @@ def run(args: argparse.Namespace) -> int:
     text = _report(
         args,
         results,
+        constructions,
         withheld,
         len(kept.texts),
         n_corpus,

@@ -20,8 +20,10 @@ from ruledrive.bench_reader import (
     collect,
     ensemble,
     score,
+    score_constructions,
     score_withheld,
     withheld_families,
+    worst_constructions,
 )
 from ruledrive.cli import main as cli
 from training.ruleparams import RULE_PARAMS
@@ -61,6 +63,37 @@ def test_score_counts_a_rule_read_only_when_class_and_its_parameters_are_right()
     assert got[key_en] == {"frames": 4, "read": 0.75}  # frames weigh, not texts
     assert got[key_zh] == {"frames": 2, "read": 0.0}
     assert got[("not_binding", "en", "held-out")]["read"] == 1.0
+
+
+def test_constructions_are_scored_on_their_frames_of_one_wording() -> None:
+    """A kind's share can hide one construction read wrongly on every frame: each evaluation
+    text's construction is scored on the frames it targets, held-out wording by default."""
+    data = ReaderData()
+    held, trained = ("speed_limit", "zh", "held-out"), ("speed_limit", "zh", "training")
+    for text, par, w, construction in (
+        ("限速50", _params("50"), {held: 12}, "zh.s.a"),
+        ("最高50", _params("50"), {held: 3}, "zh.s.b"),
+        ("限速六十", _params("60"), {held: 10}, "zh.s.b"),
+        ("限速70", _params("70"), {trained: 8}, "zh.s.c"),
+    ):
+        i = data.add(text, "speed_limit", par)
+        data.weights[i] = w
+        data.constructions[i] = construction
+    cls, params = _read(
+        ("speed_limit", _params("50")),  # right
+        ("speed_limit", _params("50")),  # right
+        ("speed_limit", _params("80")),  # wrong limit: misread
+        ("speed_limit", _params("70")),  # right, but training wording
+    )
+    got = score_constructions(data, CLASSES, cls, params)
+    assert got == {"zh.s.a": {"frames": 12, "read": 1.0}, "zh.s.b": {"frames": 13, "read": 3 / 13}}
+    assert score_constructions(data, CLASSES, cls, params, "training") == {
+        "zh.s.c": {"frames": 8, "read": 1.0}
+    }
+    # Named worst first, on each construction's worst seed; too few frames: not named.
+    other = {"zh.s.a": {"frames": 12, "read": 0.5}, "zh.s.d": {"frames": 9, "read": 0.0}}
+    assert worst_constructions([got, other]) == "`zh.s.b` 23.1 % (13), `zh.s.a` 50.0 % (12)"
+    assert worst_constructions([{}]) == "n/a"
 
 
 def test_an_ensemble_reads_the_average_of_its_readers_softmaxes() -> None:
@@ -256,6 +289,7 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
         for k in ("", ", 2 trained readers averaged")
     ]
     assert "| figure | " + " | ".join(labels) + " |" in section
+    assert "| held-out wording: constructions read worst (worst seed; targeted frames) |" in section
     assert "| withheld training families (" in section
     assert "| withheld training families: worst family, per seed |" in section
     assert f"of them from the rule corpus `{corpus}`" in section
