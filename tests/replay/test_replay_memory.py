@@ -78,9 +78,12 @@ def test_replay_through_node_on_memory_bus(
         # newest frame: on a loaded machine a frame can be replaced by the next one before the
         # node takes it. Such a frame is counted by the node (dropped.conflated) and by the
         # replay (missing); any other loss fails. 6 frames at 30 Hz, 2x real time: the last one
-        # is sent 83 ms after the first.
+        # is sent 83 ms after the first. How many are conflated depends on the machine's load
+        # (a CI run saw 3 of 10 with a 57 ms stall; keeping up is `ruledrive bench node`'s
+        # to measure, not a timed test's): only each vehicle's last frame, which nothing
+        # replaces, must always be answered.
         conflated = _conflated(node) - conflated_before
-        assert conflated <= 2, report
+        assert conflated <= report.frames_planned - len(drives), report
         assert time.perf_counter() - t0 >= 0.08
     assert report.decisions_matched == 10 - conflated, (report, conflated)
     assert report.missing == conflated and report.lost == 0, report
