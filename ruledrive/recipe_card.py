@@ -241,6 +241,17 @@ def _seed_table(results: dict[str, Any], seeds: tuple[int, ...]) -> str:
 FLAGGED_SHOWN = 6  # constructions named per seed in the card's "where the flags fall"
 
 
+def _most(counted: list[tuple[str, int]]) -> str:
+    """The first FLAGGED_SHOWN of (shown text, count), most first as given, those with a count
+    of 0 left out, and how many more the rest hold; "none" for none."""
+    counted = [(text, n) for text, n in counted if n]
+    named = ", ".join(text for text, _ in counted[:FLAGGED_SHOWN]) or "none"
+    if len(counted) > FLAGGED_SHOWN:
+        rest = sum(n for _, n in counted[FLAGGED_SHOWN:])
+        named += f"; {rest} more in {len(counted) - FLAGGED_SHOWN} others"
+    return named
+
+
 def _flags_table(results: dict[str, Any], seeds: tuple[int, ...]) -> str:
     """Per seed: readable held-out rule sets flagged, and the generator's constructions of the
     flagged rules, most flagged first (training.evaluate). One sentence the model cannot read
@@ -255,11 +266,7 @@ def _flags_table(results: dict[str, Any], seeds: tuple[int, ...]) -> str:
         if where is None:
             named = "not recorded by this evaluation"
         else:
-            top = list(where.items())[:FLAGGED_SHOWN]
-            named = ", ".join(f"`{c}` {n}" for c, n in top) or "none"
-            if len(where) > FLAGGED_SHOWN:
-                rest = sum(list(where.values())[FLAGGED_SHOWN:])
-                named += f"; {rest} more in {len(where) - FLAGGED_SHOWN} others"
+            named = _most([(f"`{c}` {n}", n) for c, n in where.items()])
         rate = und["readable_sets_flagged"]
         lines.append(f"| {seed} | {'-' if rate is None else f'{rate:.2%}'} | {named} |")
     return "\n".join(lines)
@@ -279,12 +286,9 @@ def _unsafe_table(results: dict[str, Any], seeds: tuple[int, ...]) -> str:
         if where is None:
             named = "not recorded by this evaluation"
         else:
-            unsafe = [(c, v) for c, v in where.items() if v["unsafe"]]
-            top = unsafe[:FLAGGED_SHOWN]
-            named = ", ".join(f"`{c}` {v['unsafe']} / {v['frames']}" for c, v in top) or "none"
-            if len(unsafe) > FLAGGED_SHOWN:
-                rest = sum(v["unsafe"] for _, v in unsafe[FLAGGED_SHOWN:])
-                named += f"; {rest} more in {len(unsafe) - FLAGGED_SHOWN} others"
+            named = _most(
+                [(f"`{c}` {v['unsafe']} / {v['frames']}", v["unsafe"]) for c, v in where.items()]
+            )
         lines.append(f"| {seed} | {named} |")
     return "\n".join(lines)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -254,14 +254,21 @@ def _split_report(
     return rep
 
 
-def _targeted(data: ArrayDataset, ix: np.ndarray, right: np.ndarray) -> dict[str, Any]:
-    """Accuracy per (rule class, language, wording) on the frames each rule targets."""
-    hits: dict[str, list[bool]] = defaultdict(list)
+def _targeted_rules(data: ArrayDataset, ix: np.ndarray) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(position in ``ix``, scene record) of every rule that targets its frame and can be read:
+    the rules the per-kind and per-construction figures count."""
     for k, i in enumerate(ix):
         s = data.samples[i]
         for m in rule_meta_of(s) if s is not None else []:
             if isinstance(m, dict) and m.get("targeted") and m.get("understood", True):
-                hits[_cell(m)].append(bool(right[k]))
+                yield k, m
+
+
+def _targeted(data: ArrayDataset, ix: np.ndarray, right: np.ndarray) -> dict[str, Any]:
+    """Accuracy per (rule class, language, wording) on the frames each rule targets."""
+    hits: dict[str, list[bool]] = defaultdict(list)
+    for k, m in _targeted_rules(data, ix):
+        hits[_cell(m)].append(bool(right[k]))
     return {
         key: {"frames": len(v), "accuracy": round(float(np.mean(v)), 4)}
         for key, v in sorted(hits.items())
@@ -277,14 +284,11 @@ def _unsafe_constructions(
     fired: the unsafe ones); constructions with a wrong answer only, most unsafe first. A
     per-kind cell can be one construction the model misreads (a negation, say) on every frame."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for k, i in enumerate(ix):
-        s = data.samples[i]
-        for m in rule_meta_of(s) if s is not None else []:
-            if isinstance(m, dict) and m.get("targeted") and m.get("understood", True):
-                c = counts[str(m.get("construction", "unknown"))]
-                c[0] += 1
-                c[1] += int(not right[k])
-                c[2] += int(not right[k] and not flagged[k])
+    for k, m in _targeted_rules(data, ix):
+        c = counts[str(m.get("construction", "unknown"))]
+        c[0] += 1
+        c[1] += int(not right[k])
+        c[2] += int(not right[k] and not flagged[k])
     wrong = [(name, c) for name, c in counts.items() if c[1]]
     wrong.sort(key=lambda nc: (-nc[1][2], -nc[1][1], nc[0]))
     return {name: {"frames": f, "wrong": w, "unsafe": u} for name, (f, w, u) in wrong}
