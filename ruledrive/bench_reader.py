@@ -14,8 +14,10 @@ parameter it names (limit, hours, lane, merge side) is right too. Several token-
 0,0.13``; TrainConfig.state_noise), rule heads, readers trained together in one model
 (``--readers 1,3``; TrainConfig.readers), readers trained apart whose readings are averaged
 (``--members 1,3``: seeds seed, seed + 1000, ...), the encoder layer whose token states it
-reads (``--encoder-layer 12,9``; TrainConfig.encoder_layer) and seeds run side by side on the
-same data;
+reads (``--encoder-layer 12,9``; TrainConfig.encoder_layer), whether the reader also reads each
+rule's sentence vector from a second pretrained encoder (``--sentence-input 0,1``: USE-m-v3,
+training.sentence; a bench-only variant, the model has no such input) and seeds run side by
+side on the same data;
 the worst seed is reported. ``--withhold`` sets aside one training family per concept (the
 texts that use it), trains every variant without them and scores it on them: a held-out test made of
 training data, to choose a variant on without looking at the real held-out split. Results
@@ -132,10 +134,20 @@ class Withheld:
     worst_family: str
 
 
-def _feeds(states: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
-    from perception.spec import MODEL_SPEC
+SENTENCE_INPUT = "sentence_vector"  # the reader's input of USE-m-v3 vectors, [N, R, 512]
+SENTENCE_CACHE = "sentence-vectors.npz"  # in --work: the vectors of every text, once
 
-    return {MODEL_SPEC.rules_input: states, MODEL_SPEC.rule_mask_input: masks}
+
+class SentenceFeed:
+    """The sentence-vector input of a batch, from the vectors of a rule table's rows (zero
+    where a slot has no rule)."""
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors = vectors
+
+    def __call__(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        got = self.vectors[np.maximum(rows, 0)] * (rows >= 0)[..., None]
+        return {SENTENCE_INPUT: got.astype(np.float32)}
 
 
 def _model(
@@ -143,20 +155,34 @@ def _model(
     state_noise: float = 0.0,
     factor_classes: Sequence[str] | None = None,
     readers: int = 1,
+    sentence: bool = False,
 ) -> Any:
+    """The model's reader (the same builders); with ``sentence``, each reader's per-rule
+    features are joined by the rule's sentence vector through a Dense(128, GELU) of their own
+    before the heads: a second pretrained encoder's reading, learnt beside the token reader's
+    (the twenty-seventh session averaged two separately trained readings instead)."""
     import keras
+    from keras import layers
 
+    from perception.sentence_reader import DIM
     from perception.spec import MODEL_SPEC
     from training.model import _input, _read_rules, _text_encoders
 
     states, mask = _input(MODEL_SPEC.rules), _input(MODEL_SPEC.rule_mask)
+    inputs = [states, mask]
     per_rule = _text_encoders(MODEL_SPEC, states, mask, readers, state_noise)
+    if sentence:
+        vec = keras.Input((MODEL_SPEC.max_rules, DIM), name=SENTENCE_INPUT)
+        inputs.append(vec)
+        per_rule = [
+            layers.Concatenate()([f, layers.Dense(128, activation="gelu")(vec)]) for f in per_rule
+        ]
     members: dict[str, Any] = {}
     _, cls, params = _read_rules(
         per_rule, mask, n_classes, MODEL_SPEC, factor_classes=factor_classes, members=members
     )
     # Several readers: the losses are on each one's own outputs (training.reader.fit_reader).
-    return keras.Model([states, mask], {MODEL_SPEC.rule_output: cls, **params, **members})
+    return keras.Model(inputs, {MODEL_SPEC.rule_output: cls, **params, **members})
 
 
 def _train_and_read(
@@ -168,10 +194,12 @@ def _train_and_read(
     variant: Variant,
     seed: int,
     epochs: int,
+    sentence: SentenceFeed | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Train a reader with (token dropout, state noise, rule head, readers in the model)
-    ``variant[:4]`` and the class balance ``variant[6]``; its softmax outputs on the
-    evaluation texts (class [E,C], params {name: [E,V]})."""
+    ``variant[:4]``, the class balance ``variant[6]`` and, with ``variant[7]``, the sentence
+    vectors of ``sentence`` as a second input; its softmax outputs on the evaluation texts
+    (class [E,C], params {name: [E,V]})."""
     import keras
 
     from perception.spec import MODEL_SPEC
@@ -190,15 +218,22 @@ def _train_and_read(
         }
     )
     factors = classes if cfg.rule_head == "factorized" else None
-    model = _model(len(classes), cfg.state_noise, factors, cfg.readers)
+    feed = sentence if variant[7] else None
+    if variant[7] and feed is None:
+        raise ValueError("a variant with sentence input needs the sentence vectors")
+    model = _model(len(classes), cfg.state_noise, factors, cfg.readers, feed is not None)
     cls_of = np.array([classes.index(c) for c in train.cls], np.int32)
     par_of = np.array(train.params, np.int32).reshape(len(train.texts), len(RULE_PARAMS))
-    fit_reader(model, table, ReaderSet(ix_train, cls_of, par_of), epochs, seed, cfg)
+    fit_reader(model, table, ReaderSet(ix_train, cls_of, par_of), epochs, seed, cfg, feed)
     slots = MODEL_SPEC.max_rules
     rows = pack_rows(len(ix_eval), slots)
     present = rows >= 0
-    states, masks = table.gather(np.where(present, ix_eval[np.maximum(rows, 0)], -1))
-    outs = model.predict_on_batch(_feeds(states, masks))
+    table_rows = np.where(present, ix_eval[np.maximum(rows, 0)], -1)
+    states, masks = table.gather(table_rows)
+    feeds = {MODEL_SPEC.rules_input: states, MODEL_SPEC.rule_mask_input: masks}
+    if feed is not None:
+        feeds.update(feed(table_rows))
+    outs = model.predict_on_batch(feeds)
     keep = present.reshape(-1)
 
     def flat(name: str) -> np.ndarray:
@@ -398,8 +433,8 @@ def _fmt(v: float) -> str:
 
 
 # (token dropout, state noise, rule head, readers in the model, trained readers averaged,
-# encoder layer: None for the last, not named; the reader's class balance)
-Variant = tuple[float, float, str, int, int, int | None, float]
+# encoder layer: None for the last, not named; the reader's class balance; sentence input)
+Variant = tuple[float, float, str, int, int, int | None, float, bool]
 Scores = dict[tuple[str, str, str], dict[str, float]]
 
 
@@ -409,7 +444,11 @@ def _label(v: Variant) -> str:
     members = "" if v[4] == 1 else f", {v[4]} trained readers averaged"
     layer = "" if v[5] is None else f", encoder layer {v[5]}"
     balance = "" if v[6] == 0 else f", class balance {v[6]:g}"
-    return f"token dropout {v[0]:g}, state noise {v[1]:g}{head}{inside}{members}{layer}{balance}"
+    sentence = ", sentence vectors" if v[7] else ""
+    return (
+        f"token dropout {v[0]:g}, state noise {v[1]:g}"
+        f"{head}{inside}{members}{layer}{balance}{sentence}"
+    )
 
 
 def _report(
@@ -538,20 +577,26 @@ def run(args: argparse.Namespace) -> int:
     constructions: dict[Variant, list[dict[str, dict[str, float]]]] = {}
     withheld: dict[Variant, list[Withheld]] = {}
     grid = [
-        (d, n, h, r, b)
+        (d, n, h, r, b, v)
         for d in args.token_dropout
         for n in args.state_noise
         for h in args.rule_head
         for r in args.readers
         for b in args.class_balance
+        for v in args.sentence_input
     ]
+    sentence = None
+    if any(args.sentence_input):
+        from training.sentence import vectors
+
+        sentence = SentenceFeed(vectors(all_texts, args.work / SENTENCE_CACHE))
     e = len(ix_eval)
     table: Any = None
     for layer in args.encoder_layer:
         table = None  # one table in memory at a time (~1 GB for the recipe's texts)
         table = _table(args.work, all_texts, layer)
-        for (d, n, h, r, b), seed in itertools.product(grid, args.seeds):
-            single: Variant = (d, n, h, r, 1, layer, b)
+        for (d, n, h, r, b, v), seed in itertools.product(grid, args.seeds):
+            single: Variant = (d, n, h, r, 1, layer, b, v)
             # Member m of an ensemble trains with seed + 1000 m, so member 0 is the single
             # reader of this seed and an ensemble of k adds k - 1 readers to it.
             readings = [
@@ -564,11 +609,12 @@ def run(args: argparse.Namespace) -> int:
                     single,
                     seed + 1000 * m,
                     args.epochs,
+                    sentence,
                 )
                 for m in range(max(args.members))
             ]
             for k in args.members:
-                variant = (d, n, h, r, k, layer, b)
+                variant = (d, n, h, r, k, layer, b, v)
                 cls, params = ensemble(readings[:k])
                 read = {n: v[:e] for n, v in params.items()}
                 results.setdefault(variant, []).append(score(evals, classes, cls[:e], read))
@@ -674,6 +720,14 @@ def _layers(value: str) -> list[int | None]:
     return list(dict.fromkeys(layers))
 
 
+def _switches(value: str) -> list[bool]:
+    """Comma-separated 0 and 1, each once at most."""
+    got = [v.strip() for v in value.split(",") if v.strip()]
+    if not got or any(v not in ("0", "1") for v in got):
+        raise argparse.ArgumentTypeError(f"a list of 0 and 1: {value!r}")
+    return list(dict.fromkeys(v == "1" for v in got))
+
+
 def _seeds(value: str) -> list[int]:
     try:
         seeds = [int(v) for v in value.split(",") if v.strip()]
@@ -742,6 +796,13 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         default=[0.0],
         help="comma-separated exponents of the reader's class-loss weights (mean count / class "
         "count)^x, to compare (TrainConfig.reader_class_balance; 0: unweighted)",
+    )
+    p.add_argument(
+        "--sentence-input",
+        type=_switches,
+        default=[False],
+        help="comma-separated 0/1: whether the reader also reads each rule's USE-m-v3 sentence "
+        "vector (training.sentence; vectors cached in --work), to compare; bench only",
     )
     p.add_argument("--epochs", type=positive_int, default=20)
     add_doc_flags(p)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,11 +204,14 @@ def fit_reader(
     epochs: int,
     seed: int,
     cfg: Any,
+    extra: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
 ) -> None:
     """Train ``reader`` (:func:`reader_of`, or ``bench reader``'s own) on ``data``: rule texts
     packed five to a row as the model sees them, the class and parameter losses weighted as in
     the whole model (``cfg``: a TrainConfig), token dropout at ``cfg.token_dropout``, Adam with
-    a cosine decay over the run."""
+    a cosine decay over the run. ``extra``, for a reader with more inputs than the token
+    states (``bench reader --sentence-input``): the table rows of a batch [B, R] (-1: no rule)
+    -> those inputs by name."""
     import keras
 
     from training.model import member_targets, reading_losses
@@ -232,7 +236,8 @@ def fit_reader(
             local = rows[b : b + cfg.batch_size]
             present = local >= 0
             which = np.where(present, local, 0)
-            states, masks = table.gather(np.where(present, data.rows[which], -1))
+            rows_of = np.where(present, data.rows[which], -1)
+            states, masks = table.gather(rows_of)
             if cfg.token_dropout > 0.0:
                 hide_tokens(states, masks, cfg.token_dropout, rng)
             cls = data.classes[which]
@@ -244,6 +249,7 @@ def fit_reader(
                 y[name] = np.maximum(lab, 0)
                 w[name] = (present & (lab >= 0)).astype(np.float32)
             y, w = member_targets(y, w, readers)
-            reader.train_on_batch(
-                {s.rules_input: states, s.rule_mask_input: masks}, y, sample_weight=w
-            )
+            feeds = {s.rules_input: states, s.rule_mask_input: masks}
+            if extra is not None:
+                feeds.update(extra(rows_of))
+            reader.train_on_batch(feeds, y, sample_weight=w)

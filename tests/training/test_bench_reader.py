@@ -16,6 +16,8 @@ from bus.recording import Sample
 from core.errors import DataError
 from ruledrive.bench_reader import (
     ReaderData,
+    SentenceFeed,
+    _train_and_read,
     add_corpus,
     collect,
     ensemble,
@@ -242,11 +244,56 @@ def test_withholding_refuses_a_corpus_that_names_no_families(tmp_path: Path) -> 
         ["--class-balance", "-0.5"],
         ["--class-balance", "nan"],
         ["--class-balance", "x"],
+        ["--sentence-input", "2"],
+        ["--sentence-input", "yes"],
+        ["--sentence-input", ","],
     ],
 )
 def test_bad_flags_are_usage_errors(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["bench", "reader", *flag]) == 2
     assert "usage:" in capsys.readouterr().err
+
+
+class _SameTokens:
+    """A rule table whose every rule has the same token states: only another input can tell
+    two rules apart."""
+
+    def gather(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from perception.spec import MODEL_SPEC
+
+        _, t, d = MODEL_SPEC.rules.shape
+        present = (idx >= 0).astype(np.float32)
+        masks = np.zeros((*idx.shape, t), np.float32)
+        masks[..., :3] = 1.0
+        masks *= present[..., None]
+        return np.full((*idx.shape, t, d), 0.1, np.float32) * masks[..., None], masks
+
+
+@pytest.mark.tf
+def test_a_reader_with_sentence_input_reads_what_only_the_sentence_vector_says() -> None:
+    n = 600
+    train = ReaderData()
+    kinds = ["lane_closed", "speed_limit"]
+    for i in range(n):
+        train.add(f"rule {i}", kinds[i % 2], _params())
+    vectors = np.random.default_rng(0).normal(size=(n, 512)).astype(np.float32)
+    vectors[:, 0] = np.where(np.arange(n) % 2 == 0, 3.0, -3.0)  # the class, in the vector only
+    classes = sorted({*kinds, "not_binding", "not_understood"})
+    ix = np.arange(n, dtype=np.int32)
+    right = {}
+    for with_vectors in (False, True):
+        variant = (0.0, 0.0, "flat", 1, 1, None, 0.0, with_vectors)
+        feed = SentenceFeed(vectors) if with_vectors else None
+        cls, _ = _train_and_read(_SameTokens(), train, ix, ix, classes, variant, 1, 15, feed)
+        right[with_vectors] = float(
+            np.mean([classes[c] for c in cls.argmax(-1)] == np.array(train.cls))
+        )
+    assert right[True] >= 0.95
+    assert right[False] <= 0.5  # the same input for every rule: one answer for all
+    with pytest.raises(ValueError, match="sentence vectors"):
+        _train_and_read(
+            _SameTokens(), train, ix, ix, classes, (0.0, 0.0, "flat", 1, 1, None, 0.0, True), 1, 1
+        )
 
 
 @pytest.mark.tf
@@ -269,7 +316,7 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     # (four, not the eight of three lists: this test was one of the suite's two slowest).
     argv += ["--token-dropout", "0.15", "--state-noise", "0.1", "--withhold"]
     argv += ["--rule-head", "factorized", "--readers", "2", "--members", "1,2"]
-    argv += ["--encoder-layer", "12,9", "--class-balance", "0.5"]
+    argv += ["--encoder-layer", "12,9", "--class-balance", "0.5", "--sentence-input", "1"]
     corpus = work / "corpus.jsonl"
     assert cli(["rule-corpus", "--out", str(corpus), "--sets", "50", "--seed", "3"]) == 0
     argv += ["--corpus", str(corpus)]
@@ -284,7 +331,7 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
             assert f"| worst kind, {wording} wording, {lang}, per seed |" in section
     labels = [
         f"token dropout 0.15, state noise 0.1, factorized rule head, 2 readers in the model{k}"
-        f", encoder layer {n}, class balance 0.5"
+        f", encoder layer {n}, class balance 0.5, sentence vectors"
         for n in (12, 9)
         for k in ("", ", 2 trained readers averaged")
     ]
@@ -295,3 +342,4 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     assert f"of them from the rule corpus `{corpus}`" in section
     assert (work / "rule-table-reader.npz").is_file()  # encodings cached for the next run
     assert (work / "rule-table-reader-L9.npz").is_file()  # one cache per layer
+    assert (work / "sentence-vectors.npz").is_file()
