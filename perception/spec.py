@@ -59,6 +59,12 @@ class ModelSpec:
     # The per-rule parameter softmaxes (training.ruleparams.RULE_PARAMS, inside the graph, not
     # outputs): with ``rule_output`` they are each rule's reading, all the decision sees of it
     # (perception.splitgraph cuts a reading graph there; perception.readcheck uses it).
+    # An optional input, float32 [N, max_rules, rule_sentence_dim]: each rule's sentence vector
+    # from a second pretrained encoder (perception.sentence_reader, USE-m-v3), zero for an empty
+    # slot; a model trained with TrainConfig.sentence_input has it and reads each rule from both.
+    # Not part of the stored spec, so models without it still load.
+    rule_sentence_input: ClassVar[str] = "rule_sentences"
+    rule_sentence_dim: ClassVar[int] = 512
     rule_param_layers: ClassVar[tuple[str, ...]] = (
         "rule_limit",
         "rule_hours",
@@ -78,6 +84,12 @@ class ModelSpec:
     @property
     def rule_mask(self) -> InputSpec:
         return InputSpec(self.rule_mask_input, "float32", (self.max_rules, self.max_rule_tokens))
+
+    @property
+    def rule_sentences(self) -> InputSpec:
+        """The optional sentence-vector input (see ``rule_sentence_input``)."""
+        shape = (self.max_rules, self.rule_sentence_dim)
+        return InputSpec(self.rule_sentence_input, "float32", shape)
 
     @property
     def speed(self) -> InputSpec:

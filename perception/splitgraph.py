@@ -46,7 +46,8 @@ _IMAGE_SCOPE = "image_encoder"  # training.model.create_image_encoder's Keras na
 
 @dataclass(frozen=True)
 class SplitModel:
-    """Serialized ONNX graphs: ``rules`` (rule states, mask -> rule set features, rule classes,
+    """Serialized ONNX graphs: ``rules`` (rule states, mask and, where the model has them, the
+    rules' sentence vectors -> rule set features, rule classes,
     then the tensors of ``reading_inputs`` after the classes), ``frame`` (image, speed, rule set
     features -> probabilities, image OOD) and ``reading`` (``reading_inputs``: rule classes and
     parameter softmaxes, then the rule mask -> rule set features; None: not found)."""
@@ -149,6 +150,11 @@ def split_model(model_bytes: bytes) -> SplitModel | None:
     for node in model.graph.node:
         if _S.rule_set_output in node.output and node.op_type == "Identity":
             cut = node.input[0]
+    # The rule graph reads the token states and mask, and each rule's sentence vector where the
+    # model has that input (MODEL_SPEC.rule_sentences).
+    rule_inputs = [_S.rules_input, _S.rule_mask_input]
+    if _S.rule_sentence_input in {i.name for i in model.graph.input}:
+        rule_inputs.append(_S.rule_sentence_input)
     params = _param_tensors(model.graph)
     reading_inputs = () if params is None else (_S.rule_output, *params)
     try:
@@ -156,7 +162,7 @@ def split_model(model_bytes: bytes) -> SplitModel | None:
             model = onnx.shape_inference.infer_shapes(model)
         ext = Extractor(model)
         rules = ext.extract_model(
-            [_S.rules_input, _S.rule_mask_input],
+            rule_inputs,
             [_S.rule_set_output, _S.rule_output, *reading_inputs[1:]],
         )
         frame = ext.extract_model([_S.image_input, _S.speed_input, cut], [_S.output, _S.ood_output])

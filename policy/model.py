@@ -125,6 +125,9 @@ class EncodedRules(NamedTuple):
     # The rule set's features had an unsurely read rule been read as its runner-up class
     # (perception.readcheck): the frames this changes the decision of are not acted on.
     alternatives: tuple[Alternative, ...] = ()
+    # Each rule's sentence vector [R, 512] (zero rows past the rules), for a model with the
+    # sentence-vector input (MODEL_SPEC.rule_sentences); None for any other model.
+    sentences: np.ndarray | None = None
 
 
 def inference_plan(provider: str, runs: int, threads: int) -> tuple[int, int]:
@@ -206,6 +209,10 @@ class PolicyModel:
     # averaged with the token reader's before the decision or checked against it, by its mode.
     # None: the model has none.
     sentence: SentenceReader | None = None
+    # For a model with the sentence-vector input (MODEL_SPEC.rule_sentences): the encoder of
+    # each rule's vector, run once per rule set in encode_rules. None: the model has no such
+    # input.
+    vectors: SentenceEncoder | None = None
 
     @property
     def split(self) -> bool:
@@ -323,6 +330,10 @@ class PolicyModel:
         sentence = None
         if sentence_spec is not None:
             sentence = SentenceReader(sentence_spec, sentence_encoder)
+            sentence_encoder = sentence.encoder
+        vectors = None
+        if _S.rule_sentence_input in {i.name for i in session.get_inputs()}:
+            vectors = sentence_encoder if sentence_encoder is not None else SentenceEncoder()
         if reading_threshold > 0 and reading_session is None:
             log.warning("%s: no reading graph; the reading check is off for it", path)
         runs = runs if frame_session is not None else 1  # a whole-graph model runs as one
@@ -352,6 +363,7 @@ class PolicyModel:
             head_small,
             captured,
             sentence,
+            vectors,
         )
         model.warmup(warmup_batch)
         model.load_s = time.perf_counter() - t0
@@ -371,12 +383,20 @@ class PolicyModel:
         and for a split model its features and rule classes from the rule graph."""
         states, mask = self.encoder.encode_rule_set(texts)
         unreadable = tuple(i for i, t in enumerate(texts) if unreadable_script(t))
+        vecs = None
+        if self.vectors is not None:
+            vecs = _S.rule_sentences.zeros(1)[0]  # [R, 512]
+            kept = list(texts)[: _S.max_rules]
+            vecs[: len(kept)] = self.vectors.encode(kept)
         if self.rules_session is None:
-            return EncodedRules(states, mask, unreadable=unreadable)
+            return EncodedRules(states, mask, unreadable=unreadable, sentences=vecs)
         wanted = [_S.rule_set_output, _S.rule_output, *self.reading_inputs[1:]]
         try:
             feeds = {_S.rules_input: states[None], _S.rule_mask_input: mask[None]}
-            feats, classes, *params = self.rules_session.run(wanted, feeds)
+            rule_feeds = dict(feeds)
+            if vecs is not None:
+                rule_feeds[_S.rule_sentence_input] = vecs[None]
+            feats, classes, *params = self.rules_session.run(wanted, rule_feeds)
             alts: tuple[Alternative, ...] = ()
             if self.reading_session is not None:
                 support = (
@@ -402,7 +422,7 @@ class PolicyModel:
         except Exception as exc:
             raise ModelError(f"rule graph failed: {exc}") from exc
         return EncodedRules(
-            states, mask, np.asarray(feats[0]), np.asarray(classes[0]), unreadable, alts
+            states, mask, np.asarray(feats[0]), np.asarray(classes[0]), unreadable, alts, vecs
         )
 
     def run_encoded(
@@ -413,7 +433,8 @@ class PolicyModel:
         if self.frame_session is None or any(r.features is None for r in rules):
             states = np.stack([r.states for r in rules])
             masks = np.stack([r.mask for r in rules])
-            return self.run(images, states, masks, speeds)
+            vecs = None if self.vectors is None else np.stack([r.sentences for r in rules])  # type: ignore[misc]
+            return self.run(images, states, masks, speeds, vecs)
         feeds = {
             _S.image_input: images,
             _S.speed_input: speeds,
@@ -450,10 +471,23 @@ class PolicyModel:
         )
 
     def run(
-        self, images: np.ndarray, states: np.ndarray, masks: np.ndarray, speeds: np.ndarray
+        self,
+        images: np.ndarray,
+        states: np.ndarray,
+        masks: np.ndarray,
+        speeds: np.ndarray,
+        sentences: np.ndarray | None = None,
     ) -> ModelOutputs:
-        """uint8 [N,H,W,3], float32 [N,R,T,D], float32 [N,R,T], float32 [N,1] -> outputs."""
+        """uint8 [N,H,W,3], float32 [N,R,T,D], float32 [N,R,T], float32 [N,1] -> outputs;
+        ``sentences`` float32 [N,R,512], for (and only for) a model with the sentence input."""
+        if (sentences is None) != (self.vectors is None):
+            raise ModelError(
+                f"the model {'reads' if self.vectors is not None else 'has no'} sentence-vector "
+                f"input, but they were {'not ' if sentences is None else ''}given"
+            )
         feeds = _S.feeds(images, states, masks, speeds)
+        if sentences is not None:
+            feeds[_S.rule_sentence_input] = sentences
         try:  # one session.run: the node's micro-batch is the batch
             out = run_all_outputs(self.session, feeds, batch_size=len(images))
         except Exception as exc:
@@ -467,5 +501,7 @@ class PolicyModel:
     def warmup(self, batch: int) -> None:
         blank = self.encode_rules(())
         for n in sorted({1, max(1, batch)}):
-            self.run(*(i.zeros(n) for i in _S.inputs))
+            vecs = None if self.vectors is None else _S.rule_sentences.zeros(n)
+            image, states, masks, speeds = (i.zeros(n) for i in _S.inputs)
+            self.run(image, states, masks, speeds, vecs)
             self.run_encoded(_S.image.zeros(n), [blank] * n, _S.speed.zeros(n))

@@ -492,7 +492,7 @@ class Node:
                 self.settings.max_batch_size,
                 self.settings.encoder_dir,
                 encoder=current.encoder,
-                sentence_encoder=current.sentence.encoder if current.sentence else None,
+                sentence_encoder=current.sentence.encoder if current.sentence else current.vectors,
                 threads=self.settings.ort_threads,
                 spinning=self.settings.ort_spinning,
                 reading_threshold=self.settings.reading_check_threshold,

@@ -423,16 +423,22 @@ def _session_times(model: PolicyModel, frames: list[bytes], keras_path: Path | N
             model.run_encoded(images, [enc] * n, speeds)
             times.append((time.perf_counter() - t0) * 1e3)
         out[f"ort_b{n}_ms"] = float(np.median(times[10:]))
-        probs = model.run(images, states, masks, speeds).probabilities
+        vecs = None if enc.sentences is None else np.stack([enc.sentences] * n)
+        probs = model.run(images, states, masks, speeds, vecs).probabilities
         if keras_path is not None:
-            kt, kprobs = _keras_times(keras_path, images, states, masks, speeds)
+            kt, kprobs = _keras_times(keras_path, images, states, masks, speeds, vecs)
             out[f"keras_b{n}_ms"] = kt
             out[f"max_abs_diff_b{n}"] = float(np.max(np.abs(kprobs - probs)))
     return out
 
 
 def _keras_times(
-    path: Path, images: np.ndarray, states: np.ndarray, masks: np.ndarray, speeds: np.ndarray
+    path: Path,
+    images: np.ndarray,
+    states: np.ndarray,
+    masks: np.ndarray,
+    speeds: np.ndarray,
+    sentences: np.ndarray | None = None,
 ):
     # TensorFlow only for this optional comparison; a checkpoint directory (ruledrive train's
     # output) is loaded the way training loads it, so its custom layers are registered.
@@ -443,6 +449,8 @@ def _keras_times(
         _KERAS = (path, load_checkpoint(path).model)
     m = _KERAS[1]
     feeds = MODEL_SPEC.feeds(images, states, masks, speeds)
+    if sentences is not None:  # a model with the sentence-vector input
+        feeds[MODEL_SPEC.rule_sentence_input] = sentences
     times = []
     for _ in range(30):
         t0 = time.perf_counter()

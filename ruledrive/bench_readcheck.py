@@ -198,6 +198,8 @@ def _load(
         raise ConfigError(f"no labelled frames in {', '.join(map(str, paths))}")
     enc = RuleEncoder.load(Path(pred.encoder_dir), "cpu", cache_size=0, layer=pred.encoder_layer)
     table = RuleTable.build((t for s in samples for t in s.rules), enc, cache)
+    if pred.sentence_input:
+        table.add_sentences()
     data = encode_samples(samples, table, pred.rule_classes, decode=pred.decode)
     if val_seed is not None:  # chosen: the drives split_by_vehicle picks; else the others
         from training.train import split_by_vehicle

@@ -16,7 +16,7 @@ parameter it names (limit, hours, lane, merge side) is right too. Several token-
 (``--members 1,3``: seeds seed, seed + 1000, ...), the encoder layer whose token states it
 reads (``--encoder-layer 12,9``; TrainConfig.encoder_layer), whether the reader also reads each
 rule's sentence vector from a second pretrained encoder (``--sentence-input 0,1``: USE-m-v3,
-training.sentence; a bench-only variant, the model has no such input) and seeds run side by
+training.sentence; TrainConfig.sentence_input puts it in the model) and seeds run side by
 side on the same data;
 the worst seed is reported. ``--withhold`` sets aside one training family per concept (the
 texts that use it), trains every variant without them and scores it on them: a held-out test made of
@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConfigError, DataError
+from perception.spec import MODEL_SPEC
 from ruledrive.argtypes import positive_int
 from ruledrive.benchdoc import add_doc_flags, bench_command, publish
 from simulator.oracle import NOT_BINDING, NOT_UNDERSTOOD
@@ -134,7 +135,7 @@ class Withheld:
     worst_family: str
 
 
-SENTENCE_INPUT = "sentence_vector"  # the reader's input of USE-m-v3 vectors, [N, R, 512]
+SENTENCE_INPUT = MODEL_SPEC.rule_sentence_input  # USE-m-v3 vectors, [N, R, 512]
 SENTENCE_CACHE = "sentence-vectors.npz"  # in --work: the vectors of every text, once
 
 
@@ -146,8 +147,9 @@ class SentenceFeed:
         self.vectors = vectors
 
     def __call__(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        got = self.vectors[np.maximum(rows, 0)] * (rows >= 0)[..., None]
-        return {SENTENCE_INPUT: got.astype(np.float32)}
+        from training.data import sentence_feeds
+
+        return sentence_feeds(self.vectors, rows)
 
 
 def _model(
@@ -162,21 +164,13 @@ def _model(
     before the heads: a second pretrained encoder's reading, learnt beside the token reader's
     (the twenty-seventh session averaged two separately trained readings instead)."""
     import keras
-    from keras import layers
 
-    from perception.sentence_reader import DIM
-    from perception.spec import MODEL_SPEC
-    from training.model import _input, _read_rules, _text_encoders
+    from training.model import _input, _read_rules, _sentence_input, _text_encoders
 
     states, mask = _input(MODEL_SPEC.rules), _input(MODEL_SPEC.rule_mask)
-    inputs = [states, mask]
-    per_rule = _text_encoders(MODEL_SPEC, states, mask, readers, state_noise)
-    if sentence:
-        vec = keras.Input((MODEL_SPEC.max_rules, DIM), name=SENTENCE_INPUT)
-        inputs.append(vec)
-        per_rule = [
-            layers.Concatenate()([f, layers.Dense(128, activation="gelu")(vec)]) for f in per_rule
-        ]
+    vec = _sentence_input(MODEL_SPEC, sentence)
+    inputs = [states, mask, *vec]
+    per_rule = _text_encoders(MODEL_SPEC, states, mask, readers, state_noise, *vec)
     members: dict[str, Any] = {}
     _, cls, params = _read_rules(
         per_rule, mask, n_classes, MODEL_SPEC, factor_classes=factor_classes, members=members
@@ -202,7 +196,6 @@ def _train_and_read(
     (class [E,C], params {name: [E,V]})."""
     import keras
 
-    from perception.spec import MODEL_SPEC
     from training.config import TrainConfig
     from training.reader import ReaderSet, fit_reader, pack_rows
     from training.ruleparams import RULE_PARAMS

@@ -75,6 +75,8 @@ def attach_index(
             f"{model_path} was trained on another text encoder than models/text-encoder"
         )
     table = RuleTable.build((t for s in samples for t in s.rules), encoder, cache)
+    if MODEL_SPEC.rule_sentence_input in {i.name for i in model.graph.input}:
+        table.add_sentences()  # onnxruntime wants every input, even one the index does not read
     ds = encode_samples(samples, table, meta.rule_classes, decode=meta.decode)
     index = neighbour_index(ds, dim=dim, k=k, min_votes=min_votes)
     attach(model, index, len(meta.rule_classes))

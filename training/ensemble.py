@@ -57,6 +57,11 @@ def _check_members(members: list[Checkpoint]) -> None:
                 f"{ck.path}: only fused models with one reader can be merged "
                 f"(variant {ck.config.variant}, readers {ck.config.readers})"
             )
+        if ck.config.sentence_input != "none":
+            raise ConfigError(
+                f"{ck.path}: reads a sentence input ({ck.config.sentence_input}); merging the "
+                "readers of such models is not supported"
+            )
         for key in _SAME_INFO:
             if ck.info.get(key) != base.info.get(key):
                 raise ConfigError(f"{ck.path}: its {key} differ from {base.path}'s")

@@ -58,6 +58,10 @@ class Predictor(Protocol):
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
+# A predictor may also say ``sentence_input = True``: its model reads each rule's sentence
+# vector (TrainConfig.sentence_input), which evaluate_samples then adds to the rule table.
+
+
 class KerasPredictor:
     def __init__(self, path: Path) -> None:
         from training.checkpoint import load_checkpoint
@@ -68,9 +72,14 @@ class KerasPredictor:
         self.encoder_dir = ckpt.config.encoder_dir
         self.encoder_layer = ckpt.config.encoder_layer
         self.decode = DEFAULT_DECODE  # a checkpoint is this build's training
+        names = {t.name for t in self.model.inputs}
+        self.sentence_input = _S.rule_sentence_input in names
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outs: dict[str, np.ndarray] = self.model.predict(inputs, batch_size=256, verbose=0)
+        # Only the model's own inputs: a shared table may carry sentence vectors it does not read.
+        mine = {t.name for t in self.model.inputs}
+        feeds = {k: v for k, v in inputs.items() if k in mine}
+        outs: dict[str, np.ndarray] = self.model.predict(feeds, batch_size=256, verbose=0)
         return outs
 
 
@@ -97,6 +106,8 @@ class OnnxPredictor:
         self.encoder_dir = encoder_dir
         self.encoder_layer = encoder_layer(meta.encoder, str(path))
         self.decode = meta.decode
+        # Whether it reads each rule's sentence vector too (TrainConfig.sentence_input).
+        self.sentence_input = _S.rule_sentence_input in {i.name for i in self.session.get_inputs()}
         # The node's split graphs (perception.readcheck): its reading check, at the node's
         # default threshold, and its neighbour reading (perception.neighbours) where the model
         # has an index; None for a model without a reading graph.
@@ -130,9 +141,8 @@ class OnnxPredictor:
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from perception.onnxrun import run_all_outputs, to_label_order
 
-        outs = run_all_outputs(
-            self.session, {k: v for k, v in inputs.items() if k != SENTENCE_CLASSES}
-        )
+        mine = {i.name for i in self.session.get_inputs()}
+        outs = run_all_outputs(self.session, {k: v for k, v in inputs.items() if k in mine})
         graphs = self.reading_check or self.neighbours
         if graphs is None and self.sentence is not None:
             graphs = self._graphs  # the node applies a sentence reader with or without them
@@ -163,6 +173,8 @@ def evaluate_samples(
             Path(predictor.encoder_dir), "cpu", cache_size=0, layer=predictor.encoder_layer
         )
         table = RuleTable.build((r for s in samples for r in s.rules), encoder)
+    if getattr(predictor, "sentence_input", False) and table.sentences is None:
+        table.add_sentences()
     data = encode_samples(samples, table, predictor.rule_classes, decode=predictor.decode)
     outs = _with_sentence(predictor, data).predict(predictor.predict)
     report: dict[str, Any] = {

@@ -61,12 +61,15 @@ def _convert(model: Any) -> Any:
     import tensorflow as tf
     import tf2onnx
 
-    spec = [tf.TensorSpec((None, *i.shape), i.dtype, name=i.name) for i in MODEL_SPEC.inputs]
+    ins = list(MODEL_SPEC.inputs)
+    if MODEL_SPEC.rule_sentence_input in {t.name for t in model.inputs}:
+        ins.append(MODEL_SPEC.rule_sentences)  # TrainConfig.sentence_input
+    spec = [tf.TensorSpec((None, *i.shape), i.dtype, name=i.name) for i in ins]
     served = serving_model(model)
 
     @tf.function(input_signature=spec)
-    def serve(image, rule_states, rule_mask, speed_kph):  # type: ignore[no-untyped-def]
-        inputs = MODEL_SPEC.feeds(image, rule_states, rule_mask, speed_kph)
+    def serve(*args):  # type: ignore[no-untyped-def]
+        inputs = dict(zip((i.name for i in ins), args, strict=True))
         return served(inputs, training=False)
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET)

@@ -130,17 +130,35 @@ def _text_encoders(
     mask: keras.KerasTensor,
     readers: int = 1,
     state_noise: float = 0.0,
+    sentences: keras.KerasTensor | None = None,
 ) -> list[keras.KerasTensor]:
     """``readers`` independent text encoders of the same rules, each [N,R,128]; their readings
-    are averaged in :func:`_read_rules` (TrainConfig.readers)."""
+    are averaged in :func:`_read_rules` (TrainConfig.readers).
+
+    With ``sentences`` (each rule's sentence vector from a second pretrained encoder, [N,R,512],
+    TrainConfig.sentence_input), each reader's features are joined by a Dense(128, GELU) of the
+    vector of its own, [N,R,256]: the heads then read each rule from both encoders, trained
+    together (``ruledrive bench reader --sentence-input``, docs/training.md)."""
     if readers < 1:
         raise ValueError(f"readers must be at least 1, not {readers}")
-    return [
-        create_text_encoder(
-            spec, state_noise=state_noise, name="text_encoder" if i == 0 else f"text_encoder_{i}"
-        )([states, mask])
-        for i in range(readers)
-    ]
+    out = []
+    for i in range(readers):
+        suffix = "" if i == 0 else f"_{i}"
+        f = create_text_encoder(spec, state_noise=state_noise, name=f"text_encoder{suffix}")(
+            [states, mask]
+        )
+        if sentences is not None:
+            vec = layers.Dense(128, name=f"sentence_proj{suffix}")(sentences)
+            # GELU's tanh form: tf2onnx cannot convert the exact one's Erfc.
+            f = layers.Concatenate()([f, ops.gelu(vec, approximate=True)])
+        out.append(f)
+    return out
+
+
+def _sentence_input(spec: ModelSpec, sentence: bool) -> list[keras.KerasTensor]:
+    """The optional sentence-vector input (MODEL_SPEC.rule_sentences), as a list to append to
+    a model's inputs: empty without ``sentence``."""
+    return [_input(spec.rule_sentences)] if sentence else []
 
 
 # Rule classes "kind:variant" whose variant says whether an act is allowed (0) or not (1).
@@ -447,12 +465,16 @@ def create_fused_model(
     state_noise: float = 0.0,
     factor_classes: Sequence[str] | None = None,
     readers: int = 1,
+    sentence: bool = False,
 ) -> keras.Model:
     """The decision classifier: image + rule text + ego speed -> softmax over decisions, plus the
-    per-rule classes and the image out-of-distribution score."""
+    per-rule classes and the image out-of-distribution score. ``sentence``: also each rule's
+    sentence vector (an input after the speed, :func:`_text_encoders`)."""
     image, states, mask, speed = _speed_and_inputs(spec)
+    vec = _sentence_input(spec, sentence)
     img = create_image_encoder(spec)(image)  # [N,128]
-    per_rule = _text_encoders(spec, states, mask, readers, state_noise)  # each [N,R,128]
+    # each [N,R,128] ([N,R,256] with the sentence vector)
+    per_rule = _text_encoders(spec, states, mask, readers, state_noise, *vec)
     members: dict[str, keras.KerasTensor] = {}
     rule_set, cls, params = _read_rules(
         per_rule, mask, n_rule_classes, spec, factor_classes=factor_classes, members=members
@@ -467,7 +489,7 @@ def create_fused_model(
     feats = layers.Concatenate()([img, txt, spd, img * txt, txt_spd, checks, img_checks])
     outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(img, spec))
     outputs.update(params, **scene, **members)
-    return keras.Model([image, states, mask, speed], outputs, name="ruledrive_fused")
+    return keras.Model([image, states, mask, speed, *vec], outputs, name="ruledrive_fused")
 
 
 def create_image_only_model(
@@ -477,9 +499,11 @@ def create_image_only_model(
     state_noise: float = 0.0,
     factor_classes: Sequence[str] | None = None,
     readers: int = 1,
+    sentence: bool = False,
 ) -> keras.Model:
     """Ablation: same image encoder and heads, sees the frame and speed but not the rules
-    (``readers`` is accepted for a common signature: with no text there is nothing to read)."""
+    (``readers`` and ``sentence`` are accepted for a common signature: with no text there is
+    nothing to read, and the model has no sentence input)."""
     image, states, mask, speed = _speed_and_inputs(spec)
     img = create_image_encoder(spec)(image)
     feats = layers.Concatenate()([img, _speed_features(speed)])
@@ -498,10 +522,12 @@ def create_text_only_model(
     state_noise: float = 0.0,
     factor_classes: Sequence[str] | None = None,
     readers: int = 1,
+    sentence: bool = False,
 ) -> keras.Model:
     """Ablation: same text encoder and heads, sees the rules and speed but not the frame."""
     image, states, mask, speed = _speed_and_inputs(spec)
-    per_rule = _text_encoders(spec, states, mask, readers, state_noise)
+    vec = _sentence_input(spec, sentence)
+    per_rule = _text_encoders(spec, states, mask, readers, state_noise, *vec)
     members: dict[str, keras.KerasTensor] = {}
     rule_set, cls, params = _read_rules(
         per_rule, mask, n_rule_classes, spec, factor_classes=factor_classes, members=members
@@ -513,4 +539,4 @@ def create_text_only_model(
     feats = layers.Concatenate()([txt, _speed_features(speed), checks])
     outputs = _outputs(spec, _head(feats, n_labels, spec), cls, _ood_head(blank_img, spec))
     outputs.update(params, **scene, **members)
-    return keras.Model([image, states, mask, speed], outputs, name="ruledrive_text_only")
+    return keras.Model([image, states, mask, speed, *vec], outputs, name="ruledrive_text_only")

@@ -161,8 +161,9 @@ def readers_of(model: Any) -> int:
 
 
 def reader_of(model: Any) -> Any:
-    """The reader of a whole model as a model of its own (rule states and mask -> rule classes
-    and parameters), sharing the whole model's layers: training it trains them."""
+    """The reader of a whole model as a model of its own (rule states and mask, and the
+    sentence vectors where the model has them -> rule classes and parameters), sharing the
+    whole model's layers: training it trains them."""
     import keras
 
     from training.model import reading_outputs
@@ -174,7 +175,10 @@ def reader_of(model: Any) -> Any:
         for members in reading_outputs(readers_of(model)).values()
         for m in members
     }
-    return keras.Model([ins[s.rules_input], ins[s.rule_mask_input]], outs, name="rule_reader")
+    reads = [ins[s.rules_input], ins[s.rule_mask_input]]
+    if s.rule_sentence_input in ins:  # TrainConfig.sentence_input
+        reads.append(ins[s.rule_sentence_input])
+    return keras.Model(reads, outs, name="rule_reader")
 
 
 def pack_rows(n: int, slots: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -250,6 +254,7 @@ def fit_reader(
                 w[name] = (present & (lab >= 0)).astype(np.float32)
             y, w = member_targets(y, w, readers)
             feeds = {s.rules_input: states, s.rule_mask_input: masks}
+            feeds.update(table.sentence_feeds(rows_of))
             if extra is not None:
                 feeds.update(extra(rows_of))
             reader.train_on_batch(feeds, y, sample_weight=w)

@@ -29,7 +29,14 @@ from perception.sentence_reader import (
     metadata_value,
 )
 
-__all__ = ["HeadConfig", "attach_sentence_reader", "fit_head", "labelled_texts", "vectors"]
+__all__ = [
+    "HeadConfig",
+    "attach_sentence_reader",
+    "cache_beside",
+    "fit_head",
+    "labelled_texts",
+    "vectors",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,12 @@ def labelled_texts(
         raise DataError(f"no training text of rule classes {missing}")
     texts = sorted(seen)
     return texts, np.array([seen[t] for t in texts], np.int32)
+
+
+def cache_beside(rule_cache: Path) -> Path:
+    """The sentence vectors' cache kept beside a rule table's cache (``rule-table.npz`` ->
+    ``rule-table.sentences.npz``): one per rule table, so workers never share one."""
+    return rule_cache.with_suffix(".sentences.npz")
 
 
 def vectors(texts: Sequence[str], cache: Path | None = None) -> np.ndarray:

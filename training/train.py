@@ -63,6 +63,7 @@ from training.export import MIN_PARITY_SAMPLES
 from training.ood import TRAIN_KINDS, negative_jpegs
 from training.reader import ReaderSet, RuleCorpus, fit_reader, load_rule_corpus, reader_of
 from training.ruleparams import EGO_LANE_OUTPUT, RULE_PARAMS, SCHOOL_SIGN_OUTPUT, TIME_OUTPUT
+from training.sentence import cache_beside
 from training.thresholds import choose_thresholds
 
 __all__ = ["split_by_vehicle", "train"]
@@ -243,6 +244,7 @@ def _build_and_compile(
         state_noise=cfg.state_noise,
         factor_classes=rule_classes if cfg.rule_head == "factorized" else None,
         readers=cfg.readers,
+        sentence=cfg.reads_sentences,
     )
     per_epoch = (
         job.plan(cfg.batch_size).steps_per_epoch
@@ -418,6 +420,8 @@ def train(
         encoder,
         rule_cache or out / "rule-table.npz",
     )
+    if cfg.reads_sentences:  # beside the rule table's cache: one vector per distinct text
+        table.add_sentences(cache_beside(rule_cache or out / "rule-table.npz"))
     seen = {c for smp in samples for c in rule_classes_of(smp) if c is not None}
     seen |= set(corpus.classes) if corpus else set()
     strategy = create_strategy(cluster, cfg.threads)  # None: the default strategy

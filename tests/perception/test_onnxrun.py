@@ -39,3 +39,49 @@ def test_to_label_order_matches_by_name() -> None:
     probs = np.arange(len(labels), dtype=np.float32)[None, :]  # column i = labels[i]
     out = to_label_order(probs, labels)
     assert [labels[int(v)] for v in out[0]] == list(DecisionLabel)
+
+
+class _Arg:
+    def __init__(self, name: str, typ: str, shape: list) -> None:
+        self.name, self.type, self.shape = name, typ, shape
+
+
+class _Session:
+    """What check_io reads of an onnxruntime session: its inputs' and outputs' signatures."""
+
+    def __init__(self, inputs: list[_Arg]) -> None:
+        self.inputs = inputs
+        s = MODEL_SPEC
+        self.outputs = [
+            _Arg(s.output, "tensor(float)", ["batch", len(DecisionLabel)]),
+            _Arg(s.rule_output, "tensor(float)", ["batch", s.max_rules, 4]),
+            _Arg(s.ood_output, "tensor(float)", ["batch", 1]),
+        ]
+
+    def get_inputs(self) -> list[_Arg]:
+        return self.inputs
+
+    def get_outputs(self) -> list[_Arg]:
+        return self.outputs
+
+
+def _arg(spec: object, shape: tuple[int, ...] | None = None) -> _Arg:
+    return _Arg(spec.name, spec.onnx_type, ["batch", *(shape or spec.shape)])  # type: ignore[attr-defined]
+
+
+def test_the_sentence_vector_input_is_optional_and_checked() -> None:
+    import pytest
+
+    from core.errors import ModelError
+    from perception.onnxrun import check_io
+
+    base = [_arg(i) for i in MODEL_SPEC.inputs]
+    check_io(_Session(base), "m.onnx", 4)  # the contract's four inputs
+    check_io(_Session([*base, _arg(MODEL_SPEC.rule_sentences)]), "m.onnx", 4)
+    wrong = _arg(MODEL_SPEC.rule_sentences, (MODEL_SPEC.max_rules, 384))
+    with pytest.raises(ModelError, match="rule_sentences.*shape"):
+        check_io(_Session([*base, wrong]), "m.onnx", 4)
+    with pytest.raises(ModelError, match="contract wants"):
+        check_io(_Session([*base, _Arg("extra", "tensor(float)", ["batch", 3])]), "m.onnx", 4)
+    with pytest.raises(ModelError, match="contract wants"):
+        check_io(_Session([*base[:3], _arg(MODEL_SPEC.rule_sentences)]), "m.onnx", 4)

@@ -268,6 +268,9 @@ class _SameTokens:
         masks *= present[..., None]
         return np.full((*idx.shape, t, d), 0.1, np.float32) * masks[..., None], masks
 
+    def sentence_feeds(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        return {}  # no vectors of its own (RuleTable.sentence_feeds): the bench feeds them
+
 
 @pytest.mark.tf
 def test_a_reader_with_sentence_input_reads_what_only_the_sentence_vector_says() -> None:
