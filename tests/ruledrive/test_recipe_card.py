@@ -97,6 +97,11 @@ def test_the_worst_seed_decides_and_the_card_names_the_kind(tmp_path: Path) -> N
     assert "99.0% / 90.0% (n=50)" in card  # shipped seed / worst seed in the per-kind table
     assert "| 2 | 99.50% |" in card  # one row per seed
     assert "neighbour index" not in card
+    assert "rule_sentences" not in card
+    # A model that reads each rule's sentence vector too says which encoder gives it.
+    with_vectors = TrainConfig(sentence_input="use-m-v3")
+    card = render_card(res, with_vectors, "ruledrive train-default", onnx, SEEDS)
+    assert "Universal Sentence Encoder multilingual v3" in card and "`rule_sentences`" in card
     # A model that carries the neighbour index (perception.neighbours) says so, with its size.
     shipped = Path(__file__).resolve().parents[2] / "models/ruledrive-default.onnx"
     card = render_card(res, TrainConfig(), "ruledrive train-default", shipped, SEEDS)
