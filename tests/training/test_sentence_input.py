@@ -138,3 +138,20 @@ def test_a_bad_sentence_input_value_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="sentence_input"):
         load_config(None, {"sentence_input": "bert"})
+
+
+def test_the_node_reloads_it_with_the_encoder_it_has_loaded(trained: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from bus.memory import MemoryBus
+    from policy.node import Node
+    from policy.settings import load_settings
+
+    path = tmp_path / "model.onnx"
+    shutil.copy(trained / "model.onnx", path)
+    node = Node(load_settings({"model_path": str(path), "reload_poll_s": 0}), MemoryBus())
+    first = node.decider.model.vectors
+    assert first is not None
+    assert node.maybe_reload(force=True)
+    # The USE-m-v3 tables (~117 MB) are not loaded a second time on a reload.
+    assert node.decider.model.vectors is first
