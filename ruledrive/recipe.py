@@ -109,7 +109,7 @@ def _eval_data(dirs: dict[str, Path], work: Path, cfg: TrainConfig) -> tuple[Any
     encoder = RuleEncoder.load(Path(cfg.encoder_dir), "cpu", cache_size=0, layer=cfg.encoder_layer)
     cache = work / "rule-table-eval.npz"
     table = RuleTable.build((r for s in samples for r in s.rules), encoder, cache)
-    if cfg.sentence_input != "none":  # the fused models read them (the image-only ablation not)
+    if cfg.reads_sentences:  # the fused and text-only models; the image-only ablation reads none
         from training.sentence import cache_beside
 
         table.add_sentences(cache_beside(cache))

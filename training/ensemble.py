@@ -57,7 +57,7 @@ def _check_members(members: list[Checkpoint]) -> None:
                 f"{ck.path}: only fused models with one reader can be merged "
                 f"(variant {ck.config.variant}, readers {ck.config.readers})"
             )
-        if ck.config.sentence_input != "none":
+        if ck.config.reads_sentences:
             raise ConfigError(
                 f"{ck.path}: reads a sentence input ({ck.config.sentence_input}); merging the "
                 "readers of such models is not supported"

@@ -72,13 +72,12 @@ class KerasPredictor:
         self.encoder_dir = ckpt.config.encoder_dir
         self.encoder_layer = ckpt.config.encoder_layer
         self.decode = DEFAULT_DECODE  # a checkpoint is this build's training
-        names = {t.name for t in self.model.inputs}
-        self.sentence_input = _S.rule_sentence_input in names
+        self._inputs = {t.name for t in self.model.inputs}
+        self.sentence_input = _S.rule_sentence_input in self._inputs
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # Only the model's own inputs: a shared table may carry sentence vectors it does not read.
-        mine = {t.name for t in self.model.inputs}
-        feeds = {k: v for k, v in inputs.items() if k in mine}
+        feeds = {k: v for k, v in inputs.items() if k in self._inputs}
         outs: dict[str, np.ndarray] = self.model.predict(feeds, batch_size=256, verbose=0)
         return outs
 

@@ -415,13 +415,14 @@ def train(
         )
     corpus = load_rule_corpus(cfg.rule_corpus) if cfg.rule_corpus and reads_alone else None
     encoder = RuleEncoder.load(Path(cfg.encoder_dir), "cpu", cache_size=0, layer=cfg.encoder_layer)
+    table_cache = rule_cache or out / "rule-table.npz"
     table = RuleTable.build(
         [r for smp in samples for r in smp.rules] + (corpus.texts if corpus else []),
         encoder,
-        rule_cache or out / "rule-table.npz",
+        table_cache,
     )
     if cfg.reads_sentences:  # beside the rule table's cache: one vector per distinct text
-        table.add_sentences(cache_beside(rule_cache or out / "rule-table.npz"))
+        table.add_sentences(cache_beside(table_cache))
     seen = {c for smp in samples for c in rule_classes_of(smp) if c is not None}
     seen |= set(corpus.classes) if corpus else set()
     strategy = create_strategy(cluster, cfg.threads)  # None: the default strategy
