@@ -279,3 +279,19 @@ def test_evaluate_names_where_each_splits_unsafe_answers_fall() -> None:
     assert line.startswith("heldout-phrasing: ")
     named = ", ".join(f"zh.c{i} {7 - i} of 30" for i in range(UNSAFE_SHOWN))
     assert line.endswith(f": {named}; 2 more constructions")  # zh.c7 has none: not counted
+
+
+def test_a_worst_cell_too_small_to_resolve_its_target_says_so() -> None:
+    """One frame of 29 is 3.4 points, more than the 3 points between 100 % and the 97 %
+    target: the verdict is one frame's, and the row says so; a cell of 50 frames (2 points a
+    frame) is judged without the note."""
+    res = _results(0.90)
+    for seed in SEEDS:
+        cells = res[f"fused-s{seed}"]["eval"]["splits"]["test"]["targeted"]
+        cells["speed_limit|zh|training"]["frames"] = 29
+    table = targets_table(res, SEEDS)
+    row = next(r for r in table.splitlines() if "zh, training wording" in r)
+    assert "(speed_limit, n=29; one frame = 3.4%, more than the 3% margin" in row
+    assert "**missed**" in row  # the verdict still stands; the note only says how sure it is
+    en = next(r for r in table.splitlines() if "en, training wording" in r)
+    assert "n=50)" in en and "one frame" not in en
