@@ -68,8 +68,9 @@ def _data(work: Path, scenes: int) -> dict[str, Path]:
         "train": scenes,
         "train-counterfactual": max(scenes * 3 // 10, 500),
         # 24,000 frames at 20,000 scenes: the training-wording targets are per kind and
-        # language on targeted frames, where 6,000 frames left 29-60 frames a cell (one frame
-        # = 2-3.4 points, so a 97 % target could not be told from noise).
+        # language on targeted frames, where 6,000 frames left 6-338 frames a cell and the
+        # two cells that missed 97 % had 29 and 45 (one frame = 3.4 and 2.2 points: one frame
+        # decided the verdict).
         "test": max(scenes * 6 // 5, 500),
         # Twice the old 6,000-frame test split's share: held-out kinds had 21-31 targeted
         # frames each (one frame = 3-5 points). Every held-out frame's rules use a held-out
