@@ -76,7 +76,9 @@ def start_node(url: str, prefix: str, model: PolicyModel) -> tuple[Node, threadi
             "node_id": "node-b",
             "heartbeat_s": 0.5,
             "reload_poll_s": 0,
-            "max_frame_age_ms": 500,
+            # Generous: a loaded CI machine once took > 0.5 s from publish to decision, so a fresh
+            # frame was answered stale; the stale frame below is 5 s old.
+            "max_frame_age_ms": 3000,
         }
     )
     bus = MqttBus(url, client_id=f"node-b-{uuid.uuid4().hex[:6]}")  # default reconnect
