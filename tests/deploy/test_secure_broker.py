@@ -50,7 +50,14 @@ class Deployment:
     def __init__(self, url: str, secrets: Path, model: PolicyModel) -> None:
         self.url, self.secrets = url, secrets
         settings = load_settings(
-            {"mqtt_url": url, "node_id": "node-1", "heartbeat_s": 0.5, "reload_poll_s": 0}
+            {
+                "mqtt_url": url,
+                "node_id": "node-1",
+                "heartbeat_s": 0.5,
+                "reload_poll_s": 0,
+                # the default 200 ms would let a loaded machine turn an answer into stale_frame
+                "max_frame_age_ms": 5000,
+            }
         )
         self.node_bus = login_bus(url, secrets, "node-1", reconnect_max_s=1)
         self.connects: list[float] = []  # every (re)connection of the node
