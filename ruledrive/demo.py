@@ -3,7 +3,9 @@
 1. a broker: the one at RULEDRIVE_MQTT_URL (default mqtt://127.0.0.1:1883) if it answers, else a
    private Mosquitto on a free loopback port (if the binary is installed);
 2. the node (policy.node) in a thread of this process with ``models/ruledrive-default.onnx``;
-3. a drive set from the simulator (``ruledrive generate``), a few hundred frames;
+3. a drive set from the simulator (``ruledrive generate``), a few hundred frames, by default in
+   the rule language the shipped model is trained on (English, Chinese and mixed rule sets,
+   rules nobody can read among them; ``--rule-language catalogue``: the English catalogue);
 4. ``ruledrive replay`` of it on several vehicles at once; the scoreboard is printed and the
    report + figures are written to ``out/demo``.
 
@@ -43,6 +45,8 @@ DEFAULT_MODEL = DEFAULT_MODEL_PATH
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from simulator.language import RULE_LANGUAGES
+
     p = sub.add_parser("demo", help="end-to-end demo: broker, node, simulated drives, scoreboard")
     p.add_argument(
         "--model",
@@ -80,6 +84,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fail if more frames than this get no decision (default %(default)s)",
     )
     p.add_argument("--seed", type=non_negative_int, default=2024)
+    p.add_argument(
+        "--rule-language",
+        choices=RULE_LANGUAGES,
+        default="bilingual",
+        help="rule text of the simulated drives: bilingual (default; English, Chinese, mixed, "
+        "some rules nobody can read: the world the shipped model is trained on) or catalogue "
+        "(the English catalogue phrasings); ignored with --recording",
+    )
     p.add_argument("--out", type=Path, default=Path("out/demo"))
     p.add_argument(
         "--recording", type=Path, help="replay this MCAP instead of generating a drive set"
@@ -108,7 +120,7 @@ def find_broker(url: str, login: MqttLogin | None = None) -> Iterator[str]:
         yield private
 
 
-def _generate(out_dir: Path, frames: int, seed: int) -> Path:
+def _generate(out_dir: Path, frames: int, seed: int, rule_language: str) -> Path:
     """A drive set from the simulator, through its own CLI entry (one code path)."""
     from ruledrive.cli import main as cli_main
 
@@ -123,6 +135,8 @@ def _generate(out_dir: Path, frames: int, seed: int) -> Path:
             str(seed),
             "--split",
             "test",
+            "--rule-language",
+            rule_language,
             "--no-progress",
         ]
     )
@@ -154,8 +168,11 @@ def run_demo(args: argparse.Namespace) -> int:
         recording = args.recording
         if recording is None:
             t0 = time.perf_counter()
-            recording = _generate(Path(tmp), args.frames, args.seed)
-            print(f"demo: simulated {args.frames} frames in {time.perf_counter() - t0:.1f} s")
+            recording = _generate(Path(tmp), args.frames, args.seed, args.rule_language)
+            print(
+                f"demo: simulated {args.frames} frames ({args.rule_language} rule text) in "
+                f"{time.perf_counter() - t0:.1f} s"
+            )
         settings = load_settings(
             {
                 "model_path": args.model,

@@ -51,8 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rule-language",
         choices=RULE_LANGUAGES,
         default="catalogue",
-        help="catalogue: the template world the shipped model is trained on (default); "
-        "bilingual: the rule language (English, Chinese, mixed; scopes; unreadable rules)",
+        help="catalogue (default): the English catalogue phrasings (the golden replay's "
+        "recording); bilingual: the rule language the shipped model is trained on "
+        "(English, Chinese, mixed; scopes; unreadable rules; what train-default and the demo "
+        "generate)",
     )
     gen.add_argument("--no-progress", action="store_true")
     gen.set_defaults(func=_generate)

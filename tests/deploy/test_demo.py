@@ -72,3 +72,24 @@ def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
     for name in ("report.json", "latency_hist.png", "confusion.png"):
         assert (tmp_path / "out" / name).is_file()
     assert wall < 120
+
+
+def test_the_demo_drives_read_english_and_chinese_rules_by_default(tmp_path: Path) -> None:
+    """What the demo shows is the world the shipped model is trained on: its default drives
+    carry English, Chinese and mixed rule sets and some rules nobody can read (the catalogue,
+    English only, on request)."""
+    import json
+
+    from ruledrive.cli import build_parser
+    from ruledrive.demo import _generate
+
+    args = build_parser().parse_args(["demo"])
+    assert args.rule_language == "bilingual"
+    _generate(tmp_path / "bi", 60, args.seed, args.rule_language)
+    language = json.loads((tmp_path / "bi" / "test.json").read_text())["rule_language"]
+    assert language["rules_per_language"]["zh"] > 0 and language["rules_per_language"]["en"] > 0
+    assert language["not_understood"] > 0
+    _generate(tmp_path / "cat", 60, args.seed, "catalogue")
+    assert "rule_language" not in json.loads((tmp_path / "cat" / "test.json").read_text())
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo", "--rule-language", "klingon"])
