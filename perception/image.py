@@ -116,7 +116,10 @@ def _decode_bgr(data: bytes, decode: str = "full") -> np.ndarray:
     elif decode != "full":
         raise ValueError(f"unknown decode {decode!r}; one of {sorted(PREPROCESSINGS)}")
     try:
-        bgr = cv2.imdecode(buf, flag)
+        # The pixels as the camera stored them: OpenCV otherwise applies an EXIF orientation
+        # tag, and a tag alone (metadata, 30 bytes) would mirror or turn the scene the model
+        # decides on (a mirrored red-light frame was answered PROCEED, valid=true).
+        bgr = cv2.imdecode(buf, flag | cv2.IMREAD_IGNORE_ORIENTATION)
     except cv2.error as exc:  # OpenCV raises for what its own limits refuse
         raise ImageDecodeError(f"JPEG could not be decoded: {str(exc)[:200]}") from exc
     if bgr is None or bgr.ndim != 3 or bgr.shape[0] == 0 or bgr.shape[1] == 0:

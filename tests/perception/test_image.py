@@ -260,3 +260,26 @@ def test_a_progressive_jpeg_repeating_a_scan_is_refused_before_decoding(
     with pytest.raises(ImageDecodeError, match=f"scans, limit {MAX_SCANS}") as err:
         preprocess_jpeg(bomb)
     assert err.value.code == "image_too_large"
+
+
+def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """``jpeg`` with an EXIF APP1 segment whose only tag is Orientation (0x0112)."""
+    tiff = b"MM\x00\x2a" + struct.pack(">I", 8)  # big-endian TIFF header, IFD at offset 8
+    ifd = struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0)
+    body = b"Exif\x00\x00" + tiff + ifd + struct.pack(">I", 0)  # no next IFD
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
+
+
+@pytest.mark.parametrize("decode", ["reduced", "full"])
+@pytest.mark.parametrize("orientation", [2, 3, 6, 8])
+def test_an_exif_orientation_tag_does_not_turn_the_picture(decode: str, orientation: int) -> None:
+    """A tag is 30 bytes of metadata; the model decides on the pixels the camera stored, so a
+    tagged frame is read exactly as the same frame without the tag (OpenCV would otherwise
+    mirror or turn it: a mirrored red-light frame was answered PROCEED with valid=true)."""
+    plain = _jpeg()  # red on the left half only: a mirror or a turn would show
+    tagged = _with_exif_orientation(plain, orientation)
+    honoured = cv2.imdecode(np.frombuffer(tagged, np.uint8), cv2.IMREAD_COLOR)
+    as_stored = cv2.imdecode(np.frombuffer(plain, np.uint8), cv2.IMREAD_COLOR)
+    assert not np.array_equal(honoured, as_stored)  # the tag works: OpenCV would apply it
+    assert np.array_equal(preprocess_jpeg(tagged, decode), preprocess_jpeg(plain, decode))
+    assert np.array_equal(decode_jpeg(tagged), decode_jpeg(plain))
