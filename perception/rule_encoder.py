@@ -51,6 +51,7 @@ from perception.spec import MODEL_SPEC
 
 __all__ = [
     "normalise",
+    "read_in_part",
     "unreadable_script",
     "DEFAULT_ENCODER_DIR",
     "MANIFEST",
@@ -409,6 +410,17 @@ def unreadable_script(text: str) -> bool:
         return True
     other = sum(1 for c in letters if not unicodedata.name(c, "").startswith(_READ_SCRIPTS))
     return other > _OTHER_SCRIPT_SHARE * len(letters)
+
+
+def read_in_part(mask: np.ndarray) -> np.ndarray:
+    """Per rule slot of ``mask`` [..., R, T] (encode_rule_set's), whether the rule fills every
+    token slot the model reads: it may go on past them, and the model would decide on its first
+    ``T`` tokens only ("Traffic order 2026/114 ... section 7 ...: No overtaking" read without
+    its last words). The node flags such a rule ``rules_not_understood`` beside the rules its
+    model flags, and training's evaluation counts it the same way. A rule of exactly ``T``
+    tokens counts too (the mask cannot tell it from a longer one); the rule language's longest
+    rules have 33 of the 40 (prefix and specials included)."""
+    return np.asarray(mask)[..., -1] > 0
 
 
 def _texts(texts: Sequence[str]) -> list[str]:

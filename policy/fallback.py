@@ -79,7 +79,10 @@ FALLBACKS: tuple[Fallback, ...] = (
         _S,
         "the model cannot read a rule (another language, gibberish, not a traffic rule), or "
         "the rule is in a script the model does not read (no letters, or mostly letters other "
-        "than Latin and Chinese), or the model reads a rule unsurely and, read as its "
+        "than Latin and Chinese), or the rule is longer than the model reads (40 tokens of "
+        "the multilingual encoder, prefix included: about 25 English words, 35 or more "
+        "Chinese characters; it would be decided on its beginning), or the model reads a "
+        "rule unsurely and, read as its "
         "runner-up, the rule would change this frame's decision (the reading check), or its "
         "nearest training rules overrule the model's reading and the model's own reading "
         "would change this frame's decision (the neighbour reading); `unread_rules` names "

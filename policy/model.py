@@ -38,6 +38,7 @@ from perception.rule_encoder import (
     DEFAULT_ENCODER_DIR,
     RuleEncoder,
     encoder_layer,
+    read_in_part,
     unreadable_script,
 )
 from perception.sentence_reader import SentenceEncoder, SentenceReader, spec_of
@@ -119,8 +120,8 @@ class EncodedRules(NamedTuple):
     mask: np.ndarray
     features: np.ndarray | None = None
     classes: np.ndarray | None = None
-    # Rules in a script the model does not read (perception.rule_encoder.unreadable_script):
-    # not understood, whatever the model says.
+    # Rules in a script the model does not read (perception.rule_encoder.unreadable_script)
+    # or longer than it reads (read_in_part): not understood, whatever the model says.
     unreadable: tuple[int, ...] = ()
     # The rule set's features had an unsurely read rule been read as its runner-up class
     # (perception.readcheck): the frames this changes the decision of are not acted on.
@@ -382,7 +383,8 @@ class PolicyModel:
         """A rule set's encoder states and mask (``perception.rule_encoder``, the training path),
         and for a split model its features and rule classes from the rule graph."""
         states, mask = self.encoder.encode_rule_set(texts)
-        unreadable = tuple(i for i, t in enumerate(texts) if unreadable_script(t))
+        part = read_in_part(mask)
+        unreadable = tuple(i for i, t in enumerate(texts) if unreadable_script(t) or part[i])
         vecs = None
         if self.vectors is not None:
             vecs = _S.rule_sentences.zeros(1)[0]  # [R, 512]

@@ -33,7 +33,7 @@ from perception.image import DEFAULT_DECODE, colourless
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
 from perception.onnxrun import check_io
 from perception.readcheck import SENTENCE_CLASSES, ReadingCheck
-from perception.rule_encoder import RuleEncoder, encoder_layer, unreadable_script
+from perception.rule_encoder import RuleEncoder, encoder_layer, read_in_part, unreadable_script
 from perception.sentence_reader import SentenceReader, spec_of
 from perception.spec import MODEL_SPEC
 from training.data import ArrayDataset, RuleTable, encode_samples, rule_meta_of
@@ -226,8 +226,11 @@ def _flags(
     th = predictor.thresholds
     nu = predictor.rule_classes.index(NOT_UNDERSTOOD)
     present = data.rule_idx[ix] >= 0
-    # The node's two ways (policy.decider): the model's score, or a script it does not read.
-    script = np.array([unreadable_script(t) for t in data.table.texts] + [False], bool)
+    # The node's ways (policy.decider): the model's score, or a script it does not read, or a
+    # rule longer than it reads.
+    script = np.array([unreadable_script(t) for t in data.table.texts] + [False], bool) | np.append(
+        read_in_part(data.table.masks), False
+    )
     unread = (
         (outs[_S.rule_output][ix, :, nu] >= th.not_understood) | script[data.rule_idx[ix]]
     ) & present

@@ -380,3 +380,47 @@ def test_a_frame_without_colour_is_out_of_distribution(decider: Decider) -> None
         d = got[name]
         assert (d.valid, d.reason, d.decision) == (False, "image_out_of_distribution", "STOP"), name
         assert len(d.probabilities) == 6  # the model ran; its answer is reported
+
+
+def test_a_rule_longer_than_the_model_reads_is_not_understood() -> None:
+    """The shipped model reads a rule's first 40 tokens. A rule that goes on past them would be
+    decided on its beginning only ("... between km 14.2 and" without "No overtaking": the
+    shipped model then answered CHANGE_LANE_LEFT with valid=true at 1.0), so it is named as not
+    understood instead; the same rule said within 40 tokens is read."""
+    from pathlib import Path
+
+    from bus.recording_reader import read_samples
+    from bus.schema import RuleSet
+    from perception.rule_encoder import read_in_part
+
+    root = Path(__file__).resolve().parents[2]
+    model = PolicyModel.load(root / "models/ruledrive-default.onnx", "cpu")
+    frame = next(iter(read_samples([root / "tests/golden/drive.mcap"], require_labels=False)))
+    long = (
+        "Traffic order 2026/114 of the county road authority, section 7, paragraph 3, "
+        "sub-paragraph b, valid from 1 March 2026 on the A12 between km 14.2 and km 19.8: "
+        "No overtaking"
+    )
+    _, mask = model.encoder.encode_rule_set(["No overtaking", long])
+    assert read_in_part(mask).tolist()[:2] == [False, True]
+    d = Decider(model, "n").step(
+        header(speed=frame.speed_kph),
+        frame.jpeg,
+        RuleSet(
+            vehicle_id="car-1", version="v", issued_at_ns=time.time_ns(), rules=["Max 50", long]
+        ),
+    )
+    assert (d.valid, d.reason, d.decision, d.unread_rules) == (
+        False,
+        "rules_not_understood",
+        "SLOW_DOWN",
+        [1],
+    )
+    ok = Decider(model, "n").step(
+        header(speed=frame.speed_kph),
+        frame.jpeg,
+        RuleSet(
+            vehicle_id="car-1", version="v", issued_at_ns=time.time_ns(), rules=["No overtaking"]
+        ),
+    )
+    assert 0 not in ok.unread_rules

@@ -278,3 +278,18 @@ def test_no_readable_rule_trips_the_script_check(split: str) -> None:
     assert not [t.text for t in texts if t.understood and unreadable_script(t.text)]
     if split in ("train", "val"):
         assert not [t.text for t in texts if unreadable_script(t.text)]
+
+
+def test_every_rule_of_the_world_fits_what_the_model_reads() -> None:
+    """The node flags a rule longer than the model reads (perception.rule_encoder.read_in_part:
+    40 tokens, prefix included) without asking the model: no rule of any split, readable or
+    not, may be that long, or the check would stand in for the model on generated data."""
+    from perception.rule_encoder import RuleEncoder, read_in_part
+    from perception.spec import MODEL_SPEC
+
+    encoder = RuleEncoder.load(cache_size=0)
+    texts = sorted({t.text for split in SPLITS for rs in _bilingual(split).rule_texts for t in rs})
+    # The tokenizer alone (the mask's last slot is filled exactly when there are this many)
+    longest = max(texts, key=lambda t: len(encoder.token_ids(t)))
+    assert len(encoder.token_ids(longest)) < MODEL_SPEC.max_rule_tokens, longest
+    assert not read_in_part(encoder.encode_rule_set([longest])[1])[0] and len(texts) > 1000
