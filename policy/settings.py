@@ -168,7 +168,8 @@ class NodeSettings(BaseSettings):
     max_pending_bytes: int = Field(
         64 * 1024 * 1024,
         ge=1024,
-        description="frames waiting in total; a new vehicle's frame beyond it is refused",
+        description="frames waiting in total (each counts its JPEG plus 2 KiB for its header "
+        "and queue entry); a new vehicle's frame beyond it is refused",
     )
 
     @field_validator("state_dir", "trusted_keys", "share_group", mode="before")

@@ -10,7 +10,7 @@ from bus.memory import MemoryBus, Recorder
 from bus.schema import DecisionMsg, ErrorReport
 from bus.topics import CAMERA, DECISION, ERRORS, RULES
 from policy.model import PolicyModel
-from policy.node import Node
+from policy.node import FRAME_OVERHEAD_BYTES, Node
 from policy.reports import ReportLimiter
 from policy.settings import load_settings
 from tests.policy.conftest import header, jpeg, rules, rules_encoded
@@ -119,7 +119,7 @@ def test_frames_beyond_the_byte_budget_are_refused_and_reported(
     bus: MemoryBus, model: PolicyModel
 ) -> None:
     frame = jpeg()
-    node = _node(bus, model, max_pending_bytes=max(1024, 3 * len(frame)))
+    node = _node(bus, model, max_pending_bytes=3 * (len(frame) + FRAME_OVERHEAD_BYTES))
     for i in range(5):
         vid = f"car-{i}"
         bus.publish(CAMERA.topic(P, vehicle_id=vid), pack_frame(header(vid, 1), frame))
@@ -128,6 +128,27 @@ def test_frames_beyond_the_byte_budget_are_refused_and_reported(
     # A waiting vehicle's newer frame still replaces its old one (no growth).
     bus.publish(CAMERA.topic(P, vehicle_id="car-0"), pack_frame(header("car-0", 2), frame))
     assert node._pending["car-0"].header.frame_id == 2
+
+
+def test_frames_without_a_picture_count_against_the_budget_too(
+    bus: MemoryBus, model: PolicyModel
+) -> None:
+    """A frame's header and queue entry cost memory and work whatever its JPEG: a flood of
+    header-only frames from new vehicle ids is refused past the budget (it once queued 20,000
+    and delayed a steady vehicle's answer by 43 s), and each queued one is answered."""
+    node = _node(bus, model, max_pending_bytes=10 * FRAME_OVERHEAD_BYTES)
+    for i in range(40):
+        bus.publish(CAMERA.topic(P, vehicle_id=f"n{i}"), pack_frame(header(f"n{i}", 1), b""))
+    assert len(node._pending) == 10
+    assert {r.code for r in _reports(bus)} == {"node_overloaded"}
+    rec = Recorder()
+    bus.subscribe(DECISION.subscription(P), rec)
+    while node._pending:
+        node.process(node._collect(0))
+    got = [DecisionMsg.model_validate_json(p) for _, p in rec.messages]
+    assert [d.vehicle_id for d in got] == [f"n{i}" for i in range(10)]  # in line order
+    assert {(d.valid, d.reason, d.decision) for d in got} == {(False, "bad_image", "STOP")}
+    assert node._pending_bytes == 0
 
 
 def test_rule_sets_are_bounded_and_silent_vehicles_forgotten(
