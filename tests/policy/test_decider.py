@@ -424,3 +424,40 @@ def test_a_rule_longer_than_the_model_reads_is_not_understood() -> None:
         ),
     )
     assert 0 not in ok.unread_rules
+
+
+def test_a_kept_rule_set_holds_no_token_states_and_decides_as_the_whole_model() -> None:
+    """The node keeps each vehicle's encoded rule set while it serves it; for a model that
+    decides from the rule graph's features (the shipped one) the encoder's token states (307
+    KiB a rule set, 3.1 GB for 10,000 vehicles) are not kept, and the answer is the whole
+    graph's on those states."""
+    from pathlib import Path
+
+    from bus.recording_reader import read_samples
+    from bus.schema import RuleSet
+    from perception.image import preprocess_jpeg
+
+    root = Path(__file__).resolve().parents[2]
+    model = PolicyModel.load(root / "models/ruledrive-default.onnx", "cpu")
+    decider = Decider(model, "n")
+    frames = list(read_samples([root / "tests/golden/drive.mcap"], require_labels=False))[:6]
+    for i, frame in enumerate(frames):
+        rs = RuleSet(
+            vehicle_id=f"car-{i}",
+            version="v",
+            issued_at_ns=time.time_ns(),
+            rules=list(frame.rules) or ["Speed limit 50 km/h"],
+        )
+        decider.prefetch(rs)
+        kept = decider.encoded_rules(rs)
+        assert kept.features is not None and kept.states.size == 0
+        d = decider.step(header(vid=f"car-{i}", speed=frame.speed_kph), frame.jpeg, rs)
+        full = model.encode_rules(tuple(rs.rules))
+        whole = model.run(
+            preprocess_jpeg(frame.jpeg, model.meta.decode)[None],
+            full.states[None],
+            full.mask[None],
+            np.array([[frame.speed_kph]], np.float32),
+        )
+        got = np.array([d.probabilities[label] for label in model.labels])
+        assert np.abs(got - whole.probabilities[0]).max() < 1e-4
