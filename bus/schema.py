@@ -16,6 +16,7 @@ __all__ = [
     "KEY_ID_PATTERN",
     "SCHEMA_VERSION",
     "VEHICLE_ID_PATTERN",
+    "VERSION_PATTERN",
     "DecisionLabel",
     "DecisionMsg",
     "ErrorReport",
@@ -36,7 +37,8 @@ KEY_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 # Every integer on the bus fits a signed 64-bit integer, so a consumer in any language can hold it
 # and arithmetic on it (ages, differences) never overflows a float conversion.
 INT64_MAX = 2**63 - 1
-
+# A rule-set version (RuleSet.version): printable, one line, no reordering controls.
+VERSION_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]+$"
 VehicleId = Annotated[str, Field(pattern=VEHICLE_ID_PATTERN, description="[A-Za-z0-9_-], 1-64")]
 
 
@@ -105,12 +107,15 @@ class RuleSet(_Msg):
     schema_version: Version = 1
     vehicle_id: VehicleId
     # No control characters: the version is echoed in every decision (rules_version) and in
-    # logs, where a newline or an ANSI escape would forge lines or recolour a terminal.
+    # logs, where a newline or an ANSI escape would forge lines or recolour a terminal. C0,
+    # DEL and C1 (U+0080-U+009F: NEL is a newline, CSI an escape), the Unicode line and
+    # paragraph separators, and the bidirectional controls (which reorder what a log shows).
     version: str = Field(
         min_length=1,
         max_length=64,
-        pattern=r"^[^\x00-\x1f\x7f]+$",
-        description="rule-set version id (no control characters)",
+        pattern=VERSION_PATTERN,
+        description="rule-set version id (no control, line-separator or bidirectional "
+        "control characters)",
     )
     issued_at_ns: StampNs
     expires_at_ns: StampNs | None = Field(default=None, description="None = never expires")

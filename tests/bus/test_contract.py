@@ -245,12 +245,25 @@ def test_a_frame_header_is_held_to_the_same_json_rules_as_every_message() -> Non
         unpack_frame(too_long)
 
 
-@pytest.mark.parametrize("version", ["r1\n[INFO] forged line", "r1\x1b[31m", "\x00"])
+@pytest.mark.parametrize(
+    "version",
+    [
+        "r1\n[INFO] forged line",
+        "r1\x1b[31m",
+        "\x00",
+        "r1\x85forged",  # NEL, a C1 control: a newline to some log viewers
+        "\x9b31mRED",  # CSI, the 8-bit escape
+        "r1\u2028forged",  # Unicode line separator
+        "r1\u202egnp.exe",  # right-to-left override: a log shows the text reversed
+        "r1\u2066x\u2069",  # bidirectional isolates
+    ],
+)
 def test_a_rule_set_version_with_control_characters_is_refused(version: str) -> None:
     # The version is echoed in every decision and in logs.
     with pytest.raises(ValueError, match="should match pattern"):
         RuleSet(vehicle_id="a", version=version, issued_at_ns=1, rules=["Stop"])
     RuleSet(vehicle_id="a", version="规则-2026.12", issued_at_ns=1, rules=["Stop"])
+    RuleSet(vehicle_id="a", version="révision-2 ü", issued_at_ns=1, rules=["Stop"])
 
 
 @pytest.mark.parametrize(
