@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from bus.envelope import unpack_frame
 from bus.topics import DEFAULT_PREFIX, Topic, match_topic
-from bus.validation import error_code, no_duplicate_keys, short_detail
+from bus.validation import error_code, json_hint, no_duplicate_keys, short_detail
 from core.errors import MessageError
 from core.rejects import RejectCode
 
@@ -45,7 +45,9 @@ def parse_payload(entry: Topic, payload: bytes) -> tuple[BaseModel, bytes]:
     try:
         message = entry.model.model_validate_json(payload)
     except ValidationError as exc:
-        raise MessageError(error_code(exc), short_detail(exc)) from exc
+        code = error_code(exc)
+        hint = json_hint(payload) if code == RejectCode.BAD_JSON else ""
+        raise MessageError(code, short_detail(exc) + hint) from exc
     no_duplicate_keys(payload)
     return message, b""
 

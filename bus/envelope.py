@@ -18,7 +18,7 @@ import struct
 from pydantic import ValidationError
 
 from bus.schema import FrameHeader
-from bus.validation import error_code, no_duplicate_keys, short_detail
+from bus.validation import error_code, json_hint, no_duplicate_keys, short_detail
 from core.errors import MessageError
 from core.rejects import RejectCode
 
@@ -72,6 +72,8 @@ def unpack_frame(payload: bytes) -> tuple[FrameHeader, bytes]:
     try:
         header = FrameHeader.model_validate_json(head)
     except ValidationError as exc:
-        raise MessageError(error_code(exc, RejectCode.BAD_HEADER), short_detail(exc)) from exc
+        code = error_code(exc, RejectCode.BAD_HEADER)
+        hint = json_hint(head) if code == RejectCode.BAD_JSON else ""
+        raise MessageError(code, short_detail(exc) + hint) from exc
     no_duplicate_keys(head)  # as every other message (bus.codec)
     return header, payload[_PREFIX.size + n :]

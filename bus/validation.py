@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from core.errors import MessageError
 from core.rejects import RejectCode
 
-__all__ = ["error_code", "no_duplicate_keys", "short_detail"]
+__all__ = ["error_code", "json_hint", "no_duplicate_keys", "short_detail"]
 
 
 def error_code(exc: ValidationError, default: RejectCode = RejectCode.BAD_SCHEMA) -> RejectCode:
@@ -29,6 +29,20 @@ def short_detail(exc: ValidationError, limit: int = 5) -> str:
     errs = exc.errors(include_url=False)
     parts = (f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in errs[:limit])
     return "; ".join(parts)
+
+
+def json_hint(raw: bytes) -> str:
+    """What is wrong with ``raw`` when a JSON parser's own words ("expected value at line 1
+    column 1") would not say it: a byte-order mark, NUL bytes, UTF-16. "" otherwise."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return " (it starts with a UTF-8 byte-order mark: send the JSON without one)"
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return " (it starts with a UTF-16 byte-order mark: JSON on the bus is UTF-8)"
+    if raw and not raw.strip(b"\x00"):
+        return f" (the payload is {len(raw)} NUL bytes)"
+    if b"\x00" in raw[:2]:
+        return " (NUL bytes among its first characters: UTF-16 or binary, not UTF-8 JSON)"
+    return ""
 
 
 def no_duplicate_keys(raw: bytes) -> None:

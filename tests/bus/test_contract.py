@@ -297,3 +297,30 @@ def test_topic_patterns_are_compiled_once_not_per_message() -> None:
     before = _regex.cache_info().hits  # type: ignore[attr-defined]
     match_topic(topic)
     assert _regex.cache_info().hits > before  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "said"),
+    [
+        (b"\xef\xbb\xbf", "UTF-8 byte-order mark"),
+        (b"\xff\xfe", "UTF-16 byte-order mark"),
+    ],
+)
+def test_json_a_parser_reads_wrong_says_why(prefix: bytes, said: str) -> None:
+    """A byte-order mark before the JSON (some Windows tools write one) or a payload of NUL
+    bytes: the parser's own words ("expected value at line 1 column 1") do not say what is
+    wrong, so the report names it, for rule sets and frame headers alike."""
+    good = RuleSet(vehicle_id="a", version="1", issued_at_ns=1, rules=["Stop"]).model_dump_json()
+    with pytest.raises(MessageError, match=said) as exc:
+        parse_incoming(RULES.topic(P, vehicle_id="a"), prefix + good.encode(), P)
+    assert exc.value.code == "bad_json"
+    head = b'{"vehicle_id":"a","frame_id":5,"stamp_ns":1,"speed_kph":10}'
+    with pytest.raises(MessageError, match=said) as exc:
+        unpack_frame(_envelope(prefix + head))
+    assert exc.value.code == "bad_json"
+    with pytest.raises(MessageError, match="the payload is 8 NUL bytes") as exc:
+        parse_incoming(RULES.topic(P, vehicle_id="a"), b"\x00" * 8, P)
+    assert exc.value.code == "bad_json"
+    with pytest.raises(MessageError, match="Invalid JSON") as exc:  # no hint to give
+        parse_incoming(RULES.topic(P, vehicle_id="a"), b"not json", P)
+    assert "byte-order" not in str(exc.value) and "NUL" not in str(exc.value)
