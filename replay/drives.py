@@ -9,6 +9,7 @@ comparisons. Bus-free.
 from __future__ import annotations
 
 import itertools
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ __all__ = [
     "Lane",
     "load_drives",
     "plan_lanes",
+    "rule_text",
 ]
 
 
@@ -82,6 +84,9 @@ class FrameRef:
     source_vehicle_id: str
     source_frame_id: int
     label: DecisionLabel | None
+    # How the rule set in force for this frame is written (:func:`rule_text`), so the
+    # scoreboard can say how each language fared; "" when not known.
+    rule_text: str = ""
 
 
 @dataclass
@@ -95,6 +100,7 @@ class Lane:
         """(offset from the lane start in ns, event, frame ref) with frame ids renumbered."""
         out: list[tuple[int, DriveFrame | DriveRules, FrameRef | None]] = []
         base, next_id = 0, 0
+        written = rule_text(())  # a drive's rules stay in force on its lane until the next's
         for drive in self.drives:
             if not drive.events:
                 continue
@@ -104,14 +110,46 @@ class Lane:
                 offset = base + max(0, ev.t_ns - t0)
                 last = max(last, offset)
                 ref = None
+                if isinstance(ev, DriveRules):
+                    written = rule_text(ev.rules.rules)
                 if isinstance(ev, DriveFrame):
                     ref = FrameRef(
-                        self.vehicle_id, next_id, drive.vehicle_id, ev.header.frame_id, ev.label
+                        self.vehicle_id,
+                        next_id,
+                        drive.vehicle_id,
+                        ev.header.frame_id,
+                        ev.label,
+                        written,
                     )
                     next_id += 1
                 out.append((offset, ev, ref))
             base = last + drive.frame_period_ns()  # the next drive starts one frame later
         return out
+
+
+def rule_text(rules: Sequence[str]) -> str:
+    """How a rule set is written, for the scoreboard (not for deciding anything): "no rules";
+    "Latin script" when every rule has Latin letters only (English, or another language in
+    Latin letters) and no Chinese characters; "Chinese" when every rule has Chinese characters
+    (a unit such as km/h may be Latin); "Chinese + Latin" for both in one set; "another script
+    in it" when a rule is in another script or has no letters (such a rule is one the node
+    should flag as not understood)."""
+    if not rules:
+        return "no rules"
+    kinds = set()
+    for text in rules:
+        if any("\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff" for c in text):
+            kinds.add("Chinese")
+        elif any(c.isascii() and c.isalpha() for c in text) and all(
+            c.isascii() or not c.isalpha() or unicodedata.name(c, "").startswith("LATIN")
+            for c in text
+        ):
+            kinds.add("Latin script")
+        else:
+            kinds.add("other")
+    if "other" in kinds:
+        return "another script in it"
+    return kinds.pop() if len(kinds) == 1 else "Chinese + Latin"
 
 
 def plan_lanes(drives: Sequence[Drive], vehicles: int | None = None) -> list[Lane]:

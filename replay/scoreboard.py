@@ -89,6 +89,9 @@ class ReplayReport:
     rules_not_cleared: list[str] = field(default_factory=list)
     # At a given --rate: whether the replaying client kept its schedule (see :func:`pacing`).
     pacing: dict[str, Any] = field(default_factory=dict)
+    # Per way the rule set in force was written (replay.drives.rule_text), over labelled
+    # frames: {"frames", "accuracy", "valid_false"}; empty when nothing was labelled.
+    by_rule_text: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def no_decision(self) -> int:
@@ -350,6 +353,20 @@ class Scoreboard:
         names = [str(x) for x in DecisionLabel]
         cls = classification_report(y_true, y_pred, names) if labelled else None
         valid = [(lab, m) for lab, m in labelled if m.valid]
+        written: dict[str, list[DecisionMsg]] = {}
+        rights: dict[str, int] = Counter()
+        for ref, m, _ in rows:
+            if ref.label is not None and ref.rule_text:
+                written.setdefault(ref.rule_text, []).append(m)
+                rights[ref.rule_text] += m.decision == ref.label
+        by_text = {
+            text: {
+                "frames": len(ms),
+                "accuracy": rights[text] / len(ms),
+                "valid_false": sum(not m.valid for m in ms) / len(ms),
+            }
+            for text, ms in sorted(written.items())
+        }
         return ReplayReport(
             frames_published=self.n_published,
             frames_planned=frames_planned,
@@ -387,6 +404,7 @@ class Scoreboard:
             rules_lost=self.rules_lost,
             labels_lost=self.labels_lost,
             outages=self.outage_report(start_ns, end_ns),
+            by_rule_text=by_text,
         )
 
     def latencies_ms(self) -> list[float]:

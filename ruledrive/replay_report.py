@@ -146,6 +146,20 @@ def print_report(report: Any, out: Path | None = None) -> None:
             "accuracy (all / valid only)",
             f"{_fmt(report.accuracy, '.3f')} / {_fmt(report.accuracy_valid_only, '.3f')}",
         ),
+        *(
+            [
+                (
+                    "by rule text: accuracy (frames; valid=false)",
+                    "\n".join(
+                        f"{text} {v['accuracy']:.3f} ({v['frames']:.0f}; "
+                        f"{100 * v['valid_false']:.0f} %)"
+                        for text, v in report.by_rule_text.items()
+                    ),
+                )
+            ]
+            if getattr(report, "by_rule_text", None)
+            else []
+        ),
         (
             "latency p50 / p95 / p99 ms",
             f"{_fmt(lat['p50'])} / {_fmt(lat['p95'])} / {_fmt(lat['p99'])}",

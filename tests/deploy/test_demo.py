@@ -69,6 +69,9 @@ def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "private mosquitto" in proc.stdout
     assert "ruledrive replay" in proc.stdout and "everything stopped" in proc.stdout
+    # the drives are in both languages, and the scoreboard says how each fared
+    assert "by rule text" in proc.stdout
+    assert "Chinese " in proc.stdout and "Latin script " in proc.stdout
     for name in ("report.json", "latency_hist.png", "confusion.png"):
         assert (tmp_path / "out" / name).is_file()
     assert wall < 120

@@ -204,3 +204,39 @@ def test_outage_accounting_adds_up() -> None:
     (gate,) = r.check()
     assert gate.startswith("--max-missing gate: 5 of 8 frames got no decision")
     assert "2 were lost to 1 broker outage(s)" in gate and "2 sent around them" in gate
+
+
+def test_the_report_says_how_each_way_of_writing_the_rules_fared() -> None:
+    """Frames carry how the rule set in force was written (a later rule set replaces it), and
+    the report splits accuracy and valid=false by it, so a replay shows whether Chinese rules
+    are read as well as English ones."""
+    from bus.schema import RuleSet
+    from replay.drives import DriveRules, Lane, rule_text
+
+    assert rule_text(()) == "no rules"
+    assert rule_text(["No overtaking", "Límite 50"]) == "Latin script"
+    assert rule_text(["限速50 km/h", "禁止超车"]) == "Chinese"  # a unit in Latin letters
+    assert rule_text(["No overtaking", "禁止超车"]) == "Chinese + Latin"
+    assert rule_text(["Ограничение скорости 50", "No overtaking"]) == "another script in it"
+    assert rule_text(["🚗🚦"]) == "another script in it"
+
+    d = drive("rec", n=4)  # rules "Stop at the red light", then four frames
+    zh = RuleSet(vehicle_id="rec", version="z", issued_at_ns=1, rules=["红灯时禁止右转"])
+    d.events.insert(3, DriveRules(d.events[2].t_ns, zh))  # after the second frame
+    refs = [ref for _, _, ref in Lane("car", [d, drive("rec", n=1)]).steps() if ref is not None]
+    assert [r.rule_text for r in refs] == ["Latin script"] * 2 + ["Chinese"] * 2 + ["Latin script"]
+
+    b = Scoreboard()
+    written = ["Chinese", "Chinese", "Latin script", "Latin script"]
+    for i, (lab, text) in enumerate(zip([P, S, P, S], written, strict=True)):
+        b.published(FrameRef("car", i, "rec", i, lab, text), 0)
+    b.decided(decision("car", 0, P), 1)
+    b.decided(decision("car", 1, DecisionLabel.SLOW_DOWN, False, "rules_not_understood"), 1)
+    b.decided(decision("car", 2, P), 1)
+    b.decided(decision("car", 3, S), 1)
+    r = b.report(1.0, 4, None, 1)
+    assert r.by_rule_text == {
+        "Chinese": {"frames": 2, "accuracy": 0.5, "valid_false": 0.5},
+        "Latin script": {"frames": 2, "accuracy": 1.0, "valid_false": 0.0},
+    }
+    assert r.to_dict()["by_rule_text"]["Chinese"]["frames"] == 2
