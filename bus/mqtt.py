@@ -54,14 +54,17 @@ from bus.topics import split_shared
 from core.defaults import DEFAULT_MQTT_URL
 from core.errors import BusError, ConfigError
 
-__all__ = ["MqttBus", "parse_mqtt_url"]
+__all__ = ["MAX_MQTT_STRING_BYTES", "MqttBus", "check_username", "parse_mqtt_url"]
 
 log = logging.getLogger(__name__)
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
     """``mqtt[s]://host[:port]`` -> (host, port, tls); raise ConfigError if it is not one."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "mqtt://[::1": an unclosed IPv6 bracket
+        raise ConfigError(f"MQTT URL {url!r}: {exc}") from exc
     if "@" in parts.netloc:  # never echoed: it may hold a password
         raise ConfigError(
             "the MQTT URL must not carry a login (user:password@host): give the user with "
@@ -78,6 +81,28 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
     except ValueError as exc:
         raise ConfigError(f"MQTT URL {url!r}: {exc}") from exc
     return parts.hostname, port, tls
+
+
+# MQTT strings carry a two-byte length: a longer user name or client id cannot be sent.
+MAX_MQTT_STRING_BYTES = 65535
+
+
+def check_username(name: str) -> str:
+    """An MQTT user name (also the client id of a login): 1 to 65,535 bytes of UTF-8, no
+    control characters or lone surrogates, which the broker refuses as a protocol error (seen
+    only as a connection that never comes). ConfigError otherwise."""
+    if not name:
+        raise ConfigError("the MQTT user name is empty")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_MQTT_STRING_BYTES:
+        raise ConfigError(
+            f"the MQTT user name is {len(name.encode('utf-8', 'surrogatepass'))} bytes of "
+            f"UTF-8; MQTT allows at most {MAX_MQTT_STRING_BYTES}"
+        )
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF for c in name):
+        raise ConfigError(
+            f"the MQTT user name {name[:40]!r} contains control characters or lone surrogates"
+        )
+    return name
 
 
 # CONNACK reasons that no retry fixes: the login itself is refused (MQTT 5 codes).

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bus.mqtt import parse_mqtt_url
+from bus.mqtt import check_username, parse_mqtt_url
 from bus.schema import VEHICLE_ID_PATTERN
 from bus.topics import DEFAULT_PREFIX, SHARE_GROUP_PATTERN, check_prefix
 from core.defaults import DEFAULT_MODEL_PATH, DEFAULT_MQTT_URL, READING_THRESHOLD
@@ -194,6 +194,16 @@ class NodeSettings(BaseSettings):
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
         return v
+
+    @field_validator("mqtt_username")
+    @classmethod
+    def _username(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            return check_username(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
 
     @field_validator("topic_prefix")
     @classmethod

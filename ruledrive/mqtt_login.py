@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bus.mqtt import parse_mqtt_url
+from bus.mqtt import check_username, parse_mqtt_url
 from core.defaults import DEFAULT_MQTT_URL
 from core.errors import ConfigError
 
@@ -57,6 +57,8 @@ class MqttLogin:
                 raise ConfigError(f"--tls-ca / RULEDRIVE_TLS_CA {self.tls_ca}: no such file")
         if self.password is not None and self.username is None:
             raise ConfigError(f"{PASSWORD_ENV} is set without --mqtt-username")
+        if self.username is not None:
+            check_username(self.username)
         return self
 
     def bus_kwargs(self) -> dict[str, Any]:

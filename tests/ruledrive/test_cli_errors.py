@@ -193,3 +193,30 @@ def test_replay_truncated_names_the_flag(
     assert main([*argv, "--out", str(tmp_path / "b"), "--allow-truncated", "--limit", "20"]) == 0
     rep = json.loads((tmp_path / "b" / "report.json").read_text())
     assert rep["decisions_matched"] == 20
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["replay", str(GOLDEN), "--mqtt-url", "mqtt://[::1", "--out", "OUT"],
+        ["record", "--out", "OUT/r.mcap", "--duration-s", "1", "--mqtt-url", "mqtt://[::1"],
+        ["credentials", "init", "OUT/creds", "--url", "mqtts://[::1"],
+        ["record", "--out", "OUT/r.mcap", "--duration-s", "1", "--mqtt-username", "u\x1b[31m"],
+        ["replay", str(GOLDEN), "--mqtt-username", "u" * 70_000, "--out", "OUT"],
+        ["serve", "--mqtt-username", "u\x85x", "--model", "MODEL"],
+    ],
+)
+def test_a_broker_url_or_user_name_mqtt_cannot_carry_is_one_line(
+    argv: list[str], tmp_path: Path, fake_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unclosed IPv6 bracket, or a user name (also the client id) with control characters
+    or longer than MQTT's 65,535 bytes: refused before connecting, in one line, exit 2 (the
+    user name once surfaced 10 s later as "no connection", after a traceback in paho's
+    thread), and nothing is written."""
+    argv = [str(tmp_path) + a[3:] if a.startswith("OUT") else a for a in argv]
+    argv = [str(fake_model) if a == "MODEL" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "configuration error" in err and "Traceback" not in err
+    assert "Invalid IPv6 URL" in err or "user name" in err
+    assert not any(tmp_path.iterdir())
