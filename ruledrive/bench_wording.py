@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bus.schema import MAX_RULE_CHARS
 from core.errors import ConfigError, DataError
 from ruledrive.argtypes import fraction, int_within
 from ruledrive.benchdoc import add_doc_flags, bench_command, publish
@@ -170,6 +171,12 @@ def load_templates(path: Path, kinds: tuple[str, ...]) -> Templates:
                 missing = sorted(named - {"limit"} - set(lang_slots))
                 if missing:
                     raise ConfigError(f"{where}.rules.{kind}: {t!r} needs slots: {missing}")
+                fixed = sum(len(text) for text, *_ in string.Formatter().parse(t))
+                if fixed > MAX_RULE_CHARS:
+                    raise ConfigError(
+                        f"{where}.rules.{kind}: {t[:60]!r}... has {fixed} characters besides "
+                        f"its slots; a rule on the bus has at most {MAX_RULE_CHARS}"
+                    )
             lang_rules[kind] = templates
         rules[str(lang)] = lang_rules
         slots[str(lang)] = lang_slots
@@ -199,6 +206,11 @@ def targeted_jobs(samples: Any, templates: Templates, seed: int = 0) -> tuple[li
                     continue
                 texts = list(s.rules)
                 texts[m["index"]] = text = templates.render(lang, kind, rule, rng)
+                if len(text) > MAX_RULE_CHARS:  # a long slot value can push it over
+                    raise ConfigError(
+                        f"a {lang} {kind} template renders a rule of {len(text)} characters "
+                        f"({text[:60]!r}...); a rule on the bus has at most {MAX_RULE_CHARS}"
+                    )
                 version = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:32]
                 jobs.append(
                     FrameJob(

@@ -92,6 +92,10 @@ def test_a_rule_is_rendered_with_its_own_parameters(tmp_path: Path) -> None:
         ("en:\n  rule: {}\n", "expected 'rules:'"),
         ("- a list\n", "mapping of language"),
         ("en: [unclosed\n", "cannot read templates"),
+        (
+            "en:\n  rules:\n    speed_limit: ['" + "x" * 200 + " {limit}']\n",
+            "201 characters besides its slots; a rule on the bus has at most 200",
+        ),
     ],
 )
 def test_a_bad_template_file_is_refused_with_its_place(
@@ -99,6 +103,26 @@ def test_a_bad_template_file_is_refused_with_its_place(
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_templates(_file(tmp_path, text), KINDS)
+
+
+def test_a_template_a_long_slot_value_pushes_past_the_rule_limit_is_refused(
+    tmp_path: Path, model_kinds: tuple[str, ...]
+) -> None:
+    """199 characters besides its slot fit; the lane slot's value makes the rule longer than
+    a rule set may carry: a ConfigError naming the template, not a validation traceback."""
+    from bus.recording_reader import read_samples
+    from simulator.generate import generate
+
+    long = "x" * 180
+    t = load_templates(
+        _file(tmp_path, "en:\n  slots:" + LANES + "  rules:\n    lane_closed: ['" + long
+              + " {Lane} shut, go {merge}']\n"),
+        model_kinds,
+    )  # fmt: skip
+    generate(tmp_path / "d", "test", 120, 5, progress=False, rule_language="bilingual")
+    samples = list(read_samples(sorted((tmp_path / "d").glob("*.mcap"))))
+    with pytest.raises(ConfigError, match="en lane_closed template renders a rule of"):
+        targeted_jobs(samples, t, seed=1)
 
 
 def test_only_targeted_rules_of_readable_frames_are_reworded(
