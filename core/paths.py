@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -17,7 +17,15 @@ import numpy as np
 
 from core.errors import ConfigError
 
-__all__ = ["check_output_dir", "check_output_file", "open_npz", "save_npz", "write_atomic"]
+__all__ = [
+    "check_not_an_input",
+    "check_output_dir",
+    "check_output_file",
+    "open_npz",
+    "same_file",
+    "save_npz",
+    "write_atomic",
+]
 
 
 def _writable_dir(what: str, path: Path, directory: Path) -> None:
@@ -48,6 +56,24 @@ def check_output_file(path: Path, what: str, create_parents: bool = True) -> Non
     if not create_parents and not parent.is_dir():
         raise ConfigError(f"{what} {path}: no directory {parent}")
     _writable_dir(what, path, parent)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (symlinks resolved; hard links too, when both exist)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def check_not_an_input(path: Path, what: str, inputs: Iterable[Path]) -> None:
+    """ConfigError when the file ``path`` a command writes is one of the files it reads."""
+    for source in inputs:
+        if same_file(path, source):
+            also = "" if str(path) == str(source) else f" (as {path})"
+            raise ConfigError(f"{what} would overwrite the input {source}{also}; write elsewhere")
 
 
 def check_output_dir(path: Path, what: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from bus.topics import DEFAULT_PREFIX
 from core.errors import ConfigError
-from core.paths import check_output_dir, check_output_file
+from core.paths import check_output_dir, check_output_file, same_file
 from replay.drives import MAX_VEHICLES, MIN_RATE
 from ruledrive.argtypes import (
     client_id,
@@ -297,16 +297,6 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file (symlinks resolved; hard links too, when both exist)."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet)
-        return False
-
-
 def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
     """ConfigError when a file the replay writes is one of its input recordings."""
     outputs = [("--out", args.out / name) for name in OUTPUT_FILES]
@@ -314,7 +304,7 @@ def _check_outputs_are_not_inputs(args: argparse.Namespace) -> None:
         outputs.append(("--update-reference", args.update_reference))
     for flag, out in outputs:
         for rec in args.recordings:
-            if _same_file(out, Path(rec)):
+            if same_file(out, Path(rec)):
                 also = "" if str(out) == str(rec) else f" (as {out})"
                 raise ConfigError(
                     f"{flag} would overwrite the input recording {rec}{also}; write elsewhere"

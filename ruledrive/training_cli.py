@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError, ModelError, RuledriveError, TrainingError
-from core.paths import check_output_dir, check_output_file
+from core.paths import check_not_an_input, check_output_dir, check_output_file
 from ruledrive.argtypes import (
     fraction,
     non_negative_int,
@@ -178,6 +178,7 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError("--eval needs the ONNX export (drop --no-export)")
     if export_to is not None:
         check_output_file(export_to, "--export")
+        check_not_an_input(export_to, "--export", _inputs(args.data))
     try:
         info = train(
             cfg, args.data, args.out, export_to=export_to, allow_truncated=args.allow_truncated
@@ -347,11 +348,24 @@ def _merge_readers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inputs(paths: list[Path]) -> list[Path]:
+    """The recordings ``--data`` names, to refuse an output that is one of them (paths that
+    name none are left to the command's own error)."""
+    from core.errors import DataError
+    from training.data import list_recordings
+
+    try:
+        return list_recordings(paths, remote_ok=True)
+    except DataError:
+        return []
+
+
 def _export(args: argparse.Namespace) -> int:
     from training.checkpoint import load_checkpoint
     from training.export import export_onnx
 
     check_output_file(args.out, "--out")
+    check_not_an_input(args.out, "--out", _inputs(args.data or []))
     ckpt = load_checkpoint(args.checkpoint)
     parity = None
     if args.data:

@@ -177,3 +177,26 @@ def test_merge_readers_refuses_an_output_it_cannot_use_before_loading_anything(
     for out in (tmp_path / "file", Path("/proc/merged")):
         missing = [str(tmp_path / "no-ckpt-a"), str(tmp_path / "no-ckpt-b")]
         _refused(["merge-readers", *missing, "--out", str(out)], capsys, "--out")
+
+
+def test_an_export_onto_an_input_recording_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`export --out` or `train --export` naming one of the `--data` recordings (directly, or
+    inside a directory given as data) once overwrote it with the ONNX model, exit 0."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rec = data / "train.mcap"
+    rec.write_bytes(GOLDEN.read_bytes())
+    before = rec.read_bytes()
+    _refused(
+        ["export", str(tmp_path / "ckpt"), "--out", str(rec), "--data", str(rec)],
+        capsys,
+        "--out would overwrite the input",
+    )
+    _refused(
+        ["train", "--data", str(data), "--out", str(tmp_path / "o"), "--export", str(rec)],
+        capsys,
+        "--export would overwrite the input",
+    )
+    assert rec.read_bytes() == before and not (tmp_path / "o").exists()
