@@ -47,6 +47,15 @@ def _ids(text: str) -> list[str]:
     return [i.strip(" ") for i in text.split(",") if i.strip(" ")]
 
 
+def _hosts(text: str) -> list[str]:
+    """``--hosts``: an empty list is an error, not the defaults (a certificate for no name
+    would be one for names the user did not ask for)."""
+    hosts = _ids(text)
+    if not hosts:
+        raise ConfigError(f"--hosts {text!r} names no host; give e.g. --hosts {DEFAULT_HOSTS}")
+    return hosts
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "credentials",
@@ -241,7 +250,7 @@ def _init(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         replay_vehicles=args.replay_vehicles,
         demo=args.demo,
-        hosts=_ids(args.hosts),
+        hosts=_hosts(args.hosts),
         url=args.url,
         days=args.days,
         ca_days=args.ca_days,

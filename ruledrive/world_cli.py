@@ -124,17 +124,26 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    import signal
+
     from simulator.generate import generate
 
-    summary = generate(
-        args.out,
-        args.split,
-        args.scenes,
-        args.seed,
-        args.workers,
-        progress=not args.no_progress,
-        rule_language=args.rule_language,
-    )
+    def stop(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # the way Ctrl-C stops it: the half-written split is removed
+
+    old = signal.signal(signal.SIGTERM, stop)  # SIGTERM left OUT/.SPLIT.mcap.tmp behind
+    try:
+        summary = generate(
+            args.out,
+            args.split,
+            args.scenes,
+            args.seed,
+            args.workers,
+            progress=not args.no_progress,
+            rule_language=args.rule_language,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, old)
     _print_summary(summary)
     return 0
 

@@ -57,6 +57,7 @@ __all__ = [
     "list_recordings",
     "load_samples",
     "neighbour_index",
+    "require_rules",
     "rule_classes_of",
     "rule_meta_of",
     "sentence_feeds",
@@ -151,6 +152,9 @@ class RuleTable:
 
     def gather(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """int [B, R] rule indices (-1 = no rule) -> float32 states [B,R,T,D], mask [B,R,T]."""
+        if not len(self.texts):  # no rule anywhere: every slot is empty
+            t, d = self.states.shape[1:]
+            return np.zeros((*idx.shape, t, d), np.float32), np.zeros((*idx.shape, t), np.float32)
         safe = np.maximum(idx, 0)
         present = (idx >= 0)[..., None]
         states = self.states[safe].astype(np.float32) * present[..., None]
@@ -323,6 +327,17 @@ class ArrayDataset:
                     self.rng.shuffle(self.order)
 
         return _Batches()
+
+
+def require_rules(samples: Sequence[Sample], paths: Sequence[str | Path]) -> None:
+    """DataError when no frame of ``samples`` came with a rule set: the model decides a frame
+    together with its rules, so such data trains or measures nothing of that (a recording made
+    without the rules topic, for one)."""
+    if samples and not any(s.rules for s in samples):
+        raise DataError(
+            f"no frame of {', '.join(map(str, paths))[:200]} has a rule set: the model decides "
+            "frames together with their rules (record the rules topic too)"
+        )
 
 
 def list_recordings(paths: Sequence[str | Path], remote_ok: bool = False) -> list[Path]:

@@ -36,7 +36,7 @@ from perception.readcheck import SENTENCE_CLASSES, ReadingCheck
 from perception.rule_encoder import RuleEncoder, encoder_layer, read_in_part, unreadable_script
 from perception.sentence_reader import SentenceReader, spec_of
 from perception.spec import MODEL_SPEC
-from training.data import ArrayDataset, RuleTable, encode_samples, rule_meta_of
+from training.data import ArrayDataset, RuleTable, encode_samples, require_rules, rule_meta_of
 from training.ood import TEST_KINDS, negative_jpegs
 from training.thresholds import expected_calibration_error
 
@@ -167,6 +167,7 @@ def evaluate_samples(
     table: RuleTable | None = None,
 ) -> dict[str, Any]:
     """Metrics per split (and the picture check); writes confusion PNGs and report.json."""
+    require_rules(samples, sorted({s.source for s in samples if s.source}) or ["the data"])
     if table is None:
         encoder = RuleEncoder.load(
             Path(predictor.encoder_dir), "cpu", cache_size=0, layer=predictor.encoder_layer

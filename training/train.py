@@ -48,6 +48,7 @@ from training.data import (
     list_recordings,
     load_samples,
     neighbour_index,
+    require_rules,
     rule_classes_of,
 )
 from training.distributed import (
@@ -330,10 +331,25 @@ def _finish(
         "n_negatives": int(data.ood.sum()),
         "train_seconds": round(train_s, 1),
         "params": int(best.count_params()),
-        "metrics": {"val_accuracy": round(val_acc, 4)},
+        # With no validation frames (a tiny run) the figure and the thresholds come from the
+        # training frames, and the name says so rather than pass them off as validation's.
+        "metrics": {"val_accuracy" if len(val_ds) else "train_accuracy": round(val_acc, 4)},
     }
     (out / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
-    log.info("trained %s in %.0fs: val accuracy %.4f", info["model_version"], train_s, val_acc)
+    if not len(val_ds):
+        log.warning(
+            "no validation frames (%d training frames, val_fraction %.2f): the accuracy and "
+            "the fallback thresholds were measured on the training frames",
+            len(train_ds),
+            cfg.val_fraction,
+        )
+    log.info(
+        "trained %s in %.0fs: %s accuracy %.4f",
+        info["model_version"],
+        train_s,
+        "val" if len(val_ds) else "training",
+        val_acc,
+    )
 
     return info
 
@@ -413,6 +429,8 @@ def train(
         raise DataError(
             f"no training samples (splits {cfg.train_splits}) in {list(map(str, data_paths))}"
         )
+    if cfg.variant != "image_only":  # the one variant that reads no rules
+        require_rules(samples, data_paths)
     corpus = load_rule_corpus(cfg.rule_corpus) if cfg.rule_corpus and reads_alone else None
     encoder = RuleEncoder.load(Path(cfg.encoder_dir), "cpu", cache_size=0, layer=cfg.encoder_layer)
     table_cache = rule_cache or out / "rule-table.npz"
@@ -496,21 +514,32 @@ def train(
             info.get("train_seconds", 0.0),
         )
     else:
-        info = _fit(
-            cfg,
-            out,
-            t0,
-            data,
-            train_ds,
-            val_ds,
-            rule_classes,
-            encoder.identity(),
-            version,
-            data_fp,
-            job,
-            reader,
-            table.encode_seconds,
-        )
+        # The chief trains into a directory beside ``out`` and moves the finished checkpoint
+        # in at the end: a run that fails leaves ``out`` as it was (an earlier checkpoint
+        # whole), never its new checkpoint.json beside the old weights.
+        stage = _stage_dir(out) if cluster.is_chief else out
+        try:
+            info = _fit(
+                cfg,
+                stage,
+                t0,
+                data,
+                train_ds,
+                val_ds,
+                rule_classes,
+                encoder.identity(),
+                version,
+                data_fp,
+                job,
+                reader,
+                table.encode_seconds,
+            )
+        except BaseException:
+            if stage != out:
+                shutil.rmtree(stage, ignore_errors=True)
+            raise
+        if stage != out:
+            _commit(stage, out)
     if cluster.multi_worker:  # the chief outlives every worker's last collective
         allgather_json(strategy, cluster, "trained")
     if not cluster.is_chief:  # its checkpoint was a copy of the chief's: drop it
@@ -523,6 +552,44 @@ def train(
 
         info["export"] = export_onnx(load_checkpoint(out), export_to)
     return info
+
+
+# What a training writes into its checkpoint directory (checkpoint.json, the completion
+# marker, is handled on its own); an earlier run's copy of one this run did not write goes.
+_CHECKPOINT_FILES = (
+    "model.keras",
+    "config.json",
+    "history.csv",
+    "curves.png",
+    "parity.npz",
+    NEIGHBOURS_FILE,
+)
+
+
+def _stage_dir(out: Path) -> Path:
+    """An empty directory beside ``out`` (same file system) for a training's files."""
+    return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.training-"))
+
+
+def _commit(stage: Path, out: Path) -> None:
+    """Move a finished training's files from ``stage`` into ``out``: the old checkpoint.json
+    goes first and the new one comes last, so while the files move ``out`` is not a checkpoint
+    (training.checkpoint.load_checkpoint refuses it) rather than a mix of two. Other files in
+    ``out`` (the rule-table cache, an evaluation) stay."""
+    marker = out / "checkpoint.json"
+    marker.unlink(missing_ok=True)
+    for name in _CHECKPOINT_FILES:
+        if not (stage / name).exists():
+            (out / name).unlink(missing_ok=True)
+    for item in sorted(stage.iterdir()):
+        if item.name == marker.name:
+            continue
+        target = out / item.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(item, target)
+    os.replace(stage / marker.name, marker)
+    stage.rmdir()
 
 
 def _reader_set(

@@ -123,6 +123,9 @@ def test_refuses_to_overwrite_without_force(
         (["--nodes", "gpu-1"], "must start with 'node-'"),
         (["--vehicles", "car-1,car-1"], "listed twice"),
         (["--hosts", "bad host"], "not a host name"),
+        (["--hosts", ""], "names no host"),  # was: the default names, silently
+        (["--hosts", " , "], "names no host"),
+        (["--url", "mqtts://[::1"], "Invalid IPv6 URL"),
         (["--url", "http://x"], "must look like"),
     ],
 )

@@ -24,11 +24,19 @@ def rule_set(**over: object) -> RuleSet:
     return RuleSet(**{**base, **over})  # type: ignore[arg-type]
 
 
-def write_recording(path: Path, rules: RuleSet | None = None, labelled: bool = True) -> Path:
-    """Three frames of car-1 under ``rules`` (default :func:`rule_set`), each labelled PROCEED
-    unless ``labelled`` is False."""
-    with RecordingWriter(path) as w:
-        w.write_rules(rules or rule_set(), T0)
+def write_recording(
+    path: Path,
+    rules: RuleSet | None = None,
+    labelled: bool = True,
+    with_rules: bool = True,
+    split: str | None = None,
+) -> Path:
+    """Three frames of car-1 under ``rules`` (default :func:`rule_set`; none recorded unless
+    ``with_rules``), each labelled PROCEED unless ``labelled`` is False; ``split``: the
+    recording's split metadata ("recorded": as the bus recorder writes it)."""
+    with RecordingWriter(path, metadata={"split": split} if split else None) as w:
+        if with_rules:
+            w.write_rules(rules or rule_set(), T0)
         for i in range(3):
             w.write_frame(
                 FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=T0 + i, speed_kph=40.0),

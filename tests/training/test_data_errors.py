@@ -45,3 +45,27 @@ def test_a_frame_that_cannot_be_decoded_is_named_with_its_recording(tmp_path: Pa
     table = RuleTable.build([t for s in samples for t in s.rules], encoder)
     with pytest.raises(DataError, match=r"1 frames cannot .*frame 1 of car-1 in .*ok\.mcap"):
         encode_samples(samples, table, ("not_binding", "not_understood"))
+
+
+def test_frames_recorded_without_any_rule_set_are_refused_by_train_and_evaluate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A recording of frames and labels without the rules topic: the model decides frames
+    together with their rules, so train and evaluate refuse it in one line (both once ended
+    in an IndexError traceback, and train left a half-written --out)."""
+    from ruledrive.cli import main
+    from training.data import require_rules
+
+    path = write_recording(tmp_path / "norules.mcap", with_rules=False, split="recorded")
+    with pytest.raises(DataError, match="norules.mcap has a rule set"):
+        require_rules(load_samples([path]), [path])
+    require_rules(load_samples([write_recording(tmp_path / "ok.mcap")]), [path])  # fine
+    out = tmp_path / "ckpt"
+    argv = ["train", "--data", str(path), "--out", str(out), "--epochs", "1", "--no-export"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "has a rule set: the model decides frames together with their rules" in err
+    assert "Traceback" not in err and not (out / "checkpoint.json").exists()
+    model = Path(__file__).resolve().parents[2] / "models" / "ruledrive-default.onnx"
+    assert main(["evaluate", str(model), "--data", str(path)]) == 1
+    assert "has a rule set" in capsys.readouterr().err

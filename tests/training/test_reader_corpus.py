@@ -201,6 +201,8 @@ def test_train_reads_the_corpus_first_and_its_fingerprint_counts_it(tmp_path: Pa
     cfg = TrainConfig(**base, reader_epochs=1, rule_corpus=str(tmp_path / "c.jsonl"))
     read = train(cfg, [rec], tmp_path / "b")
     assert read["n_rule_texts"] == len(frame_texts | set(corpus.texts)) > len(frame_texts)
+    # no validation frames: the figure says it was measured on the training frames
+    assert read["n_val"] == 0 and set(read["metrics"]) == {"train_accuracy"}
     assert read["data_fingerprint"] not in ("", fingerprint(samples))
     bad = cfg.model_copy(update={"rule_corpus": str(tmp_path / "missing.jsonl")})
     with pytest.raises(DataError, match="missing.jsonl"):

@@ -1,0 +1,70 @@
+"""A training writes its checkpoint beside ``--out`` and moves it in only when it finished: a
+run that fails into a directory holding an earlier checkpoint leaves that checkpoint whole (it
+once left the failed run's checkpoint.json beside the old weights, which export then stamped
+with the failed run's version)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.errors import TrainingError
+from simulator.generate import generate
+from training.config import TrainConfig
+
+pytestmark = pytest.mark.tf
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("data")
+    generate(d, "train", 60, 3, progress=False, rule_language="bilingual")
+    return d
+
+
+def test_a_failed_run_leaves_the_earlier_checkpoint_and_a_finished_one_replaces_it(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.train as tt
+
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    old = {
+        "checkpoint.json": b'{"train_seconds": 1.0, "model_version": "old"}',
+        "config.json": b"{}",
+        "model.keras": b"old weights",
+        "curves.png": b"old curves",
+    }
+    for name, body in old.items():
+        (out / name).write_bytes(body)
+    (out / "eval").mkdir()  # something of the user's beside the checkpoint
+
+    def failing(cfg: TrainConfig, stage: Path, *_: Any) -> dict[str, Any]:
+        assert stage.parent == out.parent and stage != out
+        (stage / "checkpoint.json").write_text('{"model_version": "new"}')
+        (stage / "model.keras").write_bytes(b"half")
+        raise TrainingError("lost the run")
+
+    monkeypatch.setattr(tt, "_fit", failing)
+    cfg = TrainConfig(epochs=1, reader_epochs=0)
+    with pytest.raises(TrainingError, match="lost the run"):
+        tt.train(cfg, [data], out)
+    assert {n: (out / n).read_bytes() for n in old} == old
+    assert not [p for p in tmp_path.iterdir() if ".training-" in p.name]  # no stage left
+
+    def finishing(cfg: TrainConfig, stage: Path, *_: Any) -> dict[str, Any]:
+        (stage / "model.keras").write_bytes(b"new weights")
+        (stage / "config.json").write_text("{}")
+        (stage / "history.csv").write_text("epoch\n0\n")
+        (stage / "checkpoint.json").write_text('{"train_seconds": 2.0, "model_version": "new"}')
+        return {"model_version": "new"}
+
+    monkeypatch.setattr(tt, "_fit", finishing)
+    assert tt.train(cfg, [data], out)["model_version"] == "new"
+    assert (out / "model.keras").read_bytes() == b"new weights"
+    assert b'"new"' in (out / "checkpoint.json").read_bytes()
+    assert not (out / "curves.png").exists()  # the old run's, not written by this one
+    assert (out / "eval").is_dir() and (out / "rule-table.npz").is_file()  # kept
+    assert not [p for p in tmp_path.iterdir() if ".training-" in p.name]
