@@ -38,7 +38,9 @@ KEY_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 # and arithmetic on it (ages, differences) never overflows a float conversion.
 INT64_MAX = 2**63 - 1
 # A rule-set version (RuleSet.version): printable, one line, no reordering controls.
-VERSION_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]+$"
+VERSION_PATTERN = (
+    r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+$"
+)
 VehicleId = Annotated[str, Field(pattern=VEHICLE_ID_PATTERN, description="[A-Za-z0-9_-], 1-64")]
 
 
@@ -109,7 +111,8 @@ class RuleSet(_Msg):
     # No control characters: the version is echoed in every decision (rules_version) and in
     # logs, where a newline or an ANSI escape would forge lines or recolour a terminal. C0,
     # DEL and C1 (U+0080-U+009F: NEL is a newline, CSI an escape), the Unicode line and
-    # paragraph separators, and the bidirectional controls (which reorder what a log shows).
+    # paragraph separators, and the bidirectional controls (which reorder what a log shows:
+    # U+061C, U+200E/F, U+202A-E, U+2066-9).
     version: str = Field(
         min_length=1,
         max_length=64,

@@ -36,10 +36,12 @@ def json_hint(raw: bytes) -> str:
     column 1") would not say it: a byte-order mark, NUL bytes, UTF-16. "" otherwise."""
     if raw.startswith(b"\xef\xbb\xbf"):
         return " (it starts with a UTF-8 byte-order mark: send the JSON without one)"
+    if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return " (it starts with a UTF-32 byte-order mark: JSON on the bus is UTF-8)"
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return " (it starts with a UTF-16 byte-order mark: JSON on the bus is UTF-8)"
     if raw and not raw.strip(b"\x00"):
-        return f" (the payload is {len(raw)} NUL bytes)"
+        return f" (the payload is {len(raw)} NUL byte{'s' if len(raw) > 1 else ''})"
     if b"\x00" in raw[:2]:
         return " (NUL bytes among its first characters: UTF-16 or binary, not UTF-8 JSON)"
     return ""

@@ -53,7 +53,7 @@ from policy.metrics import NodeMetrics
 from policy.model import PolicyModel
 from policy.reports import ReportLimiter
 from policy.rulegate import RuleGate
-from policy.settings import NodeSettings, load_settings
+from policy.settings import FRAME_OVERHEAD_BYTES, NodeSettings, load_settings
 
 __all__ = ["Node", "main", "serve_in_thread"]
 
@@ -70,12 +70,9 @@ _REPORTED = {
 }
 
 
-# What a waiting frame costs besides its JPEG (its header, parsed message and queue entry),
-# counted against max_pending_bytes so that frames with tiny or empty JPEGs are limited too.
-FRAME_OVERHEAD_BYTES = 2048
-
-
 def _cost(jpeg: bytes) -> int:
+    """What a waiting frame counts against max_pending_bytes: frames with tiny or empty JPEGs
+    are limited too."""
     return len(jpeg) + FRAME_OVERHEAD_BYTES
 
 

@@ -20,9 +20,19 @@ from core.defaults import DEFAULT_MODEL_PATH, DEFAULT_MQTT_URL, READING_THRESHOL
 from core.errors import ConfigError
 from perception.rule_encoder import DEFAULT_ENCODER_DIR
 
-__all__ = ["DEFAULT_MODEL_PATH", "PROVIDER_CHOICES", "NodeSettings", "load_settings"]
+__all__ = [
+    "DEFAULT_MODEL_PATH",
+    "FRAME_OVERHEAD_BYTES",
+    "PROVIDER_CHOICES",
+    "NodeSettings",
+    "load_settings",
+]
 
 PROVIDER_CHOICES = ("auto", "tensorrt", "cuda", "cpu")
+
+# What a waiting frame costs the node besides its JPEG (its header, parsed message and queue
+# entry), counted against max_pending_bytes (policy.node).
+FRAME_OVERHEAD_BYTES = 2048
 
 
 class NodeSettings(BaseSettings):
@@ -169,7 +179,8 @@ class NodeSettings(BaseSettings):
         64 * 1024 * 1024,
         ge=1024,
         description="frames waiting in total (each counts its JPEG plus 2 KiB for its header "
-        "and queue entry); a new vehicle's frame beyond it is refused",
+        "and queue entry; at least max_payload_bytes + 2 KiB); a new vehicle's frame beyond "
+        "it is refused",
     )
 
     @field_validator("state_dir", "trusted_keys", "share_group", mode="before")
@@ -226,6 +237,14 @@ class NodeSettings(BaseSettings):
             raise ValueError(f"tls_ca {self.tls_ca} is not a file")
         if self.mqtt_password is not None and self.mqtt_username is None:
             raise ValueError("mqtt_password is set without mqtt_username")
+        # A waiting frame counts its JPEG plus FRAME_OVERHEAD_BYTES: a budget smaller than the
+        # largest frame the node takes would refuse such frames for ever (node_overloaded).
+        if self.max_pending_bytes < self.max_payload_bytes + FRAME_OVERHEAD_BYTES:
+            raise ValueError(
+                f"max_pending_bytes {self.max_pending_bytes} is less than one frame of "
+                f"max_payload_bytes {self.max_payload_bytes} plus {FRAME_OVERHEAD_BYTES} bytes of "
+                "its header and queue entry"
+            )
         return self
 
 

@@ -138,12 +138,10 @@ def rule_text(rules: Sequence[str]) -> str:
         return "no rules"
     kinds = set()
     for text in rules:
-        if any("\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff" for c in text):
+        letters = [unicodedata.name(c, "") for c in text if c.isalpha()]
+        if any(n.startswith(("CJK UNIFIED", "CJK COMPATIBILITY")) for n in letters):
             kinds.add("Chinese")
-        elif any(c.isascii() and c.isalpha() for c in text) and all(
-            c.isascii() or not c.isalpha() or unicodedata.name(c, "").startswith("LATIN")
-            for c in text
-        ):
+        elif letters and all("LATIN" in n for n in letters):  # fullwidth Latin too
             kinds.add("Latin script")
         else:
             kinds.add("other")

@@ -196,7 +196,11 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     if args.eval and export_to is not None:
         info["evaluation"] = _run_eval(
-            export_to, args.eval, args.out / "eval", args.allow_truncated
+            export_to,
+            args.eval,
+            args.out / "eval",
+            args.allow_truncated,
+            reads_rules=cfg.variant != "image_only",
         )
         (args.out / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
     print(json.dumps({k: info[k] for k in ("model_version", "train_seconds", "metrics")}, indent=2))
@@ -223,13 +227,19 @@ def _load_predictor(model: Path) -> Predictor:
         ) from exc
 
 
-def _run_eval(model: Path, data: list[str], out: Path | None, allow_truncated: bool) -> dict:
+def _run_eval(
+    model: Path,
+    data: list[str],
+    out: Path | None,
+    allow_truncated: bool,
+    reads_rules: bool | None = None,
+) -> dict:
     from training.data import load_samples
     from training.evaluate import evaluate_samples
 
     predictor = _load_predictor(model)
     samples = load_samples(data, allow_truncated=allow_truncated)
-    report = evaluate_samples(predictor, samples, out)
+    report = evaluate_samples(predictor, samples, out, reads_rules=reads_rules)
     from rich.console import Console
     from rich.table import Table
 

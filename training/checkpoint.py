@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import NPZ_ERRORS, ConfigError
+from core.errors import NPZ_ERRORS, ConfigError, ModelError
 from core.paths import open_npz
 from perception.modelmeta import Thresholds
 from perception.neighbours import NeighbourIndex
@@ -161,9 +161,14 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         model = keras.models.load_model(p / "model.keras", compile=False)
     except (OSError, ValueError) as exc:
-        # Keras says "File not found" for a file that exists but is no .keras archive.
-        raise ConfigError(
-            f"{p / 'model.keras'}: not a Keras model this build can load ({_first_line(exc)})"
+        # Keras says "File not found" for a file that exists but is no .keras archive, so that
+        # message is not passed on for one. A damaged model is a ModelError (exit 1), as a
+        # damaged .onnx is.
+        why = _first_line(exc)
+        if "File not found" in why:
+            why = "not a .keras archive, or a damaged one"
+        raise ModelError(
+            f"{p / 'model.keras'}: not a Keras model this build can load ({why})"
         ) from exc
     return Checkpoint(p, model, config, info)
 

@@ -71,6 +71,7 @@ class KerasPredictor:
         self.rule_classes, self.thresholds = ckpt.rule_classes, ckpt.thresholds
         self.encoder_dir = ckpt.config.encoder_dir
         self.encoder_layer = ckpt.config.encoder_layer
+        self.reads_rules = ckpt.config.variant != "image_only"
         self.decode = DEFAULT_DECODE  # a checkpoint is this build's training
         self._inputs = {t.name for t in self.model.inputs}
         self.sentence_input = _S.rule_sentence_input in self._inputs
@@ -165,9 +166,16 @@ def evaluate_samples(
     samples: Sequence[Sample],
     out_dir: Path | None = None,
     table: RuleTable | None = None,
+    reads_rules: bool | None = None,
 ) -> dict[str, Any]:
-    """Metrics per split (and the picture check); writes confusion PNGs and report.json."""
-    require_rules(samples, sorted({s.source for s in samples if s.source}) or ["the data"])
+    """Metrics per split (and the picture check); writes confusion PNGs and report.json.
+    ``reads_rules``: whether the model reads rules (False: the image-only variant, which may be
+    measured on frames without rule sets); None: the predictor says (a checkpoint's config),
+    else it is taken to."""
+    if reads_rules is None:
+        reads_rules = getattr(predictor, "reads_rules", True)
+    if reads_rules:
+        require_rules(samples, sorted({s.source for s in samples if s.source}) or ["the data"])
     if table is None:
         encoder = RuleEncoder.load(
             Path(predictor.encoder_dir), "cpu", cache_size=0, layer=predictor.encoder_layer

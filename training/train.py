@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from bus.schema import DecisionLabel
-from core.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError, TrainingError
 from perception.modelmeta import NOT_UNDERSTOOD
 from perception.rule_encoder import RuleEncoder
 from perception.spec import MODEL_SPEC
@@ -429,7 +429,9 @@ def train(
         raise DataError(
             f"no training samples (splits {cfg.train_splits}) in {list(map(str, data_paths))}"
         )
-    if cfg.variant != "image_only":  # the one variant that reads no rules
+    # The one variant that reads no rules may train without them. Under several workers the
+    # question is the job's, not one shard's: asked below, once every worker has said.
+    if cfg.variant != "image_only" and not cluster.multi_worker:
         require_rules(samples, data_paths)
     corpus = load_rule_corpus(cfg.rule_corpus) if cfg.rule_corpus and reads_alone else None
     encoder = RuleEncoder.load(Path(cfg.encoder_dir), "cpu", cache_size=0, layer=cfg.encoder_layer)
@@ -456,13 +458,21 @@ def train(
         )
     if cluster.multi_worker:  # the per-rule head must have the same classes on every worker
         facts = allgather_json(
-            strategy, cluster, {"files": files_digest(all_files), "classes": sorted(seen)}
+            strategy,
+            cluster,
+            {
+                "files": files_digest(all_files),
+                "classes": sorted(seen),
+                "rules": any(smp.rules for smp in samples),
+            },
         )
         if len({f["files"] for f in facts}) > 1:
             raise DataError(
                 "the workers were given different recording lists (--data must name the same "
                 "files, in the same order, on every worker)"
             )
+        if cfg.variant != "image_only" and not any(f["rules"] for f in facts):
+            require_rules(samples, all_files)  # no worker has one: every worker raises
         seen = {c for f in facts for c in f["classes"]}
     # not_binding and not_understood are always there, so the per-rule head has two classes
     # even for recordings whose rules carry no class (the bus recorder's).
@@ -514,9 +524,9 @@ def train(
             info.get("train_seconds", 0.0),
         )
     else:
-        # The chief trains into a directory beside ``out`` and moves the finished checkpoint
-        # in at the end: a run that fails leaves ``out`` as it was (an earlier checkpoint
-        # whole), never its new checkpoint.json beside the old weights.
+        # The chief trains into a hidden directory inside ``out`` and moves the finished
+        # checkpoint up at the end: a run that fails leaves ``out`` as it was (an earlier
+        # checkpoint whole), never its new checkpoint.json beside the old weights.
         stage = _stage_dir(out) if cluster.is_chief else out
         try:
             info = _fit(
@@ -539,7 +549,7 @@ def train(
                 shutil.rmtree(stage, ignore_errors=True)
             raise
         if stage != out:
-            _commit(stage, out)
+            _commit(stage, out)  # a failure there keeps the stage: the new files are in it
     if cluster.multi_worker:  # the chief outlives every worker's last collective
         allgather_json(strategy, cluster, "trained")
     if not cluster.is_chief:  # its checkpoint was a copy of the chief's: drop it
@@ -566,30 +576,46 @@ _CHECKPOINT_FILES = (
 )
 
 
+_STAGE_PREFIX = ".training-"
+
+
 def _stage_dir(out: Path) -> Path:
-    """An empty directory beside ``out`` (same file system) for a training's files."""
-    return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.training-"))
+    """An empty hidden directory inside ``out`` (so on its file system, whatever is mounted or
+    linked where) for a training's files; stages a killed run left behind are removed."""
+    for old in out.glob(f"{_STAGE_PREFIX}*"):
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+    try:
+        return Path(tempfile.mkdtemp(dir=out, prefix=_STAGE_PREFIX))
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write in it ({exc.strerror})") from exc
 
 
 def _commit(stage: Path, out: Path) -> None:
-    """Move a finished training's files from ``stage`` into ``out``: the old checkpoint.json
+    """Move a finished training's files from ``stage`` up into ``out``: the old checkpoint.json
     goes first and the new one comes last, so while the files move ``out`` is not a checkpoint
     (training.checkpoint.load_checkpoint refuses it) rather than a mix of two. Other files in
     ``out`` (the rule-table cache, an evaluation) stay."""
     marker = out / "checkpoint.json"
-    marker.unlink(missing_ok=True)
-    for name in _CHECKPOINT_FILES:
-        if not (stage / name).exists():
-            (out / name).unlink(missing_ok=True)
-    for item in sorted(stage.iterdir()):
-        if item.name == marker.name:
-            continue
-        target = out / item.name
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        os.replace(item, target)
-    os.replace(stage / marker.name, marker)
-    stage.rmdir()
+    try:
+        marker.unlink(missing_ok=True)
+        for name in _CHECKPOINT_FILES:
+            if not (stage / name).exists():
+                (out / name).unlink(missing_ok=True)
+        for item in sorted(stage.iterdir()):
+            if item.name == marker.name:
+                continue
+            target = out / item.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(item, target)
+        os.replace(stage / marker.name, marker)
+        stage.rmdir()
+    except OSError as exc:
+        raise TrainingError(
+            f"the finished checkpoint could not be moved into {out} ({exc}); its files are in "
+            f"{stage}"
+        ) from exc
 
 
 def _reader_set(

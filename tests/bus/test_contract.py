@@ -256,6 +256,7 @@ def test_a_frame_header_is_held_to_the_same_json_rules_as_every_message() -> Non
         "r1\u2028forged",  # Unicode line separator
         "r1\u202egnp.exe",  # right-to-left override: a log shows the text reversed
         "r1\u2066x\u2069",  # bidirectional isolates
+        "r1\u061c",  # Arabic letter mark, a bidirectional control too
     ],
 )
 def test_a_rule_set_version_with_control_characters_is_refused(version: str) -> None:
@@ -304,6 +305,7 @@ def test_topic_patterns_are_compiled_once_not_per_message() -> None:
     [
         (b"\xef\xbb\xbf", "UTF-8 byte-order mark"),
         (b"\xff\xfe", "UTF-16 byte-order mark"),
+        (b"\xff\xfe\x00\x00", "UTF-32 byte-order mark"),
     ],
 )
 def test_json_a_parser_reads_wrong_says_why(prefix: bytes, said: str) -> None:

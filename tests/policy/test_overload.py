@@ -10,9 +10,9 @@ from bus.memory import MemoryBus, Recorder
 from bus.schema import DecisionMsg, ErrorReport
 from bus.topics import CAMERA, DECISION, ERRORS, RULES
 from policy.model import PolicyModel
-from policy.node import FRAME_OVERHEAD_BYTES, Node
+from policy.node import Node
 from policy.reports import ReportLimiter
-from policy.settings import load_settings
+from policy.settings import FRAME_OVERHEAD_BYTES, load_settings
 from tests.policy.conftest import header, jpeg, rules, rules_encoded
 
 P = "ruledrive/v1"
@@ -119,7 +119,12 @@ def test_frames_beyond_the_byte_budget_are_refused_and_reported(
     bus: MemoryBus, model: PolicyModel
 ) -> None:
     frame = jpeg()
-    node = _node(bus, model, max_pending_bytes=3 * (len(frame) + FRAME_OVERHEAD_BYTES))
+    node = _node(
+        bus,
+        model,
+        max_payload_bytes=len(frame) + 1024,
+        max_pending_bytes=3 * (len(frame) + FRAME_OVERHEAD_BYTES) + 1024,
+    )
     for i in range(5):
         vid = f"car-{i}"
         bus.publish(CAMERA.topic(P, vehicle_id=vid), pack_frame(header(vid, 1), frame))
@@ -136,7 +141,9 @@ def test_frames_without_a_picture_count_against_the_budget_too(
     """A frame's header and queue entry cost memory and work whatever its JPEG: a flood of
     header-only frames from new vehicle ids is refused past the budget (it once queued 20,000
     and delayed a steady vehicle's answer by 43 s), and each queued one is answered."""
-    node = _node(bus, model, max_pending_bytes=10 * FRAME_OVERHEAD_BYTES)
+    node = _node(
+        bus, model, max_payload_bytes=1024, max_pending_bytes=10 * FRAME_OVERHEAD_BYTES + 1023
+    )
     for i in range(40):
         bus.publish(CAMERA.topic(P, vehicle_id=f"n{i}"), pack_frame(header(f"n{i}", 1), b""))
     assert len(node._pending) == 10
@@ -184,3 +191,18 @@ def test_decisions_still_flow_after_the_flood(bus: MemoryBus, model: PolicyModel
     node.process(node._collect(0))
     (d,) = [DecisionMsg.model_validate_json(p) for _, p in rec.messages]
     assert d.valid and d.frame_id == 7
+
+
+def test_a_budget_smaller_than_one_frame_is_refused_at_start() -> None:
+    """Each waiting frame counts its JPEG plus FRAME_OVERHEAD_BYTES: a budget below the largest
+    frame the node takes would answer such frames node_overloaded for ever."""
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="max_pending_bytes 1500 is less than one frame"):
+        load_settings({"max_pending_bytes": 1500, "max_payload_bytes": 1024})
+    with pytest.raises(ConfigError, match="less than one frame"):
+        load_settings({"max_pending_bytes": 2 * 1024 * 1024})  # the default payload limit
+    ok = load_settings(
+        {"max_pending_bytes": 1024 + FRAME_OVERHEAD_BYTES, "max_payload_bytes": 1024}
+    )
+    assert ok.max_pending_bytes == 1024 + FRAME_OVERHEAD_BYTES

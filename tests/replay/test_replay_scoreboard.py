@@ -219,6 +219,8 @@ def test_the_report_says_how_each_way_of_writing_the_rules_fared() -> None:
     assert rule_text(["No overtaking", "禁止超车"]) == "Chinese + Latin"
     assert rule_text(["Ограничение скорости 50", "No overtaking"]) == "another script in it"
     assert rule_text(["🚗🚦"]) == "another script in it"
+    assert rule_text(["Ä Ö", "ＳＴＯＰ"]) == "Latin script"  # no ASCII letter; fullwidth
+    assert rule_text(["𠀀限速"]) == "Chinese"  # an Extension B ideograph
 
     d = drive("rec", n=4)  # rules "Stop at the red light", then four frames
     zh = RuleSet(vehicle_id="rec", version="z", issued_at_ns=1, rules=["红灯时禁止右转"])

@@ -42,7 +42,7 @@ def test_a_failed_run_leaves_the_earlier_checkpoint_and_a_finished_one_replaces_
     (out / "eval").mkdir()  # something of the user's beside the checkpoint
 
     def failing(cfg: TrainConfig, stage: Path, *_: Any) -> dict[str, Any]:
-        assert stage.parent == out.parent and stage != out
+        assert stage.parent == out and stage.name.startswith(".training-")
         (stage / "checkpoint.json").write_text('{"model_version": "new"}')
         (stage / "model.keras").write_bytes(b"half")
         raise TrainingError("lost the run")
@@ -52,7 +52,7 @@ def test_a_failed_run_leaves_the_earlier_checkpoint_and_a_finished_one_replaces_
     with pytest.raises(TrainingError, match="lost the run"):
         tt.train(cfg, [data], out)
     assert {n: (out / n).read_bytes() for n in old} == old
-    assert not [p for p in tmp_path.iterdir() if ".training-" in p.name]  # no stage left
+    assert not list(out.glob(".training-*"))  # no stage left
 
     def finishing(cfg: TrainConfig, stage: Path, *_: Any) -> dict[str, Any]:
         (stage / "model.keras").write_bytes(b"new weights")
@@ -67,4 +67,53 @@ def test_a_failed_run_leaves_the_earlier_checkpoint_and_a_finished_one_replaces_
     assert b'"new"' in (out / "checkpoint.json").read_bytes()
     assert not (out / "curves.png").exists()  # the old run's, not written by this one
     assert (out / "eval").is_dir() and (out / "rule-table.npz").is_file()  # kept
-    assert not [p for p in tmp_path.iterdir() if ".training-" in p.name]
+    assert not list(out.glob(".training-*"))
+
+
+def test_the_stage_lives_in_out_whatever_out_is_linked_to_and_a_killed_runs_stage_goes(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--out may be a link to (or a mount of) another file system: the stage is made inside
+    it, so the final moves are renames there; a stage a killed run left is removed."""
+    import training.train as tt
+
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    (real / ".training-killed").mkdir()
+    (real / ".training-killed" / "model.keras").write_bytes(b"from a killed run")
+    out = tmp_path / "link"
+    out.symlink_to(real)
+    seen: list[Path] = []
+
+    def finishing(cfg: TrainConfig, stage: Path, *_: Any) -> dict[str, Any]:
+        seen.append(stage)
+        (stage / "model.keras").write_bytes(b"new")
+        (stage / "checkpoint.json").write_text('{"train_seconds": 1.0}')
+        return {"model_version": "new"}
+
+    monkeypatch.setattr(tt, "_fit", finishing)
+    tt.train(TrainConfig(epochs=1, reader_epochs=0), [data], out)
+    assert seen[0].resolve().parent == real.resolve()
+    assert (real / "model.keras").read_bytes() == b"new"
+    assert not list(real.glob(".training-*"))
+
+
+def test_a_damaged_model_file_is_a_model_error_as_for_onnx(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A checkpoint whose model.keras is not a Keras archive: exit 1 (as a damaged .onnx),
+    without Keras's "File not found" for a file that is there."""
+    import json
+
+    from ruledrive.cli import main
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(TrainConfig().model_dump_json())
+    info = {"rule_classes": ["not_binding", "not_understood"], "encoder": {}}
+    (ckpt / "checkpoint.json").write_text(json.dumps(info))
+    (ckpt / "model.keras").write_bytes(b"not a zip archive")
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "m.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert "not a .keras archive, or a damaged one" in err and "File not found" not in err
+    assert not (tmp_path / "m.onnx").exists()

@@ -69,3 +69,9 @@ def test_frames_recorded_without_any_rule_set_are_refused_by_train_and_evaluate(
     model = Path(__file__).resolve().parents[2] / "models" / "ruledrive-default.onnx"
     assert main(["evaluate", str(model), "--data", str(path)]) == 1
     assert "has a rule set" in capsys.readouterr().err
+    # A model that reads no rules (the image-only ablation) may be measured on such frames:
+    # every rule slot is empty (the rule table holds no text at all).
+    from training.evaluate import evaluate_samples, load_predictor
+
+    report = evaluate_samples(load_predictor(model), load_samples([path]), reads_rules=False)
+    assert sum(r["n"] for r in report["splits"].values()) == 3
