@@ -417,7 +417,6 @@ def train(
             atexit.register(shutil.rmtree, out, ignore_errors=True)  # also when it fails
             log.info("worker %d is not the chief: it writes to %s (removed)", cluster.rank, out)
             rule_cache = rule_cache and rule_cache.with_suffix(f".worker{cluster.rank}.npz")
-    out.mkdir(parents=True, exist_ok=True)
 
     # -- data ---------------------------------------------------------------------------------
     samples = [
@@ -434,6 +433,7 @@ def train(
     if cfg.variant != "image_only" and not cluster.multi_worker:
         require_rules(samples, data_paths)
     corpus = load_rule_corpus(cfg.rule_corpus) if cfg.rule_corpus and reads_alone else None
+    out.mkdir(parents=True, exist_ok=True)  # data refused above leaves no empty --out behind
     encoder = RuleEncoder.load(Path(cfg.encoder_dir), "cpu", cache_size=0, layer=cfg.encoder_layer)
     table_cache = rule_cache or out / "rule-table.npz"
     table = RuleTable.build(
