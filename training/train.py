@@ -573,6 +573,10 @@ _CHECKPOINT_FILES = (
     "curves.png",
     "parity.npz",
     NEIGHBOURS_FILE,
+    # Written after the checkpoint, by the default export and by `train --eval`: an earlier
+    # run's would sit beside the new checkpoint as if it were its export or evaluation.
+    "model.onnx",
+    "eval",
 )
 
 
@@ -600,8 +604,13 @@ def _commit(stage: Path, out: Path) -> None:
     try:
         marker.unlink(missing_ok=True)
         for name in _CHECKPOINT_FILES:
-            if not (stage / name).exists():
-                (out / name).unlink(missing_ok=True)
+            stale = out / name
+            if (stage / name).exists():
+                continue
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink(missing_ok=True)
         for item in sorted(stage.iterdir()):
             if item.name == marker.name:
                 continue

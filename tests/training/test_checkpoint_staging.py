@@ -39,7 +39,9 @@ def test_a_failed_run_leaves_the_earlier_checkpoint_and_a_finished_one_replaces_
     }
     for name, body in old.items():
         (out / name).write_bytes(body)
-    (out / "eval").mkdir()  # something of the user's beside the checkpoint
+    (out / "eval").mkdir()  # an earlier `train --eval`'s report
+    (out / "model.onnx").write_bytes(b"old export")
+    (out / "notes.txt").write_text("mine")
 
     def failing(cfg: TrainConfig, stage: Path, *_: Any) -> dict[str, Any]:
         assert stage.parent == out and stage.name.startswith(".training-")
@@ -52,6 +54,7 @@ def test_a_failed_run_leaves_the_earlier_checkpoint_and_a_finished_one_replaces_
     with pytest.raises(TrainingError, match="lost the run"):
         tt.train(cfg, [data], out)
     assert {n: (out / n).read_bytes() for n in old} == old
+    assert (out / "model.onnx").read_bytes() == b"old export" and (out / "eval").is_dir()
     assert not list(out.glob(".training-*"))  # no stage left
 
     def finishing(cfg: TrainConfig, stage: Path, *_: Any) -> dict[str, Any]:
@@ -66,7 +69,11 @@ def test_a_failed_run_leaves_the_earlier_checkpoint_and_a_finished_one_replaces_
     assert (out / "model.keras").read_bytes() == b"new weights"
     assert b'"new"' in (out / "checkpoint.json").read_bytes()
     assert not (out / "curves.png").exists()  # the old run's, not written by this one
-    assert (out / "eval").is_dir() and (out / "rule-table.npz").is_file()  # kept
+    assert not (out / "model.onnx").exists()  # no stale export beside the new checkpoint
+    # The earlier run's evaluation goes with it; the rule-table cache and the user's own
+    # files stay.
+    assert not (out / "eval").exists() and (out / "rule-table.npz").is_file()
+    assert (out / "notes.txt").read_text() == "mine"
     assert not list(out.glob(".training-*"))
 
 
