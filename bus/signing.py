@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from bus.schema import RuleSet
 from core.errors import ConfigError
+from core.paths import read_regular_file
 
 __all__ = [
     "MAX_KEY_FILE_BYTES",
@@ -115,13 +116,7 @@ def unverified_reason(rules: RuleSet, trusted: TrustedKeys) -> str | None:
 
 
 def _read_key_file(path: Path) -> bytes:
-    try:
-        size = path.stat().st_size
-        if size > MAX_KEY_FILE_BYTES:
-            raise ConfigError(f"{path}: {size} bytes, too large for a key file")
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read key file {path}: {exc.strerror or exc}") from exc
+    return read_regular_file(path, MAX_KEY_FILE_BYTES, "key file")
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

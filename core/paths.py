@@ -7,6 +7,7 @@ or absent, never half written (a reader sees the old file or the new one)."""
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ __all__ = [
     "check_output_dir",
     "check_output_file",
     "open_npz",
+    "read_regular_file",
     "same_file",
     "save_npz",
     "write_atomic",
@@ -74,6 +76,31 @@ def check_not_an_input(path: Path, what: str, inputs: Iterable[Path]) -> None:
         if same_file(path, source):
             also = "" if str(path) == str(source) else f" (as {path})"
             raise ConfigError(f"{what} would overwrite the input {source}{also}; write elsewhere")
+
+
+def read_regular_file(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path`` if it is a regular file (or a link to one) of at most ``limit``
+    bytes; ConfigError otherwise. A named pipe would hang the reader and a device such as
+    /dev/zero fill its memory (their size reads 0): opened without blocking, checked on the
+    open file, then read at most ``limit`` + 1 bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"{what} {path} is not a regular file")
+        with os.fdopen(fd, "rb") as fh:
+            fd = -1  # the file object closes it now
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > limit:
+        raise ConfigError(f"{what} {path}: more than {limit} bytes, too large for one")
+    return data
 
 
 def check_output_dir(path: Path, what: str) -> None:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bus.schema import INT64_MAX, VEHICLE_ID_PATTERN, RuleSet
 from bus.signing import canonical_bytes
 from core.errors import ConfigError
+from core.paths import read_regular_file
 
 __all__ = ["MARKS_SUBDIR", "Mark", "RuleMarks", "digest"]
 
@@ -184,11 +185,11 @@ class RuleMarks:
         # rule sets back in.
         hint = "fix or delete it (deleting forgets that vehicle's newest rule set)"
         try:
-            if path.stat().st_size > _MAX_MARK_FILE_BYTES:
-                raise ConfigError(f"state_dir: {path} is too large for a mark; {hint}")
-            mark = Mark.model_validate_json(path.read_bytes())
-        except OSError as exc:
-            raise ConfigError(f"state_dir: cannot read {path}: {exc.strerror or exc}") from exc
+            raw = read_regular_file(path, _MAX_MARK_FILE_BYTES, "state_dir: the mark")
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; {hint}") from exc
+        try:
+            mark = Mark.model_validate_json(raw)
         except ValidationError as exc:
             raise ConfigError(f"state_dir: {path} is not a rule-set mark; {hint}") from exc
         if mark.vehicle_id != path.stem:

@@ -160,6 +160,24 @@ def test_trusted_keys_from_a_directory_by_key_id(tmp_path: Path) -> None:
         assert unverified_reason(sign(_rules(), k), trusted) is None
 
 
+def test_a_pipe_or_a_device_among_the_trusted_keys_is_refused_without_hanging(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from bus.signing import load_trusted_keys
+
+    good = Ed25519PrivateKey.generate()
+    (tmp_path / "a.pub").write_bytes(public_pem(good.public_key()))
+    os.mkfifo(tmp_path / "z.pub")  # reading it would block for ever
+    with pytest.raises(ConfigError, match="z.pub is not a regular file"):
+        load_trusted_keys(tmp_path)
+    (tmp_path / "z.pub").unlink()
+    (tmp_path / "z.pem").symlink_to("/dev/zero")  # reading it would fill the memory
+    with pytest.raises(ConfigError, match="z.pem is not a regular file"):
+        load_trusted_keys(tmp_path)
+
+
 def test_bad_key_files_are_config_errors_naming_the_file(tmp_path: Path) -> None:
     private = Ed25519PrivateKey.generate()
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -81,6 +81,24 @@ def test_a_mark_that_cannot_be_read_stops_start_up(tmp_path: Path) -> None:
         RuleMarks(blocker, 10)
 
 
+def test_a_pipe_or_a_device_among_the_marks_stops_start_up_without_hanging(
+    tmp_path: Path,
+) -> None:
+    """A named pipe would block the reader for ever and /dev/zero fill its memory (both report
+    size 0): refused as not a regular file."""
+    import os
+
+    marks = tmp_path / MARKS_SUBDIR
+    marks.mkdir()
+    os.mkfifo(marks / "car-5.json")
+    with pytest.raises(ConfigError, match="car-5.json is not a regular file"):
+        RuleMarks(tmp_path, 10)
+    (marks / "car-5.json").unlink()
+    (marks / "car-6.json").symlink_to("/dev/zero")
+    with pytest.raises(ConfigError, match="car-6.json is not a regular file"):
+        RuleMarks(tmp_path, 10)
+
+
 def test_a_mark_that_cannot_be_written_is_kept_in_memory_and_counted(tmp_path: Path) -> None:
     marks = RuleMarks(tmp_path / "state", 10)
     shutil.rmtree(tmp_path / "state")  # the disk went away under the node
