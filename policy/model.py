@@ -23,6 +23,7 @@ import onnxruntime as ort
 from bus.schema import DecisionLabel
 from core.defaults import READING_THRESHOLD
 from core.errors import ConfigError, ModelError
+from core.paths import read_regular_file
 from perception.cudagraph import CapturedRunner
 from perception.modelmeta import ModelMeta, parse_metadata
 from perception.neighbours import NEIGHBOUR_OUTPUT
@@ -62,6 +63,12 @@ _S = MODEL_SPEC
 
 _TRT, _CUDA, _CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 _WANTED = {"auto": (_TRT, _CUDA, _CPU), "tensorrt": (_TRT, _CUDA, _CPU), "cuda": (_CUDA, _CPU)}
+
+
+# The largest model file the node reads (the shipped one is 6.4 MB; the project keeps decision
+# models under 10 MB). A reload reads the file in the serving loop: a 1 GiB file dropped on the
+# model path once paused every vehicle's decisions for 1.7 s before onnxruntime refused it.
+MAX_MODEL_BYTES = 256 * 1024 * 1024
 
 
 def choose_providers(requested: str, available: list[str] | None = None) -> list[str]:
@@ -258,7 +265,7 @@ class PolicyModel:
         reload), for a model that has a sentence reader (perception.sentence_reader)."""
         path = Path(path)
         t0 = time.perf_counter()
-        if not path.is_file():
+        if not path.exists():
             raise ModelError(f"model file {path} not found (train one, or pass --model PATH)")
         mtime_ns = path.stat().st_mtime_ns
         wanted = choose_providers(providers)
@@ -270,8 +277,11 @@ class PolicyModel:
         opts.intra_op_num_threads = threads
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
+        try:  # once: the session and the graph split both read it
+            data = read_regular_file(path, MAX_MODEL_BYTES, "model file")
+        except ConfigError as exc:
+            raise ModelError(str(exc)) from exc
         try:
-            data = path.read_bytes()  # once: the session and the graph split both read it
             session = ort.InferenceSession(data, sess_options=opts, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             raise ModelError(f"{path}: onnxruntime cannot load it: {exc}") from exc

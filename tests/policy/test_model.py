@@ -99,6 +99,30 @@ def test_missing_and_garbage_files(tmp_path: Path) -> None:
         PolicyModel.load(tmp_path / "junk.onnx")
 
 
+def test_a_model_file_too_large_or_not_a_file_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload reads the model in the serving loop: a huge file (a 1 GiB one paused every
+    vehicle's decisions for 1.7 s), a named pipe (blocks for ever) or a link to a device is
+    refused without reading it whole."""
+    import os
+
+    import policy.model as pm
+
+    monkeypatch.setattr(pm, "MAX_MODEL_BYTES", 1024 * 1024)
+    big = tmp_path / "big.onnx"
+    with big.open("wb") as fh:  # sparse: no disk used
+        fh.truncate(2 * 1024 * 1024)
+    with pytest.raises(ModelError, match="too large"):
+        PolicyModel.load(big)
+    os.mkfifo(tmp_path / "pipe.onnx")
+    with pytest.raises(ModelError, match="not a regular file"):
+        PolicyModel.load(tmp_path / "pipe.onnx")
+    (tmp_path / "zero.onnx").symlink_to("/dev/zero")
+    with pytest.raises(ModelError, match="not a regular file"):
+        PolicyModel.load(tmp_path / "zero.onnx")
+
+
 def test_provider_choice() -> None:
     cpu = "CPUExecutionProvider"
     assert choose_providers("auto", ["AzureExecutionProvider", cpu]) == [cpu]
