@@ -99,7 +99,9 @@ REJECT_MEANINGS: dict[RejectCode, str] = {
     ),
     RejectCode.TOO_MANY_VEHICLES: (
         "a rule set for a vehicle the node does not know while `max_vehicles` vehicles hold "
-        "rule sets; refused (silent vehicles are forgotten after `vehicle_ttl_s`)"
+        "rule sets, none of them silent for `vehicle_ttl_s` (the one silent longest gives up "
+        "its place; otherwise a silent vehicle keeps its rule set, since the broker sends a "
+        "retained one only at subscription); refused"
     ),
 }
 

@@ -131,6 +131,10 @@ class Node:
         self._to_decode: dict[str, None] = {}
         self._seen: dict[str, int] = {}
         self._last_heard: dict[str, float] = {}  # vehicle -> monotonic s of its last message
+        # Vehicles silent for vehicle_ttl_s that hold a rule set: their encodings are dropped,
+        # their rule set stays (the broker will not send its retained copy again), and they
+        # give up their place only to a new vehicle when max_vehicles are held.
+        self._dormant: set[str] = set()
         self._pending_bytes = 0
         self.reports = ReportLimiter(settings.node_id, settings.error_report_interval_s)
         self._cond = threading.Condition()
@@ -255,6 +259,7 @@ class Node:
         header = msg.message
         assert isinstance(header, FrameHeader)
         vid = header.vehicle_id
+        woken = False
         with self._cond:
             old = self._pending.get(vid)
             limit = self.settings.max_pending_bytes
@@ -270,8 +275,12 @@ class Node:
                     self._to_decode.setdefault(vid)
                 self._seen[vid] = arrival_mono
                 self._last_heard[vid] = time.monotonic()
+                woken = vid in self._dormant
+                self._dormant.discard(vid)
             self.metrics.count("frames")
             self._cond.notify_all()
+        if not overloaded and woken and (held := self.rules.get(vid)) is not None:
+            self.decider.prefetch(held, self._encoded)  # its frame waits for it, not the loop
         if overloaded:  # reported outside the lock: publishing may block
             self.report(
                 topic,
@@ -283,18 +292,24 @@ class Node:
     def _store_rules(self, vid: str, rules: RuleSet | None) -> None:
         if rules is None:  # retained message cleared
             self.rules.pop(vid, None)
+            with self._cond:
+                self._dormant.discard(vid)
             self.decider.forget(vid)
         else:
             if vid not in self.rules and len(self.rules) >= self.settings.max_vehicles:
-                self.report(
-                    RULES.topic(self.settings.topic_prefix, vehicle_id=vid),
-                    RejectCode.TOO_MANY_VEHICLES,
-                    f"{len(self.rules)} vehicles hold rule sets, limit "
-                    f"{self.settings.max_vehicles}; refused",
-                )
-                return
+                victim = self._evict_dormant()
+                if victim is None:
+                    self.report(
+                        RULES.topic(self.settings.topic_prefix, vehicle_id=vid),
+                        RejectCode.TOO_MANY_VEHICLES,
+                        f"{len(self.rules)} vehicles hold rule sets, limit "
+                        f"{self.settings.max_vehicles}, none silent for vehicle_ttl_s; refused",
+                    )
+                    return
             self.rules[vid] = rules
-            self._last_heard[vid] = time.monotonic()
+            with self._cond:
+                self._last_heard[vid] = time.monotonic()
+                self._dormant.discard(vid)
             self.metrics.count("rules")
             # Encoded on a worker now, not in the serving loop: the vehicle's frames wait for
             # it (Node._ready), other vehicles' frames do not.
@@ -302,6 +317,24 @@ class Node:
             if not self.gate.accepted(vid, rules, self.rules):  # older ones are refused now
                 self.metrics.count("rules.mark_not_saved")
         self.metrics.vehicles.set(len(self.rules))
+
+    def _evict_dormant(self) -> str | None:
+        """Make room for a new vehicle: forget the rule set of the vehicle silent longest among
+        those silent for vehicle_ttl_s; None when no vehicle is."""
+        with self._cond:
+            victim = min(
+                (v for v in self._dormant if v in self.rules),
+                key=lambda v: self._last_heard.get(v, 0.0),
+                default=None,
+            )
+            if victim is not None:
+                self._dormant.discard(victim)
+                self._last_heard.pop(victim, None)
+                self.rules.pop(victim, None)
+        if victim is not None:
+            self.decider.forget(victim)
+            self.metrics.count("vehicles.forgotten")
+        return victim
 
     def report(self, topic: str, code: RejectCode, detail: str) -> None:
         """Count a rejected input and report it, rate-limited per (code, topic); never raises."""
@@ -314,9 +347,10 @@ class Node:
             self.metrics.count("reports.aggregated")
 
     def housekeeping(self, now: float) -> None:
-        """Publish the aggregated reports whose interval ended; forget silent vehicles, unless
-        this node is a replica: a vehicle whose frames the broker hands to another replica is
-        silent here, and its rule set must still be here the moment the vehicle moves over."""
+        """Publish the aggregated reports whose interval ended; drop what silent vehicles cost
+        (their encodings; their rule sets only when a new vehicle needs the place), unless this
+        node is a replica: a vehicle whose frames the broker hands to another replica is silent
+        here, and its rule set must still be here the moment the vehicle moves over."""
         for report in self.reports.flush():
             self._publish(self.errors_topic, encode(report), ERRORS.qos, False)
         if self.settings.share_group is not None:
@@ -324,15 +358,22 @@ class Node:
         ttl = self.settings.vehicle_ttl_s
         with self._cond:
             silent = [
-                v for v, t in self._last_heard.items() if now - t > ttl and v not in self._pending
+                v
+                for v, t in self._last_heard.items()
+                if now - t > ttl and v not in self._pending and v not in self._dormant
             ]
-            for vid in silent:
+            # A silent vehicle without a rule set is forgotten; one with a rule set keeps it
+            # (the broker sends a retained rule set once, at subscription: dropped here, the
+            # vehicle would come back to no_rules for good) and sheds its encodings.
+            gone = [v for v in silent if v not in self.rules]
+            for vid in gone:
                 del self._last_heard[vid]
-                self.rules.pop(vid, None)
-                self.decider.forget(vid)
-        if silent:
-            self.metrics.count("vehicles.forgotten", len(silent))
-            self.metrics.vehicles.set(len(self.rules))
+            dormant = [v for v in silent if v in self.rules]
+            self._dormant.update(dormant)
+        for vid in silent:
+            self.decider.forget(vid)
+        if dormant:
+            self.metrics.count("vehicles.dormant", len(dormant))
 
     # decode-ahead worker -----------------------------------------------------------------------
 

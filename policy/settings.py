@@ -162,8 +162,10 @@ class NodeSettings(BaseSettings):
     vehicle_ttl_s: float = Field(
         600.0,
         gt=0,
-        description="a vehicle silent this long is forgotten (rules, state); never with a "
-        "share group (its frames may be going to another replica)",
+        description="a vehicle silent this long sheds its rule encodings and keeps its rule "
+        "set until a new vehicle needs its place (max_vehicles), the longest silent first; one "
+        "without a rule set is forgotten; never with a share group (its frames may be going to "
+        "another replica)",
     )
     state_dir: Path | None = Field(
         None,

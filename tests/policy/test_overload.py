@@ -158,25 +158,41 @@ def test_frames_without_a_picture_count_against_the_budget_too(
     assert node._pending_bytes == 0
 
 
-def test_rule_sets_are_bounded_and_silent_vehicles_forgotten(
+def test_rule_sets_are_bounded_and_silent_vehicles_give_up_their_place(
     bus: MemoryBus, model: PolicyModel
 ) -> None:
+    """max_vehicles bounds the rule sets held. A vehicle silent for vehicle_ttl_s sheds its
+    encodings but keeps its rule set (the broker sends a retained one only at subscription, so
+    a dropped one never came back: the vehicle was answered no_rules for good), and gives up
+    its place only to a new vehicle when the node is full, the longest silent first."""
+    import time
+
     node = _node(bus, model, max_vehicles=3, vehicle_ttl_s=5)
     for i in range(5):
         bus.publish(RULES.topic(P, vehicle_id=f"car-{i}"), encode(rules(f"car-{i}")), 1, True)
     assert sorted(node.rules) == ["car-0", "car-1", "car-2"]
     assert [r.code for r in _reports(bus)] == ["too_many_vehicles"] * 2
-    import time
-
     assert node.decider.pending_encodings == 3  # encoded on arrival, no frame used them yet
+    node._last_heard["car-1"] -= 1  # car-1 went silent first
     node.housekeeping(time.monotonic() + 10)
-    assert node.rules == {}
-    assert node.metrics.counters()["vehicles.forgotten"] == 3
-    assert node.decider.pending_encodings == 0  # their encodings are not kept either
+    assert sorted(node.rules) == ["car-0", "car-1", "car-2"]  # rule sets kept
+    assert node.decider.pending_encodings == 0  # their encodings are not kept
+    assert node.metrics.counters()["vehicles.dormant"] == 3
+    # A new vehicle takes the place of the one silent longest.
     bus.publish(RULES.topic(P, vehicle_id="car-4"), encode(rules("car-4")), 1, True)
-    assert list(node.rules) == ["car-4"]
+    assert sorted(node.rules) == ["car-0", "car-2", "car-4"]
+    assert node.metrics.counters()["vehicles.forgotten"] == 1
+    # A silent vehicle that comes back is decided under its rule set, encoded again.
+    rec = Recorder()
+    bus.subscribe(DECISION.subscription(P), rec)
+    bus.publish(CAMERA.topic(P, vehicle_id="car-0"), pack_frame(header("car-0", 9), jpeg()))
+    assert rules_encoded(node)
+    while node._pending:
+        node.process(node._collect(0))
+    (d,) = [DecisionMsg.model_validate_json(p) for _, p in rec.messages]
+    assert d.vehicle_id == "car-0" and d.reason != "no_rules" and d.rules_version == "r1"
     bus.publish(RULES.topic(P, vehicle_id="car-4"), b"", 1, True)  # cleared
-    assert node.rules == {} and node.decider.pending_encodings == 0
+    assert "car-4" not in node.rules
 
 
 def test_decisions_still_flow_after_the_flood(bus: MemoryBus, model: PolicyModel) -> None:

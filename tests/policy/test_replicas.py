@@ -226,16 +226,22 @@ def test_a_replica_keeps_the_rules_of_vehicles_served_elsewhere(
 ) -> None:
     """A replica hears nothing from a vehicle whose frames go to another replica; if it forgot
     that vehicle's rules after vehicle_ttl_s, the vehicle would get no_rules fallbacks on the
-    day its replica fails. A node alone still forgets a silent vehicle."""
+    day its replica fails. A node alone keeps them too (the broker would not send them again),
+    and lets a silent vehicle's rule set go only for a new vehicle when it is full; a replica
+    never does."""
     bus = MemoryBus()
     bus.connect()
     bus.publish(RULES.topic("p", vehicle_id="car-1"), encode(rules("car-1")), 1, retain=True)
-    s = load_settings({"topic_prefix": "p", "share_group": group, "vehicle_ttl_s": 1})
+    s = load_settings(
+        {"topic_prefix": "p", "share_group": group, "vehicle_ttl_s": 1, "max_vehicles": 1}
+    )
     node = Node(s, bus, model)
     node.start()
     assert "car-1" in node.rules
     node.housekeeping(time.monotonic() + 3600)
-    assert ("car-1" in node.rules) is (group is not None)
+    assert "car-1" in node.rules
+    bus.publish(RULES.topic("p", vehicle_id="car-2"), encode(rules("car-2")), 1, retain=True)
+    assert sorted(node.rules) == (["car-1"] if group is not None else ["car-2"])
 
 
 def test_two_replicas_on_the_memory_bus(model: PolicyModel, other_model: PolicyModel) -> None:
