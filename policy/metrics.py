@@ -7,12 +7,21 @@ registry is the only tally: :meth:`NodeMetrics.counters` reads it back into the 
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import logging
+import socket
+import threading
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bus.schema import DecisionMsg
 from core.errors import ConfigError
 
 __all__ = ["NodeMetrics"]
+
+log = logging.getLogger(__name__)
 
 _MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 200, 500, 1000)
 
@@ -102,11 +111,66 @@ class NodeMetrics:
             self.fallbacks.labels(msg.reason).inc()
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Serve /metrics on ``host:port``; a port in use or not allowed stops start-up."""
+        """Serve /metrics on ``host:port``; a port in use or not allowed stops start-up.
+
+        prometheus_client's own server (start_http_server) keeps a connection that sends half
+        a request open for ever, one thread and one file descriptor each: 1,000 of them held
+        1,006 threads and, under a 1,024-file limit, left the node unable to save a rule-set
+        mark. This one closes a connection idle for METRICS_IDLE_S and serves at most
+        METRICS_CONNECTIONS at once (more are closed at once: a scraper retries)."""
+        from wsgiref.simple_server import make_server
+
+        from prometheus_client import make_wsgi_app
+
         try:
-            start_http_server(port, addr=host, registry=self.registry)
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+            server_class = type("_Server", (_MetricsServer,), {"address_family": family})
+            httpd: WSGIServer = make_server(
+                host, port, make_wsgi_app(self.registry), server_class, _MetricsHandler
+            )
         except OSError as exc:
             raise ConfigError(f"metrics port {port} on {host}: {exc.strerror or exc}") from exc
+        threading.Thread(target=httpd.serve_forever, name="metrics", daemon=True).start()
+
+
+METRICS_IDLE_S = 5.0  # a metrics connection silent this long is closed
+METRICS_CONNECTIONS = 32  # metrics connections served at once
+
+
+class _MetricsHandler(WSGIRequestHandler):
+    timeout = METRICS_IDLE_S  # socketserver.StreamRequestHandler sets it on the connection
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log nothing (a scrape every few seconds)."""
+
+
+class _MetricsServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(METRICS_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # full: closed at once
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out or went away: no traceback on stderr for each (the base
+        prints one), a debug line."""
+        log.debug("metrics connection from %s ended badly", client_address, exc_info=True)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)  # type: ignore[misc]
+        finally:
+            self._slots.release()
 
 
 def _totals(metric: Counter | Histogram, suffix: str = "_total") -> dict[str, float]:

@@ -456,3 +456,37 @@ def test_metrics_endpoint(bus: MemoryBus, model: PolicyModel) -> None:
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert "ruledrive_decisions_total{decision=" in body
     assert "ruledrive_inference_ms_bucket" in body and "ruledrive_batch_size_count 1.0" in body
+
+
+def test_the_metrics_endpoint_closes_idle_connections_and_bounds_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A connection that sends half a request held a thread and a file descriptor for ever
+    (1,000 of them starved the node of files); now one idle for the handler's timeout is
+    closed, connections past the bound are closed at once, and a scrape is answered again as
+    soon as the idle ones are gone."""
+    import socket
+    import urllib.request
+
+    import policy.metrics as pm
+    from policy.metrics import NodeMetrics
+    from tests.conftest import free_port
+
+    monkeypatch.setattr(pm._MetricsHandler, "timeout", 1.0)
+    monkeypatch.setattr(pm, "METRICS_CONNECTIONS", 3)
+    port = free_port()
+    NodeMetrics().serve(port)
+    idle = []
+    for _ in range(3):  # every slot, each with half a request
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"GET /metrics HTTP/1.1\r\n")
+        idle.append(s)
+    time.sleep(0.2)  # the server has taken all three
+    over = socket.create_connection(("127.0.0.1", port), timeout=10)
+    over.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+    assert over.recv(64) == b""  # closed unanswered: no slot
+    assert all(s.recv(64) == b"" for s in idle)  # closed after a second idle
+    url = f"http://127.0.0.1:{port}/metrics"
+    assert b"ruledrive_" in urllib.request.urlopen(url, timeout=5).read()
+    for s in (*idle, over):
+        s.close()
