@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 _ACTIVE_WINDOW_NS = 1_000_000_000  # a vehicle is "active" if it sent a frame within 1 s
 _DECODE_WAIT_S = 0.05  # the longest the loop waits for a decode in progress before its own
+_MARK_RETRY_S = 5.0  # rule-set marks whose write failed are written again this often
 _HOUSEKEEPING_S = 0.25  # aggregated reports and vehicle expiry are looked at this often
 # Fallbacks caused by what a sender put in the frame: answered *and* reported on the errors topic.
 _REPORTED = {
@@ -135,6 +136,7 @@ class Node:
         # their rule set stays (the broker will not send its retained copy again), and they
         # give up their place only to a new vehicle when max_vehicles are held.
         self._dormant: set[str] = set()
+        self._next_mark_retry = 0.0  # monotonic s: when housekeeping next writes unsaved marks
         self._pending_bytes = 0
         self.reports = ReportLimiter(settings.node_id, settings.error_report_interval_s)
         self._cond = threading.Condition()
@@ -353,6 +355,11 @@ class Node:
         here, and its rule set must still be here the moment the vehicle moves over."""
         for report in self.reports.flush():
             self._publish(self.errors_topic, encode(report), ERRORS.qos, False)
+        marks = self.gate.marks
+        if marks.unsaved and now >= self._next_mark_retry:
+            self._next_mark_retry = now + _MARK_RETRY_S
+            if not marks.retry_unsaved():
+                log.warning("every rule-set mark is saved again")
         if self.settings.share_group is not None:
             return
         ttl = self.settings.vehicle_ttl_s

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Container
 from contextlib import suppress
 from pathlib import Path
@@ -57,12 +58,19 @@ def digest(rules: RuleSet) -> str:
 class RuleMarks:
     """Bounded high-water marks per vehicle, persisted under ``state_dir`` when one is given.
 
-    Only the bus thread calls it (the node's rule-set handler), so it takes no lock.
+    The bus thread sets marks (the node's rule-set handler) and the serving loop's
+    housekeeping retries unsaved ones (:meth:`retry_unsaved`): both under one lock.
     """
 
     def __init__(self, state_dir: Path | None, max_vehicles: int) -> None:
         self.max_vehicles = max_vehicles
+        self._lock = threading.Lock()
         self.write_failures = 0
+        # Vehicles whose newest mark is held in memory only (its write failed): written again
+        # when the same rule set comes again and by retry_unsaved(), so a disk that was full or
+        # read-only for a while does not leave the mark on disk older for good (after a restart
+        # the older mark would let the lost rule set's predecessors back in).
+        self.unsaved: set[str] = set()
         # Insertion order = order in which marks were last set: the first is evicted first.
         self._marks: dict[str, Mark] = {}
         self._dir = state_dir / MARKS_SUBDIR if state_dir is not None else None
@@ -111,21 +119,44 @@ class RuleMarks:
             version=rules.version,
             sha256=digest(rules),
         )
-        old = self._marks.pop(vid, None)
-        if old == mark:  # the same rule set again: no write, keep its place
+        with self._lock:
+            old = self._marks.pop(vid, None)
+            if old == mark and vid not in self.unsaved:  # the same again: no write
+                self._marks[vid] = mark  # (it keeps its place)
+                return True
+            if old is None and len(self._marks) >= self.max_vehicles:
+                self._evict(held)
             self._marks[vid] = mark
-            return True
-        if old is None and len(self._marks) >= self.max_vehicles:
-            self._evict(held)
-        self._marks[vid] = mark
+            return self._save(mark)
+
+    def retry_unsaved(self) -> int:
+        """Write the marks held in memory only; returns how many are still not saved."""
+        with self._lock:
+            for vid in sorted(self.unsaved):
+                mark = self._marks.get(vid)
+                if mark is None:
+                    self.unsaved.discard(vid)
+                elif not self._save(mark, quiet=True):
+                    break  # the disk is still failing: the rest waits for the next retry
+            return len(self.unsaved)
+
+    def _save(self, mark: Mark, quiet: bool = False) -> bool:
         if self._dir is None:
             return True
+        vid = mark.vehicle_id
         try:
             self._write(mark)
         except OSError as exc:
             self.write_failures += 1
-            log.error("could not save the rule-set mark of %s in %s: %s", vid, self._dir, exc)
+            self.unsaved.add(vid)
+            if not quiet:
+                log.error("could not save the rule-set mark of %s in %s: %s", vid, self._dir, exc)
             return False
+        if vid in self.unsaved:
+            self.unsaved.discard(vid)
+            log.warning(
+                "saved the rule-set mark of %s in %s after an earlier failure", vid, self._dir
+            )
         return True
 
     # internals ---------------------------------------------------------------------------------
@@ -135,6 +166,7 @@ class RuleMarks:
         if victim is None:  # every mark belongs to a held vehicle: the node refuses new ones first
             victim = next(iter(self._marks))
         del self._marks[victim]
+        self.unsaved.discard(victim)
         if self._dir is not None:
             with suppress(OSError):
                 (self._dir / f"{victim}.json").unlink()

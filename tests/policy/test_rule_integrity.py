@@ -125,6 +125,12 @@ def test_a_mark_that_cannot_be_saved_still_takes_the_rules_and_is_counted(
     publish(bus, at(time.time_ns(), "r1"))
     assert node.rules["car-1"].version == "r1"
     assert node.metrics.counters().get("rules.mark_not_saved") == 1
+    # The disk is back: the node's housekeeping writes the mark, so a restart refuses what
+    # came before r1.
+    (tmp_path / "state" / "rule-marks").mkdir(parents=True)
+    node.housekeeping(time.monotonic() + 60)
+    assert not node.gate.marks.unsaved
+    assert (tmp_path / "state" / "rule-marks" / "car-1.json").is_file()
 
 
 def test_a_state_dir_that_cannot_be_used_stops_start_up(model: PolicyModel, tmp_path: Path) -> None:

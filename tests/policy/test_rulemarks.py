@@ -105,3 +105,23 @@ def test_a_mark_that_cannot_be_written_is_kept_in_memory_and_counted(tmp_path: P
     assert marks.record("car-1", rs(t=5)) is False
     assert marks.write_failures == 1
     assert marks.replay_reason("car-1", rs(t=4)) is not None
+
+
+def test_a_mark_whose_write_failed_is_written_once_the_disk_is_back(tmp_path: Path) -> None:
+    """The same rule set arriving again used to skip the write, so a mark lost to a full or
+    read-only disk stayed lost: after a restart the older mark let an older retained rule set
+    back in. Now the same rule set again, or a retry, writes it."""
+    state = tmp_path / "state"
+    marks = RuleMarks(state, 10)
+    assert marks.record("car-1", rs(t=5))
+    shutil.rmtree(state / MARKS_SUBDIR)  # the disk fails: the mark directory is gone
+    assert marks.record("car-1", rs(t=7)) is False and marks.unsaved == {"car-1"}
+    assert marks.retry_unsaved() == 1  # still failing
+    (state / MARKS_SUBDIR).mkdir()  # back
+    assert marks.retry_unsaved() == 0 and not marks.unsaved
+    assert RuleMarks(state, 10).replay_reason("car-1", rs(t=5)) is not None  # after a restart
+    shutil.rmtree(state / MARKS_SUBDIR)
+    assert marks.record("car-1", rs(t=9)) is False
+    (state / MARKS_SUBDIR).mkdir()
+    assert marks.record("car-1", rs(t=9))  # the same rule set, redelivered: written now
+    assert RuleMarks(state, 10).replay_reason("car-1", rs(t=7)) is not None
