@@ -121,6 +121,10 @@ class BusRecorder:
         self.gaps: list[Gap] = []
         self.reconnects = 0
         self._lost_at = 0.0  # monotonic, for the gap's length
+        # Each vehicle's rule set in force (the newest recorded, not cleared since): written
+        # again at the start of every rotated file, so each file trains on its own (a rule set
+        # is published once, retained; the files after the first once held frames only).
+        self._in_force: dict[str, Incoming] = {}
 
     def subscribe(self, bus: Bus) -> None:
         """Subscribe to the recorded topics and follow the connection (gaps, reconnects)."""
@@ -158,9 +162,9 @@ class BusRecorder:
         except MessageError as exc:
             self.counts[f"rejected.{exc.code}"] += 1
             return
-        if msg.message is None:  # a cleared retained rule set: nothing to record
-            return
-        try:
+        if msg.message is None and msg.topic is not RULES:
+            return  # an empty retained message on another topic: nothing to record
+        try:  # a cleared rule set too: a later file must not carry it (_write)
             self._q.put_nowait((msg, t))
         except queue.Full:
             self.counts["dropped.queue_full"] += 1
@@ -190,6 +194,12 @@ class BusRecorder:
             self._writer = None
 
     def _write(self, msg: Incoming, t_ns: int) -> None:
+        if msg.topic is RULES:
+            vid = msg.ids.get("vehicle_id", "")
+            if msg.message is None:  # cleared: no longer in force, nothing to write
+                self._in_force.pop(vid, None)
+                return
+            self._in_force[vid] = msg
         if self._writer is None:
             self._open()
         elif (self.rotate_bytes and self._bytes >= self.rotate_bytes) or (
@@ -197,6 +207,10 @@ class BusRecorder:
         ):
             self._close()
             self._open()
+            for held in self._in_force.values():
+                if held is not msg:
+                    self._writer.write(held.topic, held.message, b"", log_time_ns=t_ns)
+                    self.counts["rules.carried"] += 1
         self._writer.write(msg.topic, msg.message, msg.jpeg, log_time_ns=t_ns)
         self._bytes += len(msg.jpeg) + 256
         self.counts[msg.topic.name] += 1

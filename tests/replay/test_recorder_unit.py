@@ -84,7 +84,33 @@ def test_rotation_by_size(tmp_path: Path) -> None:
     files = rec.run()
     assert len(files) > 1 and files[0].name == "run-0000.mcap"
     assert all(w.closed for w in ListWriter.opened)
-    assert sum(len(w.items) for w in ListWriter.opened) == 1 + 12 + 12
+    # Every file starts with the rule set in force (published once, retained), so each one
+    # trains on its own: the files after the first once held frames without rules.
+    for w in ListWriter.opened:
+        assert w.items[0][0] == "rules" and w.items[0][1].rules == ["Stop at the red light"]
+    carried = len(ListWriter.opened) - 1
+    assert rec.counts["rules.carried"] == carried
+    assert sum(len(w.items) for w in ListWriter.opened) == 1 + 12 + 12 + carried
+
+
+def test_a_cleared_rule_set_is_not_carried_into_the_next_file(tmp_path: Path) -> None:
+    ListWriter.opened.clear()
+    bus = MemoryBus()
+    rec = BusRecorder(tmp_path / "run.mcap", rotate_mb=0.002, writer_factory=ListWriter)
+    rec.subscribe(bus)
+    bus.connect()
+    _feed(bus, 3)
+    bus.publish(RULES.topic(vehicle_id="car-a"), b"", 1, True)  # the authority clears it
+    from bus.envelope import pack_frame
+
+    for ev in drive("car-a", 12).events:
+        if not hasattr(ev, "rules"):
+            bus.publish(CAMERA.topic(vehicle_id="car-a"), pack_frame(ev.header, ev.jpeg))
+    rec.stop()
+    rec.run()
+    assert len(ListWriter.opened) > 2
+    last = ListWriter.opened[-1]  # opened after the clear, 12 frames later
+    assert [i[0] for i in last.items] and all(i[0] != "rules" for i in last.items)
 
 
 def test_gaps_and_reconnects_are_counted(tmp_path: Path) -> None:
