@@ -362,16 +362,27 @@ def list_recordings(paths: Sequence[str | Path], remote_ok: bool = False) -> lis
 def load_samples(
     paths: Sequence[str | Path], max_samples: int | None = None, allow_truncated: bool = False
 ) -> list[Sample]:
-    """Every labelled sample of the recordings (directories are searched for *.mcap).
+    """Every labelled sample of the recordings (directories are searched for *.mcap); frames
+    without a label are left out, with a warning per file (on the bus any vehicle may publish
+    frames, and only the labeller labels: one unlabelled frame once made a whole recording
+    unusable). A file without any labelled frame is a DataError.
 
     ``allow_truncated``: take the complete samples of a file cut short (a killed recorder) with a
     warning instead of rejecting it.
     """
     samples: list[Sample] = []
     for f in list_recordings(paths):
-        got = list(read_samples([f], require_labels=True, allow_truncated=allow_truncated))
+        every = list(read_samples([f], require_labels=False, allow_truncated=allow_truncated))
+        got = [s for s in every if s.label is not None]
         if not got:
             raise DataError(f"{f}: recording has no labelled frames (record a label topic)")
+        if len(got) < len(every):
+            log.warning(
+                "%s: %d of %d frames have no label and are left out",
+                f,
+                len(every) - len(got),
+                len(every),
+            )
         samples.extend(got)
         if max_samples is not None and len(samples) >= max_samples:
             return samples[:max_samples]
