@@ -159,8 +159,14 @@ def load_trusted_keys(path: Path) -> TrustedKeys:
     else:
         raise ConfigError(f"trusted keys {path}: no such file or directory")
     keys = {}
+    published = key_id(Ed25519PrivateKey.from_private_bytes(EXAMPLE_SEED).public_key())
     for file in files:
         public = _load_public_key(file)
+        if key_id(public) == published:
+            raise ConfigError(
+                f"{file} is the public key of the contract's worked example, whose private key "
+                "is published (docs/contract.md): anyone could sign rule sets it trusts"
+            )
         keys[key_id(public)] = public
     if not keys:
         raise ConfigError(f"trusted keys {path}: no *.pem or *.pub public key in it")

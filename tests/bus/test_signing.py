@@ -178,6 +178,19 @@ def test_a_pipe_or_a_device_among_the_trusted_keys_is_refused_without_hanging(
         load_trusted_keys(tmp_path)
 
 
+def test_the_published_example_key_is_never_trusted(tmp_path: Path) -> None:
+    """docs/contract.md's worked example publishes its private key (its seed): a node told to
+    trust its public key would take rule sets signed by anyone."""
+    from bus.signing import EXAMPLE_SEED, load_trusted_keys
+
+    example = Ed25519PrivateKey.from_private_bytes(EXAMPLE_SEED)
+    (tmp_path / "example.pub").write_bytes(public_pem(example.public_key()))
+    with pytest.raises(ConfigError, match="worked example, whose private key is published"):
+        load_trusted_keys(tmp_path / "example.pub")
+    with pytest.raises(ConfigError, match="worked example"):
+        load_trusted_keys(tmp_path)
+
+
 def test_bad_key_files_are_config_errors_naming_the_file(tmp_path: Path) -> None:
     private = Ed25519PrivateKey.generate()
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
