@@ -186,7 +186,19 @@ def check_prefix(prefix: str) -> str:
     than it names, and a publish to it fails)."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", prefix):
         raise ValueError("topic prefix must be '/'-separated levels without wildcards")
+    # Far inside what MQTT (65,535 bytes a topic) and brokers (Mosquitto: 200 levels) carry
+    # with the contract's own levels after it: a longer one was only found out as a broker
+    # that "does not answer" (a traceback in paho's thread, or a malformed-packet disconnect).
+    if len(prefix) > MAX_PREFIX_CHARS or prefix.count("/") + 1 > MAX_PREFIX_LEVELS:
+        raise ValueError(
+            f"topic prefix must be at most {MAX_PREFIX_CHARS} characters and "
+            f"{MAX_PREFIX_LEVELS} levels, not {len(prefix)} and {prefix.count('/') + 1}"
+        )
     return prefix
+
+
+MAX_PREFIX_CHARS = 1024
+MAX_PREFIX_LEVELS = 32
 
 
 @functools.lru_cache(maxsize=256)  # per message otherwise: tens of microseconds each

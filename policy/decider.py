@@ -102,6 +102,12 @@ class Decider:
             else None
         )
 
+    def close(self) -> None:
+        """Cancel the encodings still queued and stop the worker threads (the node stops)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._decoders is not None:
+            self._decoders.shutdown(wait=False, cancel_futures=True)
+
     def set_model(self, model: PolicyModel) -> None:
         """Swap the model (hot reload); the rule cache belongs to the old model's encoder."""
         self.model = model

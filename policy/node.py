@@ -216,6 +216,10 @@ class Node:
                 decoder.join(timeout=5.0)
             self.publish_status(NodeState.OFFLINE)
             self.bus.close()
+            # Rule sets still queued for encoding are not encoded: at exit Python would run
+            # every queued one first (300 vehicles' new rule sets kept a stopped node alive
+            # 22 s, past a container's stop grace).
+            self.decider.close()
 
     def _leave_share_group(self) -> None:
         """A stopping replica leaves its group before answering the frames it holds: the broker

@@ -146,7 +146,13 @@ class NodeSettings(BaseSettings):
     metrics_host: str = Field(
         "127.0.0.1", min_length=1, description="address the metrics endpoint listens on"
     )
-    heartbeat_s: float = Field(5.0, gt=0, le=3600, description="retained online status period")
+    heartbeat_s: float = Field(
+        5.0,
+        ge=0.1,
+        le=3600,
+        description="retained online status period (at least 0.1 s: every status subscriber, "
+        "every vehicle on the secure broker, receives each one)",
+    )
     reload_poll_s: float = Field(2.0, ge=0, description="model mtime poll; 0 = SIGHUP only")
     rules_cache_size: int = Field(1024, ge=1, description="encoded rule sets kept")
     encoder_dir: Path = Field(

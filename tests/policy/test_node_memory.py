@@ -434,11 +434,16 @@ def test_settings_validation(monkeypatch: pytest.MonkeyPatch) -> None:
         {"node_id": "a b"},
         {"providers": "gpu"},
         {"topic_prefix": "a/#"},
+        # MQTT and brokers carry neither: found out only as "no connection" (outside probe)
+        {"topic_prefix": "p" * 70_000},
+        {"topic_prefix": "/".join(["l"] * 250)},
+        {"heartbeat_s": 0.0001},  # thousands of retained statuses a second to every vehicle
         {"tls_ca": "/nope"},
         {"confidence_threshold": 2},
     ):
         with pytest.raises(ConfigError, match="invalid settings"):
             load_settings(bad)
+    assert load_settings({"topic_prefix": "/".join(["l"] * 32)}).topic_prefix.count("/") == 31
 
 
 def test_metrics_endpoint(bus: MemoryBus, model: PolicyModel) -> None:
