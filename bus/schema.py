@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 __all__ = [
     "INT64_MAX",
     "KEY_ID_PATTERN",
+    "MAX_MODEL_VERSION_CHARS",
     "SCHEMA_VERSION",
     "VEHICLE_ID_PATTERN",
     "VERSION_PATTERN",
@@ -37,6 +38,7 @@ KEY_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 # Every integer on the bus fits a signed 64-bit integer, so a consumer in any language can hold it
 # and arithmetic on it (ages, differences) never overflows a float conversion.
 INT64_MAX = 2**63 - 1
+MAX_MODEL_VERSION_CHARS = 128  # a model's version (its metadata), echoed in each decision
 # A rule-set version (RuleSet.version): printable, one line, no reordering controls.
 VERSION_PATTERN = (
     r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+$"
@@ -158,18 +160,24 @@ class DecisionMsg(_Msg):
     frame_stamp_ns: StampNs
     stamp_ns: StampNs = Field(description="publish time, UTC ns")
     decision: DecisionLabel
-    probabilities: dict[DecisionLabel, float]
-    confidence: float = Field(ge=0.0, le=1.0)
+    # Bounded like every other field a consumer prints or stores: a replaying client once
+    # scored NaN probabilities as a valid answer and wrote 20 MB reasons into its report.
+    probabilities: dict[DecisionLabel, Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]]
+    confidence: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
     valid: bool
-    reason: str | None = Field(default=None, description="why valid is false (fallback code)")
+    reason: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z_]{0,63}$",
+        description="why valid is false (fallback code)",
+    )
     unread_rules: list[Annotated[int, Field(ge=0, lt=MAX_RULES)]] = Field(
         default_factory=list,
         max_length=MAX_RULES,
         description="indices of the rules the model could not read (reason rules_not_understood)",
     )
-    rules_version: str | None
-    model_version: str | None
-    node_id: str
+    rules_version: str | None = Field(max_length=64, pattern=VERSION_PATTERN)
+    model_version: str | None = Field(max_length=MAX_MODEL_VERSION_CHARS, pattern=VERSION_PATTERN)
+    node_id: str = Field(pattern=VEHICLE_ID_PATTERN)
     timings: Timings
 
 

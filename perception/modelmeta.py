@@ -8,10 +8,11 @@ does not match this build's spec, labels, preprocessing or text encoder.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bus.schema import SCHEMA_VERSION, DecisionLabel
+from bus.schema import MAX_MODEL_VERSION_CHARS, SCHEMA_VERSION, VERSION_PATTERN, DecisionLabel
 from core.errors import ModelError
 from perception.image import DEFAULT_DECODE, PREPROCESSING, PREPROCESSINGS
 from perception.spec import META_KEYS, MODEL_SPEC
@@ -168,12 +169,19 @@ def parse_metadata(meta: Mapping[str, str], source: str = "model") -> ModelMeta:
         raise ModelError(f"{source}: preprocessing {prep} is none this build knows")
     if not {"model_sha256", "tokenizer_sha256", "prefix"} <= set(encoder):
         raise ModelError(f"{source}: text encoder identity {encoder} is incomplete")
+    version = meta[META_KEYS["model_version"]]
+    # Echoed in every decision (DecisionMsg.model_version) and printed by its consumers.
+    if len(version) > MAX_MODEL_VERSION_CHARS or not re.fullmatch(VERSION_PATTERN, version):
+        raise ModelError(
+            f"{source}: model version {version[:60]!r} must be 1-{MAX_MODEL_VERSION_CHARS} "
+            "characters without control characters"
+        )
     return ModelMeta(
         labels=labels,
         rule_classes=rule_classes,
         encoder=encoder,
         thresholds=thresholds,
-        model_version=meta[META_KEYS["model_version"]],
+        model_version=version,
         schema_version=schema_version,
         training_config=config,
         metrics=metrics,

@@ -128,6 +128,7 @@ def _outage_rows(report: Any) -> list[tuple[str, str]]:
 def print_report(report: Any, out: Path | None = None) -> None:
     """The scoreboard: a rich table of the figures, then the confusion matrix."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(stderr=False, width=110)
@@ -141,7 +142,10 @@ def print_report(report: Any, out: Path | None = None) -> None:
         ("frames published / planned", f"{report.frames_published} / {report.frames_planned}"),
         ("decisions matched", str(report.decisions_matched)),
         ("missing decisions (sent, no answer)", str(report.missing)),
-        ("fallback (valid=false)", f"{report.fallback} {report.fallback_reasons or ''}".strip()),
+        (
+            "fallback (valid=false)",
+            escape(f"{report.fallback} {report.fallback_reasons or ''}".strip()),
+        ),
         (
             "accuracy (all / valid only)",
             f"{_fmt(report.accuracy, '.3f')} / {_fmt(report.accuracy_valid_only, '.3f')}",
@@ -178,7 +182,8 @@ def print_report(report: Any, out: Path | None = None) -> None:
             if report.pacing
             else []
         ),
-        ("model", ", ".join(report.model_versions) or "n/a"),
+        # What a node says is printed as text, never as rich markup ("fused-2026[rc1]").
+        ("model", escape(", ".join(report.model_versions)) or "n/a"),
     ]
     if report.unexpected or report.duplicates or report.late:
         rows.append(

@@ -326,3 +326,46 @@ def test_json_a_parser_reads_wrong_says_why(prefix: bytes, said: str) -> None:
     with pytest.raises(MessageError, match="Invalid JSON") as exc:  # no hint to give
         parse_incoming(RULES.topic(P, vehicle_id="a"), b"not json", P)
     assert "byte-order" not in str(exc.value) and "NUL" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("probabilities", {"STOP": float("nan")}),  # scored as a valid answer by a replay once
+        ("probabilities", {"STOP": float("inf")}),
+        ("probabilities", {"STOP": 1.5}),
+        ("reason", "[/red]"),  # crashed the replay's table (rich markup)
+        ("reason", "x" * 20_000_000),
+        ("model_version", "m" * 5_000_000),
+        ("model_version", "\x1b[2J\x1b[31mPASS"),  # cleared the operator's terminal
+        ("rules_version", "r1\x85x"),
+        ("node_id", "node 1"),
+    ],
+)
+def test_a_decision_carries_only_what_its_consumers_can_print_and_score(
+    field: str, value: object
+) -> None:
+    """A decision is what vehicles and replays read: NaN scores, markup, control characters
+    and megabyte strings are refused by the contract's own model (a rogue node's decisions are
+    then 'undecodable' at the replay, not scored or printed)."""
+    from bus.schema import DecisionMsg, Timings
+
+    good = DecisionMsg(
+        vehicle_id="car-1",
+        frame_id=1,
+        frame_stamp_ns=1,
+        stamp_ns=2,
+        decision="STOP",
+        probabilities={"STOP": 0.9, "PROCEED": 0.1},
+        confidence=0.9,
+        valid=True,
+        rules_version="r1",
+        model_version="fused-2026[rc1]",  # brackets are fine: printed as text
+        node_id="node-1",
+        timings=Timings(
+            frame_age_ms=1, queue_ms=0, decode_ms=1, inference_ms=1, total_ms=2, batch_size=1
+        ),
+    )
+    data = {**good.model_dump(), field: value}
+    with pytest.raises(ValueError):
+        DecisionMsg.model_validate(data)

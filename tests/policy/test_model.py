@@ -71,6 +71,9 @@ def test_the_model_says_how_its_frames_are_decoded(tmp_path: Path) -> None:
         ({"metadata": {META_KEYS["labels"]: '"PROCEED"'}}, "list of strings"),
         ({"metadata": {META_KEYS["rule_classes"]: '"not_understood"'}}, "list of strings"),
         ({"drop_meta": (META_KEYS["encoder"],)}, "missing"),
+        # echoed in every decision: no terminal escapes, nothing a decision may not carry
+        ({"metadata": {META_KEYS["model_version"]: "v\x1b[2J"}}, "model version"),
+        ({"metadata": {META_KEYS["model_version"]: "v" * 200}}, "model version"),
         ({"image_name": "pixels"}, "inputs"),
         ({"image_shape": (1, 96, 160, 3)}, "fixed batch"),
         ({"image_shape": ("N", 64, 64, 3)}, "shape"),

@@ -242,3 +242,20 @@ def test_the_report_says_how_each_way_of_writing_the_rules_fared() -> None:
         "Latin script": {"frames": 2, "accuracy": 1.0, "valid_false": 0.0},
     }
     assert r.to_dict()["by_rule_text"]["Chinese"]["frames"] == 2
+
+
+def test_the_scoreboard_prints_what_a_node_says_as_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A model version is the model's metadata: "fused-2026[rc1]" was printed as
+    "fused-2026" (rich markup), and "[/red]" ended the replay in a MarkupError."""
+    from ruledrive.replay_report import print_report
+
+    b = Scoreboard()
+    b.published(ref(0, P), 0)
+    b.decided(decision("car", 0, P).model_copy(update={"model_version": "fused-2026[rc1]"}), 1)
+    r = b.report(1.0, 1, None, 1)
+    r.model_versions = ["fused-2026[rc1]", "x[/red]"]
+    print_report(r)
+    out = capsys.readouterr().out
+    assert "fused-2026[rc1]" in out and "x[/red]" in out
