@@ -82,6 +82,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# At --rate max, frames given up one after another with no decision between them (this many per
+# vehicle): the node is gone (each waited timeout_s), and the replay ends instead of waiting that
+# long for every frame.
+GIVE_UPS_IN_A_ROW = 3
+
 
 Progress = Callable[[int, int], None]  # (frames decided, frames planned)
 
@@ -91,8 +96,11 @@ class Replayer:
 
     A replay never hangs: a frame whose decision has not come ``timeout_s`` after it was sent is
     given up (counted missing; a late answer is still matched and counted ``late``), and when no
-    decision at all arrives for ``timeout_s`` while frames are outstanding the replay aborts
-    (node down) and the report says so.
+    decision at all arrives for ``timeout_s`` while frames are outstanding (given-up frames
+    aside), or GIVE_UPS_IN_A_ROW frames are given up with no decision between them, or the
+    first frames are given up before any decision came, the replay aborts (node down) and the
+    report says so. A decision counts only on the topic of the vehicle it names and with the
+    capture stamp of the frame it names (``misrouted`` / ``wrong_frame`` otherwise).
     """
 
     def __init__(
@@ -134,6 +142,9 @@ class Replayer:
             return
         if msg.vehicle_id not in self._steps:
             return  # another vehicle on a shared broker
+        if topic != DECISION.topic(self.prefix, vehicle_id=msg.vehicle_id):
+            self.board.misrouted_decision()  # the vehicle it names would never receive it
+            return
         if self.board.decided(msg, t) is not None:
             with self._cond:
                 self._cond.notify_all()
@@ -212,7 +223,8 @@ class Replayer:
         header = ev.header.model_copy(
             update={"vehicle_id": vid, "frame_id": ref.frame_id, "stamp_ns": time.time_ns()}
         )
-        self.board.published(ref, time.perf_counter_ns())  # first: the answer may come at once
+        # first: the answer may come at once
+        self.board.published(ref, time.perf_counter_ns(), header.stamp_ns)
         try:
             self.bus.publish(
                 CAMERA.topic(self.prefix, vehicle_id=vid),
@@ -287,7 +299,7 @@ class Replayer:
         """No decision for timeout_s while frames are out; a broker's return restarts the clock
         (the node gets a fresh chance then, and frames lost in the outage are given up first)."""
         back = [o.back_ns for o in self.board.outages if o.back_ns is not None]
-        since_ns = max([since_ns, *back])
+        since_ns = max([since_ns, *back, self.board.last_give_up_ns or since_ns])
         last = max(self.board.last_decision_ns or since_ns, since_ns)
         return self.board.outstanding() > 0 and time.perf_counter_ns() - last > self.timeout_s * 1e9
 
@@ -310,14 +322,22 @@ class Replayer:
                 if gave_up:
                     return gave_up
                 continue
-            if self._stalled(t0):
-                return f"no decision for {self.timeout_s:g} s (is the node running?)"
+            # Frames past their timeout are given up first (counted missing): with one frame in
+            # flight per vehicle, the stall check alone took one unanswered frame for a node
+            # that is gone and ended the replay. A node that answers nothing still ends it:
+            # GIVE_UPS_IN_A_ROW frames given up with no decision between them.
             for vid, (sent_ref, sent) in list(waiting.items()):
                 if self.board.is_decided(sent_ref.vehicle_id, sent_ref.frame_id):
                     del waiting[vid]
                 elif now - sent > self.timeout_s * 1e9:
                     self.board.give_up(sent_ref.vehicle_id, sent_ref.frame_id)
                     del waiting[vid]
+            in_a_row = GIVE_UPS_IN_A_ROW * max(1, len(steps))  # per vehicle in flight
+            gone = self.board.give_ups_in_a_row >= in_a_row or (
+                self.board.given_up and self.board.last_decision_ns is None  # never answered
+            )
+            if self._stalled(t0) or gone:
+                return f"no decision for {self.timeout_s:g} s (is the node running?)"
             left = [vid for vid in steps if cursor[vid] < len(steps[vid])]
             if not left:
                 return None

@@ -87,6 +87,10 @@ class ReplayReport:
     labels_lost: int = 0
     outages: list[dict[str, Any]] = field(default_factory=list)
     rules_not_cleared: list[str] = field(default_factory=list)
+    # Decisions that were not taken as answers: on another vehicle's topic than the one they
+    # name (a vehicle would never see them), or naming a frame's ids with another stamp.
+    misrouted: int = 0
+    wrong_frame: int = 0
     # At a given --rate: whether the replaying client kept its schedule (see :func:`pacing`).
     pacing: dict[str, Any] = field(default_factory=dict)
     # Per way the rule set in force was written (replay.drives.rule_text), over labelled
@@ -127,6 +131,12 @@ class ReplayReport:
             out.append(
                 f"--min-accuracy gate: accuracy {acc} < {min_accuracy:g} "
                 f"({self.labelled} labelled decisions)"
+            )
+        if self.misrouted or self.wrong_frame:
+            out.append(
+                f"{self.misrouted} decisions came on another vehicle's topic and "
+                f"{self.wrong_frame} named a frame's ids with another capture stamp: the node "
+                "does not answer each vehicle on its own topic, for its own frame"
             )
         if self.pacing and not self.pacing["held"]:
             out.append(
@@ -204,6 +214,13 @@ class Scoreboard:
         self.duplicates = 0
         self.late = 0
         self.last_decision_ns: int | None = None
+        self._stamps: dict[tuple[str, int], int] = {}
+        self.misrouted = 0  # decisions on another vehicle's topic than the one they name
+        self.wrong_frame = 0  # decisions naming a frame's ids but another capture stamp
+        # Frames given up on (no decision within the timeout): when the last was, and how many
+        # since the last decision came (a node that answers some frames vs one that is gone).
+        self.last_give_up_ns: int | None = None
+        self.give_ups_in_a_row = 0
         self.model_versions: Counter[str] = Counter()
         self.node_ids: Counter[str] = Counter()
         self.given_up: set[tuple[str, int]] = set()
@@ -211,12 +228,20 @@ class Scoreboard:
         self.rules_lost = 0
         self.labels_lost = 0
 
-    def published(self, ref: FrameRef, t_ns: int) -> None:
-        """A frame went out at monotonic time ``t_ns`` (time.perf_counter_ns)."""
+    def published(self, ref: FrameRef, t_ns: int, stamp_ns: int | None = None) -> None:
+        """A frame went out at monotonic time ``t_ns`` (time.perf_counter_ns), stamped
+        ``stamp_ns`` in its header (a decision must name that stamp to answer it)."""
         key = (ref.vehicle_id, ref.frame_id)
         with self._lock:
             self._sent[key] = (ref, t_ns)
             self._order.append(key)
+            if stamp_ns is not None:
+                self._stamps[key] = stamp_ns
+
+    def misrouted_decision(self) -> None:
+        """A decision came on another vehicle's topic than the one it names: not a match."""
+        with self._lock:
+            self.misrouted += 1
 
     def publish_failed(self, vehicle_id: str, frame_id: int, t_ns: int) -> None:
         """The frame announced by ``published`` never left: the bus refused it at ``t_ns``."""
@@ -253,6 +278,10 @@ class Scoreboard:
             if sent is None:
                 self.unexpected += 1
                 return None
+            stamp = self._stamps.get(key)
+            if stamp is not None and msg.frame_stamp_ns != stamp:
+                self.wrong_frame += 1  # an answer to another frame with these ids
+                return None
             if key in self._got:
                 self.duplicates += 1
                 return None
@@ -260,6 +289,7 @@ class Scoreboard:
                 self.late += 1
             self._got[key] = (msg, (t_ns - sent[1]) / 1e6)
             self.last_decision_ns = t_ns
+            self.give_ups_in_a_row = 0
             for o in reversed(self.outages):
                 if o.first_decision_ns is not None:
                     break
@@ -275,8 +305,13 @@ class Scoreboard:
             return (vehicle_id, frame_id) in self._got
 
     def give_up(self, vehicle_id: str, frame_id: int) -> None:
+        """Stop waiting for a frame's decision (it counts missing unless it still comes)."""
         with self._lock:
+            if (vehicle_id, frame_id) in self._got or (vehicle_id, frame_id) in self.given_up:
+                return
             self.given_up.add((vehicle_id, frame_id))
+            self.last_give_up_ns = time.perf_counter_ns()
+            self.give_ups_in_a_row += 1
 
     @property
     def n_published(self) -> int:
@@ -288,8 +323,9 @@ class Scoreboard:
         return len(self._got)
 
     def outstanding(self) -> int:
+        """Frames sent, not answered and not given up on."""
         with self._lock:
-            return len(self._sent) - len(self._got)
+            return len(self._sent) - len(self._got) - len(self.given_up - self._got.keys())
 
     def matched(self) -> list[tuple[FrameRef, DecisionMsg, float]]:
         """(frame, decision, latency ms) in publish order, for reports and golden files."""
@@ -373,6 +409,8 @@ class Scoreboard:
             decisions_matched=len(rows),
             missing=len(self._sent) - len(rows),
             unexpected=self.unexpected,
+            misrouted=self.misrouted,
+            wrong_frame=self.wrong_frame,
             duplicates=self.duplicates,
             late=self.late,
             fallback=sum(fallbacks.values()),

@@ -185,6 +185,13 @@ def print_report(report: Any, out: Path | None = None) -> None:
         # What a node says is printed as text, never as rich markup ("fused-2026[rc1]").
         ("model", escape(", ".join(report.model_versions)) or "n/a"),
     ]
+    if getattr(report, "misrouted", 0) or getattr(report, "wrong_frame", 0):
+        rows.append(
+            (
+                "[red]misrouted / wrong frame[/red]",
+                f"{report.misrouted} / {report.wrong_frame}",
+            )
+        )
     if report.unexpected or report.duplicates or report.late:
         rows.append(
             (

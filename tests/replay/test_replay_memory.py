@@ -228,3 +228,78 @@ def test_broker_that_never_returns_gives_a_partial_report(node_bus: MemoryBus) -
     assert report.lost >= 1 and report.outages[0]["back_at_s"] is None
     assert report.frames_published < 30  # the frames after it gave up were never tried
     assert report.rules_not_cleared == ["car-a"]
+
+
+def test_one_unanswered_frame_at_rate_max_is_missing_not_the_end_of_the_replay(
+    served: tuple[Node, MemoryBus],
+) -> None:
+    """One frame in flight per vehicle: a single decision that never comes was taken for a
+    node that is gone, and the replay ended after 6 of 40 frames. It is given up (missing),
+    and the replay goes on; a node that answers nothing still ends it (the test above)."""
+    from bus.topics import CAMERA
+
+    node, bus = served
+    real = node.on_message
+
+    def drop_frame_2_of_car_a(topic: str, payload: bytes) -> None:
+        from bus.envelope import unpack_frame
+
+        if topic == CAMERA.topic(vehicle_id="replay-000"):
+            header, _ = unpack_frame(payload)
+            if header.frame_id == 2:
+                return  # lost between the broker and the node
+        real(topic, payload)
+
+    node.on_message = drop_frame_2_of_car_a  # type: ignore[method-assign]
+    bus.unsubscribe(CAMERA.subscription(node.settings.topic_prefix), real)
+    bus.subscribe(CAMERA.subscription(node.settings.topic_prefix), drop_frame_2_of_car_a, 0)
+    r = Replayer(bus, plan_lanes([drive("car-a", 8)], vehicles=1), None, timeout_s=0.5)
+    r.attach()
+    report = r.run()
+    assert report.aborted is None
+    assert (report.frames_published, report.decisions_matched, report.missing) == (8, 7, 1)
+
+
+def test_decisions_on_another_vehicles_topic_or_for_another_frame_are_not_answers() -> None:
+    """A vehicle reads only its own decision topic: a node that publishes replay-000's answer
+    on replay-001's topic (and the reverse) passed as 80 of 80 matched. Now such decisions,
+    and ones naming a frame's ids with another capture stamp, are counted and fail the run."""
+    from bus.codec import encode
+    from bus.envelope import unpack_frame
+    from bus.schema import DecisionMsg, Timings
+    from bus.topics import CAMERA, DECISION
+
+    bus = MemoryBus()
+    bus.connect()
+
+    def fake_node(topic: str, payload: bytes) -> None:
+        header, _ = unpack_frame(payload)
+        other = "replay-001" if header.vehicle_id == "replay-000" else "replay-000"
+        wrong_stamp = header.frame_id == 2  # frame 2 of each: an answer to another capture
+        msg = DecisionMsg(
+            vehicle_id=header.vehicle_id,
+            frame_id=header.frame_id,
+            frame_stamp_ns=header.stamp_ns + (1 if wrong_stamp else 0),
+            stamp_ns=time.time_ns(),
+            decision=DecisionLabel.STOP,
+            probabilities={DecisionLabel.STOP: 1.0},
+            confidence=1.0,
+            valid=True,
+            rules_version="r1",
+            model_version="m",
+            node_id="fake",
+            timings=Timings(
+                frame_age_ms=0, queue_ms=0, decode_ms=0, inference_ms=0, total_ms=0, batch_size=1
+            ),
+        )
+        routed = other if header.frame_id == 1 else header.vehicle_id  # frame 1: wrong topic
+        bus.publish(DECISION.topic(vehicle_id=routed), encode(msg), 1)
+
+    bus.subscribe(CAMERA.subscription(), fake_node, 0)
+    r = Replayer(bus, plan_lanes([drive("a", 4), drive("b", 4)], vehicles=2), None, timeout_s=0.3)
+    r.attach()
+    report = r.run()
+    assert report.aborted is None
+    assert (report.misrouted, report.wrong_frame) == (2, 2)
+    assert report.decisions_matched == 4  # frames 0 and 3 of each vehicle
+    assert any("another vehicle's topic" in f for f in report.check())
