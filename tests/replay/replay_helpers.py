@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 
-from bus.schema import DecisionLabel, FrameHeader, RuleSet
+from bus.schema import DecisionLabel, DecisionMsg, FrameHeader, RuleSet, Timings
 from replay.drives import Drive, DriveFrame, DriveRules
 
 T0 = 1_700_000_000_000_000_000
@@ -55,3 +57,27 @@ def drive(
         )  # <= 300 km/h
         events.append(DriveFrame(t, header, jpeg(40 * (i % 6)), labels[i % len(labels)]))
     return Drive(vid, events, "synthetic")
+
+
+def decision(
+    vid: str, fid: int, label: DecisionLabel, valid: bool = True, reason: str | None = None
+) -> DecisionMsg:
+    """A node's answer to frame ``fid`` of ``vid`` (stamp 1, node n1, model m1)."""
+    probs = {lab: (0.9 if lab == label else 0.02) for lab in DecisionLabel}
+    return DecisionMsg(
+        vehicle_id=vid,
+        frame_id=fid,
+        frame_stamp_ns=1,
+        stamp_ns=time.time_ns(),
+        decision=label,
+        probabilities=probs,
+        confidence=0.9,
+        valid=valid,
+        reason=reason,
+        rules_version="r1",
+        model_version="m1",
+        node_id="n1",
+        timings=Timings(
+            frame_age_ms=1, queue_ms=0, decode_ms=1, inference_ms=1, total_ms=2, batch_size=1
+        ),
+    )

@@ -73,12 +73,18 @@ def test_records_contract_topics_and_rejects_bad_input(tmp_path: Path) -> None:
     assert rec.files == [tmp_path / "x.mcap"]
 
 
-def test_rotation_by_size(tmp_path: Path) -> None:
+def _rotating(tmp_path: Path) -> tuple[MemoryBus, BusRecorder]:
+    """A recorder that starts a new file every ~2 kB, on a connected bus."""
     ListWriter.opened.clear()
     bus = MemoryBus()
     rec = BusRecorder(tmp_path / "run.mcap", rotate_mb=0.002, writer_factory=ListWriter)
     rec.subscribe(bus)
     bus.connect()
+    return bus, rec
+
+
+def test_rotation_by_size(tmp_path: Path) -> None:
+    bus, rec = _rotating(tmp_path)
     _feed(bus, 12)
     rec.stop()
     files = rec.run()
@@ -94,11 +100,7 @@ def test_rotation_by_size(tmp_path: Path) -> None:
 
 
 def test_a_cleared_rule_set_is_not_carried_into_the_next_file(tmp_path: Path) -> None:
-    ListWriter.opened.clear()
-    bus = MemoryBus()
-    rec = BusRecorder(tmp_path / "run.mcap", rotate_mb=0.002, writer_factory=ListWriter)
-    rec.subscribe(bus)
-    bus.connect()
+    bus, rec = _rotating(tmp_path)
     _feed(bus, 3)
     bus.publish(RULES.topic(vehicle_id="car-a"), b"", 1, True)  # the authority clears it
     from bus.envelope import pack_frame

@@ -266,8 +266,8 @@ def test_decisions_on_another_vehicles_topic_or_for_another_frame_are_not_answer
     and ones naming a frame's ids with another capture stamp, are counted and fail the run."""
     from bus.codec import encode
     from bus.envelope import unpack_frame
-    from bus.schema import DecisionMsg, Timings
     from bus.topics import CAMERA, DECISION
+    from tests.replay.replay_helpers import decision
 
     bus = MemoryBus()
     bus.connect()
@@ -276,21 +276,8 @@ def test_decisions_on_another_vehicles_topic_or_for_another_frame_are_not_answer
         header, _ = unpack_frame(payload)
         other = "replay-001" if header.vehicle_id == "replay-000" else "replay-000"
         wrong_stamp = header.frame_id == 2  # frame 2 of each: an answer to another capture
-        msg = DecisionMsg(
-            vehicle_id=header.vehicle_id,
-            frame_id=header.frame_id,
-            frame_stamp_ns=header.stamp_ns + (1 if wrong_stamp else 0),
-            stamp_ns=time.time_ns(),
-            decision=DecisionLabel.STOP,
-            probabilities={DecisionLabel.STOP: 1.0},
-            confidence=1.0,
-            valid=True,
-            rules_version="r1",
-            model_version="m",
-            node_id="fake",
-            timings=Timings(
-                frame_age_ms=0, queue_ms=0, decode_ms=0, inference_ms=0, total_ms=0, batch_size=1
-            ),
+        msg = decision(header.vehicle_id, header.frame_id, DecisionLabel.STOP).model_copy(
+            update={"frame_stamp_ns": header.stamp_ns + (1 if wrong_stamp else 0)}
         )
         routed = other if header.frame_id == 1 else header.vehicle_id  # frame 1: wrong topic
         bus.publish(DECISION.topic(vehicle_id=routed), encode(msg), 1)

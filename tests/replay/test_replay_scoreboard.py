@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from bus.schema import DecisionLabel, DecisionMsg, Timings
+from bus.schema import DecisionLabel
 from replay.drives import Drive, FrameRef, plan_lanes
 from replay.scoreboard import Scoreboard
-from tests.replay.replay_helpers import PERIOD, drive
+from tests.replay.replay_helpers import PERIOD, decision, drive
 
 P, S = DecisionLabel.PROCEED, DecisionLabel.STOP
-
-
-def decision(
-    vid: str, fid: int, label: DecisionLabel, valid: bool = True, reason: str | None = None
-) -> DecisionMsg:
-    probs = {lab: (0.9 if lab == label else 0.02) for lab in DecisionLabel}
-    return DecisionMsg(
-        vehicle_id=vid,
-        frame_id=fid,
-        frame_stamp_ns=1,
-        stamp_ns=time.time_ns(),
-        decision=label,
-        probabilities=probs,
-        confidence=0.9,
-        valid=valid,
-        reason=reason,
-        rules_version="r1",
-        model_version="m1",
-        node_id="n1",
-        timings=Timings(
-            frame_age_ms=1, queue_ms=0, decode_ms=1, inference_ms=1, total_ms=2, batch_size=1
-        ),
-    )
 
 
 def ref(fid: int, label: DecisionLabel | None, vid: str = "car") -> FrameRef:

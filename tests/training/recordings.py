@@ -30,10 +30,12 @@ def write_recording(
     labelled: bool = True,
     with_rules: bool = True,
     split: str | None = None,
+    unlabelled: frozenset[int] = frozenset(),
 ) -> Path:
     """Three frames of car-1 under ``rules`` (default :func:`rule_set`; none recorded unless
-    ``with_rules``), each labelled PROCEED unless ``labelled`` is False; ``split``: the
-    recording's split metadata ("recorded": as the bus recorder writes it)."""
+    ``with_rules``), each labelled PROCEED unless ``labelled`` is False or its frame id is in
+    ``unlabelled``; ``split``: the recording's split metadata ("recorded": as the bus recorder
+    writes it)."""
     with RecordingWriter(path, metadata={"split": split} if split else None) as w:
         if with_rules:
             w.write_rules(rules or rule_set(), T0)
@@ -42,7 +44,7 @@ def write_recording(
                 FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=T0 + i, speed_kph=40.0),
                 jpeg(),
             )
-            if labelled:
+            if labelled and i not in unlabelled:
                 w.write_label(
                     LabelMsg(
                         vehicle_id="car-1",

@@ -82,27 +82,7 @@ def test_frames_without_a_label_are_left_out_not_fatal(
 ) -> None:
     """On the bus any vehicle may publish frames and only the labeller labels: one unlabelled
     frame once made `ruledrive train` refuse the whole recording. It is left out, and said."""
-    from bus.recording_writer import RecordingWriter
-    from bus.schema import FrameHeader, LabelMsg
-    from tests.training.recordings import T0, jpeg
-
-    path = tmp_path / "mixed.mcap"
-    with RecordingWriter(path, metadata={"split": "recorded"}) as w:
-        w.write_rules(rule_set(), T0)
-        for i in range(3):
-            w.write_frame(
-                FrameHeader(vehicle_id="car-1", frame_id=i, stamp_ns=T0 + i, speed_kph=40.0),
-                jpeg(),
-            )
-            if i != 1:  # frame 1: no label ever comes
-                w.write_label(
-                    LabelMsg(
-                        vehicle_id="car-1",
-                        frame_id=i,
-                        stamp_ns=T0 + i,
-                        decision=DecisionLabel.PROCEED,
-                    )
-                )
+    path = write_recording(tmp_path / "mixed.mcap", split="recorded", unlabelled=frozenset({1}))
     with caplog.at_level("WARNING"):
         samples = load_samples([path])
     assert [s.frame_id for s in samples] == [0, 2]
