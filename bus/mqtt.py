@@ -54,7 +54,13 @@ from bus.topics import split_shared
 from core.defaults import DEFAULT_MQTT_URL
 from core.errors import BusError, ConfigError
 
-__all__ = ["MAX_MQTT_STRING_BYTES", "MqttBus", "check_username", "parse_mqtt_url"]
+__all__ = [
+    "MAX_MQTT_STRING_BYTES",
+    "MqttBus",
+    "check_username",
+    "mqtt_string_problem",
+    "parse_mqtt_url",
+]
 
 log = logging.getLogger(__name__)
 
@@ -87,21 +93,26 @@ def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
 MAX_MQTT_STRING_BYTES = 65535
 
 
+def mqtt_string_problem(text: str) -> str | None:
+    """Why ``text`` cannot be sent as an MQTT user name or client id, None if it can: more than
+    65,535 bytes of UTF-8 (the length field's limit), or control characters or lone surrogates,
+    which the broker refuses as a protocol error (seen only as a connection that never comes)."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_MQTT_STRING_BYTES:
+        return f"is {size} bytes of UTF-8, more than the {MAX_MQTT_STRING_BYTES} bytes MQTT allows"
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF for c in text):
+        return "contains control characters or lone surrogates"
+    return None
+
+
 def check_username(name: str) -> str:
-    """An MQTT user name (also the client id of a login): 1 to 65,535 bytes of UTF-8, no
-    control characters or lone surrogates, which the broker refuses as a protocol error (seen
-    only as a connection that never comes). ConfigError otherwise."""
+    """An MQTT user name (also the client id of a login): not empty, and nothing
+    :func:`mqtt_string_problem` refuses. ConfigError otherwise."""
     if not name:
         raise ConfigError("the MQTT user name is empty")
-    if len(name.encode("utf-8", "surrogatepass")) > MAX_MQTT_STRING_BYTES:
-        raise ConfigError(
-            f"the MQTT user name is {len(name.encode('utf-8', 'surrogatepass'))} bytes of "
-            f"UTF-8; MQTT allows at most {MAX_MQTT_STRING_BYTES}"
-        )
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF for c in name):
-        raise ConfigError(
-            f"the MQTT user name {name[:40]!r} contains control characters or lone surrogates"
-        )
+    problem = mqtt_string_problem(name)
+    if problem is not None:
+        raise ConfigError(f"the MQTT user name {name[:40]!r} {problem}")
     return name
 
 

@@ -285,7 +285,7 @@ class Node:
                 self._dormant.discard(vid)
             self.metrics.count("frames")
             self._cond.notify_all()
-        if not overloaded and woken and (held := self.rules.get(vid)) is not None:
+        if woken and (held := self.rules.get(vid)) is not None:
             self.decider.prefetch(held, self._encoded)  # its frame waits for it, not the loop
         if overloaded:  # reported outside the lock: publishing may block
             self.report(

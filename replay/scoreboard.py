@@ -389,19 +389,17 @@ class Scoreboard:
         names = [str(x) for x in DecisionLabel]
         cls = classification_report(y_true, y_pred, names) if labelled else None
         valid = [(lab, m) for lab, m in labelled if m.valid]
-        written: dict[str, list[DecisionMsg]] = {}
-        rights: dict[str, int] = Counter()
+        written: dict[str, list[tuple[DecisionLabel, DecisionMsg]]] = {}
         for ref, m, _ in rows:
             if ref.label is not None and ref.rule_text:
-                written.setdefault(ref.rule_text, []).append(m)
-                rights[ref.rule_text] += m.decision == ref.label
+                written.setdefault(ref.rule_text, []).append((ref.label, m))
         by_text = {
             text: {
-                "frames": len(ms),
-                "accuracy": rights[text] / len(ms),
-                "valid_false": sum(not m.valid for m in ms) / len(ms),
+                "frames": len(pairs),
+                "accuracy": sum(m.decision == lab for lab, m in pairs) / len(pairs),
+                "valid_false": sum(not m.valid for _, m in pairs) / len(pairs),
             }
-            for text, ms in sorted(written.items())
+            for text, pairs in sorted(written.items())
         }
         return ReplayReport(
             frames_published=self.n_published,

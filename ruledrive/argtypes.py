@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
-    "MAX_CLIENT_ID_BYTES",
     "client_id",
     "fraction",
     "int_within",
@@ -142,17 +141,14 @@ def topic_prefix(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from exc
 
 
-# MQTT's string length field is two bytes: a longer client id cannot even be sent.
-MAX_CLIENT_ID_BYTES = 65535
-
-
 def client_id(text: str) -> str:
-    """An MQTT client id: at most 65,535 bytes of UTF-8, no NUL or control characters ('' lets
-    the broker or the command choose one)."""
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_CLIENT_ID_BYTES:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_CLIENT_ID_BYTES} bytes of UTF-8")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in text):
-        raise argparse.ArgumentTypeError("must not contain control characters or lone surrogates")
+    """An MQTT client id ('' lets the broker or the command choose one): what MQTT can carry
+    (bus.mqtt.mqtt_string_problem, as for a user name)."""
+    from bus.mqtt import mqtt_string_problem
+
+    problem = mqtt_string_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 

@@ -161,7 +161,7 @@ def print_report(report: Any, out: Path | None = None) -> None:
                     ),
                 )
             ]
-            if getattr(report, "by_rule_text", None)
+            if report.by_rule_text
             else []
         ),
         (
@@ -185,7 +185,7 @@ def print_report(report: Any, out: Path | None = None) -> None:
         # What a node says is printed as text, never as rich markup ("fused-2026[rc1]").
         ("model", escape(", ".join(report.model_versions)) or "n/a"),
     ]
-    if getattr(report, "misrouted", 0) or getattr(report, "wrong_frame", 0):
+    if report.misrouted or report.wrong_frame:
         rows.append(
             (
                 "[red]misrouted / wrong frame[/red]",

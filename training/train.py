@@ -306,7 +306,8 @@ def _finish(
     s = MODEL_SPEC
     # -- evaluate, thresholds + checkpoint info -----------------------------------------------
     best = keras.models.load_model(out / "model.keras", compile=False)
-    eval_set = val_ds if len(val_ds) else train_ds
+    has_val = len(val_ds) > 0
+    eval_set = val_ds if has_val else train_ds
     outs = eval_set.predict(lambda x: best.predict(x, batch_size=256, verbose=0))
     roads = eval_set.ood == 0
     hits = outs[s.output].argmax(1)[roads] == eval_set.labels[roads]
@@ -333,10 +334,10 @@ def _finish(
         "params": int(best.count_params()),
         # With no validation frames (a tiny run) the figure and the thresholds come from the
         # training frames, and the name says so rather than pass them off as validation's.
-        "metrics": {"val_accuracy" if len(val_ds) else "train_accuracy": round(val_acc, 4)},
+        "metrics": {"val_accuracy" if has_val else "train_accuracy": round(val_acc, 4)},
     }
     (out / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
-    if not len(val_ds):
+    if not has_val:
         log.warning(
             "no validation frames (%d training frames, val_fraction %.2f): the accuracy and "
             "the fallback thresholds were measured on the training frames",
@@ -347,7 +348,7 @@ def _finish(
         "trained %s in %.0fs: %s accuracy %.4f",
         info["model_version"],
         train_s,
-        "val" if len(val_ds) else "training",
+        "val" if has_val else "training",
         val_acc,
     )
 
@@ -598,8 +599,9 @@ def _stage_dir(out: Path) -> Path:
 def _commit(stage: Path, out: Path) -> None:
     """Move a finished training's files from ``stage`` up into ``out``: the old checkpoint.json
     goes first and the new one comes last, so while the files move ``out`` is not a checkpoint
-    (training.checkpoint.load_checkpoint refuses it) rather than a mix of two. Other files in
-    ``out`` (the rule-table cache, an evaluation) stay."""
+    (training.checkpoint.load_checkpoint refuses it) rather than a mix of two. Files of the
+    earlier run this one did not write (_CHECKPOINT_FILES) go; the rest of ``out`` (the
+    rule-table cache, the user's own files) stays."""
     marker = out / "checkpoint.json"
     try:
         marker.unlink(missing_ok=True)
