@@ -57,3 +57,13 @@ class Bus(Protocol):
 
     @property
     def connected(self) -> bool: ...
+
+    @property
+    def takeovers(self) -> int:
+        """How often another connection took this client's id (0 where ids cannot clash)."""
+        ...
+
+    @property
+    def flaps(self) -> int:
+        """How often a connection was lost soon after it was made (0 where it cannot be)."""
+        ...

@@ -42,6 +42,14 @@ class MemoryBus:
     def connected(self) -> bool:
         return self._connected
 
+    @property
+    def takeovers(self) -> int:
+        return 0  # one process, no client ids
+
+    @property
+    def flaps(self) -> int:
+        return 0
+
     def connect(self, will: Will | None = None) -> None:
         self._will = will
         self._connected = True

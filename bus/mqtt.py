@@ -27,6 +27,16 @@ Reconnect and sessions (docs/contract.md, "Reconnect"):
 * While disconnected, a QoS 0 publish fails (BusError: the message is lost); a QoS 1/2 publish is
   held by paho (at most ``max_queued``) and sent after the reconnect, so it does not raise.
   Disconnect hooks (:meth:`add_disconnect_hook`) say when the connection was lost.
+* A client id holds one connection: when a second client connects with ours, the broker closes
+  ours and each reconnect takes it back from the other, a loop in which both lose messages. An
+  MQTT 5 broker says so ("Session taken over", reason 0x8E; Mosquitto from 2.0.15); older ones,
+  Debian 12's Mosquitto 2.0.11 among them, just close the socket, which looks like a flap: a
+  connection lost within ``FLAP_S`` of being made. The bus logs an error that names the id and
+  counts both (:attr:`MqttBus.takeovers`, :attr:`MqttBus.flaps`, in the node's status counters),
+  and after a takeover, or from the third flap in a row, it waits before reconnecting: 1 s,
+  doubling to 30 s while they go on (a connection that lasts ``FLAP_S`` ends the streak). Two
+  processes configured with one id then swap the connection every few seconds instead of tens
+  of times a second, until one is given its own id.
 
 Shared subscriptions (MQTT 5 ``$share/GROUP/FILTER``, node replicas): the broker hands each
 matching message to one member of the group, on its real topic; handlers are matched against
@@ -118,6 +128,13 @@ def check_username(name: str) -> str:
 
 # CONNACK reasons that no retry fixes: the login itself is refused (MQTT 5 codes).
 _LOGIN_REFUSED = {0x85, 0x86, 0x87, 0x8A, 0x8C}
+# DISCONNECT reason: another connection has taken this client id ("Session taken over").
+SESSION_TAKEN_OVER = 0x8E
+# A connection lost sooner than this after it was made is a flap; from the FLAP_STREAK-th flap in
+# a row (or after a takeover) the bus waits before reconnecting: first wait, doubling to the cap.
+FLAP_S = 10.0
+FLAP_STREAK = 3
+TAKEOVER_WAIT_S = (1.0, 30.0)
 # After the UNSUBACK of a shared subscription, Mosquitto still sends what it had queued for this
 # client (beyond its in-flight window); the member keeps handling the pattern until it has been
 # quiet this long, so those messages are not dropped for the whole group.
@@ -174,6 +191,12 @@ class MqttBus:
         self._lost_hooks: list[DisconnectHook] = []
         self._lock = threading.Lock()
         self._up = threading.Event()
+        self._closing = threading.Event()  # cuts a takeover's wait short
+        self._takeovers = 0
+        self._flaps = 0
+        self._flap_streak = 0  # flaps in a row (a connection that lasts FLAP_S ends it)
+        self._wait = 0.0  # the wait before the latest reconnect of a streak (0: none yet)
+        self._up_since = 0.0
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
@@ -199,6 +222,17 @@ class MqttBus:
     def connected(self) -> bool:
         return self._up.is_set()
 
+    @property
+    def takeovers(self) -> int:
+        """How often the broker said it gave this client id to another connection."""
+        return self._takeovers
+
+    @property
+    def flaps(self) -> int:
+        """How often a connection was lost within ``FLAP_S`` of being made (a takeover on a
+        broker that does not say so looks like this)."""
+        return self._flaps
+
     def connect(self, will: Will | None = None) -> None:
         if will is not None:
             self._client.will_set(will.topic, will.payload, will.qos, will.retain)
@@ -217,6 +251,7 @@ class MqttBus:
             raise BusError(f"cannot connect to {self.url}: TLS handshake failed: {why}")
         self._refused = None
         self._settled.clear()
+        self._closing.clear()
         self._client.loop_start()
         self._settled.wait(self._timeout)
         if self._up.is_set():
@@ -252,6 +287,7 @@ class MqttBus:
 
     def close(self) -> None:
         self._up.clear()  # a clean close is not a lost connection: no warning
+        self._closing.set()
         try:
             self._client.disconnect()
         finally:
@@ -383,6 +419,7 @@ class MqttBus:
         self._now_up()
 
     def _now_up(self) -> None:
+        self._up_since = time.monotonic()
         self._up.set()
         self._settled.set()
         for hook in list(self._hooks):
@@ -394,14 +431,51 @@ class MqttBus:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was_up = self._up.is_set()  # close() clears it first: a clean close runs no hook
         self._up.clear()
-        if not was_up:
+        if self._closing.is_set():
             return
-        log.warning("lost the broker at %s (%s); reconnecting", self.url, reason_code)
-        for hook in list(self._lost_hooks):
-            try:
-                hook()
-            except Exception:  # a hook must not kill paho's network thread
-                log.exception("disconnect hook failed")
+        taken = getattr(reason_code, "value", None) == SESSION_TAKEN_OVER
+        lasted = time.monotonic() - self._up_since if was_up else None
+        flap = lasted is not None and lasted < FLAP_S
+        if lasted is not None and not flap:
+            self._flap_streak, self._wait = 0, 0.0  # it lasted: whatever came before is over
+        self._takeovers += taken
+        self._flaps += flap
+        self._flap_streak += flap or taken
+        if was_up and not taken:
+            log.warning("lost the broker at %s (%s); reconnecting", self.url, reason_code)
+        if was_up:
+            for hook in list(self._lost_hooks):
+                try:
+                    hook()
+                except Exception:  # a hook must not kill paho's network thread
+                    log.exception("disconnect hook failed")
+        if taken or (flap and self._flap_streak >= FLAP_STREAK):
+            self._back_off(taken)
+
+    def _back_off(self, taken: bool) -> None:
+        """Say why and wait before paho reconnects (in paho's network thread: nothing else is
+        due on a closed connection; close() ends the wait)."""
+        first, cap = TAKEOVER_WAIT_S
+        self._wait = min(cap, 2 * self._wait) if self._wait else first
+        if taken:
+            why = "the broker gave it to another connection (MQTT 'Session taken over')"
+        else:
+            why = (
+                f"its connection was lost {self._flap_streak} times in a row within "
+                f"{FLAP_S:.0f} s of being made while the broker accepts it again at once; most "
+                "likely another process connects with this id (brokers before Mosquitto 2.0.15 "
+                "close the connection without saying so)"
+            )
+        log.error(
+            "client id %r at %s: %s. A node's client id is its node id (with a login, its user "
+            "name), and two processes with one id take the connection from each other in a "
+            "loop: give every node its own RULEDRIVE_NODE_ID. Reconnecting in %.0f s",
+            self.client_id,
+            self.url,
+            why,
+            self._wait,
+        )
+        self._closing.wait(self._wait)
 
     def _on_unsubscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         with self._acks:

@@ -529,9 +529,18 @@ class Node:
             uptime_s=time.monotonic() - self._started,
             provider=model.provider,
             model_version=model.version,
-            counters=self.metrics.counters(),
+            counters=self._counters(),
             share_group=self.settings.share_group,
         )
+
+    def _counters(self) -> dict[str, int]:
+        counters = self.metrics.counters()
+        # Another process with this node id takes the connection (bus.mqtt): the broker says so
+        # (takeovers) or, before Mosquitto 2.0.15, the connection is just lost at once (flaps).
+        for key, n in (("mqtt_takeovers", self.bus.takeovers), ("mqtt_flaps", self.bus.flaps)):
+            if n:
+                counters[key] = n
+        return counters
 
     def publish_status(self, state: NodeState) -> None:
         self._publish(self.status_topic, encode(self._status(state)), STATUS.qos, STATUS.retain)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from bus.memory import MemoryBus, Recorder
-from bus.mqtt import MqttBus, parse_mqtt_url
+from bus.mqtt import FLAP_STREAK, MqttBus, parse_mqtt_url
 from core.errors import BusError, ConfigError
 
 
@@ -102,3 +102,71 @@ def test_mqtt_bus_reconnects_and_resubscribes(private_broker) -> None:
     finally:
         bus.close()
         pub.close()
+
+
+@pytest.mark.broker
+def test_mqtt_bus_two_clients_with_one_id_back_off_and_say_why(private_broker, caplog) -> None:
+    """Two clients with one client id: the broker closes one for the other, each reconnect
+    takes the id back. Debian's Mosquitto 2.0.11 just closes the socket (no 'Session taken
+    over'), so the bus sees connections lost within seconds of being made; from the third in a
+    row it names the likely cause and waits before reconnecting (paho alone retried within
+    0.1-0.5 s: tens of swaps a second)."""
+    first = MqttBus(private_broker.url, client_id="node-same")
+    second = MqttBus(private_broker.url, client_id="node-same")
+    first.connect()
+    try:
+        with caplog.at_level("ERROR", logger="bus.mqtt"):
+            second.connect()
+            deadline = time.monotonic() + 10
+            while first.flaps + second.flaps < FLAP_STREAK * 2 - 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            waiting = first if first.flaps >= FLAP_STREAK else second
+            holder = second if waiting is first else first
+            assert waiting.flaps == FLAP_STREAK, (first.flaps, second.flaps)
+            flagged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+            assert any("'node-same'" in m and "another process" in m for m in flagged), flagged
+            # The one that backs off waits 1 s: the other keeps the id meanwhile.
+            deadline = time.monotonic() + 2
+            while not holder.connected and time.monotonic() < deadline:
+                time.sleep(0.01)
+            start, swaps = time.monotonic(), holder.flaps
+            while time.monotonic() - start < 0.6:
+                assert holder.connected and not waiting.connected and holder.flaps == swaps
+                time.sleep(0.05)
+        assert first.takeovers == second.takeovers == 0  # this broker never said so
+    finally:
+        t0 = time.monotonic()
+        second.close()
+        first.close()
+        assert time.monotonic() - t0 < 3, "close() must cut a back-off short"
+
+
+def test_mqtt_bus_names_a_takeover_the_broker_reports(monkeypatch, caplog) -> None:
+    """An MQTT 5 broker that says 'Session taken over' (0x8E; Mosquitto >= 2.0.15): named and
+    backed off from the first, doubling while they come (each is a flap too)."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    import bus.mqtt as mqtt_mod
+
+    waits: list[float] = []
+    bus = MqttBus("mqtt://127.0.0.1:1", client_id="node-7")
+    monkeypatch.setattr(bus._closing, "wait", lambda t: waits.append(t))
+    taken = ReasonCode(PacketTypes.DISCONNECT, identifier=mqtt_mod.SESSION_TAKEN_OVER)
+    lost = ReasonCode(PacketTypes.DISCONNECT, "Unspecified error")
+    with caplog.at_level("ERROR", logger="bus.mqtt"):
+        for _ in range(3):
+            bus._now_up()
+            bus._on_disconnect(None, None, None, taken, None)
+    assert bus.takeovers == 3 and waits == [1.0, 2.0, 4.0]
+    assert "Session taken over" in caplog.records[0].getMessage()
+    assert "'node-7'" in caplog.records[0].getMessage()
+    # A connection that lasts ends the streak: the next loss is an ordinary one, no wait.
+    bus._now_up()
+    bus._up_since -= mqtt_mod.FLAP_S
+    bus._on_disconnect(None, None, None, lost, None)
+    assert waits == [1.0, 2.0, 4.0] and bus.flaps == 3
+    # ... and a later takeover starts again at the first wait.
+    bus._now_up()
+    bus._on_disconnect(None, None, None, taken, None)
+    assert waits[-1] == 1.0

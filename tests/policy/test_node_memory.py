@@ -15,7 +15,7 @@ import pytest
 from bus.codec import encode
 from bus.envelope import pack_frame
 from bus.memory import MemoryBus, Recorder
-from bus.schema import DecisionMsg, ErrorReport, NodeStatus
+from bus.schema import DecisionMsg, ErrorReport, NodeState, NodeStatus
 from bus.topics import CAMERA, DECISION, ERRORS, RULES, STATUS
 from core.errors import ConfigError
 from policy.model import PolicyModel
@@ -495,3 +495,23 @@ def test_the_metrics_endpoint_closes_idle_connections_and_bounds_them(
     assert b"ruledrive_" in urllib.request.urlopen(url, timeout=5).read()
     for s in (*idle, over):
         s.close()
+
+
+def test_status_counts_a_clash_of_node_ids(model: PolicyModel) -> None:
+    """The bus's takeovers and flaps (another process with this node id, bus.mqtt) reach the
+    status, where an operator looks; none are there when there are none."""
+
+    class Clashing(MemoryBus):
+        takeovers, flaps = 0, 0
+
+    bus = Clashing()
+    node = Node(settings(), bus, model)
+    node.start()
+    topic = STATUS.topic(P, node_id="node-t")
+    counters = NodeStatus.model_validate_json(bus.retained(topic)).counters
+    assert "mqtt_takeovers" not in counters and "mqtt_flaps" not in counters
+    bus.takeovers, bus.flaps = 1, 4
+    node.publish_status(NodeState.ONLINE)
+    counters = NodeStatus.model_validate_json(bus.retained(topic)).counters
+    assert counters["mqtt_takeovers"] == 1 and counters["mqtt_flaps"] == 4
+    node.stop()
