@@ -51,7 +51,7 @@ import random
 import string
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,6 +282,9 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     per: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])  # right, flagged, n
     by_text: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    # What the node answered a rendering's frames it got wrong: a fallback reason when it said
+    # valid=false, the decision it acted on otherwise.
+    answers: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
     for i in range(0, len(jobs), _BATCH):
         for d, (kind, lang, label, text) in zip(
             decider.decide_batch(jobs[i : i + _BATCH]), keys[i : i + _BATCH], strict=True
@@ -294,8 +297,11 @@ def run(args: argparse.Namespace) -> int:
             t = by_text[(kind, lang, text)]
             t[0] += right
             t[1] += 1
+            if not right:
+                said = f"`{d.reason}`" if not d.valid else f"{d.decision} (valid)"
+                answers[(kind, lang, text)][said] += 1
     seconds = time.perf_counter() - t0
-    text = _report(args, model, per, by_text, len(jobs), seconds, seen)
+    text = _report(args, model, per, by_text, answers, len(jobs), seconds, seen)
     publish(args, HEADING, text)
     low = [
         k for k, (r, _, n) in per.items() if args.fail_under is not None and r / n < args.fail_under
@@ -309,7 +315,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(args, model, per, by_text, n_jobs: int, seconds: float, seen) -> str:  # type: ignore[no-untyped-def]
+def _report(args, model, per, by_text, answers, n_jobs: int, seconds: float, seen) -> str:  # type: ignore[no-untyped-def]
     source = (
         ", ".join(map(str, args.data))
         if args.data
@@ -367,13 +373,24 @@ def _report(args, model, per, by_text, n_jobs: int, seconds: float, seen) -> str
         ((r / n, n, k) for k, (r, n) in by_text.items() if r < n), key=lambda x: (x[0], -x[1])
     )[: args.show]
     if worst:
-        lines += ["", "Renderings read worst (what the model read the rule as):", ""]
-        lines += ["| right | frames | rule kind | text | read as |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Renderings read worst (what the model read the rule as, alone; what the node "
+            "answered the frames it did not get right, commonest first):",
+            "",
+        ]
+        lines += [
+            "| right | frames | rule kind | text | read as | answered instead |",
+            "|---|---|---|---|---|---|",
+        ]
         classes = model.meta.rule_classes
         for acc, n, (kind, _lang, text) in worst:
             p = model.encode_rules((text,)).classes
             read = "-" if p is None else f"{classes[int(p[0].argmax())]} ({float(p[0].max()):.2f})"
-            lines.append(f"| {acc:.0%} | {n} | {kind} | {text.replace('|', '/')} | {read} |")
+            said = ", ".join(f"{a} x{c}" for a, c in answers[(kind, _lang, text)].most_common(2))
+            lines.append(
+                f"| {acc:.0%} | {n} | {kind} | {text.replace('|', '/')} | {read} | {said} |"
+            )
     return "\n".join(lines) + "\n"
 
 

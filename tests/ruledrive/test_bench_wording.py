@@ -208,6 +208,14 @@ def test_the_check_tells_a_right_wording_from_an_inverted_one(tmp_path: Path) ->
     assert n == kinds_n == right + flagged + wrong and wrong > 0  # the inverted kind is wrong
     assert rc == 1  # the inverted kind is under --fail-under
     assert "Command: `ruledrive bench wording" in text and "read as" in text
+    # Each worst rendering says what the node answered the frames it got wrong: a decision it
+    # acted on (valid) or the fallback it gave, with counts that cover those frames.
+    worst = re.findall(r"^\| (\d+)% \| (\d+) \| [\w:]+ \| .+ \| .+ \| (.+) \|$", text, re.M)
+    assert worst
+    for _, n_frames, said in worst:
+        counts = [int(c) for c in re.findall(r" x(\d+)", said)]
+        assert 0 < sum(counts) <= int(n_frames), said
+    assert any("(valid)" in said for _, _, said in worst)  # the inverted kind acts wrongly
 
 
 def test_bad_flags_and_missing_data_are_clear(tmp_path: Path, capsys) -> None:
