@@ -26,8 +26,12 @@ by 7e-3 between two machines; in float32 every CPU gives the same encoding to ro
 Each text runs alone (no padding), so a text's encoding never depends on what it is encoded
 with; results are kept in an LRU cache per text, so a rule set is encoded once, not per frame.
 Any string encodes: empty, emoji, control characters, mixed scripts; lone surrogates are replaced
-by ``?``; text longer than ``max_tokens`` (512 with the prefix and the two special tokens, more
-than any 200-character rule needs) is truncated.
+by ``?``. The encoder reads at most what the decision model reads (``read_tokens``, by default
+MODEL_SPEC.max_rule_tokens = 40 with the prefix and the two special tokens): a longer text is
+truncated to that, which changes no decision (a rule that fills all 40 is not understood,
+:func:`read_in_part`) and bounds a rule's cost (a 200-character Chinese rule, ~200 tokens, took
+~0.15 s; with one encoder thread per node, a fleet's long rules kept other vehicles' rule sets
+waiting for seconds). ``read_tokens=None`` reads up to the manifest's ``max_tokens`` (512).
 """
 
 from __future__ import annotations
@@ -205,6 +209,7 @@ class RuleEncoder:
         manifest: dict[str, Any],
         cache_size: int = 256,
         layer: int | None = None,
+        read_tokens: int | None = MODEL_SPEC.max_rule_tokens,
     ) -> None:
         if cache_size < 0:
             raise ConfigError("encoder cache_size must be >= 0")
@@ -213,7 +218,10 @@ class RuleEncoder:
         self.manifest = manifest
         self.dim: int = manifest["dim"]
         self.prefix: str = manifest["prefix"]
-        self.max_tokens: int = manifest["max_tokens"]
+        if read_tokens is not None and read_tokens < 3:
+            raise ConfigError(f"encoder read_tokens must be at least 3, not {read_tokens}")
+        # The tokens a text is encoded with (prefix and special tokens included); more is cut.
+        self.max_tokens: int = min(manifest["max_tokens"], read_tokens or manifest["max_tokens"])
         self.version: str = manifest["files"][MODEL_FILE]["sha256"][:12]
         # None: the last layer's states (``token_states``); k: those after layer k.
         self.layer = layer
@@ -223,6 +231,7 @@ class RuleEncoder:
         self.cache_key = (
             f"{manifest['files'][MODEL_FILE]['sha256']}/level{FLOAT32_ACCURACY}/{TEXT_FORM}"
             + ("" if layer is None else f"/layer{layer}")
+            + ("" if self.max_tokens == manifest["max_tokens"] else f"/read{self.max_tokens}")
         )
         self.provider: str = session.get_providers()[0]
         self._cache: OrderedDict[str, _Encoded] = OrderedDict()
@@ -238,10 +247,12 @@ class RuleEncoder:
         threads: int | None = None,
         cache_size: int = 256,
         layer: int | None = None,
+        read_tokens: int | None = MODEL_SPEC.max_rule_tokens,
     ) -> RuleEncoder:
         """Check ``directory`` against its manifest and open it; ``threads`` sets onnxruntime's
         intra-op threads (None: its default, one per core); ``layer``: read the token states
-        after this layer (1 .. the manifest's ``layers``; None or the last: the last layer's)."""
+        after this layer (1 .. the manifest's ``layers``; None or the last: the last layer's);
+        ``read_tokens``: encode at most this many tokens of a text (module docstring)."""
         from tokenizers import Tokenizer
 
         directory = Path(directory)
@@ -256,7 +267,8 @@ class RuleEncoder:
         if tokenizer.get_vocab_size() != manifest["vocab_size"]:
             raise ModelError(f"text encoder {directory}: tokenizer size differs from manifest")
         tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=manifest["max_tokens"])
+        cap = manifest["max_tokens"] if read_tokens is None else read_tokens
+        tokenizer.enable_truncation(max_length=min(manifest["max_tokens"], cap))
         last = manifest.get("layers")
         if layer is not None:
             if isinstance(layer, bool) or not isinstance(layer, int):
@@ -287,7 +299,7 @@ class RuleEncoder:
         meta = session.get_modelmeta().custom_metadata_map
         if json.loads(meta.get("ruledrive.encoder.prefix", "null")) != manifest["prefix"]:
             raise ModelError(f"text encoder {directory}: model metadata differs from manifest")
-        encoder = cls(session, tokenizer, manifest, cache_size, layer)
+        encoder = cls(session, tokenizer, manifest, cache_size, layer, read_tokens)
         encoder._run("")  # warm-up before serving
         return encoder
 
@@ -430,7 +442,7 @@ def _texts(texts: Sequence[str]) -> list[str]:
 
 
 # Names how normalise() writes a text; part of the cache key, so a change re-encodes caches.
-TEXT_FORM = "shout1"
+TEXT_FORM = "shout1-cf"
 _SHOUT_MIN_LETTERS = 4  # "STOP" is shouted, "OK" is not
 _SHOUT_SHARE = 2 / 3  # of the cased letters upper case: "NO U-TURN", not "CCTV in operation"
 
@@ -445,8 +457,15 @@ def normalise(text: str) -> str:
     crosswalk"): the encoder's vocabulary is cased, upper-case words split into other pieces,
     and the model was trained on sentence case, so the same rule shouted was read as not
     understood. Any other text is unchanged (Chinese has no case; "CCTV in operation" keeps
-    its acronym)."""
+    its acronym).
+
+    Invisible format characters (Unicode category Cf: zero-width space, joiners, the byte-order
+    mark, soft hyphen, bidirectional marks and overrides, tag characters) are removed: a reader
+    of the sign never sees them, but the tokenizer did, and "N\u200bo overtaking" was read as
+    overtaking *permitted* (an outside probe, thirty-eighth session)."""
     text = text.encode("utf-8", "replace").decode("utf-8")
+    if any(unicodedata.category(c) == "Cf" for c in text):
+        text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     cased = [c for c in text if c.isupper() or c.islower()]
     upper = sum(1 for c in cased if c.isupper())
     if len(cased) < _SHOUT_MIN_LETTERS or upper <= _SHOUT_SHARE * len(cased):

@@ -114,12 +114,15 @@ def test_odd_text_encodes(encoder: RuleEncoder, text: str) -> None:
 
 
 def test_long_text_is_truncated_to_max_tokens(encoder: RuleEncoder) -> None:
-    assert encoder.max_tokens == 512
-    ids = encoder.token_ids("no overtaking " * 400)
-    assert len(ids) == encoder.max_tokens and ids[-1] == 2  # </s> kept
-    # no rule the contract allows (200 characters) comes near the limit
-    worst = max(len(encoder.token_ids(t)) for t in ODD)
-    assert worst < encoder.max_tokens // 2
+    assert encoder.max_tokens == 40  # what the decision model reads (MODEL_SPEC.max_rule_tokens)
+    full = RuleEncoder.load(ENCODER, cache_size=0, read_tokens=None)
+    assert full.max_tokens == 512  # the manifest's
+    for enc in (encoder, full):
+        ids = enc.token_ids("no overtaking " * 400)
+        assert len(ids) == enc.max_tokens and ids[-1] == 2  # </s> kept
+    # no rule the contract allows (200 characters) comes near the encoder's own limit
+    worst = max(len(full.token_ids(t)) for t in ODD)
+    assert worst < full.max_tokens // 2
 
 
 def test_vocabulary_reads_the_rule_catalogue_and_chinese_without_unknowns(
@@ -372,3 +375,64 @@ def test_the_shipped_model_reads_a_shouted_rule_as_it_reads_it_in_sentence_case(
         np.testing.assert_array_equal(loud.classes, calm.classes)
         assert not loud.alternatives  # nothing left unsure to check frame by frame
         assert model.meta.rule_classes[int(loud.classes[0].argmax())] != "not_understood"
+
+
+@pytest.mark.parametrize(
+    ("text", "read_as"),
+    [
+        ("N\u200bo overtaking", "No overtaking"),  # zero-width space
+        ("N\u200co overtaking", "No overtaking"),  # zero-width non-joiner
+        ("N\u200do overtaking", "No overtaking"),  # zero-width joiner
+        ("N\ufeffo overtaking", "No overtaking"),  # byte-order mark inside
+        ("Overtaking pro\u00adhibited", "Overtaking prohibited"),  # soft hyphen
+        ("\u202eNo overtaking\u202c", "No overtaking"),  # bidi override and pop
+        ("禁\u200b止超车", "禁止超车"),
+        ("禁\u2060止超车\U000e0041", "禁止超车"),  # word joiner, a tag character
+        ("\u200b\u200d", ""),  # nothing visible: nothing read (unreadable_script flags it)
+        ("Café, naïve, 限速５０", "Café, naïve, 限速５０"),  # letters and marks stay
+    ],
+)
+def test_normalise_drops_invisible_format_characters(text: str, read_as: str) -> None:
+    from perception.rule_encoder import normalise, unreadable_script
+
+    assert normalise(text) == read_as
+    if not read_as:
+        assert unreadable_script(text)
+
+
+def test_the_shipped_model_reads_a_rule_with_invisible_characters_as_without() -> None:
+    """An outside probe hid a zero-width space in the negation: "N\\u200bo overtaking" was read
+    as overtaking permitted at 0.94-1.00 and the car overtook (valid=true)."""
+    from policy.model import PolicyModel
+
+    model = PolicyModel.load(ROOT / "models/ruledrive-default.onnx", providers="cpu")
+    for hidden, plain in (
+        ("N\u200bo overtaking", "No overtaking"),
+        ("Overtaking is n\u200bot permitted", "Overtaking is not permitted"),
+        ("禁\u200d止超车", "禁止超车"),
+    ):
+        a, b = model.encode_rules((hidden,)), model.encode_rules((plain,))
+        assert a.classes is not None and b.classes is not None
+        np.testing.assert_array_equal(a.classes, b.classes)
+        assert model.meta.rule_classes[int(a.classes[0].argmax())] == "overtaking:prohibited"
+
+
+def test_a_rule_is_encoded_no_further_than_the_model_reads(encoder: RuleEncoder) -> None:
+    """The encoder stops at the model's 40 tokens: a 200-character rule costs what a short one
+    does (it took ~0.15 s and starved other vehicles' rule sets), is still flagged as read in
+    part, and a rule within 40 tokens is encoded exactly as with the encoder's full 512."""
+    from perception.rule_encoder import read_in_part
+    from perception.spec import MODEL_SPEC
+
+    long_rule = "本路段因道路施工" * 25  # 200 characters, far past 40 tokens
+    assert len(encoder.token_ids(long_rule)) == MODEL_SPEC.max_rule_tokens
+    _, mask = encoder.encode_rule_set([long_rule, "No overtaking"])
+    assert read_in_part(mask).tolist()[:2] == [True, False]
+    full = RuleEncoder.load(ENCODER, cache_size=0, read_tokens=None)
+    assert len(full.token_ids(long_rule)) > 100 and full.cache_key != encoder.cache_key
+    for text in ("No overtaking", "左侧车道封闭，请向右并线", "Lane 2 closed ahead, merge left"):
+        np.testing.assert_array_equal(
+            encoder.encode_rule_set([text])[0], full.encode_rule_set([text])[0]
+        )
+    with pytest.raises(ConfigError, match="read_tokens"):
+        RuleEncoder.load(ENCODER, read_tokens=2)
