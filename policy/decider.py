@@ -92,7 +92,10 @@ class Decider:
         # vehicle flooding rule updates holds at most one place in the worker's queue and
         # memory stays bounded by the vehicles the node serves (forget drops one).
         self._lock = threading.Lock()
-        self._encoding: dict[str, tuple[str, tuple[str, ...], Future[EncodedRules]]] = {}
+        # vehicle -> (version, texts, encoding, since when the vehicle's frames have waited on
+        # an encoding: a newer rule set superseding one still in flight keeps that time, so a
+        # vehicle whose rules change faster than they are read still gets answers, rules_pending)
+        self._encoding: dict[str, tuple[str, tuple[str, ...], Future[EncodedRules], int]] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rule-encoder")
         # A batch's JPEGs decoded side by side (OpenCV releases the GIL); None: one by one in
         # the caller's thread.
@@ -133,8 +136,9 @@ class Decider:
             if busy is not None:
                 del self._encoding[vid]
             if hit is None or hit[0] != texts:
+                since = busy[3] if busy is not None and not busy[2].done() else time.monotonic_ns()
                 future = self._pool.submit(self._encode, texts)
-                self._encoding[vid] = (version, texts, future)
+                self._encoding[vid] = (version, texts, future, since)
         # Outside the lock: cancel() runs the old one's done callbacks in this thread.
         if busy is not None:
             busy[2].cancel()  # only succeeds while it waits in the queue
@@ -174,6 +178,16 @@ class Decider:
         with self._lock:
             busy = self._encoding.get(rules.vehicle_id)
         return busy is None or busy[2].done() or busy[:2] != (rules.version, tuple(rules.rules))
+
+    def waiting_ms(self, rules: RuleSet | None) -> float:
+        """How long this rule set's vehicle has waited on an encoding (ms; 0 when ready)."""
+        if rules is None:
+            return 0.0
+        with self._lock:
+            busy = self._encoding.get(rules.vehicle_id)
+        if busy is None or busy[2].done() or busy[:2] != (rules.version, tuple(rules.rules)):
+            return 0.0
+        return (time.monotonic_ns() - busy[3]) / 1e6
 
     def encoded_rules(self, rules: RuleSet) -> EncodedRules:
         """A rule set as the model reads it (policy.model.EncodedRules), computed once per
@@ -295,6 +309,8 @@ class Decider:
             return Reason.NO_RULES, None, None
         if rules.expires_at_ns is not None and rules.expires_at_ns <= now:
             return Reason.RULES_EXPIRED, None, None
+        if not self.ready(rules):  # the node let it go after max_rules_wait_ms: do not block
+            return Reason.RULES_PENDING, None, None
         try:
             encoded = self.encoded_rules(rules)
         except MessageError:

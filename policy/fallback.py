@@ -26,6 +26,7 @@ class Reason(StrEnum):
     STALE_FRAME = "stale_frame"
     NO_RULES = "no_rules"
     RULES_EXPIRED = "rules_expired"
+    RULES_PENDING = "rules_pending"
     BAD_RULES = "bad_rules"
     MODEL_ERROR = "model_error"
     INTERNAL_ERROR = "internal_error"
@@ -60,6 +61,13 @@ FALLBACKS: tuple[Fallback, ...] = (
     Fallback(Reason.STALE_FRAME, _S, "the frame is older than max_frame_age_ms when its turn came"),
     Fallback(Reason.NO_RULES, _S, "no rule set received yet for the vehicle"),
     Fallback(Reason.RULES_EXPIRED, _S, "the rule set's expires_at_ns has passed"),
+    Fallback(
+        Reason.RULES_PENDING,
+        _S,
+        "the vehicle's newest rule set is still being read (other vehicles' rule sets ahead "
+        "of it) after its frames have waited max_rules_wait_ms; the node does not act on the "
+        "rule set it replaces",
+    ),
     Fallback(Reason.BAD_RULES, _S, "the rule set cannot be encoded for this model"),
     Fallback(Reason.MODEL_ERROR, _X, "inference failed or returned non-finite probabilities"),
     Fallback(

@@ -427,7 +427,7 @@ class Node:
             if (
                 not self._cond.wait_for(
                     lambda: self._any_ready() or self._stop.is_set() or self._reload.is_set(),
-                    timeout,
+                    self._wake_s(timeout),
                 )
                 or not self._pending
             ):
@@ -456,8 +456,24 @@ class Node:
             return batch
 
     def _ready(self, p: _Pending) -> bool:
-        """A frame whose rule set is still being encoded waits; the others go first."""
-        return self.decider.ready(self.rules.get(p.header.vehicle_id))
+        """A frame whose rule set is still being encoded waits, the others go first; after
+        max_rules_wait_ms it goes too, to be answered rules_pending (Decider._check)."""
+        rules = self.rules.get(p.header.vehicle_id)
+        return (
+            self.decider.ready(rules)
+            or self.decider.waiting_ms(rules) >= self.settings.max_rules_wait_ms
+        )
+
+    def _wake_s(self, timeout: float) -> float:
+        """``timeout``, or less when a frame waiting on its rule set's encoding is due to be
+        answered rules_pending sooner (nothing notifies the serving loop of that)."""
+        limit = self.settings.max_rules_wait_ms
+        due = [
+            limit - w
+            for w in (self.decider.waiting_ms(self.rules.get(v)) for v in self._pending)
+            if w > 0
+        ]
+        return min(timeout, max(0.001, min(due) / 1e3)) if due else timeout
 
     def _any_ready(self) -> bool:
         return any(self._ready(p) for p in self._pending.values())

@@ -112,6 +112,14 @@ class NodeSettings(BaseSettings):
         "several inference threads each share is decoded on its own thread instead",
     )
     max_frame_age_ms: float = Field(200.0, gt=0, description="older frames are skipped")
+    max_rules_wait_ms: float = Field(
+        500.0,
+        gt=0,
+        le=60_000,
+        description="how long a vehicle's frames wait for its new rule set to be read (encoded "
+        "on the node's one encoder thread, other vehicles' rule sets first) before they are "
+        "answered rules_pending (SLOW_DOWN, valid=false) until it is",
+    )
     max_clock_skew_ms: float = Field(
         500.0,
         ge=0,

@@ -167,6 +167,64 @@ def test_a_rule_set_being_encoded_holds_up_only_its_own_vehicle(
     assert node.metrics.counters()["dropped.conflated"] == 1
 
 
+def test_frames_waiting_too_long_on_their_rule_set_are_answered_rules_pending(
+    bus: MemoryBus, model: PolicyModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outside probe held one vehicle's new rule set behind 20 other vehicles' long rule
+    sets on the node's one encoder thread: its frames were replaced one by another and it got
+    no answer at all for 10-13 s (and none while its rules changed faster than they were
+    read). After max_rules_wait_ms its frames are answered rules_pending (SLOW_DOWN,
+    valid=false), also while newer rule sets keep superseding the one in flight; once the
+    newest is read, decisions are valid again."""
+    node = Node(settings(max_rules_wait_ms=150), bus, model)
+    node.start()
+    release = threading.Event()
+    encode_rules = node.decider.model.encode_rules
+
+    def gated(texts):  # type: ignore[no-untyped-def]
+        if texts[0].startswith("Slow"):
+            assert release.wait(10)
+        return encode_rules(texts)
+
+    monkeypatch.setattr(node.decider.model, "encode_rules", gated)
+    rec = Recorder()
+    bus.subscribe(DECISION.subscription(P), rec)
+    t = threading.Thread(target=node.run, daemon=True)
+    t.start()
+    try:
+        send_rules(bus, version="r1")
+        send_frame(bus, frame_id=0)
+        assert rec.wait_count(1) and decisions(rec)[0].valid
+        t0 = time.monotonic()
+        send_rules(bus, version="r2", texts=("Slow rule 2",))
+        send_frame(bus, frame_id=1)
+        assert rec.wait_count(2, timeout=5)
+        took = time.monotonic() - t0
+        assert 0.12 < took < 3, took  # answered once the wait has passed: not before, not never
+        for i in range(2, 12):  # 20 fps; a newer rule set every 0.1 s, none read meanwhile
+            if i % 2 == 0:
+                send_rules(bus, version=f"r{i + 1}", texts=(f"Slow rule {i + 1}",))
+            send_frame(bus, frame_id=i)
+            time.sleep(0.05)
+        assert rec.wait_count(5, timeout=5)
+        waited = decisions(rec)[1:]
+        assert all(d.reason == "rules_pending" and not d.valid for d in waited), waited
+        assert all(d.decision == "SLOW_DOWN" for d in waited)
+        release.set()
+        time.sleep(0.3)
+        n = len(decisions(rec))
+        send_frame(bus, frame_id=20)
+        assert rec.wait_count(n + 1, timeout=5)
+        last = decisions(rec)[-1]
+        assert last.frame_id == 20 and last.valid and last.rules_version == "r11"
+        waited = [d for d in decisions(rec) if d.reason == "rules_pending"]
+        assert node.metrics.counters()["fallback.rules_pending"] == len(waited)
+    finally:
+        release.set()
+        node.stop()
+        t.join(5)
+
+
 def test_micro_batch_across_vehicles(bus: MemoryBus, model: PolicyModel) -> None:
     node = Node(settings(max_batch_size=4), bus, model)
     node.start()
