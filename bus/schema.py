@@ -173,7 +173,8 @@ class DecisionMsg(_Msg):
     unread_rules: list[Annotated[int, Field(ge=0, lt=MAX_RULES)]] = Field(
         default_factory=list,
         max_length=MAX_RULES,
-        description="indices of the rules the model could not read (reason rules_not_understood)",
+        description="indices of the rules the model could not read (reason rules_not_understood) "
+        "or read as contradicting each other (reason rules_conflict)",
     )
     rules_version: str | None = Field(max_length=64, pattern=VERSION_PATTERN)
     model_version: str | None = Field(max_length=MAX_MODEL_VERSION_CHARS, pattern=VERSION_PATTERN)

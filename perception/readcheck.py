@@ -41,6 +41,7 @@ __all__ = [
     "ReadingCheck",
     "SENTENCE_CLASSES",
     "alternatives",
+    "conflicting",
     "decisive",
     "merged",
     "neighbour_read",
@@ -413,3 +414,23 @@ def neighbour_settings(metadata: dict[str, str]) -> tuple[tuple[str, ...], int]:
     if not 1 <= votes <= k:
         raise ModelError(f"{META_KEY}: min_votes must be between 1 and k ({k}), not {votes}")
     return meta.rule_classes, votes
+
+
+def conflicting(
+    classes: np.ndarray, present: np.ndarray, rule_classes: tuple[str, ...]
+) -> np.ndarray:
+    """Per rule slot [..., R] of ``classes`` [..., R, C] (the rule set as the node reads it)
+    and ``present`` [..., R]: whether another rule of the same set is read as the same kind
+    with another variant: overtaking permitted and prohibited, turn on red permitted and
+    prohibited, amber always-stop and proceed-if-close. Such a rule set contradicts itself as
+    the model reads it (a publisher's error, or a misread rule), and a model trained on sets
+    with at most one rule of a kind for the car picks one of the two by chance: an outside
+    probe's "No turn on red" + "Right turn on red permitted after a full stop" was answered
+    YIELD at a red light, valid=true. The node answers such frames ``rules_conflict`` instead
+    (policy.decider), and the evaluation counts them the same way (training.evaluate)."""
+    kinds = np.array([c.split(":", 1)[0] if ":" in c else "" for c in rule_classes])
+    top = np.asarray(classes).argmax(-1)
+    kind = kinds[top]
+    here = np.asarray(present, bool) & (kind != "")
+    pair = here[..., :, None] & here[..., None, :] & (kind[..., :, None] == kind[..., None, :])
+    return (pair & (top[..., :, None] != top[..., None, :])).any(-1)

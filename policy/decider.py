@@ -21,6 +21,7 @@ import numpy as np
 from bus.schema import DecisionLabel, DecisionMsg, FrameHeader, RuleSet, Timings
 from core.errors import ImageDecodeError, MessageError, ModelError
 from perception.image import colourless, preprocess_jpeg
+from perception.readcheck import conflicting
 from policy.fallback import FALLBACK_DECISION, Reason
 from policy.model import EncodedRules, ModelOutputs, PolicyModel
 
@@ -361,6 +362,10 @@ class Decider:
                 reason = Reason.IMAGE_OUT_OF_DISTRIBUTION
             elif unread:
                 reason = Reason.RULES_NOT_UNDERSTOOD
+            elif (
+                clash := conflicting(got.rule_classes[row], present, self.model.meta.rule_classes)
+            ).any():
+                reason, unread = Reason.RULES_CONFLICT, [int(r) for r in np.flatnonzero(clash)]
             elif p[top] < confidence:
                 reason = Reason.LOW_CONFIDENCE
             out[i] = self._msg(jobs[i], start, infer_ms, decode_ms, n, reason, p, top, unread)

@@ -32,6 +32,7 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal_error"
     IMAGE_OUT_OF_DISTRIBUTION = "image_out_of_distribution"
     RULES_NOT_UNDERSTOOD = "rules_not_understood"
+    RULES_CONFLICT = "rules_conflict"
     LOW_CONFIDENCE = "low_confidence"
 
 
@@ -95,6 +96,13 @@ FALLBACKS: tuple[Fallback, ...] = (
         "nearest training rules overrule the model's reading and the model's own reading "
         "would change this frame's decision (the neighbour reading); `unread_rules` names "
         "its index",
+    ),
+    Fallback(
+        Reason.RULES_CONFLICT,
+        _S,
+        "two rules of the set, as the model reads them, say opposite things for the car (the "
+        "same kind permitted and prohibited: overtaking, turn on red; amber always-stop and "
+        "proceed-if-close): the node does not pick one; `unread_rules` names them",
     ),
     Fallback(Reason.LOW_CONFIDENCE, _S, "the top probability is below confidence_threshold"),
 )

@@ -32,7 +32,7 @@ from core.metrics import classification_report, counterfactual_consistency, plot
 from perception.image import DEFAULT_DECODE, colourless
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
 from perception.onnxrun import check_io
-from perception.readcheck import SENTENCE_CLASSES, ReadingCheck
+from perception.readcheck import SENTENCE_CLASSES, ReadingCheck, conflicting
 from perception.rule_encoder import RuleEncoder, encoder_layer, read_in_part, unreadable_script
 from perception.sentence_reader import SentenceReader, spec_of
 from perception.spec import MODEL_SPEC
@@ -245,6 +245,9 @@ def _flags(
     ) & present
     if READING_OUTPUT in outs:
         unread |= outs[READING_OUTPUT][ix] & present
+    # Two rules read as one kind with opposite variants: rules_conflict (policy.decider); a
+    # readable set flagged all the same, so counted with the rules not understood.
+    unread |= conflicting(outs[_S.rule_output][ix], present, predictor.rule_classes)
     # As the node (policy.decider): the model's score, or a frame without colour.
     ood = (outs[_S.ood_output].reshape(-1)[ix] >= th.image_ood) | colourless(data.images[ix])
     low = outs[_S.output][ix].max(1) < th.confidence

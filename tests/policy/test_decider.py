@@ -488,3 +488,58 @@ def test_closing_cancels_the_rule_sets_still_queued_for_encoding(
         if not f.cancelled():
             f.result(timeout=5)
     assert time.monotonic() - t0 < 2
+
+
+def test_rules_that_contradict_each_other_are_not_acted_on() -> None:
+    """An outside probe: "No turn on red" + "Right turn on red permitted after a full stop" was
+    answered YIELD at a red light with valid=true (the model, trained on sets with at most one
+    rule of a kind for the car, picked the permission); "No overtaking" + "Overtaking
+    permitted" likewise picked one. A rule set read as one kind both permitted and
+    prohibited is answered rules_conflict naming both; the same rule said twice is not a
+    conflict, and neither is a rule for trucks beside the car's own."""
+    from pathlib import Path
+
+    from bus.recording_reader import read_samples
+    from bus.schema import RuleSet
+
+    root = Path(__file__).resolve().parents[2]
+    model = PolicyModel.load(root / "models/ruledrive-default.onnx", "cpu")
+    frame = next(iter(read_samples([root / "tests/golden/drive.mcap"], require_labels=False)))
+
+    def decide(*texts: str):  # type: ignore[no-untyped-def]
+        rs = RuleSet(vehicle_id="car-1", version="v", issued_at_ns=time.time_ns(), rules=texts)
+        return Decider(model, "n").step(header(speed=frame.speed_kph), frame.jpeg, rs)
+
+    for texts, named in (
+        (("No turn on red", "Max 50", "Right turn on red permitted after a full stop"), [0, 2]),
+        (("红灯禁止右转", "红灯允许右转"), [0, 1]),
+        (("Right on red allowed", "红灯禁止右转"), [0, 1]),
+        (("Overtaking permitted", "No overtaking"), [0, 1]),
+    ):
+        d = decide(*texts)
+        assert (d.valid, d.reason, d.decision, d.unread_rules) == (
+            False,
+            "rules_conflict",
+            "SLOW_DOWN",
+            named,
+        ), texts
+    for texts in (
+        ("No overtaking", "禁止超车"),  # one rule, said twice
+        ("Trucks must not overtake", "Overtaking permitted"),  # the trucks' rule binds no car
+    ):
+        assert decide(*texts).reason != "rules_conflict", texts
+
+
+def test_conflicting_names_the_rules_of_one_kind_read_both_ways() -> None:
+    from perception.readcheck import conflicting
+
+    classes = ("amber:always_stop", "amber:proceed_if_close", "overtaking:permitted", "x")
+    eye = np.eye(4, dtype=np.float32)
+    # [frames, rules, classes]: amber both ways; overtaking twice alike; amber and an absent slot
+    read = np.stack([eye[[0, 1, 3]], eye[[2, 2, 0]], eye[[0, 3, 1]]])
+    present = np.array([[1, 1, 1], [1, 1, 1], [1, 1, 0]], bool)
+    assert conflicting(read, present, classes).tolist() == [
+        [True, True, False],
+        [False, False, False],
+        [False, False, False],  # the proceed-if-close reading is of an empty slot
+    ]
