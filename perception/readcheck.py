@@ -24,6 +24,8 @@ the node's.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -42,6 +44,7 @@ __all__ = [
     "SENTENCE_CLASSES",
     "alternatives",
     "conflicting",
+    "limit_unwritten",
     "decisive",
     "merged",
     "neighbour_read",
@@ -322,13 +325,14 @@ class ReadingCheck:
 
     def scan(
         self, inputs: dict[str, np.ndarray], threshold: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """For a batch of model inputs: the decision probabilities [N, labels] (the model's label
         order), each rule's top class probability [N, R] (1 for an empty slot, 0 for a rule the
         neighbours overruled, which is always checked), whether its alternative reading changes
         the decision [N, R] (the runner-up for rules below ``threshold``; the reader's own for an
-        overruled rule, when ``threshold`` > 0), and the rule classes [N, R, C] the decision used
-        (the neighbour reading applied)."""
+        overruled rule, when ``threshold`` > 0), the rule classes [N, R, C] the decision used
+        (the neighbour reading applied) and each rule's speed-limit reading [N, R, V] (None for
+        a model without parameter readings; :func:`limit_unwritten`)."""
         rule_feeds = {
             _S.rules_input: inputs[_S.rules_input],
             _S.rule_mask_input: inputs[_S.rule_mask_input],
@@ -385,7 +389,8 @@ class ReadingCheck:
         top = np.where(mask.max(axis=2) > 0, classes.max(axis=2), 1.0)
         for k, over in enumerate(overruled):  # checked at any threshold: count them below all
             top[k, list(over)] = 0.0
-        return np.asarray(probs), top, changes, np.asarray(classes)
+        limits = np.asarray(params[0]) if params else None
+        return np.asarray(probs), top, changes, np.asarray(classes), limits
 
 
 def sentence_spec(metadata: dict[str, str]) -> SentenceReaderSpec | None:
@@ -434,3 +439,36 @@ def conflicting(
     here = np.asarray(present, bool) & (kind != "")
     pair = here[..., :, None] & here[..., None, :] & (kind[..., :, None] == kind[..., None, :])
     return (pair & (top[..., :, None] != top[..., None, :])).any(-1)
+
+
+# Rule kinds whose reading names a speed limit (MODEL_SPEC.rule_limits).
+LIMIT_KINDS = ("speed_limit", "school_zone")
+_NUMBER = re.compile(r"\d+")
+
+
+def written_numbers(text: str) -> set[int]:
+    """The whole numbers written in digits in ``text`` (any script's digits, full-width ones
+    too): "Max 50 km/h 7-17 h" -> {50, 7, 17}; "7.5 t" -> {7, 5}; words ("fifty", 五十) none."""
+    return {int(m) for m in _NUMBER.findall(unicodedata.normalize("NFKC", text))}
+
+
+def limit_unwritten(text: str, rule_class: str, limit: np.ndarray) -> bool:
+    """Whether a rule read as a speed limit (or school zone) is read with a limit that is not
+    among the numbers written in it in digits: the reading cannot be what the rule says, so the
+    node does not act on it (``rules_not_understood``). The reading names only the world's
+    limits (MODEL_SPEC.rule_limits, 20-120 km/h): an outside probe's "Speed limit 20 km/h",
+    "限速15公里", "Speed limit 0 km/h", "9999 km/h" and "1e2 km/h" were read as limits they do
+    not say and the car went on at 45 km/h, valid=true. A rule with no digits (a limit in
+    words) is not checked. ``limit``: its rule_limit reading (softmax over rule_limits)."""
+    if rule_class not in LIMIT_KINDS:
+        return False
+    if np.shape(limit)[-1] != len(_S.rule_limits):
+        raise ModelError(
+            f"the model reads {np.shape(limit)[-1]} speed limits, this node knows "
+            f"{len(_S.rule_limits)} (MODEL_SPEC.rule_limits)"
+        )
+    written = written_numbers(text)
+    if not written:
+        return False
+    read = _S.rule_limits[int(np.argmax(limit))]
+    return read is None or read not in written

@@ -65,6 +65,9 @@ class ModelSpec:
     # Not part of the stored spec, so models without it still load.
     rule_sentence_input: ClassVar[str] = "rule_sentences"
     rule_sentence_dim: ClassVar[int] = 512
+    # The speed limits the rule_limit reading can name, in its order (None: the rule names no
+    # limit); training.ruleparams.RULE_PARAMS builds its vocabulary from it.
+    rule_limits: ClassVar[tuple[int | None, ...]] = (None, *range(20, 121, 10))
     rule_param_layers: ClassVar[tuple[str, ...]] = (
         "rule_limit",
         "rule_hours",

@@ -31,6 +31,7 @@ from perception.onnxrun import check_io, run_all_outputs
 from perception.readcheck import (
     Alternative,
     decisive,
+    limit_unwritten,
     neighbour_settings,
     read_rule_set,
     rerun_inputs,
@@ -433,6 +434,18 @@ class PolicyModel:
                 feats, classes = one[None], read[None]
         except Exception as exc:
             raise ModelError(f"rule graph failed: {exc}") from exc
+        if params:  # the parameter readings are outputs of the rule graph (a reading graph)
+            top = np.asarray(classes[0]).argmax(-1)
+            unreadable = tuple(
+                sorted(
+                    set(unreadable)
+                    | {
+                        r
+                        for r, t in enumerate(texts[: _S.max_rules])
+                        if limit_unwritten(t, self.meta.rule_classes[top[r]], params[0][0][r])
+                    }
+                )
+            )
         return EncodedRules(
             states, mask, np.asarray(feats[0]), np.asarray(classes[0]), unreadable, alts, vecs
         )

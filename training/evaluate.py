@@ -32,7 +32,7 @@ from core.metrics import classification_report, counterfactual_consistency, plot
 from perception.image import DEFAULT_DECODE, colourless
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
 from perception.onnxrun import check_io
-from perception.readcheck import SENTENCE_CLASSES, ReadingCheck, conflicting
+from perception.readcheck import SENTENCE_CLASSES, ReadingCheck, conflicting, limit_unwritten
 from perception.rule_encoder import RuleEncoder, encoder_layer, read_in_part, unreadable_script
 from perception.sentence_reader import SentenceReader, spec_of
 from perception.spec import MODEL_SPEC
@@ -45,6 +45,7 @@ __all__ = ["OnnxPredictor", "Predictor", "evaluate_samples", "load_predictor"]
 _S = MODEL_SPEC
 N_NEGATIVES = 600
 READING_OUTPUT = "reading_unsure"  # [N, R] bool: rules the reading check flags (ONNX only)
+LIMIT_READING = "rule_limit_reading"  # [N, R, V]: each rule's speed-limit reading (ONNX only)
 
 
 class Predictor(Protocol):
@@ -148,8 +149,10 @@ class OnnxPredictor:
             graphs = self._graphs  # the node applies a sentence reader with or without them
         if graphs is not None:  # the decision and the classes as the node computes them
             threshold = READING_THRESHOLD if self.reading_check is not None else 0.0
-            probs, top, changes, classes = graphs.scan(inputs, threshold)
+            probs, top, changes, classes, limits = graphs.scan(inputs, threshold)
             outs[_S.output], outs[_S.rule_output] = probs, classes
+            if limits is not None:
+                outs[LIMIT_READING] = limits
             if self.reading_check is not None:
                 outs[READING_OUTPUT] = (top < READING_THRESHOLD) & changes
         outs[_S.output] = to_label_order(outs[_S.output], self.labels)
@@ -248,10 +251,28 @@ def _flags(
     # Two rules read as one kind with opposite variants: rules_conflict (policy.decider); a
     # readable set flagged all the same, so counted with the rules not understood.
     unread |= conflicting(outs[_S.rule_output][ix], present, predictor.rule_classes)
+    if LIMIT_READING in outs:  # a limit read that the rule does not write (policy.model)
+        unread |= _limits_unwritten(predictor, outs, data, ix) & present
     # As the node (policy.decider): the model's score, or a frame without colour.
     ood = (outs[_S.ood_output].reshape(-1)[ix] >= th.image_ood) | colourless(data.images[ix])
     low = outs[_S.output][ix].max(1) < th.confidence
     return {"unread": unread, "ood": ood, "low": low, "any": unread.any(1) | ood | low}
+
+
+def _limits_unwritten(
+    predictor: Predictor, outs: dict[str, np.ndarray], data: ArrayDataset, ix: np.ndarray
+) -> np.ndarray:
+    """Per frame and rule slot [len(ix), R]: perception.readcheck.limit_unwritten, as the node
+    applies it to each rule set it reads (policy.model.PolicyModel.encode_rules)."""
+    top = outs[_S.rule_output][ix].argmax(-1)
+    limits = outs[LIMIT_READING][ix]
+    rows = data.rule_idx[ix]
+    out = np.zeros(rows.shape, bool)
+    for k, r in zip(*np.nonzero(rows >= 0), strict=True):
+        text = data.table.texts[rows[k, r]]
+        cls = predictor.rule_classes[top[k, r]]
+        out[k, r] = limit_unwritten(text, cls, limits[k, r])
+    return out
 
 
 def _split_report(

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from perception.spec import MODEL_SPEC
+
 __all__ = [
     "EGO_LANE_OUTPUT",
     "HOURS_ACTIVE",
@@ -43,7 +45,7 @@ _LANES = {
 
 # Output name -> vocabulary. The names are the training model's auxiliary outputs.
 RULE_PARAMS: dict[str, tuple[str, ...]] = {
-    "rule_limit": ("none", *(str(v) for v in range(20, 121, 10))),
+    "rule_limit": ("none", *(str(v) for v in MODEL_SPEC.rule_limits[1:])),
     "rule_hours": ("none", "day", "extended", "always"),
     "rule_lane": ("none", *sorted(set(_LANES.values()))),
     "rule_merge": ("none", "left", "right"),

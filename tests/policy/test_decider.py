@@ -543,3 +543,56 @@ def test_conflicting_names_the_rules_of_one_kind_read_both_ways() -> None:
         [False, False, False],
         [False, False, False],  # the proceed-if-close reading is of an empty slot
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "speed", "flagged"),
+    [
+        ("Speed limit 20 km/h", 45.0, True),  # below the world's limits: read as another
+        ("Do not exceed 15 km/h", 45.0, True),
+        ("本路段限速10公里/小时", 45.0, True),
+        ("Speed limit 0 km/h", 80.0, True),
+        ("Speed limit 9999 km/h", 80.0, True),
+        ("Speed limit 1e2 km/h", 80.0, True),
+        ("Speed limit 50 km/h", 45.0, False),  # written and read alike
+        ("限速６０公里", 45.0, False),  # full-width digits are digits
+        ("Speed limit fifty km/h", 45.0, False),  # in words: nothing to compare, not checked
+    ],
+)
+def test_a_speed_limit_read_otherwise_than_written_is_not_acted_on(
+    text: str, speed: float, flagged: bool
+) -> None:
+    """An outside probe: limits the world never generates ("Speed limit 20 km/h", "限速15公里",
+    "0 km/h", "9999 km/h") were read as limits they do not say and the car went on at 45 km/h
+    with valid=true. A rule read as a speed limit whose read limit is not among the numbers
+    written in it is not understood (rules_not_understood, naming it)."""
+    from pathlib import Path
+
+    from bus.recording_reader import read_samples
+    from bus.schema import RuleSet
+
+    root = Path(__file__).resolve().parents[2]
+    model = PolicyModel.load(root / "models/ruledrive-default.onnx", "cpu")
+    frame = next(iter(read_samples([root / "tests/golden/drive.mcap"], require_labels=False)))
+    rs = RuleSet(vehicle_id="car-1", version="v", issued_at_ns=time.time_ns(), rules=[text])
+    d = Decider(model, "n").step(header(speed=speed), frame.jpeg, rs)
+    if flagged:
+        assert (d.valid, d.reason, d.unread_rules) == (False, "rules_not_understood", [0])
+    else:
+        assert d.reason != "rules_not_understood" and 0 not in d.unread_rules
+
+
+def test_limit_unwritten_compares_the_reading_with_the_digits() -> None:
+    from perception.readcheck import limit_unwritten, written_numbers
+    from perception.spec import MODEL_SPEC
+
+    def reading(limit: int | None) -> np.ndarray:
+        return np.eye(len(MODEL_SPEC.rule_limits))[MODEL_SPEC.rule_limits.index(limit)]
+
+    assert written_numbers("Max 50 km/h 7-17 h, ７０ ٥٠") == {50, 7, 17, 70}
+    assert not limit_unwritten("School zone 30 km/h 7-17 h", "school_zone", reading(30))
+    assert limit_unwritten("School zone 25 km/h", "school_zone", reading(30))
+    assert limit_unwritten("Speed limit 50", "speed_limit", reading(None))  # says one, reads none
+    assert not limit_unwritten("No overtaking on km 14", "overtaking:prohibited", reading(None))
+    with pytest.raises(ModelError, match="speed limits"):
+        limit_unwritten("Max 50", "speed_limit", np.ones(5))
