@@ -467,6 +467,8 @@ class Node:
     def _wake_s(self, timeout: float) -> float:
         """``timeout``, or less when a frame waiting on its rule set's encoding is due to be
         answered rules_pending sooner (nothing notifies the serving loop of that)."""
+        if not self.decider.pending_encodings:
+            return timeout  # the common case: no rule set being read, nothing falls due
         limit = self.settings.max_rules_wait_ms
         due = [
             limit - w
