@@ -32,6 +32,7 @@ import numpy as np
 
 from core.errors import ModelError
 from perception.neighbours import META_KEY, NEIGHBOUR_OUTPUT, overrides
+from perception.rule_encoder import normalise
 from perception.sentence_reader import META_KEY as SENTENCE_KEY
 from perception.sentence_reader import SentenceReaderSpec, fuse, spec_of
 from perception.spec import MODEL_SPEC
@@ -443,23 +444,52 @@ def conflicting(
 
 # Rule kinds whose reading names a speed limit (MODEL_SPEC.rule_limits).
 LIMIT_KINDS = ("speed_limit", "school_zone")
-_NUMBER = re.compile(r"\d+")
+# A speed written in digits: a number with a unit of speed after it (km/h and its spellings,
+# 公里/小时, 千米每小时), or in a Chinese rule that speaks of speed (限速, 时速, 车速, 速度)
+# a number of 公里 / 千米 ("限速60公里"); other units of speed (mph, m/s, knots) are foreign
+# to the model.
+# A number without a unit ("Max 50"), in words ("forty", 四十) or of another unit (hours,
+# metres, tonnes, "km 14") is not a speed.
+_UNIT = (
+    r"km\s*/\s*h(?:r|our)?|kmh|kph|km\s+(?:per|an)\s+hour"
+    r"|kilomet(?:re|er)s?\s*(?:per|an|/)\s*h(?:our)?"
+    r"|(?:公里|千米|km)\s*(?:/|每)\s*(?:小时|时)"
+)
+_FOREIGN = r"mph|miles?\s+(?:per|an)\s+hour|m\s*/\s*s\b|knots?\b"
+_SPEED = re.compile(r"(\d+(?:\.\d+)?)\s*(?:(" + _UNIT + r")|(" + _FOREIGN + r"))", re.I)
+_ZH_SPEED_WORD = re.compile(r"限速|时速|车速|速度")
+_ZH_KM = re.compile(r"(\d+(?:\.\d+)?)\s*(?:公里|千米)(?!\s*(?:/|每))")
 
 
-def written_numbers(text: str) -> set[int]:
-    """The whole numbers written in digits in ``text`` (any script's digits, full-width ones
-    too): "Max 50 km/h 7-17 h" -> {50, 7, 17}; "7.5 t" -> {7, 5}; words ("fifty", 五十) none."""
-    return {int(m) for m in _NUMBER.findall(unicodedata.normalize("NFKC", text))}
+def written_speeds(text: str) -> tuple[set[float], bool]:
+    """The speeds written in digits in a rule as the model reads it (rule_encoder.normalise;
+    any script's digits), and whether one is in a unit other than km/h: "Max 50 km/h 7-17 h" ->
+    ({50}, False); "限速60公里" -> ({60}, False); "30 mph" -> (set(), True); "forty km/h" -> (set(),
+    False)."""
+    t = unicodedata.normalize("NFKC", normalise(text))
+    got: set[float] = set()
+    foreign = False
+    for m in _SPEED.finditer(t):
+        if m.group(3):
+            foreign = True
+        else:
+            got.add(float(m.group(1)))
+    if _ZH_SPEED_WORD.search(t):
+        got |= {float(m.group(1)) for m in _ZH_KM.finditer(t)}
+    return got, foreign
 
 
 def limit_unwritten(text: str, rule_class: str, limit: np.ndarray) -> bool:
-    """Whether a rule read as a speed limit (or school zone) is read with a limit that is not
-    among the numbers written in it in digits: the reading cannot be what the rule says, so the
-    node does not act on it (``rules_not_understood``). The reading names only the world's
-    limits (MODEL_SPEC.rule_limits, 20-120 km/h): an outside probe's "Speed limit 20 km/h",
-    "限速15公里", "Speed limit 0 km/h", "9999 km/h" and "1e2 km/h" were read as limits they do
-    not say and the car went on at 45 km/h, valid=true. A rule with no digits (a limit in
-    words) is not checked. ``limit``: its rule_limit reading (softmax over rule_limits)."""
+    """Whether a rule read as a speed limit (or school zone) says a speed in digits that the
+    reading cannot be: the read limit is not the speed written, the rule writes two speeds
+    ("50 km/h (was 70 km/h)", "cars 50 km/h, trucks 80 km/h"), or one in a unit the model does
+    not read (mph). The node does not act on such a reading (``rules_not_understood``). The
+    reading names only the world's limits (MODEL_SPEC.rule_limits, 20-120 km/h): an outside
+    probe's "Speed limit 20 km/h", "0 km/h", "9999 km/h" and "1e2 km/h" were read as limits they
+    do not say and the car went on at 45 km/h, valid=true. A rule that writes no speed in digits
+    (in words, without a unit) is not checked; on the rule language's own limit rules the check
+    flags none that is read right (training corpus, test and held-out splits; docs/training.md).
+    ``limit``: its rule_limit reading (softmax over rule_limits)."""
     if rule_class not in LIMIT_KINDS:
         return False
     if np.shape(limit)[-1] != len(_S.rule_limits):
@@ -467,8 +497,10 @@ def limit_unwritten(text: str, rule_class: str, limit: np.ndarray) -> bool:
             f"the model reads {np.shape(limit)[-1]} speed limits, this node knows "
             f"{len(_S.rule_limits)} (MODEL_SPEC.rule_limits)"
         )
-    written = written_numbers(text)
+    written, foreign = written_speeds(text)
+    if foreign:
+        return True
     if not written:
         return False
     read = _S.rule_limits[int(np.argmax(limit))]
-    return read is None or read not in written
+    return len(written) > 1 or read is None or float(read) not in written

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import unicodedata
 from collections import OrderedDict
@@ -442,7 +443,11 @@ def _texts(texts: Sequence[str]) -> list[str]:
 
 
 # Names how normalise() writes a text; part of the cache key, so a change re-encodes caches.
-TEXT_FORM = "shout1-cf"
+TEXT_FORM = "shout1-cf-zs"
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_HAN_GAP = re.compile(f"(?<=[{_HAN}])\\s+(?=[{_HAN}])")  # any run of whitespace
+_THIN_IN_WORD = re.compile(r"(?<=\w)[\u1680\u2000-\u200a\u202f\u205f]+(?=\w)")
+_ODD_SPACE = re.compile(r"[^\S ]")  # whitespace other than the plain space
 _SHOUT_MIN_LETTERS = 4  # "STOP" is shouted, "OK" is not
 _SHOUT_SHARE = 2 / 3  # of the cased letters upper case: "NO U-TURN", not "CCTV in operation"
 
@@ -462,10 +467,15 @@ def normalise(text: str) -> str:
     Invisible format characters (Unicode category Cf: zero-width space, joiners, the byte-order
     mark, soft hyphen, bidirectional marks and overrides, tag characters) are removed: a reader
     of the sign never sees them, but the tokenizer did, and "N\u200bo overtaking" was read as
-    overtaking *permitted* (an outside probe, thirty-eighth session)."""
+    overtaking *permitted* (an outside probe, thirty-eighth session). So are spaces the eye does
+    not see as a break: between two Chinese characters (Chinese is written without them) and
+    thin spaces inside a word ("N\u200ao overtaking", 禁\u200a止超车: read as permissions); any
+    other space, tab or line break is one plain space."""
     text = text.encode("utf-8", "replace").decode("utf-8")
     if any(unicodedata.category(c) == "Cf" for c in text):
         text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    if _ODD_SPACE.search(text) or _HAN_GAP.search(text):
+        text = _ODD_SPACE.sub(" ", _THIN_IN_WORD.sub("", _HAN_GAP.sub("", text)))
     cased = [c for c in text if c.isupper() or c.islower()]
     upper = sum(1 for c in cased if c.isupper())
     if len(cased) < _SHOUT_MIN_LETTERS or upper <= _SHOUT_SHARE * len(cased):

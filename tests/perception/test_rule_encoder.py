@@ -390,6 +390,11 @@ def test_the_shipped_model_reads_a_shouted_rule_as_it_reads_it_in_sentence_case(
         ("禁\u2060止超车\U000e0041", "禁止超车"),  # word joiner, a tag character
         ("\u200b\u200d", ""),  # nothing visible: nothing read (unreadable_script flags it)
         ("Café, naïve, 限速５０", "Café, naïve, 限速５０"),  # letters and marks stay
+        ("禁\u200a止超车", "禁止超车"),  # a hair space between Chinese characters
+        ("禁 止\u3000超车", "禁止超车"),  # Chinese is written without spaces
+        ("N\u200ao overtaking", "No overtaking"),  # a thin space inside a word
+        ("No\u00a0overtaking\tahead\u2028", "No overtaking ahead "),  # other spaces: plain
+        ("限速 70 公里", "限速 70 公里"),  # a space beside a number stays
     ],
 )
 def test_normalise_drops_invisible_format_characters(text: str, read_as: str) -> None:
@@ -410,6 +415,8 @@ def test_the_shipped_model_reads_a_rule_with_invisible_characters_as_without() -
         ("N\u200bo overtaking", "No overtaking"),
         ("Overtaking is n\u200bot permitted", "Overtaking is not permitted"),
         ("禁\u200d止超车", "禁止超车"),
+        ("禁\u200a止超车", "禁止超车"),  # a hair space (Zs, not Cf): a second probe
+        ("N\u202fo overtaking", "No overtaking"),
     ):
         a, b = model.encode_rules((hidden,)), model.encode_rules((plain,))
         assert a.classes is not None and b.classes is not None

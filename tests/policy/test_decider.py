@@ -554,9 +554,15 @@ def test_conflicting_names_the_rules_of_one_kind_read_both_ways() -> None:
         ("Speed limit 0 km/h", 80.0, True),
         ("Speed limit 9999 km/h", 80.0, True),
         ("Speed limit 1e2 km/h", 80.0, True),
+        ("Speed limit 15 km/h for the next 50 m", 45.0, True),  # read as the other number
+        ("New speed limit 50 km/h, formerly 80 km/h", 60.0, True),  # two speeds: which?
+        ("Speed limit 30 mph", 45.0, True),  # a unit the model does not read
         ("Speed limit 50 km/h", 45.0, False),  # written and read alike
         ("限速６０公里", 45.0, False),  # full-width digits are digits
+        ("Speed limit 5\u200b0 km/h", 45.0, False),  # checked on the text as the model reads it
         ("Speed limit fifty km/h", 45.0, False),  # in words: nothing to compare, not checked
+        ("Speed limit fifty km/h on the A1", 45.0, False),  # "1" is no speed
+        ("School zone 7-17h: maximum permitted speed forty km/h", 45.0, False),  # hours
     ],
 )
 def test_a_speed_limit_read_otherwise_than_written_is_not_acted_on(
@@ -583,16 +589,23 @@ def test_a_speed_limit_read_otherwise_than_written_is_not_acted_on(
 
 
 def test_limit_unwritten_compares_the_reading_with_the_digits() -> None:
-    from perception.readcheck import limit_unwritten, written_numbers
+    from perception.readcheck import limit_unwritten, written_speeds
     from perception.spec import MODEL_SPEC
 
     def reading(limit: int | None) -> np.ndarray:
         return np.eye(len(MODEL_SPEC.rule_limits))[MODEL_SPEC.rule_limits.index(limit)]
 
-    assert written_numbers("Max 50 km/h 7-17 h, ７０ ٥٠") == {50, 7, 17, 70}
+    assert written_speeds("Max 50 km/h 7-17 h, 2 km ahead, 7.5 t") == ({50.0}, False)
+    assert written_speeds("限速６０公里，前方2公里") == ({60.0, 2.0}, False)  # 公里 is a speed here
+    assert written_speeds("前方2公里施工") == (set(), False)  # and a distance here
+    assert written_speeds("٥٠ kph, 0.5 km/h, 70 kilometres per hour") == ({50.0, 0.5, 70.0}, False)
+    assert written_speeds("30 mph") == (set(), True)
+    # no speed in digits
+    assert written_speeds("Max 50, forty km/h, 四十公里/小时") == (set(), False)
+    assert limit_unwritten("Max 50 km/h (was 70 km/h)", "speed_limit", reading(50))
     assert not limit_unwritten("School zone 30 km/h 7-17 h", "school_zone", reading(30))
     assert limit_unwritten("School zone 25 km/h", "school_zone", reading(30))
-    assert limit_unwritten("Speed limit 50", "speed_limit", reading(None))  # says one, reads none
+    assert limit_unwritten("Speed limit 50 km/h", "speed_limit", reading(None))  # reads none
     assert not limit_unwritten("No overtaking on km 14", "overtaking:prohibited", reading(None))
     with pytest.raises(ModelError, match="speed limits"):
         limit_unwritten("Max 50", "speed_limit", np.ones(5))
