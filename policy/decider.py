@@ -60,6 +60,76 @@ class FrameJob:
     decoded: tuple[str, np.ndarray, float] | None = None
 
 
+# How long closing waits for the rule set being read (one rule set: ~50 ms; bounded so a
+# stuck encoder cannot hold a stopping node past docker's 10 s grace).
+CLOSE_JOIN_S = 5.0
+
+
+class _EncodeQueue:
+    """The one thread that reads (encodes) rule sets, at most one waiting per vehicle (a newer
+    rule set takes the vehicle's older one out of line and goes to the end). Vehicles whose
+    frames wait on their rule set (:meth:`hurry`) go first, in the order they asked; then the
+    others in arrival order. Before, one vehicle's new rule set waited behind every rule set that
+    came before it: an outside probe's driving vehicle got only rules_pending for 25 s behind 200
+    other vehicles' new rule sets (and a restart takes every retained rule set at once)."""
+
+    def __init__(self, fn: Callable[[tuple[str, ...]], EncodedRules]) -> None:
+        self._fn = fn
+        self._cv = threading.Condition()
+        self._todo: OrderedDict[str, tuple[Future[EncodedRules], tuple[str, ...]]] = OrderedDict()
+        self._urgent: OrderedDict[str, None] = OrderedDict()  # vehicles of _todo, in asking order
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="rule-encoder", daemon=True)
+        self._thread.start()
+
+    def submit(self, vehicle_id: str, texts: tuple[str, ...]) -> Future[EncodedRules]:
+        future: Future[EncodedRules] = Future()
+        with self._cv:
+            if self._closed:
+                future.cancel()
+                return future
+            self._todo.pop(vehicle_id, None)  # its older rule set: the caller cancels it
+            self._todo[vehicle_id] = (future, texts)
+            self._cv.notify()
+        return future
+
+    def hurry(self, vehicle_id: str) -> None:
+        with self._cv:
+            if vehicle_id in self._todo:
+                self._urgent.setdefault(vehicle_id)
+
+    def close(self) -> None:
+        """Cancel what waits and end the thread after the encoding it is running (joined: a
+        process that exits while the thread is inside onnxruntime aborts)."""
+        with self._cv:
+            self._closed = True
+            waiting = [f for f, _ in self._todo.values()]
+            self._todo.clear()
+            self._urgent.clear()
+            self._cv.notify()
+        for future in waiting:
+            future.cancel()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(CLOSE_JOIN_S)
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._todo and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                vid = next(iter(self._urgent), None) or next(iter(self._todo))
+                self._urgent.pop(vid, None)
+                future, texts = self._todo.pop(vid)
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while it waited (superseded, forgotten)
+            try:
+                future.set_result(self._fn(texts))
+            except BaseException as exc:  # the frame's check re-raises it (encoded_rules)
+                future.set_exception(exc)
+
+
 class Decider:
     """Holds the model and the per-(vehicle, rules version) token cache."""
 
@@ -74,8 +144,12 @@ class Decider:
         *,
         max_clock_skew_ms: float = math.inf,
         decode_threads: int = 1,
+        max_rules_wait_ms: float = math.inf,
     ) -> None:
         self.model = model
+        # A frame whose rule set has been read for longer than this is answered rules_pending;
+        # a younger wait is waited out (the node sends a frame only when it is ready or due).
+        self.max_rules_wait_ms = max_rules_wait_ms
         self.node_id = node_id
         self.confidence_threshold = confidence_threshold
         self.max_frame_age_ms = max_frame_age_ms
@@ -97,7 +171,7 @@ class Decider:
         # an encoding: a newer rule set superseding one still in flight keeps that time, so a
         # vehicle whose rules change faster than they are read still gets answers, rules_pending)
         self._encoding: dict[str, tuple[str, tuple[str, ...], Future[EncodedRules], int]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rule-encoder")
+        self._queue = _EncodeQueue(self._encode)
         # A batch's JPEGs decoded side by side (OpenCV releases the GIL); None: one by one in
         # the caller's thread.
         self._decoders = (
@@ -108,7 +182,7 @@ class Decider:
 
     def close(self) -> None:
         """Cancel the encodings still queued and stop the worker threads (the node stops)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._queue.close()
         if self._decoders is not None:
             self._decoders.shutdown(wait=False, cancel_futures=True)
 
@@ -138,13 +212,18 @@ class Decider:
                 del self._encoding[vid]
             if hit is None or hit[0] != texts:
                 since = busy[3] if busy is not None and not busy[2].done() else time.monotonic_ns()
-                future = self._pool.submit(self._encode, texts)
+                future = self._queue.submit(vid, texts)
                 self._encoding[vid] = (version, texts, future, since)
         # Outside the lock: cancel() runs the old one's done callbacks in this thread.
         if busy is not None:
             busy[2].cancel()  # only succeeds while it waits in the queue
         if future is not None and on_done is not None:
             future.add_done_callback(lambda _: on_done())
+
+    def hurry(self, vehicle_id: str) -> None:
+        """A frame of this vehicle waits on its rule set: read it before the rule sets of
+        vehicles that send no frames (a restart takes every retained rule set at once)."""
+        self._queue.hurry(vehicle_id)
 
     def _encode(self, texts: tuple[str, ...]) -> EncodedRules:
         """The rule set as it is kept for its frames: a split model decides from the rule
@@ -310,7 +389,7 @@ class Decider:
             return Reason.NO_RULES, None, None
         if rules.expires_at_ns is not None and rules.expires_at_ns <= now:
             return Reason.RULES_EXPIRED, None, None
-        if not self.ready(rules):  # the node let it go after max_rules_wait_ms: do not block
+        if self.waiting_ms(rules) >= self.max_rules_wait_ms:  # do not block: say so
             return Reason.RULES_PENDING, None, None
         try:
             encoded = self.encoded_rules(rules)

@@ -118,6 +118,7 @@ class Node:
             settings.rules_cache_size,
             max_clock_skew_ms=settings.max_clock_skew_ms,
             decode_threads=settings.decode_threads,
+            max_rules_wait_ms=settings.max_rules_wait_ms,
         )
         self.metrics = NodeMetrics()
         self.rules: dict[str, RuleSet] = {}
@@ -285,8 +286,11 @@ class Node:
                 self._dormant.discard(vid)
             self.metrics.count("frames")
             self._cond.notify_all()
-        if woken and (held := self.rules.get(vid)) is not None:
+        held = self.rules.get(vid)
+        if woken and held is not None:
             self.decider.prefetch(held, self._encoded)  # its frame waits for it, not the loop
+        if held is not None and not overloaded and not self.decider.ready(held):
+            self.decider.hurry(vid)  # read before the rule sets of vehicles not driving
         if overloaded:  # reported outside the lock: publishing may block
             self.report(
                 topic,
@@ -461,7 +465,7 @@ class Node:
         rules = self.rules.get(p.header.vehicle_id)
         return (
             self.decider.ready(rules)
-            or self.decider.waiting_ms(rules) >= self.settings.max_rules_wait_ms
+            or self.decider.waiting_ms(rules) >= self.decider.max_rules_wait_ms
         )
 
     def _wake_s(self, timeout: float) -> float:
@@ -469,7 +473,7 @@ class Node:
         answered rules_pending sooner (nothing notifies the serving loop of that)."""
         if not self.decider.pending_encodings:
             return timeout  # the common case: no rule set being read, nothing falls due
-        limit = self.settings.max_rules_wait_ms
+        limit = self.decider.max_rules_wait_ms
         due = [
             limit - w
             for w in (self.decider.waiting_ms(self.rules.get(v)) for v in self._pending)

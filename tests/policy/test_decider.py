@@ -319,7 +319,11 @@ def test_a_vehicle_flooding_rule_updates_holds_one_place_and_cannot_starve_anoth
     encodings, and the memory held does not grow with the updates."""
     gate, calls = _gated_encoder(decider, monkeypatch)
     flood = [rules("flood", f"v{k}", (f"Speed limit {20 + k % 10 * 10} km/h",)) for k in range(300)]
-    for r in flood:
+    decider.prefetch(flood[0])
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:  # the worker has taken the first
+        time.sleep(0.005)
+    for r in flood[1:]:
         decider.prefetch(r)
     assert decider.pending_encodings == 1
     victim = rules("victim", "v1", ("Stop at the red light",))
@@ -344,6 +348,9 @@ def test_forgetting_a_vehicle_drops_its_encodings(
 ) -> None:
     gate, calls = _gated_encoder(decider, monkeypatch)
     decider.prefetch(rules("busy", "v0", ("Max 50",)))  # running, held at the gate
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:  # the worker has taken it
+        time.sleep(0.005)
     decider.prefetch(rules("a", "v1"))  # queued behind it
     assert decider.pending_encodings == 2
     decider.forget("a")  # still queued: cancelled, never encoded
@@ -609,3 +616,32 @@ def test_limit_unwritten_compares_the_reading_with_the_digits() -> None:
     assert not limit_unwritten("No overtaking on km 14", "overtaking:prohibited", reading(None))
     with pytest.raises(ModelError, match="speed limits"):
         limit_unwritten("Max 50", "speed_limit", np.ones(5))
+
+
+def test_a_vehicle_whose_frames_wait_has_its_rule_set_read_first(
+    decider: Decider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule sets are read one at a time, first come first served, except that a vehicle whose
+    frames wait on its rule set goes before vehicles that send none (an outside probe's driving
+    vehicle waited 25 s behind 200 other vehicles' new rule sets; a restarting node takes every
+    retained rule set at once)."""
+    gate, calls = _gated_encoder(decider, monkeypatch)
+    decider.prefetch(rules("first", "v1", ("Max 50",)))
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.005)
+    parked = [rules(f"parked-{k}", "v1", (f"Speed limit {30 + k} km/h",)) for k in range(20)]
+    for r in parked:
+        decider.prefetch(r)
+    driving = rules("driving", "v1", ("Stop at the red light",))
+    decider.prefetch(driving)
+    decider.hurry("driving")
+    decider.hurry("nobody")  # a vehicle with nothing waiting to be read: no effect
+    gate.set()
+    deadline = time.monotonic() + 10
+    while not decider.ready(driving) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert calls[:2] == [("Max 50",), ("Stop at the red light",)]
+    while not all(decider.ready(r) for r in parked) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert calls[2:] == [tuple(r.rules) for r in parked]  # then first come, first served
