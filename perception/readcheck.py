@@ -44,6 +44,7 @@ __all__ = [
     "ReadingCheck",
     "SENTENCE_CLASSES",
     "alternatives",
+    "conflict_alternatives",
     "conflicting",
     "limit_unwritten",
     "decisive",
@@ -288,7 +289,8 @@ class ReadingCheck:
         self.sentence = sentence
         # The head graph (perception.splitgraph); None: the check reruns the frame graph.
         self.head = head
-        # The neighbour reading (perception.neighbours); None: the model has no index.
+        # The neighbour reading (perception.neighbours); None: the model has no index. The rule
+        # classes also name the kinds whose contradiction the check finds (conflict_alternatives).
         self.neighbours, self.rule_classes, self.min_votes = neighbours, rule_classes, min_votes
 
     @classmethod
@@ -309,7 +311,18 @@ class ReadingCheck:
         head = None if parts.head is None else ort.InferenceSession(parts.head, providers=cpu)
         sentence = sentence_spec(parts.metadata)
         if parts.neighbours is None:
-            return cls(rules, frame, reading, parts.reading_inputs, head=head, sentence=sentence)
+            from perception.modelmeta import parse_metadata
+
+            meta = parse_metadata(parts.metadata, source="model")
+            return cls(
+                rules,
+                frame,
+                reading,
+                parts.reading_inputs,
+                rule_classes=meta.rule_classes,
+                head=head,
+                sentence=sentence,
+            )
         classes, votes = neighbour_settings(parts.metadata)
         neighbours = ort.InferenceSession(parts.neighbours, providers=cpu)
         return cls(
@@ -326,14 +339,15 @@ class ReadingCheck:
 
     def scan(
         self, inputs: dict[str, np.ndarray], threshold: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
         """For a batch of model inputs: the decision probabilities [N, labels] (the model's label
         order), each rule's top class probability [N, R] (1 for an empty slot, 0 for a rule the
         neighbours overruled, which is always checked), whether its alternative reading changes
         the decision [N, R] (the runner-up for rules below ``threshold``; the reader's own for an
         overruled rule, when ``threshold`` > 0), the rule classes [N, R, C] the decision used
-        (the neighbour reading applied) and each rule's speed-limit reading [N, R, V] (None for
-        a model without parameter readings; :func:`limit_unwritten`)."""
+        (the neighbour reading applied), each rule's speed-limit reading [N, R, V] (None for
+        a model without parameter readings; :func:`limit_unwritten`) and the rules whose
+        contradiction decides the frame [N, R] (:func:`conflict_alternatives`)."""
         rule_feeds = {
             _S.rules_input: inputs[_S.rules_input],
             _S.rule_mask_input: inputs[_S.rule_mask_input],
@@ -360,6 +374,7 @@ class ReadingCheck:
             )
         per_row: list[tuple[Alternative, ...]] = []
         overruled: list[tuple[int, ...]] = []
+        clashing: list[tuple[Alternative, ...]] = []
         for k in range(len(feats)):
             feats[k], classes[k], alts, over = read_rule_set(
                 self.reading,
@@ -375,6 +390,17 @@ class ReadingCheck:
             )
             per_row.append(alts)
             overruled.append(over)
+            clashing.append(
+                conflict_alternatives(
+                    self.reading,
+                    self.names,
+                    [classes[k], *(p[k] for p in params)],
+                    mask[k],
+                    self.rule_classes,
+                )
+                if self.rule_classes
+                else ()
+            )
         images, speeds = inputs[_S.image_input], inputs[_S.speed_input]
         per_frame = {_S.image_input: images, _S.speed_input: speeds}
         probs, *img = self.frame.run(
@@ -387,11 +413,14 @@ class ReadingCheck:
         changes = np.zeros(classes.shape[:2], bool)
         for k, got in enumerate(decisive(graph, per_frame, probs.argmax(1), per_row)):
             changes[k, list(got)] = True
+        clash = np.zeros(classes.shape[:2], bool)
+        for k, got in enumerate(decisive(graph, per_frame, probs.argmax(1), clashing)):
+            clash[k, list(got)] = True
         top = np.where(mask.max(axis=2) > 0, classes.max(axis=2), 1.0)
         for k, over in enumerate(overruled):  # checked at any threshold: count them below all
             top[k, list(over)] = 0.0
         limits = np.asarray(params[0]) if params else None
-        return np.asarray(probs), top, changes, np.asarray(classes), limits
+        return np.asarray(probs), top, changes, np.asarray(classes), limits, clash
 
 
 def sentence_spec(metadata: dict[str, str]) -> SentenceReaderSpec | None:
@@ -440,6 +469,32 @@ def conflicting(
     here = np.asarray(present, bool) & (kind != "")
     pair = here[..., :, None] & here[..., None, :] & (kind[..., :, None] == kind[..., None, :])
     return (pair & (top[..., :, None] != top[..., None, :])).any(-1)
+
+
+def conflict_alternatives(
+    reading: Any,
+    names: tuple[str, ...],
+    readings: list[np.ndarray],
+    mask: np.ndarray,
+    rule_classes: tuple[str, ...],
+) -> tuple[Alternative, ...]:
+    """For each rule of a set that contradicts itself as read (:func:`conflicting`), the rule
+    set's features had that rule been read as the other variant its kind is read as in the
+    set. A frame whose decision one of them changes hangs on which of the contradicting rules
+    holds (``rules_conflict``); a frame it does not change (no car ahead to overtake) does not.
+    Arguments as :func:`alternatives` (``readings[0]``: the classes the decision used)."""
+    classes = np.asarray(readings[0])
+    clash = conflicting(classes, mask.max(axis=1) > 0, rule_classes)
+    if not clash.any():
+        return ()
+    top = classes.argmax(axis=-1)
+    kind = [rule_classes[int(c)].split(":", 1)[0] for c in top]
+    rules = [int(r) for r in np.flatnonzero(clash)]
+    out = []
+    for r in rules:
+        other = next(int(top[q]) for q in rules if kind[q] == kind[r] and top[q] != top[r])
+        out.append((r, reread(reading, names, readings, mask, [(r, other)])[0]))
+    return tuple(out)
 
 
 # Rule kinds whose reading names a speed limit (MODEL_SPEC.rule_limits).

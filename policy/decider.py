@@ -441,13 +441,20 @@ class Decider:
                 reason = Reason.IMAGE_OUT_OF_DISTRIBUTION
             elif unread:
                 reason = Reason.RULES_NOT_UNDERSTOOD
-            elif (
-                clash := conflicting(got.rule_classes[row], present, self.model.meta.rule_classes)
-            ).any():
-                reason, unread = Reason.RULES_CONFLICT, [int(r) for r in np.flatnonzero(clash)]
+            elif clash := self._clash(got, row, present):
+                reason, unread = Reason.RULES_CONFLICT, clash
             elif p[top] < confidence:
                 reason = Reason.LOW_CONFIDENCE
             out[i] = self._msg(jobs[i], start, infer_ms, decode_ms, n, reason, p, top, unread)
+
+    def _clash(self, got: ModelOutputs, row: int, present: np.ndarray) -> list[int]:
+        """The rules whose contradiction decides this frame (rules_conflict): asked per frame
+        where the model has a reading graph (perception.readcheck.conflict_alternatives), else
+        every contradicting rule of the set (perception.readcheck.conflicting)."""
+        if got.clashes is not None and not got.clashes[row]:
+            return []  # it contradicts itself, but not where this frame's decision turns
+        clash = conflicting(got.rule_classes[row], present, self.model.meta.rule_classes)
+        return [int(r) for r in np.flatnonzero(clash)]
 
     def fallback(self, job: FrameJob, reason: Reason) -> DecisionMsg:
         """The fallback answer to one frame (``valid=false``, FALLBACK_DECISION[reason])."""

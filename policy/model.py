@@ -30,6 +30,7 @@ from perception.neighbours import NEIGHBOUR_OUTPUT
 from perception.onnxrun import check_io, run_all_outputs
 from perception.readcheck import (
     Alternative,
+    conflict_alternatives,
     decisive,
     limit_unwritten,
     neighbour_settings,
@@ -117,6 +118,9 @@ class ModelOutputs:
     rule_classes: np.ndarray
     image_ood: np.ndarray
     unsure: tuple[tuple[int, ...], ...] = ()
+    # Per frame, the rules whose contradiction decides it (perception.readcheck.
+    # conflict_alternatives); None where the model has no reading graph to ask it with.
+    clashes: tuple[tuple[int, ...], ...] | None = None
 
 
 class EncodedRules(NamedTuple):
@@ -137,6 +141,9 @@ class EncodedRules(NamedTuple):
     # Each rule's sentence vector [R, 512] (zero rows past the rules), for a model with the
     # sentence-vector input (MODEL_SPEC.rule_sentences); None for any other model.
     sentences: np.ndarray | None = None
+    # The rule set's features had a rule of a contradicting pair been read as the other
+    # (perception.readcheck.conflict_alternatives); None: not computed (no reading graph).
+    conflicts: tuple[Alternative, ...] | None = None
 
 
 def inference_plan(provider: str, runs: int, threads: int) -> tuple[int, int]:
@@ -404,6 +411,7 @@ class PolicyModel:
         if self.rules_session is None:
             return EncodedRules(states, mask, unreadable=unreadable, sentences=vecs)
         wanted = [_S.rule_set_output, _S.rule_output, *self.reading_inputs[1:]]
+        clashes: tuple[Alternative, ...] | None = None
         try:
             feeds = {_S.rules_input: states[None], _S.rule_mask_input: mask[None]}
             rule_feeds = dict(feeds)
@@ -432,6 +440,13 @@ class PolicyModel:
                     else (self.sentence.read(texts, _S.max_rules), self.sentence.spec),
                 )
                 feats, classes = one[None], read[None]
+                clashes = conflict_alternatives(
+                    self.reading_session,
+                    self.reading_inputs,
+                    [np.asarray(read), *(np.asarray(p[0]) for p in params)],
+                    mask,
+                    self.meta.rule_classes,
+                )
         except Exception as exc:
             raise ModelError(f"rule graph failed: {exc}") from exc
         if params:  # the parameter readings are outputs of the rule graph (a reading graph)
@@ -447,7 +462,14 @@ class PolicyModel:
                 )
             )
         return EncodedRules(
-            states, mask, np.asarray(feats[0]), np.asarray(classes[0]), unreadable, alts, vecs
+            states,
+            mask,
+            np.asarray(feats[0]),
+            np.asarray(classes[0]),
+            unreadable,
+            alts,
+            vecs,
+            clashes,
         )
 
     def run_encoded(
@@ -479,20 +501,31 @@ class PolicyModel:
             raise ModelError(f"model returned shape {probs.shape}")
         classes = np.stack([r.classes for r in rules])  # type: ignore[misc]
         unsure: tuple[tuple[int, ...], ...] = ()
-        if any(r.alternatives for r in rules):
+        clashes: tuple[tuple[int, ...], ...] | None = None
+        if all(r.conflicts is not None for r in rules):
+            clashes = ((),) * n
+        if any(r.alternatives or r.conflicts for r in rules):
             graph, per_frame = rerun_inputs(
                 self.frame_session, head, images, speeds, img[0] if img else None
             )
+            decided = probs.argmax(axis=1)
             try:
-                unsure = tuple(
-                    decisive(
-                        graph, per_frame, probs.argmax(axis=1), [r.alternatives for r in rules]
+                if any(r.alternatives for r in rules):
+                    unsure = tuple(
+                        decisive(graph, per_frame, decided, [r.alternatives for r in rules])
                     )
-                )
+                if clashes is not None and any(r.conflicts for r in rules):
+                    clashes = tuple(
+                        decisive(graph, per_frame, decided, [r.conflicts or () for r in rules])
+                    )
             except Exception as exc:
                 raise ModelError(f"reading check failed: {exc}") from exc
         return ModelOutputs(
-            np.asarray(probs, np.float32), classes, np.asarray(ood, np.float32).reshape(n), unsure
+            np.asarray(probs, np.float32),
+            classes,
+            np.asarray(ood, np.float32).reshape(n),
+            unsure,
+            clashes,
         )
 
     def run(

@@ -45,6 +45,7 @@ __all__ = ["OnnxPredictor", "Predictor", "evaluate_samples", "load_predictor"]
 _S = MODEL_SPEC
 N_NEGATIVES = 600
 READING_OUTPUT = "reading_unsure"  # [N, R] bool: rules the reading check flags (ONNX only)
+CONFLICT_OUTPUT = "rules_conflict"  # [N, R] bool: rules whose contradiction decides (ONNX)
 LIMIT_READING = "rule_limit_reading"  # [N, R, V]: each rule's speed-limit reading (ONNX only)
 
 
@@ -149,8 +150,9 @@ class OnnxPredictor:
             graphs = self._graphs  # the node applies a sentence reader with or without them
         if graphs is not None:  # the decision and the classes as the node computes them
             threshold = READING_THRESHOLD if self.reading_check is not None else 0.0
-            probs, top, changes, classes, limits = graphs.scan(inputs, threshold)
+            probs, top, changes, classes, limits, clash = graphs.scan(inputs, threshold)
             outs[_S.output], outs[_S.rule_output] = probs, classes
+            outs[CONFLICT_OUTPUT] = clash
             if limits is not None:
                 outs[LIMIT_READING] = limits
             if self.reading_check is not None:
@@ -250,7 +252,10 @@ def _flags(
         unread |= outs[READING_OUTPUT][ix] & present
     # Two rules read as one kind with opposite variants: rules_conflict (policy.decider); a
     # readable set flagged all the same, so counted with the rules not understood.
-    unread |= conflicting(outs[_S.rule_output][ix], present, predictor.rule_classes)
+    if CONFLICT_OUTPUT in outs:  # asked per frame, as the node asks it (policy.model)
+        unread |= outs[CONFLICT_OUTPUT][ix] & present
+    else:
+        unread |= conflicting(outs[_S.rule_output][ix], present, predictor.rule_classes)
     if LIMIT_READING in outs:  # a limit read that the rule does not write (policy.model)
         unread |= _limits_unwritten(predictor, outs, data, ix) & present
     # As the node (policy.decider): the model's score, or a frame without colour.

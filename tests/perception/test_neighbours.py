@@ -201,7 +201,7 @@ def test_the_node_reads_a_rule_as_its_neighbours_do(all_amber: bytes, tmp_path: 
     image = np.zeros((1, S.image_height, S.image_width, 3), np.uint8)
     speed = np.full((1, 1), 40.0, np.float32)
     feeds = S.feeds(image, mine.states[None], mine.mask[None], speed)
-    _, _, _, scanned, _ = check.scan(feeds, 0.0)
+    _, _, _, scanned, _, _ = check.scan(feeds, 0.0)
     np.testing.assert_allclose(scanned[0], theirs.classes, atol=1e-6)
 
 

@@ -182,7 +182,7 @@ def test_the_node_averages_the_two_readings(classes, tmp_path: Path) -> None:
     check = ReadingCheck.from_model(path.read_bytes())
     assert check is not None and check.sentence is not None and check.sentence.weight == 0.4
     feeds = _feeds(mine)
-    _, _, _, scanned, _ = check.scan({**feeds, SENTENCE_CLASSES: head[None]}, 0.0)
+    _, _, _, scanned, _, _ = check.scan({**feeds, SENTENCE_CLASSES: head[None]}, 0.0)
     np.testing.assert_allclose(scanned[0], both.classes, atol=1e-5)
     with pytest.raises(ModelError, match="sentence"):
         check.scan(feeds, 0.0)  # its readings not given: refused, not skipped
@@ -227,7 +227,7 @@ def test_in_check_mode_the_node_decides_on_its_own_reading_and_checks_the_others
     feeds = _feeds(mine)
     head = np.zeros_like(mine.classes)
     head[: len(texts), permitted] = 1.0
-    _, top, _, scanned, _ = check.scan({**feeds, SENTENCE_CLASSES: head[None]}, 0.01)
+    _, top, _, scanned, _, _ = check.scan({**feeds, SENTENCE_CLASSES: head[None]}, 0.01)
     np.testing.assert_allclose(scanned[0], mine.classes, atol=1e-6)
     assert top[0, 0] == top[0, 1] == 0.0 and top[0, 2] > 0.5
 

@@ -501,40 +501,51 @@ def test_rules_that_contradict_each_other_are_not_acted_on() -> None:
     """An outside probe: "No turn on red" + "Right turn on red permitted after a full stop" was
     answered YIELD at a red light with valid=true (the model, trained on sets with at most one
     rule of a kind for the car, picked the permission); "No overtaking" + "Overtaking
-    permitted" likewise picked one. A rule set read as one kind both permitted and
-    prohibited is answered rules_conflict naming both; the same rule said twice is not a
-    conflict, and neither is a rule for trucks beside the car's own."""
+    permitted" likewise picked one. Where such a contradiction (one kind read both permitted
+    and prohibited) decides the frame, it is answered rules_conflict naming both rules; where
+    it does not (no car ahead to overtake), the frame is decided; the same rule said twice is
+    not a contradiction, and neither is a rule for trucks beside the car's own."""
     from pathlib import Path
 
-    from bus.recording_reader import read_samples
     from bus.schema import RuleSet
+    from simulator.render import render_jpeg
+    from simulator.scene import Scene
 
     root = Path(__file__).resolve().parents[2]
     model = PolicyModel.load(root / "models/ruledrive-default.onnx", "cpu")
-    frame = next(iter(read_samples([root / "tests/golden/drive.mcap"], require_labels=False)))
+    scenes = {
+        # ego in the right lane of two, a red light ahead: turning right on red decides
+        "red": Scene(n_lanes=2, ego_lane=1, light="red", stop_line_m=30.0, speed_kph=30.0),
+        # a slower car ahead, the left lane free: overtaking decides
+        "lead": Scene(n_lanes=2, ego_lane=1, lead_vehicle_m=20.0, speed_kph=50.0),
+        "open": Scene(n_lanes=2, ego_lane=0, speed_kph=50.0),  # nothing to overtake
+    }
 
-    def decide(*texts: str):  # type: ignore[no-untyped-def]
+    def decide(scene: str, *texts: str):  # type: ignore[no-untyped-def]
         rs = RuleSet(vehicle_id="car-1", version="v", issued_at_ns=time.time_ns(), rules=texts)
-        return Decider(model, "n").step(header(speed=frame.speed_kph), frame.jpeg, rs)
+        s = scenes[scene]
+        return Decider(model, "n").step(header(speed=s.speed_kph), render_jpeg(s), rs)
 
-    for texts, named in (
-        (("No turn on red", "Max 50", "Right turn on red permitted after a full stop"), [0, 2]),
-        (("红灯禁止右转", "红灯允许右转"), [0, 1]),
-        (("Right on red allowed", "红灯禁止右转"), [0, 1]),
-        (("Overtaking permitted", "No overtaking"), [0, 1]),
+    on_red = "Right turn on red permitted after a full stop"
+    for scene, texts, named in (
+        ("red", ("No turn on red", "Max 50", on_red), [0, 2]),
+        ("red", ("红灯禁止右转", "红灯允许右转"), [0, 1]),
+        ("red", ("Right on red allowed", "红灯禁止右转"), [0, 1]),
+        ("lead", ("Overtaking permitted", "No overtaking"), [0, 1]),
     ):
-        d = decide(*texts)
+        d = decide(scene, *texts)
         assert (d.valid, d.reason, d.decision, d.unread_rules) == (
             False,
             "rules_conflict",
             "SLOW_DOWN",
             named,
         ), texts
+    assert decide("open", "Overtaking permitted", "No overtaking").reason != "rules_conflict"
     for texts in (
         ("No overtaking", "禁止超车"),  # one rule, said twice
         ("Trucks must not overtake", "Overtaking permitted"),  # the trucks' rule binds no car
     ):
-        assert decide(*texts).reason != "rules_conflict", texts
+        assert decide("lead", *texts).reason != "rules_conflict", texts
 
 
 def test_conflicting_names_the_rules_of_one_kind_read_both_ways() -> None:
