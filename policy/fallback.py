@@ -102,7 +102,9 @@ FALLBACKS: tuple[Fallback, ...] = (
         _S,
         "two rules of the set, as the model reads them, say opposite things for the car (the "
         "same kind permitted and prohibited: overtaking, turn on red; amber always-stop and "
-        "proceed-if-close): the node does not pick one; `unread_rules` names them",
+        "proceed-if-close) and reading one as the other would change this frame's decision "
+        "(every frame of the set for a model without a reading graph): the node does not pick "
+        "one; `unread_rules` names them",
     ),
     Fallback(Reason.LOW_CONFIDENCE, _S, "the top probability is below confidence_threshold"),
 )
