@@ -656,3 +656,39 @@ def test_a_vehicle_whose_frames_wait_has_its_rule_set_read_first(
     while not all(decider.ready(r) for r in parked) and time.monotonic() < deadline:
         time.sleep(0.005)
     assert calls[2:] == [tuple(r.rules) for r in parked]  # then first come, first served
+
+
+def test_the_evaluation_asks_about_contradictions_and_limits_as_the_node_does() -> None:
+    """training.evaluate's figures count what the node flags: its scan of the shipped model
+    names the same contradicting rules on the frame they decide, none where they do not, and
+    gives the speed-limit readings the node checks (perception.readcheck)."""
+    from pathlib import Path
+
+    from perception.image import preprocess_jpeg
+    from perception.readcheck import ReadingCheck, limit_unwritten
+    from perception.spec import MODEL_SPEC as S
+    from simulator.render import render_jpeg
+    from simulator.scene import Scene
+
+    root = Path(__file__).resolve().parents[2]
+    path = root / "models/ruledrive-default.onnx"
+    model = PolicyModel.load(path, "cpu")
+    check = ReadingCheck.from_model(path.read_bytes())
+    assert check is not None
+    texts = ("Overtaking permitted", "Speed limit 20 km/h", "No overtaking")
+    enc = model.encoder.encode_rule_set(texts)
+    frames = [
+        Scene(n_lanes=2, ego_lane=1, lead_vehicle_m=20.0, speed_kph=50.0),  # overtaking decides
+        Scene(n_lanes=2, ego_lane=0, speed_kph=50.0),  # nothing to overtake
+    ]
+    images = np.stack([preprocess_jpeg(render_jpeg(s), model.meta.decode) for s in frames])
+    speeds = np.array([[s.speed_kph] for s in frames], np.float32)
+    feeds = S.feeds(images, np.stack([enc[0]] * 2), np.stack([enc[1]] * 2), speeds)
+    _, _, _, classes, limits, clash = check.scan(feeds, 0.0)
+    assert clash[0].any() and not clash[0, 1] and not clash[1].any()
+    node = model.run_encoded(images, [model.encode_rules(texts)] * 2, speeds)
+    assert node.clashes is not None and bool(node.clashes[0]) and not node.clashes[1]
+    assert set(np.flatnonzero(clash[0])) == set(node.clashes[0])
+    names = model.meta.rule_classes
+    assert limits is not None
+    assert limit_unwritten(texts[1], names[int(classes[0, 1].argmax())], limits[0, 1])
