@@ -414,8 +414,10 @@ class ReadingCheck:
         for k, got in enumerate(decisive(graph, per_frame, probs.argmax(1), per_row)):
             changes[k, list(got)] = True
         clash = np.zeros(classes.shape[:2], bool)
+        present = mask.max(axis=2) > 0
         for k, got in enumerate(decisive(graph, per_frame, probs.argmax(1), clashing)):
-            clash[k, list(got)] = True
+            if got:  # named as the node names them: every rule of the contradiction
+                clash[k] = conflicting(classes[k], present[k], self.rule_classes)
         top = np.where(mask.max(axis=2) > 0, classes.max(axis=2), 1.0)
         for k, over in enumerate(overruled):  # checked at any threshold: count them below all
             top[k, list(over)] = 0.0
@@ -478,22 +480,27 @@ def conflict_alternatives(
     mask: np.ndarray,
     rule_classes: tuple[str, ...],
 ) -> tuple[Alternative, ...]:
-    """For each rule of a set that contradicts itself as read (:func:`conflicting`), the rule
-    set's features had that rule been read as the other variant its kind is read as in the
-    set. A frame whose decision one of them changes hangs on which of the contradicting rules
-    holds (``rules_conflict``); a frame it does not change (no car ahead to overtake) does not.
-    Arguments as :func:`alternatives` (``readings[0]``: the classes the decision used)."""
+    """For each kind a rule set is read as both ways (:func:`conflicting`), the rule set's
+    features had every rule of that kind been read as one variant, and again as the other. A
+    frame whose decision one of them changes hangs on which of the contradicting rules holds
+    (``rules_conflict``); a frame neither changes (no car ahead to overtake) does not. All the
+    kind's rules move together: with one variant said twice ("Right turn on red permitted after
+    a full stop" twice and "No turn on red" once), moving one rule at a time left a contradiction
+    in every alternative and the frame was answered YIELD at a red light (an outside probe).
+    Each alternative is keyed by the first rule of its kind. Arguments as :func:`alternatives`
+    (``readings[0]``: the classes the decision used)."""
     classes = np.asarray(readings[0])
     clash = conflicting(classes, mask.max(axis=1) > 0, rule_classes)
     if not clash.any():
         return ()
     top = classes.argmax(axis=-1)
-    kind = [rule_classes[int(c)].split(":", 1)[0] for c in top]
-    rules = [int(r) for r in np.flatnonzero(clash)]
+    kind = {int(r): rule_classes[int(top[r])].split(":", 1)[0] for r in np.flatnonzero(clash)}
     out = []
-    for r in rules:
-        other = next(int(top[q]) for q in rules if kind[q] == kind[r] and top[q] != top[r])
-        out.append((r, reread(reading, names, readings, mask, [(r, other)])[0]))
+    for k in sorted(set(kind.values())):
+        rules = [r for r in sorted(kind) if kind[r] == k]
+        for variant in sorted({int(top[r]) for r in rules}):
+            moved = [(r, variant) for r in rules]
+            out.append((rules[0], reread(reading, names, readings, mask, moved)[0]))
     return tuple(out)
 
 
