@@ -506,21 +506,37 @@ def conflict_alternatives(
 
 # Rule kinds whose reading names a speed limit (MODEL_SPEC.rule_limits).
 LIMIT_KINDS = ("speed_limit", "school_zone")
-# A speed written in digits: a number with a unit of speed after it (km/h and its spellings,
-# 公里/小时, 千米每小时), or in a Chinese rule that speaks of speed (限速, 时速, 车速, 速度)
-# a number of 公里 / 千米 ("限速60公里"); other units of speed (mph, m/s, knots) are foreign
-# to the model.
-# A number without a unit ("Max 50"), in words ("forty", 四十) or of another unit (hours,
-# metres, tonnes, "km 14") is not a speed.
-_UNIT = (
-    r"km\s*/\s*h(?:r|our)?|kmh|kph|km\s+(?:per|an)\s+hour"
-    r"|kilomet(?:re|er)s?\s*(?:per|an|/)\s*h(?:our)?"
-    r"|(?:公里|千米|km)\s*(?:/|每)\s*(?:小时|时)"
+# A speed written in digits: a number with a unit of speed after it (km/h in any of its
+# spellings: kph, kmph, km h, k.p.h., kilometres per hour, 公里/小时, 码 ...; an opening bracket may
+# come between), or a number right after a word that names the limit (限速 / 时速 N; "limit N",
+# "max N"), or in a Chinese rule that speaks of speed a number of 公里 / 千米 / km ("限速由80公里
+# 调整为50公里"). Units of speed other than km/h (mph, m/s, knots) are foreign to the model. A
+# number of another unit (hours, metres, tonnes, "km 14") or in words (forty, 四十) is no speed.
+_KMH = (
+    r"k(?:m|ms|ilomet(?:re|er)s?)?\.?\s*(?:/|-|\.|per|an|p\.?|\s)*\s*h(?:r|rs|our|ours)?\b\.?"
+    r"|(?:公里|千米|km)\s*(?:/|每)\s*(?:小时|时|h)|码"
 )
-_FOREIGN = r"mph|miles?\s+(?:per|an)\s+hour|m\s*/\s*s\b|knots?\b"
-_SPEED = re.compile(r"(\d+(?:\.\d+)?)\s*(?:(" + _UNIT + r")|(" + _FOREIGN + r"))", re.I)
+_FOREIGN = (
+    r"mph\b|miles?\s*(?:per|an|/)\s*h(?:ou)?r?\b|m\s*/\s*s(?:ec)?\b"
+    r"|met(?:re|er)s?\s*(?:per|/)\s*s(?:ec(?:ond)?)?\b|knots?\b"
+)
+_NUM = r"(\d+(?:\.\d+)?)"
+_SPEED = re.compile(_NUM + r"\s*[(\[]?\s*(?:(" + _KMH + r")|(" + _FOREIGN + r"))", re.I)
+_NAMED = re.compile(
+    r"(?:限速|时速)\s*(?:为|是|不超过|不得超过|不高于|不大于|最高|[:：])?\s*"
+    + _NUM
+    + r"|\b(?:limit|max)\s*[:=]?\s*"
+    + _NUM
+    + r"\b(?![.,]?\d)",
+    re.I,
+)
 _ZH_SPEED_WORD = re.compile(r"限速|时速|车速|速度")
-_ZH_KM = re.compile(r"(\d+(?:\.\d+)?)\s*(?:公里|千米)(?!\s*(?:/|每))")
+# ... but not a distance: 前方2公里, 距离2公里, 还有2公里.
+_ZH_KM = re.compile(
+    r"(?<!前方)(?<!距离)(?<!距)(?<!还有)(?<!\d)" + _NUM + r"\s*(?:公里|千米|km)(?!\s*(?:/|每))",
+    re.I,
+)
+_SLASHES = str.maketrans({"\u2215": "/", "\u2044": "/", "\uff0f": "/"})
 
 
 def written_speeds(text: str) -> tuple[set[float], bool]:
@@ -528,7 +544,7 @@ def written_speeds(text: str) -> tuple[set[float], bool]:
     any script's digits), and whether one is in a unit other than km/h: "Max 50 km/h 7-17 h" ->
     ({50}, False); "限速60公里" -> ({60}, False); "30 mph" -> (set(), True); "forty km/h" -> (set(),
     False)."""
-    t = unicodedata.normalize("NFKC", normalise(text))
+    t = unicodedata.normalize("NFKC", normalise(text)).translate(_SLASHES)
     got: set[float] = set()
     foreign = False
     for m in _SPEED.finditer(t):
@@ -536,9 +552,21 @@ def written_speeds(text: str) -> tuple[set[float], bool]:
             foreign = True
         else:
             got.add(float(m.group(1)))
+    for m in _NAMED.finditer(t):
+        if not _FOREIGN_AFTER.match(t, m.end()):
+            got.add(float(m.group(1) or m.group(2)))
     if _ZH_SPEED_WORD.search(t):
         got |= {float(m.group(1)) for m in _ZH_KM.finditer(t)}
     return got, foreign
+
+
+# A unit right after a named limit that says it is not a speed in km/h ("limit 7.5 t", "max 3 m").
+_FOREIGN_AFTER = re.compile(
+    r"\s*(?:"
+    + _FOREIGN
+    + r"|t\b|tons?\b|tonnes?\b|m\b|metres?\b|meters?\b|%|吨|米(?!每)|am\b|pm\b|点|时(?!速))",
+    re.I,
+)
 
 
 def limit_unwritten(text: str, rule_class: str, limit: np.ndarray) -> bool:

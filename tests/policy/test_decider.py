@@ -578,6 +578,8 @@ def test_conflicting_names_the_rules_of_one_kind_read_both_ways() -> None:
         ("Speed limit 15 km/h for the next 50 m", 45.0, True),  # read as the other number
         ("New speed limit 50 km/h, formerly 80 km/h", 60.0, True),  # two speeds: which?
         ("Speed limit 30 mph", 45.0, True),  # a unit the model does not read
+        ("Speed limit 15 kmph", 45.0, True),  # km/h spelt otherwise (a third probe)
+        ("Speed limit 0 kmph", 45.0, True),
         ("Speed limit 50 km/h", 45.0, False),  # written and read alike
         ("限速６０公里", 45.0, False),  # full-width digits are digits
         ("Speed limit 5\u200b0 km/h", 45.0, False),  # checked on the text as the model reads it
@@ -617,12 +619,42 @@ def test_limit_unwritten_compares_the_reading_with_the_digits() -> None:
         return np.eye(len(MODEL_SPEC.rule_limits))[MODEL_SPEC.rule_limits.index(limit)]
 
     assert written_speeds("Max 50 km/h 7-17 h, 2 km ahead, 7.5 t") == ({50.0}, False)
-    assert written_speeds("限速６０公里，前方2公里") == ({60.0, 2.0}, False)  # 公里 is a speed here
-    assert written_speeds("前方2公里施工") == (set(), False)  # and a distance here
+    assert written_speeds("限速６０公里，前方2公里") == ({60.0}, False)  # 公里: a speed, a distance
+    assert written_speeds("限速由80公里调整为50公里") == ({80.0, 50.0}, False)
+    assert written_speeds("前方2公里施工") == (set(), False)
+    # km/h however it is spelt (a third probe found these read unchecked), and named limits
+    for spelt in (
+        "15 kmph",
+        "15 km h",
+        "15 kms/h",
+        "15 k/h",
+        "15 km\u2215h",
+        "15 km-h",
+        "15 k.p.h.",
+        "15 km/ph",
+        "15 (km/h)",
+        "限速15km",
+        "限速15公里/h",
+        "限速15码",
+        "Speed limit 15",
+        "时速不超过15公里",
+    ):
+        assert written_speeds(spelt) == ({15.0}, False), spelt
+    assert written_speeds("Speed limit 10 m/sec") == (set(), True)
+    # hours, weights, heights and distances are no speed
+    for other in (
+        "学校路段限速三十公里（07:00到17:00）",
+        "Weight limit 7.5 t",
+        "Max 3.5 m height",
+        "15 km here",
+        "Lane 2 closed 500 m ahead",
+    ):
+        assert written_speeds(other) == (set(), False), other
     assert written_speeds("٥٠ kph, 0.5 km/h, 70 kilometres per hour") == ({50.0, 0.5, 70.0}, False)
     assert written_speeds("30 mph") == (set(), True)
     # no speed in digits
-    assert written_speeds("Max 50, forty km/h, 四十公里/小时") == (set(), False)
+    assert written_speeds("forty km/h, 四十公里/小时") == (set(), False)
+    assert written_speeds("Max 50") == ({50.0}, False)  # a named limit
     assert limit_unwritten("Max 50 km/h (was 70 km/h)", "speed_limit", reading(50))
     assert not limit_unwritten("School zone 30 km/h 7-17 h", "school_zone", reading(30))
     assert limit_unwritten("School zone 25 km/h", "school_zone", reading(30))
