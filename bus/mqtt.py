@@ -31,7 +31,9 @@ Reconnect and sessions (docs/contract.md, "Reconnect"):
   ours and each reconnect takes it back from the other, a loop in which both lose messages. An
   MQTT 5 broker says so ("Session taken over", reason 0x8E; Mosquitto from 2.0.15); older ones,
   Debian 12's Mosquitto 2.0.11 among them, just close the socket, which looks like a flap: a
-  connection lost within ``FLAP_S`` of being made. The bus logs an error that names the id and
+  connection lost within ``FLAP_S`` of being made and taken again at once (a reconnect the
+  broker refuses meanwhile means it was away: a restart, not a takeover, and ends the streak).
+  The bus logs an error that names the id and
   counts both (:attr:`MqttBus.takeovers`, :attr:`MqttBus.flaps`, in the node's status counters),
   and after a takeover, or from the third flap in a row, it waits before reconnecting: 1 s,
   doubling to 30 s while they go on (a connection that lasts ``FLAP_S`` ends the streak). Two
@@ -197,6 +199,9 @@ class MqttBus:
         self._flap_streak = 0  # flaps in a row (a connection that lasts FLAP_S ends it)
         self._wait = 0.0  # the wait before the latest reconnect of a streak (0: none yet)
         self._up_since = 0.0
+        # A reconnect was refused since the connection was lost: the broker was away (a
+        # restart), so the loss was no takeover however soon after connecting it came.
+        self._refused_since_loss = False
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
@@ -214,6 +219,7 @@ class MqttBus:
         self._client.on_socket_open = self._on_socket_open
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_message = self._on_message
         self._client.on_unsubscribe = self._on_unsubscribe
         self._client.on_subscribe = self._on_subscribe
@@ -418,7 +424,13 @@ class MqttBus:
             log.warning("the broker at %s refused subscriptions: %s", self.url, ", ".join(refused))
         self._now_up()
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._refused_since_loss = True
+
     def _now_up(self) -> None:
+        if self._refused_since_loss:  # the broker was away: an outage, not a takeover
+            self._flap_streak, self._wait = 0, 0.0
+            self._refused_since_loss = False
         self._up_since = time.monotonic()
         self._up.set()
         self._settled.set()
@@ -434,6 +446,7 @@ class MqttBus:
         if self._closing.is_set():
             return
         taken = getattr(reason_code, "value", None) == SESSION_TAKEN_OVER
+        self._refused_since_loss = False
         lasted = time.monotonic() - self._up_since if was_up else None
         flap = lasted is not None and lasted < FLAP_S
         if lasted is not None and not flap:

@@ -170,3 +170,34 @@ def test_mqtt_bus_names_a_takeover_the_broker_reports(monkeypatch, caplog) -> No
     bus._now_up()
     bus._on_disconnect(None, None, None, taken, None)
     assert waits[-1] == 1.0
+
+
+@pytest.mark.broker
+def test_a_broker_restarting_again_and_again_is_not_taken_for_a_takeover(
+    private_broker, caplog
+) -> None:
+    """Connections lost within seconds of being made are how a takeover looks on Mosquitto
+    2.0.11, but so are quick broker restarts: there the broker refuses the reconnects while it
+    is away, which says it was an outage. A third probe saw the node wait 1, 2, 4 s after the
+    third, fourth, fifth restart 3 s apart (and blame another process): it reconnects at once."""
+    bus = MqttBus(private_broker.url, client_id="node-restarts")
+    bus.connect()
+    took = []
+    try:
+        with caplog.at_level("ERROR", logger="bus.mqtt"):
+            for _ in range(5):
+                private_broker.stop()
+                deadline = time.monotonic() + 5
+                while bus.connected and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.3)  # away long enough to refuse a reconnect
+                private_broker.start()
+                t0 = time.monotonic()
+                while not bus.connected and time.monotonic() < t0 + 10:
+                    time.sleep(0.01)
+                took.append(time.monotonic() - t0)
+        assert bus.connected and bus.flaps == 5
+        assert max(took) < 1.5, took  # 1 + 2 + 4 s of waiting before
+        assert not [r for r in caplog.records if "another process" in r.getMessage()]
+    finally:
+        bus.close()
