@@ -168,8 +168,9 @@ class Decider:
         # memory stays bounded by the vehicles the node serves (forget drops one).
         self._lock = threading.Lock()
         # vehicle -> (version, texts, encoding, since when the vehicle's frames have waited on
-        # an encoding: a newer rule set superseding one still in flight keeps that time, so a
-        # vehicle whose rules change faster than they are read still gets answers, rules_pending)
+        # an encoding (monotonic ns; 0: no frame waits yet, hurry): a newer rule set superseding
+        # one still in flight keeps that time, so a vehicle whose rules change faster than they
+        # are read still gets answers, rules_pending)
         self._encoding: dict[str, tuple[str, tuple[str, ...], Future[EncodedRules], int]] = {}
         self._queue = _EncodeQueue(self._encode)
         # A batch's JPEGs decoded side by side (OpenCV releases the GIL); None: one by one in
@@ -211,7 +212,7 @@ class Decider:
             if busy is not None:
                 del self._encoding[vid]
             if hit is None or hit[0] != texts:
-                since = busy[3] if busy is not None and not busy[2].done() else time.monotonic_ns()
+                since = busy[3] if busy is not None and not busy[2].done() else 0
                 future = self._queue.submit(vid, texts)
                 self._encoding[vid] = (version, texts, future, since)
         # Outside the lock: cancel() runs the old one's done callbacks in this thread.
@@ -222,7 +223,14 @@ class Decider:
 
     def hurry(self, vehicle_id: str) -> None:
         """A frame of this vehicle waits on its rule set: read it before the rule sets of
-        vehicles that send no frames (a restart takes every retained rule set at once)."""
+        vehicles that send no frames (a restart takes every retained rule set at once), and
+        count the vehicle's wait (waiting_ms) from now, not from when the rule set came: a
+        first frame after a restart was answered rules_pending at once for a rule set that
+        was read 80 ms later."""
+        with self._lock:
+            busy = self._encoding.get(vehicle_id)
+            if busy is not None and not busy[3] and not busy[2].done():
+                self._encoding[vehicle_id] = (*busy[:3], time.monotonic_ns())
         self._queue.hurry(vehicle_id)
 
     def _encode(self, texts: tuple[str, ...]) -> EncodedRules:
@@ -260,14 +268,15 @@ class Decider:
         return busy is None or busy[2].done() or busy[:2] != (rules.version, tuple(rules.rules))
 
     def waiting_ms(self, rules: RuleSet | None) -> float:
-        """How long this rule set's vehicle has waited on an encoding (ms; 0 when ready)."""
+        """How long this rule set's vehicle's frames have waited on its encoding (ms; 0 when it
+        is ready or no frame waits on it)."""
         if rules is None:
             return 0.0
         with self._lock:
             busy = self._encoding.get(rules.vehicle_id)
         if busy is None or busy[2].done() or busy[:2] != (rules.version, tuple(rules.rules)):
             return 0.0
-        return (time.monotonic_ns() - busy[3]) / 1e6
+        return (time.monotonic_ns() - busy[3]) / 1e6 if busy[3] else 0.0
 
     def encoded_rules(self, rules: RuleSet) -> EncodedRules:
         """A rule set as the model reads it (policy.model.EncodedRules), computed once per

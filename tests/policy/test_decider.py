@@ -727,3 +727,24 @@ def test_the_evaluation_asks_about_contradictions_and_limits_as_the_node_does() 
     names = model.meta.rule_classes
     assert limits is not None
     assert limit_unwritten(texts[1], names[int(classes[0, 1].argmax())], limits[0, 1])
+
+
+def test_a_vehicles_wait_on_its_rule_set_counts_from_its_first_waiting_frame(
+    decider: Decider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rules_pending is for frames that waited max_rules_wait_ms: after a restart (every
+    retained rule set queued at once) a vehicle's first frame was answered rules_pending at
+    once, counted from when its rule set came, though it was read 80 ms later (a third probe)."""
+    gate, calls = _gated_encoder(decider, monkeypatch)
+    decider.prefetch(rules("first", "v1", ("Max 50",)))
+    queued = rules("later", "v1", ("Stop at the red light",))
+    decider.prefetch(queued)
+    time.sleep(0.3)
+    assert not decider.ready(queued) and decider.waiting_ms(queued) == 0.0  # nobody waits yet
+    decider.hurry("later")  # its first frame
+    assert 0.0 < decider.waiting_ms(queued) < 100
+    time.sleep(0.2)
+    assert decider.waiting_ms(queued) >= 150
+    decider.hurry("later")  # more frames: the wait still counts from the first
+    assert decider.waiting_ms(queued) >= 150
+    gate.set()
