@@ -74,16 +74,21 @@ def to_label_order(
     return probs[:, [index[label] for label in order]]
 
 
-def check_io(session: Any, path: Path | str, n_rule_classes: int) -> None:
+def check_io(
+    session: Any, path: Path | str, n_rule_classes: int, rule_width: int = MODEL_SPEC.rule_dim
+) -> None:
     """Raise ModelError unless an onnxruntime session has the contract's inputs (and no others
     but the optional sentence-vector input) and the outputs the node and evaluation read
-    (names, types, shapes, a dynamic batch)."""
+    (names, types, shapes, a dynamic batch). ``rule_width``: the rule states' width the model's
+    encoder identity says (perception.rule_encoder.state_width: 384 a layer it reads)."""
     got = {i.name: i for i in session.get_inputs()}
     if not set(_EXPECTED_INPUTS) <= set(got) <= set(_EXPECTED_INPUTS) | set(_OPTIONAL_INPUTS):
         want = sorted(_EXPECTED_INPUTS)
         maybe = f" (and may have {sorted(_OPTIONAL_INPUTS)})"
         raise ModelError(f"{path}: inputs {sorted(got)}, the contract wants {want}{maybe}")
-    for name, (typ, shape) in {**_EXPECTED_INPUTS, **_OPTIONAL_INPUTS}.items():
+    rules = MODEL_SPEC.with_rule_width(rule_width).rules
+    wanted = {**_EXPECTED_INPUTS, **_OPTIONAL_INPUTS, rules.name: (rules.onnx_type, rules.shape)}
+    for name, (typ, shape) in wanted.items():
         if name in got:
             _check_arg(path, "input", name, got[name].type, got[name].shape, typ, shape)
     outs = {o.name: o for o in session.get_outputs()}

@@ -13,9 +13,12 @@ A rule is encoded as ``"query: " + text`` (the e5 convention for symmetric simil
 - :meth:`RuleEncoder.token_states`: the hidden states float32 [n, L, D] + mask [n, L], for
   a downstream model that must read numbers or negation precisely: the last layer's, or with
   ``layer=k`` those after layer k (added as a graph output in memory; the committed file is
-  unchanged). A decision model records the layer it was trained on in its encoder identity
-  (:meth:`RuleEncoder.identity`, ``layer``), and the node loads the encoder at that layer
-  (:func:`encoder_layer`).
+  unchanged), or with ``layer=(6, 9, 12)`` those after each of several layers side by side,
+  float32 [n, L, 3 x D] in the order given (one pass of the graph; the decision model's first
+  projection learns its own mix). A decision model records the layers it was trained on in its
+  encoder identity (:meth:`RuleEncoder.identity`, ``layer``: ``"9"`` or ``"6+9+12"``), and the
+  node loads the encoder at those layers (:func:`encoder_layer`); the model's rule input is
+  :attr:`RuleEncoder.width` wide.
 
 The 4-bit weights are multiplied in float32 (``MatMulNBits`` accuracy level 1, set at load time):
 the build's level 4 quantises the activations to int8 with kernels that differ by CPU (AVX2,
@@ -66,8 +69,11 @@ __all__ = [
     "CacheInfo",
     "RuleEncoder",
     "TokenStates",
+    "Layers",
     "encoder_layer",
     "encoder_providers",
+    "layer_name",
+    "state_width",
     "read_manifest",
 ]
 
@@ -77,7 +83,7 @@ MANIFEST, MODEL_FILE, TOKENIZER_FILE = "manifest.json", "model.onnx", "tokenizer
 MANIFEST_FORMAT = "ruledrive-text-encoder/1"
 _CPU, _CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 _OUTPUTS = ("sentence_embedding", "token_states")
-_LAYER_OUTPUT = "layer_states"  # the states after an earlier layer (RuleEncoder.load(layer=k))
+_LAYER_OUTPUT = "layer_states"  # + _k: the states after layer k (RuleEncoder.load(layer=k))
 FLOAT32_ACCURACY = 1  # MatMulNBits accuracy_level: float32 activations, CPU-independent
 
 
@@ -160,11 +166,11 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def _float32_graph(path: Path, layer: int | None = None) -> bytes:
+def _float32_graph(path: Path, layers: Sequence[int] = ()) -> bytes:
     """The encoder graph with its 4-bit matrix products computed in float32 (see the module
-    docstring: the same encoding on every CPU); with ``layer``, one more output,
-    ``layer_states``: the hidden states after that layer (1-based; its output layer norm, whose
-    weights ``ruledrive encoder build`` names ``l{layer - 1}.oln.w``)."""
+    docstring: the same encoding on every CPU); with ``layers``, one more output per layer,
+    ``layer_states_{k}``: the hidden states after layer k (1-based; its output layer norm, whose
+    weights ``ruledrive encoder build`` names ``l{k - 1}.oln.w``)."""
     import onnx
 
     model = onnx.load(str(path))
@@ -173,7 +179,7 @@ def _float32_graph(path: Path, layer: int | None = None) -> bytes:
             for attr in node.attribute:
                 if attr.name == "accuracy_level":
                     attr.i = FLOAT32_ACCURACY
-    if layer is not None:
+    for layer in layers:
         weight = f"l{layer - 1}.oln.w"
         found = [
             n.output[0]
@@ -182,22 +188,66 @@ def _float32_graph(path: Path, layer: int | None = None) -> bytes:
         ]
         if len(found) != 1:
             raise ModelError(f"text encoder {path}: no output of layer {layer} ({weight})")
-        model.graph.node.append(onnx.helper.make_node("Identity", found, [_LAYER_OUTPUT]))
+        name = f"{_LAYER_OUTPUT}_{layer}"
+        model.graph.node.append(onnx.helper.make_node("Identity", found, [name]))
         model.graph.output.append(
-            onnx.helper.make_tensor_value_info(_LAYER_OUTPUT, onnx.TensorProto.FLOAT, None)
+            onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
         )
     return model.SerializeToString()
 
 
-def encoder_layer(identity: dict[str, str], source: str = "model") -> int | None:
-    """The encoder layer a decision model reads (its encoder identity's ``layer``), or None for
-    the last one (models from before the key: their identity has none)."""
+Layers = int | tuple[int, ...] | None
+"""What a decision model reads of the encoder: None (the last layer), k (the states after layer
+k) or (k1, k2, ...) (those after each, side by side)."""
+
+
+def layer_name(layer: Layers) -> str | None:
+    """The identity's ``layer`` value: None, ``"9"`` or ``"6+9+12"``."""
+    if layer is None:
+        return None
+    return str(layer) if isinstance(layer, int) else "+".join(map(str, layer))
+
+
+def encoder_layer(identity: dict[str, str], source: str = "model") -> Layers:
+    """The encoder layer(s) a decision model reads (its encoder identity's ``layer``: ``"9"`` or
+    ``"6+9+12"``), or None for the last one (models from before the key: their identity has
+    none)."""
     value = identity.get("layer")
     if value is None:
         return None
-    if not value.isdigit() or not 1 <= int(value) <= 99:
+    parts = value.split("+")
+    if len(parts) > 8 or not all(p.isdigit() and 1 <= int(p) <= 99 for p in parts):
         raise ModelError(f"{source}: text encoder layer {value[:20]!r} is not a layer number")
-    return int(value)
+    if len(parts) == 1:
+        return int(parts[0])
+    layers = tuple(int(p) for p in parts)
+    if len(set(layers)) != len(layers):
+        raise ModelError(f"{source}: text encoder layers {value[:20]!r} name a layer twice")
+    return layers
+
+
+def state_width(layer: Layers, dim: int = MODEL_SPEC.rule_dim) -> int:
+    """The width of the token states a model reading ``layer`` takes: ``dim`` a layer."""
+    return dim * (len(layer) if isinstance(layer, tuple) else 1)
+
+
+def _layers(layer: Layers, last: Any, directory: Path) -> tuple[int, ...] | None:
+    """``layer`` checked against the encoder's ``last`` layer: None for the last layer alone
+    (the graph's own token_states: the same encoder, the same identity), else the tuple."""
+    if layer is None:
+        return None
+    many = layer if isinstance(layer, tuple) else (layer,)
+    if not many or len(many) > 8 or len(set(many)) != len(many):
+        raise ConfigError(f"text encoder layers must be 1 to 8 different layers, not {layer!r}")
+    for k in many:
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise ConfigError(f"text encoder layer must be a layer number, not {k!r}")
+    if not isinstance(last, int):
+        raise ModelError(f"text encoder {directory}: its manifest names no layers")
+    for k in many:
+        if not 1 <= k <= last:
+            raise ConfigError(f"text encoder {directory} has layers 1 to {last}, not {k}")
+    return None if many == (last,) else many
 
 
 class RuleEncoder:
@@ -209,7 +259,7 @@ class RuleEncoder:
         tokenizer: Any,
         manifest: dict[str, Any],
         cache_size: int = 256,
-        layer: int | None = None,
+        layer: Layers = None,
         read_tokens: int | None = MODEL_SPEC.max_rule_tokens,
     ) -> None:
         if cache_size < 0:
@@ -224,14 +274,23 @@ class RuleEncoder:
         # The tokens a text is encoded with (prefix and special tokens included); more is cut.
         self.max_tokens: int = min(manifest["max_tokens"], read_tokens or manifest["max_tokens"])
         self.version: str = manifest["files"][MODEL_FILE]["sha256"][:12]
-        # None: the last layer's states (``token_states``); k: those after layer k.
+        # None: the last layer's states (``token_states``); k: those after layer k; a tuple:
+        # those after each layer, side by side (the last layer's under its own output name).
+        if isinstance(layer, tuple) and len(layer) == 1:
+            layer = layer[0]
         self.layer = layer
-        self._outputs = (_OUTPUTS[0], _OUTPUTS[1] if layer is None else _LAYER_OUTPUT)
+        many = () if layer is None else (layer,) if isinstance(layer, int) else layer
+        last = manifest.get("layers")
+        self._state_outputs = [
+            _OUTPUTS[1] if k == last else f"{_LAYER_OUTPUT}_{k}" for k in many
+        ] or [_OUTPUTS[1]]
+        # The width of a token's states as the decision model reads them.
+        self.width: int = self.dim * len(self._state_outputs)
         # What a cache of encodings is valid for: these weights, computed this way, this layer,
         # from texts normalised this way (normalise).
         self.cache_key = (
             f"{manifest['files'][MODEL_FILE]['sha256']}/level{FLOAT32_ACCURACY}/{TEXT_FORM}"
-            + ("" if layer is None else f"/layer{layer}")
+            + ("" if layer is None else f"/layer{layer_name(layer)}")
             + ("" if self.max_tokens == manifest["max_tokens"] else f"/read{self.max_tokens}")
         )
         self.provider: str = session.get_providers()[0]
@@ -247,12 +306,13 @@ class RuleEncoder:
         providers: str = "cpu",
         threads: int | None = None,
         cache_size: int = 256,
-        layer: int | None = None,
+        layer: Layers = None,
         read_tokens: int | None = MODEL_SPEC.max_rule_tokens,
     ) -> RuleEncoder:
         """Check ``directory`` against its manifest and open it; ``threads`` sets onnxruntime's
         intra-op threads (None: its default, one per core); ``layer``: read the token states
-        after this layer (1 .. the manifest's ``layers``; None or the last: the last layer's);
+        after this layer (1 .. the manifest's ``layers``; None or the last: the last layer's),
+        or after each of a tuple of layers, side by side (:attr:`width`);
         ``read_tokens``: encode at most this many tokens of a text (module docstring)."""
         from tokenizers import Tokenizer
 
@@ -271,15 +331,8 @@ class RuleEncoder:
         cap = manifest["max_tokens"] if read_tokens is None else read_tokens
         tokenizer.enable_truncation(max_length=min(manifest["max_tokens"], cap))
         last = manifest.get("layers")
-        if layer is not None:
-            if isinstance(layer, bool) or not isinstance(layer, int):
-                raise ConfigError(f"text encoder layer must be a layer number, not {layer!r}")
-            if not isinstance(last, int):
-                raise ModelError(f"text encoder {directory}: its manifest names no layers")
-            if not 1 <= layer <= last:
-                raise ConfigError(f"text encoder {directory} has layers 1 to {last}, not {layer}")
-            if layer == last:
-                layer = None  # the graph's own token_states: the same encoder, the same identity
+        many = _layers(layer, last, directory)
+        layer = None if many is None else many[0] if len(many) == 1 else many
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # ORT's own fusion notes are not the user's business
         if threads is not None:
@@ -287,7 +340,9 @@ class RuleEncoder:
         opts.inter_op_num_threads = 1
         try:
             session = ort.InferenceSession(
-                _float32_graph(directory / MODEL_FILE, layer), opts, chosen
+                _float32_graph(directory / MODEL_FILE, [k for k in many or () if k != last]),
+                opts,
+                chosen,
             )
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(
@@ -320,7 +375,7 @@ class RuleEncoder:
         n, length = len(items), max((len(e.ids) for e in items), default=0)
         ids = np.full((n, length), self.manifest.get("pad_id", 1), np.int64)
         mask = np.zeros((n, length), np.int64)
-        states = np.zeros((n, length, self.dim), np.float32)
+        states = np.zeros((n, length, self.width), np.float32)
         for i, e in enumerate(items):
             ids[i, : len(e.ids)], mask[i, : len(e.ids)], states[i, : len(e.ids)] = (
                 e.ids,
@@ -338,7 +393,7 @@ class RuleEncoder:
             "prefix": self.prefix,
         }
         if self.layer is not None:  # the last layer's models carry no key (as before it)
-            ident["layer"] = str(self.layer)
+            ident["layer"] = str(layer_name(self.layer))
         return ident
 
     def encode_rule_set(
@@ -347,7 +402,7 @@ class RuleEncoder:
         max_rules: int = MODEL_SPEC.max_rules,
         max_tokens: int = MODEL_SPEC.max_rule_tokens,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """A rule set as the decision model reads it: float32 states [max_rules, max_tokens, dim]
+        """A rule set as the decision model reads it: float32 states [max_rules, max_tokens, width]
         and mask [max_rules, max_tokens] (1 = a token; rows past the rules and tokens past
         ``max_tokens`` are zero). The one text path of training and the node.
 
@@ -358,7 +413,7 @@ class RuleEncoder:
                 RejectCode.TOO_MANY_RULES,
                 f"{len(rules)} rules, the model takes at most {max_rules}",
             )
-        states = np.zeros((max_rules, max_tokens, self.dim), np.float32)
+        states = np.zeros((max_rules, max_tokens, self.width), np.float32)
         mask = np.zeros((max_rules, max_tokens), np.float32)
         for r, text in enumerate(rules):
             e = self._get(text)
@@ -394,10 +449,12 @@ class RuleEncoder:
 
     def _run(self, text: str) -> _Encoded:
         ids = np.asarray([self.token_ids(text)], np.int64)
-        vec, states = self.session.run(
-            list(self._outputs), {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        vec, *states = self.session.run(
+            [_OUTPUTS[0], *self._state_outputs],
+            {"input_ids": ids, "attention_mask": np.ones_like(ids)},
         )
-        return _Encoded(vector=vec[0], ids=ids[0], states=states[0])
+        joined = states[0][0] if len(states) == 1 else np.concatenate([s[0] for s in states], -1)
+        return _Encoded(vector=vec[0], ids=ids[0], states=joined)
 
 
 # Letters of the scripts the model reads (English and Chinese), by Unicode character name.

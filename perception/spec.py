@@ -7,7 +7,7 @@ inputs after them, the node checks a model's inputs against them and feeds them 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -114,6 +114,11 @@ class ModelSpec:
         """The input dict of one batch, keyed by input name (Keras ``predict``, ONNX ``run``)."""
         arrays = (images, states, masks, speeds)
         return dict(zip((i.name for i in self.inputs), arrays, strict=True))
+
+    def with_rule_width(self, width: int) -> ModelSpec:
+        """This spec with rule states ``width`` wide (a model reading several encoder layers side
+        by side: perception.rule_encoder); the stored spec keeps ``rule_dim``, one layer's."""
+        return replace(self, rule_dim=width)
 
     def to_dict(self) -> dict[str, object]:
         """What the ONNX metadata stores; a model exported with another spec is refused."""

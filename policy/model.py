@@ -42,6 +42,7 @@ from perception.rule_encoder import (
     RuleEncoder,
     encoder_layer,
     read_in_part,
+    state_width,
     unreadable_script,
 )
 from perception.sentence_reader import SentenceEncoder, SentenceReader, spec_of
@@ -297,7 +298,12 @@ class PolicyModel:
         if in_use != wanted[0]:
             log.warning("%s did not come up on %s; running on %s", path, wanted[0], in_use)
         meta = parse_metadata(session.get_modelmeta().custom_metadata_map, source=str(path))
-        check_io(session, path, len(meta.rule_classes))
+        check_io(
+            session,
+            path,
+            len(meta.rule_classes),
+            state_width(encoder_layer(meta.encoder, str(path))),
+        )
         if encoder is None or encoder.identity() != meta.encoder:
             # One thread: the encoder runs beside the decision session (prefetch), not instead;
             # at the layer the model was trained to read.
@@ -560,6 +566,7 @@ class PolicyModel:
         blank = self.encode_rules(())
         for n in sorted({1, max(1, batch)}):
             vecs = None if self.vectors is None else _S.rule_sentences.zeros(n)
-            image, states, masks, speeds = (i.zeros(n) for i in _S.inputs)
+            wide = _S.with_rule_width(self.encoder.width)  # several encoder layers: wider
+            image, states, masks, speeds = (i.zeros(n) for i in wide.inputs)
             self.run(image, states, masks, speeds, vecs)
             self.run_encoded(_S.image.zeros(n), [blank] * n, _S.speed.zeros(n))

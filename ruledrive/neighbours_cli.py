@@ -87,7 +87,7 @@ def attach_index(
     want = support_numpy(
         index,
         sentence_vectors(probe[MODEL_SPEC.rules_input], probe[MODEL_SPEC.rule_mask_input]).reshape(
-            -1, encoder.dim
+            -1, encoder.width
         ),
         len(meta.rule_classes),
     ).reshape(got.shape)

@@ -58,12 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rule-corpus",
         help="rule texts without frames for that (`ruledrive rule-corpus`); needs --reader-epochs",
     )
-    p.add_argument(
-        "--encoder-layer",
-        type=positive_int,
-        help="read the text encoder's token states after this layer (default: the last; "
-        "docs/training.md)",
-    )
+    _encoder_layer_flag(p)
     _sentence_flag(p)
     p.add_argument("--export", type=Path, help="ONNX path (default OUT/model.onnx)")
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
@@ -110,6 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"{','.join(ABLATIONS)}); the model card says which were left out",
     )
     _sentence_flag(d)
+    _encoder_layer_flag(d)
     d.add_argument("--docs", type=Path, default=Path("docs"))
     d.add_argument(
         "--reuse-checkpoints",
@@ -155,6 +151,15 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "sentence_input",
     )
     return {k: getattr(args, k) for k in keys}
+
+
+def _encoder_layer_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--encoder-layer",
+        metavar="K[+K...]",
+        help="read the text encoder's token states after this layer, or after several side by "
+        "side (6+9+12); default: the last (TrainConfig.encoder_layer, docs/training.md)",
+    )
 
 
 def _sentence_flag(p: argparse.ArgumentParser) -> None:
@@ -334,7 +339,14 @@ def _train_default(args: argparse.Namespace) -> int:
 
     if args.scenes < 600:
         raise ConfigError("--scenes must be >= 600 (the parity check needs 512 samples)")
-    cfg = load_config(None, {"epochs": args.epochs, "sentence_input": args.sentence_input})
+    cfg = load_config(
+        None,
+        {
+            "epochs": args.epochs,
+            "sentence_input": args.sentence_input,
+            "encoder_layer": args.encoder_layer,
+        },
+    )
     results = build_default(
         args.out,
         args.work,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import ConfigError
 
@@ -31,12 +31,14 @@ class TrainConfig(BaseModel):
     min_lr_ratio: float = Field(default=0.02, ge=0.0, le=1.0)
     warmup_epochs: float = Field(default=0.5, ge=0.0, le=500.0)  # at most `epochs`' cap
     # The frozen multilingual text encoder whose token states the model reads, and after which
-    # of its layers (1-based; None: the last, as every model before this key). The exported
-    # model records it (its encoder identity), and the node loads the encoder at that layer.
+    # of its layers (1-based; None: the last, as every model before this key; several, as a
+    # list or "6+9+12": those layers' states side by side, a rule input 384 wide per layer).
+    # The exported model records it (its encoder identity), and the node loads the encoder at
+    # those layers.
     # Chosen by `ruledrive bench reader --encoder-layer` (docs/training.md, "Which encoder
     # layer the reader reads").
     encoder_dir: str = "models/text-encoder"
-    encoder_layer: int | None = Field(default=None, ge=1, le=99)
+    encoder_layer: int | tuple[int, ...] | None = None
     # Pictures that are not road scenes (training.ood), as a share of the training frames, so
     # the image_ood head learns to say "not a road"; they carry no decision target.
     negatives_fraction: float = Field(default=0.08, ge=0.0, le=1.0)
@@ -95,6 +97,30 @@ class TrainConfig(BaseModel):
         """Whether the model has the sentence-vector input (the image-only ablation reads no
         text, so never)."""
         return self.sentence_input != "none" and self.variant != "image_only"
+
+    @field_validator("encoder_layer", mode="before")
+    @classmethod
+    def _encoder_layers(cls, value: object) -> int | tuple[int, ...] | None:
+        """One layer (an int), several (a list, or "6+9+12"), or None; each 1 to 99, none twice,
+        at most 8; one layer in a list is that layer."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            parts = value.split("+")
+            if not all(p.strip().isdigit() for p in parts):
+                raise ValueError(f"encoder_layer {value[:20]!r} is not layer numbers joined by +")
+            value = [int(p) for p in parts]
+        many = list(value) if isinstance(value, list | tuple) else [value]
+        if not 1 <= len(many) <= 8:
+            raise ValueError("encoder_layer names 1 to 8 layers")
+        layers: list[int] = []
+        for k in many:
+            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 99:
+                raise ValueError(f"encoder_layer {k!r} is not a layer number 1 to 99")
+            layers.append(k)
+        if len(set(layers)) != len(layers):
+            raise ValueError(f"encoder_layer {layers} names a layer twice")
+        return layers[0] if len(layers) == 1 else tuple(layers)
 
     @model_validator(mode="before")
     @classmethod

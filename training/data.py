@@ -128,7 +128,7 @@ class RuleTable:
                     f"rule cache {cache} is not a rule table ({type(exc).__name__}: "
                     f"{str(exc)[:120]}); delete it or name another"
                 ) from exc
-        t_max, dim = _S.max_rule_tokens, encoder.dim
+        t_max, dim = _S.max_rule_tokens, encoder.width
         states = np.zeros((len(wanted), t_max, dim), np.float16)
         masks = np.zeros((len(wanted), t_max), np.uint8)
         todo = [i for i, t in enumerate(wanted) if t not in known]

@@ -33,7 +33,14 @@ from perception.image import DEFAULT_DECODE, colourless
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
 from perception.onnxrun import check_io
 from perception.readcheck import SENTENCE_CLASSES, ReadingCheck, conflicting, limit_unwritten
-from perception.rule_encoder import RuleEncoder, encoder_layer, read_in_part, unreadable_script
+from perception.rule_encoder import (
+    Layers,
+    RuleEncoder,
+    encoder_layer,
+    read_in_part,
+    state_width,
+    unreadable_script,
+)
 from perception.sentence_reader import SentenceReader, spec_of
 from perception.spec import MODEL_SPEC
 from training.data import ArrayDataset, RuleTable, encode_samples, require_rules, rule_meta_of
@@ -53,7 +60,7 @@ class Predictor(Protocol):
     name: str
     rule_classes: tuple[str, ...]
     encoder_dir: str
-    encoder_layer: int | None  # the encoder layer it reads (RuleEncoder.load(layer=...))
+    encoder_layer: Layers  # the encoder layer(s) it reads (RuleEncoder.load(layer=...))
     thresholds: Thresholds
     decode: str  # how its frames are decoded (perception.image.PREPROCESSINGS)
 
@@ -102,11 +109,12 @@ class OnnxPredictor:
 
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         meta = parse_metadata(self.session.get_modelmeta().custom_metadata_map, source=str(path))
-        check_io(self.session, path, len(meta.rule_classes))  # as the node refuses it
+        layers = encoder_layer(meta.encoder, str(path))
+        check_io(self.session, path, len(meta.rule_classes), state_width(layers))  # as the node
         self.labels, self.name, self.meta = meta.labels, f"onnx:{path}", meta
         self.rule_classes, self.thresholds = meta.rule_classes, meta.thresholds
         self.encoder_dir = encoder_dir
-        self.encoder_layer = encoder_layer(meta.encoder, str(path))
+        self.encoder_layer = layers
         self.decode = meta.decode
         # Whether it reads each rule's sentence vector too (TrainConfig.sentence_input).
         self.sentence_input = _S.rule_sentence_input in {i.name for i in self.session.get_inputs()}

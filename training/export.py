@@ -61,7 +61,8 @@ def _convert(model: Any) -> Any:
     import tensorflow as tf
     import tf2onnx
 
-    ins = list(MODEL_SPEC.inputs)
+    width = {t.name: t.shape for t in model.inputs}[MODEL_SPEC.rules_input][-1]
+    ins = list(MODEL_SPEC.with_rule_width(int(width)).inputs)  # several encoder layers: wider
     if MODEL_SPEC.rule_sentence_input in {t.name for t in model.inputs}:
         ins.append(MODEL_SPEC.rule_sentences)  # TrainConfig.sentence_input
     spec = [tf.TensorSpec((None, *i.shape), i.dtype, name=i.name) for i in ins]

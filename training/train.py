@@ -246,6 +246,8 @@ def _build_and_compile(
         factor_classes=rule_classes if cfg.rule_head == "factorized" else None,
         readers=cfg.readers,
         sentence=cfg.reads_sentences,
+        # As wide as the encoder's states (several layers side by side: TrainConfig.encoder_layer)
+        spec=MODEL_SPEC.with_rule_width(int(train_ds.table.states.shape[-1])),
     )
     per_epoch = (
         job.plan(cfg.batch_size).steps_per_epoch

@@ -85,3 +85,22 @@ def test_the_sentence_vector_input_is_optional_and_checked() -> None:
         check_io(_Session([*base, _Arg("extra", "tensor(float)", ["batch", 3])]), "m.onnx", 4)
     with pytest.raises(ModelError, match="contract wants"):
         check_io(_Session([*base[:3], _arg(MODEL_SPEC.rule_sentences)]), "m.onnx", 4)
+
+
+def test_the_rule_input_is_as_wide_as_the_encoder_layers_the_model_names() -> None:
+    """A model reading encoder layers 6, 9 and 12 side by side takes rule states 3 x 384 wide;
+    the width its identity names is checked, either way."""
+    import pytest
+
+    from core.errors import ModelError
+    from perception.onnxrun import check_io
+    from perception.rule_encoder import state_width
+
+    wide = [_arg(i) for i in MODEL_SPEC.with_rule_width(1152).inputs]
+    narrow = [_arg(i) for i in MODEL_SPEC.inputs]
+    assert state_width((6, 9, 12)) == 1152 and state_width(9) == state_width(None) == 384
+    check_io(_Session(wide), "m.onnx", 4, state_width((6, 9, 12)))
+    with pytest.raises(ModelError, match="rule_states.*1152"):
+        check_io(_Session(narrow), "m.onnx", 4, 1152)
+    with pytest.raises(ModelError, match="rule_states.*384"):
+        check_io(_Session(wide), "m.onnx", 4)

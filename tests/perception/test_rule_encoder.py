@@ -306,6 +306,40 @@ def test_each_layer_differs_and_the_last_one_named_is_the_default(encoder: RuleE
     assert states[12].cache_key == encoder.cache_key
 
 
+def test_several_layers_read_side_by_side_are_each_layer_s_own_states(
+    encoder: RuleEncoder, layer9: RuleEncoder
+) -> None:
+    rules = ["No overtaking", "限速50公里"]
+    mix = RuleEncoder.load(ENCODER, layer=(6, 9, 12), cache_size=0)
+    six = RuleEncoder.load(ENCODER, layer=6, cache_size=0)
+    assert mix.width == 3 * mix.dim == 1152
+    states, mask = mix.encode_rule_set(rules)
+    assert states.shape == (5, 40, 1152)
+    # One pass of the graph gives each layer's states, in the order named.
+    for part, one in zip(np.split(states, 3, axis=-1), (six, layer9, encoder), strict=True):
+        np.testing.assert_allclose(part, one.encode_rule_set(rules)[0], atol=1e-5)
+    np.testing.assert_array_equal(mask, encoder.encode_rule_set(rules)[1])
+    tok = mix.token_states(rules)
+    assert tok.states.shape[-1] == 1152
+    np.testing.assert_allclose(mix.encode(rules), encoder.encode(rules), atol=1e-6)
+    assert mix.identity() == {**encoder.identity(), "layer": "6+9+12"}
+    assert mix.cache_key not in {encoder.cache_key, layer9.cache_key, six.cache_key}
+    # The order is part of what the model reads: another order is another encoder.
+    other = RuleEncoder.load(ENCODER, layer=(12, 9, 6), cache_size=0)
+    assert other.identity() != mix.identity() and other.cache_key != mix.cache_key
+    np.testing.assert_allclose(
+        other.encode_rule_set(rules)[0][..., :384], states[..., 768:], atol=1e-5
+    )
+    # A one-layer tuple is that layer.
+    assert RuleEncoder.load(ENCODER, layer=(9,), cache_size=0).identity() == layer9.identity()
+
+
+@pytest.mark.parametrize("bad", [(), (6, 6), (6, 13), (6, True), (6, "9"), tuple(range(1, 10))])
+def test_a_bad_list_of_layers_is_a_configuration_error(bad: object) -> None:
+    with pytest.raises(ConfigError, match="layer"):
+        RuleEncoder.load(ENCODER, layer=bad)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("bad", [0, 13, -1, True, "9", 9.0])
 def test_a_layer_the_encoder_does_not_have_is_a_configuration_error(bad: object) -> None:
     with pytest.raises(ConfigError, match="layer"):
@@ -318,9 +352,12 @@ def test_a_model_names_its_encoder_layer_or_none() -> None:
     ident = {"model_sha256": "a", "tokenizer_sha256": "b", "prefix": "query: "}
     assert encoder_layer(ident) is None  # models from before the key: the last layer
     assert encoder_layer({**ident, "layer": "9"}) == 9
-    for bad in ("", "nine", "-1", "0", "9.5", "1000"):
+    assert encoder_layer({**ident, "layer": "6+9+12"}) == (6, 9, 12)
+    for bad in ("", "nine", "-1", "0", "9.5", "1000", "6+", "+9", "6++9", "6 + 9"):
         with pytest.raises(ModelError, match="not a layer number"):
             encoder_layer({**ident, "layer": bad}, "m.onnx")
+    with pytest.raises(ModelError, match="twice"):
+        encoder_layer({**ident, "layer": "9+9"}, "m.onnx")
 
 
 # Shouted rules (road signs, sign-recognition feeds) are read in sentence case.

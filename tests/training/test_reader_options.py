@@ -176,7 +176,9 @@ def test_a_model_with_several_readers_outputs_each_readers_reading() -> None:
     assert readers_of(create_fused_model(6, len(CLASSES))) == 1
 
 
-@pytest.mark.parametrize("bad", [0, 100, True, 9.5])
+@pytest.mark.parametrize(
+    "bad", [0, 100, True, 9.5, [], [6, 6], [6, 0], [6, True], "6+", "six", list(range(1, 10))]
+)
 def test_an_encoder_layer_out_of_range_is_refused(bad: object) -> None:
     from pydantic import ValidationError
 
@@ -184,3 +186,10 @@ def test_an_encoder_layer_out_of_range_is_refused(bad: object) -> None:
         TrainConfig(encoder_layer=bad)  # type: ignore[arg-type]
     assert TrainConfig().encoder_layer is None  # the last layer, as every model before it
     assert TrainConfig(encoder_layer=9).encoder_layer == 9
+    # Several layers side by side: a list (config files) or "6+9+12" (the flag); one is that one.
+    assert TrainConfig(encoder_layer=[6, 9, 12]).encoder_layer == (6, 9, 12)
+    assert TrainConfig(encoder_layer="6+9+12").encoder_layer == (6, 9, 12)
+    assert TrainConfig(encoder_layer=[9]).encoder_layer == 9
+    # The checkpoint stores the config as JSON and reads it back the same.
+    cfg = TrainConfig(encoder_layer=(6, 9, 12))
+    assert TrainConfig.model_validate_json(cfg.model_dump_json()) == cfg

@@ -52,11 +52,17 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _config() -> TrainConfig:
     """The fixture's config, also what the reuse test asks for again. The factorized rule head,
-    two readers and the encoder's layer 9 (not the shipped options): the flat head's
-    single-reader export on the last layer is trained and checked by
+    two readers and the encoder's layers 6, 9 and 12 side by side (not the shipped options
+    until a model reads them): the flat head's single-reader export on the last layer is
+    trained and checked by
     tests/training/test_distributed.py's two-worker run, so one training here serves both."""
     return TrainConfig(
-        epochs=1, batch_size=64, seed=7, rule_head="factorized", readers=2, encoder_layer=9
+        epochs=1,
+        batch_size=64,
+        seed=7,
+        rule_head="factorized",
+        readers=2,
+        encoder_layer=(6, 9, 12),
     )
 
 
@@ -115,10 +121,14 @@ def test_onnx_has_named_dynamic_inputs_and_readable_metadata(trained: Path) -> N
         meta.rule_classes == tuple(info["rule_classes"]) and "not_understood" in meta.rule_classes
     )
     assert meta.encoder == info["encoder"]
-    assert meta.encoder["layer"] == "9"  # the layer it was trained to read travels with it
+    # The layers it was trained to read travel with it, and its rule input is 3 x 384 wide.
+    assert meta.encoder["layer"] == "6+9+12"
+    wide = MODEL_SPEC.with_rule_width(1152)
+    rules_in = {i.name: i.shape for i in sess.get_inputs()}[MODEL_SPEC.rules_input]
+    assert rules_in[1:] == [MODEL_SPEC.max_rules, MODEL_SPEC.max_rule_tokens, 1152]
     probs, classes = sess.run(
         [MODEL_SPEC.output, MODEL_SPEC.rule_output],
-        MODEL_SPEC.feeds(*(i.zeros(3) for i in MODEL_SPEC.inputs)),
+        wide.feeds(*(i.zeros(3) for i in wide.inputs)),
     )
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert classes.shape == (3, MODEL_SPEC.max_rules, len(meta.rule_classes))
@@ -135,7 +145,7 @@ def test_the_node_loads_the_export_and_reads_both_languages(trained: Path) -> No
     from simulator.scene import Scene
 
     model = PolicyModel.load(trained / "model.onnx")
-    assert model.encoder.layer == 9  # the encoder at the layer the model reads
+    assert model.encoder.layer == (6, 9, 12)  # the encoder at the layers the model reads
     d = Decider(model, "n")
     now = time.time_ns()
     header = FrameHeader(vehicle_id="car-1", frame_id=1, stamp_ns=now, speed_kph=40.0)
@@ -248,7 +258,8 @@ def test_rule_order_does_not_change_probabilities(trained: Path, data: Path) -> 
 
     ckpt = load_checkpoint(trained)
     samples = load_samples([data / "test"])[:64]
-    table = RuleTable.build((r for s in samples for r in s.rules), RuleEncoder.load())
+    encoder = RuleEncoder.load(layer=ckpt.config.encoder_layer)
+    table = RuleTable.build((r for s in samples for r in s.rules), encoder)
     x = encode_samples(samples, table, ckpt.rule_classes).inputs()
     rng = np.random.default_rng(0)
     perm = [rng.permutation(MODEL_SPEC.max_rules) for _ in range(len(samples))]
