@@ -53,6 +53,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def layer_list(text: str) -> str:
+    """Encoder layers: one whole number >= 1, or several joined by + (6+9+12), none twice;
+    TrainConfig.encoder_layer checks them against the encoder's own range."""
+    parts = text.split("+")
+    layers = [positive_int(p) for p in parts]  # each: "must be a whole number >= 1, got 0"
+    if len(set(layers)) != len(layers) or len(layers) > 8:
+        raise argparse.ArgumentTypeError(f"must name 1 to 8 layers, none twice, got {text[:40]}")
+    return text
+
+
 def non_negative_int(text: str) -> int:
     """A whole number >= 0 (seeds, microseconds)."""
     value = _int(text)

@@ -15,6 +15,7 @@ from core.errors import ConfigError, ModelError, RuledriveError, TrainingError
 from core.paths import check_not_an_input, check_output_dir, check_output_file
 from ruledrive.argtypes import (
     fraction,
+    layer_list,
     non_negative_int,
     positive_float,
     positive_int,
@@ -156,6 +157,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 def _encoder_layer_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--encoder-layer",
+        type=layer_list,
         metavar="K[+K...]",
         help="read the text encoder's token states after this layer, or after several side by "
         "side (6+9+12); default: the last (TrainConfig.encoder_layer, docs/training.md)",
