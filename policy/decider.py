@@ -89,6 +89,9 @@ class _EncodeQueue:
                 future.cancel()
                 return future
             self._todo.pop(vehicle_id, None)  # its older rule set: the caller cancels it
+            # A new rule set goes first only once a frame waits on it (hurry again): the frames
+            # that waited were on the old one.
+            self._urgent.pop(vehicle_id, None)
             self._todo[vehicle_id] = (future, texts)
             self._cv.notify()
         return future

@@ -693,6 +693,29 @@ def test_a_vehicle_whose_frames_wait_has_its_rule_set_read_first(
     assert calls[2:] == [tuple(r.rules) for r in parked]  # then first come, first served
 
 
+def test_a_new_rule_set_goes_first_only_once_a_frame_waits_on_it(
+    decider: Decider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A vehicle hurried for one rule set that then sends another, and no frame for it, waits
+    its turn: its priority was its waiting frames', not the vehicle's."""
+    gate, calls = _gated_encoder(decider, monkeypatch)
+    decider.prefetch(rules("first", "v1", ("Max 50",)))
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.005)
+    decider.prefetch(rules("gone", "v1", ("No overtaking",)))
+    decider.hurry("gone")
+    parked = rules("parked", "v1", ("Speed limit 30 km/h",))
+    decider.prefetch(parked)
+    newer = rules("gone", "v2", ("Overtaking permitted",))
+    decider.prefetch(newer)  # no frame waits on it
+    gate.set()
+    deadline = time.monotonic() + 10
+    while not (decider.ready(parked) and decider.ready(newer)) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert calls == [("Max 50",), ("Speed limit 30 km/h",), ("Overtaking permitted",)]
+
+
 def test_the_evaluation_asks_about_contradictions_and_limits_as_the_node_does() -> None:
     """training.evaluate's figures count what the node flags: its scan of the shipped model
     names the same contradicting rules on the frame they decide, none where they do not, and
