@@ -129,25 +129,24 @@ def _eval(model: Path, data: tuple[Any, Any], out: Path | None) -> dict[str, Any
     return evaluate_samples(load_predictor(model), samples, out, table)
 
 
-def _train_and_eval(
+def _train_one(
     vcfg: TrainConfig,
     dirs: dict[str, Path],
     work: Path,
     ckpt: Path,
     export_to: Path | None,
     reuse: bool,
-    img_dir: Path | None,
     log_level: int,
 ) -> dict[str, Any]:
-    """One run of the recipe (train, then evaluate on the shared fresh data), in a process of
-    its own: five trainings and evaluations in one process grew past 24 GB and were killed by
-    the kernel twice (December 2026), even with Keras' session cleared between runs."""
+    """One training of the recipe, in a process of its own: five trainings and evaluations in
+    one process grew past 24 GB and were killed by the kernel twice (December 2026), even with
+    Keras' session cleared between runs."""
     import logging
 
     from training.train import train
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    info = train(
+    return train(
         vcfg,
         [dirs[d] for d in TRAIN_SETS],
         ckpt,
@@ -155,8 +154,23 @@ def _train_and_eval(
         reuse=reuse,
         rule_cache=work / "rule-table.npz",
     )
-    model = export_to if export_to is not None else ckpt
-    return {"info": info, "eval": _eval(model, _eval_data(dirs, work, vcfg), img_dir)}
+
+
+def _eval_one(
+    model: Path,
+    vcfg: TrainConfig,
+    dirs: dict[str, Path],
+    work: Path,
+    img_dir: Path | None,
+    log_level: int,
+) -> dict[str, Any]:
+    """The evaluation of one training, in a process of its own too: a model reading three
+    encoder layers (1,152-wide states) was killed by the kernel at 22.7 GB evaluating in the
+    process that had trained it, which still held the training data and rule table."""
+    import logging
+
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return _eval(model, _eval_data(dirs, work, vcfg), img_dir)
 
 
 def _isolated(fn: Any, *args: Any) -> Any:
@@ -207,21 +221,23 @@ def build_default(
             update={"variant": variant, "seed": seed, "train_splits": ["train", "counterfactual"]}
         )
         ckpt = work / f"ckpt-{variant}-s{seed}"
-        got = _isolated(
-            _train_and_eval,
+        # Every fused seed is evaluated as an exported model, as the node runs it (with the
+        # reading check, training.evaluate); the ablations as checkpoints.
+        export_to = onnx_path if shipped else (ckpt / "model.onnx" if variant == "fused" else None)
+        level = logging.getLogger().getEffectiveLevel()
+        info = _isolated(_train_one, vcfg, dirs, work, ckpt, export_to, reuse, level)
+        evaluated = _isolated(
+            _eval_one,
+            export_to if export_to is not None else ckpt,
             vcfg,
             dirs,
             work,
-            ckpt,
-            # Every fused seed is evaluated as an exported model, as the node runs it (with the
-            # reading check, training.evaluate); the ablations as checkpoints.
-            onnx_path if shipped else (ckpt / "model.onnx" if variant == "fused" else None),
-            reuse,
             # The shipped seed's report and confusion plots go to the docs; every other run's
             # stay beside its checkpoint (report.json: where its flags fall, per kind).
             img_dir if shipped else ckpt / "eval",
-            logging.getLogger().getEffectiveLevel(),
+            level,
         )
+        got = {"info": info, "eval": evaluated}
         key = variant if variant != "fused" else f"fused-s{seed}"
         results[key] = {**got, "seed": seed}
         if shipped:
