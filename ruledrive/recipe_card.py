@@ -380,6 +380,15 @@ def _sentence_line(cfg: TrainConfig) -> str:
     )
 
 
+def _layer_words(cfg: TrainConfig) -> str:
+    layer = cfg.encoder_layer
+    if layer is None:
+        return " after its last layer"
+    if isinstance(layer, int):
+        return f" after layer {layer}"
+    return " after layers " + ", ".join(map(str, layer[:-1])) + f" and {layer[-1]}, side by side"
+
+
 def render_card(
     results: dict[str, Any], cfg: TrainConfig, command: str, onnx_path: Path, seeds: tuple[int, ...]
 ) -> str:
@@ -401,10 +410,11 @@ Made by (fixed seeds; data is generated, nothing is downloaded):
 ## What it does
 Front-camera frame (uint8 RGB, 160x96 by `perception.preprocess_jpeg`) + up to 5 traffic-rule
 sentences in English or Chinese (each encoded once by `RuleEncoder.encode_rule_set`: the
-encoder's token states, first {40} tokens) + ego speed -> three outputs: softmax over
-{", ".join(info["labels"])}; per rule, its class ({", ".join(info["rule_classes"])}); and the
-probability that the frame is not a road scene. Each rule is read into a symbolic form (its
-class, limit, hours, lane and merge side) and the decision sees only that form, so rule wording
+encoder's token states{_layer_words(cfg)}, first {40} tokens) + ego speed -> three outputs:
+softmax over {", ".join(info["labels"])}; per rule, its class
+({", ".join(info["rule_classes"])}); and the probability that the frame is not a road scene.
+Each rule is read into a symbolic form (its class, limit, hours, lane and merge side) and the
+decision sees only that form, so rule wording
 reaches the decision only through the reading; the node runs that reading once per rule set.
 {_neighbour_line(onnx_path)}The node turns the last two into the
 `rules_not_understood` and `image_out_of_distribution` fallbacks with thresholds chosen on

@@ -102,6 +102,10 @@ def test_the_worst_seed_decides_and_the_card_names_the_kind(tmp_path: Path) -> N
     with_vectors = TrainConfig(sentence_input="use-m-v3")
     card = render_card(res, with_vectors, "ruledrive train-default", onnx, SEEDS)
     assert "Universal Sentence Encoder multilingual v3" in card and "`rule_sentences`" in card
+    # It says which encoder layers the model reads.
+    assert "token states after its last layer," in render_card(res, TrainConfig(), "c", onnx, SEEDS)
+    three = TrainConfig(encoder_layer=(6, 9, 12))
+    assert "after layers 6, 9 and 12, side by side" in render_card(res, three, "c", onnx, SEEDS)
     # A model that carries the neighbour index (perception.neighbours) says so, with its size.
     shipped = Path(__file__).resolve().parents[2] / "models/ruledrive-default.onnx"
     card = render_card(res, TrainConfig(), "ruledrive train-default", shipped, SEEDS)
