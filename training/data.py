@@ -238,10 +238,16 @@ class ArrayDataset:
     def predict(
         self,
         predict: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
-        chunk: int = PREDICT_CHUNK,
+        chunk: int | None = None,
     ) -> dict[str, np.ndarray]:
         """``predict`` over every frame, ``chunk`` frames at a time (so the rule states of a
-        whole split are never gathered at once), outputs concatenated in frame order."""
+        whole split are never gathered at once), outputs concatenated in frame order. By
+        default PREDICT_CHUNK frames of one encoder layer's states, fewer for wider states
+        (a model reading three layers side by side: an evaluation of 8,000 frames was killed
+        by the kernel at 13 GB with 2,048 of them at once)."""
+        if chunk is None:
+            width = max(int(self.table.states.shape[-1]), _S.rule_dim)
+            chunk = max(1, PREDICT_CHUNK * _S.rule_dim // width)
         parts = [
             predict(self.inputs(np.arange(i, min(i + chunk, len(self)))))
             for i in range(0, len(self), chunk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bus.recording import Sample
 from bus.schema import DecisionLabel
@@ -168,6 +169,24 @@ def test_chunked_prediction_equals_one_call(tmp_path: Path) -> None:
     for name, out in whole.items():
         assert chunked[name].shape == out.shape
         np.testing.assert_allclose(chunked[name], out, atol=1e-6)
+
+
+def test_wider_rule_states_are_predicted_in_smaller_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk holds about as many bytes of rule states whatever the model reads: three encoder
+    layers side by side (1,152 wide) a third of the frames of one layer's chunk."""
+    from training import data as d
+    from training.data import RuleTable, encode_samples
+
+    monkeypatch.setattr(d, "PREDICT_CHUNK", 12)
+    samples = _samples()  # 24 frames
+    sizes: dict[int, list[int]] = {}
+    for width in (384, 1152):
+        states = np.zeros((len(RULE_TEXTS), 40, width), np.float16)
+        table = RuleTable(list(RULE_TEXTS), states, np.ones((len(RULE_TEXTS), 40), np.uint8))
+        data = encode_samples(samples, table, ("speed_limit", "not_understood"))
+        got = sizes.setdefault(width, [])
+        data.predict(lambda x, got=got: got.append(len(x["speed_kph"])) or {"o": x["speed_kph"]})
+    assert sizes[384] == [12, 12] and sizes[1152] == [4] * 6
 
 
 def test_token_dropout_hides_tokens_of_training_batches_only() -> None:
