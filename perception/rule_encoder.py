@@ -55,7 +55,7 @@ import onnxruntime as ort
 
 from core.errors import ConfigError, DataError, MessageError, ModelError
 from core.rejects import RejectCode
-from perception.spec import MODEL_SPEC
+from perception.spec import MODEL_SPEC, Layers, check_layers, parse_layers
 
 __all__ = [
     "normalise",
@@ -196,16 +196,14 @@ def _float32_graph(path: Path, layers: Sequence[int] = ()) -> bytes:
     return model.SerializeToString()
 
 
-Layers = int | tuple[int, ...] | None
-"""What a decision model reads of the encoder: None (the last layer), k (the states after layer
-k) or (k1, k2, ...) (those after each, side by side)."""
+def _many(layer: Layers) -> tuple[int, ...]:
+    """The layers named, as a tuple (none for the last layer alone)."""
+    return () if layer is None else (layer,) if isinstance(layer, int) else layer
 
 
 def layer_name(layer: Layers) -> str | None:
     """The identity's ``layer`` value: None, ``"9"`` or ``"6+9+12"``."""
-    if layer is None:
-        return None
-    return str(layer) if isinstance(layer, int) else "+".join(map(str, layer))
+    return None if layer is None else "+".join(map(str, _many(layer)))
 
 
 def encoder_layer(identity: dict[str, str], source: str = "model") -> Layers:
@@ -215,39 +213,33 @@ def encoder_layer(identity: dict[str, str], source: str = "model") -> Layers:
     value = identity.get("layer")
     if value is None:
         return None
-    parts = value.split("+")
-    if len(parts) > 8 or not all(p.isdigit() and 1 <= int(p) <= 99 for p in parts):
-        raise ModelError(f"{source}: text encoder layer {value[:20]!r} is not a layer number")
-    if len(parts) == 1:
-        return int(parts[0])
-    layers = tuple(int(p) for p in parts)
-    if len(set(layers)) != len(layers):
-        raise ModelError(f"{source}: text encoder layers {value[:20]!r} name a layer twice")
-    return layers
+    try:
+        return parse_layers(value)
+    except ValueError as exc:
+        raise ModelError(f"{source}: text encoder layer: {exc}") from exc
 
 
 def state_width(layer: Layers, dim: int = MODEL_SPEC.rule_dim) -> int:
     """The width of the token states a model reading ``layer`` takes: ``dim`` a layer."""
-    return dim * (len(layer) if isinstance(layer, tuple) else 1)
+    return dim * max(len(_many(layer)), 1)
 
 
-def _layers(layer: Layers, last: Any, directory: Path) -> tuple[int, ...] | None:
+def _layers(layer: Layers, last: Any, directory: Path) -> Layers:
     """``layer`` checked against the encoder's ``last`` layer: None for the last layer alone
-    (the graph's own token_states: the same encoder, the same identity), else the tuple."""
+    (the graph's own token_states: the same encoder, the same identity), else the layer or
+    the tuple of layers."""
     if layer is None:
         return None
-    many = layer if isinstance(layer, tuple) else (layer,)
-    if not many or len(many) > 8 or len(set(many)) != len(many):
-        raise ConfigError(f"text encoder layers must be 1 to 8 different layers, not {layer!r}")
-    for k in many:
-        if isinstance(k, bool) or not isinstance(k, int):
-            raise ConfigError(f"text encoder layer must be a layer number, not {k!r}")
+    try:
+        checked = check_layers(layer if isinstance(layer, tuple) else (layer,))
+    except ValueError as exc:
+        raise ConfigError(f"text encoder layers: {exc}") from exc
     if not isinstance(last, int):
         raise ModelError(f"text encoder {directory}: its manifest names no layers")
-    for k in many:
-        if not 1 <= k <= last:
+    for k in _many(checked):
+        if k > last:
             raise ConfigError(f"text encoder {directory} has layers 1 to {last}, not {k}")
-    return None if many == (last,) else many
+    return None if checked == last else checked
 
 
 class RuleEncoder:
@@ -276,13 +268,10 @@ class RuleEncoder:
         self.version: str = manifest["files"][MODEL_FILE]["sha256"][:12]
         # None: the last layer's states (``token_states``); k: those after layer k; a tuple:
         # those after each layer, side by side (the last layer's under its own output name).
-        if isinstance(layer, tuple) and len(layer) == 1:
-            layer = layer[0]
         self.layer = layer
-        many = () if layer is None else (layer,) if isinstance(layer, int) else layer
         last = manifest.get("layers")
         self._state_outputs = [
-            _OUTPUTS[1] if k == last else f"{_LAYER_OUTPUT}_{k}" for k in many
+            _OUTPUTS[1] if k == last else f"{_LAYER_OUTPUT}_{k}" for k in _many(layer)
         ] or [_OUTPUTS[1]]
         # The width of a token's states as the decision model reads them.
         self.width: int = self.dim * len(self._state_outputs)
@@ -331,8 +320,7 @@ class RuleEncoder:
         cap = manifest["max_tokens"] if read_tokens is None else read_tokens
         tokenizer.enable_truncation(max_length=min(manifest["max_tokens"], cap))
         last = manifest.get("layers")
-        many = _layers(layer, last, directory)
-        layer = None if many is None else many[0] if len(many) == 1 else many
+        layer = _layers(layer, last, directory)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # ORT's own fusion notes are not the user's business
         if threads is not None:
@@ -340,7 +328,7 @@ class RuleEncoder:
         opts.inter_op_num_threads = 1
         try:
             session = ort.InferenceSession(
-                _float32_graph(directory / MODEL_FILE, [k for k in many or () if k != last]),
+                _float32_graph(directory / MODEL_FILE, [k for k in _many(layer) if k != last]),
                 opts,
                 chosen,
             )

@@ -7,6 +7,7 @@ inputs after them, the node checks a model's inputs against them and feeds them 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import ClassVar
 
@@ -126,6 +127,37 @@ class ModelSpec:
 
 
 MODEL_SPEC = ModelSpec()
+
+Layers = int | tuple[int, ...] | None
+"""What a decision model reads of the text encoder (perception.rule_encoder): None (the last
+layer), k (the states after layer k) or (k1, k2, ...) (those after each, side by side)."""
+MAX_LAYERS = 8
+
+
+def check_layers(layers: Sequence[object]) -> int | tuple[int, ...]:
+    """Encoder layers checked: 1 to MAX_LAYERS layer numbers 1 to 99 (ints, not bools), none
+    twice; one layer is that int, several a tuple. ValueError naming the problem (the node,
+    the encoder and the training config each say it in their own error)."""
+    if not 1 <= len(layers) <= MAX_LAYERS:
+        raise ValueError(f"names {len(layers)} layers, not 1 to {MAX_LAYERS}")
+    checked: list[int] = []
+    for k in layers:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 99:
+            raise ValueError(f"{k!r} is not a layer number 1 to 99")
+        checked.append(k)
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"{'+'.join(map(str, checked))} names a layer twice")
+    return checked[0] if len(checked) == 1 else tuple(checked)
+
+
+def parse_layers(text: str) -> int | tuple[int, ...]:
+    """``"9"`` or ``"6+9+12"`` (an encoder identity's ``layer``, a config value), checked as
+    :func:`check_layers` checks them."""
+    parts = text.split("+")
+    if not all(p.isdigit() for p in parts):
+        raise ValueError(f"{text[:20]!r} is not a layer number, nor layer numbers joined by +")
+    return check_layers([int(p) for p in parts])
+
 
 # Keys of the ONNX metadata_props that ruledrive writes and the node reads.
 META_KEYS = {

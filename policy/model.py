@@ -298,16 +298,11 @@ class PolicyModel:
         if in_use != wanted[0]:
             log.warning("%s did not come up on %s; running on %s", path, wanted[0], in_use)
         meta = parse_metadata(session.get_modelmeta().custom_metadata_map, source=str(path))
-        check_io(
-            session,
-            path,
-            len(meta.rule_classes),
-            state_width(encoder_layer(meta.encoder, str(path))),
-        )
+        layer = encoder_layer(meta.encoder, str(path))
+        check_io(session, path, len(meta.rule_classes), state_width(layer))
         if encoder is None or encoder.identity() != meta.encoder:
             # One thread: the encoder runs beside the decision session (prefetch), not instead;
             # at the layer the model was trained to read.
-            layer = encoder_layer(meta.encoder, str(path))
             try:
                 encoder = RuleEncoder.load(
                     Path(encoder_dir), "cpu", threads=1, cache_size=4096, layer=layer
@@ -564,9 +559,9 @@ class PolicyModel:
 
     def warmup(self, batch: int) -> None:
         blank = self.encode_rules(())
+        wide = _S.with_rule_width(self.encoder.width)  # several encoder layers: wider
         for n in sorted({1, max(1, batch)}):
             vecs = None if self.vectors is None else _S.rule_sentences.zeros(n)
-            wide = _S.with_rule_width(self.encoder.width)  # several encoder layers: wider
             image, states, masks, speeds = (i.zeros(n) for i in wide.inputs)
             self.run(image, states, masks, speeds, vecs)
             self.run_encoded(_S.image.zeros(n), [blank] * n, _S.speed.zeros(n))

@@ -129,6 +129,13 @@ def _eval(model: Path, data: tuple[Any, Any], out: Path | None) -> dict[str, Any
     return evaluate_samples(load_predictor(model), samples, out, table)
 
 
+def _child_logging(level: int) -> None:
+    """A spawned run's log, at the parent's level and in its format."""
+    import logging
+
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def _train_one(
     vcfg: TrainConfig,
     dirs: dict[str, Path],
@@ -141,11 +148,9 @@ def _train_one(
     """One training of the recipe, in a process of its own: five trainings and evaluations in
     one process grew past 24 GB and were killed by the kernel twice (December 2026), even with
     Keras' session cleared between runs."""
-    import logging
-
     from training.train import train
 
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _child_logging(log_level)
     return train(
         vcfg,
         [dirs[d] for d in TRAIN_SETS],
@@ -167,9 +172,7 @@ def _eval_one(
     """The evaluation of one training, in a process of its own too: a model reading three
     encoder layers (1,152-wide states) was killed by the kernel at 22.7 GB evaluating in the
     process that had trained it, which still held the training data and rule table."""
-    import logging
-
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _child_logging(log_level)
     return _eval(model, _eval_data(dirs, work, vcfg), img_dir)
 
 

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import ConfigError
+from perception.spec import check_layers, parse_layers
 
 __all__ = ["TrainConfig", "load_config"]
 
@@ -105,22 +106,9 @@ class TrainConfig(BaseModel):
         at most 8; one layer in a list is that layer."""
         if value is None:
             return None
-        if isinstance(value, str):
-            parts = value.split("+")
-            if not all(p.strip().isdigit() for p in parts):
-                raise ValueError(f"encoder_layer {value[:20]!r} is not layer numbers joined by +")
-            value = [int(p) for p in parts]
-        many = list(value) if isinstance(value, list | tuple) else [value]
-        if not 1 <= len(many) <= 8:
-            raise ValueError("encoder_layer names 1 to 8 layers")
-        layers: list[int] = []
-        for k in many:
-            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 99:
-                raise ValueError(f"encoder_layer {k!r} is not a layer number 1 to 99")
-            layers.append(k)
-        if len(set(layers)) != len(layers):
-            raise ValueError(f"encoder_layer {layers} names a layer twice")
-        return layers[0] if len(layers) == 1 else tuple(layers)
+        if isinstance(value, str):  # written by a person: spaces around the numbers are fine
+            return parse_layers("+".join(p.strip() for p in value.split("+")))
+        return check_layers(list(value) if isinstance(value, list | tuple) else [value])
 
     @model_validator(mode="before")
     @classmethod

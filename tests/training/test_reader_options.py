@@ -189,6 +189,7 @@ def test_an_encoder_layer_out_of_range_is_refused(bad: object) -> None:
     # Several layers side by side: a list (config files) or "6+9+12" (the flag); one is that one.
     assert TrainConfig(encoder_layer=[6, 9, 12]).encoder_layer == (6, 9, 12)
     assert TrainConfig(encoder_layer="6+9+12").encoder_layer == (6, 9, 12)
+    assert TrainConfig(encoder_layer=" 6 + 9 ").encoder_layer == (6, 9)  # written by a person
     assert TrainConfig(encoder_layer=[9]).encoder_layer == 9
     # The checkpoint stores the config as JSON and reads it back the same.
     cfg = TrainConfig(encoder_layer=(6, 9, 12))
