@@ -53,8 +53,10 @@ __all__ = [
     "ReaderData",
     "Withheld",
     "add_corpus",
+    "add_probe",
     "collect",
     "ensemble",
+    "probe_wording",
     "read_right",
     "register_bench",
     "score",
@@ -388,6 +390,44 @@ def add_corpus(train: ReaderData, path: Path, withheld: set[str]) -> int:
     return len(train.texts) - before
 
 
+PROBE_SPLIT = "test"  # the recipe's split whose targeted rules ``--probe`` re-words
+
+
+def probe_wording(path: Path) -> str:
+    """The wording name a ``--probe`` file's renderings are scored under."""
+    return f"probe {path.stem}"
+
+
+def add_probe(out: ReaderData, samples: Sequence[Any], path: Path, classes: Sequence[str]) -> int:
+    """Re-word each targeted rule that binds every vehicle (``bench wording``'s frames, its
+    template file format, its draws: seed 29) with the templates of ``path``, once per language
+    the file has a template for its kind, and count each rendering's frame under the wording
+    :func:`probe_wording` in ``out``; returns the frames counted. The rendered rule keeps its
+    class and parameters, so reading it right is what ``bench wording`` asks of the model."""
+    import random
+
+    from ruledrive.bench_wording import load_templates, render_checked, targeted_rules
+    from training.ruleparams import param_labels
+
+    templates = load_templates(path, tuple(classes))
+    rng = random.Random(29)
+    wording, frames = probe_wording(path), 0
+    for _, m in targeted_rules(samples):
+        kind = m["class"]
+        for lang, kinds in templates.rules.items():
+            if kind not in kinds:
+                continue
+            text = render_checked(templates, lang, kind, m.get("rule") or {}, rng)
+            i = out.add(text, kind, param_labels(m))
+            key = (kind, lang, wording)
+            w = out.weights.setdefault(i, {})
+            w[key] = w.get(key, 0) + 1
+            frames += 1
+    if not frames:
+        raise DataError(f"--probe {path}: no targeted rule of the test split has a template")
+    return frames
+
+
 def _load(work: Path) -> tuple[ReaderData, ReaderData]:
     """(training texts, evaluation texts with their targeted frames) of the recipe's data."""
     from ruledrive.recipe import TRAIN_SETS
@@ -444,6 +484,24 @@ def _label(v: Variant) -> str:
     )
 
 
+def _probe_note(args: argparse.Namespace, probes: dict[str, tuple[int, int]]) -> list[str]:
+    if not probes:
+        return []
+    files = ", ".join(f"`{p}`" for p in args.probe)
+    parts = "; ".join(
+        f"{w}: {frames} frames, {seen} of them ({seen / frames:.1%}) a training text verbatim"
+        for w, (frames, seen) in probes.items()
+    )
+    return [
+        "",
+        f"`--probe` {files}: on the {PROBE_SPLIT} split's frames where one rule that binds every "
+        "vehicle decides, that rule re-worded by the file's templates (`ruledrive bench "
+        f"wording`'s draws) and scored as read right or not, per kind and language ({parts}). "
+        "Reading is not deciding: a misread rule may still be flagged by the node (`bench "
+        "wording` says what the node answers).",
+    ]
+
+
 def _report(
     args: argparse.Namespace,
     results: dict[Variant, list[Scores]],
@@ -453,6 +511,7 @@ def _report(
     n_corpus: int,
     n_eval: int,
     seconds: float,
+    probes: dict[str, tuple[int, int]] | None = None,
 ) -> str:
     variants = list(results)
     head = "| figure | " + " | ".join(_label(v) for v in variants) + " |"
@@ -472,7 +531,8 @@ def _report(
             )
             + " |"
         )
-    for wording in ("training", "held-out"):
+    probes = probes or {}
+    for wording in ("training", "held-out", *probes):
         for lang in ("en", "zh"):
             worst_row, mean_row = [], []
             for v in variants:
@@ -527,6 +587,7 @@ def _report(
             + f", {n_eval} evaluation texts); seeds {', '.join(map(str, args.seeds))}; "
             f"{args.epochs} epochs; {seconds / 60:.1f} min in all.",
             *withhold_note,
+            *_probe_note(args, probes),
             "",
             "Share of targeted frames whose rule the reader alone reads right (class, and for a "
             "rule that binds the car every parameter it names), per rule kind; per seed, "
@@ -537,6 +598,34 @@ def _report(
             *per_kind,
         ]
     )
+
+
+def _add_probes(
+    args: argparse.Namespace, evals: ReaderData, train: ReaderData, classes: list[str]
+) -> dict[str, tuple[int, int]]:
+    """The ``--probe`` files' renderings added to ``evals``: wording -> (frames, frames whose
+    rendering is a training text verbatim: memory, not reading)."""
+    if not args.probe:
+        return {}
+    from training.data import load_samples
+
+    samples = load_samples([args.work / "data" / PROBE_SPLIT])
+    known = set(train.texts)
+    probes: dict[str, tuple[int, int]] = {}
+    for path in args.probe:
+        wording = probe_wording(path)
+        if wording in probes:
+            raise ConfigError(f"--probe: two files named {path.stem}")
+        frames = add_probe(evals, samples, path, classes)
+        seen = sum(
+            n
+            for i, w in evals.weights.items()
+            if evals.texts[i] in known
+            for key, n in w.items()
+            if key[2] == wording
+        )
+        probes[wording] = (frames, seen)
+    return probes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -552,8 +641,9 @@ def run(args: argparse.Namespace) -> int:
         log.info(
             "withheld %d families: %d of %d training texts", len(held), aside.sum(), len(aside)
         )
-    all_texts = sorted(set(train.texts) | set(evals.texts))
     classes = sorted(set(train.cls) | set(NOT_READ))
+    probes = _add_probes(args, evals, train, classes)
+    all_texts = sorted(set(train.texts) | set(evals.texts))
     unknown = sorted(set(evals.cls) - set(classes))
     if unknown:
         raise DataError(f"evaluation rule classes never trained on: {unknown}")
@@ -635,6 +725,7 @@ def run(args: argparse.Namespace) -> int:
         n_corpus,
         len(evals.texts),
         time.perf_counter() - t0,
+        probes,
     )
     publish(args, HEADING_WITHHELD if held else HEADING, text)
     return 0
@@ -796,6 +887,13 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         default=[False],
         help="comma-separated 0/1: whether the reader also reads each rule's USE-m-v3 sentence "
         "vector (training.sentence; vectors cached in --work), to compare; bench only",
+    )
+    p.add_argument(
+        "--probe",
+        type=Path,
+        nargs="+",
+        help="template files (`bench wording`'s format): also score the reader on the test "
+        "split's targeted rules re-worded by each",
     )
     p.add_argument("--epochs", type=positive_int, default=20)
     add_doc_flags(p)

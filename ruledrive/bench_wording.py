@@ -52,6 +52,7 @@ import string
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,15 @@ from ruledrive.argtypes import fraction, int_within
 from ruledrive.benchdoc import add_doc_flags, bench_command, publish
 from simulator.oracle import NOT_BINDING, NOT_UNDERSTOOD
 
-__all__ = ["Templates", "load_templates", "register_bench", "run", "targeted_jobs"]
+__all__ = [
+    "Templates",
+    "load_templates",
+    "register_bench",
+    "render_checked",
+    "run",
+    "targeted_jobs",
+    "targeted_rules",
+]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +96,9 @@ class Templates:
 
     rules: dict[str, dict[str, list[str]]]
     slots: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
+    # Per language: whole sentences of readable rules that bind no car (a written wording file's
+    # ``not_binding``, ruledrive.written_corpus; a bench wording file has none).
+    not_binding: dict[str, list[str]] = field(default_factory=dict)
 
     def render(self, lang: str, kind: str, rule: dict[str, Any], rng: random.Random) -> str:
         """One rendering of a symbolic rule (simulator.rules.Rule as a dict) in ``lang``."""
@@ -119,9 +131,12 @@ def _strings(value: Any, where: str) -> list[str]:
     return value
 
 
-def load_templates(path: Path, kinds: tuple[str, ...]) -> Templates:
+def load_templates(
+    path: Path, kinds: tuple[str, ...], allow_not_binding: bool = False
+) -> Templates:
     """Read and check a template file against the model's rule kinds (``kinds``); ConfigError
-    names what is wrong and where."""
+    names what is wrong and where. With ``allow_not_binding``, a language may also list
+    ``not_binding`` sentences (a written wording file, ruledrive.written_corpus)."""
     import yaml
 
     from simulator.rules import HOURS, LANE_NAMES, LANE_NUMBERS, SIDES
@@ -137,12 +152,23 @@ def load_templates(path: Path, kinds: tuple[str, ...]) -> Templates:
     worded = sorted(k for k in kinds if k not in NOT_WORDED)
     rules: dict[str, dict[str, list[str]]] = {}
     slots: dict[str, dict[str, dict[str, list[str]]]] = {}
+    not_binding: dict[str, list[str]] = {}
     for lang, body in data.items():
         where = f"{path}: {lang}"
         if not isinstance(body, dict) or not isinstance(body.get("rules"), dict):
             raise ConfigError(f"{where}: expected 'rules:' (kind -> templates)")
-        if set(body) - {"rules", "slots"}:
-            raise ConfigError(f"{where}: unknown keys {sorted(set(body) - {'rules', 'slots'})}")
+        keys = {"rules", "slots"} | ({"not_binding"} if allow_not_binding else set())
+        if set(body) - keys:
+            raise ConfigError(f"{where}: unknown keys {sorted(set(body) - keys)}")
+        if "not_binding" in body:
+            sentences = _strings(body["not_binding"], f"{where}.not_binding")
+            long = [t for t in sentences if len(t) > MAX_RULE_CHARS]
+            if long:
+                raise ConfigError(
+                    f"{where}.not_binding: {long[0][:60]!r}... has {len(long[0])} characters; "
+                    f"a rule on the bus has at most {MAX_RULE_CHARS}"
+                )
+            not_binding[str(lang)] = sentences
         raw_slots = body.get("slots") or {}
         if not isinstance(raw_slots, dict) or set(raw_slots) - set(values):
             raise ConfigError(f"{where}.slots: expected some of {sorted(values)}")
@@ -180,7 +206,37 @@ def load_templates(path: Path, kinds: tuple[str, ...]) -> Templates:
             lang_rules[kind] = templates
         rules[str(lang)] = lang_rules
         slots[str(lang)] = lang_slots
-    return Templates(rules, slots)
+    return Templates(rules, slots, not_binding)
+
+
+def targeted_rules(samples: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Each rule that binds every vehicle and that a usable frame turns on: (frame, its rule's
+    scene record). Usable: labelled, with per-rule metadata, every rule of its set readable (a
+    frame flagged for another rule is right to be flagged)."""
+    for s in samples:
+        metas = (s.scene or {}).get("rule_meta")
+        if not isinstance(metas, list) or s.label is None:
+            continue
+        if not all(m.get("understood", True) for m in metas):
+            continue
+        for m in metas:
+            rule, kind = m.get("rule") or {}, m.get("class")
+            if m.get("targeted") and kind not in NOT_WORDED and rule.get("scope", "all") == "all":
+                yield s, m
+
+
+def render_checked(
+    templates: Templates, lang: str, kind: str, rule: dict[str, Any], rng: random.Random
+) -> str:
+    """:meth:`Templates.render`, refused (ConfigError) when the rendering is longer than a rule
+    on the bus may be (a long slot value can push it over)."""
+    text = templates.render(lang, kind, rule, rng)
+    if len(text) > MAX_RULE_CHARS:
+        raise ConfigError(
+            f"a {lang} {kind} template renders a rule of {len(text)} characters "
+            f"({text[:60]!r}...); a rule on the bus has at most {MAX_RULE_CHARS}"
+        )
+    return text
 
 
 def targeted_jobs(samples: Any, templates: Templates, seed: int = 0) -> tuple[list, list]:
@@ -191,40 +247,27 @@ def targeted_jobs(samples: Any, templates: Templates, seed: int = 0) -> tuple[li
 
     rng = random.Random(seed)
     jobs, keys = [], []
-    for s in samples:
-        metas = (s.scene or {}).get("rule_meta")
-        if not isinstance(metas, list) or s.label is None:
-            continue
-        if not all(m.get("understood", True) for m in metas):
-            continue  # a frame flagged for another rule is right to be flagged
-        for m in metas:
-            rule, kind = m.get("rule") or {}, m.get("class")
-            if not m.get("targeted") or kind in NOT_WORDED or rule.get("scope", "all") != "all":
+    for s, m in targeted_rules(samples):
+        rule, kind = m.get("rule") or {}, m["class"]
+        for lang, kinds in templates.rules.items():
+            if kind not in kinds:
                 continue
-            for lang, kinds in templates.rules.items():
-                if kind not in kinds:
-                    continue
-                texts = list(s.rules)
-                texts[m["index"]] = text = templates.render(lang, kind, rule, rng)
-                if len(text) > MAX_RULE_CHARS:  # a long slot value can push it over
-                    raise ConfigError(
-                        f"a {lang} {kind} template renders a rule of {len(text)} characters "
-                        f"({text[:60]!r}...); a rule on the bus has at most {MAX_RULE_CHARS}"
-                    )
-                version = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:32]
-                jobs.append(
-                    FrameJob(
-                        FrameHeader(
-                            vehicle_id="check",
-                            frame_id=s.frame_id,
-                            stamp_ns=s.stamp_ns,
-                            speed_kph=s.speed_kph,
-                        ),
-                        s.jpeg,
-                        RuleSet(vehicle_id="check", version=version, issued_at_ns=1, rules=texts),
-                    )
+            texts = list(s.rules)
+            texts[m["index"]] = text = render_checked(templates, lang, kind, rule, rng)
+            version = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:32]
+            jobs.append(
+                FrameJob(
+                    FrameHeader(
+                        vehicle_id="check",
+                        frame_id=s.frame_id,
+                        stamp_ns=s.stamp_ns,
+                        speed_kph=s.speed_kph,
+                    ),
+                    s.jpeg,
+                    RuleSet(vehicle_id="check", version=version, issued_at_ns=1, rules=texts),
                 )
-                keys.append((kind, lang, s.label, text))
+            )
+            keys.append((kind, lang, s.label, text))
     return jobs, keys
 
 

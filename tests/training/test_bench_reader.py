@@ -19,8 +19,10 @@ from ruledrive.bench_reader import (
     SentenceFeed,
     _train_and_read,
     add_corpus,
+    add_probe,
     collect,
     ensemble,
+    probe_wording,
     score,
     score_constructions,
     score_withheld,
@@ -323,6 +325,8 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     corpus = work / "corpus.jsonl"
     assert cli(["rule-corpus", "--out", str(corpus), "--sets", "50", "--seed", "3"]) == 0
     argv += ["--corpus", str(corpus)]
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "wordings.yaml"
+    argv += ["--probe", str(example)]
     assert cli([*argv, "--output", str(doc)]) == 0
     text = doc.read_text()
     assert "## Node\n\nkept" in text  # other sections untouched
@@ -343,6 +347,46 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     assert "| withheld training families (" in section
     assert "| withheld training families: worst family, per seed |" in section
     assert f"of them from the rule corpus `{corpus}`" in section
+    for lang in ("en", "zh"):
+        assert f"| worst kind, probe wordings wording, {lang}, per seed |" in section
+    assert f"`--probe` `{example}`: on the test split's frames" in section
     assert (work / "rule-table-reader.npz").is_file()  # encodings cached for the next run
     assert (work / "rule-table-reader-L9.npz").is_file()  # one cache per layer
     assert (work / "sentence-vectors.npz").is_file()
+
+
+def test_a_probe_rewords_each_targeted_rule_and_keeps_its_meaning(tmp_path: Path) -> None:
+    """``--probe``: the rules bench wording re-words, with bench wording's templates and
+    draws, each rendering labelled with the rule's own class and parameters and counted once
+    per frame and language, under the probe's own wording."""
+    from bus.recording_reader import read_samples
+    from ruledrive.bench_wording import load_templates, targeted_rules
+    from simulator.generate import generate
+    from training.ruleparams import param_labels
+
+    generate(tmp_path / "d", "test", 150, 5, progress=False, rule_language="bilingual")
+    samples = list(read_samples(sorted((tmp_path / "d").glob("*.mcap"))))
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "wordings.yaml"
+    from ruledrive.written_corpus import KINDS
+
+    classes = list(KINDS)
+    data = ReaderData()
+    frames = add_probe(data, samples, example, classes)
+    templates = load_templates(example, tuple(classes))
+    want = sum(
+        sum(m["class"] in kinds for kinds in templates.rules.values())
+        for _, m in targeted_rules(samples)
+    )
+    assert frames == want > 0
+    wording = probe_wording(example)
+    assert wording == "probe wordings"
+    assert sum(n for w in data.weights.values() for n in w.values()) == frames
+    by_text = {t: i for i, t in enumerate(data.texts)}
+    metas = [m for _, m in targeted_rules(samples)]
+    for text, i in by_text.items():
+        (kind, lang, w), = data.weights[i]  # fmt: skip
+        assert w == wording and data.cls[i] == kind and lang in ("en", "zh")
+        # Its parameters are those of a targeted rule of that kind, whose template it fills.
+        assert any(m["class"] == kind and param_labels(m) == data.params[i] for m in metas), text
+    with pytest.raises(DataError, match="no targeted rule"):
+        add_probe(ReaderData(), [], example, classes)

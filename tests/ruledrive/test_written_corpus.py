@@ -1,0 +1,152 @@
+"""Rule texts written by other writers as reader training data (ruledrive.written_corpus).
+
+The committed files must cover every rule kind in both languages, keep clear of every probe
+(evaluation wording must stay unseen), and turn into corpus lines whose labels are the rule
+they render."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConfigError, DataError
+from ruledrive.bench_wording import load_templates
+from ruledrive.written_corpus import (
+    KINDS,
+    WRITTEN_DIR,
+    draw_rule,
+    load_written,
+    write_corpus_with_written,
+    written_records,
+)
+from training.reader import load_rule_corpus
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBES = sorted((ROOT / "docs" / "examples").glob("wordings*.yaml"))
+WORDED = [k for k in KINDS if k not in ("not_binding", "not_understood")]
+
+
+def _norm(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum() or ch in "{}")
+
+
+def test_the_written_files_cover_every_kind_in_both_languages() -> None:
+    files = sorted(WRITTEN_DIR.glob("*.yaml"))
+    assert len(files) >= 4
+    for path in files:
+        t = load_written(path)
+        for lang in ("en", "zh"):
+            assert len(t.not_binding[lang]) >= 20, (path.name, lang)
+    kinds = {(lang, k) for p in files for lang, ks in load_written(p).rules.items() for k in ks}
+    assert kinds == {(lang, k) for lang in ("en", "zh") for k in WORDED}
+
+
+def test_no_written_template_is_close_to_a_probe_template() -> None:
+    """Probes (docs/examples/wordings*.yaml) are evaluation: a training template equal to one,
+    or within similarity 0.85 of one once case and punctuation are set aside, would make a
+    probe figure measure memory. Fails when a written file (or a new probe) breaks this."""
+    assert len(PROBES) >= 5
+    probe = [
+        (lang, _norm(x))
+        for p in PROBES
+        for lang, ks in load_templates(p, KINDS).rules.items()
+        for ts in ks.values()
+        for x in ts
+    ]
+    close = []
+    for path in sorted(WRITTEN_DIR.glob("*.yaml")):
+        for lang, ks in load_written(path).rules.items():
+            for t in (x for ts in ks.values() for x in ts):
+                n = _norm(t)
+                for pl, pn in probe:
+                    if pl == lang and difflib.SequenceMatcher(None, n, pn).ratio() > 0.85:
+                        close.append((path.name, t, pn))
+    assert not close, close[:5]
+
+
+def test_records_carry_the_rule_they_render(tmp_path: Path) -> None:
+    text = (
+        "en:\n  slots:\n    hours: {day: [by day], extended: [till eight], always: [always]}\n"
+        "  rules:\n    school_zone: ['School: {limit} km/h {hours}']\n"
+        "    overtaking:prohibited: ['Keep behind the car ahead']\n"
+        "  not_binding: ['Trucks: no passing']\n"
+    )
+    path = tmp_path / "w.yaml"
+    path.write_text(text)
+    recs = list(written_records(load_written(path), "w", 5, seed=3))
+    school = [r for r in recs if r["class"] == "school_zone"]
+    assert len(school) == 5  # a template with slots: several renderings
+    hours = {"day": "by day", "extended": "till eight", "always": "always"}
+    for r in school:
+        rule = r["rule"]
+        assert r["text"] == f"School: {rule['limit']} km/h {hours[rule['hours']]}"
+        assert rule["kind"] == "school_zone" and rule["scope"] == "all"
+    # A template without slots renders one text; not_binding sentences once each.
+    assert [r["class"] for r in recs].count("overtaking:prohibited") == 1
+    assert [r["text"] for r in recs if r["class"] == "not_binding"] == ["Trucks: no passing"]
+    assert {tuple(r["families"]) for r in recs} == {("en.written.w",)}
+
+
+@pytest.mark.parametrize("kind", WORDED)
+def test_every_drawn_rule_is_one_the_reader_trains_on(tmp_path: Path, kind: str) -> None:
+    rng = random.Random(kind)
+    lines = [
+        json.dumps({"text": f"{kind} {i}", "class": kind, "rule": draw_rule(kind, rng)})
+        for i in range(30)
+    ]
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    corpus = load_rule_corpus(path)  # refuses a class that contradicts its rule or a value
+    assert corpus.classes == [kind] * 30
+    assert all(p >= 0 for par in corpus.params for p in par)  # every parameter in the vocabulary
+
+
+def test_the_combined_corpus_is_the_base_then_the_written_lines(tmp_path: Path) -> None:
+    base = tmp_path / "base.jsonl"
+    base.write_text(
+        json.dumps({"text": "No overtaking", "class": "overtaking:prohibited",
+                    "rule": draw_rule("overtaking:prohibited", random.Random(1))}) + "\n"
+    )  # fmt: skip
+    w = tmp_path / "w.yaml"
+    w.write_text(
+        "en:\n  rules:\n    overtaking:prohibited: ['No overtaking', 'Stay behind']\n"
+        "  not_binding: ['Buses: no overtaking']\n"
+    )
+    out = tmp_path / "out.jsonl"
+    got = write_corpus_with_written(base, [w], out, renderings=3, seed=1)
+    assert got == {"written_lines": 3, "files": 1}
+    corpus = load_rule_corpus(out)
+    assert corpus.texts == ["No overtaking", "Stay behind", "Buses: no overtaking"]
+    assert corpus.classes == ["overtaking:prohibited", "overtaking:prohibited", "not_binding"]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_text_written_with_two_classes_is_refused(tmp_path: Path) -> None:
+    base = tmp_path / "base.jsonl"
+    base.write_text(
+        json.dumps({"text": "Overtaking allowed", "class": "overtaking:permitted",
+                    "rule": draw_rule("overtaking:permitted", random.Random(1))}) + "\n"
+    )  # fmt: skip
+    w = tmp_path / "w.yaml"
+    w.write_text("en:\n  rules:\n    overtaking:prohibited: ['Overtaking allowed']\n")
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(DataError, match=re.escape("'Overtaking allowed' is overtaking:prohibited")):
+        write_corpus_with_written(base, [w], out, renderings=2, seed=1)
+    assert not out.exists()
+
+
+def test_not_binding_sentences_belong_to_written_files_only(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("en:\n  rules:\n    overtaking:prohibited: ['Stay behind']\n"
+                    "  not_binding: ['Buses: no overtaking']\n")  # fmt: skip
+    with pytest.raises(ConfigError, match="unknown keys"):
+        load_templates(path, KINDS)  # a bench wording file
+    path.write_text("en:\n  rules:\n    overtaking:prohibited: ['Stay behind']\n"
+                    "  not_binding: ['" + "x" * 201 + "']\n")  # fmt: skip
+    with pytest.raises(ConfigError, match="has 201 characters"):
+        load_written(path)
