@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.defaults import DEFAULT_MODEL_PATH
+from core.errors import ConfigError
 from ruledrive.benchdoc import write_section
 from ruledrive.recipe_card import render_card, targets_table
 from training.config import TrainConfig
@@ -45,6 +46,10 @@ SEEDS = (1234, 1, 2)  # the first is the shipped model; the targets hold for the
 # but the whole model flagged 4x more readable held-out rule sets (docs/training.md, "A larger
 # rule corpus"), so the recipe keeps 30,000.
 CORPUS = ("rule-corpus.jsonl", 30000, 777)
+# Renderings of each written template with slots in the corpus (``train-default --written``).
+WRITTEN_RENDERINGS = 8
+# Whether the recipe's reader also trains on the written wording files (training/written/).
+WRITTEN = False
 READER_EPOCHS = 12
 # The encoder layer the reader reads (None: the last, as the shipped model). Layer 9 read
 # training families set aside better on the reader alone (98.1-98.3 % against 95.5-95.8 %) and
@@ -92,18 +97,34 @@ def _data(work: Path, scenes: int) -> dict[str, Path]:
     return dirs
 
 
-def _corpus(work: Path) -> Path:
-    """The recipe's rule corpus (written once; a file of another size or seed is rewritten)."""
+def _corpus(work: Path, written: bool = False) -> Path:
+    """The recipe's rule corpus (written once; a file of another size or seed is rewritten);
+    with ``written``, that corpus followed by the renderings of the written wording files
+    (training/written/, ruledrive.written_corpus), a file of its own, rewritten when a written
+    file changes."""
     from simulator.generate import write_rule_corpus
 
     name, n_sets, seed = CORPUS
     path = work / "data" / name
     stamp = path.with_suffix(".json")
-    want = {"sets": n_sets, "seed": seed}
+    want: dict[str, Any] = {"sets": n_sets, "seed": seed}
     if not (path.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == want):
         write_rule_corpus(path, n_sets, seed)
         stamp.write_text(json.dumps(want))
-    return path
+    if not written:
+        return path
+    from ruledrive.written_corpus import WRITTEN_DIR, write_corpus_with_written, written_digest
+
+    files = sorted(WRITTEN_DIR.glob("*.yaml"))
+    if not files:
+        raise ConfigError(f"no written wording files in {WRITTEN_DIR}")
+    both = path.with_name(path.stem + "-written.jsonl")
+    both_stamp = both.with_suffix(".json")
+    want |= {"written": written_digest(files), "renderings": WRITTEN_RENDERINGS}
+    if not (both.is_file() and both_stamp.is_file() and json.loads(both_stamp.read_text()) == want):
+        write_corpus_with_written(path, files, both, WRITTEN_RENDERINGS, seed)
+        both_stamp.write_text(json.dumps(want))
+    return both
 
 
 def _eval_data(dirs: dict[str, Path], work: Path, cfg: TrainConfig) -> tuple[Any, Any]:
@@ -195,6 +216,7 @@ def build_default(
     docs: Path,
     reuse: bool = False,
     seeds: tuple[int, ...] = SEEDS,
+    written: bool = WRITTEN,
 ) -> dict[str, Any]:
     import logging
 
@@ -206,7 +228,7 @@ def build_default(
     if cfg.rule_corpus is None:
         cfg = cfg.model_copy(
             update={
-                "rule_corpus": str(_corpus(work)),
+                "rule_corpus": str(_corpus(work, written)),
                 "reader_epochs": cfg.reader_epochs or READER_EPOCHS,
             }
         )

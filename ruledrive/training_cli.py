@@ -107,6 +107,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _sentence_flag(d)
     _encoder_layer_flag(d)
+    d.add_argument(
+        "--written",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the reader also trains on the written wording files (training/written/, "
+        "ruledrive.written_corpus); default: the recipe's choice (docs/training.md)",
+    )
     d.add_argument("--docs", type=Path, default=Path("docs"))
     d.add_argument(
         "--reuse-checkpoints",
@@ -358,6 +365,7 @@ def _train_default(args: argparse.Namespace) -> int:
         args.docs,
         reuse=args.reuse_checkpoints,
         seeds=args.seeds,
+        **({} if args.written is None else {"written": args.written}),
     )
     print((args.out / "MODEL_CARD.md").read_text())
     return 0 if results else 1

@@ -77,6 +77,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"rule sets to draw, 1..{MAX_CORPUS_SETS} (default %(default)s; ~1.3 kB each)",
     )
     corpus.add_argument("--seed", type=non_negative_int, default=777)
+    corpus.add_argument(
+        "--written",
+        type=Path,
+        nargs="+",
+        help="written wording files (bench wording's template format, plus per language an "
+        "optional not_binding list; training/written/ holds the recipe's): their renderings "
+        "follow the drawn sets, labelled with the rule each renders",
+    )
+    corpus.add_argument(
+        "--renderings",
+        type=int_within(1, 100),
+        default=8,
+        help="renderings of each written template that has slots, 1..100 (default %(default)s)",
+    )
     corpus.set_defaults(func=_rule_corpus)
 
     scenes = sub.add_parser("scenes", help="inspect recordings")
@@ -103,7 +117,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _rule_corpus(args: argparse.Namespace) -> int:
     from simulator.generate import write_rule_corpus
 
-    print(json.dumps(write_rule_corpus(args.out, args.sets, args.seed)))
+    if args.written:  # a bad file is refused before anything is written
+        from ruledrive.written_corpus import load_written, write_corpus_with_written
+
+        for path in args.written:
+            load_written(path)
+    counts = write_rule_corpus(args.out, args.sets, args.seed)
+    if args.written:
+        out = Path(args.out)
+        counts |= write_corpus_with_written(out, args.written, out, args.renderings, args.seed)
+    print(json.dumps(counts))
     return 0
 
 

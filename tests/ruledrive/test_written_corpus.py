@@ -150,3 +150,50 @@ def test_not_binding_sentences_belong_to_written_files_only(tmp_path: Path) -> N
                     "  not_binding: ['" + "x" * 201 + "']\n")  # fmt: skip
     with pytest.raises(ConfigError, match="has 201 characters"):
         load_written(path)
+
+
+def test_rule_corpus_command_appends_written_files(tmp_path: Path) -> None:
+    from ruledrive.cli import main as cli
+
+    out = tmp_path / "c.jsonl"
+    written = sorted(WRITTEN_DIR.glob("*.yaml"))[:1]
+    argv = ["rule-corpus", "--out", str(out), "--sets", "20", "--seed", "1"]
+    assert cli([*argv, "--written", *map(str, written), "--renderings", "2"]) == 0
+    corpus = load_rule_corpus(out)
+    families = {f for fams in corpus.families for f in fams}
+    assert {f"en.written.{written[0].stem}", f"zh.written.{written[0].stem}"} <= families
+    assert any(not f.startswith(("en.written", "zh.written")) for f in families)  # the sets too
+
+
+def test_rule_corpus_command_refuses_a_bad_written_file_before_writing(tmp_path: Path) -> None:
+    from ruledrive.cli import main as cli
+
+    out, bad = tmp_path / "c.jsonl", tmp_path / "bad.yaml"
+    bad.write_text("en:\n  rules:\n    speed_limit: ['No speeding']\n")
+    assert cli(["rule-corpus", "--out", str(out), "--sets", "5", "--written", str(bad)]) == 2
+    assert not out.exists()
+
+
+def test_the_recipe_corpus_with_written_files_is_rewritten_when_a_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ruledrive.recipe as recipe
+    import ruledrive.written_corpus as wc
+
+    monkeypatch.setattr(recipe, "CORPUS", ("c.jsonl", 10, 3))
+    monkeypatch.setattr(recipe, "WRITTEN_RENDERINGS", 2)
+    written = tmp_path / "written"
+    written.mkdir()
+    (written / "w.yaml").write_text("en:\n  rules:\n    overtaking:prohibited: ['Stay behind']\n")
+    monkeypatch.setattr(wc, "WRITTEN_DIR", written)
+    plain = recipe._corpus(tmp_path, written=False)
+    both = recipe._corpus(tmp_path, written=True)
+    assert plain != both
+    assert load_rule_corpus(both).texts[-1] == "Stay behind"
+    assert load_rule_corpus(both).texts[:-1] == load_rule_corpus(plain).texts
+    (written / "w.yaml").write_text("en:\n  rules:\n    overtaking:prohibited: ['Keep behind']\n")
+    assert load_rule_corpus(recipe._corpus(tmp_path, written=True)).texts[-1] == "Keep behind"
+    for f in written.glob("*.yaml"):
+        f.unlink()
+    with pytest.raises(ConfigError, match="no written wording files"):
+        recipe._corpus(tmp_path, written=True)
