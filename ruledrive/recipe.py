@@ -268,7 +268,7 @@ def build_default(
         if shipped:
             shutil.copy(ckpt / "curves.png", img_dir / "curves.png")
     results["fused"] = results[f"fused-s{seeds[0]}"]
-    card = render_card(results, cfg, command, onnx_path, seeds)
+    card = render_card(results, cfg, command, onnx_path, seeds, written)
     (out_dir / "MODEL_CARD.md").write_text(card)
     body = f"Command: `{command}`\n\n{targets_table(results, seeds)}\n\nSee models/MODEL_CARD.md."
     write_section(docs / "benchmarks.md", "Training (default model)", body)

@@ -389,8 +389,29 @@ def _layer_words(cfg: TrainConfig) -> str:
     return " after layers " + ", ".join(map(str, layer[:-1])) + f" and {layer[-1]}, side by side"
 
 
+def _reader_words(cfg: TrainConfig, written: bool) -> str:
+    """What the reader trained on alone before the whole model, or nothing."""
+    if not (cfg.reader_epochs and cfg.rule_corpus):
+        return ""
+    line = (
+        f"Before the whole model, its reader trained alone for {cfg.reader_epochs} epochs on the "
+        f"training splits' rule texts and the rule corpus `{Path(cfg.rule_corpus).name}`"
+    )
+    if written:
+        line += (
+            ", which also holds the renderings of the written wording files (`training/written/`:"
+            " wording by four writers other than the generator, kept clear of every probe)"
+        )
+    return line + ".\n"
+
+
 def render_card(
-    results: dict[str, Any], cfg: TrainConfig, command: str, onnx_path: Path, seeds: tuple[int, ...]
+    results: dict[str, Any],
+    cfg: TrainConfig,
+    command: str,
+    onnx_path: Path,
+    seeds: tuple[int, ...],
+    written: bool = False,
 ) -> str:
     fused = results["fused"]
     info, ev = fused["info"], fused["eval"]
@@ -416,7 +437,7 @@ softmax over {", ".join(info["labels"])}; per rule, its class
 Each rule is read into a symbolic form (its class, limit, hours, lane and merge side) and the
 decision sees only that form, so rule wording
 reaches the decision only through the reading; the node runs that reading once per rule set.
-{_neighbour_line(onnx_path)}The node turns the last two into the
+{_reader_words(cfg, written)}{_neighbour_line(onnx_path)}The node turns the last two into the
 `rules_not_understood` and `image_out_of_distribution` fallbacks with thresholds chosen on
 validation data ({info["thresholds"]}).
 

@@ -106,6 +106,13 @@ def test_the_worst_seed_decides_and_the_card_names_the_kind(tmp_path: Path) -> N
     assert "token states after its last layer," in render_card(res, TrainConfig(), "c", onnx, SEEDS)
     three = TrainConfig(encoder_layer=(6, 9, 12))
     assert "after layers 6, 9 and 12, side by side" in render_card(res, three, "c", onnx, SEEDS)
+    # It says what the reader trained on alone, and whether written wording was in it.
+    assert "reader trained alone" not in render_card(res, TrainConfig(), "c", onnx, SEEDS)
+    tc = TrainConfig(reader_epochs=12, rule_corpus="runs/v2/data/rule-corpus-written.jsonl")
+    card = render_card(res, tc, "c", onnx, SEEDS, written=True)
+    assert "reader trained alone for 12 epochs" in card and "`rule-corpus-written.jsonl`" in card
+    assert "written wording files (`training/written/`" in card
+    assert "written wording" not in render_card(res, tc, "c", onnx, SEEDS)
     # A model that carries the neighbour index (perception.neighbours) says so, with its size.
     shipped = Path(__file__).resolve().parents[2] / "models/ruledrive-default.onnx"
     card = render_card(res, TrainConfig(), "ruledrive train-default", shipped, SEEDS)
@@ -299,3 +306,27 @@ def test_a_worst_cell_too_small_to_resolve_its_target_says_so() -> None:
     assert "**missed**" in row  # the verdict still stands; the note only says how sure it is
     en = next(r for r in table.splitlines() if "en, training wording" in r)
     assert "n=50)" in en and "one frame" not in en
+
+
+@pytest.mark.parametrize(
+    ("flag", "want"),
+    [([], {}), (["--written"], {"written": True}), (["--no-written"], {"written": False})],
+)
+def test_train_default_passes_the_written_choice_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], want: dict[str, bool]
+) -> None:
+    """No flag leaves the recipe's own default (ruledrive.recipe.WRITTEN) in charge."""
+    import ruledrive.recipe as recipe
+    from ruledrive.cli import main as cli_main
+
+    got: dict[str, Any] = {}
+
+    def fake(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        got.update(kwargs)
+        (tmp_path / "MODEL_CARD.md").write_text("card")
+        return {"fused": {}}
+
+    monkeypatch.setattr(recipe, "build_default", fake)
+    argv = ["train-default", "--out", str(tmp_path), "--work", str(tmp_path / "w"), *flag]
+    assert cli_main(argv) == 0
+    assert {k: v for k, v in got.items() if k == "written"} == want
