@@ -166,14 +166,16 @@ def write_corpus_with_written(
     for path in written:
         templates = load_written(path)
         for rec in written_records(templates, path.stem, renderings, seed):
-            cls = known.setdefault(rec["text"], rec["class"])
-            if cls != rec["class"]:
+            cls = known.get(rec["text"])
+            if cls is not None and cls != rec["class"]:
                 raise DataError(
                     f"{path}: {rec['text']!r} is {rec['class']} here and {cls} elsewhere in the "
                     "corpus; reword one"
                 )
-            lines.append(json.dumps(rec, ensure_ascii=False))
-            added += 1
+            if cls is None:  # a text already there keeps its line
+                known[rec["text"]] = rec["class"]
+                lines.append(json.dumps(rec, ensure_ascii=False))
+                added += 1
     tmp = out.with_name(out.name + ".tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     try:

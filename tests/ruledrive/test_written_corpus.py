@@ -106,12 +106,17 @@ def test_every_drawn_rule_is_one_the_reader_trains_on(tmp_path: Path, kind: str)
     assert all(p >= 0 for par in corpus.params for p in par)  # every parameter in the vocabulary
 
 
-def test_the_combined_corpus_is_the_base_then_the_written_lines(tmp_path: Path) -> None:
+def _base(tmp_path: Path, text: str, cls: str) -> Path:
+    """A one-line corpus file."""
     base = tmp_path / "base.jsonl"
     base.write_text(
-        json.dumps({"text": "No overtaking", "class": "overtaking:prohibited",
-                    "rule": draw_rule("overtaking:prohibited", random.Random(1))}) + "\n"
-    )  # fmt: skip
+        json.dumps({"text": text, "class": cls, "rule": draw_rule(cls, random.Random(1))}) + "\n"
+    )
+    return base
+
+
+def test_the_combined_corpus_is_the_base_then_the_written_lines(tmp_path: Path) -> None:
+    base = _base(tmp_path, "No overtaking", "overtaking:prohibited")
     w = tmp_path / "w.yaml"
     w.write_text(
         "en:\n  rules:\n    overtaking:prohibited: ['No overtaking', 'Stay behind']\n"
@@ -119,7 +124,8 @@ def test_the_combined_corpus_is_the_base_then_the_written_lines(tmp_path: Path) 
     )
     out = tmp_path / "out.jsonl"
     got = write_corpus_with_written(base, [w], out, renderings=3, seed=1)
-    assert got == {"written_lines": 3, "files": 1}
+    assert got == {"written_lines": 2, "files": 1}  # the base's "No overtaking" is not repeated
+    assert out.read_text().count('"No overtaking"') == 1
     corpus = load_rule_corpus(out)
     assert corpus.texts == ["No overtaking", "Stay behind", "Buses: no overtaking"]
     assert corpus.classes == ["overtaking:prohibited", "overtaking:prohibited", "not_binding"]
@@ -127,11 +133,7 @@ def test_the_combined_corpus_is_the_base_then_the_written_lines(tmp_path: Path) 
 
 
 def test_a_text_written_with_two_classes_is_refused(tmp_path: Path) -> None:
-    base = tmp_path / "base.jsonl"
-    base.write_text(
-        json.dumps({"text": "Overtaking allowed", "class": "overtaking:permitted",
-                    "rule": draw_rule("overtaking:permitted", random.Random(1))}) + "\n"
-    )  # fmt: skip
+    base = _base(tmp_path, "Overtaking allowed", "overtaking:permitted")
     w = tmp_path / "w.yaml"
     w.write_text("en:\n  rules:\n    overtaking:prohibited: ['Overtaking allowed']\n")
     out = tmp_path / "out.jsonl"
