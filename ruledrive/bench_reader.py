@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from core.defaults import READING_THRESHOLD
 from core.errors import ConfigError, DataError
 from perception.spec import MODEL_SPEC
 from ruledrive.argtypes import positive_int
@@ -61,6 +62,7 @@ __all__ = [
     "register_bench",
     "score",
     "score_withheld",
+    "unsure_share",
     "withheld_families",
 ]
 
@@ -85,6 +87,9 @@ class ReaderData:
     weights: dict[int, dict[tuple[str, str, str], int]] = field(default_factory=dict)
     # text index -> the generator's construction (simulator.language) of an evaluation text
     constructions: dict[int, str] = field(default_factory=dict)
+    # text index -> {(language, wording): times it is a readable rule of an evaluation split},
+    # targeted or not: what the node's readable-set flags are made of
+    readable: dict[int, dict[tuple[str, str], int]] = field(default_factory=dict)
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def add(self, text: str, cls: str, params: list[int], families: Sequence[str] = ()) -> int:
@@ -103,7 +108,7 @@ def collect(
 ) -> ReaderData:
     """Distinct labelled rule texts of ``samples`` (bus.recording.Sample), added to ``out`` (a
     new set by default); with ``wording``, also count, per text, the frames it targets by
-    (class, language, wording)."""
+    (class, language, wording), and the times it is a readable rule by (language, wording)."""
     from training.data import rule_classes_of
     from training.ruleparams import param_labels
 
@@ -116,6 +121,10 @@ def collect(
                 continue
             fams = m.get("families") if isinstance(m, dict) else None
             i = out.add(text, cls, param_labels(m), fams if isinstance(fams, list) else ())
+            if wording is not None and cls != NOT_UNDERSTOOD and isinstance(m, dict):
+                r = out.readable.setdefault(i, {})
+                where = (str(m.get("lang")), wording)
+                r[where] = r.get(where, 0) + 1
             if wording is None or not (isinstance(m, dict) and m.get("targeted")):
                 continue
             if not m.get("understood", True) or bool(m.get("held_out")) != (wording == "held-out"):
@@ -263,6 +272,24 @@ def score(
             hit[key][0] += n
             hit[key][1] += n * int(ok)
     return {k: {"frames": n, "read": right / n} for k, (n, right) in sorted(hit.items())}
+
+
+def unsure_share(
+    data: ReaderData, classes: list[str], probs: np.ndarray, threshold: float
+) -> dict[tuple[str, str], float]:
+    """(language, wording) -> the share of readable rule occurrences read as not understood or
+    with the top class below ``threshold`` (core.defaults.READING_THRESHOLD: the node's
+    reading check looks again at such a rule and flags the frame when its runner-up would
+    change the decision): a proxy, with no frames, of the readable rule sets the node flags.
+    ``probs``: the class softmax of ``data``'s texts [E, C]."""
+    nu = classes.index(NOT_UNDERSTOOD)
+    unsure = (probs.argmax(-1) == nu) | (probs.max(-1) < threshold)
+    tally: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for i, where in data.readable.items():
+        for key, n in where.items():
+            tally[key][0] += n
+            tally[key][1] += n * int(unsure[i])
+    return {k: bad / n for k, (n, bad) in sorted(tally.items())}
 
 
 def score_constructions(
@@ -512,6 +539,7 @@ def _report(
     n_eval: int,
     seconds: float,
     probes: dict[str, tuple[int, int]] | None = None,
+    unsure: dict[Variant, list[dict[tuple[str, str], float]]] | None = None,
 ) -> str:
     variants = list(results)
     head = "| figure | " + " | ".join(_label(v) for v in variants) + " |"
@@ -551,6 +579,21 @@ def _report(
             what = f"{wording} wording, {lang}, per seed"
             lines.append(f"| worst kind, {what} | " + " | ".join(worst_row) + " |")
             lines.append(f"| mean over kinds, {what} | " + " | ".join(mean_row) + " |")
+    for wording in ("training", "held-out"):
+        for lang in ("en", "zh"):
+            cells = (
+                [
+                    " / ".join(_fmt(u.get((lang, wording), float("nan"))) for u in unsure[v])
+                    for v in variants
+                ]
+                if unsure
+                else []
+            )
+            if cells:
+                lines.append(
+                    f"| readable rules read unsure (top class < {READING_THRESHOLD:g}) or as not "
+                    f"understood, {wording} split, {lang}, per seed | " + " | ".join(cells) + " |"
+                )
     lines.append(
         "| held-out wording: constructions read worst (worst seed; targeted frames) | "
         + " | ".join(worst_constructions(constructions[v]) for v in variants)
@@ -659,6 +702,7 @@ def run(args: argparse.Namespace) -> int:
     results: dict[Variant, list[Scores]] = {}
     constructions: dict[Variant, list[dict[str, dict[str, float]]]] = {}
     withheld: dict[Variant, list[Withheld]] = {}
+    unsure: dict[Variant, list[dict[tuple[str, str], float]]] = {}
     grid = [
         (d, n, h, r, b, v)
         for d in args.token_dropout
@@ -701,6 +745,10 @@ def run(args: argparse.Namespace) -> int:
                 cls, params = ensemble(readings[:k])
                 read = {n: v[:e] for n, v in params.items()}
                 results.setdefault(variant, []).append(score(evals, classes, cls[:e], read))
+                probs = np.mean([m[0] for m in readings[:k]], axis=0)[:e]
+                unsure.setdefault(variant, []).append(
+                    unsure_share(evals, classes, probs, READING_THRESHOLD)
+                )
                 constructions.setdefault(variant, []).append(
                     score_constructions(evals, classes, cls[:e], read)
                 )
@@ -726,6 +774,7 @@ def run(args: argparse.Namespace) -> int:
         len(evals.texts),
         time.perf_counter() - t0,
         probes,
+        unsure,
     )
     publish(args, HEADING_WITHHELD if held else HEADING, text)
     return 0

@@ -349,6 +349,10 @@ def test_reader_bench_end_to_end_writes_its_section(tmp_path: Path) -> None:
     assert f"of them from the rule corpus `{corpus}`" in section
     for lang in ("en", "zh"):
         assert f"| worst kind, probe wordings wording, {lang}, per seed |" in section
+        assert (
+            "| readable rules read unsure (top class < 0.85) or as not understood, held-out "
+            f"split, {lang}, per seed |" in section
+        )
     assert f"`--probe` `{example}`: on the test split's frames" in section
     assert (work / "rule-table-reader.npz").is_file()  # encodings cached for the next run
     assert (work / "rule-table-reader-L9.npz").is_file()  # one cache per layer
@@ -390,3 +394,39 @@ def test_a_probe_rewords_each_targeted_rule_and_keeps_its_meaning(tmp_path: Path
         assert any(m["class"] == kind and param_labels(m) == data.params[i] for m in metas), text
     with pytest.raises(DataError, match="no targeted rule"):
         add_probe(ReaderData(), [], example, classes)
+
+
+def test_unsure_share_counts_readable_occurrences_read_unsure_or_not_understood() -> None:
+    """The proxy of the node's readable-set flags: every time a readable rule occurs in a
+    split (targeted or not), whether its reading is below the check's threshold or says
+    not understood."""
+    from ruledrive.bench_reader import unsure_share
+
+    data = ReaderData()
+    for text, cls, where in (
+        ("Max 50", "speed_limit", {("en", "held-out"): 3}),  # sure and right
+        ("Trucks: max 40", "not_binding", {("en", "held-out"): 1}),  # unsure
+        ("限速70", "speed_limit", {("zh", "held-out"): 2}),  # read as not understood
+    ):
+        data.readable[data.add(text, cls, _params())] = where
+    probs = np.array(
+        [
+            [0.0, 0.05, 0.0, 0.95],
+            [0.2, 0.7, 0.0, 0.1],
+            [0.0, 0.0, 0.9, 0.1],
+        ]
+    )
+    got = unsure_share(data, CLASSES, probs, 0.85)
+    assert got == {("en", "held-out"): 0.25, ("zh", "held-out"): 1.0}
+    assert unsure_share(data, CLASSES, probs, 0.5)[("en", "held-out")] == 0.0
+
+
+def test_collect_counts_every_readable_rule_of_an_evaluation_split() -> None:
+    metas = [
+        {"class": "speed_limit", "lang": "en", "targeted": False, "understood": True},
+        {"class": "not_understood", "lang": "und", "targeted": False, "understood": False},
+    ]
+    s = _sample(("Max 50", "xq zz"), metas)
+    data = collect([s, s], "held-out")
+    assert data.readable == {0: {("en", "held-out"): 2}}  # untargeted, but readable: counted
+    assert collect([s], None).readable == {}  # training texts: not counted
