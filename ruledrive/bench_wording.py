@@ -155,6 +155,8 @@ def load_templates(
     not_binding: dict[str, list[str]] = {}
     for lang, body in data.items():
         where = f"{path}: {lang}"
+        if allow_not_binding and isinstance(body, dict) and "rules" not in body:
+            body = {**body, "rules": {}}  # a written file may hold not_binding sentences only
         if not isinstance(body, dict) or not isinstance(body.get("rules"), dict):
             raise ConfigError(f"{where}: expected 'rules:' (kind -> templates)")
         keys = {"rules", "slots"} | ({"not_binding"} if allow_not_binding else set())
@@ -204,6 +206,8 @@ def load_templates(
                         f"its slots; a rule on the bus has at most {MAX_RULE_CHARS}"
                     )
             lang_rules[kind] = templates
+        if allow_not_binding and not lang_rules and str(lang) not in not_binding:
+            raise ConfigError(f"{where}: neither rules nor not_binding sentences")
         rules[str(lang)] = lang_rules
         slots[str(lang)] = lang_slots
     return Templates(rules, slots, not_binding)

@@ -199,3 +199,15 @@ def test_the_recipe_corpus_with_written_files_is_rewritten_when_a_file_changes(
         f.unlink()
     with pytest.raises(ConfigError, match="no written wording files"):
         recipe._corpus(tmp_path, written=True)
+
+
+def test_a_written_file_may_hold_not_binding_sentences_only_but_not_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "nb.yaml"
+    path.write_text("en:\n  not_binding: ['Trucks: no passing']\n")
+    recs = list(written_records(load_written(path), "nb", 3, seed=1))
+    assert [(r["text"], r["class"]) for r in recs] == [("Trucks: no passing", "not_binding")]
+    path.write_text("en:\n  slots: {}\n")
+    with pytest.raises(ConfigError, match="neither rules nor not_binding"):
+        load_written(path)
