@@ -211,3 +211,30 @@ def test_a_written_file_may_hold_not_binding_sentences_only_but_not_nothing(
     path.write_text("en:\n  slots: {}\n")
     with pytest.raises(ConfigError, match="neither rules nor not_binding"):
         load_written(path)
+
+
+def test_written_not_binding_sentences_are_not_the_generators_held_out_rules() -> None:
+    """The held-out splits measure how readable rule sets nobody trained on are flagged; a
+    written sentence close to a held-out rendering would make that figure measure memory.
+    Held-out rule sets are drawn as the held-out split draws them (text only)."""
+    from simulator.language.ruleset import sample_language_rule_set
+
+    rng = random.Random(303)
+    held: dict[str, set[str]] = {"en": set(), "zh": set()}
+    for _ in range(1500):
+        for t in sample_language_rule_set(rng, rng.choice((2, 3)), held_out=True):
+            if t.held_out and t.lang in held:
+                held[t.lang].add(_norm(t.text))
+    assert all(len(v) > 500 for v in held.values())
+    close = []
+    for path in sorted(WRITTEN_DIR.glob("*.yaml")):
+        for lang, sentences in load_written(path).not_binding.items():
+            for s in sentences:
+                n = _norm(s)
+                for h in held[lang]:
+                    if not 0.7 < len(h) / max(len(n), 1) < 1.4:
+                        continue
+                    m = difflib.SequenceMatcher(None, n, h)
+                    if m.quick_ratio() > 0.85 and m.ratio() > 0.85:
+                        close.append((path.name, s, h))
+    assert not close, close[:5]
