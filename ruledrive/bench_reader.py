@@ -685,6 +685,7 @@ def run(args: argparse.Namespace) -> int:
             "withheld %d families: %d of %d training texts", len(held), aside.sum(), len(aside)
         )
     classes = sorted(set(train.cls) | set(NOT_READ))
+    n_eval = len(evals.texts)  # the splits' own texts; the probes' renderings are counted apart
     probes = _add_probes(args, evals, train, classes)
     all_texts = sorted(set(train.texts) | set(evals.texts))
     unknown = sorted(set(evals.cls) - set(classes))
@@ -771,7 +772,7 @@ def run(args: argparse.Namespace) -> int:
         withheld,
         len(kept.texts),
         n_corpus,
-        len(evals.texts),
+        n_eval,
         time.perf_counter() - t0,
         probes,
         unsure,

@@ -225,7 +225,12 @@ def targeted_rules(samples: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
             continue
         for m in metas:
             rule, kind = m.get("rule") or {}, m.get("class")
-            if m.get("targeted") and kind not in NOT_WORDED and rule.get("scope", "all") == "all":
+            if (
+                m.get("targeted")
+                and isinstance(kind, str)
+                and kind not in NOT_WORDED
+                and rule.get("scope", "all") == "all"
+            ):
                 yield s, m
 
 

@@ -225,7 +225,9 @@ def build_default(
         "ruledrive " + " ".join(shlex.quote(a) for a in argv) if argv else "ruledrive train-default"
     )
     dirs = _data(work, scenes)
+    used_written = False  # a corpus the caller named is its own: the card does not claim it
     if cfg.rule_corpus is None:
+        used_written = written
         cfg = cfg.model_copy(
             update={
                 "rule_corpus": str(_corpus(work, written)),
@@ -268,7 +270,7 @@ def build_default(
         if shipped:
             shutil.copy(ckpt / "curves.png", img_dir / "curves.png")
     results["fused"] = results[f"fused-s{seeds[0]}"]
-    card = render_card(results, cfg, command, onnx_path, seeds, written)
+    card = render_card(results, cfg, command, onnx_path, seeds, used_written)
     (out_dir / "MODEL_CARD.md").write_text(card)
     body = f"Command: `{command}`\n\n{targets_table(results, seeds)}\n\nSee models/MODEL_CARD.md."
     write_section(docs / "benchmarks.md", "Training (default model)", body)

@@ -400,7 +400,7 @@ def _reader_words(cfg: TrainConfig, written: bool) -> str:
     if written:
         line += (
             ", which also holds the renderings of the written wording files (`training/written/`:"
-            " wording by four writers other than the generator, kept clear of every probe)"
+            " wording by writers other than the generator, kept clear of every probe)"
         )
     return line + ".\n"
 

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.errors import ConfigError
 from ruledrive.argtypes import int_within, non_empty, non_negative_int, output_file
 from ruledrive.benchdoc import append_row
 
@@ -19,6 +20,7 @@ __all__ = ["register", "register_bench"]
 
 BENCH_DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 BENCH_SECTION = "## Scene generation"
+DEFAULT_RENDERINGS = 8  # of each written template with slots (rule-corpus --written)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,8 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     corpus.add_argument(
         "--renderings",
         type=int_within(1, 100),
-        default=8,
-        help="renderings of each written template that has slots, 1..100 (default %(default)s)",
+        help="renderings of each written template that has slots, 1..100 (default "
+        f"{DEFAULT_RENDERINGS}; with --written only)",
     )
     corpus.set_defaults(func=_rule_corpus)
 
@@ -117,15 +119,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _rule_corpus(args: argparse.Namespace) -> int:
     from simulator.generate import write_rule_corpus
 
-    if args.written:  # a bad file is refused before anything is written
-        from ruledrive.written_corpus import load_written, write_corpus_with_written
+    if not args.written:
+        if args.renderings is not None:
+            raise ConfigError("--renderings renders written wording: give --written FILE... too")
+        print(json.dumps(write_rule_corpus(args.out, args.sets, args.seed)))
+        return 0
+    from ruledrive.written_corpus import load_written, write_corpus_with_written
 
-        for path in args.written:
-            load_written(path)
-    counts = write_rule_corpus(args.out, args.sets, args.seed)
-    if args.written:
-        out = Path(args.out)
-        counts |= write_corpus_with_written(out, args.written, out, args.renderings, args.seed)
+    for path in args.written:  # a bad file is refused before anything is drawn
+        load_written(path)
+    out = Path(args.out)
+    # The drawn sets go to a temporary first: --out is replaced only by the whole corpus.
+    base = out.with_name(out.name + ".sets.tmp")
+    try:
+        counts = write_rule_corpus(base, args.sets, args.seed)
+        counts |= write_corpus_with_written(
+            base, args.written, out, args.renderings or DEFAULT_RENDERINGS, args.seed
+        )
+    finally:
+        base.unlink(missing_ok=True)
     print(json.dumps(counts))
     return 0
 

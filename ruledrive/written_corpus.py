@@ -27,31 +27,27 @@ from typing import Any
 
 from core.errors import ConfigError, DataError
 from ruledrive.bench_wording import Templates, load_templates, render_checked
+from simulator.oracle import NOT_BINDING, NOT_UNDERSTOOD, RULE_CLASSES
 
 __all__ = [
     "KINDS",
     "WRITTEN_DIR",
+    "distractor_rule",
     "draw_rule",
     "load_written",
     "write_corpus_with_written",
+    "written_digest",
     "written_records",
 ]
 
-# Every rule class a written file may word, with the kind and variant of its symbolic rule.
+# Every rule class (the oracle's), and for those a written file may word, the kind and variant
+# of its symbolic rule: "overtaking:prohibited" is kind overtaking, variant prohibited.
+KINDS: tuple[str, ...] = RULE_CLASSES
 _KIND_VARIANT = {
-    "speed_limit": ("speed_limit", ""),
-    "school_zone": ("school_zone", ""),
-    "overtaking:prohibited": ("overtaking", "prohibited"),
-    "overtaking:permitted": ("overtaking", "permitted"),
-    "lane_closed": ("lane_closed", ""),
-    "amber:always_stop": ("amber", "always_stop"),
-    "amber:proceed_if_close": ("amber", "proceed_if_close"),
-    "yield_pedestrians": ("yield_pedestrians", ""),
-    "turn_on_red:permitted": ("turn_on_red", "permitted"),
-    "turn_on_red:prohibited": ("turn_on_red", "prohibited"),
-    "bus_lane": ("bus_lane", ""),
+    c: (c.split(":")[0], c.split(":")[1] if ":" in c else "")
+    for c in RULE_CLASSES
+    if c not in (NOT_BINDING, NOT_UNDERSTOOD)
 }
-KINDS = (*_KIND_VARIANT, "not_binding", "not_understood")
 # The committed written wording files the recipe's reader trains on.
 WRITTEN_DIR = Path(__file__).resolve().parents[1] / "training" / "written"
 
@@ -118,12 +114,12 @@ def written_records(
                 "text": text,
                 "lang": lang,
                 "class": "not_binding",
-                "rule": draw_rule_distractor(),
+                "rule": distractor_rule(),
                 "families": family,
             }
 
 
-def draw_rule_distractor() -> dict[str, Any]:
+def distractor_rule() -> dict[str, Any]:
     """The symbolic form of a readable rule that binds no car here (the generator's)."""
     return {
         "kind": "distractor",
@@ -147,41 +143,42 @@ def written_digest(paths: Sequence[Path]) -> str:
 def write_corpus_with_written(
     base: Path, written: Sequence[Path], out: Path, renderings: int, seed: int
 ) -> dict[str, int]:
-    """``out``: the corpus ``base`` followed by every written file's lines (a text the base
-    already holds is left out: the base's label stands). Atomic; counts of what was added.
-    A text written twice with two different classes is a DataError naming both files' text."""
+    """``out``: the corpus ``base`` followed by every written file's lines (a text the corpus
+    already holds is left out: its first label stands). Atomic: on any error ``out`` is as it
+    was. Counts of what was added. A base that is not a corpus, or a text given two different
+    classes, is a DataError naming where each came from."""
+    from training.reader import load_rule_corpus
+
     if renderings < 1:
         raise ConfigError(f"renderings must be >= 1, got {renderings}")
-    try:
-        base_bytes = base.read_bytes()
-    except OSError as exc:
-        raise DataError(f"rule corpus {base}: cannot read it: {exc}") from exc
-    known: dict[str, str] = {}
-    for line in base_bytes.decode("utf-8").splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            known.setdefault(rec["text"], rec["class"])
+    corpus = load_rule_corpus(base)  # checks the base, line by line
+    base_bytes = base.read_bytes()
+    if base_bytes and not base_bytes.endswith(b"\n"):
+        base_bytes += b"\n"
+    known: dict[str, tuple[str, str]] = {
+        t: (c, f"the corpus {base}") for t, c in zip(corpus.texts, corpus.classes, strict=True)
+    }
     lines: list[str] = []
-    added = 0
     for path in written:
         templates = load_written(path)
         for rec in written_records(templates, path.stem, renderings, seed):
-            cls = known.get(rec["text"])
+            cls, where = known.get(rec["text"], (None, ""))
             if cls is not None and cls != rec["class"]:
                 raise DataError(
-                    f"{path}: {rec['text']!r} is {rec['class']} here and {cls} elsewhere in the "
-                    "corpus; reword one"
+                    f"{path}: {rec['text']!r} is {rec['class']} here and {cls} in {where}; "
+                    "reword one"
                 )
             if cls is None:  # a text already there keeps its line
-                known[rec["text"]] = rec["class"]
+                known[rec["text"]] = (rec["class"], str(path))
                 lines.append(json.dumps(rec, ensure_ascii=False))
-                added += 1
+    added = len(lines)
     tmp = out.with_name(out.name + ".tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with tmp.open("wb") as f:
-            f.write(base_bytes if base_bytes.endswith(b"\n") else base_bytes + b"\n")
-            f.write(("\n".join(lines) + "\n").encode("utf-8"))
+            f.write(base_bytes)
+            if lines:
+                f.write(("\n".join(lines) + "\n").encode("utf-8"))
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)

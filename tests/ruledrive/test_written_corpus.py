@@ -137,7 +137,11 @@ def test_a_text_written_with_two_classes_is_refused(tmp_path: Path) -> None:
     w = tmp_path / "w.yaml"
     w.write_text("en:\n  rules:\n    overtaking:prohibited: ['Overtaking allowed']\n")
     out = tmp_path / "out.jsonl"
-    with pytest.raises(DataError, match=re.escape("'Overtaking allowed' is overtaking:prohibited")):
+    msg = (
+        "'Overtaking allowed' is overtaking:prohibited here and overtaking:permitted in the "
+        f"corpus {base}"
+    )
+    with pytest.raises(DataError, match=re.escape(msg)):
         write_corpus_with_written(base, [w], out, renderings=2, seed=1)
     assert not out.exists()
 
@@ -238,3 +242,47 @@ def test_written_not_binding_sentences_are_not_the_generators_held_out_rules() -
                     if m.quick_ratio() > 0.85 and m.ratio() > 0.85:
                         close.append((path.name, s, h))
     assert not close, close[:5]
+
+
+def test_kinds_are_the_oracles_rule_classes() -> None:
+    from simulator.oracle import RULE_CLASSES
+
+    assert KINDS == RULE_CLASSES
+
+
+def test_rule_corpus_command_leaves_out_as_it_was_when_a_rendering_is_too_long(
+    tmp_path: Path,
+) -> None:
+    """A template whose slot value pushes a rendering past the bus's rule length is found only
+    while rendering, after the sets are drawn: --out must still be as it was."""
+    from ruledrive.cli import main as cli
+
+    out = tmp_path / "c.jsonl"
+    out.write_text("old corpus\n")
+    long = "x" * 190
+    bad = tmp_path / "w.yaml"
+    bad.write_text(
+        "en:\n  slots:\n    hours: {day: [" + long + "], extended: [e], always: [a]}\n"
+        "  rules:\n    bus_lane: ['Buses only {hours} on the right']\n"
+    )
+    argv = ["rule-corpus", "--out", str(out), "--sets", "5", "--written", str(bad)]
+    assert cli([*argv, "--renderings", "20"]) == 2
+    assert out.read_text() == "old corpus\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.jsonl", "w.yaml"]  # no temporaries
+
+
+def test_renderings_without_written_files_is_refused(tmp_path: Path) -> None:
+    from ruledrive.cli import main as cli
+
+    out = tmp_path / "c.jsonl"
+    assert cli(["rule-corpus", "--out", str(out), "--sets", "5", "--renderings", "3"]) == 2
+    assert not out.exists()
+
+
+def test_a_base_that_is_not_a_corpus_is_a_data_error(tmp_path: Path) -> None:
+    base = tmp_path / "base.jsonl"
+    base.write_text('{"text": "Max 50"}\n')  # no class
+    w = tmp_path / "w.yaml"
+    w.write_text("en:\n  rules:\n    overtaking:prohibited: ['Stay behind']\n")
+    with pytest.raises(DataError, match="not a corpus record"):
+        write_corpus_with_written(base, [w], tmp_path / "out.jsonl", renderings=2, seed=1)

@@ -382,6 +382,14 @@ def test_a_probe_rewords_each_targeted_rule_and_keeps_its_meaning(tmp_path: Path
         for _, m in targeted_rules(samples)
     )
     assert frames == want > 0
+    # bench wording's own renderings, draw for draw (the same frames, templates and seed)
+    from ruledrive.bench_wording import targeted_jobs
+
+    _, keys = targeted_jobs(samples, templates, seed=29)
+    rendered = sorted(
+        t for i, t in enumerate(data.texts) for _ in range(sum(data.weights[i].values()))
+    )
+    assert rendered == sorted(k[3] for k in keys)
     wording = probe_wording(example)
     assert wording == "probe wordings"
     assert sum(n for w in data.weights.values() for n in w.values()) == frames
