@@ -96,6 +96,11 @@ class ReplayReport:
     # Per way the rule set in force was written (replay.drives.rule_text), over labelled
     # frames: {"frames", "accuracy", "valid_false"}; empty when nothing was labelled.
     by_rule_text: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Frames the node dropped on purpose (a vehicle's newer frame came before it was decided:
+    # its status counter dropped.conflated), when the node ran in the replaying process (the
+    # demo, `replay --serve-model`); None when the node is elsewhere and its count is not this
+    # replay's alone.
+    conflated: int | None = None
 
     @property
     def no_decision(self) -> int:

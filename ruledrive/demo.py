@@ -202,6 +202,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 f"at {'max' if args.rate is None else f'{args.rate:g}x real'} speed"
             )
             report = replayer.run()
+        report.conflated = int(node.metrics.counters().get("dropped.conflated", 0))
         report.recordings = [str(recording)]
         write_outputs(report, replayer.board, args.out)
     print_report(report, args.out)

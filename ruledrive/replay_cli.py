@@ -268,6 +268,7 @@ def _replay(args: argparse.Namespace) -> int:
     failures = report.check(args.min_accuracy, args.max_p99_ms, args.max_missing)
     if node is not None:  # a node of this run only: its conflation count is this replay's
         conflated = node.metrics.counters().get("dropped.conflated", 0)
+        report.conflated = int(conflated)
         failures = [
             f"{f}; the node conflated {conflated} of them on purpose"
             if f.startswith("--max-missing")

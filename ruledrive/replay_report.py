@@ -125,6 +125,14 @@ def _outage_rows(report: Any) -> list[tuple[str, str]]:
     return rows
 
 
+def _missing(report: Any) -> str:
+    """The missing count, with how many of them the node conflated on purpose when known."""
+    conflated = getattr(report, "conflated", None)
+    if conflated is None:
+        return str(report.missing)
+    return f"{report.missing} ({conflated} conflated by the node on purpose)"
+
+
 def print_report(report: Any, out: Path | None = None) -> None:
     """The scoreboard: a rich table of the figures, then the confusion matrix."""
     from rich.console import Console
@@ -141,7 +149,7 @@ def print_report(report: Any, out: Path | None = None) -> None:
         ("target rate", "max" if report.target_rate is None else f"{report.target_rate:g}x"),
         ("frames published / planned", f"{report.frames_published} / {report.frames_planned}"),
         ("decisions matched", str(report.decisions_matched)),
-        ("missing decisions (sent, no answer)", str(report.missing)),
+        ("missing decisions (sent, no answer)", _missing(report)),
         (
             "fallback (valid=false)",
             escape(f"{report.fallback} {report.fallback_reasons or ''}".strip()),

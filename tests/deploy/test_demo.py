@@ -4,6 +4,7 @@ Broker discovery and the private broker are tested in tests/bus/test_broker.py."
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -74,6 +75,10 @@ def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
     assert "Chinese " in proc.stdout and "Latin script " in proc.stdout
     for name in ("report.json", "latency_hist.png", "confusion.png"):
         assert (tmp_path / "out" / name).is_file()
+    # The node ran in the demo's process: the missing frames it dropped on purpose are known.
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert isinstance(report["conflated"], int) and report["conflated"] >= 0
+    assert "conflated by the node on purpose" in proc.stdout
     assert wall < 120
 
 

@@ -234,3 +234,22 @@ def test_the_scoreboard_prints_what_a_node_says_as_text(
     print_report(r)
     out = capsys.readouterr().out
     assert "fused-2026[rc1]" in out and "x[/red]" in out
+
+
+def test_the_scoreboard_says_how_many_missing_frames_the_node_conflated(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Known only when the node ran in the replaying process (demo, replay --serve-model)."""
+    from ruledrive.replay_report import print_report
+
+    b = Scoreboard()
+    b.published(ref(0, P), 0)
+    b.published(ref(1, P), 0)
+    b.decided(decision("car", 0, P), 1)
+    r = b.report(1.0, 1, None, 1)
+    print_report(r)
+    assert "conflated" not in capsys.readouterr().out  # a node elsewhere: not known
+    r.conflated = 1
+    print_report(r)
+    assert f"{r.missing} (1 conflated by the node on purpose)" in capsys.readouterr().out
+    assert r.to_dict()["conflated"] == 1
