@@ -426,37 +426,30 @@ def probe_wording(path: Path) -> str:
 
 
 def add_probe(out: ReaderData, samples: Sequence[Any], path: Path, classes: Sequence[str]) -> int:
-    """Re-word each targeted rule that binds every vehicle (``bench wording``'s frames, its
-    template file format, its draws: seed 29) with the templates of ``path``, once per language
-    the file has a template for its kind, and count each rendering's frame under the wording
+    """Re-word each targeted rule that binds every vehicle with the templates of ``path``, as
+    ``bench wording`` does by default (its frames, file format and draws:
+    ``bench_wording.reworded``), and count each rendering's frame under the wording
     :func:`probe_wording` in ``out``; returns the frames counted. The rendered rule keeps its
     class and parameters, so reading it right is what ``bench wording`` asks of the model."""
-    import random
-
-    from ruledrive.bench_wording import load_templates, render_checked, targeted_rules
+    from ruledrive.bench_wording import load_templates, reworded
     from training.ruleparams import param_labels
 
-    templates = load_templates(path, tuple(classes))
-    rng = random.Random(29)
     wording, frames = probe_wording(path), 0
-    for _, m in targeted_rules(samples):
+    for _, m, lang, text in reworded(samples, load_templates(path, tuple(classes))):
         kind = m["class"]
-        for lang, kinds in templates.rules.items():
-            if kind not in kinds:
-                continue
-            text = render_checked(templates, lang, kind, m.get("rule") or {}, rng)
-            i = out.add(text, kind, param_labels(m))
-            key = (kind, lang, wording)
-            w = out.weights.setdefault(i, {})
-            w[key] = w.get(key, 0) + 1
-            frames += 1
+        i = out.add(text, kind, param_labels(m))
+        key = (kind, lang, wording)
+        w = out.weights.setdefault(i, {})
+        w[key] = w.get(key, 0) + 1
+        frames += 1
     if not frames:
         raise DataError(f"--probe {path}: no targeted rule of the test split has a template")
     return frames
 
 
-def _load(work: Path) -> tuple[ReaderData, ReaderData]:
-    """(training texts, evaluation texts with their targeted frames) of the recipe's data."""
+def _load(work: Path, keep: str | None = None) -> tuple[ReaderData, ReaderData, list[Any]]:
+    """(training texts, evaluation texts with their targeted frames, the samples of the
+    evaluation split ``keep``: none when not asked for) of the recipe's data."""
     from ruledrive.recipe import TRAIN_SETS
     from ruledrive.recipe_card import WORDING_SPLITS
     from training.data import load_samples
@@ -469,11 +462,15 @@ def _load(work: Path) -> tuple[ReaderData, ReaderData]:
         )
     train = collect(load_samples([work / "data" / n for n in TRAIN_SETS]))
     evals = ReaderData()
+    kept: list[Any] = []
     for name, wording in WORDING_SPLITS.items():
-        collect(load_samples([work / "data" / name]), wording, evals)
+        samples = load_samples([work / "data" / name])
+        collect(samples, wording, evals)
+        if name == keep:
+            kept = list(samples)
     if not train.texts or not evals.weights:
         raise DataError(f"--work {work}: no labelled rule texts (bilingual recipe data needed)")
-    return train, evals
+    return train, evals, kept
 
 
 def _table(work: Path, texts: list[str], layer: int | None = None) -> Any:
@@ -644,15 +641,17 @@ def _report(
 
 
 def _add_probes(
-    args: argparse.Namespace, evals: ReaderData, train: ReaderData, classes: list[str]
+    args: argparse.Namespace,
+    evals: ReaderData,
+    train: ReaderData,
+    classes: list[str],
+    samples: list[Any],
 ) -> dict[str, tuple[int, int]]:
-    """The ``--probe`` files' renderings added to ``evals``: wording -> (frames, frames whose
-    rendering is a training text verbatim: memory, not reading)."""
+    """The ``--probe`` files' renderings of the targeted rules of ``samples`` (the
+    PROBE_SPLIT's) added to ``evals``: wording -> (frames, frames whose rendering is a training
+    text verbatim: memory, not reading)."""
     if not args.probe:
         return {}
-    from training.data import load_samples
-
-    samples = load_samples([args.work / "data" / PROBE_SPLIT])
     known = set(train.texts)
     probes: dict[str, tuple[int, int]] = {}
     for path in args.probe:
@@ -673,7 +672,7 @@ def _add_probes(
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    train, evals = _load(args.work)
+    train, evals, probe_samples = _load(args.work, PROBE_SPLIT if args.probe else None)
     # Withheld families are drawn from the splits' texts alone, so runs with and without a
     # corpus set aside the same families and are scored on the same texts.
     held: set[str] = withheld_families(train) if args.withhold else set()
@@ -686,7 +685,7 @@ def run(args: argparse.Namespace) -> int:
         )
     classes = sorted(set(train.cls) | set(NOT_READ))
     n_eval = len(evals.texts)  # the splits' own texts; the probes' renderings are counted apart
-    probes = _add_probes(args, evals, train, classes)
+    probes = _add_probes(args, evals, train, classes, probe_samples)
     all_texts = sorted(set(train.texts) | set(evals.texts))
     unknown = sorted(set(evals.cls) - set(classes))
     if unknown:

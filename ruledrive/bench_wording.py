@@ -64,10 +64,12 @@ from ruledrive.benchdoc import add_doc_flags, bench_command, publish
 from simulator.oracle import NOT_BINDING, NOT_UNDERSTOOD
 
 __all__ = [
+    "DEFAULT_SEED",
     "Templates",
     "load_templates",
     "register_bench",
     "render_checked",
+    "reworded",
     "run",
     "targeted_jobs",
     "targeted_rules",
@@ -88,6 +90,7 @@ NOT_WORDED = (NOT_BINDING, NOT_UNDERSTOOD)
 _BATCH = 64
 # numpy seeds generation and takes 0..2**32-1 here; more scenes than this only take hours.
 MAX_SEED, MAX_SCENES, MAX_SHOW = 2**32 - 1, 100_000, 1000
+DEFAULT_SEED = 29  # --seed: the frames generated and the templates drawn
 
 
 @dataclass(frozen=True)
@@ -248,35 +251,45 @@ def render_checked(
     return text
 
 
+def reworded(
+    samples: Any, templates: Templates, seed: int = DEFAULT_SEED
+) -> Iterator[tuple[Any, dict[str, Any], str, str]]:
+    """Per targeted rule of each usable frame (:func:`targeted_rules`) and per language that
+    has a template for its kind: (frame, the rule's scene record, language, the rule re-worded),
+    the templates and slot values drawn from ``seed``. The node's check (:func:`targeted_jobs`)
+    and the reader's (``bench reader --probe``) read the same renderings."""
+    rng = random.Random(seed)
+    for s, m in targeted_rules(samples):
+        kind = m["class"]
+        for lang, kinds in templates.rules.items():
+            if kind in kinds:
+                yield s, m, lang, render_checked(templates, lang, kind, m.get("rule") or {}, rng)
+
+
 def targeted_jobs(samples: Any, templates: Templates, seed: int = 0) -> tuple[list, list]:
     """Per targeted rule of each usable frame and per language that has a template for its
     kind: a FrameJob with that rule re-worded, and its key (kind, language, label, text)."""
     from bus.schema import FrameHeader, RuleSet
     from policy.decider import FrameJob
 
-    rng = random.Random(seed)
     jobs, keys = [], []
-    for s, m in targeted_rules(samples):
-        rule, kind = m.get("rule") or {}, m["class"]
-        for lang, kinds in templates.rules.items():
-            if kind not in kinds:
-                continue
-            texts = list(s.rules)
-            texts[m["index"]] = text = render_checked(templates, lang, kind, rule, rng)
-            version = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:32]
-            jobs.append(
-                FrameJob(
-                    FrameHeader(
-                        vehicle_id="check",
-                        frame_id=s.frame_id,
-                        stamp_ns=s.stamp_ns,
-                        speed_kph=s.speed_kph,
-                    ),
-                    s.jpeg,
-                    RuleSet(vehicle_id="check", version=version, issued_at_ns=1, rules=texts),
-                )
+    for s, m, lang, text in reworded(samples, templates, seed):
+        texts = list(s.rules)
+        texts[m["index"]] = text
+        version = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:32]
+        jobs.append(
+            FrameJob(
+                FrameHeader(
+                    vehicle_id="check",
+                    frame_id=s.frame_id,
+                    stamp_ns=s.stamp_ns,
+                    speed_kph=s.speed_kph,
+                ),
+                s.jpeg,
+                RuleSet(vehicle_id="check", version=version, issued_at_ns=1, rules=texts),
             )
-            keys.append((kind, lang, s.label, text))
+        )
+        keys.append((m["class"], lang, s.label, text))
     return jobs, keys
 
 
@@ -464,7 +477,7 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed",
         type=int_within(0, MAX_SEED),
-        default=29,
+        default=DEFAULT_SEED,
         help=f"generation and template draws, 0..{MAX_SEED} (default %(default)s)",
     )
     p.add_argument(
