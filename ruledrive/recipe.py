@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.defaults import DEFAULT_MODEL_PATH
+from core.defaults import DEFAULT_MODEL_PATH, WRITTEN_RENDERINGS
 from core.errors import ConfigError
 from ruledrive.benchdoc import write_section
 from ruledrive.recipe_card import render_card, targets_table
@@ -46,8 +46,6 @@ SEEDS = (1234, 1, 2)  # the first is the shipped model; the targets hold for the
 # but the whole model flagged 4x more readable held-out rule sets (docs/training.md, "A larger
 # rule corpus"), so the recipe keeps 30,000.
 CORPUS = ("rule-corpus.jsonl", 30000, 777)
-# Renderings of each written template with slots in the corpus (``train-default --written``).
-WRITTEN_RENDERINGS = 8
 # Whether the recipe's reader also trains on the written wording files (training/written/).
 WRITTEN = False
 READER_EPOCHS = 12
@@ -106,11 +104,10 @@ def _corpus(work: Path, written: bool = False) -> Path:
 
     name, n_sets, seed = CORPUS
     path = work / "data" / name
-    stamp = path.with_suffix(".json")
     want: dict[str, Any] = {"sets": n_sets, "seed": seed}
-    if not (path.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == want):
+    if not _stamped(path, want):
         write_rule_corpus(path, n_sets, seed)
-        stamp.write_text(json.dumps(want))
+        path.with_suffix(".json").write_text(json.dumps(want))
     if not written:
         return path
     from ruledrive.written_corpus import WRITTEN_DIR, write_corpus_with_written, written_digest
@@ -119,12 +116,17 @@ def _corpus(work: Path, written: bool = False) -> Path:
     if not files:
         raise ConfigError(f"no written wording files in {WRITTEN_DIR}")
     both = path.with_name(path.stem + "-written.jsonl")
-    both_stamp = both.with_suffix(".json")
     want |= {"written": written_digest(files), "renderings": WRITTEN_RENDERINGS}
-    if not (both.is_file() and both_stamp.is_file() and json.loads(both_stamp.read_text()) == want):
+    if not _stamped(both, want):
         write_corpus_with_written(path, files, both, WRITTEN_RENDERINGS, seed)
-        both_stamp.write_text(json.dumps(want))
+        both.with_suffix(".json").write_text(json.dumps(want))
     return both
+
+
+def _stamped(path: Path, want: dict[str, Any]) -> bool:
+    """Whether ``path`` is there and was written as ``want`` says (its .json stamp)."""
+    stamp = path.with_suffix(".json")
+    return path.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == want
 
 
 def _eval_data(dirs: dict[str, Path], work: Path, cfg: TrainConfig) -> tuple[Any, Any]:

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.defaults import WRITTEN_RENDERINGS
 from core.errors import ConfigError
 from ruledrive.argtypes import int_within, non_empty, non_negative_int, output_file
 from ruledrive.benchdoc import append_row
@@ -20,7 +21,6 @@ __all__ = ["register", "register_bench"]
 
 BENCH_DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 BENCH_SECTION = "## Scene generation"
-DEFAULT_RENDERINGS = 8  # of each written template with slots (rule-corpus --written)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -91,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--renderings",
         type=int_within(1, 100),
         help="renderings of each written template that has slots, 1..100 (default "
-        f"{DEFAULT_RENDERINGS}; with --written only)",
+        f"{WRITTEN_RENDERINGS}; with --written only)",
     )
     corpus.set_defaults(func=_rule_corpus)
 
@@ -134,7 +134,7 @@ def _rule_corpus(args: argparse.Namespace) -> int:
     try:
         counts = write_rule_corpus(base, args.sets, args.seed)
         counts |= write_corpus_with_written(
-            base, args.written, out, args.renderings or DEFAULT_RENDERINGS, args.seed
+            base, args.written, out, args.renderings or WRITTEN_RENDERINGS, args.seed
         )
     finally:
         base.unlink(missing_ok=True)

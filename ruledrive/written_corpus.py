@@ -57,16 +57,7 @@ def draw_rule(kind: str, rng: random.Random) -> dict[str, Any]:
     from the world's values (the generator's ``simulator.rules``)."""
     from simulator.rules import HOURS, LANE_NAMES, LANE_NUMBERS, SCHOOL_LIMITS, SIDES, SPEED_LIMITS
 
-    base, variant = _KIND_VARIANT[kind]
-    rule: dict[str, Any] = {
-        "kind": base,
-        "variant": variant,
-        "scope": "all",
-        "limit": None,
-        "hours": None,
-        "lane": None,
-        "merge": None,
-    }
+    rule = _rule(*_KIND_VARIANT[kind])
     if kind == "speed_limit":
         rule["limit"] = rng.choice(SPEED_LIMITS)
     elif kind == "school_zone":
@@ -121,9 +112,15 @@ def written_records(
 
 def distractor_rule() -> dict[str, Any]:
     """The symbolic form of a readable rule that binds no car here (the generator's)."""
+    return _rule("distractor", "")
+
+
+def _rule(kind: str, variant: str) -> dict[str, Any]:
+    """A symbolic rule for every vehicle, as a frame's ``rule_meta`` carries it, naming no
+    parameter yet."""
     return {
-        "kind": "distractor",
-        "variant": "",
+        "kind": kind,
+        "variant": variant,
         "scope": "all",
         "limit": None,
         "hours": None,
