@@ -61,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _encoder_layer_flag(p)
     _sentence_flag(p)
+    _ema_flag(p)
     p.add_argument("--export", type=Path, help="ONNX path (default OUT/model.onnx)")
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
     p.add_argument(
@@ -107,6 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _sentence_flag(d)
     _encoder_layer_flag(d)
+    _ema_flag(d)
     d.add_argument(
         "--written",
         action=argparse.BooleanOptionalAction,
@@ -157,6 +159,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "rule_corpus",
         "encoder_layer",
         "sentence_input",
+        "ema_momentum",
     )
     return {k: getattr(args, k) for k in keys}
 
@@ -177,6 +180,16 @@ def _sentence_flag(p: argparse.ArgumentParser) -> None:
         choices=["none", "use-m-v3"],
         help="also read each rule's USE-m-v3 sentence vector, an input of the model (default "
         "none; TrainConfig.sentence_input, docs/training.md)",
+    )
+
+
+def _ema_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ema-momentum",
+        type=fraction,
+        metavar="M",
+        help="validate and checkpoint an exponential moving average of the weights with this "
+        "momentum, below 1 (default 0: off; TrainConfig.ema_momentum, docs/training.md)",
     )
 
 
@@ -354,6 +367,7 @@ def _train_default(args: argparse.Namespace) -> int:
             "epochs": args.epochs,
             "sentence_input": args.sentence_input,
             "encoder_layer": args.encoder_layer,
+            "ema_momentum": args.ema_momentum,
         },
     )
     results = build_default(

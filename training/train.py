@@ -67,7 +67,7 @@ from training.ruleparams import EGO_LANE_OUTPUT, RULE_PARAMS, SCHOOL_SIGN_OUTPUT
 from training.sentence import cache_beside
 from training.thresholds import choose_thresholds
 
-__all__ = ["split_by_vehicle", "train"]
+__all__ = ["adam", "averaging", "split_by_vehicle", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,7 @@ def _fit(
     has_val = job.plan(cfg.batch_size).val_steps > 0 if job is not None else len(val_ds) > 0
     monitor = f"val_{s.output}_accuracy" if has_val else f"{s.output}_accuracy"
     callbacks = [
+        *averaging(keras, cfg),
         keras.callbacks.ModelCheckpoint(
             out / "model.keras", monitor=monitor, mode="max", save_best_only=True
         ),
@@ -223,6 +224,21 @@ def _fit(
     history = {k.replace(f"{s.output}_", ""): v for k, v in hist.history.items()}
     _plot_curves(history, out / "curves.png")
     return _finish(cfg, out, train_s, data, train_ds, val_ds, rule_classes, base_info)
+
+
+def adam(keras: Any, cfg: TrainConfig, schedule: Any) -> Any:
+    """The whole model's optimizer: Adam on ``schedule``, keeping a moving average of the
+    weights when ``cfg.ema_momentum`` asks for one."""
+    if not cfg.ema_momentum:
+        return keras.optimizers.Adam(schedule)
+    return keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=cfg.ema_momentum)
+
+
+def averaging(keras: Any, cfg: TrainConfig) -> list[Any]:
+    """The callbacks that go before the checkpoint's: with weight averaging, the averaged
+    weights are swapped in for each epoch's validation and end (so the best-epoch checkpoint
+    saves them), and out again to train on."""
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema_momentum else []
 
 
 def _readers(cfg: TrainConfig) -> int:
@@ -269,7 +285,7 @@ def _build_and_compile(
         _readers(cfg), cfg.rule_loss_weight, cfg.param_loss_weight
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
+        optimizer=adam(keras, cfg, schedule),
         loss={
             s.output: keras.losses.SparseCategoricalCrossentropy(),
             s.ood_output: keras.losses.BinaryCrossentropy(),

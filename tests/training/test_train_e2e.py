@@ -52,10 +52,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _config() -> TrainConfig:
     """The fixture's config, also what the reuse test asks for again. The factorized rule head,
-    two readers and the encoder's layers 6, 9 and 12 side by side (not the shipped options
-    until a model reads them): the flat head's single-reader export on the last layer is
-    trained and checked by
-    tests/training/test_distributed.py's two-worker run, so one training here serves both."""
+    two readers, the encoder's layers 6, 9 and 12 side by side and weight averaging (not the
+    shipped options until a model reads them): the flat head's single-reader export on the
+    last layer is trained and checked by tests/training/test_distributed.py's two-worker run,
+    so one training here serves both."""
     return TrainConfig(
         epochs=1,
         batch_size=64,
@@ -63,6 +63,7 @@ def _config() -> TrainConfig:
         rule_head="factorized",
         readers=2,
         encoder_layer=(6, 9, 12),
+        ema_momentum=0.9,  # the checkpoint, export and parity of averaged weights
     )
 
 
