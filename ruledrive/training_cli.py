@@ -59,9 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rule-corpus",
         help="rule texts without frames for that (`ruledrive rule-corpus`); needs --reader-epochs",
     )
-    _encoder_layer_flag(p)
-    _sentence_flag(p)
-    _ema_flag(p)
+    _model_flags(p)
     p.add_argument("--export", type=Path, help="ONNX path (default OUT/model.onnx)")
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export")
     p.add_argument(
@@ -106,9 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="which ablations to train and report, comma-separated (default: "
         f"{','.join(ABLATIONS)}); the model card says which were left out",
     )
-    _sentence_flag(d)
-    _encoder_layer_flag(d)
-    _ema_flag(d)
+    _model_flags(d)
     d.add_argument(
         "--written",
         action=argparse.BooleanOptionalAction,
@@ -164,7 +160,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
     return {k: getattr(args, k) for k in keys}
 
 
-def _encoder_layer_flag(p: argparse.ArgumentParser) -> None:
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    """The TrainConfig flags that ``train`` and ``train-default`` share."""
     p.add_argument(
         "--encoder-layer",
         type=layer_list,
@@ -172,18 +169,12 @@ def _encoder_layer_flag(p: argparse.ArgumentParser) -> None:
         help="read the text encoder's token states after this layer, or after several side by "
         "side (6+9+12); default: the last (TrainConfig.encoder_layer, docs/training.md)",
     )
-
-
-def _sentence_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sentence-input",
         choices=["none", "use-m-v3"],
         help="also read each rule's USE-m-v3 sentence vector, an input of the model (default "
         "none; TrainConfig.sentence_input, docs/training.md)",
     )
-
-
-def _ema_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ema-momentum",
         type=fraction,
