@@ -64,7 +64,8 @@ class TrainConfig(BaseModel):
     # average of them kept by the optimizer (Keras ``use_ema``), which is what each epoch's
     # validation reads and what the best-epoch checkpoint saves (0 = off: the raw weights).
     # Averaged weights sit in flatter regions of the loss, which is said to carry better to data
-    # unlike the training data (held-out wording); docs/training.md, "Eighteenth round".
+    # unlike the training data (held-out wording). Measured at 0.998 and not adopted: more
+    # held-out errors answered valid=true (docs/training.md, "Eighteenth round").
     ema_momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
     # The per-rule class head: "flat", a softmax over the rule classes; "factorized", a softmax
     # over kinds times one over allowed / forbidden shared by the kinds that come in both
