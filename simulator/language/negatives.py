@@ -48,15 +48,19 @@ _FIXED: dict[str, tuple[str, tuple[str, ...]]] = {
             "Stationnement interdit",
         ),
     ),
+    # Off-topic training sentences are statements, never orders (found in the thirty-fourth
+    # session, adopted in the forty-first against control runs retrained the same day): an
+    # order about something else ("Please remember to water the plants") taught its form to mean
+    # "not understood", and retrained models flagged readable held-out in-car advice in the same
+    # form ("Remember to fold in the mirrors", "Demist the windscreen before you set off").
     "neg.train.ood_en": (
         "en",
         (
-            "Please remember to water the plants",
+            "The plants in the hall are doing well",
             "The meeting starts at ten",
             "My cat likes to sleep on the sofa",
-            "Turn off the lights when you leave the office",
-            # Not "out of": closed.out_of_use ("out of use") is a held-out family.
-            "Store this medicine in a cool dry place",
+            "The office is quiet on Fridays",
+            "This medicine tastes of cherries",
             "Lunch is served from 12 to 2",
         ),
     ),
@@ -64,7 +68,7 @@ _FIXED: dict[str, tuple[str, tuple[str, ...]]] = {
         "zh",
         (
             "今天天气很好",
-            "请记得给植物浇水",
+            "花园里的花开了",
             "会议十点开始",
             "我的猫喜欢在沙发上睡觉",
             "图书馆工作日晚上八点关门",
