@@ -107,7 +107,7 @@ def _corpus(work: Path, written: bool = False) -> Path:
     want: dict[str, Any] = {"sets": n_sets, "seed": seed}
     if not _stamped(path, want):
         write_rule_corpus(path, n_sets, seed)
-        path.with_suffix(".json").write_text(json.dumps(want))
+        _stamp(path, want)
     if not written:
         return path
     from ruledrive.written_corpus import WRITTEN_DIR, write_corpus_with_written, written_digest
@@ -119,7 +119,7 @@ def _corpus(work: Path, written: bool = False) -> Path:
     want |= {"written": written_digest(files), "renderings": WRITTEN_RENDERINGS}
     if not _stamped(both, want):
         write_corpus_with_written(path, files, both, WRITTEN_RENDERINGS, seed)
-        both.with_suffix(".json").write_text(json.dumps(want))
+        _stamp(both, want)
     return both
 
 
@@ -127,6 +127,11 @@ def _stamped(path: Path, want: dict[str, Any]) -> bool:
     """Whether ``path`` is there and was written as ``want`` says (its .json stamp)."""
     stamp = path.with_suffix(".json")
     return path.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == want
+
+
+def _stamp(path: Path, want: dict[str, Any]) -> None:
+    """Record beside ``path`` how it was written (what :func:`_stamped` checks)."""
+    path.with_suffix(".json").write_text(json.dumps(want))
 
 
 def _eval_data(dirs: dict[str, Path], work: Path, cfg: TrainConfig) -> tuple[Any, Any]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, DataError
+from core.paths import write_atomic
 from ruledrive.bench_wording import Templates, load_templates, render_checked
 from simulator.oracle import NOT_BINDING, NOT_UNDERSTOOD, RULE_CLASSES
 
@@ -169,14 +170,5 @@ def write_corpus_with_written(
                 known[rec["text"]] = (rec["class"], str(path))
                 lines.append(json.dumps(rec, ensure_ascii=False))
     added = len(lines)
-    tmp = out.with_name(out.name + ".tmp")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with tmp.open("wb") as f:
-            f.write(base_bytes)
-            if lines:
-                f.write(("\n".join(lines) + "\n").encode("utf-8"))
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(out, base_bytes + ("\n".join(lines) + "\n" if lines else "").encode("utf-8"))
     return {"written_lines": added, "files": len(written)}
