@@ -338,8 +338,12 @@ def _node(args: argparse.Namespace, bus: Any) -> AbstractContextManager[Any]:
             "topic_prefix": args.prefix,
             "node_id": "replay-node",
             "reload_poll_s": 0,
-            # Decisions must not depend on how loaded this machine is: no stale-frame fallback.
+            # Decisions must not depend on how loaded this machine is: no stale-frame fallback,
+            # and a vehicle's first frames wait for its rule set however slowly it is encoded
+            # (at 500 ms, a golden replay beside a loaded test suite answered a new vehicle's
+            # first frame rules_pending once).
             "max_frame_age_ms": 60_000.0,
+            "max_rules_wait_ms": 60_000.0,
         }
     )
     return serve_in_thread(Node(settings, bus), join_s=10)

@@ -125,3 +125,28 @@ def test_golden_plumbing_with_fake_model(private_broker, tmp_path: Path) -> None
         assert rc == 0
         refs.append(load_reference(ref))
     _assert_same(*refs)
+
+
+@pytest.mark.broker
+def test_golden_replay_does_not_depend_on_encoding_speed(
+    private_broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a loaded machine a rule set takes longer to read: a served replay's node waits for it
+    instead of answering a vehicle's first frames rules_pending, so the decisions are still the
+    reference's (each rule set here takes longer than the node's default 500 ms wait)."""
+    import time
+
+    from policy.decider import Decider
+
+    _need_files()
+    encode = Decider._encode
+
+    def slow(self: Decider, texts: tuple[str, ...]):  # type: ignore[no-untyped-def]
+        time.sleep(0.7)
+        return encode(self, texts)
+
+    monkeypatch.setattr(Decider, "_encode", slow)
+    rc = _replay(private_broker.url, tmp_path / "slow", "--reference", str(REFERENCE))
+    report = json.loads((tmp_path / "slow/report.json").read_text())
+    assert rc == 0, report["failures"]
+    assert report["missing"] == 0
