@@ -61,13 +61,18 @@ def _replay(url: str, out: Path, *extra: str) -> int:
     )
 
 
+def _assert_replay_matches_reference(url: str, out: Path) -> None:
+    """A replay checked against the reference: it passes, and every frame is answered."""
+    rc = _replay(url, out, "--reference", str(REFERENCE))
+    report = json.loads((out / "report.json").read_text())
+    assert rc == 0, report["failures"]
+    assert report["missing"] == 0
+
+
 @pytest.mark.broker
 def test_golden_replay_matches_reference(private_broker, tmp_path: Path) -> None:
     _need_files()
-    rc = _replay(private_broker.url, tmp_path / "run1", "--reference", str(REFERENCE))
-    report = json.loads((tmp_path / "run1/report.json").read_text())
-    assert rc == 0, report["failures"]
-    assert report["missing"] == 0
+    _assert_replay_matches_reference(private_broker.url, tmp_path / "run1")
     # Twice: identical decisions (same labels, flags, reasons; probabilities within 1e-3).
     again = tmp_path / "again.json"
     assert _replay(private_broker.url, tmp_path / "run2", "--update-reference", str(again)) == 0
@@ -146,7 +151,4 @@ def test_golden_replay_does_not_depend_on_encoding_speed(
         return encode(self, texts)
 
     monkeypatch.setattr(Decider, "_encode", slow)
-    rc = _replay(private_broker.url, tmp_path / "slow", "--reference", str(REFERENCE))
-    report = json.loads((tmp_path / "slow/report.json").read_text())
-    assert rc == 0, report["failures"]
-    assert report["missing"] == 0
+    _assert_replay_matches_reference(private_broker.url, tmp_path / "slow")
