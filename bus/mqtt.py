@@ -264,10 +264,7 @@ class MqttBus:
             return
         self._client.disconnect()  # no retry in paho's thread: this connect() has failed
         self._client.loop_stop()
-        sock = self._client.socket()  # a refused login leaves paho's socket open
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.close()
+        self._release_sockets()  # a refused login leaves paho's socket open
         if self._refused is not None:
             raise BusError(
                 f"the broker at {self.url} refused the login of {self.client_id or 'anonymous'!r}"
@@ -299,11 +296,25 @@ class MqttBus:
         finally:
             self._client.loop_stop()
             self._up.clear()
-            # paho leaves the socket of a (re)connect still in progress open after loop_stop
-            sock = self._client.socket()
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.close()
+            self._release_sockets()
+
+    def _release_sockets(self) -> None:
+        """Close what paho leaves open after ``loop_stop``: the socket of a (re)connect still
+        in progress, and the socket pair that wakes its network thread, which paho closes
+        only when the client is collected (eclipse-paho/paho.mqtt.python issue 627, open).
+        The client and this bus point at each other through the callbacks, so that is
+        whenever the garbage collector runs: one bus opened and closed a run leaked two
+        descriptors until then, and the collector closing them warned (ResourceWarning) in
+        whatever code was running. paho has no public call for this; ``_reset_sockets`` is
+        what its own ``__del__`` calls, and ``loop_start`` opens a new pair."""
+        sock = self._client.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+        reset = getattr(self._client, "_reset_sockets", None)
+        if reset is not None:  # a paho without it leaves them to the collector, as before
+            with contextlib.suppress(OSError):
+                reset(sockpair_only=True)
 
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
         """Raise BusError if the message is lost: a QoS 0 publish while disconnected, paho's

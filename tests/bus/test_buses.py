@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import os
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +47,42 @@ def test_mqtt_unreachable_broker_is_bus_error() -> None:
     bus = MqttBus("mqtt://127.0.0.1:1", connect_timeout_s=0.5)
     with pytest.raises(BusError, match="no connection"):
         bus.connect()
+
+
+def _open_sockets() -> set[str]:
+    """This process's open sockets, as /proc names them (``socket:[inode]``)."""
+    fds = Path("/proc/self/fd")
+    names = set()
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):  # the directory's own fd is gone by now
+            target = os.readlink(fd)
+            if target.startswith("socket:"):
+                names.add(target)
+    return names
+
+
+@pytest.mark.broker
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+def test_a_closed_bus_holds_no_socket(broker_url: str) -> None:
+    """A long-running process opens and closes buses (a replay per run, a reconnecting
+    tool): each close gives back every socket at once, not when the garbage collector
+    happens to run (paho keeps its wake-up socket pair open until then, eclipse-paho
+    issue 627, and the collector closing it raised ResourceWarning in unrelated tests)."""
+    gc.disable()  # only close() may give the sockets back
+    try:
+        before = _open_sockets()
+        for _ in range(3):
+            bus = MqttBus(broker_url)
+            bus.connect()
+            assert _open_sockets() - before, "a connected bus holds its sockets"
+            bus.close()
+            assert _open_sockets() - before == set()
+        failed = MqttBus("mqtt://127.0.0.1:1", connect_timeout_s=0.3)
+        with pytest.raises(BusError, match="no connection"):
+            failed.connect()
+        assert _open_sockets() - before == set()
+    finally:
+        gc.enable()
 
 
 @pytest.mark.broker
