@@ -75,6 +75,14 @@ def _resolution(cell: dict[str, Any], target: str) -> str:
     return f"; one frame = {frame:.1%}, more than the {margin:.0%} margin: too few to resolve it"
 
 
+def _texts(cell: dict[str, Any]) -> str:
+    """How many distinct rule texts a cell's frames hold and how many of them a frame was
+    answered wrong on (reports before the forty-third session do not say: nothing)."""
+    if "texts" not in cell:
+        return ""
+    return f" frames of {cell['texts']} texts, {cell['texts_wrong']} of them misread"
+
+
 def _rows(results: dict[str, Any], seeds: tuple[int, ...]) -> list[tuple[str, str, str, bool]]:
     runs = _fused(results, seeds)
     evs = [r["eval"]["splits"] for r in runs]
@@ -110,7 +118,8 @@ def _rows(results: dict[str, Any], seeds: tuple[int, ...]) -> list[tuple[str, st
             rows.append(
                 (
                     f"worst rule kind, {lang}, {wording} wording, targeted frames (worst seed)",
-                    f"{v['accuracy']:.2%} ({key[0]}, n={v['frames']}{_resolution(v, target)})",
+                    f"{v['accuracy']:.2%} ({key[0]}, n={v['frames']}{_texts(v)}"
+                    f"{_resolution(v, target)})",
                     f">= {TARGETS[target]:.0%}",
                     v["accuracy"] >= TARGETS[target],
                 )

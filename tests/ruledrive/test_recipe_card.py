@@ -308,6 +308,16 @@ def test_a_worst_cell_too_small_to_resolve_its_target_says_so() -> None:
     assert "n=50)" in en and "one frame" not in en
 
 
+def test_a_worst_cell_says_how_many_texts_its_frames_hold() -> None:
+    """75 frames of 26 texts are 26 readings: the row names the texts and the misread ones."""
+    res = _results(0.90)
+    for seed in SEEDS:
+        cells = res[f"fused-s{seed}"]["eval"]["splits"]["test"]["targeted"]
+        cells["speed_limit|zh|training"] |= {"texts": 26, "texts_wrong": 9}
+    row = next(r for r in targets_table(res, SEEDS).splitlines() if "zh, training wording" in r)
+    assert "(speed_limit, n=50 frames of 26 texts, 9 of them misread)" in row
+
+
 @pytest.mark.parametrize(
     ("flag", "want"),
     [([], {}), (["--written"], {"written": True}), (["--no-written"], {"written": False})],

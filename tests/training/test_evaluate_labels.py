@@ -217,3 +217,24 @@ def test_token_dropout_hides_tokens_of_training_batches_only() -> None:
     np.testing.assert_array_equal(again[S.rule_mask_input], m_full)
     with np.testing.assert_raises(ValueError):
         data.inputs(None, 0.3)
+
+
+@pytest.mark.parametrize("distinct", [True, False])
+def test_targeted_cells_count_the_texts_behind_their_frames(tmp_path: Path, distinct: bool) -> None:
+    """A cell says how many distinct rule texts its frames hold and on how many of them a
+    frame is answered wrong: frames that all repeat one text are one reading, not many."""
+    base = _samples()[:12]
+    samples = []
+    for i, s in enumerate(base):
+        text = f"speed text {i}" if distinct else "speed text"
+        meta = [{"class": "speed_limit", "lang": "en", "targeted": True, "text": text}]
+        rules = (RULE_TEXTS[0],)
+        samples.append(Sample(**{**s.__dict__, "rules": rules, "scene": {"rule_meta": meta}}))
+    pred = OnnxPredictor(build_fake_model(tmp_path / "m.onnx"))
+    cell = evaluate_samples(pred, samples)["splits"]["test"]["targeted"]["speed_limit|en|training"]
+    wrong = round(12 * (1 - cell["accuracy"]))
+    assert cell["frames"] == 12 and 0 < wrong < 12  # the fake model gets some frames wrong
+    if distinct:
+        assert cell["texts"] == 12 and cell["texts_wrong"] == wrong
+    else:
+        assert cell["texts"] == 1 and cell["texts_wrong"] == 1
