@@ -51,14 +51,22 @@ def test_mqtt_unreachable_broker_is_bus_error() -> None:
 
 def _open_sockets() -> set[str]:
     """This process's open sockets, as /proc names them (``socket:[inode]``)."""
-    fds = Path("/proc/self/fd")
     names = set()
-    for fd in fds.iterdir():
+    for fd in Path("/proc/self/fd").iterdir():
         with contextlib.suppress(OSError):  # the directory's own fd is gone by now
             target = os.readlink(fd)
             if target.startswith("socket:"):
                 names.add(target)
     return names
+
+
+def _sockets_of(bus: MqttBus) -> set[str]:
+    """The sockets ``bus``'s paho client holds open now, by /proc name: its connection and the
+    socket pair that wakes its network thread (paho's private attributes, read here only to
+    name them; by inode, so a descriptor number reused by another test's thread is not them)."""
+    c = bus._client
+    held = (c.socket(), getattr(c, "_sockpairR", None), getattr(c, "_sockpairW", None))
+    return {os.readlink(f"/proc/self/fd/{x.fileno()}") for x in held if x and x.fileno() >= 0}
 
 
 @pytest.mark.broker
@@ -67,20 +75,30 @@ def test_a_closed_bus_holds_no_socket(broker_url: str) -> None:
     """A long-running process opens and closes buses (a replay per run, a reconnecting
     tool): each close gives back every socket at once, not when the garbage collector
     happens to run (paho keeps its wake-up socket pair open until then, eclipse-paho
-    issue 627, and the collector closing it raised ResourceWarning in unrelated tests)."""
+    issue 627, and the collector closing it raised ResourceWarning in unrelated tests).
+    So does a connect that fails."""
     gc.disable()  # only close() may give the sockets back
     try:
-        before = _open_sockets()
         for _ in range(3):
             bus = MqttBus(broker_url)
             bus.connect()
-            assert _open_sockets() - before, "a connected bus holds its sockets"
+            held = _sockets_of(bus)
+            assert len(held) == 3 and held <= _open_sockets()  # the connection and the pair
             bus.close()
-            assert _open_sockets() - before == set()
+            assert held & _open_sockets() == set()
         failed = MqttBus("mqtt://127.0.0.1:1", connect_timeout_s=0.3)
+        client, seen = failed._client, set()
+        start = client.loop_start
+
+        def spy() -> object:  # what the failing connect opened, named while it is open
+            rc = start()
+            seen.update(_sockets_of(failed))
+            return rc
+
+        client.loop_start = spy  # type: ignore[method-assign]
         with pytest.raises(BusError, match="no connection"):
             failed.connect()
-        assert _open_sockets() - before == set()
+        assert len(seen) >= 2 and seen & _open_sockets() == set()
     finally:
         gc.enable()
 
