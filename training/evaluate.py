@@ -47,12 +47,14 @@ from training.data import ArrayDataset, RuleTable, encode_samples, require_rules
 from training.ood import TEST_KINDS, negative_jpegs
 from training.thresholds import expected_calibration_error
 
-__all__ = ["OnnxPredictor", "Predictor", "evaluate_samples", "load_predictor"]
+__all__ = ["MISREAD_SHOWN", "OnnxPredictor", "Predictor", "evaluate_samples", "load_predictor"]
 
 _S = MODEL_SPEC
 N_NEGATIVES = 600
 READING_OUTPUT = "reading_unsure"  # [N, R] bool: rules the reading check flags (ONNX only)
 CONFLICT_OUTPUT = "rules_conflict"  # [N, R] bool: rules whose contradiction decides (ONNX)
+# Per targeted cell, the misread rule texts report.json lists (the most unsafe first).
+MISREAD_SHOWN = 10
 LIMIT_READING = "rule_limit_reading"  # [N, R, V]: each rule's speed-limit reading (ONNX only)
 
 
@@ -308,7 +310,7 @@ def _split_report(
     rep["errors_caught_by_fallbacks"] = (
         round(float(flags["any"][~right].mean()), 4) if (~right).any() else None
     )
-    rep["targeted"] = _targeted(data, ix, right)
+    rep["targeted"] = _targeted(data, ix, right, flags["any"])
     rep["unsafe_constructions"] = _unsafe_constructions(data, ix, right, flags["any"])
     rep["rules_not_understood"] = _understanding(data, ix, flags["unread"], predictor)
     return rep
@@ -324,30 +326,41 @@ def _targeted_rules(data: ArrayDataset, ix: np.ndarray) -> Iterator[tuple[int, d
                 yield k, m
 
 
-def _targeted(data: ArrayDataset, ix: np.ndarray, right: np.ndarray) -> dict[str, Any]:
+def _targeted(
+    data: ArrayDataset, ix: np.ndarray, right: np.ndarray, flagged: np.ndarray
+) -> dict[str, Any]:
     """Accuracy per (rule class, language, wording) on the frames each rule targets; with how
-    many distinct rule texts those frames hold and on how many of them at least one frame is
-    wrong. A split draws a few texts many times: a held-out cell of 75 frames was 26 texts,
+    many distinct rule texts those frames hold, on how many of them at least one frame is
+    wrong, and the texts misread most (``misread_texts``: each text's targeted frames, those
+    answered wrong and those wrong with ``valid=true``; most unsafe first, MISREAD_SHOWN of
+    them). A split draws a few texts many times: a held-out cell of 75 frames was 26 texts,
     and a model reads one text the same way on most of its frames, so the texts, not the
-    frames, say how much a cell's accuracy can be trusted (docs/training.md, "Twenty-first
-    round")."""
+    frames, say how much a cell's accuracy can be trusted, and which wording it fails on
+    (docs/training.md, "Twenty-first round")."""
     hits: dict[str, list[bool]] = defaultdict(list)
-    texts: dict[str, dict[str | None, bool]] = defaultdict(dict)
+    texts: dict[str, dict[str | None, list[int]]] = defaultdict(dict)
     for k, m in _targeted_rules(data, ix):
         ok = bool(right[k])
         hits[_cell(m)].append(ok)
-        seen = texts[_cell(m)]
-        text = m.get("text")
-        seen[text] = seen.get(text, False) or not ok
-    return {
-        key: {
+        c = texts[_cell(m)].setdefault(m.get("text"), [0, 0, 0])
+        c[0] += 1
+        c[1] += int(not ok)
+        c[2] += int(not ok and not flagged[k])
+    out = {}
+    for key, v in sorted(hits.items()):
+        wrong = [(t, c) for t, c in texts[key].items() if c[1]]
+        wrong.sort(key=lambda tc: (-tc[1][2], -tc[1][1], str(tc[0])))
+        out[key] = {
             "frames": len(v),
             "accuracy": round(float(np.mean(v)), 4),
             "texts": len(texts[key]),
-            "texts_wrong": sum(texts[key].values()),
+            "texts_wrong": len(wrong),
+            "misread_texts": [
+                {"text": t, "frames": f, "wrong": w, "unsafe": u}
+                for t, (f, w, u) in wrong[:MISREAD_SHOWN]
+            ],
         }
-        for key, v in sorted(hits.items())
-    }
+    return out
 
 
 def _unsafe_constructions(

@@ -12,7 +12,7 @@ from bus.schema import DecisionLabel
 from simulator.render import render_jpeg
 from simulator.scene import Scene
 from tests.policy.fakemodel import RULE_TEXTS, build_fake_model
-from training.evaluate import OnnxPredictor, evaluate_samples
+from training.evaluate import MISREAD_SHOWN, OnnxPredictor, evaluate_samples
 
 
 def _samples() -> list[Sample]:
@@ -234,7 +234,15 @@ def test_targeted_cells_count_the_texts_behind_their_frames(tmp_path: Path, dist
     cell = evaluate_samples(pred, samples)["splits"]["test"]["targeted"]["speed_limit|en|training"]
     wrong = round(12 * (1 - cell["accuracy"]))
     assert cell["frames"] == 12 and 0 < wrong < 12  # the fake model gets some frames wrong
+    misread = cell["misread_texts"]
     if distinct:
         assert cell["texts"] == 12 and cell["texts_wrong"] == wrong
+        assert len(misread) == min(wrong, MISREAD_SHOWN)
+        assert all(m["frames"] == m["wrong"] == 1 for m in misread)
     else:
         assert cell["texts"] == 1 and cell["texts_wrong"] == 1
+        got = [(m["text"], m["frames"], m["wrong"]) for m in misread]
+        assert got == [("speed text", 12, wrong)]
+    assert all(0 <= m["unsafe"] <= m["wrong"] for m in misread)
+    order = [(-m["unsafe"], -m["wrong"]) for m in misread]
+    assert order == sorted(order)
