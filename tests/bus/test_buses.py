@@ -139,7 +139,8 @@ def test_mqtt_bus_reconnects_and_resubscribes(private_broker) -> None:
         assert rec.wait_count(1)
         private_broker.stop()
         deadline = time.monotonic() + 5
-        while (bus.connected or pub.connected) and time.monotonic() < deadline:
+        # The hook runs in paho's thread just after `connected` turns false: wait for both.
+        while (bus.connected or pub.connected or not lost) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not bus.connected and len(lost) == 1
         with pytest.raises(BusError, match="not currently connected"):
@@ -149,7 +150,9 @@ def test_mqtt_bus_reconnects_and_resubscribes(private_broker) -> None:
         pub.publish("t/2", b"held", qos=1, retain=True)
         private_broker.start()
         deadline = time.monotonic() + 10
-        while not (bus.connected and pub.connected) and time.monotonic() < deadline:
+        while not (bus.connected and pub.connected and len(hooks) == 2):
+            if time.monotonic() > deadline:  # the connect hook, too, runs just after the flag
+                break
             time.sleep(0.05)
         assert bus.connected and len(hooks) == 2
         pub.publish("t/3", b"after", qos=1)
