@@ -184,8 +184,16 @@ def test_mqtt_bus_two_clients_with_one_id_back_off_and_say_why(private_broker, c
             waiting = first if first.flaps >= FLAP_STREAK else second
             holder = second if waiting is first else first
             assert waiting.flaps == FLAP_STREAK, (first.flaps, second.flaps)
-            flagged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-            assert any("'node-same'" in m and "another process" in m for m in flagged), flagged
+
+            def named() -> bool:
+                errors = (r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+                return any("'node-same'" in m and "another process" in m for m in errors)
+
+            # Said in paho's thread just after it counts the flap: wait for the line too.
+            deadline = time.monotonic() + 2
+            while not named() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert named(), [r.getMessage() for r in caplog.records]
             # The one that backs off waits 1 s: the other keeps the id meanwhile.
             deadline = time.monotonic() + 2
             while not holder.connected and time.monotonic() < deadline:
