@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -337,23 +337,20 @@ def _targeted(
     and a model reads one text the same way on most of its frames, so the texts, not the
     frames, say how much a cell's accuracy can be trusted, and which wording it fails on
     (docs/training.md, "Twenty-first round")."""
-    hits: dict[str, list[bool]] = defaultdict(list)
-    texts: dict[str, dict[str | None, list[int]]] = defaultdict(dict)
-    for k, m in _targeted_rules(data, ix):
-        ok = bool(right[k])
-        hits[_cell(m)].append(ok)
-        c = texts[_cell(m)].setdefault(m.get("text"), [0, 0, 0])
-        c[0] += 1
-        c[1] += int(not ok)
-        c[2] += int(not ok and not flagged[k])
+    by_text = _tally(
+        ((_cell(m), m.get("text")), right[k], flagged[k]) for k, m in _targeted_rules(data, ix)
+    )
+    cells: dict[str, dict[Any, list[int]]] = defaultdict(dict)
+    for (cell, text), c in by_text.items():
+        cells[cell][text] = c
     out = {}
-    for key, v in sorted(hits.items()):
-        wrong = [(t, c) for t, c in texts[key].items() if c[1]]
-        wrong.sort(key=lambda tc: (-tc[1][2], -tc[1][1], str(tc[0])))
+    for key, texts in sorted(cells.items()):
+        frames = sum(c[0] for c in texts.values())
+        wrong = _most_unsafe(texts)
         out[key] = {
-            "frames": len(v),
-            "accuracy": round(float(np.mean(v)), 4),
-            "texts": len(texts[key]),
+            "frames": frames,
+            "accuracy": round((frames - sum(c[1] for c in texts.values())) / frames, 4),
+            "texts": len(texts),
             "texts_wrong": len(wrong),
             "misread_texts": [
                 {"text": t, "frames": f, "wrong": w, "unsafe": u}
@@ -371,15 +368,32 @@ def _unsafe_constructions(
     targeted frames, those answered wrong, and those wrong with ``valid=true`` (no fallback
     fired: the unsafe ones); constructions with a wrong answer only, most unsafe first. A
     per-kind cell can be one construction the model misreads (a negation, say) on every frame."""
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for k, m in _targeted_rules(data, ix):
-        c = counts[str(m.get("construction", "unknown"))]
+    counts = _tally(
+        (str(m.get("construction", "unknown")), right[k], flagged[k])
+        for k, m in _targeted_rules(data, ix)
+    )
+    return {
+        name: {"frames": f, "wrong": w, "unsafe": u} for name, (f, w, u) in _most_unsafe(counts)
+    }
+
+
+def _tally(answers: Iterable[tuple[Any, Any, Any]]) -> dict[Any, list[int]]:
+    """Per key of (key, answered right, a fallback fired): [frames, wrong, wrong with
+    ``valid=true``]."""
+    counts: dict[Any, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for key, ok, fired in answers:
+        c = counts[key]
         c[0] += 1
-        c[1] += int(not right[k])
-        c[2] += int(not right[k] and not flagged[k])
-    wrong = [(name, c) for name, c in counts.items() if c[1]]
-    wrong.sort(key=lambda nc: (-nc[1][2], -nc[1][1], nc[0]))
-    return {name: {"frames": f, "wrong": w, "unsafe": u} for name, (f, w, u) in wrong}
+        c[1] += int(not ok)
+        c[2] += int(not ok and not fired)
+    return counts
+
+
+def _most_unsafe(counts: dict[Any, list[int]]) -> list[tuple[Any, list[int]]]:
+    """The keys with a wrong answer, most wrong with ``valid=true`` first, then most wrong."""
+    wrong = [(key, c) for key, c in counts.items() if c[1]]
+    wrong.sort(key=lambda kc: (-kc[1][2], -kc[1][1], str(kc[0])))
+    return wrong
 
 
 def _cell(m: dict[str, Any]) -> str:
