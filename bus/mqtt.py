@@ -8,7 +8,8 @@ verify, makes ``connect()`` raise a BusError that says which, at once (not after
 paho's network thread (``loop_start``) reconnects with backoff by itself; ``on_connect`` restores
 the subscriptions, and once the broker acknowledges them (SUBACK) the bus is ``connected`` and runs
 the connect hooks (the node republishes its online status there): a message published before the
-SUBACK may not be delivered, so "connected" is said only when it would be.
+SUBACK may not be delivered, so "connected" is said only when it would be. ``connect()``
+returns once the first connection's hooks have run.
 ``on_message`` only dispatches to handlers, which must only validate and enqueue.
 
 Reconnect and sessions (docs/contract.md, "Reconnect"):
@@ -444,12 +445,16 @@ class MqttBus:
             self._refused_since_loss = False
         self._up_since = time.monotonic()
         self._up.set()
-        self._settled.set()
-        for hook in list(self._hooks):
-            try:
-                hook()
-            except Exception:  # a hook must not kill paho's network thread
-                log.exception("connect hook failed")
+        try:
+            for hook in list(self._hooks):
+                try:
+                    hook()
+                except Exception:  # a hook must not kill paho's network thread
+                    log.exception("connect hook failed")
+        finally:
+            # connect() returns once the first connection's hooks have run (the node's online
+            # status is out when it returns), not while they still run in paho's thread.
+            self._settled.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was_up = self._up.is_set()  # close() clears it first: a clean close runs no hook

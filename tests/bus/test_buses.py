@@ -125,6 +125,24 @@ def test_mqtt_bus_shared_broker(broker_url: str) -> None:
 
 
 @pytest.mark.broker
+def test_connect_returns_after_the_connect_hooks_have_run(broker_url: str) -> None:
+    """A caller of connect() may rely on what the hooks do (the node's online status is out)."""
+    bus = MqttBus(broker_url)
+    done: list[str] = []
+
+    def slow_hook() -> None:
+        time.sleep(0.3)
+        done.append("hook")
+
+    bus.add_connect_hook(slow_hook)
+    bus.connect()
+    try:
+        assert done == ["hook"]
+    finally:
+        bus.close()
+
+
+@pytest.mark.broker
 def test_mqtt_bus_reconnects_and_resubscribes(private_broker) -> None:
     bus, pub = MqttBus(private_broker.url), MqttBus(private_broker.url)
     hooks: list[float] = []
