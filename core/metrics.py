@@ -1,5 +1,5 @@
 """Evaluation metrics (pure numpy): accuracy, macro-F1, per-class recall, confusion matrix,
-counterfactual consistency. Shared by ``ruledrive evaluate``, training and the replay report."""
+counterfactual consistency, an accuracy's interval when its answers come in clusters. Shared by ``ruledrive evaluate``, training and the replay report."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 
 __all__ = [
     "classification_report",
+    "clustered_interval",
     "confusion_matrix",
     "counterfactual_consistency",
     "plot_confusion",
@@ -83,3 +84,34 @@ def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: Path, title: str
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def clustered_interval(
+    clusters: Sequence[tuple[int, int]], z: float = 1.96
+) -> tuple[float, float] | None:
+    """A 95 % interval (z = 1.96) for an accuracy whose answers come in clusters that are not
+    independent: ``clusters`` holds (answers, right) per cluster, e.g. the frames of one rule
+    text, which a model reads the same way on most of them. Wilson's score interval on the
+    effective sample size: the answers divided by the design effect, from the cluster-robust
+    (ratio-estimator) variance. Where that variance is zero because every answer is right (or
+    every one wrong), each cluster counts once. Distinct clusters of one answer each give
+    Wilson's interval on the answers; a single cluster is a single reading. None when there are
+    no answers."""
+    f = np.array([c[0] for c in clusters], dtype=np.float64)
+    r = np.array([c[1] for c in clusters], dtype=np.float64)
+    n, k = float(f.sum()), len(clusters)
+    if n == 0:
+        return None
+    p = float(r.sum()) / n
+    if k < 2:
+        n_eff = 1.0
+    else:
+        var = k / (k - 1) * float(((r - p * f) ** 2).sum()) / n**2
+        if p in (0.0, 1.0):
+            n_eff = float(k)
+        else:
+            n_eff = n if var == 0 else min(n, p * (1 - p) / var)
+    z2 = z * z / n_eff
+    centre = (p + z2 / 2) / (1 + z2)
+    half = z * np.sqrt(p * (1 - p) / n_eff + z2 / (4 * n_eff)) / (1 + z2)
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))

@@ -76,11 +76,16 @@ def _resolution(cell: dict[str, Any], target: str) -> str:
 
 
 def _texts(cell: dict[str, Any]) -> str:
-    """How many distinct rule texts a cell's frames hold and how many of them a frame was
-    answered wrong on (reports before the forty-third session do not say: nothing)."""
+    """How many distinct rule texts a cell's frames hold, how many of them a frame was answered
+    wrong on (reports before the forty-third session do not say: nothing), and the accuracy's
+    95 % interval with each text's frames as one cluster."""
     if "texts" not in cell:
         return ""
-    return f" frames of {cell['texts']} texts, {cell['texts_wrong']} of them misread"
+    out = f" frames of {cell['texts']} texts, {cell['texts_wrong']} of them misread"
+    ci = cell.get("accuracy_ci95")
+    if ci:  # reports before the forty-fourth session have none
+        out += f"; 95 % interval by text {ci[0]:.1%}-{ci[1]:.1%}"
+    return out
 
 
 def _rows(results: dict[str, Any], seeds: tuple[int, ...]) -> list[tuple[str, str, str, bool]]:

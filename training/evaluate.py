@@ -28,7 +28,12 @@ from bus.recording import Sample, counterfactual_pairs
 from bus.schema import DecisionLabel
 from core.defaults import READING_THRESHOLD
 from core.errors import ModelError
-from core.metrics import classification_report, counterfactual_consistency, plot_confusion
+from core.metrics import (
+    classification_report,
+    clustered_interval,
+    counterfactual_consistency,
+    plot_confusion,
+)
 from perception.image import DEFAULT_DECODE, colourless
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
 from perception.onnxrun import check_io
@@ -336,7 +341,8 @@ def _targeted(
     them). A split draws a few texts many times: a held-out cell of 75 frames was 26 texts,
     and a model reads one text the same way on most of its frames, so the texts, not the
     frames, say how much a cell's accuracy can be trusted, and which wording it fails on
-    (docs/training.md, "Twenty-first round")."""
+    (docs/training.md, "Twenty-first round"); ``accuracy_ci95`` is the accuracy's 95 %
+    interval with each text's frames as one cluster (core.metrics.clustered_interval)."""
     by_text = _tally(
         ((_cell(m), m.get("text")), right[k], flagged[k]) for k, m in _targeted_rules(data, ix)
     )
@@ -347,9 +353,11 @@ def _targeted(
     for key, texts in sorted(cells.items()):
         frames = sum(c[0] for c in texts.values())
         wrong = _most_unsafe(texts)
+        interval = clustered_interval([(c[0], c[0] - c[1]) for c in texts.values()])
         out[key] = {
             "frames": frames,
             "accuracy": round((frames - sum(c[1] for c in texts.values())) / frames, 4),
+            "accuracy_ci95": [round(b, 4) for b in interval] if interval else None,
             "texts": len(texts),
             "texts_wrong": len(wrong),
             "misread_texts": [

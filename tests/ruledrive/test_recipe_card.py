@@ -318,6 +318,19 @@ def test_a_worst_cell_says_how_many_texts_its_frames_hold() -> None:
     assert "(speed_limit, n=50 frames of 26 texts, 9 of them misread)" in row
 
 
+def test_a_worst_cell_gives_its_interval_by_text() -> None:
+    res = _results(0.90)
+    for seed in SEEDS:
+        cells = res[f"fused-s{seed}"]["eval"]["splits"]["test"]["targeted"]
+        cells["speed_limit|zh|training"] |= {
+            "texts": 26,
+            "texts_wrong": 9,
+            "accuracy_ci95": [0.6012, 0.9431],
+        }
+    row = next(r for r in targets_table(res, SEEDS).splitlines() if "zh, training wording" in r)
+    assert "9 of them misread; 95 % interval by text 60.1%-94.3%)" in row
+
+
 @pytest.mark.parametrize(
     ("flag", "want"),
     [([], {}), (["--written"], {"written": True}), (["--no-written"], {"written": False})],

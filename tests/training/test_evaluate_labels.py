@@ -244,5 +244,9 @@ def test_targeted_cells_count_the_texts_behind_their_frames(tmp_path: Path, dist
         got = [(m["text"], m["frames"], m["wrong"]) for m in misread]
         assert got == [("speed text", 12, wrong)]
     assert all(0 <= m["unsafe"] <= m["wrong"] for m in misread)
+    lo, hi = cell["accuracy_ci95"]
+    assert lo <= cell["accuracy"] <= hi
+    # one text on every frame is one reading: the interval spans most of [0, 1]
+    assert (hi - lo > 0.6) == (not distinct), (lo, hi)
     order = [(-m["unsafe"], -m["wrong"]) for m in misread]
     assert order == sorted(order)
