@@ -1,5 +1,6 @@
 """Evaluation metrics (pure numpy): accuracy, macro-F1, per-class recall, confusion matrix,
-counterfactual consistency, an accuracy's interval when its answers come in clusters. Shared by ``ruledrive evaluate``, training and the replay report."""
+counterfactual consistency, an accuracy's interval when its answers come in clusters. Shared by
+``ruledrive evaluate``, training and the replay report."""
 
 from __future__ import annotations
 
@@ -107,10 +108,12 @@ def clustered_interval(
         n_eff = 1.0
     else:
         var = k / (k - 1) * float(((r - p * f) ** 2).sum()) / n**2
-        if p in (0.0, 1.0):
+        if p in (0.0, 1.0):  # no variance to estimate: each cluster once
             n_eff = float(k)
+        elif var == 0:  # every cluster at the same share: as good as independent answers
+            n_eff = n
         else:
-            n_eff = n if var == 0 else min(n, p * (1 - p) / var)
+            n_eff = min(n, p * (1 - p) / var)
     z2 = z * z / n_eff
     centre = (p + z2 / 2) / (1 + z2)
     half = z * np.sqrt(p * (1 - p) / n_eff + z2 / (4 * n_eff)) / (1 + z2)
