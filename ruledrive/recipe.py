@@ -23,7 +23,7 @@ from ruledrive.benchdoc import write_section
 from ruledrive.recipe_card import render_card, targets_table
 from training.config import TrainConfig
 
-__all__ = ["DATASETS", "SEEDS", "build_default"]
+__all__ = ["DATASETS", "SEEDS", "build_default", "recipe_config", "seed_config"]
 
 # Data set -> (generator split, seed). Training also sees counterfactual pairs (a seed of its
 # own), so it learns from frames whose decision only the text changes; the evaluation pairs are
@@ -214,6 +214,36 @@ def _isolated(fn: Any, *args: Any) -> Any:
         return pool.submit(fn, *args).result()
 
 
+def recipe_config(
+    cfg: TrainConfig, work: Path, written: bool = WRITTEN
+) -> tuple[TrainConfig, bool]:
+    """``cfg`` with the recipe's choices where it leaves them open: the rule corpus (written into
+    ``work`` once) and the reader's epochs with it, the encoder layer. The second value says
+    whether the corpus holds the written wording files: a corpus the caller named is its own,
+    and the card does not claim it. The one place the recipe's configuration is made, for
+    ``build_default`` and for docs/experiments/recipe_seed.py (one seed trained alone)."""
+    used_written = False
+    if cfg.rule_corpus is None:
+        used_written = written
+        cfg = cfg.model_copy(
+            update={
+                "rule_corpus": str(_corpus(work, written)),
+                "reader_epochs": cfg.reader_epochs or READER_EPOCHS,
+            }
+        )
+    if cfg.encoder_layer is None:
+        cfg = cfg.model_copy(update={"encoder_layer": ENCODER_LAYER})
+    return cfg, used_written
+
+
+def seed_config(cfg: TrainConfig, variant: str, seed: int) -> TrainConfig:
+    """One run of the recipe: its variant and seed, trained on the training split and the
+    training counterfactual pairs."""
+    return cfg.model_copy(
+        update={"variant": variant, "seed": seed, "train_splits": ["train", "counterfactual"]}
+    )
+
+
 def build_default(
     out_dir: Path,
     work: Path,
@@ -232,17 +262,7 @@ def build_default(
         "ruledrive " + " ".join(shlex.quote(a) for a in argv) if argv else "ruledrive train-default"
     )
     dirs = _data(work, scenes)
-    used_written = False  # a corpus the caller named is its own: the card does not claim it
-    if cfg.rule_corpus is None:
-        used_written = written
-        cfg = cfg.model_copy(
-            update={
-                "rule_corpus": str(_corpus(work, written)),
-                "reader_epochs": cfg.reader_epochs or READER_EPOCHS,
-            }
-        )
-    if cfg.encoder_layer is None:
-        cfg = cfg.model_copy(update={"encoder_layer": ENCODER_LAYER})
+    cfg, used_written = recipe_config(cfg, work, written)
     onnx_path = out_dir / DEFAULT_MODEL_PATH.name
     results: dict[str, Any] = {}
     runs = [("fused", s) for s in seeds]
@@ -251,9 +271,7 @@ def build_default(
     _eval_data(dirs, work, cfg)  # encodes the evaluation rules once, for every run's process
     for variant, seed in runs:
         shipped = variant == "fused" and seed == seeds[0]
-        vcfg = cfg.model_copy(
-            update={"variant": variant, "seed": seed, "train_splits": ["train", "counterfactual"]}
-        )
+        vcfg = seed_config(cfg, variant, seed)
         ckpt = work / f"ckpt-{variant}-s{seed}"
         # Every fused seed is evaluated as an exported model, as the node runs it (with the
         # reading check, training.evaluate); the ablations as checkpoints.

@@ -7,12 +7,13 @@ decision path. The scratch scripts of the eighteenth to twenty-first rounds (``r
     .venv/bin/python docs/experiments/recipe_seed.py data WORK        # ~4 min: splits + corpus
     .venv/bin/python docs/experiments/recipe_seed.py train WORK SEED  # ~20-25 min a seed
 
-The first training in WORK encodes the rule corpus once (~57,000 texts, ~15 min) into
-WORK/rule-table.npz and WORK/rule-table.sentences.npz; a second work directory for another
-seed side by side links WORK/data/* and copies those two files. The model lands in
-WORK/ckpt-fused-sSEED/model.onnx. With ``PYTHONPATH`` set to another checkout (a worktree with
-a patch of docs/experiments/ applied), that checkout's generator and training are used: the
-script prints which. Peak memory ~12 GB at the start of a training, ~7 GB after.
+The first training in WORK encodes the rule corpus once (~57,000 texts, ~15-25 min) into
+WORK/rule-table.npz (the recipe reads no sentence vectors, so it writes no sentence cache); a
+second work directory for another seed side by side links WORK/data/* and copies that file. The
+configuration is the recipe's own (``recipe.recipe_config``, ``recipe.seed_config``). The
+model lands in WORK/ckpt-fused-sSEED/model.onnx. With ``PYTHONPATH`` set to another checkout (a
+worktree with a patch of docs/experiments/ applied), that checkout's generator and training are
+used: the script prints which. Peak memory ~12 GB at the start of a training, ~7 GB after.
 """
 
 from __future__ import annotations
@@ -40,14 +41,8 @@ def main(argv: list[str]) -> int:
         work, seed = Path(argv[1]), int(argv[2])
         level = logging.INFO
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        cfg = TrainConfig(
-            rule_corpus=str(r._corpus(work, False)),
-            reader_epochs=r.READER_EPOCHS,
-            encoder_layer=r.ENCODER_LAYER,
-        )
-        vcfg = cfg.model_copy(
-            update={"variant": "fused", "seed": seed, "train_splits": ["train", "counterfactual"]}
-        )
+        cfg, _ = r.recipe_config(TrainConfig(), work)
+        vcfg = r.seed_config(cfg, "fused", seed)
         ckpt = work / f"ckpt-fused-s{seed}"
         dirs = r._data(work, 20000)
         r._isolated(r._train_one, vcfg, dirs, work, ckpt, ckpt / "model.onnx", False, level)

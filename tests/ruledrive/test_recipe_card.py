@@ -353,3 +353,83 @@ def test_train_default_passes_the_written_choice_on(
     argv = ["train-default", "--out", str(tmp_path), "--work", str(tmp_path / "w"), *flag]
     assert cli_main(argv) == 0
     assert {k: v for k, v in got.items() if k == "written"} == want
+
+
+def _first_training_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, start: Any
+) -> TrainConfig:
+    """The configuration of the first training ``start()`` hands to the recipe's spawned
+    process, with no data written and nothing trained."""
+    import ruledrive.recipe as recipe
+
+    class Started(Exception):
+        pass
+
+    seen: list[TrainConfig] = []
+
+    def isolated(fn: Any, vcfg: TrainConfig, *args: Any) -> Any:
+        seen.append(vcfg)
+        raise Started
+
+    monkeypatch.setattr(recipe, "_isolated", isolated)
+    monkeypatch.setattr(
+        recipe, "_data", lambda work, scenes: {d: work / d for d in recipe.DATASETS}
+    )
+    monkeypatch.setattr(recipe, "_corpus", lambda work, written=False: work / f"corpus-{written}")
+    monkeypatch.setattr(recipe, "_eval_data", lambda *args: None)
+    with pytest.raises(Started):
+        start()
+    assert len(seen) == 1
+    return seen[0]
+
+
+def test_one_seed_trained_alone_is_configured_as_the_recipe_trains_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/experiments/recipe_seed.py (the rounds' one seed trained alone) and
+    ``train-default`` must train the same configuration, or a round's control is not the
+    recipe."""
+    import importlib.util
+
+    import ruledrive.recipe as recipe
+
+    work = tmp_path / "work"
+    recipe_run = _first_training_config(
+        monkeypatch,
+        tmp_path,
+        lambda: recipe.build_default(
+            tmp_path / "out", work, 20000, TrainConfig(), (), tmp_path / "docs", seeds=(7, 8)
+        ),
+    )
+    path = Path(__file__).parents[2] / "docs" / "experiments" / "recipe_seed.py"
+    spec = importlib.util.spec_from_file_location("recipe_seed", path)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    alone = _first_training_config(
+        monkeypatch, tmp_path, lambda: script.main(["train", str(work), "7"])
+    )
+    assert alone == recipe_run
+    assert (alone.variant, alone.seed, alone.train_splits) == (
+        "fused",
+        7,
+        ["train", "counterfactual"],
+    )
+    assert alone.rule_corpus == str(work / f"corpus-{recipe.WRITTEN}")
+    assert (alone.reader_epochs, alone.encoder_layer) == (
+        recipe.READER_EPOCHS,
+        recipe.ENCODER_LAYER,
+    )
+
+
+def test_the_recipe_keeps_what_the_caller_chose(tmp_path: Path) -> None:
+    from ruledrive.recipe import recipe_config, seed_config
+
+    mine = TrainConfig(rule_corpus="mine.jsonl", reader_epochs=3, encoder_layer=9, epochs=2)
+    cfg, used_written = recipe_config(mine, tmp_path, written=True)
+    assert cfg == mine and used_written is False  # the card does not claim a corpus it did not make
+    run = seed_config(cfg, "text_only", 5)
+    assert run.model_dump(exclude={"variant", "seed", "train_splits"}) == mine.model_dump(
+        exclude={"variant", "seed", "train_splits"}
+    )
+    assert (run.variant, run.seed) == ("text_only", 5)
