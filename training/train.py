@@ -35,8 +35,10 @@ from perception.rule_encoder import RuleEncoder
 from perception.spec import MODEL_SPEC
 from training.checkpoint import (
     NEIGHBOURS_FILE,
+    PARITY_FILE,
     load_checkpoint,
     save_checkpoint_files,
+    save_parity_inputs,
     training_environment,
 )
 from training.config import TrainConfig
@@ -338,7 +340,7 @@ def _finish(
     parity_src = eval_set if len(eval_set) >= 512 else data
     parity_idx = np.arange(min(len(parity_src), 1024))
     parity_inputs: dict[str, Any] = dict(parity_src.inputs(parity_idx))
-    np.savez_compressed(out / "parity.npz", **parity_inputs)
+    save_parity_inputs(out / PARITY_FILE, parity_inputs)
     _save_neighbours(out, train_ds)
     info = {
         **base_info,
@@ -590,7 +592,7 @@ _CHECKPOINT_FILES = (
     "config.json",
     "history.csv",
     "curves.png",
-    "parity.npz",
+    PARITY_FILE,
     NEIGHBOURS_FILE,
     # Written after the checkpoint, by the default export and by `train --eval`: an earlier
     # run's would sit beside the new checkpoint as if it were its export or evaluation.
