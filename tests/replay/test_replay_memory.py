@@ -180,13 +180,17 @@ def test_broker_outage_is_counted_and_the_replay_goes_on(
 ) -> None:
     # timeout_s: a loaded CI machine (three jobs on two cores) once went 3 s without a decision
     # here and the replay ended as "node down"
-    r = Replayer(node_bus, plan_lanes([drive("car-a", 30)]), rate, timeout_s=5)
+    # 90 frames: 1.5 s at 60 frames/s, so frames are still due after the 0.25 s outage even
+    # when a loaded machine delays the reconnect's timer (a CI run once lost every frame after
+    # the drop of a 30-frame drive, 0.5 s long)
+    n = 90
+    r = Replayer(node_bus, plan_lanes([drive("car-a", n)]), rate, timeout_s=5)
     r.attach()
     assert r.wait_for_node(2)
     _drop_at(node_bus, 6, back_after_s=0.25)
     report = r.run()
     assert report.aborted is None, report.aborted
-    assert report.frames_published == report.frames_planned == 30
+    assert report.frames_published == report.frames_planned == n
     assert report.frames_published == report.decisions_matched + report.missing + report.lost
     [outage] = report.outages
     assert outage["back_at_s"] is not None and 0.2 <= outage["down_s"] < 2
@@ -194,10 +198,10 @@ def test_broker_outage_is_counted_and_the_replay_goes_on(
     # at 60 frames/s the node may conflate a frame anywhere: not all missing ones are the outage's
     assert outage["frames_unanswered"] <= report.missing
     if rate is None:  # publishing waited for the broker: only the frame in hand was lost
-        assert report.lost == 1 and report.missing == 0 and report.decisions_matched == 29
+        assert report.lost == 1 and report.missing == 0 and report.decisions_matched == n - 1
     else:  # the schedule went on (60 frames/s): the frames due in the 0.25 s gap were lost
-        assert 5 <= report.lost <= 20, report.lost
-        assert r.board.is_decided("car-a", 29), "no decision after the broker came back"
+        assert 5 <= report.lost <= n - 6 - 10, report.lost  # and later ones got through
+        assert r.board.is_decided("car-a", n - 1), "no decision after the broker came back"
     assert report.rules_not_cleared == []
     assert node_bus.retained(RULES.topic(vehicle_id="car-a")) is None
     assert any(f.startswith("--max-missing") for f in report.check())
