@@ -137,13 +137,17 @@ class RuleTable:
             if t in known:
                 states[i], masks[i] = known[t]
 
-        def one(i: int) -> None:
-            s, m = encoder.encode_rule_set([wanted[i]])
-            states[i], masks[i] = s[0], m[0]
+        def some(rows: list[int]) -> None:
+            s, m = encoder.encode_rule_set([wanted[i] for i in rows], max_rules=len(rows))
+            states[rows], masks[rows] = s, m
 
+        # Texts of similar length together, a batch of the encoder's to a call (one run of its
+        # session: RuleEncoder._run_many), two calls at a time (onnxruntime releases the GIL).
+        todo.sort(key=lambda i: len(wanted[i]))
+        batches = [todo[k : k + encoder.BATCH] for k in range(0, len(todo), encoder.BATCH)]
         t0 = time.monotonic()
-        with ThreadPoolExecutor(max_workers=2) as pool:  # onnxruntime releases the GIL
-            list(pool.map(one, todo))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(some, batches))
         if cache is not None and todo:
             save_npz(
                 cache, encoder=np.array(ident), texts=np.array(wanted), states=states, masks=masks

@@ -156,17 +156,43 @@ def test_cache_hits_skip_the_session() -> None:
             return real.run(*args, **kwargs)
 
     enc.session = Counting()  # type: ignore[assignment]
-    first = enc.encode(["No overtaking", "禁止超车"])
+    first = enc.encode(["No overtaking", "禁止超车"])  # both missing: one run
     again = enc.encode(["禁止超车", "No overtaking"])
-    assert len(calls) == 2 and enc.cache_info()[:3] == (2, 2, 2)
+    assert len(calls) == 1 and enc.cache_info()[:3] == (2, 2, 2)
     assert np.array_equal(again[::-1], first)
     enc.token_states(["No overtaking"])  # shares the cache
-    assert len(calls) == 2
+    assert len(calls) == 1
     enc.encode(["Keep right"])  # evicts the least recently used ("禁止超车")
     enc.encode(["No overtaking"])
-    assert len(calls) == 3
-    enc.encode(["禁止超车"])
-    assert len(calls) == 4
+    assert len(calls) == 2
+    enc.encode(["禁止超车", "禁止超车"])  # one miss, encoded once
+    assert len(calls) == 3 and enc.cache_info()[:2] == (5, 4)  # the second copy: a hit
+
+
+def test_texts_encoded_together_get_the_states_they_get_alone(encoder: RuleEncoder) -> None:
+    """The table of a training encodes texts in padded batches, the node a rule set in one run:
+    a text's token states must not depend on the texts beside it or on the padding."""
+    texts = [
+        "No overtaking",
+        "左侧车道封闭，请向右并线",
+        "School zone: 30 km/h on weekdays between 07:00 and 17:00, enforced by camera",
+        "Max 50",
+        "学校区域，工作日七点到十七点限速三十公里/小时",
+        "Right turn on red prohibited",
+    ] * 4  # more than a batch, and each text again
+    texts += [f"Speed limit {k} km/h for trucks over 7.5 t" for k in range(20, 120, 5)]
+    alone = [encoder._run_many([t])[0] for t in texts]
+    together = encoder._run_many(texts)
+    assert len(texts) > encoder.BATCH and len(together) == len(texts)
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a.ids, b.ids)
+        np.testing.assert_array_equal(a.states, b.states)
+        np.testing.assert_allclose(a.vector, b.vector, atol=1e-6)
+    states, mask = encoder.encode_rule_set(texts[:5])
+    for r, a in enumerate(alone[:5]):
+        n = min(len(a.ids), states.shape[1])
+        np.testing.assert_array_equal(states[r, :n], a.states[:n])
+        assert mask[r].sum() == n and not states[r, n:].any()
 
 
 def _copy(tmp_path: Path) -> Path:
