@@ -2,8 +2,10 @@
 
 Encodes short English rules, short Chinese rules and 200-character rules (the longest the
 contract allows) one at a time with the cache off, on 1 onnxruntime thread and on its default
-thread count, and reports the median per rule, plus a cached lookup. Results and the exact
-command replace the "## Rule-text encoder" section of docs/benchmarks.md.
+thread count, and reports the median per rule, plus a cached lookup; then many texts at once as
+a training or an evaluation encodes its rule table (training.data.RuleTable.build), one text to
+a run of the session against the encoder's batches, side by side. Results and the exact command
+replace the "## Rule-text encoder" section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -90,6 +92,32 @@ def _sentence_rows(repeats: int) -> list[tuple[str, float]]:
     return rows
 
 
+TABLE_SETS, TABLE_SEED = 300, 11  # the generator's rule sets whose distinct texts are encoded
+TABLE_REPEATS = 3  # at most: each repeat encodes every text with each batch size
+
+
+def _table_rows(encoder_dir: Path, repeats: int) -> tuple[int, float, list[tuple[int, float]]]:
+    """Texts a second building a rule table of the generator's rule texts (the training
+    family's wording, both languages), per batch size: 1 (one text to a session run, as before
+    the encoder batched) and the encoder's own; the sizes alternate within each repeat, so a
+    shared machine's load falls on both. Returns (texts, mean tokens, [(batch, median texts/s)])."""
+    from simulator.language.ruleset import rule_corpus
+    from training.data import RuleTable
+
+    texts = sorted({rec["text"] for rec in rule_corpus(TABLE_SETS, TABLE_SEED)})
+    encoder = RuleEncoder.load(encoder_dir, cache_size=0)
+    own = encoder.BATCH
+    rates: dict[int, list[float]] = {1: [], own: []}
+    for _ in range(min(repeats, TABLE_REPEATS)):
+        for batch in rates:
+            encoder.BATCH = batch
+            t0 = time.perf_counter()
+            RuleTable.build(texts, encoder)
+            rates[batch].append(len(texts) / (time.perf_counter() - t0))
+    tokens = statistics.fmean(len(encoder.token_ids(t)) for t in texts)
+    return len(texts), tokens, [(b, statistics.median(r)) for b, r in rates.items()]
+
+
 def run_bench(args: argparse.Namespace) -> int:
     rows = []
     loads = {}
@@ -124,6 +152,13 @@ def run_bench(args: argparse.Namespace) -> int:
             for name, ms in _sentence_rows(args.repeats)
         ),
     ]
+    n_texts, table_tokens, by_batch = _table_rows(Path(args.encoder), args.repeats)
+    base = dict(by_batch)[1]
+    third = [
+        "| texts to a session run | texts a second (median) | x one text to a run |",
+        "|---|---|---|",
+        *(f"| {b} | {rate:.0f} | {rate / base:.2f} |" for b, rate in by_batch),
+    ]
     size_mb = sum(f.stat().st_size for f in Path(args.encoder).iterdir()) / 1e6
     cmd = shlex.join(
         ["ruledrive", "bench", "encoder", "--encoder", str(args.encoder)]
@@ -151,6 +186,16 @@ def run_bench(args: argparse.Namespace) -> int:
             'loads it (the shipped model does not; docs/training.md, "A second encoder"):',
             "",
             *second,
+            "",
+            f"Many texts at once, as a training or an evaluation encodes its rule table "
+            f"(training.data.RuleTable.build, two calls at a time): the {n_texts} distinct texts "
+            f"of {TABLE_SETS} of the generator's rule sets (seed {TABLE_SEED}, training "
+            f"wording, both languages; {table_tokens:.1f} tokens a text), cache off, medians "
+            f"over {min(args.repeats, TABLE_REPEATS)} repeats, the batch sizes alternating "
+            "within each. The token states are the same to the bit either way "
+            "(tests/perception/test_rule_encoder.py).",
+            "",
+            *third,
         ]
     )
     write_section(args.doc, HEADING, body)

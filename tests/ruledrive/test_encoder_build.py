@@ -242,13 +242,20 @@ def test_bench_writes_its_section(tmp_path: Path) -> None:
     assert main([*args, "--doc", str(doc)]) == 0
     text = doc.read_text()
     assert "## Node\n\nkept" in text and "## Rule-text encoder" in text
-    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "ms per" not in ln]
+    heads = ("ms per", "texts to a session run")
+    rows = [
+        ln for ln in text.splitlines() if ln.startswith("| ") and not any(h in ln for h in heads)
+    ]
     # 4 rule sets x (1 thread, default threads), then the sentence reader's encoder on the same
-    # 4 rule sets with its ratio to the token encoder
-    assert len(rows) == 12
-    for row in rows[8:]:  # ms per rule, and its ratio to the token encoder's
+    # 4 rule sets with its ratio to the token encoder, then a rule table one text to a run and
+    # in the encoder's batches
+    assert len(rows) == 14
+    for row in rows[8:12]:  # ms per rule, and its ratio to the token encoder's
         ms, ratio = float(row.split("|")[2]), float(row.split("|")[3])
         assert ms > 0 and ratio > 0
+    one, batched = ([c.strip() for c in row.split("|")[1:4]] for row in rows[12:])
+    assert one[0] == "1" and one[2] == "1.00" and float(one[1]) > 0
+    assert batched[0] == str(RuleEncoder.BATCH) and float(batched[1]) > 0 and float(batched[2]) > 0
     assert json.loads((tmp_path / "enc" / MANIFEST).read_text())["vocab_size"] > 0
 
 
