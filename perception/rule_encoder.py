@@ -26,8 +26,11 @@ AVX512-VNNI), which moved token states by up to 0.018 and a replayed decision's 
 by 7e-3 between two machines; in float32 every CPU gives the same encoding to rounding, at
 1.75x the time per rule (measured 11.3 against 6.4 ms per rule, one thread).
 
-Each text runs alone (no padding), so a text's encoding never depends on what it is encoded
-with; results are kept in an LRU cache per text, so a rule set is encoded once, not per frame.
+Texts missing from the cache are encoded together, padded, up to BATCH of similar length to a
+run of the session: a text's token states (what the decision model reads) are the same to the
+bit as when it runs alone, so they never depend on what it is encoded with; its sentence vector
+(mean-pooled over the padded row) to ~1e-8. Results are kept in an LRU cache per text, so a
+rule set is encoded once, not per frame.
 Any string encodes: empty, emoji, control characters, mixed scripts; lone surrogates are replaced
 by ``?``. The encoder reads at most what the decision model reads (``read_tokens``, by default
 MODEL_SPEC.max_rule_tokens = 40 with the prefix and the two special tokens): a longer text is
@@ -422,7 +425,8 @@ class RuleEncoder:
 
     def _get_many(self, texts: Sequence[str]) -> list[_Encoded]:
         """Each text's encoding: from the cache, or encoded with the others missing from it in
-        one run of the session (:meth:`_run_many`)."""
+        one run of the session (:meth:`_run_many`). A lookup served without encoding counts as
+        a hit, a second copy of a text in the same call too (cache on or off)."""
         got: dict[str, _Encoded] = {}
         with self._lock:
             for text in texts:

@@ -69,8 +69,9 @@ def test_encode_shape_unit_length_and_deterministic(encoder: RuleEncoder) -> Non
     np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
     fresh = RuleEncoder.load(ENCODER, cache_size=0)
     assert np.array_equal(fresh.encode(texts), first)
-    # a text's vector does not depend on what it is encoded with
-    assert np.array_equal(fresh.encode([texts[1], "禁止超车"])[0], first[1])
+    # a text's vector hardly depends on what it is encoded with (padded together: the pooling
+    # sums a longer row; its token states do not depend on it at all, tested below)
+    np.testing.assert_allclose(fresh.encode([texts[1], "禁止超车"])[0], first[1], atol=1e-6)
     assert encoder.encode([]).shape == (0, DIM)
 
 
