@@ -29,7 +29,7 @@ by 7e-3 between two machines; in float32 every CPU gives the same encoding to ro
 Texts missing from the cache are encoded together, padded, up to BATCH of similar length to a
 run of the session: a text's token states (what the decision model reads) are the same to the
 bit as when it runs alone, so they never depend on what it is encoded with; its sentence vector
-(mean-pooled over the padded row) to ~1e-8. Results are kept in an LRU cache per text, so a
+(mean-pooled over the padded row) to a few 1e-8. Results are kept in an LRU cache per text, so a
 rule set is encoded once, not per frame.
 Any string encodes: empty, emoji, control characters, mixed scripts; lone surrogates are replaced
 by ``?``. The encoder reads at most what the decision model reads (``read_tokens``, by default
@@ -452,7 +452,7 @@ class RuleEncoder:
         """Encode ``texts`` together: padded to the longest (the attention mask hides the
         padding), BATCH texts of similar length to a run. A text's token states are the same,
         bit for bit, as when it is encoded alone (checked by tests/perception/
-        test_rule_encoder.py); its sentence vector, pooled over a longer padded row, to ~1e-7.
+        test_rule_encoder.py); its sentence vector, pooled over a longer padded row, to a few 1e-8.
         On 2 cores, a training's rule table (two such calls at a time) encoded 1.3-1.5x as many
         texts a second as with one text a run, the same states to the bit (1,177 texts of the
         catalogue and the wording files, December 2026)."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from perception.spec import MODEL_SPEC
-from training.checkpoint import NEIGHBOURS_FILE, Checkpoint, load_checkpoint
+from training.checkpoint import NEIGHBOURS_FILE, PARITY_FILE, Checkpoint, load_checkpoint
 from training.ruleparams import RULE_PARAMS
 
 __all__ = ["MAX_MEMBERS", "merge_readers", "reader_layers"]
@@ -117,7 +117,7 @@ def merge_readers(out: Path, checkpoints: Sequence[str | Path]) -> dict[str, Any
     }
     (out / "config.json").write_text(cfg.model_dump_json(indent=2))
     (out / "checkpoint.json").write_text(json.dumps(info, indent=2, sort_keys=True))
-    for name in ("parity.npz", NEIGHBOURS_FILE):
+    for name in (PARITY_FILE, NEIGHBOURS_FILE):
         if (base.path / name).is_file():
             shutil.copyfile(base.path / name, out / name)
     return info
