@@ -513,7 +513,7 @@ LIMIT_KINDS = ("speed_limit", "school_zone")
 # 调整为50公里"). Units of speed other than km/h (mph, m/s, knots) are foreign to the model. A
 # number of another unit (hours, metres, tonnes, "km 14") or in words (forty, 四十) is no speed.
 _KMH = (
-    r"k(?:m|ms|ilomet(?:re|er)s?)?\.?\s*(?:/|-|\.|per|an|p\.?|\s)*\s*h(?:r|rs|our|ours)?\b\.?"
+    r"k(?:m|ms|ilomet(?:re|er)s?)?(?:[\s./-]|per|an|p)*h(?:r|rs|our|ours)?\b\.?"
     r"|(?:公里|千米|km)\s*(?:/|每)\s*(?:小时|时|h)|码"
 )
 _FOREIGN = (
