@@ -489,17 +489,25 @@ _READ_SCRIPTS = (
 )
 # Above this share of letters in other scripts, a rule is not in a language the model reads.
 _OTHER_SCRIPT_SHARE = 0.2
+_MARKS = ("Mn", "Me")  # Unicode combining marks: non-spacing, enclosing
 
 
 def unreadable_script(text: str) -> bool:
     """True when a rule cannot be in a language the model reads, whatever the model makes of
     it: it has no letters at all (emoji, digits, punctuation: "🚗🚲", "50") or more than a fifth
     of its letters are of other scripts than Latin and Han (kana, Hangul, Cyrillic, Greek,
-    Arabic, Devanagari, Thai, ...). The node flags such a rule ``rules_not_understood`` beside
-    the rules its model flags; training's evaluation counts it the same way. Latin-script
-    languages other than English, and all-Han Japanese, are the model's to flag."""
+    Arabic, Devanagari, Thai, ...), or it holds a combining mark that no letter takes (one
+    left after NFC composition: strikethrough "O\u0336v\u0336e\u0336r\u0336..." and underlined
+    text, stacked "Zalgo" marks; neither English nor Chinese writes them, and an outside probe's
+    struck-through "No overtaking" was read as a rule that binds nobody, confidently, so the car
+    overtook; "cafe\u0301" composes to "café" and counts as a letter). The node flags such a
+    rule ``rules_not_understood`` beside the rules its model flags; training's evaluation
+    counts it the same way. Latin-script languages other than English, and all-Han Japanese,
+    are the model's to flag."""
     letters = [c for c in text if unicodedata.category(c).startswith("L")]
     if not letters:
+        return True
+    if any(unicodedata.category(c) in _MARKS for c in unicodedata.normalize("NFC", text)):
         return True
     other = sum(1 for c in letters if not unicodedata.name(c, "").startswith(_READ_SCRIPTS))
     return other > _OTHER_SCRIPT_SHARE * len(letters)

@@ -284,6 +284,11 @@ def test_rules_are_read_with_the_query_prefix(encoder: RuleEncoder) -> None:
         ("", True),
         ("  \t ", True),
         ("Maximum speed 50 km/h (мин 30)", False),  # a few letters of another script
+        ("Cafe\u0301 ahead: max 30", False),  # an accent that composes to a letter (é)
+        ("".join(c + "\u0336" for c in "No overtaking"), True),  # struck through
+        ("No overtaking".replace("o", "o\u0332"), True),  # underlined in part
+        ("限速\u20dd50", True),  # an enclosing circle
+        ("N\u0489o overtaking", True),  # a "Zalgo" mark
     ],
 )
 def test_unreadable_script_flags_rules_no_reader_of_english_or_chinese_can_read(

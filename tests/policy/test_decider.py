@@ -192,7 +192,14 @@ def test_an_unreadable_rule_is_named_and_not_trusted(decider: Decider) -> None:
 
 @pytest.mark.parametrize(
     "unreadable",
-    ["Ограничение скорости 50 км/ч", "🚗💨🚦", "速度制限は50キロです", "40", "제한 속도 50"],
+    [
+        "Ограничение скорости 50 км/ч",
+        "🚗💨🚦",
+        "速度制限は50キロです",
+        "40",
+        "제한 속도 50",
+        "".join(c + "\u0336" for c in "No overtaking"),  # struck through
+    ],
 )
 def test_a_rule_in_a_script_the_model_does_not_read_is_not_understood(
     decider: Decider, unreadable: str
