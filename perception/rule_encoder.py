@@ -47,6 +47,7 @@ import json
 import re
 import threading
 import unicodedata
+import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,11 +64,14 @@ from perception.spec import MODEL_SPEC, Layers, check_layers, parse_layers
 __all__ = [
     "normalise",
     "read_in_part",
+    "split_han_words",
     "unreadable_script",
     "DEFAULT_ENCODER_DIR",
     "MANIFEST",
     "MANIFEST_FORMAT",
     "MODEL_FILE",
+    "SPLIT_FORM",
+    "SPLIT_SHARE",
     "TOKENIZER_FILE",
     "CacheInfo",
     "RuleEncoder",
@@ -357,6 +361,26 @@ class RuleEncoder:
         ids: list[int] = self.tokenizer.encode(self.prefix + normalise(text)).ids
         return ids
 
+    def split_ids(self, text: str) -> list[int]:
+        """:meth:`token_ids` of ``text`` with words split into characters
+        (:func:`split_han_words`, the same draw on every call): a second segmentation of a
+        Chinese rule for training (TrainConfig.split_words); the node never reads one."""
+        return split_han_words(self.token_ids(text), self.tokenizer, text, self.max_tokens)
+
+    def encode_ids(
+        self, ids: Sequence[Sequence[int]], max_tokens: int = MODEL_SPEC.max_rule_tokens
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Token states [n, max_tokens, width] and mask [n, max_tokens] of token id sequences
+        as given (prefix and special tokens included; not cached): :meth:`encode_rule_set`'s
+        arrays for ids that are not a text's own segmentation (:meth:`split_ids`)."""
+        states = np.zeros((len(ids), max_tokens, self.width), np.float32)
+        mask = np.zeros((len(ids), max_tokens), np.float32)
+        for r, e in enumerate(self._run_ids([list(i) for i in ids])):
+            n = min(len(e.ids), max_tokens)
+            states[r, :n] = e.states[:n]
+            mask[r, :n] = 1.0
+        return states, mask
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length sentence vectors, float32 [n, D] (cached per text)."""
         rows = [e.vector for e in self._get_many(_texts(texts))]
@@ -456,7 +480,10 @@ class RuleEncoder:
         On 2 cores, a training's rule table (two such calls at a time) encoded 1.3-1.5x as many
         texts a second as with one text a run, the same states to the bit (1,177 texts of the
         catalogue and the wording files, December 2026)."""
-        ids = [self.token_ids(t) for t in texts]
+        return self._run_ids([self.token_ids(t) for t in texts])
+
+    def _run_ids(self, ids: list[list[int]]) -> list[_Encoded]:
+        """:meth:`_run_many` of token id sequences."""
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out: list[_Encoded | None] = [None] * len(ids)
         for start in range(0, len(order), self.BATCH):
@@ -528,6 +555,37 @@ def _texts(texts: Sequence[str]) -> list[str]:
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         raise DataError("rule texts must be a sequence of strings")
     return list(texts)
+
+
+# Subword regularisation for Chinese (Kudo 2018, in its simplest form), a training-only second
+# segmentation of a rule (TrainConfig.split_words): the tokenizer gives a Chinese word one piece
+# where its vocabulary has one (可以 "may", 超过 "exceed", 不受 "not subject to"), so a reader
+# trained on 可以 has never seen the piece 可 that a rule writing 可 alone is made of. Each piece
+# of two or more Han characters is split into its characters' own pieces with this
+# probability, a draw fixed by the text; every one-character Han piece of GB2312 is in the
+# encoder's vocabulary (models/text-encoder, docs/training.md).
+SPLIT_SHARE = 0.5
+SPLIT_FORM = "split1"  # names split_han_words' draw: part of a cache key of split forms
+_HAN_WORD = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}")
+
+
+def split_han_words(ids: Sequence[int], tokenizer: Any, key: str, max_tokens: int) -> list[int]:
+    """``ids`` (a text's token ids) with each piece of two or more Han characters replaced,
+    with probability SPLIT_SHARE, by its characters' pieces (unchanged where a character has
+    none); the draw is fixed by ``key`` (the text), so a text has one split form. Cut to
+    ``max_tokens`` keeping the last id (``</s>``), as the tokenizer's truncation does."""
+    rng = np.random.default_rng(zlib.crc32(key.encode("utf-8", "replace")))
+    out: list[int] = []
+    for i in ids:
+        piece = tokenizer.id_to_token(int(i)) or ""
+        chars = [tokenizer.token_to_id(c) for c in piece] if _HAN_WORD.fullmatch(piece) else []
+        if chars and None not in chars and rng.random() < SPLIT_SHARE:
+            out.extend(chars)
+        else:
+            out.append(int(i))
+    if len(out) > max_tokens:
+        out = [*out[: max_tokens - 1], int(ids[-1])]
+    return out
 
 
 # Names how normalise() writes a text; part of the cache key, so a change re-encodes caches.

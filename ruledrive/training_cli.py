@@ -156,6 +156,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "encoder_layer",
         "sentence_input",
         "ema_momentum",
+        "split_words",
     )
     return {k: getattr(args, k) for k in keys}
 
@@ -181,6 +182,13 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
         metavar="M",
         help="validate and checkpoint an exponential moving average of the weights with this "
         "momentum, below 1 (default 0: off; TrainConfig.ema_momentum, docs/training.md)",
+    )
+    p.add_argument(
+        "--split-words",
+        type=fraction,
+        metavar="P",
+        help="read a training rule with Chinese words in their characters with probability P "
+        "(default 0: off; TrainConfig.split_words, docs/training.md)",
     )
 
 
@@ -359,6 +367,7 @@ def _train_default(args: argparse.Namespace) -> int:
             "sentence_input": args.sentence_input,
             "encoder_layer": args.encoder_layer,
             "ema_momentum": args.ema_momentum,
+            "split_words": args.split_words,
         },
     )
     results = build_default(

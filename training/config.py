@@ -55,6 +55,12 @@ class TrainConfig(BaseModel):
     # held-out wording better and flags fewer readable rules; without it the seeds agree more,
     # and `ruledrive bench reader` finds no gain for the reader alone.
     token_dropout: float = Field(default=0.15, ge=0.0, lt=1.0)
+    # Probability that a training rule with Chinese words is read in its split form, those
+    # words in characters (perception.rule_encoder.split_han_words; subword regularisation):
+    # a reader trained on 可以 alone has never seen the piece 可. Its form is encoded once per
+    # text beside the rule table; validation, evaluation and the node read the tokenizer's
+    # segmentation only. 0 = off. docs/training.md, "Chinese words split into characters".
+    split_words: float = Field(default=0.0, ge=0.0, le=1.0)
     # Std of Gaussian noise added to the frozen encoder's token states while training (their
     # own std is ~0.26; 0 = none): the reader then reads a neighbourhood of each training
     # wording rather than the wording itself. Measured by `ruledrive bench reader
@@ -126,6 +132,12 @@ class TrainConfig(BaseModel):
             if flags:
                 raise ValueError(f"{', '.join(flags)}: a number or a name, not true/false")
         return data
+
+    @model_validator(mode="after")
+    def _split_words_alone(self) -> TrainConfig:
+        if self.split_words > 0.0 and self.reads_sentences:
+            raise ValueError("split_words and sentence_input cannot be combined")
+        return self
 
     @model_validator(mode="after")
     def _corpus_needs_epochs(self) -> TrainConfig:

@@ -51,6 +51,8 @@ from training.ruleparams import (
 __all__ = [
     "ArrayDataset",
     "RuleTable",
+    "SPLIT_KEY",
+    "SplitForms",
     "encode_samples",
     "fingerprint",
     "hide_tokens",
@@ -93,9 +95,42 @@ class RuleTable:
     # float32 [U, 512]: each text's sentence vector from the second encoder (add_sentences),
     # for a model with the sentence input (TrainConfig.sentence_input); None: not computed.
     sentences: np.ndarray | None = None
+    # int [U]: the row of each text's split form (add_split_forms; -1: none), which training
+    # reads in its place with probability TrainConfig.split_words (gather); None: not built.
+    alt: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.index = {t: i for i, t in enumerate(self.texts)}
+
+    @property
+    def n_texts(self) -> int:
+        """Rule texts in the table, less their split forms (add_split_forms)."""
+        return len(self.texts) - (0 if self.alt is None else int((self.alt >= 0).sum()))
+
+    def add_split_forms(self, encoder: RuleEncoder, cache: Path | None = None) -> int:
+        """Encode the split form (RuleEncoder.split_ids: its Chinese words in characters) of
+        every text that has one and add it as a row of its own, under the key
+        ``SPLIT_KEY + text``, reusing and updating the .npz ``cache``; its time counts in
+        encode_seconds. Returns how many texts have one. For training only (TrainConfig.
+        split_words): no rule text of the node is read this way."""
+        if self.sentences is not None:
+            raise DataError("split forms of a table with sentence vectors are not supported")
+        if self.alt is not None:
+            raise DataError("this rule table already has its split forms")
+        t0 = time.monotonic()
+        split = [t for t in self.texts if encoder.split_ids(t) != encoder.token_ids(t)]
+        forms = RuleTable.build(split, SplitForms(encoder), cache)
+        order = [forms.index[t] for t in split]
+        base = len(self.texts)
+        self.alt = np.full(base + len(split), -1, np.int64)
+        self.alt[[self.index[t] for t in split]] = base + np.arange(len(split))
+        self.states = np.concatenate([self.states, forms.states[order]])
+        self.masks = np.concatenate([self.masks, forms.masks[order]])
+        self.texts = [*self.texts, *(SPLIT_KEY + t for t in split)]
+        self.__post_init__()
+        self.encode_seconds += time.monotonic() - t0
+        log.info("rule table: %d of %d texts have a split form", len(split), base)
+        return len(split)
 
     def add_sentences(self, cache: Path | None = None) -> None:
         """Compute every text's sentence vector (perception.sentence_reader, the node's
@@ -108,7 +143,7 @@ class RuleTable:
 
     @classmethod
     def build(
-        cls, texts: Iterable[str], encoder: RuleEncoder, cache: Path | None = None
+        cls, texts: Iterable[str], encoder: RuleEncoder | SplitForms, cache: Path | None = None
     ) -> RuleTable:
         """Encode each distinct text with ``encoder.encode_rule_set`` (the node's path). With
         ``cache`` (an .npz), texts already encoded by the same encoder are read back."""
@@ -154,8 +189,17 @@ class RuleTable:
             )
         return cls(wanted, states, masks, encode_seconds=time.monotonic() - t0 if todo else 0.0)
 
-    def gather(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """int [B, R] rule indices (-1 = no rule) -> float32 states [B,R,T,D], mask [B,R,T]."""
+    def gather(
+        self, idx: np.ndarray, split: float = 0.0, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """int [B, R] rule indices (-1 = no rule) -> float32 states [B,R,T,D], mask [B,R,T].
+        ``split`` (training only): read each rule that has a split form (add_split_forms) in
+        that form with this probability, drawn from ``rng``."""
+        if split > 0.0 and self.alt is not None:
+            if rng is None:
+                raise ValueError("split needs an rng")
+            alt = self.alt[np.maximum(idx, 0)]
+            idx = np.where((idx >= 0) & (alt >= 0) & (rng.random(idx.shape) < split), alt, idx)
         if not len(self.texts):  # no rule anywhere: every slot is empty
             t, d = self.states.shape[1:]
             return np.zeros((*idx.shape, t, d), np.float32), np.zeros((*idx.shape, t), np.float32)
@@ -176,6 +220,27 @@ def sentence_feeds(vectors: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray
     sentence-vector input {name: float32 [B,R,512]}, zero where there is no rule."""
     got = vectors[np.maximum(idx, 0)] * (idx >= 0)[..., None]
     return {_S.rule_sentence_input: got.astype(np.float32)}
+
+
+SPLIT_KEY = "\x00split\x00"  # a split form's key in a RuleTable (no rule text has a NUL)
+
+
+class SplitForms:
+    """An encoder as RuleTable.build uses one, that encodes each text's split form
+    (RuleEncoder.split_ids) instead of the text: its cache key says so."""
+
+    def __init__(self, encoder: RuleEncoder) -> None:
+        from perception.rule_encoder import SPLIT_FORM
+
+        self.encoder = encoder
+        self.BATCH = encoder.BATCH
+        self.width = encoder.width
+        self.cache_key = f"{encoder.cache_key}/{SPLIT_FORM}"
+
+    def encode_rule_set(
+        self, texts: Sequence[str], max_rules: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self.encoder.encode_ids([self.encoder.split_ids(t) for t in texts])
 
 
 def hide_tokens(
@@ -225,12 +290,16 @@ class ArrayDataset:
         idx: np.ndarray | None = None,
         token_dropout: float = 0.0,
         rng: np.random.Generator | None = None,
+        split_words: float = 0.0,
     ) -> dict[str, np.ndarray]:
         """The model's feeds for frames ``idx``. ``token_dropout`` (training only): hide that
         share of each rule's tokens, drawn from ``rng``, never a rule's first token, so a rule
-        stays a rule and an empty slot stays empty."""
+        stays a rule and an empty slot stays empty; ``split_words`` (training only): read a
+        rule in its split form with that probability (RuleTable.gather)."""
         idx = np.arange(len(self)) if idx is None else idx
-        states, masks = self.table.gather(self.rule_idx[idx])
+        if split_words > 0.0 and rng is None:
+            raise ValueError("split_words needs an rng")
+        states, masks = self.table.gather(self.rule_idx[idx], split_words, rng)
         if token_dropout > 0.0:
             if rng is None:
                 raise ValueError("token_dropout needs an rng")
@@ -307,10 +376,11 @@ class ArrayDataset:
         seed: int,
         token_dropout: float = 0.0,
         readers: int = 1,
+        split_words: float = 0.0,
     ) -> Any:
-        """A keras.utils.PyDataset of (inputs, targets, weights) batches (``token_dropout``:
-        :meth:`inputs`, for training batches; ``readers``: the model's rule readers, whose
-        outputs carry the reading targets, training.model.member_targets)."""
+        """A keras.utils.PyDataset of (inputs, targets, weights) batches (``token_dropout``,
+        ``split_words``: :meth:`inputs`, for training batches; ``readers``: the model's rule
+        readers, whose outputs carry the reading targets, training.model.member_targets)."""
         import keras
 
         from training.model import member_targets
@@ -330,7 +400,7 @@ class ArrayDataset:
             def __getitem__(self, i: int) -> Any:
                 idx = np.sort(self.order[i * batch_size : (i + 1) * batch_size])
                 y, w = member_targets(*data.targets(idx), readers)
-                return data.inputs(idx, token_dropout, self.rng), y, w
+                return data.inputs(idx, token_dropout, self.rng, split_words), y, w
 
             def on_epoch_end(self) -> None:
                 if shuffle:

@@ -296,11 +296,11 @@ class _Shuffled:
 
 
 def _train_stream(
-    ds: Any, batch: int, seed: Sequence[int], token_dropout: float = 0.0
+    ds: Any, batch: int, seed: Sequence[int], token_dropout: float = 0.0, split_words: float = 0.0
 ) -> Callable[[], Iterator[Batch]]:
     """The worker's training frames, shuffled, endlessly. The order lives outside the generator,
-    so a restarted iterator continues instead of replaying the same order. ``token_dropout``:
-    ArrayDataset.inputs."""
+    so a restarted iterator continues instead of replaying the same order. ``token_dropout``,
+    ``split_words``: ArrayDataset.inputs."""
     order = _Shuffled(len(ds), batch, seed)
     rng = np.random.default_rng([*seed, 1])
 
@@ -308,7 +308,7 @@ def _train_stream(
         while True:
             idx = order.take()
             y, w = ds.targets(idx)
-            yield ds.inputs(idx, token_dropout, rng), y, w
+            yield ds.inputs(idx, token_dropout, rng, split_words), y, w
 
     return gen
 
@@ -403,13 +403,16 @@ class Job:
         callbacks: list[Any],
         verbose: int,
         token_dropout: float = 0.0,
+        split_words: float = 0.0,
     ) -> Any:
         """``model.fit`` on this worker's frames, every worker in step (see :class:`StepPlan`)."""
         plan = self.plan(global_batch)
         prepare_model(model, self.strategy, _example(train_ds, plan.batch))
         train = distributed_batches(
             self.strategy,
-            _train_stream(train_ds, plan.batch, (seed, self.cluster.rank), token_dropout),
+            _train_stream(
+                train_ds, plan.batch, (seed, self.cluster.rank), token_dropout, split_words
+            ),
             _example(train_ds, plan.batch),
         )
         val = None

@@ -202,6 +202,7 @@ def _fit(
                 seed=cfg.seed,
                 token_dropout=cfg.token_dropout,
                 readers=readers,
+                split_words=cfg.split_words,
             ),
             validation_data=(
                 val_ds.batches(256, shuffle=False, seed=0, readers=readers) if len(val_ds) else None
@@ -221,6 +222,7 @@ def _fit(
             callbacks,
             verbose,
             token_dropout=cfg.token_dropout,
+            split_words=cfg.split_words,
         )
     train_s = time.monotonic() - t0
     history = {k.replace(f"{s.output}_", ""): v for k, v in hist.history.items()}
@@ -348,7 +350,7 @@ def _finish(
         "thresholds": thresholds.to_dict(),
         "n_train": len(train_ds),
         "n_val": len(val_ds),
-        "n_rule_texts": len(data.table.texts),
+        "n_rule_texts": data.table.n_texts,
         "n_negatives": int(data.ood.sum()),
         "train_seconds": round(train_s, 1),
         "params": int(best.count_params()),
@@ -462,6 +464,8 @@ def train(
         encoder,
         table_cache,
     )
+    if cfg.split_words > 0.0 and cfg.variant != "image_only":  # beside the table's cache
+        table.add_split_forms(encoder, table_cache.with_suffix(".split.npz"))
     if cfg.reads_sentences:  # beside the rule table's cache: one vector per distinct text
         table.add_sentences(cache_beside(table_cache))
     seen = {c for smp in samples for c in rule_classes_of(smp) if c is not None}
@@ -527,7 +531,7 @@ def train(
         len(train_ds),
         len(val_ds),
         n_neg,
-        len(table.texts),
+        table.n_texts,
         data_fp,
         time.monotonic() - t0,
     )

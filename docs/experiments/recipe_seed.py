@@ -6,6 +6,7 @@ decision path. The scratch scripts of the eighteenth to twenty-first rounds (``r
 
     .venv/bin/python docs/experiments/recipe_seed.py data WORK        # ~4 min: splits + corpus
     .venv/bin/python docs/experiments/recipe_seed.py train WORK SEED  # ~20-25 min a seed
+    .venv/bin/python docs/experiments/recipe_seed.py train WORK SEED split_words=0.5  # a change
 
 The first training in WORK encodes the rule corpus once (~57,000 texts, ~15-25 min) into
 WORK/rule-table.npz (the recipe reads no sentence vectors, so it writes no sentence cache); a
@@ -22,7 +23,7 @@ import logging
 import sys
 from pathlib import Path
 
-USAGE = "usage: recipe_seed.py data WORK | recipe_seed.py train WORK SEED"
+USAGE = "usage: recipe_seed.py data WORK | recipe_seed.py train WORK SEED [KEY=VALUE ...]"
 
 
 def main(argv: list[str]) -> int:
@@ -35,13 +36,21 @@ def main(argv: list[str]) -> int:
         r._data(work, 20000)
         r._corpus(work)
         return 0
-    if len(argv) == 3 and argv[0] == "train" and argv[2].isdigit():
+    if len(argv) >= 3 and argv[0] == "train" and argv[2].isdigit():
+        import yaml
+
         from training.config import TrainConfig
 
         work, seed = Path(argv[1]), int(argv[2])
+        pairs = [a.partition("=") for a in argv[3:]]
+        if any(not eq for _, eq, _ in pairs):
+            print(USAGE, file=sys.stderr)
+            return 2
+        # TrainConfig keys the recipe leaves at their defaults (split_words=0.5, ...)
+        changes = {k: yaml.safe_load(v) for k, _, v in pairs}
         level = logging.INFO
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        cfg, _ = r.recipe_config(TrainConfig(), work)
+        cfg, _ = r.recipe_config(TrainConfig.model_validate(changes), work)
         vcfg = r.seed_config(cfg, "fused", seed)
         ckpt = work / f"ckpt-fused-s{seed}"
         dirs = r._data(work, 20000)

@@ -512,3 +512,23 @@ def test_a_rule_is_encoded_no_further_than_the_model_reads(encoder: RuleEncoder)
         )
     with pytest.raises(ConfigError, match="read_tokens"):
         RuleEncoder.load(ENCODER, read_tokens=2)
+
+
+def test_split_ids_write_chinese_words_in_characters(encoder: RuleEncoder) -> None:
+    """TrainConfig.split_words' second segmentation (training only)."""
+    from perception.rule_encoder import split_han_words
+
+    text = "驾驶人可以在本路段超过前方车辆，不受限制"
+    ids, split = encoder.token_ids(text), encoder.split_ids(text)
+    assert split == encoder.split_ids(text)  # one split form per text
+    piece = encoder.tokenizer.id_to_token
+    assert len(split) > len(ids)
+    assert "".join(map(piece, split)) == "".join(map(piece, ids))  # the same characters
+    assert {piece(i) for i in split} - {piece(i) for i in ids} <= set(text)  # new: one each
+    english = "No overtaking on the left lane, max 50 km/h"
+    assert encoder.split_ids(english) == encoder.token_ids(english)
+    cut = split_han_words(ids, encoder.tokenizer, text, 8)
+    assert len(cut) == 8 and cut[-1] == ids[-1]  # </s> kept, as the tokenizer's truncation
+    states, mask = encoder.encode_ids([ids])
+    want_states, want_mask = encoder.encode_rule_set([text], max_rules=1)
+    assert np.array_equal(states, want_states) and np.array_equal(mask, want_mask)

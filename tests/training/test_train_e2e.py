@@ -52,7 +52,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _config() -> TrainConfig:
     """The fixture's config, also what the reuse test asks for again. The factorized rule head,
-    two readers, the encoder's layers 6, 9 and 12 side by side and weight averaging (not the
+    two readers, the encoder's layers 6, 9 and 12 side by side, weight averaging and split
+    Chinese words (not the
     shipped options until a model reads them): the flat head's single-reader export on the
     last layer is trained and checked by tests/training/test_distributed.py's two-worker run,
     so one training here serves both."""
@@ -64,16 +65,43 @@ def _config() -> TrainConfig:
         readers=2,
         encoder_layer=(6, 9, 12),
         ema_momentum=0.9,  # the checkpoint, export and parity of averaged weights
+        split_words=0.5,  # Chinese rules also read in characters while training
     )
+
+
+SPLIT_SEEN: list[float] = []  # split_words of every batch the fixture's training built
 
 
 @pytest.fixture(scope="module")
 def trained(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.data import ArrayDataset
     from training.train import train
 
     out = tmp_path_factory.mktemp("ckpt")
-    train(_config(), [data / "train"], out, export_to=out / "model.onnx")
+    inputs = ArrayDataset.inputs
+
+    def spy(self: ArrayDataset, *a: object, **k: object) -> object:
+        SPLIT_SEEN.append(float(a[3] if len(a) > 3 else k.get("split_words", 0.0)))  # type: ignore[arg-type]
+        return inputs(self, *a, **k)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ArrayDataset, "inputs", spy)
+        train(_config(), [data / "train"], out, export_to=out / "model.onnx")
     return out
+
+
+def test_training_batches_read_split_forms_and_validation_does_not(trained: Path) -> None:
+    """TrainConfig.split_words reaches the training batches (tests/training/
+    test_split_words.py: what it does there); validation and the parity inputs read plain."""
+    assert SPLIT_SEEN.count(0.5) >= 9  # 640 frames less validation, 64 a batch
+    assert 0.0 in SPLIT_SEEN
+    assert set(SPLIT_SEEN) == {0.0, 0.5}
+    assert (trained / "rule-table.split.npz").is_file()
+    assert json.loads((trained / "config.json").read_text())["split_words"] == 0.5
+    # the checkpoint counts rule texts, not their split forms
+    with np.load(trained / "rule-table.npz") as z:
+        texts = len(z["texts"])
+    assert json.loads((trained / "checkpoint.json").read_text())["n_rule_texts"] == texts
 
 
 def test_checkpoint_has_everything_export_needs(trained: Path) -> None:
