@@ -562,8 +562,8 @@ def _texts(texts: Sequence[str]) -> list[str]:
 # where its vocabulary has one (可以 "may", 超过 "exceed", 不受 "not subject to"), so a reader
 # trained on 可以 has never seen the piece 可 that a rule writing 可 alone is made of. Each piece
 # of two or more Han characters is split into its characters' own pieces with this
-# probability, a draw fixed by the text; every one-character Han piece of GB2312 is in the
-# encoder's vocabulary (models/text-encoder, docs/training.md).
+# probability, a draw fixed by the text. The common characters have pieces of their own (the
+# world's rules use none that lacks one); a word with a character that has none stays whole.
 SPLIT_SHARE = 0.5
 SPLIT_FORM = "split1"  # names split_han_words' draw: part of a cache key of split forms
 _HAN_WORD = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}")
@@ -572,8 +572,11 @@ _HAN_WORD = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}")
 def split_han_words(ids: Sequence[int], tokenizer: Any, key: str, max_tokens: int) -> list[int]:
     """``ids`` (a text's token ids) with each piece of two or more Han characters replaced,
     with probability SPLIT_SHARE, by its characters' pieces (unchanged where a character has
-    none); the draw is fixed by ``key`` (the text), so a text has one split form. Cut to
-    ``max_tokens`` keeping the last id (``</s>``), as the tokenizer's truncation does."""
+    none; a piece that starts a word after a space, "▁第二", stays whole); the draw is fixed by
+    ``key`` (the text), so a text has at most one split form. ``ids`` unchanged when the split
+    form would be longer than ``max_tokens``: cut, it would lose its last words and fill every
+    token slot, which the node answers as a rule read in part (read_in_part), and training
+    would still label it with the whole rule's meaning."""
     rng = np.random.default_rng(zlib.crc32(key.encode("utf-8", "replace")))
     out: list[int] = []
     for i in ids:
@@ -583,9 +586,7 @@ def split_han_words(ids: Sequence[int], tokenizer: Any, key: str, max_tokens: in
             out.extend(chars)
         else:
             out.append(int(i))
-    if len(out) > max_tokens:
-        out = [*out[: max_tokens - 1], int(ids[-1])]
-    return out
+    return [int(i) for i in ids] if len(out) > max_tokens else out
 
 
 # Names how normalise() writes a text; part of the cache key, so a change re-encodes caches.

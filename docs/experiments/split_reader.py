@@ -10,7 +10,7 @@ Why: the tokenizer gives a Chinese word one piece where the vocabulary has it (�
 超过 "exceed", 不受 "not subject to"), so a reader trained on 可以 has never seen the piece 可,
 which the held-out modal family writes alone (驾驶人可超过前方车辆). Each multi-character Han
 piece of a training text is replaced, with probability 1/2 and once per text (a fixed draw), by
-its characters' own pieces (every one-character Han piece is in the encoder's vocabulary); the
+its characters' own pieces (where each character has one: the common hanzi do); the
 encoder then encodes that id sequence, so the reader sees the characters of every word in the
 contexts training has, without any new wording. During training each occurrence of a text
 is read in its split form with probability 1/2 (same steps, same labels); evaluation reads
