@@ -59,7 +59,8 @@ class TrainConfig(BaseModel):
     # words in characters (perception.rule_encoder.split_han_words; subword regularisation):
     # a reader trained on 可以 alone has never seen the piece 可. Its form is encoded once per
     # text beside the rule table; validation, evaluation and the node read the tokenizer's
-    # segmentation only. 0 = off. docs/training.md, "Chinese words split into characters".
+    # segmentation only. 0 = off. Measured at 0.5 and not adopted: the reader alone gained, the
+    # whole model did not (docs/training.md, "Chinese words split into characters").
     split_words: float = Field(default=0.0, ge=0.0, le=1.0)
     # Std of Gaussian noise added to the frozen encoder's token states while training (their
     # own std is ~0.26; 0 = none): the reader then reads a neighbourhood of each training
