@@ -306,7 +306,8 @@ class ArrayDataset:
         idx = np.arange(len(self)) if idx is None else idx
         if split_words > 0.0 and rng is None:
             raise ValueError("split_words needs an rng")
-        states, masks = self.table.gather(self.rule_idx[idx], split_words, rng)
+        split = (split_words, rng) if split_words > 0.0 else ()
+        states, masks = self.table.gather(self.rule_idx[idx], *split)
         if token_dropout > 0.0:
             if rng is None:
                 raise ValueError("token_dropout needs an rng")

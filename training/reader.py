@@ -241,7 +241,8 @@ def fit_reader(
             present = local >= 0
             which = np.where(present, local, 0)
             rows_of = np.where(present, data.rows[which], -1)
-            states, masks = table.gather(rows_of, cfg.split_words, rng)
+            split = (cfg.split_words, rng) if cfg.split_words > 0.0 else ()
+            states, masks = table.gather(rows_of, *split)
             if cfg.token_dropout > 0.0:
                 hide_tokens(states, masks, cfg.token_dropout, rng)
             cls = data.classes[which]
