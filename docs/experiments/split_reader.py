@@ -22,7 +22,6 @@ In the report, "encoder layer 98" is the split-trained reader; the other column 
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import zlib
@@ -133,24 +132,15 @@ def main(seeds: list[int]) -> None:
     br._table = table
     br._train_and_read = train_read
     tr.fit_reader = fit_reader
-    args = argparse.Namespace(
-        work=Path("runs/v2"),
-        seeds=seeds,
-        token_dropout=[0.15],
-        state_noise=[0.0],
-        rule_head=["flat"],
-        corpus=Path("runs/v2/data/rule-corpus.jsonl"),
-        withhold=True,
-        readers=[1],
-        members=[1],
-        encoder_layer=[None, SPLIT],
-        class_balance=[0.0],
-        sentence_input=[False],
-        probe=[],
-        epochs=20,
-        no_write=True,
-        output=None,
+    from ruledrive.cli import build_parser
+
+    # `ruledrive bench reader --withhold` as the layer-mix experiment ran it, the split forms as
+    # a second "encoder layer" column
+    args = build_parser().parse_args(
+        ["bench", "reader", "--withhold", "--corpus", "runs/v2/data/rule-corpus.jsonl"]
+        + ["--seeds", ",".join(map(str, seeds)), "--no-write"]
     )
+    args.encoder_layer = [None, SPLIT]
     print(f"encoder layer {SPLIT} below = trained with Chinese words split into characters")
     br.run(args)
 
