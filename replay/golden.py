@@ -73,7 +73,7 @@ def load_reference(path: str | Path) -> dict[tuple[str, int], dict[str, Any]]:
         raise DataError(f"reference {path}: cannot read it ({exc})") from exc
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested 10^5 deep
         raise DataError(f"reference {path}: not JSON ({exc})") from exc
     decisions = doc.get("decisions") if isinstance(doc, dict) else None
     if not isinstance(decisions, list):

@@ -103,11 +103,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+# The largest non_negative_float: seconds, megabytes. A finite 1e300 passed the type and then
+# broke timers and deadlines (OverflowError: timestamp out of range; threading.TIMEOUT_MAX is
+# ~9.2e9 s), from a thread, where the recorder went on recording for ever.
+MAX_AMOUNT = 1e9
+
+
 def non_negative_float(text: str) -> float:
-    """A number >= 0 (where 0 means off/never, e.g. ``--rotate-mb 0``)."""
+    """A number 0..MAX_AMOUNT (where 0 means off/never, e.g. ``--rotate-mb 0``)."""
     value = _float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    if not 0 <= value <= MAX_AMOUNT:
+        raise argparse.ArgumentTypeError(f"must be a number within 0..{MAX_AMOUNT:g}, got {text}")
     return value
 
 

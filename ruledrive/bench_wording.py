@@ -147,7 +147,7 @@ def load_templates(
     values = {"hours": set(HOURS), "lane": set(LANE_NAMES) | set(LANE_NUMBERS), "merge": set(SIDES)}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError) as exc:
         why = " ".join(str(exc).split())  # YAML says where on several lines: one line
         raise ConfigError(f"cannot read templates {path}: {why}") from exc
     if not isinstance(data, dict) or not data:
@@ -332,6 +332,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.model.is_file():
         raise ConfigError(f"model {args.model} not found; pass --model PATH")
+    if not args.no_write:
+        from core.paths import check_not_an_input
+
+        check_not_an_input(args.output, "--output", [args.templates, args.model])
     model = PolicyModel.load(args.model)
     templates = load_templates(args.templates, model.meta.rule_classes)
     seen = _seen_texts(args.seen_in)

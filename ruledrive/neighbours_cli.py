@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import ConfigError, ModelError
-from core.paths import check_output_file
+from core.paths import check_not_an_input, check_output_file
 from ruledrive.argtypes import positive_int
 
 __all__ = ["attach_index", "register"]
@@ -107,6 +107,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.k > MAX_K or args.dim > MAX_DIM:
         raise ConfigError(f"--k must be at most {MAX_K} and --dim at most {MAX_DIM}")
     check_output_file(args.out, "--out", create_parents=False)
+    from ruledrive.training_cli import named_recordings
+
+    cache = [args.rule_cache] if args.rule_cache is not None else []
+    check_not_an_input(args.out, "--out", [*named_recordings(args.data), *cache])
     if args.rule_cache is not None and args.rule_cache.exists():
         check_output_file(args.rule_cache, "--rule-cache")  # read, and written back
     got = attach_index(

@@ -107,7 +107,10 @@ def _sign(args: argparse.Namespace) -> int:
     from bus.codec import encode
     from bus.signing import load_private_key, sign
     from core.errors import DataError
+    from core.paths import check_not_an_input
 
+    if args.out is not None:
+        check_not_an_input(args.out, "--out", [args.key, args.ruleset])
     private = load_private_key(args.key)
     rules = read_rule_set(args.ruleset)
     if args.now:

@@ -204,7 +204,7 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError("--eval needs the ONNX export (drop --no-export)")
     if export_to is not None:
         check_output_file(export_to, "--export")
-        check_not_an_input(export_to, "--export", _inputs(args.data))
+        check_not_an_input(export_to, "--export", named_recordings(args.data))
     try:
         info = train(
             cfg, args.data, args.out, export_to=export_to, allow_truncated=args.allow_truncated
@@ -394,7 +394,7 @@ def _merge_readers(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inputs(paths: list[Path]) -> list[Path]:
+def named_recordings(paths: list[Path]) -> list[Path]:
     """The recordings ``--data`` names, to refuse an output that is one of them (paths that
     name none are left to the command's own error)."""
     from core.errors import DataError
@@ -411,7 +411,7 @@ def _export(args: argparse.Namespace) -> int:
     from training.export import export_onnx
 
     check_output_file(args.out, "--out")
-    check_not_an_input(args.out, "--out", _inputs(args.data or []))
+    check_not_an_input(args.out, "--out", named_recordings(args.data or []))
     ckpt = load_checkpoint(args.checkpoint)
     parity = None
     if args.data:

@@ -124,8 +124,10 @@ def _rule_corpus(args: argparse.Namespace) -> int:
             raise ConfigError("--renderings renders written wording: give --written FILE... too")
         print(json.dumps(write_rule_corpus(args.out, args.sets, args.seed)))
         return 0
+    from core.paths import check_not_an_input
     from ruledrive.written_corpus import load_written, write_corpus_with_written
 
+    check_not_an_input(Path(args.out), "--out", [Path(p) for p in args.written])
     for path in args.written:  # a bad file is refused before anything is drawn
         load_written(path)
     out = Path(args.out)
@@ -215,6 +217,9 @@ def _show(args: argparse.Namespace) -> int:
 
     if args.sheet:
         check_sheet_path(args.sheet)  # before reading: a bad name must not cost the whole work
+        from core.paths import check_not_an_input
+
+        check_not_an_input(Path(args.sheet), "--sheet", [Path(args.file)])
     samples = list(read_samples(args.file, allow_truncated=args.allow_truncated))
     print(json.dumps(summarise(samples), indent=2))
     if args.sheet:

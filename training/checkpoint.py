@@ -189,16 +189,22 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             raise ConfigError(f"{p}: checkpoint is missing {name}")
     try:
         config = TrainConfig.model_validate_json((p / "config.json").read_text())
-    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+    # pydantic's ValidationError is a ValueError; RecursionError: JSON nested 10^5 deep
+    except (OSError, ValueError, RecursionError) as exc:
         raise ConfigError(
             f"{p / 'config.json'}: not a training config ({_first_line(exc)})"
         ) from exc
     try:
         info = json.loads((p / "checkpoint.json").read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested 10^5 deep
         raise ConfigError(f"{p / 'checkpoint.json'}: not valid JSON ({exc})") from exc
     if not isinstance(info, dict) or "rule_classes" not in info or "encoder" not in info:
         raise ConfigError(f"{p}: checkpoint predates the multilingual text encoder; retrain")
+    classes, encoder = info["rule_classes"], info["encoder"]
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        raise ConfigError(f"{p / 'checkpoint.json'}: rule_classes is not a list of class names")
+    if not (isinstance(encoder, dict) and all(isinstance(v, str) for v in encoder.values())):
+        raise ConfigError(f"{p / 'checkpoint.json'}: encoder is not a mapping of names to text")
     import keras
 
     from training import model as _model  # noqa: F401 - registers custom layers

@@ -158,7 +158,7 @@ def load_config(path: str | Path | None, overrides: dict[str, object]) -> TrainC
             text = p.read_text()
             yml = p.suffix.lower() in (".yaml", ".yml")
             loaded = yaml.safe_load(text) if yml else json.loads(text)
-        except (OSError, ValueError, yaml.YAMLError) as exc:
+        except (OSError, ValueError, RecursionError, yaml.YAMLError) as exc:  # nested 10^5 deep
             why = " ".join(str(exc).split())  # YAML says where on several lines: one line
             raise ConfigError(f"cannot read config {p}: {why}") from exc
         if not isinstance(loaded, dict):

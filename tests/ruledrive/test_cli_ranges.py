@@ -20,9 +20,13 @@ REFUSED = [
     (["replay", "x.mcap", "--max-p99-ms", "0"], "--max-p99-ms", "> 0, got 0"),
     (["replay", "x.mcap", "--limit", "0"], "--limit", ">= 1, got 0"),
     (["replay", "x.mcap", "--wait-node-s", "nan"], "--wait-node-s", "'nan' is not a finite"),
-    (["record", "--out", "x.mcap", "--duration-s", "-1"], "--duration-s", ">= 0, got -1"),
-    (["record", "--out", "x.mcap", "--rotate-mb", "-5"], "--rotate-mb", ">= 0, got -5"),
-    (["record", "--out", "x.mcap", "--rotate-s", "-5"], "--rotate-s", ">= 0, got -5"),
+    (
+        ["record", "--out", "x.mcap", "--duration-s", "-1"],
+        "--duration-s",
+        "within 0..1e+09, got -1",
+    ),
+    (["record", "--out", "x.mcap", "--rotate-mb", "-5"], "--rotate-mb", "within 0..1e+09, got -5"),
+    (["record", "--out", "x.mcap", "--rotate-s", "-5"], "--rotate-s", "within 0..1e+09, got -5"),
     (["record", "--out", "x.mcap", "--chunk-kb", "0"], "--chunk-kb", ">= 1, got 0"),
     (
         ["evaluate", "m.onnx", "--data", "d", "--min-accuracy", "1.5"],

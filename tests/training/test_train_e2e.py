@@ -326,6 +326,31 @@ def test_export_of_an_incomplete_checkpoint_is_refused(trained: Path, tmp_path: 
     assert not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda info: {**info, "rule_classes": 5},
+        lambda info: {**info, "rule_classes": []},
+        lambda info: {**info, "encoder": ["x"]},
+        lambda info: "[" * 100_000 + "]" * 100_000,  # nested past the parser's recursion
+    ],
+)
+def test_a_damaged_checkpoint_json_is_refused_in_one_line(
+    trained: Path, tmp_path: Path, damage: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An outside pass: ``"rule_classes": 5`` ended export in a TypeError traceback."""
+    import shutil
+
+    broken = tmp_path / "ckpt"
+    shutil.copytree(trained, broken, ignore=shutil.ignore_patterns("rule-table*"))
+    info = json.loads((trained / "checkpoint.json").read_text())
+    got = damage(info)  # type: ignore[operator]
+    (broken / "checkpoint.json").write_text(got if isinstance(got, str) else json.dumps(got))
+    assert cli(["export", str(broken), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "checkpoint.json" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
+
+
 def test_parity_needs_enough_samples(trained: Path) -> None:
     from training.checkpoint import load_checkpoint
     from training.export import parity_check
