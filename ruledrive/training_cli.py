@@ -312,6 +312,14 @@ def unsafe_lines(report: dict[str, Any]) -> list[str]:
 def _evaluate(args: argparse.Namespace) -> int:
     if args.out is not None:  # before the evaluation, not after it
         check_output_dir(args.out, "--out")
+        # the files it writes there: a directory in the way ended a whole evaluation in a
+        # traceback (an outside pass)
+        taken = [p.name for p in (args.out / "report.json", *args.out.glob("confusion_*.png"))]
+        taken = [n for n in taken if (args.out / n).is_dir()]
+        if taken:
+            raise ConfigError(
+                f"--out {args.out}: {', '.join(taken)} is a directory; write elsewhere"
+            )
     report = _run_eval(args.model, args.data, args.out, args.allow_truncated)
     print(
         json.dumps(

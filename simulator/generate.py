@@ -223,6 +223,13 @@ def generate(
         config["rule_language"] = rule_language
     path = out / f"{split}.mcap"
     tmp, summary_tmp = out / f".{split}.mcap.tmp", out / f".{split}.json.tmp"
+    # Both renames at the end must be able to land: a directory where a file goes failed the
+    # second one after the first had replaced the recording (an outside pass).
+    for final in (path, out / f"{split}.json", tmp, summary_tmp):
+        if final.is_dir():
+            raise DataError(
+                f"--out {out}: {final.name} is a directory; remove it or write elsewhere"
+            )
     # The writer locks its file, so a second generator on this directory and split is refused
     # here, before it could remove the temporary the first one is writing.
     writer = RecordingWriter(tmp, metadata=_metadata(plan, config))

@@ -99,3 +99,14 @@ def test_a_finite_but_huge_amount_is_a_usage_error(
 ) -> None:
     assert cli(args) == 2
     assert "must be a number within 0..1e+09" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("taken", ["report.json", "confusion_test.png"])
+def test_evaluate_refuses_an_output_name_taken_by_a_directory_before_evaluating(
+    tmp_path: Path, taken: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ev"
+    (out / taken).mkdir(parents=True)
+    missing = str(tmp_path / "no-such-recording.mcap")  # refused before the data is looked at
+    assert cli(["evaluate", str(MODEL), "--data", missing, "--out", str(out)]) == 2
+    assert f"{taken} is a directory" in capsys.readouterr().err

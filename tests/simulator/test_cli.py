@@ -79,3 +79,23 @@ def test_progress_bar_uses_rich_not_tqdm(
     summary = generate(tmp_path, "test", 12, seed=1, workers=1, progress=True, fusion_samples=50)
     assert summary["frames"] == 12
     assert capsys.readouterr().out == ""  # the bar goes to stderr, beside the logs
+
+
+@pytest.mark.parametrize("taken", ["train.mcap", "train.json"])
+def test_a_directory_where_a_split_file_goes_is_refused_before_any_work(
+    tmp_path: Path, taken: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An outside pass: a directory named train.json failed the summary's rename after the new
+    recording had replaced the old one, with a traceback; the split was left half replaced."""
+    out = tmp_path / "data"
+    assert main(["generate", "--out", str(out), "--scenes", "2", "--no-progress"]) == 0
+    before = (out / "train.mcap").read_bytes(), (out / "train.json").read_bytes()
+    (out / taken).unlink()
+    (out / taken).mkdir()
+    args = ["generate", "--out", str(out), "--scenes", "3", "--seed", "5", "--no-progress"]
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "is a directory" in err and "Traceback" not in err
+    kept = "train.json" if taken == "train.mcap" else "train.mcap"
+    assert (out / kept).read_bytes() == before[kept == "train.json"]
+    assert not list(out.glob(".train.*.tmp"))
