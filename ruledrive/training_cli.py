@@ -314,12 +314,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         check_output_dir(args.out, "--out")
         # the files it writes there: a directory in the way ended a whole evaluation in a
         # traceback (an outside pass)
-        taken = [p.name for p in (args.out / "report.json", *args.out.glob("confusion_*.png"))]
-        taken = [n for n in taken if (args.out / n).is_dir()]
-        if taken:
-            raise ConfigError(
-                f"--out {args.out}: {', '.join(taken)} is a directory; write elsewhere"
-            )
+        for name in ("report.json", *(p.name for p in args.out.glob("confusion_*.png"))):
+            check_output_file(args.out / name, "--out")
     report = _run_eval(args.model, args.data, args.out, args.allow_truncated)
     print(
         json.dumps(

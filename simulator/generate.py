@@ -27,6 +27,7 @@ import cv2
 from bus.recording_writer import RecordingWriter
 from bus.schema import FrameHeader, LabelMsg, RuleSet
 from core.errors import ConfigError, DataError
+from core.paths import check_output_file
 from simulator.language import rule_records
 from simulator.language.ruleset import rule_corpus
 from simulator.limits import MAX_CORPUS_SETS, MAX_WORKERS
@@ -226,10 +227,7 @@ def generate(
     # Both renames at the end must be able to land: a directory where a file goes failed the
     # second one after the first had replaced the recording (an outside pass).
     for final in (path, out / f"{split}.json", tmp, summary_tmp):
-        if final.is_dir():
-            raise DataError(
-                f"--out {out}: {final.name} is a directory; remove it or write elsewhere"
-            )
+        check_output_file(final, "--out")
     # The writer locks its file, so a second generator on this directory and split is refused
     # here, before it could remove the temporary the first one is writing.
     writer = RecordingWriter(tmp, metadata=_metadata(plan, config))
