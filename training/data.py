@@ -118,21 +118,20 @@ class RuleTable:
         if self.alt is not None:
             raise DataError("this rule table already has its split forms")
         t0 = time.monotonic()
-        split = [t for t in self.texts if encoder.split_ids(t) != encoder.token_ids(t)]
-        forms = RuleTable.build(split, SplitForms(encoder), cache)
-        order = np.array([forms.index[t] for t in split], np.int64)
+        ids = {t: s for t in self.texts if (s := encoder.split_ids(t)) != encoder.token_ids(t)}
+        split = sorted(ids)  # as build() keeps its texts: the forms' rows come in this order
+        forms = RuleTable.build(split, SplitForms(encoder, ids), cache)
         base = len(self.texts)
         self.alt = np.full(base + len(split), -1, np.int64)
         self.alt[[self.index[t] for t in split]] = base + np.arange(len(split))
-        # One new array each, filled in place: np.concatenate of an [order] copy held ~0.7 GB
-        # more at once for the recipe's table (1.8 GB + 0.7 GB of split forms).
+        # One new array each, filled in place: np.concatenate of a reordered copy held ~0.7 GB
+        # more at once for the recipe's table (1.8 + 0.7 GB).
         for name in ("states", "masks"):
-            old, new = getattr(self, name), getattr(forms, name)
+            old = getattr(self, name)
             both = np.empty((base + len(split), *old.shape[1:]), old.dtype)
             both[:base] = old
-            both[base:] = new if np.array_equal(order, np.arange(len(split))) else new[order]
+            both[base:] = getattr(forms, name)
             setattr(self, name, both)
-            del old, new, both
         self.texts = [*self.texts, *(SPLIT_KEY + t for t in split)]
         self.__post_init__()
         self.encode_seconds += time.monotonic() - t0
@@ -234,12 +233,13 @@ SPLIT_KEY = "\x00split\x00"  # a split form's key in a RuleTable (no rule text h
 
 class SplitForms:
     """An encoder as RuleTable.build uses one, that encodes each text's split form
-    (RuleEncoder.split_ids) instead of the text: its cache key says so."""
+    (``ids``: RuleEncoder.split_ids of each text, made once by the caller) instead of the text:
+    its cache key says so."""
 
-    def __init__(self, encoder: RuleEncoder) -> None:
+    def __init__(self, encoder: RuleEncoder, ids: dict[str, list[int]]) -> None:
         from perception.rule_encoder import SPLIT_FORM
 
-        self.encoder = encoder
+        self.encoder, self.ids = encoder, ids
         self.BATCH = encoder.BATCH
         self.width = encoder.width
         self.cache_key = f"{encoder.cache_key}/{SPLIT_FORM}"
@@ -247,7 +247,7 @@ class SplitForms:
     def encode_rule_set(
         self, texts: Sequence[str], max_rules: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        return self.encoder.encode_ids([self.encoder.split_ids(t) for t in texts])
+        return self.encoder.encode_ids([self.ids[t] for t in texts])
 
 
 def hide_tokens(
