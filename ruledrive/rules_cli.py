@@ -107,9 +107,10 @@ def _sign(args: argparse.Namespace) -> int:
     from bus.codec import encode
     from bus.signing import load_private_key, sign
     from core.errors import DataError
-    from core.paths import check_not_an_input
+    from core.paths import check_not_an_input, check_output_file
 
-    if args.out is not None:
+    if args.out is not None:  # refused before reading anything, as every other output name
+        check_output_file(args.out, "--out", create_parents=False)
         check_not_an_input(args.out, "--out", [args.key, args.ruleset])
     private = load_private_key(args.key)
     rules = read_rule_set(args.ruleset)

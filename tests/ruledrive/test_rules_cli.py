@@ -104,6 +104,12 @@ def test_bad_input_ends_in_one_line(
         (["sign", str(ruleset), "--key", public], 2, "this is a public key"),
         (["sign", str(ruleset), "--key", str(rsa_key)], 2, "not an Ed25519 private key"),
         (["sign", str(ruleset), "--key", str(tmp_path / "none.key")], 2, "cannot read"),
+        (
+            ["sign", str(ruleset), "--key", private, "--out", str(tmp_path / "no" / "x.json")],
+            2,
+            "no directory",
+        ),
+        (["sign", str(ruleset), "--key", private, "--out", str(tmp_path)], 2, "is a directory"),
         (["verify", str(ruleset), "--keys", private], 2, "this is a private key"),
         (["keygen", "--out", str(keys)], 2, "not overwriting"),
         (["keygen", "--out", str(keys), "--name", "../x"], 2, "plain file stem"),
