@@ -199,6 +199,8 @@ def test_an_unreadable_rule_is_named_and_not_trusted(decider: Decider) -> None:
         "40",
         "제한 속도 50",
         "".join(c + "\u0336" for c in "No overtaking"),  # struck through
+        "N o overtaking",  # a word broken up (perception.rule_encoder.garbled)
+        "0V3RT4K1NG PR0H1B1T3D",
     ],
 )
 def test_a_rule_in_a_script_the_model_does_not_read_is_not_understood(
