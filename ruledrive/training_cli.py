@@ -248,9 +248,9 @@ def _load_predictor(model: Path) -> Predictor:
     except RuledriveError:
         raise
     except Exception as exc:  # onnxruntime raises its own (InvalidProtobuf, Fail, ...)
-        raise ModelError(
-            f"{model}: cannot load it as an ONNX model ({type(exc).__name__}: {exc})"
-        ) from exc
+        what = "a checkpoint directory" if model.is_dir() else "an ONNX model"
+        detail = f"{type(exc).__name__}: {exc}"
+        raise ModelError(f"{model}: cannot load it as {what} ({detail})") from exc
 
 
 def _run_eval(

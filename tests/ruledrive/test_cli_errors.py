@@ -61,6 +61,24 @@ def test_evaluate_garbage_onnx_is_a_model_error(
     assert line.startswith("ruledrive: error: ") and "cannot load it as an ONNX model" in line
 
 
+def test_evaluate_a_checkpoint_that_fails_to_load_is_named_as_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint directory whose loading fails in a way no check foresaw (here a ValueError
+    from the loader) is a one-line model error that calls it a checkpoint, not an ONNX model."""
+    import training.evaluate
+
+    def fail(path: Path) -> None:
+        raise ValueError("unexpected")
+
+    monkeypatch.setattr(training.evaluate, "load_predictor", fail)
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    assert main(["evaluate", str(ckpt), "--data", str(GOLDEN)]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert "cannot load it as a checkpoint directory (ValueError: unexpected)" in line
+
+
 def test_evaluate_other_file_says_what_is_expected(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
