@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -37,6 +38,7 @@ from perception.sentence_reader import META_KEY as SENTENCE_KEY
 from perception.sentence_reader import SentenceReaderSpec, fuse, spec_of
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import IMAGE_FEATURES
+from perception.written_lanes import lane_unwritten
 
 __all__ = [
     "Alternative",
@@ -47,6 +49,7 @@ __all__ = [
     "conflict_alternatives",
     "conflicting",
     "limit_unwritten",
+    "reading_unwritten",
     "decisive",
     "merged",
     "neighbour_read",
@@ -339,14 +342,15 @@ class ReadingCheck:
 
     def scan(
         self, inputs: dict[str, np.ndarray], threshold: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray] | None, np.ndarray]:
         """For a batch of model inputs: the decision probabilities [N, labels] (the model's label
         order), each rule's top class probability [N, R] (1 for an empty slot, 0 for a rule the
         neighbours overruled, which is always checked), whether its alternative reading changes
         the decision [N, R] (the runner-up for rules below ``threshold``; the reader's own for an
         overruled rule, when ``threshold`` > 0), the rule classes [N, R, C] the decision used
-        (the neighbour reading applied), each rule's speed-limit reading [N, R, V] (None for
-        a model without parameter readings; :func:`limit_unwritten`) and the rules whose
+        (the neighbour reading applied), each rule's parameter readings, one [N, R, V] array
+        per MODEL_SPEC.rule_param_layers entry (None for a model without them;
+        :func:`reading_unwritten`) and the rules whose
         contradiction decides the frame [N, R] (:func:`conflict_alternatives`)."""
         rule_feeds = {
             _S.rules_input: inputs[_S.rules_input],
@@ -421,8 +425,8 @@ class ReadingCheck:
         top = np.where(mask.max(axis=2) > 0, classes.max(axis=2), 1.0)
         for k, over in enumerate(overruled):  # checked at any threshold: count them below all
             top[k, list(over)] = 0.0
-        limits = np.asarray(params[0]) if params else None
-        return np.asarray(probs), top, changes, np.asarray(classes), limits, clash
+        readings = [np.asarray(p) for p in params] if params else None
+        return np.asarray(probs), top, changes, np.asarray(classes), readings, clash
 
 
 def sentence_spec(metadata: dict[str, str]) -> SentenceReaderSpec | None:
@@ -594,3 +598,14 @@ def limit_unwritten(text: str, rule_class: str, limit: np.ndarray) -> bool:
         return False
     read = _S.rule_limits[int(np.argmax(limit))]
     return len(written) > 1 or read is None or float(read) not in written
+
+
+def reading_unwritten(text: str, rule_class: str, params: Sequence[np.ndarray]) -> bool:
+    """Whether a rule's reading names a speed limit (:func:`limit_unwritten`) or a lane number
+    (perception.written_lanes.lane_unwritten) that the rule does not write. ``params``: its
+    parameter readings in MODEL_SPEC.rule_param_layers order. The node answers such a rule
+    ``rules_not_understood`` (policy.model), and evaluation counts it the same way."""
+    layers = _S.rule_param_layers
+    return limit_unwritten(text, rule_class, params[layers.index("rule_limit")]) or lane_unwritten(
+        text, rule_class, params[layers.index("rule_lane")]
+    )

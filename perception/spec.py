@@ -69,6 +69,10 @@ class ModelSpec:
     # The speed limits the rule_limit reading can name, in its order (None: the rule names no
     # limit); training.ruleparams.RULE_PARAMS builds its vocabulary from it.
     rule_limits: ClassVar[tuple[int | None, ...]] = (None, *range(20, 121, 10))
+    # The lanes the rule_lane reading can name after "none", in its order: the centre lane, or
+    # the Nth lane counted from the left (L) or from the right (R); training.ruleparams.RULE_PARAMS
+    # builds its vocabulary from it.
+    rule_lanes: ClassVar[tuple[str, ...]] = ("C", "L1", "L2", "L3", "R1", "R2", "R3")
     rule_param_layers: ClassVar[tuple[str, ...]] = (
         "rule_limit",
         "rule_hours",

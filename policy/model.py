@@ -32,9 +32,9 @@ from perception.readcheck import (
     Alternative,
     conflict_alternatives,
     decisive,
-    limit_unwritten,
     neighbour_settings,
     read_rule_set,
+    reading_unwritten,
     rerun_inputs,
 )
 from perception.rule_encoder import (
@@ -458,7 +458,9 @@ class PolicyModel:
                     | {
                         r
                         for r, t in enumerate(texts[: _S.max_rules])
-                        if limit_unwritten(t, self.meta.rule_classes[top[r]], params[0][0][r])
+                        if reading_unwritten(
+                            t, self.meta.rule_classes[top[r]], [p[0][r] for p in params]
+                        )
                     }
                 )
             )

@@ -37,7 +37,7 @@ from core.metrics import (
 from perception.image import DEFAULT_DECODE, colourless
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
 from perception.onnxrun import check_io
-from perception.readcheck import SENTENCE_CLASSES, ReadingCheck, conflicting, limit_unwritten
+from perception.readcheck import SENTENCE_CLASSES, ReadingCheck, conflicting, reading_unwritten
 from perception.rule_encoder import (
     Layers,
     RuleEncoder,
@@ -60,7 +60,8 @@ READING_OUTPUT = "reading_unsure"  # [N, R] bool: rules the reading check flags 
 CONFLICT_OUTPUT = "rules_conflict"  # [N, R] bool: rules whose contradiction decides (ONNX)
 # Per targeted cell, the misread rule texts report.json lists (the most unsafe first).
 MISREAD_SHOWN = 10
-LIMIT_READING = "rule_limit_reading"  # [N, R, V]: each rule's speed-limit reading (ONNX only)
+# [N, R, V] per parameter (MODEL_SPEC.rule_param_layers): each rule's reading (ONNX only)
+PARAM_READINGS = tuple(f"{name}_reading" for name in _S.rule_param_layers)
 
 
 class Predictor(Protocol):
@@ -165,11 +166,11 @@ class OnnxPredictor:
             graphs = self._graphs  # the node applies a sentence reader with or without them
         if graphs is not None:  # the decision and the classes as the node computes them
             threshold = READING_THRESHOLD if self.reading_check is not None else 0.0
-            probs, top, changes, classes, limits, clash = graphs.scan(inputs, threshold)
+            probs, top, changes, classes, readings, clash = graphs.scan(inputs, threshold)
             outs[_S.output], outs[_S.rule_output] = probs, classes
             outs[CONFLICT_OUTPUT] = clash
-            if limits is not None:
-                outs[LIMIT_READING] = limits
+            for name, reading in zip(PARAM_READINGS, readings or (), strict=False):
+                outs[name] = reading
             if self.reading_check is not None:
                 outs[READING_OUTPUT] = (top < READING_THRESHOLD) & changes
         outs[_S.output] = to_label_order(outs[_S.output], self.labels)
@@ -271,27 +272,27 @@ def _flags(
         unread |= outs[CONFLICT_OUTPUT][ix] & present
     else:
         unread |= conflicting(outs[_S.rule_output][ix], present, predictor.rule_classes)
-    if LIMIT_READING in outs:  # a limit read that the rule does not write (policy.model)
-        unread |= _limits_unwritten(predictor, outs, data, ix) & present
+    if PARAM_READINGS[0] in outs:  # a limit or lane read that the rule does not write
+        unread |= _readings_unwritten(predictor, outs, data, ix) & present
     # As the node (policy.decider): the model's score, or a frame without colour.
     ood = (outs[_S.ood_output].reshape(-1)[ix] >= th.image_ood) | colourless(data.images[ix])
     low = outs[_S.output][ix].max(1) < th.confidence
     return {"unread": unread, "ood": ood, "low": low, "any": unread.any(1) | ood | low}
 
 
-def _limits_unwritten(
+def _readings_unwritten(
     predictor: Predictor, outs: dict[str, np.ndarray], data: ArrayDataset, ix: np.ndarray
 ) -> np.ndarray:
-    """Per frame and rule slot [len(ix), R]: perception.readcheck.limit_unwritten, as the node
+    """Per frame and rule slot [len(ix), R]: perception.readcheck.reading_unwritten, as the node
     applies it to each rule set it reads (policy.model.PolicyModel.encode_rules)."""
     top = outs[_S.rule_output][ix].argmax(-1)
-    limits = outs[LIMIT_READING][ix]
+    readings = [outs[name][ix] for name in PARAM_READINGS]
     rows = data.rule_idx[ix]
     out = np.zeros(rows.shape, bool)
     for k, r in zip(*np.nonzero(rows >= 0), strict=True):
         text = data.table.texts[rows[k, r]]
         cls = predictor.rule_classes[top[k, r]]
-        out[k, r] = limit_unwritten(text, cls, limits[k, r])
+        out[k, r] = reading_unwritten(text, cls, [p[k, r] for p in readings])
     return out
 
 

@@ -47,7 +47,7 @@ _LANES = {
 RULE_PARAMS: dict[str, tuple[str, ...]] = {
     "rule_limit": ("none", *(str(v) for v in MODEL_SPEC.rule_limits[1:])),
     "rule_hours": ("none", "day", "extended", "always"),
-    "rule_lane": ("none", *sorted(set(_LANES.values()))),
+    "rule_lane": ("none", *MODEL_SPEC.rule_lanes),
     "rule_merge": ("none", "left", "right"),
 }
 # The lanes a rule can name (rule_lane without "none"). The frame side of the model learns, per

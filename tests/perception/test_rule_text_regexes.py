@@ -21,7 +21,7 @@ from bus.schema import MAX_RULE_CHARS
 PIECES = [
     "p.", "p", ".", " ", "k", "km", "h", " .", "/", "-", "per", "an", "1", "1.", "0", "限速",
     "公里", "/ ", "\u3000", "a", "\u200b", "。", "码", "时", "每", " -", "k.", "m", "..", "mi",
-    "miles ", "s", "t", "吨", "米",
+    "miles ", "s", "t", "吨", "米", "I", "lane ", "第", "车道", "N ", "o ", "(", "*", "_", "3x",
 ]  # fmt: skip
 HEADS = ["", "30 ", "30 k", "Speed limit 30 k", "限速", "限速30", "limit ", "max ", "30"]
 TAILS = ["", "x", "!", "1"]
@@ -31,8 +31,9 @@ CHILD = textwrap.dedent(
     import itertools, json, re, sys, time
     import perception.readcheck as rc
     import perception.rule_encoder as enc
+    import perception.written_lanes as wl
     pieces, heads, tails, longest = json.loads(sys.argv[1])
-    patterns = [(m.__name__ + "." + n, p) for m in (rc, enc) for n, p in vars(m).items()
+    patterns = [(m.__name__ + "." + n, p) for m in (rc, enc, wl) for n, p in vars(m).items()
                 if isinstance(p, re.Pattern)]
     worst = (0.0, "")
     for (name, p), head, piece, tail in itertools.product(patterns, heads, pieces, tails):
@@ -50,6 +51,7 @@ CHILD = textwrap.dedent(
         rc.written_speeds(text)
         enc.normalise(text)
         enc.unreadable_script(text)
+        wl.lane_numbers(text)
         took = time.perf_counter() - t0
         if took > worst[0]:
             worst = (took, "written_speeds " + repr(text[:40]))
@@ -69,5 +71,10 @@ def test_no_rule_text_makes_a_pattern_backtrack_for_long() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     names, worst, where = done.stdout.split(maxsplit=2)
-    assert "perception.readcheck._SPEED" in names.split(","), names  # the patterns were found
+    found = set(names.split(","))  # the patterns were found
+    assert {
+        "perception.readcheck._SPEED",
+        "perception.written_lanes._DIGITS",
+        "perception.rule_encoder._LONE_PAIR",
+    } <= found, names
     assert float(worst) < 1.0, f"{worst} s on {where}"

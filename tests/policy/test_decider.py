@@ -728,7 +728,7 @@ def test_a_new_rule_set_goes_first_only_once_a_frame_waits_on_it(
 def test_the_evaluation_asks_about_contradictions_and_limits_as_the_node_does() -> None:
     """training.evaluate's figures count what the node flags: its scan of the shipped model
     names the same contradicting rules on the frame they decide, none where they do not, and
-    gives the speed-limit readings the node checks (perception.readcheck)."""
+    gives the parameter readings the node checks (perception.readcheck)."""
     from pathlib import Path
 
     from perception.image import preprocess_jpeg
@@ -751,13 +751,14 @@ def test_the_evaluation_asks_about_contradictions_and_limits_as_the_node_does() 
     images = np.stack([preprocess_jpeg(render_jpeg(s), model.meta.decode) for s in frames])
     speeds = np.array([[s.speed_kph] for s in frames], np.float32)
     feeds = S.feeds(images, np.stack([enc[0]] * 2), np.stack([enc[1]] * 2), speeds)
-    _, _, _, classes, limits, clash = check.scan(feeds, 0.0)
+    _, _, _, classes, readings, clash = check.scan(feeds, 0.0)
     assert clash[0].any() and not clash[0, 1] and not clash[1].any()
     node = model.run_encoded(images, [model.encode_rules(texts)] * 2, speeds)
     assert node.clashes is not None and bool(node.clashes[0]) and not node.clashes[1]
     assert set(np.flatnonzero(clash[0])) == {0, 2}  # both overtaking rules, as the node names
     names = model.meta.rule_classes
-    assert limits is not None
+    assert readings is not None and len(readings) == len(S.rule_param_layers)
+    limits = readings[S.rule_param_layers.index("rule_limit")]
     assert limit_unwritten(texts[1], names[int(classes[0, 1].argmax())], limits[0, 1])
 
 
