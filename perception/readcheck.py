@@ -38,7 +38,7 @@ from perception.sentence_reader import META_KEY as SENTENCE_KEY
 from perception.sentence_reader import SentenceReaderSpec, fuse, spec_of
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import IMAGE_FEATURES
-from perception.written_lanes import lane_unwritten
+from perception.written import excepted_not_binding, lane_unwritten
 
 __all__ = [
     "Alternative",
@@ -601,11 +601,15 @@ def limit_unwritten(text: str, rule_class: str, limit: np.ndarray) -> bool:
 
 
 def reading_unwritten(text: str, rule_class: str, params: Sequence[np.ndarray]) -> bool:
-    """Whether a rule's reading names a speed limit (:func:`limit_unwritten`) or a lane number
-    (perception.written_lanes.lane_unwritten) that the rule does not write. ``params``: its
-    parameter readings in MODEL_SPEC.rule_param_layers order. The node answers such a rule
-    ``rules_not_understood`` (policy.model), and evaluation counts it the same way."""
+    """Whether a rule's reading says what the rule does not write: a speed limit
+    (:func:`limit_unwritten`) or a lane number (perception.written.lane_unwritten) it does not
+    write, or that it binds nobody though it names an exception
+    (perception.written.excepted_not_binding). ``params``: its parameter readings in
+    MODEL_SPEC.rule_param_layers order. The node answers such a rule ``rules_not_understood``
+    (policy.model), and evaluation counts it the same way."""
     layers = _S.rule_param_layers
-    return limit_unwritten(text, rule_class, params[layers.index("rule_limit")]) or lane_unwritten(
-        text, rule_class, params[layers.index("rule_lane")]
+    return (
+        limit_unwritten(text, rule_class, params[layers.index("rule_limit")])
+        or lane_unwritten(text, rule_class, params[layers.index("rule_lane")])
+        or excepted_not_binding(text, rule_class)
     )

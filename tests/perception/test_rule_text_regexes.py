@@ -31,7 +31,7 @@ CHILD = textwrap.dedent(
     import itertools, json, re, sys, time
     import perception.readcheck as rc
     import perception.rule_encoder as enc
-    import perception.written_lanes as wl
+    import perception.written as wl
     pieces, heads, tails, longest = json.loads(sys.argv[1])
     patterns = [(m.__name__ + "." + n, p) for m in (rc, enc, wl) for n, p in vars(m).items()
                 if isinstance(p, re.Pattern)]
@@ -74,7 +74,7 @@ def test_no_rule_text_makes_a_pattern_backtrack_for_long() -> None:
     found = set(names.split(","))  # the patterns were found
     assert {
         "perception.readcheck._SPEED",
-        "perception.written_lanes._DIGITS",
+        "perception.written._DIGITS",
         "perception.rule_encoder._LONE_PAIR",
     } <= found, names
     assert float(worst) < 1.0, f"{worst} s on {where}"

@@ -1,10 +1,10 @@
-"""A lane closure read as a lane number it does not write is not acted on
-(perception.written_lanes.lane_unwritten, applied by the node and by evaluation through
-perception.readcheck.reading_unwritten).
+"""Readings the rule's own words contradict are not acted on (perception.written, applied by the
+node and by evaluation through perception.readcheck.reading_unwritten).
 
 An outside probe (forty-seventh session): the rule language gives no distances, so the reader
 took any number in a lane closure for the lane's: "Left lane closed for 2 km, merge right" was
-read as closing lane 2 and the car drove on in the closed lane, valid=true."""
+read as closing lane 2 and the car drove on in the closed lane, valid=true. It has no
+exceptions either, so "Speed limit 50 km/h, buses excepted" was read as binding nobody."""
 
 from __future__ import annotations
 
@@ -16,10 +16,16 @@ import numpy as np
 import pytest
 
 from perception.spec import MODEL_SPEC
-from perception.written_lanes import lane_numbers, lane_unwritten
+from perception.written import (
+    excepted_not_binding,
+    exception_clause,
+    lane_numbers,
+    lane_unwritten,
+)
 from ruledrive.bench_wording import load_templates
 from ruledrive.written_corpus import KINDS, WRITTEN_DIR, load_written
 from simulator.language.ruleset import render_rule
+from simulator.plan import plan_split
 from simulator.rules import LANE_NAMES, LANE_NUMBERS, SIDES, Rule
 from training.ruleparams import _LANES, RULE_PARAMS
 
@@ -141,6 +147,81 @@ def test_the_node_does_not_act_on_a_lane_the_rule_does_not_write(text: str, flag
     frame = next(iter(read_samples([ROOT / "tests/golden/drive.mcap"], require_labels=False)))
     rs = RuleSet(vehicle_id="car-1", version="v", issued_at_ns=time.time_ns(), rules=[text])
     d = Decider(model, "n").step(header(speed=50.0), frame.jpeg, rs)
+    if flagged:
+        assert (d.valid, d.reason, d.unread_rules) == (False, "rules_not_understood", [0])
+    else:
+        assert 0 not in d.unread_rules
+
+
+@pytest.mark.parametrize(
+    ("text", "clause"),
+    [
+        (
+            "Right turn on red permitted after a stop, for all vehicles except trucks over 7.5 t",
+            True,
+        ),
+        ("Speed limit 50 km/h, buses excepted", True),
+        ("Other than buses, no vehicle may overtake", True),
+        ("Apart from cyclists, all traffic must yield to pedestrians", True),
+        ("No overtaking unless the vehicle ahead is a tractor", True),
+        ("EXCLUDING EMERGENCY VEHICLES: NO OVERTAKING", True),
+        ("除执行任务的救护车外，限速50公里/小时", True),
+        ("红灯右转（停车后）允许，7.5吨以上货车除外", True),
+        ("除了公交车，其他车辆禁止驶入最右侧车道", True),
+        ("Speed limit 50 km/h", False),
+        ("Trucks over 7.5 t: no overtaking", False),  # a scope, not an exception
+        ("解除禁止超车", False),  # 解除: "lift"
+        ("出发前请清除车窗积雪", False),  # 清除: "clear"
+        ("限速50公里，违者罚款", False),
+    ],
+)
+def test_exception_clauses_in_both_languages(text: str, clause: bool) -> None:
+    assert exception_clause(text) is clause
+    assert excepted_not_binding(text, "not_binding") is clause
+    assert not excepted_not_binding(text, "speed_limit")  # other readings are not checked
+
+
+@pytest.mark.parametrize("split", ["train", "test", "heldout-phrasing"])
+def test_no_rule_of_the_rule_language_that_binds_nobody_has_an_exception_clause(
+    split: str,
+) -> None:
+    """Every rule text of a split, both languages: the check can flag no reading of a rule
+    that truly binds nobody (its flags are all on misreadings), and no training text has an
+    exception clause at all. Held-out amber wording does ("stop unless within 15 m"): read as
+    binding nobody, it is misread anyway."""
+    from simulator.oracle import rule_class
+
+    plan = plan_split(split, 3000, seed=5, language="bilingual")
+    texts = [(t.text, rule_class(t.rule)) for rs in plan.rule_texts for t in rs]
+    assert len(texts) > 1000 and any(c == "not_binding" for _, c in texts)
+    assert not [t for t, c in texts if excepted_not_binding(t, c)][:5]
+    if split == "train":
+        assert not [t for t, _ in texts if exception_clause(t)][:5]
+
+
+@pytest.mark.parametrize(
+    ("text", "flagged"),
+    [
+        ("Speed limit 50 km/h, buses excepted", True),
+        ("除执行任务的救护车外，限速50公里/小时", True),
+        ("Except for buses, no vehicle may drive in the rightmost lane", False),  # bus lane
+        ("Speed limit 50 km/h", False),
+    ],
+)
+def test_the_node_does_not_act_on_an_exception_read_as_binding_nobody(
+    text: str, flagged: bool
+) -> None:
+    """The shipped model reads the first two as binding nobody (not_binding) at 0.95-1.00."""
+    from bus.recording_reader import read_samples
+    from bus.schema import RuleSet
+    from policy.decider import Decider
+    from policy.model import PolicyModel
+    from tests.policy.test_decider import header
+
+    model = PolicyModel.load(ROOT / "models/ruledrive-default.onnx", "cpu")
+    frame = next(iter(read_samples([ROOT / "tests/golden/drive.mcap"], require_labels=False)))
+    rs = RuleSet(vehicle_id="car-1", version="v", issued_at_ns=time.time_ns(), rules=[text])
+    d = Decider(model, "n").step(header(speed=70.0), frame.jpeg, rs)
     if flagged:
         assert (d.valid, d.reason, d.unread_rules) == (False, "rules_not_understood", [0])
     else:

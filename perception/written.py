@@ -1,4 +1,6 @@
-"""The lane numbers a rule writes, against the lane the model read.
+"""What a rule writes, against what the model read it as: the lane numbers of a lane closure
+(:func:`lane_unwritten`) and an exception clause in a rule read as binding nobody
+(:func:`excepted_not_binding`).
 
 A rule's reading names the lane it closes (``rule_lane``: the centre lane, or the Nth lane from
 the left or from the right; MODEL_SPEC.rule_lanes). The rule language numbers lanes and gives no
@@ -22,7 +24,13 @@ from core.errors import ModelError
 from perception.rule_encoder import normalise
 from perception.spec import MODEL_SPEC
 
-__all__ = ["LANE_KINDS", "lane_numbers", "lane_unwritten"]
+__all__ = [
+    "LANE_KINDS",
+    "excepted_not_binding",
+    "exception_clause",
+    "lane_numbers",
+    "lane_unwritten",
+]
 
 # Rule kinds whose reading names a lane.
 LANE_KINDS = ("lane_closed",)
@@ -74,7 +82,7 @@ def lane_unwritten(text: str, rule_class: str, lane: np.ndarray) -> bool:
     rule names without a number ("Left lane closed for 2 km" read as L1 is not flagged); the
     centre lane has no number. On the rule language's 7,902 lane closures and every lane
     closure of the wording files (read as the lane they name), it flags none
-    (tests/perception/test_written_lanes.py). ``lane``: its rule_lane reading (softmax over
+    (tests/perception/test_written.py). ``lane``: its rule_lane reading (softmax over
     "none" and MODEL_SPEC.rule_lanes)."""
     if rule_class not in LANE_KINDS:
         return False
@@ -91,3 +99,36 @@ def lane_unwritten(text: str, rule_class: str, lane: np.ndarray) -> bool:
     if n in written:
         return False
     return bool(written) or (n >= 2 and _QUANTITY.search(_text(text)) is not None)
+
+
+# An exception clause: "except (for) buses", "buses excepted", "other than", "apart from",
+# "save for", "aside from", "excluding", "exempt", "unless"; 除公交车外 / 除了 / …除外, 例外,
+# 不包括, 不含 (not 解除 "lift", 清除 "clear" and the other verbs ending in 除).
+_EXCEPTION = re.compile(
+    r"\b(?:except(?:ing|ed|ions?)?|other than|apart from|save for|aside from|excluding|"
+    r"exempt(?:ed)?|unless)\b"
+    r"|除外|除了|(?<![解清消排拆删免废革扣剔切铲摒祛去根破开])除[^，,。；;：:\s]{1,15}?(?:以外|之外|外)"
+    r"|例外|不包括|不含",
+    re.I,
+)
+NOT_BINDING = "not_binding"
+
+
+def exception_clause(text: str) -> bool:
+    """Whether a rule has an exception clause (see the pattern above)."""
+    return _EXCEPTION.search(_text(text)) is not None
+
+
+def excepted_not_binding(text: str, rule_class: str) -> bool:
+    """Whether a rule read as binding nobody (``not_binding``) has an exception clause. The rule
+    language has no exceptions (a rule binds the vehicles of its scope), so the reader took the
+    vehicles an exception names for the rule's scope: an outside probe (forty-seventh session)
+    found "Right turn on red permitted after a stop, for all vehicles except trucks over 7.5 t"
+    and "Except for buses, ... the speed limit is 50 km/h" read as binding nobody at 0.9-1.0,
+    valid=true, the car ignoring the limit. A rule that excepts some vehicles binds the others,
+    so the node does not act on that reading (``rules_not_understood``); one that excepts the
+    car itself ("No entry except cars") is flagged too (safe). Readings of other classes are
+    not checked: the bus lane ("except buses, no vehicle may use the right lane") and the amber
+    rule ("stop unless within 15 m") are exceptions the reader was taught. No text of the rule
+    language has an exception clause (tests/perception/test_written.py)."""
+    return rule_class == NOT_BINDING and exception_clause(text)
