@@ -88,7 +88,10 @@ FALLBACKS: tuple[Fallback, ...] = (
         _S,
         "the model cannot read a rule (another language, gibberish, not a traffic rule), or "
         "the rule is in a script the model does not read (no letters, or mostly letters other "
-        "than Latin and Chinese), or the rule is longer than the model reads (40 tokens of "
+        "than Latin and Chinese, or Latin words broken up: 'N o', '0V3RT4K3'), or the model's "
+        "reading says what the rule does not write (a speed limit or a lane number not written "
+        "in it, or binding nobody though the rule names an exception), or the rule is longer "
+        "than the model reads (40 tokens of "
         "the multilingual encoder, prefix included: about 25 English words, 35 or more "
         "Chinese characters; it would be decided on its beginning), or the model reads a "
         "rule unsurely and, read as its "
