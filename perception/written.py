@@ -42,7 +42,20 @@ _UNIT = (
     r"tonnes?\b|%|percent\b|per\s*cent\b|mph\b|am\b|a\.m\.|pm\b|p\.m\.|[:.]\d|"
     r"公里|千米|米|英里|小时|分钟|分|秒|吨|码|点|时)"
 )
-_QUANTITY = re.compile(r"\d(?=" + _UNIT + ")", re.I)
+# A quantity in digits, in English number words ("three hours", "four hundred metres") or in
+# Chinese numerals (三百米, 两公里, 三个小时).
+_QUANTITY = re.compile(
+    r"\d(?="
+    + _UNIT
+    + r")|\b(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|"
+    r"twenty|thirty|forty|fifty|hundred|thousand|half)(?=\s*(?:k(?:m|ms|ilomet(?:re|er)s?)\b|"
+    r"met(?:re|er)s?\b|miles?\b|yards?\b|feet\b|hours?\b|minutes?\b|tonnes?\b))"
+    r"|[零一二两三四五六七八九十百千万半]\s*(?:个)?\s*(?:公里|千米|米|英里|小时|分钟|吨|点)",
+    re.I,
+)
+# Words that name the centre lane ("centre", "center", "central", "CTR", "C lane", "middle", "mid";
+# 中间, 中央, 正中).
+_CENTRE = re.compile(r"cent(?:re|er|ral)|\bctr\b|\bmid|\bC\s+lane|中", re.I)
 # A number written as a count or a name of a lane: digits with no unit after them (an ordinal
 # suffix is fine: "2nd"), the words one to three and first to third, Roman numerals after "lane"
 # or around 车道, and Chinese numerals with 第 or 车道 (第二条车道, 二车道, 车道二).
@@ -75,15 +88,16 @@ def lane_numbers(text: str) -> set[int]:
 
 
 def lane_unwritten(text: str, rule_class: str, lane: np.ndarray) -> bool:
-    """Whether a rule read as a lane closure names a lane number it does not write: the read
-    lane is the Nth from one side (L/R N) and N is not among :func:`lane_numbers`, while the
-    rule writes another lane number, or (N >= 2) a quantity the number could have come from
-    ("for 2 km"). The first lane from either side is also the leftmost or rightmost, which a
-    rule names without a number ("Left lane closed for 2 km" read as L1 is not flagged); the
-    centre lane has no number. On the rule language's 7,902 lane closures and every lane
-    closure of the wording files (read as the lane they name), it flags none
-    (tests/perception/test_written.py). ``lane``: its rule_lane reading (softmax over
-    "none" and MODEL_SPEC.rule_lanes)."""
+    """Whether a rule read as a lane closure names a lane it does not write: the read lane is
+    the Nth from one side (L/R N) and N is not among :func:`lane_numbers`, while the rule
+    writes another lane number, or (N >= 2) a quantity the number could have come from ("for
+    2 km", "for three hours", 三百米); or the read lane is the centre lane and no word of the
+    rule names a centre ("Starting 800 m ahead, the left lane is closed" was read as closing
+    the centre lane). The first lane from either side is also the leftmost or rightmost, which a
+    rule names without a number ("Left lane closed for 2 km" read as L1 is not flagged). On
+    every lane closure of the rule language and of the wording files, read as the lane it
+    names, it flags none (tests/perception/test_written.py). ``lane``: its rule_lane reading
+    (softmax over "none" and MODEL_SPEC.rule_lanes)."""
     if rule_class not in LANE_KINDS:
         return False
     names = ("none", *MODEL_SPEC.rule_lanes)
@@ -93,7 +107,9 @@ def lane_unwritten(text: str, rule_class: str, lane: np.ndarray) -> bool:
             "(MODEL_SPEC.rule_lanes and none)"
         )
     read = names[int(np.argmax(lane))]
-    if read in ("none", "C"):
+    if read == "C":
+        return _CENTRE.search(_text(text)) is None
+    if read == "none":
         return False
     n, written = int(read[1:]), lane_numbers(text)
     if n in written:

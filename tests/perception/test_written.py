@@ -66,6 +66,13 @@ def test_the_lanes_the_node_checks_are_the_lanes_training_reads() -> None:
         ("The lane just right of the leftmost lane is closed", "L2", False),  # no number at all
         ("Right lane closed, merge left", "R1", False),
         ("Centre lane closed for 2 km", "C", False),  # no number to read
+        ("The lane in the middle is closed", "C", False),
+        ("中间车道封闭，请向左并线", "C", False),
+        ("Starting 800 m ahead, the left lane is closed, merge right", "C", True),  # no centre
+        ("前方八百米左侧车道关闭，请提前向右变道", "C", True),
+        ("The left lane will stay closed for three hours, merge right", "L3", True),
+        ("左侧车道施工封闭三百米", "L3", True),
+        ("Left lane closed for four hundred metres", "L2", True),
         ("Left lane closed for 2 km", "none", False),
     ],
 )
