@@ -206,8 +206,11 @@ class NodeStatus(_Msg):
 
 
 class ErrorReport(_Msg):
-    """Rejected input, reported on the node's errors topic: the first of a (code, vehicle) in an
-    interval at once, the rest of that interval as one report with ``count``."""
+    """Rejected input, reported on the node's errors topic: the first of a (code, topic) in an
+    interval at once, the rest of that interval as one report with ``count``. Past 20 immediate
+    reports in an interval (or 1,024 pairs held), rejections from topics not yet reported that
+    interval are pooled per code (the first at once, the rest as one report whose ``topic``
+    and ``detail`` are the latest example's and whose ``count`` covers every pooled topic)."""
 
     schema_version: Version = 1
     node_id: str

@@ -42,7 +42,10 @@ class RejectCode(StrEnum):
 
 REJECT_MEANINGS: dict[RejectCode, str] = {
     RejectCode.PAYLOAD_TOO_LARGE: "payload above `max_payload_bytes`",
-    RejectCode.UNKNOWN_TOPIC: "topic not in the contract",
+    RejectCode.UNKNOWN_TOPIC: (
+        "topic not in the contract (not met from the bus: the node subscribes to the "
+        "contract's topics only; `bus.codec` raises it for a message parsed off another topic)"
+    ),
     RejectCode.BAD_VEHICLE_ID: (
         "vehicle/node id in the topic or payload does not match the id pattern"
     ),
@@ -95,7 +98,9 @@ REJECT_MEANINGS: dict[RejectCode, str] = {
         "waiting; dropped (a waiting vehicle's newer frame still replaces its old one)"
     ),
     RejectCode.TOO_MANY_RULES: (
-        "a rule set has more rules than the model takes (answered with the bad_rules fallback)"
+        "a rule set has more rules than the model takes (answered with the bad_rules "
+        "fallback; on the bus a set of more than 5 rules is `bad_schema` first, so only a "
+        "model taking fewer rules than the schema allows meets it)"
     ),
     RejectCode.TOO_MANY_VEHICLES: (
         "a rule set for a vehicle the node does not know while `max_vehicles` vehicles hold "

@@ -92,7 +92,7 @@ FALLBACKS: tuple[Fallback, ...] = (
         "reading says what the rule does not write (a speed limit or a lane number not written "
         "in it, or binding nobody though the rule names an exception), or the rule is longer "
         "than the model reads (40 tokens of "
-        "the multilingual encoder, prefix included: about 25 English words, 35 or more "
+        "the multilingual encoder, prefix included: about 25 English words or 35 to 40 "
         "Chinese characters; it would be decided on its beginning), or the model reads a "
         "rule unsurely and, read as its "
         "runner-up, the rule would change this frame's decision (the reading check), or its "
