@@ -148,6 +148,14 @@ class Node:
         p, nid = settings.topic_prefix, settings.node_id
         self.status_topic = STATUS.topic(p, node_id=nid)
         self.errors_topic = ERRORS.topic(p, node_id=nid)
+        # While signatures are checked, the rule sets accepted before a restart are taken back
+        # (policy.rulemarks): a refused message retained over the genuine one on the broker
+        # must not cost the vehicle its rules.
+        for vid, rules in self.gate.kept().items():
+            self.rules[vid] = rules
+            self._last_heard[vid] = time.monotonic()
+            self.decider.prefetch(rules, self._encoded)
+        self.metrics.vehicles.set(len(self.rules))
 
     # lifecycle ---------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ fails is the refusal the node reports (docs/contract.md, "Publishing a rule set"
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Container
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from policy.rulemarks import RuleMarks
 from policy.settings import NodeSettings
 
 __all__ = ["Refusal", "RuleGate"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,22 @@ class RuleGate:
         self.trusted: TrustedKeys | None = (
             load_trusted_keys(settings.trusted_keys) if settings.trusted_keys else None
         )
-        self.marks = RuleMarks(settings.state_dir, settings.max_vehicles)
+        self.marks = RuleMarks(
+            settings.state_dir, settings.max_vehicles, keep_sets=self.trusted is not None
+        )
+
+    def kept(self) -> dict[str, RuleSet]:
+        """The rule sets the node accepted before it stopped (policy.rulemarks, kept while
+        signatures are checked), each still signed by a key trusted now; a set whose key is no
+        longer trusted is not taken back (logged)."""
+        out = {}
+        for vid, rules in self.marks.kept().items():
+            reason = None if self.trusted is None else unverified_reason(rules, self.trusted)
+            if reason is not None:
+                log.warning("the kept rule set of %s is not taken back: %s", vid, reason)
+                continue
+            out[vid] = rules
+        return out
 
     def check(self, vid: str, rules: RuleSet | None, now_ns: int) -> Refusal | None:
         """The refusal of ``rules`` for ``vid`` (None = a clear), or None if it may be taken."""

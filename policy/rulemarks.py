@@ -11,6 +11,15 @@ pattern), each written to a temporary file, flushed to disk and renamed over the
 crash leaves the old mark or the new one, never half of one. At most ``max_vehicles`` marks are
 held: a new vehicle beyond that evicts the mark least recently set of a vehicle whose rules the
 node no longer holds (forgotten after ``vehicle_ttl_s``).
+
+With ``keep_sets`` (the node sets it while it checks signatures) the accepted rule set itself is
+kept too, in ``STATE_DIR/rule-sets/VEHICLE_ID.json``, and :meth:`RuleMarks.kept` gives the sets
+that match their marks back at start. The broker retains only the *latest* message of a topic,
+so a refused one (unsigned, forged, a clear) published retained over the genuine rule set
+replaces it there: without this, a restarted node would find nothing to take, and the vehicle
+would wait at ``no_rules`` until the authority published again (an outside conformance pass,
+forty-seventh session). Without signatures a kept set is not taken back: a clear the node missed
+while down would leave it acting on withdrawn rules.
 """
 
 from __future__ import annotations
@@ -31,12 +40,14 @@ from bus.signing import canonical_bytes
 from core.errors import ConfigError
 from core.paths import read_regular_file
 
-__all__ = ["MARKS_SUBDIR", "Mark", "RuleMarks", "digest"]
+__all__ = ["MARKS_SUBDIR", "SETS_SUBDIR", "Mark", "RuleMarks", "digest"]
 
 log = logging.getLogger(__name__)
 
 MARKS_SUBDIR = "rule-marks"
+SETS_SUBDIR = "rule-sets"
 _MAX_MARK_FILE_BYTES = 4096
+_MAX_SET_FILE_BYTES = 64 * 1024  # 5 rules of 200 characters, signed: under 8 KB
 
 
 class Mark(BaseModel):
@@ -62,7 +73,7 @@ class RuleMarks:
     housekeeping retries unsaved ones (:meth:`retry_unsaved`): both under one lock.
     """
 
-    def __init__(self, state_dir: Path | None, max_vehicles: int) -> None:
+    def __init__(self, state_dir: Path | None, max_vehicles: int, keep_sets: bool = False) -> None:
         self.max_vehicles = max_vehicles
         self._lock = threading.Lock()
         self.write_failures = 0
@@ -73,9 +84,15 @@ class RuleMarks:
         self.unsaved: set[str] = set()
         # Insertion order = order in which marks were last set: the first is evicted first.
         self._marks: dict[str, Mark] = {}
+        # With keep_sets: each vehicle's accepted rule set as written (its canonical JSON).
+        self._sets: dict[str, bytes] = {}
         self._dir = state_dir / MARKS_SUBDIR if state_dir is not None else None
+        self._sets_dir = state_dir / SETS_SUBDIR if state_dir is not None and keep_sets else None
+        self._kept: dict[str, RuleSet] = {}
         if self._dir is not None:
             self._load(self._dir)
+        if self._sets_dir is not None:
+            self._kept = self._load_sets(self._sets_dir)
 
     @property
     def persistent(self) -> bool:
@@ -86,6 +103,11 @@ class RuleMarks:
 
     def get(self, vid: str) -> Mark | None:
         return self._marks.get(vid)
+
+    def kept(self) -> dict[str, RuleSet]:
+        """The rule sets kept on disk whose marks they match (``keep_sets``), by vehicle; each
+        is what the node last accepted for that vehicle before it stopped."""
+        return dict(self._kept)
 
     def replay_reason(self, vid: str, rules: RuleSet) -> str | None:
         """Why ``rules`` cannot be newer than what was accepted for ``vid``, or None.
@@ -127,6 +149,8 @@ class RuleMarks:
             if old is None and len(self._marks) >= self.max_vehicles:
                 self._evict(held)
             self._marks[vid] = mark
+            if self._sets_dir is not None:
+                self._sets[vid] = rules.model_dump_json().encode()
             return self._save(mark)
 
     def retry_unsaved(self) -> int:
@@ -145,7 +169,10 @@ class RuleMarks:
             return True
         vid = mark.vehicle_id
         try:
-            self._write(mark)
+            if self._sets_dir is not None and vid in self._sets:  # the set first: a mark on
+                # disk newer than its set only loses the set, never lets an older one in
+                self._write_file(self._sets_dir, vid, self._sets[vid])
+            self._write_file(self._dir, vid, mark.model_dump_json().encode())
         except OSError as exc:
             self.write_failures += 1
             self.unsaved.add(vid)
@@ -166,24 +193,53 @@ class RuleMarks:
         if victim is None:  # every mark belongs to a held vehicle: the node refuses new ones first
             victim = next(iter(self._marks))
         del self._marks[victim]
+        self._sets.pop(victim, None)
         self.unsaved.discard(victim)
-        if self._dir is not None:
-            with suppress(OSError):
-                (self._dir / f"{victim}.json").unlink()
+        for directory in (self._dir, self._sets_dir):
+            if directory is not None:
+                with suppress(OSError):
+                    (directory / f"{victim}.json").unlink()
 
-    def _write(self, mark: Mark) -> None:
-        assert self._dir is not None
-        fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=f".{mark.vehicle_id}.", suffix=".tmp")
+    @staticmethod
+    def _write_file(directory: Path, vid: str, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{vid}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(mark.model_dump_json().encode())
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self._dir / f"{mark.vehicle_id}.json")
+            os.replace(tmp, directory / f"{vid}.json")
         except OSError:
             with suppress(OSError):
                 os.unlink(tmp)
             raise
+
+    def _load_sets(self, directory: Path) -> dict[str, RuleSet]:
+        """The kept rule sets that match their marks. One that cannot be read or does not
+        match (its write failed after an older one) is skipped with a warning: the mark, not
+        the set, is what keeps old rule sets out."""
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            for tmp in directory.glob(".*.tmp"):
+                tmp.unlink()
+            files = [p for p in directory.iterdir() if p.suffix == ".json"]
+        except OSError as exc:
+            raise ConfigError(f"state_dir: cannot use {directory}: {exc.strerror or exc}") from exc
+        kept = {}
+        for path in files:
+            mark = self._marks.get(path.stem)
+            try:
+                raw = read_regular_file(path, _MAX_SET_FILE_BYTES, "state_dir: the rule set")
+                rules = RuleSet.model_validate_json(raw)
+            except (ConfigError, ValidationError) as exc:
+                log.warning("state_dir: %s is not a rule set, not taken back: %s", path, exc)
+                continue
+            if mark is None or digest(rules) != mark.sha256 or rules.vehicle_id != path.stem:
+                log.warning("state_dir: %s is not the rule set its mark names; not taken", path)
+                continue
+            kept[path.stem] = rules
+            self._sets[path.stem] = raw
+        return kept
 
     def _load(self, directory: Path) -> None:
         try:

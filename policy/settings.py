@@ -184,7 +184,8 @@ class NodeSettings(BaseSettings):
     state_dir: Path | None = Field(
         None,
         description="keeps the newest rule set accepted per vehicle across restarts, so an old "
-        "retained one replayed is refused; none = in memory only",
+        "retained one replayed is refused (with trusted_keys, the set itself too, taken back at "
+        "start); none = in memory only",
     )
     trusted_keys: Path | None = Field(
         None,

@@ -167,6 +167,71 @@ def test_with_trusted_keys_only_rule_sets_signed_by_one_are_taken(
     assert node.rules["car-1"].version == "r2" and codes(bus)[-1] == "rules_replayed"
 
 
+def test_with_keys_and_state_dir_the_accepted_rule_set_survives_a_refused_retained_one(
+    model: PolicyModel, keys: Path, authority: Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    """An outside conformance pass: a refused message published retained (unsigned, forged, a
+    clear) replaces the genuine rule set on the broker, so a restarted node found nothing to
+    take and the vehicle waited at no_rules. The node keeps the accepted set and takes it
+    back at start."""
+    state = tmp_path / "state"
+    now = time.time_ns()
+    good = sign(at(now, "good"), authority)
+    bus = MemoryBus()
+    node_on(bus, model, trusted_keys=keys, state_dir=state)
+    publish(bus, good)
+    # Refused retained messages: an unsigned rule set (the broker keeps it and hands it to the
+    # restarted node) and a clear (the broker deletes the retained message: nothing to hand).
+    for retained, refused in ((at(now + 1, "unsigned"), ["rules_unverified"]), (None, [])):
+        bus = connected_bus()
+        publish(bus, retained)
+        restarted = node_on(bus, model, trusted_keys=keys, state_dir=state)
+        assert restarted.rules["car-1"] == good
+        assert codes(bus) == refused
+    # Nothing retained at all: the kept set still holds; a newer signed one replaces it.
+    bus = connected_bus()
+    restarted = node_on(bus, model, trusted_keys=keys, state_dir=state)
+    assert restarted.rules["car-1"] == good
+    newer = sign(at(now + 2, "newer"), authority)
+    publish(bus, newer)
+    assert (
+        node_on(connected_bus(), model, trusted_keys=keys, state_dir=state).rules["car-1"] == newer
+    )
+    # A key no longer trusted: its rule set is not taken back (the mark still refuses older).
+    other = tmp_path / "other-keys"
+    other.mkdir()
+    (other / "new.pub").write_bytes(public_pem(Ed25519PrivateKey.generate().public_key()))
+    assert "car-1" not in node_on(connected_bus(), model, trusted_keys=other, state_dir=state).rules
+
+
+def test_a_kept_rule_set_that_does_not_match_its_mark_is_not_taken_back(
+    model: PolicyModel, keys: Path, authority: Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    bus = MemoryBus()
+    node_on(bus, model, trusted_keys=keys, state_dir=state)
+    publish(bus, sign(at(time.time_ns(), "good"), authority))
+    kept = state / "rule-sets" / "car-1.json"
+    assert kept.is_file()
+    for damage in (b"{not json", sign(at(1, "other"), authority).model_dump_json().encode()):
+        kept.write_bytes(damage)
+        assert (
+            "car-1" not in node_on(connected_bus(), model, trusted_keys=keys, state_dir=state).rules
+        )
+
+
+def test_without_keys_a_restarted_node_takes_back_no_rule_set(
+    model: PolicyModel, tmp_path: Path
+) -> None:
+    """Unsigned, a clear is taken: a node down while its vehicle's rules were cleared must not
+    wake up acting on them, so nothing is kept."""
+    bus = MemoryBus()
+    node_on(bus, model, state_dir=tmp_path)
+    publish(bus, at(time.time_ns(), "r1"))
+    assert not (tmp_path / "rule-sets").exists()
+    assert "car-1" not in node_on(connected_bus(), model, state_dir=tmp_path).rules
+
+
 def test_without_trusted_keys_unsigned_and_signed_are_taken(
     model: PolicyModel, authority: Ed25519PrivateKey
 ) -> None:
