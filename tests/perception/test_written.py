@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -130,6 +132,25 @@ def test_no_lane_closure_of_the_wording_files_read_right_is_flagged() -> None:
     assert n > 5000 and not flagged[:5]
 
 
+@pytest.fixture(scope="module")
+def decide() -> Callable[[str, float], Any]:
+    """The node's decision path (Decider) on the shipped model, one golden frame."""
+    from bus.recording_reader import read_samples
+    from bus.schema import RuleSet
+    from policy.decider import Decider
+    from policy.model import PolicyModel
+    from tests.policy.test_decider import header
+
+    model = PolicyModel.load(ROOT / "models/ruledrive-default.onnx", "cpu")
+    frame = next(iter(read_samples([ROOT / "tests/golden/drive.mcap"], require_labels=False)))
+
+    def run(text: str, speed: float) -> Any:
+        rs = RuleSet(vehicle_id="car-1", version="v", issued_at_ns=time.time_ns(), rules=[text])
+        return Decider(model, "n").step(header(speed=speed), frame.jpeg, rs)
+
+    return run
+
+
 @pytest.mark.parametrize(
     ("text", "flagged"),
     [
@@ -140,20 +161,13 @@ def test_no_lane_closure_of_the_wording_files_read_right_is_flagged() -> None:
         ("左侧车道封闭，请向右并线", False),
     ],
 )
-def test_the_node_does_not_act_on_a_lane_the_rule_does_not_write(text: str, flagged: bool) -> None:
+def test_the_node_does_not_act_on_a_lane_the_rule_does_not_write(
+    decide: Callable[[str, float], Any], text: str, flagged: bool
+) -> None:
     """The shipped model reads the distances above as the lane's number, and the node answers
     rules_not_understood naming the rule (a model that reads them right fails this test: then
     say so in docs/training.md and drop the case)."""
-    from bus.recording_reader import read_samples
-    from bus.schema import RuleSet
-    from policy.decider import Decider
-    from policy.model import PolicyModel
-    from tests.policy.test_decider import header
-
-    model = PolicyModel.load(ROOT / "models/ruledrive-default.onnx", "cpu")
-    frame = next(iter(read_samples([ROOT / "tests/golden/drive.mcap"], require_labels=False)))
-    rs = RuleSet(vehicle_id="car-1", version="v", issued_at_ns=time.time_ns(), rules=[text])
-    d = Decider(model, "n").step(header(speed=50.0), frame.jpeg, rs)
+    d = decide(text, 50.0)
     if flagged:
         assert (d.valid, d.reason, d.unread_rules) == (False, "rules_not_understood", [0])
     else:
@@ -216,19 +230,10 @@ def test_no_rule_of_the_rule_language_that_binds_nobody_has_an_exception_clause(
     ],
 )
 def test_the_node_does_not_act_on_an_exception_read_as_binding_nobody(
-    text: str, flagged: bool
+    decide: Callable[[str, float], Any], text: str, flagged: bool
 ) -> None:
     """The shipped model reads the first two as binding nobody (not_binding) at 0.95-1.00."""
-    from bus.recording_reader import read_samples
-    from bus.schema import RuleSet
-    from policy.decider import Decider
-    from policy.model import PolicyModel
-    from tests.policy.test_decider import header
-
-    model = PolicyModel.load(ROOT / "models/ruledrive-default.onnx", "cpu")
-    frame = next(iter(read_samples([ROOT / "tests/golden/drive.mcap"], require_labels=False)))
-    rs = RuleSet(vehicle_id="car-1", version="v", issued_at_ns=time.time_ns(), rules=[text])
-    d = Decider(model, "n").step(header(speed=70.0), frame.jpeg, rs)
+    d = decide(text, 70.0)
     if flagged:
         assert (d.valid, d.reason, d.unread_rules) == (False, "rules_not_understood", [0])
     else:
