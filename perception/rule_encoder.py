@@ -519,23 +519,26 @@ _READ_SCRIPTS = (
 _OTHER_SCRIPT_SHARE = 0.2
 _MARKS = ("Mn", "Me")  # Unicode combining marks: non-spacing, enclosing
 # Latin words broken up, as obfuscation, OCR or a damaged feed leaves them (checked on the
-# NFKC form, so full-width letters count). A digit inside a word: letter-digit-letter
-# ("0V3RT4K3", "tr4vel"), digit-letter-digit other than 4x4 and 7h30, or a zero that starts a
-# word of letters ("0VERTAKING"; no unit or ordinal starts with 0).
-_DIGIT_IN_WORD = re.compile(
-    r"[A-Za-z][0-9]+[A-Za-z]|(?<![0-9.])[0-9]+[A-WYZa-gi-wyz][0-9]|(?<![0-9.,:])0[A-Za-z]{3,}"
-)
-# Two lone letters in a row ("N o", "N-o", "N(o", "O V E R"): a lone letter has no letter or
-# digit beside it; "a", "A" and "I" are words, a letter after a number is a unit ("7.5 t",
-# "7 h"), letters joined by a dot are an abbreviation ("p.m."), and two capitals joined by a
-# hyphen name a range ("lanes B-D").
-_LONE = r"(?<![A-Za-z0-9.])(?<![0-9] )[B-HJ-Zb-z](?![A-Za-z0-9])"
-_LONE_PAIR = re.compile(
-    _LONE + r"(?:[\s()*_]{1,2}|-(?![A-Z]))" + r"(?<![A-Za-z])[B-HJ-Zb-z](?![A-Za-z0-9.])"
-)
-# A symbol inside a word: "over*take", "over_take", "trav(elling" (a bracket not closed
-# before the word ends; "vehicle(s)" closes it).
-_SYMBOL_IN_WORD = re.compile(r"[A-Za-z][*_][A-Za-z]|[A-Za-z]\((?![A-Za-z]*\))[A-Za-z]")
+# NFKC form, so full-width letters count). A digit inside a word between two runs of at least
+# two letters ("Ov3rtaking", "OVERT4KING"; not codes such as "A1M", "N3G", "exit12A", "4m50"),
+# or a zero that starts a word of letters ("0VERTAKING"; no unit or ordinal starts with 0) ...
+_DIGIT_IN_WORD = re.compile(r"[A-Za-z]{2,}[0-9]+[A-Za-z]{2,}|(?<![0-9.,:])0[A-Za-z]{3,}")
+# ... or a word of three or more digit runs between letters other than x ("0V3RT4K3"; "2x2x2"
+# is a size).
+_WORD = re.compile(r"[A-Za-z0-9]+")
+# Two lone letters in a row ("N o", "N-o", "N(o", "O V E R", "N-O"): a lone letter has no letter
+# or digit beside it; "a", "A" and "I" are words; a letter after a number is a unit ("7.5 t",
+# "7 h"); letters joined by a dot are an abbreviation ("p.m."); one beside a slash is a unit or
+# a shorthand ("km/h", "w/ trailer"); one after an apostrophe ends a word ("don't U-turn");
+# and lone letters right after "lane(s)" name lanes ("lanes B-D", "lane B (C is closed)").
+_LONE = r"(?<![A-Za-z0-9.'’/])(?<![0-9] )[B-HJ-Zb-z](?![A-Za-z0-9/])"
+_LONE_PAIR = re.compile(_LONE + r"[\s()*_\-–—]{1,2}" + r"(?<![A-Za-z])[B-HJ-Zb-z](?![A-Za-z0-9./])")
+_AFTER_LANE = re.compile(r"\b(?:lanes?|ln)\s*$", re.I)
+# A symbol inside a word: "over*take", "over_take", or an opening bracket inside a word that the
+# text never closes ("trav(elling", "S(peed limit"; "vehicle(s)" and "closed(road works)" close
+# theirs).
+_SYMBOL_IN_WORD = re.compile(r"[A-Za-z][*_][A-Za-z]")
+_BRACKET_IN_WORD = re.compile(r"[A-Za-z]\([A-Za-z]")
 
 
 def garbled(text: str) -> bool:
@@ -549,7 +552,15 @@ def garbled(text: str) -> bool:
     "OVERTAE"). No text of the rule language and none of the outside-written wording files
     trips it (docs/training.md, "Broken-up words")."""
     t = unicodedata.normalize("NFKC", text)
-    return any(p.search(t) for p in (_DIGIT_IN_WORD, _LONE_PAIR, _SYMBOL_IN_WORD))
+    if _DIGIT_IN_WORD.search(t) or _SYMBOL_IN_WORD.search(t):
+        return True
+    for word in _WORD.findall(t):
+        letters = re.findall(r"[A-Za-z]+", word)
+        if len(re.findall(r"[0-9]+", word)) >= 3 and any(set(x) - {"x", "X"} for x in letters):
+            return True
+    if t.count("(") > t.count(")") and _BRACKET_IN_WORD.search(t):
+        return True
+    return any(not _AFTER_LANE.search(t, 0, m.start()) for m in _LONE_PAIR.finditer(t))
 
 
 def unreadable_script(text: str) -> bool:

@@ -143,7 +143,10 @@ class RuleMarks:
         )
         with self._lock:
             old = self._marks.pop(vid, None)
-            if old == mark and vid not in self.unsaved:  # the same again: no write
+            # The same again: no write, unless its set is to be kept and is not yet (a state dir
+            # from before keep_sets, keys configured since, a set file that was damaged).
+            missing_set = self._sets_dir is not None and vid not in self._sets
+            if old == mark and vid not in self.unsaved and not missing_set:
                 self._marks[vid] = mark  # (it keeps its place)
                 return True
             if old is None and len(self._marks) >= self.max_vehicles:

@@ -41,6 +41,10 @@ WRITTEN_FILES = sorted(WRITTEN_DIR.glob("*.yaml"))
         "Speed limit 3O km/h t0 5pm, s c h o o l days",
         "ｎ ｏ overtaking",  # full-width letters
         "禁止超车, N o overtaking",
+        "N-O OVERTAKING",  # capitals too (a review)
+        "N–o overtaking",  # an en dash
+        "tr4v3ll1ng is not permitted",
+        "OVERT4KING PROHIBITED",
     ],
 )
 def test_broken_up_words_are_not_understood(text: str) -> None:
@@ -67,6 +71,16 @@ def test_broken_up_words_are_not_understood(text: str) -> None:
         "Give way to pedestrians (zebra crossing)",
         "No overtaking*",
         "A区禁止停车，第2车道关闭，限速50公里/小时",
+        # a review: contractions, units, brackets without a space, codes, lane letters
+        "Don't U-turn here; you can't U-turn at the lights",
+        "Speed limit 30 km/h U-turns prohibited",
+        "Speed limit 80 km/h w/ trailer",
+        "a) 50 km/h b) 30 km/h",
+        "Lane 2 closed(road works); no entry(except buses)",
+        "限速60km/h（A区）",
+        "exit12A closed; A1M closed; L3e mopeds and N3G vehicles; max height 4m50",
+        "Lanes B C closed; lanes b-d closed; use lane B (C is closed)",
+        "2x2x2 m loads",
     ],
 )
 def test_readable_wording_is_not_garbled(text: str) -> None:

@@ -40,8 +40,10 @@ def reading(lane: str) -> np.ndarray:
 
 
 def test_the_lanes_the_node_checks_are_the_lanes_training_reads() -> None:
-    assert RULE_PARAMS["rule_lane"] == LANES
-    assert set(_LANES.values()) == set(MODEL_SPEC.rule_lanes)
+    """The order is the shipped model's: its rule_lane output was trained on the sorted lane
+    names (a reorder would silently change what every lane reading means)."""
+    assert LANES == ("none", "C", "L1", "L2", "L3", "R1", "R2", "R3")
+    assert RULE_PARAMS["rule_lane"] == ("none", *sorted(set(_LANES.values())))
 
 
 @pytest.mark.parametrize(
@@ -76,6 +78,22 @@ def test_the_lanes_the_node_checks_are_the_lanes_training_reads() -> None:
         ("左侧车道施工封闭三百米", "L3", True),
         ("Left lane closed for four hundred metres", "L2", True),
         ("Left lane closed for 2 km", "none", False),
+        # a review: quantities in other forms, and numbers that name no lane
+        ("前方2km左侧车道封闭，请向右并线", "L2", True),
+        ("Left lane closed for 2,000 m, merge right", "R2", True),
+        ("Left lane closed for 2 weeks, merge right", "L2", True),
+        ("Left lane closed for a 2-km stretch, merge right", "L2", True),
+        ("Right lane closed for 3 days, merge left", "R3", True),
+        ("Left lane closed in the city centre, merge right", "C", True),
+        ("左侧车道施工中，请向右并线", "C", True),
+        ("前方500m左侧车道封闭，请向右并线", "L1", False),
+        ("Right lane closed near exit 4 on I-95 until May 5, 7-9 am", "R1", False),
+        ("Right lane closed, speed limit 60 kph, 2 lanes remain open", "R1", False),
+        ("Left lane of the M25 closed at junction 12", "L1", False),
+        ("右侧车道7-9点封闭至12月31日，限速60", "R1", False),
+        ("G15高速左侧车道22-6时封闭，保留两车道通行（3天）", "L1", False),
+        ("The middle one of the three lanes is closed", "C", False),
+        ("中間車道封閉，請向左併線", "C", False),
     ],
 )
 def test_lane_unwritten_compares_the_reading_with_the_lane_numbers(
@@ -87,8 +105,12 @@ def test_lane_unwritten_compares_the_reading_with_the_lane_numbers(
 
 def test_lane_numbers_leave_quantities_out() -> None:
     assert lane_numbers("Lane 2 closed for 3 km, merge one lane left") == {2, 1}
+    assert lane_numbers("The left-most lane 0.5 km ahead, the number-two lane") == {2}
     assert lane_numbers("左侧车道封闭3公里，前方500米") == set()
     assert lane_numbers("Lane 1 closed 7:00-17:00, 50% of traffic, 7.5 t") == {1}
+    assert lane_numbers("Lanes 1 and 2 closed; 2 lanes remain open near exit 4, M25") == {1, 2}
+    assert lane_numbers("右侧车道7-9点封闭，保留两车道通行（3天），G15高速") == set()
+    assert lane_numbers("左起第二条车道、3号车道、车道一、LN 2 closed, the 3rd lane") == {1, 2, 3}
     with pytest.raises(Exception, match="lanes"):
         lane_unwritten("Lane 2 closed", "lane_closed", np.ones(3))
 
@@ -194,6 +216,17 @@ def test_the_node_does_not_act_on_a_lane_the_rule_does_not_write(
         ("解除禁止超车", False),  # 解除: "lift"
         ("出发前请清除车窗积雪", False),  # 清除: "clear"
         ("限速50公里，违者罚款", False),
+        # a review: exceptions of places, words with 除 that are no exception, more forms
+        ("Trucks over 7.5 t: no overtaking, except on the climbing lane", False),
+        ("Buses only: no stopping except at bus stops", False),
+        ("Stop at amber unless within 15 m of the stop line", False),  # the amber rule
+        ("除夕期间外地货车禁止进城", False),  # 除夕: New Year's Eve
+        ("道路除冰作业外侧车道封闭", False),  # 除冰: de-icing; 外侧: the outer lane
+        ("除此以外，禁止超车", False),
+        ("With the exemption of buses, speed limit 50 km/h", True),
+        ("Speed limit 50 km/h; does not apply to buses", True),
+        ("除非是救护车，所有车辆禁止超车", True),
+        ("限速50公里，本规定不适用于摩托车", True),
     ],
 )
 def test_exception_clauses_in_both_languages(text: str, clause: bool) -> None:

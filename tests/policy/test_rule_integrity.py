@@ -215,9 +215,22 @@ def test_a_kept_rule_set_that_does_not_match_its_mark_is_not_taken_back(
     assert kept.is_file()
     for damage in (b"{not json", sign(at(1, "other"), authority).model_dump_json().encode()):
         kept.write_bytes(damage)
-        assert (
-            "car-1" not in node_on(connected_bus(), model, trusted_keys=keys, state_dir=state).rules
-        )
+        restarted = node_on(connected_bus(), model, trusted_keys=keys, state_dir=state)
+        assert "car-1" not in restarted.rules
+    # The same rule set delivered again writes its set anew (a damaged or missing one, or a
+    # state dir from before the sets were kept: a review found it never written then).
+    good = sign(at(time.time_ns(), "good"), authority)
+    for loss in (lambda: kept.write_bytes(b"{not json"), kept.unlink):
+        bus = MemoryBus()
+        node_on(bus, model, trusted_keys=keys, state_dir=state)
+        publish(bus, good)
+        loss()
+        bus = connected_bus()
+        publish(bus, good)  # the genuine one, retained: taken, and its set kept again
+        node_on(bus, model, trusted_keys=keys, state_dir=state)
+        bus = connected_bus()
+        publish(bus, None)
+        assert node_on(bus, model, trusted_keys=keys, state_dir=state).rules["car-1"] == good
 
 
 def test_without_keys_a_restarted_node_takes_back_no_rule_set(
