@@ -524,8 +524,11 @@ _MARKS = ("Mn", "Me")  # Unicode combining marks: non-spacing, enclosing
 # or a zero that starts a word of letters ("0VERTAKING"; no unit or ordinal starts with 0) ...
 _DIGIT_IN_WORD = re.compile(r"[A-Za-z]{2,}[0-9]+[A-Za-z]{2,}|(?<![0-9.,:])0[A-Za-z]{3,}")
 # ... or a word of three or more digit runs between letters other than x ("0V3RT4K3"; "2x2x2"
-# is a size).
+# is a size), or a word of three or more letters with a digit that looks like a letter (0 1 3 4
+# 5 7) between two of them ("P4SS", "L4NE"; codes such as "A1M", "N3G", "L3e" have two letters,
+# "CO2e" and "Euro6d" other digits).
 _WORD = re.compile(r"[A-Za-z0-9]+")
+_LOOKALIKE = re.compile(r"[A-Za-z][013457][A-Za-z]")
 # Two lone letters in a row ("N o", "N-o", "N(o", "O V E R", "N-O"): a lone letter has no letter
 # or digit beside it; "a", "A" and "I" are words; a letter after a number is a unit ("7.5 t",
 # "7 h"); letters joined by a dot are an abbreviation ("p.m."); one beside a slash is a unit or
@@ -557,6 +560,8 @@ def garbled(text: str) -> bool:
     for word in _WORD.findall(t):
         letters = re.findall(r"[A-Za-z]+", word)
         if len(re.findall(r"[0-9]+", word)) >= 3 and any(set(x) - {"x", "X"} for x in letters):
+            return True
+        if sum(map(len, letters)) >= 3 and _LOOKALIKE.search(word):
             return True
     if t.count("(") > t.count(")") and _BRACKET_IN_WORD.search(t):
         return True

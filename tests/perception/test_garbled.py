@@ -45,6 +45,7 @@ WRITTEN_FILES = sorted(WRITTEN_DIR.glob("*.yaml"))
         "N–o overtaking",  # an en dash
         "tr4v3ll1ng is not permitted",
         "OVERT4KING PROHIBITED",
+        "NO P4SSING",
     ],
 )
 def test_broken_up_words_are_not_understood(text: str) -> None:
@@ -81,6 +82,7 @@ def test_broken_up_words_are_not_understood(text: str) -> None:
         "exit12A closed; A1M closed; L3e mopeds and N3G vehicles; max height 4m50",
         "Lanes B C closed; lanes b-d closed; use lane B (C is closed)",
         "2x2x2 m loads",
+        "CO2e zone: Euro6d vans only",
     ],
 )
 def test_readable_wording_is_not_garbled(text: str) -> None:
