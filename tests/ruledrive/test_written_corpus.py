@@ -64,7 +64,11 @@ def test_no_written_template_is_close_to_a_probe_template() -> None:
             for t in (x for ts in ks.values() for x in ts):
                 n = _norm(t)
                 for pl, pn in probe:
-                    if pl == lang and difflib.SequenceMatcher(None, n, pn).ratio() > 0.85:
+                    if pl != lang:
+                        continue
+                    m = difflib.SequenceMatcher(None, n, pn)
+                    # The quick ratios bound ratio() from above: the same answer, sooner.
+                    if m.real_quick_ratio() > 0.85 and m.quick_ratio() > 0.85 and m.ratio() > 0.85:
                         close.append((path.name, t, pn))
     assert not close, close[:5]
 
