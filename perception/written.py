@@ -65,8 +65,9 @@ _ZH_LANE = re.compile(
     + r"|"
     + _ZH_NUM
     + r"\s*号\s*[车車]道|[车車]道\s*"
-    + _ZH_NUM
-    + r"(?![\d\-–~至到点时])",
+    # one numeral right after 车道, not the start of a time or a range (车道21:00—5:00封闭)
+    + r"([一二三四五六七八九]|[1-9]|I{1,3}|IV)"
+    + r"(?![\d:：.\-–—~至到点时])",
     re.I,
 )
 _VALUES = {
