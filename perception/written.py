@@ -102,7 +102,7 @@ def _text(text: str) -> str:
 
 def lane_numbers(text: str) -> set[int]:
     """The numbers a rule writes as a lane's name (see the patterns above): "Lane 2 closed for
-    3 km, merge one lane left" -> {2}; "左侧车道封闭3公里" -> set(); "第二条车道关闭" -> {2};
+    3 km, merge one lane left" -> {2, 1}; "左侧车道封闭3公里" -> set(); "第二条车道关闭" -> {2};
     "Lane II closed" -> {2}; "lanes 1 and 2 closed" -> {1, 2}."""
     t = _text(text)
     got: set[int] = set()
