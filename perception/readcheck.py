@@ -25,7 +25,6 @@ the node's.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -33,12 +32,11 @@ import numpy as np
 
 from core.errors import ModelError
 from perception.neighbours import META_KEY, NEIGHBOUR_OUTPUT, overrides
-from perception.rule_encoder import normalise
 from perception.sentence_reader import META_KEY as SENTENCE_KEY
 from perception.sentence_reader import SentenceReaderSpec, fuse, spec_of
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import IMAGE_FEATURES
-from perception.written import excepted_not_binding, lane_unwritten
+from perception.written import as_read, excepted_not_binding, lane_unwritten
 
 __all__ = [
     "Alternative",
@@ -548,7 +546,7 @@ def written_speeds(text: str) -> tuple[set[float], bool]:
     any script's digits), and whether one is in a unit other than km/h: "Max 50 km/h 7-17 h" ->
     ({50}, False); "限速60公里" -> ({60}, False); "30 mph" -> (set(), True); "forty km/h" -> (set(),
     False)."""
-    t = unicodedata.normalize("NFKC", normalise(text)).translate(_SLASHES)
+    t = as_read(text).translate(_SLASHES)
     got: set[float] = set()
     foreign = False
     for m in _SPEED.finditer(t):

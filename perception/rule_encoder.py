@@ -579,8 +579,8 @@ def unreadable_script(text: str) -> bool:
     overtook; "cafe\u0301" composes to "café" and counts as a letter). The node flags such a
     rule ``rules_not_understood`` beside the rules its model flags; training's evaluation
     counts it the same way. Latin-script languages other than English, and all-Han Japanese,
-    are the model's to flag. So is a rule whose Latin words are broken up (:func:`garbled`:
-    "N o overtaking", "0V3RT4K3"), which the model read as confidently as wrong."""
+    are the model's to flag. A rule whose Latin words are broken up (:func:`garbled`: "N o
+    overtaking", "0V3RT4K3"), which the model read confidently and wrongly, is flagged here too."""
     letters = [c for c in text if unicodedata.category(c).startswith("L")]
     if not letters or garbled(text):
         return True

@@ -26,6 +26,7 @@ from perception.spec import MODEL_SPEC
 
 __all__ = [
     "LANE_KINDS",
+    "as_read",
     "excepted_not_binding",
     "exception_clause",
     "lane_numbers",
@@ -96,7 +97,10 @@ _CENTRE = re.compile(
 )
 
 
-def _text(text: str) -> str:
+def as_read(text: str) -> str:
+    """A rule's text as the model reads it (rule_encoder.normalise), in NFKC form (full-width
+    digits and letters as ASCII, Ⅲ as III): what the checks of its wording compare the reading
+    with (also perception.readcheck.written_speeds)."""
     return unicodedata.normalize("NFKC", normalise(text))
 
 
@@ -104,7 +108,7 @@ def lane_numbers(text: str) -> set[int]:
     """The numbers a rule writes as a lane's name (see the patterns above): "Lane 2 closed for
     3 km, merge one lane left" -> {2, 1}; "左侧车道封闭3公里" -> set(); "第二条车道关闭" -> {2};
     "Lane II closed" -> {2}; "lanes 1 and 2 closed" -> {1, 2}."""
-    t = _text(text)
+    t = as_read(text)
     got: set[int] = set()
     for m in _EN_LANE.finditer(t):
         got |= {_value(x) for x in re.findall(_LANE_NUM, m.group(1), re.I)}
@@ -139,7 +143,7 @@ def lane_unwritten(text: str, rule_class: str, lane: np.ndarray) -> bool:
             "(MODEL_SPEC.rule_lanes and none)"
         )
     read = names[int(np.argmax(lane))]
-    t = _text(text)
+    t = as_read(text)
     if read == "C":
         return _CENTRE.search(t) is None
     if read == "none":
@@ -196,7 +200,7 @@ NOT_BINDING = "not_binding"
 
 def exception_clause(text: str) -> bool:
     """Whether a rule has an exception clause that names road users (see the pattern above)."""
-    return _EXCEPTION.search(_text(text)) is not None
+    return _EXCEPTION.search(as_read(text)) is not None
 
 
 def excepted_not_binding(text: str, rule_class: str) -> bool:

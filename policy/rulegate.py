@@ -50,9 +50,11 @@ class RuleGate:
         """The rule sets the node accepted before it stopped (policy.rulemarks, kept while
         signatures are checked), each still signed by a key trusted now; a set whose key is no
         longer trusted is not taken back (logged)."""
+        if self.trusted is None:  # nothing is kept without keys (policy.rulemarks)
+            return {}
         out = {}
         for vid, rules in self.marks.kept().items():
-            reason = None if self.trusted is None else unverified_reason(rules, self.trusted)
+            reason = unverified_reason(rules, self.trusted)
             if reason is not None:
                 log.warning("the kept rule set of %s is not taken back: %s", vid, reason)
                 continue

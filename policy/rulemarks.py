@@ -221,14 +221,8 @@ class RuleMarks:
         """The kept rule sets that match their marks. One that cannot be read or does not
         match (its write failed after an older one) is skipped with a warning: the mark, not
         the set, is what keeps old rule sets out."""
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            for tmp in directory.glob(".*.tmp"):
-                tmp.unlink()
-            files = [p for p in directory.iterdir() if p.suffix == ".json"]
-        except OSError as exc:
-            raise ConfigError(f"state_dir: cannot use {directory}: {exc.strerror or exc}") from exc
         kept = {}
+        files = self._json_files(directory)
         for path in files:
             mark = self._marks.get(path.stem)
             try:
@@ -244,19 +238,26 @@ class RuleMarks:
             self._sets[path.stem] = raw
         return kept
 
-    def _load(self, directory: Path) -> None:
+    @staticmethod
+    def _json_files(directory: Path, probe: bool = False) -> list[Path]:
+        """The *.json files of ``directory`` (made if missing, cleared of the temporary files a
+        crash between write and rename leaves); with ``probe``, also checked writable, so that
+        start-up fails rather than the first rule set. ConfigError if it cannot be used."""
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            for tmp in directory.glob(".*.tmp"):  # left by a crash between write and rename
+            for tmp in directory.glob(".*.tmp"):
                 tmp.unlink()
             files = [p for p in directory.iterdir() if p.suffix == ".json"]
-            # Fails here, at start, rather than at the first rule set.
-            fd, probe = tempfile.mkstemp(dir=directory, prefix=".probe.", suffix=".tmp")
-            os.close(fd)
-            os.unlink(probe)
+            if probe:
+                fd, name = tempfile.mkstemp(dir=directory, prefix=".probe.", suffix=".tmp")
+                os.close(fd)
+                os.unlink(name)
         except OSError as exc:
             raise ConfigError(f"state_dir: cannot use {directory}: {exc.strerror or exc}") from exc
-        marks = [self._read(p) for p in files]
+        return files
+
+    def _load(self, directory: Path) -> None:
+        marks = [self._read(p) for p in self._json_files(directory, probe=True)]
         marks.sort(key=lambda m: m.issued_at_ns)
         if len(marks) > self.max_vehicles:
             log.warning(

@@ -272,7 +272,7 @@ def _flags(
         unread |= outs[CONFLICT_OUTPUT][ix] & present
     else:
         unread |= conflicting(outs[_S.rule_output][ix], present, predictor.rule_classes)
-    if PARAM_READINGS[0] in outs:  # a limit or lane read that the rule does not write
+    if PARAM_READINGS[0] in outs:  # a reading the rule's words contradict (policy.model)
         unread |= _readings_unwritten(predictor, outs, data, ix) & present
     # As the node (policy.decider): the model's score, or a frame without colour.
     ood = (outs[_S.ood_output].reshape(-1)[ix] >= th.image_ood) | colourless(data.images[ix])
