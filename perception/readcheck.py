@@ -32,6 +32,7 @@ import numpy as np
 
 from core.errors import ModelError
 from perception.neighbours import META_KEY, NEIGHBOUR_OUTPUT, overrides
+from perception.polarity import polarity_unwritten
 from perception.sentence_reader import META_KEY as SENTENCE_KEY
 from perception.sentence_reader import SentenceReaderSpec, fuse, spec_of
 from perception.spec import MODEL_SPEC
@@ -602,12 +603,14 @@ def reading_unwritten(text: str, rule_class: str, params: Sequence[np.ndarray]) 
     """Whether a rule's reading says what the rule does not write: a speed limit
     (:func:`limit_unwritten`) or a lane number (perception.written.lane_unwritten) it does not
     write, or that it binds nobody though it names an exception
-    (perception.written.excepted_not_binding). ``params``: its parameter readings in
-    MODEL_SPEC.rule_param_layers order. The node answers such a rule ``rules_not_understood``
-    (policy.model), and evaluation counts it the same way."""
+    (perception.written.excepted_not_binding), or a polarity that the negations composing in
+    its text contradict (perception.polarity.polarity_unwritten). ``params``: its parameter
+    readings in MODEL_SPEC.rule_param_layers order. The node answers such a rule
+    ``rules_not_understood`` (policy.model), and evaluation counts it the same way."""
     layers = _S.rule_param_layers
     return (
         limit_unwritten(text, rule_class, params[layers.index("rule_limit")])
         or lane_unwritten(text, rule_class, params[layers.index("rule_lane")])
         or excepted_not_binding(text, rule_class)
+        or polarity_unwritten(text, rule_class)
     )

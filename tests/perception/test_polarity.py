@@ -1,0 +1,175 @@
+"""A permission or a prohibition that the rule's composed negations contradict is not acted on
+(perception.polarity, applied by the node and by evaluation through
+perception.readcheck.reading_unwritten).
+
+An outside probe (forty-seventh session) found the reader taking polarity from words: "a ban
+denied" ("No rule prevents overtaking here", 没有不能超车的规定) read as a ban, a doubly denied
+permission read as a permission, at 0.9-1.0 with valid=true."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from perception.polarity import negative_elements, polarity_unwritten, written_polarity
+from ruledrive.bench_wording import load_templates
+from ruledrive.written_corpus import KINDS, WRITTEN_DIR, load_written
+from simulator.language.ruleset import render_rule
+from simulator.rules import SCOPES, Rule
+
+ROOT = Path(__file__).resolve().parents[2]
+POLAR = (
+    "overtaking:permitted",
+    "overtaking:prohibited",
+    "turn_on_red:permitted",
+    "turn_on_red:prohibited",
+)
+
+
+@pytest.mark.parametrize(
+    ("clause", "n"),
+    [
+        ("Overtaking allowed", 0),
+        ("No overtaking", 1),
+        ("Drivers can't turn right on red", 1),
+        ("Nothing forbids passing on this road", 2),
+        ("End of no-passing zone", 2),
+        ("The no-overtaking restriction is lifted", 2),  # one restriction, named twice
+        ("Turning right on red is not illegal", 2),
+        ("You need not wait for the green light to turn right", 2),
+        ("本路段没有超车限制", 2),
+        ("红灯时右转并非被禁止", 2),
+        ("禁止超车的限制到此解除", 2),
+        ("不同车型不论何时均禁止超车", 1),  # 不同, 不论 do not negate
+        ("", 0),
+    ],
+)
+def test_negative_elements(clause: str, n: int) -> None:
+    assert negative_elements(clause) == n
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "polarity"),
+    [
+        ("Nothing forbids passing on this road", "overtaking", "permitted"),
+        ("No driver is not barred from overtaking here", "overtaking", "prohibited"),
+        ("You need not wait until the light turns green to turn right", "turn_on_red", "permitted"),
+        ("无任何规定禁止超车", "overtaking", "permitted"),
+        ("右转无需等待绿灯", "turn_on_red", "permitted"),
+        # one negative element: left to the reader
+        ("Overtaking is not permitted", "overtaking", None),
+        ("禁止超车", "overtaking", None),
+        # the negation is in a clause that does not name the action
+        ("Turning right on red? Not here, not ever.", "turn_on_red", None),
+        # a bilingual sign says its rule twice
+        ("No overtaking 禁止超车", "overtaking", None),
+        ("No right turn on red 红灯禁止右转", "turn_on_red", None),
+        # clauses that disagree: unsure, so quiet
+        ("It's not that nobody wants you to overtake; overtaking is banned", "overtaking", None),
+        # the rule is about the other action
+        ("Nothing forbids passing on this road", "turn_on_red", None),
+    ],
+)
+def test_written_polarity(text: str, kind: str, polarity: str | None) -> None:
+    assert written_polarity(text, kind) == polarity
+
+
+def test_only_polar_readings_contradicted_by_the_text_are_flagged() -> None:
+    text = "Nothing forbids passing on this road"
+    assert polarity_unwritten(text, "overtaking:prohibited")
+    assert not polarity_unwritten(text, "overtaking:permitted")
+    for other in ("speed_limit", "not_binding", "amber:always_stop", "turn_on_red:prohibited"):
+        assert not polarity_unwritten(text, other)
+
+
+def test_no_polar_rule_of_the_rule_language_read_right_is_flagged() -> None:
+    """Every overtaking and turn-on-red construction of both languages, training and held-out
+    families, every scope, read as what it says: none flagged; and the rules whose
+    negations compose ("End of no passing zone", 解除禁止超车, "not banned") are among them."""
+    rng, composed, flagged, n = random.Random(11), 0, [], 0
+    for cls in POLAR:
+        kind, variant = cls.split(":")
+        for scope in SCOPES:
+            for lang in ("en", "zh"):
+                for held in (False, True):
+                    for _ in range(60):
+                        t = render_rule(Rule(kind, variant, scope=scope), lang, rng, held).text
+                        n += 1
+                        composed += written_polarity(t, kind) == variant
+                        if polarity_unwritten(t, cls):
+                            flagged.append(t)
+    assert n == 4 * 7 * 2 * 2 * 60 and composed > 1000
+    assert not flagged[:5]
+
+
+def test_no_polar_template_of_the_wording_files_read_right_is_flagged() -> None:
+    """Every overtaking and turn-on-red template of the evaluation probes (outside wording,
+    negations included) and of the written training wording, read as its own kind."""
+    files = sorted((ROOT / "docs" / "examples").glob("wordings*.yaml"))
+    files.append(ROOT / "docs" / "experiments" / "probe13-fresh.yaml")
+    tmpl = [load_templates(p, KINDS) for p in files]
+    tmpl += [load_written(p) for p in sorted(WRITTEN_DIR.glob("*.yaml"))]
+    texts = [
+        (text, cls)
+        for t in tmpl
+        for kinds in t.rules.values()
+        for cls in POLAR
+        for text in kinds.get(cls, [])
+    ]
+    assert len(texts) > 500
+    assert not [(t, c) for t, c in texts if polarity_unwritten(t, c)][:5]
+
+
+@pytest.fixture(scope="module")
+def read_and_decide() -> Callable[[str], tuple[str, Any]]:
+    """The shipped model's reading of a rule alone, and the node's decision path (Decider) on
+    one golden frame with that rule."""
+    from bus.recording_reader import read_samples
+    from bus.schema import RuleSet
+    from policy.decider import Decider
+    from policy.model import PolicyModel
+    from tests.policy.test_decider import header
+
+    model = PolicyModel.load(ROOT / "models/ruledrive-default.onnx", "cpu")
+    frame = next(iter(read_samples([ROOT / "tests/golden/drive.mcap"], require_labels=False)))
+
+    def run(text: str) -> tuple[str, Any]:
+        read = model.meta.rule_classes[int(model.encode_rules((text,)).classes[0].argmax())]
+        rs = RuleSet(vehicle_id="car-1", version="v", issued_at_ns=time.time_ns(), rules=[text])
+        return read, Decider(model, "n").step(header(speed=40.0), frame.jpeg, rs)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("text", "misread"),
+    [
+        ("No law prevents drivers from overtaking here", "overtaking:prohibited"),
+        ("本路段没有超车限制", "overtaking:prohibited"),
+        ("You need not wait until the light turns green to turn right", "turn_on_red:prohibited"),
+        ("右转无需等待绿灯", "turn_on_red:prohibited"),
+    ],
+)
+def test_the_node_does_not_act_on_a_polarity_the_negations_contradict(
+    read_and_decide: Callable[[str], tuple[str, Any]], text: str, misread: str
+) -> None:
+    """The shipped model reads each as the opposite of what it says, at 0.86-1.00."""
+    read, d = read_and_decide(text)
+    assert read == misread
+    assert (d.valid, d.reason, d.unread_rules) == (False, "rules_not_understood", [0])
+
+
+@pytest.mark.parametrize(
+    "text", ["Overtaking is not prohibited", "Turning right on red is not illegal after a stop"]
+)
+def test_a_composed_polarity_read_right_is_acted_on(
+    read_and_decide: Callable[[str], tuple[str, Any]], text: str
+) -> None:
+    read, d = read_and_decide(text)
+    assert read.endswith(":permitted")
+    assert 0 not in d.unread_rules
