@@ -37,7 +37,8 @@ POLAR_KINDS = ("overtaking", "turn_on_red")
 _TOPIC = {
     "overtaking": re.compile(
         r"\bovertak\w*|\bpass(?:ing|es|ed)?\b|\b(?:go|going|get|getting|went|drive|driving)\s+"
-        r"(?:past|by|around)\b|\b(?:stay|stays|remain|remains|keep|keeps)\s+behind\b|超(?![过過]?\s*[\d一二三四五六七八九十百]|速|[过過](?:限|最高|规定))",
+        r"(?:past|by|around)\b|\b(?:stay|stays|remain|remains|keep|keeps)\s+(?:\w+\s+)?behind\b"
+        r"|跟(?:在|随)[^，。；]{0,8}?后|超(?![过過]?\s*[\d一二三四五六七八九十百]|速|[过過](?:限|最高|规定))",
         re.I,
     ),
     "turn_on_red": re.compile(r"\bturn\w*|\bright\s+on\s+red\b|右转|右拐|[转轉]弯|红灯右", re.I),
@@ -62,7 +63,10 @@ _SAME_RESTRICTION = re.compile(
 _EN = re.compile(
     r"\b(?:not|no|never|none|nobody|nothing|neither|nor|nowhere|cannot)\b"
     r"|n['’]t\b"
-    r"|\b(?:prohibit\w*|forbid\w*|ban|bans|banned|banning|illegal\w*|unlawful\w*|disallow\w*"
+    # "illegal", "unlawful" as a predicate ("not illegal"), not before the action ("No illegal
+    # overtaking" is one prohibition)
+    r"|\b(?:illegal|unlawful)(?:ly)?\b(?!\s+(?:overtak|pass|turn|right|u-turn))"
+    r"|\b(?:prohibit\w*|forbid\w*|ban|bans|banned|banning|disallow\w*"
     r"|barred|bars|outlaw\w*|impermissible|prevent\w*|refrain\w*|offen[cs]es?|restrict\w*"
     r"|untrue|lifted|cancel\w*|revok\w*|repeal\w*|rescind\w*|ended|ends)\b"
     # "End of ..." as a sign opens its clause; "stops/keeps you from"
@@ -70,7 +74,7 @@ _EN = re.compile(
     r"|\bwho\s+(?:says|said)\b"
     # the action's opposite: waiting for green, staying behind
     r"|\bwait\w*\s+(?:for|until)\s+(?:the\s+)?(?:light\s+(?:turns?|is|goes)\s+)?green\b"
-    r"|\b(?:stay|stays|remain|remains|keep|keeps)\s+behind\b",
+    r"|\b(?:stay|stays|remain|remains|keep|keeps)\s+(?:\w+\s+)?behind\b",
     re.I,
 )
 # Chinese: a negator character (not inside the words below, which do not negate), a word that
@@ -79,7 +83,13 @@ _ZH_NOT_NEGATION = re.compile(
     r"不同|不论|不管|不仅|不但|不久|不断|不少|不远|不足|不止|无论|除非|非常|非机动车|是非|未来"
     r"|毫无疑问|无关|并且|不良"
 )
-_ZH = re.compile(r"禁|限制|取消|解除|结束|谁说|难道|等(?:待|候)?绿灯|[不没沒无無非未勿别別莫]")
+_ZH = re.compile(
+    r"禁|限制|取消|解除|结束|谁说|难道|等(?:待|候)?绿灯|跟(?:在|随)[^，。；]{0,8}?后"
+    # breaking the law as a predicate (并不违法, 不违反任何规定), not before the action
+    # (禁止违规超车 is one prohibition)
+    r"|违(?:法|反|规|章)(?!\s*(?:超|右转|右拐|转弯))"
+    r"|[不没沒无無非未勿别別莫]"
+)
 
 
 def negative_elements(clause: str) -> int:

@@ -46,6 +46,12 @@ POLAR = (
         ("红灯时右转并非被禁止", 2),
         ("禁止超车的限制到此解除", 2),
         ("不同车型不论何时均禁止超车", 1),  # 不同, 不论 do not negate
+        ("No illegal overtaking", 1),  # "illegal" before the action: one prohibition
+        ("Overtaking here is not illegal", 2),
+        ("严禁违规超车", 1),
+        ("在此超车并不违法", 2),
+        ("You don't have to stay stuck behind lorries", 2),
+        ("不必一直跟在慢车后面", 2),
         ("", 0),
     ],
 )
