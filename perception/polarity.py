@@ -19,8 +19,13 @@ a rhetorical "who says" (谁说, 难道), and the action's own opposite where th
 
 Only two or more elements in one clause are checked: with none or one the reader reads the
 polarity from words, and the count of a single clause can miss a negation in another ("Turning
-right on red? Not here."). So the check is quiet, not exhaustive: it flags readings that a
-composition of negations contradicts, and says nothing where the clause does not compose two.
+right on red? Not here."). One element decides where the rule has an exception clause that
+names road users (perception.written.without_exceptions; cut out before counting): the rule
+language has no exceptions, and the reader took 除…外 for a negation (除警车外，所有车辆禁止超车
+read as a permission at 0.97). A condition ("unless", 除非) is not cut and does not count.
+
+So the check is quiet, not exhaustive: it flags readings that a composition of negations
+contradicts, and says nothing where the clause does not compose two.
 Amber rules (stop or go on, near the line) are not checked: their parity is conditional.
 """
 
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 import re
 
-from perception.written import as_read
+from perception.written import without_exceptions
 
 __all__ = ["POLAR_KINDS", "negative_elements", "polarity_unwritten", "written_polarity"]
 
@@ -110,12 +115,13 @@ def written_polarity(text: str, kind: str) -> str | None:
     topic = _TOPIC[kind]
     composed: set[str] = set()
     single: set[str] = set()
-    for clause in _CLAUSE.split(as_read(text)):
+    text, excepted = without_exceptions(text)
+    for clause in _CLAUSE.split(text):
         if not topic.search(clause):
             continue
         n = negative_elements(clause)
         if n:
-            (composed if n >= 2 else single).add("prohibited" if n % 2 else "permitted")
+            (composed if n >= 2 or excepted else single).add("prohibited" if n % 2 else "permitted")
     got = composed | single
     return got.pop() if composed and len(got) == 1 else None
 

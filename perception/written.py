@@ -31,6 +31,7 @@ __all__ = [
     "exception_clause",
     "lane_numbers",
     "lane_unwritten",
+    "without_exceptions",
 ]
 
 # Rule kinds whose reading names a lane.
@@ -196,11 +197,22 @@ _EXCEPTION = re.compile(
     re.I,
 )
 NOT_BINDING = "not_binding"
+_CONDITION = re.compile(r"unless\b|除非", re.I)
 
 
 def exception_clause(text: str) -> bool:
     """Whether a rule has an exception clause that names road users (see the pattern above)."""
     return _EXCEPTION.search(as_read(text)) is not None
+
+
+def without_exceptions(text: str) -> tuple[str, bool]:
+    """A rule as read (:func:`as_read`) with its exception clauses (see the pattern above) cut
+    out, and whether it had one: "Except for buses, no overtaking" -> (", no overtaking",
+    True). A condition ("unless", 除非: "No turn on red unless the vehicle has stopped") is
+    kept: it is not a list of road users the rule leaves out but the rule's own condition."""
+    t = as_read(text)
+    cut = _EXCEPTION.sub(lambda m: m.group(0) if _CONDITION.match(m.group(0)) else " ", t)
+    return cut, cut != t
 
 
 def excepted_not_binding(text: str, rule_class: str) -> bool:

@@ -77,6 +77,14 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("No right turn on red 红灯禁止右转", "turn_on_red", None),
         # clauses that disagree: unsure, so quiet
         ("It's not that nobody wants you to overtake; overtaking is banned", "overtaking", None),
+        # an exception clause (the rule language has none) cut out, one element decides:
+        # the reader took 除…外 for a negation
+        ("除救护车外禁止红灯右转", "turn_on_red", "prohibited"),
+        ("Except for police cars, no vehicle may overtake here", "overtaking", "prohibited"),
+        ("除货车外，其他车辆可以超车", "overtaking", None),
+        # a condition is not an exception: one element, left to the reader
+        ("红灯时不得右转，除非车辆已经完全停下", "turn_on_red", None),
+        ("Do not turn right on red unless your vehicle has stopped", "turn_on_red", None),
         # the rule is about the other action
         ("Nothing forbids passing on this road", "turn_on_red", None),
     ],
@@ -157,6 +165,8 @@ def read_and_decide() -> Callable[[str], tuple[str, Any]]:
     [
         ("No law prevents drivers from overtaking here", "overtaking:prohibited"),
         ("本路段没有超车限制", "overtaking:prohibited"),
+        ("除警车外，所有车辆禁止超车", "overtaking:permitted"),
+        ("除特种车辆外，所有车辆禁止红灯右转", "turn_on_red:permitted"),
         ("You need not wait until the light turns green to turn right", "turn_on_red:prohibited"),
         ("右转无需等待绿灯", "turn_on_red:prohibited"),
     ],
