@@ -47,6 +47,7 @@ __all__ = [
     "alternatives",
     "conflict_alternatives",
     "conflicting",
+    "limit_nowhere",
     "limit_unwritten",
     "reading_unwritten",
     "decisive",
@@ -535,8 +536,11 @@ _NAMED = re.compile(
 )
 _ZH_SPEED_WORD = re.compile(r"限速|时速|车速|速度")
 # ... but not a distance: 前方2公里, 距离2公里, 还有2公里.
+# Nor a length or a stretch: 长度2.5公里, 全长3公里, 接下来3公里内, 未来5公里, 3公里路段.
 _ZH_KM = re.compile(
-    r"(?<!前方)(?<!距离)(?<!距)(?<!还有)(?<!\d)" + _NUM + r"\s*(?:公里|千米|km)(?!\s*(?:/|每))",
+    r"(?<!前方)(?<!距离)(?<!距)(?<!还有)(?<!长度)(?<!全长)(?<!接下来)(?<!未来)(?<!\d)(?<!\d\.)"
+    + _NUM
+    + r"\s*(?:公里|千米|km)(?!\s*(?:/|每|内|以内|之内|范围|路段|处|后))",
     re.I,
 )
 _SLASHES = str.maketrans({"\u2215": "/", "\u2044": "/", "\uff0f": "/"})
@@ -564,10 +568,13 @@ def written_speeds(text: str) -> tuple[set[float], bool]:
 
 
 # A unit right after a named limit that says it is not a speed in km/h ("limit 7.5 t", "max 3 m").
+# ... or a time: a postfix "max" before the hours ("50 km/h max 7-17 h", "max 0700-1700", "max
+# 24/7", "max 7:00").
 _FOREIGN_AFTER = re.compile(
     r"\s*(?:"
     + _FOREIGN
-    + r"|t\b|tons?\b|tonnes?\b|m\b|metres?\b|meters?\b|%|吨|米(?!每)|am\b|pm\b|点|时(?!速))",
+    + r"|t\b|tons?\b|tonnes?\b|m\b|metres?\b|meters?\b|%|吨|米(?!每)|am\b|pm\b|点|时(?!速)"
+    + r"|[-–—~/:]\s*\d|to\s*\d|h\b|hrs?\b|hours?\b)",
     re.I,
 )
 
@@ -593,10 +600,29 @@ def limit_unwritten(text: str, rule_class: str, limit: np.ndarray) -> bool:
     written, foreign = written_speeds(text)
     if foreign:
         return True
-    if not written:
-        return False
     read = _S.rule_limits[int(np.argmax(limit))]
+    if not written:
+        return limit_nowhere(text, read)
     return len(written) > 1 or read is None or float(read) not in written
+
+
+# A limit in words (twenty .. one hundred and twenty; 二十 .. 一百二十): where a read limit can come
+# from when no number in digits is it.
+_LIMIT_WORD = re.compile(
+    r"\b(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)\b|[十百拾佰]", re.I
+)
+
+
+def limit_nowhere(text: str, read: float | None) -> bool:
+    """Whether a rule that writes numbers in digits, none of them a speed
+    (:func:`written_speeds`), was read as a limit that none of them is, and writes no number in
+    words a limit could be: "NO OVERTAKING NEXT 5 KM" was read as a speed limit at 0.99 and the
+    car slowed to a limit the rule does not give. A rule without digits is not checked."""
+    t = as_read(text)
+    digits = {float(x) for x in re.findall(r"\d+(?:\.\d+)?", t)}
+    if not digits or _LIMIT_WORD.search(t):
+        return False
+    return read is None or float(read) not in digits
 
 
 def reading_unwritten(text: str, rule_class: str, params: Sequence[np.ndarray]) -> bool:

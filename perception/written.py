@@ -167,7 +167,9 @@ _WHO_ZH = r"(?:[车車](?!站|道|位)|公交|客运|货运|摩托|警|救护|�
 _SPAN = r"[^，,。；;：:]"
 # An exception clause that names road users: "except (for) buses", "other than emergency
 # vehicles", "apart from", "save for", "aside from", "excluding", "exempt(ion)", "unless you
-# drive a ...", "buses excepted"; 除公交车外, 除了…, 除非…, …车辆除外, 不包括/不含/不适用于….
+# drive a ...", "buses excepted", "buses are not subject to / not bound by this"; 除公交车外,
+# 除了…, 除非…, …车辆除外, 不包括/不含/不适用于…, 公交车不受此限 / 不在此限 / 不受本标志限制 /
+# 不适用本标志.
 _EXCEPTION = re.compile(
     r"\b(?:except(?:ing|ions?)?|other than|apart from|save for|aside from|excluding|"
     r"exempt(?:ed|ions?)?|unless|not applicable to|does not apply to)\b"
@@ -177,7 +179,7 @@ _EXCEPTION = re.compile(
     + r"|\b"
     + _WHO_EN
     + _SPAN
-    + r"{0,20}?\b(?:excepted|exempt(?:ed)?)\b"
+    + r"{0,20}?\b(?:excepted|exempt(?:ed)?|not\s+subject\s+to|not\s+bound\s+by)\b"
     + r"|除(?:了|非)?"
     + _SPAN
     + r"{0,15}?"
@@ -190,7 +192,8 @@ _EXCEPTION = re.compile(
     + r"|"
     + _WHO_ZH
     + _SPAN
-    + r"{0,10}?(?:除外|例外)|(?:不包括|不含|不适用于|不适用)"
+    + r"{0,10}?(?:除外|例外|不受此限|不在此限|不受本\w{0,4}?限|不适用本)"
+    + r"|(?:不包括|不含|不适用于|不适用)"
     + _SPAN
     + r"{0,15}?"
     + _WHO_ZH,

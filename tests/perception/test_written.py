@@ -229,6 +229,13 @@ def test_the_node_does_not_act_on_a_lane_the_rule_does_not_write(
         ("Speed limit 50 km/h; does not apply to buses", True),
         ("除非是救护车，所有车辆禁止超车", True),
         ("限速50公里，本规定不适用于摩托车", True),
+        # worded as the road users not being subject to the rule (forty-eighth session)
+        ("Speed limit 50 km/h; buses are not subject to this limit", True),
+        ("No overtaking. Emergency vehicles are not bound by this rule", True),
+        ("限速50公里/小时，公交车不受此限", True),
+        ("禁止超车，执行任务的警车不在此限", True),
+        ("红灯禁止右转，非机动车不受本标志限制", True),
+        ("本路段超车不受限制", False),  # the held-out permission, not an exception
     ],
 )
 def test_exception_clauses_in_both_languages(text: str, clause: bool) -> None:
@@ -260,6 +267,8 @@ def test_no_rule_of_the_rule_language_that_binds_nobody_has_an_exception_clause(
     [
         ("Speed limit 50 km/h, buses excepted", True),
         ("除执行任务的救护车外，限速50公里/小时", True),
+        ("限速50公里/小时，公交车不受此限", True),
+        ("Speed limit 50 km/h; buses are not subject to this limit", True),
         ("Except for buses, no vehicle may drive in the rightmost lane", False),  # bus lane
         ("Speed limit 50 km/h", False),
     ],
@@ -267,7 +276,7 @@ def test_no_rule_of_the_rule_language_that_binds_nobody_has_an_exception_clause(
 def test_the_node_does_not_act_on_an_exception_read_as_binding_nobody(
     decide: Callable[[str, float], Any], text: str, flagged: bool
 ) -> None:
-    """The shipped model reads the first two as binding nobody (not_binding) at 0.95-1.00."""
+    """The shipped model reads the first four as binding nobody (not_binding) at 0.95-1.00."""
     d = decide(text, 70.0)
     if flagged:
         assert (d.valid, d.reason, d.unread_rules) == (False, "rules_not_understood", [0])

@@ -673,6 +673,82 @@ def test_limit_unwritten_compares_the_reading_with_the_digits() -> None:
         limit_unwritten("Max 50", "speed_limit", np.ones(5))
 
 
+def test_a_limit_written_nowhere_is_not_acted_on() -> None:
+    """A rule read as a speed limit that writes numbers in digits, none of them a speed nor the
+    read limit, and no limit in words ("NO OVERTAKING NEXT 5 KM" was read as a speed limit at
+    0.99)."""
+    from perception.readcheck import limit_nowhere, limit_unwritten
+    from perception.spec import MODEL_SPEC
+
+    def reading(limit: int | None) -> np.ndarray:
+        return np.eye(len(MODEL_SPEC.rule_limits))[MODEL_SPEC.rule_limits.index(limit)]
+
+    assert limit_unwritten("NO OVERTAKING NEXT 5 KM", "speed_limit", reading(50))
+    assert limit_unwritten("Roadworks until 2027, go slow", "school_zone", reading(30))
+    assert limit_nowhere("前方3公里禁止超车", 60)
+    # the read limit among the digits, a limit in words, or no digits: not checked
+    assert not limit_unwritten("Speed 60, 7-19 h", "speed_limit", reading(60))
+    assert not limit_unwritten("School zone 7-17 h: limit thirty", "school_zone", reading(30))
+    assert not limit_unwritten("学校区域7时至17时限速三十", "school_zone", reading(30))
+    assert not limit_unwritten("Slow down", "speed_limit", reading(30))
+    assert not limit_unwritten("NO OVERTAKING NEXT 5 KM", "overtaking:prohibited", reading(None))
+
+
+def test_hours_after_a_postfix_max_and_stretches_are_no_speed() -> None:
+    """The wording check of this session found these flagged though read right: a number of
+    hours after a postfix "max" read as a second limit, a stretch of road as a speed."""
+    from perception.readcheck import written_speeds
+
+    for text in (
+        "School zone 40 km/h max 7-17 h",
+        "School zone: 40 kph max 0700-1700",
+        "40 km/h max 24/7",
+        "接下来3公里内限速40km/h",
+        "临时限速40　长度2.5公里",
+        "全长3公里路段限速40公里/小时",
+    ):
+        assert written_speeds(text) == ({40.0}, False), text
+    assert written_speeds("Max 40") == ({40.0}, False)
+    assert written_speeds("Max 40, 7-17 h") == ({40.0}, False)
+    assert written_speeds("40 max 7:00-17:00") == (set(), False)  # no unit, hours after "max"
+
+
+def test_no_limit_of_the_wording_files_read_right_is_flagged() -> None:
+    """Every speed limit and school zone template of the evaluation probes and the written
+    training wording, with every limit of the world and each of its hours, read right."""
+    from collections import defaultdict
+    from pathlib import Path
+
+    from perception.readcheck import limit_unwritten
+    from perception.spec import MODEL_SPEC
+    from ruledrive.bench_wording import load_templates
+    from ruledrive.written_corpus import KINDS, WRITTEN_DIR, load_written
+
+    root = Path(__file__).resolve().parents[2]
+    files = sorted((root / "docs" / "examples").glob("wordings*.yaml"))
+    files.append(root / "docs" / "experiments" / "probe13-fresh.yaml")
+    tmpl = [load_templates(p, KINDS) for p in files]
+    tmpl += [load_written(p) for p in sorted(WRITTEN_DIR.glob("*.yaml"))]
+    limits = [x for x in MODEL_SPEC.rule_limits if x is not None]
+    flagged, n = [], 0
+    for t in tmpl:
+        for lang, kinds in t.rules.items():
+            hours = [h for names in t.slots.get(lang, {}).get("hours", {}).values() for h in names]
+            for cls in ("speed_limit", "school_zone"):
+                for template in kinds.get(cls, []):
+                    for limit in limits:
+                        for h in hours or [""]:
+                            slots: dict[str, str] = defaultdict(str, limit=str(limit), hours=h)
+                            text = template.format_map(slots)
+                            n += 1
+                            reading = np.eye(len(MODEL_SPEC.rule_limits))[
+                                MODEL_SPEC.rule_limits.index(limit)
+                            ]
+                            if limit_unwritten(text, cls, reading):
+                                flagged.append(text)
+    assert n > 5000 and not sorted(set(flagged))[:40]
+
+
 def test_a_vehicle_whose_frames_wait_has_its_rule_set_read_first(
     decider: Decider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
