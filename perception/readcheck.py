@@ -43,6 +43,7 @@ __all__ = [
     "Alternative",
     "NeighbourReading",
     "ReadingCheck",
+    "RULE_TEXTS",
     "SENTENCE_CLASSES",
     "alternatives",
     "conflict_alternatives",
@@ -63,6 +64,9 @@ _S = MODEL_SPEC
 # Not a model input: the sentence reader's class softmax [N, R, C] per frame, which
 # ReadingCheck.scan takes beside the model inputs (training.evaluate computes it from the texts).
 SENTENCE_CLASSES = "rule_sentence_classes"
+# Evaluation's extra input beside the model's feeds: each frame's rule texts [N, R] (an object
+# array, "" where there is no rule), for the polarity check (:func:`read_rule_set`).
+RULE_TEXTS = "rule_texts"
 
 # (rule index, the rule set's features had that rule been read as its runner-up class)
 Alternative = tuple[int, np.ndarray]
@@ -189,6 +193,7 @@ def read_rule_set(
     rule_classes: tuple[str, ...] = (),
     min_votes: int = 0,
     sentence: tuple[np.ndarray, SentenceReaderSpec] | None = None,
+    texts: Sequence[str] = (),
 ) -> tuple[np.ndarray, np.ndarray, tuple[Alternative, ...], tuple[int, ...]]:
     """One rule set as the node reads it, from the rule graph's ``features`` [F] and
     ``readings`` (classes first): with ``support`` [R, C] (a model's neighbour votes), the
@@ -200,7 +205,11 @@ def read_rule_set(
     its spec, perception.sentence_reader): mode "average" first averages the class
     readings with it and computes the features again from the average; mode "check" leaves
     the reading alone and gives each rule the sentence reader reads as another class that
-    reading as an alternative, at any threshold. Shared by the node (policy.model) and
+    reading as an alternative, at any threshold. With ``texts`` (the rules' texts, in order), a
+    rule read as a permission or a prohibition that the negations composing in its text
+    contradict (perception.polarity.polarity_unwritten) gets the other polarity as an
+    alternative, at any threshold: the node does not act on that reading where the rule's
+    written polarity would decide the frame otherwise. Shared by the node (policy.model) and
     :meth:`ReadingCheck.scan`."""
     if sentence is not None and sentence[1].mode == "average":
         fused = fuse(readings[0], sentence[0], mask, sentence[1].weight)
@@ -222,6 +231,18 @@ def read_rule_set(
                 (int(r), reread(reading, names, current, mask, [(int(r), int(theirs[r]))])[0])
                 for r in np.flatnonzero(np.asarray(mask).max(axis=-1) > 0)
                 if int(r) not in done and int(theirs[r]) != int(classes[r].argmax())
+            ),
+        )
+    if texts and rule_classes:
+        done = {r for r, _ in disagree}
+        top = np.asarray(classes).argmax(axis=-1)
+        current = [np.asarray(classes), *readings[1:]]
+        disagree = (
+            *disagree,
+            *(
+                (r, reread(reading, names, current, mask, [(r, rule_classes.index(other))])[0])
+                for r, other in polarity_alternatives(texts, top, rule_classes)
+                if r not in done and np.asarray(mask)[r].max() > 0
             ),
         )
     alts: tuple[Alternative, ...] = ()
@@ -351,7 +372,9 @@ class ReadingCheck:
         (the neighbour reading applied), each rule's parameter readings, one [N, R, V] array
         per MODEL_SPEC.rule_param_layers entry (None for a model without them;
         :func:`reading_unwritten`) and the rules whose
-        contradiction decides the frame [N, R] (:func:`conflict_alternatives`)."""
+        contradiction decides the frame [N, R] (:func:`conflict_alternatives`). With the rule
+        texts among the inputs (:data:`RULE_TEXTS`), a polarity the rule's negations contradict
+        is checked as the node checks it (:func:`read_rule_set`)."""
         rule_feeds = {
             _S.rules_input: inputs[_S.rules_input],
             _S.rule_mask_input: inputs[_S.rule_mask_input],
@@ -370,6 +393,7 @@ class ReadingCheck:
         )
         feats, classes = np.array(feats, copy=True), np.array(classes, copy=True)
         sentence = inputs.get(SENTENCE_CLASSES)
+        texts = inputs.get(RULE_TEXTS)
         if (sentence is None) != (self.sentence is None):
             raise ModelError(
                 f"the model {'has' if self.sentence is not None else 'has no'} sentence "
@@ -391,6 +415,7 @@ class ReadingCheck:
                 self.rule_classes,
                 self.min_votes,
                 None if sentence is None or self.sentence is None else (sentence[k], self.sentence),
+                () if texts is None else [str(t) for t in texts[k]],
             )
             per_row.append(alts)
             overruled.append(over)
@@ -625,18 +650,39 @@ def limit_nowhere(text: str, read: float | None) -> bool:
     return read is None or float(read) not in digits
 
 
-def reading_unwritten(text: str, rule_class: str, params: Sequence[np.ndarray]) -> bool:
+def polarity_alternatives(
+    texts: Sequence[str], top: np.ndarray, rule_classes: Sequence[str]
+) -> list[tuple[int, str]]:
+    """The rules (index, the other polarity's class) whose reading ``top`` [R] (indices into
+    ``rule_classes``) the negations composing in their text contradict
+    (perception.polarity.polarity_unwritten)."""
+    out = []
+    for r, text in enumerate(texts[: len(top)]):
+        cls = rule_classes[int(top[r])]
+        if text and polarity_unwritten(text, cls):
+            kind, _, polarity = cls.partition(":")
+            other = f"{kind}:{'permitted' if polarity == 'prohibited' else 'prohibited'}"
+            if other in rule_classes:
+                out.append((r, other))
+    return out
+
+
+def reading_unwritten(
+    text: str, rule_class: str, params: Sequence[np.ndarray], polarity: bool = False
+) -> bool:
     """Whether a rule's reading says what the rule does not write: a speed limit
     (:func:`limit_unwritten`) or a lane number (perception.written.lane_unwritten) it does not
     write, or that it binds nobody though it names an exception
-    (perception.written.excepted_not_binding), or a polarity that the negations composing in
-    its text contradict (perception.polarity.polarity_unwritten). ``params``: its parameter
-    readings in MODEL_SPEC.rule_param_layers order. The node answers such a rule
-    ``rules_not_understood`` (policy.model), and evaluation counts it the same way."""
+    (perception.written.excepted_not_binding), or, with ``polarity``, a polarity that the
+    negations composing in its text contradict (perception.polarity.polarity_unwritten: where
+    the reading check runs, that is its alternative instead, flagged only on the frames it
+    decides; :func:`read_rule_set`). ``params``: its parameter readings in
+    MODEL_SPEC.rule_param_layers order. The node answers such a rule ``rules_not_understood``
+    (policy.model), and evaluation counts it the same way."""
     layers = _S.rule_param_layers
     return (
         limit_unwritten(text, rule_class, params[layers.index("rule_limit")])
         or lane_unwritten(text, rule_class, params[layers.index("rule_lane")])
         or excepted_not_binding(text, rule_class)
-        or polarity_unwritten(text, rule_class)
+        or (polarity and polarity_unwritten(text, rule_class))
     )

@@ -439,6 +439,7 @@ class PolicyModel:
                     None
                     if self.sentence is None
                     else (self.sentence.read(texts, _S.max_rules), self.sentence.spec),
+                    texts[: _S.max_rules],
                 )
                 feats, classes = one[None], read[None]
                 clashes = conflict_alternatives(
@@ -459,7 +460,11 @@ class PolicyModel:
                         r
                         for r, t in enumerate(texts[: _S.max_rules])
                         if reading_unwritten(
-                            t, self.meta.rule_classes[top[r]], [p[0][r] for p in params]
+                            t,
+                            self.meta.rule_classes[top[r]],
+                            [p[0][r] for p in params],
+                            # a polarity is the reading check's alternative where it runs
+                            polarity=self.reading_session is None or self.reading_threshold <= 0,
                         )
                     }
                 )

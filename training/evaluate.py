@@ -37,7 +37,13 @@ from core.metrics import (
 from perception.image import DEFAULT_DECODE, colourless
 from perception.modelmeta import NOT_UNDERSTOOD, Thresholds
 from perception.onnxrun import check_io
-from perception.readcheck import SENTENCE_CLASSES, ReadingCheck, conflicting, reading_unwritten
+from perception.readcheck import (
+    RULE_TEXTS,
+    SENTENCE_CLASSES,
+    ReadingCheck,
+    conflicting,
+    reading_unwritten,
+)
 from perception.rule_encoder import (
     Layers,
     RuleEncoder,
@@ -245,6 +251,8 @@ def _with_sentence(predictor: Predictor, data: ArrayDataset) -> ArrayDataset:
     sentence = getattr(predictor, "sentence_classes", lambda _: None)(data)
     if sentence is not None:
         data.extra[SENTENCE_CLASSES] = sentence
+    if getattr(predictor, "reading_check", None) is not None:  # its polarity alternatives
+        data.extra[RULE_TEXTS] = np.array([*data.table.texts, ""], object)[data.rule_idx]
     return data
 
 
@@ -273,7 +281,8 @@ def _flags(
     else:
         unread |= conflicting(outs[_S.rule_output][ix], present, predictor.rule_classes)
     if PARAM_READINGS[0] in outs:  # a reading the rule's words contradict (policy.model)
-        unread |= _readings_unwritten(predictor, outs, data, ix) & present
+        unread |= _readings_unwritten(predictor, outs, data, ix, READING_OUTPUT not in outs)
+        unread &= present
     # As the node (policy.decider): the model's score, or a frame without colour.
     ood = (outs[_S.ood_output].reshape(-1)[ix] >= th.image_ood) | colourless(data.images[ix])
     low = outs[_S.output][ix].max(1) < th.confidence
@@ -281,10 +290,15 @@ def _flags(
 
 
 def _readings_unwritten(
-    predictor: Predictor, outs: dict[str, np.ndarray], data: ArrayDataset, ix: np.ndarray
+    predictor: Predictor,
+    outs: dict[str, np.ndarray],
+    data: ArrayDataset,
+    ix: np.ndarray,
+    polarity: bool,
 ) -> np.ndarray:
     """Per frame and rule slot [len(ix), R]: perception.readcheck.reading_unwritten, as the node
-    applies it to each rule set it reads (policy.model.PolicyModel.encode_rules)."""
+    applies it to each rule set it reads (policy.model.PolicyModel.encode_rules); ``polarity``:
+    where the reading check did not run (it checks a polarity per frame, readcheck.scan)."""
     top = outs[_S.rule_output][ix].argmax(-1)
     readings = [outs[name][ix] for name in PARAM_READINGS]
     rows = data.rule_idx[ix]
@@ -292,7 +306,7 @@ def _readings_unwritten(
     for k, r in zip(*np.nonzero(rows >= 0), strict=True):
         text = data.table.texts[rows[k, r]]
         cls = predictor.rule_classes[top[k, r]]
-        out[k, r] = reading_unwritten(text, cls, [p[k, r] for p in readings])
+        out[k, r] = reading_unwritten(text, cls, [p[k, r] for p in readings], polarity)
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from core.defaults import READING_THRESHOLD
 from perception.polarity import negative_elements, polarity_unwritten, written_polarity
 from ruledrive.bench_wording import load_templates
 from ruledrive.written_corpus import KINDS, WRITTEN_DIR, load_written
@@ -139,23 +140,37 @@ def test_no_polar_template_of_the_wording_files_read_right_is_flagged() -> None:
     assert not [(t, c) for t, c in texts if polarity_unwritten(t, c)][:5]
 
 
+CONTROLS = {  # a rule of each polarity the shipped model reads right
+    "overtaking": ("Overtaking permitted", "No overtaking"),
+    "turn_on_red": ("Right turn on red permitted after a full stop", "No right turn on red"),
+}
+
+
 @pytest.fixture(scope="module")
-def read_and_decide() -> Callable[[str], tuple[str, Any]]:
-    """The shipped model's reading of a rule alone, and the node's decision path (Decider) on
-    one golden frame with that rule."""
+def node() -> Callable[..., Any]:
+    """The node's decision path (Decider) on the shipped model over the golden drive's first
+    40 frames: node(text, reading_threshold) -> (the model's reading of the rule alone, one
+    decision per frame)."""
     from bus.recording_reader import read_samples
     from bus.schema import RuleSet
     from policy.decider import Decider
     from policy.model import PolicyModel
     from tests.policy.test_decider import header
 
-    model = PolicyModel.load(ROOT / "models/ruledrive-default.onnx", "cpu")
-    frame = next(iter(read_samples([ROOT / "tests/golden/drive.mcap"], require_labels=False)))
+    models: dict[float, PolicyModel] = {}
+    drive = ROOT / "tests/golden/drive.mcap"
+    frames = list(read_samples([drive], require_labels=False))[:40]
 
-    def run(text: str) -> tuple[str, Any]:
+    def run(text: str, threshold: float = READING_THRESHOLD) -> tuple[str, list[Any]]:
+        if threshold not in models:
+            models[threshold] = PolicyModel.load(
+                ROOT / "models/ruledrive-default.onnx", "cpu", reading_threshold=threshold
+            )
+        model = models[threshold]
         read = model.meta.rule_classes[int(model.encode_rules((text,)).classes[0].argmax())]
         rs = RuleSet(vehicle_id="car-1", version="v", issued_at_ns=time.time_ns(), rules=[text])
-        return read, Decider(model, "n").step(header(speed=40.0), frame.jpeg, rs)
+        decider = Decider(model, "n")
+        return read, [decider.step(header(speed=40.0), f.jpeg, rs) for f in frames]
 
     return run
 
@@ -166,26 +181,78 @@ def read_and_decide() -> Callable[[str], tuple[str, Any]]:
         ("No law prevents drivers from overtaking here", "overtaking:prohibited"),
         ("本路段没有超车限制", "overtaking:prohibited"),
         ("除警车外，所有车辆禁止超车", "overtaking:permitted"),
-        ("除特种车辆外，所有车辆禁止红灯右转", "turn_on_red:permitted"),
         ("You need not wait until the light turns green to turn right", "turn_on_red:prohibited"),
         ("右转无需等待绿灯", "turn_on_red:prohibited"),
+        ("除特种车辆外，所有车辆禁止红灯右转", "turn_on_red:permitted"),
     ],
 )
-def test_the_node_does_not_act_on_a_polarity_the_negations_contradict(
-    read_and_decide: Callable[[str], tuple[str, Any]], text: str, misread: str
+def test_the_node_does_not_act_on_a_polarity_the_negations_contradict_where_it_decides(
+    node: Callable[..., Any], text: str, misread: str
 ) -> None:
-    """The shipped model reads each as the opposite of what it says, at 0.86-1.00."""
-    read, d = read_and_decide(text)
+    """The shipped model reads each as the opposite of what it says, at 0.86-1.00. On the
+    frames where the two polarities decide differently (the controls, read right, tell which)
+    the node answers rules_not_understood naming the rule; elsewhere the polarity does not
+    matter and it decides, valid."""
+    read, got = node(text)
     assert read == misread
-    assert (d.valid, d.reason, d.unread_rules) == (False, "rules_not_understood", [0])
+    _, permitted = node(CONTROLS[misread.split(":")[0]][0])
+    _, prohibited = node(CONTROLS[misread.split(":")[0]][1])
+    decisive = [p.decision != q.decision for p, q in zip(permitted, prohibited, strict=True)]
+    assert 2 <= sum(decisive) <= 30
+    for d, p, flag in zip(got, permitted, decisive, strict=True):
+        if flag:
+            assert (d.valid, d.reason, d.unread_rules) == (False, "rules_not_understood", [0])
+        else:
+            assert 0 not in d.unread_rules and d.decision == p.decision
+
+
+def test_with_the_reading_check_off_a_contradicted_polarity_is_never_acted_on(
+    node: Callable[..., Any],
+) -> None:
+    """Without the reading check (reading_check 0) there is no alternative to compare: the
+    rule is answered rules_not_understood on every frame."""
+    _, got = node("No law prevents drivers from overtaking here", 0.0)
+    assert all(
+        (d.valid, d.reason, d.unread_rules) == (False, "rules_not_understood", [0]) for d in got
+    )
+    _, plain = node("Overtaking permitted", 0.0)
+    assert not any(0 in d.unread_rules for d in plain)
 
 
 @pytest.mark.parametrize(
     "text", ["Overtaking is not prohibited", "Turning right on red is not illegal after a stop"]
 )
-def test_a_composed_polarity_read_right_is_acted_on(
-    read_and_decide: Callable[[str], tuple[str, Any]], text: str
-) -> None:
-    read, d = read_and_decide(text)
+def test_a_composed_polarity_read_right_is_acted_on(node: Callable[..., Any], text: str) -> None:
+    read, got = node(text)
     assert read.endswith(":permitted")
-    assert 0 not in d.unread_rules
+    assert not any(0 in d.unread_rules for d in got)
+
+
+def test_evaluation_flags_the_frames_the_node_flags(node: Callable[..., Any]) -> None:
+    """Evaluation (training.evaluate) counts a contradicted polarity on the frames the node
+    flags it, no more and no fewer, so the figures it reports are the node's."""
+    import dataclasses
+
+    import numpy as np
+
+    from bus.recording_reader import read_samples
+    from perception.rule_encoder import RuleEncoder
+    from training.data import RuleTable, encode_samples
+    from training.evaluate import OnnxPredictor, _flags, _with_sentence
+
+    text = "No law prevents drivers from overtaking here"
+    _, got = node(text)
+    frames = list(read_samples([ROOT / "tests/golden/drive.mcap"], require_labels=False))[:40]
+    samples = [dataclasses.replace(f, rules=(text,), speed_kph=40.0) for f in frames]
+    predictor = OnnxPredictor(ROOT / "models/ruledrive-default.onnx")
+    encoder = RuleEncoder.load(
+        Path(predictor.encoder_dir), "cpu", cache_size=0, layer=predictor.encoder_layer
+    )
+    table = RuleTable.build([text], encoder)
+    if getattr(predictor, "sentence_input", False):
+        table.add_sentences()
+    data = _with_sentence(predictor, encode_samples(samples, table, predictor.rule_classes))
+    outs = data.predict(predictor.predict)
+    unread = _flags(predictor, outs, data, np.arange(len(data)))["unread"][:, 0]
+    assert 2 <= unread.sum() < len(unread)
+    assert unread.tolist() == [0 in d.unread_rules for d in got]
