@@ -32,7 +32,7 @@ import numpy as np
 
 from core.errors import ModelError
 from perception.neighbours import META_KEY, NEIGHBOUR_OUTPUT, overrides
-from perception.polarity import polarity_unwritten
+from perception.polarity import polarity_unwritten, written_class
 from perception.sentence_reader import META_KEY as SENTENCE_KEY
 from perception.sentence_reader import SentenceReaderSpec, fuse, spec_of
 from perception.spec import MODEL_SPEC
@@ -653,17 +653,14 @@ def limit_nowhere(text: str, read: float | None) -> bool:
 def polarity_alternatives(
     texts: Sequence[str], top: np.ndarray, rule_classes: Sequence[str]
 ) -> list[tuple[int, str]]:
-    """The rules (index, the other polarity's class) whose reading ``top`` [R] (indices into
+    """The rules (index, the class their negations write) whose reading ``top`` [R] (indices into
     ``rule_classes``) the negations composing in their text contradict
     (perception.polarity.polarity_unwritten)."""
     out = []
     for r, text in enumerate(texts[: len(top)]):
-        cls = rule_classes[int(top[r])]
-        if text and polarity_unwritten(text, cls):
-            kind, _, polarity = cls.partition(":")
-            other = f"{kind}:{'permitted' if polarity == 'prohibited' else 'prohibited'}"
-            if other in rule_classes:
-                out.append((r, other))
+        other = written_class(text, rule_classes[int(top[r])]) if text else None
+        if other is not None and other in rule_classes:
+            out.append((r, other))
     return out
 
 

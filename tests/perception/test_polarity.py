@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 
 from core.defaults import READING_THRESHOLD
-from perception.polarity import negative_elements, polarity_unwritten, written_polarity
+from perception.polarity import (
+    negative_elements,
+    polarity_unwritten,
+    written_class,
+    written_polarity,
+)
 from ruledrive.bench_wording import load_templates
 from ruledrive.written_corpus import KINDS, WRITTEN_DIR, load_written
 from simulator.language.ruleset import render_rule
@@ -68,14 +73,24 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("You need not wait until the light turns green to turn right", "turn_on_red", "permitted"),
         ("无任何规定禁止超车", "overtaking", "permitted"),
         ("右转无需等待绿灯", "turn_on_red", "permitted"),
-        # one negative element: left to the reader
-        ("Overtaking is not permitted", "overtaking", None),
-        ("禁止超车", "overtaking", None),
-        # the negation is in a clause that does not name the action
-        ("Turning right on red? Not here, not ever.", "turn_on_red", None),
-        # a bilingual sign says its rule twice
-        ("No overtaking 禁止超车", "overtaking", None),
-        ("No right turn on red 红灯禁止右转", "turn_on_red", None),
+        # one negative element or none decides where nothing else can: no condition, no
+        # number, no negation outside the clauses that name the action, no action that can
+        # be the rule's without a negation (stop, wait, stay), clauses that agree
+        ("Overtaking is not permitted", "overtaking", "prohibited"),
+        ("禁止超车", "overtaking", "prohibited"),
+        ("Overtaking permitted", "overtaking", "permitted"),
+        ("超车：允许", "overtaking", "permitted"),
+        ("No overtaking 禁止超车", "overtaking", "prohibited"),  # a bilingual sign
+        ("No right turn on red 红灯禁止右转", "turn_on_red", "prohibited"),
+        ("Right turn on red permitted after a full stop", "turn_on_red", None),  # after
+        ("Do not turn right on red unless your vehicle has stopped", "turn_on_red", None),
+        ("Overtakes allowed on this road: zero", "overtaking", None),  # a number
+        ("Red means stop, right turns included", "turn_on_red", None),
+        ("右转车辆红灯停", "turn_on_red", None),  # stop: the rule's action
+        ("Stay behind the bus", "overtaking", None),
+        ("Turning right on red? Not here, not ever.", "turn_on_red", None),  # elsewhere
+        ("Overtaking permitted for cars; trucks must not overtake", "overtaking", None),
+        ("已驶出禁止超车路段，现在可以超车了", "overtaking", None),
         # clauses that disagree: unsure, so quiet
         ("It's not that nobody wants you to overtake; overtaking is banned", "overtaking", None),
         # an exception clause (the rule language has none) cut out, one element decides:
@@ -85,7 +100,6 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("除货车外，其他车辆可以超车", "overtaking", None),
         # a condition is not an exception: one element, left to the reader
         ("红灯时不得右转，除非车辆已经完全停下", "turn_on_red", None),
-        ("Do not turn right on red unless your vehicle has stopped", "turn_on_red", None),
         # the rule is about the other action
         ("Nothing forbids passing on this road", "turn_on_red", None),
     ],
@@ -100,6 +114,41 @@ def test_only_polar_readings_contradicted_by_the_text_are_flagged() -> None:
     assert not polarity_unwritten(text, "overtaking:permitted")
     for other in ("speed_limit", "not_binding", "amber:always_stop", "turn_on_red:prohibited"):
         assert not polarity_unwritten(text, other)
+
+
+@pytest.mark.parametrize(
+    ("text", "written"),
+    [
+        ("No rule forbids a right turn on red here", "turn_on_red:permitted"),
+        ("右转无需等待绿灯", "turn_on_red:permitted"),
+        ("禁止超车", "overtaking:prohibited"),
+        # a rule for road users other than cars may truly bind nobody the car is
+        ("Trucks over 7.5 t: overtaking is no longer banned", None),
+        ("公共汽车不准超车", None),
+        # other actions: a mountain pass, letting traffic pass, overloading, a U-turn
+        ("Slow vehicles must pull in to let traffic pass", None),
+        ("No U-turns at the junction", None),
+        ("车辆不得超载", None),
+        ("No parking", None),
+    ],
+)
+def test_a_rule_read_as_binding_nobody_that_writes_a_polarity_for_cars(
+    text: str, written: str | None
+) -> None:
+    assert written_class(text, "not_binding") == written
+
+
+@pytest.mark.parametrize("split", ["train", "heldout-phrasing"])
+def test_no_rule_of_the_rule_language_that_binds_nobody_is_given_a_polarity(split: str) -> None:
+    """Every rule text of a split that truly binds nobody (rules for other road users, rules
+    about other things), both languages: none is given a polarity to check."""
+    from simulator.oracle import rule_class
+    from simulator.plan import plan_split
+
+    plan = plan_split(split, 20000, seed=5, language="bilingual")
+    texts = {t.text for rs in plan.rule_texts for t in rs if rule_class(t.rule) == "not_binding"}
+    assert len(texts) > 600
+    assert not [t for t in sorted(texts) if written_class(t, "not_binding")][:5]
 
 
 def test_no_polar_rule_of_the_rule_language_read_right_is_flagged() -> None:
@@ -129,6 +178,10 @@ def test_no_polar_template_of_the_wording_files_read_right_is_flagged() -> None:
     files.append(ROOT / "docs" / "experiments" / "probe13-fresh.yaml")
     tmpl = [load_templates(p, KINDS) for p in files]
     tmpl += [load_written(p) for p in sorted(WRITTEN_DIR.glob("*.yaml"))]
+    # the written wording's sentences that bind no car (mountain passes, letting traffic pass)
+    binds_nobody = [text for t in tmpl for lst in t.not_binding.values() for text in lst]
+    assert len(binds_nobody) > 500
+    assert not [t for t in binds_nobody if written_class(t, "not_binding")][:5]
     texts = [
         (text, cls)
         for t in tmpl
