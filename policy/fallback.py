@@ -90,16 +90,18 @@ FALLBACKS: tuple[Fallback, ...] = (
         "the rule is in a script the model does not read (no letters, or mostly letters other "
         "than Latin and Chinese, or Latin words broken up: 'N o', '0V3RT4K3'), or the model's "
         "reading says what the rule does not write (a speed limit or a lane number not written "
-        "in it, binding nobody though the rule names an exception, or a permission or "
-        "prohibition that the negations composing in the rule contradict: 'Nothing forbids "
-        "overtaking' read as a ban), or the rule is longer "
+        "in it, binding nobody though the rule names an exception, or a limit its digits "
+        "never give), or the rule is longer "
         "than the model reads (40 tokens of "
         "the multilingual encoder, prefix included: about 25 English words or 35 to 40 "
         "Chinese characters; it would be decided on its beginning), or the model reads a "
         "rule unsurely and, read as its "
         "runner-up, the rule would change this frame's decision (the reading check), or its "
         "nearest training rules overrule the model's reading and the model's own reading "
-        "would change this frame's decision (the neighbour reading); `unread_rules` names "
+        "would change this frame's decision (the neighbour reading), or the model reads a "
+        "permission or prohibition as the other polarity than the rule's negations give "
+        "('Nothing forbids overtaking' read as a ban) and the written polarity would change "
+        "this frame's decision; `unread_rules` names "
         "its index",
     ),
     Fallback(
