@@ -123,12 +123,17 @@ _ZH = re.compile(
 )
 
 
+# The name of a sign that ends or starts a restriction: a place, not a negation ("between this
+# sign and the end-of-restriction sign").
+_SIGN_NAME = re.compile(r"\b(?:end|start)[- ]of[- ][\w-]+\s+signs?\b", re.I)
+
+
 def negative_elements(clause: str) -> int:
     """How many negative elements a clause writes (see the module's docstring): "It is not
     true that overtaking is banned" -> 2; 没有不能超车的规定 -> 2; "No overtaking" -> 1."""
     if not clause.strip():
         return 0
-    t = _SAME_RESTRICTION.sub(lambda m: m.group(1) or m.group(2), clause)
+    t = _SAME_RESTRICTION.sub(lambda m: m.group(1) or m.group(2), _SIGN_NAME.sub(" ", clause))
     t = _ZH_NOT_NEGATION.sub(" ", t)
     return len(_EN.findall(t)) + len(_ZH.findall(t))
 
@@ -137,8 +142,8 @@ def negative_elements(clause: str) -> int:
 # unless stopped" permits a turn after a stop), so one element decides nothing.
 _CONDITION = re.compile(
     r"\b(?:unless|only|provided|until|if|when|whenever|where|once|while|as long as|after|before"
-    r"|even|means?)\b|意味|即"
-    r"|除非|只有|只要|否则|方可|才|如果|若|当|时|后|前"
+    r"|even|means?|between|green)\b|意味|即"
+    r"|除非|只有|只要|否则|方可|才|如果|若|之前|以前|等到|直到|绿灯"
     # ... or a number: "Overtakes allowed: zero", 红灯右转：0次允许
     r"|\d|\bzero\b|\bnil\b|零|〇",
     re.I,

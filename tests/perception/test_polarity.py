@@ -90,6 +90,8 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("Stay behind the bus", "overtaking", None),
         ("Turning right on red? Not here, not ever.", "turn_on_red", None),  # elsewhere
         ("Overtaking permitted for cars; trucks must not overtake", "overtaking", None),
+        ("Turn right on green only", "turn_on_red", None),  # green: a condition
+        ("Do not overtake between this sign and the end-of-restriction sign", "overtaking", None),
         ("已驶出禁止超车路段，现在可以超车了", "overtaking", None),
         # clauses that disagree: unsure, so quiet
         ("It's not that nobody wants you to overtake; overtaking is banned", "overtaking", None),
