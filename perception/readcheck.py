@@ -141,6 +141,23 @@ def reread(
     return _features(reading, names, classes[None], readings, mask)[0], classes
 
 
+def written_reading(
+    reading: Any,
+    names: tuple[str, ...],
+    readings: list[np.ndarray],
+    mask: np.ndarray,
+    r: int,
+    c: int,
+) -> np.ndarray:
+    """The rule set's features [F] had rule ``r`` been read as class ``c`` outright (all its
+    probability on ``c``, not the top class's share moved as :func:`reread` does): the polarity
+    its words write (perception.polarity), not a blend with what the reader made of it."""
+    classes = np.array(readings[0], np.float32, copy=True)
+    classes[r] = 0.0
+    classes[r, c] = 1.0
+    return _features(reading, names, classes[None], readings, mask)[0]
+
+
 class NeighbourReading(NamedTuple):
     """A rule set as read with its neighbours (:func:`neighbour_read`)."""
 
@@ -233,16 +250,15 @@ def read_rule_set(
                 if int(r) not in done and int(theirs[r]) != int(classes[r].argmax())
             ),
         )
-    if texts and rule_classes:
-        done = {r for r, _ in disagree}
+    if texts and rule_classes:  # beside any other alternative of the rule: a check of its own
         top = np.asarray(classes).argmax(axis=-1)
         current = [np.asarray(classes), *readings[1:]]
         disagree = (
             *disagree,
             *(
-                (r, reread(reading, names, current, mask, [(r, rule_classes.index(other))])[0])
+                (r, written_reading(reading, names, current, mask, r, rule_classes.index(other)))
                 for r, other in polarity_alternatives(texts, top, rule_classes)
-                if r not in done and np.asarray(mask)[r].max() > 0
+                if np.asarray(mask)[r].max() > 0
             ),
         )
     alts: tuple[Alternative, ...] = ()
