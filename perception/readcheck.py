@@ -225,9 +225,10 @@ def read_rule_set(
     reading as an alternative, at any threshold. With ``texts`` (the rules' texts, in order), a
     rule read as a permission or a prohibition that the negations composing in its text
     contradict (perception.polarity.polarity_unwritten) gets the other polarity as an
-    alternative, at any threshold: the node does not act on that reading where the rule's
-    written polarity would decide the frame otherwise. Shared by the node (policy.model) and
-    :meth:`ReadingCheck.scan`."""
+    alternative, at any threshold above 0, beside its other alternatives: the node does not act
+    on that reading where the rule's written polarity would decide the frame otherwise (with
+    the check off, ``threshold`` 0, the node flags such a rule outright: reading_unwritten).
+    Shared by the node (policy.model) and :meth:`ReadingCheck.scan`."""
     if sentence is not None and sentence[1].mode == "average":
         fused = fuse(readings[0], sentence[0], mask, sentence[1].weight)
         readings = [fused, *readings[1:]]
@@ -250,23 +251,26 @@ def read_rule_set(
                 if int(r) not in done and int(theirs[r]) != int(classes[r].argmax())
             ),
         )
-    if texts and rule_classes:  # beside any other alternative of the rule: a check of its own
+    # The written polarity: a check of its own, beside the rule's other alternatives (it does
+    # not stand in for its runner-up, nor they for it).
+    written: tuple[Alternative, ...] = ()
+    if texts and rule_classes and threshold > 0:
         top = np.asarray(classes).argmax(axis=-1)
         current = [np.asarray(classes), *readings[1:]]
-        disagree = (
-            *disagree,
-            *(
-                (r, written_reading(reading, names, current, mask, r, rule_classes.index(other)))
-                for r, other in polarity_alternatives(texts, top, rule_classes)
-                if np.asarray(mask)[r].max() > 0
-            ),
+        written = tuple(
+            (r, written_reading(reading, names, current, mask, r, rule_classes.index(other)))
+            for r, other in polarity_alternatives(texts, top, rule_classes)
+            if np.asarray(mask)[r].max() > 0
         )
     alts: tuple[Alternative, ...] = ()
     if threshold > 0:
-        alts = merged(
-            disagree, alternatives(reading, names, [classes, *readings[1:]], mask, threshold)
+        alts = (
+            *merged(
+                disagree, alternatives(reading, names, [classes, *readings[1:]], mask, threshold)
+            ),
+            *written,
         )
-    return features, classes, alts, tuple(r for r, _ in disagree)
+    return features, classes, alts, tuple(r for r, _ in (*disagree, *written))
 
 
 def decisive(
@@ -615,7 +619,8 @@ _FOREIGN_AFTER = re.compile(
     r"\s*(?:"
     + _FOREIGN
     + r"|t\b|tons?\b|tonnes?\b|m\b|metres?\b|meters?\b|%|吨|米(?!每)|am\b|pm\b|点|时(?!速)"
-    + r"|[-–—~/:]\s*\d|to\s*\d|h\b|hrs?\b|hours?\b)",
+    + r"|h\b|hrs?\b|hours?\b|/\s*7\b|:\s*\d\d\b"
+    + r"|(?:[-–—~]|to)\s*(?:\d{4}\b|\d{1,2}(?::\d\d)?\s*(?:h\b|hrs?\b|hours?\b|am\b|pm\b|点|时)))",
     re.I,
 )
 
@@ -650,7 +655,7 @@ def limit_unwritten(text: str, rule_class: str, limit: np.ndarray) -> bool:
 # A limit in words (twenty .. one hundred and twenty; 二十 .. 一百二十): where a read limit can come
 # from when no number in digits is it.
 _LIMIT_WORD = re.compile(
-    r"\b(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)\b|[十百拾佰]", re.I
+    r"\b(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)\b|[十百拾佰](?!字)", re.I
 )
 
 

@@ -165,6 +165,16 @@ _WHO_EN = (
 )
 _WHO_ZH = r"(?:[车車](?!站|道|位)|公交|客运|货运|摩托|警|救护|消防|出租|驾驶人|司机|行人|居民)"
 _SPAN = r"[^，,。；;：:]"
+# A class of road users, not road users at large (vehicles, traffic, drivers, 车辆).
+_CLASS_EN = (
+    r"(?:bus(?:es)?|coaches?|trucks?|lorr(?:y|ies)|hgvs?|lgvs?|vans?|taxis?|cabs?|motorcycl\w*|"
+    r"motorbikes?|mopeds?|scooters?|bicycles?|bikes?|cyclists?|tractors?|ambulances?|police|"
+    r"fire\s+engines?|emergency|residents?|permit\s+holders?|deliver\w*|goods\s+vehicles?)"
+)
+_CLASS_ZH = (
+    r"(?:公交|公共汽车|客车|客运|货车|货运|卡车|出租|摩托|自行车|非机动车|救护|消防|警|特种|工程|校车|"
+    r"环卫|执行任务)"
+)
 # An exception clause that names road users: "except (for) buses", "other than emergency
 # vehicles", "apart from", "save for", "aside from", "excluding", "exempt(ion)", "unless you
 # drive a ...", "buses excepted", "buses are not subject to / not bound by this"; 除公交车外,
@@ -179,7 +189,13 @@ _EXCEPTION = re.compile(
     + r"|\b"
     + _WHO_EN
     + _SPAN
-    + r"{0,20}?\b(?:excepted|exempt(?:ed)?|not\s+subject\s+to|not\s+bound\s+by)\b"
+    + r"{0,20}?\b(?:excepted|exempt(?:ed)?)\b"
+    # "not subject to" / "not bound by" names an exception only after a class of road users
+    # ("Buses are not subject to this limit"; "Drivers are not bound by this sign" binds nobody)
+    + r"|\b"
+    + _CLASS_EN
+    + _SPAN
+    + r"{0,20}?\bnot\s+(?:subject\s+to|bound\s+by)\b"
     + r"|除(?:了|非)?"
     + _SPAN
     + r"{0,15}?"
@@ -192,7 +208,10 @@ _EXCEPTION = re.compile(
     + r"|"
     + _WHO_ZH
     + _SPAN
-    + r"{0,10}?(?:除外|例外|不受此限|不在此限|不受本\w{0,4}?限|不适用本)"
+    + r"{0,10}?(?:除外|例外)|"
+    + _CLASS_ZH
+    + _SPAN
+    + r"{0,10}?(?:不受此限|不在此限|不受本\w{0,4}?限|不适用本)"
     + r"|(?:不包括|不含|不适用于|不适用)"
     + _SPAN
     + r"{0,15}?"

@@ -79,7 +79,8 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("Overtaking is not permitted", "overtaking", "prohibited"),
         ("禁止超车", "overtaking", "prohibited"),
         ("Overtaking permitted", "overtaking", "permitted"),
-        ("超车：允许", "overtaking", "permitted"),
+        ("超车可以", "overtaking", "permitted"),
+        ("超车：允许", "overtaking", None),  # the permission in another clause
         ("No overtaking 禁止超车", "overtaking", "prohibited"),  # a bilingual sign
         ("No right turn on red 红灯禁止右转", "turn_on_red", "prohibited"),
         ("Right turn on red permitted after a full stop", "turn_on_red", None),  # after
@@ -93,13 +94,32 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("Turn right on green only", "turn_on_red", None),  # green: a condition
         ("Do not overtake between this sign and the end-of-restriction sign", "overtaking", None),
         ("已驶出禁止超车路段，现在可以超车了", "overtaking", None),
+        # a review's cases: other actions, sign lines, bilingual signs with separators,
+        # words with 别/非/未 that do not negate, warnings, penalties, symbols, conditions
+        ("No overtaking no speeding", "overtaking", None),
+        ("禁止红灯右转禁止掉头", "turn_on_red", None),
+        ("Overtaking allowed no parking", "overtaking", None),
+        ("Do not overtake and do not pass", "overtaking", "prohibited"),
+        ("No right turn on red wait for green", "turn_on_red", None),
+        ("No overtaking until the end of the restriction", "overtaking", None),  # until
+        ("危险路段 禁止超车", "overtaking", None),
+        ("禁止超车\n违者罚款", "overtaking", None),
+        ("No overtaking (禁止超车)", "overtaking", "prohibited"),
+        ("禁止超车 | No overtaking", "overtaking", None),  # a symbol: one element decides nothing
+        ("特别提醒：本路段禁止超车", "overtaking", "prohibited"),
+        ("严禁非法超车", "overtaking", "prohibited"),
+        ("未经允许不得超车", "overtaking", None),
+        ("Overtaking is punishable", "overtaking", None),
+        ("Overtaking lane closed", "overtaking", None),
+        ("🚫超车", "overtaking", None),
+        ("除货车外，红灯时如无行人可以右转", "turn_on_red", None),
         # clauses that disagree: unsure, so quiet
         ("It's not that nobody wants you to overtake; overtaking is banned", "overtaking", None),
         # an exception clause (the rule language has none) cut out, one element decides:
         # the reader took 除…外 for a negation
         ("除救护车外禁止红灯右转", "turn_on_red", "prohibited"),
         ("Except for police cars, no vehicle may overtake here", "overtaking", "prohibited"),
-        ("除货车外，其他车辆可以超车", "overtaking", None),
+        ("除货车外，其他车辆可以超车", "overtaking", "permitted"),
         # a condition is not an exception: one element, left to the reader
         ("红灯时不得右转，除非车辆已经完全停下", "turn_on_red", None),
         # the rule is about the other action
@@ -332,3 +352,33 @@ def test_evaluation_flags_the_frames_the_node_flags(node: Callable[..., Any]) ->
     unread = _flags(predictor, outs, data, np.arange(len(data)))["unread"][:, 0]
     assert 2 <= unread.sum() < len(unread)
     assert unread.tolist() == [0 in d.unread_rules for d in got]
+
+
+def test_the_written_polarity_is_checked_beside_the_runner_up() -> None:
+    """A rule read unsurely has its runner-up as an alternative; a polarity its words
+    contradict adds the written one beside it, and replaces neither (a review found the
+    runner-up dropped once the written polarity was added, so an unsure rule whose runner-up
+    decides a frame was acted on)."""
+    import numpy as np
+
+    from perception.readcheck import read_rule_set
+
+    class Reading:  # a reading graph whose features are the class readings themselves
+        def run(self, outs: Any, feeds: dict[str, Any]) -> list[Any]:
+            c = feeds["classes"]
+            return [c.reshape(len(c), -1)]
+
+    names = ("not_understood", "overtaking:permitted", "overtaking:prohibited", "speed_limit")
+    classes = np.zeros((2, len(names)), np.float32)
+    classes[0, 2], classes[0, 3] = 0.55, 0.45  # unsure: a ban, runner-up a speed limit
+    classes[1, 1] = 1.0
+    mask = np.zeros((2, 4), np.float32)
+    mask[:, :2] = 1
+    texts = ("Nothing forbids overtaking here", "Overtaking permitted")
+    args = (Reading(), ("classes",), classes.reshape(-1), [classes], mask, 0.9, None, names, 0)
+    _, _, alts, checked = read_rule_set(*args, None, texts)
+    read_as = sorted(names[int(np.argmax(f.reshape(2, -1)[r]))] for r, f in alts)
+    assert [r for r, _ in alts] == [0, 0] and read_as == ["overtaking:permitted", "speed_limit"]
+    assert checked == (0,)
+    _, _, alts, _ = read_rule_set(*args, None, ())
+    assert [names[int(np.argmax(f.reshape(2, -1)[0]))] for _, f in alts] == ["speed_limit"]

@@ -236,6 +236,11 @@ def test_the_node_does_not_act_on_a_lane_the_rule_does_not_write(
         ("禁止超车，执行任务的警车不在此限", True),
         ("红灯禁止右转，非机动车不受本标志限制", True),
         ("本路段超车不受限制", False),  # the held-out permission, not an exception
+        # road users at large not subject to a rule: it binds nobody, no exception (a review)
+        ("Drivers are not bound by this sign", False),
+        ("Traffic is not subject to any restriction here", False),
+        ("车辆不受此限", False),
+        ("所有车辆不受本标志限制", False),
     ],
 )
 def test_exception_clauses_in_both_languages(text: str, clause: bool) -> None:

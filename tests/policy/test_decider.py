@@ -711,6 +711,10 @@ def test_hours_after_a_postfix_max_and_stretches_are_no_speed() -> None:
     assert written_speeds("Max 40") == ({40.0}, False)
     assert written_speeds("Max 40, 7-17 h") == ({40.0}, False)
     assert written_speeds("40 max 7:00-17:00") == (set(), False)  # no unit, hours after "max"
+    # ... but a second speed after a named one is a speed (a review: these went unflagged)
+    assert written_speeds("Speed limit 50/80 km/h") == ({50.0, 80.0}, False)
+    assert written_speeds("Limit 60-80 km/h") == ({60.0, 80.0}, False)
+    assert written_speeds("Max 30 - 50 km/h zone") == ({30.0, 50.0}, False)
 
 
 def test_no_limit_of_the_wording_files_read_right_is_flagged() -> None:
