@@ -78,7 +78,7 @@ _NAMED = {
 _CLAUSE = re.compile(
     r"[,;:.!?，。；：！？、…]+|\s[-–—]+\s|——|\bbut\b|\bhowever\b|但是?|不过|然而"
     # two negated actions side by side are two clauses ("Do not overtake and do not pass")
-    r"|\b(?:and|or)\s+(?=(?:do\s+not|don['’]t|never|no|not)\b)|[和及并且]+(?=[禁不严勿])"
+    r"|\b(?:and|or)\s+(?=(?:do\s+not|don['’]t|never|no|not)\b)|(?:和|及|并且|而且)(?=[禁不严勿])"
     r"|(?<=[A-Za-z])[^A-Za-z\u3400-\u9fff]*(?=[\u3400-\u9fff])"
     r"|(?<=[\u3400-\u9fff])[^A-Za-z\u3400-\u9fff]*(?=[A-Za-z])"
 )
@@ -183,7 +183,9 @@ _ACTS = {
 # overtaking no speeding", 禁止红灯右转禁止掉头). A clause that names one decides nothing.
 _OTHER_ACTION = {
     "overtaking": re.compile(
-        r"\b(?:speed\w*|u-?turns?|turn\w*|park\w*|stop\w*|horn|hoot\w*|honk\w*|entry|enter\w*"
+        # (not "stops you from": a negation of the topic)
+        r"\b(?:speed\w*|u-?turns?|turn\w*|park\w*|stop\w*(?![^,;.]{0,25}\bfrom\b)|horn|hoot\w*"
+        r"|honk\w*|entry|enter\w*"
         r"|revers\w*|tailgat\w*|lane\s+chang\w*|chang\w*\s+lanes?|overload\w*)\b"
         r"|超速|超载|掉头|调头|停车|停放|鸣笛|鸣喇叭|驶入|进入|倒车|右转|左转|转弯|变道|压线|占道",
         re.I,

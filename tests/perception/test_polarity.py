@@ -100,6 +100,9 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("禁止红灯右转禁止掉头", "turn_on_red", None),
         ("Overtaking allowed no parking", "overtaking", None),
         ("Do not overtake and do not pass", "overtaking", "prohibited"),
+        ("红灯时停车后右转并不违法", "turn_on_red", "permitted"),  # 并不: "not at all", not "and"
+        ("Nothing stops you from passing slower cars", "overtaking", "permitted"),
+        ("No overtaking no stopping", "overtaking", None),
         ("No right turn on red wait for green", "turn_on_red", None),
         ("No overtaking until the end of the restriction", "overtaking", None),  # until
         ("危险路段 禁止超车", "overtaking", None),
