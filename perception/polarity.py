@@ -36,6 +36,7 @@ conditional) are the reader's alone.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from perception.written import as_read, without_exceptions
@@ -174,7 +175,19 @@ def negative_elements(clause: str) -> int:
     restriction denied, lifted or ended) counted as one: "Overtaking is not banned" -> 1;
     "No overtaking no passing" -> 2; 本路段没有超车限制 -> 1; "Overtaking permitted" -> 0."""
     t, n = _permits(clause)
-    return n + len(_NEGATION.findall(_NOT_NEGATION.sub(" ", t)))
+    return n + _negations(t)
+
+
+def _negations(text: str) -> int:
+    """How many negations and restrictions a text writes outside its permitting constructions
+    (words such as 不同 and 特别 aside)."""
+    return len(_NEGATION.findall(_NOT_NEGATION.sub(" ", text)))
+
+
+def _read(text: str) -> str:
+    """A rule as its clauses are split: as read (perception.written.as_read), with the sign
+    lines that reading runs together (a space or line break between hanzi) marked first."""
+    return as_read(_HAN_GAP.sub("；", text))
 
 
 def _permits(clause: str) -> tuple[str, int]:
@@ -251,13 +264,13 @@ def written_polarity(text: str, kind: str) -> str | None:
     no negation in another clause. A clause that names another action beside this one decides
     nothing ("No overtaking no speeding")."""
     topic, other = _TOPIC[kind], _OTHER_ACTION[kind]
-    text = as_read(_HAN_GAP.sub("；", text))
+    text = _read(text)
     permitted = rest = named = False
     elsewhere = 0  # negations in clauses that do not name the action, constructions aside
     lifted_elsewhere = False  # "Overtaking: not banned", 红灯右转：不禁止
     for clause in _CLAUSE.split(text):
         cut, k = _permits(clause)
-        n = len(_NEGATION.findall(_NOT_NEGATION.sub(" ", cut)))
+        n = _negations(cut)
         if not topic.search(clause):
             elsewhere += n
             lifted_elsewhere |= bool(k)
@@ -281,11 +294,7 @@ def written_polarity(text: str, kind: str) -> str | None:
         cut_text, excepted = without_exceptions(text)
         if not excepted:
             return None
-        counts = [
-            len(_NEGATION.findall(_NOT_NEGATION.sub(" ", c)))
-            for c in _CLAUSE.split(cut_text)
-            if topic.search(c)
-        ]
+        counts = [_negations(c) for c in _CLAUSE.split(cut_text) if topic.search(c)]
         return "prohibited" if counts and all(c == 1 for c in counts) else None
     has = any(topic.search(c) and _PERMISSION.search(c) for c in _CLAUSE.split(text))
     return "permitted" if has else None
@@ -305,34 +314,36 @@ _OTHER_USERS = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=8192)
 def written_class(text: str, rule_class: str) -> str | None:
     """The class (``overtaking:permitted`` and the like) the negations of a rule write, where
     its reading ``rule_class`` is another: the other polarity of a permission or a
     prohibition (:func:`written_polarity`); or, for a rule read as binding nobody
     (``not_binding``) that names overtaking or a turn on red and no road user but cars
     (:data:`_OTHER_USERS`), the polarity it writes ("No rule forbids a right turn on red here"
-    was read as binding nobody at 0.97). None where the reading agrees or nothing decides."""
+    was read as binding nobody at 0.97). None where the reading agrees or nothing decides.
+    Cached: evaluation asks it of the same rule on every frame of its rule set."""
     kind, _, polarity = rule_class.partition(":")
     if kind in POLAR_KINDS and polarity in ("permitted", "prohibited"):
         written = written_polarity(text, kind)
         return None if written in (None, polarity) else f"{kind}:{written}"
     # read as binding nobody: only a restriction denied, lifted or ended decides
-    if rule_class != "not_binding" or _OTHER_USERS.search(as_read(text)):
+    if rule_class != "not_binding":
         return None
-    if not _permits(as_read(_HAN_GAP.sub("；", text)))[1]:
+    read = as_read(text)
+    if _OTHER_USERS.search(read) or not _permits(_read(text))[1]:
         return None
     found = {
         f"{k}:{w}"
         for k in POLAR_KINDS
-        if _NAMED[k].search(as_read(text)) and (w := written_polarity(text, k)) is not None
+        if _NAMED[k].search(read) and (w := written_polarity(text, k)) is not None
     }
     return found.pop() if len(found) == 1 else None
 
 
 def polarity_unwritten(text: str, rule_class: str) -> bool:
-    """Whether a rule read as ``rule_class`` (``overtaking:permitted`` and the like) was read as
-    the other polarity than the negations that compose in its text give (:func:`
-    written_polarity`): "Nothing prohibits overtaking here" read as a prohibition. Readings of
-    other kinds are not checked. No rule text of the rule language read right is flagged, in
-    either language, training or held-out families (tests/perception/test_polarity.py)."""
+    """Whether a rule read as ``rule_class`` was read as another class than its words write
+    (:func:`written_class`): "Nothing prohibits overtaking here" read as a prohibition. No rule
+    text of the rule language read right is flagged, in either language, training or held-out
+    families (tests/perception/test_polarity.py)."""
     return written_class(text, rule_class) is not None

@@ -281,8 +281,8 @@ def _flags(
     else:
         unread |= conflicting(outs[_S.rule_output][ix], present, predictor.rule_classes)
     if PARAM_READINGS[0] in outs:  # a reading the rule's words contradict (policy.model)
-        unread |= _readings_unwritten(predictor, outs, data, ix, READING_OUTPUT not in outs)
-        unread &= present
+        polarity = READING_OUTPUT not in outs  # else the reading check checked it per frame
+        unread |= _readings_unwritten(predictor, outs, data, ix, polarity) & present
     # As the node (policy.decider): the model's score, or a frame without colour.
     ood = (outs[_S.ood_output].reshape(-1)[ix] >= th.image_ood) | colourless(data.images[ix])
     low = outs[_S.output][ix].max(1) < th.confidence
