@@ -31,13 +31,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from core.errors import ModelError
+from perception.binding import TOPIC_CLASSES, bound_topics, names_other_users
 from perception.neighbours import META_KEY, NEIGHBOUR_OUTPUT, overrides
 from perception.polarity import polarity_unwritten, written_class
 from perception.sentence_reader import META_KEY as SENTENCE_KEY
 from perception.sentence_reader import SentenceReaderSpec, fuse, spec_of
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import IMAGE_FEATURES
-from perception.written import as_read, excepted_not_binding, lane_unwritten
+from perception.written import NOT_BINDING, as_read, excepted_not_binding, lane_unwritten
 
 __all__ = [
     "Alternative",
@@ -46,6 +47,7 @@ __all__ = [
     "RULE_TEXTS",
     "SENTENCE_CLASSES",
     "alternatives",
+    "binding_alternatives",
     "conflict_alternatives",
     "conflicting",
     "limit_nowhere",
@@ -148,13 +150,23 @@ def written_reading(
     mask: np.ndarray,
     r: int,
     c: int,
+    limit: int | None = None,
 ) -> np.ndarray:
     """The rule set's features [F] had rule ``r`` been read as class ``c`` outright (all its
     probability on ``c``, not the top class's share moved as :func:`reread` does): the polarity
-    its words write (perception.polarity), not a blend with what the reader made of it."""
+    its words write (perception.polarity), not a blend with what the reader made of it. With
+    ``limit`` (an index into its rule_limit reading, MODEL_SPEC.rule_limits), its limit read as
+    that one outright too: the speed a rule read as binding nobody writes
+    (:func:`binding_alternatives`)."""
     classes = np.array(readings[0], np.float32, copy=True)
     classes[r] = 0.0
     classes[r, c] = 1.0
+    if limit is not None:
+        k = 1 + _S.rule_param_layers.index("rule_limit")
+        limits = np.array(readings[k], np.float32, copy=True)
+        limits[r] = 0.0
+        limits[r, limit] = 1.0
+        readings = [*readings[:k], limits, *readings[k + 1 :]]
     return _features(reading, names, classes[None], readings, mask)[0]
 
 
@@ -257,9 +269,12 @@ def read_rule_set(
     if texts and rule_classes and threshold > 0:
         top = np.asarray(classes).argmax(axis=-1)
         current = [np.asarray(classes), *readings[1:]]
+        polar = [(r, other, None) for r, other in polarity_alternatives(texts, top, rule_classes)]
+        more = [x for x in binding_alternatives(texts, top, rule_classes) if x[:2] not in
+                {y[:2] for y in polar}]  # fmt: skip
         written = tuple(
-            (r, written_reading(reading, names, current, mask, r, rule_classes.index(other)))
-            for r, other in polarity_alternatives(texts, top, rule_classes)
+            (r, written_reading(reading, names, current, mask, r, rule_classes.index(c), limit))
+            for r, c, limit in (*polar, *more)
             if np.asarray(mask)[r].max() > 0
         )
     alts: tuple[Alternative, ...] = ()
@@ -685,6 +700,45 @@ def polarity_alternatives(
     return out
 
 
+def binding_alternatives(
+    texts: Sequence[str], top: np.ndarray, rule_classes: Sequence[str]
+) -> list[tuple[int, str, int | None]]:
+    """For each rule read as binding nobody (``top`` [R], indices into ``rule_classes``) whose
+    words name a decision of the car (perception.binding.bound_topics: giving way to
+    pedestrians, an amber light, overtaking, a right turn on red, with no road user named but
+    cars), the classes of those decisions: (rule index, class, None). A rule that also writes
+    one speed limit in digits that the model can read (:func:`written_speeds`, in
+    MODEL_SPEC.rule_limits) and names no other road user gets (rule index, "speed_limit", the
+    limit's index) too: "All pool cars: do not go above 70 km/h", 车队通知：本线路全程限速70km/h
+    were read as binding nobody at 0.94-1.00 (an outside probe, forty-eighth session). The
+    reading check asks each as an alternative (:func:`read_rule_set`): the node does not act on
+    "binds nobody" where reading the rule as one of them would decide the frame otherwise."""
+    out: list[tuple[int, str, int | None]] = []
+    for r, text in enumerate(texts[: len(top)]):
+        if not text or rule_classes[int(top[r])] != NOT_BINDING:
+            continue
+        for topic in bound_topics(text):
+            out += [(r, c, None) for c in TOPIC_CLASSES[topic] if c in rule_classes]
+        speed = _written_limit(text)
+        if speed is not None and "speed_limit" in rule_classes:
+            out.append((r, "speed_limit", speed))
+    return out
+
+
+def _written_limit(text: str) -> int | None:
+    """The index in MODEL_SPEC.rule_limits of the one speed limit a rule writes in digits
+    (km/h), where it names no road user other than a car (perception.binding); None
+    otherwise."""
+    if names_other_users(text):
+        return None
+    speeds, foreign = written_speeds(text)
+    if foreign or len(speeds) != 1:
+        return None
+    (speed,) = speeds
+    limits = _S.rule_limits
+    return limits.index(int(speed)) if speed.is_integer() and int(speed) in limits else None
+
+
 def reading_unwritten(
     text: str, rule_class: str, params: Sequence[np.ndarray], polarity: bool = False
 ) -> bool:
@@ -692,9 +746,10 @@ def reading_unwritten(
     (:func:`limit_unwritten`) or a lane number (perception.written.lane_unwritten) it does not
     write, or that it binds nobody though it names an exception
     (perception.written.excepted_not_binding), or, with ``polarity``, a polarity that the
-    negations composing in its text contradict (perception.polarity.polarity_unwritten: where
-    the reading check runs, that is its alternative instead, flagged only on the frames it
-    decides; :func:`read_rule_set`). ``params``: its parameter readings in
+    negations composing in its text contradict (perception.polarity.polarity_unwritten), or
+    that it binds nobody though it names a decision of the car (:func:`binding_alternatives`);
+    where the reading check runs, those two are its alternatives instead, flagged only on the
+    frames they decide (:func:`read_rule_set`). ``params``: its parameter readings in
     MODEL_SPEC.rule_param_layers order. The node answers such a rule ``rules_not_understood``
     (policy.model), and evaluation counts it the same way."""
     layers = _S.rule_param_layers
@@ -703,4 +758,9 @@ def reading_unwritten(
         or lane_unwritten(text, rule_class, params[layers.index("rule_lane")])
         or excepted_not_binding(text, rule_class)
         or (polarity and polarity_unwritten(text, rule_class))
+        or (
+            polarity
+            and rule_class == NOT_BINDING
+            and bool(bound_topics(text) or _written_limit(text) is not None)
+        )
     )
