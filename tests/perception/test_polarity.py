@@ -9,14 +9,12 @@ permission read as a permission, at 0.9-1.0 with valid=true."""
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.defaults import READING_THRESHOLD
 from perception.polarity import (
     negative_elements,
     polarity_unwritten,
@@ -218,35 +216,6 @@ CONTROLS = {  # a rule of each polarity the shipped model reads right
 }
 
 
-@pytest.fixture(scope="module")
-def node() -> Callable[..., Any]:
-    """The node's decision path (Decider) on the shipped model over the golden drive's first
-    40 frames: node(text, reading_threshold) -> (the model's reading of the rule alone, one
-    decision per frame)."""
-    from bus.recording_reader import read_samples
-    from bus.schema import RuleSet
-    from policy.decider import Decider
-    from policy.model import PolicyModel
-    from tests.policy.test_decider import header
-
-    models: dict[float, PolicyModel] = {}
-    drive = ROOT / "tests/golden/drive.mcap"
-    frames = list(read_samples([drive], require_labels=False))[:40]
-
-    def run(text: str, threshold: float = READING_THRESHOLD) -> tuple[str, list[Any]]:
-        if threshold not in models:
-            models[threshold] = PolicyModel.load(
-                ROOT / "models/ruledrive-default.onnx", "cpu", reading_threshold=threshold
-            )
-        model = models[threshold]
-        read = model.meta.rule_classes[int(model.encode_rules((text,)).classes[0].argmax())]
-        rs = RuleSet(vehicle_id="car-1", version="v", issued_at_ns=time.time_ns(), rules=[text])
-        decider = Decider(model, "n")
-        return read, [decider.step(header(speed=40.0), f.jpeg, rs) for f in frames]
-
-    return run
-
-
 @pytest.mark.parametrize(
     ("text", "misread", "kind"),
     [
@@ -321,9 +290,15 @@ def test_a_composed_polarity_read_right_is_acted_on(node: Callable[..., Any], te
     assert not any(0 in d.unread_rules for d in got)
 
 
-def test_evaluation_flags_the_frames_the_node_flags(node: Callable[..., Any]) -> None:
-    """Evaluation (training.evaluate) counts a contradicted polarity on the frames the node
-    flags it, no more and no fewer, so the figures it reports are the node's."""
+@pytest.mark.parametrize(
+    # a polarity the negations contradict; a rule of the car read as binding nobody
+    # (perception.binding)
+    "text",
+    ["No law prevents drivers from overtaking here", "车让人，违者罚款。"],
+)
+def test_evaluation_flags_the_frames_the_node_flags(node: Callable[..., Any], text: str) -> None:
+    """Evaluation (training.evaluate) counts a rule the reading check flags on the frames the
+    node flags it, no more and no fewer, so the figures it reports are the node's."""
     import dataclasses
 
     import numpy as np
@@ -333,7 +308,6 @@ def test_evaluation_flags_the_frames_the_node_flags(node: Callable[..., Any]) ->
     from training.data import RuleTable, encode_samples
     from training.evaluate import OnnxPredictor, _flags, _with_sentence
 
-    text = "No law prevents drivers from overtaking here"
     _, got = node(text)
     frames = list(read_samples([ROOT / "tests/golden/drive.mcap"], require_labels=False))[:40]
     samples = [dataclasses.replace(f, rules=(text,), speed_kph=40.0) for f in frames]
