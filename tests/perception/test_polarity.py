@@ -94,11 +94,20 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("警报解除前禁止超车", "overtaking", None),
         ("禁止红灯右转禁止掉头", "turn_on_red", None),
         ("禁止超车违法必究", "overtaking", None),
-        ("Overtaking is allowed nowhere on this road", "overtaking", None),
-        # a plain prohibition or permission: the reader's to read
-        ("Overtaking is not permitted", "overtaking", None),
-        ("禁止超车", "overtaking", None),
-        ("No overtaking 禁止超车", "overtaking", None),
+        # one negation of the action and nothing that could change it: a prohibition
+        ("Overtaking is allowed nowhere on this road", "overtaking", "prohibited"),
+        ("Overtaking is not permitted", "overtaking", "prohibited"),
+        ("禁止超车", "overtaking", "prohibited"),
+        ("No overtaking 禁止超车", "overtaking", "prohibited"),
+        ("本路段禁止超车，违者罚款200元", "overtaking", "prohibited"),  # a penalty clause
+        ("No overtaking. Offenders will be fined 100 euros", "overtaking", "prohibited"),
+        ("禁止超车，注意安全", "overtaking", "prohibited"),
+        ("No overtaking 7-9 am", "overtaking", None),  # a number of the rule's own
+        ("No overtaking unless safe", "overtaking", None),
+        ("超车时请勿占用应急车道", "overtaking", None),  # another action
+        ("Overtaking no longer prohibited", "overtaking", "permitted"),
+        ("本路段超车不限", "overtaking", "permitted"),
+        ("本路段不限速，禁止超车", "overtaking", None),  # another clause's negation
         # no negation at all, the permission written, nothing that could change it
         ("Overtaking permitted", "overtaking", "permitted"),
         ("驾驶人可超过前方车辆", "overtaking", "permitted"),
