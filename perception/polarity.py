@@ -17,12 +17,16 @@ What it reads, per clause that names overtaking or a right turn on red:
   禁止超车路段结束, 谁说不能, 无需等待绿灯. It decides "permitted" when no other negation
   stands beside it and no clause naming the action writes one;
 - a rule with no negation at all that writes the permission ("may", 可);
-- one prohibition left once an exception clause that names road users is cut out (the reader
-  took 除…外 for a negation: 除警车外，所有车辆禁止超车 read as a permission at 0.97).
+- one negation of the action in every clause that names it: a prohibition ("No overtaking",
+  禁止超车), also once an exception clause that names road users is cut out (the reader took
+  除…外 for a negation: 除警车外，所有车辆禁止超车 read as a permission at 0.97; 本路段禁止超车，
+  违者罚款200元 read as a permission at 0.54, forty-ninth session).
 The last two decide only where nothing could change them: no condition ("unless", "after",
-除非, 方可), number, warning, penalty or symbol in the rule, no negation in another clause, no
-action that is the rule's without a negation (stop, wait, 停). A clause that names another
-action beside this one decides nothing ("No overtaking no speeding", 禁止红灯右转禁止掉头).
+除非, 方可), number, warning or symbol in the rule, no negation in another clause, no action
+that is the rule's without a negation (stop, wait, 停), and for the permission no penalty; a
+prohibition's penalty clause (违者罚款200元, "Offenders will be fined") is its force, not a
+condition. A clause that names another action beside this one decides nothing ("No overtaking
+no speeding", 禁止红灯右转禁止掉头).
 
 The first version counted negative words per clause and took their parity; a review of it on
 479 realistic sign texts read right found 177 flagged ("No overtaking no passing", 视线不清禁止
