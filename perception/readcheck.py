@@ -25,7 +25,7 @@ the node's.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -38,7 +38,15 @@ from perception.sentence_reader import META_KEY as SENTENCE_KEY
 from perception.sentence_reader import SentenceReaderSpec, fuse, spec_of
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import IMAGE_FEATURES
-from perception.written import NOT_BINDING, as_read, excepted_not_binding, lane_unwritten
+from perception.written import (
+    LANE_KINDS,
+    NOT_BINDING,
+    as_read,
+    excepted_not_binding,
+    lane_unwritten,
+    written_lane,
+    written_merge,
+)
 
 __all__ = [
     "Alternative",
@@ -50,6 +58,7 @@ __all__ = [
     "binding_alternatives",
     "conflict_alternatives",
     "conflicting",
+    "lane_alternatives",
     "limit_nowhere",
     "limit_unwritten",
     "reading_unwritten",
@@ -150,23 +159,25 @@ def written_reading(
     mask: np.ndarray,
     r: int,
     c: int,
-    limit: int | None = None,
+    params: Mapping[str, int] | None = None,
 ) -> np.ndarray:
     """The rule set's features [F] had rule ``r`` been read as class ``c`` outright (all its
     probability on ``c``, not the top class's share moved as :func:`reread` does): the polarity
     its words write (perception.polarity), not a blend with what the reader made of it. With
-    ``limit`` (an index into its rule_limit reading, MODEL_SPEC.rule_limits), its limit read as
-    that one outright too: the speed a rule read as binding nobody writes
-    (:func:`binding_alternatives`)."""
+    ``params`` (a parameter layer of MODEL_SPEC.rule_param_layers -> an index into its
+    vocabulary), those parameters read so outright too: the speed a rule read as binding
+    nobody writes (:func:`binding_alternatives`), the lane and side a lane closure writes
+    (:func:`lane_alternatives`)."""
     classes = np.array(readings[0], np.float32, copy=True)
     classes[r] = 0.0
     classes[r, c] = 1.0
-    if limit is not None:
-        k = 1 + _S.rule_param_layers.index("rule_limit")
-        limits = np.array(readings[k], np.float32, copy=True)
-        limits[r] = 0.0
-        limits[r, limit] = 1.0
-        readings = [*readings[:k], limits, *readings[k + 1 :]]
+    readings = list(readings)
+    for layer, index in (params or {}).items():
+        k = 1 + _S.rule_param_layers.index(layer)
+        values = np.array(readings[k], np.float32, copy=True)
+        values[r] = 0.0
+        values[r, index] = 1.0
+        readings[k] = values
     return _features(reading, names, classes[None], readings, mask)[0]
 
 
@@ -263,20 +274,26 @@ def read_rule_set(
                 if int(r) not in done and int(theirs[r]) != int(classes[r].argmax())
             ),
         )
-    # The written polarity: a check of its own, beside the rule's other alternatives (it does
-    # not stand in for its runner-up, nor they for it).
+    # What the rule's words write (a polarity, a rule of the car read as binding nobody, a lane
+    # closure's lane and side): checks of their own, beside the rule's other alternatives (they
+    # do not stand in for its runner-up, nor it for them).
     written: tuple[Alternative, ...] = ()
     if texts and rule_classes and threshold > 0:
         top = np.asarray(classes).argmax(axis=-1)
         current = [np.asarray(classes), *readings[1:]]
-        polar = [(r, other, None) for r, other in polarity_alternatives(texts, top, rule_classes)]
-        more = [x for x in binding_alternatives(texts, top, rule_classes) if x[:2] not in
-                {y[:2] for y in polar}]  # fmt: skip
-        written = tuple(
-            (r, written_reading(reading, names, current, mask, r, rule_classes.index(c), limit))
-            for r, c, limit in (*polar, *more)
-            if np.asarray(mask)[r].max() > 0
-        )
+        with_params = len(readings) == 1 + len(_S.rule_param_layers)
+        asked = [
+            *((r, c, None) for r, c in polarity_alternatives(texts, top, rule_classes)),
+            *binding_alternatives(texts, top, rule_classes),
+            *(lane_alternatives(texts, top, rule_classes, readings[1:]) if with_params else ()),
+        ]
+        seen: set[tuple[int, str]] = set()
+        for r, c, params in asked:
+            if (r, c) in seen or np.asarray(mask)[r].max() <= 0:
+                continue
+            seen.add((r, c))
+            f = written_reading(reading, names, current, mask, r, rule_classes.index(c), params)
+            written = (*written, (r, f))
     alts: tuple[Alternative, ...] = ()
     if threshold > 0:
         alts = (
@@ -702,18 +719,19 @@ def polarity_alternatives(
 
 def binding_alternatives(
     texts: Sequence[str], top: np.ndarray, rule_classes: Sequence[str]
-) -> list[tuple[int, str, int | None]]:
+) -> list[tuple[int, str, dict[str, int] | None]]:
     """For each rule read as binding nobody (``top`` [R], indices into ``rule_classes``) whose
     words name a decision of the car (perception.binding.bound_topics: giving way to
     pedestrians, an amber light, overtaking, a right turn on red, with no road user named but
     cars), the classes of those decisions: (rule index, class, None). A rule that also writes
     one speed limit in digits that the model can read (:func:`written_speeds`, in
-    MODEL_SPEC.rule_limits) and names no other road user gets (rule index, "speed_limit", the
-    limit's index) too: "All pool cars: do not go above 70 km/h", 车队通知：本线路全程限速70km/h
-    were read as binding nobody at 0.94-1.00 (an outside probe, forty-eighth session). The
-    reading check asks each as an alternative (:func:`read_rule_set`): the node does not act on
-    "binds nobody" where reading the rule as one of them would decide the frame otherwise."""
-    out: list[tuple[int, str, int | None]] = []
+    MODEL_SPEC.rule_limits) and names no other road user gets (rule index, "speed_limit",
+    {"rule_limit": the limit's index}) too: "All pool cars: do not go above 70 km/h" and
+    车队通知：本线路全程限速70km/h were read as binding nobody at 0.94-1.00 (an outside probe,
+    forty-eighth session). The reading check asks each as an alternative
+    (:func:`read_rule_set`): the node does not act on "binds nobody" where reading the rule as
+    one of them would decide the frame otherwise."""
+    out: list[tuple[int, str, dict[str, int] | None]] = []
     for r, text in enumerate(texts[: len(top)]):
         if not text or rule_classes[int(top[r])] != NOT_BINDING:
             continue
@@ -721,7 +739,44 @@ def binding_alternatives(
             out += [(r, c, None) for c in TOPIC_CLASSES[topic] if c in rule_classes]
         speed = _written_limit(text)
         if speed is not None and "speed_limit" in rule_classes:
-            out.append((r, "speed_limit", speed))
+            out.append((r, "speed_limit", {"rule_limit": speed}))
+    return out
+
+
+def lane_alternatives(
+    texts: Sequence[str],
+    top: np.ndarray,
+    rule_classes: Sequence[str],
+    params: Sequence[np.ndarray],
+) -> list[tuple[int, str, dict[str, int] | None]]:
+    """For each rule read as a lane closure whose words name another lane or another side to
+    merge to than it was read with (perception.written.written_lane, written_merge): (rule
+    index, "lane_closed", the lane and merge side as written). 右侧车道禁止通行，所有车辆须向左汇入
+    ("the right lane is closed, merge left") was read as closing the left lane, merging right,
+    at 0.97 (an outside probe, forty-eighth session). ``params``: the rule set's parameter
+    readings [R, K] in MODEL_SPEC.rule_param_layers order."""
+    layers = _S.rule_param_layers
+    lane_names = ("none", *_S.rule_lanes)
+    merge_names = ("none", *_S.rule_merges)
+    lanes = np.asarray(params[layers.index("rule_lane")])
+    merges = np.asarray(params[layers.index("rule_merge")])
+    if lanes.shape[-1] != len(lane_names) or merges.shape[-1] != len(merge_names):
+        raise ModelError(
+            f"the model reads {lanes.shape[-1]} lanes and {merges.shape[-1]} merge sides, this "
+            f"node knows {len(lane_names)} and {len(merge_names)} (MODEL_SPEC)"
+        )
+    out: list[tuple[int, str, dict[str, int] | None]] = []
+    for r, text in enumerate(texts[: len(top)]):
+        if not text or rule_classes[int(top[r])] not in LANE_KINDS:
+            continue
+        written: dict[str, int] = {}
+        lane, merge = written_lane(text), written_merge(text)
+        if lane is not None and lane_names.index(lane) != int(lanes[r].argmax()):
+            written["rule_lane"] = lane_names.index(lane)
+        if merge is not None and merge_names.index(merge) != int(merges[r].argmax()):
+            written["rule_merge"] = merge_names.index(merge)
+        if written:
+            out.append((r, rule_classes[int(top[r])], written))
     return out
 
 
@@ -740,27 +795,32 @@ def _written_limit(text: str) -> int | None:
 
 
 def reading_unwritten(
-    text: str, rule_class: str, params: Sequence[np.ndarray], polarity: bool = False
+    text: str, rule_class: str, params: Sequence[np.ndarray], check_off: bool = False
 ) -> bool:
     """Whether a rule's reading says what the rule does not write: a speed limit
     (:func:`limit_unwritten`) or a lane number (perception.written.lane_unwritten) it does not
     write, or that it binds nobody though it names an exception
-    (perception.written.excepted_not_binding), or, with ``polarity``, a polarity that the
-    negations composing in its text contradict (perception.polarity.polarity_unwritten), or
-    that it binds nobody though it names a decision of the car (:func:`binding_alternatives`);
-    where the reading check runs, those two are its alternatives instead, flagged only on the
-    frames they decide (:func:`read_rule_set`). ``params``: its parameter readings in
-    MODEL_SPEC.rule_param_layers order. The node answers such a rule ``rules_not_understood``
-    (policy.model), and evaluation counts it the same way."""
+    (perception.written.excepted_not_binding). With ``check_off`` (the reading check does not
+    run), also: a polarity that the negations composing in its text contradict
+    (perception.polarity.polarity_unwritten), that it binds nobody though it names a decision
+    of the car (:func:`binding_alternatives`), or a lane closure's lane or side that its words
+    contradict (:func:`lane_alternatives`); where the reading check runs, those are its
+    alternatives instead, flagged only on the frames they decide (:func:`read_rule_set`).
+    ``params``: its parameter readings in MODEL_SPEC.rule_param_layers order. The node answers
+    such a rule ``rules_not_understood`` (policy.model), and evaluation counts it the same
+    way."""
     layers = _S.rule_param_layers
-    return (
+    if (
         limit_unwritten(text, rule_class, params[layers.index("rule_limit")])
         or lane_unwritten(text, rule_class, params[layers.index("rule_lane")])
         or excepted_not_binding(text, rule_class)
-        or (polarity and polarity_unwritten(text, rule_class))
-        or (
-            polarity
-            and rule_class == NOT_BINDING
-            and bool(bound_topics(text) or _written_limit(text) is not None)
-        )
+    ):
+        return True
+    if not check_off:
+        return False
+    top = np.array([0])
+    return bool(
+        polarity_unwritten(text, rule_class)
+        or (rule_class == NOT_BINDING and (bound_topics(text) or _written_limit(text) is not None))
+        or lane_alternatives((text,), top, (rule_class,), [np.asarray(p)[None] for p in params])
     )

@@ -73,6 +73,9 @@ class ModelSpec:
     # the Nth lane counted from the left (L) or from the right (R); training.ruleparams.RULE_PARAMS
     # builds its vocabulary from it.
     rule_lanes: ClassVar[tuple[str, ...]] = ("C", "L1", "L2", "L3", "R1", "R2", "R3")
+    # The sides the rule_merge reading can name after "none", in its order;
+    # training.ruleparams.RULE_PARAMS builds its vocabulary from it.
+    rule_merges: ClassVar[tuple[str, ...]] = ("left", "right")
     rule_param_layers: ClassVar[tuple[str, ...]] = (
         "rule_limit",
         "rule_hours",

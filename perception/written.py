@@ -32,6 +32,8 @@ __all__ = [
     "lane_numbers",
     "lane_unwritten",
     "without_exceptions",
+    "written_lane",
+    "written_merge",
 ]
 
 # Rule kinds whose reading names a lane.
@@ -252,3 +254,85 @@ def excepted_not_binding(text: str, rule_class: str) -> bool:
     is an exception the reader was taught. No training text of the rule language has such a
     clause, and no text of it that binds nobody (tests/perception/test_written.py)."""
     return rule_class == NOT_BINDING and exception_clause(text)
+
+
+# The lane a lane closure names and the side it sends traffic to, where the words say so
+# unmistakably (:func:`written_lane`, :func:`written_merge`). The reader took side words from the
+# wrong phrase: 右侧车道禁止通行，所有车辆须向左汇入 ("the right lane is closed, merge left") was
+# read as closing the left lane with a merge to the right, at 0.97-0.98 (an outside probe,
+# forty-eighth session), and the car drove on in the closed lane.
+_ORD_EN = r"(\d|one|two|three|first|second|third|1st|2nd|3rd)"
+_SIDE_COUNT_EN = re.compile(
+    r"\b(?:lane\s+(?:no\.?\s*|number\s+)?" + _ORD_EN + r"|" + _ORD_EN + r"\s+lane)\s+"
+    r"(?:\(?\s*)?(?:counting\s+|counted\s+|as\s+counted\s+)?from\s+the\s+(left|right)\b",
+    re.I,
+)
+_SIDE_COUNT_ZH = re.compile(
+    r"(?:从|由|自)?(左|右)(?:起|数|侧起|边起|往[左右]数|向[左右]数|到[左右]数)\s*第?\s*"
+    r"([一二三123])\s*条?\s*(?:[车車]?道)"
+)
+# A lane named by its side or as the centre one, not the lane traffic is sent to ("merge into
+# the left lane", 向左侧车道并线) nor a turning lane (右转车道).
+_TARGET_EN = (
+    r"(?<!into the )(?<!to the )(?<!onto the )(?<!use the )(?<!towards the )(?<!toward the )"
+    # ... nor a lane named from another ("the lane just right of the leftmost lane")
+    r"(?<!of the )(?<!beside the )(?<!from the )(?<!than the )"
+)
+_NAMED_EN = re.compile(
+    _TARGET_EN
+    + r"\b(?:(?:far|extreme)[\s-]+)?(left|right)(?:most|-most|[\s-]*hand)?\s+lane\b(?!s)"
+    + r"|"
+    + _TARGET_EN
+    + r"\b(?:cent(?:re|er)|middle|central)\s+lane\b(?!s)()",
+    re.I,
+)
+_NAMED_ZH = re.compile(
+    r"(?<![向往朝靠入至到进])(?<!驶入)(?<!汇入)(?<!并入)最?(左|右)(?:侧|边的?|手边?)?(?:的|那条)?[车車]道"
+    r"(?![旁边右左相隔])"
+    r"|(?<![向往朝靠入至到进])(?:中间|中央|正中间?|居中)的?(?:那条)?[车車]道()(?![旁边右左相隔])"
+)
+_MERGE_EN = re.compile(
+    r"\b(?:merge|merging|move|moving|change\s+lanes?|switch|keep|get|shift|bear|stay|go|steer"
+    r"|pull|filter)\b(?:\s+(?:over|across|into|to|toward|towards|onto|the|a|an|one|lanes?))*"
+    r"\s+(left|right)\b",
+    re.I,
+)
+_MERGE_ZH = re.compile(
+    r"(?<!从[左右])(?:向|往|朝|靠|改向|驶向|驶入|汇入|并入)\s*(左|右)(?!\s*[数起])"
+)
+_SIDES = {"左": "left", "右": "right", "left": "left", "right": "right"}
+_ORD_VALUES = {**_VALUES, "1st": 1, "2nd": 2, "3rd": 3}
+
+
+def _ordinal(token: str) -> int:
+    return int(token) if token.isdigit() else _ORD_VALUES[token.lower()]
+
+
+def written_lane(text: str) -> str | None:
+    """The lane a rule names (one of MODEL_SPEC.rule_lanes) where every lane it names by side,
+    by a count from a side or as the centre lane is that one: "Lane 2 from the right closed"
+    -> "R2"; "右侧车道禁止通行，须向左汇入" -> "R1"; 左起第一车道 -> "L1"; "Centre lane closed" ->
+    "C"; None where it names none so ("Lane 2 closed": which side lane 2 is counted from is a
+    convention) or several."""
+    t = as_read(text)
+    got: set[str] = set()
+    for m in _SIDE_COUNT_EN.finditer(t):
+        got.add(f"{_SIDES[m.group(3).lower()][0].upper()}{_ordinal(m.group(1) or m.group(2))}")
+    for m in _SIDE_COUNT_ZH.finditer(t):
+        got.add(f"{_SIDES[m.group(1)][0].upper()}{_ordinal(m.group(2))}")
+    rest = _SIDE_COUNT_ZH.sub(" ", _SIDE_COUNT_EN.sub(" ", t))
+    for pattern in (_NAMED_EN, _NAMED_ZH):
+        for m in pattern.finditer(rest):
+            got.add("C" if m.group(1) is None else f"{_SIDES[m.group(1).lower()][0].upper()}1")
+    lanes = set(MODEL_SPEC.rule_lanes)
+    return got.pop() if len(got) == 1 and got <= lanes else None
+
+
+def written_merge(text: str) -> str | None:
+    """The side ("left" or "right") a rule sends traffic to, where every merge it writes says
+    that side: "Left lane closed, merge right" -> "right"; 请提前靠右并道 -> "right"; None where
+    it writes none or both."""
+    t = as_read(text)
+    got = {_SIDES[m.group(1).lower()] for m in _MERGE_EN.finditer(t)}
+    got |= {_SIDES[m.group(1)] for m in _MERGE_ZH.finditer(t)}
+    return got.pop() if len(got) == 1 else None

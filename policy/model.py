@@ -463,8 +463,9 @@ class PolicyModel:
                             t,
                             self.meta.rule_classes[top[r]],
                             [p[0][r] for p in params],
-                            # a polarity is the reading check's alternative where it runs
-                            polarity=self.reading_session is None or self.reading_threshold <= 0,
+                            # what the words write is the reading check's alternative where
+                            # it runs (perception.readcheck.read_rule_set)
+                            check_off=self.reading_session is None or self.reading_threshold <= 0,
                         )
                     }
                 )

@@ -251,7 +251,7 @@ def _with_sentence(predictor: Predictor, data: ArrayDataset) -> ArrayDataset:
     sentence = getattr(predictor, "sentence_classes", lambda _: None)(data)
     if sentence is not None:
         data.extra[SENTENCE_CLASSES] = sentence
-    if getattr(predictor, "reading_check", None) is not None:  # its polarity alternatives
+    if getattr(predictor, "reading_check", None) is not None:  # what the words write
         data.extra[RULE_TEXTS] = np.array([*data.table.texts, ""], object)[data.rule_idx]
     return data
 
@@ -281,8 +281,8 @@ def _flags(
     else:
         unread |= conflicting(outs[_S.rule_output][ix], present, predictor.rule_classes)
     if PARAM_READINGS[0] in outs:  # a reading the rule's words contradict (policy.model)
-        polarity = READING_OUTPUT not in outs  # else the reading check checked it per frame
-        unread |= _readings_unwritten(predictor, outs, data, ix, polarity) & present
+        check_off = READING_OUTPUT not in outs  # else the reading check checked it per frame
+        unread |= _readings_unwritten(predictor, outs, data, ix, check_off) & present
     # As the node (policy.decider): the model's score, or a frame without colour.
     ood = (outs[_S.ood_output].reshape(-1)[ix] >= th.image_ood) | colourless(data.images[ix])
     low = outs[_S.output][ix].max(1) < th.confidence
@@ -294,11 +294,12 @@ def _readings_unwritten(
     outs: dict[str, np.ndarray],
     data: ArrayDataset,
     ix: np.ndarray,
-    polarity: bool,
+    check_off: bool,
 ) -> np.ndarray:
     """Per frame and rule slot [len(ix), R]: perception.readcheck.reading_unwritten, as the node
-    applies it to each rule set it reads (policy.model.PolicyModel.encode_rules); ``polarity``:
-    where the reading check did not run (it checks a polarity per frame, readcheck.scan)."""
+    applies it to each rule set it reads (policy.model.PolicyModel.encode_rules); ``check_off``:
+    where the reading check did not run (it checks what the words write per frame,
+    readcheck.scan)."""
     top = outs[_S.rule_output][ix].argmax(-1)
     readings = [outs[name][ix] for name in PARAM_READINGS]
     rows = data.rule_idx[ix]
@@ -306,7 +307,7 @@ def _readings_unwritten(
     for k, r in zip(*np.nonzero(rows >= 0), strict=True):
         text = data.table.texts[rows[k, r]]
         cls = predictor.rule_classes[top[k, r]]
-        out[k, r] = reading_unwritten(text, cls, [p[k, r] for p in readings], polarity)
+        out[k, r] = reading_unwritten(text, cls, [p[k, r] for p in readings], check_off)
     return out
 
 

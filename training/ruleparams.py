@@ -48,7 +48,7 @@ RULE_PARAMS: dict[str, tuple[str, ...]] = {
     "rule_limit": ("none", *(str(v) for v in MODEL_SPEC.rule_limits[1:])),
     "rule_hours": ("none", "day", "extended", "always"),
     "rule_lane": ("none", *MODEL_SPEC.rule_lanes),
-    "rule_merge": ("none", "left", "right"),
+    "rule_merge": ("none", *MODEL_SPEC.rule_merges),
 }
 # The lanes a rule can name (rule_lane without "none"). The frame side of the model learns, per
 # lane named, whether it is the ego lane on the road the frame shows (:func:`ego_lane_labels`).

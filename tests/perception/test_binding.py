@@ -69,12 +69,12 @@ def test_bound_topics(text: str, topics: tuple[str, ...]) -> None:
     assert bound_topics(text) == topics
 
 
-def _read_as_binding_nobody(text: str) -> list[tuple[int, str, int | None]]:
+def _read_as_binding_nobody(text: str) -> list[tuple[int, str, dict[str, int] | None]]:
     return binding_alternatives((text,), np.array([CLASSES.index("not_binding")]), CLASSES)
 
 
 def test_the_classes_asked_of_a_rule_read_as_binding_nobody() -> None:
-    limit = MODEL_SPEC.rule_limits.index(30)
+    limit = {"rule_limit": MODEL_SPEC.rule_limits.index(30)}
     assert _read_as_binding_nobody("车让人，违者罚款。") == [(0, "yield_pedestrians", None)]
     assert _read_as_binding_nobody("Pool cars: max 30 km/h on site") == [(0, "speed_limit", limit)]
     assert _read_as_binding_nobody("车队通知：全程限速30km/h，禁止超车") == [
@@ -167,4 +167,4 @@ def test_with_the_reading_check_off_it_is_never_acted_on(node: Callable[..., Any
     flagged = (False, "rules_not_understood", [0])
     assert all((d.valid, d.reason, d.unread_rules) == flagged for d in got)
     params = [np.ones(n) / n for n in (len(MODEL_SPEC.rule_limits), 4, 8, 3)]
-    assert not reading_unwritten("No honking", "not_binding", params, polarity=True)
+    assert not reading_unwritten("No honking", "not_binding", params, check_off=True)
