@@ -293,7 +293,7 @@ _NAMED_ZH = re.compile(
 )
 _MERGE_EN = re.compile(
     r"\b(?:merge|merging|move|moving|change\s+lanes?|switch|keep|get|shift|bear|stay|go|steer"
-    r"|pull|filter)\b(?:\s+(?:over|across|into|to|toward|towards|onto|the|a|an|one|lanes?))*"
+    r"|pull|filter)\b(?:\s+(?:over|across|into|to|toward|towards|onto|the|your|a|an|one|lanes?))*"
     r"\s+(left|right)\b",
     re.I,
 )
