@@ -264,7 +264,7 @@ def excepted_not_binding(text: str, rule_class: str) -> bool:
 _ORD_EN = r"(\d|one|two|three|first|second|third|1st|2nd|3rd)"
 _SIDE_COUNT_EN = re.compile(
     r"\b(?:lane\s+(?:no\.?\s*|number\s+)?" + _ORD_EN + r"|" + _ORD_EN + r"\s+lane)\s+"
-    r"(?:\(?\s*)?(?:counting\s+|counted\s+|as\s+counted\s+)?from\s+the\s+(left|right)\b",
+    r"(?:\(?\s*)?(?:counting\s+|counted\s+|as\s+counted\s+)?from\s+(?:the\s+)?(left|right)\b",
     re.I,
 )
 _SIDE_COUNT_ZH = re.compile(
@@ -283,7 +283,10 @@ _NAMED_EN = re.compile(
     + r"\b(?:(?:far|extreme)[\s-]+)?(left|right)(?:most|-most|[\s-]*hand)?\s+lane\b(?!s)"
     + r"|"
     + _TARGET_EN
-    + r"\b(?:cent(?:re|er)|middle|central)\s+lane\b(?!s)()",
+    + r"\b(?:cent(?:re|er)|middle|central)\s+lane\b(?!s)()"
+    # "the lane on the (far) right"
+    + r"|(?<!into the )(?<!to the )(?<!onto the )(?<!use the )\blane\s+on\s+the\s+"
+    + r"(?:far\s+|extreme\s+)?(left|right)\b(?![\s-]*hand)",
     re.I,
 )
 _NAMED_ZH = re.compile(
@@ -293,7 +296,7 @@ _NAMED_ZH = re.compile(
 )
 _MERGE_EN = re.compile(
     r"\b(?:merge|merging|move|moving|change\s+lanes?|switch|keep|get|shift|bear|stay|go|steer"
-    r"|pull|filter)\b(?:\s+(?:over|across|into|to|toward|towards|onto|the|your|a|an|one|lanes?))*"
+    r"|pull|filter)\b(?:\s+(?:over|across|into|to|toward|towards|onto|on|the|your|a|an|one|lanes?))*"
     r"\s+(left|right)\b",
     re.I,
 )
@@ -323,7 +326,8 @@ def written_lane(text: str) -> str | None:
     rest = _SIDE_COUNT_ZH.sub(" ", _SIDE_COUNT_EN.sub(" ", t))
     for pattern in (_NAMED_EN, _NAMED_ZH):
         for m in pattern.finditer(rest):
-            got.add("C" if m.group(1) is None else f"{_SIDES[m.group(1).lower()][0].upper()}1")
+            side = next((g for g in m.groups() if g), None)
+            got.add("C" if side is None else f"{_SIDES[side.lower()][0].upper()}1")
     lanes = set(MODEL_SPEC.rule_lanes)
     return got.pop() if len(got) == 1 and got <= lanes else None
 

@@ -43,10 +43,14 @@ LANES = {
         ("The 2nd lane counting from the left is closed; switch to the right lane", "L2", "right"),
         ("Crash scene: the far-right lane not open. Merge into the left-hand lanes", "R1", "left"),
         ("The middle lane is shut; move to the right", "C", "right"),
+        ("The 2nd lane from right is shut until further notice, merge left", "R2", "left"),
+        ("The lane on the right is shut: merge to the left", "R1", "left"),
+        ("右车道封闭施工，请往左改道通行", "R1", "left"),
         # a number with no side is a convention, not written; the lane merged into is no
         # closed lane; a lane named from another is not read here
         ("Lane 2 closed, keep left", None, "left"),
         ("Merge into the left lane", None, "left"),
+        ("Merge into the lane on the left", None, "left"),
         ("请向右侧车道并线", None, "right"),
         ("The lane just right of the leftmost lane is closed, move to your left", None, "left"),
         ("Left lane and right lane closed, use the centre lane", None, None),
