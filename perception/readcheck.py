@@ -65,6 +65,7 @@ __all__ = [
     "decisive",
     "merged",
     "neighbour_read",
+    "outright",
     "read_rule_set",
     "reread",
     "rerun_inputs",
@@ -108,6 +109,30 @@ def alternatives(
         _move(alt[a], r, int(first), int(second))
     features = _features(reading, names, alt, readings, mask)
     return tuple((r, features[a]) for a, r in enumerate(unsure))
+
+
+def outright(
+    reading: Any,
+    names: tuple[str, ...],
+    readings: list[np.ndarray],
+    mask: np.ndarray,
+    threshold: float,
+) -> tuple[Alternative, ...]:
+    """For each present rule whose top class probability is below ``threshold``, the features
+    had it been read as its top class outright (arguments as :func:`alternatives`). The
+    decision sees an unsure rule as a blend of its classes, and a blend can decide what
+    neither class would: 右转车辆红灯时停车观察后可通行 / "Right turn on red after stop" was read
+    as a permitted turn at 0.55, and the blend stopped the car at a red light where the
+    permission lets it turn, with ``valid=true``, since the runner-up (a ban) stops it too (an
+    outside probe, forty-ninth session). Where the rule read outright decides otherwise than
+    the blend, the frame hangs on the unsure reading as much as where its runner-up does."""
+    classes = np.asarray(readings[0])
+    present = mask.max(axis=1) > 0
+    unsure = [int(r) for r in np.flatnonzero(present & (classes.max(axis=1) < threshold))]
+    return tuple(
+        (r, written_reading(reading, names, readings, mask, r, int(classes[r].argmax())))
+        for r in unsure
+    )
 
 
 def _move(classes: np.ndarray, r: int, source: int, target: int) -> None:
@@ -238,20 +263,23 @@ def read_rule_set(
     """One rule set as the node reads it, from the rule graph's ``features`` [F] and
     ``readings`` (classes first): with ``support`` [R, C] (a model's neighbour votes), the
     readings its neighbours overrule replaced; then the reading check's alternatives (the
-    reader's own reading of each overruled rule, and the runner-up of each rule below
-    ``threshold``; none when ``threshold`` is 0). Returns the features, the classes [R, C], the
-    alternatives and the rules checked at any threshold (overruled, or read otherwise by the
-    sentence reader). With ``sentence`` (a model's sentence reader: its class softmax [R, C] and
-    its spec, perception.sentence_reader): mode "average" first averages the class
-    readings with it and computes the features again from the average; mode "check" leaves
-    the reading alone and gives each rule the sentence reader reads as another class that
-    reading as an alternative, at any threshold. With ``texts`` (the rules' texts, in order), a
-    rule read as a permission or a prohibition that the negations composing in its text
-    contradict (perception.polarity.polarity_unwritten) gets the other polarity as an
-    alternative, at any threshold above 0, beside its other alternatives: the node does not act
-    on that reading where the rule's written polarity would decide the frame otherwise (with
-    the check off, ``threshold`` 0, the node flags such a rule outright: reading_unwritten).
-    Shared by the node (policy.model) and :meth:`ReadingCheck.scan`."""
+    reader's own reading of each overruled rule, and the runner-up and the top class outright
+    (:func:`outright`) of each rule below ``threshold``; none when ``threshold`` is 0).
+    Returns the features, the classes [R, C], the alternatives and the rules checked at any
+    threshold (overruled, read otherwise by the sentence reader, or read otherwise than their
+    words write). With ``sentence`` (a model's sentence reader: its class softmax [R, C] and
+    its spec, perception.sentence_reader): mode "average" first averages the class readings
+    with it and computes the features again from the average; mode "check" leaves the reading
+    alone and gives each rule the sentence reader reads as another class that reading as an
+    alternative, at any threshold. With ``texts`` (the rules' texts, in order), what a rule's
+    words write where its reading says otherwise is an alternative at any threshold above 0,
+    beside its other alternatives: the polarity its negations compose
+    (:func:`polarity_alternatives`), the decisions of the car named by a rule read as binding
+    nobody (:func:`binding_alternatives`), a lane closure's written lane and side
+    (:func:`lane_alternatives`). The node does not act on such a reading where what is written
+    would decide the frame otherwise (with the check off, ``threshold`` 0, it flags such a
+    rule outright: :func:`reading_unwritten`). Shared by the node (policy.model) and
+    :meth:`ReadingCheck.scan`."""
     if sentence is not None and sentence[1].mode == "average":
         fused = fuse(readings[0], sentence[0], mask, sentence[1].weight)
         readings = [fused, *readings[1:]]
@@ -296,10 +324,10 @@ def read_rule_set(
             written = (*written, (r, f))
     alts: tuple[Alternative, ...] = ()
     if threshold > 0:
+        current = [np.asarray(classes), *readings[1:]]
         alts = (
-            *merged(
-                disagree, alternatives(reading, names, [classes, *readings[1:]], mask, threshold)
-            ),
+            *merged(disagree, alternatives(reading, names, current, mask, threshold)),
+            *outright(reading, names, current, mask, threshold),
             *written,
         )
     return features, classes, alts, tuple(r for r, _ in (*disagree, *written))

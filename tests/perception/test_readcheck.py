@@ -278,3 +278,41 @@ def test_inference_plan_two_runs_on_a_cpu_one_on_a_gpu(monkeypatch: pytest.Monke
     for bad in ("-1", "65", "two"):
         with pytest.raises(ConfigError, match="RULEDRIVE_INFERENCE_THREADS"):
             load_settings({"inference_threads": bad})
+
+
+def test_an_unsure_rule_is_also_checked_as_its_top_class_outright(model, graphs) -> None:
+    """An unsure rule's alternatives: its runner-up (the top class's share moved onto it) and
+    its top class outright (perception.readcheck.outright), each the reading graph's
+    features of those classes."""
+    from perception.readcheck import outright
+
+    feats, readings, mask = _readings(model, graphs, TEXTS)
+    _, _, reading, names = graphs
+    top = readings[0].max(axis=1)
+    assert outright(reading, names, readings, mask, 0.0) == ()
+    got = outright(reading, names, readings, mask, float(top[: len(TEXTS)].max()) + 1e-6)
+    assert [r for r, _ in got] == list(range(len(TEXTS)))
+    for r, alt in got:
+        sure = readings[0].copy()
+        sure[r] = np.eye(sure.shape[1], dtype=np.float32)[int(sure[r].argmax())]
+        feeds = {n: x[None] for n, x in zip(names, [sure, *readings[1:]], strict=True)}
+        (want,) = reading.run([S.rule_set_output], {**feeds, S.rule_mask_input: mask[None]})
+        np.testing.assert_allclose(alt, want[0], atol=1e-6)
+
+
+def test_a_blend_of_an_unsure_reading_is_not_acted_on_where_its_top_class_decides_otherwise(
+    node,  # type: ignore[no-untyped-def]
+) -> None:
+    """The shipped model reads this bilingual turn-on-red sign as a permission at 0.55; the
+    decision sees the blend of permission and ban, which stopped the car at a red light on a
+    golden frame where a permission lets it turn, with valid=true (the runner-up, a ban, stops
+    it too, so the runner-up check saw nothing; an outside probe, forty-ninth session). Every
+    frame it answers valid is answered as the rule read as a permission outright (the
+    control, read so at 1.00), and the frame the blend decides otherwise is flagged."""
+    read, got = node("右转车辆红灯时停车观察后可通行 Right turn on red after stop")
+    assert read == "turn_on_red:permitted"
+    control_read, control = node("Right turn on red permitted after a full stop")
+    assert control_read == "turn_on_red:permitted"
+    assert 1 <= sum(not d.valid for d in got) <= 10
+    for d, c in zip(got, control, strict=True):
+        assert (not d.valid and d.reason == "rules_not_understood") or d.decision == c.decision
