@@ -810,16 +810,46 @@ def lane_alternatives(
 
 def _written_limit(text: str) -> int | None:
     """The index in MODEL_SPEC.rule_limits of the one speed limit a rule writes in digits
-    (km/h), where it names no road user other than a car (perception.binding); None
-    otherwise."""
-    if names_other_users(text):
+    (km/h, or a number after "max", "do not exceed", 车速/时速 with no unit), where it names no
+    road user other than a car (perception.binding) and the number is no other speed (a
+    measured, design, minimum, advised or past speed, the end of a limit: "Your speed 70 km/h",
+    "End of 60 km/h zone", 设计时速100公里, 最低限速60) nor another quantity ("max 30
+    minutes"); None otherwise."""
+    t = as_read(text)
+    if names_other_users(text) or _NOT_A_LIMIT.search(t):
         return None
     speeds, foreign = written_speeds(text)
-    if foreign or len(speeds) != 1:
+    if foreign:
+        return None
+    if not speeds:
+        speeds = {float(next(g for g in m.groups() if g)) for m in _MORE_LIMIT.finditer(t)}
+    if len(speeds) != 1:
         return None
     (speed,) = speeds
     limits = _S.rule_limits
     return limits.index(int(speed)) if speed.is_integer() and int(speed) in limits else None
+
+
+# A number that is a speed but not a limit of the car's, or a "max" of something else (the second
+# review of perception.binding, forty-ninth session).
+_NOT_A_LIMIT = re.compile(
+    r"\byour\s+speed\s*[:：]?\s*\d|\b(?:current|design|minimum|min\.?|wind|recommended|advisory"
+    r"|advised|suggested)\s+speed|\bend(?:\s+of)?\b|\bgusts?\b|\bstopping\s+distance|\bhit\s+at\b"
+    r"|\bwas\b|\bused\s+to\b|\baverage\s+speed\s+of\b"
+    r"|\b(?:limit|max)\s*[:=]?\s*\d+\s*(?:min(?:ute)?s?|secs?|seconds?|vehicles?|cars|people|persons?"
+    r"|db|spaces?)\b"
+    r"|您的车速|当前车速|实时车速|平均车速(?!\s*(?:不|须|应|限|≤))|设计(?:时速|速度|车速)"
+    r"|最低(?:限速|车速|时速|速度)|解除限速|限速解除|原限速|去年|曾|风速|建议(?:车速|时速|速度)"
+    r"|推荐(?:车速|速度)|绿波|以\s*\d+\s*(?:km|公里)|制动距离",
+    re.I,
+)
+# A limit with no unit: "Max. 60", "Maximum speed 60", "Do not exceed 60", 车速不得超过60.
+_MORE_LIMIT = re.compile(
+    r"\bmax(?:imum)?\.?\s*(?:speed\s*)?[:=]?\s*(\d+)\b(?!\s*(?:[a-z%]|[.,]\d))"
+    r"|\bdo\s+not\s+exceed\s+(\d+)\b(?!\s*[a-z%])"
+    r"|(?:车速|时速|速度)[^，。\d]{0,6}?(\d+)(?!\s*(?:米|吨|分钟|秒|%|人|辆|\d))",
+    re.I,
+)
 
 
 def reading_unwritten(

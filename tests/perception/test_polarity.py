@@ -358,7 +358,10 @@ def test_the_written_polarity_is_checked_beside_the_runner_up() -> None:
     args = (Reading(), ("classes",), classes.reshape(-1), [classes], mask, 0.9, None, names, 0)
     _, _, alts, checked = read_rule_set(*args, None, texts)
     read_as = sorted(names[int(np.argmax(f.reshape(2, -1)[r]))] for r, f in alts)
-    assert [r for r, _ in alts] == [0, 0] and read_as == ["overtaking:permitted", "speed_limit"]
+    # the runner-up, the top class outright (readcheck.outright), the written polarity
+    assert [r for r, _ in alts] == [0, 0, 0]
+    assert read_as == ["overtaking:permitted", "overtaking:prohibited", "speed_limit"]
     assert checked == (0,)
     _, _, alts, _ = read_rule_set(*args, None, ())
-    assert [names[int(np.argmax(f.reshape(2, -1)[0]))] for _, f in alts] == ["speed_limit"]
+    read_as = sorted(names[int(np.argmax(f.reshape(2, -1)[0]))] for _, f in alts)
+    assert read_as == ["overtaking:prohibited", "speed_limit"]
