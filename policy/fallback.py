@@ -99,10 +99,12 @@ FALLBACKS: tuple[Fallback, ...] = (
         "runner-up, the rule would change this frame's decision (the reading check), or its "
         "nearest training rules overrule the model's reading and the model's own reading "
         "would change this frame's decision (the neighbour reading), or the model reads a "
-        "permission or prohibition as the other polarity than the rule's negations give "
-        "('Nothing forbids overtaking' read as a ban) and the written polarity would change "
-        "this frame's decision; `unread_rules` names "
-        "its index",
+        "rule otherwise than its words write and what they write would change this frame's "
+        "decision: a permission or prohibition as the other polarity than the rule's negations "
+        "give ('Nothing forbids overtaking' read as a ban), a rule of the car as binding nobody "
+        "('车让人，违者罚款', 'Pool cars: max 30 km/h'), a lane closure as another lane or "
+        "merge side than written; or an unsure rule read as its top class outright would "
+        "decide otherwise than the blend the model acted on; `unread_rules` names its index",
     ),
     Fallback(
         Reason.RULES_CONFLICT,
