@@ -98,9 +98,7 @@ def alternatives(
     mask's (SplitModel.reading_inputs: classes first); ``readings``: those tensors for this rule
     set, each [R, K]; ``mask``: [R, T]."""
     classes = readings[0]
-    present = mask.max(axis=1) > 0
-    top = classes.max(axis=1)
-    unsure = [int(r) for r in np.flatnonzero(present & (top < threshold))]
+    unsure = _unsure(classes, mask, threshold)
     if not unsure:
         return ()
     alt = np.repeat(np.asarray(classes, np.float32)[None], len(unsure), axis=0)  # [A, R, C]
@@ -127,12 +125,16 @@ def outright(
     outside probe, forty-ninth session). Where the rule read outright decides otherwise than
     the blend, the frame hangs on the unsure reading as much as where its runner-up does."""
     classes = np.asarray(readings[0])
-    present = mask.max(axis=1) > 0
-    unsure = [int(r) for r in np.flatnonzero(present & (classes.max(axis=1) < threshold))]
     return tuple(
         (r, written_reading(reading, names, readings, mask, r, int(classes[r].argmax())))
-        for r in unsure
+        for r in _unsure(classes, mask, threshold)
     )
+
+
+def _unsure(classes: np.ndarray, mask: np.ndarray, threshold: float) -> list[int]:
+    """The present rules whose top class probability is below ``threshold``."""
+    present = np.asarray(mask).max(axis=1) > 0
+    return [int(r) for r in np.flatnonzero(present & (np.asarray(classes).max(axis=1) < threshold))]
 
 
 def _move(classes: np.ndarray, r: int, source: int, target: int) -> None:

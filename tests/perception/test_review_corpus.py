@@ -10,22 +10,11 @@ import numpy as np
 from perception.polarity import written_polarity
 from perception.readcheck import binding_alternatives
 from tests.perception.data.review49 import C1, C2, H1, H2
-
-CLASSES = (
-    "not_binding",
-    "speed_limit",
-    "yield_pedestrians",
-    "amber:always_stop",
-    "amber:proceed_if_close",
-    "overtaking:prohibited",
-    "overtaking:permitted",
-    "turn_on_red:prohibited",
-    "turn_on_red:permitted",
-)
+from tests.perception.test_binding import CLASSES
 
 
 def _asked(text: str) -> bool:
-    return bool(binding_alternatives((text,), np.array([0]), CLASSES))
+    return bool(binding_alternatives((text,), np.array([CLASSES.index("not_binding")]), CLASSES))
 
 
 def _wrong(text: str, kind: str, truth: str) -> bool:
