@@ -267,75 +267,204 @@ _SIDE_COUNT_EN = re.compile(
     r"(?:\(?\s*)?(?:counting\s+|counted\s+|as\s+counted\s+)?from\s+(?:the\s+)?(left|right)\b",
     re.I,
 )
+# FIX 6: 由左向右第二条 / 自右向左第1车道 (no 数) count from a side too.
 _SIDE_COUNT_ZH = re.compile(
-    r"(?:从|由|自)?(左|右)(?:起|数|侧起|边起|往[左右]数|向[左右]数|到[左右]数)\s*第?\s*"
+    r"(?:从|由|自)?(左|右)(?:起|数|侧起|边起|边数|侧数|[往向到至][左右]数?)\s*第?\s*"
     r"([一二三123])\s*条?\s*(?:[车車]?道)"
 )
-# A lane named by its side or as the centre one, not the lane traffic is sent to ("merge into
-# the left lane", 向左侧车道并线) nor a turning lane (右转车道).
 _TARGET_EN = (
     r"(?<!into the )(?<!to the )(?<!onto the )(?<!use the )(?<!towards the )(?<!toward the )"
-    # ... nor a lane named from another ("the lane just right of the leftmost lane")
     r"(?<!of the )(?<!beside the )(?<!from the )(?<!than the )"
 )
+# FIX 3: "left-centre lane" / "right center lane" (the inner lanes of four) are no centre lane.
 _NAMED_EN = re.compile(
     _TARGET_EN
     + r"\b(?:(?:far|extreme)[\s-]+)?(left|right)(?:most|-most|[\s-]*hand)?\s+lane\b(?!s)"
     + r"|"
     + _TARGET_EN
+    + r"(?<!left[\s-])(?<!right[\s-])(?<!left-hand )(?<!right-hand )"
     + r"\b(?:cent(?:re|er)|middle|central)\s+lane\b(?!s)()"
-    # "the lane on the (far) right"
     + r"|(?<!into the )(?<!to the )(?<!onto the )(?<!use the )\blane\s+on\s+the\s+"
     + r"(?:far\s+|extreme\s+)?(left|right)\b(?![\s-]*hand)",
     re.I,
 )
-_NAMED_ZH = re.compile(
-    r"(?<![向往朝靠入至到进])(?<!驶入)(?<!汇入)(?<!并入)最?(左|右)(?:侧|边的?|手边?)?(?:的|那条)?[车車]道"
-    r"(?![旁边右左相隔])"
-    r"|(?<![向往朝靠入至到进])(?:中间|中央|正中间?|居中)的?(?:那条)?[车車]道()(?![旁边右左相隔])"
-)
-_MERGE_EN = re.compile(
-    r"\b(?:merge|merging|move|moving|change\s+lanes?|switch|keep|get|shift|bear|stay|go|steer"
-    r"|pull|filter)\b(?:\s+(?:over|across|into|to|toward|towards|onto|on|the|your|a|an|one|lanes?))*"
-    r"\s+(left|right)\b",
+# FIX 1 (EN): what stands before a named lane that makes it a lane traffic goes to / uses, or a
+# lane named from another one (the regex lookbehinds need "the" and miss "into the far left
+# lane", "use left lane", "via the left lane", "the lane next to left lane", "second-from-left").
+_BEFORE_NOT_CLOSED_EN = re.compile(
+    r"(?:\b(?:into|to|onto|use|using|toward|towards|(?<!out\s)(?<!use\s)(?<!closure\s)(?<!closing\s)of|"
+    r"beside|from|than|via|through|along|within|join|joining|enter|entering|except|but|only|keep|"
+    r"stay|inside|outside|next\s+to|adjacent\s+to)\s+(?:the\s+|a\s+)?"
+    r"|\b(?:second|2nd|third|3rd|next)(?:[\s-]+(?:from|to))?[\s-]+(?:the\s+)?"
+    r"|\b(?:inner|outer|inside|outside|innermost)[\s-]+)"
+    r"(?:(?:far|extreme|adjacent|open|remaining|available|neighbou?ring|next|free|nearest|other)"
+    r"[\s-]+)?$",
     re.I,
 )
+# FIX 1: a named lane is the closed one only where a closure predicate follows it in its clause
+# (or precedes it: "Closed: right lane", "closure of the left lane"), with no "open", "use",
+# "while", "except" between ("right lane remains open", "Only the right lane is open").
+_CLOSED_EN = (
+    r"(?:clos(?:ed|ure|ures|ing|es)|blocked|blockage|shut|shuts|ends|ending|obstructed|not\s+open|"
+    r"out\s+of\s+(?:use|service)|coned\s+off|unavailable|not\s+(?:be\s+)?available|off\s+limits|"
+    r"not\s+in\s+use|will\s+close|to\s+close|taken\s+out|prohibited|no\s+longer\s+(?:possible|open)|"
+    r"not\s+open|cannot\s+be\s+used|not\s+permitted|barricaded|cordoned|coned|impassable|"
+    r"blocked\s+off|fenced\s+off|sealed\s+off)\b"
+)
+# The predicate may follow in the same sentence (commas allowed: "the first lane from the left,
+# it's shut further on"), with no "open"/"use"/"except"/"only" nor another lane between ("the
+# lane" / "it" refer back: "...: the lane is closed" stays a sentence break).
+_AFTER_CLOSED_EN = re.compile(
+    r"(?:(?!\b(?:open|opened|reopen\w*|use|using|whereas|but|except|only|other|remaining|"
+    r"lifted|cleared|ended)\b"
+    r"|(?<!the\s)(?<!this\s)(?<!that\s)\blanes?\b)[^.;!?:])*?\b" + _CLOSED_EN,
+    re.I,
+)
+_NEGATED_EN = re.compile(r"\b(?:not|n't|no|never|cannot)\b[^,.;:]{0,25}$", re.I)
+_BEFORE_CLOSED_EN = re.compile(
+    r"\b(?:clos(?:ed|ure|ures|ing|e|es)|block(?:ed|ing|age)?|shut(?:ting)?|vacate|get\s+out\s+of|"
+    r"leave|use\s+of)(?:\s+ahead)?\s*[:(]?\s*(?:(?:of|on|in)\s+)?(?:the\s+)?"
+    r"(?:(?:far|extreme|outermost|outer)[\s-]+)?$",
+    re.I,
+)
+_NAMED_ZH = re.compile(
+    # FIX 4: 左右车道 / 左右侧车道 (both sides; 左右 after a distance is "about"); FIX 5: 方向/双向
+    # before the side is the direction of travel, not a target (进京方向右侧车道封闭), while 对向
+    # is the other carriageway; FIX 1: 邻/道/带/栏 before it name a lane from another.
+    r"(?<![往朝靠入至到进邻道带栏])(?<!(?<![方双单雙單])向)(?<!驶入)(?<!汇入)(?<!并入)"
+    r"最?(?:(?<!右)(左)|(?<!左)(右))(?:侧|边的?|手边?)?(?:的|那条)?[车車]道"
+    r"(?![旁边右左相隔两外])"
+    r"|(?<![向往朝靠入至到进])(?:中间|中央|正中间?|居中)的?(?:那条)?[车車]道()(?![旁边右左相隔两外])"
+)
+# FIX 1 (ZH): a closure predicate after the lane in its clause, with no 可/正常/外/其余 between,
+# and no 除/仅/只/开放/保留 before it in the clause.
+_AFTER_CLOSED_ZH = re.compile(
+    r"(?:(?!可|正常|外|其余|其他|以外|(?<![不再])开放|恢复|(?<![该此本这])[车車]道)[^。；;！!？?：:])*?"
+    r"(?:封|关闭|禁止通行|禁行|禁止驶入|禁止进入|暂停通行|停止通行|不能通行|无法通行|不可通行|"
+    r"不得通行|不准通行|施工|占道|占用|维修|养护|事故|障碍|抛洒|故障|断行|阻断|不通|关停|停用|"
+    r"管制|(?<!拥)堵|走不了|不得行驶|closed|blocked|不得继续通行|不能走|不是开放|不再?开放|暂停使用|"
+    r"停止使用|围|受阻|不能使用|无法使用|禁止使用|關閉)"
+)
+_BEFORE_NOT_CLOSED_ZH = re.compile(r"(?:除|仅|只|开放|保留)[^，,。；;！!？?：:]*$")
+_BEFORE_CLOSED_ZH = re.compile(
+    r"(?:封闭|关闭|封道)(?:\d+条[车車]道)?\s*[：:（(]\s*$|已?(?:封闭|关闭|封閉|關閉)的\s*$"
+)
+# FIX 2 (EN): a merge that is forbidden, one of two sides, "keep the right lane clear", "right
+# of way".
+_MERGE_EN = re.compile(
+    r"(?<!\bnot\s)(?<!n't\s)(?<!\bnever\s)(?<!\bno\s)(?<!\bavoid\s)"
+    r"\b(?:merge|merging|move|moving|change\s+lanes?|switch|keep|get|shift|bear|stay|go|steer"
+    r"|pull|filter)\b(?:\s+(?:over|across|into|to|toward|towards|onto|on|the|your|a|an|one|lanes?))*"
+    r"\s+(left|right)\b"
+    r"(?!\s*(?:/|or\b|and\b)\s*(?:to\s+the\s+)?(?:left|right)\b)"
+    r"(?![\s-]*(?:hand\s+)?lanes?\s+(?:clear|free|empty)\b)(?!\s+of\s+way)",
+    re.I,
+)
+# FIX 2 (ZH): 禁止/不得/请勿/切勿 向右变道 is no merge; 向左右两侧 / 向左、右 is both sides; 方向/
+# 对向/双向/转向 + side and 往 + a place name (往右安门方向, 开往左家庄) are no merge, nor 向左转
+# (a turn); FIX 6: 由左向右 / 自右向左 count lanes.
 _MERGE_ZH = re.compile(
-    r"(?<!从[左右])(?:向|往|朝|靠|改向|驶向|驶入|汇入|并入)\s*(左|右)(?!\s*[数起])"
+    r"(?<![从由自][左右])(?<!禁止)(?<!不得)(?<!严禁)(?<!请勿)(?<!切勿)(?<!不要)(?<!不准)(?<!不能)"
+    r"(?<!不可)(?<!避免)(?<!勿)(?<!禁)(?<![左右][、/或和及与])(?<!或者)"
+    r"(?:(?<![方对双单對雙單转轉导導走去相志意风倾动面指纵横])向|(?<!开)(?<![^提]前)往|朝|靠|改向|驶向|驶入|汇入|并入)"
+    r"\s*(左|右)(?!\s*[数起])(?!\s*(?:[、/或和及与]|或者)?\s*[向往朝靠]?\s*[左右])"
+    r"(?=\s*(?:[侧側边邊面手前方一依逐]|[变變并併汇匯换換移偏靠绕繞避改行驶駛走让讓分合]|[，,。；;！!）)]|$))"
+)
+# FIX 4b: two sides coordinated before one "lane": "left and right lane", 左侧和右侧车道.
+_BOTH_SIDES = re.compile(
+    r"\b(?:left|right|cent(?:re|er)|middle)(?:[\s-]*hand)?\s*(?:and|or|&|/)\s*(?:the\s+)?"
+    r"(?:left|right|cent(?:re|er)|middle)[\s-]*(?:hand\s+)?lanes?\b"
+    r"|[左右中](?:侧|边|间)?\s*(?:和|及|与|、|或|以及)\s*最?[左右中](?:侧|边|间)?的?[车車]道",
+    re.I,
 )
 _SIDES = {"左": "left", "右": "right", "left": "left", "right": "right"}
 _ORD_VALUES = {**_VALUES, "1st": 1, "2nd": 2, "3rd": 3}
+# FIX 7: a lane number written with no side ("右起第1车道和第2车道", "Lane 1 from the right and lane
+# 2 closed") is another lane: the text names several.
+_UNSIDED_NUM = re.compile(
+    r"\blanes?\s*(?:no\.?|number|#)?\s*(?:\d|one|two|three|four|I{1,3}\b|IV\b)"
+    r"|\b(?:\d(?:st|nd|rd|th)|first|second|third|fourth)\s+lanes?\b"
+    r"|第\s*[一二三四五六七八九\d]+\s*条?\s*[车車]?道|[一二三四五六七八九\d]+\s*号\s*[车車]道",
+    re.I,
+)
 
 
 def _ordinal(token: str) -> int:
     return int(token) if token.isdigit() else _ORD_VALUES[token.lower()]
 
 
+def _closed_here(t: str, start: int, end: int, zh: bool) -> bool:
+    before, after = t[:start], t[end:]
+    if zh:
+        if _BEFORE_NOT_CLOSED_ZH.search(before):
+            return False
+        return bool(_AFTER_CLOSED_ZH.match(after) or _BEFORE_CLOSED_ZH.search(before))
+    if _BEFORE_CLOSED_EN.search(before):
+        return True
+    if _BEFORE_NOT_CLOSED_EN.search(before) and not _NEGATED_EN.search(before):
+        return False
+    return bool(_AFTER_CLOSED_EN.match(after))
+
+
 def written_lane(text: str) -> str | None:
-    """The lane a rule names (one of MODEL_SPEC.rule_lanes) where every lane it names by side,
-    by a count from a side or as the centre lane is that one: "Lane 2 from the right closed"
-    -> "R2"; "右侧车道禁止通行，须向左汇入" -> "R1"; 左起第一车道 -> "L1"; "Centre lane closed" ->
-    "C"; None where it names none so ("Lane 2 closed": which side lane 2 is counted from is a
-    convention) or several."""
+    """The lane a rule closes (one of MODEL_SPEC.rule_lanes) where every lane it names by side,
+    by a count from a side or as the centre lane is that one and a closure is said of it:
+    "Lane 2 from the right closed" -> "R2"; "右侧车道禁止通行，须向左汇入" -> "R1"; 左起第一车道封闭
+    -> "L1"; "Centre lane closed" -> "C". None where it names none so ("Lane 2 closed": which
+    side lane 2 is counted from is a convention), several ("Left and right lanes closed"), or
+    one traffic is sent to, uses or keeps open ("Lane closure ahead, use left lane", 仅开放右侧
+    车道, 进京方向右侧车道 is a direction of travel: see the patterns above)."""
     t = as_read(text)
     got: set[str] = set()
-    for m in _SIDE_COUNT_EN.finditer(t):
-        got.add(f"{_SIDES[m.group(3).lower()][0].upper()}{_ordinal(m.group(1) or m.group(2))}")
-    for m in _SIDE_COUNT_ZH.finditer(t):
-        got.add(f"{_SIDES[m.group(1)][0].upper()}{_ordinal(m.group(2))}")
+    closed: set[str] = set()
+    for pattern in (_SIDE_COUNT_EN, _SIDE_COUNT_ZH):
+        for m in pattern.finditer(t):
+            if pattern is _SIDE_COUNT_EN:
+                lane = (
+                    f"{_SIDES[m.group(3).lower()][0].upper()}{_ordinal(m.group(1) or m.group(2))}"
+                )
+            else:
+                lane = f"{_SIDES[m.group(1)][0].upper()}{_ordinal(m.group(2))}"
+            zh = pattern is _SIDE_COUNT_ZH
+            b = t[: m.start()]
+            if (
+                not zh
+                and _BEFORE_NOT_CLOSED_EN.search(b)
+                and not (_NEGATED_EN.search(b) or _BEFORE_CLOSED_EN.search(b))
+            ):
+                continue  # a lane traffic is sent to ("merge into the second lane from the right")
+            if zh and re.search(r"(?:驶入|汇入|并入|[向往朝靠入至到进])\s*$", t[: m.start()]):
+                continue
+            got.add(lane)
+            if _closed_here(t, m.start(), m.end(), zh):
+                closed.add(lane)
     rest = _SIDE_COUNT_ZH.sub(" ", _SIDE_COUNT_EN.sub(" ", t))
+    if _UNSIDED_NUM.search(rest) or _BOTH_SIDES.search(rest):
+        return None
     for pattern in (_NAMED_EN, _NAMED_ZH):
         for m in pattern.finditer(rest):
+            zh = pattern is _NAMED_ZH
+            b = rest[: m.start()]
+            if (
+                not zh
+                and _BEFORE_NOT_CLOSED_EN.search(b)
+                and not (_NEGATED_EN.search(b) or _BEFORE_CLOSED_EN.search(b))
+            ):
+                continue
             side = next((g for g in m.groups() if g), None)
-            got.add("C" if side is None else f"{_SIDES[side.lower()][0].upper()}1")
+            lane = "C" if side is None else f"{_SIDES[side.lower()][0].upper()}1"
+            got.add(lane)
+            if _closed_here(rest, m.start(), m.end(), zh):
+                closed.add(lane)
     lanes = set(MODEL_SPEC.rule_lanes)
-    return got.pop() if len(got) == 1 and got <= lanes else None
+    return got.pop() if len(got) == 1 and got <= lanes and got == closed else None
 
 
 def written_merge(text: str) -> str | None:
     """The side ("left" or "right") a rule sends traffic to, where every merge it writes says
-    that side: "Left lane closed, merge right" -> "right"; 请提前靠右并道 -> "right"; None where
-    it writes none or both."""
+    that side: "Left lane closed, merge right" -> "right"; 请提前靠右并道 -> "right". None where
+    it writes none, both ("merge left or right", 向左右两侧分流) or forbids one ("Do not merge
+    right", 禁止向右变道), and for 向/往 that is no merge (进京方向, 往右安门, 向左转)."""
     t = as_read(text)
     got = {_SIDES[m.group(1).lower()] for m in _MERGE_EN.finditer(t)}
     got |= {_SIDES[m.group(1)] for m in _MERGE_ZH.finditer(t)}
