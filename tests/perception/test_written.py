@@ -72,6 +72,7 @@ def test_the_lanes_the_node_checks_are_the_lanes_training_reads() -> None:
         ("Centre lane closed for 2 km", "C", False),  # no number to read
         ("The lane in the middle is closed", "C", False),
         ("中间车道封闭，请向左并线", "C", False),
+        ("前方施工 中间的行车线封闭 请向左并线", "C", False),  # 行车线, a lane (probe 17)
         ("Starting 800 m ahead, the left lane is closed, merge right", "C", True),  # no centre
         ("前方八百米左侧车道关闭，请提前向右变道", "C", True),
         ("The left lane will stay closed for three hours, merge right", "L3", True),
