@@ -393,17 +393,25 @@ def _ordinal(token: str) -> int:
     return int(token) if token.isdigit() else _ORD_VALUES[token.lower()]
 
 
+def _sent_to_en(before: str) -> bool:
+    """Whether what stands before an English lane name makes it a lane traffic is sent to, uses
+    or keeps, or one named from another (and no negation or closure word makes it the closed
+    one: "No vehicle may use the left lane", "Closure of the left lane")."""
+    return bool(
+        _BEFORE_NOT_CLOSED_EN.search(before)
+        and not (_NEGATED_EN.search(before) or _BEFORE_CLOSED_EN.search(before))
+    )
+
+
 def _closed_here(t: str, start: int, end: int, zh: bool) -> bool:
     before, after = t[:start], t[end:]
     if zh:
         if _BEFORE_NOT_CLOSED_ZH.search(before):
             return False
         return bool(_AFTER_CLOSED_ZH.match(after) or _BEFORE_CLOSED_ZH.search(before))
-    if _BEFORE_CLOSED_EN.search(before):
-        return True
-    if _BEFORE_NOT_CLOSED_EN.search(before) and not _NEGATED_EN.search(before):
+    if _sent_to_en(before):
         return False
-    return bool(_AFTER_CLOSED_EN.match(after))
+    return bool(_BEFORE_CLOSED_EN.search(before) or _AFTER_CLOSED_EN.match(after))
 
 
 def written_lane(text: str) -> str | None:
@@ -426,12 +434,7 @@ def written_lane(text: str) -> str | None:
             else:
                 lane = f"{_SIDES[m.group(1)][0].upper()}{_ordinal(m.group(2))}"
             zh = pattern is _SIDE_COUNT_ZH
-            b = t[: m.start()]
-            if (
-                not zh
-                and _BEFORE_NOT_CLOSED_EN.search(b)
-                and not (_NEGATED_EN.search(b) or _BEFORE_CLOSED_EN.search(b))
-            ):
+            if not zh and _sent_to_en(t[: m.start()]):
                 continue  # a lane traffic is sent to ("merge into the second lane from the right")
             if zh and re.search(r"(?:驶入|汇入|并入|[向往朝靠入至到进])\s*$", t[: m.start()]):
                 continue
@@ -444,12 +447,7 @@ def written_lane(text: str) -> str | None:
     for pattern in (_NAMED_EN, _NAMED_ZH):
         for m in pattern.finditer(rest):
             zh = pattern is _NAMED_ZH
-            b = rest[: m.start()]
-            if (
-                not zh
-                and _BEFORE_NOT_CLOSED_EN.search(b)
-                and not (_NEGATED_EN.search(b) or _BEFORE_CLOSED_EN.search(b))
-            ):
+            if not zh and _sent_to_en(rest[: m.start()]):
                 continue
             side = next((g for g in m.groups() if g), None)
             lane = "C" if side is None else f"{_SIDES[side.lower()][0].upper()}1"
