@@ -307,10 +307,10 @@ def read_rule_set(
     # What the rule's words write (a polarity, a rule of the car read as binding nobody, a lane
     # closure's lane and side): checks of their own, beside the rule's other alternatives (they
     # do not stand in for its runner-up, nor it for them).
+    current = [np.asarray(classes), *readings[1:]]
     written: tuple[Alternative, ...] = ()
     if texts and rule_classes and threshold > 0:
         top = np.asarray(classes).argmax(axis=-1)
-        current = [np.asarray(classes), *readings[1:]]
         with_params = len(readings) == 1 + len(_S.rule_param_layers)
         asked = [
             *((r, c, None) for r, c in polarity_alternatives(texts, top, rule_classes)),
@@ -326,7 +326,6 @@ def read_rule_set(
             written = (*written, (r, f))
     alts: tuple[Alternative, ...] = ()
     if threshold > 0:
-        current = [np.asarray(classes), *readings[1:]]
         alts = (
             *merged(disagree, alternatives(reading, names, current, mask, threshold)),
             *outright(reading, names, current, mask, threshold),
@@ -761,15 +760,25 @@ def binding_alternatives(
     forty-eighth session). The reading check asks each as an alternative
     (:func:`read_rule_set`): the node does not act on "binds nobody" where reading the rule as
     one of them would decide the frame otherwise."""
-    out: list[tuple[int, str, dict[str, int] | None]] = []
-    for r, text in enumerate(texts[: len(top)]):
-        if not text or rule_classes[int(top[r])] != NOT_BINDING:
-            continue
-        for topic in bound_topics(text):
-            out += [(r, c, None) for c in TOPIC_CLASSES[topic] if c in rule_classes]
-        speed = _written_limit(text)
-        if speed is not None and "speed_limit" in rule_classes:
-            out.append((r, "speed_limit", {"rule_limit": speed}))
+    return [
+        (r, c, params)
+        for r, text in enumerate(texts[: len(top)])
+        if text and rule_classes[int(top[r])] == NOT_BINDING
+        for c, params in _bound(text)
+        if c in rule_classes
+    ]
+
+
+def _bound(text: str) -> list[tuple[str, dict[str, int] | None]]:
+    """The classes (and parameters) a rule read as binding nobody is asked as, whatever the
+    model's classes (:func:`binding_alternatives`, and :func:`reading_unwritten` with the
+    check off)."""
+    out: list[tuple[str, dict[str, int] | None]] = [
+        (c, None) for topic in bound_topics(text) for c in TOPIC_CLASSES[topic]
+    ]
+    speed = _written_limit(text)
+    if speed is not None:
+        out.append(("speed_limit", {"rule_limit": speed}))
     return out
 
 
@@ -881,6 +890,6 @@ def reading_unwritten(
     top = np.array([0])
     return bool(
         polarity_unwritten(text, rule_class)
-        or (rule_class == NOT_BINDING and (bound_topics(text) or _written_limit(text) is not None))
+        or (rule_class == NOT_BINDING and bool(_bound(text)))
         or lane_alternatives((text,), top, (rule_class,), [np.asarray(p)[None] for p in params])
     )

@@ -76,7 +76,7 @@ _ZH_LANE = re.compile(
 )
 _VALUES = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5,
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "1st": 1, "2nd": 2, "3rd": 3,
     "i": 1, "ii": 2, "iii": 3, "iv": 4,
     "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
 }  # fmt: skip
@@ -267,7 +267,7 @@ _SIDE_COUNT_EN = re.compile(
     r"(?:\(?\s*)?(?:counting\s+|counted\s+|as\s+counted\s+)?from\s+(?:the\s+)?(left|right)\b",
     re.I,
 )
-# FIX 6: 由左向右第二条 / 自右向左第1车道 (no 数) count from a side too.
+# 由左向右第二条 / 自右向左第1车道 (no 数) count from a side too.
 _SIDE_COUNT_ZH = re.compile(
     r"(?:从|由|自)?(左|右)(?:起|数|侧起|边起|边数|侧数|[往向到至][左右]数?)\s*第?\s*"
     r"([一二三123])\s*条?\s*(?:[车車]?道)"
@@ -276,7 +276,7 @@ _TARGET_EN = (
     r"(?<!into the )(?<!to the )(?<!onto the )(?<!use the )(?<!towards the )(?<!toward the )"
     r"(?<!of the )(?<!beside the )(?<!from the )(?<!than the )"
 )
-# FIX 3: "left-centre lane" / "right center lane" (the inner lanes of four) are no centre lane.
+# "left-centre lane" / "right center lane" (the inner lanes of four) are no centre lane.
 _NAMED_EN = re.compile(
     _TARGET_EN
     + r"\b(?:(?:far|extreme)[\s-]+)?(left|right)(?:most|-most|[\s-]*hand)?\s+lane\b(?!s)"
@@ -288,7 +288,7 @@ _NAMED_EN = re.compile(
     + r"(?:far\s+|extreme\s+)?(left|right)\b(?![\s-]*hand)",
     re.I,
 )
-# FIX 1 (EN): what stands before a named lane that makes it a lane traffic goes to / uses, or a
+# What stands before a named lane that makes it a lane traffic goes to / uses, or a
 # lane named from another one (the regex lookbehinds need "the" and miss "into the far left
 # lane", "use left lane", "via the left lane", "the lane next to left lane", "second-from-left").
 _BEFORE_NOT_CLOSED_EN = re.compile(
@@ -301,7 +301,7 @@ _BEFORE_NOT_CLOSED_EN = re.compile(
     r"[\s-]+)?$",
     re.I,
 )
-# FIX 1: a named lane is the closed one only where a closure predicate follows it in its clause
+# A named lane is the closed one only where a closure predicate follows it in its clause
 # (or precedes it: "Closed: right lane", "closure of the left lane"), with no "open", "use",
 # "while", "except" between ("right lane remains open", "Only the right lane is open").
 _CLOSED_EN = (
@@ -328,15 +328,15 @@ _BEFORE_CLOSED_EN = re.compile(
     re.I,
 )
 _NAMED_ZH = re.compile(
-    # FIX 4: 左右车道 / 左右侧车道 (both sides; 左右 after a distance is "about"); FIX 5: 方向/双向
+    # 左右车道 / 左右侧车道 (both sides; 左右 after a distance is "about"); 方向/双向
     # before the side is the direction of travel, not a target (进京方向右侧车道封闭), while 对向
-    # is the other carriageway; FIX 1: 邻/道/带/栏 before it name a lane from another.
+    # is the other carriageway; 邻/道/带/栏 before it name a lane from another.
     r"(?<![往朝靠入至到进邻道带栏])(?<!(?<![方双单雙單])向)(?<!驶入)(?<!汇入)(?<!并入)"
     r"最?(?:(?<!右)(左)|(?<!左)(右))(?:侧|边的?|手边?)?(?:的|那条)?[车車]道"
     r"(?![旁边右左相隔两外])"
     r"|(?<![向往朝靠入至到进])(?:中间|中央|正中间?|居中)的?(?:那条)?[车車]道()(?![旁边右左相隔两外])"
 )
-# FIX 1 (ZH): a closure predicate after the lane in its clause, with no 可/正常/外/其余 between,
+# A closure predicate after the lane in its clause, with no 可/正常/外/其余 between,
 # and no 除/仅/只/开放/保留 before it in the clause.
 _AFTER_CLOSED_ZH = re.compile(
     r"(?:(?!可|正常|外|其余|其他|以外|(?<![不再])开放|恢复|(?<![该此本这])[车車]道)[^。；;！!？?：:])*?"
@@ -349,7 +349,7 @@ _BEFORE_NOT_CLOSED_ZH = re.compile(r"(?:除|仅|只|开放|保留)[^，,。；;�
 _BEFORE_CLOSED_ZH = re.compile(
     r"(?:封闭|关闭|封道)(?:\d+条[车車]道)?\s*[：:（(]\s*$|已?(?:封闭|关闭|封閉|關閉)的\s*$"
 )
-# FIX 2 (EN): a merge that is forbidden, one of two sides, "keep the right lane clear", "right
+# A merge that is forbidden, one of two sides, "keep the right lane clear", "right
 # of way".
 _MERGE_EN = re.compile(
     r"(?<!\bnot\s)(?<!n't\s)(?<!\bnever\s)(?<!\bno\s)(?<!\bavoid\s)"
@@ -360,9 +360,9 @@ _MERGE_EN = re.compile(
     r"(?![\s-]*(?:hand\s+)?lanes?\s+(?:clear|free|empty)\b)(?!\s+of\s+way)",
     re.I,
 )
-# FIX 2 (ZH): 禁止/不得/请勿/切勿 向右变道 is no merge; 向左右两侧 / 向左、右 is both sides; 方向/
+# 禁止/不得/请勿/切勿 向右变道 is no merge; 向左右两侧 / 向左、右 is both sides; 方向/
 # 对向/双向/转向 + side and 往 + a place name (往右安门方向, 开往左家庄) are no merge, nor 向左转
-# (a turn); FIX 6: 由左向右 / 自右向左 count lanes.
+# (a turn); 由左向右 / 自右向左 count lanes.
 _MERGE_ZH = re.compile(
     r"(?<![从由自][左右])(?<!禁止)(?<!不得)(?<!严禁)(?<!请勿)(?<!切勿)(?<!不要)(?<!不准)(?<!不能)"
     r"(?<!不可)(?<!避免)(?<!勿)(?<!禁)(?<![左右][、/或和及与])(?<!或者)"
@@ -370,7 +370,7 @@ _MERGE_ZH = re.compile(
     r"\s*(左|右)(?!\s*[数起])(?!\s*(?:[、/或和及与]|或者)?\s*[向往朝靠]?\s*[左右])"
     r"(?=\s*(?:[侧側边邊面手前方一依逐]|[变變并併汇匯换換移偏靠绕繞避改行驶駛走让讓分合]|[，,。；;！!）)]|$))"
 )
-# FIX 4b: two sides coordinated before one "lane": "left and right lane", 左侧和右侧车道.
+# Two sides coordinated before one "lane": "left and right lane", 左侧和右侧车道.
 _BOTH_SIDES = re.compile(
     r"\b(?:left|right|cent(?:re|er)|middle)(?:[\s-]*hand)?\s*(?:and|or|&|/)\s*(?:the\s+)?"
     r"(?:left|right|cent(?:re|er)|middle)[\s-]*(?:hand\s+)?lanes?\b"
@@ -378,8 +378,7 @@ _BOTH_SIDES = re.compile(
     re.I,
 )
 _SIDES = {"左": "left", "右": "right", "left": "left", "right": "right"}
-_ORD_VALUES = {**_VALUES, "1st": 1, "2nd": 2, "3rd": 3}
-# FIX 7: a lane number written with no side ("右起第1车道和第2车道", "Lane 1 from the right and lane
+# A lane number written with no side ("右起第1车道和第2车道", "Lane 1 from the right and lane
 # 2 closed") is another lane: the text names several.
 _UNSIDED_NUM = re.compile(
     r"\blanes?\s*(?:no\.?|number|#)?\s*(?:\d|one|two|three|four|I{1,3}\b|IV\b)"
@@ -387,10 +386,6 @@ _UNSIDED_NUM = re.compile(
     r"|第\s*[一二三四五六七八九\d]+\s*条?\s*[车車]?道|[一二三四五六七八九\d]+\s*号\s*[车車]道",
     re.I,
 )
-
-
-def _ordinal(token: str) -> int:
-    return int(token) if token.isdigit() else _ORD_VALUES[token.lower()]
 
 
 def _sent_to_en(before: str) -> bool:
@@ -428,11 +423,9 @@ def written_lane(text: str) -> str | None:
     for pattern in (_SIDE_COUNT_EN, _SIDE_COUNT_ZH):
         for m in pattern.finditer(t):
             if pattern is _SIDE_COUNT_EN:
-                lane = (
-                    f"{_SIDES[m.group(3).lower()][0].upper()}{_ordinal(m.group(1) or m.group(2))}"
-                )
+                lane = f"{_SIDES[m.group(3).lower()][0].upper()}{_value(m.group(1) or m.group(2))}"
             else:
-                lane = f"{_SIDES[m.group(1)][0].upper()}{_ordinal(m.group(2))}"
+                lane = f"{_SIDES[m.group(1)][0].upper()}{_value(m.group(2))}"
             zh = pattern is _SIDE_COUNT_ZH
             if not zh and _sent_to_en(t[: m.start()]):
                 continue  # a lane traffic is sent to ("merge into the second lane from the right")
