@@ -7,7 +7,9 @@ denied" read as a ban and "a permission denied twice" read as a permission at 0.
 it was not. :func:`written_class` gives the class a rule's words write where its reading is
 another, and the node checks that class as an alternative reading: ``rules_not_understood`` on
 the frames it would decide otherwise (perception.readcheck.read_rule_set), never a changed
-decision.
+decision; except where the reader itself is split between the two polarities (its top class
+below the check's threshold, its runner-up the other polarity): there the rule is read as the
+polarity its words write (perception.readcheck.agreed).
 
 What it reads, per clause that names overtaking or a right turn on red:
 - a permission written as a restriction denied, lifted or ended, matched as a whole

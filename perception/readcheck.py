@@ -33,7 +33,7 @@ import numpy as np
 from core.errors import ModelError
 from perception.binding import TOPIC_CLASSES, bound_topics, names_other_users
 from perception.neighbours import META_KEY, NEIGHBOUR_OUTPUT, overrides
-from perception.polarity import polarity_unwritten, written_class
+from perception.polarity import POLAR_KINDS, polarity_unwritten, written_class, written_polarity
 from perception.sentence_reader import META_KEY as SENTENCE_KEY
 from perception.sentence_reader import SentenceReaderSpec, fuse, spec_of
 from perception.spec import MODEL_SPEC
@@ -241,6 +241,41 @@ def neighbour_read(
     return NeighbourReading(features, classes, disagreements)
 
 
+def agreed(
+    classes: np.ndarray,
+    mask: np.ndarray,
+    threshold: float,
+    texts: Sequence[str],
+    rule_classes: Sequence[str],
+) -> list[tuple[int, int]]:
+    """The unsure rules (top class probability below ``threshold``) that the reader splits
+    between the two polarities of one kind (overtaking, a right turn on red: its top class and
+    its runner-up are that kind permitted and prohibited) and whose words write one of the two
+    (perception.polarity.written_polarity), each with the class they write: (rule index, class
+    index). :func:`read_rule_set` reads such a rule as that class outright instead of as a
+    blend of the two. The reader leaves both readings open; the negations its words compose
+    choose one, and a second reader does not guess where the first is unsure: it reads what
+    the first could not. 红灯不禁止右转 ("a right turn on red is not prohibited") read as a ban
+    at 0.53, the rest on the permission, and "Making a right turn on red is no longer
+    authorised" read as a permission below 0.85 were refused on every frame they decide (held-out
+    families, draws 303 and 909; fiftieth session); read as their words write, both are
+    answered right. Where the words write nothing, or the reader is sure (it may be sure and
+    wrong: then the words are the reading check's alternative, :func:`polarity_alternatives`),
+    or its runner-up is another kind, the rule is left to the reading check as before."""
+    out = []
+    for r in _unsure(classes, mask, threshold):
+        if r >= len(texts) or not texts[r]:
+            continue
+        first, second = (rule_classes[int(c)] for c in np.argsort(classes[r])[::-1][:2])
+        kind, _, polarity = first.partition(":")
+        other = {"permitted": "prohibited", "prohibited": "permitted"}.get(polarity)
+        if kind in POLAR_KINDS and other and second == f"{kind}:{other}":
+            written = written_polarity(texts[r], kind)
+            if written is not None:
+                out.append((r, rule_classes.index(f"{kind}:{written}")))
+    return out
+
+
 def merged(
     first: tuple[Alternative, ...], more: tuple[Alternative, ...]
 ) -> tuple[Alternative, ...]:
@@ -280,7 +315,10 @@ def read_rule_set(
     nobody (:func:`binding_alternatives`), a lane closure's written lane and side
     (:func:`lane_alternatives`). The node does not act on such a reading where what is written
     would decide the frame otherwise (with the check off, ``threshold`` 0, it flags such a
-    rule outright: :func:`reading_unwritten`). Shared by the node (policy.model) and
+    rule outright: :func:`reading_unwritten`). Before the alternatives, with the check on, a
+    rule the reader splits between the two polarities of one kind whose words write one of
+    them is read as that one outright (:func:`agreed`): the one place where what the words
+    write changes a decision rather than refusing one. Shared by the node (policy.model) and
     :meth:`ReadingCheck.scan`."""
     if sentence is not None and sentence[1].mode == "average":
         fused = fuse(readings[0], sentence[0], mask, sentence[1].weight)
@@ -304,6 +342,17 @@ def read_rule_set(
                 if int(r) not in done and int(theirs[r]) != int(classes[r].argmax())
             ),
         )
+    # A rule the reader splits between the two polarities of one kind, read as the one its
+    # words write (:func:`agreed`): no longer unsure, so the check asks no alternative of it.
+    if texts and rule_classes and threshold > 0:
+        done = {r for r, _ in disagree}
+        sure = agreed(classes, mask, threshold, texts, rule_classes)
+        if any(r not in done for r, _ in sure):
+            classes = np.array(classes, np.float32, copy=True)
+            for r, c in (x for x in sure if x[0] not in done):
+                classes[r] = 0.0
+                classes[r, c] = 1.0
+            features = _features(reading, names, classes[None], [classes, *readings[1:]], mask)[0]
     # What the rule's words write (a polarity, a rule of the car read as binding nobody, a lane
     # closure's lane and side): checks of their own, beside the rule's other alternatives (they
     # do not stand in for its runner-up, nor it for them).
