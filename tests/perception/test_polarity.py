@@ -128,6 +128,33 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("除货车外，红灯时如无行人可以右转", "turn_on_red", None),
         # the rule is about the other action
         ("Nothing forbids passing on this road", "turn_on_red", None),
+        # a lifting denied or still to come is no lifting (the review of the split-polarity
+        # reading, fiftieth session: each was read as a permission)
+        ("禁止超车的规定目前尚未撤销", "overtaking", None),
+        ("红灯右转的禁令还没有解除", "turn_on_red", None),
+        ("本路口红灯右转限制将于下月取消", "turn_on_red", None),
+        ("超车管制待解除", "overtaking", None),
+        ("The overtaking ban hasn't been lifted yet", "overtaking", None),
+        ("The ban on turning right on red won't be lifted", "turn_on_red", None),
+        ("The no-overtaking restriction is expected to be lifted in May", "overtaking", None),
+        ("The overtaking ban has been lifted", "overtaking", "permitted"),
+        ("超车禁令已于昨日解除", "overtaking", "permitted"),
+        # a permission under a condition, a place ahead or a rumour is not read as one
+        ("Right turn on red not prohibited when no pedestrians are present", "turn_on_red", None),
+        ("Overtaking is no longer restricted once past the bridge", "overtaking", None),
+        ("End of no overtaking zone 300 m ahead", "overtaking", None),
+        ("超车不受限制，但夜间除外", "overtaking", None),
+        ("网传此处红灯右转不违法，系谣言", "turn_on_red", None),
+        ("Right turn on red not prohibited (all vehicles)", "turn_on_red", "permitted"),
+        # not an offence: a permission (each was read as a ban)
+        ("此路口红灯时右转不属于闯红灯", "turn_on_red", "permitted"),
+        ("Passing slower vehicles here is not a violation", "overtaking", "permitted"),
+        ("Overtaking on this stretch is no infringement of the rules", "overtaking", "permitted"),
+        # an exception that names the car: the prohibition does not bind it
+        ("除小型汽车外，本路段禁止超车", "overtaking", None),
+        ("本路段禁止超车，私家车除外", "overtaking", None),
+        ("No overtaking except for passenger cars", "overtaking", None),
+        ("No overtaking, police cars excepted", "overtaking", "prohibited"),
     ],
 )
 def test_written_polarity(text: str, kind: str, polarity: str | None) -> None:
