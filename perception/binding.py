@@ -137,13 +137,16 @@ _OTHER_EN = (
     r"|long\s+vehicles?|wide\s+loads?|oversize\w*|farm\s+vehicles?|agricultural|machinery"
     r"|motorhomes?|rvs?|convoys?|military|slow[\s-]+moving|towing|horse\s*floats?"
     r"|horse\s+riders?|riders?|trams?|skateboard\w*|rickshaws?|p-?plates?|p[12]|provisional"
-    r"|probationary|novice|snow\s+chains?|space-saver)\b"
+    r"|probationary|novice|snow\s+chains?|space-saver|horse-?drawn|carts?|carriages?|pedicabs?"
+    r"|minibus(?:es)?|articulated|juggernauts?|motor\s+homes?|campervans?|limousines?|tuk-?tuks?"
+    r"|quad\s*bikes?|atvs?|golf\s+carts?|segways?|e-?scooters?)\b"
 )
 _OTHER_ZH = (
     r"货|卡车|(?<!小型)(?<!小)客车|客运车|公交(?!站|车站)|公共汽车|大巴|大车|大型(?:车|汽车|货车|客车|载)"
     r"|中型(?:车|汽车|货车|客车)|重型|摩托|自行车|非机动车|电动车|三轮|拖拉机|挂车|出租车|出租汽车|救护"
     r"|消防车|警车|警用|特种车|工程车|工程机械|教练|校车|危险品|吨"
     r"|渣土|罐车|危化|化学品|搅拌|农用|牵引|电瓶车|代步车|骑手|拖车|防滑链|实习期|黄标|运钞"
+    r"|马车|畜力车|铰接|房车|冷链|环卫|洒水车|清扫车|平板车|半挂|人力车|观光车|老年代步"
 )
 _OTHER_USERS = re.compile(_OTHER_EN + "|" + _OTHER_ZH, re.I)
 # Co-objects of a yield rule and inclusions: not who the rule binds ("give way to pedestrians

@@ -8,8 +8,8 @@ it was not. :func:`written_class` gives the class a rule's words write where its
 another, and the node checks that class as an alternative reading: ``rules_not_understood`` on
 the frames it would decide otherwise (perception.readcheck.read_rule_set), never a changed
 decision; except where the reader itself is split between the two polarities (its top class
-below the check's threshold, its runner-up the other polarity): there the rule is read as the
-polarity its words write (perception.readcheck.agreed).
+below the check's threshold, its runner-up the other polarity) and the words write the
+prohibition: there the rule is read as the prohibition (perception.readcheck.agreed).
 
 What it reads, per clause that names overtaking or a right turn on red:
 - a permission written as a restriction denied, lifted or ended, matched as a whole
@@ -218,6 +218,14 @@ def _read(text: str) -> str:
     return as_read(_HAN_GAP.sub("；", text))
 
 
+def _not_opposite_cut(text: str) -> str:
+    """A rule with its negated obligations to do the opposite cut ("need not wait until
+    green", 无需等待绿灯): their words are not a condition of the permission they write."""
+    for pattern in (_NOT_OPPOSITE_EN, _NOT_OPPOSITE_ZH):
+        text = pattern.sub(" ", text)
+    return text
+
+
 def _permits(clause: str) -> tuple[str, int]:
     """A clause with its permitting constructions cut out, and how many there were."""
     n = 0
@@ -241,6 +249,12 @@ _CONDITION = re.compile(
     r"|[^\w\s,;:.!?，。；：！？、…'’\"“”()（）\-–—/]",
     re.I,
 )
+# A rule of the past, not of now ("Formerly: no overtaking", "used to be permitted", 这里过去禁止
+# 超车, 一度允许): neither polarity is read from it.
+_PAST = (
+    r"\b(?:used\s+to|formerly|previously|back\s+in\s+the\s+day|once\s+was|in\s+the\s+past"
+    r"|years?\s+ago|no\s+longer\s+the\s+case)\b|原来|原先|过去|以往|以前|一度|曾经|早些年|早年|当年"
+)
 # Where a restriction denied or lifted is not read as a permission: a condition, a place or a
 # time it holds in, or a lifting to come ("Overtaking is not prohibited if the line is broken",
 # 超车不受限制，但雨天除外, "End of no overtaking zone 500 m ahead", "will be lifted"), or words
@@ -249,12 +263,19 @@ _CONDITION = re.compile(
 # split-polarity reading, fiftieth session).
 _PERMIT_CONDITION = re.compile(
     r"\b(?:if|unless|provided|when|whenever|where|while|as\s+long\s+as|after|once|until|before"
-    r"|except\s+(?:in|on|at|when|during|where|if|between|after|before)|soon|will|shall|ahead|yet"
-    r"|still|rumou?r\w*|myths?|false|untrue"
-    r"|fake|only\s+(?:if|when|where|after|on|in|at|for\s+(?!all\b)))\b"
-    r"|\d+\s*(?:m|km|metres?|meters?|miles?)\b"
-    r"|除非|如果|假如|若|只要|方可|才|之后|以后|之前|以前|[时天间段]除外|但|雨|雪|雾|夜间|即将|将要|"
-    r"谣言|网传|传言|不实|尚|仍|前方\s*\d|\d+\s*(?:米|公里|千米)",
+    r"|except|soon|will|shall|ahead|yet|still|rumou?r\w*|myths?|false|untrue|fake|wrong|mistaken"
+    r"|only\s+(?:if|when|where|after|on|in|at|for\s+(?!all\b))"
+    # a time or a place it holds in, a lifting to come or undone, elsewhere, reported speech
+    r"|between|during|outside|at\s+night|nights?|weekends?|weekdays?|holidays?|mornings?"
+    r"|evenings?|hours|[ap]\.?m\.?|o['’]clock|next|following|later|tomorrow|far\s+from"
+    r"|reinstat\w*|reimpos\w*|restor\w*|again|against|however|but|think|thinks|thought|say|says"
+    r"|said|claim\w*|believe\w*|in\s+(?:the\s+)?(?:(?-i:[A-Z][a-z]+)|US|UK|EU|most|many|some|other"
+    r"|several)\b)\b"
+    r"|\d+\s*(?:m|km|metres?|meters?|miles?)\b|[?？]"
+    r"|除非|如果|假如|若|只要|方可|才|之后|以后|之前|以前|[时天间段]除外|但|雨|雪|雾|夜|即将|将要|"
+    r"谣言|网传|传言|不实|尚|仍|前方\s*\d|\d+\s*(?:米|公里|千米)|周末|节假日|假日|工作日|早上|上午"
+    r"|下午|晚上|\d\s*点|[一二三四五六七八九十]点|时段|期间|明天|明日|下周|下月|今晚|起|恢复|重新|曾"
+    r"|有人|认为|以为|错误|误|吗|在(?:美国|国外|外国|其他|别的|欧洲|日本|香港)|" + _PAST,
     re.I,
 )
 # ... or an action that can be the rule's without a negation ("右转车辆红灯停": stop at red, a
@@ -290,8 +311,16 @@ _PERMISSION = re.compile(
 )
 # A restriction lifted or a clause of its own that an exception cut can eat ("禁止超车解除（货车
 # 除外）"): with one in the rule, its exception is not cut.
+# Also a ban or a permission no longer in force, in words outside the permitting constructions
+# ("The overtaking prohibition is over", "has expired", 已失效, 已停止执行; the second review of
+# the split-polarity reading, fiftieth session): neither polarity is read from the rest.
 _LIFTING = re.compile(
-    r"解除|取消|撤销|废止|结束|\b(?:lifted|ended|ends|end|cancel\w*|revok\w*)\b", re.I
+    r"解除|取消|撤销|废止|结束|废除|失效|作废|撤掉|拿掉|撤下|停止(?:执行|实施)|成为历史|过去式|已成过去"
+    r"|过期|收回|撤回|暂停|中止|终止"
+    r"|\b(?:lifted|ended|ends|end|cancel\w*|revok\w*|over|expired?|scrapped|abolish\w*|dropped"
+    r"|overturned|struck\s+down|taken\s+down|history|gone|thing\s+of\s+the\s+past|withdrawn"
+    r"|suspended|rescinded|repealed|void|no\s+longer\s+(?:valid|in\s+force|applies))\b",
+    re.I,
 )
 
 
@@ -320,11 +349,18 @@ def _composed(text: str, kind: str) -> str | None:
     if not named:
         return None
     if permitted or (lifted_elsewhere and not rest):
-        conditional = _PERMIT_CONDITION.search(_permits(text)[0])
+        conditional = _PERMIT_CONDITION.search(_not_opposite_cut(text))
         return None if rest or elsewhere or conditional else "permitted"
     if rest:
         return _prohibition(text, kind)
-    if elsewhere or _CONDITION.search(text) or _ACTS[kind].search(text):
+    if (
+        elsewhere
+        or _CONDITION.search(text)
+        or _ACTS[kind].search(text)
+        or _PERMIT_CONDITION.search(text)
+        or _LIFTING.search(text)
+        or _NOT_A_BAN.search(text)
+    ):
         return None
     has = any(topic.search(c) and _PERMISSION.search(c) for c in _CLAUSE.split(text))
     return "permitted" if has else None
@@ -454,7 +490,7 @@ _MORE_ACTS = {
 # remaining words do (除小客车外，禁止超车; 禁止超车，小客车除外; "No overtaking except cars").
 _THE_CAR = (
     r"(?:小客车|小型客车|小汽车|小型汽车|小轿车|轿车|私家车|乘用车|小型车|小车"
-    r"|\b(?:passenger\s+|private\s+|motor\s*)?cars?\b)"
+    r"|\b(?:passenger\s+|private\s+|motor\s*|saloon\s+|family\s+)?cars?\b|\bsaloons?\b)"
 )
 _CAR_EXCEPTED = re.compile(
     r"除了?[^，。；,;.]{0,12}?" + _THE_CAR
@@ -485,7 +521,7 @@ def _prohibition(text: str, kind: str) -> str | None:
     除…外 for a negation: 除警车外，所有车辆禁止超车 read as a permission at 0.97); None
     otherwise."""
     topic = _TOPIC[kind]
-    if _LIFTING.search(text):
+    if _LIFTING.search(text) or _NOT_A_BAN.search(text):
         return None
     cut, _ = without_exceptions(text)
     clauses = [c for c in _CLAUSE.split(cut) if c.strip()]
@@ -501,6 +537,23 @@ def _prohibition(text: str, kind: str) -> str | None:
     return "prohibited" if counts and all(c == 1 for c in counts) else None
 
 
+# One negation that is no ban: an encouragement or a denied offence ("no problem", "Don't
+# hesitate to overtake", "not impossible", "not considered running a red light", 没问题, 无妨,
+# 不用犹豫, 不视为闯红灯; the second review of the split-polarity reading, fiftieth session), a
+# question, or a rule reported as someone's claim.
+_NOT_A_BAN = re.compile(
+    r"\bno\s+(?:problem|issue|worries|infraction|offence|violation)\b|\bnot\s+a\s+problem\b"
+    r"|\b(?:don['’]t|do\s+not|never)\s+(?:hesitate|be\s+(?:afraid|shy|scared|nervous)|worry|fear)"
+    r"|\bnot\s+(?:im|in|un|dis|ir|il)\w+|\b(?:not|n['’]t)\s+(?:be\s+)?(?:considered|count\w*|"
+    r"deemed|treated|regarded)|\bnot\s+running\b|[?？]"
+    r"|\bnothing\s+wrong\b|\bno\s+harm\b|\bnever\s+been\s+easier\b|\bignore\b|\bmyths?\b"
+    r"|\b(?:who|whoever)\s+(?:said|says|told)\b|\bnope\b|\bnah\b"
+    r"|没问题|没有(?:任何)?问题|没关系|无妨|不妨|无碍|不(?:用|必|要)(?:犹豫|担心|怕|迟疑)"
+    r"|别(?:犹豫|担心|怕|迟疑)|无需(?:犹豫|担心|迟疑)|不成问题|不是问题|没事|不要紧|毫无问题|没啥问题"
+    r"|不(?:视为|算|属于?|构成|按|当作|认定为?)|吗|有人说|认为|以为|错误|谁(?:说|告诉)|谣言"
+    r"|想得美|开什么玩笑|做梦" + r"|" + _PAST,
+    re.I,
+)
 # A penalty clause: a fine, points, prosecution (its numbers are amounts, not conditions).
 _PENALTY = re.compile(
     r"\b(?:fine[sd]?|penalt\w*|punish\w*|prosecut\w*|points?|offenders?|violators?)\b"

@@ -155,6 +155,22 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("本路段禁止超车，私家车除外", "overtaking", None),
         ("No overtaking except for passenger cars", "overtaking", None),
         ("No overtaking, police cars excepted", "overtaking", "prohibited"),
+        # the second review: a ban or permission no longer in force, a question, a claim, the
+        # past, encouragement, other road users
+        ("The no-overtaking restriction on this road has expired", "overtaking", None),
+        ("红灯右转禁令已经作废", "turn_on_red", None),
+        ("允许红灯右转的规定已停止执行", "turn_on_red", None),
+        ("Could I turn right on red here?", "turn_on_red", None),
+        ("你觉得这里可以超车吗", "overtaking", None),
+        ("Whoever told you overtaking is allowed here was wrong", "overtaking", None),
+        ("Overtaking on this bridge was formerly permitted", "overtaking", None),
+        ("这个路口以往禁止红灯右转", "turn_on_red", None),
+        ("Don't hesitate to turn right on red at this corner", "turn_on_red", None),
+        ("这段路超车没问题", "overtaking", None),
+        ("Horse-drawn carriages: no overtaking", "overtaking", None),
+        ("房车禁止超车", "overtaking", None),
+        ("No overtaking for the next 2 km", "overtaking", None),
+        ("本路段禁止超车", "overtaking", "prohibited"),
     ],
 )
 def test_written_polarity(text: str, kind: str, polarity: str | None) -> None:

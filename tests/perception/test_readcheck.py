@@ -318,46 +318,51 @@ def test_a_blend_of_an_unsure_reading_is_not_acted_on_where_its_top_class_decide
         assert (not d.valid and d.reason == "rules_not_understood") or d.decision == c.decision
 
 
-def test_a_rule_split_between_two_polarities_is_read_as_the_one_its_words_write(
+def test_a_rule_split_between_two_polarities_is_read_as_the_ban_its_words_write(
     model, graphs
 ) -> None:
-    """The shipped model reads 红灯时不禁止右转 ("a right turn on red is not prohibited") as a
-    permission at about 0.6 and 红灯不禁止右转 as a ban at about 0.53, the rest on the other
-    polarity; the negations of both write the permission (perception.polarity), so both are
-    read as the permission outright (perception.readcheck.agreed). Not a rule read surely,
-    one whose words write nothing, nor an empty slot."""
+    """The shipped model reads "Turning right on red is no longer authorised" as a permission at
+    about 0.73, the rest on the ban; its negations write the ban (perception.polarity), so it is
+    read as the ban outright (perception.readcheck.agreed). Not 红灯时不禁止右转, split the same
+    way but whose words write the permission (left to the reading check: the words' reading
+    of permissions is not trusted to let the car go), nor a rule read surely, one whose words
+    write nothing, or an empty slot."""
     from perception.readcheck import agreed
 
     classes = list(model.meta.rule_classes)
-    texts = ("红灯时不禁止右转", "Speed limit 50 km/h", "红灯不禁止右转")
+    texts = (
+        "Turning right on red is no longer authorised",
+        "Speed limit 50 km/h",
+        "红灯时不禁止右转",
+    )
     _, readings, mask = _readings(model, graphs, texts)
     read = readings[0]
     permitted = classes.index("turn_on_red:permitted")
     prohibited = classes.index("turn_on_red:prohibited")
-    assert int(read[0].argmax()) == permitted and 0.5 < read[0, permitted] < 0.85
-    assert int(np.argsort(read[0])[-2]) == prohibited
-    # the third is split the other way round: its words write its runner-up
-    assert int(read[2].argmax()) == prohibited and read[2, prohibited] < 0.85
-    assert int(np.argsort(read[2])[-2]) == permitted
-    assert agreed(read, mask, 0.85, texts, classes) == [(0, permitted), (2, permitted)]
-    assert agreed(read, mask, 0.5, texts, classes) == []  # read surely enough: nothing to agree
+    for r in (0, 2):  # both split: the permission first, the ban second, below 0.85
+        assert int(read[r].argmax()) == permitted and 0.5 < read[r, permitted] < 0.85
+        assert int(np.argsort(read[r])[-2]) == prohibited
+    assert agreed(read, mask, 0.85, texts, classes) == [(0, prohibited)]
+    assert agreed(read, mask, 0.5, texts, classes) == []  # read surely enough: nothing to settle
     # words that write no polarity, or no text: left to the reading check
-    assert agreed(read, mask, 0.85, ("红灯右转", texts[1], "红灯右转"), classes) == []
-    assert agreed(read, mask, 0.85, ("", texts[1], ""), classes) == []
+    assert agreed(read, mask, 0.85, ("Turning right on red", *texts[1:]), classes) == []
+    assert agreed(read, mask, 0.85, ("", *texts[1:]), classes) == []
 
 
-def test_the_node_acts_on_a_split_rule_as_its_words_write(node) -> None:  # type: ignore[no-untyped-def]
-    """The node answers 红灯时不禁止右转 (read as a permission at about 0.6) and 红灯不禁止右转
-    (read as a ban at about 0.53) on every golden frame as it answers the same permission read
-    surely ("Right turn on red is not forbidden", 1.00). Before the fiftieth session the first
-    was refused on the frames its runner-up (the ban) decides, and the second on every frame
-    its words (the permission) decide."""
-    control_read, control = node("Right turn on red is not forbidden")
-    assert control_read == "turn_on_red:permitted"
-    for text in ("红灯时不禁止右转", "红灯不禁止右转"):
-        _, got = node(text)
-        assert [(d.decision, d.valid) for d in got] == [(c.decision, c.valid) for c in control]
-    # the doubt decided frames: the ban answers some of them otherwise
+def test_the_node_acts_on_a_split_rule_as_the_ban_its_words_write(node) -> None:  # type: ignore[no-untyped-def]
+    """The node answers "Turning right on red is no longer authorised" (read as a permission at
+    about 0.73) on every golden frame as it answers the same ban read surely ("Right turn on
+    red is prohibited"); before the fiftieth session it was refused on the frames its
+    runner-up decides. A split rule whose words write the permission (红灯时不禁止右转) is still
+    refused where the ban would decide otherwise, and answered as the permission elsewhere."""
     ban_read, ban = node("Right turn on red is prohibited")
     assert ban_read == "turn_on_red:prohibited"
-    assert any(b.decision != c.decision for b, c in zip(ban, control, strict=True))
+    _, got = node("Turning right on red is no longer authorised")
+    assert [(d.decision, d.valid) for d in got] == [(b.decision, b.valid) for b in ban]
+    permission_read, permission = node("Right turn on red is not forbidden")
+    assert permission_read == "turn_on_red:permitted"
+    assert any(b.decision != p.decision for b, p in zip(ban, permission, strict=True))
+    _, split = node("红灯时不禁止右转")
+    assert any(not d.valid and d.reason == "rules_not_understood" for d in split)
+    for d, p in zip(split, permission, strict=True):
+        assert not d.valid or d.decision == p.decision
