@@ -493,10 +493,14 @@ _THE_CAR = (
     r"|\b(?:passenger\s+|private\s+|motor\s*|saloon\s+|family\s+)?cars?\b|\bsaloons?\b)"
 )
 _CAR_EXCEPTED = re.compile(
-    r"除了?[^，。；,;.]{0,12}?" + _THE_CAR
+    r"除了?[^，。；,;.]{0,12}?"
+    + _THE_CAR
     + r"|\b(?:except(?:ing)?(?:\s+for)?|other\s+than|apart\s+from|excluding|exempt\w*)"
-    r"\s+(?:all\s+|the\s+)?" + _THE_CAR
-    + r"|(?<![a-z]\s)(?<![警])" + _THE_CAR + r"[^，。；,;.]{0,8}?(?:除外|例外|不受此限"
+    r"\s+(?:all\s+|the\s+)?"
+    + _THE_CAR
+    + r"|(?<![a-z]\s)(?<![警])"
+    + _THE_CAR
+    + r"[^，。；,;.]{0,8}?(?:除外|例外|不受此限"
     r"|\bexempt\w*|\bexcepted\b)",
     re.I,
 )
