@@ -263,7 +263,7 @@ _PAST = (
 # split-polarity reading, fiftieth session).
 _PERMIT_CONDITION = re.compile(
     r"\b(?:if|unless|provided|when|whenever|where|while|as\s+long\s+as|after|once|until|before"
-    r"|except|soon|will|shall|ahead|yet|still|rumou?r\w*|myths?|false|untrue|fake|wrong|mistaken"
+    r"|except|soon|will|shall|yet|still|(?:ends?|ending|lifted|finish\w*)\s+(?:\w+\s+){0,2}ahead|rumou?r\w*|myths?|false|untrue|fake|wrong|mistaken"
     r"|only\s+(?:if|when|where|after|on|in|at|for\s+(?!all\b))"
     # a time or a place it holds in, a lifting to come or undone, elsewhere, reported speech
     r"|between|during|outside|at\s+night|nights?|weekends?|weekdays?|holidays?|mornings?"
