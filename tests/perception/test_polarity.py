@@ -139,12 +139,13 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("The no-overtaking restriction is expected to be lifted in May", "overtaking", None),
         ("The overtaking ban has been lifted", "overtaking", "permitted"),
         ("超车禁令已于昨日解除", "overtaking", "permitted"),
-        # a permission under a condition, a place ahead or a rumour is not read as one
-        ("Right turn on red not prohibited when no pedestrians are present", "turn_on_red", None),
-        ("Overtaking is no longer restricted once past the bridge", "overtaking", None),
-        ("End of no overtaking zone 300 m ahead", "overtaking", None),
-        ("超车不受限制，但夜间除外", "overtaking", None),
-        ("网传此处红灯右转不违法，系谣言", "turn_on_red", None),
+        # a permission under a condition, a place ahead, a rumour, a question or of the past is
+        # still read as one: the words' permission is only ever a check (the split-polarity
+        # reading settles on bans only), so it refuses a ban where it would decide otherwise
+        ("Overtaking is no longer restricted once past the bridge", "overtaking", "permitted"),
+        ("End of no overtaking zone 300 m ahead", "overtaking", "permitted"),
+        ("超车不受限制，但夜间除外", "overtaking", "permitted"),
+        ("网传此处红灯右转不违法，系谣言", "turn_on_red", "permitted"),
         ("Right turn on red not prohibited (all vehicles)", "turn_on_red", "permitted"),
         # not an offence: a permission (each was read as a ban)
         ("此路口红灯时右转不属于闯红灯", "turn_on_red", "permitted"),
@@ -155,15 +156,16 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("本路段禁止超车，私家车除外", "overtaking", None),
         ("No overtaking except for passenger cars", "overtaking", None),
         ("No overtaking, police cars excepted", "overtaking", "prohibited"),
-        # the second review: a ban or permission no longer in force, a question, a claim, the
-        # past, encouragement, other road users
+        # the second review: a ban or permission no longer in force, encouragement, a ban of
+        # the past, other road users, are read as neither (a permission in a question, a claim
+        # or the past is still read: see above)
         ("The no-overtaking restriction on this road has expired", "overtaking", None),
         ("红灯右转禁令已经作废", "turn_on_red", None),
         ("允许红灯右转的规定已停止执行", "turn_on_red", None),
         ("Could I turn right on red here?", "turn_on_red", None),
-        ("你觉得这里可以超车吗", "overtaking", None),
-        ("Whoever told you overtaking is allowed here was wrong", "overtaking", None),
-        ("Overtaking on this bridge was formerly permitted", "overtaking", None),
+        ("你觉得这里可以超车吗", "overtaking", "permitted"),
+        ("Whoever told you overtaking is allowed here was wrong", "overtaking", "permitted"),
+        ("Overtaking on this bridge was formerly permitted", "overtaking", "permitted"),
         ("这个路口以往禁止红灯右转", "turn_on_red", None),
         ("Don't hesitate to turn right on red at this corner", "turn_on_red", None),
         ("这段路超车没问题", "overtaking", None),
