@@ -159,6 +159,7 @@ _PERMITS_ZH = re.compile(
     r"|不限(?![速高宽重长时行号])"
     # 解除禁止, 取消限制; 禁止超车路段结束, 禁令已取消, 限制到此解除
     # (not a lifting denied or still to come: 尚未解除, 并未取消, 没取消, 即将解除, 待解除)
+    r"|(?<![未没沒将待拟有会不])解禁(?![前后时]|期间)"
     r"|(?<![未没沒将待拟有会])(?:解除|取消|撤销|废止)(?![前后时]|期间)[^，。；？！]{0,3}?"
     r"(?:禁|限制|管制)"
     r"|(?:禁止?|限制|管制|禁令)(?:(?!" + _NOT_YET_ZH + r")[^，。；？！]){0,8}?"
@@ -247,7 +248,8 @@ _CONDITION = re.compile(
 # 超车, 一度允许): neither polarity is read from it.
 _PAST = (
     r"\b(?:used\s+to|formerly|previously|back\s+in\s+the\s+day|once\s+was|in\s+the\s+past"
-    r"|years?\s+ago|no\s+longer\s+the\s+case)\b|原来|原先|过去|以往|以前|一度|曾经|早些年|早年|当年"
+    r"|years?\s+ago|no\s+longer\s+the\s+case|historic(?:al)?|last\s+(?:year|month|week)"
+    r"|translat\w*|whether)\b|原来|原先|过去|以往|一度|曾经|早些年|早年|当年|此前|翻译"
 )
 # ... or an action that can be the rule's without a negation ("右转车辆红灯停": stop at red, a
 # prohibition of the turn; "Give way to overtaking traffic").
@@ -287,10 +289,11 @@ _PERMISSION = re.compile(
 # the split-polarity reading, fiftieth session): neither polarity is read from the rest.
 _LIFTING = re.compile(
     r"解除|取消|撤销|废止|结束|废除|失效|作废|撤掉|拿掉|撤下|停止(?:执行|实施)|成为历史|过去式|已成过去"
-    r"|过期|收回|撤回|暂停|中止|终止"
+    r"|过期|收回|撤回|暂停|中止|终止|叫停|下线|放宽|解禁|暂缓|作古|废弃"
     r"|\b(?:lifted|ended|ends|end|cancel\w*|revok\w*|over|expired?|scrapped|abolish\w*|dropped"
     r"|overturned|struck\s+down|taken\s+down|history|gone|thing\s+of\s+the\s+past|withdrawn"
-    r"|suspended|rescinded|repealed|void|no\s+longer\s+(?:valid|in\s+force|applies))\b",
+    r"|suspended|rescinded|repealed|void|no\s+longer\s+(?:valid|in\s+force|applies)|waived"
+    r"|relaxed|axed|deactivated|switched\s+off|undone|paused|eased)\b",
     re.I,
 )
 
@@ -521,6 +524,7 @@ _NOT_A_BAN = re.compile(
     r"|\bnot\s+(?:im|in|un|dis|ir|il)\w+|\b(?:not|n['’]t)\s+(?:be\s+)?(?:considered|count\w*|"
     r"deemed|treated|regarded)|\bnot\s+running\b|[?？]"
     r"|\bnothing\s+wrong\b|\bno\s+harm\b|\bnever\s+been\s+easier\b|\bignore\b|\bmyths?\b"
+    r"|\bno\s+big\s+deal\b|\bnever\s+(?:a|an)\s+(?:problem|issue)\b|不(?:会)?被(?:拍|罚|抓)"
     r"|\b(?:who|whoever)\s+(?:said|says|told)\b|\bnope\b|\bnah\b"
     r"|没问题|没有(?:任何)?问题|没关系|无妨|不妨|无碍|不(?:用|必|要)(?:犹豫|担心|怕|迟疑)"
     r"|别(?:犹豫|担心|怕|迟疑)|无需(?:犹豫|担心|迟疑)|不成问题|不是问题|没事|不要紧|毫无问题|没啥问题"

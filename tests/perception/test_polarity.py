@@ -173,6 +173,16 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("房车禁止超车", "overtaking", None),
         ("No overtaking for the next 2 km", "overtaking", None),
         ("本路段禁止超车", "overtaking", "prohibited"),
+        # the third review: liftings and "no problem" in more words, the past, a translation
+        ("The turn-on-red restriction has been eased at this junction", "turn_on_red", None),
+        ("No-overtaking rule switched off for the weekend", "overtaking", None),
+        ("本路段禁止超车的规定已放宽", "overtaking", None),
+        ("在这个路口红灯右转不会被罚", "turn_on_red", None),
+        ("Passing here is no big deal", "overtaking", None),
+        ("Last year: no right turn on red at this junction", "turn_on_red", None),
+        # 解禁 ("ban lifted") is a permission
+        ("本路段超车已解禁", "overtaking", "permitted"),
+        ("红灯右转今日起解禁", "turn_on_red", "permitted"),
     ],
 )
 def test_written_polarity(text: str, kind: str, polarity: str | None) -> None:
