@@ -140,7 +140,10 @@ def choose_threshold(table: list[dict[str, float]], max_flagged: float) -> float
     return best
 
 
-COST_RULES = ("Overtaking is prohibited", "Speed limit 50 km/h", "限速30公里")
+# No overtaking or turn-on-red rule: one whose words write the ban is settled as the ban, not
+# checked, when the model splits it (perception.readcheck.agreed), and the worst case asks
+# every rule.
+COST_RULES = ("Give way to pedestrians at the crossing", "Speed limit 50 km/h", "限速30公里")
 
 
 def cost(
