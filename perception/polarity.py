@@ -293,7 +293,7 @@ _LIFTING = re.compile(
     r"|\b(?:lifted|ended|ends|end|cancel\w*|revok\w*|over|expired?|scrapped|abolish\w*|dropped"
     r"|overturned|struck\s+down|taken\s+down|history|gone|thing\s+of\s+the\s+past|withdrawn"
     r"|suspended|rescinded|repealed|void|no\s+longer\s+(?:valid|in\s+force|applies)|waived"
-    r"|relaxed|axed|deactivated|switched\s+off|undone|paused|eased)\b",
+    r"|relaxed|axed|deactivated|switched\s+off|undone|paused|eased|inactive|not\s+in\s+force)\b",
     re.I,
 )
 
@@ -529,7 +529,9 @@ _NOT_A_BAN = re.compile(
     r"|没问题|没有(?:任何)?问题|没关系|无妨|不妨|无碍|不(?:用|必|要)(?:犹豫|担心|怕|迟疑)"
     r"|别(?:犹豫|担心|怕|迟疑)|无需(?:犹豫|担心|迟疑)|不成问题|不是问题|没事|不要紧|毫无问题|没啥问题"
     r"|不(?:视为|算|属于?|构成|按|当作|认定为?)|吗|有人说|认为|以为|错误|谁(?:说|告诉)|谣言"
-    r"|想得美|开什么玩笑|做梦" + r"|" + _PAST,
+    r"|想得美|开什么玩笑|做梦"
+    # a rule of somewhere else
+    r"|在(?:德国|美国|英国|法国|日本|韩国|欧洲|国外|外国|其他国家|别的国家)" + r"|" + _PAST,
     re.I,
 )
 # A penalty clause: a fine, points, prosecution (its numbers are amounts, not conditions).

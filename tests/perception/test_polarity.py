@@ -180,6 +180,8 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("在这个路口红灯右转不会被罚", "turn_on_red", None),
         ("Passing here is no big deal", "overtaking", None),
         ("Last year: no right turn on red at this junction", "turn_on_red", None),
+        ("No overtaking (inactive)", "overtaking", None),
+        ("在德国，红灯禁止右转", "turn_on_red", None),
         # 解禁 ("ban lifted") is a permission
         ("本路段超车已解禁", "overtaking", "permitted"),
         ("红灯右转今日起解禁", "turn_on_red", "permitted"),
