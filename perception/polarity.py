@@ -120,6 +120,8 @@ _AUX_EN = (
 # session: 超车禁令尚未取消 and "Right turn on red ban hasn't been lifted" were read as
 # permissions).
 _NOT_YET_ZH = r"尚|暂|未|没|沒|还|即将|将|待|拟|不|仍|计划|预计"
+# ... and the characters that deny or defer a lifting word right before it (未解除, 将取消)
+_NOT_YET_BEFORE = "未没沒将待拟有会"
 _NOT_YET_EN = (
     r"(?![\w'’-]*n['’]t\b|(?:not|never|yet|soon|still|will|shall|would|could|may|might|to|be"
     r"|expected|planned|scheduled|going|set|due|about|pending|hardly)\b)"
@@ -159,11 +161,11 @@ _PERMITS_ZH = re.compile(
     r"|不限(?![速高宽重长时行号])"
     # 解除禁止, 取消限制; 禁止超车路段结束, 禁令已取消, 限制到此解除
     # (not a lifting denied or still to come: 尚未解除, 并未取消, 没取消, 即将解除, 待解除)
-    r"|(?<![未没沒将待拟有会不])解禁(?![前后时]|期间)"
-    r"|(?<![未没沒将待拟有会])(?:解除|取消|撤销|废止)(?![前后时]|期间)[^，。；？！]{0,3}?"
+    r"|(?<![" + _NOT_YET_BEFORE + r"不])解禁(?![前后时]|期间)"
+    r"|(?<![" + _NOT_YET_BEFORE + r"])(?:解除|取消|撤销|废止)(?![前后时]|期间)[^，。；？！]{0,3}?"
     r"(?:禁|限制|管制)"
     r"|(?:禁止?|限制|管制|禁令)(?:(?!" + _NOT_YET_ZH + r")[^，。；？！]){0,8}?"
-    r"(?<![未没沒将待拟有会])(?:解除|取消|撤销|废止|结束)(?![前后时]|期间)"
+    r"(?<![" + _NOT_YET_BEFORE + r"])(?:解除|取消|撤销|废止|结束)(?![前后时]|期间)"
     # 谁说不能, 并非不能, 不是不可以
     r"|谁说[^，。；？！]{0,6}?(?:不能|不可以?|不准|不许|不让|禁)"
     r"|(?:没有|无)(?:任何)?(?:规定|法规|规则|标志|条文)[^，。；？！]{0,2}?(?:禁|限制)"
@@ -244,8 +246,8 @@ _CONDITION = re.compile(
     r"|[^\w\s,;:.!?，。；：！？、…'’\"“”()（）\-–—/]",
     re.I,
 )
-# A rule of the past, not of now ("Formerly: no overtaking", "used to be permitted", 这里过去禁止
-# 超车, 一度允许): neither polarity is read from it.
+# A rule of the past, not of now ("Formerly: no overtaking", 这里过去禁止超车), a translation or a
+# "whether": no ban is read from it (:data:`_NOT_A_BAN`; a permission is read generously).
 _PAST = (
     r"\b(?:used\s+to|formerly|previously|back\s+in\s+the\s+day|once\s+was|in\s+the\s+past"
     r"|years?\s+ago|no\s+longer\s+the\s+case|historic(?:al)?|last\s+(?:year|month|week)"
@@ -458,7 +460,6 @@ _MORE_ACTS = {
         re.I,
     ),
 }
-# A light or a restriction that does not bind the action: a permission.
 # The car's own classes in an exception: a rule that excepts them does not bind the car as its
 # remaining words do (除小客车外，禁止超车; 禁止超车，小客车除外; "No overtaking except cars").
 _THE_CAR = (
@@ -477,6 +478,7 @@ _CAR_EXCEPTED = re.compile(
     r"|\bexempt\w*|\bexcepted\b)",
     re.I,
 )
+# A light or a restriction that does not bind the action: a permission.
 _NOT_CONTROLLED = re.compile(
     r"\b(?:does|do|is|are)\s+not\s+(?:apply|applies|control|controlled|governed|subject)\b"
     r"|\bnot\s+(?:signal[\s-]+)?controlled\b|\bnot\s+governed\b|\bnot\s+subject\s+to\b"
@@ -516,8 +518,8 @@ def _prohibition(text: str, kind: str) -> str | None:
 
 # One negation that is no ban: an encouragement or a denied offence ("no problem", "Don't
 # hesitate to overtake", "not impossible", "not considered running a red light", 没问题, 无妨,
-# 不用犹豫, 不视为闯红灯; the second review of the split-polarity reading, fiftieth session), a
-# question, or a rule reported as someone's claim.
+# 不用犹豫, 不视为闯红灯; the reviews of the split-polarity reading, fiftieth session), a
+# question, a rule reported as someone's claim, of somewhere else or of the past.
 _NOT_A_BAN = re.compile(
     r"\bno\s+(?:problem|issue|worries|infraction|offence|violation)\b|\bnot\s+a\s+problem\b"
     r"|\b(?:don['’]t|do\s+not|never)\s+(?:hesitate|be\s+(?:afraid|shy|scared|nervous)|worry|fear)"
@@ -531,7 +533,7 @@ _NOT_A_BAN = re.compile(
     r"|不(?:视为|算|属于?|构成|按|当作|认定为?)|吗|有人说|认为|以为|错误|谁(?:说|告诉)|谣言"
     r"|想得美|开什么玩笑|做梦"
     # a rule of somewhere else
-    r"|在(?:德国|美国|英国|法国|日本|韩国|欧洲|国外|外国|其他国家|别的国家)" + r"|" + _PAST,
+    r"|在(?:德国|美国|英国|法国|日本|韩国|欧洲|国外|外国|其他国家|别的国家)|" + _PAST,
     re.I,
 )
 # A penalty clause: a fine, points, prosecution (its numbers are amounts, not conditions).

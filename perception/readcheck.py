@@ -143,6 +143,12 @@ def _move(classes: np.ndarray, r: int, source: int, target: int) -> None:
     classes[r, source] = 0.0
 
 
+def _read_as(classes: np.ndarray, r: int, c: int) -> None:
+    """In place: rule ``r`` read as class ``c`` outright (all its probability on ``c``)."""
+    classes[r] = 0.0
+    classes[r, c] = 1.0
+
+
 def _features(
     reading: Any,
     names: tuple[str, ...],
@@ -196,8 +202,7 @@ def written_reading(
     nobody writes (:func:`binding_alternatives`), the lane and side a lane closure writes
     (:func:`lane_alternatives`)."""
     classes = np.array(readings[0], np.float32, copy=True)
-    classes[r] = 0.0
-    classes[r, c] = 1.0
+    _read_as(classes, r, c)
     readings = list(readings)
     for layer, index in (params or {}).items():
         k = 1 + _S.rule_param_layers.index(layer)
@@ -273,10 +278,9 @@ def agreed(
         if r >= len(texts) or not texts[r]:
             continue
         first, second = (rule_classes[int(c)] for c in np.argsort(classes[r])[::-1][:2])
-        kind, _, polarity = first.partition(":")
-        other = {"permitted": "prohibited", "prohibited": "permitted"}.get(polarity)
-        split = kind in POLAR_KINDS and other is not None and second == f"{kind}:{other}"
-        if split and written_polarity(texts[r], kind) == CAUTIOUS:
+        kind = first.partition(":")[0]
+        split = {first, second} == {f"{kind}:permitted", f"{kind}:prohibited"}
+        if kind in POLAR_KINDS and split and written_polarity(texts[r], kind) == CAUTIOUS:
             out.append((r, rule_classes.index(f"{kind}:{CAUTIOUS}")))
     return out
 
@@ -352,12 +356,13 @@ def read_rule_set(
     # its words write (:func:`agreed`): no longer unsure, so the check asks no alternative of it.
     if texts and rule_classes and threshold > 0:
         done = {r for r, _ in disagree}
-        sure = agreed(classes, mask, threshold, texts, rule_classes)
-        if any(r not in done for r, _ in sure):
+        sure = [
+            x for x in agreed(classes, mask, threshold, texts, rule_classes) if x[0] not in done
+        ]
+        if sure:
             classes = np.array(classes, np.float32, copy=True)
-            for r, c in (x for x in sure if x[0] not in done):
-                classes[r] = 0.0
-                classes[r, c] = 1.0
+            for r, c in sure:
+                _read_as(classes, r, c)
             features = _features(reading, names, classes[None], [classes, *readings[1:]], mask)[0]
     # What the rule's words write (a polarity, a rule of the car read as binding nobody, a lane
     # closure's lane and side): checks of their own, beside the rule's other alternatives (they
