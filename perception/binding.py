@@ -26,7 +26,14 @@ import re
 
 from perception.written import as_read
 
-__all__ = ["TOPIC_CLASSES", "bound_topics", "names_other_users"]
+__all__ = [
+    "LANE_USE_CLASSES",
+    "TOPIC_CLASSES",
+    "barred_lane",
+    "bound_topics",
+    "names_other_users",
+    "names_school",
+]
 
 # The classes a rule of each topic can be read as (both polarities, both amber rules): the check
 # asks each, since which one the rule writes is the reader's to say.
@@ -180,3 +187,72 @@ def bound_topics(text: str) -> tuple[str, ...]:
     if _TURN_ON_RED.search(t):
         found.add("turn_on_red")
     return tuple(k for k in TOPIC_CLASSES if k in found)
+
+
+# A lane barred to the car: the readings that keep it out of a lane (a bus lane, a closure); a rule
+# that writes such a ban and is read as anything else (binding nobody, a school zone, no
+# overtaking) is asked as each (perception.readcheck.lane_use_alternatives).
+LANE_USE_CLASSES = ("bus_lane", "lane_closed")
+_LANE_EN = r"(?:lanes?|ln)\b"
+_BARRED_LANE = re.compile(
+    # "cars must not use / enter / drive in the kerbside lane", "you may not be in lane 3"
+    r"\b(?:must\s+not|mustn['’]t|may\s+not|shall\s+not|shan['’]t|cannot|can['’]t|can\s+not"
+    r"|do\s+not|don['’]t|never|not\s+(?:be\s+)?(?:allowed|permitted|authori[sz]ed)\s+to"
+    r"|(?:prohibited|banned|forbidden|barred)\s+from|not\s+to)\s+"
+    r"(?:(?:use|using|enter|entering|occupy|occupying)\b|(?:drive|driving|travel|travelling"
+    r"|traveling|be|go|stray|cut|move|pull)\s+(?:in|into|on|along|onto)\b)\s+"
+    r"[^.;:!?]{0,30}?\b"
+    + _LANE_EN
+    # "keep / stay out of the right lane"
+    + r"|\b(?:keep|stay|remain)\s+out\s+of\s+[^.;:!?]{0,30}?\b"
+    + _LANE_EN
+    # "no cars in the right lane", "no private vehicles allowed in lane 3"
+    + r"|\bno\s+(?:private\s+|motor\s+|passenger\s+|other\s+)?(?:cars?|vehicles?|traffic|motorists"
+    r"|drivers)\s+(?:(?:are\s+)?(?:allowed|permitted)\s+)?(?:in|on|into|along)\s+[^.;:!?]{0,30}?\b"
+    + _LANE_EN
+    # "right lane: no cars", "the right lane is closed to private vehicles"
+    + r"|\b"
+    + _LANE_EN
+    + r"[^.;!?]{0,25}?(?:[:\-–—]\s*no\s+(?:cars?|private\s+vehicles?)\b"
+    r"|\bclosed\s+to\s+(?:cars|private\s+vehicles|general\s+traffic))"
+    # 禁止/不得 … 驶入/进入/占用 … 车道; 禁止在…车道行驶
+    r"|(?:禁止|不得|不准|严禁|不许|不能|不可|请勿|勿|不要|别)[^，。；！？]{0,8}?"
+    r"(?:(?:驶入|进入|占用|使用|借用|驶进|开进|开入)[^，。；！？]{0,12}?(?:[车車]道|专用道)"
+    r"|在[^，。；！？]{0,12}?(?:[车車]道|专用道)[^，。；！？]{0,4}?(?:行驶|通行))"
+    # …车道 … 禁止/不得 … 驶入/通行
+    r"|[车車]道[^，。；！？]{0,12}?(?:禁止|不得|不准|严禁|不许)[^，。；！？]{0,8}?"
+    r"(?:驶入|进入|通行|行驶|占用|使用)",
+    re.I,
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def barred_lane(text: str) -> bool:
+    """Whether a rule writes a lane the car must keep out of ("At all times, cars must not use
+    the kerbside lane", "No cars in the right lane 7-19", 全天小型汽车不得驶入外侧车道,
+    禁止在应急车道行驶), naming no road user but cars. The held-out bus-lane wording "cars must
+    not use the kerbside lane" was read as binding nobody at 0.95 and 全天小型汽车不得驶入外侧车道
+    as no overtaking at 0.97, answered ``valid=true`` (the car stayed in the lane). Cached."""
+    if names_other_users(text):
+        return False
+    return _BARRED_LANE.search(as_read(text)) is not None
+
+
+# What a school zone's rule names: a school, its pupils, children. A speed limit read as a school
+# zone binds only where a school sign is seen, in its hours; "The Borough Council (Speed Limits)
+# Order 2026: no person shall drive ... exceeding 30 km/h" was read as a school zone at 0.99 and
+# the car kept its speed (an outside probe, fifty-first session).
+_SCHOOL = re.compile(
+    r"\b(?:school\w*|pupils?|students?|child\w*|kids?|kindergartens?|nurser(?:y|ies)|academ\w+"
+    r"|campus\w*|playgrounds?|colleges?|sch|xue\s*xiao|xiao\s*(?:yuan|qu))\b"
+    r"|校|学区|学生|学童|儿童|孩子|幼儿|上学|放学|小学|中学|學",
+    re.I,
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def names_school(text: str) -> bool:
+    """Whether a rule names a school, its pupils or children (what a school zone's rule is
+    about): a rule read as a school zone that names none is asked as a plain speed limit
+    (perception.readcheck.school_alternatives). Cached."""
+    return _SCHOOL.search(as_read(text)) is not None

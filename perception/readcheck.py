@@ -31,7 +31,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from core.errors import ModelError
-from perception.binding import TOPIC_CLASSES, bound_topics, names_other_users
+from perception.binding import (
+    LANE_USE_CLASSES,
+    TOPIC_CLASSES,
+    barred_lane,
+    bound_topics,
+    names_other_users,
+    names_school,
+)
 from perception.neighbours import META_KEY, NEIGHBOUR_OUTPUT, overrides
 from perception.polarity import POLAR_KINDS, polarity_unwritten, written_class, written_polarity
 from perception.sentence_reader import META_KEY as SENTENCE_KEY
@@ -39,11 +46,13 @@ from perception.sentence_reader import SentenceReaderSpec, fuse, spec_of
 from perception.spec import MODEL_SPEC
 from perception.splitgraph import IMAGE_FEATURES
 from perception.written import (
+    HOUR_KINDS,
     LANE_KINDS,
     NOT_BINDING,
     as_read,
     excepted_not_binding,
     lane_unwritten,
+    written_hours,
     written_lane,
     written_merge,
 )
@@ -56,6 +65,8 @@ __all__ = [
     "SENTENCE_CLASSES",
     "alternatives",
     "binding_alternatives",
+    "hours_alternatives",
+    "kind_alternatives",
     "conflict_alternatives",
     "conflicting",
     "lane_alternatives",
@@ -321,7 +332,8 @@ def read_rule_set(
     words write where its reading says otherwise is an alternative at any threshold above 0,
     beside its other alternatives: the polarity its negations compose
     (:func:`polarity_alternatives`), the decisions of the car named by a rule read as binding
-    nobody (:func:`binding_alternatives`), a lane closure's written lane and side
+    nobody (:func:`binding_alternatives`), the kinds its words write where it is read as a kind
+    they rule out (:func:`kind_alternatives`), a lane closure's written lane and side
     (:func:`lane_alternatives`). The node does not act on such a reading where what is written
     would decide the frame otherwise (with the check off, ``threshold`` 0, it flags such a
     rule outright: :func:`reading_unwritten`). Before the alternatives, with the check on, a
@@ -375,7 +387,9 @@ def read_rule_set(
         asked = [
             *((r, c, None) for r, c in polarity_alternatives(texts, top, rule_classes)),
             *binding_alternatives(texts, top, rule_classes),
+            *kind_alternatives(texts, top, rule_classes),
             *(lane_alternatives(texts, top, rule_classes, readings[1:]) if with_params else ()),
+            *(hours_alternatives(texts, top, rule_classes, readings[1:]) if with_params else ()),
         ]
         seen: set[tuple[int, str]] = set()
         for r, c, params in asked:
@@ -842,6 +856,37 @@ def _bound(text: str) -> list[tuple[str, dict[str, int] | None]]:
     return out
 
 
+def kind_alternatives(
+    texts: Sequence[str], top: np.ndarray, rule_classes: Sequence[str]
+) -> list[tuple[int, str, dict[str, int] | None]]:
+    """Readings of a kind the words rule out, asked as the kinds they write.
+
+    - A rule that bars the car from a lane (perception.binding.barred_lane), read as neither
+      a bus lane nor a lane closure, nor as a decision its words also name (the overtaking of
+      不准超车（含借用对向车道超车）), is asked as each. The held-out "At all times, cars must
+      not use the kerbside lane" was read as binding nobody at 0.95, and
+      全天小型汽车不得驶入外侧车道 as no overtaking at 0.97.
+    - A rule read as a school zone that names no school, pupil or child
+      (perception.binding.names_school) is asked as a speed limit of the limit it was read
+      with: a school zone binds only by a school sign, in its hours. "The Borough Council
+      (Speed Limits) Order 2026: ... exceeding 30 km/h" was read as one at 0.99, and the car
+      kept its speed.
+
+    (rule index, class, None): the reader's own parameters. Only ever a check that refuses
+    (:func:`read_rule_set`)."""
+    out: list[tuple[int, str, dict[str, int] | None]] = []
+    for r, text in enumerate(texts[: len(top)]):
+        if not text:
+            continue
+        read = rule_classes[int(top[r])]
+        topic = read.split(":", 1)[0]
+        if read not in LANE_USE_CLASSES and topic not in bound_topics(text) and barred_lane(text):
+            out.extend((r, c, None) for c in LANE_USE_CLASSES if c in rule_classes)
+        if read == "school_zone" and "speed_limit" in rule_classes and not names_school(text):
+            out.append((r, "speed_limit", None))
+    return out
+
+
 def lane_alternatives(
     texts: Sequence[str],
     top: np.ndarray,
@@ -876,6 +921,34 @@ def lane_alternatives(
             written["rule_merge"] = merge_names.index(merge)
         if written:
             out.append((r, rule_classes[int(top[r])], written))
+    return out
+
+
+def hours_alternatives(
+    texts: Sequence[str],
+    top: np.ndarray,
+    rule_classes: Sequence[str],
+    params: Sequence[np.ndarray],
+) -> list[tuple[int, str, dict[str, int] | None]]:
+    """For each rule read as a school zone or a bus lane with other hours than its words write
+    (perception.written.written_hours): (rule index, its class, {"rule_hours": the hours as
+    written}). Held-out school zones said "Mon to Fri 24/7" or "around the clock" were read
+    as in force by day only, and the car kept its speed at dusk with ``valid=true``.
+    ``params``: the rule set's parameter readings [R, K] in MODEL_SPEC.rule_param_layers
+    order."""
+    names = ("none", *_S.rule_hours)
+    hours = np.asarray(params[_S.rule_param_layers.index("rule_hours")])
+    if hours.shape[-1] != len(names):
+        raise ModelError(
+            f"the model reads {hours.shape[-1]} hours, this node knows {len(names)} (MODEL_SPEC)"
+        )
+    out: list[tuple[int, str, dict[str, int] | None]] = []
+    for r, text in enumerate(texts[: len(top)]):
+        if not text or rule_classes[int(top[r])] not in HOUR_KINDS:
+            continue
+        written = written_hours(text)
+        if written is not None and names.index(written) != int(hours[r].argmax()):
+            out.append((r, rule_classes[int(top[r])], {"rule_hours": names.index(written)}))
     return out
 
 
@@ -951,5 +1024,7 @@ def reading_unwritten(
     return bool(
         polarity_unwritten(text, rule_class)
         or (rule_class == NOT_BINDING and bool(_bound(text)))
+        or bool(kind_alternatives((text,), top, (rule_class, *LANE_USE_CLASSES, "speed_limit")))
         or lane_alternatives((text,), top, (rule_class,), [np.asarray(p)[None] for p in params])
+        or hours_alternatives((text,), top, (rule_class,), [np.asarray(p)[None] for p in params])
     )

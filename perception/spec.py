@@ -76,6 +76,9 @@ class ModelSpec:
     # The sides the rule_merge reading can name after "none", in its order;
     # training.ruleparams.RULE_PARAMS builds its vocabulary from it.
     rule_merges: ClassVar[tuple[str, ...]] = ("left", "right")
+    # The hours the rule_hours reading can name after "none", in its order (the world's
+    # simulator.rules.HOURS); training.ruleparams.RULE_PARAMS builds its vocabulary from it.
+    rule_hours: ClassVar[tuple[str, ...]] = ("day", "extended", "always")
     rule_param_layers: ClassVar[tuple[str, ...]] = (
         "rule_limit",
         "rule_hours",

@@ -46,7 +46,7 @@ _LANES = {
 # Output name -> vocabulary. The names are the training model's auxiliary outputs.
 RULE_PARAMS: dict[str, tuple[str, ...]] = {
     "rule_limit": ("none", *(str(v) for v in MODEL_SPEC.rule_limits[1:])),
-    "rule_hours": ("none", "day", "extended", "always"),
+    "rule_hours": ("none", *MODEL_SPEC.rule_hours),
     "rule_lane": ("none", *MODEL_SPEC.rule_lanes),
     "rule_merge": ("none", *MODEL_SPEC.rule_merges),
 }

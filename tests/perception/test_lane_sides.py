@@ -46,6 +46,19 @@ LANES = {
         ("The 2nd lane from right is shut until further notice, merge left", "R2", "left"),
         ("The lane on the right is shut: merge to the left", "R1", "left"),
         ("右车道封闭施工，请往左改道通行", "R1", "left"),
+        # sign abbreviations, Roman numerals and traditional characters (fifty-first session)
+        ("RT LN CLSD AHD MRG LT", "R1", "left"),
+        ("Lft ln closed, mrg rt", "L1", "right"),
+        ("LN 2 from R closed - merge L", "R2", "left"),
+        ("Ctr ln clsd, merge R", "C", "right"),
+        ("Lane III counting from the left closed, merge right", "L3", "right"),
+        ("右側車道封閉，請向左併線", "R1", "left"),
+        ("左數第二條車道關閉 請靠右行駛", "L2", "right"),
+        ("L plates: no overtaking", None, None),
+        # a lane one may not drive into is the barred one, not a lane traffic is sent to
+        ("禁止驶入最左侧车道，请向右并线", "L1", "right"),
+        ("全日小型汽车不能驶入右车道", "R1", None),
+        ("左侧车道封闭，请驶入右侧车道", "L1", "right"),
         # a number with no side is a convention, not written; the lane merged into is no
         # closed lane; a lane named from another is not read here
         ("Lane 2 closed, keep left", None, "left"),

@@ -19,10 +19,13 @@ import pytest
 
 from perception.spec import MODEL_SPEC
 from perception.written import (
+    as_read,
     excepted_not_binding,
     exception_clause,
     lane_numbers,
     lane_unwritten,
+    written_lane,
+    written_merge,
 )
 from ruledrive.bench_wording import load_templates
 from ruledrive.written_corpus import KINDS, WRITTEN_DIR, load_written
@@ -288,3 +291,34 @@ def test_the_node_does_not_act_on_an_exception_read_as_binding_nobody(
         assert (d.valid, d.reason, d.unread_rules) == (False, "rules_not_understood", [0])
     else:
         assert 0 not in d.unread_rules
+
+
+@pytest.mark.parametrize(
+    ("traditional", "simplified"),
+    [
+        ("紅燈禁止右轉", "红灯禁止右转"),
+        ("本路段禁止超車", "本路段禁止超车"),
+        ("車讓人，違者罰款", "车让人,违者罚款"),
+        ("左側車道封閉，請向右併線", "左侧车道封闭,请向右并线"),
+        ("學校區域7時至17時限速30", "学校区域7时至17时限速30"),
+    ],
+)
+def test_the_checks_read_traditional_characters_as_simplified(
+    traditional: str, simplified: str
+) -> None:
+    """Signs in Taiwan and Hong Kong write traditional characters, which the checks'
+    simplified patterns did not read (a blind probe: 最左側車道施工封閉 請往右行駛 read as
+    closing another lane, valid=true): every check reads them as the simplified rule."""
+    from perception.binding import bound_topics, names_school
+    from perception.polarity import POLAR_KINDS, written_polarity
+
+    assert as_read(traditional) == simplified
+    assert bound_topics(traditional) == bound_topics(simplified)
+    assert names_school(traditional) == names_school(simplified)
+    for kind in POLAR_KINDS:
+        assert written_polarity(traditional, kind) == written_polarity(simplified, kind)
+    assert (written_lane(traditional), written_merge(traditional)) == (
+        written_lane(simplified),
+        written_merge(simplified),
+    )
+    assert as_read("Right turn on red") == "Right turn on red"  # other scripts unchanged

@@ -1,0 +1,191 @@
+"""A reading of a kind the rule's words rule out is not acted on where the kind they write
+would decide the frame otherwise (perception.readcheck.kind_alternatives; fifty-first session):
+
+- a rule that bars the car from a lane (perception.binding.barred_lane), read as neither a bus
+  lane nor a lane closure: the held-out bus-lane wording "At all times, cars must not use the
+  kerbside lane" was read as binding nobody at 0.95 and 全天小型汽车不得驶入外侧车道 as no
+  overtaking at 0.97, answered valid=true while the car stayed in the lane;
+- a rule read as a school zone that names no school, pupil or child
+  (perception.binding.names_school): a school zone binds only by a school sign, in its hours,
+  and "The Borough Council (Speed Limits) Order 2026: ... exceeding 30 km/h" (a blind probe,
+  docs/examples/wordings-probe19.yaml) was read as one at 0.99: the car kept its speed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from perception.binding import barred_lane, names_school
+from perception.readcheck import kind_alternatives, reading_unwritten
+from perception.spec import MODEL_SPEC
+from ruledrive.bench_wording import load_templates
+from ruledrive.written_corpus import KINDS, WRITTEN_DIR, load_written
+
+ROOT = Path(__file__).resolve().parents[2]
+CLASSES = (
+    "not_understood",
+    "not_binding",
+    "speed_limit",
+    "school_zone",
+    "bus_lane",
+    "lane_closed",
+    "overtaking:prohibited",
+    "overtaking:permitted",
+)
+LANES = [("bus_lane", None), ("lane_closed", None)]
+
+
+def _asked(text: str, read: str) -> list[tuple[str, Any]]:
+    top = np.array([CLASSES.index(read)])
+    return [(c, p) for _, c, p in kind_alternatives((text,), top, CLASSES)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "At all times, cars must not use the kerbside lane",
+        "Cars may not drive in the nearside lane at any time",
+        "Private cars must keep out of the right-hand lane 7am to 7pm",
+        "No cars in the right lane 7-19",
+        "You may not be in the right lane between 7 and 19",
+        "Right lane: no cars, Mon-Fri",
+        "7时至19时小型汽车禁止驶入最右侧车道",
+        "全天小型汽车不得驶入外侧车道",
+        "禁止在应急车道行驶",
+        "最右侧车道早7点至晚7点禁止小型汽车驶入",
+    ],
+)
+def test_a_lane_barred_to_the_car(text: str) -> None:
+    assert barred_lane(text)
+    for read in ("not_binding", "overtaking:prohibited", "speed_limit"):
+        assert _asked(text, read) == LANES, read
+    # a school zone that names no school is also asked as a speed limit
+    assert _asked(text, "school_zone") == [*LANES, ("speed_limit", None)]
+    # read as a lane of its own kind: nothing to ask
+    assert _asked(text, "bus_lane") == _asked(text, "lane_closed") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Trucks must not use the left lane",  # another road user
+        "货车禁止驶入最左侧车道",
+        "No parking in the right lane",  # not driving in it
+        "Do not stop in the right lane",
+        "Do not change lanes",
+        "Overtaking lane ends",
+        "机动车不得驶入人行道",  # not a lane
+        "Do not enter the junction unless your exit is clear",
+        "",
+    ],
+)
+def test_not_a_lane_barred_to_the_car(text: str) -> None:
+    assert not barred_lane(text)
+    assert _asked(text, "not_binding") == []
+
+
+def test_a_school_zone_reading_of_a_rule_that_names_no_school_is_asked_as_a_speed_limit() -> None:
+    order = "The Borough Council (Speed Limits) Order 2026: no person shall exceed 30 km/h."
+    assert _asked(order, "school_zone") == [("speed_limit", None)]
+    assert _asked("本路段限速30公里", "school_zone") == [("speed_limit", None)]
+    for text in (
+        "School zone: 30 km/h 7am to 5pm",
+        "Slow to 30 near schools on school days",
+        "30 km/h when children are present",
+        "学校区域7时至17时限速30",
+        "校园周边全天限速30",
+        "中小学门前路段上下学时段限速30",
+    ):
+        assert names_school(text), text
+        assert _asked(text, "school_zone") == [], text
+    # a speed limit read as one is not asked
+    assert _asked(order, "speed_limit") == []
+
+
+def test_with_the_check_off_such_a_reading_is_not_understood() -> None:
+    params = [np.ones(n) / n for n in (len(MODEL_SPEC.rule_limits), 4, 8, 3)]
+    assert reading_unwritten("Cars must not use the right lane", "not_binding", params, True)
+    assert reading_unwritten("Slow down here on weekdays", "school_zone", params, True)
+    assert not reading_unwritten("Slow down near the school", "school_zone", params, True)
+    assert not reading_unwritten("Cars must not use the right lane", "bus_lane", params, True)
+    # with the check on, these are its alternatives instead, asked frame by frame
+    assert not reading_unwritten("Cars must not use the right lane", "not_binding", params)
+
+
+@pytest.mark.parametrize("split", ["train", "heldout-phrasing"])
+def test_no_rule_of_the_rule_language_read_right_is_asked(split: str) -> None:
+    """Every rule text of the rule language read as its own class is asked nothing: no rule
+    but a bus lane or a lane closure bars a lane, and every school zone names a school. And
+    the check does see the held-out split's lane bans of the car."""
+    from simulator.oracle import rule_class
+    from simulator.plan import plan_split
+
+    plan = plan_split(split, 20000, seed=5, language="bilingual")
+    rules = {(t.text, rule_class(t.rule)) for rs in plan.rule_texts for t in rs}
+    assert len(rules) > 3000
+    classes = {c for _, c in rules}
+    assert {"bus_lane", "school_zone", "not_binding"} <= classes
+    wrong = [
+        (t, c)
+        for t, c in sorted(rules)
+        if t and c in CLASSES and c not in ("bus_lane", "lane_closed") and _asked(t, c)
+    ]
+    assert not wrong[:5]
+    if split == "heldout-phrasing":  # its bus lanes said as "cars must not use the ... lane"
+        assert any(barred_lane(t) for t, c in rules if c == "bus_lane")
+
+
+def test_no_sentence_of_the_wording_files_read_right_is_asked() -> None:
+    """The probes' and the written wording's sentences, each read as its own kind: none is
+    asked (the school zones all name a school; no other kind bars a lane)."""
+    files = sorted((ROOT / "docs" / "examples").glob("wordings*.yaml"))
+    tmpl = [load_templates(p, KINDS) for p in files]
+    tmpl += [load_written(p) for p in sorted(WRITTEN_DIR.glob("*.yaml"))]
+    texts = [
+        (text, kind)
+        for t in tmpl
+        for lang in t.rules.values()
+        for kind, lst in lang.items()
+        for text in lst
+    ]
+    assert len(texts) > 2000
+    wrong = [
+        (t, k)
+        for t, k in texts
+        if k in CLASSES and k not in ("bus_lane", "lane_closed") and _asked(t, k)
+    ]
+    assert not wrong[:5]
+
+
+CONTROL = "No honking"  # read as binding nobody, rightly: the frames as if there were no rule
+
+
+@pytest.mark.parametrize(
+    ("text", "read_as", "reads_right"),
+    [
+        (
+            "At all times, cars must not use the kerbside lane",
+            "not_binding",
+            "Bus lane at all times",
+        ),
+        ("全天小型汽车不得驶入外侧车道", "overtaking:prohibited", "全天最右侧车道为公交专用道"),
+    ],
+)
+def test_the_node_does_not_act_on_a_kind_the_words_rule_out(
+    node: Callable[..., Any], text: str, read_as: str, reads_right: str
+) -> None:
+    """Each is read as ``read_as`` by the shipped model; on the frames where the rule read as
+    a bus lane would decide otherwise than that reading, the node answers
+    rules_not_understood naming it."""
+    read, got = node(text)
+    assert read == read_as
+    alone, plain = node(text, 0.0)
+    _, right = node(reads_right)
+    assert read == alone
+    decisive = [d.decision != r.decision for d, r in zip(got, right, strict=True) if d.valid]
+    assert not any(decisive)  # every frame the bus lane decides otherwise is refused
+    assert any(not d.valid and d.unread_rules == [0] for d in got)
