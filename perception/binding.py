@@ -28,6 +28,7 @@ from perception.written import as_read
 
 __all__ = [
     "LANE_USE_CLASSES",
+    "amber_condition",
     "TOPIC_CLASSES",
     "barred_lane",
     "bound_topics",
@@ -256,3 +257,38 @@ def names_school(text: str) -> bool:
     about): a rule read as a school zone that names none is asked as a plain speed limit
     (perception.readcheck.school_alternatives). Cached."""
     return _SCHOOL.search(as_read(text)) is not None
+
+
+# What makes an amber rule "proceed if close": a distance to the stop line (a number with a unit
+# of length) or being close to it, too close to stop, already past it. A rule read as proceed
+# if close that writes none of these, or says the distance does not matter ("regardless of
+# its distance", "at any distance"), is asked as always stop
+# (perception.readcheck.kind_alternatives): "On a steady amber signal, a vehicle shall stop at
+# the stop line, regardless of its distance from it" was read as proceed if close at 0.95 and
+# "Going ahead on orange is no longer legal" (held out) at high confidence, valid=true.
+_CLOSE = re.compile(
+    r"\d+(?:[.,]\d+)?\s*(?:k?m(?![a-z])|cm(?![a-z])|metres?|meters?|米|公尺|公里|厘米|公分"
+    r"|ft(?![a-z])|feet|foot|yards?|yds?)"
+    r"|\b(?:fifteen|ten|twenty|five|fifty)[\s-]*(?:m(?![a-z])|metres?|meters?|feet|yards?)"
+    r"|[一二三四五六七八九十百]+\s*(?:米|公尺|厘米)"
+    r"|\b(?:close|closer|near|nearer|within|already\s+(?:crossed|passed|past|over|at)"
+    r"|(?:cannot|can['’]?t|unable\s+to|not\s+able\s+to)\s+(?:stop|pull\s+up)|stopping\s+distance"
+    r"|safely\s+stop|stop\s+safely|pull\s+up\s+safely)\b"
+    r"|来不及|无法(?:安全)?停|不能(?:安全)?停|已(?:经)?(?:越过|驶过|通过|过了?)停止线|靠近|接近|临近|以内|之内|不足|不到",
+    re.I,
+)
+_ANY_DISTANCE = re.compile(
+    r"\b(?:regardless|irrespective|at\s+any\s+distance|whatever\s+(?:the|your|its)\s+distance"
+    r"|no\s+matter\s+(?:how|the|what))\b|(?:无论|不论|不管)[^，。；]{0,6}?(?:距离|远近|多近|多远)"
+    r"|任何距离",
+    re.I,
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def amber_condition(text: str) -> bool:
+    """Whether an amber rule writes the condition of "proceed if close": a distance to the
+    stop line, being close to it or too close to stop, and not that the distance does not
+    matter ("at any distance", 无论距离远近). Cached."""
+    t = as_read(text)
+    return _CLOSE.search(t) is not None and _ANY_DISTANCE.search(t) is None

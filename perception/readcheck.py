@@ -34,6 +34,7 @@ from core.errors import ModelError
 from perception.binding import (
     LANE_USE_CLASSES,
     TOPIC_CLASSES,
+    amber_condition,
     barred_lane,
     bound_topics,
     names_other_users,
@@ -871,6 +872,15 @@ def kind_alternatives(
       with: a school zone binds only by a school sign, in its hours. "The Borough Council
       (Speed Limits) Order 2026: ... exceeding 30 km/h" was read as one at 0.99, and the car
       kept its speed.
+    - A rule read as another kind than every decision of the car its words name
+      (perception.binding.bound_topics: giving way to pedestrians, amber, overtaking, a right
+      turn on red, with no road user but cars) is asked as each class of those (a rule read
+      as binding nobody is :func:`binding_alternatives`'): "No overtaking on this 100 % of the
+      road" was read as a speed limit at 1.00 and the car overtook.
+    - A rule read as "on amber, proceed if close" that writes no distance to the stop line
+      and no closeness (perception.binding.amber_condition) is asked as always stop: "On a
+      steady amber signal, a vehicle shall stop at the stop line, regardless of its distance
+      from it" was read as proceed if close at 0.95, and the car drove through on amber.
 
     (rule index, class, None): the reader's own parameters. Only ever a check that refuses
     (:func:`read_rule_set`)."""
@@ -884,6 +894,12 @@ def kind_alternatives(
             out.extend((r, c, None) for c in LANE_USE_CLASSES if c in rule_classes)
         if read == "school_zone" and "speed_limit" in rule_classes and not names_school(text):
             out.append((r, "speed_limit", None))
+        stop = "amber:always_stop"
+        if read == "amber:proceed_if_close" and stop in rule_classes and not amber_condition(text):
+            out.append((r, stop, None))
+        named = bound_topics(text)
+        if read not in (NOT_BINDING, "not_understood") and named and topic not in named:
+            out.extend((r, c, None) for t in named for c in TOPIC_CLASSES[t] if c in rule_classes)
     return out
 
 

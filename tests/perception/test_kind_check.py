@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from perception.binding import barred_lane, names_school
+from perception.binding import amber_condition, barred_lane, names_school
 from perception.readcheck import kind_alternatives, reading_unwritten
 from perception.spec import MODEL_SPEC
 from ruledrive.bench_wording import load_templates
@@ -35,6 +35,11 @@ CLASSES = (
     "lane_closed",
     "overtaking:prohibited",
     "overtaking:permitted",
+    "amber:always_stop",
+    "amber:proceed_if_close",
+    "yield_pedestrians",
+    "turn_on_red:prohibited",
+    "turn_on_red:permitted",
 )
 LANES = [("bus_lane", None), ("lane_closed", None)]
 
@@ -106,6 +111,46 @@ def test_a_school_zone_reading_of_a_rule_that_names_no_school_is_asked_as_a_spee
     assert _asked(order, "speed_limit") == []
 
 
+@pytest.mark.parametrize(
+    ("text", "condition"),
+    [
+        ("On amber, stop unless within 15 m of the stop line", True),
+        ("Amber: if you are too close to stop safely, go on", True),
+        ("黄灯亮时距停止线15米以内的车辆可以通过，其余车辆一律停车", True),
+        ("黄灯时除非距停止线0.015公里以内，否则应停车", True),
+        ("On amber, stop at the line regardless of your distance from it", False),
+        ("Amber: stop at any distance from the stop line, 0 m included", False),
+        ("Going ahead on orange is no longer legal", False),
+        ("黄灯亮时，无论距离远近都必须停车", False),
+        ("Always stop on amber", False),
+    ],
+)
+def test_an_amber_rule_read_as_proceed_if_close_that_writes_no_closeness(
+    text: str, condition: bool
+) -> None:
+    assert amber_condition(text) is condition
+    asked = [] if condition else [("amber:always_stop", None)]
+    assert _asked(text, "amber:proceed_if_close") == asked
+    assert _asked(text, "amber:always_stop") == []
+
+
+def test_a_rule_read_as_another_kind_than_the_decisions_its_words_name() -> None:
+    """Overtaking read as a speed limit ("No overtaking on this 100 % of the road", 1.00 in a
+    probe: the car overtook), a right turn on red read as no overtaking: each class of what the
+    words name is asked. A rule read as one of them, as binding nobody (binding_alternatives
+    asks those) or as not understood, or whose words name another road user, is not."""
+    overtaking = [("overtaking:prohibited", None), ("overtaking:permitted", None)]
+    assert _asked("No overtaking on this 100 % of the road", "speed_limit") == overtaking
+    assert _asked("红灯时禁止右转", "overtaking:prohibited") == [
+        ("turn_on_red:prohibited", None),
+        ("turn_on_red:permitted", None),
+    ]
+    assert _asked("No overtaking on this 100 % of the road", "overtaking:permitted") == []
+    assert _asked("No overtaking on this 100 % of the road", "not_binding") == []
+    assert _asked("No overtaking on this 100 % of the road", "not_understood") == []
+    assert _asked("Trucks: no overtaking", "speed_limit") == []
+
+
 def test_with_the_check_off_such_a_reading_is_not_understood() -> None:
     params = [np.ones(n) / n for n in (len(MODEL_SPEC.rule_limits), 4, 8, 3)]
     assert reading_unwritten("Cars must not use the right lane", "not_binding", params, True)
@@ -119,7 +164,8 @@ def test_with_the_check_off_such_a_reading_is_not_understood() -> None:
 @pytest.mark.parametrize("split", ["train", "heldout-phrasing"])
 def test_no_rule_of_the_rule_language_read_right_is_asked(split: str) -> None:
     """Every rule text of the rule language read as its own class is asked nothing: no rule
-    but a bus lane or a lane closure bars a lane, and every school zone names a school. And
+    but a bus lane or a lane closure bars a lane, every school zone names a school and every
+    amber "proceed if close" writes its distance. And
     the check does see the held-out split's lane bans of the car."""
     from simulator.oracle import rule_class
     from simulator.plan import plan_split
