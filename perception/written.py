@@ -106,10 +106,10 @@ _CENTRE = re.compile(
 _TRADITIONAL = str.maketrans(
     "車側閉關開數號間線駛讓紅燈轉黃禮學區點時請準許過條處輛貨機動違規則應須嚴內無與後會對邊併匯變"
     "換減為於從個兩經這裡彎隊鄰計達遠離標誌設專東員們說長據級發電單雙節優險兒園陸橋進該實門類種視"
-    "環觀絕斷繞駕駐禍鐘頭牆擁擠廣場罰測錄誤啟灣滙讀聽見",
+    "環觀絕斷繞駕駐禍鐘頭牆擁擠廣場罰測錄誤啟灣滙讀聽見國佔稚幹慢樓醫館",
     "车侧闭关开数号间线驶让红灯转黄礼学区点时请准许过条处辆货机动违规则应须严内无与后会对边并汇变"
     "换减为于从个两经这里弯队邻计达远离标志设专东员们说长据级发电单双节优险儿园陆桥进该实门类种视"
-    "环观绝断绕驾驻祸钟头墙拥挤广场罚测录误启湾汇读听见",
+    "环观绝断绕驾驻祸钟头墙拥挤广场罚测录误启湾汇读听见国占稚干慢楼医馆",
 )
 
 
@@ -127,7 +127,7 @@ def as_read(text: str) -> str:
 _ABBREVIATIONS = (
     (re.compile(r"\b(?:lft|lt)\b|\bL(?=\s*(?:lane|ln)\b)|(?<=\bfrom\s)L\b|(?<=\bmerge\s)L\b"
                 r"|(?<=\bmrg\s)L\b", re.I), "left"),
-    (re.compile(r"\b(?:rt|rgt|rght)\b|\bR(?=\s*(?:lane|ln)\b)|(?<=\bfrom\s)R\b|(?<=\bmerge\s)R\b"
+    (re.compile(r"\b(?:rt|rgt|rght)\b(?!\.?\s*\d)|\bR(?=\s*(?:lane|ln)\b)|(?<=\bfrom\s)R\b|(?<=\bmerge\s)R\b"
                 r"|(?<=\bmrg\s)R\b", re.I), "right"),
     (re.compile(r"\bLH(?=\s*(?:lane|ln)\b)", re.I), "left-hand"),
     (re.compile(r"\bRH(?=\s*(?:lane|ln)\b)", re.I), "right-hand"),
@@ -144,14 +144,25 @@ _ABBREVIATIONS = (
 # 车道, 全日小型汽车不能驶入右车道): said as 占用 ("occupy"), which the lane patterns read as
 # the closed lane.
 _NO_ENTRY_ZH = re.compile(
-    r"(不能|不得|禁止|不要|不许|不准|严禁|请勿|切勿|勿|不可)\s*(?:驶入|进入|驶进|开进|开入)"
+    r"(不能|不得|禁止|不要|不许|不准|严禁|请勿|切勿|勿|不可)([^，。；：！？,]{0,6}?)"
+    r"(?:驶入|进入|驶进|开进|开入)"
+)
+
+
+# A lane named by a letter of a place, not a side: "Terminal C lane", "Gate L lane".
+_LETTER_PLACE = re.compile(
+    r"\b(?:terminal|gate|exit|lot|zone|pier|row|bay|level|deck|block|section|area|platform"
+    r"|dock|door|entrance|stand|concourse|wing|car\s+park)\s+[A-Z]\b",
+    re.I,
 )
 
 
 def _lanes_read(text: str) -> str:
     """:func:`as_read`, with the sign abbreviations of lanes and sides spelled out and a lane
     barred to entry said as one barred to use (禁止驶入 as 禁止占用)."""
-    t = _NO_ENTRY_ZH.sub(r"\1占用", as_read(text))
+    t = _NO_ENTRY_ZH.sub(r"\1\2占用", as_read(text))
+    if _LETTER_PLACE.search(t):
+        t = _LETTER_PLACE.sub(" ", t)
     for pattern, word in _ABBREVIATIONS:
         t = pattern.sub(word, t)
     return t
@@ -398,7 +409,7 @@ _AFTER_CLOSED_ZH = re.compile(
 _BEFORE_NOT_CLOSED_ZH = re.compile(r"(?:除|仅|只|开放|保留)[^，,。；;！!？?：:]*$")
 _BEFORE_CLOSED_ZH = re.compile(
     r"(?:封闭|关闭|封道)(?:\d+条[车車]道)?\s*[：:（(]\s*$|已?(?:封闭|关闭|封閉|關閉)的\s*$"
-    r"|(?:不能|不得|禁止|不要|不许|不准|严禁|请勿|切勿|勿|不可)\s*占用\s*$"
+    r"|(?:不能|不得|禁止|不要|不许|不准|严禁|请勿|切勿|勿|不可)[^，。；：！？,]{0,6}?占用\s*$"
 )
 # A merge that is forbidden, one of two sides, "keep the right lane clear", "right
 # of way".
@@ -502,14 +513,32 @@ def written_lane(text: str) -> str | None:
     return got.pop() if len(got) == 1 and got <= lanes and got == closed else None
 
 
+# A merge denied or only a general habit earlier in its clause ("Do not attempt to move into the
+# right lane", "drivers are asked not to pull into the left lane", "Avoid the temptation to
+# switch left", "keep left unless overtaking"; 请勿将车辆驶入左侧车道) is no merge (the second
+# review of the fifty-first session).
+_MERGE_DENIED_EN = re.compile(
+    r"\b(?:not|n['’]t|never|no|avoid\w*|without|refrain\w*|unless)\b[^.;:!?,]*$", re.I
+)
+_MERGE_DENIED_ZH = re.compile(r"(?:不|勿|禁止|严禁|别|避免|切勿|请勿|不得|不要)[^，。；：！？,]*$")
+
+
 def written_merge(text: str) -> str | None:
     """The side ("left" or "right") a rule sends traffic to, where every merge it writes says
     that side: "Left lane closed, merge right" -> "right"; 请提前靠右并道 -> "right". None where
     it writes none, both ("merge left or right", 向左右两侧分流) or forbids one ("Do not merge
     right", 禁止向右变道), and for 向/往 that is no merge (进京方向, 往右安门, 向左转)."""
     t = _lanes_read(text)
-    got = {_SIDES[m.group(1).lower()] for m in _MERGE_EN.finditer(t)}
-    got |= {_SIDES[m.group(1)] for m in _MERGE_ZH.finditer(t)}
+    got = {
+        _SIDES[m.group(1).lower()]
+        for m in _MERGE_EN.finditer(t)
+        if not _MERGE_DENIED_EN.search(t[: m.start()])
+    }
+    got |= {
+        _SIDES[m.group(1)]
+        for m in _MERGE_ZH.finditer(t)
+        if not _MERGE_DENIED_ZH.search(t[: m.start()])
+    }
     return got.pop() if len(got) == 1 else None
 
 
@@ -520,14 +549,19 @@ def written_merge(text: str) -> str | None:
 # "from 7 a.m. until 8 p.m." (fifty-first session).
 HOUR_KINDS = ("school_zone", "bus_lane")
 _ALWAYS = re.compile(
-    r"\b(?:24\s*/\s*7|24[\s-]*(?:hours?|hrs?|h)\b(?:\s+a\s+day)?|a?round[\s-]+the[\s-]+clock"
-    r"|at\s+all\s+times|all\s+(?:day\s+and\s+night|the\s+time|hours)|day\s+and\s+night"
-    r"|(?:at\s+)?any\s*time(?:\s+of\s+(?:the\s+)?day(?:\s+or\s+night)?)?|always|non[\s-]?stop"
-    r"|permanent(?:ly)?|full[\s-]+time)\b"
-    r"|全天|全日|整天|昼夜|全时段?|不分时段|任何时[间段候]|二十四小时|24\s*小时|(?:每天|每日)?\s*24\s*h\b",
+    r"\b(?:24\s*/\s*7|(?<!within\s)(?<!in\s)24[\s-]*(?:hours?|hrs?|h)\b(?:\s+a\s+day)?"
+    r"|a?round[\s-]+the[\s-]+clock|(?:at\s+)?all\s+times|all\s+(?:day\s+and\s+night|the\s+time)"
+    r"|day\s+and\s+night|at\s+any\s*time(?:\s+of\s+(?:the\s+)?day(?:\s+or\s+night)?)?"
+    r"|non[\s-]?stop)\b"
+    # 全天 / 全日 / 24小时 but not 全日制 (a full-time school), 全天候监控 (cameras all day)
+    r"|(?:全天候?|全日|24\s*小时|二十四小时)(?!制|\s*(?:监控|抓拍|执法|监测|巡逻|开放|营业|值守))"
+    r"|整天|昼夜|全时段?|不分时段|不限时[段间]|任何时[间段候]|(?:每天|每日)?\s*24\s*h\b",
     re.I,
 )
-_EN_TIME = r"(\d{1,2})(?:[:.h]?(\d{2}))?\s*(a\.?\s?m\.?|p\.?\s?m\.?|hrs?\b|hours\b|h\b|o['’]clock)?"
+_EN_TIME = (
+    r"(\d{1,2})(?:[:.h]?(\d{2}))?\s*(a\.?\s?m\.?|p\.?\s?m\.?|hrs?\b|hours\b|h\b|o['’]clock"
+    r"|in\s+the\s+(?:morning|afternoon|evening)|at\s+night)?"
+)
 _EN_WINDOW = re.compile(
     r"(?<![\d:.,/])"
     + _EN_TIME
@@ -535,6 +569,10 @@ _EN_WINDOW = re.compile(
     + _EN_TIME
     + r"(?![\d:/]|\s*(?:k?m\b|km|kph|mph|t\b|tonnes?|%|lanes?))",
     re.I,
+)
+# "between 7 am and 5 pm", "between 07:00 and 20:00"
+_EN_BETWEEN = re.compile(
+    r"\bbetween\s+" + _EN_TIME + r"\s*(?:and|&)\s*" + _EN_TIME + r"(?![\d:/])", re.I
 )
 _ZH_PART = r"(早上|早晨|清晨|上午|中午|下午|傍晚|晚上|夜间|夜里)?"
 _ZH_HOUR = r"(\d{1,2}|[零一二两三四五六七八九十]{1,3})"
@@ -545,6 +583,10 @@ _ZH_WINDOW = re.compile(
     + r"\s*(?:至|到|-|—|–|~|～|－)\s*"
     + _ZH_TIME
     + r"(?![\d:：]|\s*(?:公里|千米|米|吨|km))"
+)
+# 早7晚5 / 早七晚八 / 早7点晚8点: a morning hour, then an evening one
+_ZH_MORNING_EVENING = re.compile(
+    r"(?:早上?|上午)\s*" + _ZH_HOUR + r"\s*[点时]?\s*[至到\-—~～]?\s*(?:晚上?|下午)\s*" + _ZH_HOUR
 )
 _ZH_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
               "八": 8, "九": 9}  # fmt: skip
@@ -570,6 +612,11 @@ def _window(start: int, end: int) -> str:
     )
 
 
+def _pm(suffix: str | None) -> bool:
+    s = (suffix or "").lower()
+    return s.startswith("p") or any(w in s for w in ("afternoon", "evening", "night"))
+
+
 def written_hours(text: str) -> str | None:
     """The hours ("day", "extended" or "always") a rule writes, where everything it writes of
     its hours says that one: "Mon to Fri 24/7" and 全天 -> "always"; "from 7 a.m. until 8 p.m."
@@ -579,20 +626,27 @@ def written_hours(text: str) -> str | None:
     got: set[str] = set()
     if _ALWAYS.search(t):
         got.add("always")
-    for m in _EN_WINDOW.finditer(t):
+    for m in (*_EN_WINDOW.finditer(t), *_EN_BETWEEN.finditer(t)):
         h1, m1, s1, h2, m2, s2 = m.groups()
         start, end = int(h1), int(h2)
+        if start == 0 and (end, m2) == (23, "59") and not (m1 and int(m1)):
+            got.add("always")  # 00:00-23:59
+            continue
         if (m1 and int(m1)) or (m2 and int(m2)) or start > 24 or end > 24:
             got.add("other")
             continue
-        pm1 = bool(s1) and s1.lower().startswith("p")
-        pm2 = bool(s2) and s2.lower().startswith("p")
-        start += 12 if pm1 and start < 12 else 0
-        end += 12 if (pm2 or (not s2 and end < start)) and end < 12 else 0
+        start += 12 if _pm(s1) and start < 12 else 0
+        end += 12 if (_pm(s2) or (not s2 and end < start)) and end < 12 else 0
         got.add(_window(start, end))
-    for m in _ZH_WINDOW.finditer(t):
+    for m in _ZH_MORNING_EVENING.finditer(t):
+        start, end = _zh_hour(m.group(1)), _zh_hour(m.group(2))
+        got.add(_window(start, end + 12 if end < 12 else end))
+    for m in _ZH_WINDOW.finditer(_ZH_MORNING_EVENING.sub(" ", t)):
         p1, h1, p2, h2 = m.groups()
         start, end = _zh_hour(h1), _zh_hour(h2)
+        if start == 0 and end == 23 and re.search(r"23\s*[:：]\s*59", m.group(0)):
+            got.add("always")  # 0:00-23:59
+            continue
         start += 12 if p1 in _PM and start < 12 else 0
         end += 12 if (p2 in _PM or (p2 is None and end < start)) and end < 12 else 0
         got.add(_window(start, end))

@@ -40,6 +40,20 @@ HOURS = ("none", *MODEL_SPEC.rule_hours)
         ("School zone 30 km/h 07:00–17:00", "day"),
         ("七点到十七点学校区域限速30", "day"),
         ("上午7点到下午5点", "day"),
+        # the second review (fifty-first session): "between ... and", 早7晚5, 0:00-23:59, and
+        # "always" words of something else (cameras, patrols, penalties, a full-time school)
+        ("School zone 40 km/h between 7 am and 8 pm", "extended"),
+        ("Bus lane Mon-Sat between 07:00 and 17:00. CCTV enforcement 24/7", None),
+        ("School zone 40 km/h from 7 in the morning till 5 in the afternoon", "day"),
+        ("学校路段 早7晚5 限速30", "day"),
+        ("公交专用道 早七晚八", "extended"),
+        ("Bus lane 0:00-23:59 daily", "always"),
+        ("公交专用道 不限时段", "always"),
+        ("School zone 40 km/h between 7 am and 5 pm. Always expect children", "day"),
+        ("Bus lane between 7am and 5pm; permanent camera site", "day"),
+        ("Bus lane Mon-Fri peak hours only. Penalty notices issued within 24 hours", None),
+        ("全日制学校路段 上学时段限速30", None),
+        ("公交专用道 早7点至晚8点 全天监控抓拍", "extended"),
         # none written, another window, several, a range of speeds or lanes
         ("School zone 30 km/h", None),
         ("School zone 30 km/h 8am to 6pm", None),

@@ -62,6 +62,11 @@ def _asked(text: str, read: str) -> list[tuple[str, Any]]:
         "全天小型汽车不得驶入外侧车道",
         "禁止在应急车道行驶",
         "最右侧车道早7点至晚7点禁止小型汽车驶入",
+        "Cars prohibited in lane 3 from 7am to 8pm",
+        "No entry to the kerb lane for cars, 7-20",
+        "Lane 3: no private cars at any time",
+        "外側車道 小型車禁行",
+        "汽車禁止佔用慢車道",
     ],
 )
 def test_a_lane_barred_to_the_car(text: str) -> None:
@@ -78,6 +83,13 @@ def test_a_lane_barred_to_the_car(text: str) -> None:
     "text",
     [
         "Trucks must not use the left lane",  # another road user
+        "Delivery vehicles must not use the right lane between 7 and 10 am",
+        "Vehicles over 4.2 m high must not use the right lane - low bridge",
+        "Pedestrians must not enter the traffic lanes",
+        "严禁行人进入机动车道",
+        "Do not use a phone when changing lanes",  # no lane named
+        "Never cut into a lane without signalling",
+        "超车后请勿长时间占用超车道",  # the overtaking lane
         "货车禁止驶入最左侧车道",
         "No parking in the right lane",  # not driving in it
         "Do not stop in the right lane",
@@ -104,11 +116,20 @@ def test_a_school_zone_reading_of_a_rule_that_names_no_school_is_asked_as_a_spee
         "学校区域7时至17时限速30",
         "校园周边全天限速30",
         "中小学门前路段上下学时段限速30",
+        "Preschool zone: 20 km/h, 7am-5pm",
+        "Daycare centre ahead: 30 km/h",
+        "Crossing guard on duty: 30 km/h",
+        "國小前 限速30公里",
+        "幼稚園附近 限速30",
+        "注意小朋友 前方限速30",
     ):
         assert names_school(text), text
         assert _asked(text, "school_zone") == [], text
     # a speed limit read as one is not asked
     assert _asked(order, "speed_limit") == []
+    # places named for a school or children that are none
+    for text in ("Children's Hospital zone: maximum 30 km/h", "驾校路段限速40", "校场路全线限速50"):
+        assert _asked(text, "school_zone") == [("speed_limit", None)], text
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,12 @@ LANES = {
         ("禁止驶入最左侧车道，请向右并线", "L1", "right"),
         ("全日小型汽车不能驶入右车道", "R1", None),
         ("左侧车道封闭，请驶入右侧车道", "L1", "right"),
+        # a merge denied earlier in its clause is none; "Rt 9" is a route; "Terminal C" a place
+        ("请勿将车辆驶入左侧车道，该车道已封闭", "L1", None),
+        ("前方施工，严禁车辆驶入右侧车道", "R1", None),
+        ("Right lane closed. Do not attempt to move into the right lane", "R1", None),
+        ("Right lane closed at exit 12. Stay on Rt 9", "R1", None),
+        ("Terminal C lane closed, use Terminal B", None, None),
         # a number with no side is a convention, not written; the lane merged into is no
         # closed lane; a lane named from another is not read here
         ("Lane 2 closed, keep left", None, "left"),
