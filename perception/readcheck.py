@@ -37,6 +37,7 @@ from perception.binding import (
     amber_condition,
     barred_lane,
     bound_topics,
+    names_bus_lane,
     names_other_users,
     names_school,
 )
@@ -867,6 +868,9 @@ def kind_alternatives(
       不准超车（含借用对向车道超车）), is asked as each. The held-out "At all times, cars must
       not use the kerbside lane" was read as binding nobody at 0.95, and
       全天小型汽车不得驶入外侧车道 as no overtaking at 0.97.
+    - A rule that names a bus lane in force (perception.binding.names_bus_lane), read as
+      neither a bus lane nor a closure, is asked as a bus lane ("BUS ONLY LANE. Violators
+      will be fined" and 公交专用道 24小时 were read as binding nobody at 1.00).
     - A rule read as a school zone that names no school, pupil or child
       (perception.binding.names_school) is asked as a speed limit of the limit it was read
       with: a school zone binds only by a school sign, in its hours. "The Borough Council
@@ -892,6 +896,8 @@ def kind_alternatives(
         topic = read.split(":", 1)[0]
         if read not in LANE_USE_CLASSES and topic not in bound_topics(text) and barred_lane(text):
             out.extend((r, c, None) for c in LANE_USE_CLASSES if c in rule_classes)
+        elif read not in LANE_USE_CLASSES and "bus_lane" in rule_classes and names_bus_lane(text):
+            out.append((r, "bus_lane", None))
         if read == "school_zone" and "speed_limit" in rule_classes and not names_school(text):
             out.append((r, "speed_limit", None))
         stop = "amber:always_stop"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from perception.binding import amber_condition, barred_lane, names_school
+from perception.binding import amber_condition, barred_lane, names_bus_lane, names_school
 from perception.readcheck import kind_alternatives, reading_unwritten
 from perception.spec import MODEL_SPEC
 from ruledrive.bench_wording import load_templates
@@ -90,6 +90,8 @@ def test_a_lane_barred_to_the_car(text: str) -> None:
         "Do not use a phone when changing lanes",  # no lane named
         "Never cut into a lane without signalling",
         "超车后请勿长时间占用超车道",  # the overtaking lane
+        "Overtaking lane 1 km ahead",  # a distance, not lane 1
+        "Passing lane 2 miles",
         "货车禁止驶入最左侧车道",
         "No parking in the right lane",  # not driving in it
         "Do not stop in the right lane",
@@ -128,7 +130,13 @@ def test_a_school_zone_reading_of_a_rule_that_names_no_school_is_asked_as_a_spee
     # a speed limit read as one is not asked
     assert _asked(order, "speed_limit") == []
     # places named for a school or children that are none
-    for text in ("Children's Hospital zone: maximum 30 km/h", "驾校路段限速40", "校场路全线限速50"):
+    for text in (
+        "Children's Hospital zone: maximum 30 km/h",
+        "驾校路段限速40",
+        "校场路全线限速50",
+        "School bus drivers: maximum speed 40 km/h",
+        "校车驾驶人应遵守限速40公里的规定",
+    ):
         assert _asked(text, "school_zone") == [("speed_limit", None)], text
 
 
@@ -170,6 +178,22 @@ def test_a_rule_read_as_another_kind_than_the_decisions_its_words_name() -> None
     assert _asked("No overtaking on this 100 % of the road", "not_binding") == []
     assert _asked("No overtaking on this 100 % of the road", "not_understood") == []
     assert _asked("Trucks: no overtaking", "speed_limit") == []
+
+
+def test_a_bus_lane_named_and_read_as_another_kind_is_asked_as_a_bus_lane() -> None:
+    """ "BUS ONLY LANE. Violators will be fined" and 公交专用道 24小时 were read as binding nobody
+    at 1.00 (a natural-text review): a bus lane in force binds the car to keep out of it."""
+    for text in (
+        "BUS ONLY LANE. Violators will be fined",
+        "公交专用道 24小时 违者罚款",
+        "巴士專線 全日",
+    ):
+        assert names_bus_lane(text), text
+        assert _asked(text, "not_binding") == [("bus_lane", None)], text
+        assert _asked(text, "bus_lane") == _asked(text, "lane_closed") == []
+    for text in ("Bus lane ends", "公交专用道结束", "No parking"):
+        assert not names_bus_lane(text), text
+        assert _asked(text, "not_binding") == [], text
 
 
 def test_with_the_check_off_such_a_reading_is_not_understood() -> None:
