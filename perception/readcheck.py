@@ -858,6 +858,15 @@ def _bound(text: str) -> list[tuple[str, dict[str, int] | None]]:
     return out
 
 
+def _topic_classes(text: str, topic: str) -> tuple[str, ...]:
+    """The classes a rule naming ``topic`` is asked as: the prohibition alone where its words
+    write one (perception.polarity: on natural texts every ban they write is a ban), else each
+    class of the topic (the words' permissions are read generously, so both are asked)."""
+    if topic in POLAR_KINDS and written_polarity(text, topic) == "prohibited":
+        return (f"{topic}:prohibited",)
+    return TOPIC_CLASSES[topic]
+
+
 def kind_alternatives(
     texts: Sequence[str], top: np.ndarray, rule_classes: Sequence[str]
 ) -> list[tuple[int, str, dict[str, int] | None]]:
@@ -880,7 +889,9 @@ def kind_alternatives(
       (perception.binding.bound_topics: giving way to pedestrians, amber, overtaking, a right
       turn on red, with no road user but cars) is asked as each class of those (a rule read
       as binding nobody is :func:`binding_alternatives`'): "No overtaking on this 100 % of the
-      road" was read as a speed limit at 1.00 and the car overtook.
+      road" was read as a speed limit at 1.00 and the car overtook. Where the words write a
+      ban, only the ban is asked ("turning right on a red signal is prohibited ... because of
+      the school crossing", read as a school zone, decides as the ban on every frame).
     - A rule read as "on amber, proceed if close" that writes no distance to the stop line
       and no closeness (perception.binding.amber_condition) is asked as always stop: "On a
       steady amber signal, a vehicle shall stop at the stop line, regardless of its distance
@@ -905,7 +916,8 @@ def kind_alternatives(
             out.append((r, stop, None))
         named = bound_topics(text)
         if read not in (NOT_BINDING, "not_understood") and named and topic not in named:
-            out.extend((r, c, None) for t in named for c in TOPIC_CLASSES[t] if c in rule_classes)
+            asked = [c for t in named for c in _topic_classes(text, t) if c in rule_classes]
+            out.extend((r, c, None) for c in asked)
     return out
 
 

@@ -105,8 +105,9 @@ FALLBACKS: tuple[Fallback, ...] = (
         "('车让人，违者罚款', 'Pool cars: max 30 km/h'), a lane closure as another lane or "
         "merge side than written, a lane barred to the car as neither a bus lane nor a "
         "closure, a school zone that names no school, a school zone's or bus lane's hours "
-        "as other hours than written ('24/7' read as by day); or an unsure rule read as its top class outright would "
-        "decide otherwise than the blend the model acted on; `unread_rules` names its index",
+        "as other hours than written ('24/7' read as by day); or an unsure rule read as its "
+        "top class outright would decide otherwise than the blend the model acted on; "
+        "`unread_rules` names its index",
     ),
     Fallback(
         Reason.RULES_CONFLICT,

@@ -168,9 +168,12 @@ def test_a_rule_read_as_another_kind_than_the_decisions_its_words_name() -> None
     probe: the car overtook), a right turn on red read as no overtaking: each class of what the
     words name is asked. A rule read as one of them, as binding nobody (binding_alternatives
     asks those) or as not understood, or whose words name another road user, is not."""
-    overtaking = [("overtaking:prohibited", None), ("overtaking:permitted", None)]
-    assert _asked("No overtaking on this 100 % of the road", "speed_limit") == overtaking
-    assert _asked("红灯时禁止右转", "overtaking:prohibited") == [
+    both = [("overtaking:prohibited", None), ("overtaking:permitted", None)]
+    assert _asked("No overtaking on this 100 % of the road", "speed_limit") == both
+    assert _asked("No overtaking on this stretch of road", "speed_limit") == both[:1]
+    # where the words write a ban, only the ban is asked; else both polarities
+    assert _asked("红灯时禁止右转", "overtaking:prohibited") == [("turn_on_red:prohibited", None)]
+    assert _asked("红灯时右转", "overtaking:prohibited") == [
         ("turn_on_red:prohibited", None),
         ("turn_on_red:permitted", None),
     ]
