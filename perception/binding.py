@@ -31,6 +31,7 @@ __all__ = [
     "amber_condition",
     "TOPIC_CLASSES",
     "barred_lane",
+    "binds_others_only",
     "bound_topics",
     "names_bus_lane",
     "names_other_users",
@@ -177,14 +178,63 @@ def names_other_users(text: str) -> bool:
     return _OTHER_USERS.search(_CO_OBJECT.sub(" ", as_read(text))) is not None
 
 
+# The car named beside another road user, as bound too ("Overtaking prohibited - this applies to
+# cars as well as trucks over 7.5 t", "Trucks and cars alike must not exceed 30 km/h",
+# 不论货车还是小汽车，一律限速30km/h: read as binding nobody at 0.99-1.00, answered valid=true
+# in a probe), not as an exception ("except cars", 除小客车外).
+_CAR = r"(?:(?:passenger|private|motor)\s+)?cars?"
+_CAR_ZH = r"(?:小汽车|小客车|小型汽车|小型客车|小型车|私家车|轿车)"
+_CAR_TOO = re.compile(
+    r"\b" + _CAR + r"\s+(?:as\s+well|too|also|alike|included)\b"
+    r"|\b(?:as\s+well\s+as|and\s+also|and|&|or|including|incl\.?|plus|both)\s+" + _CAR + r"\b"
+    r"|\b" + _CAR + r"\s+(?:and|&|or|as\s+well\s+as)\s+(?!only\b)\w+"
+    r"|\b(?:applies|apply)\s+(?:equally\s+)?to\s+(?:all\s+)?(?:cars|every\s+vehicle|all\s+vehicles)"
+    # the car as the subject of a clause of its own ("Cars may turn right on red; trucks may not")
+    r"|(?:^|[.;:,!?]\s*)"
+    + _CAR
+    + r"\s+(?:may|must|can|shall|should|need|are\s+(?:allowed|permitted"
+    r"|required|prohibited|banned))\b"
+    r"|(?:^|[，。；：,;:])\s*" + _CAR_ZH + r"(?:可以?|须|必须|应当?|禁止|不得|允许|准许|严禁|限速)"
+    r"|(?:不论|无论|不管)[^，。；]{0,12}?(?:还是|或)[^，。；]{0,6}?"
+    + _CAR_ZH
+    + r"|"
+    + _CAR_ZH
+    + r"(?:和|与|及|、|以及|或)|(?:和|与|及|、|以及|或)"
+    + _CAR_ZH
+    + r"|"
+    + _CAR_ZH
+    + r"[^，。；]{0,4}?(?:也|同样|一样|均|都)",
+    re.I,
+)
+_CAR_EXCEPTED = re.compile(
+    r"\b(?:except|excluding|other\s+than|but\s+not|apart\s+from|not\s+for|not\s+to)\s+(?:the\s+)?"
+    + _CAR
+    + r"\b|除\s*"
+    + _CAR_ZH,
+    re.I,
+)
+
+
+@functools.lru_cache(maxsize=8192)
+def binds_others_only(text: str) -> bool:
+    """Whether a rule names a road user other than a car (:func:`names_other_users`) and not the
+    car beside it as bound too ("applies to cars as well as trucks", 不论货车还是小汽车). Cached."""
+    if not names_other_users(text):
+        return False
+    t = as_read(text)
+    return _CAR_TOO.search(t) is None or _CAR_EXCEPTED.search(t) is not None
+
+
 @functools.lru_cache(maxsize=8192)
 def bound_topics(text: str) -> tuple[str, ...]:
     """The topics (keys of :data:`TOPIC_CLASSES`) a rule names unmistakably, in that order,
-    where it names no road user other than a car (:func:`names_other_users`); () otherwise.
+    where it names no road user other than a car, or names the car beside them as bound too
+    (:func:`binds_others_only`); () otherwise.
     "车让人，违者罚款" -> ("yield_pedestrians",); "Fleet drivers: never overtake" ->
     ("overtaking",); "Trucks: no overtaking" -> (); "No honking" -> (); "Overtaking lane ends"
-    -> (). Cached: evaluation asks it of the same rule on every frame of its set."""
-    if names_other_users(text):
+    -> (); "Overtaking prohibited - this applies to cars as well as trucks" -> ("overtaking",).
+    Cached: evaluation asks it of the same rule on every frame of its set."""
+    if binds_others_only(text):
         return ()
     t = _NOT_THE_CARS.sub(" ", as_read(text))
     found = {k for k, pattern in _TOPICS.items() if pattern.search(t)}

@@ -36,9 +36,9 @@ from perception.binding import (
     TOPIC_CLASSES,
     amber_condition,
     barred_lane,
+    binds_others_only,
     bound_topics,
     names_bus_lane,
-    names_other_users,
     names_school,
 )
 from perception.neighbours import META_KEY, NEIGHBOUR_OUTPUT, overrides
@@ -994,7 +994,7 @@ def _written_limit(text: str) -> int | None:
     "End of 60 km/h zone", 设计时速100公里, 最低限速60) nor another quantity ("max 30
     minutes"); None otherwise."""
     t = as_read(text)
-    if names_other_users(text) or _NOT_A_LIMIT.search(t):
+    if binds_others_only(text) or _NOT_A_LIMIT.search(t):
         return None
     speeds, foreign = written_speeds(text)
     if foreign:

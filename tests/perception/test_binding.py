@@ -56,6 +56,16 @@ CLASSES = (
         ("Cyclists give way to pedestrians", ()),
         ("大型车辆红灯禁止右转", ()),
         ("Buses: right turn on red permitted", ()),
+        # the car named beside them as bound too (fifty-first session: read as binding nobody
+        # at 0.99-1.00 in a probe, the car overtook / kept its speed)
+        (
+            "Overtaking prohibited — this applies to cars as well as trucks over 7.5 t",
+            ("overtaking",),
+        ),
+        ("Cars may turn right on red after stopping; trucks over 7.5 t may not", ("turn_on_red",)),
+        ("货车禁止超车，小汽车也禁止超车", ("overtaking",)),
+        ("All vehicles except cars: no overtaking", ("overtaking",)),  # no other user named
+        ("Trucks: no overtaking, except cars", ()),
         # no decision of the car named
         ("No honking", ()),
         ("禁止鸣笛，违者罚款", ()),
@@ -82,6 +92,12 @@ def test_the_classes_asked_of_a_rule_read_as_binding_nobody() -> None:
         (0, "overtaking:permitted", None),
         (0, "speed_limit", limit),
     ]
+    # the car named beside another road user as bound too
+    for text in (
+        "Trucks and cars alike must not exceed 30 km/h",
+        "不论货车还是小汽车，一律限速30km/h",
+    ):
+        assert _read_as_binding_nobody(text) == [(0, "speed_limit", limit)], text
     # a speed the model cannot read, another unit, two speeds, another road user: none
     for text in ("Max 35 km/h", "Max 30 mph", "Max 50 km/h or 80 km/h", "货车限速30"):
         assert _read_as_binding_nobody(text) == [], text
