@@ -120,7 +120,7 @@ def _rendered() -> list[tuple[str, str]]:
 
     rows = set()
     for split in ("train", "heldout-phrasing", "test"):
-        plan = plan_split(split, 20000, seed=5, language="bilingual")
+        plan = plan_split(split, 8000, seed=5, language="bilingual")
         for rs in plan.rule_texts:
             for t in rs:
                 if rule_class(t.rule) in ("school_zone", "bus_lane") and t.rule.hours:
