@@ -181,7 +181,9 @@ def names_other_users(text: str) -> bool:
 # The car named beside another road user, as bound too ("Overtaking prohibited - this applies to
 # cars as well as trucks over 7.5 t", "Trucks and cars alike must not exceed 30 km/h",
 # 不论货车还是小汽车，一律限速30km/h: read as binding nobody at 0.99-1.00, answered valid=true
-# in a probe), not as an exception ("except cars", 除小客车外).
+# in a probe), not as an exception ("except cars", 除小客车外). A clause of the car's own beside
+# another's ("Cars may overtake; the ban applies to coaches only") is left to the reader: the
+# words' polarity is not read per clause, and asking both lost right answers (probe 9).
 _CAR = r"(?:(?:passenger|private|motor)\s+)?cars?"
 _CAR_ZH = r"(?:小汽车|小客车|小型汽车|小型客车|小型车|私家车|轿车)"
 _CAR_TOO = re.compile(
@@ -189,12 +191,6 @@ _CAR_TOO = re.compile(
     r"|\b(?:as\s+well\s+as|and\s+also|and|&|or|including|incl\.?|plus|both)\s+" + _CAR + r"\b"
     r"|\b" + _CAR + r"\s+(?:and|&|or|as\s+well\s+as)\s+(?!only\b)\w+"
     r"|\b(?:applies|apply)\s+(?:equally\s+)?to\s+(?:all\s+)?(?:cars|every\s+vehicle|all\s+vehicles)"
-    # the car as the subject of a clause of its own ("Cars may turn right on red; trucks may not")
-    r"|(?:^|[.;:,!?]\s*)"
-    + _CAR
-    + r"\s+(?:may|must|can|shall|should|need|are\s+(?:allowed|permitted"
-    r"|required|prohibited|banned))\b"
-    r"|(?:^|[，。；：,;:])\s*" + _CAR_ZH + r"(?:可以?|须|必须|应当?|禁止|不得|允许|准许|严禁|限速)"
     r"|(?:不论|无论|不管)[^，。；]{0,12}?(?:还是|或)[^，。；]{0,6}?"
     + _CAR_ZH
     + r"|"

@@ -62,7 +62,8 @@ CLASSES = (
             "Overtaking prohibited — this applies to cars as well as trucks over 7.5 t",
             ("overtaking",),
         ),
-        ("Cars may turn right on red after stopping; trucks over 7.5 t may not", ("turn_on_red",)),
+        # a clause of the car's own beside another's is left to the reader
+        ("Cars may turn right on red after stopping; trucks over 7.5 t may not", ()),
         ("货车禁止超车，小汽车也禁止超车", ("overtaking",)),
         ("All vehicles except cars: no overtaking", ("overtaking",)),  # no other user named
         ("Trucks: no overtaking, except cars", ()),
