@@ -241,7 +241,7 @@ def bound_topics(text: str) -> tuple[str, ...]:
 
 # A lane barred to the car: the readings that keep it out of a lane (a bus lane, a closure); a rule
 # that writes such a ban and is read as anything else (binding nobody, a school zone, no
-# overtaking) is asked as each (perception.readcheck.lane_use_alternatives).
+# overtaking) is asked as each (perception.readcheck.kind_alternatives).
 LANE_USE_CLASSES = ("bus_lane", "lane_closed")
 _LANE_EN = r"(?:lanes?|ln)\b"
 # A lane named by its place ("the right lane", "the kerbside lane", "lane 3", "the bus lane"),
@@ -340,7 +340,7 @@ _NOT_A_SCHOOL = re.compile(
 def names_school(text: str) -> bool:
     """Whether a rule names a school, its pupils or children (what a school zone's rule is
     about): a rule read as a school zone that names none is asked as a plain speed limit
-    (perception.readcheck.school_alternatives). Cached."""
+    (perception.readcheck.kind_alternatives). Cached."""
     t = _NOT_A_SCHOOL.sub(" ", as_read(text))
     return _SCHOOL.search(t) is not None
 

@@ -905,7 +905,8 @@ def kind_alternatives(
             continue
         read = rule_classes[int(top[r])]
         topic = read.split(":", 1)[0]
-        if read not in LANE_USE_CLASSES and topic not in bound_topics(text) and barred_lane(text):
+        named = bound_topics(text)
+        if read not in LANE_USE_CLASSES and topic not in named and barred_lane(text):
             out.extend((r, c, None) for c in LANE_USE_CLASSES if c in rule_classes)
         elif read not in LANE_USE_CLASSES and "bus_lane" in rule_classes and names_bus_lane(text):
             out.append((r, "bus_lane", None))
@@ -914,7 +915,6 @@ def kind_alternatives(
         stop = "amber:always_stop"
         if read == "amber:proceed_if_close" and stop in rule_classes and not amber_condition(text):
             out.append((r, stop, None))
-        named = bound_topics(text)
         if read not in (NOT_BINDING, "not_understood") and named and topic not in named:
             asked = [c for t in named for c in _topic_classes(text, t) if c in rule_classes]
             out.extend((r, c, None) for c in asked)
