@@ -867,6 +867,16 @@ def _topic_classes(text: str, topic: str) -> tuple[str, ...]:
     return TOPIC_CLASSES[topic]
 
 
+# Every class :func:`kind_alternatives` may ask (what :func:`reading_unwritten` offers it with
+# the check off, where the model's classes are not at hand).
+_KIND_ASKED = (
+    *LANE_USE_CLASSES,
+    "speed_limit",
+    "amber:always_stop",
+    *(c for classes in TOPIC_CLASSES.values() for c in classes),
+)
+
+
 def kind_alternatives(
     texts: Sequence[str], top: np.ndarray, rule_classes: Sequence[str]
 ) -> list[tuple[int, str, dict[str, int] | None]]:
@@ -1058,7 +1068,7 @@ def reading_unwritten(
     return bool(
         polarity_unwritten(text, rule_class)
         or (rule_class == NOT_BINDING and bool(_bound(text)))
-        or bool(kind_alternatives((text,), top, (rule_class, *LANE_USE_CLASSES, "speed_limit")))
+        or bool(kind_alternatives((text,), top, (rule_class, *_KIND_ASKED)))
         or lane_alternatives((text,), top, (rule_class,), [np.asarray(p)[None] for p in params])
         or hours_alternatives((text,), top, (rule_class,), [np.asarray(p)[None] for p in params])
     )

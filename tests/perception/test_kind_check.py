@@ -205,6 +205,11 @@ def test_with_the_check_off_such_a_reading_is_not_understood() -> None:
     assert reading_unwritten("Slow down here on weekdays", "school_zone", params, True)
     assert not reading_unwritten("Slow down near the school", "school_zone", params, True)
     assert not reading_unwritten("Cars must not use the right lane", "bus_lane", params, True)
+    # every kind the check asks: an amber proceed-if-close that writes no distance, and a
+    # reading of another kind than the decision the words name
+    assert reading_unwritten("Always stop on amber", "amber:proceed_if_close", params, True)
+    assert reading_unwritten("Overtaking is prohibited", "yield_pedestrians", params, True)
+    assert not reading_unwritten("Overtaking is prohibited", "overtaking:prohibited", params, True)
     # with the check on, these are its alternatives instead, asked frame by frame
     assert not reading_unwritten("Cars must not use the right lane", "not_binding", params)
 
