@@ -145,6 +145,9 @@ class EncodedRules(NamedTuple):
     # The rule set's features had a rule of a contradicting pair been read as the other
     # (perception.readcheck.conflict_alternatives); None: not computed (no reading graph).
     conflicts: tuple[Alternative, ...] | None = None
+    # Each rule's parameter readings [R, K], in MODEL_SPEC.rule_param_layers order (the limit,
+    # hours, lane and merge it was read with); empty for a model without a reading graph.
+    params: tuple[np.ndarray, ...] = ()
 
 
 def inference_plan(provider: str, runs: int, threads: int) -> tuple[int, int]:
@@ -479,6 +482,7 @@ class PolicyModel:
             alts,
             vecs,
             clashes,
+            tuple(np.asarray(p[0]) for p in params),
         )
 
     def run_encoded(

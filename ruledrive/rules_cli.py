@@ -1,13 +1,17 @@
-"""``ruledrive rules keygen | sign | verify``: the rule authority's keys and signed rule sets.
+"""``ruledrive rules keygen | sign | verify | explain``: the rule authority's keys and signed rule
+sets, and how the node reads a rule set.
 
 A node given trusted keys (``RULEDRIVE_TRUSTED_KEYS``) takes only rule sets signed by one of them
-(docs/contract.md, "Signed rule sets"). Exit status: 0 done, 1 bad input or a signature that
-does not verify, 2 bad flags or a key file that is not the right kind of key.
+(docs/contract.md, "Signed rule sets"). ``explain`` reads a rule set as the node would, with
+the node's settings (``RULEDRIVE_*``), before it is published (policy.explain). Exit status: 0
+done, 1 bad input or a signature that does not verify, 2 bad flags or a key file that is not
+the right kind of key, 3 ``explain --strict`` with a rule the node would not act on as read.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -48,9 +52,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     verify.set_defaults(func=_verify)
 
+    explain = rsub.add_parser(
+        "explain", help="how the node reads each rule of a rule set, before any frame"
+    )
+    explain.add_argument("ruleset", type=Path, nargs="?", help="RuleSet JSON file")
+    explain.add_argument(
+        "--text",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="a rule's text, instead of a file (repeat for a rule set of several)",
+    )
+    explain.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="ONNX model (default: the node's: RULEDRIVE_MODEL_PATH, else "
+        "models/ruledrive-default.onnx); the other node settings come from RULEDRIVE_*",
+    )
+    explain.add_argument("--json", action="store_true", help="one JSON object per rule")
+    explain.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 3 unless the node acts on every rule as read (verdict 'understood')",
+    )
+    explain.set_defaults(func=_explain)
+
 
 def read_rule_set(path: Path) -> RuleSet:
     """A RuleSet from a JSON file; DataError with a one-line reason otherwise."""
+    from core.errors import DataError
+
+    try:
+        if path.stat().st_size > _MAX_RULESET_BYTES:
+            raise DataError(f"{path}: larger than {_MAX_RULESET_BYTES} bytes, not a rule set")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return _parse_rule_set(data, str(path))
+
+
+def _parse_rule_set(data: bytes, source: str) -> RuleSet:
+    """A RuleSet from its JSON bytes, checked as the node checks it; DataError naming
+    ``source`` otherwise."""
     from pydantic import ValidationError
 
     from bus.codec import parse_payload
@@ -59,19 +103,13 @@ def read_rule_set(path: Path) -> RuleSet:
     from core.errors import DataError, MessageError
 
     try:
-        if path.stat().st_size > _MAX_RULESET_BYTES:
-            raise DataError(f"{path}: larger than {_MAX_RULESET_BYTES} bytes, not a rule set")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    try:
         msg = RuleSet.model_validate_json(data)
     except ValidationError as exc:
-        raise DataError(f"{path} is not a valid rule set: {short_detail(exc, 3)}") from exc
+        raise DataError(f"{source} is not a valid rule set: {short_detail(exc, 3)}") from exc
     try:  # what the node refuses is not signed either: a key given twice, say
         parse_payload(RULES, data)
     except MessageError as exc:
-        raise DataError(f"{path} is not a valid rule set: {exc}") from exc
+        raise DataError(f"{source} is not a valid rule set: {exc}") from exc
     return msg
 
 
@@ -139,4 +177,51 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"ruledrive: not verified: {args.ruleset}: {reason}", file=sys.stderr)
         return 1
     print(f"verified: {args.ruleset} signed by trusted key {rules.key_id}")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import json
+
+    from core.errors import ConfigError
+    from policy.explain import explain
+    from policy.model import PolicyModel
+    from policy.settings import load_settings
+
+    if (args.ruleset is None) == (not args.text):
+        raise ConfigError(
+            "give a RuleSet JSON file or --text RULE (one or more), not both"
+            if args.text
+            else "give a RuleSet JSON file or --text RULE (one or more)"
+        )
+    if args.ruleset is not None:
+        rules = read_rule_set(args.ruleset)
+    else:  # the node's own checks of a rule set's texts (length, count, characters)
+        body = {"vehicle_id": "explain", "version": "explain", "issued_at_ns": 0}
+        rules = _parse_rule_set(json.dumps({**body, "rules": args.text}).encode(), "--text")
+    settings = load_settings({"model_path": args.model, "providers": "cpu"})
+    model = PolicyModel.load(
+        settings.model_path,
+        settings.providers,
+        1,
+        settings.encoder_dir,
+        reading_threshold=settings.reading_check_threshold,
+        neighbour_reading=settings.neighbour_reading,
+    )
+    readings = explain(model, tuple(rules.rules))
+    for r in readings:
+        if args.json:
+            print(json.dumps(dataclasses.asdict(r), ensure_ascii=False))
+            continue
+        params = "".join(f" {k}={v}" for k, v in r.params.items())
+        print(
+            f"rule {r.index}  {r.verdict:<14} {r.read_as} {r.probability:.2f}{params}"
+            f"  (runner-up {r.runner_up} {r.runner_up_probability:.2f})  {r.text!r}"
+        )
+        for why in r.why:
+            print(f"        - {why}")
+    if not args.json:
+        print(f"model {model.version}; reading check threshold {model.reading_threshold:g}")
+    if args.strict and any(r.verdict != "understood" for r in readings):
+        return 3
     return 0
