@@ -42,6 +42,7 @@ waiting for seconds). ``read_tokens=None`` reads up to the manifest's ``max_toke
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -640,8 +641,19 @@ def split_han_words(ids: Sequence[int], tokenizer: Any, key: str, max_tokens: in
 
 
 # Names how normalise() writes a text; part of the cache key, so a change re-encodes caches.
-TEXT_FORM = "shout1-cf-zs"
+TEXT_FORM = "shout1-cf-zs-t2s"
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_HAN_CHAR = re.compile(f"[{_HAN}]")
+
+
+@functools.cache
+def _simplified() -> Any:
+    """OpenCC's traditional-to-simplified converter, built once per process."""
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
 _HAN_GAP = re.compile(f"(?<=[{_HAN}])\\s+(?=[{_HAN}])")  # any run of whitespace
 _THIN_IN_WORD = re.compile(r"(?<=\w)[\u1680\u2000-\u200a\u202f\u205f]+(?=\w)")
 _ODD_SPACE = re.compile(r"[^\S ]")  # whitespace other than the plain space
@@ -667,12 +679,20 @@ def normalise(text: str) -> str:
     overtaking *permitted* (an outside probe, thirty-eighth session). So are spaces the eye does
     not see as a break: between two Chinese characters (Chinese is written without them) and
     thin spaces inside a word ("N\u200ao overtaking", 禁\u200a止超车: read as permissions); any
-    other space, tab or line break is one plain space."""
+    other space, tab or line break is one plain space.
+
+    Chinese in traditional characters (Taiwan's and Hong Kong's signs: 第一車道封閉，請向右併線,
+    紅燈時准許右轉) is read in simplified characters (OpenCC's t2s conversion, phrase by phrase):
+    the model was trained on simplified Chinese only, and an outside probe's traditional rules
+    were read as not understood or misread (fifty-second session). t2s leaves every text of the
+    rule language unchanged (tests/perception/test_rule_encoder.py)."""
     text = text.encode("utf-8", "replace").decode("utf-8")
     if any(unicodedata.category(c) == "Cf" for c in text):
         text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     if _ODD_SPACE.search(text) or _HAN_GAP.search(text):
         text = _ODD_SPACE.sub(" ", _THIN_IN_WORD.sub("", _HAN_GAP.sub("", text)))
+    if _HAN_CHAR.search(text):
+        text = _simplified().convert(text)
     cased = [c for c in text if c.isupper() or c.islower()]
     upper = sum(1 for c in cased if c.isupper())
     if len(cased) < _SHOUT_MIN_LETTERS or upper <= _SHOUT_SHARE * len(cased):

@@ -100,25 +100,12 @@ _CENTRE = re.compile(
 )
 
 
-# Traditional characters of the rule words, as simplified ones: the checks' Chinese patterns
-# are written in simplified characters, and signs in Taiwan and Hong Kong (and probes: 最左側車道
-# 施工封閉 請往右行駛) write the traditional ones, which the checks did not read at all.
-_TRADITIONAL = str.maketrans(
-    "車側閉關開數號間線駛讓紅燈轉黃禮學區點時請準許過條處輛貨機動違規則應須嚴內無與後會對邊併匯變"
-    "換減為於從個兩經這裡彎隊鄰計達遠離標誌設專東員們說長據級發電單雙節優險兒園陸橋進該實門類種視"
-    "環觀絕斷繞駕駐禍鐘頭牆擁擠廣場罰測錄誤啟灣滙讀聽見國佔稚幹慢樓醫館",
-    "车侧闭关开数号间线驶让红灯转黄礼学区点时请准许过条处辆货机动违规则应须严内无与后会对边并汇变"
-    "换减为于从个两经这里弯队邻计达远离标志设专东员们说长据级发电单双节优险儿园陆桥进该实门类种视"
-    "环观绝断绕驾驻祸钟头墙拥挤广场罚测录误启湾汇读听见国占稚干慢楼医馆",
-)
-
-
 def as_read(text: str) -> str:
-    """A rule's text as the model reads it (rule_encoder.normalise), in NFKC form (full-width
-    digits and letters as ASCII, Ⅲ as III) and with traditional Chinese characters of the rule
-    words as simplified ones: what the checks of its wording compare the reading with (also
+    """A rule's text as the model reads it (rule_encoder.normalise: traditional Chinese
+    characters already simplified), in NFKC form (full-width digits and letters as ASCII, Ⅲ as
+    III): what the checks of its wording compare the reading with (also
     perception.readcheck.written_speeds)."""
-    return unicodedata.normalize("NFKC", normalise(text)).translate(_TRADITIONAL)
+    return unicodedata.normalize("NFKC", normalise(text))
 
 
 # Sign abbreviations of lanes, sides and closures ("LH lane clsd ahd, mrg rt", "Ln2 closed ->

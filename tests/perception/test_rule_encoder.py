@@ -533,3 +533,47 @@ def test_split_ids_write_chinese_words_in_characters(encoder: RuleEncoder) -> No
     states, mask = encoder.encode_ids([ids])
     want_states, want_mask = encoder.encode_rule_set([text], max_rules=1)
     assert np.array_equal(states, want_states) and np.array_equal(mask, want_mask)
+
+
+TRADITIONAL = [
+    ("第一車道封閉，請向右併線", "第一车道封闭，请向右并线"),
+    ("紅燈時准許右轉", "红灯时准许右转"),
+    ("黃燈亮時，距停止線15米以內可繼續通行", "黄灯亮时，距停止线15米以内可继续通行"),
+    ("公車專用道 全日", "公车专用道全日"),
+    ("學校區域 限速30公里 上午7時至下午5時", "学校区域限速30公里上午7时至下午5时"),
+]
+
+
+@pytest.mark.parametrize(("traditional", "simplified"), TRADITIONAL)
+def test_traditional_characters_are_read_as_simplified(traditional: str, simplified: str) -> None:
+    from perception.rule_encoder import normalise
+
+    assert normalise(traditional) == simplified
+    assert normalise(simplified) == simplified
+
+
+def test_the_simplified_conversion_leaves_the_rule_language_unchanged() -> None:
+    """Every Chinese rule the generator writes (training and held-out families, both pools of
+    rules nobody can read) and the recipe's written wording: the model reads exactly the text it
+    was trained on. Only Japanese negatives change (優先 -> 优先), and those hold kana: flagged
+    whatever the model reads (unreadable_script)."""
+    import random
+
+    from perception.rule_encoder import _simplified, unreadable_script
+    from simulator.language.ruleset import sample_language_rule_set
+
+    convert = _simplified().convert
+    seen: set[str] = set()
+    for held_out, negatives in ((False, "train"), (True, "test")):
+        rng = random.Random(7)
+        for _ in range(4000):
+            for rule in sample_language_rule_set(rng, rng.choice((2, 3)), held_out, negatives):
+                seen.add(rule.text)
+    han = [t for t in seen if any("\u4e00" <= c <= "\u9fff" for c in t)]
+    assert len(han) > 3000
+    changed = [t for t in han if convert(t) != t]
+    assert all(unreadable_script(t) for t in changed), changed
+    written = Path(__file__).resolve().parents[2] / "training/written"
+    for path in sorted(written.iterdir()):
+        text = path.read_text(encoding="utf-8")
+        assert convert(text) == text, path.name

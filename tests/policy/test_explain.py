@@ -160,3 +160,24 @@ def test_a_rule_set_file_that_is_not_one(
     assert "is not a valid rule set" in capsys.readouterr().err
     assert main(["rules", "explain", str(tmp_path / "missing.json")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_a_rule_set_in_traditional_characters_is_read_as_in_simplified(
+    model: PolicyModel,
+) -> None:
+    """Taiwan's and Hong Kong's signs: the node reads them as it reads the simplified text
+    (perception.rule_encoder.normalise), so they get the simplified text's readings."""
+    traditional = (
+        "第一車道封閉，請向右併線",
+        "紅燈時准許右轉",
+        "黃燈亮時，距停止線15米以內可繼續通行",
+    )
+    simplified = (
+        "第一车道封闭，请向右并线",
+        "红灯时准许右转",
+        "黄灯亮时，距停止线15米以内可继续通行",
+    )
+    got = [(r.read_as, r.probability, r.params, r.verdict) for r in explain(model, traditional)]
+    want = [(r.read_as, r.probability, r.params, r.verdict) for r in explain(model, simplified)]
+    assert got == want
+    assert [g[0] for g in got] == ["lane_closed", "turn_on_red:permitted", "amber:proceed_if_close"]
