@@ -27,8 +27,11 @@ import re
 from perception.written import as_read
 
 __all__ = [
+    "CAR_EXCEPTED",
     "LANE_USE_CLASSES",
+    "THE_CAR",
     "amber_condition",
+    "amber_proceeds",
     "TOPIC_CLASSES",
     "barred_lane",
     "binds_others_only",
@@ -184,12 +187,15 @@ def names_other_users(text: str) -> bool:
 # in a probe), not as an exception ("except cars", 除小客车外). A clause of the car's own beside
 # another's ("Cars may overtake; the ban applies to coaches only") is left to the reader: the
 # words' polarity is not read per clause, and asking both lost right answers (probe 9).
-_CAR = r"(?:(?:passenger|private|motor)\s+)?cars?"
-_CAR_ZH = r"(?:小汽车|小客车|小型汽车|小型客车|小型车|私家车|轿车)"
+# The car's own classes, by name (shared with perception.polarity, whose check of a rule that
+# excepts the car reads the same words).
+_CAR = r"(?:(?:passenger|private|motor|saloon|family)\s+)?cars?|saloons?|motorcars?"
+_CAR_ZH = r"(?:小客车|小型客车|小汽车|小型汽车|小轿车|轿车|私家车|乘用车|小型车|小车)"
+THE_CAR = r"(?:" + _CAR_ZH + r"|\b(?:" + _CAR + r")\b)"
 _CAR_TOO = re.compile(
-    r"\b" + _CAR + r"\s+(?:as\s+well|too|also|alike|included)\b"
-    r"|\b(?:as\s+well\s+as|and\s+also|and|&|or|including|incl\.?|plus|both)\s+" + _CAR + r"\b"
-    r"|\b" + _CAR + r"\s+(?:and|&|or|as\s+well\s+as)\s+(?!only\b)\w+"
+    r"\b(?:" + _CAR + r")\s+(?:as\s+well|too|also|alike|included)\b"
+    r"|\b(?:as\s+well\s+as|and\s+also|and|&|or|including|incl\.?|plus|both)\s+(?:" + _CAR + r")\b"
+    r"|\b(?:" + _CAR + r")\s+(?:and|&|or|as\s+well\s+as)\s+(?!only\b)\w+"
     r"|\b(?:applies|apply)\s+(?:equally\s+)?to\s+(?:all\s+)?(?:cars|every\s+vehicle|all\s+vehicles)"
     r"|(?:不论|无论|不管)[^，。；]{0,12}?(?:还是|或)[^，。；]{0,6}?"
     + _CAR_ZH
@@ -202,11 +208,19 @@ _CAR_TOO = re.compile(
     + r"[^，。；]{0,4}?(?:也|同样|一样|均|都)",
     re.I,
 )
-_CAR_EXCEPTED = re.compile(
-    r"\b(?:except|excluding|other\s+than|but\s+not|apart\s+from|not\s+for|not\s+to)\s+(?:the\s+)?"
-    + _CAR
-    + r"\b|除\s*"
-    + _CAR_ZH,
+# A rule that excepts the car's own classes: it does not bind the car as its remaining words do
+# (除小客车外，禁止超车; 禁止超车，小客车除外; "No overtaking except cars"; "Trucks only, not for
+# cars").
+CAR_EXCEPTED = re.compile(
+    r"除了?[^，。；,;.]{0,12}?"
+    + THE_CAR
+    + r"|\b(?:except(?:ing)?(?:\s+for)?|other\s+than|apart\s+from|excluding|exempt\w*"
+    r"|but\s+not|not\s+for|not\s+to)\s+(?:all\s+|the\s+)?"
+    + THE_CAR
+    + r"|(?<![a-z]\s)(?<![警])"
+    + THE_CAR
+    + r"[^，。；,;.]{0,8}?(?:除外|例外|不受此限"
+    r"|\bexempt\w*|\bexcepted\b)",
     re.I,
 )
 
@@ -218,7 +232,7 @@ def binds_others_only(text: str) -> bool:
     if not names_other_users(text):
         return False
     t = as_read(text)
-    return _CAR_TOO.search(t) is None or _CAR_EXCEPTED.search(t) is not None
+    return _CAR_TOO.search(t) is None or CAR_EXCEPTED.search(t) is not None
 
 
 @functools.lru_cache(maxsize=8192)
@@ -360,15 +374,53 @@ _CLOSE = re.compile(
     r"|\b(?:close|closer|near|nearer|within|already\s+(?:crossed|passed|past|over|at)"
     r"|(?:cannot|can['’]?t|unable\s+to|not\s+able\s+to)\s+(?:stop|pull\s+up)|stopping\s+distance"
     r"|safely\s+stop|stop\s+safely|pull\s+up\s+safely)\b"
-    r"|来不及|无法(?:安全)?停|不能(?:安全)?停|已(?:经)?(?:越过|驶过|通过|过了?)停止线|靠近|接近|临近|以内|之内|不足|不到",
+    r"|(?:stopping|to\s+stop)\s+(?:is\s+|would\s+be\s+)?(?:unsafe|not\s+safe|dangerous)"
+    r"|unsafe\s+to\s+stop|right\s+at\s+the\s+(?:stop\s+)?line"
+    r"|来不及|无法[^，。；]{0,8}?停|不能[^，。；]{0,8}?停|已(?:经)?(?:越过|驶过|通过|过了?)停止线|靠近|接近|临近"
+    r"|以内|之内|不足|不到|(?:离|距)[^，。；]{0,8}?近|(?:过|太|很|较)近",
     re.I,
 )
 _ANY_DISTANCE = re.compile(
     r"\b(?:regardless|irrespective|at\s+any\s+distance|whatever\s+(?:the|your|its)\s+distance"
-    r"|no\s+matter\s+(?:how|the|what))\b|(?:无论|不论|不管)[^，。；]{0,6}?(?:距离|远近|多近|多远)"
+    r"|no\s+matter\s+(?:how|the|what)|however\s+(?:close|near))\b|再近|(?:无论|不论|不管)[^，。；]{0,6}?(?:距离|远近|多近|多远)"
     r"|任何距离",
     re.I,
 )
+
+
+# Going on at amber, as what a rule allows where it writes that condition ("If the light turns
+# amber when you are very close to the line, continue through", 黄灯亮时，无法在停止线前安全停车的
+# 车辆允许通过), or stopping "unless" it holds; not "stop even when close" (a.even, 即使).
+_GOES_ON = re.compile(
+    r"\b(?:proceed\w*|continu\w*|carry\s+on|go(?:es|ing)?|clear\s+the|drive\s+(?:on|through)"
+    r"|pass(?:ing)?\s+through|keep\s+going|unless)\b|通过|通行|继续|驶过|前行|驶入路口|不停车|不必停|除非",
+    re.I,
+)
+_EVEN = re.compile(
+    r"\beven\s+(?:if|when|though|within|close)\b|即使|即便|哪怕|就算|也[须要应得不]", re.I
+)
+# A going on denied or asked about ("going through on amber is not permitted", "Can you go
+# through on amber if you are close? No: stop.", 离停止线近不是黄灯不停车的理由); "can't stop"
+# is the condition, not a denial.
+_DENIED = re.compile(
+    r"\b(?:not|never|no)\b|(?<!ca)n['’]t\b|不得|不准|不能通|不可|禁止|严禁|不是|并非|切勿|不要|不允许",
+    re.I,
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def amber_proceeds(text: str) -> bool:
+    """Whether an amber rule lets the car go on under the condition of "proceed if close"
+    (:func:`amber_condition`): a word of going on, or "stop unless", and no "even when
+    close" and no denial. Blind reviews (fifty-second session) found 13 such rules that write
+    no distance read as "always stop" at 0.91-1.00. Cached."""
+    t = as_read(text)
+    return (
+        amber_condition(text)
+        and _GOES_ON.search(t) is not None
+        and _EVEN.search(t) is None
+        and _DENIED.search(t) is None
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -385,6 +437,10 @@ def amber_condition(text: str) -> bool:
 # natural-text review, fifty-first session). Not its end ("Bus lane ends", 公交专用道结束).
 _BUS_LANE = re.compile(
     r"\bbus(?:es)?[\s-]+(?:only[\s-]+)?lanes?\b|\bbus[\s-]+only\b|\btransit\s+lanes?\b"
+    # shared with others: "Bus and taxi lane", "bus/cycle lane", 公交及出租车专用道
+    r"|\bbus(?:es)?\s*(?:and|&|/|\+)\s*(?:taxis?|cabs?|coach(?:es)?|cycles?|bikes?|bicycles?|trams?"
+    r"|hov)(?:[\s-]+only)?[\s-]+lanes?\b"
+    r"|公交(?:车)?(?:和|及|与|、|/)出租(?:汽)?车?专用(?:车)?道"
     r"|公交(?:车)?专用(?:车)?道|公交专线|巴士(?:专线|专用道|线)|公车专用道",
     re.I,
 )

@@ -53,7 +53,7 @@ from __future__ import annotations
 import functools
 import re
 
-from perception.binding import names_other_users
+from perception.binding import CAR_EXCEPTED, names_other_users
 from perception.written import as_read, without_exceptions
 
 __all__ = [
@@ -136,6 +136,9 @@ _LIFTED_EN = (
     r"|\bno[- ](?:overtaking|passing|right[- ]turns?|turns?)(?:[- ]on[- ]red)?[- ](?:zone|section|"
     r"restriction|rule|ban)s?\b(?:\s+" + _NOT_YET_EN + r"[\w'’-]+){0,6}?\s+"
     r"(?:ends|ended|lifted|cancel+ed|revoked|removed|withdrawn|suspended)\b"
+    # leaving the zone of a ban: "You are now leaving the no overtaking zone"
+    r"|\b(?:leaving|exiting|left|exited)\s+(?:the\s+)?no[- ](?:overtaking|passing|right[- ]turns?"
+    r"|turns?)(?:[- ]on[- ]red)?[- ](?:zone|section|area|stretch)\b"
 )
 _PERMITS_EN = re.compile(
     # "not prohibited", "no longer banned", "isn't illegal", "no ban", "no limit on", "without
@@ -166,6 +169,9 @@ _PERMITS_ZH = re.compile(
     r"(?:禁|限制|管制)"
     r"|(?:禁止?|限制|管制|禁令)(?:(?!" + _NOT_YET_ZH + r")[^，。；？！]){0,8}?"
     r"(?<![" + _NOT_YET_BEFORE + r"])(?:解除|取消|撤销|废止|结束)(?![前后时]|期间)"
+    # leaving the zone of a ban: 已驶出禁止超车路段, 离开禁止超车区域
+    r"|(?<![" + _NOT_YET_BEFORE + r"])(?:驶出|驶离|离开|出了)[^，。；？！]{0,3}?(?:禁止?|限制)"
+    r"[^，。；？！]{0,6}?(?:路段|区域|区间|地段|范围)"
     # 谁说不能, 并非不能, 不是不可以
     r"|谁说[^，。；？！]{0,6}?(?:不能|不可以?|不准|不许|不让|禁)"
     r"|(?:没有|无)(?:任何)?(?:规定|法规|规则|标志|条文)[^，。；？！]{0,2}?(?:禁|限制)"
@@ -370,7 +376,7 @@ def written_polarity(text: str, kind: str) -> str | None:
     t = as_read(text)
     if names_other_users(without_exceptions(text)[0]):
         return None
-    if _CAR_EXCEPTED.search(t):
+    if CAR_EXCEPTED.search(t):
         return None  # 除小客车外，禁止超车: the rule leaves the car out
     topic = _TOPIC[kind]
     if _NOT_CONTROLLED.search(t) and topic.search(t):
@@ -460,24 +466,6 @@ _MORE_ACTS = {
         re.I,
     ),
 }
-# The car's own classes in an exception: a rule that excepts them does not bind the car as its
-# remaining words do (除小客车外，禁止超车; 禁止超车，小客车除外; "No overtaking except cars").
-_THE_CAR = (
-    r"(?:小客车|小型客车|小汽车|小型汽车|小轿车|轿车|私家车|乘用车|小型车|小车"
-    r"|\b(?:passenger\s+|private\s+|motor\s*|saloon\s+|family\s+)?cars?\b|\bsaloons?\b)"
-)
-_CAR_EXCEPTED = re.compile(
-    r"除了?[^，。；,;.]{0,12}?"
-    + _THE_CAR
-    + r"|\b(?:except(?:ing)?(?:\s+for)?|other\s+than|apart\s+from|excluding|exempt\w*)"
-    r"\s+(?:all\s+|the\s+)?"
-    + _THE_CAR
-    + r"|(?<![a-z]\s)(?<![警])"
-    + _THE_CAR
-    + r"[^，。；,;.]{0,8}?(?:除外|例外|不受此限"
-    r"|\bexempt\w*|\bexcepted\b)",
-    re.I,
-)
 # A light or a restriction that does not bind the action: a permission.
 _NOT_CONTROLLED = re.compile(
     r"\b(?:does|do|is|are)\s+not\s+(?:apply|applies|control|controlled|governed|subject)\b"

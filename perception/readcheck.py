@@ -35,6 +35,7 @@ from perception.binding import (
     LANE_USE_CLASSES,
     TOPIC_CLASSES,
     amber_condition,
+    amber_proceeds,
     barred_lane,
     binds_others_only,
     bound_topics,
@@ -905,7 +906,11 @@ def kind_alternatives(
     - A rule read as "on amber, proceed if close" that writes no distance to the stop line
       and no closeness (perception.binding.amber_condition) is asked as always stop: "On a
       steady amber signal, a vehicle shall stop at the stop line, regardless of its distance
-      from it" was read as proceed if close at 0.95, and the car drove through on amber.
+      from it" was read as proceed if close at 0.95, and the car drove through on amber. And
+      the converse: a rule read as always stop whose words let the car go on under that
+      condition (perception.binding.amber_proceeds) is asked as proceed if close ("You may
+      proceed on amber if you are too close to stop safely", 来不及停车的可以通过路口: read as
+      always stop at 0.99-1.00).
 
     (rule index, class, None): the reader's own parameters. Only ever a check that refuses
     (:func:`read_rule_set`)."""
@@ -925,10 +930,19 @@ def kind_alternatives(
         stop = "amber:always_stop"
         if read == "amber:proceed_if_close" and stop in rule_classes and not amber_condition(text):
             out.append((r, stop, None))
+        go = "amber:proceed_if_close"
+        if read == stop and go in rule_classes and amber_proceeds(text):
+            out.append((r, go, None))
         if read not in (NOT_BINDING, "not_understood") and named and topic not in named:
             asked = [c for t in named for c in _topic_classes(text, t) if c in rule_classes]
             out.extend((r, c, None) for c in asked)
     return out
+
+
+# A merge the words do not write, read towards the outside of a closed outermost lane (no lane
+# is there), is asked as the other side: "Left lane closed ahead" was read as closing the left
+# lane and merging left at 1.00 (a blind review, fifty-second session).
+_OUTWARD = {("L1", "left"): "right", ("R1", "right"): "left"}
 
 
 def lane_alternatives(
@@ -941,8 +955,10 @@ def lane_alternatives(
     merge to than it was read with (perception.written.written_lane, written_merge): (rule
     index, "lane_closed", the lane and merge side as written). 右侧车道禁止通行，所有车辆须向左汇入
     ("the right lane is closed, merge left") was read as closing the left lane, merging right,
-    at 0.97 (an outside probe, forty-eighth session). ``params``: the rule set's parameter
-    readings [R, K] in MODEL_SPEC.rule_param_layers order."""
+    at 0.97 (an outside probe, forty-eighth session). A merge it does not write, read towards
+    the outside of a closed outermost lane, is asked as the other side (:data:`_OUTWARD`).
+    ``params``: the rule set's parameter readings [R, K] in MODEL_SPEC.rule_param_layers
+    order."""
     layers = _S.rule_param_layers
     lane_names = ("none", *_S.rule_lanes)
     merge_names = ("none", *_S.rule_merges)
@@ -963,6 +979,11 @@ def lane_alternatives(
             written["rule_lane"] = lane_names.index(lane)
         if merge is not None and merge_names.index(merge) != int(merges[r].argmax()):
             written["rule_merge"] = merge_names.index(merge)
+        side = lane_names[written.get("rule_lane", int(lanes[r].argmax()))]
+        if merge is None and (side, merge_names[int(merges[r].argmax())]) in _OUTWARD:
+            written["rule_merge"] = merge_names.index(
+                _OUTWARD[side, merge_names[int(merges[r].argmax())]]
+            )
         if written:
             out.append((r, rule_classes[int(top[r])], written))
     return out

@@ -99,9 +99,16 @@ def _written(
     if len(params) == len(_S.rule_param_layers):
         asked += lane_alternatives(texts, top, classes, params)
         asked += hours_alternatives(texts, top, classes, params)
+    names = {
+        "rule_limit": ("limit_kph", tuple("none" if v is None else str(v) for v in _S.rule_limits)),
+        "rule_hours": ("hours", ("none", *_S.rule_hours)),
+        "rule_lane": ("lane", ("none", *_S.rule_lanes)),
+        "rule_merge": ("merge", ("none", *_S.rule_merges)),
+    }
     out: dict[int, list[str]] = {}
     for r, c, p in asked:
-        what = c if not p else f"{c} ({', '.join(f'{k}={v}' for k, v in sorted(p.items()))})"
+        said = [f"{names[k][0]}={names[k][1][v]}" for k, v in sorted((p or {}).items())]
+        what = c if not said else f"{c} ({', '.join(said)})"
         if what not in out.setdefault(r, []):
             out[r].append(what)
     return out

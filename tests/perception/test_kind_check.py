@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from perception.binding import amber_condition, barred_lane, names_bus_lane, names_school
+from perception.binding import (
+    amber_condition,
+    amber_proceeds,
+    barred_lane,
+    names_bus_lane,
+    names_school,
+)
 from perception.readcheck import kind_alternatives, reading_unwritten
 from perception.spec import MODEL_SPEC
 from ruledrive.bench_wording import load_templates
@@ -152,15 +158,22 @@ def test_a_school_zone_reading_of_a_rule_that_names_no_school_is_asked_as_a_spee
         ("Going ahead on orange is no longer legal", False),
         ("黄灯亮时，无论距离远近都必须停车", False),
         ("Always stop on amber", False),
+        ("Stop on amber even when close to the stop line", "even"),
+        ("黄灯亮时即使接近停止线也须停车", "even"),
     ],
 )
 def test_an_amber_rule_read_as_proceed_if_close_that_writes_no_closeness(
-    text: str, condition: bool
+    text: str, condition: bool | str
 ) -> None:
-    assert amber_condition(text) is condition
+    """Read as proceed if close, a rule that writes no closeness is asked as always stop; read
+    as always stop, one that lets the car go on when close is asked as proceed if close, and
+    one that says "even when close" is not."""
+    assert amber_condition(text) is bool(condition)
     asked = [] if condition else [("amber:always_stop", None)]
     assert _asked(text, "amber:proceed_if_close") == asked
-    assert _asked(text, "amber:always_stop") == []
+    assert amber_proceeds(text) is (condition is True)
+    asked = [("amber:proceed_if_close", None)] if condition is True else []
+    assert _asked(text, "amber:always_stop") == asked
 
 
 def test_a_rule_read_as_another_kind_than_the_decisions_its_words_name() -> None:
