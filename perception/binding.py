@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import re
 
-from perception.written import as_read
+from perception.written import as_read, without_exceptions
 
 __all__ = [
     "CAR_EXCEPTED",
@@ -39,6 +39,7 @@ __all__ = [
     "names_bus_lane",
     "names_other_users",
     "names_school",
+    "others_first",
 ]
 
 # The classes a rule of each topic can be read as (both polarities, both amber rules): the check
@@ -233,6 +234,54 @@ def binds_others_only(text: str) -> bool:
         return False
     t = as_read(text)
     return _CAR_TOO.search(t) is None or CAR_EXCEPTED.search(t) is not None
+
+
+# A rule whose subject is another road user: it opens by naming one ("Trucks must stop on
+# amber", "Motorcycles only: no overtaking", "Buses may turn right on red", 大货车红灯禁止右转,
+# "Vehicles over 3.5 t: maximum 40 km/h"), after at most a few words that name nobody.
+_OPENS_EN = re.compile(
+    r"^\W*(?:(?:all|only|the|for|any|every|heavy|large|long|vehicles?|over|above|exceeding"
+    r"|with|note|notice|attention|warning|school|private)\W+){0,3}?(?:" + _OTHER_EN + ")",
+    re.I,
+)
+_OPENS_ZH = re.compile(
+    r"^\W*(?:注意|提示|通知|本路段|前方|所有|全部|车队通知\W*)?[^，。；：:\s]{0,3}?(?:"
+    + _OTHER_ZH
+    + ")"
+)
+# Not whom the rule binds: a speaker (教练：..., 交警提醒), a road user named in a condition of
+# the car's rule (校车停靠时禁止超车: when a school bus stops), or "other than" it
+# (货车以外的机动车).
+_SPEAKER_ZH = re.compile(r"^\W*(?:教练|交警|民警|司机|驾驶员|调度|车队)[^，。；：:]{0,4}?[：:]")
+_AFTER_ZH = re.compile(r"[^，。；]{0,4}?(?:时|期间|停靠|上下客)|[^，。；]{0,3}?(?:以外|之外)")
+# The car among "the others" a rule binds ("Only police vehicles may overtake; all other
+# vehicles must not", 其他车辆禁止超车).
+_THE_OTHERS = re.compile(
+    r"\b(?:all\s+)?other\s+(?:vehicles|traffic|drivers|road\s+users)\b|其他(?:社会)?车辆|其余车辆|其他机动车"
+    r"|其他社会车辆",
+    re.I,
+)
+
+
+@functools.lru_cache(maxsize=8192)
+def others_first(text: str) -> bool:
+    """Whether a rule opens by naming a road user other than a car as whom it binds (after at
+    most three words such as "all", "only", "vehicles over": "Do not overtake trucks", "Give
+    way to buses" bind the car), and names no car, no "other vehicles" and no exception. A
+    blind review (fifty-second session) found "Trucks must stop on amber" read as the car's
+    rule at 1.00; the reading check asks such a rule as binding nobody
+    (perception.readcheck.kind_alternatives). Cached."""
+    whole = as_read(text)
+    if re.search(THE_CAR, whole, re.I) or _THE_OTHERS.search(whole):
+        return False
+    t, excepted = without_exceptions(text)
+    if excepted:  # "Except for trucks over 7.5 t, vehicles may overtake": the rest binds the car
+        return False
+    t = _SPEAKER_ZH.sub("", _CO_OBJECT.sub(" ", t).strip())
+    if _OPENS_EN.match(t) is not None:
+        return True
+    m = _OPENS_ZH.match(t)
+    return m is not None and _AFTER_ZH.match(t[m.end() :]) is None
 
 
 @functools.lru_cache(maxsize=8192)

@@ -41,6 +41,7 @@ from perception.binding import (
     bound_topics,
     names_bus_lane,
     names_school,
+    others_first,
 )
 from perception.neighbours import META_KEY, NEIGHBOUR_OUTPUT, overrides
 from perception.polarity import POLAR_KINDS, polarity_unwritten, written_class, written_polarity
@@ -871,11 +872,18 @@ def _topic_classes(text: str, topic: str) -> tuple[str, ...]:
 # Every class :func:`kind_alternatives` may ask (what :func:`reading_unwritten` offers it with
 # the check off, where the model's classes are not at hand).
 _KIND_ASKED = (
+    NOT_BINDING,
     *LANE_USE_CLASSES,
     "speed_limit",
     "amber:always_stop",
     *(c for classes in TOPIC_CLASSES.values() for c in classes),
 )
+
+
+# Readings a rule of another road user can rightly have: binding nobody, not understood, a
+# yield rule (whom the car gives way to opens it: "Cyclists have priority") and a lane's use (a
+# bus lane names buses).
+_NOT_A_SCOPE = (NOT_BINDING, "not_understood", "yield_pedestrians", *LANE_USE_CLASSES)
 
 
 def kind_alternatives(
@@ -912,6 +920,11 @@ def kind_alternatives(
       proceed on amber if you are too close to stop safely", 来不及停车的可以通过路口: read as
       always stop at 0.99-1.00).
 
+    - A rule that opens by naming another road user as whom it binds and names no car
+      (perception.binding.others_first), read as a decision of the car, is asked as binding
+      nobody: "Trucks must stop on amber" was read as the car's rule at 1.00, and "Buses may
+      turn right on red" as the car's permission.
+
     (rule index, class, None): the reader's own parameters. Only ever a check that refuses
     (:func:`read_rule_set`)."""
     out: list[tuple[int, str, dict[str, int] | None]] = []
@@ -930,6 +943,8 @@ def kind_alternatives(
         stop = "amber:always_stop"
         if read == "amber:proceed_if_close" and stop in rule_classes and not amber_condition(text):
             out.append((r, stop, None))
+        if read not in _NOT_A_SCOPE and NOT_BINDING in rule_classes and others_first(text):
+            out.append((r, NOT_BINDING, None))
         go = "amber:proceed_if_close"
         if read == stop and go in rule_classes and amber_proceeds(text):
             out.append((r, go, None))

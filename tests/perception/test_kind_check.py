@@ -25,6 +25,7 @@ from perception.binding import (
     barred_lane,
     names_bus_lane,
     names_school,
+    others_first,
 )
 from perception.readcheck import kind_alternatives, reading_unwritten
 from perception.spec import MODEL_SPEC
@@ -143,7 +144,11 @@ def test_a_school_zone_reading_of_a_rule_that_names_no_school_is_asked_as_a_spee
         "School bus drivers: maximum speed 40 km/h",
         "校车驾驶人应遵守限速40公里的规定",
     ):
-        assert _asked(text, "school_zone") == [("speed_limit", None)], text
+        # a school bus driver's rule binds nobody the car is either (others_first)
+        asked = [("speed_limit", None)] + (
+            [("not_binding", None)] if text.startswith(("School bus", "校车")) else []
+        )
+        assert _asked(text, "school_zone") == asked, text
 
 
 @pytest.mark.parametrize(
@@ -193,7 +198,45 @@ def test_a_rule_read_as_another_kind_than_the_decisions_its_words_name() -> None
     assert _asked("No overtaking on this 100 % of the road", "overtaking:permitted") == []
     assert _asked("No overtaking on this 100 % of the road", "not_binding") == []
     assert _asked("No overtaking on this 100 % of the road", "not_understood") == []
-    assert _asked("Trucks: no overtaking", "speed_limit") == []
+    # a rule of trucks read as the car's is asked as binding nobody (others_first), not as the
+    # car's overtaking
+    assert _asked("Trucks: no overtaking", "speed_limit") == [("not_binding", None)]
+
+
+@pytest.mark.parametrize(
+    ("text", "others"),
+    [
+        ("Trucks must stop on amber", True),
+        ("Motorcycles only: no overtaking", True),
+        ("Buses may turn right on red", True),
+        ("Vehicles over 3.5 t: maximum 40 km/h", True),
+        ("Emergency vehicles may exceed the posted speed limit", True),
+        ("大货车红灯禁止右转", True),
+        ("本路段禁止货车通行", True),
+        ("公交车红灯可右转", True),
+        ("Do not overtake trucks", False),
+        ("Give way to buses pulling out", False),
+        ("When a school bus stops, do not overtake", False),
+        ("校车停靠时禁止超车", False),
+        ("货车以外的机动车限速60公里", False),
+        ("货车限速60，小型客车限速80", False),
+        ("Trucks and cars: no overtaking", False),
+        ("Except for trucks over 7.5 t, vehicles may overtake here", False),
+        ("Only police vehicles may overtake here; all other vehicles must not", False),
+        ("教练：这里红灯允许右转", False),
+        ("No overtaking", False),
+    ],
+)
+def test_a_rule_of_another_road_user_read_as_the_car_s_is_asked_as_binding_nobody(
+    text: str, others: bool
+) -> None:
+    """A blind review's "Trucks must stop on amber" was read as the car's always-stop at 1.00,
+    and "Buses may turn right on red" as the car's permission."""
+    assert others_first(text) is others
+    for read in ("amber:always_stop", "turn_on_red:permitted", "overtaking:prohibited"):
+        assert (("not_binding", None) in _asked(text, read)) is others, read
+    for read in ("not_binding", "yield_pedestrians", "bus_lane"):
+        assert ("not_binding", None) not in _asked(text, read)
 
 
 def test_a_bus_lane_named_and_read_as_another_kind_is_asked_as_a_bus_lane() -> None:

@@ -112,6 +112,9 @@ def test_golden_replay_with_faults_gives_the_fallbacks_and_nothing_else_changes(
             "reload_poll_s": 0,
             "max_wait_us": 0,
             "max_frame_age_ms": 10_000,
+            # the frames wait for their rule set however long a loaded machine takes to read
+            # it (500 ms by default: a CI run beside other work got rules_pending instead)
+            "max_rules_wait_ms": 10_000,
         }
     )
     with serve_in_thread(Node(settings, bus), join_s=10):
