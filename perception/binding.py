@@ -257,8 +257,7 @@ _AFTER_ZH = re.compile(r"[^，。；]{0,4}?(?:时|期间|停靠|上下客)|[^，
 # The car among "the others" a rule binds ("Only police vehicles may overtake; all other
 # vehicles must not", 其他车辆禁止超车).
 _THE_OTHERS = re.compile(
-    r"\b(?:all\s+)?other\s+(?:vehicles|traffic|drivers|road\s+users)\b|其他(?:社会)?车辆|其余车辆|其他机动车"
-    r"|其他社会车辆",
+    r"\b(?:all\s+)?other\s+(?:vehicles|traffic|drivers|road\s+users)\b|其他(?:社会)?车辆|其余车辆|其他机动车",
     re.I,
 )
 
