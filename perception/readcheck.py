@@ -919,7 +919,6 @@ def kind_alternatives(
       condition (perception.binding.amber_proceeds) is asked as proceed if close ("You may
       proceed on amber if you are too close to stop safely", 来不及停车的可以通过路口: read as
       always stop at 0.99-1.00).
-
     - A rule that opens by naming another road user as whom it binds and names no car
       (perception.binding.others_first), read as a decision of the car, is asked as binding
       nobody: "Trucks must stop on amber" was read as the car's rule at 1.00, and "Buses may

@@ -239,6 +239,18 @@ def test_a_rule_of_another_road_user_read_as_the_car_s_is_asked_as_binding_nobod
         assert ("not_binding", None) not in _asked(text, read)
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["Bus and taxi lane, private cars prohibited", "Bus/cycle lane 7am-7pm", "公交及出租车专用道"],
+)
+def test_a_bus_lane_shared_with_others_is_a_bus_lane(text: str) -> None:
+    """A blind review's "Bus and taxi lane, private cars prohibited" was read as binding
+    nobody at 0.99."""
+    assert names_bus_lane(text)
+    assert _asked(text, "not_binding") == [("bus_lane", None)]
+    assert _asked(text, "bus_lane") == []
+
+
 def test_a_bus_lane_named_and_read_as_another_kind_is_asked_as_a_bus_lane() -> None:
     """ "BUS ONLY LANE. Violators will be fined" and 公交专用道 24小时 were read as binding nobody
     at 1.00 (a natural-text review): a bus lane in force binds the car to keep out of it."""

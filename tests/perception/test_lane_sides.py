@@ -97,6 +97,30 @@ def _readings(lane: str, merge: str) -> list[np.ndarray]:
     return out
 
 
+@pytest.mark.parametrize(
+    ("text", "lane", "merge", "asked"),
+    [
+        ("Left lane closed ahead", "L1", "left", "right"),  # a blind review's, read so at 1.00
+        ("右侧车道封闭", "R1", "right", "left"),
+        ("Left lane closed ahead", "L1", "right", None),  # read towards the open lanes
+        ("Lane 2 closed", "L2", "left", None),  # not an outermost lane: either side has one
+        ("Centre lane closed", "C", "left", None),
+    ],
+)
+def test_an_unwritten_merge_read_towards_no_lane_is_asked_as_the_other_side(
+    text: str, lane: str, merge: str, asked: str | None
+) -> None:
+    """A closure that writes no merge side, read as merging towards the outside of a closed
+    outermost lane (where no lane is), is asked as merging the other way."""
+    assert written_merge(text) is None
+    merges = ("none", *MODEL_SPEC.rule_merges)
+    got = lane_alternatives(
+        (text,), np.array([1]), ("not_binding", "lane_closed"), _readings(lane, merge)
+    )
+    want = [] if asked is None else [(0, "lane_closed", {"rule_merge": merges.index(asked)})]
+    assert got == want
+
+
 def test_the_lane_and_side_asked_of_a_misread_closure() -> None:
     classes = ("not_binding", "lane_closed")
     text = "右侧车道禁止通行，所有车辆须向左汇入相邻车道。"

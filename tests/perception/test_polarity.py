@@ -184,6 +184,13 @@ def test_negative_elements(clause: str, n: int) -> None:
         ("在德国，红灯禁止右转", "turn_on_red", None),
         # 解禁 ("ban lifted") is a permission
         ("本路段超车已解禁", "overtaking", "permitted"),
+        # leaving a ban's zone is its end (a blind review's 已驶出禁止超车路段, read as the ban at
+        # 0.88); about to leave it, or entering it, is not
+        ("已驶出禁止超车路段", "overtaking", "permitted"),
+        ("You are now leaving the no overtaking zone", "overtaking", "permitted"),
+        ("Now leaving no-passing zone", "overtaking", "permitted"),
+        ("尚未驶出禁止超车路段", "overtaking", None),
+        ("No overtaking zone ahead", "overtaking", "prohibited"),
         ("红灯右转今日起解禁", "turn_on_red", "permitted"),
     ],
 )
