@@ -84,6 +84,7 @@ __all__ = [
     "read_rule_set",
     "reread",
     "rerun_inputs",
+    "written_alternatives",
     "sentence_spec",
 ]
 
@@ -387,20 +388,13 @@ def read_rule_set(
     written: tuple[Alternative, ...] = ()
     if texts and rule_classes and threshold > 0:
         top = np.asarray(classes).argmax(axis=-1)
-        with_params = len(readings) == 1 + len(_S.rule_param_layers)
-        asked = [
-            *((r, c, None) for r, c in polarity_alternatives(texts, top, rule_classes)),
-            *binding_alternatives(texts, top, rule_classes),
-            *kind_alternatives(texts, top, rule_classes),
-            *(lane_alternatives(texts, top, rule_classes, readings[1:]) if with_params else ()),
-            *(hours_alternatives(texts, top, rule_classes, readings[1:]) if with_params else ()),
-        ]
+        asked = written_alternatives(texts, top, rule_classes, readings[1:])
         seen: set[tuple[int, str]] = set()
-        for r, c, params in asked:
-            if (r, c) in seen or np.asarray(mask)[r].max() <= 0:
+        for r, cls, params in asked:
+            if (r, cls) in seen or np.asarray(mask)[r].max() <= 0:
                 continue
-            seen.add((r, c))
-            f = written_reading(reading, names, current, mask, r, rule_classes.index(c), params)
+            seen.add((r, cls))
+            f = written_reading(reading, names, current, mask, r, rule_classes.index(cls), params)
             written = (*written, (r, f))
     alts: tuple[Alternative, ...] = ()
     if threshold > 0:
@@ -410,6 +404,27 @@ def read_rule_set(
             *written,
         )
     return features, classes, alts, tuple(r for r, _ in (*disagree, *written))
+
+
+def written_alternatives(
+    texts: Sequence[str],
+    top: np.ndarray,
+    rule_classes: Sequence[str],
+    params: Sequence[np.ndarray],
+) -> list[tuple[int, str, dict[str, int] | None]]:
+    """Every reading a rule's words write where its reading ``top`` [R] says otherwise, in the
+    order the reading check asks them (:func:`read_rule_set`): the polarity, the decisions of a
+    rule read as binding nobody, the kinds, and (with ``params``, the parameter readings [R, K]
+    in MODEL_SPEC.rule_param_layers order; empty for a model without them) a closure's lane and
+    side and a school zone's or bus lane's hours. (rule index, class, parameters or None)."""
+    with_params = len(params) == len(_S.rule_param_layers)
+    return [
+        *((r, c, None) for r, c in polarity_alternatives(texts, top, rule_classes)),
+        *binding_alternatives(texts, top, rule_classes),
+        *kind_alternatives(texts, top, rule_classes),
+        *(lane_alternatives(texts, top, rule_classes, params) if with_params else ()),
+        *(hours_alternatives(texts, top, rule_classes, params) if with_params else ()),
+    ]
 
 
 def decisive(
@@ -994,10 +1009,9 @@ def lane_alternatives(
         if merge is not None and merge_names.index(merge) != int(merges[r].argmax()):
             written["rule_merge"] = merge_names.index(merge)
         side = lane_names[written.get("rule_lane", int(lanes[r].argmax()))]
-        if merge is None and (side, merge_names[int(merges[r].argmax())]) in _OUTWARD:
-            written["rule_merge"] = merge_names.index(
-                _OUTWARD[side, merge_names[int(merges[r].argmax())]]
-            )
+        outward = _OUTWARD.get((side, merge_names[int(merges[r].argmax())]))
+        if merge is None and outward is not None:
+            written["rule_merge"] = merge_names.index(outward)
         if written:
             out.append((r, rule_classes[int(top[r])], written))
     return out

@@ -27,15 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.errors import ConfigError
-from perception.readcheck import (
-    LIMIT_KINDS,
-    binding_alternatives,
-    conflicting,
-    hours_alternatives,
-    kind_alternatives,
-    lane_alternatives,
-    polarity_alternatives,
-)
+from perception.readcheck import LIMIT_KINDS, conflicting, written_alternatives
 from perception.rule_encoder import read_in_part, unreadable_script
 from perception.spec import MODEL_SPEC
 from policy.model import EncodedRules, PolicyModel
@@ -45,6 +37,13 @@ __all__ = ["VERDICTS", "RuleReading", "explain", "explain_encoded"]
 _S = MODEL_SPEC
 VERDICTS = ("understood", "checked", "conflict", "not_understood")
 _HOURS_KINDS = ("school_zone", "bus_lane")
+# Each parameter reading: the name it is shown by, and its values in the order of its softmax.
+_PARAMS = {
+    "rule_limit": ("limit_kph", tuple("none" if v is None else str(v) for v in _S.rule_limits)),
+    "rule_hours": ("hours", ("none", *_S.rule_hours)),
+    "rule_lane": ("lane", ("none", *_S.rule_lanes)),
+    "rule_merge": ("merge", ("none", *_S.rule_merges)),
+}
 
 
 @dataclass(frozen=True)
@@ -63,51 +62,27 @@ class RuleReading:
     params: dict[str, str] = field(default_factory=dict)
 
 
-def _name(values: Sequence[object], reading: np.ndarray) -> str:
-    """The name a parameter reading (a softmax over "none" then ``values``) picks."""
-    i = int(np.argmax(reading))
-    return "none" if i == 0 else str(values[i - 1])
-
-
 def _params(rule_class: str, params: Sequence[np.ndarray], r: int) -> dict[str, str]:
     """The parameters of rule ``r`` that its class uses, as read."""
     if not params:
         return {}
+    used = [
+        *(("rule_limit",) if rule_class in LIMIT_KINDS else ()),
+        *(("rule_hours",) if rule_class in _HOURS_KINDS else ()),
+        *(("rule_lane", "rule_merge") if rule_class == "lane_closed" else ()),
+    ]
     layers = _S.rule_param_layers
-    out: dict[str, str] = {}
-    if rule_class in LIMIT_KINDS:
-        limit = _S.rule_limits[int(np.argmax(params[layers.index("rule_limit")][r]))]
-        out["limit_kph"] = "none" if limit is None else str(limit)
-    if rule_class in _HOURS_KINDS:
-        out["hours"] = _name(_S.rule_hours, params[layers.index("rule_hours")][r])
-    if rule_class == "lane_closed":
-        out["lane"] = _name(_S.rule_lanes, params[layers.index("rule_lane")][r])
-        out["merge"] = _name(_S.rule_merges, params[layers.index("rule_merge")][r])
-    return out
+    return {_PARAMS[k][0]: _PARAMS[k][1][int(np.argmax(params[layers.index(k)][r]))] for k in used}
 
 
 def _written(
     texts: tuple[str, ...], top: np.ndarray, classes: tuple[str, ...], params: Sequence[np.ndarray]
 ) -> dict[int, list[str]]:
     """Per rule, the readings its words write where they differ from the model's (the reading
-    check's written alternatives, perception.readcheck.read_rule_set)."""
-    asked: list[tuple[int, str, dict[str, int] | None]] = [
-        *((r, c, None) for r, c in polarity_alternatives(texts, top, classes)),
-        *binding_alternatives(texts, top, classes),
-        *kind_alternatives(texts, top, classes),
-    ]
-    if len(params) == len(_S.rule_param_layers):
-        asked += lane_alternatives(texts, top, classes, params)
-        asked += hours_alternatives(texts, top, classes, params)
-    names = {
-        "rule_limit": ("limit_kph", tuple("none" if v is None else str(v) for v in _S.rule_limits)),
-        "rule_hours": ("hours", ("none", *_S.rule_hours)),
-        "rule_lane": ("lane", ("none", *_S.rule_lanes)),
-        "rule_merge": ("merge", ("none", *_S.rule_merges)),
-    }
+    check's written alternatives, perception.readcheck.written_alternatives)."""
     out: dict[int, list[str]] = {}
-    for r, c, p in asked:
-        said = [f"{names[k][0]}={names[k][1][v]}" for k, v in sorted((p or {}).items())]
+    for r, c, p in written_alternatives(texts, top, classes, params):
+        said = [f"{_PARAMS[k][0]}={_PARAMS[k][1][v]}" for k, v in sorted((p or {}).items())]
         what = c if not said else f"{c} ({', '.join(said)})"
         if what not in out.setdefault(r, []):
             out[r].append(what)
